@@ -1,0 +1,130 @@
+#include "scheduler/internal/stack_pool.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "scheduler/internal/check.h"
+
+namespace dsim::internal {
+namespace {
+
+// Process-wide accounting of guarded stacks. This is resource accounting, not simulation
+// state: whether a stack is guarded never changes what a simulation does.
+std::atomic<int64_t> guarded_in_process{0};
+std::atomic<int64_t> guarded_budget{kDefaultGuardedStackBudget};
+
+// Bytes at the top of each slab slot reserved for the canary of the slot above.
+constexpr size_t kCanaryReserve = 64;
+// Slab sizing: at most this many slots, and at most this many bytes, per slab.
+constexpr size_t kMaxSlotsPerSlab = 64;
+constexpr size_t kMaxSlabBytes = size_t{16} << 20;
+
+size_t RoundUpToPages(size_t bytes) {
+  const size_t page = StackPool::PageSize();
+  return (bytes + page - 1) / page * page;
+}
+
+void* MapOrDie(size_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  DSIM_CHECK(p != MAP_FAILED, "mmap of ", bytes, " bytes for fiber stacks failed: ",
+             std::strerror(errno));
+  return p;
+}
+
+void ProtectOrDie(void* p, size_t bytes) {
+  DSIM_CHECK(mprotect(p, bytes, PROT_NONE) == 0, "mprotect of a stack guard page failed: ",
+             std::strerror(errno));
+}
+
+}  // namespace
+
+size_t StackPool::PageSize() {
+  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+int64_t StackPool::GuardedStacksInProcess() { return guarded_in_process.load(); }
+
+int64_t StackPool::SetGuardedStackBudgetForTesting(int64_t budget) {
+  return guarded_budget.exchange(budget);
+}
+
+StackPool::~StackPool() {
+  for (const Mapping& m : mappings_) {
+    munmap(m.address, m.bytes);
+    if (m.guarded) guarded_in_process.fetch_sub(1);
+  }
+}
+
+Stack StackPool::Allocate(size_t size) {
+  size = RoundUpToPages(size);
+  auto it = free_.find(size);
+  if (it == free_.end() || it->second.empty()) {
+    Stack stack;
+    if (TryAllocateGuarded(size, &stack)) return stack;
+    AllocateSlab(size);
+    it = free_.find(size);
+  }
+  DSIM_CHECK(it != free_.end() && !it->second.empty());
+  Stack stack = it->second.back();
+  it->second.pop_back();
+  return stack;
+}
+
+void StackPool::Release(const Stack& stack) {
+  DSIM_DCHECK(!stack.empty());
+  const size_t key = stack.guarded ? stack.size : stack.size + kCanaryReserve;
+  free_[key].push_back(stack);
+}
+
+bool StackPool::TryAllocateGuarded(size_t size, Stack* stack) {
+  if (guarded_in_process.fetch_add(1) >= guarded_budget.load()) {
+    guarded_in_process.fetch_sub(1);
+    return false;
+  }
+  const size_t page = PageSize();
+  char* base = static_cast<char*>(MapOrDie(size + page));
+  ProtectOrDie(base, page);
+  mappings_.push_back({base, size + page, true});
+  stack->lo = base + page;
+  stack->size = size;
+  stack->guard_lo = base;
+  stack->guard_hi = base + page;
+  stack->canary = nullptr;
+  stack->guarded = true;
+  return true;
+}
+
+void StackPool::AllocateSlab(size_t slot_bytes) {
+  const size_t page = PageSize();
+  size_t slots = kMaxSlabBytes / slot_bytes;
+  if (slots > kMaxSlotsPerSlab) slots = kMaxSlotsPerSlab;
+  if (slots == 0) slots = 1;
+  char* base = static_cast<char*>(MapOrDie(page + slots * slot_bytes));
+  ProtectOrDie(base, page);
+  mappings_.push_back({base, page + slots * slot_bytes, false});
+  std::vector<Stack>& free_list = free_[slot_bytes];
+  // Push in reverse so that Allocate hands out the lowest slot first.
+  for (size_t i = slots; i-- > 0;) {
+    char* slot_lo = base + page + i * slot_bytes;
+    Stack stack;
+    stack.lo = slot_lo;
+    stack.size = slot_bytes - kCanaryReserve;
+    stack.guard_lo = base;
+    stack.guard_hi = base + page;
+    stack.guarded = false;
+    if (i > 0) {
+      // The canary of slot i lives in the top bytes of slot i-1, reserved for it.
+      stack.canary = reinterpret_cast<uint64_t*>(slot_lo - sizeof(uint64_t));
+      *stack.canary = kStackCanary;
+    }
+    free_list.push_back(stack);
+  }
+}
+
+}  // namespace dsim::internal

@@ -1,0 +1,166 @@
+#include "scheduler/internal/timer_queue.h"
+
+#include <utility>
+
+#include "scheduler/internal/check.h"
+
+namespace dsim::internal {
+
+TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
+                            std::function<void()> callback) {
+  TimerSlotId id;
+  if (!free_slots_.empty()) {
+    id = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    DSIM_CHECK(slots_.size() < kBatchBit, "too many timers");
+    id = static_cast<TimerSlotId>(slots_.size());
+    slots_.emplace_back();
+  }
+  TimerSlot& s = slots_[id];
+  DSIM_DCHECK(!s.in_use);
+  s.callback = std::move(callback);
+  s.task = task;
+  s.group = group;
+  s.sequence = next_sequence_++;
+  s.in_use = true;
+  Reinsert(id, when_ns);
+  return id;
+}
+
+void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {
+  slots_[slot].when_ns = when_ns;
+  heap_.push_back(slot);
+  slots_[slot].position = static_cast<uint32_t>(heap_.size() - 1);
+  SiftUp(static_cast<uint32_t>(heap_.size() - 1));
+}
+
+uint64_t TimerQueue::IdOf(TimerSlotId slot) const {
+  return (static_cast<uint64_t>(slots_[slot].generation) << 32) | slot;
+}
+
+TimerSlotId TimerQueue::SlotOf(uint64_t id) const {
+  const uint64_t slot = id & 0xffffffffu;
+  const uint32_t generation = static_cast<uint32_t>(id >> 32);
+  if (slot >= slots_.size()) return kNowhere;
+  const TimerSlot& s = slots_[slot];
+  if (!s.in_use || s.generation != generation) return kNowhere;
+  return static_cast<TimerSlotId>(slot);
+}
+
+bool TimerQueue::Cancel(uint64_t id) {
+  const TimerSlotId slot = SlotOf(id);
+  if (slot == kNowhere) return false;
+  const uint32_t position = slots_[slot].position;
+  if (position == kNowhere) {
+    // Taken (deferred by a paused group, or firing now): just forget it.
+  } else if (position & kBatchBit) {
+    RemoveFromBatch(position & ~kBatchBit);
+  } else {
+    RemoveFromHeap(position);
+  }
+  Release(slot);
+  return true;
+}
+
+void TimerQueue::Release(TimerSlotId slot) {
+  TimerSlot& s = slots_[slot];
+  DSIM_DCHECK(s.in_use);
+  s.in_use = false;
+  s.callback = nullptr;
+  s.task = nullptr;
+  s.position = kNowhere;
+  ++s.generation;
+  if (s.generation == 0) s.generation = 1;
+  free_slots_.push_back(slot);
+}
+
+int64_t TimerQueue::EarliestNs() const {
+  DSIM_DCHECK(!empty());
+  if (!batch_.empty()) return slots_[batch_[0]].when_ns;
+  return slots_[heap_[0]].when_ns;
+}
+
+size_t TimerQueue::FillBatch(int64_t now_ns) {
+  if (!batch_.empty() || heap_.empty()) return batch_.size();
+  const int64_t when = slots_[heap_[0]].when_ns;
+  if (when > now_ns) return 0;
+  while (!heap_.empty() && slots_[heap_[0]].when_ns == when) {
+    const TimerSlotId slot = heap_[0];
+    RemoveFromHeap(0);
+    slots_[slot].position = kBatchBit | static_cast<uint32_t>(batch_.size());
+    batch_.push_back(slot);
+    batch_sequences_.push_back(slots_[slot].sequence);
+  }
+  return batch_.size();
+}
+
+TimerSlotId TimerQueue::TakeFromBatch(size_t index) {
+  DSIM_CHECK(index < batch_.size());
+  const TimerSlotId slot = batch_[index];
+  RemoveFromBatch(static_cast<uint32_t>(index));
+  return slot;
+}
+
+bool TimerQueue::Less(TimerSlotId a, TimerSlotId b) const {
+  const TimerSlot& x = slots_[a];
+  const TimerSlot& y = slots_[b];
+  if (x.when_ns != y.when_ns) return x.when_ns < y.when_ns;
+  return x.sequence < y.sequence;
+}
+
+void TimerQueue::Place(uint32_t index, TimerSlotId slot) {
+  heap_[index] = slot;
+  slots_[slot].position = index;
+}
+
+void TimerQueue::SiftUp(uint32_t index) {
+  const TimerSlotId moving = heap_[index];
+  while (index > 0) {
+    const uint32_t parent = (index - 1) / 2;
+    if (!Less(moving, heap_[parent])) break;
+    Place(index, heap_[parent]);
+    index = parent;
+  }
+  Place(index, moving);
+}
+
+void TimerQueue::SiftDown(uint32_t index) {
+  const TimerSlotId moving = heap_[index];
+  const uint32_t size = static_cast<uint32_t>(heap_.size());
+  for (;;) {
+    uint32_t child = 2 * index + 1;
+    if (child >= size) break;
+    if (child + 1 < size && Less(heap_[child + 1], heap_[child])) ++child;
+    if (!Less(heap_[child], moving)) break;
+    Place(index, heap_[child]);
+    index = child;
+  }
+  Place(index, moving);
+}
+
+void TimerQueue::RemoveFromHeap(uint32_t index) {
+  DSIM_DCHECK(index < heap_.size());
+  slots_[heap_[index]].position = kNowhere;
+  const TimerSlotId last = heap_.back();
+  heap_.pop_back();
+  if (index == heap_.size()) return;
+  Place(index, last);
+  SiftDown(index);
+  SiftUp(slots_[last].position);
+}
+
+void TimerQueue::RemoveFromBatch(uint32_t index) {
+  DSIM_DCHECK(index < batch_.size());
+  slots_[batch_[index]].position = kNowhere;
+  const uint32_t last = static_cast<uint32_t>(batch_.size() - 1);
+  if (index != last) {
+    batch_[index] = batch_[last];
+    batch_sequences_[index] = batch_sequences_[last];
+    slots_[batch_[index]].position = kBatchBit | index;
+  }
+  batch_.pop_back();
+  batch_sequences_.pop_back();
+}
+
+}  // namespace dsim::internal

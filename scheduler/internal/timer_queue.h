@@ -1,0 +1,82 @@
+// TimerQueue: pending timers, ordered by (due time, creation sequence).
+//
+// An indexed binary heap, so adding and cancelling are O(log n) and a sleep with a
+// million other timers pending stays logarithmic. Timers due at the same instant are
+// moved together into a "due batch", from which the scheduler's strategy picks the firing
+// order one timer at a time (O(1) per pick, however large the batch).
+#ifndef DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
+#define DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "absl/types/span.h"
+
+namespace dsim::internal {
+
+struct Task;
+using TimerSlotId = uint32_t;
+
+struct TimerSlot {
+  std::function<void()> callback;  // Empty for a task wake-up timer.
+  Task* task = nullptr;            // The task to wake, for wake-up timers.
+  int64_t when_ns = 0;
+  uint64_t sequence = 0;           // Creation order: a timer's stable identity.
+  uint32_t generation = 1;         // Bumped on release, so stale TimerIds are rejected.
+  uint32_t position = 0;           // Index in the heap or the batch (see TimerQueue).
+  uint32_t group = 0;
+  bool in_use = false;
+};
+
+class TimerQueue {
+ public:
+  static constexpr uint32_t kNowhere = UINT32_MAX;     // Not in heap or batch.
+  static constexpr uint32_t kBatchBit = 1u << 31;      // Position is in the batch.
+
+  TimerSlotId Add(int64_t when_ns, uint32_t group, Task* task, std::function<void()> callback);
+  // Puts a taken (deferred) timer back, due at `when_ns`.
+  void Reinsert(TimerSlotId slot, int64_t when_ns);
+  // Removes a pending timer and frees its slot. False if `id` is stale.
+  bool Cancel(uint64_t id);
+  // Frees the slot of a timer that was taken from the batch.
+  void Release(TimerSlotId slot);
+
+  uint64_t IdOf(TimerSlotId slot) const;
+  // The slot `id` names, or kNowhere if it is stale.
+  TimerSlotId SlotOf(uint64_t id) const;
+  TimerSlot& slot(TimerSlotId slot) { return slots_[slot]; }
+
+  // Timers in the heap or the batch.
+  size_t size() const { return heap_.size() + batch_.size(); }
+  bool empty() const { return size() == 0; }
+  // Due time of the earliest pending timer. Requires !empty().
+  int64_t EarliestNs() const;
+
+  // If the batch is empty and timers are due at or before `now_ns`, moves every timer at
+  // the earliest such instant into the batch. Returns the batch size.
+  size_t FillBatch(int64_t now_ns);
+  // Sequence numbers of the batch's timers, in batch order.
+  absl::Span<const uint64_t> batch_sequences() const { return batch_sequences_; }
+  // Removes the batch's `index`-th timer and returns its slot (still allocated).
+  TimerSlotId TakeFromBatch(size_t index);
+
+ private:
+  bool Less(TimerSlotId a, TimerSlotId b) const;
+  void SiftUp(uint32_t index);
+  void SiftDown(uint32_t index);
+  void RemoveFromHeap(uint32_t index);
+  void RemoveFromBatch(uint32_t index);
+  void Place(uint32_t index, TimerSlotId slot);
+
+  std::vector<TimerSlot> slots_;
+  std::vector<TimerSlotId> free_slots_;
+  std::vector<TimerSlotId> heap_;
+  std::vector<TimerSlotId> batch_;
+  std::vector<uint64_t> batch_sequences_;
+  uint64_t next_sequence_ = 1;
+};
+
+}  // namespace dsim::internal
+
+#endif  // DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_

@@ -1,0 +1,107 @@
+#include "scheduler/internal/wait_queue.h"
+
+#include "absl/container/inlined_vector.h"
+#include "scheduler/internal/check.h"
+#include "scheduler/internal/task.h"
+
+namespace dsim::internal {
+namespace {
+
+// Unlinks the waiters a blocked task left behind, on every exit path (kill included).
+class WaiterGuard {
+ public:
+  explicit WaiterGuard(absl::Span<Waiter> waiters) : waiters_(waiters) {}
+  ~WaiterGuard() {
+    for (Waiter& w : waiters_) {
+      if (w.queue != nullptr) w.queue->Remove(&w);
+    }
+  }
+
+ private:
+  absl::Span<Waiter> waiters_;
+};
+
+Scheduler& SchedulerForBlocking(const char* what) {
+  Scheduler* scheduler = Scheduler::Current();
+  DSIM_MISUSE(scheduler != nullptr, what, " was called with no simulation running on this thread");
+  return *scheduler;
+}
+
+}  // namespace
+
+WaitQueue::~WaitQueue() {
+  DSIM_MISUSE(head_ == nullptr, "a wait queue (mutex, condition variable, socket, ...) was "
+              "destroyed while task \"", head_ ? head_->task->name : "", "\" waits on it. Objects that tasks use must outlive the tasks: declare them before the "
+              "Scheduler, or call Scheduler::Shutdown() before destroying them");
+}
+
+void WaitQueue::Link(Waiter* waiter) {
+  waiter->queue = this;
+  waiter->prev = tail_;
+  waiter->next = nullptr;
+  (tail_ ? tail_->next : head_) = waiter;
+  tail_ = waiter;
+  ++size_;
+}
+
+void WaitQueue::Remove(Waiter* waiter) {
+  DSIM_DCHECK(waiter->queue == this);
+  (waiter->prev ? waiter->prev->next : head_) = waiter->next;
+  (waiter->next ? waiter->next->prev : tail_) = waiter->prev;
+  waiter->queue = nullptr;
+  waiter->prev = waiter->next = nullptr;
+  --size_;
+}
+
+WakeReason WaitQueue::Wait(const char* what, SourceLocation where, absl::Time deadline) {
+  WaitQueue* self = this;
+  return WaitAny(absl::MakeConstSpan(&self, 1), what, where, deadline);
+}
+
+WakeReason WaitQueue::WaitAny(absl::Span<WaitQueue* const> queues, const char* what,
+                              SourceLocation where, absl::Time deadline) {
+  Scheduler& scheduler = SchedulerForBlocking(what);
+  Task* self = scheduler.CurrentTaskOrDie(what);
+  absl::InlinedVector<Waiter, 4> waiters(queues.size());
+  WaiterGuard guard(absl::MakeSpan(waiters));
+  for (size_t i = 0; i < queues.size(); ++i) {
+    waiters[i].task = self;
+    waiters[i].scheduler = &scheduler;
+    queues[i]->Link(&waiters[i]);
+  }
+  return scheduler.Block(what, where, scheduler.ToNanos(deadline));
+}
+
+bool WaitQueue::WakeOne() {
+  // Candidates: the oldest waiters whose tasks are still blocked. Others were woken by
+  // another queue or timed out and will unlink themselves when they run.
+  Waiter* candidates[kWakeWindow];
+  uint64_t ids[kWakeWindow];
+  size_t count = 0;
+  for (Waiter* w = head_; w != nullptr && count < kWakeWindow; w = w->next) {
+    if (w->task->state != TaskState::kBlocked) continue;
+    candidates[count] = w;
+    ids[count] = w->task->id;
+    ++count;
+  }
+  if (count == 0) return false;
+  Scheduler& scheduler = *candidates[0]->scheduler;
+  const size_t pick =
+      count == 1 ? 0 : scheduler.Decide(DecisionKind::kWakeOne, count, {ids, count}, "");
+  Waiter* chosen = candidates[pick];
+  Remove(chosen);
+  scheduler.Wake(chosen->task, WakeReason::kWoken);
+  return true;
+}
+
+size_t WaitQueue::WakeAll() {
+  size_t woken = 0;
+  while (head_ != nullptr) {
+    Waiter* w = head_;
+    Remove(w);
+    if (w->scheduler->Wake(w->task, WakeReason::kWoken)) ++woken;
+  }
+  return woken;
+}
+
+}  // namespace dsim::internal

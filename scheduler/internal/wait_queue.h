@@ -1,0 +1,83 @@
+// WaitQueue: the one blocking mechanism under every primitive and socket.
+//
+// A task blocks on one or more queues (Wait, WaitAny) until some other task or timer
+// callback wakes it through a queue (WakeOne, WakeAll), its deadline passes, or it is
+// killed. The waiter records live on the blocked task's own stack, so blocking
+// allocates nothing. WakeOne asks the strategy which waiter to wake when several wait
+// (among the first kWakeWindow, oldest first): real kernels promise no order, and races
+// often hide in which waiter wins.
+//
+// Example (a one-shot event):
+//
+//   internal::WaitQueue waiters;
+//   bool fired = false;
+//   // waiting task:
+//   while (!fired) waiters.Wait("Event::Wait", SourceLocation::Current());
+//   // another task:
+//   fired = true;
+//   waiters.WakeAll();
+#ifndef DSIM_SCHEDULER_INTERNAL_WAIT_QUEUE_H_
+#define DSIM_SCHEDULER_INTERNAL_WAIT_QUEUE_H_
+
+#include <cstddef>
+
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/source_location.h"
+
+namespace dsim::internal {
+
+class WaitQueue;
+
+struct Waiter {
+  Task* task = nullptr;
+  Scheduler* scheduler = nullptr;
+  WaitQueue* queue = nullptr;  // Null once unlinked.
+  Waiter* prev = nullptr;
+  Waiter* next = nullptr;
+};
+
+class WaitQueue {
+ public:
+  // How many of the oldest waiters WakeOne chooses among.
+  static constexpr size_t kWakeWindow = 8;
+
+  WaitQueue() = default;
+  WaitQueue(const WaitQueue&) = delete;
+  WaitQueue& operator=(const WaitQueue&) = delete;
+  // Destroying a queue that tasks still wait on is a misuse error.
+  ~WaitQueue();
+
+  // Blocks the calling task until it is woken through this queue or `deadline` passes.
+  // `what` ("CondVar::Wait") and `where` appear in deadlock reports. A deadline at or
+  // before Now() times out at once (after a scheduling point). Must be called from a task.
+  WakeReason Wait(const char* what, SourceLocation where,
+                  absl::Time deadline = absl::InfiniteFuture());
+  // Blocks on several queues at once; a wake through any of them ends the wait.
+  static WakeReason WaitAny(absl::Span<WaitQueue* const> queues, const char* what,
+                            SourceLocation where, absl::Time deadline = absl::InfiniteFuture());
+
+  // Wakes one blocked waiter (the strategy picks). Returns false if none was blocked.
+  bool WakeOne();
+  // Wakes every blocked waiter, oldest first. Returns how many woke.
+  size_t WakeAll();
+
+  // Waiters linked, including ones already woken that have not run yet.
+  bool empty() const { return head_ == nullptr; }
+  size_t size() const { return size_; }
+
+  // Unlinks a waiter (done for the waiting task when it resumes).
+  void Remove(Waiter* waiter);
+
+ private:
+  void Link(Waiter* waiter);
+
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace dsim::internal
+
+#endif  // DSIM_SCHEDULER_INTERNAL_WAIT_QUEUE_H_

@@ -1,0 +1,787 @@
+#include "scheduler/scheduler.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <exception>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "scheduler/internal/check.h"
+#include "scheduler/internal/task.h"
+
+namespace dsim {
+namespace {
+
+using internal::Task;
+using internal::TaskState;
+
+constexpr int64_t kForever = INT64_MAX;
+
+// The scheduler whose run is active on this thread. The only thread-local state.
+thread_local Scheduler* current_scheduler = nullptr;
+
+// Attempts to unwind a task that keeps blocking during its own unwinding.
+constexpr int kMaxUnwindAttempts = 8;
+
+}  // namespace
+
+// ---- Results ---------------------------------------------------------------------
+
+const char* RunOutcomeName(RunOutcome outcome) {
+  switch (outcome) {
+    case RunOutcome::kCompleted: return "completed";
+    case RunOutcome::kIdle: return "idle";
+    case RunOutcome::kReachedTime: return "reached time";
+    case RunOutcome::kDeadlock: return "deadlock";
+    case RunOutcome::kStepLimit: return "step limit";
+    case RunOutcome::kTimeLimit: return "virtual time limit";
+    case RunOutcome::kTaskFailed: return "task failed";
+  }
+  return "unknown";
+}
+
+std::string TaskReport::ToString() const {
+  std::string s = absl::StrCat("task \"", name, "\"");
+  if (blocked) {
+    absl::StrAppend(&s, " blocked in ", blocked_in, " at ", blocked_at.ToString());
+  } else {
+    absl::StrAppend(&s, " runnable");
+  }
+  if (daemon) absl::StrAppend(&s, " (daemon)");
+  return s;
+}
+
+bool RunResult::ok() const {
+  return outcome == RunOutcome::kCompleted || outcome == RunOutcome::kIdle ||
+         outcome == RunOutcome::kReachedTime;
+}
+
+absl::Status RunResult::status() const {
+  if (ok()) return absl::OkStatus();
+  switch (outcome) {
+    case RunOutcome::kDeadlock: return absl::FailedPreconditionError(ToString());
+    case RunOutcome::kStepLimit:
+    case RunOutcome::kTimeLimit: return absl::DeadlineExceededError(ToString());
+    default: return absl::AbortedError(ToString());
+  }
+}
+
+std::string RunResult::ToString() const {
+  std::string s = absl::StrCat(RunOutcomeName(outcome), " at virtual time +",
+                               absl::FormatDuration(end_time - Scheduler::Epoch()), " after ",
+                               steps, " steps");
+  if (outcome == RunOutcome::kTaskFailed) {
+    absl::StrAppend(&s, ": ",
+                    failed_task == kNoTask ? std::string("a timer callback")
+                                           : absl::StrCat("task \"", failed_task_name, "\""),
+                    " threw: ", failure);
+  }
+  if (!tasks.empty()) {
+    absl::StrAppend(&s, outcome == RunOutcome::kDeadlock ? "; blocked tasks:" : "; live tasks:");
+    for (const TaskReport& task : tasks) absl::StrAppend(&s, "\n  ", task.ToString());
+  }
+  return s;
+}
+
+// ---- TaskHandle ------------------------------------------------------------------
+
+bool TaskHandle::done() const { return scheduler_ == nullptr || scheduler_->IsDone(id_); }
+
+void TaskHandle::Join(SourceLocation where) const {
+  DSIM_MISUSE(scheduler_ != nullptr, "Join on an empty TaskHandle");
+  Task* self = scheduler_->CurrentTaskOrDie("TaskHandle::Join");
+  DSIM_MISUSE(self->id != id_, "task \"", self->name, "\" joined itself; it would wait forever");
+  Task* target = scheduler_->FindTask(id_);
+  while (target != nullptr) {
+    target->joiners.Wait("TaskHandle::Join", where);
+    target = scheduler_->FindTask(id_);
+  }
+}
+
+// ---- Construction ----------------------------------------------------------------
+
+Scheduler::Scheduler(SchedulerOptions options) : options_(std::move(options)) {
+  strategy_ = options_.strategy;
+  if (strategy_ == nullptr) strategy_ = std::make_shared<RandomStrategy>(options_.seed);
+  if (options_.default_stack_size == 0) options_.default_stack_size = kDefaultStackSize;
+  internal::InitMainFiber(&main_fiber_);
+  internal::EnsureOverflowHandler();
+  groups_.resize(1);
+}
+
+Scheduler::~Scheduler() {
+  DSIM_MISUSE(!running_, "a Scheduler was destroyed during its own run");
+  UnwindAllTasks();
+  DSIM_CHECK(live_.empty());
+  // Release what the timers still hold (callbacks may own resources).
+  while (!timers_.empty()) {
+    timers_.FillBatch(kForever);
+    while (!timers_.batch_sequences().empty()) timers_.Release(timers_.TakeFromBatch(0));
+  }
+}
+
+TaskHandle Scheduler::Spawn(std::string name, std::function<void()> body, SpawnOptions options) {
+  DSIM_MISUSE(body != nullptr, "Spawn(\"", name, "\") with an empty body");
+  auto* task = new Task;
+  task->id = ++last_task_id_;
+  task->name = std::move(name);
+  task->body = std::move(body);
+  task->group = options.group;
+  task->daemon = options.daemon;
+  const size_t stack_size = options.stack_size ? options.stack_size : options_.default_stack_size;
+  internal::InitFiber(&task->fiber, stacks_.Allocate(stack_size), &Scheduler::TaskEntry);
+  task->fiber.name = task->name.c_str();
+  task->fiber.id = task->id;
+  Group(task->group);  // Make sure the group exists.
+
+  live_.emplace(task->id, task);
+  task->live_prev = live_tail_;
+  (live_tail_ ? live_tail_->live_next : live_head_) = task;
+  live_tail_ = task;
+  if (!task->daemon) ++live_non_daemon_;
+
+  if (!listeners_.empty()) {
+    const TaskView view = View(task);
+    for (SchedulerListener* l : listeners_) l->OnSpawn(view);
+  }
+  MakeRunnable(task);
+  task->state = TaskState::kCreated;
+  return TaskHandle(this, task->id);
+}
+
+// ---- Running ---------------------------------------------------------------------
+
+RunResult Scheduler::Run() { return RunLoop(RunMode::kUntilTasksDone, kForever); }
+
+RunResult Scheduler::RunFor(absl::Duration duration) { return RunUntil(Now() + duration); }
+
+RunResult Scheduler::RunUntil(absl::Time deadline) {
+  return RunLoop(RunMode::kUntilTime, std::max(ToNanos(deadline), now_ns_));
+}
+
+RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
+  DSIM_MISUSE(!running_, "Scheduler::Run called while a run is active (from a task?)");
+  DSIM_MISUSE(current_scheduler == nullptr,
+              "Scheduler::Run called while another scheduler runs on this thread");
+  running_ = true;
+  stop_ = false;
+  mode_ = mode;
+  until_ns_ = until_ns;
+  outcome_ = RunOutcome::kCompleted;
+  failed_task_ = kNoTask;
+  failure_.clear();
+  failed_task_name_.clear();
+  current_scheduler = this;
+  previous_running_fiber_ = internal::ExchangeRunningFiber(&main_fiber_);
+  const uint64_t steps_before = steps_;
+
+  Task* next = PickNext();
+  if (next != nullptr) {
+    current_ = next;
+    next->state = TaskState::kRunning;
+    internal::SwitchTo(&main_fiber_, &next->fiber);
+    AfterSwitch();
+  }
+  DSIM_CHECK(stop_, "the run loop returned to main without a reason");
+  current_ = nullptr;
+  running_ = false;
+  current_scheduler = nullptr;
+  internal::ExchangeRunningFiber(previous_running_fiber_);
+  strategy_->OnRunEnd(steps_ - steps_before);
+  return MakeResult(steps_before);
+}
+
+RunResult Scheduler::MakeResult(uint64_t steps_before) const {
+  RunResult result;
+  result.outcome = outcome_;
+  result.end_time = Now();
+  result.steps = steps_ - steps_before;
+  result.failed_task = failed_task_;
+  result.failed_task_name = failed_task_name_;
+  result.failure = failure_;
+  if (outcome_ == RunOutcome::kDeadlock) {
+    for (TaskReport& report : LiveTaskReports()) {
+      if (report.blocked && !report.daemon) result.tasks.push_back(std::move(report));
+    }
+  } else if (outcome_ == RunOutcome::kStepLimit || outcome_ == RunOutcome::kTimeLimit) {
+    result.tasks = LiveTaskReports();
+  }
+  return result;
+}
+
+std::vector<TaskReport> Scheduler::LiveTaskReports() const {
+  std::vector<TaskReport> reports;
+  for (const Task* task = live_head_; task != nullptr; task = task->live_next) {
+    TaskReport report;
+    report.id = task->id;
+    report.name = task->name;
+    report.group = task->group;
+    report.daemon = task->daemon;
+    report.blocked = task->state == TaskState::kBlocked;
+    if (report.blocked) {
+      report.blocked_in = task->blocked_in ? task->blocked_in : "?";
+      report.blocked_at = task->blocked_at;
+    }
+    reports.push_back(std::move(report));
+  }
+  return reports;
+}
+
+void Scheduler::Stop(RunOutcome outcome) {
+  if (stop_) return;
+  stop_ = true;
+  outcome_ = outcome;
+}
+
+// Decides what runs next. Returns null (back to the main fiber) when the run is over;
+// outcome_ then says why. Runs on whichever fiber is giving up the CPU.
+Task* Scheduler::PickNext() {
+  for (;;) {
+    if (stop_ || unwinding_) return nullptr;
+    if (!timers_.empty() && timers_.EarliestNs() <= now_ns_) {
+      FireDueTimers();
+      continue;
+    }
+    if (mode_ == RunMode::kUntilTasksDone && live_non_daemon_ == 0) {
+      Stop(RunOutcome::kCompleted);
+      return nullptr;
+    }
+    if (!runnable_.empty()) {
+      if (options_.max_steps != 0 && steps_ >= options_.max_steps) {
+        Stop(RunOutcome::kStepLimit);
+        return nullptr;
+      }
+      const size_t index =
+          runnable_.size() == 1
+              ? 0
+              : Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "");
+      Task* next = runnable_[index];
+      TakeRunnable(index);
+      ++steps_;
+      if (!listeners_.empty()) {
+        const TaskView view = View(next);
+        for (SchedulerListener* l : listeners_) l->OnDispatch(view);
+      }
+      return next;
+    }
+    if (timers_.empty()) {
+      bool blocked_non_daemon = false;
+      for (const Task* t = live_head_; t != nullptr && !blocked_non_daemon; t = t->live_next) {
+        blocked_non_daemon = !t->daemon && t->state == TaskState::kBlocked;
+      }
+      // Tasks parked in a paused group count as blocked: nothing can resume them.
+      if (live_non_daemon_ > 0 && (blocked_non_daemon || mode_ == RunMode::kUntilTasksDone)) {
+        Stop(RunOutcome::kDeadlock);
+      } else {
+        Stop(mode_ == RunMode::kUntilTime ? RunOutcome::kIdle : RunOutcome::kCompleted);
+      }
+      return nullptr;
+    }
+    const int64_t next_ns = timers_.EarliestNs();
+    if (next_ns > until_ns_) {
+      now_ns_ = until_ns_;
+      Stop(RunOutcome::kReachedTime);
+      return nullptr;
+    }
+    if (next_ns > ToNanos(Epoch() + options_.max_virtual_time)) {
+      Stop(RunOutcome::kTimeLimit);
+      return nullptr;
+    }
+    DSIM_CHECK(next_ns >= now_ns_, "virtual time would go backwards");
+    if (!listeners_.empty()) {
+      for (SchedulerListener* l : listeners_) {
+        l->OnClockAdvanced(Now(), Epoch() + absl::Nanoseconds(next_ns));
+      }
+    }
+    now_ns_ = next_ns;
+  }
+}
+
+void Scheduler::FireDueTimers() {
+  // Callbacks run outside any task.
+  Task* const interrupted = current_;
+  current_ = nullptr;
+  while (!stop_ && timers_.FillBatch(now_ns_) > 0) {
+    const absl::Span<const uint64_t> due = timers_.batch_sequences();
+    const size_t index =
+        due.size() == 1 ? 0 : Decide(DecisionKind::kTimerOrder, due.size(), due, "");
+    FireTimer(timers_.TakeFromBatch(index));
+  }
+  current_ = interrupted;
+}
+
+void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
+  internal::TimerSlot& slot = timers_.slot(slot_id);
+  const TimerId id = timers_.IdOf(slot_id);
+  if (slot.group != kNoGroup && Group(slot.group).paused) {
+    Group(slot.group).deferred.push_back(id);
+    return;
+  }
+  if (!listeners_.empty()) {
+    for (SchedulerListener* l : listeners_) l->OnTimerFired(id, Now());
+  }
+  if (slot.task != nullptr) {
+    Task* task = slot.task;
+    timers_.Release(slot_id);
+    task->wake_timer = kNoTimer;
+    Wake(task, WakeReason::kTimedOut);
+    return;
+  }
+  std::function<void()> callback = std::move(slot.callback);
+  timers_.Release(slot_id);
+  try {
+    callback();
+  } catch (const std::exception& e) {
+    failure_ = e.what();
+    Stop(RunOutcome::kTaskFailed);
+  } catch (...) {
+    failure_ = "an exception not derived from std::exception";
+    Stop(RunOutcome::kTaskFailed);
+  }
+}
+
+uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
+                           absl::Span<const uint64_t> candidates, const char* label) {
+  Decision decision{kind,
+                    decision_index_++,
+                    steps_,
+                    Now(),
+                    current_ != nullptr ? current_->id : kNoTask,
+                    num_options,
+                    candidates,
+                    label};
+  const uint64_t chosen = strategy_->Choose(decision);
+  DSIM_CHECK(num_options == 0 || chosen < num_options, "strategy ", strategy_->Describe(),
+             " chose option ", chosen, " of ", num_options, " at decision ", decision.index);
+  for (SchedulerListener* l : listeners_) l->OnDecision(decision, chosen);
+  return chosen;
+}
+
+uint64_t Scheduler::ChooseValue(uint64_t num_options, const char* label) {
+  if (num_options == 1) return 0;
+  return Decide(DecisionKind::kValue, num_options, {}, label);
+}
+
+// Gives up the CPU on behalf of `self`, whose state the caller has set. Returns when
+// `self` is picked again.
+void Scheduler::Reschedule(Task* self) {
+  Task* next = PickNext();
+  if (next == self) {
+    self->state = TaskState::kRunning;
+    return;
+  }
+  current_ = next;
+  if (next != nullptr) next->state = TaskState::kRunning;
+  // errno belongs to the task, as it belongs to a thread in a real process.
+  const int saved_errno = errno;
+  internal::SwitchTo(&self->fiber, next != nullptr ? &next->fiber : &main_fiber_);
+  errno = saved_errno;
+  AfterSwitch();
+}
+
+// Runs on the fiber that was just resumed.
+void Scheduler::AfterSwitch() {
+  if (finished_ == nullptr) return;
+  Task* task = finished_;
+  finished_ = nullptr;
+  internal::DestroyFiber(&task->fiber);
+  stacks_.Release(task->fiber.stack);
+  delete task;
+}
+
+// ---- Run queue -------------------------------------------------------------------
+
+void Scheduler::MakeRunnable(Task* task) {
+  task->state = TaskState::kRunnable;
+  if (task->group != kNoGroup && Group(task->group).paused && !task->kill_requested) {
+    Group(task->group).parked.push_back(task);
+    return;
+  }
+  task->runnable_index = static_cast<uint32_t>(runnable_.size());
+  runnable_.push_back(task);
+  runnable_ids_.push_back(task->id);
+}
+
+void Scheduler::TakeRunnable(size_t index) {
+  DSIM_DCHECK(index < runnable_.size());
+  Task* taken = runnable_[index];
+  Task* last = runnable_.back();
+  runnable_[index] = last;
+  runnable_ids_[index] = last->id;
+  last->runnable_index = static_cast<uint32_t>(index);
+  runnable_.pop_back();
+  runnable_ids_.pop_back();
+  taken->runnable_index = UINT32_MAX;
+}
+
+// Takes a runnable task out of the run queue, or out of its paused group's parking.
+void Scheduler::RemoveFromRunnable(Task* task) {
+  if (task->runnable_index != UINT32_MAX) {
+    TakeRunnable(task->runnable_index);
+    return;
+  }
+  if (task->group == kNoGroup) return;
+  std::vector<Task*>& parked = Group(task->group).parked;
+  parked.erase(std::remove(parked.begin(), parked.end(), task), parked.end());
+}
+
+// ---- Blocking --------------------------------------------------------------------
+
+Task* Scheduler::CurrentTaskOrDie(const char* operation) const {
+  DSIM_MISUSE(current_ != nullptr, operation,
+              " was called outside a task (from the main thread or a timer callback); "
+              "blocking calls are only allowed inside tasks spawned on a dsim::Scheduler");
+  return current_;
+}
+
+void Scheduler::CheckKilled(Task* self) {
+  if (ABSL_PREDICT_FALSE(self->kill_requested) && std::uncaught_exceptions() == 0) {
+    throw internal::TaskUnwind{};
+  }
+}
+
+WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t deadline_ns) {
+  Task* self = CurrentTaskOrDie(what);
+  CheckKilled(self);
+  if (deadline_ns <= now_ns_) {
+    // Already past the deadline: time out at once, but still a scheduling point.
+    Yield();
+    return WakeReason::kTimedOut;
+  }
+  self->state = TaskState::kBlocked;
+  self->blocked_in = what;
+  self->blocked_at = where;
+  self->wake_reason = WakeReason::kWoken;
+  if (deadline_ns != kForever) {
+    self->wake_timer = timers_.IdOf(timers_.Add(deadline_ns, self->group, self, nullptr));
+  }
+  if (!listeners_.empty()) {
+    const TaskView view = View(self);
+    for (SchedulerListener* l : listeners_) l->OnBlock(view, what, where);
+  }
+  Reschedule(self);
+  if (self->wake_timer != kNoTimer) {
+    timers_.Cancel(self->wake_timer);
+    self->wake_timer = kNoTimer;
+  }
+  self->blocked_in = nullptr;
+  CheckKilled(self);
+  return self->wake_reason;
+}
+
+bool Scheduler::Wake(Task* task, WakeReason reason) {
+  if (task->state != TaskState::kBlocked) return false;
+  task->wake_reason = reason;
+  MakeRunnable(task);
+  if (!listeners_.empty()) {
+    const TaskView view = View(task);
+    for (SchedulerListener* l : listeners_) l->OnWake(view, reason);
+  }
+  return true;
+}
+
+void Scheduler::Yield() {
+  Task* self = CurrentTaskOrDie("Yield");
+  CheckKilled(self);
+  MakeRunnable(self);
+  Reschedule(self);
+  CheckKilled(self);
+}
+
+void Scheduler::SleepFor(absl::Duration duration, SourceLocation where) {
+  SleepUntil(Now() + duration, where);
+}
+
+void Scheduler::SleepUntil(absl::Time deadline, SourceLocation where) {
+  CurrentTaskOrDie("SleepUntil");
+  const int64_t deadline_ns = ToNanos(deadline);
+  if (deadline_ns <= now_ns_) {
+    Yield();  // A sleep that has already expired is still a scheduling point.
+    return;
+  }
+  // Nothing but the deadline (or a kill, which throws) ends this block.
+  Block("SleepUntil", where, deadline_ns);
+  DSIM_DCHECK(now_ns_ == deadline_ns, "a sleep woke before its deadline");
+}
+
+TaskId Scheduler::CurrentTaskId() const { return current_ ? current_->id : kNoTask; }
+
+absl::string_view Scheduler::CurrentTaskName() const {
+  return current_ ? absl::string_view(current_->name) : absl::string_view();
+}
+
+GroupId Scheduler::CurrentGroup() const { return current_ ? current_->group : kNoGroup; }
+
+// ---- Timers ----------------------------------------------------------------------
+
+TimerId Scheduler::AddTimer(absl::Time when, std::function<void()> callback, GroupId group) {
+  DSIM_MISUSE(callback != nullptr, "AddTimer with an empty callback");
+  Group(group);
+  const int64_t when_ns = std::max(ToNanos(when), now_ns_);
+  return timers_.IdOf(timers_.Add(when_ns, group, nullptr, std::move(callback)));
+}
+
+bool Scheduler::CancelTimer(TimerId timer) {
+  const internal::TimerSlotId slot = timers_.SlotOf(timer);
+  if (slot == internal::TimerQueue::kNowhere) return false;
+  DSIM_MISUSE(timers_.slot(slot).task == nullptr, "CancelTimer on a task's internal timer");
+  return timers_.Cancel(timer);
+}
+
+int64_t Scheduler::ToNanos(absl::Time t) const {
+  if (t == absl::InfiniteFuture()) return kForever;
+  const absl::Duration since = t - Epoch();
+  if (since < absl::ZeroDuration()) return 0;
+  if (since >= absl::Nanoseconds(kForever)) return kForever;
+  return absl::ToInt64Nanoseconds(since);
+}
+
+// ---- Groups ----------------------------------------------------------------------
+
+Scheduler::GroupState& Scheduler::Group(GroupId group) {
+  if (group >= groups_.size()) groups_.resize(group + 1);
+  return groups_[group];
+}
+
+bool Scheduler::GroupPaused(GroupId group) const {
+  return group < groups_.size() && groups_[group].paused;
+}
+
+void Scheduler::PauseGroup(GroupId group) {
+  DSIM_MISUSE(group != kNoGroup, "the default group cannot be paused");
+  GroupState& state = Group(group);
+  if (state.paused) return;
+  state.paused = true;
+  // Park the group's runnable tasks, keeping their relative order.
+  std::vector<Task*> moving;
+  for (Task* task : runnable_) {
+    if (task->group == group && !task->kill_requested) moving.push_back(task);
+  }
+  for (Task* task : moving) {
+    RemoveFromRunnable(task);
+    state.parked.push_back(task);
+  }
+}
+
+void Scheduler::ResumeGroup(GroupId group) {
+  GroupState& state = Group(group);
+  if (!state.paused) return;
+  state.paused = false;
+  std::vector<Task*> parked = std::move(state.parked);
+  state.parked.clear();
+  for (Task* task : parked) {
+    const TaskState state_before = task->state;
+    MakeRunnable(task);
+    task->state = state_before;
+  }
+  std::vector<TimerId> deferred = std::move(state.deferred);
+  state.deferred.clear();
+  for (TimerId id : deferred) {
+    const internal::TimerSlotId slot = timers_.SlotOf(id);
+    if (slot == internal::TimerQueue::kNowhere) continue;  // Cancelled meanwhile.
+    timers_.Reinsert(slot, std::max(timers_.slot(slot).when_ns, now_ns_));
+  }
+}
+
+size_t Scheduler::KillGroup(GroupId group) {
+  DSIM_MISUSE(group != kNoGroup, "the default group cannot be killed");
+  std::vector<TaskId> victims;
+  for (const Task* t = live_head_; t != nullptr; t = t->live_next) {
+    if (t->group == group) victims.push_back(t->id);
+  }
+  for (TaskId id : victims) Kill(id);
+  // Timers of the group die with it. Deferred ones first, then pending ones.
+  GroupState& state = Group(group);
+  for (TimerId id : state.deferred) timers_.Cancel(id);
+  state.deferred.clear();
+  return victims.size();
+}
+
+void Scheduler::Kill(TaskId id) {
+  Task* task = FindTask(id);
+  if (task == nullptr || task->kill_requested) return;
+  task->kill_requested = true;
+  switch (task->state) {
+    case TaskState::kBlocked:
+      Wake(task, WakeReason::kWoken);
+      break;
+    case TaskState::kCreated:
+    case TaskState::kRunnable:
+      // Parked tasks of a paused group must still unwind: move them to the run queue.
+      if (task->runnable_index == UINT32_MAX) {
+        const TaskState state_before = task->state;
+        RemoveFromRunnable(task);
+        MakeRunnable(task);
+        task->state = state_before;
+      }
+      break;
+    case TaskState::kRunning:
+    case TaskState::kFinished:
+      break;  // The running task unwinds at its next scheduling point.
+  }
+}
+
+Task* Scheduler::FindTask(TaskId id) const {
+  auto it = live_.find(id);
+  return it == live_.end() ? nullptr : it->second;
+}
+
+TaskView Scheduler::View(const Task* task) const {
+  return TaskView{task->id, task->name, task->group, task->daemon};
+}
+
+// ---- Task lifecycle --------------------------------------------------------------
+
+void Scheduler::TaskEntry(internal::Fiber* self_fiber, internal::Fiber* previous) {
+  (void)previous;
+  Scheduler* scheduler = current_scheduler;
+  Task* self = scheduler->current_;
+  DSIM_CHECK(self != nullptr && &self->fiber == self_fiber);
+  scheduler->AfterSwitch();
+  scheduler->RunTaskBody(self);
+  scheduler->FinishCurrentTask(self);
+}
+
+void Scheduler::RunTaskBody(Task* task) {
+  task->started = true;
+  if (task->kill_requested) return;  // Killed before it ever ran.
+  try {
+    task->body();
+  } catch (const internal::TaskUnwind&) {
+    // Killed: its destructors have run.
+  } catch (const std::exception& e) {
+    if (!stop_) {
+      failed_task_ = task->id;
+      failed_task_name_ = task->name;
+      failure_ = e.what();
+      Stop(RunOutcome::kTaskFailed);
+    }
+  } catch (...) {
+    if (!stop_) {
+      failed_task_ = task->id;
+      failed_task_name_ = task->name;
+      failure_ = "an exception not derived from std::exception";
+      Stop(RunOutcome::kTaskFailed);
+    }
+  }
+}
+
+void Scheduler::FinishCurrentTask(Task* self) {
+  // The body (and its captures) die now, on this fiber, before the stack is released.
+  self->body = nullptr;
+  self->state = TaskState::kFinished;
+  live_.erase(self->id);
+  (self->live_prev ? self->live_prev->live_next : live_head_) = self->live_next;
+  (self->live_next ? self->live_next->live_prev : live_tail_) = self->live_prev;
+  if (!self->daemon) --live_non_daemon_;
+  if (!listeners_.empty()) {
+    const TaskView view = View(self);
+    for (SchedulerListener* l : listeners_) l->OnFinish(view);
+  }
+  self->joiners.WakeAll();
+  Task* next = PickNext();
+  current_ = next;
+  if (next != nullptr) next->state = TaskState::kRunning;
+  DSIM_CHECK(finished_ == nullptr);
+  finished_ = self;
+  internal::SwitchToFinal(&self->fiber, next != nullptr ? &next->fiber : &main_fiber_);
+}
+
+void Scheduler::Shutdown() {
+  DSIM_MISUSE(!running_ && current_scheduler != this,
+              "Scheduler::Shutdown called during a run (from a task?)");
+  UnwindAllTasks();
+}
+
+void Scheduler::SetExtension(int slot, void* value) {
+  DSIM_MISUSE(slot >= 0 && slot < kExtensionSlots, "extension slot ", slot, " out of range");
+  extensions_[slot] = value;
+}
+
+void* Scheduler::extension(int slot) const {
+  DSIM_MISUSE(slot >= 0 && slot < kExtensionSlots, "extension slot ", slot, " out of range");
+  return extensions_[slot];
+}
+
+void Scheduler::UnwindAllTasks() {
+  if (live_head_ == nullptr) return;
+  unwinding_ = true;
+  current_scheduler = this;
+  previous_running_fiber_ = internal::ExchangeRunningFiber(&main_fiber_);
+  while (live_head_ != nullptr) UnwindTaskFromMain(live_head_);
+  current_scheduler = nullptr;
+  internal::ExchangeRunningFiber(previous_running_fiber_);
+  unwinding_ = false;
+}
+
+void Scheduler::UnwindTaskFromMain(Task* task) {
+  const TaskId id = task->id;
+  task->kill_requested = true;
+  for (int attempt = 0; attempt < kMaxUnwindAttempts; ++attempt) {
+    RemoveFromRunnable(task);
+    if (task->state == TaskState::kBlocked) task->wake_reason = WakeReason::kWoken;
+    current_ = task;
+    task->state = TaskState::kRunning;
+    running_ = true;
+    internal::SwitchTo(&main_fiber_, &task->fiber);
+    running_ = false;
+    AfterSwitch();
+    current_ = nullptr;
+    if (FindTask(id) == nullptr) return;
+  }
+  DSIM_MISUSE(false, "task \"", task->name, "\" keeps blocking while being unwound (last in ",
+              task->blocked_in ? task->blocked_in : "?", " at ", task->blocked_at.ToString(),
+              "); a destructor must not block forever");
+}
+
+// ---- Observation -----------------------------------------------------------------
+
+void Scheduler::AddListener(SchedulerListener* listener) { listeners_.push_back(listener); }
+
+void Scheduler::RemoveListener(SchedulerListener* listener) {
+  listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
+}
+
+void Scheduler::Annotate(const Annotation& annotation) {
+  for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
+}
+
+Scheduler* Scheduler::Current() { return current_scheduler; }
+
+// ---- Free functions --------------------------------------------------------------
+
+namespace {
+
+Scheduler& CurrentOrDie(const char* operation) {
+  Scheduler* scheduler = current_scheduler;
+  DSIM_MISUSE(scheduler != nullptr, "dsim::", operation,
+              " was called with no simulation running on this thread");
+  return *scheduler;
+}
+
+}  // namespace
+
+absl::Time Now() { return CurrentOrDie("Now").Now(); }
+
+void SleepFor(absl::Duration duration, SourceLocation where) {
+  CurrentOrDie("SleepFor").SleepFor(duration, where);
+}
+
+void SleepUntil(absl::Time deadline, SourceLocation where) {
+  CurrentOrDie("SleepUntil").SleepUntil(deadline, where);
+}
+
+void Yield() { CurrentOrDie("Yield").Yield(); }
+
+TaskId CurrentTaskId() { return CurrentOrDie("CurrentTaskId").CurrentTaskId(); }
+
+absl::string_view CurrentTaskName() { return CurrentOrDie("CurrentTaskName").CurrentTaskName(); }
+
+TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options) {
+  Scheduler& scheduler = CurrentOrDie("Spawn");
+  if (options.group == kNoGroup) options.group = scheduler.CurrentGroup();
+  return scheduler.Spawn(std::move(name), std::move(body), options);
+}
+
+}  // namespace dsim

@@ -1,0 +1,422 @@
+// Scheduler: runs tasks as fibers on one OS thread, under a virtual clock, in an order
+// a seeded Strategy decides.
+//
+// Example:
+//
+//   dsim::Scheduler scheduler(dsim::SchedulerOptions{.seed = 7});
+//   dsim::Mutex mu;
+//   int counter = 0;
+//   for (int i = 0; i < 3; ++i) {
+//     scheduler.Spawn(absl::StrCat("worker-", i), [&] {
+//       dsim::SleepFor(absl::Milliseconds(10));   // virtual: returns at once in wall time
+//       dsim::MutexLock lock(&mu);
+//       ++counter;
+//     });
+//   }
+//   dsim::RunResult result = scheduler.Run();     // until every task has finished
+//   // result.ok(); scheduler.Now() == Scheduler::Epoch() + 10ms; counter == 3.
+//
+// Model. Tasks never run in parallel. A task runs until it reaches a scheduling point:
+// any blocking call (a sleep, a mutex, a socket read), Yield(), or a synchronization
+// operation. There the Strategy picks the next runnable task. When no task is runnable,
+// the clock jumps to the earliest timer. Tasks take no virtual time to compute.
+//
+// Determinism. Same program, same strategy and seed: the same sequence of decisions,
+// task ids, timers and virtual times, on any machine. The scheduler keeps no global
+// mutable state; each simulation owns its scheduler, and several may run on different
+// OS threads at once. The thread running Run() is the "current" thread of that
+// scheduler; task code reaches it through the free functions below (dsim::Now() ...).
+//
+// Threading. A Scheduler and everything it runs belong to the thread that calls Run.
+// Never share a Scheduler, its tasks or its primitives across OS threads.
+#ifndef DSIM_SCHEDULER_SCHEDULER_H_
+#define DSIM_SCHEDULER_SCHEDULER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "scheduler/internal/fiber.h"
+#include "scheduler/internal/stack_pool.h"
+#include "scheduler/internal/timer_queue.h"
+#include "scheduler/source_location.h"
+#include "scheduler/strategy.h"
+
+namespace dsim {
+
+namespace internal {
+struct Task;
+class WaitQueue;
+}  // namespace internal
+
+class Scheduler;
+
+// Default stack of a task: reserved, not committed. An idle task costs about one page.
+#if defined(__SANITIZE_ADDRESS__) || defined(DSIM_ASAN)
+inline constexpr size_t kDefaultStackSize = 512 * 1024;  // ASan frames are much larger.
+#else
+inline constexpr size_t kDefaultStackSize = 64 * 1024;
+#endif
+
+using TimerId = uint64_t;
+inline constexpr TimerId kNoTimer = 0;
+
+// A group of tasks that pause, resume and die together: a simulated host. 0 is the
+// default group, which cannot be paused or killed as a whole.
+using GroupId = uint32_t;
+inline constexpr GroupId kNoGroup = 0;
+
+struct SpawnOptions {
+  // Stack size in bytes; 0 means SchedulerOptions::default_stack_size.
+  size_t stack_size = 0;
+  // A daemon task (a server loop) does not keep Run() going, and being blocked forever
+  // is not a deadlock for it.
+  bool daemon = false;
+  // The group (host) the task belongs to.
+  GroupId group = kNoGroup;
+};
+
+struct SchedulerOptions {
+  uint64_t seed = 1;
+  // Decides every choice. Null means RandomStrategy(seed).
+  std::shared_ptr<Strategy> strategy;
+  // A run stops with kStepLimit after this many scheduling steps; 0 means no limit.
+  uint64_t max_steps = 0;
+  // A run stops with kTimeLimit before the clock passes Epoch() + max_virtual_time.
+  absl::Duration max_virtual_time = absl::InfiniteDuration();
+  size_t default_stack_size = kDefaultStackSize;
+};
+
+enum class RunOutcome {
+  kCompleted,    // Run(): every non-daemon task finished.
+  kIdle,         // RunUntil(): nothing left to happen (no runnable task, no timer).
+  kReachedTime,  // RunFor/RunUntil: the clock reached the requested time.
+  kDeadlock,     // Non-daemon tasks blocked, nothing runnable, no timer pending.
+  kStepLimit,    // SchedulerOptions::max_steps reached.
+  kTimeLimit,    // SchedulerOptions::max_virtual_time reached.
+  kTaskFailed,   // An exception escaped a task or a timer callback.
+};
+
+const char* RunOutcomeName(RunOutcome outcome);
+
+// One task, as a report shows it.
+struct TaskReport {
+  TaskId id = kNoTask;
+  std::string name;
+  GroupId group = kNoGroup;
+  bool daemon = false;
+  bool blocked = false;
+  std::string blocked_in;  // "CondVar::Wait", when blocked.
+  SourceLocation blocked_at;
+
+  // `task "client-2" blocked in CondVar::Wait at kv.cc:88` or `task "x" runnable`.
+  std::string ToString() const;
+};
+
+// What a run ended with. Hangs and failures are results, never aborts.
+struct RunResult {
+  RunOutcome outcome = RunOutcome::kCompleted;
+  absl::Time end_time;
+  uint64_t steps = 0;  // Steps taken by this run.
+  // kDeadlock: every blocked non-daemon task. kStepLimit, kTimeLimit: every live task.
+  std::vector<TaskReport> tasks;
+  // kTaskFailed: the task that threw (kNoTask for a timer callback) and what it threw.
+  TaskId failed_task = kNoTask;
+  std::string failed_task_name;
+  std::string failure;
+
+  // kCompleted, kIdle and kReachedTime are successes.
+  bool ok() const;
+  // OK, or an error whose message is ToString().
+  absl::Status status() const;
+  // Multi-line summary: outcome, virtual time, steps, and the task list.
+  std::string ToString() const;
+};
+
+// Why a blocked task woke.
+enum class WakeReason : uint8_t { kWoken, kTimedOut };
+
+// A read-only view of a task for listeners.
+struct TaskView {
+  TaskId id;
+  absl::string_view name;
+  GroupId group;
+  bool daemon;
+};
+
+// An event from a layer above the scheduler (sockets, network, faults), for traces.
+struct Annotation {
+  absl::string_view category;  // "net.send", "fault.partition", "socket.call", ...
+  absl::string_view detail;    // Human-readable.
+  GroupId group = kNoGroup;    // Host the event belongs to.
+  // A flow links a send to its delivery: 0 none; phase 1 starts it, phase 2 ends it.
+  uint64_t flow_id = 0;
+  int flow_phase = 0;
+};
+
+// Observes everything the scheduler does. Traces and determinism fingerprints are
+// built on it. Callbacks run inline and must not block or re-enter the scheduler.
+class SchedulerListener {
+ public:
+  virtual ~SchedulerListener() = default;
+  virtual void OnDecision(const Decision& decision, uint64_t chosen) {}
+  virtual void OnSpawn(const TaskView& task) {}
+  // A task is given the CPU (every scheduling step).
+  virtual void OnDispatch(const TaskView& task) {}
+  virtual void OnBlock(const TaskView& task, const char* what, SourceLocation where) {}
+  virtual void OnWake(const TaskView& task, WakeReason reason) {}
+  virtual void OnFinish(const TaskView& task) {}
+  virtual void OnTimerFired(TimerId timer, absl::Time when) {}
+  virtual void OnClockAdvanced(absl::Time from, absl::Time to) {}
+  virtual void OnAnnotation(const Annotation& annotation) {}
+};
+
+// Refers to a spawned task. Cheap to copy. Must not outlive its scheduler.
+class TaskHandle {
+ public:
+  TaskHandle() = default;
+
+  TaskId id() const { return id_; }
+  bool valid() const { return scheduler_ != nullptr; }
+  // True once the task has finished (returned, threw, or was killed).
+  bool done() const;
+  // Blocks the calling task until this task has finished. Must be called from a task
+  // other than this one.
+  void Join(SourceLocation where = SourceLocation::Current()) const;
+
+ private:
+  friend class Scheduler;
+  TaskHandle(Scheduler* scheduler, TaskId id) : scheduler_(scheduler), id_(id) {}
+
+  Scheduler* scheduler_ = nullptr;
+  TaskId id_ = kNoTask;
+};
+
+class Scheduler {
+ public:
+  // Virtual time starts here: 2000-01-01 00:00:00 UTC, in every simulation.
+  static absl::Time Epoch() { return absl::FromUnixSeconds(946684800); }
+
+  explicit Scheduler(SchedulerOptions options = {});
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+  // Unwinds every unfinished task (destructors of objects on fiber stacks run), in
+  // spawn order. Must not be called from inside a task or while a run is active.
+  ~Scheduler();
+
+  // ---- Building and running ------------------------------------------------------
+
+  // Creates a task that will run `body`. May be called before a run, from a task, or
+  // from a timer callback. The task first runs when the strategy picks it.
+  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+
+  // Runs until every non-daemon task has finished, or a deadlock, limit or failure.
+  RunResult Run();
+  // Runs until the clock reaches Now() + duration (kReachedTime), or nothing is left to
+  // happen (kIdle), or a deadlock, limit or failure.
+  RunResult RunFor(absl::Duration duration);
+  // As RunFor, up to an absolute virtual time.
+  RunResult RunUntil(absl::Time deadline);
+
+  // ---- Time and timers -----------------------------------------------------------
+
+  absl::Time Now() const { return Epoch() + absl::Nanoseconds(now_ns_); }
+
+  // Calls `callback` when the clock reaches `when` (at once, at the next scheduling
+  // point, if `when` is not in the future). Callbacks run outside any task: they may
+  // Spawn, wake tasks and add timers, but must not block. A timer of a paused group
+  // fires only after the group resumes.
+  TimerId AddTimer(absl::Time when, std::function<void()> callback, GroupId group = kNoGroup);
+  // Cancels a pending timer. Returns false if it already fired or was cancelled.
+  bool CancelTimer(TimerId timer);
+  size_t pending_timers() const { return timers_.size(); }
+
+  // ---- Inside a task (the free functions below forward here) -----------------------
+
+  // A scheduling point: lets the strategy run another task (or this one again).
+  void Yield();
+  void SleepFor(absl::Duration duration, SourceLocation where = SourceLocation::Current());
+  void SleepUntil(absl::Time deadline, SourceLocation where = SourceLocation::Current());
+  bool InTask() const { return current_ != nullptr; }
+  TaskId CurrentTaskId() const;
+  absl::string_view CurrentTaskName() const;
+  GroupId CurrentGroup() const;
+
+  // ---- Groups (hosts) ---------------------------------------------------------------
+
+  // Freezes a group: its tasks are not scheduled and its timers do not fire until
+  // ResumeGroup. A running task of the group freezes at its next scheduling point.
+  void PauseGroup(GroupId group);
+  void ResumeGroup(GroupId group);
+  bool GroupPaused(GroupId group) const;
+  // Unwinds every task of the group (as a crash would): each throws an internal
+  // unwinding exception from its current or next scheduling point, so destructors run.
+  // Pending timers of the group are cancelled. Returns the number of tasks killed.
+  size_t KillGroup(GroupId group);
+  // Unwinds one task the same way.
+  void Kill(TaskId task);
+  size_t live_tasks() const { return live_.size(); }
+  bool IsDone(TaskId task) const { return task <= last_task_id_ && !live_.contains(task); }
+
+  // ---- Decisions ----------------------------------------------------------------------
+
+  // A value in [0, num_options) decided by the strategy (recorded, replayable). Models
+  // draw every random value through this; `label` names the decision in schedules.
+  uint64_t ChooseValue(uint64_t num_options, const char* label);
+  // Random bits through the strategy, with dsim's distributions on top.
+  BitSource& random() { return random_; }
+  Strategy& strategy() { return *strategy_; }
+  uint64_t seed() const { return options_.seed; }
+  // Scheduling steps since construction.
+  uint64_t steps() const { return steps_; }
+  uint64_t decisions() const { return decision_index_; }
+
+  // ---- Observation ------------------------------------------------------------------
+
+  // Listeners are not owned and must outlive their registration.
+  void AddListener(SchedulerListener* listener);
+  void RemoveListener(SchedulerListener* listener);
+  // Sends an annotation to every listener (no-op without listeners).
+  void Annotate(const Annotation& annotation);
+  bool has_listeners() const { return !listeners_.empty(); }
+
+  // Reports on every live task, in spawn order.
+  std::vector<TaskReport> LiveTaskReports() const;
+
+  // Unwinds every unfinished task now, as the destructor would. Call it before
+  // destroying objects that blocked tasks still use (or declare those objects before
+  // the Scheduler). Must not be called from a task or during a run.
+  void Shutdown();
+
+  // ---- Extensions -------------------------------------------------------------------
+  // Layers above the scheduler (the network, the simulation) find their per-simulation
+  // state here instead of in globals. Not owned.
+  enum ExtensionSlot { kNetworkExtension = 0, kSimulationExtension = 1, kUserExtension = 2 };
+  static constexpr int kExtensionSlots = 4;
+  void SetExtension(int slot, void* value);
+  void* extension(int slot) const;
+
+  // The scheduler whose run is active on this thread, or null.
+  static Scheduler* Current();
+
+ private:
+  friend class TaskHandle;
+  friend class internal::WaitQueue;
+
+  enum class RunMode { kUntilTasksDone, kUntilTime };
+  struct GroupState {
+    bool paused = false;
+    std::vector<internal::Task*> parked;       // Runnable while paused.
+    std::vector<TimerId> deferred;             // Came due while paused.
+  };
+
+  RunResult RunLoop(RunMode mode, int64_t until_ns);
+  RunResult MakeResult(uint64_t steps_before) const;
+
+  // Run loop internals. All run on whichever fiber gives up the CPU.
+  internal::Task* PickNext();
+  void FireDueTimers();
+  void FireTimer(internal::TimerSlotId slot);
+  void Reschedule(internal::Task* self);
+  void AfterSwitch();
+  void Stop(RunOutcome outcome);
+  void MakeRunnable(internal::Task* task);
+  void TakeRunnable(size_t index);
+  void RemoveFromRunnable(internal::Task* task);
+  uint64_t Decide(DecisionKind kind, uint64_t num_options, absl::Span<const uint64_t> candidates,
+                  const char* label);
+
+  // Blocking, for primitives (through internal::WaitQueue).
+  WakeReason Block(const char* what, SourceLocation where, int64_t deadline_ns);
+  bool Wake(internal::Task* task, WakeReason reason);
+  void CheckKilled(internal::Task* self);
+
+  // Task lifecycle.
+  static void TaskEntry(internal::Fiber* self, internal::Fiber* previous);
+  void RunTaskBody(internal::Task* task);
+  [[noreturn]] void FinishCurrentTask(internal::Task* self);
+  void UnwindAllTasks();
+  void UnwindTaskFromMain(internal::Task* task);
+  internal::Task* FindTask(TaskId id) const;
+  TaskView View(const internal::Task* task) const;
+  GroupState& Group(GroupId group);
+  internal::Task* CurrentTaskOrDie(const char* operation) const;
+
+  int64_t ToNanos(absl::Time t) const;
+
+  // Random bits drawn through the strategy.
+  class StrategyBits final : public BitSource {
+   public:
+    explicit StrategyBits(Scheduler* scheduler) : scheduler_(scheduler) {}
+    uint64_t NextBits() override { return scheduler_->ChooseValue(0, "random"); }
+
+   private:
+    Scheduler* scheduler_;
+  };
+
+  SchedulerOptions options_;
+  std::shared_ptr<Strategy> strategy_;
+  StrategyBits random_{this};
+  internal::StackPool stacks_;
+  internal::Fiber main_fiber_;
+
+  int64_t now_ns_ = 0;  // Virtual nanoseconds since Epoch().
+  uint64_t steps_ = 0;
+  uint64_t decision_index_ = 0;
+
+  // Live tasks: by id for lookups, and in spawn order (intrusive list) for iteration.
+  // The hash map is never iterated: its order is salted per process.
+  absl::flat_hash_map<TaskId, internal::Task*> live_;
+  internal::Task* live_head_ = nullptr;
+  internal::Task* live_tail_ = nullptr;
+  TaskId last_task_id_ = 0;
+  size_t live_non_daemon_ = 0;
+
+  // Runnable tasks and their ids (the candidates of kNextTask), kept in step.
+  std::vector<internal::Task*> runnable_;
+  std::vector<uint64_t> runnable_ids_;
+
+  internal::TimerQueue timers_;
+  std::vector<GroupState> groups_;
+  std::vector<SchedulerListener*> listeners_;
+
+  // Run state.
+  internal::Task* current_ = nullptr;         // Null on the main fiber and in callbacks.
+  internal::Task* finished_ = nullptr;        // Finished task whose stack awaits release.
+  bool running_ = false;
+  bool stop_ = false;
+  bool unwinding_ = false;
+  RunMode mode_ = RunMode::kUntilTasksDone;
+  int64_t until_ns_ = 0;
+  RunOutcome outcome_ = RunOutcome::kCompleted;
+  TaskId failed_task_ = kNoTask;
+  std::string failed_task_name_;
+  std::string failure_;
+  internal::Fiber* previous_running_fiber_ = nullptr;
+  void* extensions_[kExtensionSlots] = {};
+};
+
+// ---- Free functions for task code ---------------------------------------------------
+// They act on the scheduler running on this thread. Calling a blocking one outside a
+// task, or any of them outside a run, is a misuse error with a clear message.
+
+absl::Time Now();
+void SleepFor(absl::Duration duration, SourceLocation where = SourceLocation::Current());
+void SleepUntil(absl::Time deadline, SourceLocation where = SourceLocation::Current());
+// A scheduling point: the strategy may run another task here.
+void Yield();
+TaskId CurrentTaskId();
+absl::string_view CurrentTaskName();
+// A task spawned from the current task runs in the current task's group.
+TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+
+}  // namespace dsim
+
+#endif  // DSIM_SCHEDULER_SCHEDULER_H_

@@ -1,0 +1,15 @@
+#include "scheduler/source_location.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace dsim {
+
+std::string SourceLocation::ToString() const {
+  if (!known()) return "?";
+  const char* slash = std::strrchr(file_, '/');
+  return absl::StrCat(slash ? slash + 1 : file_, ":", line_);
+}
+
+}  // namespace dsim

@@ -1,0 +1,121 @@
+// Notification, Semaphore and WaitGroup: small primitives on internal::WaitQueue.
+#include "scheduler/internal/check.h"
+#include "scheduler/notification.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/semaphore.h"
+#include "scheduler/wait_group.h"
+
+namespace dsim {
+namespace {
+
+Scheduler& TaskSchedulerOrDie(const char* operation) {
+  Scheduler* scheduler = Scheduler::Current();
+  DSIM_MISUSE(scheduler != nullptr && scheduler->InTask(), operation,
+              " was called outside a task; blocking is only allowed inside tasks spawned on "
+              "a dsim::Scheduler");
+  return *scheduler;
+}
+
+void YieldIfInTask() {
+  Scheduler* scheduler = Scheduler::Current();
+  if (scheduler != nullptr && scheduler->InTask()) scheduler->Yield();
+}
+
+// Blocks on `queue` until `ready()` holds or `deadline` passes. Returns ready().
+template <typename Ready>
+bool WaitUntilReady(internal::WaitQueue& queue, Ready ready, absl::Time deadline,
+                    const char* what, SourceLocation where) {
+  TaskSchedulerOrDie(what).Yield();
+  while (!ready()) {
+    if (queue.Wait(what, where, deadline) == WakeReason::kTimedOut) return ready();
+  }
+  return true;
+}
+
+}  // namespace
+
+// ---- Notification ----------------------------------------------------------------
+
+void Notification::Notify() {
+  DSIM_MISUSE(!notified_, "Notification::Notify called twice");
+  notified_ = true;
+  waiters_.WakeAll();
+  YieldIfInTask();
+}
+
+void Notification::WaitForNotification(SourceLocation where) {
+  WaitForNotificationWithDeadline(absl::InfiniteFuture(), where);
+}
+
+bool Notification::WaitForNotificationWithTimeout(absl::Duration timeout, SourceLocation where) {
+  return WaitForNotificationWithDeadline(
+      TaskSchedulerOrDie("Notification::WaitForNotificationWithTimeout").Now() + timeout, where);
+}
+
+bool Notification::WaitForNotificationWithDeadline(absl::Time deadline, SourceLocation where) {
+  return WaitUntilReady(
+      waiters_, [this] { return notified_; }, deadline, "Notification::WaitForNotification",
+      where);
+}
+
+// ---- Semaphore -------------------------------------------------------------------
+
+Semaphore::Semaphore(int64_t initial) : count_(initial) {
+  DSIM_MISUSE(initial >= 0, "Semaphore created with a negative count (", initial, ")");
+}
+
+void Semaphore::Acquire(SourceLocation where) {
+  AcquireWithDeadline(absl::InfiniteFuture(), where);
+}
+
+bool Semaphore::TryAcquire() {
+  TaskSchedulerOrDie("Semaphore::TryAcquire").Yield();
+  if (count_ == 0) return false;
+  --count_;
+  return true;
+}
+
+bool Semaphore::AcquireWithTimeout(absl::Duration timeout, SourceLocation where) {
+  return AcquireWithDeadline(TaskSchedulerOrDie("Semaphore::AcquireWithTimeout").Now() + timeout,
+                             where);
+}
+
+bool Semaphore::AcquireWithDeadline(absl::Time deadline, SourceLocation where) {
+  if (!WaitUntilReady(
+          waiters_, [this] { return count_ > 0; }, deadline, "Semaphore::Acquire", where)) {
+    return false;
+  }
+  --count_;
+  return true;
+}
+
+void Semaphore::Release(int64_t count) {
+  DSIM_MISUSE(count > 0, "Semaphore::Release(", count, "): the count must be positive");
+  count_ += count;
+  for (int64_t i = 0; i < count && waiters_.WakeOne(); ++i) {
+  }
+  YieldIfInTask();
+}
+
+// ---- WaitGroup -------------------------------------------------------------------
+
+void WaitGroup::Add(int64_t delta) {
+  DSIM_MISUSE(count_ + delta >= 0, "WaitGroup counter went negative (", count_, " + ", delta,
+              "): more Done() than Add()");
+  count_ += delta;
+  if (count_ == 0) waiters_.WakeAll();
+  YieldIfInTask();
+}
+
+void WaitGroup::Wait(SourceLocation where) {
+  WaitUntilReady(
+      waiters_, [this] { return count_ == 0; }, absl::InfiniteFuture(), "WaitGroup::Wait", where);
+}
+
+bool WaitGroup::WaitWithTimeout(absl::Duration timeout, SourceLocation where) {
+  return WaitUntilReady(
+      waiters_, [this] { return count_ == 0; },
+      TaskSchedulerOrDie("WaitGroup::WaitWithTimeout").Now() + timeout, "WaitGroup::Wait", where);
+}
+
+}  // namespace dsim
