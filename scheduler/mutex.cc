@@ -16,7 +16,7 @@ Scheduler& RunningScheduler(const char* operation) {
 // A scheduling point when called from a task; nothing from a timer callback.
 void YieldIfInTask() {
   Scheduler* scheduler = Scheduler::Current();
-  if (scheduler != nullptr && scheduler->InTask()) scheduler->Yield();
+  if (scheduler != nullptr && scheduler->InTask()) scheduler->SchedulingPoint();
 }
 
 }  // namespace
@@ -29,7 +29,7 @@ Mutex::~Mutex() {
 
 void Mutex::Lock(SourceLocation where) {
   Scheduler& scheduler = RunningScheduler("Mutex::Lock");
-  scheduler.Yield();
+  scheduler.SchedulingPoint();
   const TaskId self = scheduler.CurrentTaskId();
   while (holder_ != kNoTask) waiters_.Wait("Mutex::Lock", where);
   holder_ = self;
@@ -43,7 +43,7 @@ void Mutex::Unlock() {
                                  : absl::StrCat("held by task ", holder_),
               ")");
   ReleaseForWait();
-  scheduler.Yield();
+  scheduler.SchedulingPoint();
 }
 
 void Mutex::ReleaseForWait() {
@@ -53,7 +53,7 @@ void Mutex::ReleaseForWait() {
 
 bool Mutex::TryLock() {
   Scheduler& scheduler = RunningScheduler("Mutex::TryLock");
-  scheduler.Yield();
+  scheduler.SchedulingPoint();
   if (holder_ != kNoTask) return false;
   holder_ = scheduler.CurrentTaskId();
   return true;
@@ -78,7 +78,7 @@ bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline, SourceLocation wh
   Scheduler& scheduler = RunningScheduler("CondVar::Wait");
   DSIM_MISUSE(mu->holder_ == scheduler.CurrentTaskId(), "task \"", scheduler.CurrentTaskName(),
               "\" called CondVar::Wait without holding the mutex");
-  scheduler.Yield();
+  scheduler.SchedulingPoint();
   // Releasing and enqueueing happen with no scheduling point in between, so no signal
   // can be lost.
   mu->ReleaseForWait();

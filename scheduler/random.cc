@@ -7,8 +7,6 @@
 namespace dsim {
 namespace {
 
-inline uint64_t RotateLeft(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
 // 2^53 as a double: the scale for 53-bit fractions.
 constexpr double kTwoPow53 = 9007199254740992.0;
 
@@ -20,17 +18,13 @@ uint64_t Mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-uint64_t BitSource::Below(uint64_t bound) {
+uint64_t BitSource::BelowSlow(uint64_t bound, unsigned __int128 product) {
   DSIM_CHECK(bound > 0, "Below(0) has no valid result");
-  // Lemire, "Fast Random Integer Generation in an Interval" (2019).
-  unsigned __int128 product = static_cast<unsigned __int128>(NextBits()) * bound;
-  uint64_t low = static_cast<uint64_t>(product);
-  if (low < bound) {
-    const uint64_t threshold = (0 - bound) % bound;
-    while (low < threshold) {
-      product = static_cast<unsigned __int128>(NextBits()) * bound;
-      low = static_cast<uint64_t>(product);
-    }
+  // Lemire, "Fast Random Integer Generation in an Interval" (2019): reject the low
+  // products that would bias the result.
+  const uint64_t threshold = (0 - bound) % bound;
+  while (static_cast<uint64_t>(product) < threshold) {
+    product = static_cast<unsigned __int128>(NextBits()) * bound;
   }
   return static_cast<uint64_t>(product >> 64);
 }
@@ -96,18 +90,6 @@ Random::Random(uint64_t seed) {
     x += 0x9e3779b97f4a7c15ULL;
     word = Mix64(x);
   }
-}
-
-uint64_t Random::NextBits() {
-  const uint64_t result = RotateLeft(state_[1] * 5, 7) * 9;
-  const uint64_t t = state_[1] << 17;
-  state_[2] ^= state_[0];
-  state_[3] ^= state_[1];
-  state_[1] ^= state_[2];
-  state_[0] ^= state_[3];
-  state_[2] ^= t;
-  state_[3] = RotateLeft(state_[3], 45);
-  return result;
 }
 
 Random Random::Fork(uint64_t stream) { return Random(Mix64(NextBits() ^ Mix64(stream))); }

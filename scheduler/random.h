@@ -36,8 +36,12 @@ class BitSource {
   virtual uint64_t NextBits() = 0;
 
   // Uniform integer in [0, bound). `bound` must be positive. Unbiased (Lemire's method
-  // with rejection).
-  uint64_t Below(uint64_t bound);
+  // with rejection). Inline: the scheduler draws one per decision.
+  uint64_t Below(uint64_t bound) {
+    const unsigned __int128 product = static_cast<unsigned __int128>(NextBits()) * bound;
+    if (static_cast<uint64_t>(product) >= bound && bound != 0) return static_cast<uint64_t>(product >> 64);
+    return BelowSlow(bound, product);
+  }
 
   // Uniform integer in [lo, hi], inclusive. Requires lo <= hi.
   int64_t UniformInt(int64_t lo, int64_t hi);
@@ -55,6 +59,9 @@ class BitSource {
   // Exponentially distributed duration with the given mean, at nanosecond resolution.
   // Uses von Neumann's comparison method, so only integer comparisons are involved.
   absl::Duration ExponentialDuration(absl::Duration mean);
+
+ private:
+  uint64_t BelowSlow(uint64_t bound, unsigned __int128 product);
 };
 
 // xoshiro256** seeded through SplitMix64. Not cryptographic; fast and reproducible.
@@ -62,7 +69,17 @@ class Random final : public BitSource {
  public:
   explicit Random(uint64_t seed);
 
-  uint64_t NextBits() override;
+  uint64_t NextBits() override {
+    const uint64_t result = RotateLeft(state_[1] * 5, 7) * 9;
+    const uint64_t t = state_[1] << 17;
+    state_[2] ^= state_[0];
+    state_[3] ^= state_[1];
+    state_[1] ^= state_[2];
+    state_[0] ^= state_[3];
+    state_[2] ^= t;
+    state_[3] = RotateLeft(state_[3], 45);
+    return result;
+  }
 
   // A new generator whose stream is independent of this one's, derived from this one's
   // next output and `stream`. Use it to give subsystems their own streams so that one
@@ -70,6 +87,8 @@ class Random final : public BitSource {
   Random Fork(uint64_t stream);
 
  private:
+  static uint64_t RotateLeft(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
   uint64_t state_[4];
 };
 

@@ -19,7 +19,7 @@ using internal::TaskState;
 constexpr int64_t kForever = INT64_MAX;
 
 // The scheduler whose run is active on this thread. The only thread-local state.
-thread_local Scheduler* current_scheduler = nullptr;
+__thread Scheduler* current_scheduler = nullptr;
 
 // Attempts to unwind a task that keeps blocking during its own unwinding.
 constexpr int kMaxUnwindAttempts = 8;
@@ -39,6 +39,10 @@ const char* RunOutcomeName(RunOutcome outcome) {
     case RunOutcome::kTaskFailed: return "task failed";
   }
   return "unknown";
+}
+
+std::ostream& operator<<(std::ostream& os, RunOutcome outcome) {
+  return os << RunOutcomeName(outcome);
 }
 
 std::string TaskReport::ToString() const {
@@ -105,6 +109,7 @@ Scheduler::Scheduler(SchedulerOptions options) : options_(std::move(options)) {
   strategy_ = options_.strategy;
   if (strategy_ == nullptr) strategy_ = std::make_shared<RandomStrategy>(options_.seed);
   if (options_.default_stack_size == 0) options_.default_stack_size = kDefaultStackSize;
+  if (options_.max_steps != 0) step_limit_ = options_.max_steps;
   internal::InitMainFiber(&main_fiber_);
   internal::EnsureOverflowHandler();
   groups_.resize(1);
@@ -152,7 +157,9 @@ TaskHandle Scheduler::Spawn(std::string name, std::function<void()> body, SpawnO
 
 // ---- Running ---------------------------------------------------------------------
 
-RunResult Scheduler::Run() { return RunLoop(RunMode::kUntilTasksDone, kForever); }
+RunResult Scheduler::Run() {
+  return RunLoop(live_non_daemon_ > 0 ? RunMode::kUntilTasksDone : RunMode::kUntilTime, kForever);
+}
 
 RunResult Scheduler::RunFor(absl::Duration duration) { return RunUntil(Now() + duration); }
 
@@ -166,6 +173,8 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
               "Scheduler::Run called while another scheduler runs on this thread");
   running_ = true;
   stop_ = false;
+  halt_ = unwinding_;
+  errno_location_ = &errno;
   mode_ = mode;
   until_ns_ = until_ns;
   outcome_ = RunOutcome::kCompleted;
@@ -231,15 +240,42 @@ std::vector<TaskReport> Scheduler::LiveTaskReports() const {
 void Scheduler::Stop(RunOutcome outcome) {
   if (stop_) return;
   stop_ = true;
+  halt_ = true;
   outcome_ = outcome;
 }
 
 // Decides what runs next. Returns null (back to the main fiber) when the run is over;
 // outcome_ then says why. Runs on whichever fiber is giving up the CPU.
-Task* Scheduler::PickNext() {
+inline Task* Scheduler::PickNext() {
+  // The common case, kept short: a task is runnable, no timer is due, nothing special.
+  const bool fast = !halt_ && !runnable_.empty() && steps_ < step_limit_ &&
+                    !timers_.AnyDue(now_ns_) &&
+                    (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone);
+  if (ABSL_PREDICT_TRUE(fast)) return PickRunnable();
+  return PickNextSlow();
+}
+
+inline Task* Scheduler::PickRunnable() {
+  const size_t index =
+      runnable_.size() == 1
+          ? 0
+          : Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "");
+  Task* next = runnable_[index];
+  TakeRunnable(index);
+  ++steps_;
+  if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(next);
+  return next;
+}
+
+void Scheduler::NotifyDispatch(Task* task) {
+  const TaskView view = View(task);
+  for (SchedulerListener* l : listeners_) l->OnDispatch(view);
+}
+
+Task* Scheduler::PickNextSlow() {
   for (;;) {
     if (stop_ || unwinding_) return nullptr;
-    if (!timers_.empty() && timers_.EarliestNs() <= now_ns_) {
+    if (timers_.AnyDue(now_ns_)) {
       FireDueTimers();
       continue;
     }
@@ -248,22 +284,11 @@ Task* Scheduler::PickNext() {
       return nullptr;
     }
     if (!runnable_.empty()) {
-      if (options_.max_steps != 0 && steps_ >= options_.max_steps) {
+      if (steps_ >= step_limit_) {
         Stop(RunOutcome::kStepLimit);
         return nullptr;
       }
-      const size_t index =
-          runnable_.size() == 1
-              ? 0
-              : Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "");
-      Task* next = runnable_[index];
-      TakeRunnable(index);
-      ++steps_;
-      if (!listeners_.empty()) {
-        const TaskView view = View(next);
-        for (SchedulerListener* l : listeners_) l->OnDispatch(view);
-      }
-      return next;
+      return PickRunnable();
     }
     if (timers_.empty()) {
       bool blocked_non_daemon = false;
@@ -280,7 +305,7 @@ Task* Scheduler::PickNext() {
     }
     const int64_t next_ns = timers_.EarliestNs();
     if (next_ns > until_ns_) {
-      now_ns_ = until_ns_;
+      AdvanceClockTo(until_ns_);
       Stop(RunOutcome::kReachedTime);
       return nullptr;
     }
@@ -288,14 +313,17 @@ Task* Scheduler::PickNext() {
       Stop(RunOutcome::kTimeLimit);
       return nullptr;
     }
-    DSIM_CHECK(next_ns >= now_ns_, "virtual time would go backwards");
-    if (!listeners_.empty()) {
-      for (SchedulerListener* l : listeners_) {
-        l->OnClockAdvanced(Now(), Epoch() + absl::Nanoseconds(next_ns));
-      }
-    }
-    now_ns_ = next_ns;
+    AdvanceClockTo(next_ns);
   }
+}
+
+void Scheduler::AdvanceClockTo(int64_t ns) {
+  DSIM_CHECK(ns >= now_ns_, "virtual time would go backwards");
+  if (ns == now_ns_) return;
+  const absl::Time to = Epoch() + absl::Nanoseconds(ns);
+  for (SchedulerListener* l : listeners_) l->OnClockAdvanced(now_, to);
+  now_ns_ = ns;
+  now_ = to;
 }
 
 void Scheduler::FireDueTimers() {
@@ -346,7 +374,7 @@ uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
   Decision decision{kind,
                     decision_index_++,
                     steps_,
-                    Now(),
+                    now_,
                     current_ != nullptr ? current_->id : kNoTask,
                     num_options,
                     candidates,
@@ -354,7 +382,9 @@ uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
   const uint64_t chosen = strategy_->Choose(decision);
   DSIM_CHECK(num_options == 0 || chosen < num_options, "strategy ", strategy_->Describe(),
              " chose option ", chosen, " of ", num_options, " at decision ", decision.index);
-  for (SchedulerListener* l : listeners_) l->OnDecision(decision, chosen);
+  if (ABSL_PREDICT_FALSE(has_listeners_)) {
+    for (SchedulerListener* l : listeners_) l->OnDecision(decision, chosen);
+  }
   return chosen;
 }
 
@@ -371,18 +401,24 @@ void Scheduler::Reschedule(Task* self) {
     self->state = TaskState::kRunning;
     return;
   }
+  SwitchAway(self, next);
+}
+
+// Switches from `self` to `next` (the main fiber when null).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::SwitchAway(Task* self, Task* next) {
   current_ = next;
   if (next != nullptr) next->state = TaskState::kRunning;
   // errno belongs to the task, as it belongs to a thread in a real process.
-  const int saved_errno = errno;
+  int* const errno_location = errno_location_;
+  const int saved_errno = *errno_location;
   internal::SwitchTo(&self->fiber, next != nullptr ? &next->fiber : &main_fiber_);
-  errno = saved_errno;
+  *errno_location = saved_errno;
   AfterSwitch();
 }
 
 // Runs on the fiber that was just resumed.
-void Scheduler::AfterSwitch() {
-  if (finished_ == nullptr) return;
+inline void Scheduler::AfterSwitch() {
+  if (ABSL_PREDICT_TRUE(finished_ == nullptr)) return;
   Task* task = finished_;
   finished_ = nullptr;
   internal::DestroyFiber(&task->fiber);
@@ -392,9 +428,10 @@ void Scheduler::AfterSwitch() {
 
 // ---- Run queue -------------------------------------------------------------------
 
-void Scheduler::MakeRunnable(Task* task) {
+inline void Scheduler::MakeRunnable(Task* task) {
   task->state = TaskState::kRunnable;
-  if (task->group != kNoGroup && Group(task->group).paused && !task->kill_requested) {
+  if (ABSL_PREDICT_FALSE(task->group != kNoGroup) && Group(task->group).paused &&
+      !task->kill_requested) {
     Group(task->group).parked.push_back(task);
     return;
   }
@@ -403,7 +440,7 @@ void Scheduler::MakeRunnable(Task* task) {
   runnable_ids_.push_back(task->id);
 }
 
-void Scheduler::TakeRunnable(size_t index) {
+inline void Scheduler::TakeRunnable(size_t index) {
   DSIM_DCHECK(index < runnable_.size());
   Task* taken = runnable_[index];
   Task* last = runnable_.back();
@@ -428,14 +465,20 @@ void Scheduler::RemoveFromRunnable(Task* task) {
 
 // ---- Blocking --------------------------------------------------------------------
 
+void Scheduler::FailOutsideTask(const char* operation) const {
+  internal::MisuseFailed(__FILE__, __LINE__,
+                         absl::StrCat(operation,
+                                      " was called outside a task (from the main thread or a "
+                                      "timer callback); blocking calls are only allowed inside "
+                                      "tasks spawned on a dsim::Scheduler"));
+}
+
 Task* Scheduler::CurrentTaskOrDie(const char* operation) const {
-  DSIM_MISUSE(current_ != nullptr, operation,
-              " was called outside a task (from the main thread or a timer callback); "
-              "blocking calls are only allowed inside tasks spawned on a dsim::Scheduler");
+  if (ABSL_PREDICT_FALSE(current_ == nullptr)) FailOutsideTask(operation);
   return current_;
 }
 
-void Scheduler::CheckKilled(Task* self) {
+inline void Scheduler::CheckKilled(Task* self) {
   if (ABSL_PREDICT_FALSE(self->kill_requested) && std::uncaught_exceptions() == 0) {
     throw internal::TaskUnwind{};
   }
@@ -446,7 +489,7 @@ WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t dead
   CheckKilled(self);
   if (deadline_ns <= now_ns_) {
     // Already past the deadline: time out at once, but still a scheduling point.
-    Yield();
+    SchedulingPoint();
     return WakeReason::kTimedOut;
   }
   self->state = TaskState::kBlocked;
@@ -481,8 +524,57 @@ bool Scheduler::Wake(Task* task, WakeReason reason) {
   return true;
 }
 
-void Scheduler::Yield() {
-  Task* self = CurrentTaskOrDie("Yield");
+void Scheduler::Yield() { YieldFast(); }
+
+// Inlined into both Yield entry points, so the switch happens one call below task code.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::YieldFast() {
+  Task* self = current_;
+  if (ABSL_PREDICT_FALSE(self == nullptr)) FailOutsideTask("Yield");
+  // The fast path hands off to another runnable task when nothing unusual is going on:
+  // no kill, no halt, no due timer, no step limit, no paused group, someone to run.
+  const bool unusual = halt_ || self->kill_requested || runnable_.empty() ||
+                       steps_ >= step_limit_ || timers_.AnyDue(now_ns_) ||
+                       (self->group != kNoGroup && groups_[self->group].paused) ||
+                       (live_non_daemon_ == 0 && mode_ == RunMode::kUntilTasksDone);
+  if (ABSL_PREDICT_FALSE(unusual)) return YieldSlow(self);
+  const size_t count = runnable_.size();
+  const size_t index =
+      count == 1 ? 0 : Decide(DecisionKind::kNextTask, count, runnable_ids_, "");
+  Task* next = runnable_[index];
+  // The caller takes the picked task's place in the run queue: no pop and push.
+  runnable_[index] = self;
+  runnable_ids_[index] = self->id;
+  self->runnable_index = static_cast<uint32_t>(index);
+  self->state = TaskState::kRunnable;
+  next->runnable_index = UINT32_MAX;
+  ++steps_;
+  if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(next);
+  next->state = TaskState::kRunning;
+  SwitchAway(self, next);
+  CheckKilled(self);
+}
+
+void Scheduler::YieldSlow(Task* self) {
+  CheckKilled(self);
+  if (timers_.AnyDue(now_ns_)) {
+    // Due timers may wake tasks that should compete for the hand-off.
+    FireDueTimers();
+  }
+  const bool others_can_run = !halt_ && !runnable_.empty() && steps_ < step_limit_ &&
+                              (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone);
+  if (!others_can_run) {
+    // Nobody else to run (or the run is ending): an ordinary scheduling point.
+    SchedulingPoint();
+    return;
+  }
+  Task* next = PickRunnable();  // Among the others: the caller is not queued yet.
+  MakeRunnable(self);
+  SwitchAway(self, next);
+  CheckKilled(self);
+}
+
+void Scheduler::SchedulingPoint() {
+  Task* self = CurrentTaskOrDie("SchedulingPoint");
   CheckKilled(self);
   MakeRunnable(self);
   Reschedule(self);
@@ -497,12 +589,13 @@ void Scheduler::SleepUntil(absl::Time deadline, SourceLocation where) {
   CurrentTaskOrDie("SleepUntil");
   const int64_t deadline_ns = ToNanos(deadline);
   if (deadline_ns <= now_ns_) {
-    Yield();  // A sleep that has already expired is still a scheduling point.
+    SchedulingPoint();  // A sleep that has already expired is still a scheduling point.
     return;
   }
   // Nothing but the deadline (or a kill, which throws) ends this block.
   Block("SleepUntil", where, deadline_ns);
-  DSIM_DCHECK(now_ns_ == deadline_ns, "a sleep woke before its deadline");
+  // Later than the deadline only if the task's group was paused when it came due.
+  DSIM_DCHECK(now_ns_ >= deadline_ns, "a sleep woke before its deadline");
 }
 
 TaskId Scheduler::CurrentTaskId() const { return current_ ? current_->id : kNoTask; }
@@ -595,6 +688,7 @@ size_t Scheduler::KillGroup(GroupId group) {
   GroupState& state = Group(group);
   for (TimerId id : state.deferred) timers_.Cancel(id);
   state.deferred.clear();
+  for (TimerId id : timers_.CallbackTimersOf(group)) timers_.Cancel(id);
   return victims.size();
 }
 
@@ -706,13 +800,16 @@ void* Scheduler::extension(int slot) const {
 
 void Scheduler::UnwindAllTasks() {
   if (live_head_ == nullptr) return;
+  errno_location_ = &errno;
   unwinding_ = true;
+  halt_ = true;
   current_scheduler = this;
   previous_running_fiber_ = internal::ExchangeRunningFiber(&main_fiber_);
   while (live_head_ != nullptr) UnwindTaskFromMain(live_head_);
   current_scheduler = nullptr;
   internal::ExchangeRunningFiber(previous_running_fiber_);
   unwinding_ = false;
+  halt_ = stop_;
 }
 
 void Scheduler::UnwindTaskFromMain(Task* task) {
@@ -737,10 +834,15 @@ void Scheduler::UnwindTaskFromMain(Task* task) {
 
 // ---- Observation -----------------------------------------------------------------
 
-void Scheduler::AddListener(SchedulerListener* listener) { listeners_.push_back(listener); }
+void Scheduler::AddListener(SchedulerListener* listener) {
+  DSIM_MISUSE(listener != nullptr, "AddListener(nullptr)");
+  listeners_.push_back(listener);
+  has_listeners_ = true;
+}
 
 void Scheduler::RemoveListener(SchedulerListener* listener) {
   listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
+  has_listeners_ = !listeners_.empty();
 }
 
 void Scheduler::Annotate(const Annotation& annotation) {
@@ -753,7 +855,7 @@ Scheduler* Scheduler::Current() { return current_scheduler; }
 
 namespace {
 
-Scheduler& CurrentOrDie(const char* operation) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Scheduler& CurrentOrDie(const char* operation) {
   Scheduler* scheduler = current_scheduler;
   DSIM_MISUSE(scheduler != nullptr, "dsim::", operation,
               " was called with no simulation running on this thread");
@@ -772,7 +874,9 @@ void SleepUntil(absl::Time deadline, SourceLocation where) {
   CurrentOrDie("SleepUntil").SleepUntil(deadline, where);
 }
 
-void Yield() { CurrentOrDie("Yield").Yield(); }
+void Yield() { CurrentOrDie("Yield").YieldFast(); }
+
+void SchedulingPoint() { CurrentOrDie("SchedulingPoint").SchedulingPoint(); }
 
 TaskId CurrentTaskId() { return CurrentOrDie("CurrentTaskId").CurrentTaskId(); }
 

@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,9 @@ struct SchedulerOptions {
   // A run stops with kTimeLimit before the clock passes Epoch() + max_virtual_time.
   absl::Duration max_virtual_time = absl::InfiniteDuration();
   size_t default_stack_size = kDefaultStackSize;
+  // Makes dsim::SharedAccess() (shared_access.h) a scheduling point. Off by default, so
+  // marked plain-memory accesses cost a thread-local read and a branch.
+  bool shared_access_points = false;
 };
 
 enum class RunOutcome {
@@ -105,6 +109,7 @@ enum class RunOutcome {
 };
 
 const char* RunOutcomeName(RunOutcome outcome);
+std::ostream& operator<<(std::ostream& os, RunOutcome outcome);
 
 // One task, as a report shows it.
 struct TaskReport {
@@ -217,7 +222,9 @@ class Scheduler {
   // from a timer callback. The task first runs when the strategy picks it.
   TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
 
-  // Runs until every non-daemon task has finished, or a deadlock, limit or failure.
+  // Runs until every non-daemon task has finished (kCompleted), or a deadlock, limit or
+  // failure. With no non-daemon task alive when it starts, runs until nothing is left
+  // to happen: no runnable task and no pending timer (kIdle).
   RunResult Run();
   // Runs until the clock reaches Now() + duration (kReachedTime), or nothing is left to
   // happen (kIdle), or a deadlock, limit or failure.
@@ -227,7 +234,7 @@ class Scheduler {
 
   // ---- Time and timers -----------------------------------------------------------
 
-  absl::Time Now() const { return Epoch() + absl::Nanoseconds(now_ns_); }
+  absl::Time Now() const { return now_; }
 
   // Calls `callback` when the clock reaches `when` (at once, at the next scheduling
   // point, if `when` is not in the future). Callbacks run outside any task: they may
@@ -240,11 +247,19 @@ class Scheduler {
 
   // ---- Inside a task (the free functions below forward here) -----------------------
 
-  // A scheduling point: lets the strategy run another task (or this one again).
+  // Hands the CPU to another runnable task, as sched_yield() does: the strategy picks
+  // among the *other* runnable tasks, and the caller goes to the back of the queue. With
+  // no other task runnable, the caller continues. Spin loops that Yield make progress
+  // under every strategy.
   void Yield();
+  // A preemption point: the strategy picks among all runnable tasks, the caller
+  // included, so the caller may simply continue. Every primitive operation and socket
+  // call is one; this is where interleavings are explored.
+  void SchedulingPoint();
   void SleepFor(absl::Duration duration, SourceLocation where = SourceLocation::Current());
   void SleepUntil(absl::Time deadline, SourceLocation where = SourceLocation::Current());
   bool InTask() const { return current_ != nullptr; }
+  [[noreturn]] void FailOutsideTask(const char* operation) const;
   TaskId CurrentTaskId() const;
   absl::string_view CurrentTaskName() const;
   GroupId CurrentGroup() const;
@@ -277,6 +292,8 @@ class Scheduler {
   // Scheduling steps since construction.
   uint64_t steps() const { return steps_; }
   uint64_t decisions() const { return decision_index_; }
+  // Whether dsim::SharedAccess() markers are scheduling points in this simulation.
+  bool shared_access_points() const { return options_.shared_access_points; }
 
   // ---- Observation ------------------------------------------------------------------
 
@@ -285,7 +302,7 @@ class Scheduler {
   void RemoveListener(SchedulerListener* listener);
   // Sends an annotation to every listener (no-op without listeners).
   void Annotate(const Annotation& annotation);
-  bool has_listeners() const { return !listeners_.empty(); }
+  bool has_listeners() const { return has_listeners_; }
 
   // Reports on every live task, in spawn order.
   std::vector<TaskReport> LiveTaskReports() const;
@@ -322,9 +339,17 @@ class Scheduler {
 
   // Run loop internals. All run on whichever fiber gives up the CPU.
   internal::Task* PickNext();
+  internal::Task* PickNextSlow();
+  internal::Task* PickRunnable();
+  void AdvanceClockTo(int64_t ns);
   void FireDueTimers();
   void FireTimer(internal::TimerSlotId slot);
   void Reschedule(internal::Task* self);
+  void SwitchAway(internal::Task* self, internal::Task* next);
+  void YieldSlow(internal::Task* self);
+  void YieldFast();
+  friend void Yield();
+  void NotifyDispatch(internal::Task* task);
   void AfterSwitch();
   void Stop(RunOutcome outcome);
   void MakeRunnable(internal::Task* task);
@@ -367,7 +392,9 @@ class Scheduler {
   internal::StackPool stacks_;
   internal::Fiber main_fiber_;
 
-  int64_t now_ns_ = 0;  // Virtual nanoseconds since Epoch().
+  int64_t now_ns_ = 0;  // Virtual nanoseconds since Epoch(); the clock.
+  absl::Time now_ = Epoch();  // The same instant, cached: decisions read it often.
+  uint64_t step_limit_ = UINT64_MAX;
   uint64_t steps_ = 0;
   uint64_t decision_index_ = 0;
 
@@ -386,6 +413,7 @@ class Scheduler {
   internal::TimerQueue timers_;
   std::vector<GroupState> groups_;
   std::vector<SchedulerListener*> listeners_;
+  bool has_listeners_ = false;  // !listeners_.empty(), for the hot paths.
 
   // Run state.
   internal::Task* current_ = nullptr;         // Null on the main fiber and in callbacks.
@@ -393,6 +421,8 @@ class Scheduler {
   bool running_ = false;
   bool stop_ = false;
   bool unwinding_ = false;
+  bool halt_ = false;  // stop_ || unwinding_: one flag for the hot paths to test.
+  int* errno_location_ = nullptr;  // This thread's errno, saved per task across switches.
   RunMode mode_ = RunMode::kUntilTasksDone;
   int64_t until_ns_ = 0;
   RunOutcome outcome_ = RunOutcome::kCompleted;
@@ -410,8 +440,10 @@ class Scheduler {
 absl::Time Now();
 void SleepFor(absl::Duration duration, SourceLocation where = SourceLocation::Current());
 void SleepUntil(absl::Time deadline, SourceLocation where = SourceLocation::Current());
-// A scheduling point: the strategy may run another task here.
+// Hands the CPU to another runnable task (the strategy picks which), like sched_yield.
 void Yield();
+// A preemption point: the strategy may switch to another task here, or continue.
+void SchedulingPoint();
 TaskId CurrentTaskId();
 absl::string_view CurrentTaskName();
 // A task spawned from the current task runs in the current task's group.

@@ -18,14 +18,14 @@ Scheduler& TaskSchedulerOrDie(const char* operation) {
 
 void YieldIfInTask() {
   Scheduler* scheduler = Scheduler::Current();
-  if (scheduler != nullptr && scheduler->InTask()) scheduler->Yield();
+  if (scheduler != nullptr && scheduler->InTask()) scheduler->SchedulingPoint();
 }
 
 // Blocks on `queue` until `ready()` holds or `deadline` passes. Returns ready().
 template <typename Ready>
 bool WaitUntilReady(internal::WaitQueue& queue, Ready ready, absl::Time deadline,
                     const char* what, SourceLocation where) {
-  TaskSchedulerOrDie(what).Yield();
+  TaskSchedulerOrDie(what).SchedulingPoint();
   while (!ready()) {
     if (queue.Wait(what, where, deadline) == WakeReason::kTimedOut) return ready();
   }
@@ -69,7 +69,7 @@ void Semaphore::Acquire(SourceLocation where) {
 }
 
 bool Semaphore::TryAcquire() {
-  TaskSchedulerOrDie("Semaphore::TryAcquire").Yield();
+  TaskSchedulerOrDie("Semaphore::TryAcquire").SchedulingPoint();
   if (count_ == 0) return false;
   --count_;
   return true;

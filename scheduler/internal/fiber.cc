@@ -10,45 +10,40 @@
 
 #include "scheduler/internal/check.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define DSIM_HAVE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define DSIM_HAVE_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define DSIM_HAVE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define DSIM_HAVE_TSAN 1
-#endif
-#endif
-
-#ifdef DSIM_HAVE_ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
-#ifdef DSIM_HAVE_TSAN
-#include <sanitizer/tsan_interface.h>
+#if defined(__x86_64__) && defined(__linux__)
+// See JumpContext in fiber.h. Entered by `call`: the stack holds the caller's return
+// address. Pushing .Lresume makes jump_fcontext save it as this fiber's resume point;
+// when some fiber later jumps back here, `ret` pops the caller's return address, the
+// same entry the predictor pushed for that `call`. Registers: rdi = target context,
+// rsi = data, as for jump_fcontext; its transfer_t result (rax, rdx) passes through.
+asm(R"(
+    .text
+    .globl dsim_jump_fcontext
+    .type dsim_jump_fcontext, @function
+    .p2align 4
+dsim_jump_fcontext:
+    .cfi_startproc
+    leaq .Ldsim_resume(%rip), %rax
+    pushq %rax
+    .cfi_adjust_cfa_offset 8
+    jmp jump_fcontext@PLT
+.Ldsim_resume:
+    .cfi_adjust_cfa_offset -8
+    ret
+    .cfi_endproc
+    .size dsim_jump_fcontext, .-dsim_jump_fcontext
+    .section .note.GNU-stack,"",@progbits
+    .text
+)");
 #endif
 
 namespace dsim::internal {
-namespace {
+
+__thread Fiber* running_fiber = nullptr;
 
 namespace ctx = boost::context::detail;
 
-thread_local Fiber* running_fiber = nullptr;
-
-inline void AsanStartSwitch(Fiber* from, Fiber* to, bool from_finishing) {
-#ifdef DSIM_HAVE_ASAN
-  __sanitizer_start_switch_fiber(from_finishing ? nullptr : &from->asan_fake_stack,
-                                 to->asan_bottom, to->asan_size);
-#else
-  (void)from, (void)to, (void)from_finishing;
-#endif
-}
-
-inline void AsanFinishSwitch(Fiber* self, Fiber* previous) {
+void AsanFinishSwitch(Fiber* self, Fiber* previous) {
 #ifdef DSIM_HAVE_ASAN
   const void* previous_bottom = nullptr;
   size_t previous_size = 0;
@@ -63,27 +58,7 @@ inline void AsanFinishSwitch(Fiber* self, Fiber* previous) {
 #endif
 }
 
-inline void TsanSwitch(Fiber* to) {
-#ifdef DSIM_HAVE_TSAN
-  __tsan_switch_to_fiber(to->tsan_fiber, 0);
-#else
-  (void)to;
-#endif
-}
-
-inline void CheckStackBeforeLeaving(Fiber* from) {
-  if (ABSL_PREDICT_FALSE(!from->stack.Intact(__builtin_frame_address(0)))) {
-    ReportStackOverflow(from);
-  }
-}
-
-// Completes a switch on the resumed side: records where the previous fiber stopped.
-inline Fiber* CompleteSwitch(Fiber* self, ctx::transfer_t transfer) {
-  Fiber* previous = static_cast<Fiber*>(transfer.data);
-  previous->context = transfer.fctx;
-  AsanFinishSwitch(self, previous);
-  return previous;
-}
+namespace {
 
 // First code on a new fiber's stack. The switching side set running_fiber to the fiber
 // it resumes, which is how a new fiber finds itself.
@@ -92,14 +67,6 @@ void Trampoline(ctx::transfer_t transfer) {
   Fiber* previous = CompleteSwitch(self, transfer);
   self->entry(self, previous);
   DSIM_CHECK(false, "fiber entry returned; it must end with SwitchToFinal");
-}
-
-inline ctx::transfer_t Jump(Fiber* from, Fiber* to, bool from_finishing) {
-  CheckStackBeforeLeaving(from);
-  AsanStartSwitch(from, to, from_finishing);
-  TsanSwitch(to);
-  running_fiber = to;
-  return ctx::jump_fcontext(to->context, from);
 }
 
 // Writes a decimal number with write(2): the overflow report runs in a signal handler.
@@ -193,13 +160,8 @@ void DestroyFiber(Fiber* fiber) {
   fiber->context = nullptr;
 }
 
-Fiber* SwitchTo(Fiber* from, Fiber* to) {
-  DSIM_DCHECK(from != to);
-  return CompleteSwitch(from, Jump(from, to, /*from_finishing=*/false));
-}
-
 void SwitchToFinal(Fiber* from, Fiber* to) {
-  Jump(from, to, /*from_finishing=*/true);
+  Jump(from, to, /*from_finishing=*/true);  // Never returns.
   DSIM_CHECK(false, "a finished fiber was resumed");
   std::abort();
 }

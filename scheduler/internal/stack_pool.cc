@@ -18,7 +18,7 @@ std::atomic<int64_t> guarded_in_process{0};
 std::atomic<int64_t> guarded_budget{kDefaultGuardedStackBudget};
 
 // Bytes at the top of each slab slot reserved for the canary of the slot above.
-constexpr size_t kCanaryReserve = 64;
+constexpr size_t kCanaryReserve = kCanaryWords * sizeof(uint64_t);
 // Slab sizing: at most this many slots, and at most this many bytes, per slab.
 constexpr size_t kMaxSlotsPerSlab = 64;
 constexpr size_t kMaxSlabBytes = size_t{16} << 20;
@@ -120,8 +120,8 @@ void StackPool::AllocateSlab(size_t slot_bytes) {
     stack.guarded = false;
     if (i > 0) {
       // The canary of slot i lives in the top bytes of slot i-1, reserved for it.
-      stack.canary = reinterpret_cast<uint64_t*>(slot_lo - sizeof(uint64_t));
-      *stack.canary = kStackCanary;
+      stack.canary = reinterpret_cast<uint64_t*>(slot_lo - kCanaryReserve);
+      for (int w = 0; w < kCanaryWords; ++w) stack.canary[w] = kStackCanary;
     }
     free_list.push_back(stack);
   }

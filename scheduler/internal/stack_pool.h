@@ -32,13 +32,15 @@ namespace dsim::internal {
 
 inline constexpr size_t kDefaultGuardedStackBudget = 10000;
 inline constexpr uint64_t kStackCanary = 0xd51dca7a5713c4a1ULL;
+// Words of canary between slab slots: the whole 64-byte reserve at the top of each slot.
+inline constexpr int kCanaryWords = 8;
 
 struct Stack {
   char* lo = nullptr;         // Lowest usable byte.
   size_t size = 0;            // Usable bytes; the stack grows down from lo + size.
   char* guard_lo = nullptr;   // The PROT_NONE range an overflow runs into.
   char* guard_hi = nullptr;
-  uint64_t* canary = nullptr; // Slab stacks: the word just below `lo`. Null otherwise.
+  uint64_t* canary = nullptr; // Slab stacks: kCanaryWords words just below `lo`; else null.
   bool guarded = false;       // Own mapping with its own guard page.
 
   char* top() const { return lo + size; }
@@ -46,10 +48,15 @@ struct Stack {
   bool Contains(const void* p) const {
     return static_cast<const char*>(p) >= lo && static_cast<const char*>(p) < top();
   }
-  // True while neither the canary nor `stack_pointer` shows an overflow.
+  // True while neither the canary words nor `stack_pointer` show an overflow. An
+  // overflow that writes densely (return addresses, saved registers, filled locals)
+  // cannot cross the canary words without changing one; frames with large untouched
+  // holes can, which is why the first stacks of a process get guard pages instead.
   bool Intact(const void* stack_pointer) const {
     if (canary == nullptr) return true;
-    return *canary == kStackCanary && static_cast<const char*>(stack_pointer) >= lo;
+    uint64_t diff = 0;
+    for (int i = 0; i < kCanaryWords; ++i) diff |= canary[i] ^ kStackCanary;
+    return diff == 0 && static_cast<const char*>(stack_pointer) >= lo;
   }
 };
 

@@ -39,6 +39,15 @@ uint64_t TimerQueue::IdOf(TimerSlotId slot) const {
   return (static_cast<uint64_t>(slots_[slot].generation) << 32) | slot;
 }
 
+std::vector<uint64_t> TimerQueue::CallbackTimersOf(uint32_t group) const {
+  std::vector<uint64_t> ids;
+  for (TimerSlotId slot = 0; slot < slots_.size(); ++slot) {
+    const TimerSlot& s = slots_[slot];
+    if (s.in_use && s.group == group && s.task == nullptr) ids.push_back(IdOf(slot));
+  }
+  return ids;
+}
+
 TimerSlotId TimerQueue::SlotOf(uint64_t id) const {
   const uint64_t slot = id & 0xffffffffu;
   const uint32_t generation = static_cast<uint32_t>(id >> 32);
@@ -73,12 +82,6 @@ void TimerQueue::Release(TimerSlotId slot) {
   ++s.generation;
   if (s.generation == 0) s.generation = 1;
   free_slots_.push_back(slot);
-}
-
-int64_t TimerQueue::EarliestNs() const {
-  DSIM_DCHECK(!empty());
-  if (!batch_.empty()) return slots_[batch_[0]].when_ns;
-  return slots_[heap_[0]].when_ns;
 }
 
 size_t TimerQueue::FillBatch(int64_t now_ns) {

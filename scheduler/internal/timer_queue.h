@@ -39,6 +39,9 @@ class TimerQueue {
   void Reinsert(TimerSlotId slot, int64_t when_ns);
   // Removes a pending timer and frees its slot. False if `id` is stale.
   bool Cancel(uint64_t id);
+  // Ids of the live callback timers (not task wake-ups) of `group`, pending or deferred,
+  // in slot order. O(slots): for rare events such as a host crash.
+  std::vector<uint64_t> CallbackTimersOf(uint32_t group) const;
   // Frees the slot of a timer that was taken from the batch.
   void Release(TimerSlotId slot);
 
@@ -51,7 +54,14 @@ class TimerQueue {
   size_t size() const { return heap_.size() + batch_.size(); }
   bool empty() const { return size() == 0; }
   // Due time of the earliest pending timer. Requires !empty().
-  int64_t EarliestNs() const;
+  int64_t EarliestNs() const {
+    return slots_[batch_.empty() ? heap_[0] : batch_[0]].when_ns;
+  }
+  // True if a timer is due at or before `now_ns`.
+  // (A non-empty batch is always due: FillBatch moves only due timers into it.)
+  bool AnyDue(int64_t now_ns) const {
+    return !batch_.empty() || (!heap_.empty() && slots_[heap_[0]].when_ns <= now_ns);
+  }
 
   // If the batch is empty and timers are due at or before `now_ns`, moves every timer at
   // the earliest such instant into the batch. Returns the batch size.

@@ -1,0 +1,519 @@
+// The scheduler's contract: seeded order, virtual time, timers, run results.
+#include "scheduler/scheduler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/mutex.h"
+#include "scheduler/notification.h"
+#include "tests/testing/event_log.h"
+
+namespace dsim {
+namespace {
+
+using ::dsim::testing::EventLog;
+using ::testing::HasSubstr;
+
+// A small program with real choices in it: producers and consumers on a bounded buffer
+// (mutex + condition variables), sleeps of different lengths, yields and a timer.
+void SpawnBoundedBufferProgram(Scheduler& scheduler, EventLog& log, Mutex& mu, CondVar& not_empty,
+                               CondVar& not_full, std::vector<int>& buffer) {
+  constexpr size_t kCapacity = 2;
+  for (int p = 0; p < 3; ++p) {
+    scheduler.Spawn(absl::StrCat("producer-", p), [&, p] {
+      for (int i = 0; i < 4; ++i) {
+        dsim::SleepFor(absl::Microseconds(10 * (p + 1)));
+        MutexLock lock(&mu);
+        while (buffer.size() >= kCapacity) not_full.Wait(&mu);
+        buffer.push_back(p * 100 + i);
+        log.Note(absl::StrCat("put ", p * 100 + i));
+        not_empty.Signal();
+      }
+    });
+  }
+  for (int c = 0; c < 2; ++c) {
+    scheduler.Spawn(absl::StrCat("consumer-", c), [&, c] {
+      for (int i = 0; i < 6; ++i) {
+        MutexLock lock(&mu);
+        while (buffer.empty()) not_empty.Wait(&mu);
+        log.Note(absl::StrCat("consumer-", c, " got ", buffer.front()));
+        buffer.erase(buffer.begin());
+        not_full.Signal();
+      }
+      Yield();
+    });
+  }
+  scheduler.AddTimer(Scheduler::Epoch() + absl::Microseconds(15), [&] { log.Note("tick"); });
+}
+
+std::string RunBoundedBuffer(uint64_t seed, RunResult* result_out = nullptr) {
+  Mutex mu;
+  CondVar not_empty, not_full;
+  std::vector<int> buffer;
+  EventLog log;
+  Scheduler scheduler(SchedulerOptions{.seed = seed});
+  scheduler.AddListener(&log);
+  SpawnBoundedBufferProgram(scheduler, log, mu, not_empty, not_full, buffer);
+  RunResult result = scheduler.Run();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  EXPECT_FALSE(log.clock_went_backwards());
+  if (result_out != nullptr) *result_out = result;
+  return log.Text();
+}
+
+TEST(SchedulerDeterminism, SameSeedGivesIdenticalEventTrace) {
+  for (uint64_t seed : {1, 2, 99, 123456789}) {
+    const std::string first = RunBoundedBuffer(seed);
+    const std::string second = RunBoundedBuffer(seed);
+    ASSERT_FALSE(first.empty());
+    EXPECT_EQ(first, second) << "seed " << seed;
+  }
+}
+
+TEST(SchedulerDeterminism, DifferentSeedsGiveDifferentInterleavings) {
+  std::set<std::string> traces;
+  constexpr int kSeeds = 30;
+  for (uint64_t seed = 1; seed <= kSeeds; ++seed) traces.insert(RunBoundedBuffer(seed));
+  // Not every pair must differ, but the seed must drive the interleaving.
+  EXPECT_GE(traces.size(), kSeeds * 9 / 10);
+}
+
+TEST(SchedulerDeterminism, TraceRecordsDecisionsWithCandidates) {
+  const std::string trace = RunBoundedBuffer(5);
+  EXPECT_THAT(trace, HasSubstr("decide next-task ["));
+  EXPECT_THAT(trace, HasSubstr("block consumer-"));
+  EXPECT_THAT(trace, HasSubstr("user tick"));
+}
+
+TEST(SchedulerClock, VirtualTimeNeverGoesBackwards) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    Scheduler scheduler(SchedulerOptions{.seed = seed});
+    absl::Time last = scheduler.Now();
+    bool monotonic = true;
+    for (int i = 0; i < 20; ++i) {
+      scheduler.Spawn(absl::StrCat("t", i), [&, i] {
+        for (int j = 0; j < 5; ++j) {
+          dsim::SleepFor(absl::Microseconds((i * 7 + j * 13) % 17));
+          if (Now() < last) monotonic = false;
+          last = Now();
+        }
+      });
+    }
+    ASSERT_TRUE(scheduler.Run().ok());
+    EXPECT_TRUE(monotonic) << "seed " << seed;
+  }
+}
+
+TEST(SchedulerClock, StartsAtTheFixedEpoch) {
+  Scheduler scheduler;
+  EXPECT_EQ(scheduler.Now(), absl::FromCivil(absl::CivilSecond(2000, 1, 1, 0, 0, 0),
+                                             absl::UTCTimeZone()));
+}
+
+TEST(SchedulerClock, SleepWakesExactlyAtItsDeadline) {
+  Scheduler scheduler;
+  std::vector<std::string> errors;
+  for (int i = 0; i < 10; ++i) {
+    scheduler.Spawn(absl::StrCat("sleeper-", i), [&, i] {
+      const absl::Duration nap = absl::Nanoseconds(1) + absl::Milliseconds(i * 3);
+      const absl::Time start = Now();
+      dsim::SleepFor(nap);
+      if (Now() != start + nap) errors.push_back(absl::StrCat("sleeper-", i, " woke late"));
+      const absl::Time deadline = Now() + absl::Seconds(i);
+      dsim::SleepUntil(deadline);
+      if (Now() != deadline) errors.push_back(absl::StrCat("sleeper-", i, " missed SleepUntil"));
+    });
+  }
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  EXPECT_EQ(scheduler.Now(),
+            Scheduler::Epoch() + absl::Nanoseconds(1) + absl::Milliseconds(27) + absl::Seconds(9));
+}
+
+TEST(SchedulerClock, ClockJumpsToTheEarliestTimerWhenIdle) {
+  Scheduler scheduler;
+  scheduler.Spawn("sleeper", [] { dsim::SleepFor(absl::Hours(5)); });
+  const RunResult result = scheduler.Run();
+  EXPECT_EQ(result.outcome, RunOutcome::kCompleted);
+  EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Hours(5));
+  EXPECT_LT(result.steps, 5u);
+}
+
+std::vector<int> SimultaneousTimerOrder(uint64_t seed) {
+  Scheduler scheduler(SchedulerOptions{.seed = seed});
+  std::vector<int> order;
+  for (int i = 0; i < 8; ++i) {
+    scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(1), [&order, i] { order.push_back(i); });
+  }
+  EXPECT_EQ(scheduler.Run().outcome, RunOutcome::kIdle);  // No tasks: runs until idle.
+  EXPECT_EQ(order.size(), 8u);
+  return order;
+}
+
+TEST(SchedulerTimers, SimultaneousTimersFireInASeedDependentOrder) {
+  std::set<std::vector<int>> orders;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    const std::vector<int> order = SimultaneousTimerOrder(seed);
+    EXPECT_EQ(order, SimultaneousTimerOrder(seed)) << "seed " << seed;
+    orders.insert(order);
+  }
+  EXPECT_GE(orders.size(), 15u);
+}
+
+TEST(SchedulerTimers, CancelledTimerNeverFires) {
+  Scheduler scheduler;
+  int fired = 0;
+  const TimerId keep = scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(1), [&] { ++fired; });
+  const TimerId cancel =
+      scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(1), [&] { fired += 100; });
+  EXPECT_TRUE(scheduler.CancelTimer(cancel));
+  EXPECT_FALSE(scheduler.CancelTimer(cancel));
+  scheduler.Run();
+  EXPECT_EQ(fired, 1);
+  EXPECT_FALSE(scheduler.CancelTimer(keep));  // Already fired.
+}
+
+TEST(SchedulerTimers, TimerCallbackCanSpawnAndWakeTasks) {
+  Scheduler scheduler;
+  Notification ready;
+  bool worker_ran = false;
+  scheduler.Spawn("waiter", [&] { ready.WaitForNotification(); });
+  scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(2), [&] {
+    ready.Notify();
+    scheduler.Spawn("worker", [&] { worker_ran = true; });
+  });
+  EXPECT_TRUE(scheduler.Run().ok());
+  EXPECT_TRUE(worker_ran);
+  EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Seconds(2));
+}
+
+TEST(SchedulerRun, RunForStopsAtTheRequestedTime) {
+  Scheduler scheduler;
+  int ticks = 0;
+  scheduler.Spawn("ticker", [&] {
+    for (;;) {
+      dsim::SleepFor(absl::Seconds(1));
+      ++ticks;
+    }
+  }, SpawnOptions{.daemon = true});
+  RunResult result = scheduler.RunFor(absl::Milliseconds(3500));
+  EXPECT_EQ(result.outcome, RunOutcome::kReachedTime);
+  EXPECT_EQ(ticks, 3);
+  EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Milliseconds(3500));
+  result = scheduler.RunUntil(Scheduler::Epoch() + absl::Seconds(10));
+  EXPECT_EQ(result.outcome, RunOutcome::kReachedTime);
+  EXPECT_EQ(ticks, 10);
+}
+
+TEST(SchedulerRun, RunUntilReportsIdleWhenNothingIsLeft) {
+  Scheduler scheduler;
+  scheduler.Spawn("short", [] { dsim::SleepFor(absl::Seconds(1)); });
+  const RunResult result = scheduler.RunFor(absl::Minutes(1));
+  EXPECT_EQ(result.outcome, RunOutcome::kIdle);
+  EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Seconds(1));
+}
+
+TEST(SchedulerRun, RunEndsWhenNonDaemonTasksFinishEvenIfDaemonsBlock) {
+  Scheduler scheduler;
+  Notification never;
+  scheduler.Spawn("server", [&] { never.WaitForNotification(); }, SpawnOptions{.daemon = true});
+  scheduler.Spawn("client", [] { dsim::SleepFor(absl::Seconds(1)); });
+  EXPECT_EQ(scheduler.Run().outcome, RunOutcome::kCompleted);
+  scheduler.Shutdown();  // The daemon still waits on `never`.
+}
+
+TEST(SchedulerRun, DeadlockReportNamesEveryBlockedTaskAndWhere) {
+  Mutex a, b;
+  Notification never;
+  Scheduler scheduler(SchedulerOptions{.seed = 3});
+  scheduler.Spawn("client-1", [&] {
+    MutexLock first(&a);
+    dsim::SleepFor(absl::Seconds(1));
+    MutexLock second(&b);
+  });
+  scheduler.Spawn("client-2", [&] {
+    MutexLock first(&b);
+    dsim::SleepFor(absl::Seconds(1));
+    MutexLock second(&a);
+  });
+  const int waiter_line = __LINE__ + 1;
+  scheduler.Spawn("waiter", [&] { never.WaitForNotification(); });
+  scheduler.Spawn("idle-server", [&] { never.WaitForNotification(); },
+                  SpawnOptions{.daemon = true});
+  const RunResult result = scheduler.Run();
+  ASSERT_EQ(result.outcome, RunOutcome::kDeadlock);
+  ASSERT_EQ(result.tasks.size(), 3u);  // The daemon is not part of the deadlock.
+  const std::string report = result.ToString();
+  EXPECT_THAT(report, HasSubstr("deadlock at virtual time +1s"));
+  EXPECT_THAT(report, HasSubstr("task \"client-1\" blocked in Mutex::Lock at scheduler_test.cc:"));
+  EXPECT_THAT(report, HasSubstr("task \"client-2\" blocked in Mutex::Lock at scheduler_test.cc:"));
+  EXPECT_THAT(report, HasSubstr(absl::StrCat("task \"waiter\" blocked in "
+                                             "Notification::WaitForNotification at "
+                                             "scheduler_test.cc:",
+                                             waiter_line)));
+  EXPECT_THAT(report, ::testing::Not(HasSubstr("idle-server")));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  scheduler.Shutdown();
+}
+
+TEST(SchedulerRun, StepLimitListsTheLiveTasks) {
+  Scheduler scheduler(SchedulerOptions{.seed = 1, .max_steps = 100});
+  for (int i = 0; i < 2; ++i) {
+    scheduler.Spawn(absl::StrCat("spinner-", i), [] {
+      for (;;) Yield();
+    });
+  }
+  const RunResult result = scheduler.Run();
+  EXPECT_EQ(result.outcome, RunOutcome::kStepLimit);
+  EXPECT_EQ(result.steps, 100u);
+  ASSERT_EQ(result.tasks.size(), 2u);
+  EXPECT_THAT(result.ToString(), HasSubstr("task \"spinner-0\" runnable"));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(SchedulerRun, VirtualTimeLimitStopsBeforePassingIt) {
+  Scheduler scheduler(SchedulerOptions{.max_virtual_time = absl::Seconds(10)});
+  scheduler.Spawn("ticker", [] {
+    for (;;) dsim::SleepFor(absl::Seconds(3));
+  });
+  const RunResult result = scheduler.Run();
+  EXPECT_EQ(result.outcome, RunOutcome::kTimeLimit);
+  EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Seconds(9));
+  ASSERT_EQ(result.tasks.size(), 1u);
+  EXPECT_THAT(result.ToString(), HasSubstr("task \"ticker\" blocked in SleepUntil"));
+}
+
+TEST(SchedulerRun, ExceptionEscapingATaskStopsTheRunAndNamesTheTask) {
+  Scheduler scheduler;
+  bool other_finished = false;
+  scheduler.Spawn("fragile", [] {
+    dsim::SleepFor(absl::Seconds(1));
+    throw std::runtime_error("replica diverged");
+  });
+  scheduler.Spawn("slow", [&] {
+    dsim::SleepFor(absl::Seconds(5));
+    other_finished = true;
+  });
+  const RunResult result = scheduler.Run();
+  EXPECT_EQ(result.outcome, RunOutcome::kTaskFailed);
+  EXPECT_EQ(result.failed_task_name, "fragile");
+  EXPECT_EQ(result.failure, "replica diverged");
+  EXPECT_THAT(result.ToString(), HasSubstr("task \"fragile\" threw: replica diverged"));
+  EXPECT_FALSE(other_finished);
+  EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Seconds(1));
+}
+
+TEST(SchedulerRun, ExceptionInATimerCallbackIsReported) {
+  Scheduler scheduler;
+  scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(1),
+                     [] { throw std::logic_error("bad callback"); });
+  const RunResult result = scheduler.Run();
+  EXPECT_EQ(result.outcome, RunOutcome::kTaskFailed);
+  EXPECT_THAT(result.ToString(), HasSubstr("a timer callback threw: bad callback"));
+}
+
+struct CountsDestruction {
+  explicit CountsDestruction(int* count) : count(count) {}
+  ~CountsDestruction() { ++*count; }
+  int* count;
+};
+
+TEST(SchedulerLifetime, DestructorUnwindsUnfinishedTasksSoTheirDestructorsRun) {
+  int destroyed = 0;
+  Notification never;
+  {
+    Scheduler scheduler;
+    for (int i = 0; i < 5; ++i) {
+      scheduler.Spawn(absl::StrCat("blocked-", i), [&] {
+        CountsDestruction guard(&destroyed);
+        never.WaitForNotification();
+      });
+    }
+    scheduler.Spawn("sleeping", [&] {
+      CountsDestruction guard(&destroyed);
+      dsim::SleepFor(absl::Hours(1));
+    });
+    EXPECT_EQ(scheduler.RunFor(absl::Seconds(1)).outcome, RunOutcome::kReachedTime);
+    scheduler.Spawn("never-started", [&] { CountsDestruction guard(&destroyed); });
+    EXPECT_EQ(destroyed, 0);
+  }
+  // The never-started task's body never ran, so only six guards existed.
+  EXPECT_EQ(destroyed, 6);
+}
+
+TEST(SchedulerLifetime, CatchAllInUserCodeDoesNotStopUnwinding) {
+  int destroyed = 0;
+  {
+    Scheduler scheduler;
+    scheduler.Spawn("stubborn", [&] {
+      CountsDestruction guard(&destroyed);
+      try {
+        dsim::SleepFor(absl::Hours(1));
+      } catch (...) {
+        // Swallows the unwinding; the next scheduling point unwinds again.
+      }
+      dsim::SleepFor(absl::Hours(1));
+    });
+    scheduler.RunFor(absl::Seconds(1));
+  }
+  EXPECT_EQ(destroyed, 1);
+}
+
+TEST(SchedulerTasks, JoinWaitsForTheTaskToFinish) {
+  Scheduler scheduler;
+  std::vector<std::string> events;
+  scheduler.Spawn("parent", [&] {
+    TaskHandle child = Spawn("child", [&] {
+      dsim::SleepFor(absl::Seconds(2));
+      events.push_back("child done");
+    });
+    EXPECT_FALSE(child.done());
+    child.Join();
+    events.push_back("joined");
+    EXPECT_TRUE(child.done());
+    child.Join();  // Joining a finished task returns at once.
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(events, (std::vector<std::string>{"child done", "joined"}));
+}
+
+TEST(SchedulerTasks, TaskIdsAndNamesAreStable) {
+  Scheduler scheduler;
+  std::vector<std::string> seen;
+  for (int i = 0; i < 3; ++i) {
+    scheduler.Spawn(absl::StrCat("task-", i), [&] {
+      seen.push_back(absl::StrCat(CurrentTaskId(), "=", CurrentTaskName()));
+    });
+  }
+  scheduler.Run();
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"1=task-0", "2=task-1", "3=task-2"}));
+}
+
+TEST(SchedulerTasks, YieldHandsTheCpuToAnotherTask) {
+  Scheduler scheduler;
+  std::string order;
+  for (const char* name : {"a", "b"}) {
+    scheduler.Spawn(name, [&, name] {
+      for (int i = 0; i < 3; ++i) {
+        order += name;
+        Yield();
+      }
+    });
+  }
+  scheduler.Run();
+  // With two runnable tasks, each Yield switches to the other one.
+  EXPECT_TRUE(order == "ababab" || order == "bababa") << order;
+}
+
+TEST(SchedulerTasks, YieldWithNothingElseRunnableContinues) {
+  Scheduler scheduler;
+  int spins = 0;
+  scheduler.Spawn("alone", [&] {
+    for (int i = 0; i < 1000; ++i) {
+      Yield();
+      ++spins;
+    }
+  });
+  EXPECT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(spins, 1000);
+}
+
+TEST(SchedulerTasks, ErrnoIsPreservedPerTaskAcrossSwitches) {
+  Scheduler scheduler;
+  std::vector<int> seen;
+  for (int value : {EAGAIN, ECONNRESET}) {
+    scheduler.Spawn(absl::StrCat("errno-", value), [&, value] {
+      errno = value;
+      for (int i = 0; i < 5; ++i) {
+        Yield();
+        dsim::SleepFor(absl::Microseconds(1));
+      }
+      seen.push_back(errno);
+    });
+  }
+  scheduler.Run();
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<int>{std::min(EAGAIN, ECONNRESET), std::max(EAGAIN, ECONNRESET)}));
+}
+
+TEST(SchedulerGroups, PausedGroupIsFrozenAndItsTimersFireOnlyAfterResume) {
+  Scheduler scheduler;
+  constexpr GroupId kHost = 7;
+  std::vector<std::string> events;
+  scheduler.Spawn("host-task", [&] {
+    for (int i = 0; i < 3; ++i) {
+      dsim::SleepFor(absl::Seconds(1));
+      events.push_back(absl::StrCat("tick at +", absl::FormatDuration(Now() - Scheduler::Epoch())));
+    }
+  }, SpawnOptions{.group = kHost});
+  scheduler.AddTimer(Scheduler::Epoch() + absl::Milliseconds(1500),
+                     [&] { scheduler.PauseGroup(kHost); });
+  scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(10), [&] { scheduler.ResumeGroup(kHost); });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(events, (std::vector<std::string>{"tick at +1s", "tick at +10s", "tick at +11s"}));
+}
+
+TEST(SchedulerGroups, KillGroupUnwindsOnlyThatGroupsTasks) {
+  Scheduler scheduler;
+  int destroyed = 0;
+  bool survivor_finished = false;
+  for (int i = 0; i < 3; ++i) {
+    scheduler.Spawn(absl::StrCat("victim-", i), [&] {
+      CountsDestruction guard(&destroyed);
+      dsim::SleepFor(absl::Hours(1));
+    }, SpawnOptions{.group = 1});
+  }
+  scheduler.Spawn("survivor", [&] {
+    dsim::SleepFor(absl::Seconds(2));
+    survivor_finished = true;
+  }, SpawnOptions{.group = 2});
+  scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(1),
+                     [&] { EXPECT_EQ(scheduler.KillGroup(1), 3u); });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(destroyed, 3);
+  EXPECT_TRUE(survivor_finished);
+  EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Seconds(2));
+}
+
+TEST(SchedulerThreads, TwoSimulationsRunOnTwoThreadsAtOnce) {
+  const std::string expected_a = RunBoundedBuffer(11);
+  const std::string expected_b = RunBoundedBuffer(12);
+  std::string a, b;
+  for (int round = 0; round < 3; ++round) {
+    std::thread first([&] { a = RunBoundedBuffer(11); });
+    std::thread second([&] { b = RunBoundedBuffer(12); });
+    first.join();
+    second.join();
+    EXPECT_EQ(a, expected_a);
+    EXPECT_EQ(b, expected_b);
+  }
+}
+
+TEST(SchedulerScale, HundredThousandTasksInOneSimulation) {
+  constexpr int kTasks = 100000;
+  Scheduler scheduler;
+  int finished = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    scheduler.Spawn("worker", [&, i] {
+      dsim::SleepFor(absl::Milliseconds(i % 100));
+      Yield();
+      ++finished;
+    });
+  }
+  const RunResult result = scheduler.Run();
+  EXPECT_TRUE(result.ok()) << result.outcome;
+  EXPECT_EQ(finished, kTasks);
+  EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Milliseconds(99));
+}
+
+}  // namespace
+}  // namespace dsim
