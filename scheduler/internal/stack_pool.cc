@@ -9,6 +9,17 @@
 
 #include "scheduler/internal/check.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define DSIM_POOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DSIM_POOL_ASAN 1
+#endif
+#endif
+#ifdef DSIM_POOL_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace dsim::internal {
 namespace {
 
@@ -78,6 +89,11 @@ Stack StackPool::Allocate(size_t size) {
 
 void StackPool::Release(const Stack& stack) {
   DSIM_DCHECK(!stack.empty());
+#ifdef DSIM_POOL_ASAN
+  // A finished fiber never returns through its frames, so their redzones stay poisoned
+  // in ASan's shadow memory; the next task on this stack would trip over them.
+  __asan_unpoison_memory_region(stack.lo, stack.size);
+#endif
   const size_t key = stack.guarded ? stack.size : stack.size + kCanaryReserve;
   free_[key].push_back(stack);
 }
