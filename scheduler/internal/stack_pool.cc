@@ -47,7 +47,7 @@ void* MapOrDie(size_t bytes) {
   return p;
 }
 
-void ProtectOrDie(void* p, size_t bytes) {
+void ProtectOrDie(void* p, size_t bytes) {  // For slabs: one split per many stacks.
   DSIM_CHECK(mprotect(p, bytes, PROT_NONE) == 0, "mprotect of a stack guard page failed: ",
              std::strerror(errno));
 }
@@ -104,8 +104,21 @@ bool StackPool::TryAllocateGuarded(size_t size, Stack* stack) {
     return false;
   }
   const size_t page = PageSize();
-  char* base = static_cast<char*>(MapOrDie(size + page));
-  ProtectOrDie(base, page);
+  void* mapped = mmap(nullptr, size + page, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (mapped != MAP_FAILED && mprotect(mapped, page, PROT_NONE) != 0) {
+    munmap(mapped, size + page);
+    mapped = MAP_FAILED;
+  }
+  if (mapped == MAP_FAILED) {
+    // Out of mappings sooner than the budget assumed (vm.max_map_count, or a sanitizer
+    // runtime that maps memory per fiber). Guard no more stacks in this process; slab
+    // stacks need one mapping per many tasks.
+    const int64_t in_use = guarded_in_process.fetch_sub(1) - 1;
+    guarded_budget.store(in_use);
+    return false;
+  }
+  char* base = static_cast<char*>(mapped);
   mappings_.push_back({base, size + page, true});
   stack->lo = base + page;
   stack->size = size;
