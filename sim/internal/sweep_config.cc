@@ -1,0 +1,191 @@
+#include "sim/internal/sweep_config.h"
+
+#include <unistd.h>
+
+#include <climits>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace dsim::internal {
+namespace {
+
+// Largest sweep a process will list; a bound, so a typo in DSIM_SEEDS cannot eat memory.
+constexpr uint64_t kMaxSeeds = uint64_t{1} << 32;
+
+absl::Status BadVariable(absl::string_view name, absl::string_view value,
+                         absl::string_view want) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(name, "=\"", value, "\" is not valid: expected ", want));
+}
+
+template <typename Int>
+absl::Status ReadInt(const EnvLookup& env, absl::string_view name, absl::string_view want,
+                     std::optional<Int>* out) {
+  std::optional<std::string> value = env(name);
+  if (!value.has_value() || value->empty()) return absl::OkStatus();
+  Int parsed;
+  if (!absl::SimpleAtoi(*value, &parsed)) return BadVariable(name, *value, want);
+  *out = parsed;
+  return absl::OkStatus();
+}
+
+std::string Get(const EnvLookup& env, absl::string_view name) {
+  return env(name).value_or("");
+}
+
+absl::Status ResolveSeeds(const SweepOptions& options, const EnvLookup& env,
+                          SweepConfig* config) {
+  std::optional<uint64_t> seed;
+  std::optional<uint64_t> seeds;
+  if (absl::Status s = ReadInt(env, "DSIM_SEED", "an unsigned integer", &seed); !s.ok()) return s;
+  if (absl::Status s = ReadInt(env, "DSIM_SEEDS", "a positive integer", &seeds); !s.ok()) return s;
+  if (seed.has_value()) {
+    config->all_seeds = {*seed};
+    return absl::OkStatus();
+  }
+  const uint64_t count = seeds.value_or(options.seeds);
+  if (count == 0 || count > kMaxSeeds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a sweep needs 1..", kMaxSeeds, " seeds, got ", count));
+  }
+  config->all_seeds.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) config->all_seeds.push_back(options.first_seed + i);
+  return absl::OkStatus();
+}
+
+// Bazel's protocol. GoogleTest also shards test cases by it unless //sim:harness_main
+// (TakeOverTestSharding) removed GTEST_TOTAL_SHARDS; then the seeds split instead.
+absl::Status ResolveShards(const EnvLookup& env, SweepConfig* config) {
+  std::optional<int> total;
+  std::optional<int> index;
+  std::optional<int> gtest_total;
+  if (absl::Status s = ReadInt(env, "TEST_TOTAL_SHARDS", "a shard count", &total); !s.ok()) return s;
+  if (absl::Status s = ReadInt(env, "TEST_SHARD_INDEX", "a shard index", &index); !s.ok()) return s;
+  if (absl::Status s = ReadInt(env, "GTEST_TOTAL_SHARDS", "a shard count", &gtest_total);
+      !s.ok()) {
+    return s;
+  }
+  config->shard_status_file = Get(env, "TEST_SHARD_STATUS_FILE");
+  if (!total.has_value() || *total <= 1) return absl::OkStatus();
+  if (!index.has_value() || *index < 0 || *index >= *total) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TEST_TOTAL_SHARDS=", *total, " needs TEST_SHARD_INDEX in [0, ", *total, ")"));
+  }
+  config->total_shards = *total;
+  config->shard_index = *index;
+  config->split_seeds = !(gtest_total.has_value() && *gtest_total > 1);
+  return absl::OkStatus();
+}
+
+absl::Status ResolveRunMode(const SweepOptions& options, const EnvLookup& env,
+                            SweepConfig* config) {
+  std::optional<int> jobs;
+  std::optional<int> determinism;
+  std::optional<int> progress;
+  if (absl::Status s = ReadInt(env, "DSIM_JOBS", "a thread count", &jobs); !s.ok()) return s;
+  if (absl::Status s = ReadInt(env, "DSIM_CHECK_DETERMINISM", "0 or 1", &determinism);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ReadInt(env, "DSIM_PROGRESS", "0 or 1", &progress); !s.ok()) return s;
+  int want_jobs = jobs.value_or(options.jobs);
+  if (want_jobs < 0) return BadVariable("DSIM_JOBS", absl::StrCat(want_jobs), "0 or more");
+  if (want_jobs == 0) want_jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  config->jobs = want_jobs;
+  config->check_determinism = determinism.has_value() ? *determinism != 0
+                                                      : options.check_determinism;
+  if (progress.has_value()) config->progress = *progress != 0;
+  return absl::OkStatus();
+}
+
+std::string DefaultBazelCommand(const EnvLookup& env) {
+  if (std::optional<std::string> command = env("DSIM_BAZEL"); command && !command->empty()) {
+    return *command;
+  }
+  return Get(env, "TEST_WORKSPACE") == "dsim" ? "./bazelw" : "bazel";
+}
+
+// Quotes a value for a POSIX shell when it needs it.
+std::string ShellWord(absl::string_view word) {
+  const bool plain = !word.empty() && word.find_first_not_of(
+                                          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789_-+=:,./@%") == absl::string_view::npos;
+  if (plain) return std::string(word);
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+std::string SelfPath() {
+  char buffer[PATH_MAX];
+  const ssize_t length = readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
+  if (length <= 0) return "<test binary>";
+  return std::string(buffer, static_cast<size_t>(length));
+}
+
+}  // namespace
+
+absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
+                                               const EnvLookup& env) {
+  SweepConfig config;
+  if (absl::Status s = ResolveSeeds(options, env, &config); !s.ok()) return s;
+  if (absl::Status s = ResolveShards(env, &config); !s.ok()) return s;
+  if (absl::Status s = ResolveRunMode(options, env, &config); !s.ok()) return s;
+  config.strategy = options.simulation.strategy;
+  if (std::optional<std::string> spec = env("DSIM_STRATEGY"); spec && !spec->empty()) {
+    config.strategy = *spec;
+    config.strategy_from_env = true;
+  }
+  config.trace_path = Get(env, "DSIM_TRACE");
+  config.test_target = Get(env, "TEST_TARGET");
+  config.outputs_dir = Get(env, "TEST_UNDECLARED_OUTPUTS_DIR");
+  config.bazel_command =
+      options.bazel_command.empty() ? DefaultBazelCommand(env) : options.bazel_command;
+  // Position i of the seed list belongs to shard i mod k: every seed exactly once.
+  for (size_t i = 0; i < config.all_seeds.size(); ++i) {
+    if (!config.split_seeds || static_cast<int>(i % config.total_shards) == config.shard_index) {
+      config.shard_seeds.push_back(config.all_seeds[i]);
+    }
+  }
+  return config;
+}
+
+std::string RerunCommand(const SweepConfig& config, uint64_t seed,
+                         const std::string& test_filter, bool check_determinism) {
+  std::vector<std::string> env = {absl::StrCat("DSIM_SEED=", seed)};
+  if (config.strategy_from_env) env.push_back("DSIM_STRATEGY=" + config.strategy);
+  if (check_determinism) env.push_back("DSIM_CHECK_DETERMINISM=1");
+  if (!config.test_target.empty()) {
+    std::string command = absl::StrCat(config.bazel_command, " test ", config.test_target);
+    for (const std::string& e : env) absl::StrAppend(&command, " --test_env=", ShellWord(e));
+    if (!test_filter.empty()) absl::StrAppend(&command, " --test_filter=", ShellWord(test_filter));
+    // The rerun is one seed: no shards, so its whole output is in one log.
+    if (config.total_shards > 1) absl::StrAppend(&command, " --test_sharding_strategy=disabled");
+    return command;
+  }
+  std::string command;
+  for (const std::string& e : env) absl::StrAppend(&command, ShellWord(e), " ");
+  absl::StrAppend(&command, ShellWord(SelfPath()));
+  if (!test_filter.empty()) absl::StrAppend(&command, " --gtest_filter=", ShellWord(test_filter));
+  return command;
+}
+
+std::string PathForSeed(const std::string& path, uint64_t seed) {
+  const size_t slash = path.rfind('/');
+  const size_t dot = path.rfind('.');
+  const bool has_extension = dot != std::string::npos && (slash == std::string::npos || dot > slash + 1);
+  if (!has_extension) return absl::StrCat(path, ".seed-", seed);
+  return absl::StrCat(path.substr(0, dot), ".seed-", seed, path.substr(dot));
+}
+
+}  // namespace dsim::internal

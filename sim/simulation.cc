@@ -1,0 +1,198 @@
+#include "sim/simulation.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/internal/check.h"
+#include "scheduler/strategies.h"
+
+namespace dsim {
+
+const char* HostStateName(HostState state) {
+  switch (state) {
+    case HostState::kRunning: return "running";
+    case HostState::kPaused: return "paused";
+    case HostState::kCrashed: return "crashed";
+  }
+  return "?";
+}
+
+TaskHandle Host::Spawn(std::string name, std::function<void()> body, SpawnOptions options) {
+  DSIM_MISUSE(state_ != HostState::kCrashed, "Spawn(\"", name, "\") on crashed host \"",
+              options_.name, "\"; Restart it first");
+  options.group = group_;
+  return simulation_->scheduler().Spawn(std::move(name), std::move(body), options);
+}
+
+// ---- Construction ------------------------------------------------------------------
+
+std::shared_ptr<Strategy> Simulation::BuildStrategy(const SimulationOptions& options) {
+  if (options.strategy_object != nullptr) return options.strategy_object;
+  absl::StatusOr<std::shared_ptr<Strategy>> strategy =
+      MakeStrategy(options.strategy, options.seed);
+  DSIM_MISUSE(strategy.ok(), "SimulationOptions::strategy: ", strategy.status().message());
+  return *std::move(strategy);
+}
+
+Simulation::Simulation(SimulationOptions options)
+    : options_(std::move(options)),
+      strategy_(BuildStrategy(options_)),
+      scheduler_(SchedulerOptions{.seed = options_.seed,
+                                  .strategy = strategy_,
+                                  .max_steps = options_.max_steps,
+                                  .max_virtual_time = options_.max_virtual_time}),
+      trace_(std::make_unique<Trace>(&scheduler_, options_.trace)) {
+  scheduler_.SetExtension(Scheduler::kSimulationExtension, this);
+  host_of_group_.push_back(kNoHost);  // Group 0 is no host's.
+}
+
+Simulation::~Simulation() {
+  // Tasks may use anything the simulation owns in their destructors: unwind them all
+  // while everything is still alive.
+  scheduler_.Shutdown();
+  trace_->Detach();
+  scheduler_.SetExtension(Scheduler::kSimulationExtension, nullptr);
+}
+
+Simulation* Simulation::Current() {
+  Scheduler* scheduler = Scheduler::Current();
+  if (scheduler == nullptr) return nullptr;
+  return static_cast<Simulation*>(scheduler->extension(Scheduler::kSimulationExtension));
+}
+
+std::string Simulation::strategy_description() const {
+  return strategy_->Describe();
+}
+
+// ---- Tasks and runs ----------------------------------------------------------------
+
+TaskHandle Simulation::Spawn(std::string name, std::function<void()> body,
+                             SpawnOptions options) {
+  return scheduler_.Spawn(std::move(name), std::move(body), options);
+}
+
+RunResult Simulation::Record(RunResult result) {
+  if (!result.ok() && !first_failed_run_.has_value()) first_failed_run_ = result;
+  last_run_ = result;
+  return result;
+}
+
+RunResult Simulation::Run() { return Record(scheduler_.Run()); }
+
+RunResult Simulation::RunFor(absl::Duration duration) {
+  return Record(scheduler_.RunFor(duration));
+}
+
+RunResult Simulation::RunUntil(absl::Time deadline) {
+  return Record(scheduler_.RunUntil(deadline));
+}
+
+void Simulation::Annotate(absl::string_view category, absl::string_view detail,
+                          GroupId group) {
+  scheduler_.Annotate(Annotation{.category = category, .detail = detail, .group = group});
+}
+
+// ---- Hosts -------------------------------------------------------------------------
+
+Host& Simulation::AddHost(HostOptions options) {
+  DSIM_MISUSE(options.start != nullptr, "AddHost(\"", options.name,
+              "\") without a start function");
+  const auto id = static_cast<HostId>(hosts_.size() + 1);
+  if (options.name.empty()) options.name = absl::StrCat("host-", id);
+  hosts_.push_back(std::unique_ptr<Host>(new Host(this, id, std::move(options))));
+  Host& host = *hosts_.back();
+  StartIncarnation(host);
+  for (HostObserver* observer : observers_) observer->OnHostAdded(host);
+  return host;
+}
+
+// Gives the host a fresh group and spawns its start function there.
+void Simulation::StartIncarnation(Host& host) {
+  host.group_ = ++last_group_;
+  host.state_ = HostState::kRunning;
+  ++host.incarnation_;
+  DSIM_CHECK(host_of_group_.size() == host.group_, "groups are handed out in order");
+  host_of_group_.push_back(host.id_);
+  trace_->NameGroup(host.group_, host.incarnation_ == 1
+                                     ? host.name()
+                                     : absl::StrCat(host.name(), " #", host.incarnation_));
+  if (host.incarnation_ > 1) {
+    for (HostObserver* observer : observers_) observer->OnHostRestarting(host);
+  }
+  host.Spawn(absl::StrCat(host.name(), "/start"), host.options_.start,
+             SpawnOptions{.daemon = host.options_.start_daemon});
+}
+
+Host& Simulation::host(HostId id) { return HostOrDie(id, "host"); }
+
+const Host& Simulation::host(HostId id) const {
+  DSIM_MISUSE(id != kNoHost && id <= hosts_.size(), "no host with id ", id);
+  return *hosts_[id - 1];
+}
+
+Host& Simulation::HostOrDie(HostId id, const char* operation) {
+  DSIM_MISUSE(id != kNoHost && id <= hosts_.size(), "Simulation::", operation,
+              ": no host with id ", id, " (there are ", hosts_.size(), ")");
+  return *hosts_[id - 1];
+}
+
+Host* Simulation::CurrentHost() {
+  const GroupId group = scheduler_.CurrentGroup();
+  if (group >= host_of_group_.size() || host_of_group_[group] == kNoHost) return nullptr;
+  Host& host = *hosts_[host_of_group_[group] - 1];
+  // A task of a crashed incarnation, still unwinding, belongs to no live host.
+  return host.group_ == group && host.state_ != HostState::kCrashed ? &host : nullptr;
+}
+
+bool Simulation::Crash(HostId id) {
+  Host& host = HostOrDie(id, "Crash");
+  if (host.state_ == HostState::kCrashed) return false;
+  const GroupId dead = host.group_;
+  Annotate("fault.crash", absl::StrCat(host.name(), " crashed (", HostStateName(host.state_), ")"),
+           dead);
+  host.state_ = HostState::kCrashed;
+  scheduler_.KillGroup(dead);
+  for (HostObserver* observer : observers_) observer->OnHostCrashed(host, dead);
+  return true;
+}
+
+GroupId Simulation::Restart(HostId id) {
+  Host& host = HostOrDie(id, "Restart");
+  if (host.state_ != HostState::kCrashed) Crash(id);
+  Annotate("fault.restart", absl::StrCat(host.name(), " restarts"), host.group_);
+  StartIncarnation(host);
+  return host.group_;
+}
+
+bool Simulation::Pause(HostId id) {
+  Host& host = HostOrDie(id, "Pause");
+  if (host.state_ != HostState::kRunning) return false;
+  Annotate("fault.pause", absl::StrCat(host.name(), " paused"), host.group_);
+  host.state_ = HostState::kPaused;
+  scheduler_.PauseGroup(host.group_);
+  for (HostObserver* observer : observers_) observer->OnHostPaused(host);
+  return true;
+}
+
+bool Simulation::Resume(HostId id) {
+  Host& host = HostOrDie(id, "Resume");
+  if (host.state_ != HostState::kPaused) return false;
+  Annotate("fault.resume", absl::StrCat(host.name(), " resumed"), host.group_);
+  host.state_ = HostState::kRunning;
+  scheduler_.ResumeGroup(host.group_);
+  for (HostObserver* observer : observers_) observer->OnHostResumed(host);
+  return true;
+}
+
+void Simulation::AddHostObserver(HostObserver* observer) {
+  DSIM_MISUSE(observer != nullptr, "AddHostObserver(nullptr)");
+  observers_.push_back(observer);
+}
+
+void Simulation::RemoveHostObserver(HostObserver* observer) {
+  observers_.erase(std::remove(observers_.begin(), observers_.end(), observer),
+                   observers_.end());
+}
+
+}  // namespace dsim

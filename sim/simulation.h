@@ -1,0 +1,232 @@
+// Simulation: one seeded, deterministic world: a scheduler, its trace, and hosts.
+//
+// A Simulation is built from one SimulationOptions struct and owns everything a run
+// needs. Hosts are simulated processes: each has a start function, runs its tasks in a
+// group of its own, and can be paused, resumed, crashed and restarted.
+//
+// Example:
+//
+//   dsim::Simulation sim(dsim::SimulationOptions{.seed = 42});
+//   dsim::Host& server = sim.AddHost({.name = "server", .start = [] {
+//     ServerState state;                       // fresh after every restart
+//     for (;;) { state.Tick(); dsim::SleepFor(absl::Milliseconds(10)); }
+//   }});
+//   sim.Spawn("chaos", [&] {
+//     dsim::SleepFor(absl::Seconds(1));
+//     sim.Crash(server.id());                  // tasks unwind, destructors run
+//     dsim::SleepFor(absl::Seconds(1));
+//     sim.Restart(server.id());                // start function runs again
+//   });
+//   dsim::RunResult result = sim.RunFor(absl::Seconds(5));
+//
+// Hosts and incarnations. Every incarnation of a host (its first start and each
+// restart) runs in a new scheduler group, so a crashed incarnation's tasks, which
+// unwind at their next scheduling point, can never be confused with the new one's.
+// Host::group() is the current incarnation's group. What survives a crash is what the
+// test keeps outside the start function (a simulated disk); everything the start
+// function builds is fresh.
+//
+// Layers above (the network) hook into host lifecycle through HostObserver: they learn
+// of each host added, crashed, restarted, paused and resumed, in that order of calls,
+// and can make sockets vanish on a crash or hold traffic during a pause.
+//
+// Threading. A Simulation and everything in it belong to one OS thread at a time.
+// Several simulations may run on different threads at once: they share no state.
+#ifndef DSIM_SIM_SIMULATION_H_
+#define DSIM_SIM_SIMULATION_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/strategy.h"
+#include "sim/trace.h"
+
+namespace dsim {
+
+class Simulation;
+
+// A host's identity: stable across crashes and restarts. Hosts are numbered from 1 in
+// the order they are added.
+using HostId = uint32_t;
+inline constexpr HostId kNoHost = 0;
+
+struct SimulationOptions {
+  uint64_t seed = 1;
+  // The scheduling strategy, as a MakeStrategy spec ("random", "roundrobin", ...),
+  // built with `seed`. Ignored when `strategy_object` is set.
+  std::string strategy = "random";
+  // A ready-made strategy (a replay, a custom explorer). Not shared between runs.
+  std::shared_ptr<Strategy> strategy_object;
+  // A run stops with RunOutcome::kStepLimit after this many steps; 0 means no limit.
+  uint64_t max_steps = 0;
+  // A run stops with RunOutcome::kTimeLimit before the clock passes this much virtual
+  // time after Scheduler::Epoch().
+  absl::Duration max_virtual_time = absl::InfiniteDuration();
+  // What the simulation's trace keeps (it always fingerprints every event).
+  TraceOptions trace;
+};
+
+enum class HostState : uint8_t { kRunning, kPaused, kCrashed };
+const char* HostStateName(HostState state);
+
+struct HostOptions {
+  // Shown in traces and reports. Need not be unique, but should be.
+  std::string name;
+  // Runs as the host's first task, "<name>/start", at AddHost and after every Restart.
+  std::function<void()> start;
+  // Whether the start task is a daemon: a server loop that never returns should not
+  // keep Simulation::Run() from completing.
+  bool start_daemon = true;
+};
+
+// A simulated process. Owned by its Simulation; references stay valid as long as it.
+class Host {
+ public:
+  HostId id() const { return id_; }
+  const std::string& name() const { return options_.name; }
+  HostState state() const { return state_; }
+  // The current incarnation's scheduler group (every restart gets a new one).
+  GroupId group() const { return group_; }
+  // 1 for the first start, 2 after the first restart, ...
+  int incarnation() const { return incarnation_; }
+
+  // Spawns a task on this host (in the current incarnation's group). Misuse on a
+  // crashed host.
+  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+
+ private:
+  friend class Simulation;
+  Host(Simulation* simulation, HostId id, HostOptions options)
+      : simulation_(simulation), id_(id), options_(std::move(options)) {}
+
+  Simulation* simulation_;
+  HostId id_;
+  HostOptions options_;
+  HostState state_ = HostState::kRunning;
+  GroupId group_ = kNoGroup;
+  int incarnation_ = 0;
+};
+
+// Hooks for layers that keep per-host state (the network: addresses, sockets, links).
+// Calls are synchronous, in registration order, from whoever changes the host (a task,
+// a timer callback, or the test's thread between runs). They must not block.
+class HostObserver {
+ public:
+  virtual ~HostObserver() = default;
+  // After the host's first incarnation has been set up and its start task spawned.
+  virtual void OnHostAdded(Host& host) {}
+  // After the tasks of `dead_group` were told to unwind (they unwind at their next
+  // scheduling point) and its timers were cancelled. host.state() is kCrashed.
+  virtual void OnHostCrashed(Host& host, GroupId dead_group) {}
+  // After the new incarnation's group exists, before its start task is spawned, so
+  // state for the new incarnation (a fresh socket table) can be ready when it runs.
+  virtual void OnHostRestarting(Host& host) {}
+  virtual void OnHostPaused(Host& host) {}
+  virtual void OnHostResumed(Host& host) {}
+};
+
+class Simulation {
+ public:
+  // Builds the scheduler (misuse error on an invalid strategy spec; validate user
+  // input with MakeStrategy first), attaches the trace, and registers this simulation
+  // in the scheduler's kSimulationExtension slot.
+  explicit Simulation(SimulationOptions options = {});
+  // Unwinds every task that is still alive (destructors run), then tears down.
+  ~Simulation();
+  Simulation(const Simulation&) = delete;
+  Simulation& operator=(const Simulation&) = delete;
+
+  // The simulation whose scheduler runs on this thread, or null (outside any run).
+  static Simulation* Current();
+
+  uint64_t seed() const { return options_.seed; }
+  const SimulationOptions& options() const { return options_; }
+  // e.g. "random(seed=7)", for failure reports.
+  std::string strategy_description() const;
+  Scheduler& scheduler() { return scheduler_; }
+  Trace& trace() { return *trace_; }
+  const Trace& trace() const { return *trace_; }
+  // Random values for the test and its models, drawn through the strategy (recorded,
+  // replayable, part of the trace).
+  BitSource& random() { return scheduler_.random(); }
+  absl::Time Now() const { return scheduler_.Now(); }
+
+  // ---- Tasks and runs --------------------------------------------------------------
+
+  // A task outside any host (a test driver, a chaos monkey). From a task, prefer
+  // dsim::Spawn, which keeps the caller's host.
+  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+
+  // As Scheduler::Run/RunFor/RunUntil. The first result that is not ok() (deadlock,
+  // limit, task failure) is also kept in first_failed_run(), so a harness can fail a
+  // test whose body forgot to look.
+  RunResult Run();
+  RunResult RunFor(absl::Duration duration);
+  RunResult RunUntil(absl::Time deadline);
+  const std::optional<RunResult>& first_failed_run() const { return first_failed_run_; }
+  const std::optional<RunResult>& last_run() const { return last_run_; }
+
+  // Emits an annotation into the trace (and any other listener), on behalf of `group`.
+  void Annotate(absl::string_view category, absl::string_view detail,
+                GroupId group = kNoGroup);
+
+  // ---- Hosts -------------------------------------------------------------------------
+
+  // Adds a host and spawns its start task. Callable before a run or from a task.
+  Host& AddHost(HostOptions options);
+  Host& host(HostId id);
+  const Host& host(HostId id) const;
+  size_t host_count() const { return hosts_.size(); }
+  // The host whose task is running, or null: a task outside hosts, no task, or a task
+  // of a crashed incarnation that is still unwinding.
+  Host* CurrentHost();
+
+  // Crashes a host: every task of its current incarnation unwinds (destructors run)
+  // and its timers are cancelled. Returns false if it was already crashed. A host may
+  // crash itself: the calling task unwinds at its next scheduling point.
+  bool Crash(HostId id);
+  // Starts a new incarnation: a new group, and the start function in a fresh task.
+  // Crashes the host first if it is not crashed (a reboot). Returns the new group.
+  GroupId Restart(HostId id);
+  // Freezes a running host: its tasks are not scheduled and its timers come due only
+  // after Resume. Returns false unless the host was running.
+  bool Pause(HostId id);
+  // Returns false unless the host was paused.
+  bool Resume(HostId id);
+
+  // Observers are not owned and must outlive the simulation or be removed.
+  void AddHostObserver(HostObserver* observer);
+  void RemoveHostObserver(HostObserver* observer);
+
+ private:
+  static std::shared_ptr<Strategy> BuildStrategy(const SimulationOptions& options);
+  RunResult Record(RunResult result);
+  void StartIncarnation(Host& host);
+  Host& HostOrDie(HostId id, const char* operation);
+
+  SimulationOptions options_;
+  std::shared_ptr<Strategy> strategy_;  // Also held by scheduler_.
+  Scheduler scheduler_;
+  std::unique_ptr<Trace> trace_;
+  std::vector<std::unique_ptr<Host>> hosts_;  // hosts_[id - 1].
+  std::vector<HostId> host_of_group_;         // By GroupId; kNoHost for others.
+  std::vector<HostObserver*> observers_;
+  GroupId last_group_ = kNoGroup;
+  std::optional<RunResult> first_failed_run_;
+  std::optional<RunResult> last_run_;
+  // The network joins here in the next phase: a `std::unique_ptr<Network>` built from
+  // `SimulationOptions::network`, registered as a HostObserver and in the scheduler's
+  // kNetworkExtension slot. ~Simulation unwinds every task before any member dies, so
+  // task destructors may still use it.
+};
+
+}  // namespace dsim
+
+#endif  // DSIM_SIM_SIMULATION_H_

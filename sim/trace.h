@@ -1,0 +1,197 @@
+// Trace: a structured, fingerprinted log of everything a simulation does.
+//
+// A Trace listens to a Scheduler and records one TraceEvent per thing that happens:
+// task spawn, dispatch (a task switch), block, wake and finish; timer firings; clock
+// advances; every strategy decision; and every Annotation the layers above emit
+// (socket calls, segment send/deliver/drop, faults). Each event carries its virtual
+// time, its task and its host (group).
+//
+// Example:
+//
+//   dsim::Scheduler scheduler(dsim::SchedulerOptions{.seed = 7});
+//   dsim::Trace trace(&scheduler, dsim::TraceOptions{.keep_all_events = true});
+//   scheduler.Spawn("worker", [] { dsim::SleepFor(absl::Milliseconds(5)); });
+//   scheduler.Run();
+//   std::cout << trace.ToText();                   // one readable line per event
+//   trace.WriteFile("/tmp/run.json");              // open in https://ui.perfetto.dev
+//   uint64_t fp = trace.fingerprint();             // same program + seed: same value
+//
+// Fingerprint. A 64-bit, order-sensitive hash of the whole event stream (FNV-1a over a
+// canonical encoding of each event). It uses no per-process salt, so two processes,
+// two machines or two OS threads that run the same simulation get the same value; a
+// different value means the runs differ somewhere. FirstDivergence() says where.
+//
+// Memory. The fingerprint always covers every event, but only the last
+// `TraceOptions::keep_last_events` events stay in memory, unless `keep_all_events` is
+// set (exports and divergence reports then cover the whole run). Task names are kept
+// for every task spawned while the trace is attached (one string per task).
+//
+// Threading: a Trace belongs to its scheduler's thread, like the scheduler itself.
+#ifndef DSIM_SIM_TRACE_H_
+#define DSIM_SIM_TRACE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "scheduler/scheduler.h"
+
+namespace dsim {
+
+enum class TraceEventKind : uint8_t {
+  kSpawn = 0,     // `task` was created by `other_task` (kNoTask: from outside tasks).
+  kDispatch = 1,  // `task` got the CPU: a task switch.
+  kBlock = 2,     // `task` blocked in `what` at `where`.
+  kWake = 3,      // `task` became runnable; `code` is the WakeReason, `other_task` the waker.
+  kFinish = 4,    // `task` returned, threw, or was unwound.
+  kTimer = 5,     // Timer `number` fired.
+  kClock = 6,     // The clock jumped from `number` ns to `time_ns`.
+  kDecision = 7,  // The strategy chose `number` of `options`; `code` is the DecisionKind.
+  kAnnotation = 8,  // From a layer above: `category`, `detail`, `flow_id`, `flow_phase`.
+};
+
+const char* TraceEventKindName(TraceEventKind kind);
+
+struct TraceEvent {
+  uint64_t index = 0;    // Position in the full event stream, from 0.
+  int64_t time_ns = 0;   // Virtual nanoseconds since Scheduler::Epoch().
+  TraceEventKind kind = TraceEventKind::kAnnotation;
+  uint8_t code = 0;      // kWake: WakeReason; kDecision: DecisionKind.
+  GroupId group = kNoGroup;
+  TaskId task = kNoTask;        // The task the event is about, or the running task.
+  TaskId other_task = kNoTask;  // kSpawn: the spawner; kWake: the waker.
+  uint64_t number = 0;          // kTimer: timer id; kClock: from ns; kDecision: choice
+                                // (a candidate's id for task/timer/waiter decisions).
+  uint64_t options = 0;         // kDecision: number of options (0 means 2^64).
+  const char* what = "";        // kBlock: the blocking call; kDecision: the label.
+  SourceLocation where;         // kBlock: the call site.
+  std::string category;         // kAnnotation: "net.send", "fault.crash", ...
+  std::string detail;           // kAnnotation: free text; kSpawn: the task's name.
+  uint64_t flow_id = 0;         // kAnnotation: links a send (phase 1) to its delivery (2).
+  int flow_phase = 0;
+  uint64_t hash = 0;            // Hash of this event's content (not of its position).
+};
+
+struct TraceOptions {
+  // How many of the most recent events stay in memory (for failure summaries and
+  // exports). Ignored when keep_all_events is set.
+  size_t keep_last_events = 1000;
+  // Keep every event: needed for complete exports and exact divergence reports.
+  bool keep_all_events = false;
+  // Record strategy decisions as events. They are part of the fingerprint when on.
+  bool record_decisions = true;
+};
+
+// Options of the Chrome Trace Event JSON export.
+struct ChromeJsonOptions {
+  // Tasks take no virtual time to run, so many events share one virtual instant. The
+  // export spreads them on a display clock that advances at least this much per event
+  // (display time = max(virtual time, previous display time + step)), so each run of a
+  // task is a visible slice. Every event also carries its exact virtual time ("vt").
+  int64_t display_step_ns = 1000;
+};
+
+class Trace final : public SchedulerListener {
+ public:
+  // Starts recording `scheduler`'s events; stops when destroyed. `scheduler` must
+  // outlive the trace, or the trace must be detached first.
+  explicit Trace(Scheduler* scheduler, TraceOptions options = {});
+  ~Trace() override;
+  Trace(const Trace&) = delete;
+  Trace& operator=(const Trace&) = delete;
+
+  // Stops recording. The recorded events stay readable.
+  void Detach();
+
+  // ---- Results -------------------------------------------------------------------
+
+  // Hash of every event recorded so far, in order. 0-event traces have a fixed value.
+  uint64_t fingerprint() const { return fingerprint_; }
+  // Events recorded so far (retained or not).
+  uint64_t event_count() const { return next_index_; }
+  // The retained events, oldest first: every event, or the last keep_last_events.
+  const std::deque<TraceEvent>& events() const { return events_; }
+  // True if events() holds every event since the trace started.
+  bool complete() const { return events_.size() == next_index_; }
+
+  // Names the group in exports ("kv-1", "kv-1 (restart 2)"). Unnamed groups show as
+  // "host <id>"; group 0 shows as "sim".
+  void NameGroup(GroupId group, std::string name);
+  std::string GroupName(GroupId group) const;
+  // The name a task was spawned with, or "" if the trace never saw it spawn.
+  absl::string_view TaskName(TaskId task) const;
+
+  // ---- Output ----------------------------------------------------------------------
+
+  // `#12 +0.010000000s host 1 task 3 "w-1" block SleepUntil at kv.cc:88`.
+  std::string Describe(const TraceEvent& event) const;
+  // The last `count` retained events, one Describe() line each, oldest first.
+  std::string LastEventsText(size_t count) const;
+  // Every retained event, one line each, after a header line with the fingerprint.
+  std::string ToText() const;
+  void WriteText(std::ostream& out) const;
+  // Chrome Trace Event JSON (opens in ui.perfetto.dev and chrome://tracing): one
+  // process per host, one thread per task, slices for task runs and annotations,
+  // instants for blocks, wakes and timers, flow arrows from each send to its delivery.
+  void WriteChromeJson(std::ostream& out, const ChromeJsonOptions& options = {}) const;
+  std::string ToChromeJson(const ChromeJsonOptions& options = {}) const;
+  // Writes Chrome JSON if `path` ends in ".json", text otherwise.
+  absl::Status WriteFile(const std::string& path) const;
+
+  // ---- SchedulerListener -----------------------------------------------------------
+  void OnDecision(const Decision& decision, uint64_t chosen) override;
+  void OnSpawn(const TaskView& task) override;
+  void OnDispatch(const TaskView& task) override;
+  void OnBlock(const TaskView& task, const char* what, SourceLocation where) override;
+  void OnWake(const TaskView& task, WakeReason reason) override;
+  void OnFinish(const TaskView& task) override;
+  void OnTimerFired(TimerId timer, absl::Time when) override;
+  void OnClockAdvanced(absl::Time from, absl::Time to) override;
+  void OnAnnotation(const Annotation& annotation) override;
+
+ private:
+  TraceEvent& Start(TraceEventKind kind, int64_t time_ns);
+  void Finish(TraceEvent& event, uint64_t extra_hash = 0);
+  int64_t NowNs() const;
+
+  Scheduler* scheduler_;
+  TraceOptions options_;
+  std::deque<TraceEvent> events_;
+  uint64_t next_index_ = 0;
+  uint64_t fingerprint_;
+  std::vector<std::string> task_names_;  // By TaskId; ids are dense from 1.
+  std::vector<std::string> group_names_;  // By GroupId; "" means the default name.
+};
+
+// Where two event streams first differ.
+struct TraceDivergence {
+  uint64_t index = 0;           // Position of the first differing event.
+  int64_t time_ns = 0;          // Its virtual time (in the first stream, if present).
+  TaskId task = kNoTask;        // Its task (in the first stream, if present).
+  std::string task_name;
+  std::string first;            // Describe() of the event in each stream, or
+  std::string second;           // "(stream ended)".
+  // False when the difference lies before the events either trace retained: `index`
+  // is then the first index both retained, and the real divergence is earlier.
+  bool located = true;
+
+  std::string ToString() const;
+};
+
+// The first event where the two traces differ, or nullopt if their streams are equal
+// (same count and fingerprint). Exact when both traces kept every event.
+std::optional<TraceDivergence> FirstDivergence(const Trace& first, const Trace& second);
+
+// `+1.250000000s`: a virtual time as seconds since Scheduler::Epoch().
+std::string FormatVirtualTime(int64_t time_ns);
+
+}  // namespace dsim
+
+#endif  // DSIM_SIM_TRACE_H_

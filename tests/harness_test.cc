@@ -1,0 +1,535 @@
+// SeedSweep: seeds, environment, sharding, parallel mode, the determinism check, and
+// failure reports whose rerun command really reproduces the failure.
+//
+// Most tests run sweeps in-process with an injected environment. A few run this very
+// binary again as a child process (tests named HarnessChild.*, which only act when
+// DSIM_HARNESS_CHILD=1), to check what only a separate process can show: Bazel-style
+// sharding through //sim:harness_main, and the printed rerun command run by a shell.
+#include "sim/harness.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "scheduler/mutex.h"
+#include "scheduler/notification.h"
+#include "sim/internal/sweep_config.h"
+
+namespace dsim {
+namespace {
+
+EnvLookup MapEnv(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](absl::string_view name) -> std::optional<std::string> {
+    auto it = vars.find(std::string(name));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+// Options for in-process sweeps whose failures are expected: report to a string.
+SweepOptions QuietOptions(std::ostringstream* log, std::map<std::string, std::string> env = {}) {
+  SweepOptions options;
+  options.report_to_gtest = false;
+  options.log = log;
+  options.env = MapEnv(std::move(env));
+  return options;
+}
+
+// A small concurrent workload whose schedule depends on the seed: three tasks contend
+// for a mutex, sleep random virtual times, and draw values through the strategy.
+absl::Status Workload(Simulation& sim) {
+  auto mu = std::make_shared<Mutex>();
+  auto total = std::make_shared<uint64_t>(0);
+  for (int i = 0; i < 3; ++i) {
+    sim.Spawn(absl::StrCat("worker-", i), [&sim, mu, total] {
+      for (int round = 0; round < 4; ++round) {
+        dsim::SleepFor(absl::Microseconds(sim.random().Below(1000)));
+        MutexLock lock(mu.get());
+        *total += sim.random().Below(100);
+        dsim::Yield();
+      }
+    });
+  }
+  return sim.Run().status();
+}
+
+// Fails for seeds whose first random draw is below 2 of 10: a seed-dependent bug.
+absl::Status PlantedBug(Simulation& sim) {
+  auto value = std::make_shared<uint64_t>(0);
+  sim.Spawn("reader", [&sim, value] {
+    dsim::SleepFor(absl::Milliseconds(3));
+    *value = sim.random().Below(10);
+  });
+  // A bystander blocked forever, for the report's "blocked tasks".
+  auto never = std::make_shared<Notification>();
+  sim.Spawn("waiter", [never] { never->WaitForNotification(); }, SpawnOptions{.daemon = true});
+  if (absl::Status s = sim.Run().status(); !s.ok()) return s;
+  if (*value < 2) return absl::InternalError(absl::StrCat("stale read: got ", *value));
+  return absl::OkStatus();
+}
+
+std::vector<uint64_t> SeedsOf(const SweepResult& result) {
+  std::vector<uint64_t> seeds;
+  for (const SeedOutcome& o : result.outcomes) seeds.push_back(o.seed);
+  return seeds;
+}
+
+TEST(Harness, RunsEverySeedOnceEachInAFreshSimulation) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 12;
+  options.first_seed = 100;
+  std::vector<uint64_t> seen;
+  std::set<const Simulation*> sims;
+  SweepResult result = SeedSweep(options).Run([&](Simulation& sim) {
+    seen.push_back(sim.seed());
+    EXPECT_EQ(sim.scheduler().live_tasks(), 0u) << "fresh";
+    return Workload(sim);
+  });
+  ASSERT_TRUE(result.ok()) << log.str();
+  std::vector<uint64_t> want;
+  for (uint64_t s = 100; s < 112; ++s) want.push_back(s);
+  EXPECT_EQ(seen, want);
+  EXPECT_EQ(SeedsOf(result), want);
+  EXPECT_TRUE(absl::StrContains(log.str(), "12 seeds run, 0 failed"));
+}
+
+TEST(Harness, DsimSeedRunsOnlyThatSeedAndDsimSeedsSetsTheCount) {
+  std::ostringstream log;
+  SweepResult one = SeedSweep(QuietOptions(&log, {{"DSIM_SEED", "77"}})).Run(Workload);
+  EXPECT_EQ(SeedsOf(one), std::vector<uint64_t>{77});
+  SweepResult five = SeedSweep(QuietOptions(&log, {{"DSIM_SEEDS", "5"}})).Run(Workload);
+  EXPECT_EQ(SeedsOf(five), (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+}
+
+TEST(Harness, DsimStrategyChoosesTheStrategy) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_STRATEGY", "roundrobin"}, {"DSIM_SEED", "3"}});
+  SweepResult result = SeedSweep(options).Run(Workload);
+  ASSERT_EQ(result.outcomes.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(absl::AsciiStrToLower(result.outcomes[0].strategy), "round"))
+      << result.outcomes[0].strategy;
+}
+
+TEST(Harness, BadEnvironmentIsAClearConfigurationError) {
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"DSIM_SEEDS", "many"}, {"DSIM_SEED", "-x"}, {"DSIM_JOBS", "-2"},
+           {"DSIM_STRATEGY", "no-such-strategy"}}) {
+    std::ostringstream log;
+    bool ran = false;
+    SweepResult result = SeedSweep(QuietOptions(&log, {{name, value}})).Run([&](Simulation&) {
+      ran = true;
+      return absl::OkStatus();
+    });
+    EXPECT_FALSE(result.config_error.ok()) << name;
+    EXPECT_FALSE(ran) << name;
+    EXPECT_TRUE(absl::StrContains(log.str(), name == "DSIM_STRATEGY" ? value : name)) << log.str();
+  }
+}
+
+TEST(Harness, ShardsSplitTheSeedsSoEachRunsExactlyOnce) {
+  const std::string status_dir = ::testing::TempDir();
+  std::multiset<uint64_t> all;
+  for (int shard = 0; shard < 3; ++shard) {
+    const std::string status_file = absl::StrCat(status_dir, "/shard-status-", shard);
+    std::remove(status_file.c_str());
+    std::ostringstream log;
+    SweepOptions options = QuietOptions(&log, {{"TEST_TOTAL_SHARDS", "3"},
+                                               {"TEST_SHARD_INDEX", absl::StrCat(shard)},
+                                               {"TEST_SHARD_STATUS_FILE", status_file}});
+    options.seeds = 10;
+    SweepResult result = SeedSweep(options).Run(Workload);
+    EXPECT_EQ(result.total_shards, 3);
+    EXPECT_EQ(result.total_seeds, 10u);
+    for (uint64_t seed : SeedsOf(result)) {
+      all.insert(seed);
+      EXPECT_EQ((seed - 1) % 3, static_cast<uint64_t>(shard)) << "seed list position mod 3";
+    }
+    EXPECT_TRUE(std::ifstream(status_file).good()) << "shard status file touched";
+  }
+  EXPECT_EQ(all, (std::multiset<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+}
+
+TEST(Harness, WhenGtestShardsTestCasesTheSweepRunsAllItsSeeds) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"TEST_TOTAL_SHARDS", "3"},
+                                             {"TEST_SHARD_INDEX", "1"},
+                                             {"GTEST_TOTAL_SHARDS", "3"},
+                                             {"GTEST_SHARD_INDEX", "1"}});
+  options.seeds = 6;
+  SweepResult result = SeedSweep(options).Run(Workload);
+  EXPECT_EQ(SeedsOf(result), (std::vector<uint64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_TRUE(absl::StrContains(log.str(), "link //sim:harness_main"));
+}
+
+TEST(Harness, ParallelSweepGivesTheSameOutcomesAsSerial) {
+  std::ostringstream log;
+  SweepOptions serial = QuietOptions(&log);
+  serial.seeds = 40;
+  SweepOptions parallel = QuietOptions(&log, {{"DSIM_JOBS", "4"}});
+  parallel.seeds = 40;
+  auto body = [](Simulation& sim) -> absl::Status {
+    absl::Status s = Workload(sim);
+    // Some seeds fail, so failures are compared too.
+    if (s.ok() && sim.seed() % 7 == 0) return absl::DataLossError("planted");
+    return s;
+  };
+  SweepResult a = SeedSweep(serial).Run(body);
+  SweepResult b = SeedSweep(parallel).Run(body);
+  EXPECT_EQ(a.jobs, 1);
+  EXPECT_EQ(b.jobs, 4);
+  ASSERT_EQ(a.outcomes.size(), b.outcomes.size());
+  std::set<uint64_t> fingerprints;
+  for (size_t i = 0; i < a.outcomes.size(); ++i) {
+    EXPECT_EQ(a.outcomes[i].seed, b.outcomes[i].seed);
+    EXPECT_EQ(a.outcomes[i].fingerprint, b.outcomes[i].fingerprint) << "seed " << a.outcomes[i].seed;
+    EXPECT_EQ(a.outcomes[i].events, b.outcomes[i].events);
+    EXPECT_EQ(a.outcomes[i].end_time_ns, b.outcomes[i].end_time_ns);
+    EXPECT_EQ(a.outcomes[i].status, b.outcomes[i].status);
+    EXPECT_EQ(a.outcomes[i].report, b.outcomes[i].report);
+    fingerprints.insert(a.outcomes[i].fingerprint);
+  }
+  EXPECT_EQ(a.failed_seeds, b.failed_seeds);
+  EXPECT_FALSE(a.failed_seeds.empty());
+  EXPECT_GT(fingerprints.size(), 30u) << "seeds should explore different runs";
+}
+
+TEST(Harness, DeterministicBodiesPassTheDeterminismCheck) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_CHECK_DETERMINISM", "1"}});
+  options.seeds = 20;
+  SweepResult result = SeedSweep(options).Run(Workload);
+  EXPECT_TRUE(result.ok()) << log.str();
+}
+
+// Planted nondeterminism: a task reads the real clock and sleeps a virtual time that
+// depends on it, as code that calls absl::Now() instead of dsim::Now() would.
+absl::Status ReadsRealTime(Simulation& sim) {
+  sim.Spawn("setup", [] { dsim::SleepFor(absl::Milliseconds(2)); });
+  sim.Spawn("clock-reader", [] {
+    dsim::SleepFor(absl::Milliseconds(1));
+    const int64_t real_ns = absl::ToUnixNanos(absl::Now());
+    dsim::SleepFor(absl::Nanoseconds(1 + real_ns % 1000003));
+  });
+  return sim.Run().status();
+}
+
+TEST(Harness, DeterminismCheckCatchesARealTimeReadAndNamesTheFirstDivergentEvent) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_CHECK_DETERMINISM", "1"}});
+  options.seeds = 3;
+  SweepResult result = SeedSweep(options).Run(ReadsRealTime);
+  ASSERT_EQ(result.failed_seeds, (std::vector<uint64_t>{1, 2, 3})) << log.str();
+  for (const SeedOutcome& outcome : result.outcomes) {
+    EXPECT_TRUE(outcome.nondeterministic);
+    const std::string& report = outcome.report;
+    EXPECT_TRUE(absl::StrContains(report, "nondeterminism: two runs of seed")) << report;
+    EXPECT_TRUE(absl::StrContains(report, "first divergent event: #")) << report;
+    // Where: the clock-reader's sleep at +1ms diverges in what the clock does next.
+    EXPECT_TRUE(std::regex_search(report, std::regex("run 1: #[0-9]+ \\+0\\.00"))) << report;
+    EXPECT_TRUE(absl::StrContains(report, "run 2: #")) << report;
+    EXPECT_TRUE(absl::StrContains(report, "DSIM_CHECK_DETERMINISM=1")) << "rerun keeps the check";
+  }
+}
+
+// Planted nondeterminism of another kind: state that leaks from one run to the next
+// (a static cache), so the second run of a seed behaves differently.
+absl::Status LeaksStateAcrossRuns(Simulation& sim) {
+  static std::atomic<int> runs{0};
+  const bool odd_run = runs.fetch_add(1) % 2 == 1;
+  sim.Spawn("cache-user", [odd_run] {
+    dsim::SleepFor(absl::Milliseconds(1));
+    if (odd_run) dsim::SleepFor(absl::Milliseconds(1));
+  });
+  return sim.Run().status();
+}
+
+TEST(Harness, DeterminismCheckNamesTheTaskWhereRunsDiverge) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_CHECK_DETERMINISM", "1"}, {"DSIM_SEED", "5"}});
+  SweepResult result = SeedSweep(options).Run(LeaksStateAcrossRuns);
+  ASSERT_EQ(result.failed_seeds, std::vector<uint64_t>{5});
+  const std::string& report = result.outcomes[0].report;
+  EXPECT_TRUE(absl::StrContains(report, "at virtual time +0.001000000s, task 1 \"cache-user\""))
+      << report;
+  EXPECT_TRUE(absl::StrContains(report, "run 1: #")) << report;
+  // Without the check, the same body passes: only the check can see this bug.
+  std::ostringstream quiet;
+  EXPECT_TRUE(SeedSweep(QuietOptions(&quiet, {{"DSIM_SEED", "5"}})).Run(LeaksStateAcrossRuns).ok());
+}
+
+TEST(Harness, FailureReportHasSeedStrategySummaryBlockedTasksAndOneRerunCommand) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"TEST_TARGET", "//tests:harness_test"},
+                                             {"TEST_WORKSPACE", "dsim"}});
+  options.seeds = 30;
+  SweepResult result = SeedSweep(options).Run(PlantedBug);
+  ASSERT_FALSE(result.failed_seeds.empty());
+  ASSERT_LT(result.failed_seeds.size(), 30u) << "the bug depends on the seed";
+  const SeedOutcome* failed = nullptr;
+  for (const SeedOutcome& o : result.outcomes) {
+    if (!o.status.ok()) {
+      failed = &o;
+      break;
+    }
+  }
+  ASSERT_NE(failed, nullptr);
+  const std::string& report = failed->report;
+  const std::string seed = absl::StrCat(failed->seed);
+  EXPECT_TRUE(absl::StartsWith(report, absl::StrCat("FAIL seed=", seed, " strategy=random(")))
+      << report;
+  EXPECT_TRUE(absl::StrContains(report, "stale read: got")) << report;
+  EXPECT_TRUE(absl::StrContains(report, "virtual time: +0.003000000s")) << report;
+  EXPECT_TRUE(absl::StrContains(report, "task 1 \"reader\" finish")) << "last events\n" << report;
+  EXPECT_TRUE(absl::StrContains(report, "blocked tasks:\n    task \"waiter\"")) << report;
+  EXPECT_TRUE(absl::StrContains(
+      report, absl::StrCat("  rerun: ./bazelw test //tests:harness_test --test_env=DSIM_SEED=", seed,
+                           " --test_filter=Harness.FailureReportHasSeedStrategySummaryBlockedTasksAndOneRerunCommand\n")))
+      << report;
+  EXPECT_EQ(report.find("rerun:"), report.rfind("rerun:")) << "exactly one command";
+  // The reports also reached the log, one per failing seed.
+  for (uint64_t s : result.failed_seeds) {
+    EXPECT_TRUE(absl::StrContains(log.str(), absl::StrCat("FAIL seed=", s, " "))) << s;
+  }
+}
+
+// Pulls `--flag=value` (or `VAR=value` at a word start) out of a command line.
+std::string WordValue(const std::string& command, const std::string& prefix) {
+  for (absl::string_view word : absl::StrSplit(command, ' ')) {
+    if (absl::StartsWith(word, prefix)) return std::string(word.substr(prefix.size()));
+  }
+  return "";
+}
+
+TEST(Harness, RerunningThePrintedSeedReproducesTheSameFailure) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"TEST_TARGET", "//tests:harness_test"}});
+  options.seeds = 30;
+  SweepResult sweep = SeedSweep(options).Run(PlantedBug);
+  ASSERT_FALSE(sweep.failed_seeds.empty());
+  const SeedOutcome& original = *std::find_if(sweep.outcomes.begin(), sweep.outcomes.end(),
+                                              [](const SeedOutcome& o) { return !o.status.ok(); });
+  std::string rerun = original.report.substr(original.report.find("rerun: "));
+  rerun = rerun.substr(0, rerun.find('\n'));
+  const std::string seed = WordValue(rerun, "--test_env=DSIM_SEED=");
+  const std::string filter = WordValue(rerun, "--test_filter=");
+  EXPECT_EQ(filter, "Harness.RerunningThePrintedSeedReproducesTheSameFailure");
+
+  std::ostringstream again_log;
+  SweepResult again = SeedSweep(QuietOptions(&again_log, {{"DSIM_SEED", seed}})).Run(PlantedBug);
+  ASSERT_EQ(again.outcomes.size(), 1u);
+  EXPECT_EQ(again.outcomes[0].seed, original.seed);
+  EXPECT_EQ(again.outcomes[0].status, original.status);
+  EXPECT_EQ(again.outcomes[0].fingerprint, original.fingerprint);
+}
+
+TEST(Harness, FailingSeedsTracesAreSavedToUndeclaredOutputs) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/outputs");
+  ASSERT_EQ(system(absl::StrCat("mkdir -p ", dir).c_str()), 0);
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"TEST_UNDECLARED_OUTPUTS_DIR", dir}});
+  options.seeds = 30;
+  SweepResult result = SeedSweep(options).Run(PlantedBug);
+  ASSERT_FALSE(result.failed_seeds.empty());
+  const uint64_t seed = result.failed_seeds[0];
+  const std::string base =
+      absl::StrCat(dir, "/Harness.FailingSeedsTracesAreSavedToUndeclaredOutputs.seed-", seed);
+  std::ifstream json(base + ".json");
+  std::ifstream text(base + ".txt");
+  EXPECT_TRUE(json.good()) << log.str();
+  EXPECT_TRUE(text.good());
+  std::string first_line;
+  std::getline(text, first_line);
+  EXPECT_TRUE(absl::StrContains(first_line, absl::StrFormat("fingerprint %016x",
+                                                            result.outcomes[seed - 1].fingerprint)))
+      << "the saved trace is the failing run's: " << first_line;
+  EXPECT_TRUE(absl::StrContains(log.str(), absl::StrCat("trace: ", base, ".json")));
+}
+
+TEST(Harness, DsimTraceWritesTheTraceOfASingleSeed) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/single.json");
+  std::remove(path.c_str());
+  std::ostringstream log;
+  SeedSweep(QuietOptions(&log, {{"DSIM_SEED", "4"}, {"DSIM_TRACE", path}})).Run(Workload);
+  std::ifstream json(path);
+  ASSERT_TRUE(json.good()) << log.str();
+  std::string body((std::istreambuf_iterator<char>(json)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(absl::StrContains(body, "\"traceEvents\""));
+  EXPECT_TRUE(absl::StrContains(body, "\"complete\":\"yes\""));
+}
+
+TEST(Harness, FailedRunsFailTheSeedEvenIfTheBodyIgnoresThem) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_SEED", "1"}});
+  options.simulation.max_steps = 5;
+  auto ignores_result = [](Simulation& sim) {
+    sim.Spawn("spin", [] {
+      for (;;) dsim::Yield();
+    });
+    sim.Run();  // Result ignored.
+    return absl::OkStatus();
+  };
+  SweepResult strict = SeedSweep(options).Run(ignores_result);
+  EXPECT_EQ(strict.failed_seeds, std::vector<uint64_t>{1});
+  EXPECT_TRUE(absl::StrContains(strict.outcomes[0].report, "step limit")) << strict.outcomes[0].report;
+  options.fail_on_failed_run = false;
+  EXPECT_TRUE(SeedSweep(options).Run(ignores_result).ok());
+}
+
+TEST(Harness, ExceptionsFromTheBodyFailTheSeed) {
+  std::ostringstream log;
+  SweepResult result = SeedSweep(QuietOptions(&log, {{"DSIM_SEED", "2"}})).Run([](Simulation&) -> absl::Status {
+    throw std::runtime_error("boom");
+  });
+  ASSERT_EQ(result.failed_seeds, std::vector<uint64_t>{2});
+  EXPECT_TRUE(absl::StrContains(result.outcomes[0].status.message(), "boom"));
+}
+
+TEST(Harness, StopAfterFailuresStopsStartingSeeds) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 50;
+  options.stop_after_failures = 1;
+  SweepResult result = SeedSweep(options).Run(PlantedBug);
+  ASSERT_EQ(result.failed_seeds.size(), 1u);
+  EXPECT_EQ(result.outcomes.back().seed, result.failed_seeds[0]);
+}
+
+TEST(HarnessRerunCommand, OutsideBazelItRunsThisBinaryWithAGtestFilter) {
+  internal::SweepConfig config;
+  config.strategy = "pct:3";
+  config.strategy_from_env = true;
+  const std::string command = internal::RerunCommand(config, 9, "A.B", false);
+  EXPECT_TRUE(absl::StartsWith(command, "DSIM_SEED=9 DSIM_STRATEGY=pct:3 /")) << command;
+  EXPECT_TRUE(absl::EndsWith(command, " --gtest_filter=A.B")) << command;
+  config.test_target = "//x:y";
+  config.bazel_command = "bazel";
+  config.total_shards = 4;
+  EXPECT_EQ(internal::RerunCommand(config, 9, "A.B", true),
+            "bazel test //x:y --test_env=DSIM_SEED=9 --test_env=DSIM_STRATEGY=pct:3 "
+            "--test_env=DSIM_CHECK_DETERMINISM=1 --test_filter=A.B "
+            "--test_sharding_strategy=disabled");
+  EXPECT_EQ(internal::PathForSeed("/t/run.json", 7), "/t/run.seed-7.json");
+  EXPECT_EQ(internal::PathForSeed("/t.d/run", 7), "/t.d/run.seed-7");
+}
+
+// ---- Child processes ---------------------------------------------------------------
+
+bool IsChild() {
+  const char* child = std::getenv("DSIM_HARNESS_CHILD");
+  return child != nullptr && std::string(child) == "1";
+}
+
+// In a child: a sweep that logs each seed it runs (one line per seed, appended).
+TEST(HarnessChild, SweepLogsSeeds) {
+  if (!IsChild()) GTEST_SKIP() << "runs only as a child of other tests";
+  const std::string log_path = std::getenv("DSIM_CHILD_SEED_LOG");
+  SweepOptions options;
+  options.seeds = 30;
+  std::mutex mu;
+  SeedSweep(options).Run([&](Simulation& sim) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      std::ofstream(log_path, std::ios::app) << sim.seed() << "\n";
+    }
+    return Workload(sim);
+  });
+}
+
+// In a child: a sweep with the planted seed-dependent bug.
+TEST(HarnessChild, PlantedBug) {
+  if (!IsChild()) GTEST_SKIP() << "runs only as a child of other tests";
+  SweepOptions options;
+  options.seeds = 30;
+  SeedSweep(options).Run(PlantedBug);
+}
+
+struct ChildResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+// Runs a shell command line, capturing stdout and stderr.
+ChildResult Shell(const std::string& command) {
+  ChildResult result;
+  FILE* pipe = popen(absl::StrCat(command, " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string SelfExe() {
+  char buffer[4096];
+  const ssize_t length = readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
+  return length > 0 ? std::string(buffer, static_cast<size_t>(length)) : "";
+}
+
+TEST(HarnessProcess, BazelStyleShardsEachRunTheSweepAndSplitItsSeeds) {
+  const std::string dir = ::testing::TempDir();
+  const std::string seed_log = absl::StrCat(dir, "/child-seeds.txt");
+  std::remove(seed_log.c_str());
+  for (int shard = 0; shard < 3; ++shard) {
+    const std::string status = absl::StrCat(dir, "/child-status-", shard);
+    std::remove(status.c_str());
+    // As Bazel's test runner does: TEST_* and the GTEST_* copies.
+    const ChildResult child = Shell(absl::StrCat(
+        "env -u TEST_TARGET DSIM_HARNESS_CHILD=1 DSIM_CHILD_SEED_LOG=", seed_log,
+        " TEST_TOTAL_SHARDS=3 TEST_SHARD_INDEX=", shard, " GTEST_TOTAL_SHARDS=3 GTEST_SHARD_INDEX=",
+        shard, " TEST_SHARD_STATUS_FILE=", status, " ", SelfExe(),
+        " --gtest_filter=HarnessChild.SweepLogsSeeds"));
+    EXPECT_EQ(child.exit_code, 0) << child.output;
+    EXPECT_TRUE(absl::StrContains(child.output, absl::StrCat("(shard ", shard + 1, "/3 of 30)")))
+        << child.output;
+    EXPECT_TRUE(std::ifstream(status).good()) << "shard " << shard << " touched its status file";
+  }
+  std::ifstream log(seed_log);
+  std::multiset<uint64_t> seeds;
+  for (uint64_t seed; log >> seed;) seeds.insert(seed);
+  std::multiset<uint64_t> want;
+  for (uint64_t s = 1; s <= 30; ++s) want.insert(s);
+  EXPECT_EQ(seeds, want) << "every seed exactly once across the shards";
+}
+
+TEST(HarnessProcess, ThePrintedRerunCommandReproducesTheFailureWhenRunByAShell) {
+  const ChildResult sweep = Shell(absl::StrCat("env -u TEST_TARGET DSIM_HARNESS_CHILD=1 ", SelfExe(),
+                                               " --gtest_filter=HarnessChild.PlantedBug"));
+  ASSERT_NE(sweep.exit_code, 0) << sweep.output;
+  std::smatch fail;
+  ASSERT_TRUE(std::regex_search(sweep.output, fail, std::regex("FAIL seed=([0-9]+) [^\n]*")))
+      << sweep.output;
+  std::smatch rerun;
+  ASSERT_TRUE(std::regex_search(sweep.output, rerun, std::regex("rerun: ([^\n]*)")));
+  const std::string command = rerun[1];
+  EXPECT_TRUE(absl::StartsWith(command, absl::StrCat("DSIM_SEED=", fail[1].str(), " ")))
+      << command;
+
+  const ChildResult again = Shell(absl::StrCat("env -u TEST_TARGET DSIM_HARNESS_CHILD=1 ", command));
+  EXPECT_NE(again.exit_code, 0) << again.output;
+  EXPECT_TRUE(absl::StrContains(again.output, fail[0].str())) << "same FAIL line\n" << again.output;
+  EXPECT_TRUE(absl::StrContains(again.output, "1 seed run, 1 failed")) << again.output;
+}
+
+}  // namespace
+}  // namespace dsim

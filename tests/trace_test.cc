@@ -1,0 +1,368 @@
+// Traces: the text log, the Chrome/Perfetto JSON export, fingerprints and divergence.
+#include "sim/trace.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "scheduler/mutex.h"
+#include "scheduler/scheduler.h"
+#include "tests/internal/mini_json.h"
+
+namespace dsim {
+namespace {
+
+using testing::Json;
+using testing::JsonParser;
+
+constexpr GroupId kClientHost = 1;
+constexpr GroupId kServerHost = 2;
+
+// A tiny "network": the client sends three messages; each is delivered to the server
+// host by a timer callback after a latency the strategy picks, with a flow id linking
+// the send to its delivery, as the real network layer will annotate them.
+void BuildPingWorkload(Scheduler& scheduler, int* delivered) {
+  scheduler.Spawn(
+      "client",
+      [&scheduler, delivered] {
+        for (uint64_t flow = 1; flow <= 3; ++flow) {
+          scheduler.Annotate({.category = "net.send",
+                              .detail = absl::StrCat("ping ", flow),
+                              .group = kClientHost,
+                              .flow_id = flow,
+                              .flow_phase = 1});
+          const absl::Duration latency =
+              absl::Microseconds(100 + scheduler.ChooseValue(900, "net.latency"));
+          scheduler.AddTimer(
+              scheduler.Now() + latency,
+              [&scheduler, delivered, flow] {
+                scheduler.Annotate({.category = "net.deliver",
+                                    .detail = absl::StrCat("ping ", flow),
+                                    .group = kServerHost,
+                                    .flow_id = flow,
+                                    .flow_phase = 2});
+                ++*delivered;
+              },
+              kServerHost);
+          dsim::SleepFor(absl::Milliseconds(1));
+        }
+      },
+      SpawnOptions{.group = kClientHost});
+}
+
+// Several tasks contending for a mutex with yields: many schedule decisions.
+void BuildContention(Scheduler& scheduler, Mutex* mu, int* counter) {
+  for (int i = 0; i < 4; ++i) {
+    scheduler.Spawn(absl::StrCat("worker-", i), [mu, counter] {
+      for (int round = 0; round < 3; ++round) {
+        MutexLock lock(mu);
+        ++*counter;
+        dsim::Yield();
+      }
+    });
+  }
+}
+
+struct ContentionRun {
+  uint64_t fingerprint;
+  uint64_t events;
+  std::string text;
+};
+
+ContentionRun RunContention(uint64_t seed, TraceOptions options = {.keep_all_events = true}) {
+  Scheduler scheduler(SchedulerOptions{.seed = seed});
+  Trace trace(&scheduler, options);
+  Mutex mu;
+  int counter = 0;
+  BuildContention(scheduler, &mu, &counter);
+  EXPECT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(counter, 12);
+  return {trace.fingerprint(), trace.event_count(), trace.ToText()};
+}
+
+TEST(TraceText, HasOneLinePerEventWithVirtualTimeHostTaskAndWhere) {
+  Scheduler scheduler(SchedulerOptions{.seed = 3});
+  Trace trace(&scheduler, TraceOptions{.keep_all_events = true});
+  trace.NameGroup(kClientHost, "client-host");
+  int delivered = 0;
+  BuildPingWorkload(scheduler, &delivered);
+  ASSERT_TRUE(scheduler.Run().ok());
+  ASSERT_EQ(delivered, 3);
+
+  const std::string text = trace.ToText();
+  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), trace.event_count() + 1);  // Plus the header.
+  EXPECT_TRUE(absl::StrContains(lines[0], absl::StrFormat("fingerprint %016x", trace.fingerprint())));
+  EXPECT_TRUE(absl::StrContains(text, "#0 +0.000000000s [client-host] task 1 \"client\" spawn"));
+  EXPECT_TRUE(absl::StrContains(text, "[client-host] task 1 \"client\" note net.send: ping 1 [flow 1 start]"));
+  EXPECT_TRUE(absl::StrContains(text, "[host 2] loop note net.deliver: ping 1 [flow 1 end]"));
+  EXPECT_TRUE(absl::StrContains(text, "decide value \"net.latency\""));
+  EXPECT_TRUE(absl::StrContains(text, "block in SleepUntil at trace_test.cc:"));
+  EXPECT_TRUE(absl::StrContains(text, "+0.001000000s loop clock"));
+  EXPECT_TRUE(absl::StrContains(text, "task 1 \"client\" finish"));
+}
+
+// Parsed Chrome trace, indexed for the checks below.
+struct ChromeTrace {
+  std::vector<Json> events;
+  std::map<uint64_t, std::string> process_names;                       // pid -> name
+  std::map<std::pair<uint64_t, uint64_t>, std::string> thread_names;  // (pid, tid) -> name
+};
+
+ChromeTrace ParseChrome(const std::string& json) {
+  ChromeTrace out;
+  std::optional<Json> root = JsonParser(json).Parse();
+  EXPECT_TRUE(root.has_value()) << "not valid JSON:\n" << json.substr(0, 2000);
+  if (!root.has_value()) return out;
+  const Json* events = root->Find("traceEvents");
+  EXPECT_TRUE(events != nullptr && events->type == Json::Type::kArray);
+  if (events == nullptr) return out;
+  for (const Json& e : events->items) {
+    const auto pid = static_cast<uint64_t>(e.Num("pid"));
+    const auto tid = static_cast<uint64_t>(e.Num("tid"));
+    if (e.Str("ph") == "M" && e.Str("name") == "process_name") {
+      out.process_names[pid] = e.Find("args")->Str("name");
+    } else if (e.Str("ph") == "M" && e.Str("name") == "thread_name") {
+      out.thread_names[{pid, tid}] = e.Find("args")->Str("name");
+    } else {
+      out.events.push_back(e);
+    }
+  }
+  return out;
+}
+
+TEST(TraceChromeJson, IsValidJsonWithOneProcessPerHostAndOneThreadPerTask) {
+  Scheduler scheduler(SchedulerOptions{.seed = 5});
+  Trace trace(&scheduler, TraceOptions{.keep_all_events = true});
+  trace.NameGroup(kServerHost, "server");
+  int delivered = 0;
+  BuildPingWorkload(scheduler, &delivered);
+  ASSERT_TRUE(scheduler.Run().ok());
+
+  ChromeTrace chrome = ParseChrome(trace.ToChromeJson());
+  // pid = group + 1.
+  EXPECT_EQ(chrome.process_names[kClientHost + 1], "host 1");
+  EXPECT_EQ(chrome.process_names[kServerHost + 1], "server");
+  EXPECT_EQ((chrome.thread_names[{kClientHost + 1, 1}]), "client (task 1)");
+  std::set<std::string> phases;
+  for (const Json& e : chrome.events) {
+    phases.insert(e.Str("ph"));
+    EXPECT_GE(e.Num("ts"), 0) << "every event has a timestamp";
+    EXPECT_TRUE(chrome.thread_names.count({static_cast<uint64_t>(e.Num("pid")),
+                                           static_cast<uint64_t>(e.Num("tid"))}))
+        << "every track is named";
+  }
+  EXPECT_EQ(phases, (std::set<std::string>{"X", "i", "s", "f"}));
+}
+
+TEST(TraceChromeJson, FlowArrowsPairEachSendWithItsDeliveryInsideSlices) {
+  Scheduler scheduler(SchedulerOptions{.seed = 9});
+  Trace trace(&scheduler, TraceOptions{.keep_all_events = true});
+  int delivered = 0;
+  BuildPingWorkload(scheduler, &delivered);
+  ASSERT_TRUE(scheduler.Run().ok());
+  ChromeTrace chrome = ParseChrome(trace.ToChromeJson());
+
+  using TrackKey = std::pair<uint64_t, uint64_t>;
+  std::multimap<TrackKey, std::pair<double, double>> slices;  // [ts, ts + dur]
+  for (const Json& e : chrome.events) {
+    if (e.Str("ph") == "X") {
+      slices.insert({{e.Num("pid"), e.Num("tid")}, {e.Num("ts"), e.Num("ts") + e.Num("dur")}});
+    }
+  }
+  std::map<uint64_t, std::vector<const Json*>> flows;
+  for (const Json& e : chrome.events) {
+    if (e.Str("ph") != "s" && e.Str("ph") != "f") continue;
+    flows[static_cast<uint64_t>(e.Num("id"))].push_back(&e);
+    // Bound to an enclosing slice on its own track.
+    bool enclosed = false;
+    auto [begin, end] = slices.equal_range({e.Num("pid"), e.Num("tid")});
+    for (auto it = begin; it != end; ++it) {
+      enclosed |= it->second.first < e.Num("ts") && e.Num("ts") < it->second.second;
+    }
+    EXPECT_TRUE(enclosed) << "flow " << e.Num("id") << " phase " << e.Str("ph");
+  }
+  ASSERT_EQ(flows.size(), 3u);
+  for (const auto& [id, ends] : flows) {
+    ASSERT_EQ(ends.size(), 2u) << "flow " << id;
+    EXPECT_EQ(ends[0]->Str("ph"), "s");
+    EXPECT_EQ(ends[1]->Str("ph"), "f");
+    EXPECT_EQ(ends[1]->Str("bp"), "e");
+    EXPECT_LT(ends[0]->Num("ts"), ends[1]->Num("ts"));
+    EXPECT_EQ(ends[0]->Num("pid"), kClientHost + 1);
+    EXPECT_EQ(ends[1]->Num("pid"), kServerHost + 1);
+  }
+}
+
+TEST(TraceChromeJson, SlicesOnOneTrackNestAndNeverPartlyOverlap) {
+  Scheduler scheduler(SchedulerOptions{.seed = 11});
+  Trace trace(&scheduler, TraceOptions{.keep_all_events = true});
+  Mutex mu;
+  int counter = 0;
+  int delivered = 0;
+  BuildContention(scheduler, &mu, &counter);
+  BuildPingWorkload(scheduler, &delivered);
+  ASSERT_TRUE(scheduler.Run().ok());
+  ChromeTrace chrome = ParseChrome(trace.ToChromeJson());
+  std::map<std::pair<double, double>, std::vector<std::pair<double, double>>> by_track;
+  for (const Json& e : chrome.events) {
+    if (e.Str("ph") != "X") continue;
+    by_track[{e.Num("pid"), e.Num("tid")}].push_back({e.Num("ts"), e.Num("ts") + e.Num("dur")});
+  }
+  ASSERT_FALSE(by_track.empty());
+  for (const auto& [track, slices] : by_track) {
+    for (const auto& a : slices) {
+      for (const auto& b : slices) {
+        const bool disjoint = a.second <= b.first || b.second <= a.first;
+        const bool nested = (a.first <= b.first && b.second <= a.second) ||
+                            (b.first <= a.first && a.second <= b.second);
+        EXPECT_TRUE(disjoint || nested) << "[" << a.first << "," << a.second << ") vs ["
+                                        << b.first << "," << b.second << ")";
+      }
+    }
+  }
+}
+
+TEST(TraceFingerprint, SameSeedGivesSameTraceAndFingerprint) {
+  for (uint64_t seed : {1, 2, 3}) {
+    const ContentionRun a = RunContention(seed);
+    const ContentionRun b = RunContention(seed);
+    EXPECT_EQ(a.text, b.text) << "seed " << seed;
+    EXPECT_EQ(a.fingerprint, b.fingerprint) << "seed " << seed;
+  }
+}
+
+TEST(TraceFingerprint, DiffersExactlyWhenTracesDiffer) {
+  std::vector<ContentionRun> runs;
+  for (uint64_t seed = 1; seed <= 8; ++seed) runs.push_back(RunContention(seed));
+  std::set<std::string> distinct_texts;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    distinct_texts.insert(runs[i].text);
+    for (size_t j = i + 1; j < runs.size(); ++j) {
+      EXPECT_EQ(runs[i].text == runs[j].text, runs[i].fingerprint == runs[j].fingerprint)
+          << "seeds " << i + 1 << " and " << j + 1;
+    }
+  }
+  EXPECT_GT(distinct_texts.size(), 1u) << "different seeds should explore different orders";
+}
+
+TEST(TraceFingerprint, IsTheSameOnAnotherThread) {
+  const ContentionRun here = RunContention(4);
+  ContentionRun there;
+  std::thread([&] { there = RunContention(4); }).join();
+  EXPECT_EQ(here.fingerprint, there.fingerprint);
+  EXPECT_EQ(here.text, there.text);
+}
+
+TEST(TraceMemory, KeepsOnlyTheLastEventsButFingerprintsAll) {
+  const ContentionRun full = RunContention(6);
+  Scheduler scheduler(SchedulerOptions{.seed = 6});
+  Trace trace(&scheduler, TraceOptions{.keep_last_events = 10});
+  Mutex mu;
+  int counter = 0;
+  BuildContention(scheduler, &mu, &counter);
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(trace.fingerprint(), full.fingerprint);
+  EXPECT_EQ(trace.event_count(), full.events);
+  ASSERT_EQ(trace.events().size(), 10u);
+  EXPECT_FALSE(trace.complete());
+  EXPECT_EQ(trace.events().back().index, full.events - 1);
+  // The retained lines are the full trace's last ten.
+  std::vector<std::string> full_lines = absl::StrSplit(full.text, '\n', absl::SkipEmpty());
+  std::vector<std::string> tail(full_lines.end() - 10, full_lines.end());
+  std::vector<std::string> kept = absl::StrSplit(trace.LastEventsText(10), '\n', absl::SkipEmpty());
+  EXPECT_EQ(kept, tail);
+}
+
+// Runs a task that sleeps `first` ms, announces its next sleep, then sleeps `second` ms.
+struct SleeperRun {
+  std::unique_ptr<Scheduler> scheduler;
+  std::unique_ptr<Trace> trace;
+};
+
+SleeperRun RunSleeper(int first_ms, int second_ms, bool extra_note = false) {
+  SleeperRun run;
+  run.scheduler = std::make_unique<Scheduler>(SchedulerOptions{.seed = 1});
+  run.trace = std::make_unique<Trace>(run.scheduler.get(), TraceOptions{.keep_all_events = true});
+  Scheduler* scheduler = run.scheduler.get();
+  run.scheduler->Spawn("sleeper", [=] {
+    dsim::SleepFor(absl::Milliseconds(first_ms));
+    const std::string plan = absl::StrCat("next sleep ", second_ms, "ms");
+    scheduler->Annotate({.category = "test.plan", .detail = plan});
+    dsim::SleepFor(absl::Milliseconds(second_ms));
+  });
+  EXPECT_TRUE(run.scheduler->Run().ok());
+  if (extra_note) run.scheduler->Annotate({.category = "test.extra"});
+  run.trace->Detach();
+  return run;
+}
+
+TEST(TraceDivergence, EqualStreamsHaveNoDivergence) {
+  SleeperRun a = RunSleeper(1, 2);
+  SleeperRun b = RunSleeper(1, 2);
+  EXPECT_FALSE(FirstDivergence(*a.trace, *b.trace).has_value());
+}
+
+TEST(TraceDivergence, NamesTheFirstDifferingEventItsTimeAndTask) {
+  SleeperRun a = RunSleeper(1, 2);
+  SleeperRun b = RunSleeper(1, 3);
+  std::optional<TraceDivergence> d = FirstDivergence(*a.trace, *b.trace);
+  ASSERT_TRUE(d.has_value());
+  // Find the first differing line independently.
+  std::vector<std::string> la = absl::StrSplit(a.trace->ToText(), '\n', absl::SkipEmpty());
+  std::vector<std::string> lb = absl::StrSplit(b.trace->ToText(), '\n', absl::SkipEmpty());
+  size_t first_diff = 1;  // Skip the headers (they hold the fingerprints).
+  while (first_diff < la.size() && first_diff < lb.size() && la[first_diff] == lb[first_diff]) {
+    ++first_diff;
+  }
+  EXPECT_TRUE(d->located);
+  EXPECT_EQ(d->index, first_diff - 1);
+  EXPECT_EQ(d->first, la[first_diff]);
+  EXPECT_EQ(d->second, lb[first_diff]);
+  EXPECT_EQ(d->task_name, "sleeper");
+  EXPECT_EQ(d->time_ns, 1000000);  // The announcement, at +1ms.
+  EXPECT_TRUE(absl::StrContains(d->first, "next sleep 2ms"));
+  EXPECT_TRUE(absl::StrContains(d->ToString(), "first divergent event: #"));
+}
+
+TEST(TraceDivergence, AStreamThatIsAPrefixDivergesWhereItEnds) {
+  SleeperRun a = RunSleeper(1, 2);
+  SleeperRun b = RunSleeper(1, 2, /*extra_note=*/true);
+  std::optional<TraceDivergence> d = FirstDivergence(*a.trace, *b.trace);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->index, a.trace->event_count());
+  EXPECT_EQ(d->first, "(stream ended)");
+  EXPECT_TRUE(absl::StrContains(d->second, "note test.extra"));
+}
+
+TEST(TraceFile, WritesJsonForJsonPathsAndTextOtherwise) {
+  Scheduler scheduler(SchedulerOptions{.seed = 2});
+  Trace trace(&scheduler, TraceOptions{.keep_all_events = true});
+  int delivered = 0;
+  BuildPingWorkload(scheduler, &delivered);
+  ASSERT_TRUE(scheduler.Run().ok());
+  const std::string dir = ::testing::TempDir();
+  ASSERT_TRUE(trace.WriteFile(dir + "/t.json").ok());
+  ASSERT_TRUE(trace.WriteFile(dir + "/t.txt").ok());
+  std::ifstream json(dir + "/t.json");
+  std::ifstream text(dir + "/t.txt");
+  std::string json_body((std::istreambuf_iterator<char>(json)), std::istreambuf_iterator<char>());
+  std::string text_body((std::istreambuf_iterator<char>(text)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(json_body, trace.ToChromeJson());
+  EXPECT_EQ(text_body, trace.ToText());
+  EXPECT_FALSE(trace.WriteFile("/nonexistent-dir/t.json").ok());
+}
+
+}  // namespace
+}  // namespace dsim
