@@ -13,11 +13,20 @@ Scheduler& RunningScheduler(const char* operation) {
   return *scheduler;
 }
 
-// A scheduling point when called from a task; nothing from a timer callback.
-void YieldIfInTask() {
-  Scheduler* scheduler = Scheduler::Current();
-  if (scheduler != nullptr && scheduler->InTask()) scheduler->SchedulingPoint();
-}
+// Reacquires a CondVar's mutex however the wait ends, a kill included: CondVar::Wait
+// always returns holding the mutex, so the caller's MutexLock stays balanced.
+class RelockOnExit {
+ public:
+  RelockOnExit(Mutex* mu, SourceLocation where) : mu_(mu), where_(where) {}
+  ~RelockOnExit() {
+    Scheduler::NoUnwindScope no_unwind;
+    mu_->Lock(where_);
+  }
+
+ private:
+  Mutex* mu_;
+  SourceLocation where_;
+};
 
 }  // namespace
 
@@ -43,7 +52,7 @@ void Mutex::Unlock() {
                                  : absl::StrCat("held by task ", holder_),
               ")");
   ReleaseForWait();
-  scheduler.SchedulingPoint();
+  internal::ReleasePoint();
 }
 
 void Mutex::ReleaseForWait() {
@@ -82,19 +91,22 @@ bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline, SourceLocation wh
   // Releasing and enqueueing happen with no scheduling point in between, so no signal
   // can be lost.
   mu->ReleaseForWait();
-  const WakeReason reason = waiters_.Wait("CondVar::Wait", where, deadline);
-  mu->Lock(where);
+  WakeReason reason;
+  {
+    RelockOnExit relock(mu, where);
+    reason = waiters_.Wait("CondVar::Wait", where, deadline);
+  }
   return reason == WakeReason::kTimedOut;
 }
 
 void CondVar::Signal() {
   waiters_.WakeOne();
-  YieldIfInTask();
+  internal::ReleasePoint();
 }
 
 void CondVar::SignalAll() {
   waiters_.WakeAll();
-  YieldIfInTask();
+  internal::ReleasePoint();
 }
 
 }  // namespace dsim

@@ -1,5 +1,7 @@
 #include "scheduler/scheduler.h"
 
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <exception>
@@ -21,8 +23,43 @@ constexpr int64_t kForever = INT64_MAX;
 // The scheduler whose run is active on this thread. The only thread-local state.
 __thread Scheduler* current_scheduler = nullptr;
 
-// Attempts to unwind a task that keeps blocking during its own unwinding.
-constexpr int kMaxUnwindAttempts = 8;
+// Rounds over all unfinished tasks, during shutdown, without any task finishing before
+// the shutdown gives up: tasks that block while unwinding (a destructor waiting for a
+// lock that another dying task holds) get several chances.
+constexpr int kMaxStalledUnwindRounds = 8;
+
+// The Itanium C++ ABI's per-thread exception state: the stack of caught exceptions and
+// the count of uncaught ones. Swapped per fiber (as folly fibers do), so one task's
+// exception handling never leaks into another's std::uncaught_exceptions().
+struct EhGlobals {
+  void* caught_exceptions;
+  unsigned int uncaught_exceptions;
+};
+
+EhGlobals* ThreadEhGlobals() {
+  return reinterpret_cast<EhGlobals*>(abi::__cxa_get_globals());
+}
+
+// Saves this fiber's errno and exception state on construction and puts them back on
+// destruction, i.e. when the fiber is resumed after a switch.
+class PerFiberThreadState {
+ public:
+  PerFiberThreadState(int* errno_location, void* eh_globals)
+      : errno_location_(errno_location),
+        eh_(static_cast<EhGlobals*>(eh_globals)),
+        saved_errno_(*errno_location),
+        saved_eh_(*eh_) {}
+  ~PerFiberThreadState() {
+    *errno_location_ = saved_errno_;
+    *eh_ = saved_eh_;
+  }
+
+ private:
+  int* errno_location_;
+  EhGlobals* eh_;
+  int saved_errno_;
+  EhGlobals saved_eh_;
+};
 
 }  // namespace
 
@@ -175,6 +212,7 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   stop_ = false;
   halt_ = unwinding_;
   errno_location_ = &errno;
+  eh_globals_ = ThreadEhGlobals();
   mode_ = mode;
   until_ns_ = until_ns;
   outcome_ = RunOutcome::kCompleted;
@@ -186,12 +224,7 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   const uint64_t steps_before = steps_;
 
   Task* next = PickNext();
-  if (next != nullptr) {
-    current_ = next;
-    next->state = TaskState::kRunning;
-    internal::SwitchTo(&main_fiber_, &next->fiber);
-    AfterSwitch();
-  }
+  if (next != nullptr) SwitchFromMain(next);
   DSIM_CHECK(stop_, "the run loop returned to main without a reason");
   current_ = nullptr;
   running_ = false;
@@ -199,6 +232,16 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   internal::ExchangeRunningFiber(previous_running_fiber_);
   strategy_->OnRunEnd(steps_ - steps_before);
   return MakeResult(steps_before);
+}
+
+void Scheduler::SwitchFromMain(Task* next) {
+  current_ = next;
+  next->state = TaskState::kRunning;
+  {
+    PerFiberThreadState saved(errno_location_, eh_globals_);
+    internal::SwitchTo(&main_fiber_, &next->fiber);
+  }
+  AfterSwitch();
 }
 
 RunResult Scheduler::MakeResult(uint64_t steps_before) const {
@@ -408,11 +451,11 @@ void Scheduler::Reschedule(Task* self) {
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::SwitchAway(Task* self, Task* next) {
   current_ = next;
   if (next != nullptr) next->state = TaskState::kRunning;
-  // errno belongs to the task, as it belongs to a thread in a real process.
-  int* const errno_location = errno_location_;
-  const int saved_errno = *errno_location;
-  internal::SwitchTo(&self->fiber, next != nullptr ? &next->fiber : &main_fiber_);
-  *errno_location = saved_errno;
+  {
+    // errno and the exception state belong to the task, as they belong to a thread.
+    PerFiberThreadState saved(errno_location_, eh_globals_);
+    internal::SwitchTo(&self->fiber, next != nullptr ? &next->fiber : &main_fiber_);
+  }
   AfterSwitch();
 }
 
@@ -479,9 +522,28 @@ Task* Scheduler::CurrentTaskOrDie(const char* operation) const {
 }
 
 inline void Scheduler::CheckKilled(Task* self) {
-  if (ABSL_PREDICT_FALSE(self->kill_requested) && std::uncaught_exceptions() == 0) {
+  if (ABSL_PREDICT_FALSE(self->kill_requested) && self->no_unwind_depth == 0 &&
+      std::uncaught_exceptions() == 0) {
     throw internal::TaskUnwind{};
   }
+}
+
+Scheduler::NoUnwindScope::NoUnwindScope() {
+  Scheduler* scheduler = Scheduler::Current();
+  task_ = scheduler != nullptr ? scheduler->current_ : nullptr;
+  if (task_ != nullptr) ++task_->no_unwind_depth;
+}
+
+Scheduler::NoUnwindScope::~NoUnwindScope() {
+  if (task_ != nullptr) --task_->no_unwind_depth;
+}
+
+void Scheduler::Fail(absl::string_view reason) {
+  if (stop_) return;
+  failed_task_ = current_ != nullptr ? current_->id : kNoTask;
+  failed_task_name_ = current_ != nullptr ? current_->name : "";
+  failure_ = std::string(reason);
+  Stop(RunOutcome::kTaskFailed);
 }
 
 WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t deadline_ns) {
@@ -732,6 +794,9 @@ void Scheduler::TaskEntry(internal::Fiber* self_fiber, internal::Fiber* previous
   Scheduler* scheduler = current_scheduler;
   Task* self = scheduler->current_;
   DSIM_CHECK(self != nullptr && &self->fiber == self_fiber);
+  // A new task starts with no exception in flight, whatever the fiber that started it
+  // was doing; that fiber restores its own state when it resumes.
+  *static_cast<EhGlobals*>(scheduler->eh_globals_) = EhGlobals{nullptr, 0};
   scheduler->AfterSwitch();
   scheduler->RunTaskBody(self);
   scheduler->FinishCurrentTask(self);
@@ -801,35 +866,48 @@ void* Scheduler::extension(int slot) const {
 void Scheduler::UnwindAllTasks() {
   if (live_head_ == nullptr) return;
   errno_location_ = &errno;
+  eh_globals_ = ThreadEhGlobals();
   unwinding_ = true;
   halt_ = true;
   current_scheduler = this;
   previous_running_fiber_ = internal::ExchangeRunningFiber(&main_fiber_);
-  while (live_head_ != nullptr) UnwindTaskFromMain(live_head_);
+  // In rounds, in spawn order: a task that blocks while unwinding (its destructor waits
+  // for a lock another dying task holds) gets another chance once the others moved.
+  int stalled_rounds = 0;
+  while (live_head_ != nullptr) {
+    std::vector<TaskId> round;
+    for (const Task* t = live_head_; t != nullptr; t = t->live_next) round.push_back(t->id);
+    bool progress = false;
+    for (TaskId id : round) {
+      Task* task = FindTask(id);
+      if (task != nullptr) progress |= ResumeForUnwinding(task);
+    }
+    stalled_rounds = progress ? 0 : stalled_rounds + 1;
+    if (stalled_rounds >= kMaxStalledUnwindRounds) {
+      const Task* stuck = live_head_;
+      DSIM_MISUSE(false, "task \"", stuck->name, "\" keeps blocking while being unwound (in ",
+                  stuck->blocked_in ? stuck->blocked_in : "?", " at ",
+                  stuck->blocked_at.ToString(), "); a destructor must not block forever");
+    }
+  }
   current_scheduler = nullptr;
   internal::ExchangeRunningFiber(previous_running_fiber_);
   unwinding_ = false;
   halt_ = stop_;
 }
 
-void Scheduler::UnwindTaskFromMain(Task* task) {
+// Resumes a task marked for killing until it finishes or blocks again. Returns whether
+// it finished.
+bool Scheduler::ResumeForUnwinding(Task* task) {
   const TaskId id = task->id;
   task->kill_requested = true;
-  for (int attempt = 0; attempt < kMaxUnwindAttempts; ++attempt) {
-    RemoveFromRunnable(task);
-    if (task->state == TaskState::kBlocked) task->wake_reason = WakeReason::kWoken;
-    current_ = task;
-    task->state = TaskState::kRunning;
-    running_ = true;
-    internal::SwitchTo(&main_fiber_, &task->fiber);
-    running_ = false;
-    AfterSwitch();
-    current_ = nullptr;
-    if (FindTask(id) == nullptr) return;
-  }
-  DSIM_MISUSE(false, "task \"", task->name, "\" keeps blocking while being unwound (last in ",
-              task->blocked_in ? task->blocked_in : "?", " at ", task->blocked_at.ToString(),
-              "); a destructor must not block forever");
+  RemoveFromRunnable(task);
+  if (task->state == TaskState::kBlocked) task->wake_reason = WakeReason::kWoken;
+  running_ = true;
+  SwitchFromMain(task);
+  running_ = false;
+  current_ = nullptr;
+  return FindTask(id) == nullptr;
 }
 
 // ---- Observation -----------------------------------------------------------------

@@ -277,6 +277,28 @@ class Scheduler {
   size_t KillGroup(GroupId group);
   // Unwinds one task the same way.
   void Kill(TaskId task);
+
+  // Stops the current run as a failure (RunOutcome::kTaskFailed) with `reason`, at the
+  // next scheduling point. For checkers and strategies that find the run unusable (a
+  // replay that no longer fits the program). Callable from tasks, callbacks and
+  // strategies.
+  void Fail(absl::string_view reason);
+
+  // While alive, the current task's kill (crash, shutdown) is not delivered at its
+  // scheduling points; it is delivered at the first one after the scope ends. Release
+  // operations (Mutex::Unlock, CondVar::Signal, ...) use it, since they run in
+  // destructors, which must not throw; so does CondVar::Wait while it reacquires its
+  // mutex, so that a killed waiter still returns holding it.
+  class NoUnwindScope {
+   public:
+    NoUnwindScope();
+    ~NoUnwindScope();
+    NoUnwindScope(const NoUnwindScope&) = delete;
+    NoUnwindScope& operator=(const NoUnwindScope&) = delete;
+
+   private:
+    internal::Task* task_;
+  };
   size_t live_tasks() const { return live_.size(); }
   bool IsDone(TaskId task) const { return task <= last_task_id_ && !live_.contains(task); }
 
@@ -368,7 +390,8 @@ class Scheduler {
   void RunTaskBody(internal::Task* task);
   [[noreturn]] void FinishCurrentTask(internal::Task* self);
   void UnwindAllTasks();
-  void UnwindTaskFromMain(internal::Task* task);
+  bool ResumeForUnwinding(internal::Task* task);
+  void SwitchFromMain(internal::Task* next);
   internal::Task* FindTask(TaskId id) const;
   TaskView View(const internal::Task* task) const;
   GroupState& Group(GroupId group);
@@ -423,6 +446,9 @@ class Scheduler {
   bool unwinding_ = false;
   bool halt_ = false;  // stop_ || unwinding_: one flag for the hot paths to test.
   int* errno_location_ = nullptr;  // This thread's errno, saved per task across switches.
+  // This thread's C++ exception state (__cxa_eh_globals), saved per task across
+  // switches as errno is: a task unwinding an exception may block in a destructor.
+  void* eh_globals_ = nullptr;
   RunMode mode_ = RunMode::kUntilTasksDone;
   int64_t until_ns_ = 0;
   RunOutcome outcome_ = RunOutcome::kCompleted;

@@ -18,7 +18,8 @@
 //
 // Off by default (SchedulerOptions::shared_access_points): then a marker costs one
 // thread-local read and a branch, and it is nothing at all outside a simulation, so
-// markers can stay in production code. When on, a marker in a task is a Yield, and
+// markers can stay in production code. When on, a marker in a task is a
+// Scheduler::SchedulingPoint (the strategy may switch, or let the task go on), and
 // listeners get an Annotation {category "sched.access", detail "balance at kv.cc:88"}
 // so traces and shrunk schedules can say where each task was switched out. A marker
 // outside a task (the main thread, a timer callback) is never a scheduling point.

@@ -16,11 +16,6 @@ Scheduler& TaskSchedulerOrDie(const char* operation) {
   return *scheduler;
 }
 
-void YieldIfInTask() {
-  Scheduler* scheduler = Scheduler::Current();
-  if (scheduler != nullptr && scheduler->InTask()) scheduler->SchedulingPoint();
-}
-
 // Blocks on `queue` until `ready()` holds or `deadline` passes. Returns ready().
 template <typename Ready>
 bool WaitUntilReady(internal::WaitQueue& queue, Ready ready, absl::Time deadline,
@@ -40,7 +35,7 @@ void Notification::Notify() {
   DSIM_MISUSE(!notified_, "Notification::Notify called twice");
   notified_ = true;
   waiters_.WakeAll();
-  YieldIfInTask();
+  internal::ReleasePoint();
 }
 
 void Notification::WaitForNotification(SourceLocation where) {
@@ -94,7 +89,7 @@ void Semaphore::Release(int64_t count) {
   count_ += count;
   for (int64_t i = 0; i < count && waiters_.WakeOne(); ++i) {
   }
-  YieldIfInTask();
+  internal::ReleasePoint();
 }
 
 // ---- WaitGroup -------------------------------------------------------------------
@@ -104,7 +99,7 @@ void WaitGroup::Add(int64_t delta) {
               "): more Done() than Add()");
   count_ += delta;
   if (count_ == 0) waiters_.WakeAll();
-  YieldIfInTask();
+  internal::ReleasePoint();
 }
 
 void WaitGroup::Wait(SourceLocation where) {

@@ -521,3 +521,146 @@ TEST(SchedulerScale, HundredThousandTasksInOneSimulation) {
 
 }  // namespace
 }  // namespace dsim
+
+namespace dsim {
+namespace {
+
+// ---- Killing tasks at awkward moments (crashes, shutdown) ---------------------------
+
+TEST(SchedulerKill, KillAtAnUnlockInsideMutexLockUnwindsCleanly) {
+  // Task "worker" keeps locking and unlocking; "crasher" kills its group at a moment the
+  // seed picks, often while the worker sits at the scheduling point inside Unlock, i.e.
+  // inside ~MutexLock. The kill must wait for a point where throwing is allowed.
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    Mutex mu;
+    Scheduler scheduler(SchedulerOptions{.seed = seed});
+    int critical_sections = 0;
+    scheduler.Spawn("worker", [&] {
+      for (;;) {
+        MutexLock lock(&mu);
+        ++critical_sections;
+      }
+    }, SpawnOptions{.daemon = true, .group = 1});
+    scheduler.Spawn("crasher", [&] {
+      for (uint64_t i = 0; i < seed % 7; ++i) Yield();
+      scheduler.KillGroup(1);
+      MutexLock lock(&mu);  // The worker released the mutex as it died.
+    });
+    ASSERT_TRUE(scheduler.Run().ok()) << "seed " << seed;
+    // The killed worker may still wait for its next scheduling point; finish it here.
+    // Before the fix, a kill delivered inside ~MutexLock called std::terminate.
+    scheduler.Shutdown();
+    EXPECT_EQ(mu.holder(), kNoTask) << "seed " << seed;
+    EXPECT_EQ(scheduler.live_tasks(), 0u);
+  }
+}
+
+TEST(SchedulerKill, KilledCondVarWaiterStillReleasesItsMutex) {
+  Mutex mu;
+  CondVar cv;
+  Scheduler scheduler;
+  bool waiter_unwound = false;
+  scheduler.Spawn("waiter", [&] {
+    struct Flag {
+      bool* flag;
+      ~Flag() { *flag = true; }
+    } flag{&waiter_unwound};
+    MutexLock lock(&mu);
+    for (;;) cv.Wait(&mu);
+  }, SpawnOptions{.group = 1});
+  scheduler.Spawn("killer", [&] {
+    dsim::SleepFor(absl::Seconds(1));
+    scheduler.KillGroup(1);
+    dsim::SleepFor(absl::Seconds(1));
+    MutexLock lock(&mu);
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_TRUE(waiter_unwound);
+  EXPECT_EQ(mu.holder(), kNoTask);
+}
+
+TEST(SchedulerKill, ShutdownUnwindsTasksWhoseDestructorsWaitForEachOther) {
+  // "first" is unwound first (spawn order), and its destructor needs the mutex that
+  // "second" holds; shutdown must let "second" unwind and release it.
+  int destroyed = 0;
+  {
+    Mutex mu;
+    Notification never;
+    Scheduler scheduler;
+    scheduler.Spawn("first", [&] {
+      struct LocksOnDestruction {
+        Mutex* mu;
+        int* destroyed;
+        ~LocksOnDestruction() {
+          MutexLock lock(mu);
+          ++*destroyed;
+        }
+      } guard{&mu, &destroyed};
+      never.WaitForNotification();
+    });
+    scheduler.Spawn("second", [&] {
+      MutexLock lock(&mu);
+      ++destroyed;  // Counted when the lock is taken; the unwinding releases it.
+      never.WaitForNotification();
+    });
+    EXPECT_EQ(scheduler.RunFor(absl::Seconds(1)).outcome, RunOutcome::kDeadlock);
+    scheduler.Shutdown();
+    EXPECT_EQ(scheduler.live_tasks(), 0u);
+  }
+  EXPECT_EQ(destroyed, 2);
+}
+
+TEST(SchedulerKill, ExceptionStateBelongsToEachTask) {
+  // "unwinding" blocks inside a destructor while its exception is in flight; meanwhile
+  // "other" throws and catches its own exception. Each must see only its own state.
+  Scheduler scheduler;
+  int uncaught_in_destructor = -1, uncaught_in_other = -1;
+  std::string caught_by_other, caught_by_unwinding;
+  scheduler.Spawn("unwinding", [&] {
+    try {
+      struct BlocksInDestructor {
+        int* seen;
+        ~BlocksInDestructor() {
+          dsim::SleepFor(absl::Seconds(2));
+          *seen = std::uncaught_exceptions();
+        }
+      } guard{&uncaught_in_destructor};
+      throw std::runtime_error("first");
+    } catch (const std::runtime_error& e) {
+      caught_by_unwinding = e.what();
+    }
+  });
+  scheduler.Spawn("other", [&] {
+    dsim::SleepFor(absl::Seconds(1));
+    uncaught_in_other = std::uncaught_exceptions();
+    try {
+      throw std::runtime_error("second");
+    } catch (const std::runtime_error& e) {
+      dsim::SleepFor(absl::Seconds(2));  // Switch away while handling it.
+      caught_by_other = e.what();
+    }
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(uncaught_in_destructor, 1);
+  EXPECT_EQ(uncaught_in_other, 0);
+  EXPECT_EQ(caught_by_unwinding, "first");
+  EXPECT_EQ(caught_by_other, "second");
+}
+
+TEST(SchedulerRun, FailStopsTheRunWithTheReason) {
+  Scheduler scheduler;
+  scheduler.Spawn("checker", [&] {
+    dsim::SleepFor(absl::Seconds(1));
+    scheduler.Fail("invariant broken: two leaders");
+    Yield();
+  });
+  scheduler.Spawn("other", [] { dsim::SleepFor(absl::Seconds(5)); });
+  const RunResult result = scheduler.Run();
+  EXPECT_EQ(result.outcome, RunOutcome::kTaskFailed);
+  EXPECT_EQ(result.failed_task_name, "checker");
+  EXPECT_THAT(result.ToString(), HasSubstr("invariant broken: two leaders"));
+  EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Seconds(1));
+}
+
+}  // namespace
+}  // namespace dsim

@@ -36,6 +36,8 @@ struct Task {
   bool daemon = false;
   bool started = false;
   bool kill_requested = false;
+  // While positive, a kill is not delivered at scheduling points (see NoUnwindScope).
+  uint16_t no_unwind_depth = 0;
   WakeReason wake_reason = WakeReason::kWoken;
   // Where the task is blocked, for reports.
   const char* blocked_in = nullptr;

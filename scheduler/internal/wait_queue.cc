@@ -104,4 +104,11 @@ size_t WaitQueue::WakeAll() {
   return woken;
 }
 
+void ReleasePoint() {
+  Scheduler* scheduler = Scheduler::Current();
+  if (scheduler == nullptr || !scheduler->InTask()) return;
+  Scheduler::NoUnwindScope no_unwind;
+  scheduler->SchedulingPoint();
+}
+
 }  // namespace dsim::internal

@@ -78,6 +78,11 @@ class WaitQueue {
   size_t size_ = 0;
 };
 
+// The scheduling point that follows a release operation (Unlock, Signal, Notify,
+// Release, Done): none when called from a timer callback or outside a run, and never one
+// that delivers a kill, because releases run in destructors, which must not throw.
+void ReleasePoint();
+
 }  // namespace dsim::internal
 
 #endif  // DSIM_SCHEDULER_INTERNAL_WAIT_QUEUE_H_
