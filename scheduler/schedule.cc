@@ -443,12 +443,11 @@ std::optional<Divergence> ReplayStrategy::Check(const Decision& decision) const 
 
 void ReplayStrategy::Diverge(Divergence divergence) {
   divergence_ = std::move(divergence);
-  // Stop the run through public means: a timer due now whose callback throws ends the
-  // run with kTaskFailed at the next scheduling point, carrying the report.
+  // The run stops at its next scheduling point as a failure carrying the report; the
+  // decision at hand still gets an answer (Fallback), so nothing is left half-done.
   Scheduler* scheduler = Scheduler::Current();
   if (scheduler == nullptr) return;
-  std::string report = divergence_->ToString();
-  scheduler->AddTimer(scheduler->Now(), [report] { throw std::runtime_error(report); });
+  scheduler->Fail(divergence_->ToString());
 }
 
 uint64_t ReplayStrategy::Fallback(const Decision& decision) const {
