@@ -1,0 +1,332 @@
+// HostStack: one host's socket layer (descriptor table, port space, TCP and UDP state
+// machines). The public calls in sockets/socket.h validate nothing themselves; they find
+// the calling task's HostStack and forward here. Every method that can fail returns a
+// negative errno and records a human-readable message (LastMessage).
+//
+// The TCP model is a real (if simplified) protocol over Packets: SYN / SYN-ACK handshake
+// with SYN retransmission, byte sequence numbers, cumulative ACKs with a receive window,
+// delayed ACKs, FIN and RST, TIME_WAIT, and reassembly of segments that arrive out of
+// order. It has no retransmission of data: links are reliable until a fault model says
+// otherwise. Every timer and packet goes through the scheduler, so runs replay by seed.
+#ifndef DSIM_SOCKETS_INTERNAL_STACK_H_
+#define DSIM_SOCKETS_INTERNAL_STACK_H_
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "scheduler/internal/wait_queue.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/source_location.h"
+#include "sim/network.h"
+#include "sockets/internal/byte_queue.h"
+
+namespace dsim::internal {
+
+// TCP states, as in RFC 793 and Linux's sk_state.
+enum class TcpState : uint8_t {
+  kClosed,
+  kListen,
+  kSynSent,
+  kEstablished,
+  kCloseWait,
+  kFinWait1,
+  kFinWait2,
+  kClosing,
+  kLastAck,
+  kTimeWait,  // Only the passive TIME_WAIT records that hold a port.
+};
+const char* TcpStateName(TcpState state);
+
+// The socket-level connection state Linux keeps apart from the TCP state (sock->state):
+// connect() and listen() answer from it.
+enum class SockState : uint8_t { kUnconnected, kConnecting, kConnected, kDisconnecting };
+
+// Bits of Socket::shutdown, as Linux's sk_shutdown.
+inline constexpr int kRcvShutdown = 1;
+inline constexpr int kSendShutdown = 2;
+
+struct Datagram {
+  Endpoint source;
+  std::string payload;
+};
+
+struct SocketState {
+  uint64_t id = 0;  // Connection identity, unique in the network.
+  int family = AF_INET;
+  int type = SOCK_STREAM;
+  int protocol = 0;
+  TcpState state = TcpState::kClosed;
+  SockState sock_state = SockState::kUnconnected;
+
+  // Descriptor-level state.
+  int fd = -1;               // -1 once closed by the user (an orphan, if still alive).
+  int active_calls = 0;      // Calls in progress; the socket outlives them.
+  bool release_pending = false;  // Closed while a call was in progress.
+  bool nonblocking = false;
+  absl::Time read_deadline = absl::InfiniteFuture();
+  absl::Time write_deadline = absl::InfiniteFuture();
+
+  // Options.
+  bool reuse_address = false;
+  bool reuse_port = false;
+  bool keepalive = false;
+  bool nodelay = false;
+  bool v6only = false;
+  bool linger_on = false;
+  int linger_seconds = 0;
+  int send_buffer_bytes = 0;     // As getsockopt reports (Linux doubles what is set).
+  int receive_buffer_bytes = 0;
+  absl::Duration receive_timeout = absl::ZeroDuration();  // Zero: none.
+  absl::Duration send_timeout = absl::ZeroDuration();
+
+  // Addresses. `bound` means the socket holds its port in the port table.
+  bool bound = false;
+  bool passive_binding = false;  // Held through PortEntry::passive (children, TIME_WAIT).
+  bool port_locked = false;      // bind() named a port (SOCK_BINDPORT_LOCK).
+  bool address_locked = false;   // bind() named an address (SOCK_BINDADDR_LOCK).
+  Endpoint local;                // local.port != 0 once bound or connected.
+  Endpoint remote;
+  bool has_remote = false;
+
+  int error = 0;      // Pending error (sk_err), reported once.
+  int shutdown = 0;   // kRcvShutdown | kSendShutdown.
+  bool done = false;  // A FIN arrived (SOCK_DONE).
+
+  // TCP receive side.
+  ByteQueue rx;
+  uint64_t rcv_nxt = 0;
+  std::map<uint64_t, std::string> out_of_order;
+  size_t out_of_order_bytes = 0;
+  bool fin_received = false;
+  uint64_t pending_fin_sequence = UINT64_MAX;  // A FIN seen ahead of missing data.
+  uint64_t rcv_acked = 0;        // rcv_nxt as last acknowledged.
+  uint64_t rcv_window_edge = 0;  // Highest position the peer was allowed to send to.
+  bool delayed_ack_armed = false;
+
+  // TCP send side: tx holds [snd_una, snd_una + tx.size()).
+  ByteQueue tx;
+  uint64_t snd_una = 0;
+  uint64_t snd_nxt = 0;
+  uint64_t snd_window_edge = 0;
+  bool fin_queued = false;
+  bool fin_sent = false;
+  bool fin_acked = false;
+  uint64_t peer_connection = 0;
+
+  // Connecting.
+  int syn_attempts = 0;
+  TimerId syn_timer = kNoTimer;
+
+  // Listening.
+  int backlog = 0;
+  std::deque<SocketState*> accept_queue;
+  uint64_t listener = 0;  // For a child still in an accept queue: its listener's id.
+
+  // UDP.
+  std::deque<Datagram> datagrams;
+  size_t datagram_bytes = 0;  // Charged against receive_buffer_bytes.
+
+  WaitQueue readable;  // Readers, acceptors, pollers.
+  WaitQueue writable;  // Writers, connectors, pollers.
+
+  bool is_tcp() const { return type == SOCK_STREAM; }
+  bool orphan() const { return fd < 0; }
+  size_t send_free_bytes() const {
+    const size_t used = tx.size();
+    return used >= static_cast<size_t>(send_buffer_bytes) ? 0 : send_buffer_bytes - used;
+  }
+};
+
+// Everything a receive call takes (recv, recvfrom, recvmsg, read).
+struct RecvArgs {
+  absl::Span<const iovec> iov;
+  int flags = 0;
+  sockaddr* name = nullptr;
+  socklen_t* name_length = nullptr;  // recvfrom: in/out through user memory.
+  msghdr* msg = nullptr;             // recvmsg: msg_namelen and msg_flags are written.
+  const char* what = "Recv";
+};
+
+struct SendArgs {
+  absl::Span<const iovec> iov;
+  int flags = 0;
+  const sockaddr* name = nullptr;
+  socklen_t name_length = 0;
+  const char* what = "Send";
+};
+
+class HostStack final : public PacketReceiver {
+ public:
+  HostStack(Network* network, NetworkHost* host);
+  ~HostStack() override;
+
+  // The stack of `host`, created on first use.
+  static HostStack& Of(NetworkHost& host);
+
+  // ---- Calls (negative errno on failure) -----------------------------------------
+  int Socket(int domain, int type, int protocol);
+  int Bind(int fd, const sockaddr* address, socklen_t length);
+  int Listen(int fd, int backlog);
+  int Accept(int fd, sockaddr* address, socklen_t* length, int flags, SourceLocation where);
+  int Connect(int fd, const sockaddr* address, socklen_t length, SourceLocation where);
+  ssize_t Recv(int fd, const RecvArgs& args, SourceLocation where);
+  ssize_t Send(int fd, const SendArgs& args, SourceLocation where);
+  int Shutdown(int fd, int how);
+  int Close(int fd);
+  int GetName(int fd, sockaddr* address, socklen_t* length, bool peer);
+  int Getsockopt(int fd, int level, int name, void* value, socklen_t* length);
+  int Setsockopt(int fd, int level, int name, const void* value, socklen_t length);
+  int SetNonblock(int fd, bool nonblocking);
+  int GetFlags(int fd);
+  // True if `fd` is an open descriptor; records EBADF's message if not.
+  bool CheckOpen(int fd) {
+    if (Lookup(fd) != nullptr) return true;
+    SocketState* ignored;
+    LookupOrFail(fd, &ignored);
+    return false;
+  }
+  int SetDeadline(int fd, absl::Time deadline, bool read, bool write);
+  int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where);
+
+  // Messages: the last failure of each task.
+  int Fail(int error, std::string message);
+  const std::string& LastMessage(TaskId task) const;
+
+  // ---- Network side ------------------------------------------------------------
+  void Receive(Packet* packet) override;
+
+  NetworkHost& host() const { return *host_; }
+  size_t open_descriptors() const { return open_descriptors_; }
+  size_t socket_count() const { return sockets_.size(); }
+
+ private:
+  struct PortEntry {
+    std::vector<SocketState*> sockets;  // Bound sockets other than children and TIME_WAIT.
+    // Accepted children and TIME_WAIT records: (local address, SO_REUSEADDR) -> count.
+    std::map<std::pair<IpAddress, bool>, uint32_t> passive;
+    uint32_t passive_count = 0;
+    uint32_t time_wait_count = 0;
+    bool empty() const { return sockets.empty() && passive_count == 0; }
+  };
+
+  // Descriptors and sockets.
+  SocketState* Lookup(int fd);
+  int LookupOrFail(int fd, SocketState** out);
+  SocketState* FindSocket(uint64_t id);
+  SocketState* NewSocket(int family, int type, int protocol);
+  int AllocateDescriptor(SocketState* socket);
+  void MaybeDestroy(SocketState* socket);
+  void Destroy(SocketState* socket);
+  void EndCall(SocketState* socket);
+  friend class CallGuard;
+
+  // Ports.
+  PortEntry& Ports(const SocketState& socket, uint16_t port);
+  PortEntry* FindPorts(int type, uint16_t port);
+  bool Conflicts(const SocketState& socket, const Endpoint& local, const PortEntry& entry,
+                 bool for_listen) const;
+  int BindTo(SocketState* socket, const Endpoint& local);
+  int AutoBind(SocketState* socket, const IpAddress& address, bool for_connect);
+  void Unbind(SocketState* socket);
+  void BindPassive(SocketState* socket);
+
+  // Addresses.
+  int ParseAddress(const SocketState& socket, const sockaddr* address, socklen_t length,
+                   Endpoint* out, bool* unspecified_family, const char* call);
+  bool FamilyAccepts(const SocketState& socket, const IpAddress& address) const;
+  int Route(const SocketState& socket, Endpoint* destination, IpAddress* source);
+  socklen_t FillAddress(const SocketState& socket, const Endpoint& endpoint,
+                        sockaddr_storage* out) const;
+  int CopyAddressOut(const SocketState& socket, const Endpoint& endpoint, sockaddr* address,
+                     socklen_t* length, bool empty);
+
+  // Blocking.
+  bool WaitUntil(SocketState* socket, WaitQueue& queue, absl::Time deadline, const char* what,
+                 SourceLocation where);
+  absl::Time Deadline(const SocketState& socket, bool read, absl::Time start) const;
+  absl::Time CallStart(const SocketState& socket, bool read) const;
+
+  // TCP.
+  int TcpConnect(SocketState* socket, const Endpoint& destination, absl::Time start,
+                 SourceLocation where);
+  int TcpDisconnect(SocketState* socket);
+  ssize_t TcpRecv(SocketState* socket, const RecvArgs& args, size_t length, absl::Time start,
+                  SourceLocation where);
+  ssize_t TcpSend(SocketState* socket, const SendArgs& args, size_t length, absl::Time start,
+                  SourceLocation where);
+  void TcpRelease(SocketState* socket);
+  void TcpPump(SocketState* socket);
+  void TcpSendSegment(SocketState* socket, uint8_t flags, uint64_t sequence, const char* data,
+                      size_t length);
+  void TcpSendAck(SocketState* socket);
+  void TcpSendSyn(SocketState* socket);
+  void SendReset(const Packet& in);
+  void TcpReset(SocketState* socket, int error);
+  void TcpDone(SocketState* socket);
+  void TcpEnterTimeWait(SocketState* socket);
+  void TcpStopListening(SocketState* socket);
+  void TcpOnSegment(Packet* packet);
+  void TcpOnSyn(Packet* packet);
+  void TcpOnAck(SocketState* socket, const Packet& packet);
+  void TcpOnData(SocketState* socket, Packet* packet);
+  void TcpOnFin(SocketState* socket);
+  void TcpOnFinAcked(SocketState* socket);
+  void TcpAfterRead(SocketState* socket);
+  uint64_t TcpReceiveWindow(const SocketState& socket) const;
+  void ArmDelayedAck(SocketState* socket);
+  void ArmSynTimer(SocketState* socket);
+  void OnSynTimer(uint64_t id);
+  void OnDelayedAck(uint64_t id);
+  void OnTimeWaitEnd(uint64_t id);
+  void OnFinWait2Timeout(uint64_t id);
+  bool TcpWritable(const SocketState& socket) const;
+  void WakeAll(SocketState* socket);
+
+  // UDP.
+  ssize_t UdpRecv(SocketState* socket, const RecvArgs& args, size_t length, absl::Time start,
+                  SourceLocation where);
+  ssize_t UdpSend(SocketState* socket, const SendArgs& args, size_t length);
+  int UdpConnect(SocketState* socket, const sockaddr* address, socklen_t length);
+  void UdpOnDatagram(Packet* packet);
+  void UdpOnUnreachable(const Packet& packet);
+
+  short PollMask(const SocketState& socket) const;
+  void AddTimer(absl::Duration delay, uint64_t id, void (HostStack::*handler)(uint64_t));
+  void Annotate(const char* category, const std::string& detail);
+
+  Network* network_;
+  NetworkHost* host_;
+  Scheduler* scheduler_;
+  const NetworkOptions& options_;
+
+  std::vector<SocketState*> descriptors_;  // descriptors_[fd]; null when free.
+  std::set<int> free_descriptors_;    // Free fds below descriptors_.size(), lowest first.
+  size_t open_descriptors_ = 0;
+  // Every live socket by id. Looked up only, never iterated (salted order).
+  absl::flat_hash_map<uint64_t, std::unique_ptr<SocketState>> sockets_;
+  absl::flat_hash_map<uint16_t, PortEntry> ports_[2];  // [0] TCP, [1] UDP.
+  uint32_t ephemeral_cursor_ = 0;
+  bool ephemeral_cursor_set_ = false;
+  // Accepted children by their peer's connection id, so a repeated SYN finds its child.
+  absl::flat_hash_map<uint64_t, uint64_t> child_by_peer_;
+  std::unordered_map<TaskId, std::string> messages_;
+};
+
+}  // namespace dsim::internal
+
+#endif  // DSIM_SOCKETS_INTERNAL_STACK_H_

@@ -1,0 +1,993 @@
+// HostStack, part 2: the TCP and UDP engines (sending, receiving packets, timers).
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/internal/check.h"
+#include "sockets/internal/stack.h"
+
+namespace dsim::internal {
+namespace {
+
+constexpr size_t kUdpMaxPayloadV4 = 65507;  // 65535 - IPv4 header - UDP header.
+constexpr size_t kUdpMaxPayloadV6 = 65527;  // 65535 - UDP header.
+
+// Copies `length` bytes into the caller's iovecs starting `offset` bytes in. False if
+// a buffer is null (EFAULT).
+bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, size_t length) {
+  for (const iovec& v : iov) {
+    if (length == 0) return true;
+    if (offset >= v.iov_len) {
+      offset -= v.iov_len;
+      continue;
+    }
+    const size_t n = std::min(length, v.iov_len - offset);
+    if (v.iov_base == nullptr) return false;
+    std::memcpy(static_cast<char*>(v.iov_base) + offset, data, n);
+    data += n;
+    length -= n;
+    offset = 0;
+  }
+  return length == 0;
+}
+
+// Appends `length` bytes of the caller's iovecs, starting `offset` bytes in, to `out`.
+template <typename Sink>
+bool CopyFromIov(absl::Span<const iovec> iov, size_t offset, size_t length, Sink&& out) {
+  for (const iovec& v : iov) {
+    if (length == 0) return true;
+    if (offset >= v.iov_len) {
+      offset -= v.iov_len;
+      continue;
+    }
+    const size_t n = std::min(length, v.iov_len - offset);
+    if (v.iov_base == nullptr) return false;
+    out(static_cast<const char*>(v.iov_base) + offset, n);
+    length -= n;
+    offset = 0;
+  }
+  return length == 0;
+}
+
+// Does a connected UDP socket take packets from `source`? A zero port (or address) in
+// the connection matches any, as in Linux's UDP lookup.
+bool RemoteMatches(const SocketState& s, const Endpoint& source) {
+  return (s.remote.address.IsUnspecified() || s.remote.address == source.address) &&
+         (s.remote.port == 0 || s.remote.port == source.port);
+}
+
+bool CanSendData(TcpState state) {
+  return state == TcpState::kEstablished || state == TcpState::kCloseWait ||
+         state == TcpState::kFinWait1 || state == TcpState::kClosing ||
+         state == TcpState::kLastAck;
+}
+
+// States in which an abortive close or disconnect sends RST (tcp_need_reset).
+bool NeedsReset(TcpState state) {
+  return state == TcpState::kEstablished || state == TcpState::kCloseWait ||
+         state == TcpState::kFinWait1 || state == TcpState::kFinWait2;
+}
+
+}  // namespace
+
+// ---- Timers and traces -------------------------------------------------------------
+
+void HostStack::AddTimer(absl::Duration delay, uint64_t id,
+                         void (HostStack::*handler)(uint64_t)) {
+  // Stack timers belong to the host's group: a crash cancels them with the host.
+  scheduler_->AddTimer(scheduler_->Now() + delay, [this, id, handler] { (this->*handler)(id); },
+                       host_->group());
+}
+
+void HostStack::Annotate(const char* category, const std::string& detail) {
+  scheduler_->Annotate(Annotation{category, detail, host_->group(), 0, 0});
+}
+
+// ---- TCP: sending --------------------------------------------------------------------
+
+uint64_t HostStack::TcpReceiveWindow(const SocketState& s) const {
+  const size_t used = s.rx.size() + s.out_of_order_bytes;
+  const size_t capacity = static_cast<size_t>(s.receive_buffer_bytes);
+  return used >= capacity ? 0 : capacity - used;
+}
+
+bool HostStack::TcpWritable(const SocketState& s) const {
+  // Linux's sk_stream_is_writeable: some space, and at least half the queued amount.
+  const size_t free = s.send_free_bytes();
+  return free > 0 && free * 2 >= s.tx.size();
+}
+
+void HostStack::TcpSendSegment(SocketState* s, uint8_t flags, uint64_t sequence,
+                               const char* data, size_t length) {
+  Packet* p = network_->NewPacket();
+  p->kind = Packet::Kind::kTcp;
+  p->source = s->local;
+  p->destination = s->remote;
+  p->flags = flags;
+  p->source_connection = s->id;
+  p->destination_connection = s->peer_connection;
+  p->sequence = sequence;
+  p->acknowledgment = s->rcv_nxt + (s->fin_received ? 1 : 0);
+  p->window_bytes = TcpReceiveWindow(*s);
+  if (length > 0) p->payload.assign(data, length);
+  if (flags & Packet::kAck) {
+    s->rcv_acked = s->rcv_nxt;
+    s->rcv_window_edge = s->rcv_nxt + p->window_bytes;
+  }
+  network_->Send(*host_, p);
+}
+
+void HostStack::TcpSendAck(SocketState* s) {
+  TcpSendSegment(s, Packet::kAck, s->snd_nxt, nullptr, 0);
+}
+
+void HostStack::TcpSendSyn(SocketState* s) {
+  TcpSendSegment(s, Packet::kSyn, 0, nullptr, 0);
+}
+
+void HostStack::TcpPump(SocketState* s) {
+  if (!CanSendData(s->state) || s->peer_connection == 0) return;
+  const uint64_t end = s->snd_una + s->tx.size();
+  while (s->snd_nxt < end && s->snd_nxt < s->snd_window_edge) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(
+        {end - s->snd_nxt, s->snd_window_edge - s->snd_nxt, options_.segment_bytes_max}));
+    // Ask for an immediate ACK when the sender will soon need buffer space or window.
+    const bool urgent_ack = (end - s->snd_una) * 2 >= static_cast<uint64_t>(s->send_buffer_bytes) ||
+                            s->snd_nxt + n >= s->snd_window_edge;
+    TcpSendSegment(s, Packet::kAck | (urgent_ack ? Packet::kAckNow : 0), s->snd_nxt,
+                   s->tx.At(s->snd_nxt - s->snd_una), n);
+    s->snd_nxt += n;
+  }
+  if (s->fin_queued && !s->fin_sent && s->snd_nxt == end) {
+    s->fin_sent = true;
+    TcpSendSegment(s, Packet::kAck | Packet::kFin, end, nullptr, 0);
+  }
+}
+
+void HostStack::SendReset(const Packet& in) {
+  Packet* p = network_->NewPacket();
+  p->kind = Packet::Kind::kTcp;
+  p->source = in.destination;
+  p->destination = in.source;
+  p->flags = Packet::kRst;
+  p->source_connection = in.destination_connection;
+  p->destination_connection = in.source_connection;
+  p->sequence = in.acknowledgment;
+  network_->Send(*host_, p);
+}
+
+// ---- TCP: state changes ----------------------------------------------------------------
+
+// The connection is over (tcp_done): CLOSED, both directions shut, waiters woken.
+void HostStack::TcpDone(SocketState* s) {
+  s->state = TcpState::kClosed;
+  s->shutdown = kRcvShutdown | kSendShutdown;
+  if (s->syn_timer != kNoTimer) {
+    scheduler_->CancelTimer(s->syn_timer);
+    s->syn_timer = kNoTimer;
+  }
+  if (!s->port_locked || s->passive_binding) Unbind(s);
+  WakeAll(s);
+  MaybeDestroy(s);
+}
+
+// An RST arrived (tcp_reset).
+void HostStack::TcpReset(SocketState* s, int error) {
+  if (s->state == TcpState::kClosed) return;
+  switch (s->state) {
+    case TcpState::kSynSent: s->error = ECONNREFUSED; break;
+    case TcpState::kCloseWait: s->error = EPIPE; break;
+    default: s->error = error; break;
+  }
+  s->tx.Clear();
+  s->out_of_order.clear();
+  s->out_of_order_bytes = 0;
+  if (scheduler_->has_listeners()) {
+    Annotate("tcp.reset", absl::StrCat(s->local.ToString(), " reset by ", s->remote.ToString()));
+  }
+  TcpDone(s);
+}
+
+// The user socket is closed, and a TIME_WAIT record keeps the port for a while.
+void HostStack::TcpEnterTimeWait(SocketState* s) {
+  SocketState* tw = NewSocket(s->family, SOCK_STREAM, s->protocol);
+  tw->state = TcpState::kTimeWait;
+  tw->local = s->local;
+  tw->remote = s->remote;
+  tw->has_remote = true;
+  tw->reuse_address = s->reuse_address;
+  BindPassive(tw);
+  AddTimer(options_.time_wait, tw->id, &HostStack::OnTimeWaitEnd);
+  TcpDone(s);
+}
+
+void HostStack::OnTimeWaitEnd(uint64_t id) {
+  SocketState* tw = FindSocket(id);
+  if (tw == nullptr) return;
+  DSIM_DCHECK(tw->state == TcpState::kTimeWait);
+  Destroy(tw);
+}
+
+// Stops listening: connections not yet accepted are reset (inet_csk_listen_stop).
+void HostStack::TcpStopListening(SocketState* s) {
+  std::deque<SocketState*> queue;
+  queue.swap(s->accept_queue);
+  for (SocketState* child : queue) {
+    child->listener = 0;
+    if (NeedsReset(child->state)) {
+      TcpSendSegment(child, Packet::kRst | Packet::kAck, child->snd_nxt, nullptr, 0);
+    }
+    child->state = TcpState::kClosed;
+    Destroy(child);
+  }
+  WakeAll(s);
+}
+
+// tcp_disconnect: aborts whatever the socket was doing and makes it reusable.
+int HostStack::TcpDisconnect(SocketState* s) {
+  const TcpState old = s->state;
+  if (old == TcpState::kListen) {
+    TcpStopListening(s);
+  } else if (NeedsReset(old)) {
+    TcpSendSegment(s, Packet::kRst | Packet::kAck, s->snd_nxt, nullptr, 0);
+  }
+  if (s->syn_timer != kNoTimer) {
+    scheduler_->CancelTimer(s->syn_timer);
+    s->syn_timer = kNoTimer;
+  }
+  s->state = TcpState::kClosed;
+  s->rx.Clear();
+  s->tx.Clear();
+  s->out_of_order.clear();
+  s->out_of_order_bytes = 0;
+  s->rcv_nxt = s->rcv_acked = s->rcv_window_edge = 0;
+  s->snd_una = s->snd_nxt = s->snd_window_edge = 0;
+  s->fin_received = s->fin_queued = s->fin_sent = s->fin_acked = false;
+  s->pending_fin_sequence = UINT64_MAX;
+  s->shutdown = 0;
+  s->done = false;
+  s->has_remote = false;
+  s->peer_connection = 0;
+  if (!s->port_locked) Unbind(s);
+  if (!s->address_locked) {
+    s->local.address = s->family == AF_INET ? IpAddress::V4Any() : IpAddress::V6Any();
+  }
+  // A new identity, so segments of the old connection cannot reach the next one.
+  auto node = sockets_.extract(s->id);
+  s->id = network_->NewConnectionId();
+  node.key() = s->id;
+  sockets_.insert(std::move(node));
+  WakeAll(s);
+  return 0;
+}
+
+// close() on a TCP socket (tcp_close).
+void HostStack::TcpRelease(SocketState* s) {
+  DSIM_DCHECK(s->orphan());
+  s->shutdown = kRcvShutdown | kSendShutdown;
+  switch (s->state) {
+    case TcpState::kListen:
+      TcpStopListening(s);
+      s->state = TcpState::kClosed;
+      Destroy(s);
+      return;
+    case TcpState::kClosed:
+    case TcpState::kSynSent:
+      s->state = TcpState::kClosed;
+      Destroy(s);
+      return;
+    default:
+      break;
+  }
+  const bool data_was_unread = !s->rx.empty();
+  if (data_was_unread || (s->linger_on && s->linger_seconds == 0)) {
+    // Unread data (or SO_LINGER with zero time) aborts the connection with RST.
+    if (data_was_unread || NeedsReset(s->state)) {
+      TcpSendSegment(s, Packet::kRst | Packet::kAck, s->snd_nxt, nullptr, 0);
+    }
+    s->state = TcpState::kClosed;
+    Destroy(s);
+    return;
+  }
+  if (s->state == TcpState::kEstablished) {
+    s->state = TcpState::kFinWait1;
+    s->fin_queued = true;
+  } else if (s->state == TcpState::kCloseWait) {
+    s->state = TcpState::kLastAck;
+    s->fin_queued = true;
+  }
+  TcpPump(s);
+  if (s->state == TcpState::kFinWait2) {
+    AddTimer(options_.fin_wait2_timeout, s->id, &HostStack::OnFinWait2Timeout);
+  }
+  WakeAll(s);
+}
+
+void HostStack::OnFinWait2Timeout(uint64_t id) {
+  SocketState* s = FindSocket(id);
+  if (s == nullptr || !s->orphan() || s->state != TcpState::kFinWait2) return;
+  s->state = TcpState::kClosed;
+  MaybeDestroy(s);
+}
+
+// ---- TCP: timers ---------------------------------------------------------------------
+
+void HostStack::ArmSynTimer(SocketState* s) {
+  const absl::Duration delay = options_.syn_retransmit_initial * (int64_t{1} << s->syn_attempts);
+  const uint64_t id = s->id;
+  s->syn_timer = scheduler_->AddTimer(scheduler_->Now() + delay,
+                                      [this, id] { OnSynTimer(id); }, host_->group());
+}
+
+void HostStack::OnSynTimer(uint64_t id) {
+  SocketState* s = FindSocket(id);
+  if (s == nullptr) return;
+  s->syn_timer = kNoTimer;
+  if (s->state != TcpState::kSynSent) return;
+  if (s->syn_attempts >= options_.syn_retries) {
+    s->error = ETIMEDOUT;
+    TcpDone(s);
+    return;
+  }
+  ++s->syn_attempts;
+  TcpSendSyn(s);
+  ArmSynTimer(s);
+}
+
+void HostStack::ArmDelayedAck(SocketState* s) {
+  if (s->delayed_ack_armed) return;
+  s->delayed_ack_armed = true;
+  AddTimer(options_.delayed_ack, s->id, &HostStack::OnDelayedAck);
+}
+
+void HostStack::OnDelayedAck(uint64_t id) {
+  SocketState* s = FindSocket(id);
+  if (s == nullptr) return;
+  s->delayed_ack_armed = false;
+  if (s->rcv_acked != s->rcv_nxt && s->peer_connection != 0 && s->state != TcpState::kClosed &&
+      s->state != TcpState::kTimeWait) {
+    TcpSendAck(s);
+  }
+}
+
+// ---- TCP: receiving --------------------------------------------------------------------
+
+void HostStack::Receive(Packet* packet) {
+  switch (packet->kind) {
+    case Packet::Kind::kTcp: TcpOnSegment(packet); return;
+    case Packet::Kind::kUdp: UdpOnDatagram(packet); return;
+    case Packet::Kind::kPortUnreachable: UdpOnUnreachable(*packet); return;
+  }
+}
+
+void HostStack::TcpOnSegment(Packet* packet) {
+  const uint8_t flags = packet->flags;
+  if ((flags & Packet::kSyn) && !(flags & Packet::kAck)) {
+    TcpOnSyn(packet);
+    return;
+  }
+  SocketState* s = packet->destination_connection != 0
+                       ? FindSocket(packet->destination_connection)
+                       : nullptr;
+  const bool usable = s != nullptr && s->is_tcp() && s->state != TcpState::kClosed &&
+                      s->state != TcpState::kListen && s->local == packet->destination &&
+                      (s->peer_connection == 0 ||
+                       s->peer_connection == packet->source_connection);
+  if (!usable) {
+    // Nobody owns this connection any more. A closed user socket stays silent, as its
+    // TIME_WAIT twin would; anything else gets RST (unless it is one).
+    const bool silent = s != nullptr && s->state != TcpState::kListen;
+    if (!(flags & Packet::kRst) && !silent) SendReset(*packet);
+    return;
+  }
+  if (s->state == TcpState::kTimeWait) return;
+  if (flags & Packet::kRst) {
+    TcpReset(s, ECONNRESET);
+    return;
+  }
+  if (s->state == TcpState::kSynSent) {
+    // The SYN-ACK (or any segment of the peer) completes our handshake.
+    s->peer_connection = packet->source_connection;
+    s->state = TcpState::kEstablished;
+    if (s->syn_timer != kNoTimer) {
+      scheduler_->CancelTimer(s->syn_timer);
+      s->syn_timer = kNoTimer;
+    }
+    WakeAll(s);
+  }
+  TcpOnAck(s, *packet);
+  if (FindSocket(packet->destination_connection) != s) return;  // Destroyed by the ACK.
+  TcpOnData(s, packet);
+}
+
+void HostStack::TcpOnSyn(Packet* packet) {
+  if (auto it = child_by_peer_.find(packet->source_connection); it != child_by_peer_.end()) {
+    // A repeated SYN: the child exists, so answer again.
+    if (SocketState* child = FindSocket(it->second)) {
+      TcpSendSegment(child, Packet::kSyn | Packet::kAck, 0, nullptr, 0);
+    }
+    return;
+  }
+  PortEntry* entry = FindPorts(SOCK_STREAM, packet->destination.port);
+  if (entry == nullptr) {
+    SendReset(*packet);
+    return;
+  }
+  // Simultaneous open, including a socket connected to itself.
+  for (SocketState* s : entry->sockets) {
+    if (s->state == TcpState::kSynSent && s->local == packet->destination &&
+        s->remote == packet->source) {
+      s->peer_connection = packet->source_connection;
+      s->state = TcpState::kEstablished;
+      if (s->syn_timer != kNoTimer) {
+        scheduler_->CancelTimer(s->syn_timer);
+        s->syn_timer = kNoTimer;
+      }
+      s->snd_window_edge = packet->window_bytes;
+      TcpSendSegment(s, Packet::kSyn | Packet::kAck, 0, nullptr, 0);
+      WakeAll(s);
+      return;
+    }
+  }
+  // The best listener: an exact address beats a wildcard; SO_REUSEPORT ties are chosen.
+  std::vector<SocketState*> best;
+  int best_score = 0;
+  for (SocketState* s : entry->sockets) {
+    if (s->state != TcpState::kListen || !FamilyAccepts(*s, packet->destination.address)) {
+      continue;
+    }
+    int score = 0;
+    if (s->local.address == packet->destination.address) {
+      score = 2;
+    } else if (s->local.address.IsUnspecified() &&
+               (s->family == AF_INET6 || packet->destination.address.is_v4())) {
+      score = 1;
+    }
+    if (score == 0 || score < best_score) continue;
+    if (score > best_score) best.clear();
+    best_score = score;
+    best.push_back(s);
+  }
+  if (best.empty()) {
+    SendReset(*packet);
+    return;
+  }
+  SocketState* listener =
+      best.size() == 1 ? best[0] : best[scheduler_->ChooseValue(best.size(), "net.reuseport")];
+  if (listener->accept_queue.size() > static_cast<size_t>(listener->backlog)) {
+    // Accept queue overflow: Linux drops the SYN; the client will retransmit.
+    if (scheduler_->has_listeners()) {
+      Annotate("tcp.listen_overflow", absl::StrCat(listener->local.ToString(), " dropped SYN from ",
+                                                   packet->source.ToString()));
+    }
+    return;
+  }
+  SocketState* child = NewSocket(listener->family, SOCK_STREAM, listener->protocol);
+  child->state = TcpState::kEstablished;
+  child->sock_state = SockState::kConnected;
+  child->local = packet->destination;
+  child->remote = packet->source;
+  child->has_remote = true;
+  child->peer_connection = packet->source_connection;
+  child->snd_window_edge = packet->window_bytes;
+  child->reuse_address = listener->reuse_address;
+  child->keepalive = listener->keepalive;
+  child->nodelay = listener->nodelay;
+  child->linger_on = listener->linger_on;
+  child->linger_seconds = listener->linger_seconds;
+  child->send_buffer_bytes = listener->send_buffer_bytes;
+  child->receive_buffer_bytes = listener->receive_buffer_bytes;
+  child->receive_timeout = listener->receive_timeout;
+  child->send_timeout = listener->send_timeout;
+  child->v6only = listener->v6only;
+  child->listener = listener->id;
+  BindPassive(child);
+  child_by_peer_[packet->source_connection] = child->id;
+  listener->accept_queue.push_back(child);
+  TcpSendSegment(child, Packet::kSyn | Packet::kAck, 0, nullptr, 0);
+  if (!listener->readable.empty()) listener->readable.WakeAll();
+}
+
+void HostStack::TcpOnAck(SocketState* s, const Packet& packet) {
+  if (!(packet.flags & Packet::kAck)) return;
+  const uint64_t end = s->snd_una + s->tx.size();
+  const uint64_t acked = std::min(packet.acknowledgment, end);
+  bool freed = false;
+  if (acked > s->snd_una) {
+    s->tx.Consume(acked - s->snd_una);
+    s->snd_una = acked;
+    if (s->snd_nxt < s->snd_una) s->snd_nxt = s->snd_una;
+    freed = true;
+  }
+  s->snd_window_edge = std::max(s->snd_window_edge, acked + packet.window_bytes);
+  if (s->fin_sent && !s->fin_acked && packet.acknowledgment >= end + 1) {
+    TcpOnFinAcked(s);
+    if (FindSocket(packet.destination_connection) != s) return;
+  }
+  if (freed && !s->writable.empty() && TcpWritable(*s)) s->writable.WakeAll();
+  TcpPump(s);
+}
+
+void HostStack::TcpOnFinAcked(SocketState* s) {
+  s->fin_acked = true;
+  switch (s->state) {
+    case TcpState::kFinWait1:
+      s->state = TcpState::kFinWait2;
+      if (s->orphan()) AddTimer(options_.fin_wait2_timeout, s->id, &HostStack::OnFinWait2Timeout);
+      WakeAll(s);
+      break;
+    case TcpState::kClosing:
+      TcpEnterTimeWait(s);
+      break;
+    case TcpState::kLastAck:
+      TcpDone(s);
+      break;
+    default:
+      break;
+  }
+}
+
+void HostStack::TcpOnData(SocketState* s, Packet* packet) {
+  const size_t length = packet->payload.size();
+  const bool fin = (packet->flags & Packet::kFin) != 0;
+  if (length == 0 && !fin) return;
+  const uint64_t sequence = packet->sequence;
+  const uint64_t end = sequence + length;
+  if ((s->state == TcpState::kFinWait1 || s->state == TcpState::kFinWait2) &&
+      (s->shutdown & kRcvShutdown) && length > 0 && end > s->rcv_nxt) {
+    // New data for a socket that will never read it: RFC 1122 says reset (Linux does).
+    TcpSendSegment(s, Packet::kRst | Packet::kAck, s->snd_nxt, nullptr, 0);
+    TcpReset(s, ECONNRESET);
+    return;
+  }
+  const bool accepts_data = s->state == TcpState::kEstablished ||
+                            s->state == TcpState::kFinWait1 || s->state == TcpState::kFinWait2;
+  if (!accepts_data) return;  // Data after the peer's FIN: nothing to do with it.
+  bool readable = false;
+  if (length > 0 && end > s->rcv_nxt) {
+    if (sequence <= s->rcv_nxt) {
+      s->rx.Append(packet->payload.data() + (s->rcv_nxt - sequence), end - s->rcv_nxt);
+      s->rcv_nxt = end;
+      readable = true;
+      // Segments that were waiting for this one.
+      while (!s->out_of_order.empty() && s->out_of_order.begin()->first <= s->rcv_nxt) {
+        auto it = s->out_of_order.begin();
+        const uint64_t seg_end = it->first + it->second.size();
+        if (seg_end > s->rcv_nxt) {
+          s->rx.Append(it->second.data() + (s->rcv_nxt - it->first), seg_end - s->rcv_nxt);
+          s->rcv_nxt = seg_end;
+        }
+        s->out_of_order_bytes -= it->second.size();
+        s->out_of_order.erase(it);
+      }
+    } else if (!s->out_of_order.count(sequence)) {
+      s->out_of_order_bytes += length;
+      s->out_of_order.emplace(sequence, std::move(packet->payload));
+    }
+  }
+  if (fin) s->pending_fin_sequence = std::min(s->pending_fin_sequence, end);
+  if (readable && !s->readable.empty()) s->readable.WakeAll();
+  if (s->pending_fin_sequence == s->rcv_nxt && !s->fin_received) {
+    TcpOnFin(s);
+    return;
+  }
+  if (length == 0) return;
+  if ((packet->flags & Packet::kAckNow) || s->rcv_nxt - s->rcv_acked >= 2 * options_.segment_bytes_max) {
+    TcpSendAck(s);
+  } else {
+    ArmDelayedAck(s);
+  }
+}
+
+void HostStack::TcpOnFin(SocketState* s) {
+  s->fin_received = true;
+  s->done = true;
+  s->shutdown |= kRcvShutdown;
+  TcpSendAck(s);
+  switch (s->state) {
+    case TcpState::kEstablished:
+      s->state = TcpState::kCloseWait;
+      break;
+    case TcpState::kFinWait1:
+      s->state = TcpState::kClosing;
+      break;
+    case TcpState::kFinWait2:
+      TcpEnterTimeWait(s);
+      return;
+    default:
+      break;
+  }
+  WakeAll(s);
+}
+
+// After a read freed buffer space: tell the peer if its window grew a lot (as Linux's
+// tcp_cleanup_rbuf does when the window at least doubles).
+void HostStack::TcpAfterRead(SocketState* s) {
+  if (s->peer_connection == 0 || s->fin_received) return;
+  const uint64_t peer_view = s->rcv_window_edge > s->rcv_nxt ? s->rcv_window_edge - s->rcv_nxt : 0;
+  const uint64_t now_window = TcpReceiveWindow(*s);
+  if (2 * peer_view <= static_cast<uint64_t>(s->receive_buffer_bytes) && now_window > 0 &&
+      now_window >= 2 * peer_view) {
+    TcpSendAck(s);
+  }
+}
+
+// ---- TCP: calls ---------------------------------------------------------------------
+
+ssize_t HostStack::TcpRecv(SocketState* s, const RecvArgs& args, size_t length,
+                           absl::Time start, SourceLocation where) {
+  if (s->state == TcpState::kListen) {
+    return Fail(ENOTCONN, absl::StrCat(args.what, " on a listening socket"));
+  }
+  if (args.flags & MSG_OOB) return Fail(EINVAL, absl::StrCat(args.what, ": no urgent data"));
+  if (args.flags & MSG_ERRQUEUE) return Fail(EAGAIN, "the error queue is empty");
+  const bool peek = args.flags & MSG_PEEK;
+  const bool waitall = (args.flags & MSG_WAITALL) != 0;
+  const bool discard = (args.flags & MSG_TRUNC) != 0;
+  const bool nonblocking = s->nonblocking || (args.flags & MSG_DONTWAIT);
+  const size_t target = waitall && length > 0 ? length : 1;
+  size_t copied = 0;
+  for (;;) {
+    const size_t offset = peek ? copied : 0;
+    const size_t available = s->rx.size() > offset ? s->rx.size() - offset : 0;
+    if (available > 0) {
+      const size_t n = std::min(available, length - copied);
+      if (!discard && n > 0 && !CopyToIov(args.iov, copied, s->rx.At(offset), n)) {
+        if (copied == 0) return Fail(EFAULT, absl::StrCat(args.what, ": the buffer is null"));
+        break;
+      }
+      if (!peek) s->rx.Consume(n);
+      copied += n;
+      if (copied >= target || copied == length) break;
+      continue;
+    }
+    if (copied > 0) {
+      if (nonblocking || s->error != 0 || s->state == TcpState::kClosed ||
+          (s->shutdown & kRcvShutdown)) {
+        break;
+      }
+    } else {
+      if (s->done) break;
+      if (s->error != 0) {
+        const int error = s->error;
+        s->error = 0;
+        return Fail(error, absl::StrCat(args.what, ": ", error == ECONNRESET
+                                                             ? "the peer reset the connection"
+                                                             : "the connection failed"));
+      }
+      if (s->shutdown & kRcvShutdown) break;
+      if (s->state == TcpState::kClosed) {
+        return Fail(ENOTCONN, absl::StrCat(args.what, " on an unconnected socket"));
+      }
+      if (nonblocking) return Fail(EAGAIN, absl::StrCat(args.what, ": no data is available"));
+    }
+    // The deadline is re-read after every wake: SetReadDeadline may have moved it.
+    if (!WaitUntil(s, s->readable, Deadline(*s, true, start), args.what, where)) {
+      if (copied > 0) break;
+      return Fail(EAGAIN, absl::StrCat(args.what, ": timed out waiting for data"));
+    }
+  }
+  if (!peek && copied > 0) TcpAfterRead(s);
+  return static_cast<ssize_t>(copied);
+}
+
+ssize_t HostStack::TcpSend(SocketState* s, const SendArgs& args, size_t length,
+                           absl::Time start, SourceLocation where) {
+  if (args.flags & MSG_OOB) {
+    return Fail(EOPNOTSUPP, "urgent data (MSG_OOB) is not simulated");
+  }
+  const bool nonblocking = s->nonblocking || (args.flags & MSG_DONTWAIT);
+  // Wait for a connection in progress (sk_stream_wait_connect).
+  while (s->state != TcpState::kEstablished && s->state != TcpState::kCloseWait) {
+    if (s->error != 0) {
+      const int error = s->error;
+      s->error = 0;
+      return Fail(error, absl::StrCat(args.what, ": the connection failed"));
+    }
+    if (s->state != TcpState::kSynSent) {
+      return Fail(EPIPE, absl::StrCat(args.what, " on a socket that is not connected (state ",
+                                      TcpStateName(s->state), ")"));
+    }
+    if (nonblocking) return Fail(EAGAIN, absl::StrCat(args.what, ": still connecting"));
+    if (!WaitUntil(s, s->writable, Deadline(*s, false, start), args.what, where)) {
+      return Fail(EAGAIN, absl::StrCat(args.what, ": timed out while connecting"));
+    }
+  }
+  size_t copied = 0;
+  for (;;) {
+    if (s->error != 0 || (s->shutdown & kSendShutdown)) {
+      if (copied > 0) break;
+      if (s->error != 0) {
+        const int error = s->error;
+        s->error = 0;
+        return Fail(error, absl::StrCat(args.what, ": ", error == ECONNRESET
+                                                             ? "the peer reset the connection"
+                                                             : "the connection failed"));
+      }
+      return Fail(EPIPE, absl::StrCat(args.what, " after shutdown for writing"));
+    }
+    if (copied == length) break;
+    const size_t free = s->send_free_bytes();
+    if (free == 0) {
+      if (nonblocking) {
+        if (copied > 0) break;
+        return Fail(EAGAIN, absl::StrCat(args.what, ": the send buffer is full"));
+      }
+      if (!WaitUntil(s, s->writable, Deadline(*s, false, start), args.what, where)) {
+        if (copied > 0) break;
+        return Fail(EAGAIN, absl::StrCat(args.what, ": timed out waiting for buffer space"));
+      }
+      continue;
+    }
+    const size_t n = std::min(free, length - copied);
+    const bool ok = CopyFromIov(args.iov, copied, n,
+                                [s](const char* data, size_t size) { s->tx.Append(data, size); });
+    if (!ok) {
+      if (copied > 0) break;
+      return Fail(EFAULT, absl::StrCat(args.what, ": the buffer is null"));
+    }
+    copied += n;
+    TcpPump(s);
+    if (length == 0) break;
+  }
+  return static_cast<ssize_t>(copied);
+}
+
+// ---- UDP ---------------------------------------------------------------------------
+
+int HostStack::UdpConnect(SocketState* s, const sockaddr* address, socklen_t length) {
+  if (length < sizeof(sa_family_t)) {
+    return Fail(EINVAL, absl::StrCat("connect: address length ", length, " is too short"));
+  }
+  if (address->sa_family == AF_UNSPEC) {
+    s->has_remote = false;
+    s->sock_state = SockState::kUnconnected;
+    if (!s->address_locked) {
+      Unbind(s);  // Re-key the binding under the wildcard address.
+      s->local.address = s->family == AF_INET ? IpAddress::V4Any() : IpAddress::V6Any();
+      if (s->port_locked) BindTo(s, s->local);
+    }
+    if (!s->port_locked) {
+      Unbind(s);
+      s->local.port = 0;
+    }
+    return 0;
+  }
+  if (!s->bound && AutoBind(s, s->local.address, false) < 0) {
+    return Fail(EAGAIN, "connect: no free ephemeral port");
+  }
+  Endpoint destination;
+  bool unspecified_family;
+  if (int r = ParseAddress(*s, address, length, &destination, &unspecified_family, "connect");
+      r < 0) {
+    return r;
+  }
+  if (unspecified_family) return Fail(EAFNOSUPPORT, "connect: AF_UNSPEC with an address");
+  IpAddress source;
+  if (int r = Route(*s, &destination, &source); r < 0) return r;
+  if (s->local.address.IsUnspecified()) {
+    const uint16_t port = s->local.port;
+    Unbind(s);
+    s->local = Endpoint{source, port};
+    Ports(*s, port).sockets.push_back(s);
+    s->bound = true;
+  }
+  s->remote = destination;
+  s->has_remote = true;
+  s->sock_state = SockState::kConnected;
+  return 0;
+}
+
+ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) {
+  // inet_sendmsg binds an unbound socket before anything else is checked.
+  if (!s->bound && AutoBind(s, s->local.address, false) < 0) {
+    return Fail(EAGAIN, absl::StrCat(args.what, ": no free ephemeral port"));
+  }
+  if (length > 0xFFFF) {
+    return Fail(EMSGSIZE, absl::StrCat(args.what, ": ", length, " bytes exceed a datagram"));
+  }
+  if (args.flags & MSG_OOB) return Fail(EOPNOTSUPP, "MSG_OOB on a datagram socket");
+  Endpoint destination;
+  if (args.name != nullptr && args.name_length > 0) {
+    if (args.name_length < sizeof(sa_family_t)) {
+      return Fail(EINVAL, absl::StrCat(args.what, ": the address is too short"));
+    }
+    const int family = args.name->sa_family;
+    if (s->family == AF_INET && family != AF_INET && family != AF_UNSPEC) {
+      return Fail(EAFNOSUPPORT, absl::StrCat(args.what, ": address family ", family,
+                                             " on an AF_INET socket"));
+    }
+    if (s->family == AF_INET6 && family != AF_INET6 && family != AF_INET &&
+        family != AF_UNSPEC) {
+      return Fail(EINVAL, absl::StrCat(args.what, ": address family ", family,
+                                       " on an AF_INET6 socket"));
+    }
+    if (s->family == AF_INET6 && family == AF_INET) {
+      // udpv6_sendmsg hands a sockaddr_in to the IPv4 path.
+      if (args.name_length < sizeof(sockaddr_in)) {
+        return Fail(EINVAL, absl::StrCat(args.what, ": the address is too short"));
+      }
+      if (s->v6only) return Fail(ENETUNREACH, absl::StrCat(args.what, ": IPv4 on IPV6_V6ONLY"));
+      sockaddr_in in;
+      std::memcpy(&in, args.name, sizeof(in));
+      destination = Endpoint{IpAddress::FromInAddr(in.sin_addr), ntohs(in.sin_port)};
+      if (destination.port == 0) return Fail(EINVAL, absl::StrCat(args.what, ": destination port 0"));
+    } else if (family == AF_UNSPEC && s->family == AF_INET6) {
+      if (!s->has_remote) return Fail(EDESTADDRREQ, absl::StrCat(args.what, ": no destination"));
+      destination = s->remote;
+    } else {
+      const socklen_t needed = s->family == AF_INET ? sizeof(sockaddr_in) : 24;
+      if (args.name_length < needed) {
+        return Fail(EINVAL, absl::StrCat(args.what, ": address length ", args.name_length,
+                                         " is too short"));
+      }
+      bool unspecified_family;
+      sockaddr_storage storage;
+      std::memset(&storage, 0, sizeof(storage));
+      std::memcpy(&storage, args.name, std::min<size_t>(args.name_length, sizeof(storage)));
+      if (family == AF_UNSPEC) reinterpret_cast<sockaddr*>(&storage)->sa_family = AF_INET;
+      if (int r = ParseAddress(*s, reinterpret_cast<sockaddr*>(&storage), args.name_length,
+                               &destination, &unspecified_family, args.what);
+          r < 0) {
+        return r;
+      }
+      if (destination.port == 0) {
+        return Fail(EINVAL, absl::StrCat(args.what, ": destination port 0"));
+      }
+      if (s->family == AF_INET6 && destination.address.is_v4() && s->v6only) {
+        return Fail(ENETUNREACH, absl::StrCat(args.what, ": IPv4-mapped on IPV6_V6ONLY"));
+      }
+    }
+  } else {
+    if (!s->has_remote) {
+      return Fail(EDESTADDRREQ, absl::StrCat(args.what, " on an unconnected datagram socket "
+                                                        "needs a destination address"));
+    }
+    destination = s->remote;
+  }
+  if (s->error != 0) {
+    const int error = s->error;
+    s->error = 0;
+    return Fail(error, absl::StrCat(args.what, ": an earlier datagram was refused (ICMP)"));
+  }
+  if (s->shutdown & kSendShutdown) {
+    return Fail(EPIPE, absl::StrCat(args.what, " after shutdown for writing"));
+  }
+  const size_t limit = destination.address.is_v4() ? kUdpMaxPayloadV4 : kUdpMaxPayloadV6;
+  if (length > limit) {
+    return Fail(EMSGSIZE, absl::StrCat(args.what, ": ", length, " bytes exceed the ", limit,
+                                       "-byte datagram limit"));
+  }
+  IpAddress source;
+  if (int r = Route(*s, &destination, &source); r < 0) return r;
+  Packet* p = network_->NewPacket();
+  const bool ok = CopyFromIov(args.iov, 0, length, [p](const char* data, size_t size) {
+    p->payload.append(data, size);
+  });
+  if (!ok) {
+    network_->FreePacket(p);
+    return Fail(EFAULT, absl::StrCat(args.what, ": the buffer is null"));
+  }
+  p->kind = Packet::Kind::kUdp;
+  p->source = Endpoint{source, s->local.port};
+  p->destination = destination;
+  network_->Send(*host_, p);
+  return static_cast<ssize_t>(length);
+}
+
+ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
+                           absl::Time start, SourceLocation where) {
+  if (args.flags & MSG_ERRQUEUE) return Fail(EAGAIN, "the error queue is empty");
+  const bool peek = args.flags & MSG_PEEK;
+  const bool nonblocking = s->nonblocking || (args.flags & MSG_DONTWAIT);
+  for (;;) {
+    if (s->error != 0) {
+      const int error = s->error;
+      s->error = 0;
+      return Fail(error, absl::StrCat(args.what, ": an earlier datagram was refused (ICMP)"));
+    }
+    if (!s->datagrams.empty()) break;
+    // Linux checks the shutdown only while waiting: a nonblocking call says EAGAIN.
+    if (nonblocking) return Fail(EAGAIN, absl::StrCat(args.what, ": no datagram is queued"));
+    if (s->shutdown & kRcvShutdown) return 0;
+    if (!WaitUntil(s, s->readable, Deadline(*s, true, start), args.what, where)) {
+      return Fail(EAGAIN, absl::StrCat(args.what, ": timed out waiting for a datagram"));
+    }
+  }
+  Datagram datagram;
+  if (peek) {
+    datagram = s->datagrams.front();
+  } else {
+    datagram = std::move(s->datagrams.front());
+    s->datagrams.pop_front();
+    s->datagram_bytes -= datagram.payload.size() + options_.udp_datagram_overhead_bytes;
+  }
+  const size_t size = datagram.payload.size();
+  const size_t n = std::min(size, length);
+  if (n > 0 && !CopyToIov(args.iov, 0, datagram.payload.data(), n)) {
+    return Fail(EFAULT, absl::StrCat(args.what, ": the buffer is null"));
+  }
+  if (args.name != nullptr) {
+    if (int r = CopyAddressOut(*s, datagram.source, args.name, args.name_length, false); r < 0) {
+      return r;
+    }
+  }
+  if (args.msg != nullptr) {
+    if (args.msg->msg_name != nullptr) {
+      if (int r = CopyAddressOut(*s, datagram.source, static_cast<sockaddr*>(args.msg->msg_name),
+                                 &args.msg->msg_namelen, false);
+          r < 0) {
+        return r;
+      }
+    }
+    args.msg->msg_flags = n < size ? MSG_TRUNC : 0;
+    args.msg->msg_controllen = 0;
+  }
+  return static_cast<ssize_t>((args.flags & MSG_TRUNC) ? size : n);
+}
+
+void HostStack::UdpOnDatagram(Packet* packet) {
+  PortEntry* entry = FindPorts(SOCK_DGRAM, packet->destination.port);
+  std::vector<SocketState*> best;
+  int best_score = 0;
+  if (entry != nullptr) {
+    for (SocketState* s : entry->sockets) {
+      if (!FamilyAccepts(*s, packet->destination.address)) continue;
+      int score = 0;
+      if (s->local.address == packet->destination.address) {
+        score = 2;
+      } else if (s->local.address.IsUnspecified() &&
+                 (s->family == AF_INET6 || packet->destination.address.is_v4())) {
+        score = 1;
+      }
+      if (score == 0) continue;
+      if (s->has_remote) {
+        if (!RemoteMatches(*s, packet->source)) continue;  // Connected: filters senders.
+        score += 4;
+      }
+      if (score < best_score) continue;
+      if (score > best_score) best.clear();
+      best_score = score;
+      best.push_back(s);
+    }
+  }
+  if (best.empty()) {
+    Packet* reply = network_->NewPacket();
+    reply->kind = Packet::Kind::kPortUnreachable;
+    reply->source = packet->destination;
+    reply->destination = packet->source;
+    network_->Send(*host_, reply);
+    return;
+  }
+  SocketState* s =
+      best.size() == 1 ? best[0] : best[scheduler_->ChooseValue(best.size(), "net.udp_reuse")];
+  if (s->datagram_bytes > static_cast<size_t>(s->receive_buffer_bytes)) {
+    // A full receive buffer drops the datagram, as Linux does.
+    if (scheduler_->has_listeners()) {
+      Annotate("udp.overflow", absl::StrCat(s->local.ToString(), " dropped a datagram from ",
+                                            packet->source.ToString()));
+    }
+    return;
+  }
+  s->datagram_bytes += packet->payload.size() + options_.udp_datagram_overhead_bytes;
+  s->datagrams.push_back(Datagram{packet->source, std::move(packet->payload)});
+  if (!s->readable.empty()) s->readable.WakeAll();
+}
+
+void HostStack::UdpOnUnreachable(const Packet& packet) {
+  // Only a connected socket hears about it (Linux without IP_RECVERR).
+  PortEntry* entry = FindPorts(SOCK_DGRAM, packet.destination.port);
+  if (entry == nullptr) return;
+  for (SocketState* s : entry->sockets) {
+    if (s->has_remote && RemoteMatches(*s, packet.source)) {
+      s->error = ECONNREFUSED;
+      WakeAll(s);
+      return;
+    }
+  }
+}
+
+}  // namespace dsim::internal

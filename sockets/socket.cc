@@ -1,0 +1,374 @@
+#include "sockets/socket.h"
+
+#include <arpa/inet.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/str_cat.h"
+#include "scheduler/scheduler.h"
+#include "sim/network.h"
+#include "sockets/internal/stack.h"
+
+namespace dsim {
+namespace {
+
+using internal::HostStack;
+
+// The highest user address on x86-64 Linux (TASK_SIZE_MAX): a buffer reaching past it
+// fails access_ok() with EFAULT before anything else happens.
+constexpr uintptr_t kUserAddressLimit = (uintptr_t{1} << 47) - 4096;
+constexpr size_t kMaxIovecs = 1024;  // UIO_MAXIOV.
+
+bool AccessOk(const void* buffer, size_t length) {
+  const uintptr_t start = reinterpret_cast<uintptr_t>(buffer);
+  return length <= kUserAddressLimit && start <= kUserAddressLimit - length;
+}
+
+// Message for failures that happen before any host is known. Per thread, because each
+// thread runs its own simulations; it holds no simulation state.
+std::string& OutsideMessage() {
+  thread_local std::string message;
+  return message;
+}
+
+// Finds the calling task's host stack, after the scheduling point every call is.
+// Fails with EPERM outside a simulated task.
+HostStack* Enter(const char* call) {
+  Scheduler* scheduler = Scheduler::Current();
+  const char* problem = nullptr;
+  Network* network = nullptr;
+  NetworkHost* host = nullptr;
+  if (scheduler == nullptr) {
+    problem = "no dsim simulation runs on this thread";
+  } else if (!scheduler->InTask()) {
+    problem = "the caller is a timer callback or the run loop";
+  } else if ((network = static_cast<Network*>(
+                  scheduler->extension(Scheduler::kNetworkExtension))) == nullptr) {
+    problem = "no dsim::Network is attached to this simulation's scheduler";
+  } else if ((host = network->HostOfGroup(scheduler->CurrentGroup())) == nullptr) {
+    problem = "the calling task is not on a host; spawn it with NetworkHost::Spawn";
+  }
+  if (problem != nullptr) {
+    OutsideMessage() =
+        absl::StrCat("dsim::", call, " was called outside a simulated task: ", problem);
+    errno = EPERM;
+    return nullptr;
+  }
+  // A scheduling point, except while unwinding a killed task (destructors that close
+  // sockets must not give the CPU away then).
+  if (std::uncaught_exceptions() == 0) scheduler->Yield();
+  return &HostStack::Of(*host);
+}
+
+template <typename T>
+T Finish(HostStack* stack, const char* call, int fd, T result) {
+  Scheduler& scheduler = stack->host().network().scheduler();
+  if (scheduler.has_listeners()) {
+    const std::string detail =
+        result < 0 ? absl::StrCat(call, "(", fd, ") = -1 ", strerrorname_np(-result))
+                   : absl::StrCat(call, "(", fd, ") = ", result);
+    scheduler.Annotate(Annotation{"socket.call", detail, stack->host().group(), 0, 0});
+  }
+  if (result < 0) {
+    errno = static_cast<int>(-result);
+    return -1;
+  }
+  return result;
+}
+
+ssize_t FaultOutside(HostStack* stack, const char* what) {
+  return stack->Fail(EFAULT, absl::StrCat(what, ": the buffer is outside the address space"));
+}
+
+// Validates a msghdr as Linux's copy_msghdr_from_user does, and collects its iovecs.
+int ReadMessage(HostStack* stack, const msghdr* message, const char* what,
+                absl::InlinedVector<iovec, 4>* iov) {
+  if (message == nullptr) return stack->Fail(EFAULT, absl::StrCat(what, ": the msghdr is null"));
+  if (static_cast<int>(message->msg_namelen) < 0) {
+    return stack->Fail(EINVAL, absl::StrCat(what, ": negative msg_namelen"));
+  }
+  if (message->msg_iovlen > kMaxIovecs) {
+    return stack->Fail(EMSGSIZE, absl::StrCat(what, ": more than 1024 iovecs"));
+  }
+  if (message->msg_iovlen > 0 && message->msg_iov == nullptr) {
+    return stack->Fail(EFAULT, absl::StrCat(what, ": msg_iov is null"));
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < message->msg_iovlen; ++i) {
+    const iovec& v = message->msg_iov[i];
+    if (static_cast<ssize_t>(v.iov_len) < 0) {
+      return stack->Fail(EINVAL, absl::StrCat(what, ": an iovec length is negative"));
+    }
+    if (!AccessOk(v.iov_base, v.iov_len)) return FaultOutside(stack, what);
+    total += v.iov_len;
+    if (static_cast<ssize_t>(total) < 0) {
+      return stack->Fail(EINVAL, absl::StrCat(what, ": the total length overflows"));
+    }
+    iov->push_back(v);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int Socket(int domain, int type, int protocol) {
+  HostStack* stack = Enter("Socket");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Socket", -1, stack->Socket(domain, type, protocol));
+}
+
+int Bind(int fd, const sockaddr* address, socklen_t length) {
+  HostStack* stack = Enter("Bind");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Bind", fd, stack->Bind(fd, address, length));
+}
+
+int Listen(int fd, int backlog) {
+  HostStack* stack = Enter("Listen");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Listen", fd, stack->Listen(fd, backlog));
+}
+
+int Accept(int fd, sockaddr* address, socklen_t* length, SourceLocation where) {
+  return Accept4(fd, address, length, 0, where);
+}
+
+int Accept4(int fd, sockaddr* address, socklen_t* length, int flags, SourceLocation where) {
+  HostStack* stack = Enter("Accept");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Accept", fd, stack->Accept(fd, address, length, flags, where));
+}
+
+int Connect(int fd, const sockaddr* address, socklen_t length, SourceLocation where) {
+  HostStack* stack = Enter("Connect");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Connect", fd, stack->Connect(fd, address, length, where));
+}
+
+int Shutdown(int fd, int how) {
+  HostStack* stack = Enter("Shutdown");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Shutdown", fd, stack->Shutdown(fd, how));
+}
+
+int Close(int fd) {
+  HostStack* stack = Enter("Close");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Close", fd, stack->Close(fd));
+}
+
+int Getsockname(int fd, sockaddr* address, socklen_t* length) {
+  HostStack* stack = Enter("Getsockname");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Getsockname", fd, stack->GetName(fd, address, length, false));
+}
+
+int Getpeername(int fd, sockaddr* address, socklen_t* length) {
+  HostStack* stack = Enter("Getpeername");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Getpeername", fd, stack->GetName(fd, address, length, true));
+}
+
+ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
+  HostStack* stack = Enter("Read");
+  if (stack == nullptr) return -1;
+  // read(2): the descriptor is checked first, then the buffer; a zero-length read of a
+  // socket returns 0 at once.
+  if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Read", fd, -EBADF);
+  if (!AccessOk(buffer, length)) return Finish(stack, "Read", fd, FaultOutside(stack, "read"));
+  if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
+  const iovec v{buffer, length};
+  internal::RecvArgs args;
+  args.iov = absl::MakeConstSpan(&v, 1);
+  args.what = "read";
+  return Finish(stack, "Read", fd, stack->Recv(fd, args, where));
+}
+
+ssize_t Write(int fd, const void* buffer, size_t length, SourceLocation where) {
+  HostStack* stack = Enter("Write");
+  if (stack == nullptr) return -1;
+  if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Write", fd, -EBADF);
+  if (!AccessOk(buffer, length)) return Finish(stack, "Write", fd, FaultOutside(stack, "write"));
+  const iovec v{const_cast<void*>(buffer), length};
+  internal::SendArgs args;
+  args.iov = absl::MakeConstSpan(&v, 1);
+  args.what = "write";
+  return Finish(stack, "Write", fd, stack->Send(fd, args, where));
+}
+
+ssize_t Recv(int fd, void* buffer, size_t length, int flags, SourceLocation where) {
+  return Recvfrom(fd, buffer, length, flags, nullptr, nullptr, where);
+}
+
+ssize_t Send(int fd, const void* buffer, size_t length, int flags, SourceLocation where) {
+  return Sendto(fd, buffer, length, flags, nullptr, 0, where);
+}
+
+ssize_t Recvfrom(int fd, void* buffer, size_t length, int flags, sockaddr* address,
+                 socklen_t* address_length, SourceLocation where) {
+  HostStack* stack = Enter("Recvfrom");
+  if (stack == nullptr) return -1;
+  // recvfrom(2) checks the buffer before the descriptor.
+  if (!AccessOk(buffer, length)) {
+    return Finish(stack, "Recvfrom", fd, FaultOutside(stack, "recvfrom"));
+  }
+  const iovec v{buffer, length};
+  internal::RecvArgs args;
+  args.iov = absl::MakeConstSpan(&v, 1);
+  args.flags = flags;
+  args.name = address;
+  args.name_length = address_length;
+  args.what = "recvfrom";
+  return Finish(stack, "Recvfrom", fd, stack->Recv(fd, args, where));
+}
+
+ssize_t Sendto(int fd, const void* buffer, size_t length, int flags, const sockaddr* address,
+               socklen_t address_length, SourceLocation where) {
+  HostStack* stack = Enter("Sendto");
+  if (stack == nullptr) return -1;
+  if (!AccessOk(buffer, length)) {
+    return Finish(stack, "Sendto", fd, FaultOutside(stack, "sendto"));
+  }
+  const iovec v{const_cast<void*>(buffer), length};
+  internal::SendArgs args;
+  args.iov = absl::MakeConstSpan(&v, 1);
+  args.flags = flags;
+  args.name = address;
+  args.name_length = address != nullptr ? address_length : 0;
+  args.what = "sendto";
+  if (address != nullptr && address_length > 0 &&
+      address_length <= sizeof(sockaddr_storage) && !AccessOk(address, address_length)) {
+    return Finish(stack, "Sendto", fd, FaultOutside(stack, "sendto"));
+  }
+  return Finish(stack, "Sendto", fd, stack->Send(fd, args, where));
+}
+
+ssize_t Recvmsg(int fd, msghdr* message, int flags, SourceLocation where) {
+  HostStack* stack = Enter("Recvmsg");
+  if (stack == nullptr) return -1;
+  if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Recvmsg", fd, -EBADF);
+  absl::InlinedVector<iovec, 4> iov;
+  if (int r = ReadMessage(stack, message, "recvmsg", &iov); r < 0) {
+    return Finish<ssize_t>(stack, "Recvmsg", fd, r);
+  }
+  internal::RecvArgs args;
+  args.iov = absl::MakeConstSpan(iov);
+  args.flags = flags;
+  args.msg = message;
+  args.what = "recvmsg";
+  return Finish(stack, "Recvmsg", fd, stack->Recv(fd, args, where));
+}
+
+ssize_t Sendmsg(int fd, const msghdr* message, int flags, SourceLocation where) {
+  HostStack* stack = Enter("Sendmsg");
+  if (stack == nullptr) return -1;
+  if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Sendmsg", fd, -EBADF);
+  absl::InlinedVector<iovec, 4> iov;
+  if (int r = ReadMessage(stack, message, "sendmsg", &iov); r < 0) {
+    return Finish<ssize_t>(stack, "Sendmsg", fd, r);
+  }
+  internal::SendArgs args;
+  args.iov = absl::MakeConstSpan(iov);
+  args.flags = flags;
+  if (message->msg_name != nullptr && message->msg_namelen > 0) {
+    args.name = static_cast<const sockaddr*>(message->msg_name);
+    args.name_length = std::min<socklen_t>(message->msg_namelen, sizeof(sockaddr_storage));
+  }
+  args.what = "sendmsg";
+  return Finish(stack, "Sendmsg", fd, stack->Send(fd, args, where));
+}
+
+int Getsockopt(int fd, int level, int name, void* value, socklen_t* length) {
+  HostStack* stack = Enter("Getsockopt");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Getsockopt", fd, stack->Getsockopt(fd, level, name, value, length));
+}
+
+int Setsockopt(int fd, int level, int name, const void* value, socklen_t length) {
+  HostStack* stack = Enter("Setsockopt");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Setsockopt", fd, stack->Setsockopt(fd, level, name, value, length));
+}
+
+int SetNonblock(int fd, bool nonblocking) {
+  HostStack* stack = Enter("SetNonblock");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "SetNonblock", fd, stack->SetNonblock(fd, nonblocking));
+}
+
+int GetFlags(int fd) {
+  HostStack* stack = Enter("GetFlags");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "GetFlags", fd, stack->GetFlags(fd));
+}
+
+int SetReadDeadline(int fd, absl::Time deadline) {
+  HostStack* stack = Enter("SetReadDeadline");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "SetReadDeadline", fd, stack->SetDeadline(fd, deadline, true, false));
+}
+
+int SetWriteDeadline(int fd, absl::Time deadline) {
+  HostStack* stack = Enter("SetWriteDeadline");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "SetWriteDeadline", fd, stack->SetDeadline(fd, deadline, false, true));
+}
+
+int SetDeadline(int fd, absl::Time deadline) {
+  HostStack* stack = Enter("SetDeadline");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "SetDeadline", fd, stack->SetDeadline(fd, deadline, true, true));
+}
+
+int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where) {
+  HostStack* stack = Enter("Poll");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Poll", -1, stack->Poll(fds, count, timeout_ms, where));
+}
+
+const std::string& LastSocketErrorMessage() {
+  Scheduler* scheduler = Scheduler::Current();
+  if (scheduler == nullptr || !scheduler->InTask()) return OutsideMessage();
+  auto* network = static_cast<Network*>(scheduler->extension(Scheduler::kNetworkExtension));
+  NetworkHost* host = network != nullptr ? network->HostOfGroup(scheduler->CurrentGroup()) : nullptr;
+  if (host == nullptr || host->stack() == nullptr) return OutsideMessage();
+  return static_cast<HostStack*>(host->stack())->LastMessage(scheduler->CurrentTaskId());
+}
+
+socklen_t MakeSockaddr(absl::string_view ip, uint16_t port, sockaddr_storage* out) {
+  std::memset(out, 0, sizeof(*out));
+  const std::string text(ip);
+  auto* in = reinterpret_cast<sockaddr_in*>(out);
+  if (inet_pton(AF_INET, text.c_str(), &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    return sizeof(sockaddr_in);
+  }
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(out);
+  if (inet_pton(AF_INET6, text.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    return sizeof(sockaddr_in6);
+  }
+  return 0;
+}
+
+std::string SockaddrToString(const sockaddr* address, socklen_t length) {
+  if (address == nullptr) return "?";
+  if (address->sa_family == AF_INET && length >= sizeof(sockaddr_in)) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(address);
+    return Endpoint{IpAddress::FromInAddr(in->sin_addr), ntohs(in->sin_port)}.ToString();
+  }
+  if (address->sa_family == AF_INET6 && length >= 24) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
+    return Endpoint{IpAddress::FromIn6Addr(in6->sin6_addr), ntohs(in6->sin6_port)}.ToString();
+  }
+  return "?";
+}
+
+}  // namespace dsim

@@ -1,0 +1,89 @@
+#include "sockets/udp.h"
+
+#include <cerrno>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "sim/network.h"
+#include "sockets/socket.h"
+#include "sockets/socket_status.h"
+
+namespace dsim {
+namespace {
+
+absl::Status LastError(absl::string_view call) {
+  return ErrnoToStatus(errno, call, LastSocketErrorMessage());
+}
+
+absl::StatusOr<socklen_t> Address(absl::string_view ip, uint16_t port, sockaddr_storage* out) {
+  const socklen_t length = MakeSockaddr(ip, port, out);
+  if (length == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", ip, "\" is not an IP address"));
+  }
+  return length;
+}
+
+}  // namespace
+
+absl::StatusOr<UdpSocket> UdpSocket::Bind(absl::string_view ip, uint16_t port) {
+  sockaddr_storage address;
+  absl::StatusOr<socklen_t> length = Address(ip, port, &address);
+  if (!length.ok()) return length.status();
+  SocketHandle handle(Socket(address.ss_family, SOCK_DGRAM, 0));
+  if (!handle.valid()) return LastError("socket");
+  if (dsim::Bind(handle.fd(), reinterpret_cast<sockaddr*>(&address), *length) < 0) {
+    return LastError("bind");
+  }
+  return UdpSocket(std::move(handle));
+}
+
+absl::Status UdpSocket::Connect(absl::string_view ip, uint16_t port) {
+  sockaddr_storage address;
+  absl::StatusOr<socklen_t> length = Address(ip, port, &address);
+  if (!length.ok()) return length.status();
+  if (dsim::Connect(fd(), reinterpret_cast<sockaddr*>(&address), *length) < 0) {
+    return LastError("connect");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UdpSocket::SendTo(absl::string_view data, absl::string_view ip, uint16_t port) {
+  sockaddr_storage address;
+  absl::StatusOr<socklen_t> length = Address(ip, port, &address);
+  if (!length.ok()) return length.status();
+  if (Sendto(fd(), data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&address),
+             *length) < 0) {
+    return LastError("sendto");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UdpSocket::Send(absl::string_view data) {
+  if (dsim::Send(fd(), data.data(), data.size(), 0) < 0) return LastError("send");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<UdpSocket::Datagram> UdpSocket::ReceiveFrom(size_t max_bytes,
+                                                            SourceLocation where) {
+  Datagram datagram;
+  datagram.data.resize(max_bytes);
+  sockaddr_storage address;
+  socklen_t length = sizeof(address);
+  const ssize_t n = Recvfrom(fd(), datagram.data.data(), max_bytes, MSG_TRUNC,
+                             reinterpret_cast<sockaddr*>(&address), &length, where);
+  if (n < 0) return LastError("recvfrom");
+  datagram.truncated = static_cast<size_t>(n) > max_bytes;
+  datagram.data.resize(std::min(static_cast<size_t>(n), max_bytes));
+  if (address.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<sockaddr_in*>(&address);
+    datagram.from_ip = IpAddress::FromInAddr(in->sin_addr).ToString();
+    datagram.from_port = ntohs(in->sin_port);
+  } else {
+    const auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
+    datagram.from_ip = IpAddress::FromIn6Addr(in6->sin6_addr).ToString();
+    datagram.from_port = ntohs(in6->sin6_port);
+  }
+  return datagram;
+}
+
+}  // namespace dsim

@@ -1,0 +1,59 @@
+// UdpSocket: datagrams without raw descriptors. Closes on destruction; failures are
+// absl::Status with the errno kept (socket_status.h).
+//
+// Example (inside tasks on simulated hosts):
+//
+//   absl::StatusOr<dsim::UdpSocket> server = dsim::UdpSocket::Bind("0.0.0.0", 53);
+//   absl::StatusOr<dsim::UdpSocket::Datagram> query = server->ReceiveFrom();
+//   server->SendTo("answer", query->from_ip, query->from_port);
+//
+//   absl::StatusOr<dsim::UdpSocket> client = dsim::UdpSocket::Bind("0.0.0.0", 0);
+//   client->SendTo("question", "10.0.0.1", 53);
+#ifndef DSIM_SOCKETS_UDP_H_
+#define DSIM_SOCKETS_UDP_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "scheduler/source_location.h"
+#include "sockets/tcp.h"
+
+namespace dsim {
+
+class UdpSocket {
+ public:
+  struct Datagram {
+    std::string data;
+    std::string from_ip;
+    uint16_t from_port = 0;
+    bool truncated = false;  // The datagram was longer than max_bytes.
+  };
+
+  // A socket bound to ip:port (port 0: ephemeral). The family follows `ip`.
+  static absl::StatusOr<UdpSocket> Bind(absl::string_view ip, uint16_t port);
+  explicit UdpSocket(SocketHandle handle) : handle_(std::move(handle)) {}
+
+  // Sets the default destination; only datagrams from it are received afterwards.
+  absl::Status Connect(absl::string_view ip, uint16_t port);
+  absl::Status SendTo(absl::string_view data, absl::string_view ip, uint16_t port);
+  // To the connected destination.
+  absl::Status Send(absl::string_view data);
+  // Blocks until a datagram arrives.
+  absl::StatusOr<Datagram> ReceiveFrom(size_t max_bytes = 65536,
+                                       SourceLocation where = SourceLocation::Current());
+
+  SocketHandle& handle() { return handle_; }
+  int fd() const { return handle_.fd(); }
+  uint16_t port() const { return handle_.LocalPort(); }
+
+ private:
+  SocketHandle handle_;
+};
+
+}  // namespace dsim
+
+#endif  // DSIM_SOCKETS_UDP_H_

@@ -1,0 +1,1158 @@
+// The Linux kernel as the oracle: identical socket operation sequences run against real
+// sockets on 127.0.0.1 / ::1 in this process and against the simulation, and every
+// return value and errno is compared.
+//
+// Method. A sequence is a list of Ops over a few socket "slots". One templated Executor
+// runs it against an Api: RealApi calls libc, SimApi calls dsim (inside a task on a
+// simulated host). Results are normalized so that both worlds can agree: descriptors
+// become slot names, ports become the slot whose port they are (or "P0", "P1" for the
+// fixed ports the sequence names, "eph" for other ephemeral ports), errno becomes its
+// name. Real sockets never hang the test: sequences either use nonblocking sockets or
+// call blocking operations only where Linux completes them at once on loopback, and
+// "settle" steps (poll with a timeout) let loopback deliver.
+//
+// Two kinds of sequences: hand-written cases for every call, modeled on what kernel
+// socket test suites check (gVisor's syscall tests, LTP), and a seeded random generator.
+// The final line is `agreement: A of N sequences`. Any divergence that is not in
+// kDeliberateDivergences fails the test.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/match.h"
+#include "scheduler/random.h"
+#include "scheduler/scheduler.h"
+#include "sim/network.h"
+#include "sockets/socket.h"
+
+namespace dsim {
+namespace {
+
+// ---- Operations -------------------------------------------------------------------
+
+enum class OpKind {
+  kSocket,       // a=slot b=domain c=type
+  kBind,         // a=slot b=address id c=port id d=slot for kPortOfSlot
+  kBindRaw,      // a=slot b=variant
+  kListen,       // a=slot b=backlog
+  kAccept,       // a=listener slot b=new slot c=with address
+  kConnect,      // a=slot b=address id c=port id d=slot for kPortOfSlot
+  kConnectUnspec,
+  kSend,         // a=slot b=bytes c=flags
+  kWrite,        // a=slot b=bytes
+  kRecv,         // a=slot b=bytes c=flags
+  kRead,         // a=slot b=bytes
+  kSendto,       // a=slot b=bytes c=address id d=port id e=slot
+  kRecvfrom,     // a=slot b=bytes c=flags
+  kSendmsgTwo,   // a=slot: two iovecs "ab" + "cde"
+  kRecvmsg,      // a=slot b=bytes c=flags: reports msg_flags and msg_namelen
+  kShutdown,     // a=slot b=how
+  kClose,        // a=slot
+  kGetsockname,  // a=slot
+  kGetpeername,  // a=slot
+  kGetsockopt,   // a=slot b=level c=name
+  kSetsockopt,   // a=slot b=level c=name d=value
+  kSetLinger,    // a=slot b=onoff c=seconds
+  kPoll,         // a=slot mask b=events c=timeout ms
+  kSettle,       // let loopback deliver
+  kFill,         // a=slot: nonblocking writes of 64 KiB until EAGAIN
+  kDrain,        // a=slot b=peer slot: read until everything the peer wrote arrived
+  kSetNonblock,  // a=slot b=on
+  kBadCall,      // a=variant: calls with bad descriptors, buffers, lengths
+};
+
+struct Op {
+  OpKind kind;
+  int a = 0, b = 0, c = 0, d = 0, e = 0;
+};
+
+// Address ids.
+enum { kLo4 = 0, kAny4, kLo6, kAny6, kForeign4, kMapped4, kForeign6 };
+// Port ids.
+enum { kPortZero = 0, kP0, kP1, kPortOfSlot };
+
+constexpr int kSlots = 6;
+
+Op Sock(int slot, int domain = AF_INET, int type = SOCK_STREAM | SOCK_NONBLOCK) {
+  return {OpKind::kSocket, slot, domain, type};
+}
+Op BindTo(int slot, int address, int port, int of = 0) {
+  return {OpKind::kBind, slot, address, port, of};
+}
+Op ListenOn(int slot, int backlog) { return {OpKind::kListen, slot, backlog}; }
+Op AcceptInto(int listener, int slot, bool with_address = true) {
+  return {OpKind::kAccept, listener, slot, with_address};
+}
+Op ConnectTo(int slot, int address, int port, int of = 0) {
+  return {OpKind::kConnect, slot, address, port, of};
+}
+Op SendN(int slot, int bytes, int flags = 0) { return {OpKind::kSend, slot, bytes, flags}; }
+Op RecvN(int slot, int bytes, int flags = 0) { return {OpKind::kRecv, slot, bytes, flags}; }
+Op SendtoN(int slot, int bytes, int address, int port, int of = 0) {
+  return {OpKind::kSendto, slot, bytes, address, port, of};
+}
+Op RecvfromN(int slot, int bytes, int flags = 0) {
+  return {OpKind::kRecvfrom, slot, bytes, flags};
+}
+Op ShutdownHow(int slot, int how) { return {OpKind::kShutdown, slot, how}; }
+Op CloseSlot(int slot) { return {OpKind::kClose, slot}; }
+Op SockName(int slot) { return {OpKind::kGetsockname, slot}; }
+Op PeerName(int slot) { return {OpKind::kGetpeername, slot}; }
+Op GetOpt(int slot, int level, int name) { return {OpKind::kGetsockopt, slot, level, name}; }
+Op SetOpt(int slot, int level, int name, int value) {
+  return {OpKind::kSetsockopt, slot, level, name, value};
+}
+Op PollSlots(int mask, int events, int timeout_ms = 0) {
+  return {OpKind::kPoll, mask, events, timeout_ms};
+}
+Op Settle() { return {OpKind::kSettle}; }
+Op Bad(int variant) { return {OpKind::kBadCall, variant}; }
+
+struct Sequence {
+  std::string name;
+  std::vector<Op> ops;
+};
+
+std::string ErrnoText(int error) {
+  const char* name = strerrorname_np(error);
+  return name != nullptr ? name : absl::StrCat("errno", error);
+}
+
+std::string EventsText(int revents) {
+  static const std::pair<int, const char*> kNames[] = {
+      {POLLIN, "IN"},   {POLLOUT, "OUT"},       {POLLERR, "ERR"},     {POLLHUP, "HUP"},
+      {POLLNVAL, "NVAL"}, {POLLRDHUP, "RDHUP"}, {POLLRDNORM, "RDNORM"}, {POLLWRNORM, "WRNORM"},
+      {POLLWRBAND, "WRBAND"}, {POLLPRI, "PRI"}};
+  std::vector<std::string> parts;
+  for (const auto& [bit, name] : kNames) {
+    if (revents & bit) parts.push_back(name);
+  }
+  return parts.empty() ? "0" : absl::StrJoin(parts, "|");
+}
+
+// ---- The two worlds -------------------------------------------------------------------
+
+struct RealApi {
+  static constexpr const char* kName = "linux";
+  static int socket(int d, int t, int p) { return ::socket(d, t, p); }
+  static int bind(int fd, const sockaddr* a, socklen_t l) { return ::bind(fd, a, l); }
+  static int listen(int fd, int b) { return ::listen(fd, b); }
+  static int accept(int fd, sockaddr* a, socklen_t* l) { return ::accept(fd, a, l); }
+  static int connect(int fd, const sockaddr* a, socklen_t l) { return ::connect(fd, a, l); }
+  static ssize_t send(int fd, const void* b, size_t n, int f) {
+    return ::send(fd, b, n, f | MSG_NOSIGNAL);
+  }
+  static ssize_t write(int fd, const void* b, size_t n) { return ::write(fd, b, n); }
+  static ssize_t recv(int fd, void* b, size_t n, int f) { return ::recv(fd, b, n, f); }
+  static ssize_t read(int fd, void* b, size_t n) { return ::read(fd, b, n); }
+  static ssize_t sendto(int fd, const void* b, size_t n, int f, const sockaddr* a, socklen_t l) {
+    return ::sendto(fd, b, n, f | MSG_NOSIGNAL, a, l);
+  }
+  static ssize_t recvfrom(int fd, void* b, size_t n, int f, sockaddr* a, socklen_t* l) {
+    return ::recvfrom(fd, b, n, f, a, l);
+  }
+  static ssize_t sendmsg(int fd, const msghdr* m, int f) { return ::sendmsg(fd, m, f | MSG_NOSIGNAL); }
+  static ssize_t recvmsg(int fd, msghdr* m, int f) { return ::recvmsg(fd, m, f); }
+  static int shutdown(int fd, int h) { return ::shutdown(fd, h); }
+  static int close(int fd) { return ::close(fd); }
+  static int getsockname(int fd, sockaddr* a, socklen_t* l) { return ::getsockname(fd, a, l); }
+  static int getpeername(int fd, sockaddr* a, socklen_t* l) { return ::getpeername(fd, a, l); }
+  static int getsockopt(int fd, int lv, int n, void* v, socklen_t* l) {
+    return ::getsockopt(fd, lv, n, v, l);
+  }
+  static int setsockopt(int fd, int lv, int n, const void* v, socklen_t l) {
+    return ::setsockopt(fd, lv, n, v, l);
+  }
+  static int poll(pollfd* f, nfds_t n, int t) { return ::poll(f, n, t); }
+  static int set_nonblock(int fd, bool on) {
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    return ::fcntl(fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK);
+  }
+  static void settle() { ::poll(nullptr, 0, 2); }
+};
+
+struct SimApi {
+  static constexpr const char* kName = "dsim";
+  static int socket(int d, int t, int p) { return Socket(d, t, p); }
+  static int bind(int fd, const sockaddr* a, socklen_t l) { return Bind(fd, a, l); }
+  static int listen(int fd, int b) { return Listen(fd, b); }
+  static int accept(int fd, sockaddr* a, socklen_t* l) { return Accept(fd, a, l); }
+  static int connect(int fd, const sockaddr* a, socklen_t l) { return Connect(fd, a, l); }
+  static ssize_t send(int fd, const void* b, size_t n, int f) { return Send(fd, b, n, f); }
+  static ssize_t write(int fd, const void* b, size_t n) { return Write(fd, b, n); }
+  static ssize_t recv(int fd, void* b, size_t n, int f) { return Recv(fd, b, n, f); }
+  static ssize_t read(int fd, void* b, size_t n) { return Read(fd, b, n); }
+  static ssize_t sendto(int fd, const void* b, size_t n, int f, const sockaddr* a, socklen_t l) {
+    return Sendto(fd, b, n, f, a, l);
+  }
+  static ssize_t recvfrom(int fd, void* b, size_t n, int f, sockaddr* a, socklen_t* l) {
+    return Recvfrom(fd, b, n, f, a, l);
+  }
+  static ssize_t sendmsg(int fd, const msghdr* m, int f) { return Sendmsg(fd, m, f); }
+  static ssize_t recvmsg(int fd, msghdr* m, int f) { return Recvmsg(fd, m, f); }
+  static int shutdown(int fd, int h) { return Shutdown(fd, h); }
+  static int close(int fd) { return Close(fd); }
+  static int getsockname(int fd, sockaddr* a, socklen_t* l) { return Getsockname(fd, a, l); }
+  static int getpeername(int fd, sockaddr* a, socklen_t* l) { return Getpeername(fd, a, l); }
+  static int getsockopt(int fd, int lv, int n, void* v, socklen_t* l) {
+    return Getsockopt(fd, lv, n, v, l);
+  }
+  static int setsockopt(int fd, int lv, int n, const void* v, socklen_t l) {
+    return Setsockopt(fd, lv, n, v, l);
+  }
+  static int poll(pollfd* f, nfds_t n, int t) { return Poll(f, n, t); }
+  static int set_nonblock(int fd, bool on) { return SetNonblock(fd, on); }
+  static void settle() { dsim::SleepFor(absl::Milliseconds(2)); }
+};
+
+// ---- The executor ----------------------------------------------------------------------
+
+template <typename Api>
+class Executor {
+ public:
+  Executor(uint16_t p0, uint16_t p1) : p0_(p0), p1_(p1) {
+    for (int& fd : fds_) fd = -1;
+  }
+
+  std::vector<std::string> Run(const Sequence& sequence) {
+    std::vector<std::string> results;
+    for (const Op& op : sequence.ops) results.push_back(Do(op));
+    for (int& fd : fds_) {
+      if (fd >= 0) Api::close(fd);
+      fd = -1;
+    }
+    return results;
+  }
+
+ private:
+  std::string Result(long r) {
+    if (r < 0) return absl::StrCat("-1 ", ErrnoText(errno));
+    return absl::StrCat(r);
+  }
+
+  uint16_t PortOf(int id, int slot) {
+    switch (id) {
+      case kP0: return p0_;
+      case kP1: return p1_;
+      case kPortOfSlot: return LocalPort(slot);
+      default: return 0;
+    }
+  }
+
+  uint16_t LocalPort(int slot) {
+    if (fds_[slot] < 0) return 0;
+    sockaddr_storage s;
+    socklen_t l = sizeof(s);
+    if (Api::getsockname(fds_[slot], reinterpret_cast<sockaddr*>(&s), &l) < 0) return 0;
+    return ntohs(s.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&s)->sin_port
+                                        : reinterpret_cast<sockaddr_in6*>(&s)->sin6_port);
+  }
+
+  socklen_t Address(int id, uint16_t port, sockaddr_storage* out) {
+    static const char* const kTexts[] = {"127.0.0.1", "0.0.0.0",     "::1",         "::",
+                                         "203.0.113.7", "::ffff:127.0.0.1", "2001:db8::7"};
+    return MakeSockaddr(kTexts[id], port, out);
+  }
+
+  std::string PortText(uint16_t port) {
+    if (port == 0) return "0";
+    if (port == p0_) return "P0";
+    if (port == p1_) return "P1";
+    for (int k = 0; k < kSlots; ++k) {
+      if (fds_[k] >= 0 && LocalPort(k) == port) return absl::StrCat("L", k);
+    }
+    return "eph";
+  }
+
+  std::string AddressText(const sockaddr_storage& s, socklen_t length) {
+    if (length == 0) return "len0";
+    char text[INET6_ADDRSTRLEN] = "?";
+    uint16_t port = 0;
+    if (s.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&s);
+      inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+      port = ntohs(in->sin_port);
+    } else if (s.ss_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&s);
+      inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+      port = ntohs(in6->sin6_port);
+    }
+    return absl::StrCat(text, ":", PortText(port), "/", length);
+  }
+
+  // Deterministic payload bytes, per slot, so received data can be compared.
+  std::string Payload(int slot, int bytes) {
+    std::string data(bytes, '\0');
+    for (int i = 0; i < bytes; ++i) data[i] = static_cast<char>('a' + (sent_[slot]++ % 26));
+    return data;
+  }
+
+  std::string Received(const char* data, ssize_t n) {
+    if (n <= 0) return "";
+    return absl::StrCat(" '", std::string(data, std::min<ssize_t>(n, 12)), n > 12 ? "..'" : "'");
+  }
+
+  std::string Do(const Op& op) {
+    switch (op.kind) {
+      case OpKind::kSocket: {
+        if (fds_[op.a] >= 0) Api::close(fds_[op.a]);
+        fds_[op.a] = Api::socket(op.b, op.c, 0);
+        return fds_[op.a] < 0 ? Result(-1) : "fd";
+      }
+      case OpKind::kBind: {
+        sockaddr_storage s;
+        const socklen_t l = Address(op.b, PortOf(op.c, op.d), &s);
+        return Result(Api::bind(fds_[op.a], reinterpret_cast<sockaddr*>(&s), l));
+      }
+      case OpKind::kBindRaw: return BindRaw(op);
+      case OpKind::kListen: return Result(Api::listen(fds_[op.a], op.b));
+      case OpKind::kAccept: {
+        sockaddr_storage s;
+        socklen_t l = sizeof(s);
+        const int fd = op.c ? Api::accept(fds_[op.a], reinterpret_cast<sockaddr*>(&s), &l)
+                            : Api::accept(fds_[op.a], nullptr, nullptr);
+        if (fd < 0) return Result(-1);
+        if (fds_[op.b] >= 0) Api::close(fds_[op.b]);
+        fds_[op.b] = fd;
+        Api::set_nonblock(fd, true);  // Accepted sockets must never hang the real world.
+        return op.c ? absl::StrCat("fd peer=", AddressText(s, l)) : "fd";
+      }
+      case OpKind::kConnect: {
+        sockaddr_storage s;
+        const socklen_t l = Address(op.b, PortOf(op.c, op.d), &s);
+        return Result(Api::connect(fds_[op.a], reinterpret_cast<sockaddr*>(&s), l));
+      }
+      case OpKind::kConnectUnspec: {
+        sockaddr a{};
+        a.sa_family = AF_UNSPEC;
+        return Result(Api::connect(fds_[op.a], &a, sizeof(a)));
+      }
+      case OpKind::kSend: {
+        const std::string data = Payload(op.a, op.b);
+        return Result(Api::send(fds_[op.a], data.data(), data.size(), op.c));
+      }
+      case OpKind::kWrite: {
+        const std::string data = Payload(op.a, op.b);
+        return Result(Api::write(fds_[op.a], data.data(), data.size()));
+      }
+      case OpKind::kRecv: {
+        std::string buffer(std::max(op.b, 1), '\0');
+        const ssize_t n = Api::recv(fds_[op.a], buffer.data(), op.b, op.c);
+        return absl::StrCat(Result(n), (op.c & MSG_TRUNC) ? "" : Received(buffer.data(), n));
+      }
+      case OpKind::kRead: {
+        std::string buffer(std::max(op.b, 1), '\0');
+        const ssize_t n = Api::read(fds_[op.a], buffer.data(), op.b);
+        return absl::StrCat(Result(n), Received(buffer.data(), n));
+      }
+      case OpKind::kSendto: {
+        const std::string data = Payload(op.a, op.b);
+        sockaddr_storage s;
+        const socklen_t l = Address(op.c, PortOf(op.d, op.e), &s);
+        return Result(Api::sendto(fds_[op.a], data.data(), data.size(), 0,
+                                  reinterpret_cast<sockaddr*>(&s), l));
+      }
+      case OpKind::kRecvfrom: {
+        std::string buffer(std::max(op.b, 1), '\0');
+        sockaddr_storage s;
+        socklen_t l = sizeof(s);
+        const ssize_t n = Api::recvfrom(fds_[op.a], buffer.data(), op.b, op.c,
+                                        reinterpret_cast<sockaddr*>(&s), &l);
+        if (n < 0) return Result(n);
+        return absl::StrCat(n, (op.c & MSG_TRUNC) ? "" : Received(buffer.data(), n), " from ",
+                            AddressText(s, l));
+      }
+      case OpKind::kSendmsgTwo: {
+        char first[] = "ab";
+        char second[] = "cde";
+        iovec iov[2] = {{first, 2}, {second, 3}};
+        msghdr m{};
+        m.msg_iov = iov;
+        m.msg_iovlen = 2;
+        return Result(Api::sendmsg(fds_[op.a], &m, 0));
+      }
+      case OpKind::kRecvmsg: {
+        char first[3], second[64];
+        iovec iov[2] = {{first, 3}, {second, static_cast<size_t>(std::max(op.b - 3, 0))}};
+        sockaddr_storage s;
+        msghdr m{};
+        m.msg_name = &s;
+        m.msg_namelen = sizeof(s);
+        m.msg_iov = iov;
+        m.msg_iovlen = 2;
+        const ssize_t n = Api::recvmsg(fds_[op.a], &m, op.c);
+        if (n < 0) return Result(n);
+        std::string data(first, std::min<ssize_t>(n, 3));
+        if (n > 3) data.append(second, std::min<ssize_t>(n - 3, sizeof(second)));
+        return absl::StrCat(n, Received(data.data(), std::min<ssize_t>(n, op.b)), " flags=",
+                            (m.msg_flags & MSG_TRUNC) ? "TRUNC" : "0", " namelen=",
+                            m.msg_namelen);
+      }
+      case OpKind::kShutdown: return Result(Api::shutdown(fds_[op.a], op.b));
+      case OpKind::kClose: {
+        const int r = Api::close(fds_[op.a]);
+        fds_[op.a] = -1;
+        return Result(r);
+      }
+      case OpKind::kGetsockname:
+      case OpKind::kGetpeername: {
+        sockaddr_storage s;
+        socklen_t l = sizeof(s);
+        const int r = op.kind == OpKind::kGetsockname
+                          ? Api::getsockname(fds_[op.a], reinterpret_cast<sockaddr*>(&s), &l)
+                          : Api::getpeername(fds_[op.a], reinterpret_cast<sockaddr*>(&s), &l);
+        return r < 0 ? Result(r) : AddressText(s, l);
+      }
+      case OpKind::kGetsockopt: {
+        char value[32] = {};
+        socklen_t l = sizeof(value);
+        if (Api::getsockopt(fds_[op.a], op.b, op.c, value, &l) < 0) return Result(-1);
+        if (op.c == SO_LINGER && op.b == SOL_SOCKET) {
+          linger g;
+          std::memcpy(&g, value, sizeof(g));
+          return absl::StrCat("linger{", g.l_onoff, ",", g.l_linger, "}/", l);
+        }
+        if ((op.c == SO_RCVTIMEO || op.c == SO_SNDTIMEO) && op.b == SOL_SOCKET) {
+          timeval tv;
+          std::memcpy(&tv, value, sizeof(tv));
+          return absl::StrCat("tv{", tv.tv_sec, ",", tv.tv_usec, "}/", l);
+        }
+        int v;
+        std::memcpy(&v, value, sizeof(v));
+        if (op.c == SO_ERROR && op.b == SOL_SOCKET && v != 0) return ErrnoText(v);
+        return absl::StrCat(v, "/", l);
+      }
+      case OpKind::kSetsockopt: {
+        if ((op.c == SO_RCVTIMEO || op.c == SO_SNDTIMEO) && op.b == SOL_SOCKET) {
+          timeval tv{op.d / 1000, (op.d % 1000) * 1000};
+          return Result(Api::setsockopt(fds_[op.a], op.b, op.c, &tv, sizeof(tv)));
+        }
+        const int v = op.d;
+        return Result(Api::setsockopt(fds_[op.a], op.b, op.c, &v, sizeof(v)));
+      }
+      case OpKind::kSetLinger: {
+        linger g{op.b, op.c};
+        return Result(Api::setsockopt(fds_[op.a], SOL_SOCKET, SO_LINGER, &g, sizeof(g)));
+      }
+      case OpKind::kPoll: {
+        std::vector<pollfd> fds;
+        std::vector<int> slots;
+        for (int k = 0; k < kSlots; ++k) {
+          if (!(op.a & (1 << k))) continue;
+          fds.push_back(pollfd{fds_[k] >= 0 ? fds_[k] : 1000 + k, static_cast<short>(op.b), 0});
+          slots.push_back(k);
+        }
+        const int r = Api::poll(fds.data(), fds.size(), op.c);
+        if (r < 0) return Result(r);
+        std::string text = absl::StrCat(r);
+        for (size_t i = 0; i < fds.size(); ++i) {
+          absl::StrAppend(&text, " s", slots[i], "=", EventsText(fds[i].revents));
+        }
+        return text;
+      }
+      case OpKind::kSettle:
+        Api::settle();
+        return "";
+      case OpKind::kFill: return Fill(op.a);
+      case OpKind::kDrain: return Drain(op.a, op.b);
+      case OpKind::kSetNonblock: return Result(Api::set_nonblock(fds_[op.a], op.b != 0));
+      case OpKind::kBadCall: return BadCall(op);
+    }
+    return "?";
+  }
+
+  std::string BindRaw(const Op& op) {
+    sockaddr_storage s;
+    socklen_t l = Address(kLo4, 0, &s);
+    const int fd = fds_[op.a];
+    switch (op.b) {
+      case 0: return Result(Api::bind(fd, nullptr, sizeof(sockaddr_in)));
+      case 1: return Result(Api::bind(fd, reinterpret_cast<sockaddr*>(&s), 8));
+      case 2: s.ss_family = AF_INET6; return Result(Api::bind(fd, reinterpret_cast<sockaddr*>(&s), l));
+      case 3: {
+        l = Address(kAny4, 0, &s);
+        s.ss_family = AF_UNSPEC;
+        return Result(Api::bind(fd, reinterpret_cast<sockaddr*>(&s), l));
+      }
+      case 4: s.ss_family = AF_UNSPEC; return Result(Api::bind(fd, reinterpret_cast<sockaddr*>(&s), l));
+      case 5: return Result(Api::bind(fd, reinterpret_cast<sockaddr*>(&s), 200));
+      case 6: return Result(Api::bind(fd, nullptr, 0));
+      case 7: s.ss_family = 12345; return Result(Api::bind(fd, reinterpret_cast<sockaddr*>(&s), l));
+    }
+    return "?";
+  }
+
+  std::string BadCall(const Op& op) {
+    char buffer[16] = {};
+    sockaddr_storage s{};
+    socklen_t l = sizeof(s);
+    const int fd = fds_[op.b];
+    switch (op.a) {
+      case 0: return Result(Api::bind(999, reinterpret_cast<sockaddr*>(&s), sizeof(sockaddr_in)));
+      case 1: return Result(Api::listen(999, 1));
+      case 2: return Result(Api::accept(999, nullptr, nullptr));
+      case 3: return Result(Api::send(999, "x", 1, 0));
+      case 4: return Result(Api::recv(999, buffer, 1, 0));
+      case 5: return Result(Api::close(999));
+      case 6: return Result(Api::shutdown(999, SHUT_RD));
+      case 7: return Result(Api::getsockname(999, reinterpret_cast<sockaddr*>(&s), &l));
+      case 8: return Result(Api::shutdown(fd, 7));
+      case 9: return Result(Api::getsockname(fd, reinterpret_cast<sockaddr*>(&s), nullptr));
+      case 10: {
+        socklen_t tiny = 4;
+        const int r = Api::getsockname(fd, reinterpret_cast<sockaddr*>(&s), &tiny);
+        return absl::StrCat(Result(r), " len=", tiny);
+      }
+      case 11: {
+        socklen_t negative = static_cast<socklen_t>(-1);
+        return Result(Api::getsockname(fd, reinterpret_cast<sockaddr*>(&s), &negative));
+      }
+      case 12: return Result(Api::getsockopt(fd, SOL_SOCKET, SO_TYPE, buffer, nullptr));
+      case 13: {
+        const int v = 1;
+        return Result(Api::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &v, 2));
+      }
+      case 14: return Result(Api::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, nullptr, 4));
+      case 15: {
+        const int v = 1;
+        return Result(Api::setsockopt(fd, SOL_SOCKET, 9999, &v, sizeof(v)));
+      }
+      case 16: {
+        const int v = 1;
+        return Result(Api::setsockopt(fd, SOL_SOCKET, SO_TYPE, &v, sizeof(v)));
+      }
+      case 17: return Result(Api::poll(nullptr, 1, 0));
+      case 18: return Result(Api::socket(AF_INET, SOCK_STREAM, IPPROTO_UDP));
+      case 19: return Result(Api::socket(AF_INET, SOCK_DGRAM, IPPROTO_TCP));
+      case 20: return Result(Api::socket(AF_INET, SOCK_STREAM | 0x100000, 0));
+      case 21: return Result(Api::socket(4242, SOCK_STREAM, 0));
+      case 22: return Result(Api::socket(AF_INET, 77, 0));
+      case 23: return Result(Api::socket(AF_INET, SOCK_STREAM, -1));
+      case 24: return Result(Api::socket(AF_INET6, SOCK_SEQPACKET, 0));
+      case 25: return Result(Api::recv(fd, reinterpret_cast<void*>(~uintptr_t{0} - 8), 64, 0));
+      case 26: return Result(Api::send(fd, reinterpret_cast<void*>(~uintptr_t{0} - 8), 64, 0));
+      case 27: return Result(Api::connect(fd, nullptr, sizeof(sockaddr_in)));
+      case 28: return Result(Api::connect(fd, reinterpret_cast<sockaddr*>(&s), 1));
+      case 29: {
+        const int v = 1;
+        return Result(Api::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)));
+      }
+      case 30: {
+        timeval tv{0, 2000000};
+        return Result(Api::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
+      }
+      case 31: return Result(Api::read(fd, nullptr, 0));
+      case 32: return Result(Api::recv(fd, nullptr, 0, 0));
+      case 33: return Result(Api::write(fd, nullptr, 0));
+    }
+    return "?";
+  }
+
+  // Nonblocking writes of 64 KiB until EAGAIN: reports whether a partial write came
+  // before EAGAIN (exact counts depend on Linux's buffer accounting).
+  // Rounds repeat (with a settle between) until a round writes nothing, so that both
+  // the sender's and the receiver's buffers end up full in either world; the result
+  // describes the first round.
+  std::string Fill(int slot) {
+    const std::string chunk(65536, 'f');
+    std::string first;
+    for (int round = 0; round < 200; ++round) {
+      size_t total = 0;
+      bool partial = false;
+      std::string error;
+      for (int i = 0; i < 10000 && error.empty(); ++i) {
+        const ssize_t n = Api::send(fds_[slot], chunk.data(), chunk.size(), MSG_DONTWAIT);
+        if (n < 0) {
+          error = ErrnoText(errno);
+          break;
+        }
+        if (static_cast<size_t>(n) < chunk.size()) partial = true;
+        total += n;
+      }
+      written_[slot] += total;
+      if (round == 0) {
+        first = absl::StrCat(total > 0 ? "wrote" : "none", partial ? " partial" : "", " then ",
+                             error.empty() ? "never full" : error);
+      }
+      if (total == 0 || error != "EAGAIN") return first;
+      Api::settle();
+    }
+    return first + " (never stable)";
+  }
+
+  // Reads (nonblocking, waiting with poll) until the peer's Fill bytes all arrived.
+  std::string Drain(int slot, int peer) {
+    std::string buffer(65536, '\0');
+    size_t total = 0;
+    for (int i = 0; i < 10000 && total < written_[peer]; ++i) {
+      const ssize_t n = Api::recv(fds_[slot], buffer.data(), buffer.size(), MSG_DONTWAIT);
+      if (n > 0) {
+        total += n;
+        continue;
+      }
+      if (n == 0) break;
+      pollfd p{fds_[slot], POLLIN, 0};
+      if (Api::poll(&p, 1, 100) <= 0) break;
+    }
+    const bool all = total == written_[peer];
+    written_[peer] = 0;
+    return all ? "drained all" : "drained some";
+  }
+
+  uint16_t p0_, p1_;
+  int fds_[kSlots];
+  int sent_[kSlots] = {};
+  size_t written_[kSlots] = {};
+};
+
+// ---- Running both worlds ----------------------------------------------------------------
+
+std::vector<std::string> RunReal(const Sequence& sequence, uint16_t p0, uint16_t p1) {
+  Executor<RealApi> executor(p0, p1);
+  return executor.Run(sequence);
+}
+
+std::vector<std::string> RunSimulated(const Sequence& sequence) {
+  Scheduler scheduler(SchedulerOptions{.seed = 1});
+  Network network(&scheduler);
+  NetworkHost& host = network.AddHost("local", {"10.0.0.1", "fd00::1"});
+  std::vector<std::string> results;
+  host.Spawn("sequence", [&] {
+    Executor<SimApi> executor(20000, 20001);
+    results = executor.Run(sequence);
+  });
+  const RunResult run = scheduler.Run();
+  if (!run.ok()) results.push_back(absl::StrCat("RUN FAILED: ", run.ToString()));
+  return results;
+}
+
+// A deliberate divergence: where Linux and dsim differ on purpose. Matches an op result
+// pair by the sequence name prefix, the op index and both results.
+struct Divergence {
+  const char* sequence_prefix;
+  const char* linux_result;
+  const char* dsim_result;
+  const char* reason;
+};
+
+// Entries with empty results document divergences this test cannot provoke on a real
+// machine (they would need faults, long waits or root-only features); README repeats
+// the whole table.
+const Divergence kDeliberateDivergences[] = {
+    {"divergence/af-unix", "fd", "-1 EAFNOSUPPORT",
+     "Only AF_INET and AF_INET6 are simulated; other families fail with EAFNOSUPPORT."},
+    {"divergence/raw", "", "",
+     "SOCK_RAW, SOCK_SEQPACKET and protocols other than TCP/UDP (MPTCP, UDP-Lite, ICMP "
+     "ping sockets) fail with ESOCKTNOSUPPORT or EPROTONOSUPPORT."},
+    {"divergence/buffer-sizes", "", "",
+     "Buffers count payload bytes only (Linux also counts skb overhead, and autotunes "
+     "SO_SNDBUF/SO_RCVBUF of connected sockets), so how many bytes fit before EAGAIN differs; "
+     "getsockopt reports the same values as Linux."},
+    {"divergence/timing", "", "",
+     "Loopback takes NetworkOptions::loopback_latency (10 us) instead of completing inside "
+     "the sending call, so a call made at the same virtual instant as a send does not yet see "
+     "its effect (the test settles between such calls)."},
+    {"divergence/connect-ports", "", "",
+     "connect() takes an exclusive ephemeral port (Linux shares one port among different "
+     "destinations), so one host has at most 28,232 outgoing connections at a time; ports "
+     "held only by TIME_WAIT are reused."},
+    {"divergence/sigpipe", "", "",
+     "No signals: EPIPE is returned but SIGPIPE is never raised (as if MSG_NOSIGNAL)."},
+    {"divergence/urgent", "", "",
+     "MSG_OOB on TCP sends fail with EOPNOTSUPP (no urgent data); control messages are "
+     "ignored and msg_controllen is returned as 0."},
+    {"divergence/linger", "", "",
+     "close() never blocks: SO_LINGER with a nonzero time behaves like no linger."},
+    {"divergence/options", "", "",
+     "Options other than the listed ones (TCP_KEEPIDLE, IP_TOS, UDP_CORK, ...) fail with "
+     "ENOPROTOOPT; SO_RCVTIMEO/SO_SNDTIMEO are kept exactly instead of rounded to jiffies."},
+    {"divergence/unroutable", "", "",
+     "connect()/sendto() to an address no simulated host owns fails at once with ENETUNREACH "
+     "(Linux would route it and time out)."},
+    {"divergence/multicast", "", "",
+     "Broadcast and multicast addresses cannot be bound (EADDRNOTAVAIL); no multicast."},
+    {"divergence/privileged-ports", "", "",
+     "Ports below 1024 can be bound by any task (as root can)."},
+    {"divergence/outside-task", "", "",
+     "Calls made outside a simulated task fail with EPERM (there is no process to act for)."},
+};
+
+bool IsDeliberate(const std::string& sequence, const std::string& linux_result,
+                  const std::string& dsim_result) {
+  for (const Divergence& d : kDeliberateDivergences) {
+    if (d.linux_result[0] == '\0') continue;  // Documentation only.
+    if (absl::StartsWith(sequence, d.sequence_prefix) && linux_result == d.linux_result &&
+        dsim_result == d.dsim_result) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Free ports on the real machine, outside the ephemeral range, one pair per sequence.
+class RealPorts {
+ public:
+  std::pair<uint16_t, uint16_t> Next() {
+    uint16_t a = Find(), b = Find();
+    return {a, b};
+  }
+
+ private:
+  uint16_t Find() {
+    for (;;) {
+      const uint16_t port = next_++;
+      if (Free(port)) return port;
+    }
+  }
+  static bool Free(uint16_t port) {
+    const int families[] = {AF_INET, AF_INET6};
+    const int types[] = {SOCK_STREAM, SOCK_DGRAM};
+    for (int family : families) {
+      for (int type : types) {
+        const int fd = ::socket(family, type, 0);
+        sockaddr_storage s;
+        const socklen_t l = MakeSockaddr(family == AF_INET ? "0.0.0.0" : "::", port, &s);
+        if (family == AF_INET6) {
+          const int on = 1;
+          ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+        }
+        const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&s), l) == 0;
+        ::close(fd);
+        if (!ok) return false;
+      }
+    }
+    return true;
+  }
+  uint16_t next_ = static_cast<uint16_t>(20000 + (getpid() % 400) * 20);
+};
+
+struct Outcome {
+  int sequences = 0;
+  int agreed = 0;
+  std::vector<std::string> unexpected;
+  std::vector<std::string> deliberate;
+};
+
+void Compare(const Sequence& sequence, RealPorts& ports, Outcome* outcome) {
+  const auto [p0, p1] = ports.Next();
+  if (std::getenv("DSIM_DIFFERENTIAL_VERBOSE") != nullptr) std::cerr << sequence.name << std::endl;
+  const std::vector<std::string> real = RunReal(sequence, p0, p1);
+  const std::vector<std::string> sim = RunSimulated(sequence);
+  ++outcome->sequences;
+  if (const char* show = std::getenv("DSIM_DIFFERENTIAL_SHOW");
+      show != nullptr && sequence.name == show) {
+    for (size_t i = 0; i < sequence.ops.size(); ++i) {
+      const Op& op = sequence.ops[i];
+      std::cerr << i << ": kind=" << static_cast<int>(op.kind) << " " << op.a << "," << op.b
+                << "," << op.c << "," << op.d << "," << op.e << "  linux=\"" << real[i]
+                << "\" dsim=\"" << (i < sim.size() ? sim[i] : "") << "\"\n";
+    }
+  }
+  bool agreed = real.size() == sim.size();
+  for (size_t i = 0; i < std::max(real.size(), sim.size()); ++i) {
+    const std::string r = i < real.size() ? real[i] : "<missing>";
+    const std::string s = i < sim.size() ? sim[i] : "<missing>";
+    if (r == s) continue;
+    agreed = false;
+    const std::string line = absl::StrCat(sequence.name, " op ", i, ": linux \"", r,
+                                          "\" dsim \"", s, "\"");
+    if (IsDeliberate(sequence.name, r, s)) {
+      outcome->deliberate.push_back(line);
+    } else {
+      outcome->unexpected.push_back(line);
+    }
+  }
+  if (agreed) ++outcome->agreed;
+}
+
+// ---- Hand-written cases --------------------------------------------------------------
+
+constexpr int kTcp = SOCK_STREAM | SOCK_NONBLOCK;
+constexpr int kUdp = SOCK_DGRAM | SOCK_NONBLOCK;
+constexpr int kAllEvents = POLLIN | POLLOUT | POLLRDHUP;
+
+// A listener in slot 0 on 127.0.0.1:P0, a client in slot 1 connected, accepted into 2.
+std::vector<Op> Connected(int domain = AF_INET) {
+  const int lo = domain == AF_INET ? kLo4 : kLo6;
+  return {Sock(0, domain), BindTo(0, lo, kP0), ListenOn(0, 8), Sock(1, domain),
+          ConnectTo(1, lo, kP0), Settle(), AcceptInto(0, 2)};
+}
+
+std::vector<Op> Concat(std::vector<Op> a, const std::vector<Op>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+std::vector<Sequence> HandWrittenCases() {
+  std::vector<Sequence> cases;
+  auto add = [&](std::string name, std::vector<Op> ops) {
+    cases.push_back(Sequence{std::move(name), std::move(ops)});
+  };
+  // socket()
+  add("socket/types", {Sock(0, AF_INET, SOCK_STREAM), Sock(1, AF_INET, SOCK_DGRAM),
+                       Sock(2, AF_INET6, SOCK_STREAM), Sock(3, AF_INET6, SOCK_DGRAM),
+                       GetOpt(0, SOL_SOCKET, SO_TYPE), GetOpt(1, SOL_SOCKET, SO_TYPE),
+                       GetOpt(2, SOL_SOCKET, SO_DOMAIN), GetOpt(3, SOL_SOCKET, SO_PROTOCOL),
+                       GetOpt(0, SOL_SOCKET, SO_PROTOCOL)});
+  add("socket/bad-arguments",
+      {Sock(0), Bad(18), Bad(19), Bad(20), Bad(21), Bad(22), Bad(23), Bad(24)});
+  add("socket/defaults",
+      {Sock(0), Sock(1, AF_INET, kUdp), GetOpt(0, SOL_SOCKET, SO_SNDBUF),
+       GetOpt(0, SOL_SOCKET, SO_RCVBUF), GetOpt(1, SOL_SOCKET, SO_SNDBUF),
+       GetOpt(1, SOL_SOCKET, SO_RCVBUF), GetOpt(0, SOL_SOCKET, SO_REUSEADDR),
+       GetOpt(0, SOL_SOCKET, SO_KEEPALIVE), GetOpt(0, SOL_SOCKET, SO_LINGER),
+       GetOpt(0, SOL_SOCKET, SO_RCVTIMEO), GetOpt(0, IPPROTO_TCP, TCP_NODELAY),
+       GetOpt(0, SOL_SOCKET, SO_ACCEPTCONN), GetOpt(0, SOL_SOCKET, SO_ERROR),
+       SockName(0), PeerName(0), SockName(1)});
+  // bind()
+  add("bind/basic", {Sock(0), BindTo(0, kLo4, kP0), SockName(0), BindTo(0, kLo4, kP1)});
+  add("bind/ephemeral", {Sock(0), BindTo(0, kLo4, kPortZero), SockName(0)});
+  add("bind/in-use", {Sock(0), BindTo(0, kLo4, kP0), Sock(1), BindTo(1, kLo4, kP0),
+                      BindTo(1, kAny4, kP0), Sock(2, AF_INET, kUdp), BindTo(2, kLo4, kP0)});
+  add("bind/wildcard-then-specific",
+      {Sock(0), BindTo(0, kAny4, kP0), Sock(1), BindTo(1, kLo4, kP0)});
+  add("bind/reuseaddr-both", {Sock(0), SetOpt(0, SOL_SOCKET, SO_REUSEADDR, 1),
+                              BindTo(0, kLo4, kP0), Sock(1),
+                              SetOpt(1, SOL_SOCKET, SO_REUSEADDR, 1), BindTo(1, kLo4, kP0),
+                              ListenOn(0, 1), ListenOn(1, 1)});
+  add("bind/reuseaddr-listener", {Sock(0), SetOpt(0, SOL_SOCKET, SO_REUSEADDR, 1),
+                                  BindTo(0, kLo4, kP0), ListenOn(0, 1), Sock(1),
+                                  SetOpt(1, SOL_SOCKET, SO_REUSEADDR, 1), BindTo(1, kLo4, kP0)});
+  add("bind/reuseport", {Sock(0), SetOpt(0, SOL_SOCKET, SO_REUSEPORT, 1), BindTo(0, kLo4, kP0),
+                         ListenOn(0, 1), Sock(1), SetOpt(1, SOL_SOCKET, SO_REUSEPORT, 1),
+                         BindTo(1, kLo4, kP0), ListenOn(1, 1),
+                         GetOpt(1, SOL_SOCKET, SO_REUSEPORT)});
+  add("bind/udp-reuseaddr", {Sock(0, AF_INET, kUdp), SetOpt(0, SOL_SOCKET, SO_REUSEADDR, 1),
+                             BindTo(0, kLo4, kP0), Sock(1, AF_INET, kUdp),
+                             SetOpt(1, SOL_SOCKET, SO_REUSEADDR, 1), BindTo(1, kLo4, kP0)});
+  add("bind/not-local", {Sock(0), BindTo(0, kForeign4, kP0), Sock(1, AF_INET6),
+                         BindTo(1, kForeign6, kP0)});
+  add("bind/bad-addresses", {Sock(0), {OpKind::kBindRaw, 0, 0}, {OpKind::kBindRaw, 0, 1},
+                             {OpKind::kBindRaw, 0, 2}, {OpKind::kBindRaw, 0, 4},
+                             {OpKind::kBindRaw, 0, 5}, {OpKind::kBindRaw, 0, 6},
+                             {OpKind::kBindRaw, 0, 7}, {OpKind::kBindRaw, 0, 3}, SockName(0)});
+  add("bind/v6-families", {Sock(0, AF_INET6), BindTo(0, kLo4, kP0), BindTo(0, kLo6, kP0),
+                           SockName(0), Sock(1, AF_INET6), BindTo(1, kMapped4, kP1), SockName(1)});
+  add("bind/v6-wildcard-covers-v4", {Sock(0, AF_INET6), BindTo(0, kAny6, kP0), Sock(1),
+                                     BindTo(1, kLo4, kP0), Sock(2, AF_INET6),
+                                     SetOpt(2, IPPROTO_IPV6, IPV6_V6ONLY, 1),
+                                     BindTo(2, kLo6, kP1), Sock(3), BindTo(3, kAny4, kP1)});
+  // listen()
+  add("listen/unbound-gets-port", {Sock(0), ListenOn(0, 4), SockName(0),
+                                   GetOpt(0, SOL_SOCKET, SO_ACCEPTCONN), ListenOn(0, 8)});
+  add("listen/udp", {Sock(0, AF_INET, kUdp), ListenOn(0, 1)});
+  add("listen/connected", Concat(Connected(), {ListenOn(1, 1), ListenOn(2, 1)}));
+  add("listen/shutdown-rd-stops-listener",
+      {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 4), ShutdownHow(0, SHUT_WR),
+       GetOpt(0, SOL_SOCKET, SO_ACCEPTCONN), ShutdownHow(0, SHUT_RD),
+       GetOpt(0, SOL_SOCKET, SO_ACCEPTCONN), AcceptInto(0, 1), Sock(2), ConnectTo(2, kLo4, kP0),
+       Settle(), GetOpt(2, SOL_SOCKET, SO_ERROR), ListenOn(0, 4), Sock(3),
+       ConnectTo(3, kLo4, kP0), Settle(), AcceptInto(0, 4)});
+  add("listen/shutdown-rd-resets-queued",
+      {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 4), Sock(1), ConnectTo(1, kLo4, kP0), Settle(),
+       ShutdownHow(0, SHUT_RD), Settle(), RecvN(1, 4), GetOpt(1, SOL_SOCKET, SO_ERROR)});
+  add("listen/backlog-overflow",
+      {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 1), Sock(1), ConnectTo(1, kLo4, kP0), Sock(2),
+       ConnectTo(2, kLo4, kP0), Sock(3), ConnectTo(3, kLo4, kP0), Settle(),
+       PollSlots(0b1110, POLLOUT), AcceptInto(0, 4), AcceptInto(0, 5), AcceptInto(0, 5)});
+  // accept()
+  add("accept/empty", {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 1), AcceptInto(0, 1)});
+  add("accept/not-listening", {Sock(0), AcceptInto(0, 1), Sock(1, AF_INET, kUdp),
+                               AcceptInto(1, 2)});
+  add("accept/peer-address", Concat(Connected(), {SockName(2), PeerName(2), PeerName(1),
+                                                  SockName(1)}));
+  add("accept/v6-peer-address", Concat(Connected(AF_INET6), {SockName(2), PeerName(2)}));
+  add("accept/v4-on-dual-stack", {Sock(0, AF_INET6), BindTo(0, kAny6, kP0), ListenOn(0, 4),
+                                  Sock(1), ConnectTo(1, kLo4, kP0), Settle(), AcceptInto(0, 2),
+                                  SockName(2), PeerName(1)});
+  add("accept/reset-before-accept",
+      {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 4), Sock(1), ConnectTo(1, kLo4, kP0), Settle(),
+       {OpKind::kSetLinger, 1, 1, 0}, CloseSlot(1), Settle(), AcceptInto(0, 2, false),
+       RecvN(2, 4), RecvN(2, 4), SendN(2, 1)});
+  // connect()
+  add("connect/refused", {Sock(0), ConnectTo(0, kLo4, kP0), Settle(),
+                          PollSlots(0b1, kAllEvents), GetOpt(0, SOL_SOCKET, SO_ERROR),
+                          GetOpt(0, SOL_SOCKET, SO_ERROR), PollSlots(0b1, kAllEvents)});
+  add("connect/after-refused", {Sock(0), ConnectTo(0, kLo4, kP0), Settle(),
+                                ConnectTo(0, kLo4, kP0), ConnectTo(0, kLo4, kP0), Settle(),
+                                Sock(1), BindTo(1, kLo4, kP0), ListenOn(1, 4),
+                                ConnectTo(0, kLo4, kP0), Settle(), ConnectTo(0, kLo4, kP0),
+                                Settle(), ConnectTo(0, kLo4, kP0), ConnectTo(0, kLo4, kP0)});
+  add("connect/after-refused-so-error-read",
+      {Sock(0), ConnectTo(0, kLo4, kP0), Settle(), GetOpt(0, SOL_SOCKET, SO_ERROR),
+       ConnectTo(0, kLo4, kP0), Settle(), ConnectTo(0, kLo4, kP0)});
+  add("connect/nonblocking-success",
+      {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 4), Sock(1), ConnectTo(1, kLo4, kP0),
+       Settle(), PollSlots(0b11, kAllEvents), GetOpt(1, SOL_SOCKET, SO_ERROR),
+       ConnectTo(1, kLo4, kP0), ConnectTo(1, kLo4, kP0)});
+  add("connect/blocking-success",
+      {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 4), Sock(1, AF_INET, SOCK_STREAM),
+       ConnectTo(1, kLo4, kP0), ConnectTo(1, kLo4, kP0), PeerName(1)});
+  add("connect/listener-eisconn", {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 4),
+                                   ConnectTo(0, kLo4, kP0)});
+  add("connect/self", {Sock(0, AF_INET, SOCK_STREAM), BindTo(0, kLo4, kP0),
+                       ConnectTo(0, kLo4, kP0), SockName(0), PeerName(0), SendN(0, 3),
+                       Settle(), RecvN(0, 8)});
+  add("connect/unspec-disconnect",
+      Concat(Connected(), {{OpKind::kConnectUnspec, 1}, Settle(), RecvN(2, 4), RecvN(2, 4),
+                           PeerName(1), ConnectTo(1, kLo4, kP0), Settle(), PeerName(1)}));
+  add("connect/bad-addresses", {Sock(0), Bad(27), Bad(28), {OpKind::kBindRaw, 0, 2}});
+  add("connect/wildcard-means-loopback",
+      {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 4), Sock(1), ConnectTo(1, kAny4, kP0),
+       Settle(), PeerName(1), SockName(1)});
+  add("connect/mapped-v4-from-v6",
+      {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 4), Sock(1, AF_INET6),
+       ConnectTo(1, kMapped4, kP0), Settle(), PeerName(1), AcceptInto(0, 2), PeerName(2)});
+  add("connect/v4-address-on-v6", {Sock(0, AF_INET6), ConnectTo(0, kLo4, kP0)});
+  // send/recv on streams
+  add("stream/send-unconnected-epipe", {Sock(0), SendN(0, 4), {OpKind::kWrite, 0, 4},
+                                        RecvN(0, 4), Sock(1, AF_INET, SOCK_STREAM),
+                                        SendN(1, 4), RecvN(1, 4)});
+  add("stream/send-on-listener", {Sock(0), ListenOn(0, 1), SendN(0, 4), RecvN(0, 4)});
+  add("stream/echo", Concat(Connected(), {SendN(1, 5), Settle(), RecvN(2, 16), SendN(2, 3),
+                                          Settle(), RecvN(1, 2), RecvN(1, 2), RecvN(1, 2)}));
+  add("stream/peek-twice", Concat(Connected(), {SendN(1, 6), Settle(),
+                                                RecvN(2, 4, MSG_PEEK), RecvN(2, 4, MSG_PEEK),
+                                                RecvN(2, 16), RecvN(2, 16)}));
+  add("stream/dontwait", Concat(Connected(), {{OpKind::kSetNonblock, 2, 0},
+                                              RecvN(2, 4, MSG_DONTWAIT), SendN(1, 2), Settle(),
+                                              RecvN(2, 4, MSG_DONTWAIT)}));
+  add("stream/waitall", Concat(Connected(), {SendN(1, 10), Settle(),
+                                             RecvN(2, 4, MSG_WAITALL), RecvN(2, 16)}));
+  add("stream/trunc-discards", Concat(Connected(), {SendN(1, 10), Settle(),
+                                                    RecvN(2, 4, MSG_TRUNC), RecvN(2, 16)}));
+  add("stream/zero-length", Concat(Connected(), {Bad(31), Bad(32), SendN(1, 0), Bad(33),
+                                                 SendN(1, 2), Settle(), RecvN(2, 0),
+                                                 {OpKind::kRead, 2, 0}}));
+  add("stream/sendmsg-recvmsg", Concat(Connected(), {{OpKind::kSendmsgTwo, 1}, Settle(),
+                                                     {OpKind::kRecvmsg, 2, 16}}));
+  add("stream/recvfrom-no-address", Concat(Connected(), {SendN(1, 3), Settle(),
+                                                         RecvfromN(2, 8)}));
+  add("stream/partial-write-when-full",
+      Concat(Connected(), {{OpKind::kFill, 1}, Settle(), {OpKind::kFill, 1},
+                           PollSlots(0b10, POLLOUT), {OpKind::kDrain, 2, 1}, Settle(),
+                           PollSlots(0b10, POLLOUT)}));
+  add("stream/oob-flags", Concat(Connected(), {RecvN(2, 4, MSG_OOB), SendN(1, 1, MSG_ERRQUEUE),
+                                               RecvN(2, 4, MSG_ERRQUEUE)}));
+  add("stream/bad-buffers", Concat(Connected(), {Bad(25), Bad(26)}));
+  // shutdown, close, FIN, RST
+  add("close/fin-then-eof", Concat(Connected(), {SendN(1, 4), CloseSlot(1), Settle(),
+                                                 PollSlots(0b100, kAllEvents), RecvN(2, 16),
+                                                 RecvN(2, 16), RecvN(2, 16), SendN(2, 3),
+                                                 Settle(), SendN(2, 3), RecvN(2, 4)}));
+  add("close/unread-data-resets-peer",
+      Concat(Connected(), {SendN(1, 4), Settle(), CloseSlot(2), Settle(),
+                           PollSlots(0b10, kAllEvents), RecvN(1, 8), RecvN(1, 8), SendN(1, 1),
+                           GetOpt(1, SOL_SOCKET, SO_ERROR)}));
+  add("close/reset-then-write",
+      Concat(Connected(), {SendN(1, 4), Settle(), CloseSlot(2), Settle(), SendN(1, 1),
+                           SendN(1, 1), RecvN(1, 4)}));
+  add("close/linger-zero-resets",
+      Concat(Connected(), {{OpKind::kSetLinger, 1, 1, 0}, GetOpt(1, SOL_SOCKET, SO_LINGER),
+                           CloseSlot(1), Settle(), RecvN(2, 4), RecvN(2, 4), PeerName(2)}));
+  add("close/write-after-peer-closed",
+      Concat(Connected(), {CloseSlot(1), Settle(), SendN(2, 4), Settle(), SendN(2, 4),
+                           RecvN(2, 4), PollSlots(0b100, kAllEvents)}));
+  add("close/twice", {Sock(0), CloseSlot(0), Bad(5)});
+  add("close/listener-resets-queued",
+      {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 4), Sock(1), ConnectTo(1, kLo4, kP0),
+       Settle(), CloseSlot(0), Settle(), RecvN(1, 4), RecvN(1, 4), SendN(1, 1)});
+  add("shutdown/half-close", Concat(Connected(), {ShutdownHow(1, SHUT_WR), Settle(),
+                                                  PollSlots(0b110, kAllEvents), RecvN(2, 4),
+                                                  SendN(2, 5), Settle(), RecvN(1, 8),
+                                                  SendN(1, 1), ShutdownHow(2, SHUT_WR), Settle(),
+                                                  RecvN(1, 8), PollSlots(0b110, kAllEvents),
+                                                  ShutdownHow(1, SHUT_RD), PeerName(1)}));
+  add("shutdown/read-side", Concat(Connected(), {ShutdownHow(2, SHUT_RD), RecvN(2, 4),
+                                                 PollSlots(0b100, kAllEvents), SendN(1, 3),
+                                                 Settle(), RecvN(2, 4), SendN(2, 2), Settle(),
+                                                 RecvN(1, 4)}));
+  add("shutdown/rdwr", Concat(Connected(), {ShutdownHow(1, SHUT_RDWR), Settle(),
+                                            PollSlots(0b110, kAllEvents), SendN(1, 1),
+                                            RecvN(1, 1), RecvN(2, 1), SendN(2, 2), Settle(),
+                                            RecvN(2, 1), GetOpt(2, SOL_SOCKET, SO_ERROR)}));
+  add("shutdown/unconnected", {Sock(0), ShutdownHow(0, SHUT_RD), ShutdownHow(0, SHUT_WR),
+                               Sock(1, AF_INET, kUdp), ShutdownHow(1, SHUT_RDWR), Bad(8)});
+  add("shutdown/bad-how", Concat(Connected(), {{OpKind::kShutdown, 1, 3},
+                                               {OpKind::kShutdown, 1, -1}}));
+  // UDP
+  add("udp/send-no-destination", {Sock(0, AF_INET, kUdp), SendN(0, 4),
+                                  {OpKind::kWrite, 0, 4}, SockName(0)});
+  add("udp/boundaries", {Sock(0, AF_INET, kUdp), BindTo(0, kLo4, kP0), Sock(1, AF_INET, kUdp),
+                         SendtoN(1, 3, kLo4, kP0), SendtoN(1, 5, kLo4, kP0), Settle(),
+                         RecvfromN(0, 16), RecvfromN(0, 16), RecvfromN(0, 16)});
+  add("udp/truncation", {Sock(0, AF_INET, kUdp), BindTo(0, kLo4, kP0), Sock(1, AF_INET, kUdp),
+                         SendtoN(1, 10, kLo4, kP0), SendtoN(1, 10, kLo4, kP0),
+                         SendtoN(1, 10, kLo4, kP0), Settle(), RecvfromN(0, 4),
+                         RecvfromN(0, 4, MSG_TRUNC), {OpKind::kRecvmsg, 0, 5}});
+  add("udp/peek", {Sock(0, AF_INET, kUdp), BindTo(0, kLo4, kP0), Sock(1, AF_INET, kUdp),
+                   SendtoN(1, 6, kLo4, kP0), Settle(), RecvfromN(0, 16, MSG_PEEK),
+                   RecvfromN(0, 3, MSG_PEEK), RecvfromN(0, 16), RecvfromN(0, 16)});
+  add("udp/connected-filters", {Sock(0, AF_INET, kUdp), BindTo(0, kLo4, kP0),
+                                Sock(1, AF_INET, kUdp), BindTo(1, kLo4, kP1),
+                                Sock(2, AF_INET, kUdp), ConnectTo(0, kLo4, kP1), PeerName(0),
+                                SockName(0), SendtoN(2, 2, kLo4, kP0), SendtoN(1, 3, kLo4, kP0),
+                                Settle(), RecvfromN(0, 16), RecvfromN(0, 16), SendN(0, 2),
+                                Settle(), RecvfromN(1, 16)});
+  add("udp/connected-refused", {Sock(0, AF_INET, kUdp), ConnectTo(0, kLo4, kP0), SendN(0, 2),
+                                Settle(), PollSlots(0b1, kAllEvents), SendN(0, 2), SendN(0, 2),
+                                Settle(), RecvN(0, 4), RecvN(0, 4)});
+  add("udp/unconnected-unreachable-ignored",
+      {Sock(0, AF_INET, kUdp), SendtoN(0, 2, kLo4, kP0), Settle(), RecvfromN(0, 4),
+       SendtoN(0, 2, kLo4, kP0)});
+  add("udp/disconnect", {Sock(0, AF_INET, kUdp), ConnectTo(0, kLo4, kP0), SockName(0),
+                         {OpKind::kConnectUnspec, 0}, SockName(0), PeerName(0), SendN(0, 1)});
+  add("udp/zero-length", {Sock(0, AF_INET, kUdp), BindTo(0, kLo4, kP0), Sock(1, AF_INET, kUdp),
+                          SendtoN(1, 0, kLo4, kP0), Settle(), PollSlots(0b1, POLLIN),
+                          RecvfromN(0, 8), RecvfromN(0, 8)});
+  add("udp/sendto-port-zero", {Sock(0, AF_INET, kUdp), SendtoN(0, 1, kLo4, kPortZero)});
+  add("udp/too-big", {Sock(0, AF_INET, kUdp), SendtoN(0, 65508, kLo4, kP0),
+                      SendtoN(0, 65507, kLo4, kP0)});
+  add("udp/shutdown-connected", {Sock(0, AF_INET, kUdp), ConnectTo(0, kLo4, kP0),
+                                 ShutdownHow(0, SHUT_RD), RecvN(0, 4),
+                                 PollSlots(0b1, kAllEvents), ShutdownHow(0, SHUT_WR),
+                                 SendN(0, 1), PollSlots(0b1, kAllEvents)});
+  add("udp/v6", {Sock(0, AF_INET6, kUdp), BindTo(0, kLo6, kP0), Sock(1, AF_INET6, kUdp),
+                 SendtoN(1, 4, kLo6, kP0), Settle(), RecvfromN(0, 8), SendtoN(1, 4, kLo4, kP0)});
+  add("udp/poll", {Sock(0, AF_INET, kUdp), PollSlots(0b1, kAllEvents), BindTo(0, kLo4, kP0),
+                   Sock(1, AF_INET, kUdp), SendtoN(1, 1, kLo4, kP0), Settle(),
+                   PollSlots(0b11, kAllEvents | POLLWRBAND)});
+  // options
+  add("options/buffers", {Sock(0), SetOpt(0, SOL_SOCKET, SO_SNDBUF, 1),
+                          GetOpt(0, SOL_SOCKET, SO_SNDBUF), SetOpt(0, SOL_SOCKET, SO_SNDBUF, 100000),
+                          GetOpt(0, SOL_SOCKET, SO_SNDBUF), SetOpt(0, SOL_SOCKET, SO_RCVBUF, 1),
+                          GetOpt(0, SOL_SOCKET, SO_RCVBUF), SetOpt(0, SOL_SOCKET, SO_RCVBUF, 1 << 30),
+                          GetOpt(0, SOL_SOCKET, SO_RCVBUF), SetOpt(0, SOL_SOCKET, SO_SNDBUF, -5),
+                          GetOpt(0, SOL_SOCKET, SO_SNDBUF)});
+  add("options/flags", {Sock(0), SetOpt(0, SOL_SOCKET, SO_REUSEADDR, 5),
+                        GetOpt(0, SOL_SOCKET, SO_REUSEADDR), SetOpt(0, SOL_SOCKET, SO_KEEPALIVE, 1),
+                        GetOpt(0, SOL_SOCKET, SO_KEEPALIVE), SetOpt(0, IPPROTO_TCP, TCP_NODELAY, 7),
+                        GetOpt(0, IPPROTO_TCP, TCP_NODELAY), SetOpt(0, SOL_SOCKET, SO_REUSEPORT, 1),
+                        GetOpt(0, SOL_SOCKET, SO_REUSEPORT)});
+  add("options/timeouts", {Sock(0), SetOpt(0, SOL_SOCKET, SO_RCVTIMEO, 1500),
+                           GetOpt(0, SOL_SOCKET, SO_RCVTIMEO), SetOpt(0, SOL_SOCKET, SO_SNDTIMEO, 2000),
+                           GetOpt(0, SOL_SOCKET, SO_SNDTIMEO), Bad(30)});
+  add("options/linger", {Sock(0), {OpKind::kSetLinger, 0, 1, 5}, GetOpt(0, SOL_SOCKET, SO_LINGER),
+                         {OpKind::kSetLinger, 0, 0, 9}, GetOpt(0, SOL_SOCKET, SO_LINGER)});
+  add("options/bad", {Sock(0), Sock(1, AF_INET, kUdp), Bad(12), Bad(13), Bad(14), Bad(15),
+                      Bad(16), {OpKind::kBadCall, 29, 1}, GetOpt(1, IPPROTO_TCP, TCP_NODELAY),
+                      GetOpt(0, SOL_SOCKET, 9999), GetOpt(0, IPPROTO_IPV6, IPV6_V6ONLY)});
+  add("options/so-error-clears", {Sock(0), ConnectTo(0, kLo4, kP0), Settle(),
+                                  GetOpt(0, SOL_SOCKET, SO_ERROR), GetOpt(0, SOL_SOCKET, SO_ERROR)});
+  add("options/v6only", {Sock(0, AF_INET6), GetOpt(0, IPPROTO_IPV6, IPV6_V6ONLY),
+                         SetOpt(0, IPPROTO_IPV6, IPV6_V6ONLY, 1), BindTo(0, kMapped4, kP0),
+                         BindTo(0, kLo6, kP0), SetOpt(0, IPPROTO_IPV6, IPV6_V6ONLY, 0)});
+  // names
+  add("names/bad", {Sock(0), Bad(7), Bad(9), Bad(10), Bad(11), PeerName(0)});
+  // poll
+  add("poll/fresh-sockets", {Sock(0), Sock(1, AF_INET, kUdp), PollSlots(0b11, kAllEvents),
+                             PollSlots(0b11, POLLIN)});
+  add("poll/listener", {Sock(0), BindTo(0, kLo4, kP0), ListenOn(0, 4), PollSlots(0b1, kAllEvents),
+                        Sock(1), ConnectTo(1, kLo4, kP0), Settle(), PollSlots(0b11, kAllEvents)});
+  add("poll/closed-and-negative", {Sock(0), CloseSlot(0), PollSlots(0b1, POLLIN), Bad(17)});
+  add("poll/timeout-waits", Concat(Connected(), {PollSlots(0b100, POLLIN, 20)}));
+  add("poll/connected-pair", Concat(Connected(), {PollSlots(0b110, kAllEvents), SendN(1, 1),
+                                                  Settle(), PollSlots(0b110, kAllEvents)}));
+  // deliberate divergences (see kDeliberateDivergences)
+  add("divergence/af-unix", {Sock(0, AF_UNIX, SOCK_STREAM)});
+  // bad descriptors
+  add("badfd/all", {Bad(0), Bad(1), Bad(2), Bad(3), Bad(4), Bad(5), Bad(6), Bad(7)});
+  return cases;
+}
+
+// ---- Random sequences --------------------------------------------------------------------
+
+Sequence RandomSequence(uint64_t seed) {
+  Random rng(seed);
+  Sequence sequence{absl::StrCat("random/seed-", seed), {}};
+  const int ops = 6 + static_cast<int>(rng.Below(14));
+  const int opened = 2 + static_cast<int>(rng.Below(3));
+  for (int k = 0; k < opened; ++k) {
+    sequence.ops.push_back(Sock(k, AF_INET, rng.Bernoulli(0.7) ? kTcp : kUdp));
+  }
+  auto slot = [&] { return static_cast<int>(rng.Below(4)); };
+  auto address = [&] { return rng.Bernoulli(0.8) ? kLo4 : kAny4; };
+  auto port = [&] {
+    const uint64_t r = rng.Below(10);
+    return r < 5 ? kP0 : r < 8 ? kP1 : kPortZero;
+  };
+  for (int i = 0; i < ops; ++i) {
+    const int s = slot();
+    switch (rng.Below(19)) {
+      case 0:
+      case 1: sequence.ops.push_back(Sock(s, AF_INET, rng.Bernoulli(0.7) ? kTcp : kUdp)); break;
+      case 2: sequence.ops.push_back(BindTo(s, address(), port())); break;
+      case 3: sequence.ops.push_back(ListenOn(s, static_cast<int>(rng.Below(3)))); break;
+      case 4: sequence.ops.push_back(ConnectTo(s, kLo4, port())); break;
+      case 5: sequence.ops.push_back(ConnectTo(s, kLo4, kPortOfSlot, slot())); break;
+      case 6: sequence.ops.push_back(AcceptInto(s, slot())); break;
+      case 7: sequence.ops.push_back(SendN(s, 1 + static_cast<int>(rng.Below(8)))); break;
+      case 8: {
+        const int flags[] = {0, MSG_PEEK, MSG_DONTWAIT, MSG_TRUNC, MSG_WAITALL | MSG_DONTWAIT};
+        sequence.ops.push_back(RecvN(s, 1 + static_cast<int>(rng.Below(8)), flags[rng.Below(5)]));
+        break;
+      }
+      case 9: sequence.ops.push_back(SendtoN(s, 1 + static_cast<int>(rng.Below(6)), kLo4, port()));
+        break;
+      case 10: sequence.ops.push_back(RecvfromN(s, 1 + static_cast<int>(rng.Below(6)))); break;
+      case 11: sequence.ops.push_back(ShutdownHow(s, static_cast<int>(rng.Below(3)))); break;
+      case 12: sequence.ops.push_back(CloseSlot(s)); break;
+      case 13: sequence.ops.push_back(SockName(s)); break;
+      case 14: sequence.ops.push_back(PeerName(s)); break;
+      case 15: {
+        const int names[] = {SO_ERROR, SO_TYPE, SO_ACCEPTCONN, SO_REUSEADDR};
+        sequence.ops.push_back(GetOpt(s, SOL_SOCKET, names[rng.Below(4)]));
+        break;
+      }
+      case 16: sequence.ops.push_back(SetOpt(s, SOL_SOCKET, SO_REUSEADDR, 1)); break;
+      case 17: sequence.ops.push_back(PollSlots(0b1111, kAllEvents)); break;
+      case 18: sequence.ops.push_back({OpKind::kSetLinger, s, 1, 0}); break;
+    }
+    sequence.ops.push_back(Settle());
+  }
+  return sequence;
+}
+
+int RandomSequenceCount() {
+  const char* env = std::getenv("DSIM_DIFFERENTIAL_RANDOM");
+  return env != nullptr ? std::atoi(env) : 200;
+}
+
+TEST(LinuxDifferential, SimulationAgreesWithLinuxOnEveryResultAndErrno) {
+  signal(SIGPIPE, SIG_IGN);
+  RealPorts ports;
+  Outcome outcome;
+  for (const Sequence& sequence : HandWrittenCases()) Compare(sequence, ports, &outcome);
+  const int hand_written = outcome.sequences;
+  for (int i = 0; i < RandomSequenceCount(); ++i) {
+    Compare(RandomSequence(1000 + i), ports, &outcome);
+  }
+  for (const std::string& line : outcome.deliberate) {
+    std::cout << "deliberate divergence: " << line << "\n";
+  }
+  for (const std::string& line : outcome.unexpected) ADD_FAILURE() << "divergence: " << line;
+  std::cout << "hand-written sequences: " << hand_written
+            << ", random sequences: " << outcome.sequences - hand_written << "\n";
+  std::cout << "agreement: " << outcome.agreed << " of " << outcome.sequences << " sequences"
+            << std::endl;
+}
+
+}  // namespace
+}  // namespace dsim

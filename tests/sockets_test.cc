@@ -1,0 +1,652 @@
+// Unit tests for the simulated network and socket API: deadlines, backpressure, accept
+// queues, scale, determinism by seed, crashes, bad input and the convenience layer.
+// Linux conformance of individual results lives in linux_differential_test.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <string>
+#include <map>
+#include <set>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "scheduler/scheduler.h"
+#include "sim/network.h"
+#include "sockets/socket.h"
+#include "sockets/socket_status.h"
+#include "sockets/tcp.h"
+#include "sockets/udp.h"
+
+namespace dsim {
+namespace {
+
+// One simulation: a scheduler, a network, a server and a client host.
+struct World {
+  explicit World(uint64_t seed = 1, NetworkOptions options = {})
+      : scheduler(SchedulerOptions{.seed = seed}), network(&scheduler, std::move(options)),
+        server(network.AddHost("server", {"10.0.0.1", "fd00::1"})),
+        client(network.AddHost("client", {"10.0.0.2", "fd00::2"})) {}
+  Scheduler scheduler;
+  Network network;
+  NetworkHost& server;
+  NetworkHost& client;
+};
+
+sockaddr* Sa(sockaddr_storage* s) { return reinterpret_cast<sockaddr*>(s); }
+
+// Listens on ip:port (SO_REUSEADDR); returns the descriptor.
+int ListenOn(const char* ip, uint16_t port, int backlog = 16) {
+  const int fd = Socket(AF_INET, SOCK_STREAM, 0);
+  const int on = 1;
+  Setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  sockaddr_storage a;
+  const socklen_t l = MakeSockaddr(ip, port, &a);
+  EXPECT_EQ(Bind(fd, Sa(&a), l), 0) << LastSocketErrorMessage();
+  EXPECT_EQ(Listen(fd, backlog), 0) << LastSocketErrorMessage();
+  return fd;
+}
+
+int ConnectTo(const char* ip, uint16_t port, int type_flags = 0) {
+  const int fd = Socket(AF_INET, SOCK_STREAM | type_flags, 0);
+  sockaddr_storage a;
+  const socklen_t l = MakeSockaddr(ip, port, &a);
+  const int r = Connect(fd, Sa(&a), l);
+  if (r < 0 && errno != EINPROGRESS) {
+    const int error = errno;
+    Close(fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+}
+
+// A connected pair on one host's loopback: {client, accepted}.
+std::pair<int, int> LoopbackPair(uint16_t port) {
+  const int listener = ListenOn("127.0.0.1", port);
+  const int client = ConnectTo("127.0.0.1", port);
+  const int accepted = Accept(listener, nullptr, nullptr);
+  Close(listener);
+  return {client, accepted};
+}
+
+// ---- Deadlines ---------------------------------------------------------------------------
+
+TEST(Deadlines, BlockedReadFailsWithEagainExactlyAtTheReadDeadline) {
+  World w;
+  absl::Time returned;
+  int result = 0, error = 0;
+  w.server.Spawn("reader", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    const absl::Time deadline = Now() + absl::Milliseconds(250);
+    ASSERT_EQ(SetReadDeadline(accepted, deadline), 0);
+    char buffer[8];
+    result = static_cast<int>(Read(accepted, buffer, sizeof(buffer)));
+    error = errno;
+    returned = Now();
+    EXPECT_EQ(returned, deadline);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(result, -1);
+  EXPECT_EQ(error, EAGAIN);
+}
+
+TEST(Deadlines, CallAfterThePastDeadlineFailsAtOnceEvenWithDataReady) {
+  World w;
+  w.server.Spawn("t", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    ASSERT_EQ(Write(client, "abc", 3), 3);
+    dsim::SleepFor(absl::Milliseconds(1));
+    ASSERT_EQ(SetReadDeadline(accepted, Now() - absl::Seconds(1)), 0);
+    const absl::Time before = Now();
+    char buffer[8];
+    EXPECT_EQ(Read(accepted, buffer, sizeof(buffer)), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    EXPECT_EQ(Now(), before);
+    ASSERT_EQ(SetReadDeadline(accepted, absl::InfiniteFuture()), 0);  // Cleared.
+    EXPECT_EQ(Read(accepted, buffer, sizeof(buffer)), 3);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+TEST(Deadlines, MovingTheDeadlineEarlierWakesABlockedReaderAtTheNewDeadline) {
+  World w;
+  int fd = -1;
+  absl::Time returned;
+  w.server.Spawn("reader", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    fd = accepted;
+    char buffer[8];
+    EXPECT_EQ(Read(accepted, buffer, sizeof(buffer)), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    returned = Now();
+  });
+  w.server.Spawn("setter", [&] {
+    dsim::SleepFor(absl::Milliseconds(100));
+    ASSERT_GE(fd, 0);
+    SetReadDeadline(fd, Now() + absl::Milliseconds(5));
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(returned, Scheduler::Epoch() + absl::Milliseconds(105));
+}
+
+TEST(Deadlines, SoRcvtimeoReturnsEagainAfterTheTimeout) {
+  World w;
+  w.server.Spawn("t", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    timeval tv{0, 30000};
+    ASSERT_EQ(Setsockopt(accepted, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    const absl::Time start = Now();
+    char buffer[4];
+    EXPECT_EQ(Recv(accepted, buffer, sizeof(buffer), 0), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    EXPECT_EQ(Now() - start, absl::Milliseconds(30));
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+TEST(Deadlines, BlockedWriterOnAFullBufferFailsAtTheWriteDeadline) {
+  World w;
+  w.server.Spawn("t", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    const absl::Time deadline = Now() + absl::Seconds(2);
+    SetWriteDeadline(client, deadline);
+    const std::string chunk(1 << 20, 'x');
+    size_t total = 0;
+    for (;;) {
+      const ssize_t n = Write(client, chunk.data(), chunk.size());
+      if (n < 0) {
+        EXPECT_EQ(errno, EAGAIN);
+        break;
+      }
+      total += n;
+    }
+    EXPECT_EQ(Now(), deadline);
+    EXPECT_GT(total, 0u);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+// ---- Backpressure ------------------------------------------------------------------------
+
+TEST(Backpressure, BlockingWriterWaitsForTheReaderAndEveryByteArrivesInOrder) {
+  World w;
+  constexpr size_t kBytes = 3 << 20;
+  absl::Time writer_done, reader_started;
+  std::string received;
+  w.server.Spawn("reader", [&] {
+    const int listener = ListenOn("0.0.0.0", 8000);
+    const int fd = Accept(listener, nullptr, nullptr);
+    dsim::SleepFor(absl::Seconds(1));  // Let the writer fill every buffer and block.
+    reader_started = Now();
+    std::string buffer(100000, '\0');
+    ssize_t n;
+    while ((n = Read(fd, buffer.data(), 7000 + received.size() % 5000)) > 0) {
+      received.append(buffer.data(), n);
+    }
+    EXPECT_EQ(n, 0);
+  });
+  w.client.Spawn("writer", [&] {
+    const int fd = ConnectTo("10.0.0.1", 8000);
+    ASSERT_GE(fd, 0);
+    std::string data(kBytes, '\0');
+    for (size_t i = 0; i < kBytes; ++i) data[i] = static_cast<char>(i * 131 % 251);
+    EXPECT_EQ(Write(fd, data.data(), data.size()), static_cast<ssize_t>(kBytes));
+    writer_done = Now();
+    Close(fd);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_GT(writer_done, reader_started);  // The writer blocked until the reader read.
+  ASSERT_EQ(received.size(), kBytes);
+  for (size_t i = 0; i < kBytes; ++i) {
+    ASSERT_EQ(received[i], static_cast<char>(i * 131 % 251)) << "at byte " << i;
+  }
+}
+
+TEST(Backpressure, NonblockingWriteIsPartialWhenTheBufferFillsThenEagain) {
+  World w;
+  w.server.Spawn("t", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    SetNonblock(client, true);
+    const std::string chunk(100000, 'x');
+    bool partial = false;
+    ssize_t n;
+    while ((n = Write(client, chunk.data(), chunk.size())) > 0) {
+      if (n < static_cast<ssize_t>(chunk.size())) partial = true;
+    }
+    EXPECT_TRUE(partial);
+    EXPECT_EQ(errno, EAGAIN);
+    pollfd p{client, POLLOUT, 0};
+    EXPECT_EQ(Poll(&p, 1, 0), 0);  // Not writable while full.
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+TEST(Backpressure, UdpReceiveBufferDropsDatagramsBeyondItsLimit) {
+  World w;
+  int received = 0;
+  w.server.Spawn("t", [&] {
+    const int rx = Socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    sockaddr_storage a;
+    socklen_t l = MakeSockaddr("127.0.0.1", 9000, &a);
+    ASSERT_EQ(Bind(rx, Sa(&a), l), 0);
+    const int tx = Socket(AF_INET, SOCK_DGRAM, 0);
+    const std::string datagram(1000, 'd');
+    for (int i = 0; i < 1000; ++i) {
+      ASSERT_EQ(Sendto(tx, datagram.data(), datagram.size(), 0, Sa(&a), l), 1000);
+    }
+    dsim::SleepFor(absl::Milliseconds(1));
+    char buffer[2000];
+    while (Recv(rx, buffer, sizeof(buffer), 0) == 1000) ++received;
+    EXPECT_EQ(errno, EAGAIN);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_GT(received, 50);
+  EXPECT_LT(received, 1000);
+}
+
+// ---- Accept queues ------------------------------------------------------------------------
+
+TEST(AcceptQueue, BacklogNAdmitsNPlusOneConnectionsAndDropsFurtherSyns) {
+  World w;
+  std::vector<int> clients;
+  w.client.Spawn("clients", [&] {
+    for (int i = 0; i < 5; ++i) clients.push_back(ConnectTo("10.0.0.1", 80, SOCK_NONBLOCK));
+    dsim::SleepFor(absl::Milliseconds(10));
+    std::vector<pollfd> fds;
+    for (int fd : clients) fds.push_back(pollfd{fd, POLLOUT, 0});
+    EXPECT_EQ(Poll(fds.data(), fds.size(), 0), 3);  // backlog 2 -> 3 established.
+  });
+  w.server.Spawn("listener", [&] {
+    ListenOn("0.0.0.0", 80, /*backlog=*/2);
+    dsim::SleepFor(absl::Hours(1));
+  }, {.daemon = true});
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+TEST(AcceptQueue, DroppedSynIsRetransmittedAndConnectsOnceTheQueueDrains) {
+  World w;
+  absl::Time connected;
+  w.server.Spawn("server", [&] {
+    const int listener = ListenOn("0.0.0.0", 80, /*backlog=*/0);
+    dsim::SleepFor(absl::Milliseconds(500));
+    EXPECT_GE(Accept(listener, nullptr, nullptr), 0);  // Frees the one slot.
+    EXPECT_GE(Accept(listener, nullptr, nullptr), 0);  // The retried SYN.
+  });
+  w.client.Spawn("clients", [&] {
+    dsim::SleepFor(absl::Milliseconds(1));
+    EXPECT_GE(ConnectTo("10.0.0.1", 80), 0);
+    const int second = ConnectTo("10.0.0.1", 80);  // Blocks: its SYN is dropped once.
+    EXPECT_GE(second, 0);
+    connected = Now();
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  // The first SYN retransmission comes 1 s after the first SYN (at ~1 ms).
+  EXPECT_GT(connected, Scheduler::Epoch() + absl::Seconds(1));
+  EXPECT_LT(connected, Scheduler::Epoch() + absl::Seconds(2));
+}
+
+TEST(AcceptQueue, ConnectTimesOutAfterSynRetriesWhenTheQueueNeverDrains) {
+  World w;
+  w.server.Spawn("server", [&] {
+    ListenOn("0.0.0.0", 80, 0);
+    dsim::SleepFor(absl::Hours(1));
+  }, {.daemon = true});
+  w.client.Spawn("client", [&] {
+    dsim::SleepFor(absl::Milliseconds(1));
+    EXPECT_GE(ConnectTo("10.0.0.1", 80), 0);
+    const absl::Time start = Now();
+    EXPECT_EQ(ConnectTo("10.0.0.1", 80), -1);
+    EXPECT_EQ(errno, ETIMEDOUT);
+    EXPECT_EQ(Now() - start, absl::Seconds(1 + 2 + 4 + 8 + 16 + 32 + 64));
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+TEST(AcceptQueue, ClosingAListenerResetsConnectionsNotYetAccepted) {
+  World w;
+  w.server.Spawn("server", [&] {
+    const int listener = ListenOn("0.0.0.0", 80);
+    dsim::SleepFor(absl::Milliseconds(10));
+    Close(listener);
+  });
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    ASSERT_GE(fd, 0);
+    char c;
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    EXPECT_EQ(errno, ECONNRESET);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+// ---- Scale ------------------------------------------------------------------------------
+
+TEST(Scale, HundredThousandOpenConnectionsInOneSimulation) {
+  constexpr int kClientHosts = 4;
+  constexpr int kPerHost = 25000;
+  Scheduler scheduler(SchedulerOptions{.seed = 3});
+  Network network(&scheduler);
+  NetworkHost& server = network.AddHost("server", {"10.0.0.1"});
+  int accepted = 0;
+  server.Spawn("acceptor", [&] {
+    const int listener = ListenOn("0.0.0.0", 80, 4096);
+    while (accepted < kClientHosts * kPerHost) {
+      ASSERT_GE(Accept(listener, nullptr, nullptr), 0) << LastSocketErrorMessage();
+      ++accepted;
+    }
+  });
+  std::vector<int> opened(kClientHosts, 0);
+  for (int h = 0; h < kClientHosts; ++h) {
+    NetworkHost& host = network.AddHost(absl::StrCat("client-", h), {absl::StrCat("10.0.1.", h)});
+    host.Spawn("dialer", [&, h] {
+      for (int i = 0; i < kPerHost; ++i) {
+        const int fd = ConnectTo("10.0.0.1", 80, SOCK_NONBLOCK);
+        ASSERT_GE(fd, 0) << LastSocketErrorMessage();
+        ++opened[h];
+      }
+    });
+  }
+  const RunResult result = scheduler.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(accepted, kClientHosts * kPerHost);
+  for (int h = 0; h < kClientHosts; ++h) EXPECT_EQ(opened[h], kPerHost);
+}
+
+// ---- Determinism ------------------------------------------------------------------------
+
+// Records every annotation and dispatch: the whole observable history of a run.
+class TraceRecorder : public SchedulerListener {
+ public:
+  void OnDispatch(const TaskView& task) override { events.push_back(absl::StrCat("run ", task.name)); }
+  void OnAnnotation(const Annotation& a) override {
+    events.push_back(absl::StrCat(a.category, " ", a.detail));
+  }
+  std::vector<std::string> events;
+};
+
+// Three clients race to a counter server; returns the trace and the reply order.
+std::pair<std::vector<std::string>, std::string> RunRace(uint64_t seed) {
+  World w(seed);
+  TraceRecorder trace;
+  w.scheduler.AddListener(&trace);
+  std::string order;
+  w.server.Spawn("server", [&] {
+    const int listener = ListenOn("0.0.0.0", 80);
+    for (int i = 0; i < 3; ++i) {
+      const int fd = Accept(listener, nullptr, nullptr);
+      char c;
+      ASSERT_EQ(Read(fd, &c, 1), 1);
+      order += c;
+      Write(fd, &c, 1);
+      Close(fd);
+    }
+  });
+  for (char name : {'a', 'b', 'c'}) {
+    w.client.Spawn(std::string(1, name), [name] {
+      const int fd = ConnectTo("10.0.0.1", 80);
+      ASSERT_GE(fd, 0);
+      Write(fd, &name, 1);
+      char c;
+      Read(fd, &c, 1);
+      Close(fd);
+    });
+  }
+  EXPECT_TRUE(w.scheduler.Run().ok());
+  w.scheduler.RemoveListener(&trace);
+  return {trace.events, order};
+}
+
+TEST(Determinism, SameSeedReproducesTheWholeTrace) {
+  for (uint64_t seed : {1, 2, 99}) {
+    const auto first = RunRace(seed);
+    const auto second = RunRace(seed);
+    EXPECT_EQ(first.first, second.first) << "seed " << seed;
+    EXPECT_EQ(first.second, second.second);
+    EXPECT_GT(first.first.size(), 50u);
+  }
+}
+
+TEST(Determinism, DifferentSeedsGiveDifferentInterleavings) {
+  std::set<std::string> orders;
+  std::set<std::vector<std::string>> traces;
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    const auto run = RunRace(seed);
+    orders.insert(run.second);
+    traces.insert(run.first);
+  }
+  EXPECT_GE(orders.size(), 3u);  // Several of the 6 possible arrival orders.
+  EXPECT_GE(traces.size(), 10u);
+}
+
+TEST(Determinism, TraceLinksEachPacketSendToItsDelivery) {
+  World w;
+  std::vector<Annotation> sends, delivers;
+  struct Flows : SchedulerListener {
+    std::map<uint64_t, int> phases;
+    void OnAnnotation(const Annotation& a) override {
+      if (a.flow_id != 0) phases[a.flow_id] |= 1 << a.flow_phase;
+    }
+  } flows;
+  w.scheduler.AddListener(&flows);
+  w.server.Spawn("t", [] { LoopbackPair(7000); });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  w.scheduler.RemoveListener(&flows);
+  ASSERT_FALSE(flows.phases.empty());
+  for (const auto& [flow, phases] : flows.phases) EXPECT_EQ(phases, 0b110) << "flow " << flow;
+}
+
+// ---- Ports ------------------------------------------------------------------------------
+
+TEST(Ports, ExhaustedEphemeralRangeGivesEaddrinuseForBindAndEaddrnotavailForConnect) {
+  NetworkOptions options;
+  options.ephemeral_port_min = 40000;
+  options.ephemeral_port_max = 40002;
+  World w(1, options);
+  w.server.Spawn("t", [&] {
+    ListenOn("0.0.0.0", 80);
+    sockaddr_storage any;
+    const socklen_t l = MakeSockaddr("0.0.0.0", 0, &any);
+    for (int i = 0; i < 3; ++i) {
+      const int fd = Socket(AF_INET, SOCK_STREAM, 0);
+      EXPECT_EQ(Bind(fd, Sa(&any), l), 0);
+    }
+    const int fd = Socket(AF_INET, SOCK_STREAM, 0);
+    EXPECT_EQ(Bind(fd, Sa(&any), l), -1);
+    EXPECT_EQ(errno, EADDRINUSE);
+    EXPECT_EQ(ConnectTo("127.0.0.1", 80), -1);
+    EXPECT_EQ(errno, EADDRNOTAVAIL);
+    EXPECT_NE(LastSocketErrorMessage().find("ephemeral"), std::string::npos);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+TEST(Ports, EachHostHasItsOwnPortSpaceAndDescriptorTable) {
+  World w;
+  int server_fd = -1, client_fd = -1;
+  w.server.Spawn("a", [&] { server_fd = ListenOn("0.0.0.0", 80); });
+  w.client.Spawn("b", [&] { client_fd = ListenOn("0.0.0.0", 80); });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(server_fd, 3);
+  EXPECT_EQ(client_fd, 3);
+}
+
+// ---- Failures, crashes, bad input ---------------------------------------------------------
+
+TEST(Failures, CrashedHostAnswersLaterSegmentsWithReset) {
+  World w;
+  w.server.Spawn("server", [&] {
+    const int listener = ListenOn("0.0.0.0", 80);
+    Accept(listener, nullptr, nullptr);
+    dsim::SleepFor(absl::Hours(1));
+  }, {.daemon = true});
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    ASSERT_GE(fd, 0);
+    dsim::SleepFor(absl::Milliseconds(10));
+    w.network.CrashHost(w.server);
+    EXPECT_EQ(Write(fd, "x", 1), 1);
+    dsim::SleepFor(absl::Milliseconds(10));
+    char c;
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    EXPECT_EQ(errno, ECONNRESET);
+  });
+  const RunResult result = w.scheduler.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+}
+
+TEST(Failures, CallsOutsideATaskFailWithEpermAndAMessage) {
+  EXPECT_EQ(Socket(AF_INET, SOCK_STREAM, 0), -1);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_NE(LastSocketErrorMessage().find("outside"), std::string::npos)
+      << LastSocketErrorMessage();
+  Scheduler scheduler;
+  Network network(&scheduler);
+  scheduler.Spawn("not-on-a-host", [] {
+    EXPECT_EQ(Socket(AF_INET, SOCK_STREAM, 0), -1);
+    EXPECT_EQ(errno, EPERM);
+    EXPECT_NE(LastSocketErrorMessage().find("not on a host"), std::string::npos);
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+}
+
+TEST(Failures, BadInputFailsCleanlyAndLeavesOtherConnectionsIntact) {
+  World w;
+  std::string received;
+  w.server.Spawn("stream", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    for (int i = 0; i < 20; ++i) {
+      Write(client, "0123456789", 10);
+      dsim::SleepFor(absl::Milliseconds(1));
+    }
+    Close(client);
+    char buffer[64];
+    ssize_t n;
+    while ((n = Read(accepted, buffer, sizeof(buffer))) > 0) received.append(buffer, n);
+  });
+  w.server.Spawn("vandal", [&] {
+    char buffer[8];
+    sockaddr_storage a;
+    socklen_t l = sizeof(a);
+    for (int fd : {-1, 0, 2, 3, 4, 5, 1 << 30}) {
+      Read(fd, buffer, sizeof(buffer) * 1000000000000ull);
+      Bind(fd, nullptr, 16);
+      Getsockname(fd, nullptr, nullptr);
+      Setsockopt(fd, SOL_SOCKET, SO_LINGER, nullptr, 1);
+      Shutdown(fd, 99);
+      Recvmsg(fd, nullptr, 0);
+      Sendmsg(fd, nullptr, 0);
+      Getpeername(fd, Sa(&a), &l);
+      Poll(nullptr, 3, 0);
+      Yield();
+    }
+    EXPECT_EQ(Read(1 << 30, buffer, 1), -1);
+    EXPECT_EQ(errno, EBADF);
+    EXPECT_NE(LastSocketErrorMessage().find("not an open socket"), std::string::npos);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(received.size(), 200u);
+}
+
+TEST(Failures, DeadlockReportNamesTheBlockedSocketCall) {
+  World w;
+  w.server.Spawn("stuck-reader", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    char c;
+    Read(accepted, &c, 1);
+  });
+  const RunResult result = w.scheduler.Run();
+  ASSERT_EQ(result.outcome, RunOutcome::kDeadlock);
+  EXPECT_NE(result.ToString().find("stuck-reader\" blocked in read at sockets_test.cc"),
+            std::string::npos)
+      << result.ToString();
+}
+
+// ---- Convenience layer --------------------------------------------------------------------
+
+TEST(Convenience, TcpListenerAndStreamEchoAndCloseOnDestruction) {
+  World w;
+  std::string reply;
+  w.server.Spawn("server", [&] {
+    absl::StatusOr<TcpListener> listener = TcpListener::Listen("0.0.0.0", 80);
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    absl::StatusOr<TcpStream> stream = listener->Accept();
+    ASSERT_TRUE(stream.ok());
+    char buffer[5];
+    ASSERT_TRUE(stream->ReadFull(buffer, 5).ok());
+    ASSERT_TRUE(stream->WriteAll(std::string(buffer, 5) + "!").ok());
+  });
+  w.client.Spawn("client", [&] {
+    absl::StatusOr<TcpStream> stream = TcpStream::Connect("10.0.0.1", 80);
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    ASSERT_TRUE(stream->WriteAll("hello").ok());
+    char buffer[16];
+    absl::StatusOr<size_t> n;
+    while ((n = stream->Read(buffer, sizeof(buffer))).ok() && *n > 0) reply.append(buffer, *n);
+    EXPECT_TRUE(n.ok());  // 0: the server's stream closed when it went out of scope.
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(reply, "hello!");
+}
+
+TEST(Convenience, RefusedConnectKeepsTheErrnoInTheStatus) {
+  World w;
+  w.client.Spawn("client", [&] {
+    absl::StatusOr<TcpStream> stream = TcpStream::Connect("10.0.0.1", 81);
+    ASSERT_FALSE(stream.ok());
+    EXPECT_EQ(ErrnoFromStatus(stream.status()), ECONNREFUSED);
+    EXPECT_EQ(stream.status().code(), absl::StatusCode::kUnavailable);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+TEST(Convenience, UdpSocketKeepsDatagramBoundariesAndReportsTruncation) {
+  World w;
+  w.server.Spawn("server", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("fd00::1", 53);
+    ASSERT_TRUE(socket.ok()) << socket.status();
+    absl::StatusOr<UdpSocket::Datagram> first = socket->ReceiveFrom(4);
+    ASSERT_TRUE(first.ok());
+    EXPECT_EQ(first->data, "ques");
+    EXPECT_TRUE(first->truncated);
+    EXPECT_EQ(first->from_ip, "fd00::2");
+    absl::StatusOr<UdpSocket::Datagram> second = socket->ReceiveFrom();
+    ASSERT_TRUE(second.ok());
+    EXPECT_EQ(second->data, "x");
+    ASSERT_TRUE(socket->SendTo("answer", first->from_ip, first->from_port).ok());
+  });
+  w.client.Spawn("client", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("::", 0);
+    ASSERT_TRUE(socket.ok());
+    ASSERT_TRUE(socket->SendTo("question", "fd00::1", 53).ok());
+    ASSERT_TRUE(socket->SendTo("x", "fd00::1", 53).ok());
+    absl::StatusOr<UdpSocket::Datagram> answer = socket->ReceiveFrom();
+    ASSERT_TRUE(answer.ok());
+    EXPECT_EQ(answer->data, "answer");
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+TEST(Network, PacketCountersBalanceAndLatencyIsTheConfiguredOne) {
+  NetworkOptions options;
+  options.latency = absl::Milliseconds(3);
+  World w(1, options);
+  absl::Duration connect_time;
+  w.server.Spawn("server", [&] { Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr); });
+  w.client.Spawn("client", [&] {
+    const absl::Time start = Now();
+    ASSERT_GE(ConnectTo("10.0.0.1", 80), 0);
+    connect_time = Now() - start;
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(connect_time, absl::Milliseconds(6));  // SYN there, SYN-ACK back.
+  const NetworkStats& stats = w.network.stats();
+  EXPECT_EQ(stats.packets_sent, stats.packets_delivered + stats.packets_dropped +
+                                    stats.packets_in_flight);
+}
+
+}  // namespace
+}  // namespace dsim
