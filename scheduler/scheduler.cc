@@ -363,7 +363,11 @@ Task* Scheduler::PickNextSlow() {
 void Scheduler::AdvanceClockTo(int64_t ns) {
   DSIM_CHECK(ns >= now_ns_, "virtual time would go backwards");
   if (ns == now_ns_) return;
-  const absl::Time to = Epoch() + absl::Nanoseconds(ns);
+  // FromUnixNanos is inline; Time + Duration is an out-of-line call in a shared Abseil.
+  constexpr int64_t kEpochUnixNanos = int64_t{946684800} * 1000000000;
+  const absl::Time to = ns <= INT64_MAX - kEpochUnixNanos
+                            ? absl::FromUnixNanos(kEpochUnixNanos + ns)
+                            : Epoch() + absl::Nanoseconds(ns);
   for (SchedulerListener* l : listeners_) l->OnClockAdvanced(now_, to);
   now_ns_ = ns;
   now_ = to;
@@ -373,7 +377,14 @@ void Scheduler::FireDueTimers() {
   // Callbacks run outside any task.
   Task* const interrupted = current_;
   current_ = nullptr;
-  while (!stop_ && timers_.FillBatch(now_ns_) > 0) {
+  while (!stop_ && timers_.AnyDue(now_ns_)) {
+    // The common case, one timer due and no other at the same instant: no tie to order.
+    const internal::TimerSlotId lone = timers_.TakeLoneDue(now_ns_);
+    if (lone != internal::TimerQueue::kNowhere) {
+      FireTimer(lone);
+      continue;
+    }
+    if (timers_.FillBatch(now_ns_) == 0) break;
     const absl::Span<const uint64_t> due = timers_.batch_sequences();
     const size_t index =
         due.size() == 1 ? 0 : Decide(DecisionKind::kTimerOrder, due.size(), due, "");
@@ -385,7 +396,7 @@ void Scheduler::FireDueTimers() {
 void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
   internal::TimerSlot& slot = timers_.slot(slot_id);
   const TimerId id = timers_.IdOf(slot_id);
-  if (slot.group != kNoGroup && Group(slot.group).paused) {
+  if (slot.group != kNoGroup && GroupPaused(slot.group)) {
     Group(slot.group).deferred.push_back(id);
     return;
   }
@@ -473,7 +484,7 @@ inline void Scheduler::AfterSwitch() {
 
 inline void Scheduler::MakeRunnable(Task* task) {
   task->state = TaskState::kRunnable;
-  if (ABSL_PREDICT_FALSE(task->group != kNoGroup) && Group(task->group).paused &&
+  if (ABSL_PREDICT_FALSE(task->group != kNoGroup) && GroupPaused(task->group) &&
       !task->kill_requested) {
     Group(task->group).parked.push_back(task);
     return;
@@ -699,9 +710,6 @@ Scheduler::GroupState& Scheduler::Group(GroupId group) {
   return groups_[group];
 }
 
-bool Scheduler::GroupPaused(GroupId group) const {
-  return group < groups_.size() && groups_[group].paused;
-}
 
 void Scheduler::PauseGroup(GroupId group) {
   DSIM_MISUSE(group != kNoGroup, "the default group cannot be paused");
@@ -858,10 +866,6 @@ void Scheduler::SetExtension(int slot, void* value) {
   extensions_[slot] = value;
 }
 
-void* Scheduler::extension(int slot) const {
-  DSIM_MISUSE(slot >= 0 && slot < kExtensionSlots, "extension slot ", slot, " out of range");
-  return extensions_[slot];
-}
 
 void Scheduler::UnwindAllTasks() {
   if (live_head_ == nullptr) return;

@@ -270,7 +270,9 @@ class Scheduler {
   // ResumeGroup. A running task of the group freezes at its next scheduling point.
   void PauseGroup(GroupId group);
   void ResumeGroup(GroupId group);
-  bool GroupPaused(GroupId group) const;
+  bool GroupPaused(GroupId group) const {
+    return group < groups_.size() && groups_[group].paused;
+  }
   // Unwinds every task of the group (as a crash would): each throws an internal
   // unwinding exception from its current or next scheduling point, so destructors run.
   // Pending timers of the group are cancelled. Returns the number of tasks killed.
@@ -340,7 +342,9 @@ class Scheduler {
   enum ExtensionSlot { kNetworkExtension = 0, kSimulationExtension = 1, kUserExtension = 2 };
   static constexpr int kExtensionSlots = 4;
   void SetExtension(int slot, void* value);
-  void* extension(int slot) const;
+  void* extension(int slot) const {
+    return slot >= 0 && slot < kExtensionSlots ? extensions_[slot] : nullptr;
+  }
 
   // The scheduler whose run is active on this thread, or null.
   static Scheduler* Current();

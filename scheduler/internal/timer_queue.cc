@@ -98,6 +98,20 @@ size_t TimerQueue::FillBatch(int64_t now_ns) {
   return batch_.size();
 }
 
+TimerSlotId TimerQueue::TakeLoneDue(int64_t now_ns) {
+  if (!batch_.empty() || heap_.empty()) return kNowhere;
+  const TimerSlotId top = heap_[0];
+  const int64_t when = slots_[top].when_ns;
+  if (when > now_ns) return kNowhere;
+  // The heap's second-smallest entry is one of the root's children.
+  const size_t size = heap_.size();
+  for (size_t child = 1; child <= 2 && child < size; ++child) {
+    if (slots_[heap_[child]].when_ns == when) return kNowhere;
+  }
+  RemoveFromHeap(0);
+  return top;
+}
+
 TimerSlotId TimerQueue::TakeFromBatch(size_t index) {
   DSIM_CHECK(index < batch_.size());
   const TimerSlotId slot = batch_[index];

@@ -66,6 +66,9 @@ class TimerQueue {
   // If the batch is empty and timers are due at or before `now_ns`, moves every timer at
   // the earliest such instant into the batch. Returns the batch size.
   size_t FillBatch(int64_t now_ns);
+  // If the batch is empty and exactly one timer is due at the earliest instant (no tie),
+  // removes it from the heap and returns its slot; otherwise kNowhere.
+  TimerSlotId TakeLoneDue(int64_t now_ns);
   // Sequence numbers of the batch's timers, in batch order.
   absl::Span<const uint64_t> batch_sequences() const { return batch_sequences_; }
   // Removes the batch's `index`-th timer and returns its slot (still allocated).
