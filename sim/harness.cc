@@ -3,7 +3,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cctype>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -17,6 +19,8 @@
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "scheduler/internal/check.h"
+#include "scheduler/schedule.h"
+#include "scheduler/shrink.h"
 #include "scheduler/strategies.h"
 #include "sim/internal/progress.h"
 #include "sim/internal/sweep_config.h"
@@ -46,6 +50,16 @@ struct SweepContext {
 struct SimRun {
   std::unique_ptr<Simulation> sim;
   absl::Status status;
+  std::shared_ptr<RecordingStrategy> recorder;  // Null when not recording.
+  std::shared_ptr<ReplayStrategy> replay;       // Null unless DSIM_REPLAY.
+  bool diverged = false;                        // The replay diverged during the body.
+};
+
+// A seed's outcome and, for a failing seed, the schedule of its failing run (recorded,
+// or the one replayed), for saving and shrinking.
+struct SeedRun {
+  SeedOutcome outcome;
+  std::optional<Schedule> schedule;
 };
 
 void TouchFile(const std::string& path) {
@@ -63,17 +77,68 @@ absl::Status CallBody(const SeedSweep::Body& body, Simulation& sim) {
   }
 }
 
-SimRun RunSimulation(const SweepContext& ctx, uint64_t seed, bool keep_all_events) {
+// Runs the body once, on a fresh simulation of `seed` driven by `strategy`, with
+// `listener` (may be null) attached before the body starts.
+SimRun RunWith(const SweepContext& ctx, uint64_t seed, std::shared_ptr<Strategy> strategy,
+               bool keep_all_events, SchedulerListener* listener) {
   SimulationOptions options = ctx.options.simulation;
   options.seed = seed;
-  options.strategy = ctx.config.strategy;
+  // The spec is informational once there is an object; keep it truthful for the body.
+  options.strategy = ctx.config.replay != nullptr ? "replay:" + ctx.config.replay_path
+                                                  : ctx.config.strategy;
+  options.strategy_object = std::move(strategy);
   if (keep_all_events) options.trace.keep_all_events = true;
   SimRun run;
   run.sim = std::make_unique<Simulation>(std::move(options));
+  if (listener != nullptr) run.sim->scheduler().AddListener(listener);
   run.status = CallBody(ctx.body, *run.sim);
   const std::optional<RunResult>& failed_run = run.sim->first_failed_run();
   if (run.status.ok() && ctx.options.fail_on_failed_run && failed_run.has_value()) {
     run.status = failed_run->status();
+  }
+  return run;
+}
+
+// A diverged replay fails the seed with the divergence, whatever the body made of the
+// rest of the run: past the divergence the choices were fallbacks, not the recording.
+absl::Status WithReplayStatus(const ReplayStrategy& replay, const absl::Status& body_status) {
+  const absl::Status diverged = replay.status();
+  if (diverged.ok()) return body_status;
+  std::string message = absl::StrCat(
+      diverged.message(),
+      "\nthe code no longer fits this schedule; rerun the seed (DSIM_SEED) to record a new one");
+  if (!body_status.ok() && !absl::StrContains(body_status.message(), diverged.message())) {
+    absl::StrAppend(&message, "\nthe body then returned: ", body_status.ToString());
+  }
+  return absl::FailedPreconditionError(message);
+}
+
+// The seed's run as the sweep makes it: under the DSIM_REPLAY schedule, or under the
+// spec's strategy, recorded if `record`.
+SimRun RunSimulation(const SweepContext& ctx, uint64_t seed, bool keep_all_events,
+                     bool record = false) {
+  std::shared_ptr<Strategy> strategy;
+  std::shared_ptr<ReplayStrategy> replay;
+  std::shared_ptr<RecordingStrategy> recorder;
+  if (ctx.config.replay != nullptr) {
+    replay = std::make_shared<ReplayStrategy>(*ctx.config.replay);
+    strategy = replay;
+  } else {
+    absl::StatusOr<std::shared_ptr<Strategy>> made = MakeStrategy(ctx.config.strategy, seed);
+    DSIM_CHECK(made.ok(), "strategy spec \"", ctx.config.strategy, "\" failed for seed ", seed,
+               " after it was validated: ", made.status().message());
+    strategy = *std::move(made);
+    if (record) {
+      recorder = std::make_shared<RecordingStrategy>(std::move(strategy), seed);
+      strategy = recorder;
+    }
+  }
+  SimRun run = RunWith(ctx, seed, std::move(strategy), keep_all_events, nullptr);
+  run.recorder = std::move(recorder);
+  run.replay = std::move(replay);
+  if (run.replay != nullptr) {
+    run.diverged = !run.replay->status().ok();
+    run.status = WithReplayStatus(*run.replay, run.status);
   }
   return run;
 }
@@ -118,17 +183,22 @@ std::string BlockedTasks(Simulation& sim) {
   return out.empty() ? "    (none)\n" : out;
 }
 
+// The first lines of a report: what failed, and the run's totals.
+std::string ReportHead(const SeedOutcome& outcome) {
+  std::string out = absl::StrCat("FAIL seed=", outcome.seed, " strategy=", outcome.strategy,
+                                 ": ", FirstLine(outcome.status.message()), "\n");
+  absl::StrAppend(&out, "  failure:\n", Indent(outcome.status.ToString(), "    "), "\n");
+  absl::StrAppend(&out, "  virtual time: ", FormatVirtualTime(outcome.end_time_ns), ", ",
+                  outcome.steps, " steps, ", outcome.events, " events, fingerprint ",
+                  absl::StrFormat("%016x", outcome.fingerprint), "\n");
+  return out;
+}
+
 // The report's body, written while the simulation is still alive.
-std::string FailureReport(SimRun& run, uint64_t seed, size_t summary_events) {
+std::string FailureReport(SimRun& run, const SeedOutcome& outcome, size_t summary_events) {
   Simulation& sim = *run.sim;
   const Trace& trace = sim.trace();
-  std::string out = absl::StrCat("FAIL seed=", seed, " strategy=", sim.strategy_description(),
-                                 ": ", FirstLine(run.status.message()), "\n");
-  absl::StrAppend(&out, "  failure:\n", Indent(run.status.ToString(), "    "), "\n");
-  absl::StrAppend(&out, "  virtual time: ",
-                  FormatVirtualTime(absl::ToInt64Nanoseconds(sim.Now() - Scheduler::Epoch())),
-                  ", ", sim.scheduler().steps(), " steps, ", trace.event_count(),
-                  " events, fingerprint ", absl::StrFormat("%016x", trace.fingerprint()), "\n");
+  std::string out = ReportHead(outcome);
   absl::StrAppend(&out, "  last ", std::min<uint64_t>(summary_events, trace.events().size()),
                   " events:\n", Indent(trace.LastEventsText(summary_events), "    "), "\n");
   absl::StrAppend(&out, "  blocked tasks:\n", BlockedTasks(sim));
@@ -144,28 +214,56 @@ SeedOutcome Summarize(SimRun& run, uint64_t seed, size_t summary_events) {
   outcome.steps = run.sim->scheduler().steps();
   outcome.end_time_ns = absl::ToInt64Nanoseconds(run.sim->Now() - Scheduler::Epoch());
   outcome.strategy = run.sim->strategy_description();
-  if (!run.status.ok()) outcome.report = FailureReport(run, seed, summary_events);
+  if (!run.status.ok()) outcome.report = FailureReport(run, outcome, summary_events);
   return outcome;
 }
 
-SeedOutcome RunSeed(const SweepContext& ctx, uint64_t seed) {
+// A replay that ran clean but left recorded decisions unused: the program now ends
+// sooner than the recorded one. Known only after teardown, so reported without the
+// simulation's events.
+void CheckReplayComplete(const SimRun& run, SeedOutcome& outcome) {
+  if (run.replay == nullptr || run.diverged) return;
+  const absl::Status complete = run.replay->CheckComplete();
+  if (complete.ok()) return;
+  if (!outcome.status.ok()) {
+    absl::StrAppend(&outcome.report, "  also: ", FirstLine(complete.message()), "\n");
+    return;
+  }
+  outcome.status = complete;
+  outcome.report = ReportHead(outcome);
+}
+
+// Tears the simulation down first: unwinding tasks may still make decisions, and a
+// replay's completeness is known only after that. A failing replay that used its whole
+// schedule keeps it, for DSIM_SHRINK.
+void FinishRun(SimRun& run, SeedRun& seed_run) {
+  run.sim.reset();
+  CheckReplayComplete(run, seed_run.outcome);
+  if (seed_run.outcome.status.ok() || run.replay == nullptr) return;
+  if (run.replay->CheckComplete().ok()) seed_run.schedule = run.replay->schedule();
+}
+
+SeedRun RunSeed(const SweepContext& ctx, uint64_t seed) {
   const bool check = ctx.config.check_determinism;
   SimRun first = RunSimulation(ctx, seed, /*keep_all_events=*/check);
+  SeedRun seed_run;
   if (check) {
     SimRun second = RunSimulation(ctx, seed, /*keep_all_events=*/true);
     absl::Status mismatch = CompareRuns(first, second, seed);
     if (!mismatch.ok()) first.status = mismatch;
-    SeedOutcome outcome = Summarize(first, seed, ctx.options.summary_events);
-    outcome.nondeterministic = !mismatch.ok();
-    return outcome;
+    seed_run.outcome = Summarize(first, seed, ctx.options.summary_events);
+    seed_run.outcome.nondeterministic = !mismatch.ok();
+  } else {
+    seed_run.outcome = Summarize(first, seed, ctx.options.summary_events);
   }
-  return Summarize(first, seed, ctx.options.summary_events);
+  FinishRun(first, seed_run);
+  return seed_run;
 }
 
-// Runs this shard's seeds on `config.jobs` threads; outcomes in seed-list order.
-std::vector<SeedOutcome> RunSeeds(const SweepContext& ctx, const std::string& label) {
+// Runs this shard's seeds on `config.jobs` threads; results in seed-list order.
+std::vector<SeedRun> RunSeeds(const SweepContext& ctx, const std::string& label) {
   const std::vector<uint64_t>& seeds = ctx.config.shard_seeds;
-  std::vector<std::optional<SeedOutcome>> slots(seeds.size());
+  std::vector<std::optional<SeedRun>> slots(seeds.size());
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> failures{0};
   internal::ProgressLine progress(label, seeds.size(), ctx.config.progress);
@@ -176,7 +274,7 @@ std::vector<SeedOutcome> RunSeeds(const SweepContext& ctx, const std::string& la
       const size_t i = next.fetch_add(1);
       if (i >= seeds.size()) return;
       slots[i] = RunSeed(ctx, seeds[i]);
-      const bool failed = !slots[i]->status.ok();
+      const bool failed = !slots[i]->outcome.status.ok();
       if (failed) failures.fetch_add(1);
       progress.SeedDone(failed);
     }
@@ -189,11 +287,11 @@ std::vector<SeedOutcome> RunSeeds(const SweepContext& ctx, const std::string& la
     for (size_t t = 0; t < threads; ++t) pool.emplace_back(worker);
     for (std::thread& thread : pool) thread.join();
   }
-  std::vector<SeedOutcome> outcomes;
-  for (std::optional<SeedOutcome>& slot : slots) {
-    if (slot.has_value()) outcomes.push_back(*std::move(slot));
+  std::vector<SeedRun> runs;
+  for (std::optional<SeedRun>& slot : slots) {
+    if (slot.has_value()) runs.push_back(*std::move(slot));
   }
-  return outcomes;
+  return runs;
 }
 
 std::string CurrentTestName(const SweepOptions& options) {
@@ -202,11 +300,26 @@ std::string CurrentTestName(const SweepOptions& options) {
   return absl::StrCat(info->test_suite_name(), ".", info->name());
 }
 
-// Saves traces of a seed (rerun with every event kept) where the environment asks:
-// DSIM_TRACE, and, for failures, TEST_UNDECLARED_OUTPUTS_DIR. Returns report lines.
-std::string SaveTraces(const SweepContext& ctx, const SeedOutcome& outcome,
-                       const std::string& test_name) {
-  const SweepConfig& config = ctx.config;
+// The start of every file name of a failing seed: "Suite.Test.seed-7".
+std::string FileStem(const std::string& test_name, uint64_t seed) {
+  return absl::StrCat(absl::StrReplaceAll(test_name.empty() ? "sweep" : test_name, {{"/", "_"}}),
+                      ".seed-", seed);
+}
+
+// How a report names a file it wrote. Under Bazel, a file in the outputs directory is
+// named inside the zip Bazel will have made of it by the time anyone reads the report.
+std::string ShownPath(const SweepConfig& config, const std::string& path) {
+  const std::string dir = config.outputs_dir + "/";
+  if (config.test_target.empty() || config.outputs_dir.empty() || !absl::StartsWith(path, dir)) {
+    return path;
+  }
+  return absl::StrCat(path.substr(dir.size()), " in ", internal::OutputsZipPath(config.outputs_dir));
+}
+
+// The trace files a seed's report writes: DSIM_TRACE's (for a single seed, or each
+// failing one), and, for a failure, two in TEST_UNDECLARED_OUTPUTS_DIR.
+std::vector<std::string> TracePaths(const SweepConfig& config, const SeedOutcome& outcome,
+                                    const std::string& test_name) {
   const bool failed = !outcome.status.ok();
   std::vector<std::string> paths;
   if (!config.trace_path.empty() && (config.all_seeds.size() == 1 || failed)) {
@@ -214,24 +327,48 @@ std::string SaveTraces(const SweepContext& ctx, const SeedOutcome& outcome,
                                                  : internal::PathForSeed(config.trace_path, outcome.seed));
   }
   if (failed && !config.outputs_dir.empty()) {
-    const std::string base = absl::StrCat(config.outputs_dir, "/",
-                                          absl::StrReplaceAll(test_name.empty() ? "sweep" : test_name,
-                                                              {{"/", "_"}}),
-                                          ".seed-", outcome.seed);
+    const std::string base =
+        absl::StrCat(config.outputs_dir, "/", FileStem(test_name, outcome.seed));
     paths.push_back(base + ".json");
     paths.push_back(base + ".txt");
   }
-  if (paths.empty()) return "";
-  SimRun again = RunSimulation(ctx, outcome.seed, /*keep_all_events=*/true);
+  return paths;
+}
+
+// Reruns a seed for its report when traces or its schedule are wanted: with every
+// trace event kept, and, for a failing seed, under a RecordingStrategy. Sweeps run
+// seeds unrecorded because recording costs a third of a CPU-bound sweep's time, and
+// determinism makes this the same run; the fingerprint and the failure are checked,
+// not assumed, and a schedule of some other run is never kept. Returns report lines.
+std::string RerunForReport(const SweepContext& ctx, SeedRun& run, const std::string& test_name) {
+  const SweepConfig& config = ctx.config;
+  const SeedOutcome& outcome = run.outcome;
+  const std::vector<std::string> paths = TracePaths(config, outcome, test_name);
+  const bool record = config.record && config.replay == nullptr && !outcome.status.ok();
+  if (paths.empty() && !record) return "";
+  SimRun again = RunSimulation(ctx, outcome.seed, /*keep_all_events=*/!paths.empty(), record);
   std::string lines;
-  if (again.sim->trace().fingerprint() != outcome.fingerprint) {
+  const bool same_run = again.sim->trace().fingerprint() == outcome.fingerprint;
+  if (!same_run) {
     absl::StrAppend(&lines, "  WARNING: rerunning seed ", outcome.seed,
                     " gave a different event stream: the simulation is nondeterministic; "
-                    "rerun with DSIM_CHECK_DETERMINISM=1 to find where\n");
+                    "rerun with DSIM_CHECK_DETERMINISM=1 to find where",
+                    record ? "; no schedule saved: it would not be the failing run's" : "", "\n");
   }
   for (const std::string& path : paths) {
     absl::Status written = again.sim->trace().WriteFile(path);
-    absl::StrAppend(&lines, "  trace: ", written.ok() ? path : written.ToString(), "\n");
+    absl::StrAppend(&lines, "  trace: ", written.ok() ? ShownPath(config, path) : written.ToString(),
+                    "\n");
+  }
+  const bool failed_again = !again.status.ok();
+  again.sim.reset();  // Teardown's decisions belong to the schedule too.
+  if (!record || !same_run) return lines;
+  if (failed_again) {
+    run.schedule = again.recorder->TakeSchedule();
+  } else {
+    absl::StrAppend(&lines, "  WARNING: rerunning seed ", outcome.seed,
+                    " gave the same events but passed: the body depends on something outside "
+                    "the simulation; no schedule saved\n");
   }
   return lines;
 }
@@ -263,21 +400,183 @@ void Emit(const SweepOptions& options, const std::string& message) {
   log << message << (message.empty() || message.back() == '\n' ? "" : "\n");
 }
 
-// Completes the reports of failing seeds (traces, rerun command) and emits them.
-void ReportFailures(const SweepContext& ctx, SweepResult& result, const std::string& test_name) {
+// Where one file of a failing seed was written.
+struct SavedFile {
+  std::string outputs_path;  // In TEST_UNDECLARED_OUTPUTS_DIR, or "".
+  std::string stable_path;   // In the schedule directory, or "".
+  std::string lines;         // Report lines: the paths, or why a write failed.
+};
+
+using FileWriter = std::function<absl::Status(const std::string& path)>;
+
+absl::Status WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+// The report line for one write: "  <what>: <where><detail>", or why it failed.
+std::string SavedLine(const SweepConfig& config, absl::string_view what, const std::string& path,
+                      const absl::Status& written, absl::string_view detail) {
+  if (!written.ok()) return absl::StrCat("  ", what, ": not saved: ", written.ToString(), "\n");
+  return absl::StrCat("  ", what, ": ", ShownPath(config, path), detail, "\n");
+}
+
+// Writes `name` to the outputs directory and to the stable schedule directory (made if
+// missing), whichever are configured. `what` and `detail` go into the report lines.
+SavedFile SaveFile(const SweepConfig& config, const std::string& name, absl::string_view what,
+                   absl::string_view detail, const FileWriter& write) {
+  SavedFile saved;
+  if (!config.outputs_dir.empty()) {
+    const std::string path = absl::StrCat(config.outputs_dir, "/", name);
+    const absl::Status written = write(path);
+    if (written.ok()) saved.outputs_path = path;
+    absl::StrAppend(&saved.lines, SavedLine(config, what, path, written, detail));
+  }
+  if (!config.schedule_dir.empty()) {
+    std::error_code ignored;  // A failure to make it shows as a failure to write.
+    std::filesystem::create_directories(config.schedule_dir, ignored);
+    const std::string path = absl::StrCat(config.schedule_dir, "/", name);
+    const absl::Status written = write(path);
+    if (written.ok()) saved.stable_path = path;
+    absl::StrAppend(&saved.lines, SavedLine(config, what, path, written, detail));
+  }
+  return saved;
+}
+
+// The command that replays a saved file: from the stable copy if there is one; under
+// Bazel otherwise out of outputs.zip, which is all that is left once the test ends.
+std::string ReplayLine(const SweepConfig& config, const SavedFile& saved, const std::string& name,
+                       absl::string_view label, const std::string& test_name) {
+  if (!saved.stable_path.empty()) {
+    return absl::StrCat("  ", label, ": ", internal::ReplayCommand(config, saved.stable_path, test_name),
+                        "\n");
+  }
+  if (saved.outputs_path.empty()) return "";
+  if (config.test_target.empty()) {
+    return absl::StrCat("  ", label, ": ",
+                        internal::ReplayCommand(config, saved.outputs_path, test_name), "\n");
+  }
+  const std::string unzipped = absl::StrCat("/tmp/", name);
+  return absl::StrCat("  ", label, ": unzip -o ",
+                      internal::ShellWord(internal::OutputsZipPath(config.outputs_dir)), " ",
+                      internal::ShellWord(name), " -d /tmp && ",
+                      internal::ReplayCommand(config, unzipped, test_name), "\n");
+}
+
+// " (decisions 812, preemptions 31, context switches 97)".
+std::string ScheduleSummary(const Schedule& schedule) {
+  const ScheduleStats stats = schedule.Stats();
+  return absl::StrCat(" (decisions ", stats.decisions, ", preemptions ", stats.preemptions,
+                      ", context switches ", stats.context_switches, ")");
+}
+
+// Saves a failing seed's schedule (when it has one) where SaveFile puts files; the
+// lines say where and how big it is.
+SavedFile SaveSchedule(const SweepConfig& config, SeedRun& run, const std::string& name) {
+  if (!run.schedule.has_value()) return {};
+  const Schedule& schedule = *run.schedule;
+  SavedFile saved = SaveFile(config, name, "schedule", ScheduleSummary(schedule),
+                             [&](const std::string& path) { return schedule.Save(path); });
+  run.outcome.schedule_path = !saved.stable_path.empty() ? saved.stable_path : saved.outputs_path;
+  return saved;
+}
+
+// The failure's identity while shrinking: the status code and the message's first line
+// with every number masked, so "got 3" and "got 1" match but a deadlock does not match
+// a stale read.
+std::string FailureSignature(const absl::Status& status) {
+  std::string out = absl::StrCat(absl::StatusCodeToString(status.code()), ": ");
+  bool in_number = false;
+  for (char c : FirstLine(status.message())) {
+    const bool digit = std::isdigit(static_cast<unsigned char>(c)) != 0;
+    if (!digit) out += c;
+    if (digit && !in_number) out += '#';
+    in_number = digit;
+  }
+  return out;
+}
+
+// Shrinks a failing seed's schedule by rerunning the body under the shrinker's
+// strategies, and saves the result and its interleaving beside the original.
+std::string ShrinkFailure(const SweepContext& ctx, SeedRun& run, const std::string& test_name) {
+  if (!run.schedule.has_value()) return "  shrink: no schedule of this run to shrink\n";
+  const std::string want = FailureSignature(run.outcome.status);
+  const uint64_t seed = run.outcome.seed;
+  const FailingRun still_fails = [&](std::shared_ptr<Strategy> strategy,
+                                     SchedulerListener* observer) {
+    // The simulation is torn down before this returns, so teardown's decisions are
+    // part of the recorded attempt, as they are of the original.
+    SimRun attempt = RunWith(ctx, seed, std::move(strategy), false, observer);
+    return !attempt.status.ok() && FailureSignature(attempt.status) == want;
+  };
+  ShrinkOptions options;
+  options.max_runs = ctx.config.shrink_max_runs;
+  absl::StatusOr<ShrinkResult> shrunk = ShrinkSchedule(*run.schedule, still_fails, options);
+  if (!shrunk.ok()) return absl::StrCat("  shrink: ", shrunk.status().ToString(), "\n");
+  const std::string stem = FileStem(test_name, seed) + ".shrunk";
+  std::string lines = absl::StrFormat(
+      "  shrunk (%d runs): preemptions %d -> %d, context switches %d -> %d, faults %d -> %d, "
+      "decisions %d -> %d\n",
+      shrunk->runs, shrunk->before.preemptions, shrunk->after.preemptions,
+      shrunk->before.context_switches, shrunk->after.context_switches, shrunk->faults_before,
+      shrunk->faults_after, shrunk->before.decisions, shrunk->after.decisions);
+  const SavedFile schedule =
+      SaveFile(ctx.config, stem + ".dsched", "shrunk schedule", "",
+               [&](const std::string& path) { return shrunk->shrunk.Save(path); });
+  const SavedFile text =
+      SaveFile(ctx.config, stem + ".txt", "shrunk interleaving", "",
+               [&](const std::string& path) { return WriteText(path, shrunk->interleaving); });
+  run.outcome.shrunk_schedule_path =
+      !schedule.stable_path.empty() ? schedule.stable_path : schedule.outputs_path;
+  absl::StrAppend(&lines, schedule.lines, text.lines,
+                  ReplayLine(ctx.config, schedule, stem + ".dsched", "replay shrunk", test_name));
+  return lines;
+}
+
+// The report's tail for a failing seed: saved traces and schedule, the commands that
+// bring the failure back, and shrinking. Under DSIM_REPLAY the schedule is the user's
+// file already, and replaying it again is the way back.
+std::string CompleteReport(const SweepContext& ctx, SeedRun& run, const std::string& test_name) {
+  const SweepConfig& config = ctx.config;
+  SeedOutcome& outcome = run.outcome;
+  std::string lines = RerunForReport(ctx, run, test_name);
+  const std::string name = FileStem(test_name, outcome.seed) + ".dsched";
+  const SavedFile schedule =
+      config.replay != nullptr ? SavedFile{} : SaveSchedule(config, run, name);
+  absl::StrAppend(&lines, schedule.lines);
+  if (!config.outputs_dir.empty() && !config.test_target.empty()) {
+    const std::string zip = internal::ShellWord(internal::OutputsZipPath(config.outputs_dir));
+    absl::StrAppend(&lines, "  (Bazel zips the test's outputs when it ends; to unpack them: unzip -o ",
+                    zip, " -d /tmp/dsim-outputs)\n");
+  }
+  if (config.replay != nullptr) {
+    absl::StrAppend(&lines, "  replay: ",
+                    internal::ReplayCommand(config, config.replay_path, test_name), "\n");
+  } else {
+    absl::StrAppend(&lines, "  rerun: ",
+                    internal::RerunCommand(config, outcome.seed, test_name, outcome.nondeterministic),
+                    "\n", ReplayLine(config, schedule, name, "replay", test_name));
+  }
+  if (config.shrink) absl::StrAppend(&lines, ShrinkFailure(ctx, run, test_name));
+  return lines;
+}
+
+// Completes the reports of failing seeds (traces, schedules, commands) and emits them.
+void ReportFailures(const SweepContext& ctx, std::vector<SeedRun>& runs,
+                    const std::string& test_name) {
   size_t detailed = 0;
   std::vector<uint64_t> undetailed;
-  for (SeedOutcome& outcome : result.outcomes) {
-    if (outcome.status.ok()) continue;
+  for (SeedRun& run : runs) {
+    if (run.outcome.status.ok()) continue;
     if (detailed++ >= ctx.options.detailed_failures) {
-      undetailed.push_back(outcome.seed);
+      undetailed.push_back(run.outcome.seed);
       continue;
     }
-    absl::StrAppend(&outcome.report, SaveTraces(ctx, outcome, test_name), "  rerun: ",
-                    internal::RerunCommand(ctx.config, outcome.seed, test_name,
-                                           outcome.nondeterministic),
-                    "\n");
-    Emit(ctx.options, outcome.report);
+    absl::StrAppend(&run.outcome.report, CompleteReport(ctx, run, test_name));
+    Emit(ctx.options, run.outcome.report);
   }
   if (!undetailed.empty()) {
     Emit(ctx.options, absl::StrCat("FAIL ", undetailed.size(), " more seeds also failed: ",
@@ -318,19 +617,19 @@ SweepResult SeedSweep::Run(const Body& body) {
     result.shard_index = config->shard_index;
   }
   const SweepContext ctx{options_, *config, body};
-  result.outcomes = RunSeeds(ctx, test_name.empty() ? "dsim sweep" : test_name);
-  for (const SeedOutcome& outcome : result.outcomes) {
-    if (!outcome.status.ok()) result.failed_seeds.push_back(outcome.seed);
+  std::vector<SeedRun> runs = RunSeeds(ctx, test_name.empty() ? "dsim sweep" : test_name);
+  for (const SeedRun& run : runs) {
+    if (!run.outcome.status.ok()) result.failed_seeds.push_back(run.outcome.seed);
   }
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ReportFailures(ctx, result, test_name);
+  ReportFailures(ctx, runs, test_name);
   // A passing single seed still writes the trace DSIM_TRACE asks for.
-  if (result.failed_seeds.empty() && config->all_seeds.size() == 1 &&
-      !result.outcomes.empty()) {
-    std::string lines = SaveTraces(ctx, result.outcomes[0], test_name);
+  if (result.failed_seeds.empty() && config->all_seeds.size() == 1 && !runs.empty()) {
+    std::string lines = RerunForReport(ctx, runs[0], test_name);
     if (!lines.empty()) (options_.log ? *options_.log : std::cerr) << lines;
   }
+  for (SeedRun& run : runs) result.outcomes.push_back(std::move(run.outcome));
   std::ostream& log = options_.log != nullptr ? *options_.log : std::cerr;
   log << SummaryLine(result, test_name) << "\n";
   if (config->total_shards > 1 && !config->split_seeds) {

@@ -18,11 +18,39 @@
 // fail_on_failed_run is off) any Run/RunFor/RunUntil of the simulation ended in a
 // deadlock, a limit or a task failure. For each failing seed the test fails with a
 // report: the seed and strategy, the virtual time, the last trace events, the blocked
-// tasks, where the trace was saved, and one command that reruns exactly that seed:
+// tasks, where the trace and the schedule were saved, one command that reruns exactly
+// that seed, and one that replays its schedule:
 //
 //   FAIL seed=1234 strategy=random(seed=1234): stale read: got 3, want 4
 //   ...
+//   schedule: /tmp/dsim-schedules/Kv.Linearizable.seed-1234.dsched (decisions 812, preemptions 31, context switches 97)
 //   rerun: ./bazelw test //tests:kv_test --test_env=DSIM_SEED=1234 --test_filter=Kv.Linearizable
+//   replay: ./bazelw test //tests:kv_test --test_env=DSIM_REPLAY=/tmp/dsim-schedules/Kv.Linearizable.seed-1234.dsched --test_filter=Kv.Linearizable
+//
+// Seed or schedule? A seed reproduces a run only while the code stays the same: one
+// more random draw anywhere and the seed explores another run. The schedule holds every
+// decision of the failing run (task order, timer order, wakes, every random value), so
+// replaying it gives that run back while the code still fits it, and says exactly where
+// it stopped fitting (the decision, the step, the expected and the actual runnable
+// set) when it does not. Keep the schedule of a bug you are fixing; rerun the seed to
+// see the fix at work on the same seed.
+//
+// Schedules. A failing seed that gets a full report is run once more under a
+// RecordingStrategy (schedule.h) around its strategy; the harness already reruns it for
+// its traces, and both come from that one rerun. Determinism makes the rerun the
+// failing run; the harness checks it (same event-stream fingerprint, fails again) and
+// saves no schedule, with a warning, when it is not. Seeds are not recorded as they
+// run: recording every decision costs about a third of a CPU-bound sweep's time
+// (//bench:sim_bench, BM_SweepSerial: 143 ms -> 190 ms), and passing seeds would throw
+// it away. The schedule is written as <test name>.seed-<n>.dsched, next to the traces:
+//   - in TEST_UNDECLARED_OUTPUTS_DIR under Bazel. Bazel 4 zips that directory into
+//     outputs.zip inside it when the test ends and deletes the files, so the report
+//     names the zip (bazel-testlogs/<package>/<target>/test.outputs/outputs.zip);
+//   - and in DSIM_SCHEDULE_DIR (default /tmp/dsim-schedules), a plain file that outlives
+//     the test, which the replay command uses. Tests see the real /tmp under the
+//     processwrapper sandbox this workspace uses; a sandbox that hides /tmp, or remote
+//     execution (the executor's /tmp), loses the copy, so set DSIM_SCHEDULE_DIR=
+//     (empty) there, and the replay command takes the schedule out of outputs.zip.
 //
 // Environment (read when the sweep runs):
 //   DSIM_SEED=<n>               run only seed n.
@@ -38,6 +66,27 @@
 //   DSIM_JOBS=<n>               run seeds on n OS threads (0: one per core).
 //   DSIM_PROGRESS=0|1           force the progress line off or on (default: on when
 //                               stderr is a terminal and the sweep takes over a second).
+//   DSIM_REPLAY=<file>          run one simulation, replaying the schedule in <file> (an
+//                               absolute path under Bazel): the seed is the file's, every
+//                               decision is the recorded one. If the program no longer
+//                               fits the schedule, the seed fails with "replay diverged
+//                               at decision i (step s, ...)": the expected versus the
+//                               actual candidates. A program that ends making fewer
+//                               decisions than recorded fails with "replay incomplete".
+//                               Conflicts with DSIM_STRATEGY and with another DSIM_SEED.
+//   DSIM_SHRINK=1               also shrink each reported failing seed's schedule
+//                               (scheduler/shrink.h) by running the body again, up to
+//                               SweepOptions::shrink_max_runs times, keeping only runs
+//                               that fail the same way (same status code, same first
+//                               line of the message with numbers masked). Saves
+//                               <name>.seed-<n>.shrunk.dsched and the readable
+//                               interleaving <name>.seed-<n>.shrunk.txt beside the
+//                               schedule, prints preemptions before -> after and a
+//                               replay command for the shrunk schedule.
+//   DSIM_RECORD=0|1             save failing seeds' schedules (default 1). 0 spares
+//                               the rerun that records them when no trace needs it.
+//   DSIM_SCHEDULE_DIR=<dir>     the stable copy's directory (default
+//                               /tmp/dsim-schedules); set but empty: no stable copy.
 //
 // Bazel. The sweep honours the test sharding protocol: with TEST_TOTAL_SHARDS=k, shard
 // i runs the seeds at positions i, i+k, i+2k, ... of the seed list, and touches
@@ -101,6 +150,16 @@ struct SweepOptions {
   // Otherwise, or when off, reports go to `log`.
   bool report_to_gtest = true;
   std::ostream* log = nullptr;  // Null means std::cerr.
+  // Save the schedules of reported failing seeds (recorded in a rerun), for replay.
+  // DSIM_RECORD overrides.
+  bool record_schedules = true;
+  // Shrink the schedules of reported failing seeds. DSIM_SHRINK overrides.
+  bool shrink = false;
+  // Body runs one seed's shrinking may spend (a bound: shrinking reruns the body).
+  int shrink_max_runs = 1000;
+  // The failing seeds' schedules are also saved here, outside Bazel's zipped outputs;
+  // "" for nowhere. DSIM_SCHEDULE_DIR overrides.
+  std::string schedule_dir = "/tmp/dsim-schedules";
   // Name for the rerun command's test filter when not inside a GoogleTest test.
   std::string test_name;
   // How reruns invoke Bazel. Empty: DSIM_BAZEL, else "./bazelw" in this workspace
@@ -121,6 +180,10 @@ struct SeedOutcome {
   std::string strategy;          // Description, e.g. "random(seed=7)".
   bool nondeterministic = false; // The determinism check found two runs differing.
   std::string report;            // Failure report (empty for a passing seed).
+  // Where the failing run's schedule was saved for replay (the stable copy if there is
+  // one), and its shrunk form under DSIM_SHRINK; "" when not saved.
+  std::string schedule_path;
+  std::string shrunk_schedule_path;
 };
 
 struct SweepResult {

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -27,10 +29,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "scheduler/mutex.h"
 #include "scheduler/notification.h"
+#include "scheduler/schedule.h"
 #include "sim/internal/sweep_config.h"
 
 namespace dsim {
@@ -44,8 +48,10 @@ EnvLookup MapEnv(std::map<std::string, std::string> vars) {
   };
 }
 
-// Options for in-process sweeps whose failures are expected: report to a string.
+// Options for in-process sweeps whose failures are expected: report to a string, and
+// keep failing seeds' schedules in the test's temporary directory, not /tmp.
 SweepOptions QuietOptions(std::ostringstream* log, std::map<std::string, std::string> env = {}) {
+  env.emplace("DSIM_SCHEDULE_DIR", absl::StrCat(::testing::TempDir(), "/schedules"));
   SweepOptions options;
   options.report_to_gtest = false;
   options.log = log;
@@ -431,6 +437,350 @@ TEST(HarnessRerunCommand, OutsideBazelItRunsThisBinaryWithAGtestFilter) {
   EXPECT_EQ(internal::PathForSeed("/t.d/run", 7), "/t.d/run.seed-7");
 }
 
+TEST(HarnessRerunCommand, TheReplayCommandSetsOnlyDsimReplay) {
+  internal::SweepConfig config;
+  config.strategy = "pct:3";
+  config.strategy_from_env = true;  // A replay decides as recorded: no strategy.
+  config.test_target = "//x:y";
+  config.bazel_command = "./bazelw";
+  EXPECT_EQ(internal::ReplayCommand(config, "/tmp/s/A.B.seed-9.dsched", "A.B"),
+            "./bazelw test //x:y --test_env=DSIM_REPLAY=/tmp/s/A.B.seed-9.dsched "
+            "--test_filter=A.B");
+}
+
+TEST(HarnessRerunCommand, TheOutputsZipIsNamedFromTheWorkspace) {
+  EXPECT_EQ(internal::OutputsZipPath("/root/.cache/bazel/_bazel_root/abc/execroot/dsim/bazel-out/"
+                                     "k8-fastbuild/testlogs/tests/kv_test/test.outputs"),
+            "bazel-testlogs/tests/kv_test/test.outputs/outputs.zip");
+  EXPECT_EQ(internal::OutputsZipPath("/elsewhere/out"), "/elsewhere/out/outputs.zip");
+}
+
+// ---- Schedules: record, replay, shrink ----------------------------------------------
+
+const SeedOutcome& FirstFailure(const SweepResult& result) {
+  return *std::find_if(result.outcomes.begin(), result.outcomes.end(),
+                       [](const SeedOutcome& o) { return !o.status.ok(); });
+}
+
+// A fresh, empty directory under the test's temporary directory.
+std::string FreshDir(absl::string_view name) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/", name);
+  EXPECT_EQ(system(absl::StrCat("rm -rf ", dir, " && mkdir -p ", dir).c_str()), 0);
+  return dir;
+}
+
+std::vector<std::string> FilesIn(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The lines of `report` that start (after indentation) with `label: `, without it.
+std::string ReportLine(const std::string& report, const std::string& label) {
+  const size_t at = report.find(absl::StrCat("  ", label, ": "));
+  if (at == std::string::npos) return "";
+  const size_t start = at + label.size() + 4;
+  return report.substr(start, report.find('\n', start) - start);
+}
+
+// A failing seed's schedule goes to the outputs directory, named after the test and the
+// seed; passing seeds leave nothing behind.
+TEST(HarnessSchedules, AFailingSeedWritesItsScheduleToUndeclaredOutputs) {
+  const std::string outputs = FreshDir("outputs-schedules");
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"TEST_UNDECLARED_OUTPUTS_DIR", outputs},
+                                             {"DSIM_SCHEDULE_DIR", ""}});
+  options.seeds = 30;
+  SweepResult result = SeedSweep(options).Run(PlantedBug);
+  ASSERT_FALSE(result.failed_seeds.empty());
+  std::vector<std::string> schedules;
+  for (const std::string& name : FilesIn(outputs)) {
+    if (absl::EndsWith(name, ".dsched")) schedules.push_back(name);
+  }
+  EXPECT_EQ(schedules.size(), std::min<size_t>(result.failed_seeds.size(), options.detailed_failures))
+      << "one per reported failing seed, none for passing seeds";
+  const SeedOutcome& failed = FirstFailure(result);
+  const std::string path = absl::StrCat(
+      outputs, "/HarnessSchedules.AFailingSeedWritesItsScheduleToUndeclaredOutputs.seed-",
+      failed.seed, ".dsched");
+  EXPECT_EQ(failed.schedule_path, path);
+  absl::StatusOr<Schedule> schedule = Schedule::Load(path);
+  ASSERT_TRUE(schedule.ok()) << schedule.status();
+  EXPECT_EQ(schedule->seed(), failed.seed);
+  EXPECT_FALSE(schedule->empty());
+  EXPECT_TRUE(absl::StrContains(failed.report, absl::StrCat("  schedule: ", path, " (")))
+      << failed.report;
+  EXPECT_TRUE(absl::StrContains(failed.report, absl::StrCat("DSIM_REPLAY=", path)))
+      << failed.report;
+}
+
+TEST(HarnessSchedules, TheStableCopyIsWhatTheReplayCommandUses) {
+  const std::string stable = FreshDir("stable-schedules");
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_SCHEDULE_DIR", stable + "/made/by/sweep"},
+                                             {"TEST_TARGET", "//tests:harness_test"},
+                                             {"TEST_WORKSPACE", "dsim"}});
+  options.seeds = 30;
+  const SeedOutcome failed = FirstFailure(SeedSweep(options).Run(PlantedBug));
+  const std::string path =
+      absl::StrCat(stable, "/made/by/sweep/HarnessSchedules.TheStableCopyIsWhatTheReplayCommandUses.seed-",
+                   failed.seed, ".dsched");
+  EXPECT_EQ(failed.schedule_path, path);
+  EXPECT_TRUE(Schedule::Load(path).ok());
+  EXPECT_EQ(ReportLine(failed.report, "replay"),
+            absl::StrCat("./bazelw test //tests:harness_test --test_env=DSIM_REPLAY=", path,
+                         " --test_filter=HarnessSchedules.TheStableCopyIsWhatTheReplayCommandUses"))
+      << failed.report;
+  const size_t rerun = failed.report.find("  rerun: ");
+  EXPECT_LT(rerun, failed.report.find("  replay: ")) << "the seed first, then the schedule";
+}
+
+// Under Bazel without a stable copy, the outputs directory is zipped once the test
+// ends: the replay command takes the schedule out of the zip.
+TEST(HarnessSchedules, WithoutAStableCopyTheReplayCommandUnzipsTheOutputs) {
+  const std::string outputs = FreshDir("testlogs/tests/harness_test/test.outputs");
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"TEST_UNDECLARED_OUTPUTS_DIR", outputs},
+                                             {"DSIM_SCHEDULE_DIR", ""},
+                                             {"TEST_TARGET", "//tests:harness_test"},
+                                             {"TEST_WORKSPACE", "dsim"}});
+  options.seeds = 30;
+  const SeedOutcome failed = FirstFailure(SeedSweep(options).Run(PlantedBug));
+  const std::string name = absl::StrCat(
+      "HarnessSchedules.WithoutAStableCopyTheReplayCommandUnzipsTheOutputs.seed-", failed.seed,
+      ".dsched");
+  EXPECT_EQ(ReportLine(failed.report, "replay"),
+            absl::StrCat("unzip -o bazel-testlogs/tests/harness_test/test.outputs/outputs.zip ",
+                         name, " -d /tmp && ./bazelw test //tests:harness_test "
+                         "--test_env=DSIM_REPLAY=/tmp/", name,
+                         " --test_filter=HarnessSchedules.WithoutAStableCopyTheReplayCommandUnzipsTheOutputs"))
+      << failed.report;
+  EXPECT_TRUE(absl::StrContains(
+      failed.report, absl::StrCat("  schedule: ", name,
+                                  " in bazel-testlogs/tests/harness_test/test.outputs/outputs.zip (")))
+      << failed.report;
+  EXPECT_TRUE(absl::StrContains(failed.report, "(Bazel zips the test's outputs")) << failed.report;
+}
+
+TEST(HarnessSchedules, DsimRecordZeroSavesNoScheduleAndOffersNoReplay) {
+  const std::string stable = FreshDir("unrecorded");
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_RECORD", "0"}, {"DSIM_SCHEDULE_DIR", stable}});
+  options.seeds = 30;
+  const SeedOutcome failed = FirstFailure(SeedSweep(options).Run(PlantedBug));
+  EXPECT_TRUE(failed.schedule_path.empty());
+  EXPECT_TRUE(FilesIn(stable).empty());
+  EXPECT_TRUE(absl::StrContains(failed.report, "  rerun: ")) << failed.report;
+  EXPECT_FALSE(absl::StrContains(failed.report, "replay")) << failed.report;
+}
+
+// Schedules are recorded in a rerun of the failing seed, which must be the same run:
+// planted nondeterminism (state kept across runs) makes the rerun sleep longer.
+TEST(HarnessSchedules, NoScheduleIsSavedWhenTheRecordedRerunIsAnotherRun) {
+  auto runs = std::make_shared<int>(0);
+  auto body = [runs](Simulation& sim) -> absl::Status {
+    const int run = (*runs)++;
+    sim.Spawn("sleeper", [run] { dsim::SleepFor(absl::Milliseconds(1 + run)); });
+    if (absl::Status s = sim.Run().status(); !s.ok()) return s;
+    return absl::InternalError("always fails");
+  };
+  std::ostringstream log;
+  SweepResult result = SeedSweep(QuietOptions(&log, {{"DSIM_SEED", "1"}})).Run(body);
+  ASSERT_EQ(result.failed_seeds, std::vector<uint64_t>{1});
+  const std::string& report = result.outcomes[0].report;
+  EXPECT_TRUE(result.outcomes[0].schedule_path.empty()) << report;
+  EXPECT_TRUE(absl::StrContains(report, "no schedule saved: it would not be the failing run's"))
+      << report;
+  EXPECT_FALSE(absl::StrContains(report, "replay:")) << report;
+}
+
+// The recorded strategy (roundrobin here) need not be given again: the schedule holds
+// every decision it made, random values included.
+TEST(HarnessSchedules, ReplayingTheSavedScheduleReproducesTheSameFailure) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 30;
+  options.simulation.strategy = "roundrobin";
+  SweepResult sweep = SeedSweep(options).Run(PlantedBug);
+  ASSERT_FALSE(sweep.failed_seeds.empty()) << log.str();
+  const SeedOutcome& original = FirstFailure(sweep);
+  ASSERT_FALSE(original.schedule_path.empty()) << original.report;
+
+  std::ostringstream replay_log;
+  SweepResult replay =
+      SeedSweep(QuietOptions(&replay_log, {{"DSIM_REPLAY", original.schedule_path}})).Run(PlantedBug);
+  ASSERT_EQ(replay.outcomes.size(), 1u) << replay_log.str();
+  const SeedOutcome& again = replay.outcomes[0];
+  EXPECT_EQ(again.seed, original.seed);
+  EXPECT_EQ(again.status, original.status);
+  EXPECT_EQ(again.fingerprint, original.fingerprint) << "the same event stream";
+  EXPECT_EQ(again.steps, original.steps);
+  EXPECT_TRUE(absl::StartsWith(again.strategy, "replay(")) << again.strategy;
+  EXPECT_EQ(ReportLine(again.report, "replay"),
+            ReportLine(original.report, "replay"))
+      << "a failing replay offers itself again\n" << again.report;
+  EXPECT_FALSE(absl::StrContains(again.report, "rerun:")) << again.report;
+}
+
+TEST(HarnessSchedules, APassingReplayPasses) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 30;
+  const SeedOutcome failed = FirstFailure(SeedSweep(options).Run(PlantedBug));
+  // The same program with the bug fixed makes the same decisions and passes.
+  auto fixed = [](Simulation& sim) -> absl::Status {
+    absl::Status status = PlantedBug(sim);
+    return absl::StrContains(status.message(), "stale read") ? absl::OkStatus() : status;
+  };
+  std::ostringstream replay_log;
+  SweepResult replay =
+      SeedSweep(QuietOptions(&replay_log, {{"DSIM_REPLAY", failed.schedule_path}})).Run(fixed);
+  EXPECT_TRUE(replay.ok()) << replay_log.str();
+  EXPECT_EQ(SeedsOf(replay), std::vector<uint64_t>{failed.seed});
+}
+
+TEST(HarnessSchedules, AReplayOfAnotherProgramReportsWhereItDiverged) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 30;
+  const SeedOutcome failed = FirstFailure(SeedSweep(options).Run(PlantedBug));
+  std::ostringstream replay_log;
+  SweepResult replay =
+      SeedSweep(QuietOptions(&replay_log, {{"DSIM_REPLAY", failed.schedule_path}})).Run(Workload);
+  ASSERT_EQ(replay.failed_seeds, std::vector<uint64_t>{failed.seed}) << replay_log.str();
+  const SeedOutcome& diverged = replay.outcomes[0];
+  EXPECT_EQ(diverged.status.code(), absl::StatusCode::kFailedPrecondition);
+  const std::string& report = diverged.report;
+  EXPECT_TRUE(std::regex_search(report, std::regex("FAIL seed=[0-9]+ strategy=replay\\([^\n]*: "
+                                                   "replay diverged at decision [0-9]+ \\(step "
+                                                   "[0-9]+, ")))
+      << report;
+  EXPECT_TRUE(absl::StrContains(report, "the schedule expected ")) << report;
+  EXPECT_TRUE(absl::StrContains(report, "the program asked ")) << report;
+  EXPECT_TRUE(absl::StrContains(report, "the code no longer fits this schedule")) << report;
+}
+
+// Fails after drawing `draws` random values, so its schedule ends with them.
+SeedSweep::Body DrawsThenFails(int draws, bool fail) {
+  return [draws, fail](Simulation& sim) -> absl::Status {
+    sim.Spawn("drawer", [&sim, draws] {
+      for (int i = 0; i < draws; ++i) sim.random().Below(10);
+    });
+    if (absl::Status s = sim.Run().status(); !s.ok()) return s;
+    return fail ? absl::InternalError("planted") : absl::OkStatus();
+  };
+}
+
+TEST(HarnessSchedules, AReplayOfAProgramThatEndsSoonerReportsItIncomplete) {
+  std::ostringstream log;
+  SweepResult recorded = SeedSweep(QuietOptions(&log, {{"DSIM_SEED", "3"}}))
+                             .Run(DrawsThenFails(4, /*fail=*/true));
+  ASSERT_EQ(recorded.failed_seeds, std::vector<uint64_t>{3});
+  const std::string path = recorded.outcomes[0].schedule_path;
+  // Two draws fewer: every decision it makes fits, but the schedule is not used up.
+  std::ostringstream replay_log;
+  SweepResult replay = SeedSweep(QuietOptions(&replay_log, {{"DSIM_REPLAY", path}}))
+                           .Run(DrawsThenFails(2, /*fail=*/false));
+  ASSERT_EQ(replay.failed_seeds, std::vector<uint64_t>{3}) << replay_log.str();
+  EXPECT_TRUE(absl::StrContains(replay.outcomes[0].report, ": replay incomplete: the program made "))
+      << replay.outcomes[0].report;
+}
+
+TEST(HarnessSchedules, ReplayConfigurationErrorsAreClear) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_SEED", "4"}});
+  options.simulation.strategy = "roundrobin";
+  const std::string path = absl::StrCat(::testing::TempDir(), "/schedules/config.dsched");
+  SweepResult recorded = SeedSweep(options).Run(DrawsThenFails(1, /*fail=*/true));
+  ASSERT_EQ(recorded.outcomes[0].schedule_path,
+            absl::StrCat(::testing::TempDir(), "/schedules/HarnessSchedules.ReplayConfigurationErrorsAreClear.seed-4.dsched"));
+  const std::string saved = recorded.outcomes[0].schedule_path;
+  for (const auto& [env, want] : std::vector<std::pair<std::map<std::string, std::string>, std::string>>{
+           {{{"DSIM_REPLAY", "/no/such/file.dsched"}}, "DSIM_REPLAY: "},
+           {{{"DSIM_REPLAY", "relative.dsched"}}, "give an absolute path"},
+           {{{"DSIM_REPLAY", saved}, {"DSIM_STRATEGY", "pct:2"}}, "DSIM_STRATEGY=pct:2"},
+           {{{"DSIM_REPLAY", saved}, {"DSIM_SEED", "5"}}, "DSIM_SEED=5 contradicts"},
+           {{{"DSIM_SHRINK", "1"}, {"DSIM_RECORD", "0"}}, "DSIM_SHRINK=1 needs"}}) {
+    std::ostringstream error_log;
+    bool ran = false;
+    SweepResult result = SeedSweep(QuietOptions(&error_log, env)).Run([&](Simulation&) {
+      ran = true;
+      return absl::OkStatus();
+    });
+    EXPECT_FALSE(result.config_error.ok()) << want;
+    EXPECT_FALSE(ran) << want;
+    EXPECT_TRUE(absl::StrContains(error_log.str(), want)) << error_log.str();
+  }
+  // The same seed as the file's is no contradiction.
+  std::ostringstream same_log;
+  SweepResult same = SeedSweep(QuietOptions(&same_log, {{"DSIM_REPLAY", saved}, {"DSIM_SEED", "4"}}))
+                         .Run(DrawsThenFails(1, /*fail=*/false));
+  EXPECT_TRUE(same.ok()) << same_log.str();
+}
+
+// A lost update: three tasks increment a shared counter by reading it, reaching a
+// preemption point, and writing it back, between preemption points that are only noise.
+// A random walk loses an update in most seeds, with many irrelevant preemptions.
+absl::Status LostUpdate(Simulation& sim) {
+  auto counter = std::make_shared<int>(0);
+  for (int i = 0; i < 3; ++i) {
+    sim.Spawn(absl::StrCat("incr-", i), [counter] {
+      for (int noise = 0; noise < 6; ++noise) dsim::SchedulingPoint();
+      const int read = *counter;
+      dsim::SchedulingPoint();
+      *counter = read + 1;
+      for (int noise = 0; noise < 6; ++noise) dsim::SchedulingPoint();
+    });
+  }
+  if (absl::Status s = sim.Run().status(); !s.ok()) return s;
+  if (*counter != 3) {
+    return absl::InternalError(absl::StrCat("lost update: counter is ", *counter, ", want 3"));
+  }
+  return absl::OkStatus();
+}
+
+TEST(HarnessSchedules, DsimShrinkSavesASmallerScheduleThatStillFails) {
+  const std::string stable = FreshDir("shrunk");
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_SHRINK", "1"}, {"DSIM_SCHEDULE_DIR", stable}});
+  options.seeds = 20;
+  options.stop_after_failures = 1;
+  SweepResult result = SeedSweep(options).Run(LostUpdate);
+  ASSERT_EQ(result.failed_seeds.size(), 1u) << log.str();
+  const SeedOutcome& failed = result.outcomes.back();
+  ASSERT_FALSE(failed.shrunk_schedule_path.empty()) << failed.report;
+  absl::StatusOr<Schedule> original = Schedule::Load(failed.schedule_path);
+  absl::StatusOr<Schedule> shrunk = Schedule::Load(failed.shrunk_schedule_path);
+  ASSERT_TRUE(original.ok() && shrunk.ok());
+  const ScheduleStats before = original->Stats();
+  const ScheduleStats after = shrunk->Stats();
+  EXPECT_LE(after.preemptions, before.preemptions) << failed.report;
+  EXPECT_GT(before.preemptions, 0u) << failed.report;
+  EXPECT_TRUE(absl::StrContains(failed.report, absl::StrCat("preemptions ", before.preemptions,
+                                                             " -> ", after.preemptions)))
+      << failed.report;
+  // The readable interleaving sits beside it.
+  const std::string text_path =
+      absl::StrReplaceAll(failed.shrunk_schedule_path, {{".shrunk.dsched", ".shrunk.txt"}});
+  std::ifstream text(text_path);
+  ASSERT_TRUE(text.good()) << text_path;
+  std::string interleaving((std::istreambuf_iterator<char>(text)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(absl::StrContains(interleaving, "incr-")) << interleaving;
+  EXPECT_TRUE(absl::StrContains(failed.report, absl::StrCat("DSIM_REPLAY=", failed.shrunk_schedule_path)))
+      << failed.report;
+
+  // Replaying the shrunk schedule fails the same way.
+  std::ostringstream replay_log;
+  SweepResult replay =
+      SeedSweep(QuietOptions(&replay_log, {{"DSIM_REPLAY", failed.shrunk_schedule_path}})).Run(LostUpdate);
+  ASSERT_EQ(replay.failed_seeds, std::vector<uint64_t>{failed.seed}) << replay_log.str();
+  EXPECT_TRUE(absl::StrContains(replay.outcomes[0].status.message(), "lost update"))
+      << replay.outcomes[0].report;
+}
+
 // ---- Child processes ---------------------------------------------------------------
 
 bool IsChild() {
@@ -486,6 +836,13 @@ std::string SelfExe() {
   return length > 0 ? std::string(buffer, static_cast<size_t>(length)) : "";
 }
 
+// The environment of child sweeps: no Bazel target (commands run the binary itself),
+// and schedules kept in this test's temporary directory.
+std::string ChildEnv() {
+  return absl::StrCat("env -u TEST_TARGET -u TEST_UNDECLARED_OUTPUTS_DIR DSIM_HARNESS_CHILD=1 ",
+                      "DSIM_SCHEDULE_DIR=", ::testing::TempDir(), "/child-schedules ");
+}
+
 TEST(HarnessProcess, BazelStyleShardsEachRunTheSweepAndSplitItsSeeds) {
   const std::string dir = ::testing::TempDir();
   const std::string seed_log = absl::StrCat(dir, "/child-seeds.txt");
@@ -495,7 +852,7 @@ TEST(HarnessProcess, BazelStyleShardsEachRunTheSweepAndSplitItsSeeds) {
     std::remove(status.c_str());
     // As Bazel's test runner does: TEST_* and the GTEST_* copies.
     const ChildResult child = Shell(absl::StrCat(
-        "env -u TEST_TARGET DSIM_HARNESS_CHILD=1 DSIM_CHILD_SEED_LOG=", seed_log,
+        ChildEnv(), "DSIM_CHILD_SEED_LOG=", seed_log,
         " TEST_TOTAL_SHARDS=3 TEST_SHARD_INDEX=", shard, " GTEST_TOTAL_SHARDS=3 GTEST_SHARD_INDEX=",
         shard, " TEST_SHARD_STATUS_FILE=", status, " ", SelfExe(),
         " --gtest_filter=HarnessChild.SweepLogsSeeds"));
@@ -513,7 +870,7 @@ TEST(HarnessProcess, BazelStyleShardsEachRunTheSweepAndSplitItsSeeds) {
 }
 
 TEST(HarnessProcess, ThePrintedRerunCommandReproducesTheFailureWhenRunByAShell) {
-  const ChildResult sweep = Shell(absl::StrCat("env -u TEST_TARGET DSIM_HARNESS_CHILD=1 ", SelfExe(),
+  const ChildResult sweep = Shell(absl::StrCat(ChildEnv(), SelfExe(),
                                                " --gtest_filter=HarnessChild.PlantedBug"));
   ASSERT_NE(sweep.exit_code, 0) << sweep.output;
   std::smatch fail;
@@ -525,9 +882,32 @@ TEST(HarnessProcess, ThePrintedRerunCommandReproducesTheFailureWhenRunByAShell) 
   EXPECT_TRUE(absl::StartsWith(command, absl::StrCat("DSIM_SEED=", fail[1].str(), " ")))
       << command;
 
-  const ChildResult again = Shell(absl::StrCat("env -u TEST_TARGET DSIM_HARNESS_CHILD=1 ", command));
+  const ChildResult again = Shell(absl::StrCat(ChildEnv(), command));
   EXPECT_NE(again.exit_code, 0) << again.output;
   EXPECT_TRUE(absl::StrContains(again.output, fail[0].str())) << "same FAIL line\n" << again.output;
+  EXPECT_TRUE(absl::StrContains(again.output, "1 seed run, 1 failed")) << again.output;
+}
+
+TEST(HarnessProcess, ThePrintedReplayCommandReproducesTheFailureWhenRunByAShell) {
+  const ChildResult sweep = Shell(absl::StrCat(ChildEnv(), SelfExe(),
+                                               " --gtest_filter=HarnessChild.PlantedBug"));
+  ASSERT_NE(sweep.exit_code, 0) << sweep.output;
+  std::smatch fail;
+  ASSERT_TRUE(std::regex_search(sweep.output, fail,
+                                std::regex("FAIL seed=([0-9]+) strategy=[^:]*(: [^\n]*)")))
+      << sweep.output;
+  std::smatch replay;
+  ASSERT_TRUE(std::regex_search(sweep.output, replay, std::regex("  replay: ([^\n]*)")))
+      << sweep.output;
+  const std::string command = replay[1];
+  EXPECT_TRUE(absl::StartsWith(command, "DSIM_REPLAY=/")) << command;
+
+  const ChildResult again = Shell(absl::StrCat(ChildEnv(), command));
+  EXPECT_NE(again.exit_code, 0) << again.output;
+  EXPECT_TRUE(absl::StrContains(
+      again.output, absl::StrCat("FAIL seed=", fail[1].str(), " strategy=replay(")))
+      << again.output;
+  EXPECT_TRUE(absl::StrContains(again.output, fail[2].str())) << "same failure\n" << again.output;
   EXPECT_TRUE(absl::StrContains(again.output, "1 seed run, 1 failed")) << again.output;
 }
 

@@ -102,6 +102,55 @@ absl::Status ResolveRunMode(const SweepOptions& options, const EnvLookup& env,
   return absl::OkStatus();
 }
 
+// DSIM_RECORD, DSIM_SHRINK and DSIM_SCHEDULE_DIR. A DSIM_SCHEDULE_DIR that is set but
+// empty turns the stable copy off (for remote execution, where /tmp is not the user's).
+absl::Status ResolveRecording(const SweepOptions& options, const EnvLookup& env,
+                              SweepConfig* config) {
+  std::optional<int> record;
+  std::optional<int> shrink;
+  if (absl::Status s = ReadInt(env, "DSIM_RECORD", "0 or 1", &record); !s.ok()) return s;
+  if (absl::Status s = ReadInt(env, "DSIM_SHRINK", "0 or 1", &shrink); !s.ok()) return s;
+  config->record = record.has_value() ? *record != 0 : options.record_schedules;
+  config->shrink = shrink.has_value() ? *shrink != 0 : options.shrink;
+  config->shrink_max_runs = options.shrink_max_runs;
+  config->schedule_dir = env("DSIM_SCHEDULE_DIR").value_or(options.schedule_dir);
+  if (config->shrink && !config->record) {
+    return absl::InvalidArgumentError(
+        "DSIM_SHRINK=1 needs the failing seed's schedule: do not set DSIM_RECORD=0 with it");
+  }
+  return absl::OkStatus();
+}
+
+// DSIM_REPLAY: one run, of the schedule's own seed, under the schedule. A DSIM_SEED
+// that names another seed or any DSIM_STRATEGY contradicts it and is an error.
+absl::Status ResolveReplay(const EnvLookup& env, SweepConfig* config) {
+  config->replay_path = Get(env, "DSIM_REPLAY");
+  if (config->replay_path.empty()) return absl::OkStatus();
+  absl::StatusOr<Schedule> schedule = Schedule::Load(config->replay_path);
+  if (!schedule.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "DSIM_REPLAY: ", schedule.status().message(),
+        absl::StartsWith(config->replay_path, "/")
+            ? ""
+            : " (under Bazel a test runs in its runfiles directory: give an absolute path)"));
+  }
+  if (config->strategy_from_env) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "DSIM_REPLAY and DSIM_STRATEGY=", config->strategy,
+        " both choose the strategy; a replay decides exactly as the recorded run did"));
+  }
+  std::optional<uint64_t> seed;
+  if (absl::Status s = ReadInt(env, "DSIM_SEED", "an unsigned integer", &seed); !s.ok()) return s;
+  if (seed.has_value() && *seed != schedule->seed()) {
+    return absl::InvalidArgumentError(absl::StrCat("DSIM_SEED=", *seed, " contradicts DSIM_REPLAY=",
+                                                   config->replay_path, ", a run of seed ",
+                                                   schedule->seed()));
+  }
+  config->all_seeds = {schedule->seed()};
+  config->replay = std::make_shared<const Schedule>(*std::move(schedule));
+  return absl::OkStatus();
+}
+
 std::string DefaultBazelCommand(const EnvLookup& env) {
   if (std::optional<std::string> command = env("DSIM_BAZEL"); command && !command->empty()) {
     return *command;
@@ -109,7 +158,34 @@ std::string DefaultBazelCommand(const EnvLookup& env) {
   return Get(env, "TEST_WORKSPACE") == "dsim" ? "./bazelw" : "bazel";
 }
 
-// Quotes a value for a POSIX shell when it needs it.
+std::string SelfPath() {
+  char buffer[PATH_MAX];
+  const ssize_t length = readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
+  if (length <= 0) return "<test binary>";
+  return std::string(buffer, static_cast<size_t>(length));
+}
+
+// The command line that runs this test (under Bazel, or this binary directly) with `env`
+// set.
+std::string CommandWithEnv(const SweepConfig& config, const std::vector<std::string>& env,
+                           const std::string& test_filter) {
+  if (!config.test_target.empty()) {
+    std::string command = absl::StrCat(config.bazel_command, " test ", config.test_target);
+    for (const std::string& e : env) absl::StrAppend(&command, " --test_env=", ShellWord(e));
+    if (!test_filter.empty()) absl::StrAppend(&command, " --test_filter=", ShellWord(test_filter));
+    // The rerun is one seed: no shards, so its whole output is in one log.
+    if (config.total_shards > 1) absl::StrAppend(&command, " --test_sharding_strategy=disabled");
+    return command;
+  }
+  std::string command;
+  for (const std::string& e : env) absl::StrAppend(&command, ShellWord(e), " ");
+  absl::StrAppend(&command, ShellWord(SelfPath()));
+  if (!test_filter.empty()) absl::StrAppend(&command, " --gtest_filter=", ShellWord(test_filter));
+  return command;
+}
+
+}  // namespace
+
 std::string ShellWord(absl::string_view word) {
   const bool plain = !word.empty() && word.find_first_not_of(
                                           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -126,26 +202,19 @@ std::string ShellWord(absl::string_view word) {
   return out + "'";
 }
 
-std::string SelfPath() {
-  char buffer[PATH_MAX];
-  const ssize_t length = readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
-  if (length <= 0) return "<test binary>";
-  return std::string(buffer, static_cast<size_t>(length));
-}
-
-}  // namespace
-
 absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
                                                const EnvLookup& env) {
   SweepConfig config;
   if (absl::Status s = ResolveSeeds(options, env, &config); !s.ok()) return s;
   if (absl::Status s = ResolveShards(env, &config); !s.ok()) return s;
   if (absl::Status s = ResolveRunMode(options, env, &config); !s.ok()) return s;
+  if (absl::Status s = ResolveRecording(options, env, &config); !s.ok()) return s;
   config.strategy = options.simulation.strategy;
   if (std::optional<std::string> spec = env("DSIM_STRATEGY"); spec && !spec->empty()) {
     config.strategy = *spec;
     config.strategy_from_env = true;
   }
+  if (absl::Status s = ResolveReplay(env, &config); !s.ok()) return s;
   config.trace_path = Get(env, "DSIM_TRACE");
   config.test_target = Get(env, "TEST_TARGET");
   config.outputs_dir = Get(env, "TEST_UNDECLARED_OUTPUTS_DIR");
@@ -165,19 +234,19 @@ std::string RerunCommand(const SweepConfig& config, uint64_t seed,
   std::vector<std::string> env = {absl::StrCat("DSIM_SEED=", seed)};
   if (config.strategy_from_env) env.push_back("DSIM_STRATEGY=" + config.strategy);
   if (check_determinism) env.push_back("DSIM_CHECK_DETERMINISM=1");
-  if (!config.test_target.empty()) {
-    std::string command = absl::StrCat(config.bazel_command, " test ", config.test_target);
-    for (const std::string& e : env) absl::StrAppend(&command, " --test_env=", ShellWord(e));
-    if (!test_filter.empty()) absl::StrAppend(&command, " --test_filter=", ShellWord(test_filter));
-    // The rerun is one seed: no shards, so its whole output is in one log.
-    if (config.total_shards > 1) absl::StrAppend(&command, " --test_sharding_strategy=disabled");
-    return command;
-  }
-  std::string command;
-  for (const std::string& e : env) absl::StrAppend(&command, ShellWord(e), " ");
-  absl::StrAppend(&command, ShellWord(SelfPath()));
-  if (!test_filter.empty()) absl::StrAppend(&command, " --gtest_filter=", ShellWord(test_filter));
-  return command;
+  return CommandWithEnv(config, env, test_filter);
+}
+
+std::string ReplayCommand(const SweepConfig& config, const std::string& schedule_path,
+                          const std::string& test_filter) {
+  return CommandWithEnv(config, {"DSIM_REPLAY=" + schedule_path}, test_filter);
+}
+
+std::string OutputsZipPath(const std::string& outputs_dir) {
+  const std::string zip = absl::StrCat(outputs_dir, "/outputs.zip");
+  const size_t testlogs = zip.find("/testlogs/");
+  if (testlogs == std::string::npos) return zip;
+  return absl::StrCat("bazel-testlogs/", zip.substr(testlogs + std::string("/testlogs/").size()));
 }
 
 std::string PathForSeed(const std::string& path, uint64_t seed) {

@@ -1,15 +1,18 @@
 // SweepConfig: what a SeedSweep will do, resolved from SweepOptions and the
-// environment (DSIM_*, and Bazel's TEST_* variables). Pure: no side effects, so tests
-// can feed it any environment.
+// environment (DSIM_*, and Bazel's TEST_* variables). No side effects (it only reads
+// the environment and, for DSIM_REPLAY, the schedule file), so tests can feed it any
+// environment.
 #ifndef DSIM_SIM_INTERNAL_SWEEP_CONFIG_H_
 #define DSIM_SIM_INTERNAL_SWEEP_CONFIG_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "scheduler/schedule.h"
 #include "sim/harness.h"
 
 namespace dsim::internal {
@@ -30,6 +33,17 @@ struct SweepConfig {
   std::string outputs_dir;            // TEST_UNDECLARED_OUTPUTS_DIR.
   std::string bazel_command;
   std::optional<bool> progress;       // DSIM_PROGRESS, when set.
+  // Record reported failing seeds' schedules (in a rerun). DSIM_RECORD.
+  bool record = true;
+  // Shrink failing seeds' schedules. DSIM_SHRINK.
+  bool shrink = false;
+  int shrink_max_runs = 1000;
+  // A stable directory for failing seeds' schedules, outside Bazel's zipped outputs;
+  // "" for none. DSIM_SCHEDULE_DIR.
+  std::string schedule_dir;
+  // DSIM_REPLAY: the schedule file, loaded; then the sweep is that one run.
+  std::string replay_path;
+  std::shared_ptr<const Schedule> replay;
 };
 
 absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
@@ -39,6 +53,20 @@ absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
 // "DSIM_SEED=7 /path/to/binary --gtest_filter=A.B".
 std::string RerunCommand(const SweepConfig& config, uint64_t seed,
                          const std::string& test_filter, bool check_determinism);
+
+// As RerunCommand, replaying a schedule file (which must be an absolute path when the
+// command runs under Bazel: tests run in their runfiles directory).
+std::string ReplayCommand(const SweepConfig& config, const std::string& schedule_path,
+                          const std::string& test_filter);
+
+// Where Bazel leaves the undeclared outputs once the test ends: it zips the directory
+// into outputs.zip inside it and deletes the files. Given TEST_UNDECLARED_OUTPUTS_DIR,
+// the zip as a workspace path ("bazel-testlogs/t/x/test.outputs/outputs.zip") when the
+// directory is under a testlogs tree, else the absolute path of the zip.
+std::string OutputsZipPath(const std::string& outputs_dir);
+
+// Quotes a word for a POSIX shell when it needs it.
+std::string ShellWord(absl::string_view word);
 
 // `path` with ".seed-<n>" inserted before its extension: "t.json" -> "t.seed-7.json".
 std::string PathForSeed(const std::string& path, uint64_t seed);
