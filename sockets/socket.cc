@@ -36,9 +36,13 @@ std::string& OutsideMessage() {
   return message;
 }
 
+// Whether a call's scheduling point may deliver a kill (a host crash) to the caller.
+// Close and Shutdown run in destructors (TcpStream's), which must not throw.
+enum class KillPoint { kDeliver, kDefer };
+
 // Finds the calling task's host stack, after the scheduling point every call is.
 // Fails with EPERM outside a simulated task.
-HostStack* Enter(const char* call) {
+HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
   Scheduler* scheduler = Scheduler::Current();
   const char* problem = nullptr;
   Network* network = nullptr;
@@ -59,9 +63,17 @@ HostStack* Enter(const char* call) {
     errno = EPERM;
     return nullptr;
   }
-  // A scheduling point, except while unwinding a killed task (destructors that close
-  // sockets must not give the CPU away then).
-  if (std::uncaught_exceptions() == 0) scheduler->Yield();
+  // A preemption point (the strategy may switch tasks here, or not), except while
+  // unwinding a killed task: destructors that close sockets must not give the CPU away
+  // then.
+  if (std::uncaught_exceptions() == 0) {
+    if (kill_point == KillPoint::kDefer) {
+      Scheduler::NoUnwindScope no_unwind;
+      scheduler->SchedulingPoint();
+    } else {
+      scheduler->SchedulingPoint();
+    }
+  }
   return &HostStack::Of(*host);
 }
 
@@ -151,13 +163,13 @@ int Connect(int fd, const sockaddr* address, socklen_t length, SourceLocation wh
 }
 
 int Shutdown(int fd, int how) {
-  HostStack* stack = Enter("Shutdown");
+  HostStack* stack = Enter("Shutdown", KillPoint::kDefer);
   if (stack == nullptr) return -1;
   return Finish(stack, "Shutdown", fd, stack->Shutdown(fd, how));
 }
 
 int Close(int fd) {
-  HostStack* stack = Enter("Close");
+  HostStack* stack = Enter("Close", KillPoint::kDefer);
   if (stack == nullptr) return -1;
   return Finish(stack, "Close", fd, stack->Close(fd));
 }
