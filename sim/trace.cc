@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "scheduler/internal/check.h"
-#include "sim/internal/fnv.h"
+#include "sim/internal/stream_hash.h"
 #include "sim/internal/trace_json.h"
 
 namespace dsim {
@@ -41,7 +41,7 @@ std::string FormatVirtualTime(int64_t time_ns) {
 Trace::Trace(Scheduler* scheduler, TraceOptions options)
     : scheduler_(scheduler),
       options_(options),
-      fingerprint_(internal::Fnv64::kOffsetBasis) {
+      fingerprint_(internal::StreamHash::kInitialState) {
   DSIM_MISUSE(scheduler != nullptr, "Trace needs a scheduler");
   DSIM_MISUSE(options_.keep_all_events || options_.keep_last_events > 0,
               "TraceOptions::keep_last_events must be positive (or set keep_all_events)");
@@ -75,7 +75,7 @@ TraceEvent& Trace::Start(TraceEventKind kind, int64_t time_ns) {
 // Hashes the event's content and folds it into the stream fingerprint. `extra_hash`
 // covers content that is not stored (a decision's candidate list).
 void Trace::Finish(TraceEvent& event, uint64_t extra_hash) {
-  internal::Fnv64 h;
+  internal::StreamHash h;
   h.AddU64(static_cast<uint64_t>(event.kind));
   h.AddU64(event.code);
   h.AddU64(static_cast<uint64_t>(event.time_ns));
@@ -93,7 +93,7 @@ void Trace::Finish(TraceEvent& event, uint64_t extra_hash) {
   h.AddU64(static_cast<uint64_t>(event.flow_phase));
   h.AddU64(extra_hash);
   event.hash = h.value();
-  internal::Fnv64 stream(fingerprint_);
+  internal::StreamHash stream(fingerprint_);
   stream.AddU64(event.hash);
   fingerprint_ = stream.value();
 }
@@ -106,7 +106,7 @@ void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
   event.number = decision.candidates.empty() ? chosen : decision.candidates[chosen];
   event.options = decision.num_options;
   event.what = decision.label != nullptr ? decision.label : "";
-  internal::Fnv64 candidates;
+  internal::StreamHash candidates;
   for (uint64_t candidate : decision.candidates) candidates.AddU64(candidate);
   candidates.AddU64(decision.index);
   Finish(event, candidates.value());

@@ -16,7 +16,7 @@
 //   trace.WriteFile("/tmp/run.json");              // open in https://ui.perfetto.dev
 //   uint64_t fp = trace.fingerprint();             // same program + seed: same value
 //
-// Fingerprint. A 64-bit, order-sensitive hash of the whole event stream (FNV-1a over a
+// Fingerprint. A 64-bit, order-sensitive hash of the whole event stream (StreamHash over a
 // canonical encoding of each event). It uses no per-process salt, so two processes,
 // two machines or two OS threads that run the same simulation get the same value; a
 // different value means the runs differ somewhere. FirstDivergence() says where.
