@@ -125,6 +125,8 @@ bool NetworkHost::HasAddress(const IpAddress& address) const {
 
 TaskHandle NetworkHost::Spawn(std::string name, std::function<void()> body,
                               SpawnOptions options) {
+  DSIM_MISUSE(group_ != kNoGroup, "Spawn(\"", name, "\") on crashed host \"", name_,
+              "\"; give it a new group with Network::BindGroup first");
   options.group = group_;
   return network_->scheduler().Spawn(std::move(name), std::move(body), options);
 }
@@ -152,6 +154,8 @@ Network::~Network() {
   if (scheduler_->live_tasks() > 0 && Scheduler::Current() == nullptr) scheduler_->Shutdown();
   for (auto& host : hosts_) host->set_stack(nullptr);
   crashed_stacks_.clear();
+  // Held packets are not timers: they are freed with all_packets_.
+  held_.clear();
   if (scheduler_->extension(Scheduler::kNetworkExtension) == this) {
     scheduler_->SetExtension(Scheduler::kNetworkExtension, nullptr);
   }
@@ -271,14 +275,16 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     return true;
   }
   absl::Time* last = nullptr;
-  if (options_.fifo_links) {
+  if (options_.fifo_links && !fate.unordered) {
     if (from.last_delivery_.size() < to->id() + 1) {
       from.last_delivery_.resize(to->id() + 1, absl::InfinitePast());
     }
     last = &from.last_delivery_[to->id()];
   }
+  const absl::Time now = scheduler_->Now();
   for (size_t i = 0; i < fate.deliveries.size(); ++i) {
-    absl::Time when = scheduler_->Now() + fate.deliveries[i];
+    DSIM_DCHECK(fate.deliveries[i] >= absl::ZeroDuration());
+    absl::Time when = now + fate.deliveries[i];
     if (last != nullptr) {
       if (when <= *last) when = *last + absl::Nanoseconds(1);
       *last = when;
@@ -290,13 +296,33 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     }
     ++stats_.packets_sent;
     ++stats_.packets_in_flight;
-    scheduler_->AddTimer(when, [this, copy] { Deliver(copy); });
+    copy->sent_at = now;
+    copy->in_flight_index = static_cast<uint32_t>(in_flight_.size());
+    in_flight_.push_back(copy);
+    Schedule(copy, when);
   }
   return true;
 }
 
+void Network::Schedule(Packet* packet, absl::Time when) {
+  packet->deliver_at = when;
+  scheduler_->AddTimer(when, [this, packet] { Deliver(packet); });
+}
+
+// Swap-removes the packet from in_flight_: O(1), and the list's order means nothing.
+void Network::ForgetInFlight(Packet* packet) {
+  const uint32_t index = packet->in_flight_index;
+  DSIM_DCHECK(index < in_flight_.size() && in_flight_[index] == packet);
+  Packet* last = in_flight_.back();
+  in_flight_[index] = last;
+  last->in_flight_index = index;
+  in_flight_.pop_back();
+}
+
 void Network::Deliver(Packet* packet) {
   DSIM_DCHECK(stats_.packets_in_flight > 0);
+  if (gates_active_ > 0 && Gated(*packet) && HoldOrDrop(packet)) return;
+  ForgetInFlight(packet);
   --stats_.packets_in_flight;
   ++stats_.packets_delivered;
   NetworkHost* to = FindHost(packet->destination_host);
@@ -329,9 +355,222 @@ void Network::Deliver(Packet* packet) {
 }
 
 void Network::CrashHost(NetworkHost& host) {
+  DSIM_MISUSE(host.group() != kNoGroup, "CrashHost(\"", host.name(), "\"): already crashed");
   scheduler_->KillGroup(host.group());
+  DetachHost(host);
+}
+
+void Network::DetachHost(NetworkHost& host) {
   std::unique_ptr<PacketReceiver> stack = host.take_stack();
-  if (stack != nullptr) crashed_stacks_.push_back(std::move(stack));
+  if (stack != nullptr) {
+    stack->Detach();
+    crashed_stacks_.push_back(std::move(stack));
+  }
+  if (host.group_ != kNoGroup && host.group_ < host_of_group_.size()) {
+    host_of_group_[host.group_] = 0;
+  }
+  host.group_ = kNoGroup;
+  // A crashed host is not paused: what was held for it now meets the dead host.
+  if (IsPaused(host)) ResumeHost(host);
+  DSIM_CHECK(host.stack() == nullptr && HostOfGroup(kNoGroup) == nullptr);
+}
+
+// ---- Gates -----------------------------------------------------------------------
+
+bool Network::FaultChance(double probability, const char* label) {
+  if (!(probability > 0)) return false;
+  if (probability >= 1) return true;
+  // Values at the top of the range are faults, so 0 (where shrinking goes) is none.
+  constexpr uint64_t kRange = uint64_t{1} << 24;
+  const auto faults = static_cast<uint64_t>(probability * kRange + 0.5);
+  if (faults == 0) return false;
+  return scheduler_->ChooseValue(kRange, label) >= kRange - faults;
+}
+
+bool Network::IsPaused(const NetworkHost& host) const {
+  return host.id() < paused_.size() && paused_[host.id()];
+}
+
+bool Network::LinkBlocked(NetworkHostId from, NetworkHostId to) const {
+  if (to < paused_.size() && paused_[to]) return true;
+  auto it = gates_.find({from, to});
+  return it != gates_.end() && (it->second.holds > 0 || it->second.cuts > 0);
+}
+
+bool Network::Gated(const Packet& packet) const {
+  return LinkBlocked(packet.source_host, packet.destination_host);
+}
+
+// A packet arrived at a closed gate. Returns true if it was taken (held or dropped).
+bool Network::HoldOrDrop(Packet* packet) {
+  const NetworkHostId from = packet->source_host;
+  const NetworkHostId to = packet->destination_host;
+  auto gate = gates_.find({from, to});
+  const bool held_or_paused =
+      (to < paused_.size() && paused_[to]) || (gate != gates_.end() && gate->second.holds > 0);
+  const bool stream = packet->kind == Packet::Kind::kTcp;
+  NetworkHost* destination = FindHost(to);
+  const GroupId group = destination != nullptr ? destination->group() : kNoGroup;
+  if (!held_or_paused && !stream) {
+    // Only a partition cuts this link: a datagram (or ICMP error) is lost in it.
+    if (scheduler_->has_listeners()) AnnotatePacket("net.drop.partition", *packet, 2, group);
+    ForgetInFlight(packet);
+    --stats_.packets_in_flight;
+    ++stats_.packets_dropped;
+    FreePacket(packet);
+    return true;
+  }
+  if (scheduler_->has_listeners()) AnnotatePacket("net.hold", *packet, 0, group);
+  packet->deliver_at = absl::InfiniteFuture();
+  held_[{from, to}].push_back(packet);
+  return true;
+}
+
+// Sends on every held packet whose path is open again, in link order and, per link, in
+// arrival order, 1 ns apart so that the strategy cannot reorder a stream's segments.
+void Network::ReleaseHeld() {
+  absl::Time when = scheduler_->Now();
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (LinkBlocked(it->first.first, it->first.second)) {
+      ++it;
+      continue;
+    }
+    NetworkHost* from = FindHost(it->first.first);
+    for (Packet* packet : it->second) {
+      when += absl::Nanoseconds(1);
+      Schedule(packet, when);
+    }
+    // Later packets on this link must not overtake the released ones.
+    if (from != nullptr && options_.fifo_links &&
+        from->last_delivery_.size() > it->first.second) {
+      from->last_delivery_[it->first.second] =
+          std::max(from->last_delivery_[it->first.second], when);
+    }
+    it = held_.erase(it);
+  }
+}
+
+void Network::Hold(NetworkHost& from, NetworkHost& to) {
+  ++gates_[{from.id(), to.id()}].holds;
+  ++gates_active_;
+  scheduler_->Annotate(Annotation{"fault.hold",
+                                  absl::StrCat("hold ", from.name(), " -> ", to.name()),
+                                  from.group(), 0, 0});
+}
+
+bool Network::Release(NetworkHost& from, NetworkHost& to) {
+  auto it = gates_.find({from.id(), to.id()});
+  if (it == gates_.end() || it->second.holds == 0) return false;
+  --it->second.holds;
+  --gates_active_;
+  DSIM_DCHECK(gates_active_ >= 0);
+  scheduler_->Annotate(Annotation{"net.release",
+                                  absl::StrCat("release ", from.name(), " -> ", to.name()),
+                                  from.group(), 0, 0});
+  ReleaseHeld();
+  return true;
+}
+
+void Network::ChangeCut(NetworkHostId from, NetworkHostId to, int delta) {
+  LinkGate& gate = gates_[{from, to}];
+  gate.cuts += delta;
+  gates_active_ += delta;
+  DSIM_CHECK(gate.cuts >= 0 && gates_active_ >= 0, "partition bookkeeping went negative");
+}
+
+PartitionId Network::Partition(const std::vector<NetworkHostId>& side_a,
+                               const std::vector<NetworkHostId>& side_b, bool one_way) {
+  PartitionRecord record;
+  for (NetworkHostId a : side_a) {
+    DSIM_MISUSE(FindHost(a) != nullptr, "Partition: no host with id ", a);
+    for (NetworkHostId b : side_b) {
+      DSIM_MISUSE(FindHost(b) != nullptr, "Partition: no host with id ", b);
+      if (a == b) continue;
+      record.links.emplace_back(a, b);
+      if (!one_way) record.links.emplace_back(b, a);
+    }
+  }
+  for (const auto& [from, to] : record.links) ChangeCut(from, to, +1);
+  const PartitionId id = ++last_partition_id_;
+  std::string detail = absl::StrCat("partition ", id, one_way ? " (one-way) {" : " {");
+  for (NetworkHostId a : side_a) absl::StrAppend(&detail, " ", FindHost(a)->name());
+  absl::StrAppend(&detail, one_way ? " } -/-> {" : " } <-/-> {");
+  for (NetworkHostId b : side_b) absl::StrAppend(&detail, " ", FindHost(b)->name());
+  absl::StrAppend(&detail, " }");
+  scheduler_->Annotate(Annotation{"fault.partition", detail, kNoGroup, 0, 0});
+  partitions_.emplace(id, std::move(record));
+  return id;
+}
+
+bool Network::Heal(PartitionId partition) {
+  auto it = partitions_.find(partition);
+  if (it == partitions_.end()) return false;
+  for (const auto& [from, to] : it->second.links) ChangeCut(from, to, -1);
+  partitions_.erase(it);
+  scheduler_->Annotate(
+      Annotation{"net.heal", absl::StrCat("partition ", partition, " healed"), kNoGroup, 0, 0});
+  ReleaseHeld();
+  return true;
+}
+
+void Network::HealAll() {
+  while (!partitions_.empty()) Heal(partitions_.begin()->first);
+}
+
+void Network::PauseHost(NetworkHost& host) {
+  if (paused_.size() <= host.id()) paused_.resize(host.id() + 1, false);
+  if (paused_[host.id()]) return;
+  paused_[host.id()] = true;
+  ++gates_active_;
+}
+
+void Network::ResumeHost(NetworkHost& host) {
+  if (!IsPaused(host)) return;
+  paused_[host.id()] = false;
+  --gates_active_;
+  DSIM_DCHECK(gates_active_ >= 0);
+  ReleaseHeld();
+}
+
+std::vector<InFlightMessage> Network::InFlight(NetworkHostId from, NetworkHostId to) const {
+  std::vector<InFlightMessage> messages;
+  auto describe = [&](const Packet& p, bool held) {
+    InFlightMessage m;
+    m.kind = p.kind;
+    m.source = p.source;
+    m.destination = p.destination;
+    m.flags = p.flags;
+    m.sequence = p.sequence;
+    m.payload_bytes = p.payload.size();
+    m.sent_at = p.sent_at;
+    m.deliver_at = held ? absl::InfiniteFuture() : p.deliver_at;
+    m.held = held;
+    m.flow_id = p.flow_id;
+    m.description = p.ToString();
+    messages.push_back(std::move(m));
+  };
+  for (const Packet* p : in_flight_) {
+    const bool held = p->deliver_at == absl::InfiniteFuture();
+    if (!held && p->source_host == from && p->destination_host == to) describe(*p, false);
+  }
+  // in_flight_ has no order: sort by arrival, then by sending (flow ids grow).
+  std::sort(messages.begin(), messages.end(), [](const auto& a, const auto& b) {
+    return a.deliver_at != b.deliver_at ? a.deliver_at < b.deliver_at : a.flow_id < b.flow_id;
+  });
+  if (auto it = held_.find({from, to}); it != held_.end()) {
+    for (const Packet* p : it->second) describe(*p, true);
+  }
+  return messages;
+}
+
+int Network::InjectReset(NetworkHost& a, NetworkHost& b) {
+  scheduler_->Annotate(Annotation{"fault.reset",
+                                  absl::StrCat("reset connections ", a.name(), " <-> ", b.name()),
+                                  a.group(), 0, 0});
+  int reset = 0;
+  if (a.stack() != nullptr) reset += a.stack()->ResetConnectionsWith(b);
+  if (&a != &b && b.stack() != nullptr) reset += b.stack()->ResetConnectionsWith(a);
+  return reset;
 }
 
 void Network::AnnotatePacket(const char* category, const Packet& packet, int flow_phase,

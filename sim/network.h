@@ -22,6 +22,18 @@
 // fault model plugs in there. Packets travel as scheduler timers, so the strategy orders
 // packets that arrive at the same instant, and everything replays by seed.
 //
+// Gates. Between a packet's sending and its arrival the network applies the gates a
+// test controls: a link on Hold, a partition that cuts a link, a paused destination.
+// They are checked when the packet arrives, so packets already on the wire are caught
+// too. A held packet waits, in order, until every gate on its path opens again. A cut
+// link holds TCP segments (a stream stalls, as a real one retransmitting into the void
+// would, and resumes after the heal) but drops datagrams. InFlight lists both kinds.
+//
+// Crashes. CrashHost (or a Simulation's crash) detaches the host's socket layer and
+// unbinds its group: the dead incarnation's tasks find no host (their socket calls fail
+// with EPERM and touch nothing), and packets that reach the host meet no stack and are
+// answered with RST or port unreachable, until BindGroup gives it a new incarnation.
+//
 // Lifetime. The Network registers itself in the scheduler's kNetworkExtension slot and
 // unregisters in its destructor. Declare it after the Scheduler. Destroying the Network
 // ends the simulation: if tasks are still alive (a daemon server blocked in Accept), it
@@ -36,7 +48,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -137,6 +151,9 @@ struct Packet {
   uint32_t source_host = 0;  // NetworkHostId
   uint32_t destination_host = 0;
   uint64_t flow_id = 0;  // Links the send and delivery annotations of this packet.
+  absl::Time sent_at;    // When it was sent.
+  absl::Time deliver_at; // When it is due; InfiniteFuture while held.
+  uint32_t in_flight_index = 0;  // Its slot in the network's in-flight list.
 
   // "tcp 10.0.0.2:40000->10.0.0.1:80 [SA] seq=0 ack=0 win=131072 len=0"
   std::string ToString() const;
@@ -146,6 +163,10 @@ struct Packet {
 // are a duplicate. Each latency is measured from the moment of sending.
 struct PacketFate {
   absl::InlinedVector<absl::Duration, 1> deliveries;
+  // Exempts these deliveries from NetworkOptions::fifo_links, so that later packets may
+  // overtake them (datagram reordering, late duplicates). TCP never sets it: streams
+  // keep their order even on a lossy link.
+  bool unordered = false;
 
   static PacketFate Drop() { return PacketFate{}; }
   static PacketFate DeliverAfter(absl::Duration latency) {
@@ -220,6 +241,8 @@ struct NetworkOptions {
   absl::Duration fin_wait2_timeout = absl::Seconds(60);
 };
 
+class NetworkHost;
+
 // The socket layer of one host, as the network sees it: where packets for the host go.
 class PacketReceiver {
  public:
@@ -227,7 +250,45 @@ class PacketReceiver {
   // Handles a packet addressed to this host. Runs in a timer callback (never blocks).
   // The network reclaims `packet` when this returns; the receiver may move its payload.
   virtual void Receive(Packet* packet) = 0;
+  // The host crashed: the receiver is no longer the host's, and must never send again
+  // (a dead task still unwinding may touch its sockets; nothing may leave the host).
+  virtual void Detach() {}
+  // Resets, as an injected fault, every connection with a remote address of `peer`:
+  // its users see ECONNRESET, nothing is sent. Returns how many were reset.
+  virtual int ResetConnectionsWith(const NetworkHost& peer) { return 0; }
 };
+
+// Buggify: rare, legal misbehaviour that shakes out brittle code (FoundationDB's
+// BUGGIFY). Off by default. Every decision is a ChooseValue with a "fault.buggify.*"
+// label (0 = behave normally), so the shrinker can take each one away.
+struct BuggifyOptions {
+  bool enabled = false;
+  // Chance that a stream read or write of more than one byte moves only a random
+  // prefix (at least 1 byte), as real partial I/O does.
+  double short_io_probability = 0.25;
+  // Chance that a packet's latency is multiplied by `delay_factor`.
+  double delay_probability = 0.05;
+  int delay_factor = 10;
+};
+
+// One message on a link, as Network::InFlight shows it.
+struct InFlightMessage {
+  Packet::Kind kind = Packet::Kind::kTcp;
+  Endpoint source;
+  Endpoint destination;
+  uint8_t flags = 0;          // TCP flags (Packet::kSyn, ...).
+  uint64_t sequence = 0;      // TCP stream position of the first byte.
+  size_t payload_bytes = 0;
+  absl::Time sent_at;
+  // When it arrives; absl::InfiniteFuture() while held (Hold, partition, paused host).
+  absl::Time deliver_at;
+  bool held = false;
+  uint64_t flow_id = 0;       // As in the trace's send/deliver annotations.
+  std::string description;    // Packet::ToString().
+};
+
+// Identifies a partition for Heal; 0 is never used.
+using PartitionId = uint64_t;
 
 class Network;
 
@@ -250,7 +311,8 @@ class NetworkHost {
   bool HasAddress(const IpAddress& address) const;
   Network& network() const { return *network_; }
 
-  // Spawns a task on this host: its socket calls use this host's descriptors.
+  // Spawns a task on this host: its socket calls use this host's descriptors. Misuse
+  // on a crashed host (no group) until BindGroup gives it a new one.
   TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
 
   // The host's socket layer. Null until sockets/ installs one on first use, and again
@@ -324,13 +386,49 @@ class Network {
   Packet* NewPacket();
   void FreePacket(Packet* packet);
 
-  // Internal entry point for the fault model: destroys a host's socket layer abruptly,
-  // as a crash does. Its descriptors vanish without FIN or RST; later packets to the
-  // host meet a fresh, empty stack and are answered with RST (TCP) or port unreachable
-  // (UDP). Kills the tasks of the host's group first (they unwind at their next
-  // scheduling point; the old stack stays alive until the network dies, so they may
-  // still touch their sockets while unwinding).
+  // Crashes a host as a power cut would: kills the tasks of its group (they unwind at
+  // their next scheduling point) and then DetachHost. Restart it with BindGroup.
   void CrashHost(NetworkHost& host);
+  // The network half of a crash, for a caller that killed the tasks itself (Simulation):
+  // the host's socket layer is detached (descriptors vanish without FIN or RST; the old
+  // stack stays alive, mute, until the network dies, so unwinding tasks may still touch
+  // it), its group is unbound, and a pause on it ends. Later packets to the host meet
+  // no stack: RST for TCP, port unreachable for UDP, until a new incarnation's stack.
+  void DetachHost(NetworkHost& host);
+
+  // ---- Gates and faults (see "Gates" above) ----------------------------------------
+
+  // Holds every packet from `from` to `to` (one direction) that arrives from now on,
+  // until Release. Holds nest: n Holds need n Releases.
+  void Hold(NetworkHost& from, NetworkHost& to);
+  // Undoes one Hold; held packets go on, in order, 1 ns apart. False if not held.
+  bool Release(NetworkHost& from, NetworkHost& to);
+  // Cuts every link from a host of `side_a` to a host of `side_b`, and back unless
+  // `one_way`. TCP segments on a cut link are held (the stream stalls), datagrams and
+  // ICMP are dropped. A host on both sides is not cut from itself.
+  PartitionId Partition(const std::vector<NetworkHostId>& side_a,
+                        const std::vector<NetworkHostId>& side_b, bool one_way = false);
+  // Ends a partition; held segments whose path is clear go on. False if unknown.
+  bool Heal(PartitionId partition);
+  void HealAll();
+  // While a host is paused, packets to it are held; ResumeHost lets them in.
+  void PauseHost(NetworkHost& host);
+  void ResumeHost(NetworkHost& host);
+  bool IsPaused(const NetworkHost& host) const;
+  // Whether packets from `from` to `to` would be held (or, for datagrams, dropped) now.
+  bool LinkBlocked(NetworkHostId from, NetworkHostId to) const;
+  // The messages on the link from `from` to `to`, held or flying, in delivery order
+  // (held ones last, in the order they will be released).
+  std::vector<InFlightMessage> InFlight(NetworkHostId from, NetworkHostId to) const;
+  // Resets the established connections between two hosts, both ends (ECONNRESET).
+  // Returns how many sockets were reset.
+  int InjectReset(NetworkHost& a, NetworkHost& b);
+
+  const BuggifyOptions& buggify() const { return buggify_; }
+  void set_buggify(const BuggifyOptions& buggify) { buggify_ = buggify; }
+  // True with probability `probability`, as a strategy decision labelled `label` whose
+  // value 0 means false (no fault). Draws nothing when `probability` is 0.
+  bool FaultChance(double probability, const char* label);
 
   // A fresh connection identity, unique within this network.
   uint64_t NewConnectionId() { return ++last_connection_id_; }
@@ -362,6 +460,32 @@ class Network {
   uint64_t last_connection_id_ = 0;
   uint64_t last_flow_id_ = 0;
   NetworkStats stats_;
+
+  // Gates. `gates_active_` counts holds, cuts and paused hosts, so the arrival path
+  // checks nothing while there are none.
+  struct LinkGate {
+    int holds = 0;
+    int cuts = 0;
+  };
+  struct PartitionRecord {
+    std::vector<std::pair<NetworkHostId, NetworkHostId>> links;
+  };
+  bool Gated(const Packet& packet) const;
+  bool HoldOrDrop(Packet* packet);
+  void Schedule(Packet* packet, absl::Time when);
+  void ReleaseHeld();
+  void ForgetInFlight(Packet* packet);
+  void ChangeCut(NetworkHostId from, NetworkHostId to, int delta);
+  int gates_active_ = 0;
+  std::map<std::pair<NetworkHostId, NetworkHostId>, LinkGate> gates_;
+  std::vector<bool> paused_;  // By host id.
+  std::map<PartitionId, PartitionRecord> partitions_;
+  PartitionId last_partition_id_ = 0;
+  // Held packets per link, in arrival order. An ordered map: released in link order.
+  std::map<std::pair<NetworkHostId, NetworkHostId>, std::deque<Packet*>> held_;
+  // Every packet scheduled or held (for InFlight), unordered; Packet::in_flight_index.
+  std::vector<Packet*> in_flight_;
+  BuggifyOptions buggify_;
 };
 
 }  // namespace dsim

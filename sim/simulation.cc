@@ -35,6 +35,36 @@ std::shared_ptr<Strategy> Simulation::BuildStrategy(const SimulationOptions& opt
   return *std::move(strategy);
 }
 
+// Keeps the network's hosts in step with the simulation's: addresses on AddHost, a
+// detached stack on Crash, the new group on Restart, held traffic during a Pause.
+class Simulation::NetworkBridge final : public HostObserver {
+ public:
+  explicit NetworkBridge(Network* network) : network_(network) {}
+
+  void OnHostAdded(Host& host) override {
+    if (host.options_.addresses.empty()) return;
+    host.network_host_ = &network_->AddHost(host.name(), host.options_.addresses, host.group());
+  }
+  void OnHostCrashed(Host& host, GroupId dead_group) override {
+    if (host.network_host_ == nullptr) return;
+    DSIM_CHECK(host.network_host_->group() == dead_group ||
+               host.network_host_->group() == kNoGroup);
+    network_->DetachHost(*host.network_host_);
+  }
+  void OnHostRestarting(Host& host) override {
+    if (host.network_host_ != nullptr) network_->BindGroup(*host.network_host_, host.group());
+  }
+  void OnHostPaused(Host& host) override {
+    if (host.network_host_ != nullptr) network_->PauseHost(*host.network_host_);
+  }
+  void OnHostResumed(Host& host) override {
+    if (host.network_host_ != nullptr) network_->ResumeHost(*host.network_host_);
+  }
+
+ private:
+  Network* network_;
+};
+
 Simulation::Simulation(SimulationOptions options)
     : options_(std::move(options)),
       strategy_(BuildStrategy(options_)),
@@ -45,6 +75,14 @@ Simulation::Simulation(SimulationOptions options)
       trace_(std::make_unique<Trace>(&scheduler_, options_.trace)) {
   scheduler_.SetExtension(Scheduler::kSimulationExtension, this);
   host_of_group_.push_back(kNoHost);  // Group 0 is no host's.
+  network_ = std::make_unique<Network>(&scheduler_, options_.network);
+  if (options_.network.link_model == nullptr) {
+    fault_model_ = std::make_shared<FaultLinkModel>(network_.get(), options_.faults);
+    network_->set_link_model(fault_model_);
+  }
+  network_->set_buggify(options_.faults.buggify_options());
+  network_bridge_ = std::make_unique<NetworkBridge>(network_.get());
+  AddHostObserver(network_bridge_.get());  // First: others see the network up to date.
 }
 
 Simulation::~Simulation() {
@@ -52,6 +90,8 @@ Simulation::~Simulation() {
   // while everything is still alive.
   scheduler_.Shutdown();
   trace_->Detach();
+  RemoveHostObserver(network_bridge_.get());
+  network_.reset();  // Before the scheduler, whose extension slot it holds.
   scheduler_.SetExtension(Scheduler::kSimulationExtension, nullptr);
 }
 
@@ -142,6 +182,8 @@ Host* Simulation::CurrentHost() {
   if (group >= host_of_group_.size() || host_of_group_[group] == kNoHost) return nullptr;
   Host& host = *hosts_[host_of_group_[group] - 1];
   // A task of a crashed incarnation, still unwinding, belongs to no live host.
+  DSIM_DCHECK(host.network_host_ == nullptr || host.group_ != group ||
+              host.state_ == HostState::kCrashed || host.network_host_->group() == group);
   return host.group_ == group && host.state_ != HostState::kCrashed ? &host : nullptr;
 }
 
@@ -193,6 +235,67 @@ void Simulation::AddHostObserver(HostObserver* observer) {
 void Simulation::RemoveHostObserver(HostObserver* observer) {
   observers_.erase(std::remove(observers_.begin(), observers_.end(), observer),
                    observers_.end());
+}
+
+// ---- Network and faults --------------------------------------------------------------
+
+NetworkHost& Simulation::NetworkHostOrDie(HostId id, const char* operation) {
+  Host& host = HostOrDie(id, operation);
+  DSIM_MISUSE(host.network_host_ != nullptr, "Simulation::", operation, ": host \"",
+              host.name(), "\" has no addresses, so it is not on the network");
+  return *host.network_host_;
+}
+
+PartitionId Simulation::Partition(std::vector<HostId> side_a, std::vector<HostId> side_b,
+                                  bool one_way) {
+  auto on_network = [this](const std::vector<HostId>& side) {
+    std::vector<NetworkHostId> ids;
+    for (HostId id : side) {
+      NetworkHost* network_host = HostOrDie(id, "Partition").network_host_;
+      if (network_host != nullptr) ids.push_back(network_host->id());
+    }
+    return ids;
+  };
+  return network_->Partition(on_network(side_a), on_network(side_b), one_way);
+}
+
+bool Simulation::Heal(PartitionId partition) { return network_->Heal(partition); }
+
+void Simulation::HealAll() { network_->HealAll(); }
+
+void Simulation::Hold(HostId from, HostId to) {
+  network_->Hold(NetworkHostOrDie(from, "Hold"), NetworkHostOrDie(to, "Hold"));
+}
+
+bool Simulation::Release(HostId from, HostId to) {
+  return network_->Release(NetworkHostOrDie(from, "Release"), NetworkHostOrDie(to, "Release"));
+}
+
+std::vector<InFlightMessage> Simulation::InFlight(HostId from, HostId to) {
+  return network_->InFlight(NetworkHostOrDie(from, "InFlight").id(),
+                            NetworkHostOrDie(to, "InFlight").id());
+}
+
+int Simulation::InjectReset(HostId a, HostId b) {
+  return network_->InjectReset(NetworkHostOrDie(a, "InjectReset"),
+                               NetworkHostOrDie(b, "InjectReset"));
+}
+
+void Simulation::SetBuggify(bool enabled) {
+  BuggifyOptions buggify = network_->buggify();
+  if (buggify.enabled == enabled) return;
+  buggify.enabled = enabled;
+  network_->set_buggify(buggify);
+  Annotate("net.buggify", enabled ? "buggify on" : "buggify off");
+}
+
+bool Simulation::buggify() const { return network_->buggify().enabled; }
+
+void Simulation::SetLinkFaults(HostId from, HostId to, LinkFaults link) {
+  DSIM_MISUSE(fault_model_ != nullptr,
+              "SetLinkFaults: NetworkOptions::link_model replaced the fault model");
+  fault_model_->SetLinkFaults(NetworkHostOrDie(from, "SetLinkFaults").id(),
+                              NetworkHostOrDie(to, "SetLinkFaults").id(), std::move(link));
 }
 
 }  // namespace dsim

@@ -26,9 +26,37 @@
 // test keeps outside the start function (a simulated disk); everything the start
 // function builds is fresh.
 //
-// Layers above (the network) hook into host lifecycle through HostObserver: they learn
-// of each host added, crashed, restarted, paused and resumed, in that order of calls,
-// and can make sockets vanish on a crash or hold traffic during a pause.
+// Layers above hook into host lifecycle through HostObserver: they learn of each host
+// added, crashed, restarted, paused and resumed, in that order of calls.
+//
+// The network. A Simulation owns a Network (sim/network.h) built from
+// SimulationOptions::network, with the fault model of SimulationOptions::faults
+// (sim/faults.h) as its LinkModel. A host with `addresses` is a network host: its tasks
+// (Host::Spawn, the start function, dsim::Spawn from them) make socket calls
+// (sockets/socket.h) as that host. What a host's lifecycle does to its network:
+//   - Crash: its sockets vanish without FIN or RST. Peers see what they would see from
+//     a real dead machine: an RST when their packets reach it (or its restarted, empty
+//     stack), silence while it is partitioned away. Its tasks unwind; socket calls they
+//     make while unwinding (close() in destructors) fail with EPERM and touch nothing.
+//   - Restart: a fresh socket layer (no sockets, all ports free), the same addresses.
+//   - Pause: tasks frozen, timers deferred, and packets to the host held until Resume.
+// Faults driven from the test: Partition/Heal, Hold/Release/InFlight, InjectReset,
+// SetBuggify (below).
+//
+// Example with a network:
+//
+//   dsim::SimulationOptions options{.seed = 3};
+//   options.faults.link.latency = dsim::LatencyModel::Uniform(absl::Microseconds(100),
+//                                                             absl::Milliseconds(2));
+//   dsim::Simulation sim(options);
+//   dsim::Host& a = sim.AddHost({.name = "a", .start = ServeForever,
+//                                .addresses = {"10.0.0.1"}});
+//   dsim::Host& b = sim.AddHost({.name = "b", .start = Client, .addresses = {"10.0.0.2"}});
+//   sim.Spawn("chaos", [&] {
+//     dsim::PartitionId cut = sim.Partition({a.id()}, {b.id()});
+//     dsim::SleepFor(absl::Seconds(2));        // a's streams to b stall, intact
+//     sim.Heal(cut);                           // ... and resume here
+//   });
 //
 // Threading. A Simulation and everything in it belong to one OS thread at a time.
 // Several simulations may run on different threads at once: they share no state.
@@ -46,6 +74,8 @@
 #include "absl/time/time.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/strategy.h"
+#include "sim/faults.h"
+#include "sim/network.h"
 #include "sim/trace.h"
 
 namespace dsim {
@@ -71,6 +101,11 @@ struct SimulationOptions {
   absl::Duration max_virtual_time = absl::InfiniteDuration();
   // What the simulation's trace keeps (it always fingerprints every event).
   TraceOptions trace;
+  // The simulated network (latencies, buffers, TCP timers) and its fault model. If
+  // network.link_model is set, it replaces the fault model's per-packet decisions
+  // (faults.link and faults.overrides are then unused; buggify still applies).
+  NetworkOptions network;
+  FaultOptions faults;
 };
 
 enum class HostState : uint8_t { kRunning, kPaused, kCrashed };
@@ -84,6 +119,9 @@ struct HostOptions {
   // Whether the start task is a daemon: a server loop that never returns should not
   // keep Simulation::Run() from completing.
   bool start_daemon = true;
+  // IP addresses ("10.0.0.1", "fd00::1"). A host with addresses is on the network; its
+  // tasks' socket calls act on its sockets. Loopback is implicit.
+  std::vector<std::string> addresses;
 };
 
 // A simulated process. Owned by its Simulation; references stay valid as long as it.
@@ -96,6 +134,8 @@ class Host {
   GroupId group() const { return group_; }
   // 1 for the first start, 2 after the first restart, ...
   int incarnation() const { return incarnation_; }
+  // The host on the network, or null for a host without addresses.
+  NetworkHost* network_host() const { return network_host_; }
 
   // Spawns a task on this host (in the current incarnation's group). Misuse on a
   // crashed host.
@@ -112,6 +152,7 @@ class Host {
   HostState state_ = HostState::kRunning;
   GroupId group_ = kNoGroup;
   int incarnation_ = 0;
+  NetworkHost* network_host_ = nullptr;
 };
 
 // Hooks for layers that keep per-host state (the network: addresses, sockets, links).
@@ -205,26 +246,60 @@ class Simulation {
   void AddHostObserver(HostObserver* observer);
   void RemoveHostObserver(HostObserver* observer);
 
+  // ---- Network and faults ------------------------------------------------------------
+  // Callable before a run, between runs, or from a task or timer callback. Hosts
+  // without addresses are ignored by Partition and are misuse elsewhere.
+
+  Network& network() { return *network_; }
+  // The fault model, or null when NetworkOptions::link_model replaced it.
+  FaultLinkModel* fault_model() { return fault_model_.get(); }
+
+  // Cuts the links between every host of side_a and every host of side_b (only
+  // a -> b when one_way). Established TCP streams across the cut stall, their segments
+  // held, and resume intact after Heal, unless a deadline or keepalive of the user ends
+  // them first; datagrams across it are lost. Annotated "fault.partition".
+  PartitionId Partition(std::vector<HostId> side_a, std::vector<HostId> side_b,
+                        bool one_way = false);
+  // Ends a partition. Returns false if it was healed already or never existed.
+  bool Heal(PartitionId partition);
+  void HealAll();
+  // Holds every packet from `from` to `to` from now on (TCP and UDP, nothing dropped);
+  // Release lets them go on in order. Holds nest. Annotated "fault.hold".
+  void Hold(HostId from, HostId to);
+  bool Release(HostId from, HostId to);
+  // The messages held or in flight from `from` to `to`, in delivery order.
+  std::vector<InFlightMessage> InFlight(HostId from, HostId to);
+  // Resets the established TCP connections between a and b: both ends see ECONNRESET.
+  // Returns how many sockets were reset. Annotated "fault.reset".
+  int InjectReset(HostId a, HostId b);
+  // Turns buggify on or off for the rest of the run (see FaultOptions::buggify).
+  void SetBuggify(bool enabled);
+  bool buggify() const;
+  // Replaces the faults of one directed link at run time.
+  void SetLinkFaults(HostId from, HostId to, LinkFaults link);
+
  private:
   static std::shared_ptr<Strategy> BuildStrategy(const SimulationOptions& options);
   RunResult Record(RunResult result);
   void StartIncarnation(Host& host);
   Host& HostOrDie(HostId id, const char* operation);
+  NetworkHost& NetworkHostOrDie(HostId id, const char* operation);
+  class NetworkBridge;
 
   SimulationOptions options_;
   std::shared_ptr<Strategy> strategy_;  // Also held by scheduler_.
   Scheduler scheduler_;
   std::unique_ptr<Trace> trace_;
+  // After the scheduler (the network's timers and extension slot live there).
+  std::unique_ptr<Network> network_;
+  std::shared_ptr<FaultLinkModel> fault_model_;
+  std::unique_ptr<NetworkBridge> network_bridge_;
   std::vector<std::unique_ptr<Host>> hosts_;  // hosts_[id - 1].
   std::vector<HostId> host_of_group_;         // By GroupId; kNoHost for others.
   std::vector<HostObserver*> observers_;
   GroupId last_group_ = kNoGroup;
   std::optional<RunResult> first_failed_run_;
   std::optional<RunResult> last_run_;
-  // The network joins here in the next phase: a `std::unique_ptr<Network>` built from
-  // `SimulationOptions::network`, registered as a HostObserver and in the scheduler's
-  // kNetworkExtension slot. ~Simulation unwinds every task before any member dies, so
-  // task destructors may still use it.
 };
 
 }  // namespace dsim

@@ -731,6 +731,12 @@ ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
   if (s->read_deadline <= start) {
     return Fail(EAGAIN, absl::StrCat(args.what, ": the read deadline has passed"));
   }
+  // Buggify: a stream read may return a short prefix (never with MSG_WAITALL, whose
+  // whole point is the full length, nor MSG_PEEK).
+  if (s->is_tcp() && length > 1 && network_->buggify().enabled &&
+      !(args.flags & (MSG_WAITALL | MSG_PEEK))) {
+    length = BuggifyLength(length, "fault.buggify.short_read");
+  }
   ssize_t result = s->is_tcp() ? TcpRecv(s, args, length, start, where)
                                : UdpRecv(s, args, length, start, where);
   if (result < 0) return result;
@@ -765,7 +771,44 @@ ssize_t HostStack::Send(int fd, const SendArgs& args, SourceLocation where) {
   if (s->write_deadline <= start) {
     return Fail(EAGAIN, absl::StrCat(args.what, ": the write deadline has passed"));
   }
-  return s->is_tcp() ? TcpSend(s, args, length, start, where) : UdpSend(s, args, length);
+  if (!s->is_tcp()) return UdpSend(s, args, length);
+  if (length > 1 && network_->buggify().enabled) {
+    length = BuggifyLength(length, "fault.buggify.short_write");
+  }
+  return TcpSend(s, args, length, start, where);
+}
+
+size_t HostStack::BuggifyLength(size_t length, const char* label) {
+  DSIM_DCHECK(length > 1);
+  if (!network_->FaultChance(network_->buggify().short_io_probability, label)) return length;
+  const size_t prefix = 1 + scheduler_->random().Below(length - 1);  // [1, length - 1]
+  DSIM_DCHECK(prefix >= 1 && prefix < length);
+  if (scheduler_->has_listeners()) {
+    Annotate(label, absl::StrCat(prefix, " of ", length, " bytes"));
+  }
+  return prefix;
+}
+
+int HostStack::ResetConnectionsWith(const NetworkHost& peer) {
+  // sockets_ is a hash map: collect, then reset in id order, so wake-ups (and the
+  // trace) do not depend on its salted iteration order.
+  std::vector<uint64_t> ids;
+  for (const auto& [id, socket] : sockets_) {
+    const SocketState& st = *socket;
+    const bool connected = st.is_tcp() && st.has_remote && st.state != TcpState::kClosed &&
+                           st.state != TcpState::kListen && st.state != TcpState::kTimeWait &&
+                           st.state != TcpState::kSynSent;
+    if (connected && network_->HostByAddress(st.remote.address) == &peer) ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  int reset = 0;
+  for (uint64_t id : ids) {
+    SocketState* st = FindSocket(id);
+    if (st == nullptr || st->state == TcpState::kClosed) continue;  // Gone meanwhile.
+    TcpReset(st, ECONNRESET);
+    ++reset;
+  }
+  return reset;
 }
 
 int HostStack::Shutdown(int fd, int how) {

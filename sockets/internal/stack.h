@@ -6,8 +6,9 @@
 // The TCP model is a real (if simplified) protocol over Packets: SYN / SYN-ACK handshake
 // with SYN retransmission, byte sequence numbers, cumulative ACKs with a receive window,
 // delayed ACKs, FIN and RST, TIME_WAIT, and reassembly of segments that arrive out of
-// order. It has no retransmission of data: links are reliable until a fault model says
-// otherwise. Every timer and packet goes through the scheduler, so runs replay by seed.
+// order. It has no retransmission of data: the fault model (sim/faults.h) never loses a
+// TCP segment; it models a loss as a retransmission delay, and a partition holds
+// segments until it heals. Every timer and packet goes through the scheduler, so runs replay by seed.
 #ifndef DSIM_SOCKETS_INTERNAL_STACK_H_
 #define DSIM_SOCKETS_INTERNAL_STACK_H_
 
@@ -106,6 +107,9 @@ struct SocketState {
   int error = 0;      // Pending error (sk_err), reported once.
   int shutdown = 0;   // kRcvShutdown | kSendShutdown.
   bool done = false;  // A FIN arrived (SOCK_DONE).
+  // Closed by a reset (received or injected). Linux unhashes such a socket, so later
+  // segments of the connection find nothing and are answered with RST.
+  bool reset = false;
 
   // TCP receive side.
   ByteQueue rx;
@@ -209,6 +213,10 @@ class HostStack final : public PacketReceiver {
 
   // ---- Network side ------------------------------------------------------------
   void Receive(Packet* packet) override;
+  // The host crashed: from now on nothing this stack does leaves the host.
+  void Detach() override { detached_ = true; }
+  // Injected reset: every TCP connection to `peer` gets ECONNRESET, in socket-id order.
+  int ResetConnectionsWith(const NetworkHost& peer) override;
 
   NetworkHost& host() const { return *host_; }
   size_t open_descriptors() const { return open_descriptors_; }
@@ -307,6 +315,11 @@ class HostStack final : public PacketReceiver {
 
   short PollMask(const SocketState& socket) const;
   void AddTimer(absl::Duration delay, uint64_t id, void (HostStack::*handler)(uint64_t));
+  // Sends a packet from this host, unless the stack is detached (then frees it).
+  void Transmit(Packet* packet);
+  // Buggify: the length a stream read or write moves this time (a short prefix, at
+  // least 1 byte, when the fault fires; `length` otherwise).
+  size_t BuggifyLength(size_t length, const char* label);
   void Annotate(const char* category, const std::string& detail);
 
   Network* network_;
@@ -325,6 +338,7 @@ class HostStack final : public PacketReceiver {
   // Accepted children by their peer's connection id, so a repeated SYN finds its child.
   absl::flat_hash_map<uint64_t, uint64_t> child_by_peer_;
   std::unordered_map<TaskId, std::string> messages_;
+  bool detached_ = false;
 };
 
 }  // namespace dsim::internal

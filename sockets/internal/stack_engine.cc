@@ -82,6 +82,16 @@ void HostStack::AddTimer(absl::Duration delay, uint64_t id,
                        host_->group());
 }
 
+void HostStack::Transmit(Packet* packet) {
+  // A crashed host's stack is mute: nothing leaves a dead machine, whatever its
+  // unwinding tasks do to their sockets.
+  if (detached_) {
+    network_->FreePacket(packet);
+    return;
+  }
+  network_->Send(*host_, packet);
+}
+
 void HostStack::Annotate(const char* category, const std::string& detail) {
   scheduler_->Annotate(Annotation{category, detail, host_->group(), 0, 0});
 }
@@ -117,7 +127,7 @@ void HostStack::TcpSendSegment(SocketState* s, uint8_t flags, uint64_t sequence,
     s->rcv_acked = s->rcv_nxt;
     s->rcv_window_edge = s->rcv_nxt + p->window_bytes;
   }
-  network_->Send(*host_, p);
+  Transmit(p);
 }
 
 void HostStack::TcpSendAck(SocketState* s) {
@@ -156,7 +166,7 @@ void HostStack::SendReset(const Packet& in) {
   p->source_connection = in.destination_connection;
   p->destination_connection = in.source_connection;
   p->sequence = in.acknowledgment;
-  network_->Send(*host_, p);
+  Transmit(p);
 }
 
 // ---- TCP: state changes ----------------------------------------------------------------
@@ -182,6 +192,7 @@ void HostStack::TcpReset(SocketState* s, int error) {
     case TcpState::kCloseWait: s->error = EPIPE; break;
     default: s->error = error; break;
   }
+  s->reset = true;
   s->tx.Clear();
   s->out_of_order.clear();
   s->out_of_order_bytes = 0;
@@ -379,7 +390,7 @@ void HostStack::TcpOnSegment(Packet* packet) {
   if (!usable) {
     // Nobody owns this connection any more. A closed user socket stays silent, as its
     // TIME_WAIT twin would; anything else gets RST (unless it is one).
-    const bool silent = s != nullptr && s->state != TcpState::kListen;
+    const bool silent = s != nullptr && s->state != TcpState::kListen && !s->reset;
     if (!(flags & Packet::kRst) && !silent) SendReset(*packet);
     return;
   }
@@ -874,7 +885,7 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   p->kind = Packet::Kind::kUdp;
   p->source = Endpoint{source, s->local.port};
   p->destination = destination;
-  network_->Send(*host_, p);
+  Transmit(p);
   return static_cast<ssize_t>(length);
 }
 
@@ -959,7 +970,7 @@ void HostStack::UdpOnDatagram(Packet* packet) {
     reply->kind = Packet::Kind::kPortUnreachable;
     reply->source = packet->destination;
     reply->destination = packet->source;
-    network_->Send(*host_, reply);
+    Transmit(reply);
     return;
   }
   SocketState* s =

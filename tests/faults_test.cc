@@ -1,0 +1,721 @@
+// The fault model and host lifecycle at the socket level: every fault kind of
+// sim/faults.h, partitions, hold/release with the in-flight view, reset injection,
+// buggify, and what crash, restart and pause look like to a peer.
+#include "sim/faults.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "sim/simulation.h"
+#include "sockets/socket.h"
+#include "tests/testing/sim_net.h"
+
+namespace dsim {
+namespace {
+
+using testing::ConnectTo;
+using testing::ListenOn;
+using testing::ReadAll;
+using testing::UdpBound;
+using testing::UdpReceive;
+using testing::UdpSend;
+using testing::WriteAll;
+
+absl::Duration Ms(double ms) { return absl::Microseconds(ms * 1000); }
+
+// Counts annotations by category.
+class AnnotationCounter final : public SchedulerListener {
+ public:
+  void OnAnnotation(const Annotation& a) override { ++counts_[std::string(a.category)]; }
+  int count(const std::string& category) const {
+    auto it = counts_.find(category);
+    return it == counts_.end() ? 0 : it->second;
+  }
+
+ private:
+  std::map<std::string, int> counts_;
+};
+
+// A simulation with a server (10.0.0.1) and a client (10.0.0.2) whose start functions do
+// nothing: tests spawn on them.
+struct World {
+  explicit World(SimulationOptions options = {})
+      : sim(std::move(options)),
+        server(sim.AddHost({.name = "server", .start = [] {}, .addresses = {"10.0.0.1"}})),
+        client(sim.AddHost({.name = "client", .start = [] {}, .addresses = {"10.0.0.2"}})) {
+    sim.scheduler().AddListener(&annotations);
+  }
+  ~World() { sim.scheduler().RemoveListener(&annotations); }
+  Simulation sim;
+  Host& server;
+  Host& client;
+  AnnotationCounter annotations;
+};
+
+SimulationOptions WithLink(LinkFaults link, uint64_t seed = 1) {
+  SimulationOptions options{.seed = seed};
+  options.faults.link = std::move(link);
+  return options;
+}
+
+// ---- Latency distributions ------------------------------------------------------------
+
+// Draws `n` samples of a model inside a task (the strategy draws them).
+std::vector<absl::Duration> Samples(const LatencyModel& model, int n) {
+  Simulation sim(SimulationOptions{.seed = 5});
+  std::vector<absl::Duration> out;
+  sim.Spawn("sampler", [&] {
+    for (int i = 0; i < n; ++i) out.push_back(model.Sample(sim.scheduler()));
+  });
+  EXPECT_TRUE(sim.Run().ok());
+  return out;
+}
+
+double MeanMs(const std::vector<absl::Duration>& samples) {
+  double sum = 0;
+  for (absl::Duration d : samples) sum += absl::ToDoubleMilliseconds(d);
+  return sum / samples.size();
+}
+
+TEST(Latency, FixedIsAlwaysTheSame) {
+  for (absl::Duration d : Samples(LatencyModel::Fixed(Ms(3)), 100)) EXPECT_EQ(d, Ms(3));
+}
+
+TEST(Latency, UniformStaysInItsRangeAndAveragesItsMidpoint) {
+  const auto samples = Samples(LatencyModel::Uniform(Ms(1), Ms(5)), 20000);
+  for (absl::Duration d : samples) {
+    ASSERT_GE(d, Ms(1));
+    ASSERT_LE(d, Ms(5));
+  }
+  EXPECT_NEAR(MeanMs(samples), 3.0, 0.05);
+}
+
+TEST(Latency, ExponentialHasItsFloorAndMean) {
+  const auto samples = Samples(LatencyModel::Exponential(Ms(1), Ms(2)), 20000);
+  for (absl::Duration d : samples) ASSERT_GE(d, Ms(1));
+  EXPECT_NEAR(MeanMs(samples), 3.0, 0.1);
+}
+
+TEST(Latency, RareTailAddsLongDelaysWithItsProbability) {
+  const auto samples =
+      Samples(LatencyModel::Fixed(Ms(1)).WithTail(0.1, Ms(50), Ms(100)), 20000);
+  int tail = 0;
+  for (absl::Duration d : samples) {
+    ASSERT_TRUE(d == Ms(1) || (d >= Ms(51) && d <= Ms(101))) << d;
+    tail += d > Ms(1);
+  }
+  EXPECT_NEAR(tail / 20000.0, 0.1, 0.01);
+}
+
+TEST(Latency, JitterSpreadsSymmetricallyWithinItsBound) {
+  const auto samples = Samples(LatencyModel::Fixed(Ms(1)).WithJitter(Ms(0.2)), 20000);
+  for (absl::Duration d : samples) {
+    ASSERT_GE(d, Ms(0.8));
+    ASSERT_LE(d, Ms(1.2));
+  }
+  EXPECT_NEAR(MeanMs(samples), 1.0, 0.01);
+  EXPECT_NE(*std::min_element(samples.begin(), samples.end()),
+            *std::max_element(samples.begin(), samples.end()));
+}
+
+TEST(Latency, PacketsBetweenHostsFollowTheModel) {
+  World w(WithLink({.latency = LatencyModel::Uniform(Ms(2), Ms(4))}));
+  std::vector<absl::Duration> delays;
+  w.server.Spawn("receiver", [&] {
+    const int fd = UdpBound("0.0.0.0", 9000);
+    SetReadDeadline(fd, dsim::Now() + absl::Seconds(1));
+    while (auto m = UdpReceive(fd)) {
+      absl::Time sent;
+      ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, *m, &sent, nullptr));
+      delays.push_back(dsim::Now() - sent);
+    }
+  });
+  w.client.Spawn("sender", [&] {
+    const int fd = UdpBound("0.0.0.0", 0);
+    for (int i = 0; i < 200; ++i) {
+      UdpSend(fd, "10.0.0.1", 9000, absl::FormatTime(absl::RFC3339_full, dsim::Now(), absl::UTCTimeZone()));
+      dsim::SleepFor(Ms(0.1));
+    }
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  ASSERT_EQ(delays.size(), 200u);
+  for (absl::Duration d : delays) {
+    EXPECT_GE(d, Ms(2));
+    EXPECT_LE(d, Ms(4) + absl::Microseconds(1));  // FIFO may push a packet 1 ns later.
+  }
+}
+
+// ---- Bandwidth -------------------------------------------------------------------------
+
+TEST(Bandwidth, PacketsWaitForTheLinkAndTakeSizeOverBandwidthToSerialize) {
+  // 972-byte datagrams are 1000 bytes on the wire: 1 ms each at 1 MB/s.
+  World w(WithLink({.latency = LatencyModel::Fixed(Ms(1)), .bandwidth_bytes_per_second = 1'000'000}));
+  std::vector<absl::Time> arrivals;
+  absl::Time sent;
+  w.server.Spawn("receiver", [&] {
+    const int fd = UdpBound("0.0.0.0", 9000);
+    SetReadDeadline(fd, dsim::Now() + absl::Seconds(1));
+    while (UdpReceive(fd)) arrivals.push_back(dsim::Now());
+  });
+  w.client.Spawn("sender", [&] {
+    const int fd = UdpBound("0.0.0.0", 0);
+    dsim::SleepFor(Ms(1));
+    sent = dsim::Now();
+    for (int i = 0; i < 10; ++i) UdpSend(fd, "10.0.0.1", 9000, std::string(972, 'x'));
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  ASSERT_EQ(arrivals.size(), 10u);
+  for (int i = 0; i < 10; ++i) {
+    // Serialized one after another, then 1 ms of propagation.
+    EXPECT_EQ(arrivals[i] - sent, Ms(1) * (i + 1) + Ms(1)) << i;
+  }
+}
+
+// ---- Datagram loss, duplication, reordering -------------------------------------------
+
+// Sends `n` numbered datagrams client -> server, 10 us apart; returns what arrived.
+std::vector<int> SendNumbered(World& w, int n) {
+  std::vector<int> received;
+  w.server.Spawn("receiver", [&] {
+    const int fd = UdpBound("0.0.0.0", 9000);
+    SetReadDeadline(fd, dsim::Now() + absl::Seconds(5));
+    while (auto m = UdpReceive(fd)) received.push_back(std::stoi(*m));
+  });
+  w.client.Spawn("sender", [&, n] {
+    const int fd = UdpBound("0.0.0.0", 0);
+    for (int i = 0; i < n; ++i) {
+      UdpSend(fd, "10.0.0.1", 9000, std::to_string(i));
+      dsim::SleepFor(absl::Microseconds(10));
+    }
+  });
+  EXPECT_TRUE(w.sim.Run().ok());
+  return received;
+}
+
+TEST(Datagrams, AreLostWithTheLossProbabilityAndEachLossIsAnnotated) {
+  World w(WithLink({.datagram_loss_probability = 0.25}));
+  const std::vector<int> received = SendNumbered(w, 4000);
+  EXPECT_NEAR(received.size() / 4000.0, 0.75, 0.03);
+  EXPECT_EQ(w.annotations.count("fault.drop"), 4000 - static_cast<int>(received.size()));
+  EXPECT_TRUE(std::is_sorted(received.begin(), received.end()));
+}
+
+TEST(Datagrams, AreDuplicatedWithTheDuplicateProbability) {
+  World w(WithLink({.datagram_duplicate_probability = 0.25}));
+  const std::vector<int> received = SendNumbered(w, 4000);
+  EXPECT_NEAR(received.size() / 4000.0, 1.25, 0.03);
+  EXPECT_EQ(w.annotations.count("fault.duplicate"), static_cast<int>(received.size()) - 4000);
+}
+
+TEST(Datagrams, AreReorderedWhenLaterOnesOvertakeADelayedOne) {
+  World w(WithLink({.datagram_reorder_probability = 0.2,
+                    .datagram_reorder_delay_max = absl::Milliseconds(1)}));
+  std::vector<int> received = SendNumbered(w, 2000);
+  ASSERT_EQ(received.size(), 2000u);  // Nothing lost...
+  EXPECT_FALSE(std::is_sorted(received.begin(), received.end()));  // ... but out of order.
+  std::sort(received.begin(), received.end());
+  for (int i = 0; i < 2000; ++i) ASSERT_EQ(received[i], i);
+  EXPECT_GT(w.annotations.count("fault.reorder"), 300);
+}
+
+TEST(Datagrams, PerLinkOverridesApplyOnlyToTheirLink) {
+  SimulationOptions options;
+  options.faults.overrides.push_back(
+      {.from = "client", .to = "server", .link = {.datagram_loss_probability = 1.0}});
+  World w(options);
+  Host& other = w.sim.AddHost({.name = "other", .start = [] {}, .addresses = {"10.0.0.3"}});
+  int from_client = 0, from_other = 0;
+  w.server.Spawn("receiver", [&] {
+    const int fd = UdpBound("0.0.0.0", 9000);
+    SetReadDeadline(fd, dsim::Now() + absl::Seconds(1));
+    while (auto m = UdpReceive(fd)) (*m == "client" ? from_client : from_other)++;
+  });
+  w.client.Spawn("a", [] { UdpSend(UdpBound("0.0.0.0", 0), "10.0.0.1", 9000, "client"); });
+  other.Spawn("b", [] { UdpSend(UdpBound("0.0.0.0", 0), "10.0.0.1", 9000, "other"); });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(from_client, 0);
+  EXPECT_EQ(from_other, 1);
+}
+
+// ---- Streams stay reliable ---------------------------------------------------------
+
+std::string Pattern(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+  return s;
+}
+
+// Streams `data` client -> server; returns what the server read to EOF and the time.
+std::string Stream(World& w, const std::string& data, absl::Duration* took = nullptr) {
+  std::string received;
+  absl::Time done;
+  w.server.Spawn("reader", [&] {
+    const int listener = ListenOn("0.0.0.0", 80);
+    const int fd = Accept(listener, nullptr, nullptr);
+    received = ReadAll(fd);
+    done = dsim::Now();
+  });
+  w.client.Spawn("writer", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(WriteAll(fd, data), data.size());
+    Close(fd);
+  });
+  const RunResult result = w.sim.Run();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  if (took != nullptr) *took = done - Scheduler::Epoch();
+  return received;
+}
+
+TEST(Streams, LostSegmentsShowUpAsDelayNeverAsMissingBytes) {
+  const std::string data = Pattern(300'000);
+  World clean;
+  absl::Duration clean_time;
+  ASSERT_EQ(Stream(clean, data, &clean_time), data);
+  World lossy(WithLink({.segment_loss_probability = 0.2}));
+  absl::Duration lossy_time;
+  EXPECT_EQ(Stream(lossy, data, &lossy_time), data);
+  EXPECT_GT(lossy.annotations.count("fault.retransmit"), 0);
+  EXPECT_GT(lossy_time, clean_time + absl::Milliseconds(200));
+}
+
+TEST(Streams, JitterAndBandwidthKeepTheStreamInOrder) {
+  const std::string data = Pattern(200'000);
+  World w(WithLink({.latency = LatencyModel::Exponential(Ms(0.1), Ms(1)).WithJitter(Ms(0.5)),
+                    .bandwidth_bytes_per_second = 5'000'000}));
+  EXPECT_EQ(Stream(w, data), data);
+}
+
+// ---- Reset injection --------------------------------------------------------------------
+
+TEST(Reset, InjectedResetGivesBothEndsEconnreset) {
+  World w;
+  int server_error = 0, client_error = 0;
+  w.server.Spawn("server", [&] {
+    const int fd = Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr);
+    char c;
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    server_error = errno;
+  });
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    char c;
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    client_error = errno;
+  });
+  int reset = 0;
+  w.sim.Spawn("chaos", [&] {
+    dsim::SleepFor(Ms(10));
+    reset = w.sim.InjectReset(w.client.id(), w.server.id());
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(reset, 2);
+  EXPECT_EQ(server_error, ECONNRESET);
+  EXPECT_EQ(client_error, ECONNRESET);
+  EXPECT_EQ(w.annotations.count("fault.reset"), 1);
+}
+
+// ---- Partitions ---------------------------------------------------------------------
+
+TEST(Partition, TwoWayStallsAnEstablishedStreamWhichResumesIntactAfterHeal) {
+  World w;
+  std::string before, during_partition, after_heal;
+  std::vector<InFlightMessage> held;
+  PartitionId cut = 0;
+  w.server.Spawn("server", [&] {
+    const int fd = Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr);
+    char buffer[64];
+    ssize_t n = Read(fd, buffer, sizeof(buffer));
+    before.assign(buffer, std::max<ssize_t>(n, 0));
+    dsim::SleepFor(Ms(20));  // The partition is up now.
+    SetReadDeadline(fd, dsim::Now() + absl::Milliseconds(500));
+    EXPECT_EQ(Read(fd, buffer, sizeof(buffer)), -1);  // Stalled, not broken.
+    EXPECT_EQ(errno, EAGAIN);
+    SetReadDeadline(fd, absl::InfiniteFuture());
+    after_heal = ReadAll(fd);
+  });
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    WriteAll(fd, "hello");
+    dsim::SleepFor(Ms(20));
+    EXPECT_EQ(WriteAll(fd, "during the partition"), 20u);
+    dsim::SleepFor(Ms(1));
+    held = w.sim.InFlight(w.client.id(), w.server.id());
+    Close(fd);
+  });
+  w.sim.Spawn("chaos", [&] {
+    dsim::SleepFor(Ms(10));
+    cut = w.sim.Partition({w.client.id()}, {w.server.id()});
+    dsim::SleepFor(absl::Seconds(2));
+    EXPECT_TRUE(w.sim.Heal(cut));
+    EXPECT_FALSE(w.sim.Heal(cut));
+  });
+  const RunResult result = w.sim.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(before, "hello");
+  EXPECT_EQ(after_heal, "during the partition");
+  ASSERT_FALSE(held.empty());
+  EXPECT_TRUE(held.front().held);
+  EXPECT_EQ(held.front().payload_bytes, 20u);
+  EXPECT_EQ(held.front().deliver_at, absl::InfiniteFuture());
+  EXPECT_EQ(w.annotations.count("fault.partition"), 1);
+}
+
+TEST(Partition, OneWayBlocksOnlyItsDirection) {
+  World w;
+  std::string at_client, at_server;
+  absl::Time server_got;
+  w.server.Spawn("server", [&] {
+    const int fd = Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr);
+    dsim::SleepFor(Ms(20));
+    WriteAll(fd, "down");
+    char buffer[16];
+    const ssize_t n = Read(fd, buffer, sizeof(buffer));
+    at_server.assign(buffer, std::max<ssize_t>(n, 0));
+    server_got = dsim::Now();
+  });
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    dsim::SleepFor(Ms(20));
+    WriteAll(fd, "up");
+    char buffer[16];
+    const ssize_t n = Read(fd, buffer, sizeof(buffer));
+    at_client.assign(buffer, std::max<ssize_t>(n, 0));
+    dsim::SleepFor(absl::Seconds(2));
+  });
+  w.sim.Spawn("chaos", [&] {
+    dsim::SleepFor(Ms(10));
+    const PartitionId cut = w.sim.Partition({w.client.id()}, {w.server.id()}, /*one_way=*/true);
+    dsim::SleepFor(absl::Seconds(1));
+    w.sim.Heal(cut);
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(at_client, "down");  // server -> client flows.
+  EXPECT_EQ(at_server, "up");    // client -> server waited for the heal.
+  EXPECT_GE(server_got - Scheduler::Epoch(), absl::Seconds(1) + Ms(10));
+}
+
+TEST(Partition, DropsDatagramsInsteadOfHoldingThem) {
+  World w;
+  std::vector<std::string> received;
+  w.server.Spawn("receiver", [&] {
+    const int fd = UdpBound("0.0.0.0", 9000);
+    SetReadDeadline(fd, dsim::Now() + absl::Seconds(3));
+    while (auto m = UdpReceive(fd)) received.push_back(*m);
+  });
+  w.client.Spawn("sender", [&] {
+    const int fd = UdpBound("0.0.0.0", 0);
+    dsim::SleepFor(Ms(20));
+    UdpSend(fd, "10.0.0.1", 9000, "lost");
+    dsim::SleepFor(absl::Seconds(2));
+    UdpSend(fd, "10.0.0.1", 9000, "after heal");
+  });
+  w.sim.Spawn("chaos", [&] {
+    dsim::SleepFor(Ms(10));
+    w.sim.Partition({w.server.id()}, {w.client.id()});
+    dsim::SleepFor(absl::Seconds(1));
+    w.sim.HealAll();
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(received, std::vector<std::string>{"after heal"});
+}
+
+TEST(Partition, StalledStreamEndsAtTheUsersDeadlineAndStaysUsable) {
+  World w;
+  std::string received;
+  w.server.Spawn("server", [&] {
+    const int fd = Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr);
+    SetReadDeadline(fd, dsim::Now() + absl::Milliseconds(200));
+    char c;
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    SetReadDeadline(fd, absl::InfiniteFuture());
+    received = ReadAll(fd);
+  });
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    const PartitionId cut = w.sim.Partition({w.client.id()}, {w.server.id()});
+    WriteAll(fd, "late but whole");
+    dsim::SleepFor(absl::Seconds(1));
+    w.sim.Heal(cut);
+    Close(fd);
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(received, "late but whole");
+}
+
+// ---- Hold, Release, InFlight -----------------------------------------------------------
+
+TEST(Hold, HoldsEveryMessageShowsThemInFlightAndReleasesThemInOrder) {
+  World w(WithLink({.latency = LatencyModel::Fixed(Ms(1))}));
+  std::vector<std::string> received;
+  std::vector<InFlightMessage> flying, held;
+  w.server.Spawn("receiver", [&] {
+    const int fd = UdpBound("0.0.0.0", 9000);
+    SetReadDeadline(fd, dsim::Now() + absl::Seconds(2));
+    while (auto m = UdpReceive(fd)) received.push_back(*m + "@" + absl::FormatDuration(dsim::Now() - Scheduler::Epoch()));
+  });
+  w.client.Spawn("sender", [&] {
+    const int fd = UdpBound("0.0.0.0", 0);
+    UdpSend(fd, "10.0.0.1", 9000, "a");
+    flying = w.sim.InFlight(w.client.id(), w.server.id());
+    dsim::SleepFor(Ms(5));
+    w.sim.Hold(w.client.id(), w.server.id());
+    UdpSend(fd, "10.0.0.1", 9000, "bb");
+    UdpSend(fd, "10.0.0.1", 9000, "ccc");
+    dsim::SleepFor(Ms(100));
+    held = w.sim.InFlight(w.client.id(), w.server.id());
+    EXPECT_TRUE(w.sim.Release(w.client.id(), w.server.id()));
+    EXPECT_FALSE(w.sim.Release(w.client.id(), w.server.id()));
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  ASSERT_EQ(flying.size(), 1u);
+  EXPECT_FALSE(flying[0].held);
+  EXPECT_EQ(flying[0].payload_bytes, 1u);
+  EXPECT_EQ(flying[0].kind, Packet::Kind::kUdp);
+  EXPECT_EQ(flying[0].deliver_at, Scheduler::Epoch() + Ms(1));
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_TRUE(held[0].held && held[1].held);
+  EXPECT_EQ(held[0].payload_bytes, 2u);
+  EXPECT_EQ(held[1].payload_bytes, 3u);
+  EXPECT_EQ(held[0].destination.port, 9000);
+  ASSERT_EQ(received.size(), 3u);
+  EXPECT_EQ(received[0], "a@1ms");
+  EXPECT_TRUE(absl::StartsWith(received[1], "bb@105.")) << received[1];
+  EXPECT_TRUE(absl::StartsWith(received[2], "ccc@105.")) << received[2];
+}
+
+// ---- Buggify -------------------------------------------------------------------------
+
+TEST(Buggify, ShortReadsAndWritesKeepTheStreamIntact) {
+  SimulationOptions options;
+  options.faults.buggify = true;
+  World w(options);
+  const std::string data = Pattern(100'000);
+  int short_writes = 0, short_reads = 0;
+  std::string received;
+  w.server.Spawn("reader", [&] {
+    const int fd = Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr);
+    char buffer[4096];
+    for (;;) {
+      const ssize_t n = Read(fd, buffer, sizeof(buffer));
+      if (n <= 0) break;
+      ASSERT_GE(n, 1);
+      if (n < static_cast<ssize_t>(sizeof(buffer)) && received.size() + n < data.size()) ++short_reads;
+      received.append(buffer, n);
+    }
+  });
+  w.client.Spawn("writer", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    size_t done = 0;
+    while (done < data.size()) {
+      const size_t want = std::min<size_t>(8192, data.size() - done);
+      const ssize_t n = Write(fd, data.data() + done, want);
+      ASSERT_GE(n, 1);
+      if (static_cast<size_t>(n) < want) ++short_writes;
+      done += n;
+    }
+    Close(fd);
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(received, data);
+  EXPECT_GT(short_writes, 0);
+  EXPECT_GT(short_reads, 0);
+  EXPECT_GT(w.annotations.count("fault.buggify.short_write"), 0);
+}
+
+TEST(Buggify, IsOffByDefaultAndTogglesPerSimulation) {
+  World w;
+  EXPECT_FALSE(w.sim.buggify());
+  std::vector<ssize_t> writes;
+  w.server.Spawn("sink", [&] { ReadAll(Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr)); });
+  w.client.Spawn("writer", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    const std::string chunk(1000, 'x');
+    for (int i = 0; i < 20; ++i) writes.push_back(Write(fd, chunk.data(), chunk.size()));
+    w.sim.SetBuggify(true);
+    for (int i = 0; i < 40; ++i) writes.push_back(Write(fd, chunk.data(), chunk.size()));
+    Close(fd);
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(writes[i], 1000);
+  EXPECT_LT(*std::min_element(writes.begin() + 20, writes.end()), 1000);
+}
+
+// ---- Crash, restart, pause ---------------------------------------------------------
+
+TEST(Crash, PeerSeesResetWhenItSendsToTheDeadHostAndTasksUnwind) {
+  World w;
+  bool destructor_ran = false;
+  int read_error = 0;
+  ssize_t read_before_send = 0;
+  struct Guard {
+    bool* flag;
+    int fd;
+    ~Guard() {
+      *flag = true;
+      Close(fd);  // Harmless in a dead incarnation: no FIN leaves the host.
+    }
+  };
+  w.server.Spawn("server", [&] {
+    const int fd = Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr);
+    Guard guard{&destructor_ran, fd};
+    dsim::SleepFor(absl::Hours(1));
+  });
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    dsim::SleepFor(Ms(50));  // The server crashed at 10 ms.
+    SetReadDeadline(fd, dsim::Now() + Ms(100));
+    char c;
+    read_before_send = Read(fd, &c, 1);  // Silence: no FIN, no RST.
+    SetReadDeadline(fd, absl::InfiniteFuture());
+    EXPECT_EQ(Write(fd, "x", 1), 1);
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    read_error = errno;
+  });
+  w.sim.Spawn("chaos", [&] {
+    dsim::SleepFor(Ms(10));
+    EXPECT_TRUE(w.sim.Crash(w.server.id()));
+  });
+  const RunResult result = w.sim.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_TRUE(destructor_ran);
+  EXPECT_EQ(read_before_send, -1);
+  EXPECT_EQ(read_error, ECONNRESET);
+}
+
+TEST(Crash, AHostThatCrashesItselfUnwindsInsteadOfSpinning) {
+  // The server crashes its own host, then keeps retrying a call that can only fail.
+  // The kill must reach it at that call's scheduling point.
+  World w;
+  int attempts_after_crash = 0;
+  w.server.Spawn("self-destruct", [&] {
+    const int listener = ListenOn("0.0.0.0", 80);
+    dsim::SleepFor(Ms(10));
+    w.sim.Crash(w.server.id());
+    for (;;) {
+      if (Accept(listener, nullptr, nullptr) >= 0) break;
+      ++attempts_after_crash;
+    }
+  });
+  const RunResult result = w.sim.RunFor(absl::Seconds(1));
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_LE(attempts_after_crash, 1);
+  EXPECT_EQ(w.sim.scheduler().live_tasks(), 0u);
+}
+
+TEST(Crash, IsSilentWhilePartitionedAndResetsAfterTheHeal) {
+  World w;
+  std::vector<int> errors;
+  w.server.Spawn("server", [&] {
+    Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr);
+    dsim::SleepFor(absl::Hours(1));
+  });
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    const PartitionId cut = w.sim.Partition({w.client.id()}, {w.server.id()});
+    w.sim.Crash(w.server.id());
+    Write(fd, "x", 1);
+    SetReadDeadline(fd, dsim::Now() + absl::Seconds(1));
+    char c;
+    Read(fd, &c, 1);
+    errors.push_back(errno);  // EAGAIN: nothing comes back through the partition.
+    w.sim.Heal(cut);
+    SetReadDeadline(fd, absl::InfiniteFuture());
+    Read(fd, &c, 1);
+    errors.push_back(errno);  // The held segment reached the dead host: RST.
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(errors, (std::vector<int>{EAGAIN, ECONNRESET}));
+}
+
+TEST(Restart, RestartedHostAcceptsNewConnectionsOnTheSameAddress) {
+  Simulation sim;
+  int starts = 0;
+  Host& server = sim.AddHost({.name = "server",
+                              .start = [&] {
+                                ++starts;
+                                const int listener = ListenOn("0.0.0.0", 80);
+                                ASSERT_GE(listener, 0) << LastSocketErrorMessage();
+                                for (;;) {
+                                  const int fd = Accept(listener, nullptr, nullptr);
+                                  WriteAll(fd, absl::StrCat("incarnation ", starts));
+                                  Close(fd);
+                                }
+                              },
+                              .addresses = {"10.0.0.1"}});
+  Host& client = sim.AddHost({.name = "client", .start = [] {}, .addresses = {"10.0.0.2"}});
+  std::vector<std::string> greetings;
+  int refused_errno = 0;
+  client.Spawn("client", [&] {
+    dsim::SleepFor(Ms(1));
+    greetings.push_back(ReadAll(ConnectTo("10.0.0.1", 80)));
+    sim.Crash(server.id());
+    EXPECT_EQ(ConnectTo("10.0.0.1", 80), -1);  // Nobody listens on a dead host.
+    refused_errno = errno;
+    sim.Restart(server.id());
+    dsim::SleepFor(Ms(1));
+    greetings.push_back(ReadAll(ConnectTo("10.0.0.1", 80)));
+  });
+  ASSERT_TRUE(sim.Run().ok());
+  EXPECT_EQ(greetings, (std::vector<std::string>{"incarnation 1", "incarnation 2"}));
+  EXPECT_EQ(refused_errno, ECONNREFUSED);
+  EXPECT_EQ(server.incarnation(), 2);
+}
+
+TEST(Pause, TrafficToAPausedHostIsHeldAndDeliveredAfterResume) {
+  World w;
+  std::vector<std::pair<std::string, absl::Duration>> received;
+  std::vector<InFlightMessage> held;
+  w.server.Spawn("receiver", [&] {
+    const int fd = UdpBound("0.0.0.0", 9000);
+    SetReadDeadline(fd, dsim::Now() + absl::Seconds(5));
+    while (auto m = UdpReceive(fd)) received.emplace_back(*m, dsim::Now() - Scheduler::Epoch());
+  });
+  w.client.Spawn("sender", [&] {
+    const int fd = UdpBound("0.0.0.0", 0);
+    dsim::SleepFor(Ms(1));
+    w.sim.Pause(w.server.id());
+    UdpSend(fd, "10.0.0.1", 9000, "one");
+    UdpSend(fd, "10.0.0.1", 9000, "two");
+    dsim::SleepFor(absl::Seconds(1));
+    held = w.sim.InFlight(w.client.id(), w.server.id());
+    w.sim.Resume(w.server.id());
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_TRUE(held[0].held);
+  ASSERT_EQ(received.size(), 2u);
+  EXPECT_EQ(received[0].first, "one");
+  EXPECT_EQ(received[1].first, "two");
+  EXPECT_GE(received[0].second, absl::Seconds(1));
+}
+
+// ---- Determinism -------------------------------------------------------------------
+
+uint64_t FaultyRunFingerprint(uint64_t seed) {
+  SimulationOptions options = WithLink(
+      {.latency = LatencyModel::Exponential(Ms(0.1), Ms(1)).WithTail(0.05, Ms(5), Ms(20)),
+       .datagram_loss_probability = 0.1,
+       .segment_loss_probability = 0.05},
+      seed);
+  options.faults.buggify = true;
+  World w(options);
+  const std::string data = Pattern(50'000);
+  EXPECT_EQ(Stream(w, data), data);
+  return w.sim.trace().fingerprint();
+}
+
+TEST(Determinism, SameSeedGivesTheSameTraceFingerprintUnderFaults) {
+  EXPECT_EQ(FaultyRunFingerprint(11), FaultyRunFingerprint(11));
+  EXPECT_NE(FaultyRunFingerprint(11), FaultyRunFingerprint(12));
+}
+
+}  // namespace
+}  // namespace dsim
