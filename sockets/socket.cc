@@ -45,36 +45,40 @@ enum class KillPoint { kDeliver, kDefer };
 HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
   Scheduler* scheduler = Scheduler::Current();
   const char* problem = nullptr;
-  Network* network = nullptr;
-  NetworkHost* host = nullptr;
   if (scheduler == nullptr) {
     problem = "no dsim simulation runs on this thread";
   } else if (!scheduler->InTask()) {
     problem = "the caller is a timer callback or the run loop";
-  } else if ((network = static_cast<Network*>(
-                  scheduler->extension(Scheduler::kNetworkExtension))) == nullptr) {
-    problem = "no dsim::Network is attached to this simulation's scheduler";
-  } else if ((host = network->HostOfGroup(scheduler->CurrentGroup())) == nullptr) {
-    problem = "the calling task is not on a host; spawn it with NetworkHost::Spawn";
-  }
-  if (problem != nullptr) {
-    OutsideMessage() =
-        absl::StrCat("dsim::", call, " was called outside a simulated task: ", problem);
-    errno = EPERM;
-    return nullptr;
-  }
-  // A preemption point (the strategy may switch tasks here, or not), except while
-  // unwinding a killed task: destructors that close sockets must not give the CPU away
-  // then.
-  if (std::uncaught_exceptions() == 0) {
-    if (kill_point == KillPoint::kDefer) {
-      Scheduler::NoUnwindScope no_unwind;
-      scheduler->SchedulingPoint();
+  } else {
+    // The preemption point comes first, before the host lookup: a task of a crashed
+    // host must be unwound here even though its host no longer answers to it, or a
+    // loop that retries a failing call would spin forever. While unwinding a killed
+    // task, destructors that close sockets must not give the CPU away.
+    if (std::uncaught_exceptions() == 0) {
+      if (kill_point == KillPoint::kDefer) {
+        Scheduler::NoUnwindScope no_unwind;
+        scheduler->SchedulingPoint();
+      } else {
+        scheduler->SchedulingPoint();
+      }
+    }
+    auto* network =
+        static_cast<Network*>(scheduler->extension(Scheduler::kNetworkExtension));
+    NetworkHost* host =
+        network == nullptr ? nullptr : network->HostOfGroup(scheduler->CurrentGroup());
+    if (network == nullptr) {
+      problem = "no dsim::Network is attached to this simulation's scheduler";
+    } else if (host == nullptr) {
+      problem = "the calling task is not on a host (or its host crashed); spawn it with "
+                "NetworkHost::Spawn or Host::Spawn";
     } else {
-      scheduler->SchedulingPoint();
+      return &HostStack::Of(*host);
     }
   }
-  return &HostStack::Of(*host);
+  OutsideMessage() = absl::StrCat("dsim::", call, " was called outside a simulated task: ",
+                                  problem);
+  errno = EPERM;
+  return nullptr;
 }
 
 template <typename T>
