@@ -302,7 +302,7 @@ inline Task* Scheduler::PickRunnable() {
   const size_t index =
       runnable_.size() == 1
           ? 0
-          : Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "");
+          : DecideNextTask();
   Task* next = runnable_[index];
   TakeRunnable(index);
   ++steps_;
@@ -440,6 +440,12 @@ uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
     for (SchedulerListener* l : listeners_) l->OnDecision(decision, chosen);
   }
   return chosen;
+}
+
+// Out of line on purpose: the hot paths with a single candidate never call it, and
+// inlining it would give them a large stack frame.
+ABSL_ATTRIBUTE_NOINLINE size_t Scheduler::DecideNextTask() {
+  return Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "");
 }
 
 uint64_t Scheduler::ChooseValue(uint64_t num_options, const char* label) {
@@ -612,7 +618,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::YieldFast() {
   if (ABSL_PREDICT_FALSE(unusual)) return YieldSlow(self);
   const size_t count = runnable_.size();
   const size_t index =
-      count == 1 ? 0 : Decide(DecisionKind::kNextTask, count, runnable_ids_, "");
+      count == 1 ? 0 : DecideNextTask();
   Task* next = runnable_[index];
   // The caller takes the picked task's place in the run queue: no pop and push.
   runnable_[index] = self;

@@ -381,6 +381,7 @@ class Scheduler {
   void MakeRunnable(internal::Task* task);
   void TakeRunnable(size_t index);
   void RemoveFromRunnable(internal::Task* task);
+  size_t DecideNextTask();
   uint64_t Decide(DecisionKind kind, uint64_t num_options, absl::Span<const uint64_t> candidates,
                   const char* label);
 

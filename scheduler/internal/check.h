@@ -23,17 +23,25 @@ namespace dsim::internal {
 
 }  // namespace dsim::internal
 
-#define DSIM_MISUSE(cond, ...)                                                       \
-  do {                                                                               \
-    if (ABSL_PREDICT_FALSE(!(cond)))                                                 \
-      ::dsim::internal::MisuseFailed(__FILE__, __LINE__, ::absl::StrCat(__VA_ARGS__)); \
+// The failure paths are cold, non-inlined lambdas: building the message must not cost
+// the checking function a larger stack frame (or a stack protector) on its hot path.
+#define DSIM_MISUSE(cond, ...)                                                        \
+  do {                                                                                \
+    if (ABSL_PREDICT_FALSE(!(cond))) {                                                \
+      [&]() __attribute__((noinline, cold)) {                                         \
+        ::dsim::internal::MisuseFailed(__FILE__, __LINE__, ::absl::StrCat(__VA_ARGS__)); \
+      }();                                                                            \
+    }                                                                                 \
   } while (0)
 
-#define DSIM_CHECK(cond, ...)                                                     \
-  do {                                                                            \
-    if (ABSL_PREDICT_FALSE(!(cond)))                                              \
-      ::dsim::internal::CheckFailed(__FILE__, __LINE__, #cond,                    \
-                                    ::absl::StrCat("" __VA_OPT__(, ) __VA_ARGS__)); \
+#define DSIM_CHECK(cond, ...)                                                       \
+  do {                                                                              \
+    if (ABSL_PREDICT_FALSE(!(cond))) {                                              \
+      [&]() __attribute__((noinline, cold)) {                                       \
+        ::dsim::internal::CheckFailed(__FILE__, __LINE__, #cond,                    \
+                                      ::absl::StrCat("" __VA_OPT__(, ) __VA_ARGS__)); \
+      }();                                                                          \
+    }                                                                               \
   } while (0)
 
 #ifdef NDEBUG
