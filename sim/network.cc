@@ -141,6 +141,12 @@ Network::Network(Scheduler* scheduler, NetworkOptions options)
   DSIM_MISUSE(options_.ephemeral_port_min > 0 &&
                   options_.ephemeral_port_min <= options_.ephemeral_port_max,
               "NetworkOptions: empty ephemeral port range");
+  // A zero keepalive time would re-arm the keepalive timer at the same instant forever.
+  DSIM_MISUSE(options_.tcp_keepalive_time > absl::ZeroDuration() &&
+                  options_.tcp_keepalive_interval > absl::ZeroDuration() &&
+                  options_.tcp_keepalive_probes >= 1,
+              "NetworkOptions: tcp_keepalive_time and tcp_keepalive_interval must be "
+              "positive, tcp_keepalive_probes at least 1");
   link_model_ = options_.link_model;
   if (link_model_ == nullptr) {
     link_model_ =

@@ -239,6 +239,16 @@ struct NetworkOptions {
   int syn_retries = 6;
   absl::Duration time_wait = absl::Seconds(60);
   absl::Duration fin_wait2_timeout = absl::Seconds(60);
+  // Keepalive defaults of sockets with SO_KEEPALIVE (net.ipv4.tcp_keepalive_time,
+  // tcp_keepalive_intvl, tcp_keepalive_probes): idle time before the first probe, time
+  // between probes, and unanswered probes before the connection fails with ETIMEDOUT.
+  // TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT override them per socket, in seconds.
+  // A connected socket with SO_KEEPALIVE always has a timer pending, so a run whose
+  // tasks wait forever on a healthy such connection reaches its time limit instead of
+  // being reported as a deadlock.
+  absl::Duration tcp_keepalive_time = absl::Seconds(7200);
+  absl::Duration tcp_keepalive_interval = absl::Seconds(75);
+  int tcp_keepalive_probes = 9;
 };
 
 class NetworkHost;

@@ -124,7 +124,11 @@ ssize_t Sendmsg(int fd, const msghdr* message, int flags,
 // ---- Options, modes, deadlines -------------------------------------------------------
 // SOL_SOCKET: SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ERROR, SO_ACCEPTCONN, SO_RCVBUF,
 // SO_SNDBUF, SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_LINGER, SO_RCVTIMEO,
-// SO_SNDTIMEO. IPPROTO_TCP: TCP_NODELAY. IPPROTO_IPV6: IPV6_V6ONLY. Others: ENOPROTOOPT.
+// SO_SNDTIMEO. IPPROTO_TCP: TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT (seconds,
+// seconds, count; EINVAL outside Linux's ranges). IPPROTO_IPV6: IPV6_V6ONLY. Others:
+// ENOPROTOOPT. SO_KEEPALIVE sends probes as Linux does: after TCP_KEEPIDLE without a
+// received segment, TCP_KEEPCNT unanswered probes TCP_KEEPINTVL apart fail the
+// connection with ETIMEDOUT (reported once) and send the peer an RST.
 
 int Getsockopt(int fd, int level, int name, void* value, socklen_t* length);
 int Setsockopt(int fd, int level, int name, const void* value, socklen_t length);

@@ -4,6 +4,9 @@
 #include "sim/faults.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <map>
@@ -695,6 +698,321 @@ TEST(Pause, TrafficToAPausedHostIsHeldAndDeliveredAfterResume) {
   EXPECT_EQ(received[0].first, "one");
   EXPECT_EQ(received[1].first, "two");
   EXPECT_GE(received[0].second, absl::Seconds(1));
+}
+
+// ---- Keepalive -----------------------------------------------------------------------
+
+// getsockopt of an int option: its value, or -errno.
+int IntOption(int fd, int level, int name) {
+  int v = -1;
+  socklen_t length = sizeof(v);
+  return Getsockopt(fd, level, name, &v, &length) == 0 ? v : -errno;
+}
+
+// setsockopt of an int option: 0, or -errno.
+int SetIntOption(int fd, int level, int name, int value) {
+  return Setsockopt(fd, level, name, &value, sizeof(value)) == 0 ? 0 : -errno;
+}
+
+// Keepalive settings for a socket: SO_KEEPALIVE plus TCP_KEEPIDLE, TCP_KEEPINTVL and
+// TCP_KEEPCNT (0 keeps the default).
+struct KeepaliveSettings {
+  int idle_seconds = 0;
+  int interval_seconds = 0;
+  int probes = 0;
+};
+
+void EnableKeepalive(int fd, const KeepaliveSettings& settings) {
+  ASSERT_EQ(SetIntOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1), 0);
+  if (settings.idle_seconds > 0) {
+    ASSERT_EQ(SetIntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE, settings.idle_seconds), 0);
+  }
+  if (settings.interval_seconds > 0) {
+    ASSERT_EQ(SetIntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL, settings.interval_seconds), 0);
+  }
+  if (settings.probes > 0) {
+    ASSERT_EQ(SetIntOption(fd, IPPROTO_TCP, TCP_KEEPCNT, settings.probes), 0);
+  }
+}
+
+// A socket with keepalive set before connect(), so Linux (and dsim) start the idle
+// period when the handshake completes; -1 if the connect failed.
+int ConnectWithKeepalive(const char* ip, uint16_t port, const KeepaliveSettings& settings) {
+  const int fd = Socket(AF_INET, SOCK_STREAM, 0);
+  EnableKeepalive(fd, settings);
+  sockaddr_storage a;
+  const socklen_t l = MakeSockaddr(ip, port, &a);
+  return Connect(fd, testing::Sa(&a), l) == 0 ? fd : -1;
+}
+
+// A server that accepts `count` connections and reads each until `deadline_after` of
+// silence (so a partition that never heals ends its reads with EAGAIN, not a hang).
+void AcceptAndIdle(World& w, int count, absl::Duration deadline_after,
+                   std::vector<int>* errors) {
+  w.server.Spawn("server", [&w, count, deadline_after, errors] {
+    const int listener = ListenOn("0.0.0.0", 80);
+    std::vector<int> fds;
+    for (int i = 0; i < count; ++i) fds.push_back(Accept(listener, nullptr, nullptr));
+    for (int fd : fds) {
+      SetReadDeadline(fd, dsim::Now() + deadline_after);
+      char c;
+      errors->push_back(Read(fd, &c, 1) < 0 ? errno : 0);
+    }
+  });
+}
+
+TEST(Keepalive, OptionsRoundTripWithLinuxDefaultsAndRejectOutOfRangeValues) {
+  World w;
+  w.client.Spawn("options", [&] {
+    const int fd = Socket(AF_INET, SOCK_STREAM, 0);
+    EXPECT_EQ(IntOption(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+    EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE), 7200);
+    EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL), 75);
+    EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPCNT), 9);
+    EXPECT_EQ(SetIntOption(fd, SOL_SOCKET, SO_KEEPALIVE, 5), 0);
+    EXPECT_EQ(IntOption(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+    for (int name : {TCP_KEEPIDLE, TCP_KEEPINTVL}) {
+      EXPECT_EQ(SetIntOption(fd, IPPROTO_TCP, name, 1), 0);
+      EXPECT_EQ(IntOption(fd, IPPROTO_TCP, name), 1);
+      EXPECT_EQ(SetIntOption(fd, IPPROTO_TCP, name, 32767), 0);
+      for (int bad : {0, -1, 32768}) EXPECT_EQ(SetIntOption(fd, IPPROTO_TCP, name, bad), -EINVAL);
+      EXPECT_EQ(IntOption(fd, IPPROTO_TCP, name), 32767);  // Unchanged by the failures.
+    }
+    EXPECT_EQ(SetIntOption(fd, IPPROTO_TCP, TCP_KEEPCNT, 1), 0);
+    EXPECT_EQ(SetIntOption(fd, IPPROTO_TCP, TCP_KEEPCNT, 127), 0);
+    for (int bad : {0, -1, 128}) {
+      EXPECT_EQ(SetIntOption(fd, IPPROTO_TCP, TCP_KEEPCNT, bad), -EINVAL);
+    }
+    EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPCNT), 127);
+    const int udp = Socket(AF_INET, SOCK_DGRAM, 0);
+    EXPECT_EQ(SetIntOption(udp, IPPROTO_TCP, TCP_KEEPIDLE, 10), -ENOPROTOOPT);
+    EXPECT_EQ(SetIntOption(udp, SOL_SOCKET, SO_KEEPALIVE, 1), 0);  // Only a flag on UDP.
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+}
+
+TEST(Keepalive, NetworkOptionsSetTheDefaultsThatSocketsReportAndUse) {
+  SimulationOptions options;
+  options.network.tcp_keepalive_time = absl::Seconds(30);
+  options.network.tcp_keepalive_interval = absl::Seconds(5);
+  options.network.tcp_keepalive_probes = 2;
+  World w(options);
+  std::vector<int> server_errors;
+  AcceptAndIdle(w, 1, absl::Hours(1), &server_errors);
+  absl::Duration failed_after;
+  int error = 0;
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectWithKeepalive("10.0.0.1", 80, {});
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE), 30);
+    EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL), 5);
+    EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPCNT), 2);
+    const absl::Time connected = dsim::Now();
+    w.sim.Partition({w.client.id()}, {w.server.id()});
+    char c;
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    error = errno;
+    failed_after = dsim::Now() - connected;
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(error, ETIMEDOUT);
+  EXPECT_EQ(failed_after, absl::Seconds(30 + 2 * 5));
+}
+
+TEST(Keepalive, AcceptedSocketsInheritTheListenersKeepaliveSettings) {
+  World w;
+  w.server.Spawn("server", [&] {
+    const int listener = ListenOn("0.0.0.0", 80);
+    EnableKeepalive(listener, {.idle_seconds = 11, .interval_seconds = 3, .probes = 4});
+    const int fd = Accept(listener, nullptr, nullptr);
+    EXPECT_EQ(IntOption(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+    EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE), 11);
+    EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL), 3);
+    EXPECT_EQ(IntOption(fd, IPPROTO_TCP, TCP_KEEPCNT), 4);
+    Close(fd);
+  });
+  w.client.Spawn("client", [&] { EXPECT_EQ(ReadAll(ConnectTo("10.0.0.1", 80)), ""); });
+  ASSERT_TRUE(w.sim.Run().ok());
+}
+
+// Two idle connections across a partition that never heals, one waited on by a
+// blocked read and one by poll: both fail exactly KEEPIDLE + KEEPCNT * KEEPINTVL after
+// their last received segment, and each sends its peer KEEPCNT probes and then an RST
+// (held by the partition, so visible in flight).
+TEST(Keepalive, PartitionThatNeverHealsFailsIdleConnectionsWithEtimedoutAtIdlePlusCountIntervals) {
+  World w;
+  const KeepaliveSettings settings{.idle_seconds = 10, .interval_seconds = 2, .probes = 3};
+  const absl::Duration expected = absl::Seconds(10 + 3 * 2);
+  std::vector<int> server_errors;
+  AcceptAndIdle(w, 2, absl::Hours(1), &server_errors);
+  absl::Duration read_failed_after, poll_woke_after;
+  int read_error = 0;
+  short revents = 0;
+  int so_error_first = -1, so_error_second = -1;
+  ssize_t read_after_error = -2, write_after_error = -2;
+  int write_after_error_errno = 0;
+  std::vector<InFlightMessage> held;
+  w.client.Spawn("reader", [&] {
+    const int fd = ConnectWithKeepalive("10.0.0.1", 80, settings);
+    ASSERT_GE(fd, 0);
+    const absl::Time connected = dsim::Now();
+    const int polled = ConnectWithKeepalive("10.0.0.1", 80, settings);
+    ASSERT_GE(polled, 0);
+    const absl::Time polled_connected = dsim::Now();
+    w.sim.Partition({w.client.id()}, {w.server.id()});
+    w.client.Spawn("poller", [&, polled, polled_connected] {
+      pollfd p{polled, POLLIN, 0};
+      EXPECT_EQ(Poll(&p, 1, -1), 1);
+      revents = p.revents;
+      poll_woke_after = dsim::Now() - polled_connected;
+      so_error_first = IntOption(polled, SOL_SOCKET, SO_ERROR);
+      so_error_second = IntOption(polled, SOL_SOCKET, SO_ERROR);
+    });
+    char c;
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    read_error = errno;
+    read_failed_after = dsim::Now() - connected;
+    // Reported once, as Linux's sk_err: afterwards the socket reads as shut down.
+    read_after_error = Read(fd, &c, 1);
+    write_after_error = Write(fd, "x", 1);
+    write_after_error_errno = errno;
+    dsim::SleepFor(absl::Seconds(1));  // The poller has checked its socket too.
+    held = w.sim.InFlight(w.client.id(), w.server.id());
+  });
+  const RunResult result = w.sim.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(read_error, ETIMEDOUT);
+  EXPECT_EQ(read_failed_after, expected);
+  EXPECT_EQ(read_after_error, 0);
+  EXPECT_EQ(write_after_error, -1);
+  EXPECT_EQ(write_after_error_errno, EPIPE);
+  EXPECT_EQ(poll_woke_after, expected);
+  EXPECT_EQ(revents & (POLLERR | POLLHUP), POLLERR | POLLHUP);
+  EXPECT_EQ(so_error_first, ETIMEDOUT);
+  EXPECT_EQ(so_error_second, 0);
+  int probes = 0, resets = 0;
+  for (const InFlightMessage& m : held) {
+    EXPECT_TRUE(m.held);
+    probes += m.flags == Packet::kAck && m.payload_bytes == 0;
+    resets += (m.flags & Packet::kRst) != 0;
+  }
+  EXPECT_EQ(probes, 2 * 3);
+  EXPECT_EQ(resets, 2);
+  EXPECT_EQ(w.annotations.count("tcp.keepalive"), 2 * 3);
+  EXPECT_EQ(w.annotations.count("tcp.keepalive_timeout"), 2);
+  // The server has no keepalive: its connections stay stalled until its own deadline.
+  EXPECT_EQ(server_errors, (std::vector<int>{EAGAIN, EAGAIN}));
+}
+
+TEST(Keepalive, LinuxDefaultsGiveUpTwoHoursElevenMinutesFifteenSecondsAfterTheLastSegment) {
+  World w;
+  std::vector<int> server_errors;
+  AcceptAndIdle(w, 1, absl::Hours(3), &server_errors);
+  absl::Duration failed_after;
+  int error = 0;
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectWithKeepalive("10.0.0.1", 80, {});
+    ASSERT_GE(fd, 0);
+    const absl::Time connected = dsim::Now();
+    w.sim.Partition({w.client.id()}, {w.server.id()});
+    char c;
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    error = errno;
+    failed_after = dsim::Now() - connected;
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(error, ETIMEDOUT);
+  EXPECT_EQ(failed_after, absl::Seconds(7200 + 9 * 75));
+}
+
+TEST(Keepalive, AnsweredProbesKeepAnIdleHealthyConnectionUpPastManyProbePeriods) {
+  World w;
+  std::string received;
+  w.server.Spawn("server", [&] {
+    const int fd = Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr);
+    received = ReadAll(fd);
+  });
+  int idle_read_errno = 0;
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectWithKeepalive("10.0.0.1", 80,
+                                        {.idle_seconds = 10, .interval_seconds = 2, .probes = 1});
+    ASSERT_GE(fd, 0);
+    SetReadDeadline(fd, dsim::Now() + absl::Hours(1));
+    char c;
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    idle_read_errno = errno;
+    EXPECT_EQ(WriteAll(fd, "still here"), 10u);
+    Close(fd);
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(idle_read_errno, EAGAIN);  // The deadline, not the keepalive, ended the wait.
+  EXPECT_EQ(received, "still here");
+  // One probe per idle period of 10 s (plus a round trip) over the hour.
+  EXPECT_GE(w.annotations.count("tcp.keepalive"), 350);
+  EXPECT_LE(w.annotations.count("tcp.keepalive"), 360);
+  EXPECT_EQ(w.annotations.count("tcp.keepalive_timeout"), 0);
+}
+
+TEST(Keepalive, ProbeToAPeerThatCrashedAndRestartedIsAnsweredWithRstGivingEconnreset) {
+  Simulation sim;
+  Host& server = sim.AddHost({.name = "server",
+                              .start = [] {
+                                const int listener = ListenOn("0.0.0.0", 80);
+                                for (;;) Accept(listener, nullptr, nullptr);
+                              },
+                              .addresses = {"10.0.0.1"}});
+  Host& client = sim.AddHost({.name = "client", .start = [] {}, .addresses = {"10.0.0.2"}});
+  absl::Duration failed_after;
+  int error = 0;
+  client.Spawn("client", [&] {
+    dsim::SleepFor(Ms(1));
+    const int fd = ConnectWithKeepalive("10.0.0.1", 80, {.idle_seconds = 10});
+    ASSERT_GE(fd, 0);
+    const absl::Time connected = dsim::Now();
+    sim.Spawn("chaos", [&] {
+      dsim::SleepFor(absl::Seconds(1));
+      sim.Crash(server.id());
+      dsim::SleepFor(absl::Seconds(1));
+      sim.Restart(server.id());
+    });
+    char c;
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    error = errno;
+    failed_after = dsim::Now() - connected;
+  });
+  ASSERT_TRUE(sim.Run().ok());
+  EXPECT_EQ(server.incarnation(), 2);
+  EXPECT_EQ(error, ECONNRESET);
+  // The first probe, 10 s after the handshake, and its RST's round trip.
+  EXPECT_GT(failed_after, absl::Seconds(10));
+  EXPECT_LT(failed_after, absl::Seconds(10) + Ms(10));
+}
+
+TEST(Keepalive, WithoutSoKeepaliveAPartitionedStreamStaysStalledUntilTheUsersDeadline) {
+  World w;
+  std::vector<int> server_errors;
+  AcceptAndIdle(w, 1, absl::Hours(24), &server_errors);
+  absl::Duration waited;
+  int error = 0;
+  std::vector<InFlightMessage> held;
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    ASSERT_GE(fd, 0);
+    w.sim.Partition({w.client.id()}, {w.server.id()});
+    const absl::Time start = dsim::Now();
+    SetReadDeadline(fd, start + absl::Hours(24));  // Far past any keepalive default.
+    char c;
+    EXPECT_EQ(Read(fd, &c, 1), -1);
+    error = errno;
+    waited = dsim::Now() - start;
+    held = w.sim.InFlight(w.client.id(), w.server.id());
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(error, EAGAIN);
+  EXPECT_EQ(waited, absl::Hours(24));
+  EXPECT_TRUE(held.empty());  // No probe ever left.
+  EXPECT_EQ(server_errors, std::vector<int>{EAGAIN});
+  EXPECT_EQ(w.annotations.count("tcp.keepalive"), 0);
 }
 
 // ---- Determinism -------------------------------------------------------------------

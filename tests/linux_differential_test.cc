@@ -681,8 +681,13 @@ const Divergence kDeliberateDivergences[] = {
     {"divergence/linger", "", "",
      "close() never blocks: SO_LINGER with a nonzero time behaves like no linger."},
     {"divergence/options", "", "",
-     "Options other than the listed ones (TCP_KEEPIDLE, IP_TOS, UDP_CORK, ...) fail with "
+     "Options other than the listed ones (TCP_USER_TIMEOUT, IP_TOS, UDP_CORK, ...) fail with "
      "ENOPROTOOPT; SO_RCVTIMEO/SO_SNDTIMEO are kept exactly instead of rounded to jiffies."},
+    {"divergence/keepalive", "", "",
+     "Keepalive's final RST is held by a partition and resets the peer at the heal (Linux's "
+     "is lost); keepalive times are exact, not jiffies; TCP_USER_TIMEOUT is not simulated. "
+     "A stream with unacknowledged data under a partition is never probed (as in Linux) "
+     "and, without retransmission timeouts, stalls until the heal or a deadline."},
     {"divergence/unroutable", "", "",
      "connect()/sendto() to an address no simulated host owns fails at once with ENETUNREACH "
      "(Linux would route it and time out)."},
@@ -1051,6 +1056,31 @@ std::vector<Sequence> HandWrittenCases() {
                            GetOpt(0, SOL_SOCKET, SO_SNDTIMEO), Bad(30)});
   add("options/linger", {Sock(0), {OpKind::kSetLinger, 0, 1, 5}, GetOpt(0, SOL_SOCKET, SO_LINGER),
                          {OpKind::kSetLinger, 0, 0, 9}, GetOpt(0, SOL_SOCKET, SO_LINGER)});
+  add("options/keepalive",
+      {Sock(0), Sock(1, AF_INET, kUdp), GetOpt(0, SOL_SOCKET, SO_KEEPALIVE),
+       GetOpt(0, IPPROTO_TCP, TCP_KEEPIDLE), GetOpt(0, IPPROTO_TCP, TCP_KEEPINTVL),
+       GetOpt(0, IPPROTO_TCP, TCP_KEEPCNT), SetOpt(0, IPPROTO_TCP, TCP_KEEPIDLE, 1),
+       GetOpt(0, IPPROTO_TCP, TCP_KEEPIDLE), SetOpt(0, IPPROTO_TCP, TCP_KEEPIDLE, 32767),
+       SetOpt(0, IPPROTO_TCP, TCP_KEEPIDLE, 0), SetOpt(0, IPPROTO_TCP, TCP_KEEPIDLE, 32768),
+       SetOpt(0, IPPROTO_TCP, TCP_KEEPIDLE, -1), GetOpt(0, IPPROTO_TCP, TCP_KEEPIDLE),
+       SetOpt(0, IPPROTO_TCP, TCP_KEEPINTVL, 1), SetOpt(0, IPPROTO_TCP, TCP_KEEPINTVL, 32767),
+       SetOpt(0, IPPROTO_TCP, TCP_KEEPINTVL, 0), SetOpt(0, IPPROTO_TCP, TCP_KEEPINTVL, 32768),
+       GetOpt(0, IPPROTO_TCP, TCP_KEEPINTVL), SetOpt(0, IPPROTO_TCP, TCP_KEEPCNT, 1),
+       SetOpt(0, IPPROTO_TCP, TCP_KEEPCNT, 127), SetOpt(0, IPPROTO_TCP, TCP_KEEPCNT, 0),
+       SetOpt(0, IPPROTO_TCP, TCP_KEEPCNT, 128), GetOpt(0, IPPROTO_TCP, TCP_KEEPCNT),
+       SetOpt(0, SOL_SOCKET, SO_KEEPALIVE, 1), GetOpt(0, SOL_SOCKET, SO_KEEPALIVE),
+       SetOpt(1, IPPROTO_TCP, TCP_KEEPIDLE, 10), GetOpt(1, IPPROTO_TCP, TCP_KEEPIDLE),
+       SetOpt(1, SOL_SOCKET, SO_KEEPALIVE, 1), GetOpt(1, SOL_SOCKET, SO_KEEPALIVE)});
+  add("options/keepalive-connected",
+      {Sock(0), BindTo(0, kLo4, kP0), SetOpt(0, SOL_SOCKET, SO_KEEPALIVE, 1),
+       SetOpt(0, IPPROTO_TCP, TCP_KEEPIDLE, 100), SetOpt(0, IPPROTO_TCP, TCP_KEEPCNT, 3),
+       ListenOn(0, 4), Sock(1), ConnectTo(1, kLo4, kP0), Settle(), AcceptInto(0, 2),
+       GetOpt(2, SOL_SOCKET, SO_KEEPALIVE), GetOpt(2, IPPROTO_TCP, TCP_KEEPIDLE),
+       GetOpt(2, IPPROTO_TCP, TCP_KEEPINTVL), GetOpt(2, IPPROTO_TCP, TCP_KEEPCNT),
+       GetOpt(1, SOL_SOCKET, SO_KEEPALIVE), GetOpt(1, IPPROTO_TCP, TCP_KEEPIDLE),
+       SetOpt(1, SOL_SOCKET, SO_KEEPALIVE, 1), SetOpt(1, IPPROTO_TCP, TCP_KEEPIDLE, 5),
+       GetOpt(1, IPPROTO_TCP, TCP_KEEPIDLE), SetOpt(1, SOL_SOCKET, SO_KEEPALIVE, 0),
+       GetOpt(1, SOL_SOCKET, SO_KEEPALIVE), SendN(1, 3), Settle(), RecvN(2, 8)});
   add("options/bad", {Sock(0), Sock(1, AF_INET, kUdp), Bad(12), Bad(13), Bad(14), Bad(15),
                       Bad(16), {OpKind::kBadCall, 29, 1}, GetOpt(1, IPPROTO_TCP, TCP_NODELAY),
                       GetOpt(0, SOL_SOCKET, 9999), GetOpt(0, IPPROTO_IPV6, IPV6_V6ONLY)});

@@ -189,6 +189,7 @@ void HostStack::Destroy(SocketState* socket) {
   DSIM_CHECK(socket->fd < 0 && socket->active_calls == 0, "destroying a socket in use");
   Unbind(socket);
   if (socket->syn_timer != kNoTimer) scheduler_->CancelTimer(socket->syn_timer);
+  CancelKeepalive(socket);  // A child reset with its listener may still have one.
   if (socket->peer_connection != 0) {
     auto it = child_by_peer_.find(socket->peer_connection);
     if (it != child_by_peer_.end() && it->second == socket->id) child_by_peer_.erase(it);
@@ -961,6 +962,9 @@ int HostStack::Getsockopt(int fd, int level, int name, void* value, socklen_t* l
     const int v = s->nodelay;
     return CopyOptionOut(this, &v, sizeof(v), value, length);
   }
+  if (int v; level == IPPROTO_TCP && s->is_tcp() && KeepaliveOption(*s, name, &v)) {
+    return CopyOptionOut(this, &v, sizeof(v), value, length);
+  }
   if (level == IPPROTO_IPV6 && s->family == AF_INET6 && name == IPV6_V6ONLY) {
     const int v = s->v6only;
     return CopyOptionOut(this, &v, sizeof(v), value, length);
@@ -992,6 +996,9 @@ int HostStack::Setsockopt(int fd, int level, int name, const void* value, sockle
   std::memcpy(&v, value, sizeof(v));
   const bool on = v != 0;
   if (level == IPPROTO_TCP) {
+    if (name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT) {
+      return SetKeepaliveOption(s, name, v);
+    }
     if (name != TCP_NODELAY) {
       return Fail(ENOPROTOOPT, absl::StrCat("setsockopt: TCP option ", name, " is not simulated"));
     }
@@ -1010,7 +1017,7 @@ int HostStack::Setsockopt(int fd, int level, int name, const void* value, sockle
   switch (name) {
     case SO_REUSEADDR: s->reuse_address = on; return 0;
     case SO_REUSEPORT: s->reuse_port = on; return 0;
-    case SO_KEEPALIVE: s->keepalive = on; return 0;
+    case SO_KEEPALIVE: SetKeepalive(s, on); return 0;
     case SO_SNDBUF: {
       const uint32_t clamped =
           std::min<uint32_t>(static_cast<uint32_t>(v), options_.send_buffer_bytes_max);

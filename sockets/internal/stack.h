@@ -8,7 +8,9 @@
 // delayed ACKs, FIN and RST, TIME_WAIT, and reassembly of segments that arrive out of
 // order. It has no retransmission of data: the fault model (sim/faults.h) never loses a
 // TCP segment; it models a loss as a retransmission delay, and a partition holds
-// segments until it heals. Every timer and packet goes through the scheduler, so runs replay by seed.
+// segments until it heals. Keepalive (SO_KEEPALIVE) probes are ordinary segments, so a
+// partition holds them and a dead peer answers them with RST. Every timer and packet
+// goes through the scheduler, so runs replay by seed.
 #ifndef DSIM_SOCKETS_INTERNAL_STACK_H_
 #define DSIM_SOCKETS_INTERNAL_STACK_H_
 
@@ -135,6 +137,18 @@ struct SocketState {
   // Connecting.
   int syn_attempts = 0;
   TimerId syn_timer = kNoTimer;
+
+  // Keepalive (SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). A zero
+  // idle or interval, or a zero probe count, means the NetworkOptions default, as
+  // Linux's 0 means the sysctl. The timer exists only while SO_KEEPALIVE is on and the
+  // connection is synchronized and still held by the user, so sockets without the
+  // option never keep a run alive.
+  absl::Duration keepalive_idle = absl::ZeroDuration();
+  absl::Duration keepalive_interval = absl::ZeroDuration();
+  int keepalive_probes_max = 0;
+  int keepalive_probes_sent = 0;  // Unanswered probes (icsk_probes_out).
+  absl::Time last_receive_time = absl::InfinitePast();  // Start of the idle period.
+  TimerId keepalive_timer = kNoTimer;
 
   // Listening.
   int backlog = 0;
@@ -302,6 +316,17 @@ class HostStack final : public PacketReceiver {
   void OnDelayedAck(uint64_t id);
   void OnTimeWaitEnd(uint64_t id);
   void OnFinWait2Timeout(uint64_t id);
+  // Keepalive (stack_engine.cc).
+  absl::Duration KeepaliveIdle(const SocketState& socket) const;
+  absl::Duration KeepaliveInterval(const SocketState& socket) const;
+  int KeepaliveProbesMax(const SocketState& socket) const;
+  bool KeepaliveOption(const SocketState& socket, int name, int* value) const;
+  int SetKeepaliveOption(SocketState* socket, int name, int value);
+  void SetKeepalive(SocketState* socket, bool on);
+  void ArmKeepalive(SocketState* socket, absl::Duration delay);
+  void CancelKeepalive(SocketState* socket);
+  void OnKeepaliveTimer(uint64_t id);
+  void TcpKeepaliveExpired(SocketState* socket);
   bool TcpWritable(const SocketState& socket) const;
   void WakeAll(SocketState* socket);
 

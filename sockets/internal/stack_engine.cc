@@ -1,5 +1,6 @@
 // HostStack, part 2: the TCP and UDP engines (sending, receiving packets, timers).
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -179,6 +180,7 @@ void HostStack::TcpDone(SocketState* s) {
     scheduler_->CancelTimer(s->syn_timer);
     s->syn_timer = kNoTimer;
   }
+  CancelKeepalive(s);
   if (!s->port_locked || s->passive_binding) Unbind(s);
   WakeAll(s);
   MaybeDestroy(s);
@@ -249,6 +251,8 @@ int HostStack::TcpDisconnect(SocketState* s) {
     scheduler_->CancelTimer(s->syn_timer);
     s->syn_timer = kNoTimer;
   }
+  CancelKeepalive(s);
+  s->keepalive_probes_sent = 0;
   s->state = TcpState::kClosed;
   s->rx.Clear();
   s->tx.Clear();
@@ -278,6 +282,9 @@ int HostStack::TcpDisconnect(SocketState* s) {
 // close() on a TCP socket (tcp_close).
 void HostStack::TcpRelease(SocketState* s) {
   DSIM_DCHECK(s->orphan());
+  // Linux never probes from a closed socket either: it has its FIN in flight, or sits
+  // in FIN_WAIT2 where the same timer counts the FIN_WAIT2 timeout instead.
+  CancelKeepalive(s);
   s->shutdown = kRcvShutdown | kSendShutdown;
   switch (s->state) {
     case TcpState::kListen:
@@ -364,6 +371,184 @@ void HostStack::OnDelayedAck(uint64_t id) {
   }
 }
 
+// ---- TCP: keepalive ------------------------------------------------------------------
+//
+// Linux's model (tcp_keepalive_timer): one timer per socket. It looks at how long ago
+// the last segment arrived; after KEEPIDLE of silence it sends a probe (an ACK one
+// below snd_una, which the peer must answer with an ACK), then one every KEEPINTVL.
+// Any segment that arrives clears the count of unanswered probes and restarts the idle
+// period; KEEPCNT unanswered probes end the connection with ETIMEDOUT and an RST. A
+// partition holds the probes (no answer); a dead or restarted peer answers with RST.
+
+namespace {
+
+// Linux's MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL and MAX_TCP_KEEPCNT.
+constexpr int kKeepaliveIdleSecondsMax = 32767;
+constexpr int kKeepaliveIntervalSecondsMax = 32767;
+constexpr int kKeepaliveProbesMax = 127;
+
+// Does the keepalive timer run for this socket? Only with SO_KEEPALIVE, on a
+// synchronized connection the user still holds (or that waits in an accept queue).
+bool KeepaliveApplies(const SocketState& s) {
+  if (!s.keepalive || !s.is_tcp() || s.peer_connection == 0) return false;
+  if (s.orphan() && s.listener == 0) return false;
+  return s.state != TcpState::kClosed && s.state != TcpState::kListen &&
+         s.state != TcpState::kSynSent && s.state != TcpState::kTimeWait;
+}
+
+// An ACK-only segment that starts before rcv_nxt, as a keepalive probe does. Linux's
+// tcp_validate_incoming finds its sequence unacceptable and answers with a duplicate
+// ACK, without processing it further. Compared as Linux's before(), modulo 2^64, so a
+// probe below sequence 0 counts too.
+bool IsBelowWindowAck(const SocketState& s, const Packet& p) {
+  return (p.flags & ~Packet::kAckNow) == Packet::kAck && p.payload.empty() &&
+         static_cast<int64_t>(p.sequence - s.rcv_nxt) < 0;
+}
+
+}  // namespace
+
+absl::Duration HostStack::KeepaliveIdle(const SocketState& s) const {
+  return s.keepalive_idle > absl::ZeroDuration() ? s.keepalive_idle
+                                                 : options_.tcp_keepalive_time;
+}
+
+absl::Duration HostStack::KeepaliveInterval(const SocketState& s) const {
+  return s.keepalive_interval > absl::ZeroDuration() ? s.keepalive_interval
+                                                     : options_.tcp_keepalive_interval;
+}
+
+int HostStack::KeepaliveProbesMax(const SocketState& s) const {
+  return s.keepalive_probes_max > 0 ? s.keepalive_probes_max : options_.tcp_keepalive_probes;
+}
+
+// getsockopt(IPPROTO_TCP, TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT); false for other
+// names. Times are reported in whole seconds, as Linux divides jiffies by HZ.
+bool HostStack::KeepaliveOption(const SocketState& s, int name, int* value) const {
+  switch (name) {
+    case TCP_KEEPIDLE:
+      *value = static_cast<int>(absl::ToInt64Seconds(KeepaliveIdle(s)));
+      return true;
+    case TCP_KEEPINTVL:
+      *value = static_cast<int>(absl::ToInt64Seconds(KeepaliveInterval(s)));
+      return true;
+    case TCP_KEEPCNT:
+      *value = KeepaliveProbesMax(s);
+      return true;
+    default:
+      return false;
+  }
+}
+
+// setsockopt of one of the three keepalive options, with Linux's ranges. A new idle
+// time applies at once, measured from the last received segment
+// (tcp_sock_set_keepidle_locked).
+int HostStack::SetKeepaliveOption(SocketState* s, int name, int value) {
+  switch (name) {
+    case TCP_KEEPIDLE: {
+      if (value < 1 || value > kKeepaliveIdleSecondsMax) {
+        return Fail(EINVAL, absl::StrCat("setsockopt: TCP_KEEPIDLE ", value,
+                                         " is outside [1, 32767] seconds"));
+      }
+      s->keepalive_idle = absl::Seconds(value);
+      if (KeepaliveApplies(*s)) {
+        const absl::Duration elapsed = scheduler_->Now() - s->last_receive_time;
+        ArmKeepalive(s, std::max(absl::ZeroDuration(), s->keepalive_idle - elapsed));
+      }
+      return 0;
+    }
+    case TCP_KEEPINTVL:
+      if (value < 1 || value > kKeepaliveIntervalSecondsMax) {
+        return Fail(EINVAL, absl::StrCat("setsockopt: TCP_KEEPINTVL ", value,
+                                         " is outside [1, 32767] seconds"));
+      }
+      s->keepalive_interval = absl::Seconds(value);
+      return 0;
+    case TCP_KEEPCNT:
+      if (value < 1 || value > kKeepaliveProbesMax) {
+        return Fail(EINVAL, absl::StrCat("setsockopt: TCP_KEEPCNT ", value,
+                                         " is outside [1, 127]"));
+      }
+      s->keepalive_probes_max = value;
+      return 0;
+    default:
+      DSIM_CHECK(false, "not a keepalive option: ", name);
+      return Fail(ENOPROTOOPT, "setsockopt: not a keepalive option");
+  }
+}
+
+// SO_KEEPALIVE (tcp_set_keepalive): turning it on starts the idle period's timer on a
+// connected socket; turning it off cancels it. UDP sockets only keep the flag.
+void HostStack::SetKeepalive(SocketState* s, bool on) {
+  const bool was_on = s->keepalive;
+  s->keepalive = on;
+  if (!on) {
+    CancelKeepalive(s);
+  } else if (!was_on && KeepaliveApplies(*s)) {
+    ArmKeepalive(s, KeepaliveIdle(*s));
+  }
+}
+
+void HostStack::ArmKeepalive(SocketState* s, absl::Duration delay) {
+  DSIM_DCHECK(KeepaliveApplies(*s));
+  DSIM_DCHECK(delay >= absl::ZeroDuration());
+  CancelKeepalive(s);
+  const uint64_t id = s->id;
+  s->keepalive_timer = scheduler_->AddTimer(scheduler_->Now() + delay,
+                                            [this, id] { OnKeepaliveTimer(id); }, host_->group());
+}
+
+void HostStack::CancelKeepalive(SocketState* s) {
+  if (s->keepalive_timer == kNoTimer) return;
+  scheduler_->CancelTimer(s->keepalive_timer);
+  s->keepalive_timer = kNoTimer;
+}
+
+void HostStack::OnKeepaliveTimer(uint64_t id) {
+  SocketState* s = FindSocket(id);
+  if (s == nullptr) return;
+  s->keepalive_timer = kNoTimer;
+  if (!KeepaliveApplies(*s)) return;
+  const absl::Duration idle = KeepaliveIdle(*s);
+  if (!s->tx.empty() || (s->fin_sent && !s->fin_acked)) {
+    // Unacknowledged data or FIN: Linux leaves the connection to the retransmission
+    // timer ("it is alive without keepalive") and looks again after KEEPIDLE.
+    ArmKeepalive(s, idle);
+    return;
+  }
+  const absl::Duration elapsed = scheduler_->Now() - s->last_receive_time;
+  if (elapsed < idle) {
+    ArmKeepalive(s, idle - elapsed);  // Something arrived since: wait out the rest.
+    return;
+  }
+  if (s->keepalive_probes_sent >= KeepaliveProbesMax(*s)) {
+    TcpKeepaliveExpired(s);
+    return;
+  }
+  TcpSendSegment(s, Packet::kAck, s->snd_una - 1, nullptr, 0);
+  ++s->keepalive_probes_sent;
+  DSIM_DCHECK(s->keepalive_probes_sent <= kKeepaliveProbesMax);
+  if (scheduler_->has_listeners()) {
+    Annotate("tcp.keepalive", absl::StrCat(s->local.ToString(), " probes ", s->remote.ToString(),
+                                           " (", s->keepalive_probes_sent, " unanswered)"));
+  }
+  ArmKeepalive(s, KeepaliveInterval(*s));
+}
+
+// Keepalive gave up (tcp_send_active_reset, then tcp_write_err): the peer is sent an
+// RST, the user sees ETIMEDOUT once, and the socket is closed and unhashed as after a
+// reset, so later segments of the connection are answered with RST.
+void HostStack::TcpKeepaliveExpired(SocketState* s) {
+  TcpSendSegment(s, Packet::kRst | Packet::kAck, s->snd_nxt, nullptr, 0);
+  s->error = ETIMEDOUT;
+  s->reset = true;
+  if (scheduler_->has_listeners()) {
+    Annotate("tcp.keepalive_timeout",
+             absl::StrCat(s->local.ToString(), " gave up on ", s->remote.ToString(), " after ",
+                          s->keepalive_probes_sent, " unanswered probes"));
+  }
+  TcpDone(s);  // Cancels the keepalive timer.
+}
+
 // ---- TCP: receiving --------------------------------------------------------------------
 
 void HostStack::Receive(Packet* packet) {
@@ -407,8 +592,17 @@ void HostStack::TcpOnSegment(Packet* packet) {
       scheduler_->CancelTimer(s->syn_timer);
       s->syn_timer = kNoTimer;
     }
+    if (s->keepalive) ArmKeepalive(s, KeepaliveIdle(*s));  // tcp_finish_connect.
     WakeAll(s);
   }
+  if (IsBelowWindowAck(*s, *packet)) {
+    // A keepalive probe. It does not count as traffic for this end's own keepalive:
+    // Linux drops it before tcp_ack would note it.
+    TcpSendAck(s);
+    return;
+  }
+  s->last_receive_time = scheduler_->Now();
+  s->keepalive_probes_sent = 0;
   TcpOnAck(s, *packet);
   if (FindSocket(packet->destination_connection) != s) return;  // Destroyed by the ACK.
   TcpOnData(s, packet);
@@ -438,6 +632,8 @@ void HostStack::TcpOnSyn(Packet* packet) {
         s->syn_timer = kNoTimer;
       }
       s->snd_window_edge = packet->window_bytes;
+      s->last_receive_time = scheduler_->Now();
+      if (s->keepalive) ArmKeepalive(s, KeepaliveIdle(*s));
       TcpSendSegment(s, Packet::kSyn | Packet::kAck, 0, nullptr, 0);
       WakeAll(s);
       return;
@@ -486,6 +682,10 @@ void HostStack::TcpOnSyn(Packet* packet) {
   child->snd_window_edge = packet->window_bytes;
   child->reuse_address = listener->reuse_address;
   child->keepalive = listener->keepalive;
+  child->keepalive_idle = listener->keepalive_idle;
+  child->keepalive_interval = listener->keepalive_interval;
+  child->keepalive_probes_max = listener->keepalive_probes_max;
+  child->last_receive_time = scheduler_->Now();
   child->nodelay = listener->nodelay;
   child->linger_on = listener->linger_on;
   child->linger_seconds = listener->linger_seconds;
@@ -498,6 +698,8 @@ void HostStack::TcpOnSyn(Packet* packet) {
   BindPassive(child);
   child_by_peer_[packet->source_connection] = child->id;
   listener->accept_queue.push_back(child);
+  // Linux arms a child's keepalive when it is created (tcp_create_openreq_child).
+  if (child->keepalive) ArmKeepalive(child, KeepaliveIdle(*child));
   TcpSendSegment(child, Packet::kSyn | Packet::kAck, 0, nullptr, 0);
   if (!listener->readable.empty()) listener->readable.WakeAll();
 }
