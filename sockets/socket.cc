@@ -81,14 +81,21 @@ HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
   return nullptr;
 }
 
+// Out of line: building the annotation text must not weigh on every call's frame.
+ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
+                                          const char* call, int fd, int64_t result) {
+  const std::string detail =
+      result < 0 ? absl::StrCat(call, "(", fd, ") = -1 ",
+                                strerrorname_np(static_cast<int>(-result)))
+                 : absl::StrCat(call, "(", fd, ") = ", result);
+  scheduler.Annotate(Annotation{"socket.call", detail, stack->host().group(), 0, 0});
+}
+
 template <typename T>
 T Finish(HostStack* stack, const char* call, int fd, T result) {
   Scheduler& scheduler = stack->host().network().scheduler();
-  if (scheduler.has_listeners()) {
-    const std::string detail =
-        result < 0 ? absl::StrCat(call, "(", fd, ") = -1 ", strerrorname_np(-result))
-                   : absl::StrCat(call, "(", fd, ") = ", result);
-    scheduler.Annotate(Annotation{"socket.call", detail, stack->host().group(), 0, 0});
+  if (ABSL_PREDICT_FALSE(scheduler.has_listeners())) {
+    AnnotateCall(scheduler, stack, call, fd, static_cast<int64_t>(result));
   }
   if (result < 0) {
     errno = static_cast<int>(-result);

@@ -117,7 +117,12 @@ SocketState* HostStack::Lookup(int fd) {
 
 int HostStack::LookupOrFail(int fd, SocketState** out) {
   *out = Lookup(fd);
-  if (*out != nullptr) return 0;
+  if (ABSL_PREDICT_TRUE(*out != nullptr)) return 0;
+  return FailBadDescriptor(fd);
+}
+
+// Out of line, so the message's temporaries stay off LookupOrFail's frame.
+ABSL_ATTRIBUTE_NOINLINE int HostStack::FailBadDescriptor(int fd) {
   return Fail(EBADF, absl::StrCat("descriptor ", fd, " is not an open socket on host \"",
                                   host_->name(), "\""));
 }

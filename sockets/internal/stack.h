@@ -249,6 +249,7 @@ class HostStack final : public PacketReceiver {
   // Descriptors and sockets.
   SocketState* Lookup(int fd);
   int LookupOrFail(int fd, SocketState** out);
+  int FailBadDescriptor(int fd);
   SocketState* FindSocket(uint64_t id);
   SocketState* NewSocket(int family, int type, int protocol);
   int AllocateDescriptor(SocketState* socket);
