@@ -611,9 +611,11 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::YieldFast() {
   if (ABSL_PREDICT_FALSE(self == nullptr)) FailOutsideTask("Yield");
   // The fast path hands off to another runnable task when nothing unusual is going on:
   // no kill, no halt, no due timer, no step limit, no paused group, someone to run.
-  const bool unusual = halt_ || self->kill_requested || runnable_.empty() ||
-                       steps_ >= step_limit_ || timers_.AnyDue(now_ns_) ||
-                       (self->group != kNoGroup && groups_[self->group].paused) ||
+  // Bitwise on purpose: in the fast path every test is false, so one branch on the
+  // combined result beats a chain of them.
+  const bool unusual = halt_ | self->kill_requested | runnable_.empty() |
+                       (steps_ >= step_limit_) | timers_.AnyDue(now_ns_) |
+                       (self->group != kNoGroup && groups_[self->group].paused) |
                        (live_non_daemon_ == 0 && mode_ == RunMode::kUntilTasksDone);
   if (ABSL_PREDICT_FALSE(unusual)) return YieldSlow(self);
   const size_t count = runnable_.size();

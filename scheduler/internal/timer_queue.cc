@@ -33,6 +33,7 @@ void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {
   heap_.push_back(slot);
   slots_[slot].position = static_cast<uint32_t>(heap_.size() - 1);
   SiftUp(static_cast<uint32_t>(heap_.size() - 1));
+  RefreshEarliest();
 }
 
 uint64_t TimerQueue::IdOf(TimerSlotId slot) const {
@@ -95,6 +96,7 @@ size_t TimerQueue::FillBatch(int64_t now_ns) {
     batch_.push_back(slot);
     batch_sequences_.push_back(slots_[slot].sequence);
   }
+  RefreshEarliest();
   return batch_.size();
 }
 
@@ -161,10 +163,12 @@ void TimerQueue::RemoveFromHeap(uint32_t index) {
   slots_[heap_[index]].position = kNowhere;
   const TimerSlotId last = heap_.back();
   heap_.pop_back();
-  if (index == heap_.size()) return;
-  Place(index, last);
-  SiftDown(index);
-  SiftUp(slots_[last].position);
+  if (index != heap_.size()) {
+    Place(index, last);
+    SiftDown(index);
+    SiftUp(slots_[last].position);
+  }
+  RefreshEarliest();
 }
 
 void TimerQueue::RemoveFromBatch(uint32_t index) {
@@ -178,6 +182,7 @@ void TimerQueue::RemoveFromBatch(uint32_t index) {
   }
   batch_.pop_back();
   batch_sequences_.pop_back();
+  RefreshEarliest();
 }
 
 }  // namespace dsim::internal

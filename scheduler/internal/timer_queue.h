@@ -54,14 +54,10 @@ class TimerQueue {
   size_t size() const { return heap_.size() + batch_.size(); }
   bool empty() const { return size() == 0; }
   // Due time of the earliest pending timer. Requires !empty().
-  int64_t EarliestNs() const {
-    return slots_[batch_.empty() ? heap_[0] : batch_[0]].when_ns;
-  }
+  int64_t EarliestNs() const { return earliest_ns_; }
   // True if a timer is due at or before `now_ns`.
   // (A non-empty batch is always due: FillBatch moves only due timers into it.)
-  bool AnyDue(int64_t now_ns) const {
-    return !batch_.empty() || (!heap_.empty() && slots_[heap_[0]].when_ns <= now_ns);
-  }
+  bool AnyDue(int64_t now_ns) const { return earliest_ns_ <= now_ns; }
 
   // If the batch is empty and timers are due at or before `now_ns`, moves every timer at
   // the earliest such instant into the batch. Returns the batch size.
@@ -81,6 +77,12 @@ class TimerQueue {
   void RemoveFromHeap(uint32_t index);
   void RemoveFromBatch(uint32_t index);
   void Place(uint32_t index, TimerSlotId slot);
+  // Recomputes earliest_ns_ after the heap or the batch changed.
+  void RefreshEarliest() {
+    earliest_ns_ = !batch_.empty()  ? slots_[batch_[0]].when_ns
+                   : !heap_.empty() ? slots_[heap_[0]].when_ns
+                                    : INT64_MAX;
+  }
 
   std::vector<TimerSlot> slots_;
   std::vector<TimerSlotId> free_slots_;
@@ -88,6 +90,9 @@ class TimerQueue {
   std::vector<TimerSlotId> batch_;
   std::vector<uint64_t> batch_sequences_;
   uint64_t next_sequence_ = 1;
+  // Due time of the earliest pending timer, INT64_MAX when none: the run loop asks
+  // "is anything due?" at every scheduling point, so it is one comparison.
+  int64_t earliest_ns_ = INT64_MAX;
 };
 
 }  // namespace dsim::internal
