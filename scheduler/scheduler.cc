@@ -28,37 +28,33 @@ __thread Scheduler* current_scheduler = nullptr;
 // lock that another dying task holds) get several chances.
 constexpr int kMaxStalledUnwindRounds = 8;
 
-// The Itanium C++ ABI's per-thread exception state: the stack of caught exceptions and
-// the count of uncaught ones. Swapped per fiber (as folly fibers do), so one task's
-// exception handling never leaks into another's std::uncaught_exceptions().
-struct EhGlobals {
-  void* caught_exceptions;
-  unsigned int uncaught_exceptions;
-};
+using internal::ExceptionState;
 
-EhGlobals* ThreadEhGlobals() {
-  return reinterpret_cast<EhGlobals*>(abi::__cxa_get_globals());
+ExceptionState* ThreadExceptionState() {
+  return reinterpret_cast<ExceptionState*>(abi::__cxa_get_globals());
 }
 
-// Saves this fiber's errno and exception state on construction and puts them back on
-// destruction, i.e. when the fiber is resumed after a switch.
-class PerFiberThreadState {
+// Saves the main fiber's errno and exception state for the length of a run slice and
+// leaves the thread's exception state empty for the tasks (see SwitchAway).
+class MainFiberThreadState {
  public:
-  PerFiberThreadState(int* errno_location, void* eh_globals)
+  MainFiberThreadState(int* errno_location, void* exceptions)
       : errno_location_(errno_location),
-        eh_(static_cast<EhGlobals*>(eh_globals)),
+        exceptions_(static_cast<ExceptionState*>(exceptions)),
         saved_errno_(*errno_location),
-        saved_eh_(*eh_) {}
-  ~PerFiberThreadState() {
+        saved_exceptions_(*exceptions_) {
+    *exceptions_ = ExceptionState{};
+  }
+  ~MainFiberThreadState() {
     *errno_location_ = saved_errno_;
-    *eh_ = saved_eh_;
+    *exceptions_ = saved_exceptions_;
   }
 
  private:
   int* errno_location_;
-  EhGlobals* eh_;
+  ExceptionState* exceptions_;
   int saved_errno_;
-  EhGlobals saved_eh_;
+  ExceptionState saved_exceptions_;
 };
 
 }  // namespace
@@ -212,7 +208,7 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   stop_ = false;
   halt_ = unwinding_;
   errno_location_ = &errno;
-  eh_globals_ = ThreadEhGlobals();
+  eh_globals_ = ThreadExceptionState();
   mode_ = mode;
   until_ns_ = until_ns;
   outcome_ = RunOutcome::kCompleted;
@@ -238,7 +234,7 @@ void Scheduler::SwitchFromMain(Task* next) {
   current_ = next;
   next->state = TaskState::kRunning;
   {
-    PerFiberThreadState saved(errno_location_, eh_globals_);
+    MainFiberThreadState saved(errno_location_, eh_globals_);
     internal::SwitchTo(&main_fiber_, &next->fiber);
   }
   AfterSwitch();
@@ -468,10 +464,22 @@ void Scheduler::Reschedule(Task* self) {
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::SwitchAway(Task* self, Task* next) {
   current_ = next;
   if (next != nullptr) next->state = TaskState::kRunning;
-  {
-    // errno and the exception state belong to the task, as they belong to a thread.
-    PerFiberThreadState saved(errno_location_, eh_globals_);
-    internal::SwitchTo(&self->fiber, next != nullptr ? &next->fiber : &main_fiber_);
+  // errno and the C++ exception state belong to the task, as they belong to a thread.
+  // errno is always saved. The exception state is almost always empty, so it moves
+  // into the task only when it is not, and the thread's copy stays empty between tasks.
+  int* const errno_location = errno_location_;
+  const int saved_errno = *errno_location;
+  auto* const exceptions = static_cast<ExceptionState*>(eh_globals_);
+  if (ABSL_PREDICT_FALSE(!exceptions->empty())) {
+    self->saved_exceptions = *exceptions;
+    self->has_saved_exceptions = true;
+    *exceptions = ExceptionState{};
+  }
+  internal::SwitchTo(&self->fiber, next != nullptr ? &next->fiber : &main_fiber_);
+  *errno_location = saved_errno;
+  if (ABSL_PREDICT_FALSE(self->has_saved_exceptions)) {
+    *exceptions = self->saved_exceptions;
+    self->has_saved_exceptions = false;
   }
   AfterSwitch();
 }
@@ -812,7 +820,7 @@ void Scheduler::TaskEntry(internal::Fiber* self_fiber, internal::Fiber* previous
   DSIM_CHECK(self != nullptr && &self->fiber == self_fiber);
   // A new task starts with no exception in flight, whatever the fiber that started it
   // was doing; that fiber restores its own state when it resumes.
-  *static_cast<EhGlobals*>(scheduler->eh_globals_) = EhGlobals{nullptr, 0};
+  *static_cast<ExceptionState*>(scheduler->eh_globals_) = ExceptionState{};
   scheduler->AfterSwitch();
   scheduler->RunTaskBody(self);
   scheduler->FinishCurrentTask(self);
@@ -878,7 +886,7 @@ void Scheduler::SetExtension(int slot, void* value) {
 void Scheduler::UnwindAllTasks() {
   if (live_head_ == nullptr) return;
   errno_location_ = &errno;
-  eh_globals_ = ThreadEhGlobals();
+  eh_globals_ = ThreadExceptionState();
   unwinding_ = true;
   halt_ = true;
   current_scheduler = this;

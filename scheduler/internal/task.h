@@ -18,6 +18,16 @@ namespace dsim::internal {
 // again at its next scheduling point.
 struct TaskUnwind {};
 
+// The Itanium C++ ABI's per-thread exception state (__cxa_eh_globals): the stack of
+// caught exceptions and the count of uncaught ones. It is per OS thread, so the
+// scheduler keeps it per task (see Scheduler::SwitchAway).
+struct ExceptionState {
+  void* caught_exceptions = nullptr;
+  unsigned int uncaught_exceptions = 0;
+
+  bool empty() const { return caught_exceptions == nullptr && uncaught_exceptions == 0; }
+};
+
 enum class TaskState : uint8_t {
   kCreated,   // Spawned, runnable, never run.
   kRunnable,  // In the run queue (or parked in a paused group).
@@ -47,6 +57,10 @@ struct Task {
   Task* live_prev = nullptr;
   Task* live_next = nullptr;
   WaitQueue joiners;
+  // This task's exception state while it is switched out, when it had one (rare: it
+  // blocked in a destructor during unwinding, or inside a catch block).
+  ExceptionState saved_exceptions;
+  bool has_saved_exceptions = false;
 };
 
 }  // namespace dsim::internal
