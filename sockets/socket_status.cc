@@ -6,6 +6,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "sockets/socket.h"
 
 namespace dsim {
 namespace {
@@ -55,6 +56,19 @@ int ErrnoFromStatus(const absl::Status& status) {
   int error = 0;
   if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &error)) return 0;
   return error;
+}
+
+absl::Status LastSocketError(absl::string_view call) {
+  return ErrnoToStatus(errno, call, LastSocketErrorMessage());
+}
+
+absl::StatusOr<socklen_t> ParseSockaddr(absl::string_view ip, uint16_t port,
+                                        sockaddr_storage* out) {
+  const socklen_t length = MakeSockaddr(ip, port, out);
+  if (length == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", ip, "\" is not an IP address"));
+  }
+  return length;
 }
 
 }  // namespace dsim

@@ -12,16 +12,12 @@
 namespace dsim {
 namespace {
 
-absl::Status LastError(absl::string_view call) {
-  return ErrnoToStatus(errno, call, LastSocketErrorMessage());
-}
-
 absl::StatusOr<std::string> Name(int fd, bool peer) {
   sockaddr_storage address;
   socklen_t length = sizeof(address);
   const int r = peer ? Getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length)
                      : Getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  if (r < 0) return LastError(peer ? "getpeername" : "getsockname");
+  if (r < 0) return LastSocketError(peer ? "getpeername" : "getsockname");
   return SockaddrToString(reinterpret_cast<sockaddr*>(&address), length);
 }
 
@@ -43,7 +39,7 @@ void SocketHandle::Reset() {
 absl::Status SocketHandle::Close() {
   if (fd_ < 0) return absl::OkStatus();
   const int fd = release();
-  if (dsim::Close(fd) < 0) return LastError("close");
+  if (dsim::Close(fd) < 0) return LastSocketError("close");
   return absl::OkStatus();
 }
 
@@ -60,38 +56,36 @@ uint16_t SocketHandle::LocalPort() const {
 }
 
 absl::Status SocketHandle::SetReadDeadline(absl::Time deadline) {
-  if (dsim::SetReadDeadline(fd_, deadline) < 0) return LastError("SetReadDeadline");
+  if (dsim::SetReadDeadline(fd_, deadline) < 0) return LastSocketError("SetReadDeadline");
   return absl::OkStatus();
 }
 
 absl::Status SocketHandle::SetWriteDeadline(absl::Time deadline) {
-  if (dsim::SetWriteDeadline(fd_, deadline) < 0) return LastError("SetWriteDeadline");
+  if (dsim::SetWriteDeadline(fd_, deadline) < 0) return LastSocketError("SetWriteDeadline");
   return absl::OkStatus();
 }
 
 absl::Status SocketHandle::SetNonblock(bool nonblocking) {
-  if (dsim::SetNonblock(fd_, nonblocking) < 0) return LastError("SetNonblock");
+  if (dsim::SetNonblock(fd_, nonblocking) < 0) return LastSocketError("SetNonblock");
   return absl::OkStatus();
 }
 
 absl::StatusOr<TcpStream> TcpStream::Connect(absl::string_view ip, uint16_t port,
                                              SourceLocation where) {
   sockaddr_storage address;
-  const socklen_t length = MakeSockaddr(ip, port, &address);
-  if (length == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", ip, "\" is not an IP address"));
-  }
+  absl::StatusOr<socklen_t> length = ParseSockaddr(ip, port, &address);
+  if (!length.ok()) return length.status();
   SocketHandle handle(Socket(address.ss_family, SOCK_STREAM, 0));
-  if (!handle.valid()) return LastError("socket");
-  if (dsim::Connect(handle.fd(), reinterpret_cast<sockaddr*>(&address), length, where) < 0) {
-    return LastError("connect");
+  if (!handle.valid()) return LastSocketError("socket");
+  if (dsim::Connect(handle.fd(), reinterpret_cast<sockaddr*>(&address), *length, where) < 0) {
+    return LastSocketError("connect");
   }
   return TcpStream(std::move(handle));
 }
 
 absl::StatusOr<size_t> TcpStream::Read(void* buffer, size_t length, SourceLocation where) {
   const ssize_t n = dsim::Read(fd(), buffer, length, where);
-  if (n < 0) return LastError("read");
+  if (n < 0) return LastSocketError("read");
   return static_cast<size_t>(n);
 }
 
@@ -100,7 +94,7 @@ absl::Status TcpStream::ReadFull(void* buffer, size_t length, SourceLocation whe
   while (done < length) {
     const ssize_t n = Recv(fd(), static_cast<char*>(buffer) + done, length - done,
                            MSG_WAITALL, where);
-    if (n < 0) return LastError("recv");
+    if (n < 0) return LastSocketError("recv");
     if (n == 0) {
       return absl::OutOfRangeError(absl::StrCat("the stream ended after ", done, " of ",
                                                 length, " bytes"));
@@ -112,28 +106,28 @@ absl::Status TcpStream::ReadFull(void* buffer, size_t length, SourceLocation whe
 
 absl::StatusOr<size_t> TcpStream::Write(absl::string_view data, SourceLocation where) {
   const ssize_t n = dsim::Write(fd(), data.data(), data.size(), where);
-  if (n < 0) return LastError("write");
+  if (n < 0) return LastSocketError("write");
   return static_cast<size_t>(n);
 }
 
 absl::Status TcpStream::WriteAll(absl::string_view data, SourceLocation where) {
   while (!data.empty()) {
     const ssize_t n = dsim::Send(fd(), data.data(), data.size(), MSG_NOSIGNAL, where);
-    if (n < 0) return LastError("send");
+    if (n < 0) return LastSocketError("send");
     data.remove_prefix(static_cast<size_t>(n));
   }
   return absl::OkStatus();
 }
 
 absl::Status TcpStream::ShutdownWrite() {
-  if (dsim::Shutdown(fd(), SHUT_WR) < 0) return LastError("shutdown");
+  if (dsim::Shutdown(fd(), SHUT_WR) < 0) return LastSocketError("shutdown");
   return absl::OkStatus();
 }
 
 absl::Status TcpStream::SetNoDelay(bool on) {
   const int value = on;
   if (Setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof(value)) < 0) {
-    return LastError("setsockopt(TCP_NODELAY)");
+    return LastSocketError("setsockopt(TCP_NODELAY)");
   }
   return absl::OkStatus();
 }
@@ -141,7 +135,7 @@ absl::Status TcpStream::SetNoDelay(bool on) {
 absl::Status TcpStream::Abort() {
   const linger reset{1, 0};
   if (Setsockopt(fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0) {
-    return LastError("setsockopt(SO_LINGER)");
+    return LastSocketError("setsockopt(SO_LINGER)");
   }
   return handle_.Close();
 }
@@ -149,26 +143,24 @@ absl::Status TcpStream::Abort() {
 absl::StatusOr<TcpListener> TcpListener::Listen(absl::string_view ip, uint16_t port,
                                                 int backlog) {
   sockaddr_storage address;
-  const socklen_t length = MakeSockaddr(ip, port, &address);
-  if (length == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", ip, "\" is not an IP address"));
-  }
+  absl::StatusOr<socklen_t> length = ParseSockaddr(ip, port, &address);
+  if (!length.ok()) return length.status();
   SocketHandle handle(Socket(address.ss_family, SOCK_STREAM, 0));
-  if (!handle.valid()) return LastError("socket");
+  if (!handle.valid()) return LastSocketError("socket");
   const int on = 1;
   if (Setsockopt(handle.fd(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0) {
-    return LastError("setsockopt(SO_REUSEADDR)");
+    return LastSocketError("setsockopt(SO_REUSEADDR)");
   }
-  if (Bind(handle.fd(), reinterpret_cast<sockaddr*>(&address), length) < 0) {
-    return LastError("bind");
+  if (Bind(handle.fd(), reinterpret_cast<sockaddr*>(&address), *length) < 0) {
+    return LastSocketError("bind");
   }
-  if (dsim::Listen(handle.fd(), backlog) < 0) return LastError("listen");
+  if (dsim::Listen(handle.fd(), backlog) < 0) return LastSocketError("listen");
   return TcpListener(std::move(handle));
 }
 
 absl::StatusOr<TcpStream> TcpListener::Accept(SourceLocation where) {
   const int fd = dsim::Accept(handle_.fd(), nullptr, nullptr, where);
-  if (fd < 0) return LastError("accept");
+  if (fd < 0) return LastSocketError("accept");
   return TcpStream(SocketHandle(fd));
 }
 

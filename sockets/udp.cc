@@ -9,57 +9,41 @@
 #include "sockets/socket_status.h"
 
 namespace dsim {
-namespace {
-
-absl::Status LastError(absl::string_view call) {
-  return ErrnoToStatus(errno, call, LastSocketErrorMessage());
-}
-
-absl::StatusOr<socklen_t> Address(absl::string_view ip, uint16_t port, sockaddr_storage* out) {
-  const socklen_t length = MakeSockaddr(ip, port, out);
-  if (length == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", ip, "\" is not an IP address"));
-  }
-  return length;
-}
-
-}  // namespace
-
 absl::StatusOr<UdpSocket> UdpSocket::Bind(absl::string_view ip, uint16_t port) {
   sockaddr_storage address;
-  absl::StatusOr<socklen_t> length = Address(ip, port, &address);
+  absl::StatusOr<socklen_t> length = ParseSockaddr(ip, port, &address);
   if (!length.ok()) return length.status();
   SocketHandle handle(Socket(address.ss_family, SOCK_DGRAM, 0));
-  if (!handle.valid()) return LastError("socket");
+  if (!handle.valid()) return LastSocketError("socket");
   if (dsim::Bind(handle.fd(), reinterpret_cast<sockaddr*>(&address), *length) < 0) {
-    return LastError("bind");
+    return LastSocketError("bind");
   }
   return UdpSocket(std::move(handle));
 }
 
 absl::Status UdpSocket::Connect(absl::string_view ip, uint16_t port) {
   sockaddr_storage address;
-  absl::StatusOr<socklen_t> length = Address(ip, port, &address);
+  absl::StatusOr<socklen_t> length = ParseSockaddr(ip, port, &address);
   if (!length.ok()) return length.status();
   if (dsim::Connect(fd(), reinterpret_cast<sockaddr*>(&address), *length) < 0) {
-    return LastError("connect");
+    return LastSocketError("connect");
   }
   return absl::OkStatus();
 }
 
 absl::Status UdpSocket::SendTo(absl::string_view data, absl::string_view ip, uint16_t port) {
   sockaddr_storage address;
-  absl::StatusOr<socklen_t> length = Address(ip, port, &address);
+  absl::StatusOr<socklen_t> length = ParseSockaddr(ip, port, &address);
   if (!length.ok()) return length.status();
   if (Sendto(fd(), data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&address),
              *length) < 0) {
-    return LastError("sendto");
+    return LastSocketError("sendto");
   }
   return absl::OkStatus();
 }
 
 absl::Status UdpSocket::Send(absl::string_view data) {
-  if (dsim::Send(fd(), data.data(), data.size(), 0) < 0) return LastError("send");
+  if (dsim::Send(fd(), data.data(), data.size(), 0) < 0) return LastSocketError("send");
   return absl::OkStatus();
 }
 
@@ -71,7 +55,7 @@ absl::StatusOr<UdpSocket::Datagram> UdpSocket::ReceiveFrom(size_t max_bytes,
   socklen_t length = sizeof(address);
   const ssize_t n = Recvfrom(fd(), datagram.data.data(), max_bytes, MSG_TRUNC,
                              reinterpret_cast<sockaddr*>(&address), &length, where);
-  if (n < 0) return LastError("recvfrom");
+  if (n < 0) return LastSocketError("recvfrom");
   datagram.truncated = static_cast<size_t>(n) > max_bytes;
   datagram.data.resize(std::min(static_cast<size_t>(n), max_bytes));
   if (address.ss_family == AF_INET) {

@@ -16,9 +16,11 @@ namespace {
 constexpr size_t kUdpMaxPayloadV4 = 65507;  // 65535 - IPv4 header - UDP header.
 constexpr size_t kUdpMaxPayloadV6 = 65527;  // 65535 - UDP header.
 
-// Copies `length` bytes into the caller's iovecs starting `offset` bytes in. False if
-// a buffer is null (EFAULT).
-bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, size_t length) {
+// Calls visit(base, size) for each piece of the caller's iovecs covering `length` bytes
+// from `offset` bytes in, in order. False if a piece's buffer is null (EFAULT) or the
+// iovecs end first.
+template <typename Visit>
+bool ForEachIovPiece(absl::Span<const iovec> iov, size_t offset, size_t length, Visit&& visit) {
   for (const iovec& v : iov) {
     if (length == 0) return true;
     if (offset >= v.iov_len) {
@@ -27,30 +29,26 @@ bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, siz
     }
     const size_t n = std::min(length, v.iov_len - offset);
     if (v.iov_base == nullptr) return false;
-    std::memcpy(static_cast<char*>(v.iov_base) + offset, data, n);
-    data += n;
+    visit(static_cast<char*>(v.iov_base) + offset, n);
     length -= n;
     offset = 0;
   }
   return length == 0;
 }
 
+// Copies `length` bytes into the caller's iovecs starting `offset` bytes in.
+bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, size_t length) {
+  return ForEachIovPiece(iov, offset, length, [&data](char* piece, size_t size) {
+    std::memcpy(piece, data, size);
+    data += size;
+  });
+}
+
 // Appends `length` bytes of the caller's iovecs, starting `offset` bytes in, to `out`.
 template <typename Sink>
 bool CopyFromIov(absl::Span<const iovec> iov, size_t offset, size_t length, Sink&& out) {
-  for (const iovec& v : iov) {
-    if (length == 0) return true;
-    if (offset >= v.iov_len) {
-      offset -= v.iov_len;
-      continue;
-    }
-    const size_t n = std::min(length, v.iov_len - offset);
-    if (v.iov_base == nullptr) return false;
-    out(static_cast<const char*>(v.iov_base) + offset, n);
-    length -= n;
-    offset = 0;
-  }
-  return length == 0;
+  return ForEachIovPiece(iov, offset, length,
+                         [&out](const char* piece, size_t size) { out(piece, size); });
 }
 
 // Does a connected UDP socket take packets from `source`? A zero port (or address) in
