@@ -856,13 +856,7 @@ int HostStack::Shutdown(int fd, int how) {
   }
   s->shutdown |= mask;
   if ((mask & kSendShutdown) && !s->fin_queued) {
-    if (s->state == TcpState::kEstablished) {
-      s->state = TcpState::kFinWait1;
-      s->fin_queued = true;
-    } else if (s->state == TcpState::kCloseWait) {
-      s->state = TcpState::kLastAck;
-      s->fin_queued = true;
-    }
+    QueueFin(s);
     TcpPump(s);
   }
   WakeAll(s);

@@ -294,6 +294,9 @@ class HostStack final : public PacketReceiver {
                   SourceLocation where);
   void TcpRelease(SocketState* socket);
   void TcpPump(SocketState* socket);
+  // Queues our FIN after the data already queued (shutdown(SHUT_WR) or close()):
+  // ESTABLISHED becomes FIN_WAIT1 and CLOSE_WAIT becomes LAST_ACK.
+  void QueueFin(SocketState* socket);
   void TcpSendSegment(SocketState* socket, uint8_t flags, uint64_t sequence, const char* data,
                       size_t length);
   void TcpSendAck(SocketState* socket);

@@ -51,6 +51,17 @@ bool CopyFromIov(absl::Span<const iovec> iov, size_t offset, size_t length, Sink
                          [&out](const char* piece, size_t size) { out(piece, size); });
 }
 
+// How well a socket's local address matches a packet's destination: 2 for the exact
+// address, 1 for a wildcard that covers it (an IPv4 wildcard covers only IPv4), 0 for
+// no match. Listener and datagram lookup both prefer the most specific socket.
+int LocalAddressScore(const SocketState& s, const IpAddress& destination) {
+  if (s.local.address == destination) return 2;
+  if (s.local.address.IsUnspecified() && (s.family == AF_INET6 || destination.is_v4())) {
+    return 1;
+  }
+  return 0;
+}
+
 // Does a connected UDP socket take packets from `source`? A zero port (or address) in
 // the connection matches any, as in Linux's UDP lookup.
 bool RemoteMatches(const SocketState& s, const Endpoint& source) {
@@ -135,6 +146,16 @@ void HostStack::TcpSendAck(SocketState* s) {
 
 void HostStack::TcpSendSyn(SocketState* s) {
   TcpSendSegment(s, Packet::kSyn, 0, nullptr, 0);
+}
+
+void HostStack::QueueFin(SocketState* s) {
+  if (s->state == TcpState::kEstablished) {
+    s->state = TcpState::kFinWait1;
+    s->fin_queued = true;
+  } else if (s->state == TcpState::kCloseWait) {
+    s->state = TcpState::kLastAck;
+    s->fin_queued = true;
+  }
 }
 
 void HostStack::TcpPump(SocketState* s) {
@@ -308,13 +329,7 @@ void HostStack::TcpRelease(SocketState* s) {
     Destroy(s);
     return;
   }
-  if (s->state == TcpState::kEstablished) {
-    s->state = TcpState::kFinWait1;
-    s->fin_queued = true;
-  } else if (s->state == TcpState::kCloseWait) {
-    s->state = TcpState::kLastAck;
-    s->fin_queued = true;
-  }
+  QueueFin(s);
   TcpPump(s);
   if (s->state == TcpState::kFinWait2) {
     AddTimer(options_.fin_wait2_timeout, s->id, &HostStack::OnFinWait2Timeout);
@@ -644,13 +659,7 @@ void HostStack::TcpOnSyn(Packet* packet) {
     if (s->state != TcpState::kListen || !FamilyAccepts(*s, packet->destination.address)) {
       continue;
     }
-    int score = 0;
-    if (s->local.address == packet->destination.address) {
-      score = 2;
-    } else if (s->local.address.IsUnspecified() &&
-               (s->family == AF_INET6 || packet->destination.address.is_v4())) {
-      score = 1;
-    }
+    const int score = LocalAddressScore(*s, packet->destination.address);
     if (score == 0 || score < best_score) continue;
     if (score > best_score) best.clear();
     best_score = score;
@@ -1147,13 +1156,7 @@ void HostStack::UdpOnDatagram(Packet* packet) {
   if (entry != nullptr) {
     for (SocketState* s : entry->sockets) {
       if (!FamilyAccepts(*s, packet->destination.address)) continue;
-      int score = 0;
-      if (s->local.address == packet->destination.address) {
-        score = 2;
-      } else if (s->local.address.IsUnspecified() &&
-                 (s->family == AF_INET6 || packet->destination.address.is_v4())) {
-        score = 1;
-      }
+      int score = LocalAddressScore(*s, packet->destination.address);
       if (score == 0) continue;
       if (s->has_remote) {
         if (!RemoteMatches(*s, packet->source)) continue;  // Connected: filters senders.
