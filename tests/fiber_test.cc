@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -116,6 +117,31 @@ TEST(FiberStack, StacksAreReusedAfterTasksFinish) {
   ASSERT_TRUE(scheduler.Run().ok());
   // A thousand sequential children share a handful of stacks.
   EXPECT_LE(StackPool::GuardedStacksInProcess() - guarded_before, 4);
+}
+
+void RunTenSleepers() {
+  Scheduler scheduler;
+  for (int i = 0; i < 10; ++i) {
+    scheduler.Spawn("sleeper", [] { dsim::SleepFor(absl::Milliseconds(1)); });
+  }
+  ASSERT_TRUE(scheduler.Run().ok());
+}
+
+TEST(FiberStack, SequentialSchedulersOnAThreadReuseTheirStacks) {
+  // A seed sweep builds one scheduler after another; mapping fresh stacks for each
+  // dominated sweeps before stacks were cached per thread.
+  std::thread([] {
+    RunTenSleepers();
+    const int64_t after_first = StackPool::GuardedStacksInProcess();
+    for (int i = 0; i < 20; ++i) RunTenSleepers();
+    EXPECT_EQ(StackPool::GuardedStacksInProcess(), after_first);
+  }).join();
+}
+
+TEST(FiberStack, AThreadsCachedStacksAreUnmappedWhenItExits) {
+  const int64_t before = StackPool::GuardedStacksInProcess();
+  std::thread([] { RunTenSleepers(); }).join();
+  EXPECT_EQ(StackPool::GuardedStacksInProcess(), before);
 }
 
 // ---- Misuse: clear, always-on errors -------------------------------------------

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "scheduler/internal/check.h"
 
@@ -65,23 +66,61 @@ int64_t StackPool::SetGuardedStackBudgetForTesting(int64_t budget) {
   return guarded_budget.exchange(budget);
 }
 
-StackPool::~StackPool() {
-  for (const Mapping& m : mappings_) {
+// One retired pool per thread, unmapped when the thread exits.
+class StackPool::ThreadCache {
+ public:
+  ~ThreadCache() {
+    if (retired_.has_value()) Unmap(*retired_);
+  }
+  std::optional<Contents> Take() {
+    std::optional<Contents> taken = std::move(retired_);
+    retired_.reset();
+    return taken;
+  }
+  // Keeps `contents` for the next pool on this thread, or unmaps it.
+  void Offer(Contents contents) {
+    if (retired_.has_value() || contents.stacks > kMaxCachedStacks) {
+      Unmap(contents);
+      return;
+    }
+    retired_ = std::move(contents);
+  }
+
+ private:
+  std::optional<Contents> retired_;
+};
+
+StackPool::ThreadCache& StackPool::Cache() {
+  thread_local ThreadCache cache;
+  return cache;
+}
+
+StackPool::StackPool() {
+  if (std::optional<Contents> cached = Cache().Take()) contents_ = *std::move(cached);
+}
+
+StackPool::~StackPool() { Cache().Offer(std::move(contents_)); }
+
+void StackPool::Unmap(Contents& contents) {
+  for (const Mapping& m : contents.mappings) {
     munmap(m.address, m.bytes);
     if (m.guarded) guarded_in_process.fetch_sub(1);
   }
+  contents.mappings.clear();
+  contents.free.clear();
+  contents.stacks = 0;
 }
 
 Stack StackPool::Allocate(size_t size) {
   size = RoundUpToPages(size);
-  auto it = free_.find(size);
-  if (it == free_.end() || it->second.empty()) {
+  auto it = contents_.free.find(size);
+  if (it == contents_.free.end() || it->second.empty()) {
     Stack stack;
     if (TryAllocateGuarded(size, &stack)) return stack;
     AllocateSlab(size);
-    it = free_.find(size);
+    it = contents_.free.find(size);
   }
-  DSIM_CHECK(it != free_.end() && !it->second.empty());
+  DSIM_CHECK(it != contents_.free.end() && !it->second.empty());
   Stack stack = it->second.back();
   it->second.pop_back();
   return stack;
@@ -95,7 +134,7 @@ void StackPool::Release(const Stack& stack) {
   __asan_unpoison_memory_region(stack.lo, stack.size);
 #endif
   const size_t key = stack.guarded ? stack.size : stack.size + kCanaryReserve;
-  free_[key].push_back(stack);
+  contents_.free[key].push_back(stack);
 }
 
 bool StackPool::TryAllocateGuarded(size_t size, Stack* stack) {
@@ -119,7 +158,8 @@ bool StackPool::TryAllocateGuarded(size_t size, Stack* stack) {
     return false;
   }
   char* base = static_cast<char*>(mapped);
-  mappings_.push_back({base, size + page, true});
+  contents_.mappings.push_back({base, size + page, true});
+  ++contents_.stacks;
   stack->lo = base + page;
   stack->size = size;
   stack->guard_lo = base;
@@ -136,8 +176,9 @@ void StackPool::AllocateSlab(size_t slot_bytes) {
   if (slots == 0) slots = 1;
   char* base = static_cast<char*>(MapOrDie(page + slots * slot_bytes));
   ProtectOrDie(base, page);
-  mappings_.push_back({base, page + slots * slot_bytes, false});
-  std::vector<Stack>& free_list = free_[slot_bytes];
+  contents_.mappings.push_back({base, page + slots * slot_bytes, false});
+  std::vector<Stack>& free_list = contents_.free[slot_bytes];
+  contents_.stacks += slots;
   // Push in reverse so that Allocate hands out the lowest slot first.
   for (size_t i = slots; i-- > 0;) {
     char* slot_lo = base + page + i * slot_bytes;

@@ -20,6 +20,13 @@
 //
 // All stacks are MAP_NORESERVE and touched only as used, so an idle task costs about one
 // page of RSS (the top page, where its frames live).
+//
+// Reuse across simulations. A seed sweep builds thousands of schedulers one after another
+// on each thread, and mapping and unmapping their stacks each time used to dominate the
+// run time (kernel time). So a pool that dies hands its stacks to a per-thread cache of
+// one retired pool, and the next pool on that thread adopts them. This is a resource
+// cache like a malloc arena: it holds no simulation state, and no decision ever depends
+// on which stack a task gets. Pools over kMaxCachedStacks stacks are unmapped instead.
 #ifndef DSIM_SCHEDULER_INTERNAL_STACK_POOL_H_
 #define DSIM_SCHEDULER_INTERNAL_STACK_POOL_H_
 
@@ -31,6 +38,8 @@
 namespace dsim::internal {
 
 inline constexpr size_t kDefaultGuardedStackBudget = 10000;
+// The largest pool a thread keeps for reuse when its scheduler dies.
+inline constexpr size_t kMaxCachedStacks = 4096;
 inline constexpr uint64_t kStackCanary = 0xd51dca7a5713c4a1ULL;
 // Words of canary between slab slots: the whole 64-byte reserve at the top of each slot.
 inline constexpr int kCanaryWords = 8;
@@ -63,7 +72,8 @@ struct Stack {
 // One pool per scheduler. Not thread-safe; the guarded budget is process-wide (atomic).
 class StackPool {
  public:
-  StackPool() = default;
+  // Adopts the stacks of the last pool that died on this thread, if any.
+  StackPool();
   StackPool(const StackPool&) = delete;
   StackPool& operator=(const StackPool&) = delete;
   ~StackPool();
@@ -87,14 +97,23 @@ class StackPool {
     size_t bytes;
     bool guarded;
   };
+  // Everything a pool owns. All stacks are free when a pool dies (its scheduler
+  // unwound every task first), so Contents moves whole into the thread's cache.
+  struct Contents {
+    std::vector<Mapping> mappings;
+    // Free stacks by usable size. std::map: iteration order never decides anything
+    // here, but lookups by size must be cheap.
+    std::map<size_t, std::vector<Stack>> free;
+    size_t stacks = 0;  // Stacks carved from `mappings`, free or not.
+  };
+  class ThreadCache;
+  static ThreadCache& Cache();
 
   bool TryAllocateGuarded(size_t size, Stack* stack);
   void AllocateSlab(size_t size);
+  static void Unmap(Contents& contents);
 
-  std::vector<Mapping> mappings_;
-  // Free stacks by usable size. std::map: iteration order never decides anything here,
-  // but lookups by size must be cheap.
-  std::map<size_t, std::vector<Stack>> free_;
+  Contents contents_;
 };
 
 }  // namespace dsim::internal
