@@ -25,7 +25,6 @@
 #include <memory>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -366,7 +365,9 @@ class HostStack final : public PacketReceiver {
   bool ephemeral_cursor_set_ = false;
   // Accepted children by their peer's connection id, so a repeated SYN finds its child.
   absl::flat_hash_map<uint64_t, uint64_t> child_by_peer_;
-  std::unordered_map<TaskId, std::string> messages_;
+  // The last failure message of each task that failed a call here. Looked up by task,
+  // never iterated (hash order is salted per process).
+  absl::flat_hash_map<TaskId, std::string> messages_;
   bool detached_ = false;
 };
 
