@@ -3,9 +3,9 @@
 //
 // Example:
 //
+//   dsim::Mutex mu;        // Objects tasks use come first: they must outlive the tasks,
+//   int counter = 0;       // which the Scheduler's destructor unwinds.
 //   dsim::Scheduler scheduler(dsim::SchedulerOptions{.seed = 7});
-//   dsim::Mutex mu;
-//   int counter = 0;
 //   for (int i = 0; i < 3; ++i) {
 //     scheduler.Spawn(absl::StrCat("worker-", i), [&] {
 //       dsim::SleepFor(absl::Milliseconds(10));   // virtual: returns at once in wall time
@@ -17,9 +17,10 @@
 //   // result.ok(); scheduler.Now() == Scheduler::Epoch() + 10ms; counter == 3.
 //
 // Model. Tasks never run in parallel. A task runs until it reaches a scheduling point:
-// any blocking call (a sleep, a mutex, a socket read), Yield(), or a synchronization
-// operation. There the Strategy picks the next runnable task. When no task is runnable,
-// the clock jumps to the earliest timer. Tasks take no virtual time to compute.
+// any blocking call (a sleep, a mutex, a socket read), a synchronization operation, or
+// SchedulingPoint(). There the Strategy picks the next runnable task, which may be the
+// same one. Yield() instead hands the CPU to another runnable task. When no task is
+// runnable, the clock jumps to the earliest timer. Tasks take no virtual time to compute.
 //
 // Determinism. Same program, same strategy and seed: the same sequence of decisions,
 // task ids, timers and virtual times, on any machine. The scheduler keeps no global
