@@ -371,10 +371,27 @@ int HostStack::ParseAddress(const SocketState& socket, const sockaddr* address, 
 // Chooses the source address for reaching `destination`, as routing does: loopback for
 // loopback and for the host's own addresses, else the host's first address of the
 // family. Rewrites an unspecified destination to loopback, as Linux does.
+//
+// An AF_INET6 socket bound to an IPv4-mapped address (the wildcard ::ffff:0.0.0.0
+// included) speaks IPv4 only: an unspecified destination means 127.0.0.1, and an IPv6
+// destination fails with EAFNOSUPPORT (tcp_v6_connect, ip6_datagram_connect,
+// udpv6_sendmsg). One bound to a specific IPv6 address cannot reach IPv4 (ENETUNREACH):
+// binding made it IPV6_V6ONLY, and a UDP socket that got its address from an earlier
+// connect is refused too, where Linux would send from 127.0.0.6 (a documented divergence).
 int HostStack::Route(const SocketState& socket, Endpoint* destination, IpAddress* source) {
   IpAddress& to = destination->address;
+  const IpAddress& bound = socket.local.address;
+  const bool bound_v4_mapped = socket.family == AF_INET6 && bound.is_v4();
   if (to.IsUnspecified()) {
-    to = to.is_v4() ? IpAddress::V4Loopback() : IpAddress::V6Loopback();
+    to = to.is_v4() || bound_v4_mapped ? IpAddress::V4Loopback() : IpAddress::V6Loopback();
+  }
+  if (bound_v4_mapped && !to.is_v4()) {
+    return Fail(EAFNOSUPPORT, absl::StrCat("an AF_INET6 socket bound to ", bound.ToString(),
+                                           " (IPv4-mapped) cannot reach ", to.ToString()));
+  }
+  if (socket.family == AF_INET6 && !bound.is_v4() && !bound.IsUnspecified() && to.is_v4()) {
+    return Fail(ENETUNREACH, absl::StrCat("an AF_INET6 socket bound to ", bound.ToString(),
+                                          " cannot reach IPv4 ", to.ToString()));
   }
   if (to.IsLoopback()) {
     *source = to.is_v4() ? IpAddress::V4Loopback() : IpAddress::V6Loopback();
@@ -536,6 +553,11 @@ int HostStack::Bind(int fd, const sockaddr* address, socklen_t length) {
   if (int r = BindTo(s, local); r < 0) return r;
   if (local.port != 0) s->port_locked = true;
   if (!local.address.IsUnspecified()) s->address_locked = true;
+  // Linux's __inet6_bind: a specific IPv6 address (not v4-mapped) makes the socket
+  // IPv6-only, visible through IPV6_V6ONLY.
+  if (s->family == AF_INET6 && !local.address.IsUnspecified() && !local.address.is_v4()) {
+    s->v6only = true;
+  }
   return 0;
 }
 

@@ -980,12 +980,27 @@ int HostStack::UdpConnect(SocketState* s, const sockaddr* address, socklen_t len
     return Fail(EAGAIN, "connect: no free ephemeral port");
   }
   Endpoint destination;
-  bool unspecified_family;
-  if (int r = ParseAddress(*s, address, length, &destination, &unspecified_family, "connect");
-      r < 0) {
-    return r;
+  if (s->family == AF_INET6 && address->sa_family == AF_INET) {
+    // ip6_datagram_connect hands a sockaddr_in to the IPv4 path (its length rules apply).
+    if (s->v6only) return Fail(EAFNOSUPPORT, "connect: AF_INET address on IPV6_V6ONLY");
+    if (length < sizeof(sockaddr_in)) {
+      return Fail(EINVAL, absl::StrCat("connect: address length ", length,
+                                       " is shorter than sockaddr_in (16)"));
+    }
+    sockaddr_in in;
+    std::memcpy(&in, address, sizeof(in));
+    destination = Endpoint{IpAddress::FromInAddr(in.sin_addr), ntohs(in.sin_port)};
+  } else {
+    bool unspecified_family;
+    if (int r = ParseAddress(*s, address, length, &destination, &unspecified_family, "connect");
+        r < 0) {
+      return r;
+    }
+    if (unspecified_family) return Fail(EAFNOSUPPORT, "connect: AF_UNSPEC with an address");
   }
-  if (unspecified_family) return Fail(EAFNOSUPPORT, "connect: AF_UNSPEC with an address");
+  if (s->family == AF_INET6 && destination.address.is_v4() && s->v6only) {
+    return Fail(ENETUNREACH, "connect: an IPv4-mapped address on an IPV6_V6ONLY socket");
+  }
   IpAddress source;
   if (int r = Route(*s, &destination, &source); r < 0) return r;
   if (s->local.address.IsUnspecified()) {
@@ -1067,6 +1082,20 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
                                                         "needs a destination address"));
     }
     destination = s->remote;
+    if (s->family == AF_INET6 && destination.address.is_v4() && destination.port == 0) {
+      // udpv6_sendmsg hands the v4-mapped peer to udp_sendmsg as a sockaddr_in, and
+      // udp_sendmsg refuses port 0 in an address (a native connected socket sends).
+      return Fail(EINVAL, absl::StrCat(args.what, ": the v4-mapped peer has port 0"));
+    }
+  }
+  // Linux's order: routing, then the datagram size (ip_append_data), then a pending
+  // error and the send shutdown (sock_alloc_send_skb).
+  IpAddress source;
+  if (int r = Route(*s, &destination, &source); r < 0) return r;
+  const size_t limit = destination.address.is_v4() ? kUdpMaxPayloadV4 : kUdpMaxPayloadV6;
+  if (length > limit) {
+    return Fail(EMSGSIZE, absl::StrCat(args.what, ": ", length, " bytes exceed the ", limit,
+                                       "-byte datagram limit"));
   }
   if (s->error != 0) {
     const int error = s->error;
@@ -1076,13 +1105,6 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   if (s->shutdown & kSendShutdown) {
     return Fail(EPIPE, absl::StrCat(args.what, " after shutdown for writing"));
   }
-  const size_t limit = destination.address.is_v4() ? kUdpMaxPayloadV4 : kUdpMaxPayloadV6;
-  if (length > limit) {
-    return Fail(EMSGSIZE, absl::StrCat(args.what, ": ", length, " bytes exceed the ", limit,
-                                       "-byte datagram limit"));
-  }
-  IpAddress source;
-  if (int r = Route(*s, &destination, &source); r < 0) return r;
   Packet* p = network_->NewPacket();
   const bool ok = CopyFromIov(args.iov, 0, length, [p](const char* data, size_t size) {
     p->payload.append(data, size);
