@@ -65,6 +65,17 @@ absl::Status SocketHandle::SetWriteDeadline(absl::Time deadline) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<SocketHandle> SocketHandle::OpenFor(absl::string_view ip, uint16_t port,
+                                                  int type, sockaddr_storage* address,
+                                                  socklen_t* length) {
+  absl::StatusOr<socklen_t> parsed = ParseSockaddr(ip, port, address);
+  if (!parsed.ok()) return parsed.status();
+  *length = *parsed;
+  SocketHandle handle(Socket(address->ss_family, type, 0));
+  if (!handle.valid()) return LastSocketError("socket");
+  return handle;
+}
+
 absl::Status SocketHandle::SetNonblock(bool nonblocking) {
   if (dsim::SetNonblock(fd_, nonblocking) < 0) return LastSocketError("SetNonblock");
   return absl::OkStatus();
@@ -73,11 +84,12 @@ absl::Status SocketHandle::SetNonblock(bool nonblocking) {
 absl::StatusOr<TcpStream> TcpStream::Connect(absl::string_view ip, uint16_t port,
                                              SourceLocation where) {
   sockaddr_storage address;
-  absl::StatusOr<socklen_t> length = ParseSockaddr(ip, port, &address);
-  if (!length.ok()) return length.status();
-  SocketHandle handle(Socket(address.ss_family, SOCK_STREAM, 0));
-  if (!handle.valid()) return LastSocketError("socket");
-  if (dsim::Connect(handle.fd(), reinterpret_cast<sockaddr*>(&address), *length, where) < 0) {
+  socklen_t length;
+  absl::StatusOr<SocketHandle> opened =
+      SocketHandle::OpenFor(ip, port, SOCK_STREAM, &address, &length);
+  if (!opened.ok()) return opened.status();
+  SocketHandle handle = *std::move(opened);
+  if (dsim::Connect(handle.fd(), reinterpret_cast<sockaddr*>(&address), length, where) < 0) {
     return LastSocketError("connect");
   }
   return TcpStream(std::move(handle));
@@ -143,15 +155,16 @@ absl::Status TcpStream::Abort() {
 absl::StatusOr<TcpListener> TcpListener::Listen(absl::string_view ip, uint16_t port,
                                                 int backlog) {
   sockaddr_storage address;
-  absl::StatusOr<socklen_t> length = ParseSockaddr(ip, port, &address);
-  if (!length.ok()) return length.status();
-  SocketHandle handle(Socket(address.ss_family, SOCK_STREAM, 0));
-  if (!handle.valid()) return LastSocketError("socket");
+  socklen_t length;
+  absl::StatusOr<SocketHandle> opened =
+      SocketHandle::OpenFor(ip, port, SOCK_STREAM, &address, &length);
+  if (!opened.ok()) return opened.status();
+  SocketHandle handle = *std::move(opened);
   const int on = 1;
   if (Setsockopt(handle.fd(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0) {
     return LastSocketError("setsockopt(SO_REUSEADDR)");
   }
-  if (Bind(handle.fd(), reinterpret_cast<sockaddr*>(&address), *length) < 0) {
+  if (Bind(handle.fd(), reinterpret_cast<sockaddr*>(&address), length) < 0) {
     return LastSocketError("bind");
   }
   if (dsim::Listen(handle.fd(), backlog) < 0) return LastSocketError("listen");

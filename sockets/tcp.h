@@ -20,6 +20,8 @@
 #ifndef DSIM_SOCKETS_TCP_H_
 #define DSIM_SOCKETS_TCP_H_
 
+#include <sys/socket.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -37,6 +39,11 @@ class SocketHandle {
  public:
   SocketHandle() = default;
   explicit SocketHandle(int fd) : fd_(fd) {}
+  // Parses `ip`:`port` into `address` (and its length) and opens a socket of that
+  // address's family and `type` (SOCK_STREAM, SOCK_DGRAM). InvalidArgument for a bad IP;
+  // the socket() error otherwise.
+  static absl::StatusOr<SocketHandle> OpenFor(absl::string_view ip, uint16_t port, int type,
+                                              sockaddr_storage* address, socklen_t* length);
   SocketHandle(SocketHandle&& other) noexcept : fd_(other.release()) {}
   SocketHandle& operator=(SocketHandle&& other) noexcept;
   ~SocketHandle() { Reset(); }

@@ -11,11 +11,12 @@
 namespace dsim {
 absl::StatusOr<UdpSocket> UdpSocket::Bind(absl::string_view ip, uint16_t port) {
   sockaddr_storage address;
-  absl::StatusOr<socklen_t> length = ParseSockaddr(ip, port, &address);
-  if (!length.ok()) return length.status();
-  SocketHandle handle(Socket(address.ss_family, SOCK_DGRAM, 0));
-  if (!handle.valid()) return LastSocketError("socket");
-  if (dsim::Bind(handle.fd(), reinterpret_cast<sockaddr*>(&address), *length) < 0) {
+  socklen_t length;
+  absl::StatusOr<SocketHandle> opened =
+      SocketHandle::OpenFor(ip, port, SOCK_DGRAM, &address, &length);
+  if (!opened.ok()) return opened.status();
+  SocketHandle handle = *std::move(opened);
+  if (dsim::Bind(handle.fd(), reinterpret_cast<sockaddr*>(&address), length) < 0) {
     return LastSocketError("bind");
   }
   return UdpSocket(std::move(handle));
