@@ -1,6 +1,7 @@
 #include "scheduler/mutex.h"
 
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/misuse.h"
 
 namespace dsim {
 namespace {
@@ -30,10 +31,59 @@ class RelockOnExit {
 
 }  // namespace
 
+namespace {
+
+std::string TaskName(TaskId id, const Scheduler* scheduler) {
+  if (id == kNoTask) return "(none)";
+  if (scheduler != nullptr) {
+    for (const TaskReport& report : scheduler->LiveTaskReports()) {
+      if (report.id == id) return absl::StrCat("task \"", report.name, "\"");
+    }
+  }
+  return absl::StrCat("task ", id, " (finished)");
+}
+
+std::string Destroyer() {
+  Scheduler* scheduler = Scheduler::Current();
+  if (scheduler == nullptr || !scheduler->InTask()) return "the main thread";
+  return absl::StrCat("task \"", scheduler->CurrentTaskName(), "\"");
+}
+
+}  // namespace
+
 Mutex::~Mutex() {
-  DSIM_MISUSE(holder_ == kNoTask, "a Mutex was destroyed while task ", holder_,
-              " holds it. Objects that tasks use must outlive the tasks: declare them before "
-              "the Scheduler, or call Scheduler::Shutdown() before destroying them");
+  Scheduler* scheduler = Scheduler::Current();
+  const TaskId self = scheduler != nullptr ? scheduler->CurrentTaskId() : kNoTask;
+  if (!DSIM_RUN_MISUSE(holder_ == kNoTask, self, holder_, "a Mutex was destroyed by ",
+                       Destroyer(), " while ", holder_ == self ? "it" : TaskName(holder_, scheduler_),
+                       " holds it. Objects that tasks use must outlive the tasks: declare "
+                       "them before the Scheduler, or call Scheduler::Shutdown() before "
+                       "destroying them")) {
+    holder_ = kNoTask;
+  }
+  if (!waiters_.empty() &&
+      !DSIM_RUN_MISUSE(false, self, waiters_.FirstWaiter(), "a Mutex was destroyed by ",
+                       Destroyer(), " while task ", waiters_.FirstWaiter(),
+                       " waits to lock it")) {
+    waiters_.AbandonWaiters();
+  }
+  if (!condition_waiters_.empty() &&
+      !DSIM_RUN_MISUSE(false, self, condition_waiters_.FirstWaiter(), "a Mutex was destroyed by ",
+                       Destroyer(), " while task ", condition_waiters_.FirstWaiter(),
+                       " waits in Mutex::Await on it")) {
+    condition_waiters_.AbandonWaiters();
+  }
+}
+
+CondVar::~CondVar() {
+  Scheduler* scheduler = Scheduler::Current();
+  const TaskId self = scheduler != nullptr ? scheduler->CurrentTaskId() : kNoTask;
+  if (!waiters_.empty() &&
+      !DSIM_RUN_MISUSE(false, self, waiters_.FirstWaiter(), "a CondVar was destroyed by ",
+                       Destroyer(), " while task ", waiters_.FirstWaiter(),
+                       " waits on it. Objects that tasks use must outlive the tasks")) {
+    waiters_.AbandonWaiters();
+  }
 }
 
 void Mutex::Lock(SourceLocation where) {
@@ -42,15 +92,19 @@ void Mutex::Lock(SourceLocation where) {
   const TaskId self = scheduler.CurrentTaskId();
   while (holder_ != kNoTask) waiters_.Wait("Mutex::Lock", where);
   holder_ = self;
+  scheduler_ = &scheduler;
 }
 
 void Mutex::Unlock() {
   Scheduler& scheduler = RunningScheduler("Mutex::Unlock");
-  DSIM_MISUSE(holder_ == scheduler.CurrentTaskId(), "task \"", scheduler.CurrentTaskName(),
-              "\" unlocked a Mutex it does not hold (",
-              holder_ == kNoTask ? std::string("it is not locked")
-                                 : absl::StrCat("held by task ", holder_),
-              ")");
+  const TaskId self = scheduler.CurrentTaskId();
+  if (!DSIM_RUN_MISUSE(holder_ == self, self, holder_, "task \"", scheduler.CurrentTaskName(),
+                       "\" unlocked a Mutex it does not hold (",
+                       holder_ == kNoTask ? std::string("it is not locked")
+                                          : absl::StrCat("held by task ", holder_),
+                       ")")) {
+    return;
+  }
   ReleaseForWait();
   internal::ReleasePoint();
 }
@@ -58,6 +112,8 @@ void Mutex::Unlock() {
 void Mutex::ReleaseForWait() {
   holder_ = kNoTask;
   waiters_.WakeOne();
+  // Await conditions may hold now: every awaiting task re-checks its own.
+  if (!condition_waiters_.empty()) condition_waiters_.WakeAll();
 }
 
 bool Mutex::TryLock() {
@@ -65,13 +121,18 @@ bool Mutex::TryLock() {
   scheduler.SchedulingPoint();
   if (holder_ != kNoTask) return false;
   holder_ = scheduler.CurrentTaskId();
+  scheduler_ = &scheduler;
   return true;
 }
 
 void Mutex::AssertHeld() const {
   Scheduler* scheduler = Scheduler::Current();
-  DSIM_MISUSE(scheduler != nullptr && holder_ != kNoTask && holder_ == scheduler->CurrentTaskId(),
-              "Mutex::AssertHeld: the calling task does not hold the mutex");
+  const TaskId self = scheduler != nullptr ? scheduler->CurrentTaskId() : kNoTask;
+  DSIM_RUN_MISUSE(holder_ != kNoTask && holder_ == self, self, holder_,
+                  "Mutex::AssertHeld: the calling task does not hold the mutex (",
+                  holder_ == kNoTask ? std::string("it is not locked")
+                                     : absl::StrCat("held by task ", holder_),
+                  ")");
 }
 
 void CondVar::Wait(Mutex* mu, SourceLocation where) {
@@ -85,8 +146,11 @@ bool CondVar::WaitWithTimeout(Mutex* mu, absl::Duration timeout, SourceLocation 
 
 bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline, SourceLocation where) {
   Scheduler& scheduler = RunningScheduler("CondVar::Wait");
-  DSIM_MISUSE(mu->holder_ == scheduler.CurrentTaskId(), "task \"", scheduler.CurrentTaskName(),
-              "\" called CondVar::Wait without holding the mutex");
+  if (!DSIM_RUN_MISUSE(mu->holder_ == scheduler.CurrentTaskId(), scheduler.CurrentTaskId(),
+                       mu->holder_, "task \"", scheduler.CurrentTaskName(),
+                       "\" called CondVar::Wait without holding the mutex")) {
+    return false;
+  }
   scheduler.SchedulingPoint();
   // Releasing and enqueueing happen with no scheduling point in between, so no signal
   // can be lost.

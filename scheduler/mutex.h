@@ -68,7 +68,9 @@ class ABSL_LOCKABLE Mutex {
   void ReleaseForWait();
 
   TaskId holder_ = kNoTask;
+  Scheduler* scheduler_ = nullptr;  // Of the last Lock: names the holder in reports.
   internal::WaitQueue waiters_;
+  internal::WaitQueue condition_waiters_;  // Tasks in Await, woken at every release.
 };
 
 // Holds a Mutex for the lifetime of a scope.
@@ -92,6 +94,8 @@ class CondVar {
   CondVar() = default;
   CondVar(const CondVar&) = delete;
   CondVar& operator=(const CondVar&) = delete;
+  // Destroying a CondVar that tasks wait on is misuse (see "Misuse" above).
+  ~CondVar();
 
   // Atomically releases `mu` (which the calling task must hold) and blocks until
   // signalled; reacquires `mu` before returning. Like absl::CondVar, callers re-check

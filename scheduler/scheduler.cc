@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <exception>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/misuse.h"
 #include "scheduler/internal/task.h"
 
 namespace dsim {
@@ -70,6 +72,7 @@ const char* RunOutcomeName(RunOutcome outcome) {
     case RunOutcome::kStepLimit: return "step limit";
     case RunOutcome::kTimeLimit: return "virtual time limit";
     case RunOutcome::kTaskFailed: return "task failed";
+    case RunOutcome::kMisuse: return "misuse";
   }
   return "unknown";
 }
@@ -114,8 +117,11 @@ std::string RunResult::ToString() const {
                                            : absl::StrCat("task \"", failed_task_name, "\""),
                     " threw: ", failure);
   }
+  if (outcome == RunOutcome::kMisuse) absl::StrAppend(&s, ": ", failure);
   if (!tasks.empty()) {
-    absl::StrAppend(&s, outcome == RunOutcome::kDeadlock ? "; blocked tasks:" : "; live tasks:");
+    absl::StrAppend(&s, outcome == RunOutcome::kDeadlock  ? "; blocked tasks:"
+                        : outcome == RunOutcome::kMisuse ? "; tasks involved:"
+                                                          : "; live tasks:");
     for (const TaskReport& task : tasks) absl::StrAppend(&s, "\n  ", task.ToString());
   }
   return s;
@@ -128,7 +134,10 @@ bool TaskHandle::done() const { return scheduler_ == nullptr || scheduler_->IsDo
 void TaskHandle::Join(SourceLocation where) const {
   DSIM_MISUSE(scheduler_ != nullptr, "Join on an empty TaskHandle");
   Task* self = scheduler_->CurrentTaskOrDie("TaskHandle::Join");
-  DSIM_MISUSE(self->id != id_, "task \"", self->name, "\" joined itself; it would wait forever");
+  if (!DSIM_RUN_MISUSE(self->id != id_, self->id, kNoTask, "task \"", self->name,
+                       "\" joined itself; it would wait forever")) {
+    return;
+  }
   Task* target = scheduler_->FindTask(id_);
   while (target != nullptr) {
     target->joiners.Wait("TaskHandle::Join", where);
@@ -215,6 +224,7 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   failed_task_ = kNoTask;
   failure_.clear();
   failed_task_name_.clear();
+  misuse_tasks_.clear();
   current_scheduler = this;
   previous_running_fiber_ = internal::ExchangeRunningFiber(&main_fiber_);
   const uint64_t steps_before = steps_;
@@ -254,9 +264,58 @@ RunResult Scheduler::MakeResult(uint64_t steps_before) const {
     }
   } else if (outcome_ == RunOutcome::kStepLimit || outcome_ == RunOutcome::kTimeLimit) {
     result.tasks = LiveTaskReports();
+  } else if (outcome_ == RunOutcome::kMisuse) {
+    result.tasks = misuse_tasks_;
   }
   return result;
 }
+
+TaskReport Scheduler::ReportOf(TaskId id) const {
+  for (TaskReport& report : LiveTaskReports()) {
+    if (report.id == id) return report;
+  }
+  TaskReport finished;
+  finished.id = id;
+  finished.name = absl::StrCat("(task ", id, ", finished)");
+  return finished;
+}
+
+bool Scheduler::FailMisuse(const std::string& message, TaskId first, TaskId second) {
+  if (!stop_) {
+    failed_task_ = current_ != nullptr ? current_->id : kNoTask;
+    failed_task_name_ = current_ != nullptr ? current_->name : "";
+    failure_ = message;
+    misuse_tasks_.clear();
+    if (first != kNoTask) misuse_tasks_.push_back(ReportOf(first));
+    if (second != kNoTask && second != first) misuse_tasks_.push_back(ReportOf(second));
+    Stop(RunOutcome::kMisuse);
+  }
+  if (Task* self = current_; self != nullptr) {
+    // Park the task: the run is over (stop_ is set), so this switches to the main
+    // fiber, and the task resumes only to be unwound. No kill is delivered here:
+    // misuse is often detected in a destructor, which must not throw.
+    NoUnwindScope no_unwind;
+    MakeRunnable(self);
+    Reschedule(self);
+  }
+  return false;
+}
+
+namespace internal {
+
+bool RunMisuseFailed(const char* file, int line, TaskId first, TaskId second,
+                     const std::string& message) {
+  Scheduler* scheduler = current_scheduler;
+  if (scheduler != nullptr && scheduler->unwinding_) {
+    std::fprintf(stderr, "dsim: misuse during teardown (ignored): %s (detected at %s:%d)\n",
+                 message.c_str(), file, line);
+    return false;
+  }
+  if (scheduler == nullptr || !scheduler->running_) MisuseFailed(file, line, message);
+  return scheduler->FailMisuse(message, first, second);
+}
+
+}  // namespace internal
 
 std::vector<TaskReport> Scheduler::LiveTaskReports() const {
   std::vector<TaskReport> reports;

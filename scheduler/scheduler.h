@@ -56,6 +56,8 @@ namespace dsim {
 namespace internal {
 struct Task;
 class WaitQueue;
+bool RunMisuseFailed(const char* file, int line, TaskId first, TaskId second,
+                     const std::string& message);
 }  // namespace internal
 
 class Scheduler;
@@ -107,6 +109,7 @@ enum class RunOutcome {
   kStepLimit,    // SchedulerOptions::max_steps reached.
   kTimeLimit,    // SchedulerOptions::max_virtual_time reached.
   kTaskFailed,   // An exception escaped a task or a timer callback.
+  kMisuse,       // A task or callback misused a primitive (see RunResult::failure).
 };
 
 const char* RunOutcomeName(RunOutcome outcome);
@@ -132,8 +135,11 @@ struct RunResult {
   absl::Time end_time;
   uint64_t steps = 0;  // Steps taken by this run.
   // kDeadlock: every blocked non-daemon task. kStepLimit, kTimeLimit: every live task.
+  // kMisuse: the tasks involved (the one that misused the primitive first), as they
+  // were when it happened.
   std::vector<TaskReport> tasks;
   // kTaskFailed: the task that threw (kNoTask for a timer callback) and what it threw.
+  // kMisuse: the task that misused a primitive and the message naming the misuse.
   TaskId failed_task = kNoTask;
   std::string failed_task_name;
   std::string failure;
@@ -145,6 +151,21 @@ struct RunResult {
   // Multi-line summary: outcome, virtual time, steps, and the task list.
   std::string ToString() const;
 };
+
+// Thrown into a task that is being stopped (a crashed host, Scheduler::Kill, Shutdown
+// or the Scheduler's destructor) from its current or next scheduling point, so that the
+// destructors on its stack run. Deliberately not derived from std::exception, so
+// `catch (const std::exception&)` does not stop it. A `catch (...)` that does not
+// rethrow swallows it; write
+//
+//   try { ServeOne(); }
+//   catch (const dsim::TaskUnwind&) { throw; }   // dsim is stopping this task
+//   catch (...) { LogAndContinue(); }
+//
+// A task that swallows it and reaches a scheduling point again is reported once (name
+// and location) and stopped without further unwinding: its remaining frames are
+// abandoned and their destructors do not run.
+struct TaskUnwind {};
 
 // Why a blocked task woke.
 enum class WakeReason : uint8_t { kWoken, kTimedOut };
@@ -352,6 +373,11 @@ class Scheduler {
 
  private:
   friend class TaskHandle;
+  friend bool internal::RunMisuseFailed(const char* file, int line, TaskId first,
+                                        TaskId second, const std::string& message);
+  // Fails the active run with RunOutcome::kMisuse (see internal/misuse.h).
+  bool FailMisuse(const std::string& message, TaskId first, TaskId second);
+  TaskReport ReportOf(TaskId id) const;
   friend class internal::WaitQueue;
 
   enum class RunMode { kUntilTasksDone, kUntilTime };
@@ -461,6 +487,7 @@ class Scheduler {
   TaskId failed_task_ = kNoTask;
   std::string failed_task_name_;
   std::string failure_;
+  std::vector<TaskReport> misuse_tasks_;  // kMisuse: the tasks involved.
   internal::Fiber* previous_running_fiber_ = nullptr;
   void* extensions_[kExtensionSlots] = {};
 };

@@ -12,11 +12,9 @@
 
 namespace dsim::internal {
 
-// Thrown into a killed task (crash, scheduler destruction) so its destructors run.
-// Deliberately not derived from std::exception: `catch (const std::exception&)` in user
-// code does not swallow it. Code that catches (...) and does not rethrow is unwound
-// again at its next scheduling point.
-struct TaskUnwind {};
+// Thrown into a killed task (crash, scheduler destruction) so its destructors run; the
+// public name is dsim::TaskUnwind (scheduler.h), which documents it.
+using TaskUnwind = ::dsim::TaskUnwind;
 
 // The Itanium C++ ABI's per-thread exception state (__cxa_eh_globals): the stack of
 // caught exceptions and the count of uncaught ones. It is per OS thread, so the
