@@ -152,6 +152,8 @@ Scheduler::Scheduler(SchedulerOptions options) : options_(std::move(options)) {
   if (strategy_ == nullptr) strategy_ = std::make_shared<RandomStrategy>(options_.seed);
   if (options_.default_stack_size == 0) options_.default_stack_size = kDefaultStackSize;
   if (options_.max_steps != 0) step_limit_ = options_.max_steps;
+  watchdog_ = internal::WatchdogFromEnvironment(
+      internal::WatchdogSettings{options_.watchdog, options_.watchdog_abort});
   internal::InitMainFiber(&main_fiber_);
   internal::EnsureOverflowHandler();
   groups_.resize(1);
@@ -228,9 +230,11 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   current_scheduler = this;
   previous_running_fiber_ = internal::ExchangeRunningFiber(&main_fiber_);
   const uint64_t steps_before = steps_;
+  internal::WatchdogEntry* const watchdog = internal::Watch(&heartbeat_, watchdog_);
 
   Task* next = PickNext();
   if (next != nullptr) SwitchFromMain(next);
+  internal::Unwatch(watchdog);
   DSIM_CHECK(stop_, "the run loop returned to main without a reason");
   current_ = nullptr;
   running_ = false;
@@ -361,6 +365,7 @@ inline Task* Scheduler::PickRunnable() {
   Task* next = runnable_[index];
   TakeRunnable(index);
   ++steps_;
+  Beat();
   if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(next);
   return next;
 }
@@ -449,6 +454,7 @@ void Scheduler::FireDueTimers() {
 }
 
 void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
+  Beat();
   internal::TimerSlot& slot = timers_.slot(slot_id);
   const TimerId id = timers_.IdOf(slot_id);
   if (slot.group != kNoGroup && GroupPaused(slot.group)) {
@@ -696,6 +702,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::YieldFast() {
   self->state = TaskState::kRunnable;
   next->runnable_index = UINT32_MAX;
   ++steps_;
+  Beat();
   if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(next);
   next->state = TaskState::kRunning;
   SwitchAway(self, next);
@@ -950,6 +957,7 @@ void Scheduler::UnwindAllTasks() {
   halt_ = true;
   current_scheduler = this;
   previous_running_fiber_ = internal::ExchangeRunningFiber(&main_fiber_);
+  internal::WatchdogEntry* const watchdog = internal::Watch(&heartbeat_, watchdog_);
   // In rounds, in spawn order: a task that blocks while unwinding (its destructor waits
   // for a lock another dying task holds) gets another chance once the others moved.
   int stalled_rounds = 0;
@@ -969,6 +977,7 @@ void Scheduler::UnwindAllTasks() {
                   stuck->blocked_at.ToString(), "); a destructor must not block forever");
     }
   }
+  internal::Unwatch(watchdog);
   current_scheduler = nullptr;
   internal::ExchangeRunningFiber(previous_running_fiber_);
   unwinding_ = false;
@@ -982,6 +991,7 @@ bool Scheduler::ResumeForUnwinding(Task* task) {
   task->kill_requested = true;
   RemoveFromRunnable(task);
   if (task->state == TaskState::kBlocked) task->wake_reason = WakeReason::kWoken;
+  Beat();
   running_ = true;
   SwitchFromMain(task);
   running_ = false;

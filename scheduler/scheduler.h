@@ -33,6 +33,7 @@
 #ifndef DSIM_SCHEDULER_SCHEDULER_H_
 #define DSIM_SCHEDULER_SCHEDULER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -48,6 +49,7 @@
 #include "scheduler/internal/fiber.h"
 #include "scheduler/internal/stack_pool.h"
 #include "scheduler/internal/timer_queue.h"
+#include "scheduler/internal/watchdog.h"
 #include "scheduler/source_location.h"
 #include "scheduler/strategy.h"
 
@@ -99,6 +101,13 @@ struct SchedulerOptions {
   // Makes dsim::SharedAccess() (shared_access.h) a scheduling point. Off by default, so
   // marked plain-memory accesses cost a thread-local read and a branch.
   bool shared_access_points = false;
+  // Runaway-task watchdog: a task (or timer callback) that runs this long in wall-clock
+  // time without reaching a scheduling point is reported on stderr with its name and
+  // stack, once per stall; the run then goes on as before (the watchdog only observes).
+  // Zero turns it off. The environment overrides both settings: DSIM_WATCHDOG=<seconds>
+  // or 0/off, DSIM_WATCHDOG_ABORT=1 (abort after the report).
+  absl::Duration watchdog = absl::Seconds(5);
+  bool watchdog_abort = false;
 };
 
 enum class RunOutcome {
@@ -403,6 +412,9 @@ class Scheduler {
   void YieldFast();
   friend void Yield();
   void NotifyDispatch(internal::Task* task);
+  void Beat() {
+    heartbeat_.store(heartbeat_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
   void AfterSwitch();
   void Stop(RunOutcome outcome);
   void MakeRunnable(internal::Task* task);
@@ -452,6 +464,10 @@ class Scheduler {
   uint64_t step_limit_ = UINT64_MAX;
   uint64_t steps_ = 0;
   uint64_t decision_index_ = 0;
+  // Bumped at every dispatch and timer; read by the watchdog thread, which only
+  // observes. Relaxed stores: a plain move on the hot paths.
+  std::atomic<uint64_t> heartbeat_{0};
+  internal::WatchdogSettings watchdog_;
 
   // Live tasks: by id for lookups, and in spawn order (intrusive list) for iteration.
   // The hash map is never iterated: its order is salted per process.

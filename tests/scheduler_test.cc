@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <chrono>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -660,6 +661,78 @@ TEST(SchedulerRun, FailStopsTheRunWithTheReason) {
   EXPECT_EQ(result.failed_task_name, "checker");
   EXPECT_THAT(result.ToString(), HasSubstr("invariant broken: two leaders"));
   EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Seconds(1));
+}
+
+
+// ---- Runaway-task watchdog ------------------------------------------------------------
+
+// Burns real time without a scheduling point, as a spin loop on a flag would.
+void SpinFor(std::chrono::milliseconds how_long) {
+  const auto end = std::chrono::steady_clock::now() + how_long;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+RunResult RunWithARunaway(absl::Duration watchdog, bool real_sleep = false) {
+  Scheduler scheduler(SchedulerOptions{.seed = 3, .watchdog = watchdog});
+  scheduler.Spawn("ticker", [] {
+    for (int i = 0; i < 3; ++i) dsim::SleepFor(absl::Milliseconds(1));
+  });
+  scheduler.Spawn("spinner", [real_sleep] {
+    dsim::SleepFor(absl::Milliseconds(1));
+    if (real_sleep) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    } else {
+      SpinFor(std::chrono::milliseconds(700));
+    }
+    dsim::SleepFor(absl::Milliseconds(1));
+  });
+  return scheduler.Run();
+}
+
+TEST(Watchdog, ReportsARunawayTaskByNameWithItsStackAndChangesNothing) {
+  ::testing::internal::CaptureStderr();
+  const RunResult watched = RunWithARunaway(absl::Milliseconds(200));
+  const std::string report = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(report, HasSubstr("dsim: watchdog: task \"spinner\" (id 2) has run for 0."));
+  EXPECT_THAT(report, HasSubstr("without reaching a scheduling point"));
+  EXPECT_THAT(report, HasSubstr("Stack of the running task:\n"));
+  EXPECT_THAT(report, HasSubstr("scheduler_test"));  // backtrace_symbols_fd frames
+  // Once per stall.
+  EXPECT_EQ(report.find("dsim: watchdog:"), report.rfind("dsim: watchdog:"));
+  // It only observes: the same run as without it.
+  const RunResult unwatched = RunWithARunaway(absl::ZeroDuration());
+  EXPECT_EQ(watched.ToString(), unwatched.ToString());
+  EXPECT_EQ(watched.steps, unwatched.steps);
+  EXPECT_TRUE(watched.ok());
+}
+
+TEST(Watchdog, ReportsATaskBlockedInARealSleep) {
+  ::testing::internal::CaptureStderr();
+  EXPECT_TRUE(RunWithARunaway(absl::Milliseconds(200), /*real_sleep=*/true).ok());
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(),
+              HasSubstr("dsim: watchdog: task \"spinner\" (id 2)"));
+}
+
+TEST(Watchdog, ZeroTurnsItOff) {
+  ::testing::internal::CaptureStderr();
+  RunWithARunaway(absl::ZeroDuration());
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+}
+
+TEST(WatchdogDeathTest, AbortsAfterTheReportWhenAsked) {
+  EXPECT_DEATH(
+      {
+        Scheduler scheduler(SchedulerOptions{.watchdog = absl::Milliseconds(100),
+                                             .watchdog_abort = true});
+        scheduler.Spawn("forever", [] {
+          for (;;) {
+          }
+        });
+        scheduler.Run();
+      },
+      "dsim: watchdog: task \"forever\" \\(id 1\\) has run for 0\\.[0-9] s of wall-clock time "
+      "without reaching a scheduling point(.|\n)*dsim: watchdog: aborting");
 }
 
 }  // namespace
