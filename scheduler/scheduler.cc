@@ -22,8 +22,11 @@ using internal::TaskState;
 
 constexpr int64_t kForever = INT64_MAX;
 
-// The scheduler whose run is active on this thread. The only thread-local state.
+// The scheduler whose run is active on this thread. The only thread-local state
+// besides the marker below.
 __thread Scheduler* current_scheduler = nullptr;
+// Its address identifies this thread (Scheduler::run_thread_).
+__thread char thread_marker;
 
 // Rounds over all unfinished tasks, during shutdown, without any task finishing before
 // the shutdown gives up: tasks that block while unwinding (a destructor waiting for a
@@ -171,6 +174,7 @@ Scheduler::~Scheduler() {
 }
 
 TaskHandle Scheduler::Spawn(std::string name, std::function<void()> body, SpawnOptions options) {
+  CheckThread("Spawn");
   DSIM_MISUSE(body != nullptr, "Spawn(\"", name, "\") with an empty body");
   auto* task = new Task;
   task->id = ++last_task_id_;
@@ -212,6 +216,7 @@ RunResult Scheduler::RunUntil(absl::Time deadline) {
 }
 
 RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
+  ClaimThread("Run");
   DSIM_MISUSE(!running_, "Scheduler::Run called while a run is active (from a task?)");
   DSIM_MISUSE(current_scheduler == nullptr,
               "Scheduler::Run called while another scheduler runs on this thread");
@@ -235,6 +240,7 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   Task* next = PickNext();
   if (next != nullptr) SwitchFromMain(next);
   internal::Unwatch(watchdog);
+  run_thread_.store(nullptr, std::memory_order_release);
   DSIM_CHECK(stop_, "the run loop returned to main without a reason");
   current_ = nullptr;
   running_ = false;
@@ -510,6 +516,7 @@ ABSL_ATTRIBUTE_NOINLINE size_t Scheduler::DecideNextTask() {
 }
 
 uint64_t Scheduler::ChooseValue(uint64_t num_options, const char* label) {
+  CheckThread("ChooseValue");
   if (num_options == 1) return 0;
   return Decide(DecisionKind::kValue, num_options, {}, label);
 }
@@ -606,6 +613,26 @@ void Scheduler::FailOutsideTask(const char* operation) const {
                                       "tasks spawned on a dsim::Scheduler"));
 }
 
+void Scheduler::CheckThread(const char* operation) const {
+  const void* owner = run_thread_.load(std::memory_order_acquire);
+  if (ABSL_PREDICT_TRUE(owner == nullptr || owner == &thread_marker)) return;
+  internal::MisuseFailed(
+      __FILE__, __LINE__,
+      absl::StrCat("Scheduler::", operation,
+                   " was called from an OS thread other than the one running the "
+                   "simulation. A Scheduler and everything it runs belong to the thread that "
+                   "calls Run; tasks, timers and primitives must not be touched from other "
+                   "threads (spawn from a task or a timer callback instead)"));
+}
+
+void Scheduler::ClaimThread(const char* operation) {
+  const void* expected = nullptr;
+  if (run_thread_.compare_exchange_strong(expected, &thread_marker, std::memory_order_acq_rel)) {
+    return;
+  }
+  CheckThread(operation);  // Aborts when another thread runs it.
+}
+
 Task* Scheduler::CurrentTaskOrDie(const char* operation) const {
   if (ABSL_PREDICT_FALSE(current_ == nullptr)) FailOutsideTask(operation);
   return current_;
@@ -629,6 +656,7 @@ Scheduler::NoUnwindScope::~NoUnwindScope() {
 }
 
 void Scheduler::Fail(absl::string_view reason) {
+  CheckThread("Fail");
   if (stop_) return;
   failed_task_ = current_ != nullptr ? current_->id : kNoTask;
   failed_task_name_ = current_ != nullptr ? current_->name : "";
@@ -764,6 +792,7 @@ GroupId Scheduler::CurrentGroup() const { return current_ ? current_->group : kN
 // ---- Timers ----------------------------------------------------------------------
 
 TimerId Scheduler::AddTimer(absl::Time when, std::function<void()> callback, GroupId group) {
+  CheckThread("AddTimer");
   DSIM_MISUSE(callback != nullptr, "AddTimer with an empty callback");
   Group(group);
   const int64_t when_ns = std::max(ToNanos(when), now_ns_);
@@ -771,6 +800,7 @@ TimerId Scheduler::AddTimer(absl::Time when, std::function<void()> callback, Gro
 }
 
 bool Scheduler::CancelTimer(TimerId timer) {
+  CheckThread("CancelTimer");
   const internal::TimerSlotId slot = timers_.SlotOf(timer);
   if (slot == internal::TimerQueue::kNowhere) return false;
   DSIM_MISUSE(timers_.slot(slot).task == nullptr, "CancelTimer on a task's internal timer");
@@ -794,6 +824,7 @@ Scheduler::GroupState& Scheduler::Group(GroupId group) {
 
 
 void Scheduler::PauseGroup(GroupId group) {
+  CheckThread("PauseGroup");
   DSIM_MISUSE(group != kNoGroup, "the default group cannot be paused");
   GroupState& state = Group(group);
   if (state.paused) return;
@@ -810,6 +841,7 @@ void Scheduler::PauseGroup(GroupId group) {
 }
 
 void Scheduler::ResumeGroup(GroupId group) {
+  CheckThread("ResumeGroup");
   GroupState& state = Group(group);
   if (!state.paused) return;
   state.paused = false;
@@ -830,6 +862,7 @@ void Scheduler::ResumeGroup(GroupId group) {
 }
 
 size_t Scheduler::KillGroup(GroupId group) {
+  CheckThread("KillGroup");
   DSIM_MISUSE(group != kNoGroup, "the default group cannot be killed");
   std::vector<TaskId> victims;
   for (const Task* t = live_head_; t != nullptr; t = t->live_next) {
@@ -845,6 +878,7 @@ size_t Scheduler::KillGroup(GroupId group) {
 }
 
 void Scheduler::Kill(TaskId id) {
+  CheckThread("Kill");
   Task* task = FindTask(id);
   if (task == nullptr || task->kill_requested) return;
   task->kill_requested = true;
@@ -944,6 +978,7 @@ void Scheduler::Shutdown() {
 }
 
 void Scheduler::SetExtension(int slot, void* value) {
+  CheckThread("SetExtension");
   DSIM_MISUSE(slot >= 0 && slot < kExtensionSlots, "extension slot ", slot, " out of range");
   extensions_[slot] = value;
 }
@@ -951,6 +986,7 @@ void Scheduler::SetExtension(int slot, void* value) {
 
 void Scheduler::UnwindAllTasks() {
   if (live_head_ == nullptr) return;
+  ClaimThread("Shutdown");
   errno_location_ = &errno;
   eh_globals_ = ThreadExceptionState();
   unwinding_ = true;
@@ -978,6 +1014,7 @@ void Scheduler::UnwindAllTasks() {
     }
   }
   internal::Unwatch(watchdog);
+  run_thread_.store(nullptr, std::memory_order_release);
   current_scheduler = nullptr;
   internal::ExchangeRunningFiber(previous_running_fiber_);
   unwinding_ = false;
@@ -1002,17 +1039,20 @@ bool Scheduler::ResumeForUnwinding(Task* task) {
 // ---- Observation -----------------------------------------------------------------
 
 void Scheduler::AddListener(SchedulerListener* listener) {
+  CheckThread("AddListener");
   DSIM_MISUSE(listener != nullptr, "AddListener(nullptr)");
   listeners_.push_back(listener);
   has_listeners_ = true;
 }
 
 void Scheduler::RemoveListener(SchedulerListener* listener) {
+  CheckThread("RemoveListener");
   listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
   has_listeners_ = !listeners_.empty();
 }
 
 void Scheduler::Annotate(const Annotation& annotation) {
+  CheckThread("Annotate");
   for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
 }
 

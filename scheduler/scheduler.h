@@ -29,7 +29,11 @@
 // scheduler; task code reaches it through the free functions below (dsim::Now() ...).
 //
 // Threading. A Scheduler and everything it runs belong to the thread that calls Run.
-// Never share a Scheduler, its tasks or its primitives across OS threads.
+// Never share a Scheduler, its tasks or its primitives across OS threads. While a run
+// (or the unwinding at shutdown) is active, calling any Scheduler entry point (Spawn,
+// AddTimer, CancelTimer, Run*, Kill*, Pause/ResumeGroup, Fail, ChooseValue, Annotate,
+// listeners, Shutdown) from another OS thread is a misuse error that ends the process.
+// Between runs a Scheduler may be handed to another thread.
 #ifndef DSIM_SCHEDULER_SCHEDULER_H_
 #define DSIM_SCHEDULER_SCHEDULER_H_
 
@@ -440,6 +444,9 @@ class Scheduler {
   TaskView View(const internal::Task* task) const;
   GroupState& Group(GroupId group);
   internal::Task* CurrentTaskOrDie(const char* operation) const;
+  // Misuse unless called from the thread running the simulation (or between runs).
+  void CheckThread(const char* operation) const;
+  void ClaimThread(const char* operation);
 
   int64_t ToNanos(absl::Time t) const;
 
@@ -467,6 +474,9 @@ class Scheduler {
   // Bumped at every dispatch and timer; read by the watchdog thread, which only
   // observes. Relaxed stores: a plain move on the hot paths.
   std::atomic<uint64_t> heartbeat_{0};
+  // The thread running (or unwinding) this scheduler, as the address of a thread-local
+  // marker; null between runs. Atomic because misuse reads it from other threads.
+  std::atomic<const void*> run_thread_{nullptr};
   internal::WatchdogSettings watchdog_;
 
   // Live tasks: by id for lookups, and in spawn order (intrusive list) for iteration.

@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <set>
@@ -733,6 +734,66 @@ TEST(WatchdogDeathTest, AbortsAfterTheReportWhenAsked) {
       },
       "dsim: watchdog: task \"forever\" \\(id 1\\) has run for 0\\.[0-9] s of wall-clock time "
       "without reaching a scheduling point(.|\n)*dsim: watchdog: aborting");
+}
+
+
+// ---- Owner thread -----------------------------------------------------------------------
+
+// Spawns from a second OS thread while the simulation runs on this one.
+void SpawnFromAnotherThreadDuringARun() {
+  Scheduler scheduler;
+  std::atomic<bool> intruder_started{false};
+  std::thread intruder;
+  scheduler.Spawn("host", [&] {
+    intruder = std::thread([&] {
+      intruder_started = true;
+      for (int i = 0; i < 1000; ++i) scheduler.Spawn("intruded", [] {});
+    });
+    // Keep the run active (in real time) until the intruder has had its chance.
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < end) {
+    }
+  });
+  scheduler.Run();
+  intruder.join();
+}
+
+TEST(OwnerThreadDeathTest, SpawnFromAnotherThreadDuringARunIsMisuse) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_DEATH(SpawnFromAnotherThreadDuringARun(),
+               "misuse: Scheduler::Spawn was called from an OS thread other than the one "
+               "running the simulation");
+}
+
+TEST(OwnerThreadDeathTest, TimersFromAnotherThreadDuringARunAreMisuse) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_DEATH(
+      {
+        Scheduler scheduler;
+        std::thread intruder;
+        scheduler.Spawn("host", [&] {
+          intruder = std::thread(
+              [&] { scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(1), [] {}); });
+          const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+          while (std::chrono::steady_clock::now() < end) {
+          }
+        });
+        scheduler.Run();
+        intruder.join();
+      },
+      "misuse: Scheduler::AddTimer was called from an OS thread other than the one running");
+}
+
+TEST(OwnerThread, ASchedulerMayMoveToAnotherThreadBetweenRuns) {
+  Scheduler scheduler;
+  int runs = 0;
+  scheduler.Spawn("first", [&] { ++runs; });
+  scheduler.Run();
+  std::thread([&] {
+    scheduler.Spawn("second", [&] { ++runs; });
+    scheduler.Run();
+  }).join();
+  EXPECT_EQ(runs, 2);
 }
 
 }  // namespace
