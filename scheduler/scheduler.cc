@@ -1,6 +1,8 @@
 #include "scheduler/scheduler.h"
 
 #include <cxxabi.h>
+#include <execinfo.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -638,10 +640,45 @@ Task* Scheduler::CurrentTaskOrDie(const char* operation) const {
   return current_;
 }
 
-inline void Scheduler::CheckKilled(Task* self) {
+inline void Scheduler::CheckKilled(Task* self, const SourceLocation* where) {
   if (ABSL_PREDICT_FALSE(self->kill_requested) && self->no_unwind_depth == 0 &&
       std::uncaught_exceptions() == 0) {
-    throw internal::TaskUnwind{};
+    DeliverKill(self, where);
+  }
+}
+
+void Scheduler::DeliverKill(Task* self, const SourceLocation* where) {
+  const bool in_a_handler = !static_cast<ExceptionState*>(eh_globals_)->empty();
+  if (self->unwind_thrown && !in_a_handler) {
+    // The TaskUnwind thrown earlier did not get out: a catch (...) swallowed it, and
+    // the task went on to another scheduling point. Report that once and unwind once
+    // more (its destructors may still run); a task that swallows that too is stopped
+    // where it is, instead of looping forever.
+    if (self->swallow_reported) FinishCurrentTask(self);
+    ReportSwallowedUnwind(self, where);
+    self->swallow_reported = true;
+  }
+  self->unwind_thrown = true;
+  throw internal::TaskUnwind{};
+}
+
+void Scheduler::ReportSwallowedUnwind(Task* self, const SourceLocation* where) {
+  const std::string message = absl::StrCat(
+      "task \"", self->name, "\" caught the exception dsim::TaskUnwind that stops it and "
+      "went on to a scheduling point",
+      where != nullptr ? absl::StrCat(" at ", where->ToString()) : std::string(),
+      "; a catch (...) must rethrow it (catch (const dsim::TaskUnwind&) { throw; }). It is "
+      "unwound once more; if it swallows that too, it is stopped at its next scheduling "
+      "point and its remaining frames are abandoned without running their destructors");
+  std::fprintf(stderr, "dsim: %s. Its stack:\n", message.c_str());
+  void* frames[64];
+  backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
+  if (!unwinding_ && !stop_) {
+    failed_task_ = self->id;
+    failed_task_name_ = self->name;
+    failure_ = message;
+    misuse_tasks_ = {ReportOf(self->id)};
+    Stop(RunOutcome::kMisuse);
   }
 }
 
@@ -666,7 +703,7 @@ void Scheduler::Fail(absl::string_view reason) {
 
 WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t deadline_ns) {
   Task* self = CurrentTaskOrDie(what);
-  CheckKilled(self);
+  CheckKilled(self, &where);
   if (deadline_ns <= now_ns_) {
     // Already past the deadline: time out at once, but still a scheduling point.
     SchedulingPoint();
@@ -689,7 +726,7 @@ WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t dead
     self->wake_timer = kNoTimer;
   }
   self->blocked_in = nullptr;
-  CheckKilled(self);
+  CheckKilled(self, &where);
   return self->wake_reason;
 }
 

@@ -175,9 +175,11 @@ struct RunResult {
 //   catch (const dsim::TaskUnwind&) { throw; }   // dsim is stopping this task
 //   catch (...) { LogAndContinue(); }
 //
-// A task that swallows it and reaches a scheduling point again is reported once (name
-// and location) and stopped without further unwinding: its remaining frames are
-// abandoned and their destructors do not run.
+// A task that swallows it and reaches a scheduling point again is reported once on
+// stderr (name, location, stack; inside a run the run also fails with
+// RunOutcome::kMisuse) and unwound once more. If it swallows that one too, it is stopped
+// at its next scheduling point: its remaining frames are abandoned and their destructors
+// do not run.
 struct TaskUnwind {};
 
 // Why a blocked task woke.
@@ -431,7 +433,9 @@ class Scheduler {
   // Blocking, for primitives (through internal::WaitQueue).
   WakeReason Block(const char* what, SourceLocation where, int64_t deadline_ns);
   bool Wake(internal::Task* task, WakeReason reason);
-  void CheckKilled(internal::Task* self);
+  void CheckKilled(internal::Task* self, const SourceLocation* where = nullptr);
+  [[noreturn]] void DeliverKill(internal::Task* self, const SourceLocation* where);
+  void ReportSwallowedUnwind(internal::Task* self, const SourceLocation* where);
 
   // Task lifecycle.
   static void TaskEntry(internal::Fiber* self, internal::Fiber* previous);

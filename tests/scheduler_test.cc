@@ -360,7 +360,7 @@ TEST(SchedulerLifetime, CatchAllInUserCodeDoesNotStopUnwinding) {
       try {
         dsim::SleepFor(absl::Hours(1));
       } catch (...) {
-        // Swallows the unwinding; the next scheduling point unwinds again.
+        // Swallows the unwinding (reported); the next scheduling point unwinds again.
       }
       dsim::SleepFor(absl::Hours(1));
     });
@@ -794,6 +794,91 @@ TEST(OwnerThread, ASchedulerMayMoveToAnotherThreadBetweenRuns) {
     scheduler.Run();
   }).join();
   EXPECT_EQ(runs, 2);
+}
+
+
+// ---- Swallowed unwinding ------------------------------------------------------------------
+
+TEST(SwallowedUnwinding, ATaskThatSwallowsItIsReportedOnceAndStoppedAtShutdown) {
+  int iterations_after_kill = 0;
+  bool killed = false;
+  ::testing::internal::CaptureStderr();
+  {
+    Scheduler scheduler;
+    scheduler.Spawn("server", [&] {
+      for (int i = 0; i < 1000; ++i) {
+        if (killed) ++iterations_after_kill;
+        try {
+          dsim::SleepFor(absl::Seconds(1));
+        } catch (...) {  // A server loop that logs and goes on.
+          killed = true;
+        }
+      }
+    }, {.daemon = true});
+    scheduler.RunFor(absl::Seconds(5));
+  }  // The destructor unwinds "server".
+  const std::string report = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(killed);
+  // Unwound once more after the report, then stopped at its next scheduling point.
+  EXPECT_EQ(iterations_after_kill, 2);
+  EXPECT_THAT(report, HasSubstr("dsim: task \"server\" caught the exception dsim::TaskUnwind "
+                                "that stops it and went on to a scheduling point at "
+                                "scheduler_test.cc:"));
+  EXPECT_THAT(report, HasSubstr("catch (const dsim::TaskUnwind&) { throw; }"));
+  EXPECT_EQ(report.find("caught the exception"), report.rfind("caught the exception"));
+}
+
+TEST(SwallowedUnwinding, InsideARunItFailsTheRunNamingTheTask) {
+  Scheduler scheduler;
+  ::testing::internal::CaptureStderr();
+  const TaskHandle server = scheduler.Spawn("server", [&] {
+    for (;;) {
+      try {
+        dsim::SleepFor(absl::Seconds(1));
+      } catch (...) {
+      }
+    }
+  });
+  scheduler.Spawn("killer", [&] {
+    dsim::SleepFor(absl::Milliseconds(1500));
+    scheduler.Kill(server.id());
+  });
+  const RunResult result = scheduler.Run();
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(result.outcome, RunOutcome::kMisuse);
+  EXPECT_EQ(result.failed_task_name, "server");
+  EXPECT_THAT(result.failure, HasSubstr("caught the exception dsim::TaskUnwind"));
+  EXPECT_TRUE(server.done());
+}
+
+TEST(SwallowedUnwinding, RethrowingItFromCatchAllIsFine) {
+  int cleanups = 0;
+  {
+    Scheduler scheduler;
+    scheduler.Spawn("server", [&] {
+      for (;;) {
+        try {
+          dsim::SleepFor(absl::Seconds(1));
+        } catch (const dsim::TaskUnwind&) {
+          throw;
+        } catch (...) {
+        }
+      }
+    }, {.daemon = true});
+    scheduler.Spawn("polite", [&] {
+      try {
+        dsim::SleepFor(absl::Hours(1));
+      } catch (...) {
+        ++cleanups;
+        dsim::SleepFor(absl::Seconds(1));  // A scheduling point inside the handler.
+        throw;
+      }
+    }, {.daemon = true});
+    ::testing::internal::CaptureStderr();
+    EXPECT_TRUE(scheduler.RunFor(absl::Seconds(3)).ok());
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_EQ(cleanups, 1);
 }
 
 }  // namespace

@@ -44,6 +44,8 @@ struct Task {
   bool daemon = false;
   bool started = false;
   bool kill_requested = false;
+  bool unwind_thrown = false;  // A TaskUnwind was thrown into it (see DeliverKill).
+  bool swallow_reported = false;  // It swallowed one, and that was reported.
   // While positive, a kill is not delivered at scheduling points (see NoUnwindScope).
   uint16_t no_unwind_depth = 0;
   WakeReason wake_reason = WakeReason::kWoken;
