@@ -184,6 +184,10 @@ TaskHandle Scheduler::Spawn(std::string name, std::function<void()> body, SpawnO
   task->body = std::move(body);
   task->group = options.group;
   task->daemon = options.daemon;
+  if (current_ != nullptr) {
+    task->parent = current_->id;
+    ++current_->live_children;
+  }
   const size_t stack_size = options.stack_size ? options.stack_size : options_.default_stack_size;
   internal::InitFiber(&task->fiber, stacks_.Allocate(stack_size), &Scheduler::TaskEntry);
   task->fiber.name = task->name.c_str();
@@ -647,7 +651,27 @@ inline void Scheduler::CheckKilled(Task* self, const SourceLocation* where) {
   }
 }
 
+bool Scheduler::HasDyingChild(const Task* self) const {
+  if (self->live_children == 0) return false;
+  for (const Task* t = live_head_; t != nullptr; t = t->live_next) {
+    if (t->parent == self->id && t->kill_requested) return true;
+  }
+  return false;
+}
+
 void Scheduler::DeliverKill(Task* self, const SourceLocation* where) {
+  // Children first: a child's destructors may use objects on this task's stack (a
+  // pthread-style main that owns the shared state), so this task's frames must outlive
+  // the unwinding of every dying task it spawned.
+  while (HasDyingChild(self)) {
+    self->waiting_for_children = true;
+    self->state = TaskState::kBlocked;
+    self->blocked_in = "unwinding (waits for its children to unwind first)";
+    self->blocked_at = where != nullptr ? *where : SourceLocation();
+    Reschedule(self);
+    self->waiting_for_children = false;
+    self->blocked_in = nullptr;
+  }
   const bool in_a_handler = !static_cast<ExceptionState*>(eh_globals_)->empty();
   if (self->unwind_thrown && !in_a_handler) {
     // The TaskUnwind thrown earlier did not get out: a catch (...) swallowed it, and
@@ -995,6 +1019,13 @@ void Scheduler::FinishCurrentTask(Task* self) {
   (self->live_prev ? self->live_prev->live_next : live_head_) = self->live_next;
   (self->live_next ? self->live_next->live_prev : live_tail_) = self->live_prev;
   if (!self->daemon) --live_non_daemon_;
+  if (Task* parent = self->parent != kNoTask ? FindTask(self->parent) : nullptr) {
+    DSIM_DCHECK(parent->live_children > 0);
+    --parent->live_children;
+    if (parent->waiting_for_children && parent->state == TaskState::kBlocked) {
+      Wake(parent, WakeReason::kWoken);
+    }
+  }
   if (!listeners_.empty()) {
     const TaskView view = View(self);
     for (SchedulerListener* l : listeners_) l->OnFinish(view);
@@ -1031,20 +1062,24 @@ void Scheduler::UnwindAllTasks() {
   current_scheduler = this;
   previous_running_fiber_ = internal::ExchangeRunningFiber(&main_fiber_);
   internal::WatchdogEntry* const watchdog = internal::Watch(&heartbeat_, watchdog_);
-  // In rounds, in spawn order: a task that blocks while unwinding (its destructor waits
-  // for a lock another dying task holds) gets another chance once the others moved.
+  // In rounds, in reverse spawn order, and a task only after every task it spawned has
+  // finished: children's destructors may use their parent's stack. A task that blocks
+  // while unwinding (its destructor waits for a lock another dying task holds) gets
+  // another chance once the others moved.
+  for (Task* t = live_head_; t != nullptr; t = t->live_next) t->kill_requested = true;
   int stalled_rounds = 0;
   while (live_head_ != nullptr) {
     std::vector<TaskId> round;
-    for (const Task* t = live_head_; t != nullptr; t = t->live_next) round.push_back(t->id);
+    for (const Task* t = live_tail_; t != nullptr; t = t->live_prev) round.push_back(t->id);
     bool progress = false;
     for (TaskId id : round) {
       Task* task = FindTask(id);
-      if (task != nullptr) progress |= ResumeForUnwinding(task);
+      if (task != nullptr && task->live_children == 0) progress |= ResumeForUnwinding(task);
     }
     stalled_rounds = progress ? 0 : stalled_rounds + 1;
     if (stalled_rounds >= kMaxStalledUnwindRounds) {
-      const Task* stuck = live_head_;
+      const Task* stuck = live_tail_;
+      while (stuck->live_children != 0) stuck = stuck->live_prev;
       DSIM_MISUSE(false, "task \"", stuck->name, "\" keeps blocking while being unwound (in ",
                   stuck->blocked_in ? stuck->blocked_in : "?", " at ",
                   stuck->blocked_at.ToString(), "); a destructor must not block forever");

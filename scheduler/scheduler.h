@@ -435,6 +435,7 @@ class Scheduler {
   bool Wake(internal::Task* task, WakeReason reason);
   void CheckKilled(internal::Task* self, const SourceLocation* where = nullptr);
   [[noreturn]] void DeliverKill(internal::Task* self, const SourceLocation* where);
+  bool HasDyingChild(const internal::Task* self) const;
   void ReportSwallowedUnwind(internal::Task* self, const SourceLocation* where);
 
   // Task lifecycle.

@@ -881,5 +881,93 @@ TEST(SwallowedUnwinding, RethrowingItFromCatchAllIsFine) {
   EXPECT_EQ(cleanups, 1);
 }
 
+
+// ---- Teardown order -------------------------------------------------------------------
+
+// A pthread-style program: main owns the shared state on its own stack and starts
+// workers that use it. When the run stops with everyone blocked, the workers' unwinding
+// still touches that state, so they must unwind before main's frames are gone.
+struct SharedState {
+  Mutex mu;
+  CondVar work_ready;
+  std::vector<int> queue;
+  bool alive = true;
+  ~SharedState() { alive = false; }
+};
+
+struct TouchesSharedStateOnExit {
+  SharedState* shared;
+  int* dead_touches;
+  ~TouchesSharedStateOnExit() {
+    if (!shared->alive) ++*dead_touches;
+    shared->queue.clear();
+  }
+};
+
+TEST(TeardownOrder, ChildrenUnwindBeforeTheTaskThatSpawnedThem) {
+  int dead_touches = 0;
+  int workers_unwound = 0;
+  std::vector<std::string> order;
+  ::testing::internal::CaptureStderr();
+  {
+    Scheduler scheduler(SchedulerOptions{.seed = 5});
+    scheduler.Spawn("main", [&] {
+      SharedState shared;
+      std::vector<TaskHandle> workers;
+      for (int i = 0; i < 4; ++i) {
+        workers.push_back(dsim::Spawn(absl::StrCat("worker-", i), [&, i] {
+          TouchesSharedStateOnExit guard{&shared, &dead_touches};
+          // A nested helper thread, spawned by a worker: unwinds before it.
+          dsim::Spawn(absl::StrCat("helper-", i), [&, i] {
+            TouchesSharedStateOnExit helper_guard{&shared, &dead_touches};
+            MutexLock lock(&shared.mu);
+            while (shared.queue.empty()) shared.work_ready.Wait(&shared.mu);
+            order.push_back(absl::StrCat("helper-", i, " done"));
+          });
+          MutexLock lock(&shared.mu);
+          while (shared.queue.empty()) shared.work_ready.Wait(&shared.mu);
+          order.push_back(absl::StrCat("worker-", i, " done"));
+        }));
+      }
+      struct OnExit {
+        std::vector<std::string>* order;
+        int* workers_unwound;
+        ~OnExit() { order->push_back("main unwound"); }
+      } on_exit{&order, &workers_unwound};
+      for (TaskHandle& worker : workers) worker.Join();  // Blocks forever: nobody pushes.
+    });
+    EXPECT_EQ(scheduler.Run().outcome, RunOutcome::kDeadlock);
+  }  // Teardown.
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");  // No teardown misuse either.
+  EXPECT_EQ(dead_touches, 0);
+  ASSERT_FALSE(order.empty());
+  EXPECT_EQ(order.back(), "main unwound");
+}
+
+// Killing a host in a run kills parent and children; the parent waits for its dying
+// children before its own frames unwind.
+TEST(TeardownOrder, AKilledParentUnwindsAfterItsKilledChildren) {
+  int dead_touches = 0;
+  Scheduler scheduler(SchedulerOptions{.seed = 9});
+  const GroupId host = 1;
+  scheduler.Spawn("parent", [&] {
+    SharedState shared;
+    for (int i = 0; i < 3; ++i) {
+      dsim::Spawn(absl::StrCat("child-", i), [&] {
+        TouchesSharedStateOnExit guard{&shared, &dead_touches};
+        dsim::SleepFor(absl::Hours(1));
+      });
+    }
+    dsim::SleepFor(absl::Hours(1));
+  }, {.group = host});
+  scheduler.Spawn("crasher", [&] {
+    dsim::SleepFor(absl::Seconds(1));
+    EXPECT_EQ(scheduler.KillGroup(host), 4u);
+  });
+  EXPECT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(dead_touches, 0);
+  EXPECT_EQ(scheduler.live_tasks(), 0u);
+}
+
 }  // namespace
 }  // namespace dsim

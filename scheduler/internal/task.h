@@ -46,6 +46,11 @@ struct Task {
   bool kill_requested = false;
   bool unwind_thrown = false;  // A TaskUnwind was thrown into it (see DeliverKill).
   bool swallow_reported = false;  // It swallowed one, and that was reported.
+  // The task that spawned it (kNoTask from outside a task), and how many tasks it
+  // spawned are still alive: a dying task unwinds only after its dying children.
+  TaskId parent = kNoTask;
+  uint32_t live_children = 0;
+  bool waiting_for_children = false;
   // While positive, a kill is not delivered at scheduling points (see NoUnwindScope).
   uint16_t no_unwind_depth = 0;
   WakeReason wake_reason = WakeReason::kWoken;
