@@ -51,6 +51,15 @@ std::string Destroyer() {
 
 }  // namespace
 
+struct Mutex::Awaiter {
+  const Condition* condition = nullptr;
+  TaskId task = kNoTask;
+  Mutex* mu = nullptr;  // Null once unlinked.
+  Awaiter* prev = nullptr;
+  Awaiter* next = nullptr;
+  internal::WaitQueue queue;
+};
+
 Mutex::~Mutex() {
   Scheduler* scheduler = Scheduler::Current();
   const TaskId self = scheduler != nullptr ? scheduler->CurrentTaskId() : kNoTask;
@@ -67,11 +76,10 @@ Mutex::~Mutex() {
                        " waits to lock it")) {
     waiters_.AbandonWaiters();
   }
-  if (!condition_waiters_.empty() &&
-      !DSIM_RUN_MISUSE(false, self, condition_waiters_.FirstWaiter(), "a Mutex was destroyed by ",
-                       Destroyer(), " while task ", condition_waiters_.FirstWaiter(),
-                       " waits in Mutex::Await on it")) {
-    condition_waiters_.AbandonWaiters();
+  if (awaiters_ != nullptr &&
+      !DSIM_RUN_MISUSE(false, self, awaiters_->task, "a Mutex was destroyed by ", Destroyer(),
+                       " while task ", awaiters_->task, " waits in Mutex::Await on it")) {
+    while (awaiters_ != nullptr) Unlink(awaiters_);
   }
 }
 
@@ -112,8 +120,20 @@ void Mutex::Unlock() {
 void Mutex::ReleaseForWait() {
   holder_ = kNoTask;
   waiters_.WakeOne();
-  // Await conditions may hold now: every awaiting task re-checks its own.
-  if (!condition_waiters_.empty()) condition_waiters_.WakeAll();
+  if (awaiters_ != nullptr) WakeAwaiters();
+}
+
+void Mutex::WakeAwaiters() {
+  for (Awaiter* a = awaiters_; a != nullptr; a = a->next) {
+    if (a->condition->Eval()) a->queue.WakeAll();
+  }
+}
+
+void Mutex::Unlink(Awaiter* awaiter) {
+  if (awaiter->mu == nullptr) return;
+  (awaiter->prev ? awaiter->prev->next : awaiters_) = awaiter->next;
+  if (awaiter->next) awaiter->next->prev = awaiter->prev;
+  awaiter->mu = nullptr;
 }
 
 bool Mutex::TryLock() {
@@ -133,6 +153,78 @@ void Mutex::AssertHeld() const {
                   holder_ == kNoTask ? std::string("it is not locked")
                                      : absl::StrCat("held by task ", holder_),
                   ")");
+}
+
+bool Mutex::AwaitWithDeadline(const Condition& condition, absl::Time deadline,
+                              SourceLocation where) {
+  Scheduler& scheduler = RunningScheduler("Mutex::Await");
+  if (!DSIM_RUN_MISUSE(holder_ == scheduler.CurrentTaskId(), scheduler.CurrentTaskId(),
+                       holder_, "task \"", scheduler.CurrentTaskName(),
+                       "\" called Mutex::Await without holding the mutex")) {
+    return false;
+  }
+  while (!condition.Eval()) {
+    // Enqueued and released with no scheduling point in between: no release is missed.
+    Awaiter awaiter;
+    awaiter.condition = &condition;
+    awaiter.task = scheduler.CurrentTaskId();
+    awaiter.mu = this;
+    awaiter.next = awaiters_;
+    if (awaiters_ != nullptr) awaiters_->prev = &awaiter;
+    awaiters_ = &awaiter;
+    ReleaseForWait();  // May wake the others, never this one: it is not blocked yet.
+    WakeReason reason;
+    {
+      struct UnlinkOnExit {
+        Mutex* mu;
+        Awaiter* awaiter;
+        ~UnlinkOnExit() {
+          if (awaiter->mu != nullptr) mu->Unlink(awaiter);
+        }
+      } unlink{this, &awaiter};
+      RelockOnExit relock(this, where);
+      reason = awaiter.queue.Wait("Mutex::Await", where, deadline);
+    }
+    if (reason == WakeReason::kTimedOut) return condition.Eval();
+  }
+  return true;
+}
+
+void Mutex::Await(const Condition& condition, SourceLocation where) {
+  AwaitWithDeadline(condition, absl::InfiniteFuture(), where);
+}
+
+bool Mutex::AwaitWithTimeout(const Condition& condition, absl::Duration timeout,
+                             SourceLocation where) {
+  return AwaitWithDeadline(condition, RunningScheduler("Mutex::Await").Now() + timeout, where);
+}
+
+void Mutex::LockWhen(const Condition& condition, SourceLocation where) {
+  Lock(where);
+  Await(condition, where);
+}
+
+bool Mutex::LockWhenWithTimeout(const Condition& condition, absl::Duration timeout,
+                                SourceLocation where) {
+  const absl::Time deadline = RunningScheduler("Mutex::LockWhen").Now() + timeout;
+  return LockWhenWithDeadline(condition, deadline, where);
+}
+
+bool Mutex::LockWhenWithDeadline(const Condition& condition, absl::Time deadline,
+                                 SourceLocation where) {
+  Lock(where);
+  return AwaitWithDeadline(condition, deadline, where);
+}
+
+void ReleasableMutexLock::Release() {
+  Scheduler* scheduler = Scheduler::Current();
+  if (!DSIM_RUN_MISUSE(mu_ != nullptr, scheduler ? scheduler->CurrentTaskId() : kNoTask,
+                       kNoTask, "ReleasableMutexLock::Release called twice")) {
+    return;
+  }
+  Mutex* mu = mu_;
+  mu_ = nullptr;
+  mu->Unlock();
 }
 
 void CondVar::Wait(Mutex* mu, SourceLocation where) {

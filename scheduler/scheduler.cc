@@ -175,7 +175,7 @@ Scheduler::~Scheduler() {
   }
 }
 
-TaskHandle Scheduler::Spawn(std::string name, std::function<void()> body, SpawnOptions options) {
+TaskHandle Scheduler::Spawn(std::string name, TaskBody body, SpawnOptions options) {
   CheckThread("Spawn");
   DSIM_MISUSE(body != nullptr, "Spawn(\"", name, "\") with an empty body");
   auto* task = new Task;
@@ -991,7 +991,7 @@ void Scheduler::RunTaskBody(Task* task) {
   task->started = true;
   if (task->kill_requested) return;  // Killed before it ever ran.
   try {
-    task->body();
+    std::move(task->body)();
   } catch (const internal::TaskUnwind&) {
     // Killed: its destructors have run.
   } catch (const std::exception& e) {
@@ -1161,7 +1161,7 @@ TaskId CurrentTaskId() { return CurrentOrDie("CurrentTaskId").CurrentTaskId(); }
 
 absl::string_view CurrentTaskName() { return CurrentOrDie("CurrentTaskName").CurrentTaskName(); }
 
-TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options) {
+TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options) {
   Scheduler& scheduler = CurrentOrDie("Spawn");
   if (options.group == kNoGroup) options.group = scheduler.CurrentGroup();
   return scheduler.Spawn(std::move(name), std::move(body), options);

@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -74,6 +75,10 @@ inline constexpr size_t kDefaultStackSize = 512 * 1024;  // ASan frames are much
 #else
 inline constexpr size_t kDefaultStackSize = 64 * 1024;
 #endif
+
+// What a task runs: any callable, called once. Move-only captures are fine (an accepted
+// TcpStream, a std::unique_ptr): `Spawn("conn", [s = std::move(stream)]() mutable {...})`.
+using TaskBody = absl::AnyInvocable<void() &&>;
 
 using TimerId = uint64_t;
 inline constexpr TimerId kNoTimer = 0;
@@ -257,7 +262,7 @@ class Scheduler {
 
   // Creates a task that will run `body`. May be called before a run, from a task, or
   // from a timer callback. The task first runs when the strategy picks it.
-  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+  TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options = {});
 
   // Runs until every non-daemon task has finished (kCompleted), or a deadlock, limit or
   // failure. With no non-daemon task alive when it starts, runs until nothing is left
@@ -537,7 +542,7 @@ void SchedulingPoint();
 TaskId CurrentTaskId();
 absl::string_view CurrentTaskName();
 // A task spawned from the current task runs in the current task's group.
-TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options = {});
 
 }  // namespace dsim
 

@@ -398,5 +398,84 @@ TEST(MisuseInARun, ASweepSurvivesSeedsThatMisuseAndReportsThem) {
   EXPECT_LT(failed, 40);
 }
 
+
+// ---- Abseil shapes: move-only task bodies, ReleasableMutexLock, conditions -----------
+
+TEST(Spawn, TakesBodiesWithMoveOnlyCaptures) {
+  Scheduler scheduler;
+  auto owned = std::make_unique<int>(41);
+  int seen = 0;
+  scheduler.Spawn("owner", [owned = std::move(owned), &seen]() mutable {
+    seen = ++*owned;
+    owned.reset();
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(seen, 42);
+}
+
+TEST(ReleasableMutexLock, ReleaseUnlocksEarlyAndTheDestructorDoesNothing) {
+  Mutex mu;
+  std::vector<std::string> events;
+  Scheduler scheduler;
+  scheduler.Spawn("early", [&] {
+    ReleasableMutexLock lock(&mu);
+    events.push_back("early holds");
+    lock.Release();
+    EXPECT_EQ(mu.holder(), kNoTask);
+    dsim::SleepFor(absl::Seconds(1));
+  });
+  scheduler.Spawn("late", [&] {
+    dsim::SleepFor(absl::Milliseconds(1));
+    MutexLock lock(&mu);  // Free while "early" sleeps.
+    events.push_back("late holds");
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(events, (std::vector<std::string>{"early holds", "late holds"}));
+}
+
+TEST(MutexAwait, LockWhenWaitsForTheConditionUnderEverySeed) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Mutex mu;
+    int items = 0;
+    std::vector<int> taken;
+    Scheduler scheduler(SchedulerOptions{.seed = seed});
+    for (int c = 0; c < 3; ++c) {
+      scheduler.Spawn(absl::StrCat("consumer-", c), [&] {
+        auto has_item = [&] { return items > 0; };
+        MutexLock lock(&mu, Condition(&has_item));
+        EXPECT_GT(items, 0);
+        taken.push_back(items--);
+      });
+    }
+    scheduler.Spawn("producer", [&] {
+      for (int i = 0; i < 3; ++i) {
+        dsim::SleepFor(absl::Milliseconds(1));
+        MutexLock lock(&mu);
+        ++items;
+      }
+    });
+    ASSERT_TRUE(scheduler.Run().ok()) << "seed " << seed;
+    EXPECT_EQ(taken.size(), 3u);
+    EXPECT_EQ(items, 0);
+  }
+}
+
+TEST(MutexAwait, AwaitWithTimeoutGivesUpExactlyAtTheDeadlineHoldingTheMutex) {
+  Mutex mu;
+  bool ready = false;
+  Scheduler scheduler;
+  scheduler.Spawn("waiter", [&] {
+    MutexLock lock(&mu);
+    EXPECT_FALSE(mu.AwaitWithTimeout(Condition(&ready), absl::Seconds(2)));
+    EXPECT_EQ(dsim::Now(), Scheduler::Epoch() + absl::Seconds(2));
+    mu.AssertHeld();
+  });
+  scheduler.Spawn("toggler", [&] {
+    dsim::SleepFor(absl::Seconds(1));
+    MutexLock lock(&mu);  // A release that does not make the condition true.
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+}
+
 }  // namespace
 }  // namespace dsim

@@ -36,7 +36,7 @@ enum class TaskState : uint8_t {
 
 struct Task {
   Fiber fiber;
-  std::function<void()> body;
+  TaskBody body;
   std::string name;
   TaskId id = kNoTask;
   GroupId group = kNoGroup;
