@@ -143,6 +143,7 @@ void TaskHandle::Join(SourceLocation where) const {
                        "\" joined itself; it would wait forever")) {
     return;
   }
+  scheduler_->SchedulingPoint();  // Joining is one, even when the task is done.
   Task* target = scheduler_->FindTask(id_);
   while (target != nullptr) {
     target->joiners.Wait("TaskHandle::Join", where);
@@ -155,6 +156,7 @@ void TaskHandle::Join(SourceLocation where) const {
 Scheduler::Scheduler(SchedulerOptions options) : options_(std::move(options)) {
   strategy_ = options_.strategy;
   if (strategy_ == nullptr) strategy_ = std::make_shared<RandomStrategy>(options_.seed);
+  observes_yields_ = strategy_->ObservesYields();
   if (options_.default_stack_size == 0) options_.default_stack_size = kDefaultStackSize;
   if (options_.max_steps != 0) step_limit_ = options_.max_steps;
   watchdog_ = internal::WatchdogFromEnvironment(
@@ -206,6 +208,13 @@ TaskHandle Scheduler::Spawn(std::string name, TaskBody body, SpawnOptions option
   }
   MakeRunnable(task);
   task->state = TaskState::kCreated;
+  // Spawning is a scheduling point, as thread creation is in the published schedulers:
+  // the child may run first. Never one that delivers a kill (Spawn may run in a
+  // destructor).
+  if (current_ != nullptr && running_ && !unwinding_) {
+    NoUnwindScope no_unwind;
+    SchedulingPoint();
+  }
   return TaskHandle(this, task->id);
 }
 
@@ -252,7 +261,7 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   running_ = false;
   current_scheduler = nullptr;
   internal::ExchangeRunningFiber(previous_running_fiber_);
-  strategy_->OnRunEnd(steps_ - steps_before);
+  if (outcome_ != RunOutcome::kStepLimit) strategy_->OnRunEnd(steps_ - steps_before);
   return MakeResult(steps_before);
 }
 
@@ -369,11 +378,11 @@ inline Task* Scheduler::PickNext() {
   return PickNextSlow();
 }
 
-inline Task* Scheduler::PickRunnable() {
+inline Task* Scheduler::PickRunnable(bool from_yield) {
   const size_t index =
       runnable_.size() == 1
           ? 0
-          : DecideNextTask();
+          : DecideNextTask(from_yield);
   Task* next = runnable_[index];
   TakeRunnable(index);
   ++steps_;
@@ -497,7 +506,8 @@ void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
 }
 
 uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
-                           absl::Span<const uint64_t> candidates, const char* label) {
+                           absl::Span<const uint64_t> candidates, const char* label,
+                           bool from_yield) {
   Decision decision{kind,
                     decision_index_++,
                     steps_,
@@ -505,7 +515,8 @@ uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
                     current_ != nullptr ? current_->id : kNoTask,
                     num_options,
                     candidates,
-                    label};
+                    label,
+                    from_yield};
   const uint64_t chosen = strategy_->Choose(decision);
   DSIM_CHECK(num_options == 0 || chosen < num_options, "strategy ", strategy_->Describe(),
              " chose option ", chosen, " of ", num_options, " at decision ", decision.index);
@@ -517,8 +528,8 @@ uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
 
 // Out of line on purpose: the hot paths with a single candidate never call it, and
 // inlining it would give them a large stack frame.
-ABSL_ATTRIBUTE_NOINLINE size_t Scheduler::DecideNextTask() {
-  return Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "");
+ABSL_ATTRIBUTE_NOINLINE size_t Scheduler::DecideNextTask(bool from_yield) {
+  return Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "", from_yield);
 }
 
 uint64_t Scheduler::ChooseValue(uint64_t num_options, const char* label) {
@@ -780,9 +791,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::YieldFast() {
                        (self->group != kNoGroup && groups_[self->group].paused) |
                        (live_non_daemon_ == 0 && mode_ == RunMode::kUntilTasksDone);
   if (ABSL_PREDICT_FALSE(unusual)) return YieldSlow(self);
+  if (ABSL_PREDICT_FALSE(observes_yields_)) strategy_->OnYield(self->id);
   const size_t count = runnable_.size();
   const size_t index =
-      count == 1 ? 0 : DecideNextTask();
+      count == 1 ? 0 : DecideNextTask(/*from_yield=*/true);
   Task* next = runnable_[index];
   // The caller takes the picked task's place in the run queue: no pop and push.
   runnable_[index] = self;
@@ -811,7 +823,8 @@ void Scheduler::YieldSlow(Task* self) {
     SchedulingPoint();
     return;
   }
-  Task* next = PickRunnable();  // Among the others: the caller is not queued yet.
+  if (observes_yields_) strategy_->OnYield(self->id);
+  Task* next = PickRunnable(/*from_yield=*/true);  // Among the others: not queued yet.
   MakeRunnable(self);
   SwitchAway(self, next);
   CheckKilled(self);

@@ -413,7 +413,7 @@ class Scheduler {
   // Run loop internals. All run on whichever fiber gives up the CPU.
   internal::Task* PickNext();
   internal::Task* PickNextSlow();
-  internal::Task* PickRunnable();
+  internal::Task* PickRunnable(bool from_yield = false);
   void AdvanceClockTo(int64_t ns);
   void FireDueTimers();
   void FireTimer(internal::TimerSlotId slot);
@@ -431,9 +431,9 @@ class Scheduler {
   void MakeRunnable(internal::Task* task);
   void TakeRunnable(size_t index);
   void RemoveFromRunnable(internal::Task* task);
-  size_t DecideNextTask();
+  size_t DecideNextTask(bool from_yield = false);
   uint64_t Decide(DecisionKind kind, uint64_t num_options, absl::Span<const uint64_t> candidates,
-                  const char* label);
+                  const char* label, bool from_yield = false);
 
   // Blocking, for primitives (through internal::WaitQueue).
   WakeReason Block(const char* what, SourceLocation where, int64_t deadline_ns);
@@ -472,6 +472,7 @@ class Scheduler {
 
   SchedulerOptions options_;
   std::shared_ptr<Strategy> strategy_;
+  bool observes_yields_ = false;  // strategy_->ObservesYields(), for the Yield paths.
   StrategyBits random_{this};
   internal::StackPool stacks_;
   internal::Fiber main_fiber_;
