@@ -72,13 +72,14 @@ Mutex::~Mutex() {
   }
   if (!waiters_.empty() &&
       !DSIM_RUN_MISUSE(false, self, waiters_.FirstWaiter(), "a Mutex was destroyed by ",
-                       Destroyer(), " while task ", waiters_.FirstWaiter(),
+                       Destroyer(), " while ", TaskName(waiters_.FirstWaiter(), scheduler),
                        " waits to lock it")) {
     waiters_.AbandonWaiters();
   }
   if (awaiters_ != nullptr &&
       !DSIM_RUN_MISUSE(false, self, awaiters_->task, "a Mutex was destroyed by ", Destroyer(),
-                       " while task ", awaiters_->task, " waits in Mutex::Await on it")) {
+                       " while ", TaskName(awaiters_->task, scheduler),
+                       " waits in Mutex::Await on it")) {
     while (awaiters_ != nullptr) Unlink(awaiters_);
   }
 }
@@ -88,7 +89,7 @@ CondVar::~CondVar() {
   const TaskId self = scheduler != nullptr ? scheduler->CurrentTaskId() : kNoTask;
   if (!waiters_.empty() &&
       !DSIM_RUN_MISUSE(false, self, waiters_.FirstWaiter(), "a CondVar was destroyed by ",
-                       Destroyer(), " while task ", waiters_.FirstWaiter(),
+                       Destroyer(), " while ", TaskName(waiters_.FirstWaiter(), scheduler),
                        " waits on it. Objects that tasks use must outlive the tasks")) {
     waiters_.AbandonWaiters();
   }

@@ -208,6 +208,7 @@ TaskHandle Scheduler::Spawn(std::string name, TaskBody body, SpawnOptions option
   }
   MakeRunnable(task);
   task->state = TaskState::kCreated;
+  const TaskId id = task->id;  // The task may finish (and be freed) at the point below.
   // Spawning is a scheduling point, as thread creation is in the published schedulers:
   // the child may run first. Never one that delivers a kill (Spawn may run in a
   // destructor).
@@ -215,7 +216,7 @@ TaskHandle Scheduler::Spawn(std::string name, TaskBody body, SpawnOptions option
     NoUnwindScope no_unwind;
     SchedulingPoint();
   }
-  return TaskHandle(this, task->id);
+  return TaskHandle(this, id);
 }
 
 // ---- Running ---------------------------------------------------------------------

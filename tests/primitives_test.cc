@@ -326,8 +326,8 @@ TEST(MisuseInARun, DestroyingACondVarWithWaitersFailsTheRunNamingTheWaiter) {
   });
   const RunResult result = scheduler.Run();
   ASSERT_EQ(result.outcome, RunOutcome::kMisuse);
-  EXPECT_NE(result.failure.find("a CondVar was destroyed by task \"destroyer\" while task 1 "
-                                "waits on it"),
+  EXPECT_NE(result.failure.find("a CondVar was destroyed by task \"destroyer\" while task "
+                                "\"waiter\" waits on it"),
             std::string::npos)
       << result.failure;
   EXPECT_TRUE(Mentions(result, "waiter"));
