@@ -137,6 +137,9 @@ struct RunResult {
   TaskId failed_task = kNoTask;
   std::string failed_task_name;
   std::string failure;
+  // kTaskFailed through Scheduler::Fail (a checker, dsim::Fail, a diverged replay),
+  // not an exception: `failure` is the checker's message, and status() leads with it.
+  bool failed_check = false;
 
   // kCompleted, kIdle and kReachedTime are successes.
   bool ok() const;
@@ -461,6 +464,7 @@ class Scheduler {
   TaskId failed_task_ = kNoTask;
   std::string failed_task_name_;
   std::string failure_;
+  bool failed_check_ = false;
   internal::Fiber* previous_running_fiber_ = nullptr;
   void* extensions_[kExtensionSlots] = {};
 };

@@ -409,6 +409,108 @@ TEST(Harness, ExceptionsFromTheBodyFailTheSeed) {
   EXPECT_TRUE(absl::StrContains(result.outcomes[0].status.message(), "boom"));
 }
 
+// The README's sweep pattern: the body builds the cluster its tasks use, runs, checks
+// and returns while server tasks are still blocked on the cluster's state. Those
+// tasks unwind after the body has returned; their destructors and waits touch the
+// cluster. Made with sim.Make, it lives until they have unwound. (As a plain local of
+// the body it would be freed first: ASan, --config=asan, reports a heap-use-after-free
+// in ~ServerGuard and CondVar::Wait.)
+class ReadmeCluster {
+ public:
+  explicit ReadmeCluster(Simulation& sim) : state_(std::make_unique<State>()) {
+    for (int i = 0; i < 3; ++i) {
+      sim.AddHost({.name = absl::StrCat("node-", i), .start = [this, i] { Serve(i); }});
+    }
+  }
+  ~ReadmeCluster() { state_->destroyed = true; }
+  absl::Status CheckLinearizable() const {
+    return state_->served == 3 ? absl::OkStatus()
+                               : absl::InternalError(absl::StrCat("served ", state_->served));
+  }
+  static int& unwound_after_destruction() {
+    thread_local int count = 0;
+    return count;
+  }
+
+ private:
+  struct State {
+    Mutex mu;
+    CondVar cv;
+    std::vector<int> log;  // Heap memory the unwinding tasks write.
+    int served = 0;
+    bool destroyed = false;
+  };
+  struct ServerGuard {
+    State* state;
+    ~ServerGuard() {
+      if (state->destroyed) ++unwound_after_destruction();
+      state->log.push_back(-1);
+    }
+  };
+  void Serve(int id) {
+    ServerGuard guard{state_.get()};
+    MutexLock lock(&state_->mu);
+    ++state_->served;
+    state_->log.push_back(id);
+    for (;;) state_->cv.Wait(&state_->mu);  // A server loop: never returns.
+  }
+  std::unique_ptr<State> state_;
+};
+
+TEST(HarnessLifetime, TheReadmePatternOutlivesTheTasksThatStillUseTheBodysState) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 20;
+  ReadmeCluster::unwound_after_destruction() = 0;
+  SweepResult result = SeedSweep(options).Run([](Simulation& sim) -> absl::Status {
+    ReadmeCluster& cluster = sim.Make<ReadmeCluster>(sim);
+    if (absl::Status s = sim.RunFor(absl::Seconds(1)).status(); !s.ok()) return s;
+    return cluster.CheckLinearizable();
+  });
+  EXPECT_TRUE(result.ok()) << log.str();
+  EXPECT_EQ(ReadmeCluster::unwound_after_destruction(), 0);
+}
+
+// ---- Online checks -----------------------------------------------------------------
+
+TEST(HarnessChecks, AnInvariantViolationIsReportedAsSuchNotAsAThrow) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 3;
+  SweepResult result = SeedSweep(options).Run([](Simulation& sim) -> absl::Status {
+    auto& counter = sim.Make<int>(0);
+    sim.Invariant("counter below 3", [&counter] { return counter < 3; });
+    sim.Spawn("incrementer", [&counter] {
+      for (;;) {
+        ++counter;
+        dsim::SleepFor(absl::Milliseconds(1));
+      }
+    }, SpawnOptions{.daemon = true});
+    return sim.RunFor(absl::Seconds(1)).status();
+  });
+  ASSERT_EQ(result.failed_seeds.size(), 3u);
+  const std::string& report = result.outcomes[0].report;
+  EXPECT_TRUE(absl::StrContains(report, "strategy=random(seed=1)): invariant violated: counter below 3\n") ||
+              absl::StrContains(report, ": invariant violated: counter below 3\n"))
+      << report;
+  EXPECT_FALSE(absl::StrContains(report, "threw")) << report;
+  EXPECT_TRUE(absl::StrContains(report, "check.violated")) << report;
+}
+
+TEST(HarnessChecks, DsimFailFromATaskFailsTheSeedWithItsMessage) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 1;
+  SweepResult result = SeedSweep(options).Run([](Simulation& sim) -> absl::Status {
+    sim.Spawn("reader", [] { dsim::Fail("stale read: got 3, want 4"); });
+    return sim.Run().status();
+  });
+  ASSERT_EQ(result.failed_seeds.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(result.outcomes[0].report,
+                                ": invariant violated: stale read: got 3, want 4 at harness_test.cc:"))
+      << result.outcomes[0].report;
+}
+
 TEST(Harness, StopAfterFailuresStopsStartingSeeds) {
   std::ostringstream log;
   SweepOptions options = QuietOptions(&log);
