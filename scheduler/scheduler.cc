@@ -80,6 +80,7 @@ std::ostream& operator<<(std::ostream& os, RunOutcome outcome) {
 
 std::string TaskReport::ToString() const {
   std::string s = absl::StrCat("task \"", name, "\"");
+  if (!host.empty()) absl::StrAppend(&s, " on host \"", host, "\"");
   if (blocked) {
     absl::StrAppend(&s, " blocked in ", blocked_in, " at ", blocked_at.ToString());
   } else {

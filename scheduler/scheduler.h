@@ -121,8 +121,11 @@ struct TaskReport {
   bool blocked = false;
   std::string blocked_in;  // "CondVar::Wait", when blocked.
   SourceLocation blocked_at;
+  // The host the task runs on, when a layer above (Simulation) knows it; "" otherwise.
+  std::string host;
 
-  // `task "client-2" blocked in CondVar::Wait at kv.cc:88` or `task "x" runnable`.
+  // `task "client-2" on host "kv-1" blocked in CondVar::Wait at kv.cc:88` or
+  // `task "x" runnable`.
   std::string ToString() const;
 };
 

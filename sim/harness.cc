@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cctype>
+#include <deque>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -175,12 +176,87 @@ std::string FirstLine(absl::string_view text) {
   return std::string(text.substr(0, text.find('\n')));
 }
 
+// The blocked tasks a report shows, each with its host. A deadlock shows every blocked
+// task; any other failure only the non-daemon ones (server loops blocked on accept are
+// the normal state of a run), with a count of the daemons left out.
 std::string BlockedTasks(Simulation& sim) {
+  const bool deadlock = sim.first_failed_run().has_value() &&
+                        sim.first_failed_run()->outcome == RunOutcome::kDeadlock;
   std::string out;
-  for (const TaskReport& task : sim.scheduler().LiveTaskReports()) {
-    if (task.blocked) absl::StrAppend(&out, "    ", task.ToString(), "\n");
+  size_t daemons_left_out = 0;
+  for (const TaskReport& task : sim.LiveTaskReports()) {
+    if (!task.blocked) continue;
+    if (task.daemon && !deadlock) {
+      ++daemons_left_out;
+      continue;
+    }
+    absl::StrAppend(&out, "    ", task.ToString(), "\n");
   }
-  return out.empty() ? "    (none)\n" : out;
+  if (out.empty()) out = "    (none)\n";
+  if (daemons_left_out > 0) {
+    absl::StrAppend(&out, "    (and ", daemons_left_out, " blocked daemon task",
+                    daemons_left_out == 1 ? "" : "s", ", not shown: this is not a deadlock)\n");
+  }
+  return out;
+}
+
+bool IsRandomDraw(const TraceEvent& event) {
+  return event.kind == TraceEventKind::kDecision &&
+         static_cast<DecisionKind>(event.code) == DecisionKind::kValue;
+}
+
+// The index of the event the failure happened at: a broken invariant's mark, else the
+// end of the first failed run, else (the body's own verdict) the end of the body.
+uint64_t FailureEvent(const Simulation& sim) {
+  if (!sim.violation().empty()) return sim.violation_event();
+  if (sim.first_failed_run().has_value()) return sim.first_failure_event();
+  return sim.trace().event_count();
+}
+
+// Up to `lines` lines of trace around the failure: mostly before it, a few after, each
+// run of random draws collapsed into one line. When the trace no longer holds the
+// failure, the simulation's copy of the events before it is used.
+std::string EventsAroundFailure(const Simulation& sim, size_t lines) {
+  const Trace& trace = sim.trace();
+  const uint64_t failure = FailureEvent(sim);
+  const uint64_t total = trace.event_count();
+  const uint64_t after = std::min<uint64_t>(4, lines / 4);
+  std::vector<TraceEvent> events;
+  for (const TraceEvent& event : trace.events()) {
+    if (event.index <= failure + after) events.push_back(event);
+  }
+  if (failure < total && (events.empty() || events.front().index > failure)) {
+    events = sim.events_before_failure();
+  }
+  if (events.empty() || lines == 0) return "    (no events retained)\n";
+  // Walk backwards from the end, collapsing random draws, until `lines` lines are made.
+  std::vector<std::string> out;
+  size_t i = events.size();
+  while (i > 0 && out.size() < lines) {
+    const TraceEvent& event = events[i - 1];
+    if (!IsRandomDraw(event)) {
+      std::string line = trace.Describe(event);
+      if (event.index == failure && failure < total) line += "   <-- the failure";
+      out.push_back(std::move(line));
+      --i;
+      continue;
+    }
+    size_t first = i - 1;
+    while (first > 0 && IsRandomDraw(events[first - 1])) --first;
+    const size_t draws = i - first;
+    out.push_back(draws == 1 ? trace.Describe(event)
+                             : absl::StrCat("#", events[first].index, "..#", event.index, " ",
+                                            draws, " random draws (\"", event.what, "\" ...)"));
+    i = first;
+  }
+  std::string text;
+  for (auto it = out.rbegin(); it != out.rend(); ++it) absl::StrAppend(&text, "    ", *it, "\n");
+  const uint64_t shown_end = events.back().index + 1;
+  if (shown_end < total) {
+    absl::StrAppend(&text, "    ... ", total - shown_end,
+                    " later events (teardown, later runs) not shown\n");
+  }
+  return text;
 }
 
 // The first lines of a report: what failed, and the run's totals.
@@ -197,10 +273,9 @@ std::string ReportHead(const SeedOutcome& outcome) {
 // The report's body, written while the simulation is still alive.
 std::string FailureReport(SimRun& run, const SeedOutcome& outcome, size_t summary_events) {
   Simulation& sim = *run.sim;
-  const Trace& trace = sim.trace();
   std::string out = ReportHead(outcome);
-  absl::StrAppend(&out, "  last ", std::min<uint64_t>(summary_events, trace.events().size()),
-                  " events:\n", Indent(trace.LastEventsText(summary_events), "    "), "\n");
+  absl::StrAppend(&out, "  events around the failure (random draws collapsed):\n",
+                  EventsAroundFailure(sim, summary_events));
   absl::StrAppend(&out, "  blocked tasks:\n", BlockedTasks(sim));
   return out;
 }

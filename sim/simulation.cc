@@ -156,9 +156,39 @@ RunResult Simulation::Record(RunResult result) {
     result.failed_task = kNoTask;
     result.failed_task_name.clear();
   }
-  if (!result.ok() && !first_failed_run_.has_value()) first_failed_run_ = result;
+  NameHosts(result.tasks);
+  if (!result.ok() && !first_failed_run_.has_value()) {
+    first_failed_run_ = result;
+    first_failure_event_ = trace_->event_count();
+    if (violation_.empty()) KeepEventsBeforeFailure();
+  }
   last_run_ = result;
   return result;
+}
+
+void Simulation::NameHosts(std::vector<TaskReport>& tasks) const {
+  for (TaskReport& task : tasks) {
+    if (task.group >= host_of_group_.size() || host_of_group_[task.group] == kNoHost) continue;
+    const Host& host = *hosts_[host_of_group_[task.group] - 1];
+    task.host = host.group_ == task.group
+                    ? host.name()
+                    : absl::StrCat(host.name(), " (crashed incarnation)");
+  }
+}
+
+void Simulation::KeepEventsBeforeFailure() {
+  constexpr size_t kKept = 64;  // More than any report shows.
+  const uint64_t count = trace_->event_count();
+  events_before_failure_.clear();
+  for (const TraceEvent& event : trace_->events()) {
+    if (event.index + kKept >= count) events_before_failure_.push_back(event);
+  }
+}
+
+std::vector<TaskReport> Simulation::LiveTaskReports() const {
+  std::vector<TaskReport> tasks = scheduler_.LiveTaskReports();
+  NameHosts(tasks);
+  return tasks;
 }
 
 RunResult Simulation::Run() { return Record(scheduler_.Run()); }
@@ -200,6 +230,7 @@ void Simulation::FailRun(absl::string_view message, SourceLocation where) {
   // Marks the moment in the trace: reports show the events around it.
   violation_event_ = trace_->event_count();
   Annotate("check.violated", absl::StrCat(message, at));
+  KeepEventsBeforeFailure();
   const std::string failure = absl::StrCat("invariant violated: ", message, at);
   if (Scheduler::Current() == &scheduler_) {
     scheduler_.Fail(failure);

@@ -252,6 +252,13 @@ class Simulation {
   RunResult RunFor(absl::Duration duration);
   RunResult RunUntil(absl::Time deadline);
   const std::optional<RunResult>& first_failed_run() const { return first_failed_run_; }
+  // The trace's event count when the first failed run ended: where reports look.
+  uint64_t first_failure_event() const { return first_failure_event_; }
+  // The last trace events up to the first failure (a violation or the end of the first
+  // failed run), kept in case the trace drops them before a report is written.
+  const std::vector<TraceEvent>& events_before_failure() const { return events_before_failure_; }
+  // The live tasks, each with the name of its host (TaskReport::host).
+  std::vector<TaskReport> LiveTaskReports() const;
   const std::optional<RunResult>& last_run() const { return last_run_; }
 
   // Emits an annotation into the trace (and any other listener), on behalf of `group`:
@@ -356,6 +363,8 @@ class Simulation {
   class InvariantChecker;
   static std::shared_ptr<Strategy> BuildStrategy(const SimulationOptions& options);
   RunResult Record(RunResult result);
+  void NameHosts(std::vector<TaskReport>& tasks) const;
+  void KeepEventsBeforeFailure();
   void StartIncarnation(Host& host);
   Host& HostOrDie(HostId id, const char* operation);
   NetworkHost& NetworkHostOrDie(HostId id, const char* operation);
@@ -378,6 +387,8 @@ class Simulation {
   std::unique_ptr<InvariantChecker> invariants_;
   std::string violation_;
   uint64_t violation_event_ = 0;
+  uint64_t first_failure_event_ = 0;
+  std::vector<TraceEvent> events_before_failure_;
   std::vector<OwnedObject> owned_;  // Destroyed after the tasks unwind, newest first.
 };
 
