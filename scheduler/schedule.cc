@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
@@ -205,7 +206,48 @@ std::string Schedule::ToString() const {
   return s;
 }
 
-std::string Schedule::Serialize() const {
+absl::Status Schedule::Validate() const {
+  auto invalid = [](uint64_t i, auto&&... what) {
+    return absl::InvalidArgumentError(absl::StrCat("schedule entry ", i, " ", what...));
+  };
+  if (strategy_.size() > kMaxStringBytes) {
+    return absl::InvalidArgumentError("schedule strategy description too long");
+  }
+  uint64_t previous_step = 0;
+  int64_t previous_time_ns = 0;
+  for (uint64_t i = 0; i < entries_.size(); ++i) {
+    const ScheduleEntry& e = entries_[i];
+    if (e.step < previous_step) {
+      return invalid(i, "goes back in steps (", previous_step, " -> ", e.step, ")");
+    }
+    if (e.time_ns < previous_time_ns) {
+      return invalid(i, "goes back in time (", previous_time_ns, " ns -> ", e.time_ns, " ns)");
+    }
+    if (static_cast<int>(e.kind) > static_cast<int>(DecisionKind::kValue)) {
+      return invalid(i, "has an unknown kind");
+    }
+    if (e.kind == DecisionKind::kValue) {
+      if (e.label.size() > kMaxStringBytes) return invalid(i, "has a label too long");
+      if (!e.candidates.empty()) return invalid(i, "is a value with candidates");
+      if (e.num_options != 0 && e.chosen >= e.num_options) {
+        return invalid(i, "chose value ", e.chosen, " of ", e.num_options);
+      }
+    } else {
+      if (e.candidates.empty() || e.candidates.size() > kMaxCandidates) {
+        return invalid(i, "has ", e.candidates.size(), " candidates");
+      }
+      if (e.chosen >= e.candidates.size()) {
+        return invalid(i, "chose index ", e.chosen, " of ", e.candidates.size(), " candidates");
+      }
+    }
+    previous_step = e.step;
+    previous_time_ns = e.time_ns;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Schedule::Serialize() const {
+  if (absl::Status valid = Validate(); !valid.ok()) return valid;
   std::string out(kMagic);
   PutVarint(&out, kFormatVersion);
   PutVarint(&out, seed_);
@@ -216,8 +258,7 @@ std::string Schedule::Serialize() const {
   uint64_t previous_step = 0;
   int64_t previous_time_ns = 0;
   for (const ScheduleEntry& e : entries_) {
-    DSIM_CHECK(e.step >= previous_step && e.time_ns >= previous_time_ns,
-               "schedule entries must not go back in steps or time");
+    DSIM_DCHECK(e.step >= previous_step && e.time_ns >= previous_time_ns, "Validate() checked");
     const int kind = static_cast<int>(e.kind);
     uint8_t head = static_cast<uint8_t>(kind);
     bool new_label = false;
@@ -299,6 +340,14 @@ absl::StatusOr<Schedule> Schedule::Parse(absl::string_view bytes) {
     }
     ScheduleEntry e;
     e.kind = static_cast<DecisionKind>(head & kKindMask);
+    // Deltas that would wrap past the largest step or time are corrupt (a signed
+    // overflow of the time would also be undefined behaviour).
+    if (step_delta > std::numeric_limits<uint64_t>::max() - step) {
+      return Corrupt(absl::StrCat("step overflows at entry ", i));
+    }
+    if (time_delta > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() - time_ns)) {
+      return Corrupt(absl::StrCat("virtual time overflows at entry ", i));
+    }
     step += step_delta;
     time_ns += static_cast<int64_t>(time_delta);
     e.step = step;
@@ -350,9 +399,17 @@ absl::StatusOr<Schedule> Schedule::Parse(absl::string_view bytes) {
 }
 
 absl::Status Schedule::Save(const std::string& path) const {
+  if (absl::Status valid = Validate(); !valid.ok()) {
+    return absl::Status(valid.code(), absl::StrCat("not saving ", path, ": ", valid.message()));
+  }
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return absl::UnavailableError(absl::StrCat("cannot write schedule to ", path));
-  const std::string bytes = Serialize();
+  absl::StatusOr<std::string> serialized = Serialize();
+  if (!serialized.ok()) {
+    return absl::Status(serialized.status().code(),
+                        absl::StrCat("not saving ", path, ": ", serialized.status().message()));
+  }
+  const std::string& bytes = *serialized;
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   out.close();
   if (!out) return absl::UnavailableError(absl::StrCat("error writing schedule to ", path));

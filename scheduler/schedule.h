@@ -124,9 +124,15 @@ class Schedule {
 
   ScheduleStats Stats() const;
 
-  // The compact binary form (see the format above), and back. Parse rejects unknown
-  // versions, truncation, bad checksums and entries that contradict themselves.
-  std::string Serialize() const;
+  // OK, or InvalidArgument naming the first entry that goes back in steps or time, or
+  // contradicts itself (a choice out of range, no candidates). Only valid schedules
+  // serialize: hand-edited or generated ones get this error, never a crash.
+  absl::Status Validate() const;
+  // The compact binary form (see the format above), and back. Serialize fails as
+  // Validate does. Parse rejects unknown versions, truncation, bad checksums, steps or
+  // times that overflow, and entries that contradict themselves, with an error naming
+  // the entry; no input makes it crash, allocate without bound or overflow.
+  absl::StatusOr<std::string> Serialize() const;
   static absl::StatusOr<Schedule> Parse(absl::string_view bytes);
   absl::Status Save(const std::string& path) const;
   static absl::StatusOr<Schedule> Load(const std::string& path);
