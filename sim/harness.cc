@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -27,6 +29,17 @@
 #include "sim/internal/sweep_config.h"
 
 namespace dsim {
+
+SeedList SeedList::Shard(uint64_t index, uint64_t total) const {
+  DSIM_CHECK(total > 0 && index < total);
+  if (index >= count_) return SeedList(first_, 0, stride_);
+  return SeedList(first_ + index * stride_, (count_ - index + total - 1) / total, stride_ * total);
+}
+
+absl::StatusOr<SeedList> SeedsFromEnvironment(uint64_t default_count, uint64_t first_seed,
+                                              const EnvLookup& env) {
+  return internal::ResolveSeedList(default_count, first_seed, env != nullptr ? env : ProcessEnv());
+}
 
 EnvLookup ProcessEnv() {
   return [](absl::string_view name) -> std::optional<std::string> {
@@ -335,37 +348,52 @@ SeedRun RunSeed(const SweepContext& ctx, uint64_t seed) {
   return seed_run;
 }
 
-// Runs this shard's seeds on `config.jobs` threads; results in seed-list order.
-std::vector<SeedRun> RunSeeds(const SweepContext& ctx, const std::string& label) {
-  const std::vector<uint64_t>& seeds = ctx.config.shard_seeds;
-  std::vector<std::optional<SeedRun>> slots(seeds.size());
-  std::atomic<size_t> next{0};
+// Runs this shard's seeds on `config.jobs` threads; results in seed-list order. A sweep
+// too large to keep every outcome keeps only the failing seeds' (`seeds_run` counts all).
+std::vector<SeedRun> RunSeeds(const SweepContext& ctx, const std::string& label,
+                              uint64_t* seeds_run) {
+  const SeedList& seeds = ctx.config.shard_seeds;
+  const bool keep_all = seeds.size() <= SweepResult::kMaxKeptOutcomes;
+  std::vector<std::optional<SeedRun>> slots(keep_all ? seeds.size() : 0);
+  std::mutex failed_mu;
+  std::map<uint64_t, SeedRun> failed_runs;  // By position, when not keeping all.
+  std::atomic<uint64_t> next{0};
+  std::atomic<uint64_t> done{0};
   std::atomic<uint64_t> failures{0};
   internal::ProgressLine progress(label, seeds.size(), ctx.config.progress);
   const uint64_t stop_after = ctx.options.stop_after_failures;
   auto worker = [&] {
     for (;;) {
       if (stop_after != 0 && failures.load() >= stop_after) return;
-      const size_t i = next.fetch_add(1);
+      const uint64_t i = next.fetch_add(1);
       if (i >= seeds.size()) return;
-      slots[i] = RunSeed(ctx, seeds[i]);
-      const bool failed = !slots[i]->outcome.status.ok();
+      SeedRun run = RunSeed(ctx, seeds[i]);
+      const bool failed = !run.outcome.status.ok();
       if (failed) failures.fetch_add(1);
+      if (keep_all) {
+        slots[i] = std::move(run);
+      } else if (failed) {
+        std::lock_guard<std::mutex> lock(failed_mu);
+        failed_runs.emplace(i, std::move(run));
+      }
+      done.fetch_add(1);
       progress.SeedDone(failed);
     }
   };
-  const size_t threads = std::min<size_t>(ctx.config.jobs, seeds.size());
+  const uint64_t threads = std::min<uint64_t>(ctx.config.jobs, seeds.size());
   if (threads <= 1) {
     worker();  // On the caller's thread: no thread, and gtest asserts in bodies work.
   } else {
     std::vector<std::thread> pool;
-    for (size_t t = 0; t < threads; ++t) pool.emplace_back(worker);
+    for (uint64_t t = 0; t < threads; ++t) pool.emplace_back(worker);
     for (std::thread& thread : pool) thread.join();
   }
+  *seeds_run = done.load();
   std::vector<SeedRun> runs;
   for (std::optional<SeedRun>& slot : slots) {
     if (slot.has_value()) runs.push_back(*std::move(slot));
   }
+  for (auto& [position, run] : failed_runs) runs.push_back(std::move(run));
   return runs;
 }
 
@@ -450,8 +478,8 @@ std::string RerunForReport(const SweepContext& ctx, SeedRun& run, const std::str
 
 std::string SummaryLine(const SweepResult& result, const std::string& test_name) {
   std::string line = absl::StrCat("dsim sweep", test_name.empty() ? "" : " ", test_name, ": ",
-                                  result.outcomes.size(),
-                                  result.outcomes.size() == 1 ? " seed run" : " seeds run");
+                                  result.seeds_run,
+                                  result.seeds_run == 1 ? " seed run" : " seeds run");
   if (result.total_shards > 1) {
     absl::StrAppend(&line, " (shard ", result.shard_index + 1, "/", result.total_shards, " of ",
                     result.total_seeds, ")");
@@ -692,7 +720,8 @@ SweepResult SeedSweep::Run(const Body& body) {
     result.shard_index = config->shard_index;
   }
   const SweepContext ctx{options_, *config, body};
-  std::vector<SeedRun> runs = RunSeeds(ctx, test_name.empty() ? "dsim sweep" : test_name);
+  std::vector<SeedRun> runs =
+      RunSeeds(ctx, test_name.empty() ? "dsim sweep" : test_name, &result.seeds_run);
   for (const SeedRun& run : runs) {
     if (!run.outcome.status.ok()) result.failed_seeds.push_back(run.outcome.seed);
   }

@@ -124,6 +124,38 @@ namespace dsim {
 using EnvLookup = std::function<std::optional<std::string>(absl::string_view name)>;
 EnvLookup ProcessEnv();
 
+// The seeds of a sweep: `count` seeds from `first`, every `stride`-th (a shard's share),
+// computed on demand, never stored, so a sweep of 2^32 seeds costs no memory for its
+// list.
+class SeedList {
+ public:
+  static SeedList Range(uint64_t first, uint64_t count) { return SeedList(first, count, 1); }
+  static SeedList One(uint64_t seed) { return SeedList(seed, 1, 1); }
+  SeedList() = default;
+
+  uint64_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  // The seed at position i (i < size()).
+  uint64_t operator[](uint64_t i) const { return first_ + i * stride_; }
+  // Positions index, index + total, index + 2 * total, ...: one shard's share.
+  SeedList Shard(uint64_t index, uint64_t total) const;
+
+ private:
+  SeedList(uint64_t first, uint64_t count, uint64_t stride)
+      : first_(first), count_(count), stride_(stride) {}
+  uint64_t first_ = 0;
+  uint64_t count_ = 0;
+  uint64_t stride_ = 1;
+};
+
+// The seeds a test should run, from DSIM_SEED (one seed) or DSIM_SEEDS (that many,
+// from first_seed), else default_count from first_seed: the harness's own validated
+// parsing, for tests that loop over seeds themselves. Garbage, 0, negative numbers, more
+// than 2^32 seeds, or a range past 2^64 are InvalidArgument errors naming the variable;
+// fail the test with them (a silent fallback would run no seed and pass).
+absl::StatusOr<SeedList> SeedsFromEnvironment(uint64_t default_count, uint64_t first_seed = 1,
+                                              const EnvLookup& env = nullptr);
+
 struct SweepOptions {
   // How many seeds, and the first. DSIM_SEEDS and DSIM_SEED override.
   uint64_t seeds = 100;
@@ -187,8 +219,11 @@ struct SeedOutcome {
 };
 
 struct SweepResult {
-  // Seeds this process ran (this shard's share), in seed-list order.
+  // Seeds this process ran (this shard's share), in seed-list order. Sweeps of more
+  // than kMaxKeptOutcomes seeds keep only the failing seeds' outcomes here.
   std::vector<SeedOutcome> outcomes;
+  static constexpr uint64_t kMaxKeptOutcomes = uint64_t{1} << 20;
+  uint64_t seeds_run = 0;        // By this process (outcomes.size() unless trimmed).
   std::vector<uint64_t> failed_seeds;
   uint64_t total_seeds = 0;      // In the whole sweep, over all shards.
   int shard_index = 0;

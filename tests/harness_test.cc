@@ -476,6 +476,63 @@ TEST(HarnessLifetime, TheReadmePatternOutlivesTheTasksThatStillUseTheBodysState)
   EXPECT_EQ(ReadmeCluster::unwound_after_destruction(), 0);
 }
 
+// ---- Seeds ---------------------------------------------------------------------------
+
+TEST(HarnessSeeds, SeedsFromEnvironmentRejectsGarbageZeroAndNegativeLoudly) {
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"DSIM_SEEDS", "garbage"}, {"DSIM_SEEDS", "0"}, {"DSIM_SEEDS", "-1"},
+           {"DSIM_SEED", "-1"}, {"DSIM_SEED", "12abc"}, {"DSIM_SEEDS", "4294967297"}}) {
+    absl::StatusOr<SeedList> seeds = SeedsFromEnvironment(10, 1, MapEnv({{name, value}}));
+    EXPECT_EQ(seeds.status().code(), absl::StatusCode::kInvalidArgument) << name << "=" << value;
+    EXPECT_TRUE(absl::StrContains(seeds.status().message(), name)) << seeds.status();
+  }
+  absl::StatusOr<SeedList> seeds = SeedsFromEnvironment(10, ~uint64_t{0} - 3, MapEnv({}));
+  EXPECT_FALSE(seeds.ok()) << "a range past 2^64-1";
+}
+
+TEST(HarnessSeeds, SeedsFromEnvironmentGivesTheCountOrTheOneSeed) {
+  absl::StatusOr<SeedList> seeds = SeedsFromEnvironment(10, 5, MapEnv({}));
+  ASSERT_TRUE(seeds.ok());
+  EXPECT_EQ(seeds->size(), 10u);
+  EXPECT_EQ((*seeds)[0], 5u);
+  EXPECT_EQ((*seeds)[9], 14u);
+  seeds = SeedsFromEnvironment(10, 5, MapEnv({{"DSIM_SEEDS", "3"}}));
+  EXPECT_EQ(seeds->size(), 3u);
+  seeds = SeedsFromEnvironment(10, 5, MapEnv({{"DSIM_SEED", "42"}, {"DSIM_SEEDS", "3"}}));
+  ASSERT_EQ(seeds->size(), 1u);
+  EXPECT_EQ((*seeds)[0], 42u);
+}
+
+TEST(HarnessSeeds, ShardsOfASeedListCoverItOnce) {
+  const SeedList all = SeedList::Range(100, 10);
+  std::vector<uint64_t> seen;
+  for (int shard = 0; shard < 3; ++shard) {
+    const SeedList part = all.Shard(shard, 3);
+    for (uint64_t i = 0; i < part.size(); ++i) seen.push_back(part[i]);
+  }
+  std::sort(seen.begin(), seen.end());
+  std::vector<uint64_t> want;
+  for (uint64_t s = 100; s < 110; ++s) want.push_back(s);
+  EXPECT_EQ(seen, want);
+  EXPECT_EQ(SeedList::Range(1, 2).Shard(4, 5).size(), 0u);
+}
+
+// 2^32 seeds, the documented bound: the list is computed, not built (it would take 32
+// GiB), and a sweep that large keeps only failing outcomes.
+TEST(HarnessSeeds, TheLargestSweepIsGeneratedNotStored) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_SEEDS", "4294967296"}});
+  options.stop_after_failures = 1;
+  SweepResult result = SeedSweep(options).Run([](Simulation& sim) -> absl::Status {
+    return sim.seed() < 4 ? absl::OkStatus() : absl::InternalError("planted");
+  });
+  EXPECT_EQ(result.total_seeds, uint64_t{1} << 32);
+  EXPECT_EQ(result.failed_seeds, std::vector<uint64_t>{4});
+  EXPECT_EQ(result.seeds_run, 4u);
+  ASSERT_EQ(result.outcomes.size(), 1u) << "passing outcomes are not kept";
+  EXPECT_EQ(result.outcomes[0].seed, 4u);
+}
+
 // ---- Reports without noise ---------------------------------------------------------
 
 TEST(HarnessReport, ADeadlocksBlockedTasksNameTheirHosts) {

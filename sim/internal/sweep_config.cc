@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <limits>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -39,21 +40,9 @@ std::string Get(const EnvLookup& env, absl::string_view name) {
 
 absl::Status ResolveSeeds(const SweepOptions& options, const EnvLookup& env,
                           SweepConfig* config) {
-  std::optional<uint64_t> seed;
-  std::optional<uint64_t> seeds;
-  if (absl::Status s = ReadInt(env, "DSIM_SEED", "an unsigned integer", &seed); !s.ok()) return s;
-  if (absl::Status s = ReadInt(env, "DSIM_SEEDS", "a positive integer", &seeds); !s.ok()) return s;
-  if (seed.has_value()) {
-    config->all_seeds = {*seed};
-    return absl::OkStatus();
-  }
-  const uint64_t count = seeds.value_or(options.seeds);
-  if (count == 0 || count > kMaxSeeds) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a sweep needs 1..", kMaxSeeds, " seeds, got ", count));
-  }
-  config->all_seeds.reserve(count);
-  for (uint64_t i = 0; i < count; ++i) config->all_seeds.push_back(options.first_seed + i);
+  absl::StatusOr<SeedList> seeds = ResolveSeedList(options.seeds, options.first_seed, env);
+  if (!seeds.ok()) return seeds.status();
+  config->all_seeds = *seeds;
   return absl::OkStatus();
 }
 
@@ -146,7 +135,7 @@ absl::Status ResolveReplay(const EnvLookup& env, SweepConfig* config) {
                                                    config->replay_path, ", a run of seed ",
                                                    schedule->seed()));
   }
-  config->all_seeds = {schedule->seed()};
+  config->all_seeds = SeedList::One(schedule->seed());
   config->replay = std::make_shared<const Schedule>(*std::move(schedule));
   return absl::OkStatus();
 }
@@ -186,6 +175,27 @@ std::string CommandWithEnv(const SweepConfig& config, const std::vector<std::str
 
 }  // namespace
 
+absl::StatusOr<SeedList> ResolveSeedList(uint64_t count, uint64_t first, const EnvLookup& env) {
+  std::optional<uint64_t> seed;
+  std::optional<uint64_t> seeds;
+  if (absl::Status s = ReadInt(env, "DSIM_SEED", "an unsigned integer", &seed); !s.ok()) return s;
+  if (absl::Status s = ReadInt(env, "DSIM_SEEDS", "a positive integer", &seeds); !s.ok()) return s;
+  if (seed.has_value()) return SeedList::One(*seed);
+  if (seeds.has_value() && (*seeds == 0 || *seeds > kMaxSeeds)) {
+    return BadVariable("DSIM_SEEDS", absl::StrCat(*seeds), absl::StrCat("1..", kMaxSeeds, " seeds"));
+  }
+  const uint64_t want = seeds.value_or(count);
+  if (want == 0 || want > kMaxSeeds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a sweep needs 1..", kMaxSeeds, " seeds, got ", want));
+  }
+  if (want - 1 > std::numeric_limits<uint64_t>::max() - first) {
+    return absl::InvalidArgumentError(absl::StrCat(want, " seeds from ", first,
+                                                   " run past the largest seed, 2^64-1"));
+  }
+  return SeedList::Range(first, want);
+}
+
 std::string ShellWord(absl::string_view word) {
   const bool plain = !word.empty() && word.find_first_not_of(
                                           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -221,11 +231,9 @@ absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
   config.bazel_command =
       options.bazel_command.empty() ? DefaultBazelCommand(env) : options.bazel_command;
   // Position i of the seed list belongs to shard i mod k: every seed exactly once.
-  for (size_t i = 0; i < config.all_seeds.size(); ++i) {
-    if (!config.split_seeds || static_cast<int>(i % config.total_shards) == config.shard_index) {
-      config.shard_seeds.push_back(config.all_seeds[i]);
-    }
-  }
+  config.shard_seeds = config.split_seeds
+                           ? config.all_seeds.Shard(config.shard_index, config.total_shards)
+                           : config.all_seeds;
   return config;
 }
 

@@ -18,8 +18,8 @@
 namespace dsim::internal {
 
 struct SweepConfig {
-  std::vector<uint64_t> all_seeds;    // The whole sweep, over every shard.
-  std::vector<uint64_t> shard_seeds;  // The ones this process runs.
+  SeedList all_seeds;    // The whole sweep, over every shard.
+  SeedList shard_seeds;  // The ones this process runs.
   std::string strategy;               // Spec.
   bool strategy_from_env = false;
   bool check_determinism = false;
@@ -45,6 +45,9 @@ struct SweepConfig {
   std::string replay_path;
   std::shared_ptr<const Schedule> replay;
 };
+
+// DSIM_SEED / DSIM_SEEDS over `count` seeds from `first`, validated.
+absl::StatusOr<SeedList> ResolveSeedList(uint64_t count, uint64_t first, const EnvLookup& env);
 
 absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
                                                const EnvLookup& env);
