@@ -366,3 +366,25 @@ TEST(TraceFile, WritesJsonForJsonPathsAndTextOtherwise) {
 
 }  // namespace
 }  // namespace dsim
+
+namespace dsim {
+namespace {
+
+// The fingerprint must not depend on where the source sits: __builtin_FILE() gives
+// "tests/x.cc" under Bazel, "/home/me/src/tests/x.cc" elsewhere.
+TEST(TraceFingerprint, DoesNotDependOnTheSourceDirectory) {
+  auto fingerprint_with = [](const char* file) {
+    Scheduler scheduler;
+    Trace trace(&scheduler);
+    const TaskView task{1, "t", kNoGroup, false};
+    trace.OnBlock(task, "Mutex::Lock", SourceLocation::Current(file, 42));
+    return trace.fingerprint();
+  };
+  EXPECT_EQ(fingerprint_with("tests/kv_test.cc"), fingerprint_with("/home/me/src/tests/kv_test.cc"));
+  EXPECT_EQ(fingerprint_with("kv_test.cc"), fingerprint_with("/proc/self/cwd/tests/kv_test.cc"));
+  // The file and the line still count.
+  EXPECT_NE(fingerprint_with("tests/kv_test.cc"), fingerprint_with("tests/other_test.cc"));
+}
+
+}  // namespace
+}  // namespace dsim
