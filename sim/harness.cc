@@ -403,12 +403,6 @@ std::string CurrentTestName(const SweepOptions& options) {
   return absl::StrCat(info->test_suite_name(), ".", info->name());
 }
 
-// The start of every file name of a failing seed: "Suite.Test.seed-7".
-std::string FileStem(const std::string& test_name, uint64_t seed) {
-  return absl::StrCat(absl::StrReplaceAll(test_name.empty() ? "sweep" : test_name, {{"/", "_"}}),
-                      ".seed-", seed);
-}
-
 // How a report names a file it wrote. Under Bazel, a file in the outputs directory is
 // named inside the zip Bazel will have made of it by the time anyone reads the report.
 std::string ShownPath(const SweepConfig& config, const std::string& path) {
@@ -431,7 +425,7 @@ std::vector<std::string> TracePaths(const SweepConfig& config, const SeedOutcome
   }
   if (failed && !config.outputs_dir.empty()) {
     const std::string base =
-        absl::StrCat(config.outputs_dir, "/", FileStem(test_name, outcome.seed));
+        absl::StrCat(config.outputs_dir, "/", internal::FileStem(config, test_name, outcome.seed));
     paths.push_back(base + ".json");
     paths.push_back(base + ".txt");
   }
@@ -619,7 +613,7 @@ std::string ShrinkFailure(const SweepContext& ctx, SeedRun& run, const std::stri
   options.max_runs = ctx.config.shrink_max_runs;
   absl::StatusOr<ShrinkResult> shrunk = ShrinkSchedule(*run.schedule, still_fails, options);
   if (!shrunk.ok()) return absl::StrCat("  shrink: ", shrunk.status().ToString(), "\n");
-  const std::string stem = FileStem(test_name, seed) + ".shrunk";
+  const std::string stem = internal::FileStem(ctx.config, test_name, seed) + ".shrunk";
   std::string lines = absl::StrFormat(
       "  shrunk (%d runs): preemptions %d -> %d, context switches %d -> %d, faults %d -> %d, "
       "decisions %d -> %d\n",
@@ -646,7 +640,7 @@ std::string CompleteReport(const SweepContext& ctx, SeedRun& run, const std::str
   const SweepConfig& config = ctx.config;
   SeedOutcome& outcome = run.outcome;
   std::string lines = RerunForReport(ctx, run, test_name);
-  const std::string name = FileStem(test_name, outcome.seed) + ".dsched";
+  const std::string name = internal::FileStem(config, test_name, outcome.seed) + ".dsched";
   const SavedFile schedule =
       config.replay != nullptr ? SavedFile{} : SaveSchedule(config, run, name);
   absl::StrAppend(&lines, schedule.lines);

@@ -194,6 +194,9 @@ struct SweepOptions {
   std::string schedule_dir = "/tmp/dsim-schedules";
   // Name for the rerun command's test filter when not inside a GoogleTest test.
   std::string test_name;
+  // Environment variables of the test's own (--test_env) that its rerun and replay
+  // commands must set again, beyond the DSIM_* ones, which are always kept.
+  std::vector<std::string> rerun_env;
   // How reruns invoke Bazel. Empty: DSIM_BAZEL, else "./bazelw" in this workspace
   // (TEST_WORKSPACE=dsim), else "bazel".
   std::string bazel_command;

@@ -59,6 +59,28 @@ SweepOptions QuietOptions(std::ostringstream* log, std::map<std::string, std::st
   return options;
 }
 
+// The build this test binary came from, as the sweep detects it.
+internal::BuildConfiguration ThisBuild() {
+  char buffer[4096];
+  const ssize_t length = readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
+  return internal::DetectBuildConfiguration(std::string(buffer, length > 0 ? length : 0));
+}
+
+// The stem of a failing seed's files, as the sweep names them in this build.
+std::string Stem(const std::string& test, uint64_t seed, const std::string& target = "") {
+  internal::SweepConfig config;
+  config.test_target = target;
+  config.build_config = ThisBuild().name;
+  return internal::FileStem(config, test, seed);
+}
+
+// "./bazelw test" and the flags that rebuild this configuration ("--config=asan").
+std::string BazelwTest() {
+  std::string command = "./bazelw test";
+  for (const std::string& flag : ThisBuild().flags) absl::StrAppend(&command, " ", flag);
+  return command;
+}
+
 // A small concurrent workload whose schedule depends on the seed: three tasks contend
 // for a mutex, sleep random virtual times, and draw values through the strategy.
 absl::Status Workload(Simulation& sim) {
@@ -310,7 +332,8 @@ TEST(Harness, FailureReportHasSeedStrategySummaryBlockedTasksAndOneRerunCommand)
                                         "not shown: this is not a deadlock)"))
       << report;
   EXPECT_TRUE(absl::StrContains(
-      report, absl::StrCat("  rerun: ./bazelw test //tests:harness_test --test_env=DSIM_SEED=", seed,
+      report, absl::StrCat("  rerun: ", BazelwTest(), " //tests:harness_test --test_env=DSIM_SEED=", seed,
+                           " --test_env=DSIM_SCHEDULE_DIR=", ::testing::TempDir(), "/schedules",
                            " --test_filter=Harness.FailureReportHasSeedStrategySummaryBlockedTasksAndOneRerunCommand\n")))
       << report;
   EXPECT_EQ(report.find("rerun:"), report.rfind("rerun:")) << "exactly one command";
@@ -360,7 +383,7 @@ TEST(Harness, FailingSeedsTracesAreSavedToUndeclaredOutputs) {
   ASSERT_FALSE(result.failed_seeds.empty());
   const uint64_t seed = result.failed_seeds[0];
   const std::string base =
-      absl::StrCat(dir, "/Harness.FailingSeedsTracesAreSavedToUndeclaredOutputs.seed-", seed);
+      absl::StrCat(dir, "/", Stem("Harness.FailingSeedsTracesAreSavedToUndeclaredOutputs", seed));
   std::ifstream json(base + ".json");
   std::ifstream text(base + ".txt");
   EXPECT_TRUE(json.good()) << log.str();
@@ -685,6 +708,68 @@ TEST(HarnessRerunCommand, TheOutputsZipIsNamedFromTheWorkspace) {
   EXPECT_EQ(internal::OutputsZipPath("/elsewhere/out"), "/elsewhere/out/outputs.zip");
 }
 
+TEST(HarnessFileNames, NameTheTargetTestConfigurationStrategyAndSeed) {
+  internal::SweepConfig config;
+  config.test_target = "//tests:kv_test";
+  config.build_config = "k8-opt-asan";
+  EXPECT_EQ(internal::FileStem(config, "Kv.Linearizable", 7),
+            "tests_kv_test.Kv.Linearizable.k8-opt-asan.seed-7");
+  config.strategy = "pct:3";
+  config.strategy_from_env = true;
+  EXPECT_EQ(internal::FileStem(config, "Kv.Linearizable", 7),
+            "tests_kv_test.Kv.Linearizable.k8-opt-asan.pct_3.seed-7");
+  // Another target, configuration or strategy never gets the same name.
+  internal::SweepConfig other = config;
+  other.test_target = "//tests:kv_long_test";
+  EXPECT_NE(internal::FileStem(other, "Kv.Linearizable", 7), internal::FileStem(config, "Kv.Linearizable", 7));
+  other = config;
+  other.build_config = "k8-fastbuild";
+  EXPECT_NE(internal::FileStem(other, "Kv.Linearizable", 7), internal::FileStem(config, "Kv.Linearizable", 7));
+}
+
+TEST(HarnessFileNames, TheBuildConfigurationComesFromTheBinaryPathAndTheSanitizer) {
+  const internal::BuildConfiguration opt = internal::DetectBuildConfiguration(
+      "/root/.cache/bazel/x/execroot/dsim/bazel-out/k8-opt/bin/tests/kv_test");
+  EXPECT_TRUE(absl::StartsWith(opt.name, "k8-opt")) << opt.name;
+  EXPECT_EQ(opt.flags.front(), "-c opt");
+#if defined(DSIM_ASAN)
+  EXPECT_EQ(opt.name, "k8-opt-asan");
+  EXPECT_EQ(opt.flags.back(), "--config=asan");
+#endif
+}
+
+TEST(HarnessRerunCommand, KeepsTheTestsOwnEnvironment) {
+  internal::SweepConfig config;
+  config.test_target = "//x:y";
+  config.bazel_command = "./bazelw";
+  config.build_flags = {"--config=asan"};
+  config.kept_env = {"DSIM_SHRINK=1", "KV_REPLICAS=5"};
+  EXPECT_EQ(internal::RerunCommand(config, 9, "A.B", false),
+            "./bazelw test --config=asan //x:y --test_env=DSIM_SEED=9 --test_env=DSIM_SHRINK=1 "
+            "--test_env=KV_REPLICAS=5 --test_filter=A.B");
+  EXPECT_EQ(internal::ReplayCommand(config, "/s/a.dsched", "A.B"),
+            "./bazelw test --config=asan //x:y --test_env=DSIM_REPLAY=/s/a.dsched "
+            "--test_env=DSIM_SHRINK=1 --test_env=KV_REPLICAS=5 --test_filter=A.B");
+}
+
+TEST(HarnessRerunCommand, TheSweepKeepsDsimVariablesAndTheNamedOnes) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"TEST_TARGET", "//tests:harness_test"},
+                                             {"TEST_WORKSPACE", "dsim"},
+                                             {"DSIM_SHRINK_RUNS", "50"},
+                                             {"KV_REPLICAS", "5"},
+                                             {"DSIM_SEEDS", "30"}});
+  options.rerun_env = {"KV_REPLICAS"};
+  const SeedOutcome failed = [&] {
+    SweepResult result = SeedSweep(options).Run(PlantedBug);
+    return *std::find_if(result.outcomes.begin(), result.outcomes.end(),
+                         [](const SeedOutcome& o) { return !o.status.ok(); });
+  }();
+  EXPECT_TRUE(absl::StrContains(failed.report, "--test_env=DSIM_SHRINK_RUNS=50 --test_env=KV_REPLICAS=5 "))
+      << failed.report;
+  EXPECT_FALSE(absl::StrContains(failed.report, "DSIM_SEEDS=30")) << "a rerun is one seed";
+}
+
 // ---- Schedules: record, replay, shrink ----------------------------------------------
 
 const SeedOutcome& FirstFailure(const SweepResult& result) {
@@ -734,8 +819,8 @@ TEST(HarnessSchedules, AFailingSeedWritesItsScheduleToUndeclaredOutputs) {
       << "one per reported failing seed, none for passing seeds";
   const SeedOutcome& failed = FirstFailure(result);
   const std::string path = absl::StrCat(
-      outputs, "/HarnessSchedules.AFailingSeedWritesItsScheduleToUndeclaredOutputs.seed-",
-      failed.seed, ".dsched");
+      outputs, "/", Stem("HarnessSchedules.AFailingSeedWritesItsScheduleToUndeclaredOutputs", failed.seed),
+      ".dsched");
   EXPECT_EQ(failed.schedule_path, path);
   absl::StatusOr<Schedule> schedule = Schedule::Load(path);
   ASSERT_TRUE(schedule.ok()) << schedule.status();
@@ -756,12 +841,15 @@ TEST(HarnessSchedules, TheStableCopyIsWhatTheReplayCommandUses) {
   options.seeds = 30;
   const SeedOutcome failed = FirstFailure(SeedSweep(options).Run(PlantedBug));
   const std::string path =
-      absl::StrCat(stable, "/made/by/sweep/HarnessSchedules.TheStableCopyIsWhatTheReplayCommandUses.seed-",
-                   failed.seed, ".dsched");
+      absl::StrCat(stable, "/made/by/sweep/",
+                   Stem("HarnessSchedules.TheStableCopyIsWhatTheReplayCommandUses", failed.seed,
+                        "//tests:harness_test"),
+                   ".dsched");
   EXPECT_EQ(failed.schedule_path, path);
   EXPECT_TRUE(Schedule::Load(path).ok());
   EXPECT_EQ(ReportLine(failed.report, "replay"),
-            absl::StrCat("./bazelw test //tests:harness_test --test_env=DSIM_REPLAY=", path,
+            absl::StrCat(BazelwTest(), " //tests:harness_test --test_env=DSIM_REPLAY=", path,
+                         " --test_env=DSIM_SCHEDULE_DIR=", stable, "/made/by/sweep",
                          " --test_filter=HarnessSchedules.TheStableCopyIsWhatTheReplayCommandUses"))
       << failed.report;
   const size_t rerun = failed.report.find("  rerun: ");
@@ -780,12 +868,13 @@ TEST(HarnessSchedules, WithoutAStableCopyTheReplayCommandUnzipsTheOutputs) {
   options.seeds = 30;
   const SeedOutcome failed = FirstFailure(SeedSweep(options).Run(PlantedBug));
   const std::string name = absl::StrCat(
-      "HarnessSchedules.WithoutAStableCopyTheReplayCommandUnzipsTheOutputs.seed-", failed.seed,
+      Stem("HarnessSchedules.WithoutAStableCopyTheReplayCommandUnzipsTheOutputs", failed.seed,
+           "//tests:harness_test"),
       ".dsched");
   EXPECT_EQ(ReportLine(failed.report, "replay"),
             absl::StrCat("unzip -o bazel-testlogs/tests/harness_test/test.outputs/outputs.zip ",
-                         name, " -d /tmp && ./bazelw test //tests:harness_test "
-                         "--test_env=DSIM_REPLAY=/tmp/", name,
+                         name, " -d /tmp && ", BazelwTest(), " //tests:harness_test "
+                         "--test_env=DSIM_REPLAY=/tmp/", name, " --test_env=DSIM_SCHEDULE_DIR=",
                          " --test_filter=HarnessSchedules.WithoutAStableCopyTheReplayCommandUnzipsTheOutputs"))
       << failed.report;
   EXPECT_TRUE(absl::StrContains(
@@ -926,7 +1015,8 @@ TEST(HarnessSchedules, ReplayConfigurationErrorsAreClear) {
   const std::string path = absl::StrCat(::testing::TempDir(), "/schedules/config.dsched");
   SweepResult recorded = SeedSweep(options).Run(DrawsThenFails(1, /*fail=*/true));
   ASSERT_EQ(recorded.outcomes[0].schedule_path,
-            absl::StrCat(::testing::TempDir(), "/schedules/HarnessSchedules.ReplayConfigurationErrorsAreClear.seed-4.dsched"));
+            absl::StrCat(::testing::TempDir(), "/schedules/",
+                         Stem("HarnessSchedules.ReplayConfigurationErrorsAreClear", 4), ".dsched"));
   const std::string saved = recorded.outcomes[0].schedule_path;
   for (const auto& [env, want] : std::vector<std::pair<std::map<std::string, std::string>, std::string>>{
            {{{"DSIM_REPLAY", "/no/such/file.dsched"}}, "DSIM_REPLAY: "},

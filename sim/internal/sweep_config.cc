@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include <climits>
 #include <limits>
 #include <thread>
@@ -147,6 +150,57 @@ std::string DefaultBazelCommand(const EnvLookup& env) {
   return Get(env, "TEST_WORKSPACE") == "dsim" ? "./bazelw" : "bazel";
 }
 
+// DSIM_* variables a rerun sets itself or that do not change what a seed does.
+bool SetByTheCommand(absl::string_view name) {
+  for (absl::string_view own : {"DSIM_SEED", "DSIM_SEEDS", "DSIM_REPLAY", "DSIM_STRATEGY",
+                                "DSIM_CHECK_DETERMINISM", "DSIM_JOBS", "DSIM_PROGRESS"}) {
+    if (name == own) return true;
+  }
+  return false;
+}
+
+// Every DSIM_* variable that is set (scanned from the process environment, or, with an
+// injected lookup, the ones dsim knows), and the user's rerun_env names.
+std::vector<std::string> KeptEnvironment(const SweepOptions& options, const EnvLookup& env) {
+  std::vector<std::string> names;
+  if (options.env == nullptr) {
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      absl::string_view var(*entry);
+      const size_t eq = var.find('=');
+      if (eq != absl::string_view::npos && absl::StartsWith(var, "DSIM_")) {
+        names.emplace_back(var.substr(0, eq));
+      }
+    }
+    std::sort(names.begin(), names.end());
+  } else {
+    names = {"DSIM_BAZEL", "DSIM_RECORD", "DSIM_SCHEDULE_DIR", "DSIM_SHRINK",
+             "DSIM_SHRINK_RUNS", "DSIM_TRACE"};
+  }
+  for (const std::string& name : options.rerun_env) names.push_back(name);
+  std::vector<std::string> kept;
+  for (const std::string& name : names) {
+    if (SetByTheCommand(name)) continue;
+    std::optional<std::string> value = env(name);
+    if (value.has_value()) kept.push_back(absl::StrCat(name, "=", *value));
+  }
+  return kept;
+}
+
+// A name made safe for a file name: "//tests:kv_test" -> "tests_kv_test".
+std::string FileNamePart(absl::string_view text) {
+  std::string out;
+  for (char c : text) {
+    const bool plain = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+    if (plain) {
+      out += c;
+    } else if (!out.empty() && out.back() != '_') {
+      out += '_';
+    }
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out;
+}
+
 std::string SelfPath() {
   char buffer[PATH_MAX];
   const ssize_t length = readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
@@ -159,8 +213,13 @@ std::string SelfPath() {
 std::string CommandWithEnv(const SweepConfig& config, const std::vector<std::string>& env,
                            const std::string& test_filter) {
   if (!config.test_target.empty()) {
-    std::string command = absl::StrCat(config.bazel_command, " test ", config.test_target);
+    std::string command = absl::StrCat(config.bazel_command, " test");
+    for (const std::string& flag : config.build_flags) absl::StrAppend(&command, " ", flag);
+    absl::StrAppend(&command, " ", config.test_target);
     for (const std::string& e : env) absl::StrAppend(&command, " --test_env=", ShellWord(e));
+    for (const std::string& e : config.kept_env) {
+      absl::StrAppend(&command, " --test_env=", ShellWord(e));
+    }
     if (!test_filter.empty()) absl::StrAppend(&command, " --test_filter=", ShellWord(test_filter));
     // The rerun is one seed: no shards, so its whole output is in one log.
     if (config.total_shards > 1) absl::StrAppend(&command, " --test_sharding_strategy=disabled");
@@ -168,6 +227,7 @@ std::string CommandWithEnv(const SweepConfig& config, const std::vector<std::str
   }
   std::string command;
   for (const std::string& e : env) absl::StrAppend(&command, ShellWord(e), " ");
+  for (const std::string& e : config.kept_env) absl::StrAppend(&command, ShellWord(e), " ");
   absl::StrAppend(&command, ShellWord(SelfPath()));
   if (!test_filter.empty()) absl::StrAppend(&command, " --gtest_filter=", ShellWord(test_filter));
   return command;
@@ -230,6 +290,10 @@ absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
   config.outputs_dir = Get(env, "TEST_UNDECLARED_OUTPUTS_DIR");
   config.bazel_command =
       options.bazel_command.empty() ? DefaultBazelCommand(env) : options.bazel_command;
+  BuildConfiguration build = DetectBuildConfiguration(SelfPath());
+  config.build_config = std::move(build.name);
+  config.build_flags = std::move(build.flags);
+  config.kept_env = KeptEnvironment(options, env);
   // Position i of the seed list belongs to shard i mod k: every seed exactly once.
   config.shard_seeds = config.split_seeds
                            ? config.all_seeds.Shard(config.shard_index, config.total_shards)
@@ -248,6 +312,42 @@ std::string RerunCommand(const SweepConfig& config, uint64_t seed,
 std::string ReplayCommand(const SweepConfig& config, const std::string& schedule_path,
                           const std::string& test_filter) {
   return CommandWithEnv(config, {"DSIM_REPLAY=" + schedule_path}, test_filter);
+}
+
+BuildConfiguration DetectBuildConfiguration(const std::string& binary_path) {
+  BuildConfiguration build;
+  // bazel-out/<cpu>-<mode>[-ST-hash]/bin/...: the mode is what -c chose.
+  const size_t out = binary_path.find("/bazel-out/");
+  if (out != std::string::npos) {
+    const size_t start = out + std::string("/bazel-out/").size();
+    const size_t end = binary_path.find('/', start);
+    build.name = binary_path.substr(start, end == std::string::npos ? end : end - start);
+    if (absl::StrContains(build.name, "-opt")) build.flags.push_back("-c opt");
+    if (absl::StrContains(build.name, "-dbg")) build.flags.push_back("-c dbg");
+  }
+  const char* sanitizer = "";
+#if defined(__SANITIZE_ADDRESS__) || defined(DSIM_ASAN)
+  sanitizer = "asan";
+#elif defined(__SANITIZE_THREAD__) || defined(DSIM_TSAN)
+  sanitizer = "tsan";
+#elif defined(DSIM_UBSAN)
+  sanitizer = "ubsan";
+#endif
+  if (sanitizer[0] != '\0') {
+    build.name = build.name.empty() ? sanitizer : absl::StrCat(build.name, "-", sanitizer);
+    build.flags.push_back(absl::StrCat("--config=", sanitizer));
+  }
+  return build;
+}
+
+std::string FileStem(const SweepConfig& config, const std::string& test_name, uint64_t seed) {
+  std::vector<std::string> parts;
+  if (!config.test_target.empty()) parts.push_back(FileNamePart(config.test_target));
+  parts.push_back(FileNamePart(test_name.empty() ? "sweep" : test_name));
+  if (!config.build_config.empty()) parts.push_back(FileNamePart(config.build_config));
+  if (config.strategy_from_env) parts.push_back(FileNamePart(config.strategy));
+  parts.push_back(absl::StrCat("seed-", seed));
+  return absl::StrJoin(parts, ".");
 }
 
 std::string OutputsZipPath(const std::string& outputs_dir) {

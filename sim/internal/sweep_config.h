@@ -32,6 +32,13 @@ struct SweepConfig {
   std::string test_target;            // TEST_TARGET, e.g. "//tests:kv_test".
   std::string outputs_dir;            // TEST_UNDECLARED_OUTPUTS_DIR.
   std::string bazel_command;
+  // The build this binary came from: "k8-fastbuild", "k8-opt-asan", ... ("" when
+  // unknown), and the Bazel flags that rebuild it ("--config=asan", "-c opt").
+  std::string build_config;
+  std::vector<std::string> build_flags;
+  // The test's own environment to keep in rerun and replay commands ("DSIM_SHRINK=1"):
+  // every DSIM_* variable the sweep does not set itself, and SweepOptions::rerun_env.
+  std::vector<std::string> kept_env;
   std::optional<bool> progress;       // DSIM_PROGRESS, when set.
   // Record reported failing seeds' schedules (in a rerun). DSIM_RECORD.
   bool record = true;
@@ -67,6 +74,19 @@ std::string ReplayCommand(const SweepConfig& config, const std::string& schedule
 // the zip as a workspace path ("bazel-testlogs/t/x/test.outputs/outputs.zip") when the
 // directory is under a testlogs tree, else the absolute path of the zip.
 std::string OutputsZipPath(const std::string& outputs_dir);
+
+// The build configuration of this binary: from the output directory in its path
+// (bazel-out/k8-opt/...) and the sanitizer it was compiled with.
+struct BuildConfiguration {
+  std::string name;                 // "k8-opt-asan"; "" when unknown.
+  std::vector<std::string> flags;   // "-c opt", "--config=asan".
+};
+BuildConfiguration DetectBuildConfiguration(const std::string& binary_path);
+
+// The start of every file name of a failing seed, unique per target, test, build
+// configuration, strategy (when DSIM_STRATEGY chose it) and seed:
+// "tests_kv_test.Kv.Linearizable.k8-opt-asan.seed-7".
+std::string FileStem(const SweepConfig& config, const std::string& test_name, uint64_t seed);
 
 // Quotes a word for a POSIX shell when it needs it.
 std::string ShellWord(absl::string_view word);
