@@ -192,7 +192,11 @@ class Shrinker {
  private:
   bool BudgetLeft() {
     if (stopped_ || runs_ >= options_.max_runs) return false;
-    if (options_.should_stop != nullptr && options_.should_stop(runs_)) stopped_ = true;
+    // The first run, which reproduces the failure, always runs: without it there is
+    // no result at all.
+    if (runs_ > 0 && options_.should_stop != nullptr && options_.should_stop(runs_)) {
+      stopped_ = true;
+    }
     return !stopped_;
   }
 

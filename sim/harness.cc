@@ -596,8 +596,21 @@ std::string FailureSignature(const absl::Status& status) {
   return out;
 }
 
+// When this process started, near enough: Bazel's TEST_TIMEOUT counts from there.
+const std::chrono::steady_clock::time_point kProcessStart = std::chrono::steady_clock::now();
+
+// When shrinking must stop to leave the test time to write its results before Bazel's
+// TEST_TIMEOUT kills it: 80% of the timeout, and at least 10 s before it.
+std::optional<std::chrono::steady_clock::time_point> ShrinkDeadline(const SweepConfig& config) {
+  if (config.test_timeout_seconds <= 0) return std::nullopt;
+  const double seconds = std::min(0.8 * config.test_timeout_seconds,
+                                  config.test_timeout_seconds - 10.0);
+  return kProcessStart + std::chrono::milliseconds(static_cast<int64_t>(std::max(0.0, seconds) * 1000));
+}
+
 // Shrinks a failing seed's schedule by rerunning the body under the shrinker's
-// strategies, and saves the result and its interleaving beside the original.
+// strategies, and saves the result and its interleaving beside the original. Every
+// improvement is saved at once and printed, so a test killed mid-way leaves its best.
 std::string ShrinkFailure(const SweepContext& ctx, SeedRun& run, const std::string& test_name) {
   if (!run.schedule.has_value()) return "  shrink: no schedule of this run to shrink\n";
   const std::string want = FailureSignature(run.outcome.status);
@@ -609,15 +622,32 @@ std::string ShrinkFailure(const SweepContext& ctx, SeedRun& run, const std::stri
     SimRun attempt = RunWith(ctx, seed, std::move(strategy), false, observer);
     return !attempt.status.ok() && FailureSignature(attempt.status) == want;
   };
+  const std::string stem = internal::FileStem(ctx.config, test_name, seed) + ".shrunk";
+  std::ostream& log = ctx.options.log != nullptr ? *ctx.options.log : std::cerr;
+  const ScheduleStats original = run.schedule->Stats();
+  const auto deadline = ShrinkDeadline(ctx.config);
   ShrinkOptions options;
   options.max_runs = ctx.config.shrink_max_runs;
+  options.should_stop = [deadline](int) {
+    return deadline.has_value() && std::chrono::steady_clock::now() >= *deadline;
+  };
+  options.on_improvement = [&](const Schedule& best, uint64_t faults, int runs) {
+    const ScheduleStats stats = best.Stats();
+    log << absl::StrFormat(
+        "dsim shrink seed %d: run %d/%d, preemptions %d -> %d, decisions %d -> %d, faults %d\n",
+        seed, runs, options.max_runs, original.preemptions, stats.preemptions,
+        original.decisions, stats.decisions, faults);
+    SaveFile(ctx.config, stem + ".dsched", "", "",
+             [&](const std::string& path) { return best.Save(path); });
+  };
   absl::StatusOr<ShrinkResult> shrunk = ShrinkSchedule(*run.schedule, still_fails, options);
   if (!shrunk.ok()) return absl::StrCat("  shrink: ", shrunk.status().ToString(), "\n");
-  const std::string stem = internal::FileStem(ctx.config, test_name, seed) + ".shrunk";
   std::string lines = absl::StrFormat(
-      "  shrunk (%d runs): preemptions %d -> %d, context switches %d -> %d, faults %d -> %d, "
+      "  shrunk (%d runs%s): preemptions %d -> %d, context switches %d -> %d, faults %d -> %d, "
       "decisions %d -> %d\n",
-      shrunk->runs, shrunk->before.preemptions, shrunk->after.preemptions,
+      shrunk->runs,
+      shrunk->stopped ? ", stopped early to finish before TEST_TIMEOUT" : "",
+      shrunk->before.preemptions, shrunk->after.preemptions,
       shrunk->before.context_switches, shrunk->after.context_switches, shrunk->faults_before,
       shrunk->faults_after, shrunk->before.decisions, shrunk->after.decisions);
   const SavedFile schedule =
@@ -719,9 +749,10 @@ SweepResult SeedSweep::Run(const Body& body) {
   for (const SeedRun& run : runs) {
     if (!run.outcome.status.ok()) result.failed_seeds.push_back(run.outcome.seed);
   }
+  ReportFailures(ctx, runs, test_name);
+  // The wall time includes the reports' reruns and shrinking: what the test spent.
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ReportFailures(ctx, runs, test_name);
   // A passing single seed still writes the trace DSIM_TRACE asks for.
   if (result.failed_seeds.empty() && config->all_seeds.size() == 1 && !runs.empty()) {
     std::string lines = RerunForReport(ctx, runs[0], test_name);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -1099,6 +1100,55 @@ TEST(HarnessSchedules, DsimShrinkSavesASmallerScheduleThatStillFails) {
   ASSERT_EQ(replay.failed_seeds, std::vector<uint64_t>{failed.seed}) << replay_log.str();
   EXPECT_TRUE(absl::StrContains(replay.outcomes[0].status.message(), "lost update"))
       << replay.outcomes[0].report;
+}
+
+TEST(HarnessShrink, TheBudgetComesFromTheEnvironmentAndProgressIsPrintedAndSaved) {
+  const std::string stable = FreshDir("shrunk-budget");
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(
+      &log, {{"DSIM_SHRINK", "1"}, {"DSIM_SHRINK_RUNS", "6"}, {"DSIM_SCHEDULE_DIR", stable}});
+  options.seeds = 20;
+  options.stop_after_failures = 1;
+  SweepResult result = SeedSweep(options).Run(LostUpdate);
+  ASSERT_EQ(result.failed_seeds.size(), 1u) << log.str();
+  const SeedOutcome& failed = result.outcomes.back();
+  EXPECT_TRUE(absl::StrContains(failed.report, "  shrunk (6 runs")) << failed.report;
+  // Every improvement was printed as it happened, and its schedule saved at once.
+  EXPECT_TRUE(absl::StrContains(log.str(), absl::StrCat("dsim shrink seed ", failed.seed, ": run ")))
+      << log.str();
+  EXPECT_TRUE(absl::StrContains(log.str(), "/6, preemptions ")) << log.str();
+  EXPECT_TRUE(Schedule::Load(failed.shrunk_schedule_path).ok());
+  // A budget that is not a positive count is a configuration error.
+  std::ostringstream bad_log;
+  SweepResult bad = SeedSweep(QuietOptions(&bad_log, {{"DSIM_SHRINK_RUNS", "0"}})).Run(LostUpdate);
+  EXPECT_FALSE(bad.config_error.ok());
+}
+
+TEST(HarnessShrink, StopsInTimeBeforeBazelsTestTimeout) {
+  std::ostringstream log;
+  // A 1-second TEST_TIMEOUT has long passed: shrinking keeps only its first run.
+  SweepOptions options =
+      QuietOptions(&log, {{"DSIM_SHRINK", "1"}, {"TEST_TIMEOUT", "1"}});
+  options.seeds = 20;
+  options.stop_after_failures = 1;
+  SweepResult result = SeedSweep(options).Run(LostUpdate);
+  ASSERT_EQ(result.failed_seeds.size(), 1u) << log.str();
+  EXPECT_TRUE(absl::StrContains(result.outcomes.back().report,
+                                "  shrunk (1 runs, stopped early to finish before TEST_TIMEOUT)"))
+      << result.outcomes.back().report;
+}
+
+TEST(HarnessShrink, TheSweepsWallTimeIncludesShrinking) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_SHRINK", "1"}});
+  options.seeds = 20;
+  options.stop_after_failures = 1;
+  const auto start = std::chrono::steady_clock::now();
+  SweepResult result = SeedSweep(options).Run(LostUpdate);
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(result.failed_seeds.size(), 1u);
+  EXPECT_GE(result.wall_seconds, 0.9 * elapsed) << "wall " << result.wall_seconds << " of " << elapsed;
 }
 
 // ---- Child processes ---------------------------------------------------------------

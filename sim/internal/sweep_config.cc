@@ -104,7 +104,18 @@ absl::Status ResolveRecording(const SweepOptions& options, const EnvLookup& env,
   if (absl::Status s = ReadInt(env, "DSIM_SHRINK", "0 or 1", &shrink); !s.ok()) return s;
   config->record = record.has_value() ? *record != 0 : options.record_schedules;
   config->shrink = shrink.has_value() ? *shrink != 0 : options.shrink;
-  config->shrink_max_runs = options.shrink_max_runs;
+  std::optional<int> shrink_runs;
+  if (absl::Status s = ReadInt(env, "DSIM_SHRINK_RUNS", "a positive run count", &shrink_runs);
+      !s.ok()) {
+    return s;
+  }
+  if (shrink_runs.has_value() && *shrink_runs < 1) {
+    return BadVariable("DSIM_SHRINK_RUNS", absl::StrCat(*shrink_runs), "a positive run count");
+  }
+  config->shrink_max_runs = shrink_runs.value_or(options.shrink_max_runs);
+  std::optional<int> timeout;
+  if (absl::Status s = ReadInt(env, "TEST_TIMEOUT", "seconds", &timeout); !s.ok()) return s;
+  config->test_timeout_seconds = std::max(0, timeout.value_or(0));
   config->schedule_dir = env("DSIM_SCHEDULE_DIR").value_or(options.schedule_dir);
   if (config->shrink && !config->record) {
     return absl::InvalidArgumentError(

@@ -44,7 +44,9 @@ struct SweepConfig {
   bool record = true;
   // Shrink failing seeds' schedules. DSIM_SHRINK.
   bool shrink = false;
-  int shrink_max_runs = 1000;
+  int shrink_max_runs = 1000;  // DSIM_SHRINK_RUNS, else SweepOptions::shrink_max_runs.
+  // Bazel's TEST_TIMEOUT in seconds, 0 when not under Bazel: shrinking stops in time.
+  int test_timeout_seconds = 0;
   // A stable directory for failing seeds' schedules, outside Bazel's zipped outputs;
   // "" for none. DSIM_SCHEDULE_DIR.
   std::string schedule_dir;
