@@ -249,7 +249,7 @@ absl::Status Schedule::Validate() const {
 absl::StatusOr<std::string> Schedule::Serialize() const {
   if (absl::Status valid = Validate(); !valid.ok()) return valid;
   std::string out(kMagic);
-  PutVarint(&out, kFormatVersion);
+  PutVarint(&out, task_names_.empty() ? 1 : kFormatVersion);
   PutVarint(&out, seed_);
   PutString(&out, strategy_);
   PutVarint(&out, entries_.size());
@@ -289,6 +289,13 @@ absl::StatusOr<std::string> Schedule::Serialize() const {
     previous_step = e.step;
     previous_time_ns = e.time_ns;
   }
+  if (!task_names_.empty()) {
+    PutVarint(&out, task_names_.size());
+    for (const auto& [id, name] : task_names_) {
+      PutVarint(&out, id);
+      PutString(&out, name.size() > kMaxStringBytes ? name.substr(0, kMaxStringBytes) : name);
+    }
+  }
   PutFixed64(&out, Fnv1a64(out));
   return out;
 }
@@ -311,7 +318,7 @@ absl::StatusOr<Schedule> Schedule::Parse(absl::string_view bytes) {
   uint64_t version = 0, seed = 0, count = 0;
   std::string strategy;
   if (!in.Varint(&version)) return Corrupt("truncated header");
-  if (version != kFormatVersion) {
+  if (version != 1 && version != kFormatVersion) {
     return absl::UnimplementedError(absl::StrCat("schedule format version ", version,
                                                  " is not supported (this build reads ",
                                                  kFormatVersion, ")"));
@@ -394,6 +401,19 @@ absl::StatusOr<Schedule> Schedule::Parse(absl::string_view bytes) {
     }
     schedule.entries_.push_back(std::move(e));
   }
+  if (version >= 2) {
+    uint64_t names = 0;
+    if (!in.Varint(&names) || names > in.remaining() / 2) return Corrupt("bad task name table");
+    for (uint64_t n = 0; n < names; ++n) {
+      uint64_t id = 0;
+      std::string name;
+      if (!in.Varint(&id) || id > std::numeric_limits<TaskId>::max() ||
+          !in.String(&name, kMaxStringBytes)) {
+        return Corrupt("truncated task name table");
+      }
+      schedule.task_names_[static_cast<TaskId>(id)] = std::move(name);
+    }
+  }
   if (in.remaining() != 0) return Corrupt("trailing bytes after the last entry");
   return schedule;
 }
@@ -442,32 +462,85 @@ uint64_t RecordingStrategy::Choose(const Decision& decision) {
   DSIM_CHECK(decision.index == next_index_ || decision.index == 0,
              "RecordingStrategy saw decision ", decision.index, " after ", next_index_,
              "; one recorder must not serve two simulations at once");
+  if (decision.index == 0) named_.clear();
+  NameTasks(decision);
   const uint64_t chosen = inner_->Choose(decision);
   schedule_.Add(EntryFromDecision(decision, chosen));
   next_index_ = decision.index + 1;
   return chosen;
 }
 
+// Adds the names of the tasks a decision mentions to the schedule, once per task (a
+// scan of the live tasks only when one is new).
+void RecordingStrategy::NameTasks(const Decision& decision) {
+  Scheduler* scheduler = Scheduler::Current();
+  if (scheduler == nullptr) return;
+  const auto is_new = [this](uint64_t id) { return id != kNoTask && (id >= named_.size() || !named_[id]); };
+  bool any_new = is_new(decision.current);
+  const bool tasks = decision.kind == DecisionKind::kNextTask || decision.kind == DecisionKind::kWakeOne;
+  for (uint64_t id : decision.candidates) any_new = any_new || (tasks && is_new(id));
+  if (!any_new) return;
+  for (const TaskReport& task : scheduler->LiveTaskReports()) {
+    if (!is_new(task.id)) continue;
+    if (task.id >= named_.size()) named_.resize(task.id + 1, false);
+    named_[task.id] = true;
+    schedule_.SetTaskName(task.id, task.name);
+  }
+}
+
 // ---- ReplayStrategy --------------------------------------------------------------
 
 std::string Divergence::ToString() const {
-  std::string s = absl::StrCat("replay diverged at decision ", index, " (step ", step, ", ",
-                               FormatTime(time_ns), ", running task ", current, "): ");
-  const auto describe = [](const ScheduleEntry& e) {
+  // Each side's ids with that side's names: the recording's from the schedule, this
+  // run's from its live tasks (the same id can be another task in a changed program).
+  using Names = std::map<TaskId, std::string>;
+  const auto task = [](const Names& names, TaskId id) {
+    if (id == kNoTask) return std::string("the run loop");
+    auto it = names.find(id);
+    return it == names.end() ? absl::StrCat("task ", id)
+                             : absl::StrCat("task ", id, " \"", it->second, "\"");
+  };
+  const auto candidates = [](const Names& names, const std::vector<uint64_t>& ids,
+                             DecisionKind kind) {
+    if (kind == DecisionKind::kTimerOrder) return CandidatesToString(ids);
+    std::vector<std::string> named;
+    for (uint64_t id : ids) {
+      auto it = names.find(static_cast<TaskId>(id));
+      named.push_back(it == names.end() ? absl::StrCat(id)
+                                        : absl::StrCat(id, " \"", it->second, "\""));
+    }
+    return absl::StrCat("{", absl::StrJoin(named, ", "), "}");
+  };
+  const auto describe = [&](const Names& names, const ScheduleEntry& e) {
     if (e.kind == DecisionKind::kValue) {
       return absl::StrCat("a value \"", e.label, "\" in [0,",
                           e.num_options == 0 ? std::string("2^64") : absl::StrCat(e.num_options),
                           ")");
     }
-    return absl::StrCat(DecisionKindName(e.kind), " among ", CandidatesToString(e.candidates));
+    return absl::StrCat(DecisionKindName(e.kind), " among ", candidates(names, e.candidates, e.kind));
   };
+  std::string running = task(task_names, current);
+  if (current != kNoTask && !current_name.empty() && !task_names.count(current)) {
+    running = absl::StrCat("task ", current, " \"", current_name, "\"");
+  }
+  if (!current_site.empty()) absl::StrAppend(&running, " at ", current_site);
+  std::string s = absl::StrCat("replay diverged at decision ", index, " (step ", step, ", ",
+                               FormatTime(time_ns), ", ", running, "): ");
   if (!expected.has_value()) {
     absl::StrAppend(&s, "the schedule has only ", index,
-                    " decisions, but the program asked for another: ", describe(actual));
+                    " decisions, but the program asked for another: ", describe(task_names, actual));
   } else {
-    absl::StrAppend(&s, "the schedule expected ", describe(*expected), " (recorded at step ",
-                    expected->step, ", ", FormatTime(expected->time_ns), "); the program asked ",
-                    describe(actual));
+    std::string chose;
+    if (expected->kind != DecisionKind::kValue && expected->chosen < expected->candidates.size()) {
+      chose = absl::StrCat(" and chose ",
+                           expected->kind == DecisionKind::kTimerOrder
+                               ? absl::StrCat("timer #", expected->chosen_id())
+                               : task(recorded_names, static_cast<TaskId>(expected->chosen_id())));
+    }
+    absl::StrAppend(&s, "the schedule expected ", describe(recorded_names, *expected), chose,
+                    " (recorded at step ", expected->step, ", ", FormatTime(expected->time_ns),
+                    ", in ", task(recorded_names, expected->current), "); the program asked ",
+                    describe(task_names, actual));
   }
   return s;
 }
@@ -504,6 +577,16 @@ void ReplayStrategy::Diverge(Divergence divergence) {
   // decision at hand still gets an answer (Fallback), so nothing is left half-done.
   Scheduler* scheduler = Scheduler::Current();
   if (scheduler == nullptr) return;
+  divergence_->recorded_names = schedule_.task_names();
+  // Names for the ids, and where the running task stopped, while the run can tell.
+  for (const TaskReport& task : scheduler->LiveTaskReports()) {
+    divergence_->task_names[task.id] = task.name;
+    if (task.id == divergence_->current && task.blocked) {
+      divergence_->current_site = absl::StrCat("blocked in ", task.blocked_in, " at ",
+                                               task.blocked_at.ToString());
+    }
+  }
+  if (scheduler->InTask()) divergence_->current_name = std::string(scheduler->CurrentTaskName());
   scheduler->Fail(divergence_->ToString());
 }
 

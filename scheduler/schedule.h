@@ -33,6 +33,8 @@
 //   strategy              string: the recording's Strategy::Describe()
 //   count                 number of entries
 //   entry * count
+//   [version 2 only] names: count, (task id, name string) * count: the recorded run's
+//                   task names, for reports (written as version 2 only when present)
 //   checksum              8 bytes, little-endian FNV-1a 64 of every byte before it
 //
 //   string := length, bytes
@@ -52,6 +54,7 @@
 #define DSIM_SCHEDULER_SCHEDULE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -107,7 +110,9 @@ struct ScheduleStats {
 
 class Schedule {
  public:
-  static constexpr uint64_t kFormatVersion = 1;
+  // Version 2 adds the task name table; files without names are still written, and
+  // read, as version 1.
+  static constexpr uint64_t kFormatVersion = 2;
 
   Schedule() = default;
   Schedule(std::string strategy, uint64_t seed) : strategy_(std::move(strategy)), seed_(seed) {}
@@ -121,6 +126,10 @@ class Schedule {
 
   const std::string& strategy() const { return strategy_; }
   uint64_t seed() const { return seed_; }
+
+  // The recorded run's task names by id (for reports; decide nothing).
+  const std::map<TaskId, std::string>& task_names() const { return task_names_; }
+  void SetTaskName(TaskId id, std::string name) { task_names_[id] = std::move(name); }
 
   ScheduleStats Stats() const;
 
@@ -146,6 +155,7 @@ class Schedule {
   std::string strategy_;
   uint64_t seed_ = 0;
   std::vector<ScheduleEntry> entries_;
+  std::map<TaskId, std::string> task_names_;
 };
 
 // Wraps a strategy and records every decision it makes. A new simulation (decision
@@ -165,10 +175,13 @@ class RecordingStrategy final : public Strategy {
   absl::Status Save(const std::string& path) const { return schedule_.Save(path); }
 
  private:
+  void NameTasks(const Decision& decision);
+
   std::shared_ptr<Strategy> inner_;
   uint64_t seed_;
   Schedule schedule_;
   uint64_t next_index_ = 0;
+  std::vector<bool> named_;  // By task id: already in the schedule's name table.
 };
 
 // Where a replayed program stopped fitting its schedule.
@@ -181,9 +194,18 @@ struct Divergence {
   // decisions than were recorded) and what the program asked.
   std::optional<ScheduleEntry> expected;
   ScheduleEntry actual;
+  // Who is who, from the replaying run (filled by ReplayStrategy while it runs). Up to
+  // the divergence the run followed the schedule decision for decision, so a task id
+  // names the same task in the recording and in this run.
+  std::map<TaskId, std::string> task_names;      // Live tasks' names in this run.
+  std::map<TaskId, std::string> recorded_names;  // The recording's (schedule v2).
+  std::string current_name;                  // The running task's, or "".
+  std::string current_site;                  // Where it blocked ("kv.cc:88"), if it did.
 
-  // "replay diverged at decision 17 (step 40, +3ms, task 2): expected next-task among
-  // {1,2,3}, the program offered {1,3}".
+  // "replay diverged at decision 17 (step 40, +3ms, task 2 "client-2" blocked in
+  // CondVar::Wait at kv.cc:88): the schedule expected next-task among {1 "server", 2
+  // "client-2"} and chose 2 "client-2" (recorded at step 40, +3ms, in task 2
+  // "client-2"); the program asked next-task among {1 "server", 3 "client-3"}".
   std::string ToString() const;
 };
 

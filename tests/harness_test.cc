@@ -980,6 +980,11 @@ TEST(HarnessSchedules, AReplayOfAnotherProgramReportsWhereItDiverged) {
       << report;
   EXPECT_TRUE(absl::StrContains(report, "the schedule expected ")) << report;
   EXPECT_TRUE(absl::StrContains(report, "the program asked ")) << report;
+  // Names, not just ids: the recorded run's tasks, and this program's.
+  EXPECT_TRUE(std::regex_search(report, std::regex("the schedule expected [^\n]*\"(reader|waiter)\"")))
+      << report;
+  EXPECT_TRUE(std::regex_search(report, std::regex("the program asked [^\n]*\"worker-[0-2]\"")))
+      << report;
   EXPECT_TRUE(absl::StrContains(report, "the code no longer fits this schedule")) << report;
 }
 

@@ -76,6 +76,20 @@ TEST(Schedule, SerializeThenParseGivesTheSameSchedule) {
   EXPECT_EQ(parsed->seed(), 4u);
 }
 
+TEST(Schedule, KeepsTheRecordedTaskNamesAndStillReadsVersion1) {
+  const Schedule schedule = RecordEveryKind(4);
+  ASSERT_FALSE(schedule.task_names().empty());
+  EXPECT_EQ(schedule.task_names().at(1), "waiter-0");
+  absl::StatusOr<Schedule> parsed = Schedule::Parse(schedule.Serialize().value());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->task_names(), schedule.task_names());
+  Schedule unnamed(schedule.strategy(), schedule.seed());
+  for (const ScheduleEntry& e : schedule.entries()) unnamed.Add(e);
+  const std::string v1 = unnamed.Serialize().value();
+  EXPECT_EQ(v1[8], 1) << "no names: written as version 1";
+  EXPECT_TRUE(Schedule::Parse(v1).ok());
+}
+
 TEST(Schedule, SaveThenLoadGivesTheSameSchedule) {
   const Schedule schedule = RecordEveryKind(5);
   const std::string path = TempPath("save_load.dsched");
@@ -120,8 +134,8 @@ uint64_t Fnv1a64(absl::string_view bytes) {
 TEST(Schedule, ParseRejectsAnUnknownVersion) {
   std::string bytes = RecordEveryKind(8).Serialize().value();
   bytes.resize(bytes.size() - 8);
-  ASSERT_EQ(bytes[8], 1);  // The version follows the 8-byte magic.
-  bytes[8] = 2;
+  ASSERT_EQ(bytes[8], 2);  // The version follows the 8-byte magic (2: with task names).
+  bytes[8] = 3;
   const uint64_t checksum = Fnv1a64(bytes);
   for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>(checksum >> (8 * i)));
   absl::StatusOr<Schedule> parsed = Schedule::Parse(bytes);
@@ -275,7 +289,14 @@ TEST(ReplayStrategy, StopsTheRunAndReportsWhereTheChangedProgramDiverged) {
   EXPECT_EQ(d.index, 0u);
   ASSERT_TRUE(d.expected.has_value());
   EXPECT_EQ(d.expected->candidates.size() + 1, d.actual.candidates.size());
-  EXPECT_TRUE(absl::StrContains(result.failure, "the program asked next-task among {1,2,3,4,5}"))
+  // Each side names its own tasks: id 4 was the producer in the recording, and is the
+  // fourth waiter in the changed program.
+  EXPECT_TRUE(absl::StrContains(result.failure,
+                                "the program asked next-task among {1 \"waiter-0\", 2 \"waiter-1\", "
+                                "3 \"waiter-2\", 4 \"waiter-3\", 5 \"producer\"}"))
+      << result.failure;
+  EXPECT_TRUE(absl::StrContains(result.failure, "the schedule expected next-task among {1 \"waiter-0\", "
+                                                "2 \"waiter-1\", 3 \"waiter-2\", 4 \"producer\"}"))
       << result.failure;
   EXPECT_EQ(replay->status().code(), absl::StatusCode::kFailedPrecondition);
 }
