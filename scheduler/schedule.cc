@@ -636,3 +636,54 @@ absl::Status ReplayStrategy::CheckComplete() const {
 }
 
 }  // namespace dsim
+
+namespace dsim {
+
+// ---- GuidedReplayStrategy ----------------------------------------------------------
+
+GuidedReplayStrategy::GuidedReplayStrategy(Schedule schedule, std::shared_ptr<Strategy> fallback)
+    : schedule_(std::move(schedule)), fallback_(std::move(fallback)) {
+  DSIM_MISUSE(fallback_ != nullptr, "GuidedReplayStrategy needs a fallback strategy");
+  std::map<std::pair<int, TaskId>, uint64_t> ordinals;
+  for (size_t i = 0; i < schedule_.size(); ++i) {
+    const ScheduleEntry& e = schedule_[i];
+    const std::pair<int, TaskId> who{static_cast<int>(e.kind), e.current};
+    entry_of_.emplace(Key{who.first, who.second, ordinals[who]++}, i);
+  }
+}
+
+std::optional<uint64_t> GuidedReplayStrategy::Recorded(const Decision& decision,
+                                                       const ScheduleEntry& e) const {
+  if (e.kind != decision.kind) return std::nullopt;
+  if (e.kind == DecisionKind::kValue) {
+    if (e.num_options != decision.num_options || e.label != decision.label) return std::nullopt;
+    return e.chosen;
+  }
+  if (e.chosen >= e.candidates.size()) return std::nullopt;
+  const auto& c = decision.candidates;
+  const auto it = std::find(c.begin(), c.end(), e.chosen_id());
+  if (it == c.end()) return std::nullopt;
+  return static_cast<uint64_t>(it - c.begin());
+}
+
+uint64_t GuidedReplayStrategy::Choose(const Decision& decision) {
+  if (decision.index == 0) ordinals_.clear();  // A new simulation.
+  const std::pair<int, TaskId> who{static_cast<int>(decision.kind), decision.current};
+  const auto entry = entry_of_.find(Key{who.first, who.second, ordinals_[who]++});
+  if (entry != entry_of_.end()) {
+    if (std::optional<uint64_t> chosen = Recorded(decision, schedule_[entry->second])) {
+      ++followed_;
+      return *chosen;
+    }
+  }
+  ++fell_back_;
+  return fallback_->Choose(decision);
+}
+
+std::string GuidedReplayStrategy::Describe() const {
+  return absl::StrCat("guided(", schedule_.size(), " decisions of ",
+                      schedule_.strategy().empty() ? "?" : schedule_.strategy(), ", ", followed_,
+                      " followed, ", fell_back_, " by ", fallback_->Describe(), ")");
+}
+
+}  // namespace dsim

@@ -57,6 +57,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -246,6 +247,37 @@ class ReplayStrategy final : public Strategy {
   Schedule schedule_;
   uint64_t next_index_ = 0;
   std::optional<Divergence> divergence_;
+};
+
+// Follows a recorded schedule wherever it still fits, and asks `fallback` wherever it
+// does not, so a changed program (a fix) can be run against the exact scenario that
+// failed: DSIM_STRATEGY=guided:<file>. Decisions find their recorded counterpart by
+// (kind, running task, how many such decisions that task made before), which survives
+// decisions added or removed in other tasks. A recorded entry fits when it is of the
+// same kind and its choice is still possible: the same task or timer among the
+// candidates, or a value of the same range and label. Never fails a run.
+class GuidedReplayStrategy final : public Strategy {
+ public:
+  GuidedReplayStrategy(Schedule schedule, std::shared_ptr<Strategy> fallback);
+
+  uint64_t Choose(const Decision& decision) override;
+  // "guided(812 decisions of random(seed=7), 790 followed, 4 by random(seed=7))".
+  std::string Describe() const override;
+  void OnRunEnd(uint64_t steps) override { fallback_->OnRunEnd(steps); }
+
+  uint64_t followed() const { return followed_; }
+  uint64_t fell_back() const { return fell_back_; }
+
+ private:
+  using Key = std::tuple<int, TaskId, uint64_t>;  // kind, running task, ordinal.
+  std::optional<uint64_t> Recorded(const Decision& decision, const ScheduleEntry& e) const;
+
+  Schedule schedule_;
+  std::shared_ptr<Strategy> fallback_;
+  std::map<Key, size_t> entry_of_;         // Looked up only; built once.
+  std::map<std::pair<int, TaskId>, uint64_t> ordinals_;
+  uint64_t followed_ = 0;
+  uint64_t fell_back_ = 0;
 };
 
 // The entry a decision would be recorded as, with `chosen`.

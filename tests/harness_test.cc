@@ -1156,6 +1156,47 @@ TEST(HarnessShrink, TheSweepsWallTimeIncludesShrinking) {
   EXPECT_GE(result.wall_seconds, 0.9 * elapsed) << "wall " << result.wall_seconds << " of " << elapsed;
 }
 
+std::string FirstLine(absl::string_view text) { return std::string(text.substr(0, text.find('\n'))); }
+
+// A fix checked against the failing scenario: the lost update of LostUpdate, with the
+// increment made atomic. Same tasks, same decisions where they still apply.
+TEST(HarnessSchedules, AGuidedReplayFollowsTheScheduleAndFallsBackWhereItNoLongerFits) {
+  const std::string stable = FreshDir("guided");
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_SCHEDULE_DIR", stable}});
+  options.seeds = 20;
+  options.stop_after_failures = 1;
+  SweepResult result = SeedSweep(options).Run(LostUpdate);
+  ASSERT_EQ(result.failed_seeds.size(), 1u) << log.str();
+  const SeedOutcome& failed = result.outcomes.back();
+  const std::string spec = "guided:" + failed.schedule_path;
+
+  // The same program under the guided replay: the same failure, every decision followed.
+  std::ostringstream again_log;
+  SweepResult again = SeedSweep(QuietOptions(&again_log, {{"DSIM_STRATEGY", spec}})).Run(LostUpdate);
+  ASSERT_EQ(again.failed_seeds, std::vector<uint64_t>{failed.seed}) << again_log.str();
+  EXPECT_TRUE(absl::StrContains(again.outcomes[0].strategy, " 0 by random(")) << again.outcomes[0].strategy;
+  EXPECT_EQ(FirstLine(again.outcomes[0].status.message()), FirstLine(failed.status.message()));
+
+  // A changed program: one more task, drawing values the schedule never saw. The guided
+  // replay still runs it to the end (a plain replay would stop as diverged), falling
+  // back where the schedule has nothing that fits.
+  auto changed = [](Simulation& sim) -> absl::Status {
+    sim.Spawn("newcomer", [&sim] {
+      for (int i = 0; i < 3; ++i) sim.random().Below(7);
+    });
+    return LostUpdate(sim);
+  };
+  std::ostringstream changed_log;
+  SweepResult guided =
+      SeedSweep(QuietOptions(&changed_log, {{"DSIM_STRATEGY", spec}})).Run(changed);
+  ASSERT_EQ(guided.outcomes.size(), 1u);
+  EXPECT_EQ(guided.outcomes[0].seed, failed.seed);
+  EXPECT_FALSE(absl::StrContains(guided.outcomes[0].report, "replay diverged")) << guided.outcomes[0].report;
+  EXPECT_TRUE(std::regex_search(guided.outcomes[0].strategy, std::regex(" [1-9][0-9]* by random\\(")))
+      << guided.outcomes[0].strategy;
+}
+
 // ---- Child processes ---------------------------------------------------------------
 
 bool IsChild() {

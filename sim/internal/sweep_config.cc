@@ -296,6 +296,16 @@ absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
     config.strategy_from_env = true;
   }
   if (absl::Status s = ResolveReplay(env, &config); !s.ok()) return s;
+  // A guided replay checks a fix against one recorded scenario: by default the
+  // schedule's own seed, unless DSIM_SEED or DSIM_SEEDS say otherwise.
+  if (absl::StartsWith(config.strategy, "guided:") && !env("DSIM_SEED").has_value() &&
+      !env("DSIM_SEEDS").has_value()) {
+    absl::StatusOr<Schedule> schedule = Schedule::Load(config.strategy.substr(7));
+    if (!schedule.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("DSIM_STRATEGY: ", schedule.status().message()));
+    }
+    config.all_seeds = SeedList::One(schedule->seed());
+  }
   config.trace_path = Get(env, "DSIM_TRACE");
   config.test_target = Get(env, "TEST_TARGET");
   config.outputs_dir = Get(env, "TEST_UNDECLARED_OUTPUTS_DIR");
