@@ -424,4 +424,14 @@ void Simulation::SetLinkFaults(HostId from, HostId to, LinkFaults link) {
                               NetworkHostOrDie(to, "SetLinkFaults").id(), std::move(link));
 }
 
+RunResult RunOnHost(std::function<void()> body, RunOnHostOptions options) {
+  DSIM_MISUSE(body != nullptr, "RunOnHost without a body");
+  Simulation sim(std::move(options.simulation));
+  sim.AddHost({.name = std::move(options.host_name),
+               .start = std::move(body),
+               .start_daemon = false,
+               .addresses = std::move(options.addresses)});
+  return sim.Run();
+}
+
 }  // namespace dsim

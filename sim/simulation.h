@@ -392,6 +392,26 @@ class Simulation {
   std::vector<OwnedObject> owned_;  // Destroyed after the tasks unwind, newest first.
 };
 
+// What RunOnHost builds: the simulation, and the one host the body runs on.
+struct RunOnHostOptions {
+  SimulationOptions simulation;
+  std::string host_name = "host";
+  std::vector<std::string> addresses = {"10.0.0.1"};
+};
+
+// Runs `body` as the start task of a fresh host (named and addressed as `options` say,
+// so its socket calls work) in a fresh simulation, until it returns and every other
+// non-daemon task it spawned has finished; returns the run's result. A failed
+// EXPECT in the body is a GoogleTest failure as usual; a dsim::Fail, an exception, a
+// deadlock or a limit is in the result. A socket test in three lines:
+//
+//   dsim::RunResult result = dsim::RunOnHost([] {
+//     dsim::TcpListener listener = *dsim::TcpListener::Bind("10.0.0.1:80");
+//     ...                                     // any blocking socket code
+//   });
+//   EXPECT_TRUE(result.ok()) << result.ToString();
+RunResult RunOnHost(std::function<void()> body, RunOnHostOptions options = {});
+
 }  // namespace dsim
 
 #endif  // DSIM_SIM_SIMULATION_H_

@@ -2,7 +2,10 @@
 // (pause/resume, crash/restart), which the network layer will build on.
 #include "sim/simulation.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <string>
 #include <vector>
@@ -11,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/mutex.h"
 #include "scheduler/notification.h"
+#include "sockets/socket.h"
 
 namespace dsim {
 namespace {
@@ -489,6 +493,36 @@ TEST(SimulationAnnotate, DefaultsToTheCallingTasksHost) {
     ++seen;
   }
   EXPECT_EQ(seen, 3);
+}
+
+// ---- RunOnHost -------------------------------------------------------------------
+
+TEST(RunOnHost, ASocketTestInThreeLines) {
+  std::string received;
+  const RunResult result = RunOnHost([&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in self{.sin_family = AF_INET, .sin_port = htons(9000)};
+    inet_pton(AF_INET, "10.0.0.1", &self.sin_addr);
+    ASSERT_EQ(Bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof(self)), 0);
+    ASSERT_EQ(Sendto(fd, "ping", 4, 0, reinterpret_cast<sockaddr*>(&self), sizeof(self)), 4);
+    char buffer[16];
+    const ssize_t n = Recv(fd, buffer, sizeof(buffer), 0);
+    received.assign(buffer, n > 0 ? n : 0);
+  });
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(received, "ping");
+}
+
+TEST(RunOnHost, ReturnsTheRunsFailure) {
+  const RunResult result = RunOnHost([] { dsim::Fail("wrong answer"); });
+  EXPECT_EQ(result.outcome, RunOutcome::kTaskFailed);
+  EXPECT_TRUE(absl::StartsWith(result.status().message(), "invariant violated: wrong answer"));
+  const RunResult deadlock = RunOnHost([] {
+    Notification never;
+    never.WaitForNotification();
+  });
+  EXPECT_EQ(deadlock.outcome, RunOutcome::kDeadlock);
+  EXPECT_TRUE(absl::StrContains(deadlock.ToString(), "on host \"host\"")) << deadlock.ToString();
 }
 
 }  // namespace
