@@ -406,8 +406,9 @@ struct RunOnHostOptions {
 // deadlock or a limit is in the result. A socket test in three lines:
 //
 //   dsim::RunResult result = dsim::RunOnHost([] {
-//     dsim::TcpListener listener = *dsim::TcpListener::Bind("10.0.0.1:80");
-//     ...                                     // any blocking socket code
+//     auto listener = dsim::TcpListener::Listen("10.0.0.1", 80);   // sockets/tcp.h
+//     dsim::Spawn("client", [] { auto s = dsim::TcpStream::Connect("10.0.0.1", 80); ... });
+//     EXPECT_TRUE(listener->Accept().ok());   // any blocking socket code
 //   });
 //   EXPECT_TRUE(result.ok()) << result.ToString();
 RunResult RunOnHost(std::function<void()> body, RunOnHostOptions options = {});
