@@ -2,7 +2,8 @@
 //
 //   ./bazelw --output_base=/tmp/dsim-fuzz build --config=fuzz //tests/fuzz:schedule_parse_fuzzer
 //   mkdir -p /tmp/schedule-corpus
-//   bazel-bin/tests/fuzz/schedule_parse_fuzzer /tmp/schedule-corpus -max_total_time=60
+//   /tmp/dsim-fuzz/execroot/dsim/bazel-out/k8-fastbuild/bin/tests/fuzz/schedule_parse_fuzzer
+//       /tmp/schedule-corpus -max_total_time=60
 //
 // (A separate output base keeps the clang toolchain from replacing the gcc one of the
 // everyday build.) The property is in schedule_fuzz.h.
