@@ -124,7 +124,20 @@ std::string RunResult::ToString() const {
   }
   if (!tasks.empty()) {
     absl::StrAppend(&s, outcome == RunOutcome::kDeadlock ? "; blocked tasks:" : "; live tasks:");
-    for (const TaskReport& task : tasks) absl::StrAppend(&s, "\n  ", task.ToString());
+    // A limit is about what kept running: blocked daemons (servers waiting for work)
+    // are counted, not listed.
+    size_t quiet_daemons = 0;
+    for (const TaskReport& task : tasks) {
+      if (outcome != RunOutcome::kDeadlock && task.daemon && task.blocked) {
+        ++quiet_daemons;
+        continue;
+      }
+      absl::StrAppend(&s, "\n  ", task.ToString());
+    }
+    if (quiet_daemons > 0) {
+      absl::StrAppend(&s, "\n  (and ", quiet_daemons, " blocked daemon task",
+                      quiet_daemons == 1 ? "" : "s", ")");
+    }
   }
   return s;
 }

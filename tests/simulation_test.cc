@@ -525,5 +525,22 @@ TEST(RunOnHost, ReturnsTheRunsFailure) {
   EXPECT_TRUE(absl::StrContains(deadlock.ToString(), "on host \"host\"")) << deadlock.ToString();
 }
 
+TEST(SimulationReports, ALimitListsWhatKeptRunningNotEveryBlockedDaemon) {
+  Simulation sim(SimulationOptions{.max_steps = 40});
+  Notification& never = sim.Make<Notification>();
+  for (int i = 0; i < 5; ++i) {
+    sim.AddHost({.name = absl::StrCat("server-", i), .start = [&never] { never.WaitForNotification(); }});
+  }
+  sim.Spawn("spinner", [] {
+    for (;;) dsim::Yield();
+  });
+  const RunResult result = sim.Run();
+  ASSERT_EQ(result.outcome, RunOutcome::kStepLimit);
+  const std::string text = result.ToString();
+  EXPECT_TRUE(absl::StrContains(text, "task \"spinner\"")) << text;
+  EXPECT_FALSE(absl::StrContains(text, "server-3/start")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "(and 5 blocked daemon tasks)")) << text;
+}
+
 }  // namespace
 }  // namespace dsim
