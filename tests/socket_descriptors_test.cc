@@ -1,0 +1,143 @@
+// The descriptor table of a simulated host: accept's reserved descriptor, dup and its
+// shared sockets, FD_CLOEXEC, and where socket error messages live.
+// Results Linux also gives are compared with the kernel in linux_differential_test;
+// these tests pin what needs tasks or limits the kernel test cannot set up.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "scheduler/scheduler.h"
+#include "sim/network.h"
+#include "sockets/socket.h"
+#include "tests/testing/sim_net.h"
+
+namespace dsim {
+namespace {
+
+using testing::ConnectTo;
+using testing::ListenOn;
+
+NetworkOptions SmallTable(int descriptors) {
+  NetworkOptions options;
+  options.descriptors_per_host_max = descriptors;
+  return options;
+}
+
+// Linux's accept takes its descriptor before it blocks (__sys_accept4_file), so other
+// threads filling the table cannot take it away; the call still returns a descriptor.
+TEST(AcceptReservation, BlockedAcceptReturnsADescriptorAfterAnotherTaskFilledTheTable) {
+  Scheduler scheduler(SchedulerOptions{.seed = 3});
+  Network network(&scheduler, SmallTable(6));
+  NetworkHost& server = network.AddHost("server", {"10.0.0.1"});
+  NetworkHost& client = network.AddHost("client", {"10.0.0.2"});
+  int accepted = -2;
+  int filled = 0;
+  int fill_error = 0;
+  std::string received;
+  int listener = -1;
+  server.Spawn("acceptor", [&] {
+    listener = ListenOn("0.0.0.0", 80);
+    accepted = Accept(listener, nullptr, nullptr);
+    char buffer[8];
+    const ssize_t n = Read(accepted, buffer, sizeof(buffer));
+    if (n > 0) received.assign(buffer, n);
+  });
+  server.Spawn("filler", [&] {
+    dsim::SleepFor(absl::Milliseconds(1));  // The acceptor is blocked by now.
+    for (;;) {
+      const int fd = Socket(AF_INET, SOCK_STREAM, 0);
+      if (fd < 0) {
+        fill_error = errno;
+        break;
+      }
+      ++filled;
+    }
+  });
+  client.Spawn("client", [&] {
+    dsim::SleepFor(absl::Milliseconds(5));  // The table is full by now.
+    const int fd = ConnectTo("10.0.0.1", 80);
+    ASSERT_GE(fd, 0) << LastSocketErrorMessage();
+    Write(fd, "hi", 2);
+    Close(fd);
+  });
+  const RunResult result = scheduler.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(fill_error, EMFILE);
+  // Six slots: the listener and the acceptor's reservation leave four.
+  EXPECT_EQ(filled, 4);
+  EXPECT_GE(accepted, 3);
+  EXPECT_NE(accepted, listener);
+  EXPECT_EQ(received, "hi");
+}
+
+TEST(AcceptReservation, ReservedDescriptorIsBusyForDup2AndBadForOtherCalls) {
+  Scheduler scheduler(SchedulerOptions{.seed = 1});
+  Network network(&scheduler);
+  NetworkHost& host = network.AddHost("host", {"10.0.0.1"});
+  int dup2_result = 0, dup2_errno = 0, close_result = 0, close_errno = 0;
+  int reserved = -1, next = -1;
+  host.Spawn("acceptor", [&] {
+    const int listener = ListenOn("127.0.0.1", 80);  // fd 3; accept reserves 4.
+    reserved = listener + 1;
+    SetReadDeadline(listener, dsim::Now() + absl::Seconds(1));
+    EXPECT_EQ(Accept(listener, nullptr, nullptr), -1);
+    EXPECT_EQ(errno, EAGAIN);
+  });
+  host.Spawn("prober", [&] {
+    dsim::SleepFor(absl::Milliseconds(1));
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    next = fd;
+    dup2_result = Dup2(fd, reserved);
+    dup2_errno = errno;
+    close_result = Close(reserved);
+    close_errno = errno;
+    dsim::SleepFor(absl::Seconds(2));  // The accept gave its reservation back.
+    EXPECT_EQ(Dup2(fd, reserved), reserved) << LastSocketErrorMessage();
+  });
+  const RunResult result = scheduler.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(next, reserved + 1);  // The reserved number is taken.
+  EXPECT_EQ(dup2_result, -1);
+  EXPECT_EQ(dup2_errno, EBUSY);
+  EXPECT_EQ(close_result, -1);
+  EXPECT_EQ(close_errno, EBADF);
+}
+
+// A dup'd descriptor keeps the connection: the peer sees EOF only when the last closes.
+TEST(Dup, ConnectionClosesWhenItsLastDescriptorCloses) {
+  Scheduler scheduler(SchedulerOptions{.seed = 2});
+  Network network(&scheduler);
+  NetworkHost& host = network.AddHost("host", {"10.0.0.1"});
+  std::vector<std::string> events;
+  host.Spawn("main", [&] {
+    const int listener = ListenOn("127.0.0.1", 80);
+    const int client = ConnectTo("127.0.0.1", 80);
+    const int server = Accept(listener, nullptr, nullptr);
+    const int copy = Dup(client);
+    ASSERT_GE(copy, 0);
+    EXPECT_EQ(Fcntl(copy, F_GETFD, 0), 0);  // FD_CLOEXEC is not copied.
+    EXPECT_EQ(Close(client), 0);
+    EXPECT_EQ(Write(copy, "abc", 3), 3);
+    char buffer[8];
+    EXPECT_EQ(Read(server, buffer, sizeof(buffer)), 3);
+    SetReadDeadline(server, dsim::Now() + absl::Milliseconds(100));
+    EXPECT_EQ(Read(server, buffer, sizeof(buffer)), -1);  // No FIN yet.
+    EXPECT_EQ(errno, EAGAIN);
+    SetReadDeadline(server, absl::InfiniteFuture());
+    EXPECT_EQ(Close(copy), 0);
+    EXPECT_EQ(Read(server, buffer, sizeof(buffer)), 0);  // Now the FIN.
+    Close(server);
+    Close(listener);
+  });
+  const RunResult result = scheduler.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+}
+
+}  // namespace
+}  // namespace dsim
