@@ -445,6 +445,10 @@ class Network {
 
   Scheduler& scheduler() const { return *scheduler_; }
   const NetworkOptions& options() const { return options_; }
+  // The socket layer's message for its last call in this simulation that failed outside
+  // any host (a timer callback, the run loop, a task not on a host). Per simulation, so
+  // no other simulation's text can show through.
+  std::string& outside_host_message() { return outside_host_message_; }
   const NetworkStats& stats() const { return stats_; }
   void set_link_model(std::shared_ptr<LinkModel> model);
 
@@ -496,6 +500,7 @@ class Network {
   // Every packet scheduled or held (for InFlight), unordered; Packet::in_flight_index.
   std::vector<Packet*> in_flight_;
   BuggifyOptions buggify_;
+  std::string outside_host_message_;
 };
 
 }  // namespace dsim

@@ -31,11 +31,20 @@ bool AccessOk(const void* buffer, size_t length) {
   return length <= kUserAddressLimit && start <= kUserAddressLimit - length;
 }
 
-// Message for failures that happen before any host is known. Per thread, because each
-// thread runs its own simulations; it holds no simulation state.
-std::string& OutsideMessage() {
+// Message for calls made on a thread where no simulation runs. Per thread, because
+// each thread runs its own simulations; no call inside a simulation reads or writes it.
+std::string& NoSimulationMessage() {
   thread_local std::string message;
   return message;
+}
+
+// What LastSocketErrorMessage answers in a simulation without a Network: every socket
+// call there fails for this one reason.
+const std::string& NoNetworkMessage() {
+  static const std::string* const kText = new std::string(
+      "dsim socket calls fail here: no dsim::Network is attached to this simulation's "
+      "scheduler");
+  return *kText;
 }
 
 // Whether a call's scheduling point may deliver a kill (a host crash) to the caller.
@@ -77,8 +86,14 @@ HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
       return &HostStack::Of(*host);
     }
   }
-  OutsideMessage() = absl::StrCat("dsim::", call, " was called outside a simulated task: ",
-                                  problem);
+  std::string message =
+      absl::StrCat("dsim::", call, " was called outside a simulated task: ", problem);
+  if (scheduler == nullptr) {
+    NoSimulationMessage() = std::move(message);
+  } else if (auto* network = static_cast<Network*>(
+                 scheduler->extension(Scheduler::kNetworkExtension))) {
+    network->outside_host_message() = std::move(message);
+  }
   errno = EPERM;
   return nullptr;
 }
@@ -541,11 +556,16 @@ int Dup3(int fd, int new_fd, int flags) {
 }
 
 const std::string& LastSocketErrorMessage() {
+  static const std::string* const kNone = new std::string();
   Scheduler* scheduler = Scheduler::Current();
-  if (scheduler == nullptr || !scheduler->InTask()) return OutsideMessage();
+  if (scheduler == nullptr) return NoSimulationMessage();
   auto* network = static_cast<Network*>(scheduler->extension(Scheduler::kNetworkExtension));
-  NetworkHost* host = network != nullptr ? network->HostOfGroup(scheduler->CurrentGroup()) : nullptr;
-  if (host == nullptr || host->stack() == nullptr) return OutsideMessage();
+  if (network == nullptr) return NoNetworkMessage();
+  NetworkHost* host =
+      scheduler->InTask() ? network->HostOfGroup(scheduler->CurrentGroup()) : nullptr;
+  if (host == nullptr) return network->outside_host_message();
+  // A host whose socket layer does not exist yet has seen no call, so no failure.
+  if (host->stack() == nullptr) return *kNone;
   return static_cast<HostStack*>(host->stack())->LastMessage(scheduler->CurrentTaskId());
 }
 

@@ -187,6 +187,10 @@ int Poll(pollfd* fds, nfds_t count, int timeout_ms,
 
 // Why the calling task's last failed socket call failed, in words ("connect to
 // 10.0.0.1:80 failed: nothing listens there (RST)"). errno stays the primary channel.
+// Messages belong to a simulation: in a task, the task's last failure on its host (empty
+// before any); in a simulation outside any host (a timer callback, a task not on a
+// host), the last such failure in that simulation; on a thread running no simulation,
+// the thread's last call made there. Never text from another simulation.
 const std::string& LastSocketErrorMessage();
 
 // Fills `out` with a sockaddr_in ("10.0.0.1") or sockaddr_in6 ("fd00::1") and returns

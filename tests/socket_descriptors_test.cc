@@ -139,5 +139,57 @@ TEST(Dup, ConnectionClosesWhenItsLastDescriptorCloses) {
   ASSERT_TRUE(result.ok()) << result.ToString();
 }
 
+// ---- Error messages belong to a simulation -------------------------------------------
+
+TEST(ErrorMessages, NoTextFromAnEarlierSimulationOnTheSameThread) {
+  // Outside any simulation: the thread's own message.
+  EXPECT_EQ(Socket(AF_INET, SOCK_STREAM, 0), -1);
+  EXPECT_NE(LastSocketErrorMessage().find("outside a simulated task"), std::string::npos);
+  {
+    bool timer_ran = false;
+    Scheduler scheduler(SchedulerOptions{.seed = 1});
+    Network network(&scheduler);
+    NetworkHost& host = network.AddHost("first", {"10.0.0.1"});
+    host.Spawn("fails", [] {
+      EXPECT_EQ(Close(77), -1);
+      EXPECT_NE(LastSocketErrorMessage().find("descriptor 77"), std::string::npos);
+      dsim::SleepFor(absl::Seconds(2));  // Keeps the run going past the timer.
+    });
+    // A timer callback is outside any host: its failure stays in this simulation.
+    scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(1), [&] {
+      timer_ran = true;
+      EXPECT_EQ(Close(5), -1);
+      EXPECT_NE(LastSocketErrorMessage().find("timer callback"), std::string::npos);
+    });
+    ASSERT_TRUE(scheduler.Run().ok());
+    EXPECT_TRUE(timer_ran);
+  }
+  Scheduler scheduler(SchedulerOptions{.seed = 2});
+  Network network(&scheduler);
+  NetworkHost& fresh = network.AddHost("second", {"10.0.0.1"});
+  std::string on_fresh_host = "unset", after_own_failure, in_timer = "unset";
+  fresh.Spawn("asks", [&] {
+    on_fresh_host = LastSocketErrorMessage();  // Its socket layer does not exist yet.
+    Close(88);
+    after_own_failure = LastSocketErrorMessage();
+    dsim::SleepFor(absl::Seconds(2));
+  });
+  scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(1),
+                     [&] { in_timer = LastSocketErrorMessage(); });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(on_fresh_host, "");
+  EXPECT_NE(after_own_failure.find("descriptor 88"), std::string::npos);
+  EXPECT_EQ(in_timer, "");  // The first simulation's timer failure is not visible here.
+}
+
+TEST(ErrorMessages, SimulationWithoutANetworkExplainsWhyCallsFail) {
+  EXPECT_EQ(Close(99), -1);  // Leaves a thread message behind.
+  Scheduler scheduler(SchedulerOptions{.seed = 1});
+  std::string message;
+  scheduler.Spawn("no-network", [&] { message = LastSocketErrorMessage(); });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_NE(message.find("no dsim::Network is attached"), std::string::npos) << message;
+}
+
 }  // namespace
 }  // namespace dsim
