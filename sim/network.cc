@@ -417,9 +417,20 @@ bool Network::HoldOrDrop(Packet* packet) {
   const bool stream = packet->kind == Packet::Kind::kTcp;
   NetworkHost* destination = FindHost(to);
   const GroupId group = destination != nullptr ? destination->group() : kNoGroup;
+  const char* drop = nullptr;
+  HeldLink* link = nullptr;
+  size_t datagram_bytes = 0;
   if (!held_or_paused && !stream) {
-    // Only a partition cuts this link: a datagram (or ICMP error) is lost in it.
-    if (scheduler_->has_listeners()) AnnotatePacket("net.drop.partition", *packet, 2, group);
+    drop = "net.drop.partition";  // Only a partition cuts this link: the datagram is lost.
+  } else if (!stream) {
+    link = &held_[{from, to}];
+    datagram_bytes = packet->payload.size() + options_.udp_datagram_overhead_bytes;
+    if (link->datagram_bytes + datagram_bytes > options_.held_datagram_bytes_per_link_max) {
+      drop = "net.drop.held_overflow";  // The queue in front of the closed gate is full.
+    }
+  }
+  if (drop != nullptr) {
+    if (scheduler_->has_listeners()) AnnotatePacket(drop, *packet, 2, group);
     ForgetInFlight(packet);
     --stats_.packets_in_flight;
     ++stats_.packets_dropped;
@@ -428,7 +439,9 @@ bool Network::HoldOrDrop(Packet* packet) {
   }
   if (scheduler_->has_listeners()) AnnotatePacket("net.hold", *packet, 0, group);
   packet->deliver_at = absl::InfiniteFuture();
-  held_[{from, to}].push_back(packet);
+  if (link == nullptr) link = &held_[{from, to}];
+  link->packets.push_back(packet);
+  link->datagram_bytes += datagram_bytes;
   return true;
 }
 
@@ -442,7 +455,7 @@ void Network::ReleaseHeld() {
       continue;
     }
     NetworkHost* from = FindHost(it->first.first);
-    for (Packet* packet : it->second) {
+    for (Packet* packet : it->second.packets) {
       when += absl::Nanoseconds(1);
       Schedule(packet, when);
     }
@@ -564,7 +577,7 @@ std::vector<InFlightMessage> Network::InFlight(NetworkHostId from, NetworkHostId
     return a.deliver_at != b.deliver_at ? a.deliver_at < b.deliver_at : a.flow_id < b.flow_id;
   });
   if (auto it = held_.find({from, to}); it != held_.end()) {
-    for (const Packet* p : it->second) describe(*p, true);
+    for (const Packet* p : it->second.packets) describe(*p, true);
   }
   return messages;
 }

@@ -227,6 +227,11 @@ struct NetworkOptions {
   // net.ipv4.ip_local_port_range.
   uint16_t ephemeral_port_min = 32768;
   uint16_t ephemeral_port_max = 60999;
+  // Datagrams (UDP and ICMP errors) a held link or a paused host keeps, in payload bytes
+  // plus udp_datagram_overhead_bytes each, per link; beyond it they are dropped, as a
+  // router's queue or a stopped host's full receive buffer drops them. TCP segments are
+  // never dropped (the senders' windows bound them).
+  size_t held_datagram_bytes_per_link_max = 1 << 20;
   // Open descriptors per host (RLIMIT_NOFILE); beyond it socket() fails with EMFILE.
   int descriptors_per_host_max = 1 << 20;
 
@@ -496,7 +501,11 @@ class Network {
   std::map<PartitionId, PartitionRecord> partitions_;
   PartitionId last_partition_id_ = 0;
   // Held packets per link, in arrival order. An ordered map: released in link order.
-  std::map<std::pair<NetworkHostId, NetworkHostId>, std::deque<Packet*>> held_;
+  struct HeldLink {
+    std::deque<Packet*> packets;
+    size_t datagram_bytes = 0;  // Charged against held_datagram_bytes_per_link_max.
+  };
+  std::map<std::pair<NetworkHostId, NetworkHostId>, HeldLink> held_;
   // Every packet scheduled or held (for InFlight), unordered; Packet::in_flight_index.
   std::vector<Packet*> in_flight_;
   BuggifyOptions buggify_;

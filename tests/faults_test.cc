@@ -700,6 +700,55 @@ TEST(Pause, TrafficToAPausedHostIsHeldAndDeliveredAfterResume) {
   EXPECT_GE(received[0].second, absl::Seconds(1));
 }
 
+// A held link or a paused host keeps datagrams only up to a bound, like a real queue:
+// 1M datagrams used to be kept (1.4 GiB).
+TEST(Hold, DatagramsBeyondTheHeldBoundAreDroppedAndTcpIsNever) {
+  for (const bool pause : {false, true}) {
+    SimulationOptions options;
+    options.network.held_datagram_bytes_per_link_max = 10 * (100 + 768);  // Ten datagrams.
+    World w(std::move(options));
+    int received = 0;
+    std::string stream;
+    size_t held = 0;
+    w.server.Spawn("receiver", [&] {
+      const int fd = UdpBound("0.0.0.0", 9000);
+      SetReadDeadline(fd, dsim::Now() + absl::Seconds(5));
+      while (UdpReceive(fd)) ++received;
+    });
+    w.server.Spawn("stream-server", [&] {
+      const int listener = ListenOn("0.0.0.0", 80);
+      const int fd = Accept(listener, nullptr, nullptr);
+      stream = ReadAll(fd);
+    });
+    w.client.Spawn("sender", [&] {
+      const int fd = UdpBound("0.0.0.0", 0);
+      const int tcp = ConnectTo("10.0.0.1", 80);
+      dsim::SleepFor(Ms(1));
+      if (pause) {
+        w.sim.Pause(w.server.id());
+      } else {
+        w.sim.Hold(w.client.id(), w.server.id());
+      }
+      for (int i = 0; i < 10'000; ++i) UdpSend(fd, "10.0.0.1", 9000, std::string(100, 'x'));
+      EXPECT_EQ(WriteAll(tcp, std::string(5000, 'y')), 5000u);
+      Close(tcp);
+      dsim::SleepFor(absl::Seconds(1));
+      held = w.sim.InFlight(w.client.id(), w.server.id()).size();
+      if (pause) {
+        w.sim.Resume(w.server.id());
+      } else {
+        w.sim.Release(w.client.id(), w.server.id());
+      }
+    });
+    ASSERT_TRUE(w.sim.Run().ok());
+    EXPECT_EQ(received, 10) << "pause=" << pause;
+    EXPECT_LE(held, 10u + 5u) << "pause=" << pause;  // Ten datagrams and a few segments.
+    EXPECT_EQ(stream, std::string(5000, 'y')) << "pause=" << pause;
+    EXPECT_GE(w.sim.network().stats().packets_dropped, 9990u);
+    EXPECT_EQ(w.annotations.count("net.drop.held_overflow"), 9990);
+  }
+}
+
 // ---- Keepalive -----------------------------------------------------------------------
 
 // getsockopt of an int option: its value, or -errno.
