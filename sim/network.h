@@ -154,6 +154,15 @@ struct Packet {
   absl::Time sent_at;    // When it was sent.
   absl::Time deliver_at; // When it is due; InfiniteFuture while held.
   uint32_t in_flight_index = 0;  // Its slot in the network's in-flight list.
+  // A "lost" pure ACK on its way late; `superseded` once a later segment of its
+  // connection was sent (it is then dropped on arrival: that segment carries newer news).
+  bool lost_ack = false;
+  bool superseded = false;
+
+  // A TCP segment with no data and no SYN, FIN or RST: it only acknowledges.
+  bool IsPureAck() const {
+    return kind == Kind::kTcp && payload.empty() && (flags & (kSyn | kFin | kRst)) == 0;
+  }
 
   // "tcp 10.0.0.2:40000->10.0.0.1:80 [SA] seq=0 ack=0 win=131072 len=0"
   std::string ToString() const;
@@ -167,6 +176,13 @@ struct PacketFate {
   // overtake them (datagram reordering, late duplicates). TCP never sets it: streams
   // keep their order even on a lossy link.
   bool unordered = false;
+  // A TCP segment "lost" and retransmitted: extra delay after the packet's place on the
+  // link that holds back only the later packets of its own connection
+  // (Packet::source_connection), as a hole in one receive window does; other
+  // connections between the same hosts pass. A lost pure ACK holds back nothing and is
+  // dropped on arrival if a later segment of its connection was sent meanwhile (a later
+  // ACK supersedes it; a pure ACK is never retransmitted).
+  absl::Duration connection_delay = absl::ZeroDuration();
 
   static PacketFate Drop() { return PacketFate{}; }
   static PacketFate DeliverAfter(absl::Duration latency) {
@@ -494,6 +510,14 @@ class Network {
   void Schedule(Packet* packet, absl::Time when);
   void ReleaseHeld();
   void ForgetInFlight(Packet* packet);
+  // Per-connection order for PacketFate::connection_delay (see there): returns when the
+  // packet is due, given its place on the link.
+  absl::Time ConnectionOrder(Packet* packet, absl::Time when, absl::Duration hole);
+  // Connections with a "lost" segment still ahead of their later ones: source
+  // connection -> delivery time of its last such packet. Lost pure ACKs in flight, by
+  // source connection. Looked up only, never iterated.
+  absl::flat_hash_map<uint64_t, absl::Time> connection_holes_;
+  absl::flat_hash_map<uint64_t, Packet*> lost_acks_;
   void ChangeCut(NetworkHostId from, NetworkHostId to, int delta);
   int gates_active_ = 0;
   std::map<std::pair<NetworkHostId, NetworkHostId>, LinkGate> gates_;
