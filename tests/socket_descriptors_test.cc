@@ -15,6 +15,8 @@
 #include "scheduler/scheduler.h"
 #include "sim/network.h"
 #include "sockets/socket.h"
+#include "sockets/socket_status.h"
+#include "sockets/tcp.h"
 #include "tests/testing/sim_net.h"
 
 namespace dsim {
@@ -189,6 +191,65 @@ TEST(ErrorMessages, SimulationWithoutANetworkExplainsWhyCallsFail) {
   scheduler.Spawn("no-network", [&] { message = LastSocketErrorMessage(); });
   ASSERT_TRUE(scheduler.Run().ok());
   EXPECT_NE(message.find("no dsim::Network is attached"), std::string::npos) << message;
+}
+
+// ---- TcpStream::Connect with a deadline -------------------------------------------------
+
+TEST(ConnectDeadline, GivesUpExactlyAtTheTimeoutWhenNobodyAnswers) {
+  Scheduler scheduler(SchedulerOptions{.seed = 1});
+  Network network(&scheduler);
+  NetworkHost& server = network.AddHost("server", {"10.0.0.1"});
+  NetworkHost& client = network.AddHost("client", {"10.0.0.2"});
+  absl::Status timed_out, refused;
+  absl::Duration waited;
+  bool connected = false;
+  server.Spawn("full-listener", [&] {
+    // Backlog 0 holds one connection; the next SYNs are dropped and retried.
+    auto listener = TcpListener::Listen("0.0.0.0", 80, /*backlog=*/0);
+    ASSERT_TRUE(listener.ok());
+    dsim::SleepFor(absl::Seconds(10));
+  });
+  client.Spawn("client", [&] {
+    auto first = TcpStream::Connect("10.0.0.1", 80, absl::Seconds(1));
+    ASSERT_TRUE(first.ok()) << first.status();
+    connected = true;
+    const absl::Time start = dsim::Now();
+    auto second = TcpStream::Connect("10.0.0.1", 80, absl::Milliseconds(2500));
+    waited = dsim::Now() - start;
+    timed_out = second.status();
+    refused = TcpStream::Connect("10.0.0.1", 81, dsim::Now() + absl::Seconds(1)).status();
+  });
+  const RunResult result = scheduler.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_TRUE(connected);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(timed_out)) << timed_out;
+  EXPECT_EQ(ErrnoFromStatus(timed_out), EAGAIN);
+  EXPECT_EQ(waited, absl::Milliseconds(2500));
+  EXPECT_EQ(ErrnoFromStatus(refused), ECONNREFUSED) << refused;
+}
+
+TEST(ConnectDeadline, ConnectedStreamKeepsNoDeadline) {
+  Scheduler scheduler(SchedulerOptions{.seed = 1});
+  Network network(&scheduler);
+  NetworkHost& server = network.AddHost("server", {"10.0.0.1"});
+  NetworkHost& client = network.AddHost("client", {"10.0.0.2"});
+  absl::Status wrote;
+  server.Spawn("server", [&] {
+    auto listener = TcpListener::Listen("0.0.0.0", 80);
+    auto stream = listener->Accept();
+    dsim::SleepFor(absl::Seconds(5));
+    char buffer[4];
+    EXPECT_TRUE(stream->ReadFull(buffer, 4).ok());
+  });
+  client.Spawn("client", [&] {
+    auto stream = TcpStream::Connect("10.0.0.1", 80, dsim::Now() + absl::Seconds(1));
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    dsim::SleepFor(absl::Seconds(2));  // Past the connect deadline.
+    wrote = stream->WriteAll("late");
+  });
+  const RunResult result = scheduler.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_TRUE(wrote.ok()) << wrote;
 }
 
 }  // namespace
