@@ -80,7 +80,7 @@ class Strategy {
 
   // Called when a run of the scheduler ends, with the number of steps it took. Adaptive
   // strategies (PCT's step estimate) learn from it. Default: nothing.
-  virtual void OnRunEnd(uint64_t steps) {}
+  virtual void OnRunEnd(uint64_t /*steps*/) {}
 };
 
 // The default: every choice is a uniform draw from a seeded PRNG.
