@@ -141,6 +141,29 @@ TEST(Dup, ConnectionClosesWhenItsLastDescriptorCloses) {
   ASSERT_TRUE(result.ok()) << result.ToString();
 }
 
+// Found by the socket fuzzer: SO_REUSEADDR changed on an accepted socket made its port
+// record unfindable, and closing it failed an internal check.
+TEST(FoundByFuzzing, ChangingSoReuseaddrOnAnAcceptedSocketThenClosingIt) {
+  Scheduler scheduler(SchedulerOptions{.seed = 1});
+  Network network(&scheduler);
+  NetworkHost& host = network.AddHost("host", {"10.0.0.1"});
+  host.Spawn("main", [&] {
+    const int listener = ListenOn("127.0.0.1", 80);
+    const int client = ConnectTo("127.0.0.1", 80);
+    const int child = Accept(listener, nullptr, nullptr);
+    const int on = 1;
+    EXPECT_EQ(Setsockopt(child, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
+    EXPECT_EQ(Close(child), 0);
+    EXPECT_EQ(Close(client), 0);
+    EXPECT_EQ(Close(listener), 0);
+    // The port is free again once TIME_WAIT records go.
+    dsim::SleepFor(absl::Minutes(2));
+    EXPECT_GE(ListenOn("127.0.0.1", 80), 0);
+  });
+  const RunResult result = scheduler.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+}
+
 // ---- Error messages belong to a simulation -------------------------------------------
 
 TEST(ErrorMessages, NoTextFromAnEarlierSimulationOnTheSameThread) {

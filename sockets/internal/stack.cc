@@ -337,6 +337,7 @@ int HostStack::AutoBind(SocketState* socket, const IpAddress& address, bool for_
 void HostStack::BindPassive(SocketState* socket) {
   PortEntry& entry = Ports(*socket, socket->local.port);
   ++entry.passive[{socket->local.address, socket->reuse_address}];
+  socket->passive_reuse_address = socket->reuse_address;
   ++entry.passive_count;
   if (socket->state == TcpState::kTimeWait) ++entry.time_wait_count;
   socket->bound = true;
@@ -350,7 +351,7 @@ void HostStack::Unbind(SocketState* socket) {
   DSIM_CHECK(it != table.end(), "a bound socket is missing from the port table");
   PortEntry& entry = it->second;
   if (socket->passive_binding) {
-    auto key = std::make_pair(socket->local.address, socket->reuse_address);
+    auto key = std::make_pair(socket->local.address, socket->passive_reuse_address);
     auto p = entry.passive.find(key);
     DSIM_CHECK(p != entry.passive.end() && p->second > 0);
     if (--p->second == 0) entry.passive.erase(p);

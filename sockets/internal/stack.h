@@ -100,6 +100,8 @@ struct SocketState {
   // Addresses. `bound` means the socket holds its port in the port table.
   bool bound = false;
   bool passive_binding = false;  // Held through PortEntry::passive (children, TIME_WAIT).
+  // SO_REUSEADDR as the passive binding was recorded (the option may change later).
+  bool passive_reuse_address = false;
   bool port_locked = false;      // bind() named a port (SOCK_BINDPORT_LOCK).
   bool address_locked = false;   // bind() named an address (SOCK_BINDADDR_LOCK).
   Endpoint local;                // local.port != 0 once bound or connected.
