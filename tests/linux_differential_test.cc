@@ -1724,6 +1724,60 @@ Sequence RandomSequence(uint64_t seed, bool mixed_families) {
   return sequence;
 }
 
+// The IPv4 random sequences with descriptor-level calls mixed in: dup/dup2 between
+// slots (so sockets outlive a close through a copy), fcntl and FD_CLOEXEC, FIONREAD,
+// readv/writev (a null second iovec too), sendmmsg/recvmmsg and sendmsg with a null
+// iovec. The base sequence is RandomSequence(seed, false); the extra draws come from a
+// second generator. Never SIOCOUTQ (it reads ACK timing) and never a blocking mode.
+Sequence RandomDescriptorSequence(uint64_t seed) {
+  const Sequence base = RandomSequence(seed, /*mixed_families=*/false);
+  Random rng(seed * 7919 + 17);
+  Sequence sequence{absl::StrCat("random-fd/seed-", seed), {}};
+  for (const Op& op : base.ops) {
+    sequence.ops.push_back(op);
+    if (op.kind != OpKind::kSettle || !rng.Bernoulli(0.6)) continue;
+    const int s = static_cast<int>(rng.Below(4));
+    const int t = static_cast<int>(rng.Below(4));
+    switch (rng.Below(10)) {
+      case 0: sequence.ops.push_back({OpKind::kDup, s, 0, t}); break;
+      case 1: sequence.ops.push_back({OpKind::kDup, s, 1, t}); break;
+      case 2: sequence.ops.push_back({OpKind::kFcntl, s, F_GETFL, 0, 5}); break;
+      case 3: {
+        const int flags = O_NONBLOCK | (rng.Bernoulli(0.5) ? O_APPEND : 0);
+        sequence.ops.push_back({OpKind::kFcntl, s, F_SETFL, flags, 5});
+        break;
+      }
+      case 4:
+        sequence.ops.push_back({OpKind::kFcntl, s, F_SETFD, static_cast<int>(rng.Below(2)), 5});
+        sequence.ops.push_back({OpKind::kFcntl, t, F_GETFD, 0, 5});
+        break;
+      case 5: sequence.ops.push_back({OpKind::kIoctl, s, static_cast<int>(FIONREAD), 7, 0}); break;
+      case 6:
+        sequence.ops.push_back({OpKind::kWritev, s, rng.Bernoulli(0.7) ? 0 : 6});
+        break;
+      case 7: sequence.ops.push_back({OpKind::kReadv, s, 0}); break;
+      case 8:
+        if (rng.Bernoulli(0.5)) {
+          // One message: on Linux's loopback a port-unreachable answer to the first of
+          // several comes back inside the call (divergence/timing).
+          sequence.ops.push_back({OpKind::kSendmmsg, s, 1, 0});
+        } else {
+          sequence.ops.push_back({OpKind::kRecvmmsg, s, 1 + static_cast<int>(rng.Below(3)),
+                                  rng.Bernoulli(0.3) ? MSG_WAITFORONE : 0, 0});
+        }
+        break;
+      default: sequence.ops.push_back({OpKind::kSendmsgHole, s}); break;
+    }
+    sequence.ops.push_back(Settle());
+  }
+  return sequence;
+}
+
+int DescriptorRandomSequenceCount() {
+  const char* env = std::getenv("DSIM_DIFFERENTIAL_RANDOM_FD");
+  return env != nullptr ? std::atoi(env) : 100;
+}
+
 int RandomSequenceCount() {
   const char* env = std::getenv("DSIM_DIFFERENTIAL_RANDOM");
   return env != nullptr ? std::atoi(env) : 200;
@@ -1745,6 +1799,9 @@ TEST(LinuxDifferential, SimulationAgreesWithLinuxOnEveryResultAndErrno) {
   }
   for (int i = 0; i < MixedRandomSequenceCount(); ++i) {
     Compare(RandomSequence(5000 + i, /*mixed_families=*/true), ports, &outcome);
+  }
+  for (int i = 0; i < DescriptorRandomSequenceCount(); ++i) {
+    Compare(RandomDescriptorSequence(9000 + i), ports, &outcome);
   }
   for (const std::string& line : outcome.deliberate) {
     std::cout << "deliberate divergence: " << line << "\n";
