@@ -159,7 +159,7 @@ class Host {
 
   // Spawns a task on this host (in the current incarnation's group). Misuse on a
   // crashed host.
-  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+  TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options = {});
 
  private:
   friend class Simulation;
@@ -182,15 +182,15 @@ class HostObserver {
  public:
   virtual ~HostObserver() = default;
   // After the host's first incarnation has been set up and its start task spawned.
-  virtual void OnHostAdded(Host& host) {}
+  virtual void OnHostAdded(Host& /*host*/) {}
   // After the tasks of `dead_group` were told to unwind (they unwind at their next
   // scheduling point) and its timers were cancelled. host.state() is kCrashed.
-  virtual void OnHostCrashed(Host& host, GroupId dead_group) {}
+  virtual void OnHostCrashed(Host& /*host*/, GroupId /*dead_group*/) {}
   // After the new incarnation's group exists, before its start task is spawned, so
   // state for the new incarnation (a fresh socket table) can be ready when it runs.
-  virtual void OnHostRestarting(Host& host) {}
-  virtual void OnHostPaused(Host& host) {}
-  virtual void OnHostResumed(Host& host) {}
+  virtual void OnHostRestarting(Host& /*host*/) {}
+  virtual void OnHostPaused(Host& /*host*/) {}
+  virtual void OnHostResumed(Host& /*host*/) {}
 };
 
 // Fails the current run at once, as a broken invariant: the run stops with
@@ -243,7 +243,7 @@ class Simulation {
 
   // A task outside any host (a test driver, a chaos monkey). From a task, prefer
   // dsim::Spawn, which keeps the caller's host.
-  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+  TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options = {});
 
   // As Scheduler::Run/RunFor/RunUntil. The first result that is not ok() (deadlock,
   // limit, task failure) is also kept in first_failed_run(), so a harness can fail a
