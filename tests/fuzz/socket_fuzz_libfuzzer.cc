@@ -1,7 +1,8 @@
 // libFuzzer entry point: every input is a socket program (tests/fuzz/socket_program.h),
-// run twice; different fingerprints abort. Build and run with clang-14 (see
-// tests/fuzz/README.md): tests/fuzz/build_libfuzzer.sh, then
-//   /tmp/dsim-socket-fuzz -max_total_time=600 /tmp/dsim-socket-corpus
+// run twice; different fingerprints abort. Build with clang-14 (tests/fuzz/README.md):
+//   ./bazelw --output_base=/tmp/dsim-fuzz build --config=fuzz //tests/fuzz:socket_fuzzer
+// or, without Bazel, tests/fuzz/build_libfuzzer.sh (-> /tmp/dsim-socket-fuzz); then
+//   <binary> -max_total_time=600 /tmp/dsim-socket-corpus
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
