@@ -54,16 +54,19 @@ struct Partition {
   std::optional<Value> key;
   std::vector<size_t> ids;
   std::vector<Operation> searched;  // Ok and info operations, history order.
+  std::vector<Operation> all;       // Failed ones too: prefixes need them.
   std::unique_ptr<PartitionSearch> search;
   bool done = false;
 };
 
 // The prefix of `ops` up to (and including) the event at `cut`: operations invoked
-// later are gone, and operations that had not completed by then have unknown outcome.
+// later are gone, and operations that had not completed by then have unknown outcome
+// (even those that fail later: at the cut, nobody knows yet). Failed ones are dropped.
 std::vector<Operation> Prefix(const std::vector<Operation>& ops, int64_t cut) {
   std::vector<Operation> prefix;
   for (const Operation& op : ops) {
     if (op.call_position > cut) continue;
+    if (op.outcome == Outcome::kFail && op.return_position <= cut) continue;
     Operation copy = op;
     if (copy.return_position > cut) {
       copy.outcome = Outcome::kInfo;
@@ -77,13 +80,15 @@ std::vector<Operation> Prefix(const std::vector<Operation>& ops, int64_t cut) {
 
 // Fills in the failing prefix and a longest partial linearization of a partition found
 // not linearizable. Non-linearizability is prefix-monotone (a linearization of a
-// history restricts to one of each prefix), so a binary search over the ok completions
+// history restricts to one of each prefix), so a binary search over the completions
 // finds the first one after which no linearization exists.
 void Explain(const Model& model, const Partition& partition, const CheckOptions& options,
              const Budget& budget, PartitionResult* result) {
+  // Only completions can make a prefix fail: an ok one adds a result to explain, a
+  // failed one removes the possibility that it took effect.
   std::vector<int64_t> cuts;
-  for (const Operation& op : partition.searched) {
-    if (op.outcome == Outcome::kOk) cuts.push_back(op.return_position);
+  for (const Operation& op : partition.all) {
+    if (op.outcome != Outcome::kInfo) cuts.push_back(op.return_position);
   }
   std::sort(cuts.begin(), cuts.end());
   if (cuts.empty()) return;
@@ -96,7 +101,7 @@ void Explain(const Model& model, const Partition& partition, const CheckOptions&
   while (lo < hi) {
     const size_t mid = lo + (hi - lo) / 2;
     std::unique_ptr<PartitionSearch> search =
-        model.impl().NewSearch(Prefix(partition.searched, cuts[mid]), config);
+        model.impl().NewSearch(Prefix(partition.all, cuts[mid]), config);
     const SearchStatus status = RunToEnd(*search, budget, options.slice_steps);
     result->steps += search->steps();
     if (status == SearchStatus::kNotLinearizable) {
@@ -107,14 +112,14 @@ void Explain(const Model& model, const Partition& partition, const CheckOptions&
     }
   }
   const int64_t cut = cuts[hi];
-  const std::vector<Operation> prefix = Prefix(partition.searched, cut);
+  const std::vector<Operation> prefix = Prefix(partition.all, cut);
   if (depth == 0) {
     std::unique_ptr<PartitionSearch> search = model.impl().NewSearch(prefix, config);
     if (RunToEnd(*search, budget, options.slice_steps) != SearchStatus::kNotLinearizable) return;
     result->steps += search->steps();
     depth = search->max_depth();
   }
-  for (const Operation& op : partition.searched) {
+  for (const Operation& op : partition.all) {
     if (op.return_position == cut) result->failing_op = op.id;
   }
   for (const Operation& op : prefix) result->prefix.push_back(op.id);
@@ -192,6 +197,7 @@ CheckResult CheckLinearizability(const History& history, const Model& model,
     Partition& partition = partitions[it->second];
     partition.ids.push_back(op.id);
     if (op.outcome != Outcome::kFail) partition.searched.push_back(op);
+    partition.all.push_back(op);
   }
   const SearchConfig config{.force_fingerprints = options.force_fingerprints};
   result.partitions.resize(partitions.size());

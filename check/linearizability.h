@@ -157,8 +157,10 @@ struct PartitionResult {
 
   // When not linearizable (and CheckOptions::explain):
   // The smallest prefix of the partition's history that is already not linearizable
-  // ends with the completion of `failing_op`. `prefix` holds the operations invoked
-  // before that completion (operations still running at that point count as having an
+  // ends with the completion of `failing_op` (usually an ok whose result no order
+  // explains; sometimes a fail, which rules out the only way the history worked).
+  // `prefix` holds the operations invoked before that completion, but not those that
+  // had failed by then (operations still running at that point count as having an
   // unknown outcome).
   std::optional<size_t> failing_op;
   std::vector<size_t> prefix;
