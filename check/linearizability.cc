@@ -293,7 +293,11 @@ std::string CheckResult::Explain() const {
                     DescribeWithTime(operations[*partition.failing_op]), "\n");
     absl::StrAppend(&out, "  a longest linearization of that prefix (", partition.linearization.size(),
                     " operations):\n");
-    for (size_t i = 0; i < partition.linearization.size(); ++i) {
+    constexpr size_t kShown = 10;  // The page has them all; the text, the last few.
+    const size_t first =
+        partition.linearization.size() > kShown ? partition.linearization.size() - kShown : 0;
+    if (first > 0) absl::StrAppend(&out, "    ... (", first, " more before)\n");
+    for (size_t i = first; i < partition.linearization.size(); ++i) {
       absl::StrAppend(&out, "    ", i + 1, ". ", DescribeWithTime(operations[partition.linearization[i]]),
                       i < partition.states.size() ? absl::StrCat("  => ", partition.states[i]) : "",
                       "\n");
@@ -302,12 +306,16 @@ std::string CheckResult::Explain() const {
     for (size_t id : partition.prefix) {
       if (std::find(partition.linearization.begin(), partition.linearization.end(), id) ==
               partition.linearization.end() &&
-          operations[id].outcome == Outcome::kOk) {
+          operations[id].outcome == Outcome::kOk && id != *partition.failing_op) {
         left.push_back(DescribeWithTime(operations[id]));
       }
     }
     if (!left.empty()) {
-      absl::StrAppend(&out, "  cannot be added to it:\n    ", absl::StrJoin(left, "\n    "), "\n");
+      const size_t more = left.size() > kShown ? left.size() - kShown : 0;
+      left.resize(left.size() - more);
+      absl::StrAppend(&out, "  completed operations that cannot be added to it:\n    ",
+                      absl::StrJoin(left, "\n    "), "\n",
+                      more > 0 ? absl::StrCat("    ... (", more, " more)\n") : "");
     }
   }
   return out;

@@ -133,6 +133,19 @@ void Simulation::Annotate(absl::string_view category, absl::string_view detail,
   scheduler_.Annotate(Annotation{.category = category, .detail = detail, .group = group});
 }
 
+void Simulation::AttachArtifact(std::string name, std::string contents) {
+  DSIM_MISUSE(!name.empty() && name.find('/') == std::string::npos,
+              "AttachArtifact: the name must be a file-name suffix without '/', got \"", name,
+              "\"");
+  for (Artifact& artifact : artifacts_) {
+    if (artifact.name == name) {
+      artifact.contents = std::move(contents);
+      return;
+    }
+  }
+  artifacts_.push_back({std::move(name), std::move(contents)});
+}
+
 // ---- Hosts -------------------------------------------------------------------------
 
 Host& Simulation::AddHost(HostOptions options) {
