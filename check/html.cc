@@ -13,7 +13,7 @@ namespace dsim::check {
 namespace {
 
 constexpr int kLeft = 110;        // Room for the row labels.
-constexpr int kColumn = 28;       // Pixels per event.
+constexpr int kColumn = 46;       // Pixels per event.
 constexpr int kRow = 30;          // Pixels per lane.
 constexpr int kBar = 20;          // Bar height.
 constexpr int kTop = 40;          // Room for the numbers above the bars and the axis.
@@ -158,10 +158,10 @@ std::string Timeline(const CheckResult& result, const PartitionResult& partition
       times[static_cast<size_t>(column(op->return_position))] = op->return_time_ns;
     }
   }
-  for (size_t c = 0; c < times.size(); c += 4) {
+  for (size_t c = 0; c < times.size(); c += 3) {
     if (!times[c].has_value()) continue;
-    absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"12\" class=\"axis\">%s</text>\n",
-                          x(static_cast<double>(c)), Seconds(times[c]));
+    absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"12\" class=\"axis\">%.3fs</text>\n",
+                          x(static_cast<double>(c)), static_cast<double>(*times[c]) / 1e9);
   }
   // Bars.
   std::vector<std::pair<size_t, const Drawn*>> linearized;
