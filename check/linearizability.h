@@ -217,6 +217,7 @@ class CustomModel final : public Model::Impl {
     return spec_.step(state, *op, next);
   }
   uint64_t Hash(const State& state) const { return spec_.hash(state); }
+  bool ReadOnly(const Op&) const { return false; }  // Unknown: no reduction.
   bool Equal(const State& a, const State& b) const { return a == b; }
   std::string Describe(const State& state) const {
     return spec_.describe ? spec_.describe(state) : "";

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -105,9 +106,34 @@ struct RegisterSearchModel {
     return false;
   }
   uint64_t Hash(const State& state) const { return static_cast<uint32_t>(state); }
+  bool ReadOnly(const Op& op) const { return op.kind == RegisterOp::kRead; }
   bool Equal(const State& a, const State& b) const { return a == b; }
   std::string Describe(const State& state) const { return names.Name(state).Short(); }
 };
+
+// Values some completed operation saw: what an ok read returned, what an ok cas
+// expected. (EDN text, as interned.)
+absl::flat_hash_set<std::string> Observed(const std::vector<Operation>& ops) {
+  absl::flat_hash_set<std::string> observed;
+  for (const Operation& op : ops) {
+    if (op.outcome != Outcome::kOk) continue;
+    if (op.f == "read") observed.insert(op.output.ToEdn());
+    if (op.f == "cas") observed.insert(op.input.items()[0].ToEdn());
+  }
+  return observed;
+}
+
+// Whether an operation of unknown outcome can matter. A read cannot (no constraint, no
+// effect). Nor can a write or cas whose new value no completed operation saw: in any
+// linearization that includes it, the next operation that depends on the register
+// must be a write (nothing reads or expects that value), so leaving it out (it never
+// took effect) gives a linearization too. Unknown writes are common in Jepsen-style
+// histories (timeouts), and each one kept doubles the sets the search may visit.
+bool MayMatter(const Operation& op, const absl::flat_hash_set<std::string>& observed) {
+  if (op.f == "read") return false;
+  const Value& written = op.f == "write" ? op.input : op.input.items()[1];
+  return observed.contains(written.ToEdn());
+}
 
 class RegisterModelImpl final : public Model::Impl {
  public:
@@ -138,10 +164,11 @@ class RegisterModelImpl final : public Model::Impl {
     RegisterSearchModel model;
     std::vector<RegisterOp> compiled;
     std::vector<SearchOp> meta;
+    const absl::flat_hash_set<std::string> observed = Observed(ops);
     for (const Operation& op : ops) {
       RegisterOp c{RegisterOp::kRead, 0, 0};
+      if (op.outcome != Outcome::kOk && !MayMatter(op, observed)) continue;
       if (op.f == "read") {
-        if (op.outcome != Outcome::kOk) continue;  // Unknown read: no constraint, no effect.
         c = {RegisterOp::kRead, model.names.Id(op.output), 0};
       } else if (op.f == "write") {
         c = {RegisterOp::kWrite, model.names.Id(op.input), 0};
@@ -193,6 +220,7 @@ struct SetSearchModel {
     return false;
   }
   uint64_t Hash(const State& state) const { return HashInts(state); }
+  bool ReadOnly(const Op& op) const { return op.kind == SetOp::kRead; }
   bool Equal(const State& a, const State& b) const { return a == b; }
   std::string Describe(const State& state) const {
     return absl::StrCat("#{", absl::StrJoin(state, " ", [&](std::string* out, int32_t id) {
@@ -273,6 +301,7 @@ struct QueueSearchModel {
     return true;
   }
   uint64_t Hash(const State& state) const { return HashInts(state); }
+  bool ReadOnly(const Op&) const { return false; }
   bool Equal(const State& a, const State& b) const { return a == b; }
   std::string Describe(const State& state) const {
     return absl::StrCat("[", absl::StrJoin(state, " ", [&](std::string* out, int32_t id) {
@@ -334,6 +363,7 @@ struct CounterSearchModel {
     return true;
   }
   uint64_t Hash(const State& state) const { return static_cast<uint64_t>(state); }
+  bool ReadOnly(const Op& op) const { return op.read; }
   bool Equal(const State& a, const State& b) const { return a == b; }
   std::string Describe(const State& state) const { return absl::StrCat(state); }
 };

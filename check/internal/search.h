@@ -94,6 +94,7 @@ inline uint64_t Mix64(uint64_t x) {
 //   State Init() const;
 //   bool Step(const State& state, const Op& op, State* next) const;
 //   uint64_t Hash(const State& state) const;
+//   bool ReadOnly(const Op& op) const;   // Never changes any state (a read).
 //   bool Equal(const State& a, const State& b) const;
 //   std::string Describe(const State& state) const;
 template <typename M>
@@ -137,8 +138,7 @@ class Search final : public PartitionSearch {
         TryLinearize(entry);
         continue;
       }
-      if (calls_.empty()) return status_ = SearchStatus::kNotLinearizable;
-      Backtrack();
+      if (calls_.empty() || !Backtrack()) return status_ = SearchStatus::kNotLinearizable;
     }
     return status_ = SearchStatus::kRunning;
   }
@@ -282,15 +282,26 @@ class Search final : public PartitionSearch {
     entry_ = entry.next;
   }
 
-  void Backtrack() {
-    Call call = std::move(calls_.back());
-    calls_.pop_back();
-    state_ = std::move(call.before);
-    const int32_t op = entries_[call.entry].op;
-    Toggle(op);
-    Unlift(call.entry);
-    if (meta_[op].required) --required_done_;
-    entry_ = entries_[call.entry].next;
+  // Undoes the last linearization and moves the walk past it. A read-only operation
+  // (one that never changes the state) that was linearizable at a node could have
+  // been linearized first in any completion of that node: it has no effect, its result
+  // matched the state there, and every operation that had to precede it already did.
+  // So when everything after it failed, the node itself fails, and the search undoes
+  // one more step instead of trying the node's other candidates. Returns false when
+  // nothing is left to undo.
+  bool Backtrack() {
+    while (true) {
+      Call call = std::move(calls_.back());
+      calls_.pop_back();
+      state_ = std::move(call.before);
+      const int32_t op = entries_[call.entry].op;
+      Toggle(op);
+      Unlift(call.entry);
+      if (meta_[op].required) --required_done_;
+      entry_ = entries_[call.entry].next;
+      if (!model_->ReadOnly(ops_[op])) return true;
+      if (calls_.empty()) return false;
+    }
   }
 
   void Unlink(int32_t index) {
