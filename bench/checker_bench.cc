@@ -16,6 +16,8 @@
 //                                  P-compositionality).
 // Counters: ops (operations in the history), per_op (check time per operation).
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -143,6 +145,11 @@ void BM_CheckRegister(benchmark::State& state) {
   const History history =
       SimulatedRegisters(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), 1, 7,
                          /*keyed=*/false);
+  // DSIM_DUMP_HISTORY=<dir>: also write each history there, for //sim:check_history.
+  if (const char* dir = std::getenv("DSIM_DUMP_HISTORY"); dir != nullptr) {
+    std::ofstream(absl::StrCat(dir, "/register-", state.range(0), "-", state.range(1), ".edn"))
+        << history.ToEdn();
+  }
   CheckResult result;
   for (auto _ : state) {
     result = CheckLinearizability(history, dsim::check::RegisterModel());

@@ -218,6 +218,8 @@ class CustomModel final : public Model::Impl {
   }
   uint64_t Hash(const State& state) const { return spec_.hash(state); }
   bool ReadOnly(const Op&) const { return false; }  // Unknown: no reduction.
+  bool Overwrites(const State&, const Op&) const { return false; }
+  void Linearized(const Op&, int) const {}
   bool Equal(const State& a, const State& b) const { return a == b; }
   std::string Describe(const State& state) const {
     return spec_.describe ? spec_.describe(state) : "";

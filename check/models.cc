@@ -39,6 +39,7 @@ class Interner {
     return it->second;
   }
   const Value& Name(int32_t id) const { return names_[id]; }
+  size_t size() const { return names_.size(); }
 
  private:
   absl::flat_hash_map<std::string, int32_t> ids_;
@@ -95,6 +96,24 @@ struct RegisterSearchModel {
   using State = int32_t;
   using Op = RegisterOp;
   Interner names;
+  // Per value: operations not linearized yet that will look at the register holding
+  // it (reads that returned it, cas that expect it). Zero: the value is dead, no one
+  // left can tell it was ever there.
+  mutable std::vector<int32_t> observers;
+
+  void CountObservers(const std::vector<RegisterOp>& ops) {
+    observers.assign(static_cast<size_t>(names.size()), 0);
+    for (const RegisterOp& op : ops) {
+      if (op.kind != RegisterOp::kWrite) ++observers[op.a];
+    }
+  }
+  void Linearized(const Op& op, int delta) const {
+    if (op.kind != RegisterOp::kWrite) observers[op.a] -= delta;
+  }
+  // Writing a dead value over a dead value: see Search::PreferRead.
+  bool Overwrites(const State& state, const Op& op) const {
+    return op.kind == RegisterOp::kWrite && observers[state] == 0 && observers[op.a] == 0;
+  }
 
   State Init() const { return 0; }
   bool Step(const State& state, const Op& op, State* next) const {
@@ -179,6 +198,7 @@ class RegisterModelImpl final : public Model::Impl {
       compiled.push_back(c);
       meta.push_back(MetaOf(op));
     }
+    model.CountObservers(compiled);
     return std::make_unique<OwningSearch<RegisterSearchModel>>(
         std::move(model), std::move(compiled), std::move(meta), config);
   }
@@ -221,6 +241,8 @@ struct SetSearchModel {
   }
   uint64_t Hash(const State& state) const { return HashInts(state); }
   bool ReadOnly(const Op& op) const { return op.kind == SetOp::kRead; }
+  bool Overwrites(const State&, const Op&) const { return false; }
+  void Linearized(const Op&, int) const {}
   bool Equal(const State& a, const State& b) const { return a == b; }
   std::string Describe(const State& state) const {
     return absl::StrCat("#{", absl::StrJoin(state, " ", [&](std::string* out, int32_t id) {
@@ -302,6 +324,8 @@ struct QueueSearchModel {
   }
   uint64_t Hash(const State& state) const { return HashInts(state); }
   bool ReadOnly(const Op&) const { return false; }
+  bool Overwrites(const State&, const Op&) const { return false; }
+  void Linearized(const Op&, int) const {}
   bool Equal(const State& a, const State& b) const { return a == b; }
   std::string Describe(const State& state) const {
     return absl::StrCat("[", absl::StrJoin(state, " ", [&](std::string* out, int32_t id) {
@@ -364,6 +388,8 @@ struct CounterSearchModel {
   }
   uint64_t Hash(const State& state) const { return static_cast<uint64_t>(state); }
   bool ReadOnly(const Op& op) const { return op.read; }
+  bool Overwrites(const State&, const Op&) const { return false; }
+  void Linearized(const Op&, int) const {}
   bool Equal(const State& a, const State& b) const { return a == b; }
   std::string Describe(const State& state) const { return absl::StrCat(state); }
 };

@@ -227,15 +227,15 @@ TEST(CheckHistoryTool, PrintsTheVerdictLastAndExitsWithItsCode) {
 
 TEST(CheckHistoryTool, ExhaustedBudgetIsUnknownWithExitTwo) {
   std::string edn;
-  for (int p = 0; p < 12; ++p) {
-    absl::StrAppend(&edn, "{:process ", p, ", :type :invoke, :f :write, :value ", p, "}\n");
+  for (int p = 0; p < 6; ++p) {
+    absl::StrAppend(&edn, "{:process ", p, ", :type :invoke, :f :enqueue, :value ", p, "}\n");
   }
-  absl::StrAppend(&edn, "{:process 99, :type :invoke, :f :read, :value nil}\n",
-                  "{:process 99, :type :ok, :f :read, :value 1000}\n");
-  for (int p = 0; p < 12; ++p) {
-    absl::StrAppend(&edn, "{:process ", p, ", :type :ok, :f :write, :value ", p, "}\n");
+  absl::StrAppend(&edn, "{:process 99, :type :invoke, :f :dequeue, :value nil}\n",
+                  "{:process 99, :type :ok, :f :dequeue, :value 1000}\n");
+  for (int p = 0; p < 6; ++p) {
+    absl::StrAppend(&edn, "{:process ", p, ", :type :ok, :f :enqueue, :value ", p, "}\n");
   }
-  ToolRun run = CheckHistory("--model=register --max_steps=10", edn);
+  ToolRun run = CheckHistory("--model=queue --max_steps=100", edn);
   EXPECT_EQ(run.exit_code, 2) << run.out;
   EXPECT_EQ(LastLine(run.out), "unknown");
 }

@@ -95,6 +95,9 @@ inline uint64_t Mix64(uint64_t x) {
 //   bool Step(const State& state, const Op& op, State* next) const;
 //   uint64_t Hash(const State& state) const;
 //   bool ReadOnly(const Op& op) const;   // Never changes any state (a read).
+//   // Optional reductions (return false / do nothing when unsure):
+//   bool Overwrites(const State& state, const Op& op) const;  // see PreferForced
+//   void Linearized(const Op& op, int delta) const;  // +1 linearized, -1 undone
 //   bool Equal(const State& a, const State& b) const;
 //   std::string Describe(const State& state) const;
 template <typename M>
@@ -132,6 +135,15 @@ class Search final : public PartitionSearch {
         return status_ = SearchStatus::kReachedDepth;
       }
       ++steps_;
+      if (fresh_node_) {
+        fresh_node_ = false;
+        const ReadChoice read = PreferRead();
+        if (read == ReadChoice::kTook) continue;
+        if (read == ReadChoice::kNodeFails) {
+          if (calls_.empty() || !Backtrack()) return status_ = SearchStatus::kNotLinearizable;
+          continue;
+        }
+      }
       DSIM_CHECK(entry_ != kNone, "the walk ran off the list with required operations left");
       const Entry& entry = entries_[entry_];
       if (!entry.is_return) {
@@ -174,6 +186,7 @@ class Search final : public PartitionSearch {
   struct Call {
     int32_t entry;  // The call entry of the linearized operation.
     State before;   // The state before it.
+    bool forced;    // The node's only branch: when it fails, the node fails.
   };
 
   struct MemoKey {
@@ -263,18 +276,27 @@ class Search final : public PartitionSearch {
     return inserted;
   }
 
+  // Linearizes the operation of call entry `index` (already toggled into the set),
+  // entering a new node: the walk restarts from the front.
+  void Push(int32_t index, State next, bool forced) {
+    const int32_t op = entries_[index].op;
+    model_->Linearized(ops_[op], +1);
+    calls_.push_back(Call{index, std::move(state_), forced});
+    state_ = std::move(next);
+    Lift(index);
+    if (meta_[op].required) ++required_done_;
+    max_depth_ = std::max(max_depth_, calls_.size());
+    entry_ = entries_[head_].next;
+    fresh_node_ = true;
+  }
+
   void TryLinearize(const Entry& entry) {
     const int32_t here = entry_;
     State next;
     if (model_->Step(state_, ops_[entry.op], &next)) {
       Toggle(entry.op);
       if (Remember(next)) {
-        calls_.push_back(Call{here, std::move(state_)});
-        state_ = std::move(next);
-        Lift(here);
-        if (meta_[entry.op].required) ++required_done_;
-        max_depth_ = std::max(max_depth_, calls_.size());
-        entry_ = entries_[head_].next;
+        Push(here, std::move(next), model_->ReadOnly(ops_[entry.op]));
         return;
       }
       Toggle(entry.op);
@@ -282,24 +304,59 @@ class Search final : public PartitionSearch {
     entry_ = entry.next;
   }
 
-  // Undoes the last linearization and moves the walk past it. A read-only operation
-  // (one that never changes the state) that was linearizable at a node could have
-  // been linearized first in any completion of that node: it has no effect, its result
-  // matched the state there, and every operation that had to precede it already did.
-  // So when everything after it failed, the node itself fails, and the search undoes
-  // one more step instead of trying the node's other candidates. Returns false when
-  // nothing is left to undo.
+  enum class ReadChoice { kNone, kTook, kNodeFails };
+
+  // At a new node, some operations may be taken first, as the node's only branch,
+  // because if the node has a completion at all, it has one that starts with them:
+  //   - a read-only operation that may be linearized now (see Backtrack);
+  //   - a write whose value nobody left will observe, when nobody left will observe
+  //     the current state either (M::Overwrites decides). Nothing can tell whether it
+  //     happens now or where it would have happened later: its value is overwritten
+  //     before anything looks, and so is the current one.
+  // This keeps reads, and writes nobody read, from multiplying the orders of
+  // concurrent writes the search tries. If the node with the forced operation was
+  // seen before (and so failed), this node fails too.
+  ReadChoice PreferRead() {
+    for (int pass = 0; pass < 2; ++pass) {
+      for (int32_t index = entries_[head_].next; index != kNone && !entries_[index].is_return;
+           index = entries_[index].next) {
+        const int32_t op = entries_[index].op;
+        const bool candidate = pass == 0 ? model_->ReadOnly(ops_[op])
+                                         : model_->Overwrites(state_, ops_[op]);
+        if (!candidate) continue;
+        State next;
+        if (!model_->Step(state_, ops_[op], &next)) continue;
+        Toggle(op);
+        if (Remember(next)) {
+          Push(index, std::move(next), /*forced=*/true);
+          return ReadChoice::kTook;
+        }
+        Toggle(op);
+        return ReadChoice::kNodeFails;
+      }
+    }
+    return ReadChoice::kNone;
+  }
+
+  // Undoes the last linearization and moves the walk past it. A forced operation was
+  // its node's only branch: a read-only operation (one that never changes the state)
+  // that was linearizable at a node could have been linearized first in any completion
+  // of that node: it has no effect, its result matched the state there, and every
+  // operation that had to precede it already did. So when everything after it failed,
+  // the node itself fails, and the search undoes one more step instead of trying the
+  // node's other candidates. Returns false when nothing is left to undo.
   bool Backtrack() {
     while (true) {
       Call call = std::move(calls_.back());
       calls_.pop_back();
       state_ = std::move(call.before);
       const int32_t op = entries_[call.entry].op;
+      model_->Linearized(ops_[op], -1);
       Toggle(op);
       Unlift(call.entry);
       if (meta_[op].required) --required_done_;
       entry_ = entries_[call.entry].next;
-      if (!model_->ReadOnly(ops_[op])) return true;
+      if (!call.forced) return true;
       if (calls_.empty()) return false;
     }
   }
@@ -349,6 +406,7 @@ class Search final : public PartitionSearch {
   size_t max_depth_ = 0;
   uint64_t steps_ = 0;
   SearchStatus status_ = SearchStatus::kRunning;
+  bool fresh_node_ = true;  // The walk is at a node not yet offered its reads.
 };
 
 }  // namespace dsim::check::internal
