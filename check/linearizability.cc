@@ -227,6 +227,11 @@ CheckResult CheckLinearizability(const History& history, const Model& model,
                     : status == SearchStatus::kNotLinearizable ? Verdict::kNotLinearizable
                                                                : Verdict::kUnknown;
       partition.search.reset();  // Its memo can be large.
+      // Explained at once, while the budget lasts: a hard key still searching must not
+      // leave a violation found elsewhere without its failing prefix.
+      if (out.verdict == Verdict::kNotLinearizable && options.explain) {
+        Explain(model, partition, options, budget, &out);
+      }
     }
   }
   for (size_t i = 0; i < partitions.size(); ++i) {
@@ -235,12 +240,9 @@ CheckResult CheckLinearizability(const History& history, const Model& model,
 
   bool any_unknown = false;
   bool any_failed = false;
-  for (size_t i = 0; i < partitions.size(); ++i) {
-    PartitionResult& out = result.partitions[i];
+  for (const PartitionResult& out : result.partitions) {
     any_unknown |= out.verdict == Verdict::kUnknown;
-    if (out.verdict != Verdict::kNotLinearizable) continue;
-    any_failed = true;
-    if (options.explain) Explain(model, partitions[i], options, budget, &out);
+    any_failed |= out.verdict == Verdict::kNotLinearizable;
   }
   result.verdict = any_failed    ? Verdict::kNotLinearizable
                    : any_unknown ? Verdict::kUnknown

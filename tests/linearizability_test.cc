@@ -1,8 +1,10 @@
 // The linearizability checker (check/linearizability.h) on small histories with known
 // answers, written as Jepsen EDN so each reads as the history it is.
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/time/time.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "check/history.h"
@@ -504,6 +506,62 @@ TEST(Budget, ExhaustedStepBudgetGivesUnknown) {
   tight.max_steps = 100;
   EXPECT_EQ(Check(edn, QueueModel(), tight).verdict, Verdict::kUnknown);
   EXPECT_EQ(Check(edn, QueueModel()).verdict, kNo);
+}
+
+// ---- P-compositionality: one hard key does not starve the others ---------------------
+
+TEST(Fairness, ViolationInAnEasyKeyIsFoundWhileAHardKeyIsStillSearching) {
+  // A queue per key (a user model, partitioned by :key). Key "hard" comes first: 11
+  // concurrent enqueues and a dequeue of a value nobody enqueued, so the search must
+  // go through a huge number of orders before it can say no. Key "easy" has an
+  // obvious violation. The keys are searched in slices, round-robin, so the easy one
+  // is decided within the first round, long before the budget ends.
+  ModelSpec<std::vector<int64_t>> spec;
+  spec.name = "queues";
+  spec.step = [](const std::vector<int64_t>& q, const Operation& op, std::vector<int64_t>* next) {
+    *next = q;
+    if (op.f == "enqueue") {
+      next->push_back(op.input.as_int());
+      return true;
+    }
+    if (q.empty()) return false;
+    if (op.outcome == Outcome::kOk && Value(q.front()) != op.output) return false;
+    next->erase(next->begin());
+    return true;
+  };
+  spec.hash = [](const std::vector<int64_t>& q) {
+    uint64_t h = q.size();
+    for (int64_t x : q) h = h * 1000003 + static_cast<uint64_t>(x);
+    return h;
+  };
+  spec.partition = [](const Operation& op) { return op.key; };
+  std::string edn;
+  for (int p = 0; p < 11; ++p) {
+    absl::StrAppend(&edn, "{:process ", p, ", :type :invoke, :f :enqueue, :key :hard, :value ", p,
+                    "}\n");
+  }
+  absl::StrAppend(&edn, "{:process 99, :type :invoke, :f :dequeue, :key :hard, :value nil}\n",
+                  "{:process 99, :type :ok, :f :dequeue, :key :hard, :value 1000}\n");
+  for (int p = 0; p < 11; ++p) {
+    absl::StrAppend(&edn, "{:process ", p, ", :type :ok, :f :enqueue, :key :hard, :value ", p,
+                    "}\n");
+  }
+  absl::StrAppend(&edn, R"(
+{:process 50, :type :invoke, :f :enqueue, :key :easy, :value 1}
+{:process 50, :type :ok, :f :enqueue, :key :easy, :value 1}
+{:process 50, :type :invoke, :f :dequeue, :key :easy, :value nil}
+{:process 50, :type :ok, :f :dequeue, :key :easy, :value 2}
+)");
+  CheckOptions options;
+  options.time_budget = absl::Milliseconds(500);
+  const CheckResult result = Check(edn, MakeModel(spec), options);
+  ASSERT_EQ(result.partitions.size(), 2u);
+  EXPECT_EQ(result.partitions[0].key, Value::Keyword("hard"));
+  EXPECT_EQ(result.partitions[0].verdict, Verdict::kUnknown);
+  EXPECT_EQ(result.partitions[1].verdict, kNo);
+  EXPECT_TRUE(result.partitions[1].failing_op.has_value());  // Explained, too.
+  EXPECT_EQ(result.verdict, kNo);  // A violation anywhere decides, unknowns or not.
+  EXPECT_GT(result.partitions[0].steps, 100000u);
 }
 
 }  // namespace
