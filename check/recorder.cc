@@ -18,6 +18,10 @@ PendingOp::PendingOp(PendingOp&& other) noexcept
   other.recorder_ = nullptr;
 }
 
+PendingOp::~PendingOp() {
+  if (recorder_ != nullptr) Info();
+}
+
 void PendingOp::Complete(EventType type, Value value) {
   DSIM_MISUSE(recorder_ != nullptr, "operation ", invocation_.f, " of process ",
               invocation_.process, " completed twice (or after it was moved from)");

@@ -23,8 +23,10 @@
 //
 // Completion rules (Jepsen's): Ok when the operation certainly took effect (with its
 // result), Fail when it certainly did not, Info when nobody knows (a timeout, a lost
-// connection). A PendingOp destroyed without a completion is left open: the checker
-// treats it as Info, which is also what a crash of the client means.
+// connection). A PendingOp destroyed without a completion (its task unwound in a
+// crash, or an exception left the scope) records Info then, which is also what a crash
+// of the client means. For operations other than reads and dequeues, Ok() without a
+// result repeats the invocation's value, as Jepsen's histories do.
 #ifndef DSIM_CHECK_RECORDER_H_
 #define DSIM_CHECK_RECORDER_H_
 
@@ -44,7 +46,7 @@ class PendingOp {
   PendingOp(PendingOp&& other) noexcept;
   PendingOp& operator=(PendingOp&&) = delete;
   PendingOp(const PendingOp&) = delete;
-  ~PendingOp() = default;
+  ~PendingOp();
 
   // Took effect; `result` is what it returned (a read's value; for a write, its value
   // is repeated when result is nil, as Jepsen does).

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <sys/wait.h>
 
@@ -172,6 +173,21 @@ TEST(Recorder, StampsVirtualTimesInTheOrderEventsHappen) {
     if (event.type == EventType::kInfo) EXPECT_EQ(event.time_ns, 6'000'000);
   }
   EXPECT_TRUE(history.Operations().ok());
+}
+
+TEST(Recorder, OperationAbandonedByAnExceptionIsRecordedAsUnknown) {
+  Recorder recorder;
+  try {
+    PendingOp op = recorder.Invoke(0, "write", Value(1));
+    throw std::runtime_error("client crashed");
+  } catch (const std::runtime_error&) {
+  }
+  PendingOp next = recorder.Invoke(0, "read");  // The same client goes on.
+  next.Ok(Value(1));
+  ASSERT_EQ(recorder.history().size(), 4u);
+  EXPECT_EQ(recorder.history().events()[1].type, EventType::kInfo);
+  EXPECT_EQ(CheckLinearizability(recorder.history(), RegisterModel()).verdict,
+            Verdict::kLinearizable);
 }
 
 // ---- The HTML page ----------------------------------------------------------------------
