@@ -15,6 +15,7 @@
 //   BM_CheckKv/<ops>/<clients>/<keys> the same over <keys> registers (KV model,
 //                                  P-compositionality).
 // Counters: ops (operations in the history), per_op (check time per operation).
+// DSIM_DUMP_HISTORY=<dir> writes each history there as JSON.
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -105,8 +106,13 @@ History DemoHistory(int ops, bool bug, uint64_t seed) {
   return dsim::demo::RunDemoScenario(sim, options).history;
 }
 
-void Report(benchmark::State& state, const History& history, const CheckResult& result,
-            Verdict expected) {
+void Report(benchmark::State& state, const std::string& label, const History& history,
+            const CheckResult& result, Verdict expected) {
+  // DSIM_DUMP_HISTORY=<dir>: also write each history there as JSON (for
+  // //sim:check_history, or another checker on the same input).
+  if (const char* dir = std::getenv("DSIM_DUMP_HISTORY"); dir != nullptr) {
+    std::ofstream(absl::StrCat(dir, "/", label, ".json")) << history.ToJson();
+  }
   if (!result.error.ok() || result.verdict != expected) {
     state.SkipWithError(absl::StrCat("unexpected verdict ", dsim::check::VerdictName(result.verdict),
                                      " ", result.error.ToString())
@@ -135,7 +141,8 @@ void BM_CheckDemo(benchmark::State& state) {
     result = CheckLinearizability(history, dsim::check::KvModel());
     benchmark::DoNotOptimize(result.verdict);
   }
-  Report(state, history, result, bug ? Verdict::kNotLinearizable : Verdict::kLinearizable);
+  Report(state, absl::StrCat("demo-", ops, "-", bug), history, result,
+         bug ? Verdict::kNotLinearizable : Verdict::kLinearizable);
 }
 BENCHMARK(BM_CheckDemo)
     ->Args({1000, 0})->Args({1000, 1})->Args({10000, 0})->Args({10000, 1})
@@ -145,17 +152,14 @@ void BM_CheckRegister(benchmark::State& state) {
   const History history =
       SimulatedRegisters(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), 1, 7,
                          /*keyed=*/false);
-  // DSIM_DUMP_HISTORY=<dir>: also write each history there, for //sim:check_history.
-  if (const char* dir = std::getenv("DSIM_DUMP_HISTORY"); dir != nullptr) {
-    std::ofstream(absl::StrCat(dir, "/register-", state.range(0), "-", state.range(1), ".edn"))
-        << history.ToEdn();
-  }
+
   CheckResult result;
   for (auto _ : state) {
     result = CheckLinearizability(history, dsim::check::RegisterModel());
     benchmark::DoNotOptimize(result.verdict);
   }
-  Report(state, history, result, Verdict::kLinearizable);
+  Report(state, absl::StrCat("register-", state.range(0), "-", state.range(1)), history, result,
+         Verdict::kLinearizable);
 }
 BENCHMARK(BM_CheckRegister)
     ->ArgsProduct({{1000, 10000, 100000}, {5, 50}})
@@ -170,7 +174,8 @@ void BM_CheckKv(benchmark::State& state) {
     result = CheckLinearizability(history, dsim::check::KvModel());
     benchmark::DoNotOptimize(result.verdict);
   }
-  Report(state, history, result, Verdict::kLinearizable);
+  Report(state, absl::StrCat("kv-", state.range(0), "-", state.range(1), "-", state.range(2)),
+         history, result, Verdict::kLinearizable);
 }
 // Sizes at 10 keys; then 1,000 operations per key for 1 to 100 keys (the time should
 // grow about linearly with the keys).
