@@ -258,6 +258,14 @@ std::string CheckResult::FirstViolation() const {
     std::string line = absl::StrCat("not linearizable: ", PartitionName(partition));
     if (!partition.failing_op.has_value()) return line;
     const Operation& op = operations[*partition.failing_op];
+    if (op.outcome == Outcome::kFail) {
+      // A failure completes the prefix: the operations before it worked only if it
+      // had taken effect.
+      absl::StrAppend(&line, ": ", DescribeWithTime(op), " failed, but the ",
+                      partition.prefix.size(), " operations before it can be linearized only "
+                      "if it took effect");
+      return line;
+    }
     absl::StrAppend(&line, ": ", DescribeWithTime(op), " cannot be linearized after the ",
                     partition.prefix.size() - 1, " operations before it");
     if (!partition.states.empty()) {
