@@ -40,6 +40,9 @@
 //             cas (value: [old new]; ok when the register held old). Starts nil.
 //   kv        the register's operations, each with a :key; every key is its own
 //             register, checked separately (P-compositionality). Starts nil.
+//             Porcupine's key-value dialect is accepted too (register and kv): get,
+//             put, append (value: a string to concatenate), where "" stands for nil
+//             (a key never written reads as "").
 //   set       add (value: x), remove (value: x), read (ok value: the whole set, as a
 //             vector or an EDN set, order ignored). Starts empty.
 //   queue     enqueue (value: x), dequeue (ok value: the head, or nil when the queue

@@ -87,15 +87,29 @@ absl::Status BadValue(absl::string_view model, const Operation& op, absl::string
 // ---- register, kv ------------------------------------------------------------------
 
 struct RegisterOp {
-  enum Kind : uint8_t { kRead, kWrite, kCas } kind;
-  int32_t a;  // kRead: the value read; kWrite: the value written; kCas: old.
+  enum Kind : uint8_t { kRead, kWrite, kCas, kAppend } kind;
+  int32_t a;  // kRead: the value read; kWrite: the value written; kCas: old;
+              // kAppend: the string appended.
   int32_t b;  // kCas: new.
 };
+
+// Porcupine's key-value dialect (get, put, append; a key never written reads as "")
+// shares the register: "" is its nil.
+Value FromDialect(const Operation& op, const Value& value) {
+  const bool porcupine = op.f == "get" || op.f == "put" || op.f == "append";
+  return porcupine && value == Value("") ? Value() : value;
+}
+bool IsRead(const Operation& op) { return op.f == "read" || op.f == "get"; }
+bool IsWrite(const Operation& op) { return op.f == "write" || op.f == "put"; }
 
 struct RegisterSearchModel {
   using State = int32_t;
   using Op = RegisterOp;
-  Interner names;
+  // Mutable: an append makes values no operation named.
+  mutable Interner names;
+  // Appends read the register to write it, so with any of them the value-liveness
+  // reductions (Overwrites) are off.
+  bool has_appends = false;
   // Per value: operations not linearized yet that will look at the register holding
   // it (reads that returned it, cas that expect it). Zero: the value is dead, no one
   // left can tell it was ever there.
@@ -104,15 +118,17 @@ struct RegisterSearchModel {
   void CountObservers(const std::vector<RegisterOp>& ops) {
     observers.assign(static_cast<size_t>(names.size()), 0);
     for (const RegisterOp& op : ops) {
-      if (op.kind != RegisterOp::kWrite) ++observers[op.a];
+      if (op.kind == RegisterOp::kRead || op.kind == RegisterOp::kCas) ++observers[op.a];
+      has_appends |= op.kind == RegisterOp::kAppend;
     }
   }
   void Linearized(const Op& op, int delta) const {
-    if (op.kind != RegisterOp::kWrite) observers[op.a] -= delta;
+    if (op.kind == RegisterOp::kRead || op.kind == RegisterOp::kCas) observers[op.a] -= delta;
   }
   // Writing a dead value over a dead value: see Search::PreferRead.
   bool Overwrites(const State& state, const Op& op) const {
-    return op.kind == RegisterOp::kWrite && observers[state] == 0 && observers[op.a] == 0;
+    return !has_appends && op.kind == RegisterOp::kWrite && observers[state] == 0 &&
+           observers[op.a] == 0;
   }
 
   State Init() const { return 0; }
@@ -121,6 +137,14 @@ struct RegisterSearchModel {
       case RegisterOp::kRead: *next = state; return state == op.a;
       case RegisterOp::kWrite: *next = op.a; return true;
       case RegisterOp::kCas: *next = op.b; return state == op.a;
+      case RegisterOp::kAppend: {
+        const Value& current = names.Name(state);
+        if (!current.is_nil() && current.kind() != Value::Kind::kString) return false;
+        *next = names.Id(
+            FromDialect(Operation{.f = "append"},
+                        Value(absl::StrCat(current.text(), names.Name(op.a).text()))));
+        return true;
+      }
     }
     return false;
   }
@@ -136,7 +160,7 @@ absl::flat_hash_set<std::string> Observed(const std::vector<Operation>& ops) {
   absl::flat_hash_set<std::string> observed;
   for (const Operation& op : ops) {
     if (op.outcome != Outcome::kOk) continue;
-    if (op.f == "read") observed.insert(op.output.ToEdn());
+    if (IsRead(op)) observed.insert(FromDialect(op, op.output).ToEdn());
     if (op.f == "cas") observed.insert(op.input.items()[0].ToEdn());
   }
   return observed;
@@ -148,9 +172,13 @@ absl::flat_hash_set<std::string> Observed(const std::vector<Operation>& ops) {
 // must be a write (nothing reads or expects that value), so leaving it out (it never
 // took effect) gives a linearization too. Unknown writes are common in Jepsen-style
 // histories (timeouts), and each one kept doubles the sets the search may visit.
-bool MayMatter(const Operation& op, const absl::flat_hash_set<std::string>& observed) {
-  if (op.f == "read") return false;
-  const Value& written = op.f == "write" ? op.input : op.input.items()[1];
+// (Not so with appends, which observe the value they extend: with any append in the
+// partition, every unknown write is kept.)
+bool MayMatter(const Operation& op, const absl::flat_hash_set<std::string>& observed,
+               bool has_appends) {
+  if (IsRead(op)) return false;
+  if (has_appends || op.f == "append") return true;
+  const Value written = IsWrite(op) ? FromDialect(op, op.input) : op.input.items()[1];
   return observed.contains(written.ToEdn());
 }
 
@@ -164,14 +192,20 @@ class RegisterModelImpl final : public Model::Impl {
     if (keyed_ && !op.key.has_value()) {
       return BadValue(name(), op, "has no :key (the kv model checks each key as a register)");
     }
-    if (op.f == "read" || op.f == "write") return absl::OkStatus();
+    if (IsRead(op) || IsWrite(op)) return absl::OkStatus();
     if (op.f == "cas") {
       if (!op.input.is_list() || op.input.items().size() != 2) {
         return BadValue(name(), op, absl::StrCat("needs :value [old new], got ", op.input.Short()));
       }
       return absl::OkStatus();
     }
-    return Unknown(name(), op, ":read, :write, :cas");
+    if (op.f == "append") {
+      if (op.input.kind() != Value::Kind::kString) {
+        return BadValue(name(), op, absl::StrCat("needs a string :value, got ", op.input.Short()));
+      }
+      return absl::OkStatus();
+    }
+    return Unknown(name(), op, ":read, :write, :cas (or Porcupine's :get, :put, :append)");
   }
 
   std::optional<Value> PartitionKey(const Operation& op) const override {
@@ -184,13 +218,17 @@ class RegisterModelImpl final : public Model::Impl {
     std::vector<RegisterOp> compiled;
     std::vector<SearchOp> meta;
     const absl::flat_hash_set<std::string> observed = Observed(ops);
+    const bool has_appends = std::any_of(ops.begin(), ops.end(),
+                                         [](const Operation& op) { return op.f == "append"; });
     for (const Operation& op : ops) {
       RegisterOp c{RegisterOp::kRead, 0, 0};
-      if (op.outcome != Outcome::kOk && !MayMatter(op, observed)) continue;
-      if (op.f == "read") {
-        c = {RegisterOp::kRead, model.names.Id(op.output), 0};
-      } else if (op.f == "write") {
-        c = {RegisterOp::kWrite, model.names.Id(op.input), 0};
+      if (op.outcome != Outcome::kOk && !MayMatter(op, observed, has_appends)) continue;
+      if (IsRead(op)) {
+        c = {RegisterOp::kRead, model.names.Id(FromDialect(op, op.output)), 0};
+      } else if (IsWrite(op)) {
+        c = {RegisterOp::kWrite, model.names.Id(FromDialect(op, op.input)), 0};
+      } else if (op.f == "append") {
+        c = {RegisterOp::kAppend, model.names.Id(op.input), 0};
       } else {
         c = {RegisterOp::kCas, model.names.Id(op.input.items()[0]),
              model.names.Id(op.input.items()[1])};

@@ -330,6 +330,35 @@ TEST(Kv, ViolationIsReportedForItsKeyOnly) {
   EXPECT_TRUE(absl::StrContains(result.FirstViolation(), "key \"y\"")) << result.FirstViolation();
 }
 
+TEST(Kv, PorcupinesGetPutAppendDialectWorks) {
+  // As in Porcupine's test_data/kv: a key never written reads as "".
+  const std::string start = R"(
+{:process 0, :type :invoke, :f :get, :key "1", :value nil}
+{:process 0, :type :ok, :f :get, :key "1", :value ""}
+{:process 0, :type :invoke, :f :append, :key "1", :value "a"}
+{:process 0, :type :ok, :f :append, :key "1", :value "a"}
+{:process 1, :type :invoke, :f :append, :key "1", :value "b"}
+{:process 1, :type :ok, :f :append, :key "1", :value "b"}
+{:process 0, :type :invoke, :f :get, :key "1", :value nil}
+)";
+  EXPECT_EQ(VerdictOf(start + "{:process 0, :type :ok, :f :get, :key \"1\", :value \"ab\"}\n",
+                      KvModel()),
+            kYes);
+  EXPECT_EQ(VerdictOf(start + "{:process 0, :type :ok, :f :get, :key \"1\", :value \"ba\"}\n",
+                      KvModel()),
+            kNo);
+  EXPECT_EQ(VerdictOf(R"(
+{:process 0, :type :invoke, :f :put, :key "1", :value "x"}
+{:process 1, :type :invoke, :f :append, :key "1", :value "y"}
+{:process 1, :type :info, :f :append, :key "1", :value "y"}
+{:process 0, :type :ok, :f :put, :key "1", :value "x"}
+{:process 0, :type :invoke, :f :get, :key "1", :value nil}
+{:process 0, :type :ok, :f :get, :key "1", :value "xy"}
+)",
+                      KvModel()),
+            kYes);
+}
+
 TEST(Kv, OperationWithoutKeyIsAnError) {
   const CheckResult result = Check(R"(
 {:process 0, :type :invoke, :f :write, :value 1}
