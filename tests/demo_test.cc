@@ -2,7 +2,7 @@
 // bug is found by a 200-seed sweep (the history is not linearizable) and reproduced by
 // the seed printed for it, the correct store survives the same sweep, and its trace is
 // valid Chrome JSON. CorrectStorePassesEvery200SeedsUnderFaults also pins the fix of a
-// put whose retry took effect a second time (seeds 50, 65 and 169 failed before it).
+// put whose retry took effect a second time (seed 145 fails without it).
 #include <filesystem>
 #include <fstream>
 #include <map>
