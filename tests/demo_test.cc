@@ -193,19 +193,23 @@ TEST(Demo, FailingSeedUnderASweepSavesTheLinearizabilityPageAndPrintsItsPath) {
     return RunDemoScenario(sim, {.bug = true}).status;
   });
   ASSERT_EQ(swept.failed_seeds.size(), 1u) << log.str();
-  // Files are named after the test, as the harness names every failing seed's files.
-  const std::string stem = absl::StrCat(
-      dir, "/Demo.FailingSeedUnderASweepSavesTheLinearizabilityPageAndPrintsItsPath.seed-",
-      failing);
-  const std::string page = stem + ".linearizability.html";
-  EXPECT_TRUE(absl::StrContains(log.str(), absl::StrCat("linearizability.html: ", page)))
-      << log.str();
+  // The report names the page, saved where the harness saves every failing seed's
+  // files, under the seed's file stem.
+  const std::string marker = "  linearizability.html: ";
+  const size_t at = log.str().find(marker);
+  ASSERT_NE(at, std::string::npos) << log.str();
+  const size_t begin = at + marker.size();
+  const std::string page = log.str().substr(begin, log.str().find('\n', begin) - begin);
+  EXPECT_TRUE(absl::StartsWith(page, dir + "/")) << page;
+  const std::string suffix = absl::StrCat(".seed-", failing, ".linearizability.html");
+  ASSERT_TRUE(absl::EndsWith(page, suffix)) << page;
   std::ifstream file(page);
   ASSERT_TRUE(file.good()) << page;
   std::stringstream html;
   html << file.rdbuf();
   EXPECT_TRUE(absl::StrContains(html.str(), "not linearizable"));
-  EXPECT_TRUE(std::filesystem::exists(stem + ".history.edn"));
+  const std::string stem = page.substr(0, page.size() - std::string(".linearizability.html").size());
+  EXPECT_TRUE(std::filesystem::exists(stem + ".history.edn")) << stem;
 }
 
 // ---- The trace ---------------------------------------------------------------------------
