@@ -42,7 +42,8 @@
 //             register, checked separately (P-compositionality). Starts nil.
 //             Porcupine's key-value dialect is accepted too (register and kv): get,
 //             put, append (value: a string to concatenate), where "" stands for nil
-//             (a key never written reads as "").
+//             (a key never written reads as ""). Without a :key, kv reads Jepsen's
+//             jepsen.independent tuples: :value [key value] (cas: [key [old new]]).
 //   set       add (value: x), remove (value: x), read (ok value: the whole set, as a
 //             vector or an EDN set, order ignored). Starts empty.
 //   queue     enqueue (value: x), dequeue (ok value: the head, or nil when the queue

@@ -182,15 +182,31 @@ bool MayMatter(const Operation& op, const absl::flat_hash_set<std::string>& obse
   return observed.contains(written.ToEdn());
 }
 
+// Jepsen's jepsen.independent form of a keyed operation, for the kv model when there
+// is no :key: every value is a tuple [key value] (a read's invocation [key nil], a
+// cas [key [old new]]). Returns the operation with :key set and the values unwrapped;
+// other operations unchanged.
+Operation Untupled(const Operation& op) {
+  if (op.key.has_value() || !op.input.is_list() || op.input.items().size() != 2) return op;
+  Operation plain = op;
+  plain.key = op.input.items()[0];
+  plain.input = op.input.items()[1];
+  if (op.output.is_list() && op.output.items().size() == 2) plain.output = op.output.items()[1];
+  return plain;
+}
+
 class RegisterModelImpl final : public Model::Impl {
  public:
   explicit RegisterModelImpl(bool keyed) : keyed_(keyed) {}
 
   std::string name() const override { return keyed_ ? "kv" : "register"; }
 
-  absl::Status Validate(const Operation& op) const override {
+  absl::Status Validate(const Operation& original) const override {
+    const Operation op = keyed_ ? Untupled(original) : original;
     if (keyed_ && !op.key.has_value()) {
-      return BadValue(name(), op, "has no :key (the kv model checks each key as a register)");
+      return BadValue(name(), op,
+                      "has no :key and no [key value] tuple as its :value (the kv model "
+                      "checks each key as a register)");
     }
     if (IsRead(op) || IsWrite(op)) return absl::OkStatus();
     if (op.f == "cas") {
@@ -209,11 +225,14 @@ class RegisterModelImpl final : public Model::Impl {
   }
 
   std::optional<Value> PartitionKey(const Operation& op) const override {
-    return keyed_ ? op.key : std::nullopt;
+    return keyed_ ? Untupled(op).key : std::nullopt;
   }
 
-  std::unique_ptr<PartitionSearch> NewSearch(const std::vector<Operation>& ops,
+  std::unique_ptr<PartitionSearch> NewSearch(const std::vector<Operation>& original,
                                              const SearchConfig& config) const override {
+    std::vector<Operation> ops;
+    ops.reserve(original.size());
+    for (const Operation& op : original) ops.push_back(keyed_ ? Untupled(op) : op);
     RegisterSearchModel model;
     std::vector<RegisterOp> compiled;
     std::vector<SearchOp> meta;

@@ -359,6 +359,27 @@ TEST(Kv, PorcupinesGetPutAppendDialectWorks) {
             kYes);
 }
 
+TEST(Kv, JepsenIndependentTuplesWork) {
+  // jepsen.independent: no :key, every value a [key value] tuple.
+  const std::string start = R"(
+{:process 0, :type :invoke, :f :write, :value [1 5]}
+{:process 0, :type :ok, :f :write, :value [1 5]}
+{:process 1, :type :invoke, :f :cas, :value [2 [nil 7]]}
+{:process 1, :type :fail, :f :cas, :value [2 [nil 7]]}
+{:process 0, :type :invoke, :f :read, :value [2 nil]}
+{:process 0, :type :ok, :f :read, :value [2 nil]}
+{:process 0, :type :invoke, :f :read, :value [1 nil]}
+)";
+  EXPECT_EQ(VerdictOf(start + "{:process 0, :type :ok, :f :read, :value [1 5]}\n", KvModel()),
+            kYes);
+  const CheckResult result =
+      Check(start + "{:process 0, :type :ok, :f :read, :value [1 6]}\n", KvModel());
+  EXPECT_EQ(result.verdict, kNo);
+  ASSERT_EQ(result.partitions.size(), 2u);
+  EXPECT_EQ(result.partitions[0].key, Value(1));
+  EXPECT_EQ(result.partitions[0].verdict, kNo);
+}
+
 TEST(Kv, OperationWithoutKeyIsAnError) {
   const CheckResult result = Check(R"(
 {:process 0, :type :invoke, :f :write, :value 1}
