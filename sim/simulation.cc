@@ -259,6 +259,19 @@ void Fail(absl::string_view message, SourceLocation where) {
   if (scheduler->InTask() && std::uncaught_exceptions() == 0) throw InvariantViolation(absl::StrCat("invariant violated: ", message));
 }
 
+void Simulation::AttachArtifact(std::string name, std::string contents) {
+  DSIM_MISUSE(!name.empty() && name.find('/') == std::string::npos,
+              "AttachArtifact: the name must be a file-name suffix without '/', got \"", name,
+              "\"");
+  for (Artifact& artifact : artifacts_) {
+    if (artifact.name == name) {
+      artifact.contents = std::move(contents);
+      return;
+    }
+  }
+  artifacts_.push_back({std::move(name), std::move(contents)});
+}
+
 // ---- Hosts -------------------------------------------------------------------------
 
 Host& Simulation::AddHost(HostOptions options) {
