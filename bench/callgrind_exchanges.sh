@@ -23,8 +23,13 @@ if [[ $# -eq 0 ]]; then
          BM_TcpEchoRoundTrip BM_UdpDatagram BM_DemoSeed
 fi
 
-./bazelw build -c opt //bench:sockets_bench //bench:sim_bench >&2
-BIN_DIR="$(./bazelw info -c opt bazel-bin 2>/dev/null | grep -v "^INFO" | tail -1)/bench"
+# DSIM_BENCH_BIN_DIR: binaries built elsewhere (an older commit, for before/after).
+if [[ -n "${DSIM_BENCH_BIN_DIR:-}" ]]; then
+  BIN_DIR="$DSIM_BENCH_BIN_DIR"
+else
+  ./bazelw build -c opt //bench:sockets_bench //bench:sim_bench >&2
+  BIN_DIR="$(./bazelw info -c opt bazel-bin 2>/dev/null | grep -v "^INFO" | tail -1)/bench"
+fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
@@ -33,7 +38,7 @@ measure() {
   local binary="$1" name="$2" iterations="$3"
   DSIM_BENCH_ITERATIONS="$iterations" valgrind --tool=callgrind \
       --callgrind-out-file="$WORK/out" "$BIN_DIR/$binary" \
-      --benchmark_filter="^${name}(/iterations:[0-9]+)?\$" --benchmark_format=json \
+      --benchmark_filter="^${name}(/iterations:[0-9]+)?(/real_time)?\$" --benchmark_format=json \
       --benchmark_out="$WORK/result.json" >/dev/null 2>"$WORK/valgrind.log" || {
     cat "$WORK/valgrind.log" >&2
     return 1

@@ -157,6 +157,11 @@ struct Packet {
 
   // "tcp 10.0.0.2:40000->10.0.0.1:80 [SA] seq=0 ack=0 win=131072 len=0"
   std::string ToString() const;
+  // The header fields ToString() shows, as the 8 words of a lazy trace annotation
+  // (kTraceWords), and the formatter that turns them into ToString()'s text.
+  static constexpr int kTraceWords = 8;
+  void ToTraceWords(uint64_t* words) const;
+  static void FormatTraceWords(const AnnotationPayload& payload, std::string* out);
 };
 
 // What happens to one packet: one delivery time per copy. No delivery is a drop; two

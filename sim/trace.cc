@@ -1,6 +1,7 @@
 #include "sim/trace.h"
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -41,10 +42,12 @@ std::string FormatVirtualTime(int64_t time_ns) {
 Trace::Trace(Scheduler* scheduler, TraceOptions options)
     : scheduler_(scheduler),
       options_(options),
-      fingerprint_(internal::StreamHash::kInitialState) {
+      capacity_(options.keep_all_events ? SIZE_MAX : options.keep_last_events),
+      fingerprint_(internal::WordHash::kInitialState) {
   DSIM_MISUSE(scheduler != nullptr, "Trace needs a scheduler");
   DSIM_MISUSE(options_.keep_all_events || options_.keep_last_events > 0,
               "TraceOptions::keep_last_events must be positive (or set keep_all_events)");
+  categories_.push_back(Category{"", internal::WordHash().value()});
   scheduler_->AddListener(this);
 }
 
@@ -56,132 +59,249 @@ void Trace::Detach() {
   scheduler_ = nullptr;
 }
 
-int64_t Trace::NowNs() const {
-  DSIM_CHECK(scheduler_ != nullptr, "a detached trace received an event");
-  return absl::ToInt64Nanoseconds(scheduler_->Now() - Scheduler::Epoch());
-}
-
-TraceEvent& Trace::Start(TraceEventKind kind, int64_t time_ns) {
-  if (!options_.keep_all_events && events_.size() >= options_.keep_last_events) {
-    events_.pop_front();  // Bounded memory: the fingerprint still covers it.
+// The next record to fill: a new one until the ring is full, then the oldest. Every
+// field is reset, so nothing of an overwritten event leaks into the next.
+Trace::Record& Trace::Start(TraceEventKind kind, int64_t time_ns) {
+  Record* record;
+  if (records_.size() < capacity_) {
+    record = &records_.emplace_back();
+  } else {
+    record = &records_[head_];  // Bounded memory: the fingerprint still covers it.
+    head_ = head_ + 1 == records_.size() ? 0 : head_ + 1;
+    record->task = kNoTask;
+    record->other_task = kNoTask;
+    record->number = 0;
+    record->options = 0;
+    record->flow_id = 0;
+    record->group = kNoGroup;
+    record->code = 0;
+    record->flow_phase = 0;
+    record->category = 0;
+    record->what = "";
+    record->where = SourceLocation();
+    record->format = nullptr;
+    record->payload.text = nullptr;
+    record->payload.word_count = 0;
+    record->text.clear();
   }
-  TraceEvent& event = events_.emplace_back();
-  event.index = next_index_++;
-  event.time_ns = time_ns;
-  event.kind = kind;
-  return event;
+  record->index = next_index_++;
+  record->time_ns = time_ns;
+  record->kind = kind;
+  return *record;
 }
 
-// Hashes the event's content and folds it into the stream fingerprint. `extra_hash`
-// covers content that is not stored (a decision's candidate list).
-void Trace::Finish(TraceEvent& event, uint64_t extra_hash) {
-  internal::StreamHash h;
-  h.AddU64(static_cast<uint64_t>(event.kind));
-  h.AddU64(event.code);
-  h.AddU64(static_cast<uint64_t>(event.time_ns));
-  h.AddU64(event.group);
-  h.AddU64(event.task);
-  h.AddU64(event.other_task);
-  h.AddU64(event.number);
-  h.AddU64(event.options);
-  h.AddString(event.what);
-  h.AddString(event.where.file_name());
-  h.AddU64(static_cast<uint64_t>(event.where.line()));
-  h.AddString(event.category);
-  h.AddString(event.detail);
-  h.AddU64(event.flow_id);
-  h.AddU64(static_cast<uint64_t>(event.flow_phase));
-  h.AddU64(extra_hash);
-  event.hash = h.value();
-  internal::StreamHash stream(fingerprint_);
-  stream.AddU64(event.hash);
+// Hashes the record's content and folds it into the stream fingerprint: a handful of
+// multiplies per event. Strings enter by content (through the caches), never by
+// address. `extra_a`/`extra_b` cover content that is not stored (a decision's
+// candidates).
+void Trace::Finish(Record& r, uint64_t extra_a, uint64_t extra_b) {
+  internal::WordHash h;
+  h.Add(static_cast<uint64_t>(r.kind) | uint64_t{r.code} << 8 |
+            uint64_t{static_cast<uint8_t>(r.flow_phase)} << 16 | uint64_t{r.group} << 32,
+        static_cast<uint64_t>(r.time_ns));
+  h.Add(r.task, r.other_task);
+  h.Add(r.number, r.options);
+  switch (r.kind) {
+    case TraceEventKind::kBlock:
+      h.Add(StaticHash(r.what), StaticHash(r.where.file_name()) ^
+                                    static_cast<uint64_t>(static_cast<uint32_t>(r.where.line())));
+      break;
+    case TraceEventKind::kDecision:
+      h.Add(StaticHash(r.what), extra_a);
+      h.Add(extra_b, 0);
+      break;
+    case TraceEventKind::kSpawn:
+      h.AddString(r.text);
+      break;
+    case TraceEventKind::kAnnotation: {
+      h.Add(categories_[r.category].hash, r.flow_id);
+      if (r.format != nullptr) {
+        const AnnotationPayload& p = r.payload;
+        h.Add(p.text != nullptr ? StaticHash(p.text) : 0, p.word_count);
+        int i = 0;
+        for (; i + 1 < p.word_count; i += 2) h.Add(p.words[i], p.words[i + 1]);
+        if (i < p.word_count) h.Add(p.words[i], 0);
+      } else {
+        h.AddString(r.text);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  r.hash = h.value();
+  internal::WordHash stream(fingerprint_);
+  stream.Add(r.hash, r.index);
   fingerprint_ = stream.value();
+  materialized_at_ = UINT64_MAX;
+}
+
+uint32_t Trace::InternCategory(absl::string_view category) {
+  CategorySlot& slot = category_cache_[(reinterpret_cast<uintptr_t>(category.data()) >> 3) %
+                                       kCacheSlots];
+  if (slot.data == category.data() && slot.size == category.size() &&
+      std::memcmp(category.data(), categories_[slot.id].text.data(), category.size()) == 0) {
+    return slot.id;
+  }
+  auto [it, inserted] =
+      category_ids_.try_emplace(std::string(category), static_cast<uint32_t>(categories_.size()));
+  if (inserted) {
+    internal::WordHash h;
+    h.AddString(category);
+    categories_.push_back(Category{std::string(category), h.value()});
+  }
+  slot = CategorySlot{category.data(), category.size(), it->second};
+  return it->second;
+}
+
+uint64_t Trace::StaticHash(const char* text) {
+  StaticSlot& slot = static_cache_[(reinterpret_cast<uintptr_t>(text) >> 3) % kCacheSlots];
+  if (slot.data != text) {
+    internal::WordHash h;
+    h.AddString(text);
+    slot = StaticSlot{text, h.value()};
+  }
+  return slot.hash;
 }
 
 void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
   if (!options_.record_decisions) return;
-  TraceEvent& event = Start(TraceEventKind::kDecision, NowNs());
-  event.code = static_cast<uint8_t>(decision.kind);
-  event.task = decision.current;
-  event.number = decision.candidates.empty() ? chosen : decision.candidates[chosen];
-  event.options = decision.num_options;
-  event.what = decision.label != nullptr ? decision.label : "";
-  internal::StreamHash candidates;
-  for (uint64_t candidate : decision.candidates) candidates.AddU64(candidate);
-  candidates.AddU64(decision.index);
-  Finish(event, candidates.value());
+  Record& r = Start(TraceEventKind::kDecision, scheduler_->NowNanos());
+  r.code = static_cast<uint8_t>(decision.kind);
+  r.task = decision.current;
+  r.number = decision.candidates.empty() ? chosen : decision.candidates[chosen];
+  r.options = decision.num_options;
+  r.what = decision.label != nullptr ? decision.label : "";
+  internal::WordHash candidates(decision.index);
+  size_t i = 0;
+  const size_t n = decision.candidates.size();
+  for (; i + 1 < n; i += 2) candidates.Add(decision.candidates[i], decision.candidates[i + 1]);
+  if (i < n) candidates.Add(decision.candidates[i], n);
+  Finish(r, candidates.value(), decision.index);
 }
 
 void Trace::OnSpawn(const TaskView& task) {
   if (task_names_.size() <= task.id) task_names_.resize(task.id + 1);
   task_names_[task.id] = std::string(task.name);
-  TraceEvent& event = Start(TraceEventKind::kSpawn, NowNs());
-  event.task = task.id;
-  event.group = task.group;
-  event.other_task = scheduler_->CurrentTaskId();
-  event.number = task.daemon ? 1 : 0;
-  event.detail = std::string(task.name);
-  Finish(event);
+  Record& r = Start(TraceEventKind::kSpawn, scheduler_->NowNanos());
+  r.task = task.id;
+  r.group = task.group;
+  r.other_task = scheduler_->CurrentTaskId();
+  r.number = task.daemon ? 1 : 0;
+  r.text.assign(task.name.data(), task.name.size());
+  Finish(r);
 }
 
 void Trace::OnDispatch(const TaskView& task) {
-  TraceEvent& event = Start(TraceEventKind::kDispatch, NowNs());
-  event.task = task.id;
-  event.group = task.group;
-  Finish(event);
+  Record& r = Start(TraceEventKind::kDispatch, scheduler_->NowNanos());
+  r.task = task.id;
+  r.group = task.group;
+  Finish(r);
 }
 
 void Trace::OnBlock(const TaskView& task, const char* what, SourceLocation where) {
-  TraceEvent& event = Start(TraceEventKind::kBlock, NowNs());
-  event.task = task.id;
-  event.group = task.group;
-  event.what = what != nullptr ? what : "";
-  event.where = where;
-  Finish(event);
+  Record& r = Start(TraceEventKind::kBlock, scheduler_->NowNanos());
+  r.task = task.id;
+  r.group = task.group;
+  r.what = what != nullptr ? what : "";
+  r.where = where;
+  Finish(r);
 }
 
 void Trace::OnWake(const TaskView& task, WakeReason reason) {
-  TraceEvent& event = Start(TraceEventKind::kWake, NowNs());
-  event.task = task.id;
-  event.group = task.group;
-  event.code = static_cast<uint8_t>(reason);
+  Record& r = Start(TraceEventKind::kWake, scheduler_->NowNanos());
+  r.task = task.id;
+  r.group = task.group;
+  r.code = static_cast<uint8_t>(reason);
   // The waker: the running task, unless the wake comes from a timer (no task runs
   // then) or from the task itself being killed outside a run.
   const TaskId current = scheduler_->CurrentTaskId();
-  event.other_task = current == task.id ? kNoTask : current;
-  Finish(event);
+  r.other_task = current == task.id ? kNoTask : current;
+  Finish(r);
 }
 
 void Trace::OnFinish(const TaskView& task) {
-  TraceEvent& event = Start(TraceEventKind::kFinish, NowNs());
-  event.task = task.id;
-  event.group = task.group;
-  Finish(event);
+  Record& r = Start(TraceEventKind::kFinish, scheduler_->NowNanos());
+  r.task = task.id;
+  r.group = task.group;
+  Finish(r);
 }
 
 void Trace::OnTimerFired(TimerId timer, absl::Time when) {
-  TraceEvent& event =
+  Record& r =
       Start(TraceEventKind::kTimer, absl::ToInt64Nanoseconds(when - Scheduler::Epoch()));
-  event.number = timer;
-  Finish(event);
+  r.number = timer;
+  Finish(r);
 }
 
 void Trace::OnClockAdvanced(absl::Time from, absl::Time to) {
-  TraceEvent& event =
-      Start(TraceEventKind::kClock, absl::ToInt64Nanoseconds(to - Scheduler::Epoch()));
-  event.number = static_cast<uint64_t>(absl::ToInt64Nanoseconds(from - Scheduler::Epoch()));
-  Finish(event);
+  Record& r = Start(TraceEventKind::kClock, absl::ToInt64Nanoseconds(to - Scheduler::Epoch()));
+  r.number = static_cast<uint64_t>(absl::ToInt64Nanoseconds(from - Scheduler::Epoch()));
+  Finish(r);
 }
 
 void Trace::OnAnnotation(const Annotation& annotation) {
-  TraceEvent& event = Start(TraceEventKind::kAnnotation, NowNs());
-  event.group = annotation.group;
-  event.task = scheduler_->CurrentTaskId();
-  event.category = std::string(annotation.category);
-  event.detail = std::string(annotation.detail);
-  event.flow_id = annotation.flow_id;
-  event.flow_phase = annotation.flow_phase;
-  Finish(event);
+  Record& r = Start(TraceEventKind::kAnnotation, scheduler_->NowNanos());
+  r.group = annotation.group;
+  r.task = scheduler_->CurrentTaskId();
+  r.category = InternCategory(annotation.category);
+  r.flow_id = annotation.flow_id;
+  r.flow_phase = static_cast<int8_t>(annotation.flow_phase);
+  if (annotation.format != nullptr) {
+    r.format = annotation.format;
+    r.payload.text = annotation.payload.text;
+    r.payload.word_count = std::min<uint8_t>(annotation.payload.word_count,
+                                             AnnotationPayload::kMaxWords);
+    std::memcpy(r.payload.words, annotation.payload.words,
+                sizeof(uint64_t) * r.payload.word_count);
+  } else {
+    r.text.assign(annotation.detail.data(), annotation.detail.size());
+  }
+  Finish(r);
+}
+
+// ---- Reading the records -----------------------------------------------------------
+
+const Trace::Record& Trace::RetainedRecord(size_t i) const {
+  DSIM_DCHECK(i < records_.size());
+  const size_t slot = head_ + i;
+  return records_[slot < records_.size() ? slot : slot - records_.size()];
+}
+
+TraceEvent Trace::Materialize(const Record& r) const {
+  TraceEvent e;
+  e.index = r.index;
+  e.time_ns = r.time_ns;
+  e.kind = r.kind;
+  e.code = r.code;
+  e.group = r.group;
+  e.task = r.task;
+  e.other_task = r.other_task;
+  e.number = r.number;
+  e.options = r.options;
+  e.what = r.what;
+  e.where = r.where;
+  if (r.kind == TraceEventKind::kAnnotation) e.category = categories_[r.category].text;
+  if (r.format != nullptr) {
+    r.format(r.payload, &e.detail);
+  } else {
+    e.detail = r.text;
+  }
+  e.flow_id = r.flow_id;
+  e.flow_phase = r.flow_phase;
+  e.hash = r.hash;
+  return e;
+}
+
+const std::deque<TraceEvent>& Trace::events() const {
+  if (materialized_at_ != next_index_) {
+    materialized_.clear();
+    for (size_t i = 0; i < records_.size(); ++i) {
+      materialized_.push_back(Materialize(RetainedRecord(i)));
+    }
+    materialized_at_ = next_index_;
+  }
+  return materialized_;
 }
 
 // ---- Names -------------------------------------------------------------------------
@@ -267,9 +387,9 @@ std::string Trace::Describe(const TraceEvent& e) const {
 
 std::string Trace::LastEventsText(size_t count) const {
   std::string out;
-  const size_t first = events_.size() > count ? events_.size() - count : 0;
-  for (size_t i = first; i < events_.size(); ++i) {
-    absl::StrAppend(&out, Describe(events_[i]), "\n");
+  const size_t first = records_.size() > count ? records_.size() - count : 0;
+  for (size_t i = first; i < records_.size(); ++i) {
+    absl::StrAppend(&out, Describe(Materialize(RetainedRecord(i))), "\n");
   }
   return out;
 }
@@ -277,9 +397,11 @@ std::string Trace::LastEventsText(size_t count) const {
 void Trace::WriteText(std::ostream& out) const {
   out << absl::StrFormat("# dsim trace: %d events, fingerprint %016x", next_index_,
                          fingerprint_);
-  if (!complete()) out << absl::StrCat(", showing the last ", events_.size());
+  if (!complete()) out << absl::StrCat(", showing the last ", records_.size());
   out << "\n";
-  for (const TraceEvent& event : events_) out << Describe(event) << "\n";
+  for (size_t i = 0; i < records_.size(); ++i) {
+    out << Describe(Materialize(RetainedRecord(i))) << "\n";
+  }
 }
 
 std::string Trace::ToText() const {
