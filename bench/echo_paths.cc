@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -55,6 +56,7 @@ struct EchoRun {
   bool stop = false;
   uint64_t measured_exchanges = 0;
   uint64_t measured_allocations = 0;
+  uint64_t trace_events = 0;  // Simulation path: events its trace recorded in all.
 };
 
 // Runs `exchange` in a closed loop as client `index`; client 0 drives the benchmark.
@@ -222,6 +224,10 @@ void RunOnSimulation(EchoRun& run, void (*server)(), void (*client)(EchoRun&, in
   }
   sim.Run();
   benchmark::DoNotOptimize(sim.trace().fingerprint());
+  run.trace_events = sim.trace().event_count();
+  if (std::getenv("DSIM_ECHO_PRINT_TRACE") != nullptr) {  // To see what one exchange records.
+    std::fputs(sim.trace().LastEventsText(120).c_str(), stderr);
+  }
 }
 
 }  // namespace
@@ -247,6 +253,10 @@ void RunEcho(benchmark::State& state, EchoPath path, EchoProtocol protocol) {
   state.counters["exchanges"] = exchanges;
   state.counters["allocs_per_exchange"] =
       exchanges > 0 ? static_cast<double>(run.measured_allocations) / exchanges : 0;
+  if (run.trace_events > 0) {
+    state.counters["trace_events_per_exchange"] =
+        static_cast<double>(run.trace_events) / static_cast<double>(run.exchanges);
+  }
 }
 
 }  // namespace dsim::bench

@@ -113,8 +113,11 @@ void AppendPacketText(Packet::Kind kind, const Endpoint& source, const Endpoint&
 // Little-endian on every machine (one load on little-endian ones), so the words, and
 // the fingerprints made from them, do not depend on byte order.
 uint64_t LoadWord(const uint8_t* bytes) {
-  uint64_t word = 0;
-  for (int b = 0; b < 8; ++b) word |= uint64_t{bytes[b]} << (8 * b);
+  uint64_t word;
+  std::memcpy(&word, bytes, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  word = __builtin_bswap64(word);
+#endif
   return word;
 }
 

@@ -59,90 +59,103 @@ void Trace::Detach() {
   scheduler_ = nullptr;
 }
 
-// The next record to fill: a new one until the ring is full, then the oldest. Every
-// field is reset, so nothing of an overwritten event leaks into the next.
-Trace::Record& Trace::Start(TraceEventKind kind, int64_t time_ns) {
-  Record* record;
-  if (records_.size() < capacity_) {
-    record = &records_.emplace_back();
+// The next record, with its common fields set. Until the ring is full it is new; then
+// it is the oldest, overwritten (the fingerprint still covers it). Every field a later
+// reader looks at is set here or by the caller, so nothing of an old event leaks.
+inline Trace::Record& Trace::Start(TraceEventKind kind, int64_t time_ns, GroupId group,
+                                   TaskId task) {
+  Record* r;
+  if (ABSL_PREDICT_TRUE(records_.size() == capacity_)) {
+    r = &records_[head_];
+    head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
   } else {
-    record = &records_[head_];  // Bounded memory: the fingerprint still covers it.
-    head_ = head_ + 1 == records_.size() ? 0 : head_ + 1;
-    record->task = kNoTask;
-    record->other_task = kNoTask;
-    record->number = 0;
-    record->options = 0;
-    record->flow_id = 0;
-    record->group = kNoGroup;
-    record->code = 0;
-    record->flow_phase = 0;
-    record->category = 0;
-    record->what = "";
-    record->where = SourceLocation();
-    record->format = nullptr;
-    record->payload.text = nullptr;
-    record->payload.word_count = 0;
-    record->text.clear();
+    r = &GrowRecords();
   }
-  record->index = next_index_++;
-  record->time_ns = time_ns;
-  record->kind = kind;
-  return *record;
+  r->index = next_index_++;
+  r->time_ns = time_ns;
+  r->task = task;
+  r->other_task = kNoTask;
+  r->number = 0;
+  r->options = 0;
+  r->group = group;
+  r->kind = kind;
+  r->code = 0;
+  r->flow_phase = 0;
+  r->has_text = false;
+  r->what = "";
+  r->where = SourceLocation();
+  r->flow_id = 0;
+  r->category = 0;
+  r->format = nullptr;
+  return *r;
 }
 
-// Hashes the record's content and folds it into the stream fingerprint: a handful of
-// multiplies per event. Strings enter by content (through the caches), never by
-// address. `extra_a`/`extra_b` cover content that is not stored (a decision's
-// candidates).
-void Trace::Finish(Record& r, uint64_t extra_a, uint64_t extra_b) {
-  internal::WordHash h;
+Trace::Record& Trace::GrowRecords() {
+  if (records_.capacity() == records_.size() && capacity_ != SIZE_MAX) {
+    records_.reserve(std::min(capacity_, std::max<size_t>(64, records_.size() * 2)));
+  }
+  return records_.emplace_back();
+}
+
+// Folds the record's content into the stream fingerprint: three to five multiplies
+// per event. Strings enter by content (through the caches), never by address.
+// `extra_a`/`extra_b` cover content kept elsewhere (a decision's candidates and label,
+// an annotation's category and payload). The record keeps the fingerprint so far.
+inline void Trace::Finish(Record& r, uint64_t extra_a, uint64_t extra_b) {
+  internal::WordHash h(fingerprint_);
   h.Add(static_cast<uint64_t>(r.kind) | uint64_t{r.code} << 8 |
             uint64_t{static_cast<uint8_t>(r.flow_phase)} << 16 | uint64_t{r.group} << 32,
         static_cast<uint64_t>(r.time_ns));
   h.Add(r.task, r.other_task);
   h.Add(r.number, r.options);
-  switch (r.kind) {
-    case TraceEventKind::kBlock:
-      h.Add(StaticHash(r.what), StaticHash(r.where.file_name()) ^
-                                    static_cast<uint64_t>(static_cast<uint32_t>(r.where.line())));
-      break;
-    case TraceEventKind::kDecision:
-      h.Add(StaticHash(r.what), extra_a);
-      h.Add(extra_b, 0);
-      break;
-    case TraceEventKind::kSpawn:
-      h.AddString(r.text);
-      break;
-    case TraceEventKind::kAnnotation: {
-      h.Add(categories_[r.category].hash, r.flow_id);
-      if (r.format != nullptr) {
-        const AnnotationPayload& p = r.payload;
-        h.Add(p.text != nullptr ? StaticHash(p.text) : 0, p.word_count);
-        int i = 0;
-        for (; i + 1 < p.word_count; i += 2) h.Add(p.words[i], p.words[i + 1]);
-        if (i < p.word_count) h.Add(p.words[i], 0);
-      } else {
-        h.AddString(r.text);
-      }
-      break;
-    }
-    default:
-      break;
-  }
-  r.hash = h.value();
-  internal::WordHash stream(fingerprint_);
-  stream.Add(r.hash, r.index);
-  fingerprint_ = stream.value();
-  materialized_at_ = UINT64_MAX;
+  if (extra_a != 0 || extra_b != 0) h.Add(extra_a, extra_b);
+  r.hash = fingerprint_ = h.value();
 }
 
-uint32_t Trace::InternCategory(absl::string_view category) {
-  CategorySlot& slot = category_cache_[(reinterpret_cast<uintptr_t>(category.data()) >> 3) %
-                                       kCacheSlots];
+void Trace::AddText(Record& r, absl::string_view text) {
+  r.has_text = true;
+  texts_.emplace_back(r.index, std::string(text));
+  // Texts of events the ring no longer holds go.
+  const uint64_t oldest = next_index_ - records_.size();
+  while (texts_.front().first < oldest) texts_.pop_front();
+}
+
+absl::string_view Trace::TextOf(const Record& r) const {
+  if (!r.has_text) return "";
+  auto it = std::lower_bound(texts_.begin(), texts_.end(), r.index,
+                             [](const auto& entry, uint64_t index) { return entry.first < index; });
+  DSIM_CHECK(it != texts_.end() && it->first == r.index, "trace text lost");
+  return it->second;
+}
+
+namespace {
+
+// Equal bytes, 8 at a time: categories are short.
+inline bool SameBytes(const char* a, const char* b, size_t n) {
+  for (; n >= 8; n -= 8, a += 8, b += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a, 8);
+    std::memcpy(&y, b, 8);
+    if (x != y) return false;
+  }
+  for (; n > 0; --n, ++a, ++b) {
+    if (*a != *b) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+inline uint32_t Trace::InternCategory(absl::string_view category) {
+  CategorySlot& slot = category_cache_[CacheSlot(category.data())];
   if (slot.data == category.data() && slot.size == category.size() &&
-      std::memcmp(category.data(), categories_[slot.id].text.data(), category.size()) == 0) {
+      SameBytes(category.data(), categories_[slot.id].text.data(), category.size())) {
     return slot.id;
   }
+  return InternCategorySlow(category, slot);
+}
+
+uint32_t Trace::InternCategorySlow(absl::string_view category, CategorySlot& slot) {
   auto [it, inserted] =
       category_ids_.try_emplace(std::string(category), static_cast<uint32_t>(categories_.size()));
   if (inserted) {
@@ -154,21 +167,18 @@ uint32_t Trace::InternCategory(absl::string_view category) {
   return it->second;
 }
 
-uint64_t Trace::StaticHash(const char* text) {
-  StaticSlot& slot = static_cache_[(reinterpret_cast<uintptr_t>(text) >> 3) % kCacheSlots];
-  if (slot.data != text) {
-    internal::WordHash h;
-    h.AddString(text);
-    slot = StaticSlot{text, h.value()};
-  }
+uint64_t Trace::StaticHashSlow(const char* text, StaticSlot& slot) {
+  internal::WordHash h;
+  h.AddString(text);
+  slot = StaticSlot{text, h.value()};
   return slot.hash;
 }
 
 void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
   if (!options_.record_decisions) return;
-  Record& r = Start(TraceEventKind::kDecision, scheduler_->NowNanos());
+  Record& r = Start(TraceEventKind::kDecision, scheduler_->NowNanos(), kNoGroup,
+                    decision.current);
   r.code = static_cast<uint8_t>(decision.kind);
-  r.task = decision.current;
   r.number = decision.candidates.empty() ? chosen : decision.candidates[chosen];
   r.options = decision.num_options;
   r.what = decision.label != nullptr ? decision.label : "";
@@ -177,87 +187,90 @@ void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
   const size_t n = decision.candidates.size();
   for (; i + 1 < n; i += 2) candidates.Add(decision.candidates[i], decision.candidates[i + 1]);
   if (i < n) candidates.Add(decision.candidates[i], n);
-  Finish(r, candidates.value(), decision.index);
+  Finish(r, candidates.value(), StaticHash(r.what));
 }
 
 void Trace::OnSpawn(const TaskView& task) {
   if (task_names_.size() <= task.id) task_names_.resize(task.id + 1);
   task_names_[task.id] = std::string(task.name);
-  Record& r = Start(TraceEventKind::kSpawn, scheduler_->NowNanos());
-  r.task = task.id;
-  r.group = task.group;
+  Record& r = Start(TraceEventKind::kSpawn, scheduler_->NowNanos(), task.group, task.id);
   r.other_task = scheduler_->CurrentTaskId();
   r.number = task.daemon ? 1 : 0;
-  r.text.assign(task.name.data(), task.name.size());
-  Finish(r);
+  AddText(r, task.name);
+  internal::WordHash name;
+  name.AddString(task.name);
+  Finish(r, name.value(), 0);
 }
 
 void Trace::OnDispatch(const TaskView& task) {
-  Record& r = Start(TraceEventKind::kDispatch, scheduler_->NowNanos());
-  r.task = task.id;
-  r.group = task.group;
-  Finish(r);
+  Finish(Start(TraceEventKind::kDispatch, scheduler_->NowNanos(), task.group, task.id), 0, 0);
 }
 
 void Trace::OnBlock(const TaskView& task, const char* what, SourceLocation where) {
-  Record& r = Start(TraceEventKind::kBlock, scheduler_->NowNanos());
-  r.task = task.id;
-  r.group = task.group;
+  Record& r = Start(TraceEventKind::kBlock, scheduler_->NowNanos(), task.group, task.id);
   r.what = what != nullptr ? what : "";
   r.where = where;
-  Finish(r);
+  Finish(r, StaticHash(r.what),
+         StaticHash(where.file_name()) ^ static_cast<uint32_t>(where.line()));
 }
 
 void Trace::OnWake(const TaskView& task, WakeReason reason) {
-  Record& r = Start(TraceEventKind::kWake, scheduler_->NowNanos());
-  r.task = task.id;
-  r.group = task.group;
+  Record& r = Start(TraceEventKind::kWake, scheduler_->NowNanos(), task.group, task.id);
   r.code = static_cast<uint8_t>(reason);
   // The waker: the running task, unless the wake comes from a timer (no task runs
   // then) or from the task itself being killed outside a run.
   const TaskId current = scheduler_->CurrentTaskId();
   r.other_task = current == task.id ? kNoTask : current;
-  Finish(r);
+  Finish(r, 0, 0);
 }
 
 void Trace::OnFinish(const TaskView& task) {
-  Record& r = Start(TraceEventKind::kFinish, scheduler_->NowNanos());
-  r.task = task.id;
-  r.group = task.group;
-  Finish(r);
+  Finish(Start(TraceEventKind::kFinish, scheduler_->NowNanos(), task.group, task.id), 0, 0);
 }
 
 void Trace::OnTimerFired(TimerId timer, absl::Time when) {
-  Record& r =
-      Start(TraceEventKind::kTimer, absl::ToInt64Nanoseconds(when - Scheduler::Epoch()));
+  Record& r = Start(TraceEventKind::kTimer, absl::ToInt64Nanoseconds(when - Scheduler::Epoch()),
+                    kNoGroup, kNoTask);
   r.number = timer;
-  Finish(r);
+  Finish(r, 0, 0);
 }
 
 void Trace::OnClockAdvanced(absl::Time from, absl::Time to) {
-  Record& r = Start(TraceEventKind::kClock, absl::ToInt64Nanoseconds(to - Scheduler::Epoch()));
+  Record& r = Start(TraceEventKind::kClock, absl::ToInt64Nanoseconds(to - Scheduler::Epoch()),
+                    kNoGroup, kNoTask);
   r.number = static_cast<uint64_t>(absl::ToInt64Nanoseconds(from - Scheduler::Epoch()));
-  Finish(r);
+  Finish(r, 0, 0);
 }
 
 void Trace::OnAnnotation(const Annotation& annotation) {
-  Record& r = Start(TraceEventKind::kAnnotation, scheduler_->NowNanos());
-  r.group = annotation.group;
-  r.task = scheduler_->CurrentTaskId();
+  Record& r = Start(TraceEventKind::kAnnotation, scheduler_->NowNanos(), annotation.group,
+                    scheduler_->CurrentTaskId());
   r.category = InternCategory(annotation.category);
   r.flow_id = annotation.flow_id;
   r.flow_phase = static_cast<int8_t>(annotation.flow_phase);
+  internal::WordHash content(categories_[r.category].hash);
   if (annotation.format != nullptr) {
     r.format = annotation.format;
-    r.payload.text = annotation.payload.text;
-    r.payload.word_count = std::min<uint8_t>(annotation.payload.word_count,
-                                             AnnotationPayload::kMaxWords);
-    std::memcpy(r.payload.words, annotation.payload.words,
-                sizeof(uint64_t) * r.payload.word_count);
+    const AnnotationPayload& in = annotation.payload;
+    AnnotationPayload& p = r.payload;
+    p.text = in.text;
+    p.word_count = std::min<uint8_t>(in.word_count, AnnotationPayload::kMaxWords);
+    content.Add(p.text != nullptr ? StaticHash(p.text) : 0, p.word_count);
+    int i = 0;
+    for (; i + 1 < p.word_count; i += 2) {
+      p.words[i] = in.words[i];
+      p.words[i + 1] = in.words[i + 1];
+      content.Add(p.words[i], p.words[i + 1]);
+    }
+    if (i < p.word_count) {
+      p.words[i] = in.words[i];
+      content.Add(p.words[i], 0);
+    }
   } else {
-    r.text.assign(annotation.detail.data(), annotation.detail.size());
+    AddText(r, annotation.detail);
+    content.AddString(annotation.detail);
   }
-  Finish(r);
+  Finish(r, content.value(), r.flow_id);
 }
 
 // ---- Reading the records -----------------------------------------------------------
@@ -285,7 +298,7 @@ TraceEvent Trace::Materialize(const Record& r) const {
   if (r.format != nullptr) {
     r.format(r.payload, &e.detail);
   } else {
-    e.detail = r.text;
+    e.detail = std::string(TextOf(r));
   }
   e.flow_id = r.flow_id;
   e.flow_phase = r.flow_phase;
@@ -294,7 +307,7 @@ TraceEvent Trace::Materialize(const Record& r) const {
 }
 
 const std::deque<TraceEvent>& Trace::events() const {
-  if (materialized_at_ != next_index_) {
+  if (materialized_at_ != next_index_) {  // Any new event changes next_index_.
     materialized_.clear();
     for (size_t i = 0; i < records_.size(); ++i) {
       materialized_.push_back(Materialize(RetainedRecord(i)));

@@ -43,6 +43,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -84,7 +85,8 @@ struct TraceEvent {
   std::string detail;           // kAnnotation: free text; kSpawn: the task's name.
   uint64_t flow_id = 0;         // kAnnotation: links a send (phase 1) to its delivery (2).
   int flow_phase = 0;
-  uint64_t hash = 0;            // Hash of this event's content (not of its position).
+  uint64_t hash = 0;            // The fingerprint of the stream up to this event: equal
+                                // in two traces iff their streams agree so far.
 };
 
 struct TraceOptions {
@@ -169,28 +171,29 @@ class Trace final : public SchedulerListener {
   void OnAnnotation(const Annotation& annotation) override;
 
  private:
-  // One event in binary form. Strings are static pointers, interned ids, or the
-  // annotation's lazy payload; `text` holds the rare eager text (spawned task names,
-  // annotations without a formatter).
+  // One event in binary form, trivially copyable: strings are static pointers, interned
+  // category ids, or the annotation's lazy payload. The rare eager text (a spawned
+  // task's name, an annotation without a formatter) lives in texts_.
   struct Record {
-    uint64_t index = 0;
-    int64_t time_ns = 0;
-    TaskId task = kNoTask;
-    TaskId other_task = kNoTask;
-    uint64_t number = 0;
-    uint64_t options = 0;
-    uint64_t flow_id = 0;
-    uint64_t hash = 0;
-    GroupId group = kNoGroup;
-    TraceEventKind kind = TraceEventKind::kAnnotation;
-    uint8_t code = 0;
-    int8_t flow_phase = 0;
-    uint32_t category = 0;  // Index into categories_.
-    const char* what = "";
+    uint64_t index;
+    int64_t time_ns;
+    TaskId task;
+    TaskId other_task;
+    uint64_t number;
+    uint64_t options;
+    uint64_t hash;
+    GroupId group;
+    TraceEventKind kind;
+    uint8_t code;
+    int8_t flow_phase;
+    bool has_text;
+    const char* what;
     SourceLocation where;
-    AnnotationFormatter format = nullptr;
-    AnnotationPayload payload;
-    std::string text;
+    // Annotations only.
+    uint64_t flow_id;
+    uint32_t category;  // Index into categories_.
+    AnnotationFormatter format;
+    AnnotationPayload payload;  // Only payload.word_count words are set.
   };
   struct Category {
     std::string text;
@@ -199,7 +202,10 @@ class Trace final : public SchedulerListener {
   // Where the last lookups of each category and static string landed, by address bits.
   // Addresses only pick a slot: hits are verified (categories) or static (strings), and
   // every hash is computed from content, so no value depends on an address.
-  static constexpr size_t kCacheSlots = 64;
+  static constexpr size_t kCacheSlots = 256;
+  static size_t CacheSlot(const void* address) {
+    return (reinterpret_cast<uintptr_t>(address) * 0x9e3779b97f4a7c15ULL) >> 56;
+  }
   struct CategorySlot {
     const char* data = nullptr;
     size_t size = 0;
@@ -210,10 +216,18 @@ class Trace final : public SchedulerListener {
     uint64_t hash = 0;
   };
 
-  Record& Start(TraceEventKind kind, int64_t time_ns);
-  void Finish(Record& record, uint64_t extra_a = 0, uint64_t extra_b = 0);
+  Record& Start(TraceEventKind kind, int64_t time_ns, GroupId group, TaskId task);
+  Record& GrowRecords();
+  void Finish(Record& record, uint64_t extra_a, uint64_t extra_b);
+  void AddText(Record& record, absl::string_view text);
+  absl::string_view TextOf(const Record& record) const;
   uint32_t InternCategory(absl::string_view category);
-  uint64_t StaticHash(const char* text);
+  uint32_t InternCategorySlow(absl::string_view category, CategorySlot& slot);
+  uint64_t StaticHash(const char* text) {
+    StaticSlot& slot = static_cache_[CacheSlot(text)];
+    return slot.data == text ? slot.hash : StaticHashSlow(text, slot);
+  }
+  uint64_t StaticHashSlow(const char* text, StaticSlot& slot);
   const Record& RetainedRecord(size_t i) const;  // 0 is the oldest retained.
   TraceEvent Materialize(const Record& record) const;
 
@@ -224,6 +238,7 @@ class Trace final : public SchedulerListener {
   size_t head_ = 0;
   uint64_t next_index_ = 0;
   uint64_t fingerprint_;
+  std::deque<std::pair<uint64_t, std::string>> texts_;  // (event index, text), in order.
   std::vector<Category> categories_;  // Index 0: no category.
   absl::flat_hash_map<std::string, uint32_t> category_ids_;  // Never iterated.
   CategorySlot category_cache_[kCacheSlots];

@@ -11,6 +11,7 @@
 #define DSIM_SIM_INTERNAL_STREAM_HASH_H_
 
 #include <cstdint>
+#include <cstring>
 
 #include "absl/strings/string_view.h"
 #include "scheduler/random.h"
@@ -87,6 +88,14 @@ class WordHash {
     return static_cast<uint64_t>(product) ^ static_cast<uint64_t>(product >> 64);
   }
   static uint64_t Load(const char* bytes, size_t count) {
+    if (count == 8) {
+      uint64_t word;
+      std::memcpy(&word, bytes, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+      word = __builtin_bswap64(word);
+#endif
+      return word;
+    }
     uint64_t word = 0;
     for (size_t b = 0; b < count; ++b) {
       word |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[b])) << (8 * b);
