@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
 #include "sim/network.h"
+#include "sockets/internal/recv_into.h"
 #include "sockets/internal/stack.h"
 
 namespace dsim {
@@ -263,6 +264,24 @@ ssize_t Recvfrom(int fd, void* buffer, size_t length, int flags, sockaddr* addre
   args.what = "recvfrom";
   return Finish(stack, "Recvfrom", fd, stack->Recv(fd, args, where));
 }
+
+namespace internal {
+
+ssize_t RecvfromInto(int fd, std::string* data, size_t max_bytes, int flags, sockaddr* address,
+                     socklen_t* address_length, SourceLocation where) {
+  HostStack* stack = Enter("Recvfrom");
+  if (stack == nullptr) return -1;
+  internal::RecvArgs args;
+  args.flags = flags;
+  args.name = address;
+  args.name_length = address_length;
+  args.what = "recvfrom";
+  args.into = data;
+  args.into_max = max_bytes;
+  return Finish(stack, "Recvfrom", fd, stack->Recv(fd, args, where));
+}
+
+}  // namespace internal
 
 ssize_t Sendto(int fd, const void* buffer, size_t length, int flags, const sockaddr* address,
                socklen_t address_length, SourceLocation where) {

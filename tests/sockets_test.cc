@@ -612,7 +612,7 @@ TEST(Convenience, UdpSocketKeepsDatagramBoundariesAndReportsTruncation) {
     ASSERT_TRUE(first.ok());
     EXPECT_EQ(first->data, "ques");
     EXPECT_TRUE(first->truncated);
-    EXPECT_EQ(first->from_ip, "fd00::2");
+    EXPECT_EQ(first->from_ip.ToString(), "fd00::2");
     absl::StatusOr<UdpSocket::Datagram> second = socket->ReceiveFrom();
     ASSERT_TRUE(second.ok());
     EXPECT_EQ(second->data, "x");
