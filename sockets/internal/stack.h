@@ -122,8 +122,12 @@ struct SocketState {
   uint64_t pending_fin_sequence = UINT64_MAX;  // A FIN seen ahead of missing data.
   uint64_t rcv_acked = 0;        // rcv_nxt as last acknowledged.
   uint64_t rcv_window_edge = 0;  // Highest position the peer was allowed to send to.
+  // A delayed ACK is owed (Linux's ICSK_ACK_TIMER pending bit), due at delayed_ack_due.
+  // Its timer may outlive it, as Linux's does: an ACK that leaves clears only the bit,
+  // and a timer that fires early for a later delayed ACK re-arms itself for its due time.
   bool delayed_ack_armed = false;
-  TimerId delayed_ack_timer = kNoTimer;  // Pending while delayed_ack_armed.
+  bool delayed_ack_timer_pending = false;
+  absl::Time delayed_ack_due;
 
   // TCP send side: tx holds [snd_una, snd_una + tx.size()).
   ByteQueue tx;

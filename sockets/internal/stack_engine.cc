@@ -376,23 +376,30 @@ void HostStack::OnSynTimer(uint64_t id) {
 void HostStack::ArmDelayedAck(SocketState* s) {
   if (s->delayed_ack_armed) return;
   s->delayed_ack_armed = true;
-  s->delayed_ack_timer = AddTimer<&HostStack::OnDelayedAck>(options_.delayed_ack, s->id);
+  s->delayed_ack_due = scheduler_->Now() + options_.delayed_ack;
+  if (s->delayed_ack_timer_pending) return;  // It re-arms itself for the new due time.
+  s->delayed_ack_timer_pending = true;
+  AddTimer<&HostStack::OnDelayedAck>(options_.delayed_ack, s->id);
 }
 
-// Any ACK that leaves settles what the delayed ACK was waiting for, so its timer goes,
-// as Linux's tcp_event_ack_sent clears ICSK_TIME_DACK. Left armed, it would fire for
-// data that arrived since (at the same instant, say) and send a pure ACK Linux does not.
-void HostStack::ClearDelayedAck(SocketState* s) {
-  scheduler_->CancelTimer(s->delayed_ack_timer);
-  s->delayed_ack_timer = kNoTimer;
-  s->delayed_ack_armed = false;
-}
+// Any ACK that leaves settles what the delayed ACK was waiting for, as Linux's
+// tcp_event_ack_sent clears ICSK_TIME_DACK. Were the owed ACK left in place, the timer
+// would fire for data that arrived since (at the same instant, say) and send a pure ACK
+// that Linux does not send.
+void HostStack::ClearDelayedAck(SocketState* s) { s->delayed_ack_armed = false; }
 
 void HostStack::OnDelayedAck(uint64_t id) {
   SocketState* s = FindSocket(id);
   if (s == nullptr) return;
+  s->delayed_ack_timer_pending = false;
+  if (!s->delayed_ack_armed) return;  // Its ACK left with data.
+  const absl::Time now = scheduler_->Now();
+  if (now < s->delayed_ack_due) {  // Owed for later data: wait for that (tcp_delack_timer).
+    s->delayed_ack_timer_pending = true;
+    AddTimer<&HostStack::OnDelayedAck>(s->delayed_ack_due - now, s->id);
+    return;
+  }
   s->delayed_ack_armed = false;
-  s->delayed_ack_timer = kNoTimer;
   if (s->rcv_acked != s->rcv_nxt && s->peer_connection != 0 && s->state != TcpState::kClosed &&
       s->state != TcpState::kTimeWait) {
     TcpSendAck(s);
