@@ -637,7 +637,11 @@ int Network::InjectReset(NetworkHost& a, NetworkHost& b) {
 
 void Network::AnnotatePacket(const char* category, const Packet& packet, int flow_phase,
                              GroupId group) {
-  Annotation annotation{category, {}, group, packet.flow_id, flow_phase};
+  Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
+  annotation.category = category;
+  annotation.group = group;
+  annotation.flow_id = packet.flow_id;
+  annotation.flow_phase = flow_phase;
   annotation.format = Packet::FormatTraceWords;
   annotation.payload.word_count = Packet::kTraceWords;
   packet.ToTraceWords(annotation.payload.words);

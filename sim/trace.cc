@@ -228,16 +228,24 @@ void Trace::OnFinish(const TaskView& task) {
   Finish(Start(TraceEventKind::kFinish, scheduler_->NowNanos(), task.group, task.id), 0, 0);
 }
 
+namespace {
+
+// Nanoseconds since the epoch; the scheduler's own count when `t` is its now.
+int64_t NanosSinceEpoch(const Scheduler& scheduler, absl::Time t) {
+  return t == scheduler.Now() ? scheduler.NowNanos()
+                              : absl::ToInt64Nanoseconds(t - Scheduler::Epoch());
+}
+
+}  // namespace
+
 void Trace::OnTimerFired(TimerId timer, absl::Time when) {
-  Record& r = Start(TraceEventKind::kTimer, absl::ToInt64Nanoseconds(when - Scheduler::Epoch()),
-                    kNoGroup, kNoTask);
+  Record& r = Start(TraceEventKind::kTimer, NanosSinceEpoch(*scheduler_, when), kNoGroup, kNoTask);
   r.number = timer;
   Finish(r, 0, 0);
 }
 
 void Trace::OnClockAdvanced(absl::Time from, absl::Time to) {
-  Record& r = Start(TraceEventKind::kClock, absl::ToInt64Nanoseconds(to - Scheduler::Epoch()),
-                    kNoGroup, kNoTask);
+  Record& r = Start(TraceEventKind::kClock, NanosSinceEpoch(*scheduler_, to), kNoGroup, kNoTask);
   r.number = static_cast<uint64_t>(absl::ToInt64Nanoseconds(from - Scheduler::Epoch()));
   Finish(r, 0, 0);
 }

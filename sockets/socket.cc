@@ -97,7 +97,9 @@ void FormatCall(const AnnotationPayload& payload, std::string* out) {
 // Out of line: the annotation must not weigh on every call's frame.
 ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
                                           const char* call, int fd, int64_t result) {
-  Annotation annotation{"socket.call", {}, stack->host().group(), 0, 0};
+  Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
+  annotation.category = "socket.call";
+  annotation.group = stack->host().group();
   annotation.format = FormatCall;
   annotation.payload.text = call;
   annotation.payload.word_count = 2;
