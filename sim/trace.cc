@@ -15,6 +15,15 @@
 
 namespace dsim {
 
+namespace {
+
+absl::string_view FileBaseName(absl::string_view path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == absl::string_view::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
 const char* TraceEventKindName(TraceEventKind kind) {
   switch (kind) {
     case TraceEventKind::kSpawn: return "spawn";
@@ -174,6 +183,13 @@ uint64_t Trace::StaticHashSlow(const char* text, StaticSlot& slot) {
   return slot.hash;
 }
 
+uint64_t Trace::FileHashSlow(const char* file, StaticSlot& slot) {
+  internal::WordHash h;
+  h.AddString(FileBaseName(file));
+  slot = StaticSlot{file, h.value()};
+  return slot.hash;
+}
+
 void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
   if (!options_.record_decisions) return;
   Record& r = Start(TraceEventKind::kDecision, scheduler_->NowNanos(), kNoGroup,
@@ -211,7 +227,7 @@ void Trace::OnBlock(const TaskView& task, const char* what, SourceLocation where
   r.what = what != nullptr ? what : "";
   r.where = where;
   Finish(r, StaticHash(r.what),
-         StaticHash(where.file_name()) ^ static_cast<uint32_t>(where.line()));
+         FileHash(where.file_name()) ^ static_cast<uint32_t>(where.line()));
 }
 
 void Trace::OnWake(const TaskView& task, WakeReason reason) {
@@ -312,6 +328,14 @@ TraceEvent Trace::Materialize(const Record& r) const {
   e.flow_phase = r.flow_phase;
   e.hash = r.hash;
   return e;
+}
+
+std::vector<TraceEvent> Trace::LastEvents(size_t count) const {
+  std::vector<TraceEvent> out;
+  const size_t first = records_.size() > count ? records_.size() - count : 0;
+  out.reserve(records_.size() - first);
+  for (size_t i = first; i < records_.size(); ++i) out.push_back(Materialize(RetainedRecord(i)));
+  return out;
 }
 
 const std::deque<TraceEvent>& Trace::events() const {

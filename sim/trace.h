@@ -130,6 +130,8 @@ class Trace final : public SchedulerListener {
   // Built from the binary records on first call after new events (formats every
   // retained annotation's detail); cheap to call again while nothing is recorded.
   const std::deque<TraceEvent>& events() const;
+  // The last `count` retained events, oldest first: formats only those.
+  std::vector<TraceEvent> LastEvents(size_t count) const;
   // Number of retained events.
   size_t retained_count() const { return records_.size(); }
   // True if events() holds every event since the trace started.
@@ -228,6 +230,13 @@ class Trace final : public SchedulerListener {
     return slot.data == text ? slot.hash : StaticHashSlow(text, slot);
   }
   uint64_t StaticHashSlow(const char* text, StaticSlot& slot);
+  // A source file's hash: of its base name, not the path __builtin_FILE() gave, so a
+  // run built in another directory or by another build system fingerprints the same.
+  uint64_t FileHash(const char* file) {
+    StaticSlot& slot = file_cache_[CacheSlot(file)];
+    return slot.data == file ? slot.hash : FileHashSlow(file, slot);
+  }
+  uint64_t FileHashSlow(const char* file, StaticSlot& slot);
   const Record& RetainedRecord(size_t i) const;  // 0 is the oldest retained.
   TraceEvent Materialize(const Record& record) const;
 
@@ -243,6 +252,7 @@ class Trace final : public SchedulerListener {
   absl::flat_hash_map<std::string, uint32_t> category_ids_;  // Never iterated.
   CategorySlot category_cache_[kCacheSlots];
   StaticSlot static_cache_[kCacheSlots];
+  StaticSlot file_cache_[kCacheSlots];
   // events(): the materialized view, valid while materialized_at_ == next_index_.
   mutable std::deque<TraceEvent> materialized_;
   mutable uint64_t materialized_at_ = UINT64_MAX;

@@ -363,7 +363,7 @@ class TraceRecorder : public SchedulerListener {
  public:
   void OnDispatch(const TaskView& task) override { events.push_back(absl::StrCat("run ", task.name)); }
   void OnAnnotation(const Annotation& a) override {
-    events.push_back(absl::StrCat(a.category, " ", a.detail));
+    events.push_back(absl::StrCat(a.category, " ", a.DetailText()));
   }
   std::vector<std::string> events;
 };
