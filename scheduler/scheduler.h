@@ -239,16 +239,16 @@ struct Annotation {
 class SchedulerListener {
  public:
   virtual ~SchedulerListener() = default;
-  virtual void OnDecision(const Decision& decision, uint64_t chosen) {}
-  virtual void OnSpawn(const TaskView& task) {}
+  virtual void OnDecision(const Decision& /*decision*/, uint64_t /*chosen*/) {}
+  virtual void OnSpawn(const TaskView& /*task*/) {}
   // A task is given the CPU (every scheduling step).
-  virtual void OnDispatch(const TaskView& task) {}
-  virtual void OnBlock(const TaskView& task, const char* what, SourceLocation where) {}
-  virtual void OnWake(const TaskView& task, WakeReason reason) {}
-  virtual void OnFinish(const TaskView& task) {}
-  virtual void OnTimerFired(TimerId timer, absl::Time when) {}
-  virtual void OnClockAdvanced(absl::Time from, absl::Time to) {}
-  virtual void OnAnnotation(const Annotation& annotation) {}
+  virtual void OnDispatch(const TaskView& /*task*/) {}
+  virtual void OnBlock(const TaskView& /*task*/, const char* /*what*/, SourceLocation /*where*/) {}
+  virtual void OnWake(const TaskView& /*task*/, WakeReason /*reason*/) {}
+  virtual void OnFinish(const TaskView& /*task*/) {}
+  virtual void OnTimerFired(TimerId /*timer*/, absl::Time /*when*/) {}
+  virtual void OnClockAdvanced(absl::Time /*from*/, absl::Time /*to*/) {}
+  virtual void OnAnnotation(const Annotation& /*annotation*/) {}
 };
 
 // Refers to a spawned task. Cheap to copy. Must not outlive its scheduler.

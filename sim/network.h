@@ -270,7 +270,7 @@ class PacketReceiver {
   virtual void Detach() {}
   // Resets, as an injected fault, every connection with a remote address of `peer`:
   // its users see ECONNRESET, nothing is sent. Returns how many were reset.
-  virtual int ResetConnectionsWith(const NetworkHost& peer) { return 0; }
+  virtual int ResetConnectionsWith(const NetworkHost& /*peer*/) { return 0; }
 };
 
 // Buggify: rare, legal misbehaviour that shakes out brittle code (FoundationDB's

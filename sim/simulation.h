@@ -182,15 +182,15 @@ class HostObserver {
  public:
   virtual ~HostObserver() = default;
   // After the host's first incarnation has been set up and its start task spawned.
-  virtual void OnHostAdded(Host& host) {}
+  virtual void OnHostAdded(Host& /*host*/) {}
   // After the tasks of `dead_group` were told to unwind (they unwind at their next
   // scheduling point) and its timers were cancelled. host.state() is kCrashed.
-  virtual void OnHostCrashed(Host& host, GroupId dead_group) {}
+  virtual void OnHostCrashed(Host& /*host*/, GroupId /*dead_group*/) {}
   // After the new incarnation's group exists, before its start task is spawned, so
   // state for the new incarnation (a fresh socket table) can be ready when it runs.
-  virtual void OnHostRestarting(Host& host) {}
-  virtual void OnHostPaused(Host& host) {}
-  virtual void OnHostResumed(Host& host) {}
+  virtual void OnHostRestarting(Host& /*host*/) {}
+  virtual void OnHostPaused(Host& /*host*/) {}
+  virtual void OnHostResumed(Host& /*host*/) {}
 };
 
 // Fails the current run at once, as a broken invariant: the run stops with
