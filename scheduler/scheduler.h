@@ -243,7 +243,8 @@ class SchedulerListener {
   virtual void OnSpawn(const TaskView& /*task*/) {}
   // A task is given the CPU (every scheduling step).
   virtual void OnDispatch(const TaskView& /*task*/) {}
-  virtual void OnBlock(const TaskView& /*task*/, const char* /*what*/, SourceLocation /*where*/) {}
+  virtual void OnBlock(const TaskView& /*task*/, const char* /*what*/,
+                       SourceLocation /*where*/) {}
   virtual void OnWake(const TaskView& /*task*/, WakeReason /*reason*/) {}
   virtual void OnFinish(const TaskView& /*task*/) {}
   virtual void OnTimerFired(TimerId /*timer*/, absl::Time /*when*/) {}

@@ -222,7 +222,9 @@ PacketFate FaultLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {
                          scheduler.Now());
   }
   if (packet.kind == Packet::Kind::kTcp) {
-    return PacketFate::DeliverAfter(latency + SegmentLossDelay(link, packet, scheduler));
+    PacketFate fate = PacketFate::DeliverAfter(latency);
+    fate.connection_delay = SegmentLossDelay(link, packet, scheduler);
+    return fate;
   }
   return DecideDatagram(link, packet, latency, scheduler);
 }
