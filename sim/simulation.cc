@@ -178,11 +178,7 @@ void Simulation::NameHosts(std::vector<TaskReport>& tasks) const {
 
 void Simulation::KeepEventsBeforeFailure() {
   constexpr size_t kKept = 64;  // More than any report shows.
-  const uint64_t count = trace_->event_count();
-  events_before_failure_.clear();
-  for (const TraceEvent& event : trace_->events()) {
-    if (event.index + kKept >= count) events_before_failure_.push_back(event);
-  }
+  events_before_failure_ = trace_->LastEvents(kKept);  // Formats only those.
 }
 
 std::vector<TaskReport> Simulation::LiveTaskReports() const {
