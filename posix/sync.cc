@@ -269,6 +269,7 @@ extern "C" {
 int pthread_mutex_lock(pthread_mutex_t* mutex) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_mutex_lock)(mutex);
+  DSIM_CALL_SITE(*scheduler);
   return pi::MutexLock(*scheduler, mutex, pi::MutexKind(mutex), false, absl::InfiniteFuture(),
                        "pthread_mutex_lock");
 }
@@ -283,6 +284,7 @@ int pthread_mutex_trylock(pthread_mutex_t* mutex) noexcept {
 int pthread_mutex_timedlock(pthread_mutex_t* mutex, const struct timespec* abstime) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_mutex_timedlock)(mutex, abstime);
+  DSIM_CALL_SITE(*scheduler);
   if (!pi::ValidAbstime(abstime)) return EINVAL;
   return pi::MutexLock(*scheduler, mutex, pi::MutexKind(mutex), false,
                        Deadline(*scheduler, CLOCK_REALTIME, abstime), "pthread_mutex_timedlock");
@@ -292,6 +294,7 @@ int pthread_mutex_clocklock(pthread_mutex_t* mutex, clockid_t clock,
                             const struct timespec* abstime) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_mutex_clocklock)(mutex, clock, abstime);
+  DSIM_CALL_SITE(*scheduler);
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
   if (!pi::ValidAbstime(abstime)) return EINVAL;
   return pi::MutexLock(*scheduler, mutex, pi::MutexKind(mutex), false,
@@ -318,6 +321,7 @@ int pthread_mutex_destroy(pthread_mutex_t* mutex) noexcept {
 int pthread_cond_wait(pthread_cond_t* cond, pthread_mutex_t* mutex) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_cond_wait)(cond, mutex);
+  DSIM_CALL_SITE(*scheduler);
   scheduler->SchedulingPoint();
   return pi::CondWait(*scheduler, cond, mutex, absl::InfiniteFuture(), "pthread_cond_wait");
 }
@@ -326,6 +330,7 @@ int pthread_cond_timedwait(pthread_cond_t* cond, pthread_mutex_t* mutex,
                            const struct timespec* abstime) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_cond_timedwait)(cond, mutex, abstime);
+  DSIM_CALL_SITE(*scheduler);
   if (!pi::ValidAbstime(abstime)) return EINVAL;
   scheduler->SchedulingPoint();
   return pi::CondWait(*scheduler, cond, mutex, Deadline(*scheduler, CondClock(cond), abstime),
@@ -336,6 +341,7 @@ int pthread_cond_clockwait(pthread_cond_t* cond, pthread_mutex_t* mutex, clockid
                            const struct timespec* abstime) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_cond_clockwait)(cond, mutex, clock, abstime);
+  DSIM_CALL_SITE(*scheduler);
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
   if (!pi::ValidAbstime(abstime)) return EINVAL;
   scheduler->SchedulingPoint();
@@ -369,6 +375,7 @@ int pthread_cond_destroy(pthread_cond_t* cond) noexcept {
 int pthread_rwlock_rdlock(pthread_rwlock_t* lock) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_rwlock_rdlock)(lock);
+  DSIM_CALL_SITE(*scheduler);
   return RwLock(*scheduler, lock, false, false, absl::InfiniteFuture(), "pthread_rwlock_rdlock");
 }
 
@@ -381,6 +388,7 @@ int pthread_rwlock_tryrdlock(pthread_rwlock_t* lock) noexcept {
 int pthread_rwlock_timedrdlock(pthread_rwlock_t* lock, const struct timespec* abstime) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_rwlock_timedrdlock)(lock, abstime);
+  DSIM_CALL_SITE(*scheduler);
   if (!pi::ValidAbstime(abstime)) return EINVAL;
   return RwLock(*scheduler, lock, false, false, Deadline(*scheduler, CLOCK_REALTIME, abstime),
                 "pthread_rwlock_timedrdlock");
@@ -390,6 +398,7 @@ int pthread_rwlock_clockrdlock(pthread_rwlock_t* lock, clockid_t clock,
                                const struct timespec* abstime) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_rwlock_clockrdlock)(lock, clock, abstime);
+  DSIM_CALL_SITE(*scheduler);
   if (!pi::ValidAbstime(abstime)) return EINVAL;
   return RwLock(*scheduler, lock, false, false, Deadline(*scheduler, clock, abstime),
                 "pthread_rwlock_clockrdlock");
@@ -398,6 +407,7 @@ int pthread_rwlock_clockrdlock(pthread_rwlock_t* lock, clockid_t clock,
 int pthread_rwlock_wrlock(pthread_rwlock_t* lock) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_rwlock_wrlock)(lock);
+  DSIM_CALL_SITE(*scheduler);
   return RwLock(*scheduler, lock, true, false, absl::InfiniteFuture(), "pthread_rwlock_wrlock");
 }
 
@@ -410,6 +420,7 @@ int pthread_rwlock_trywrlock(pthread_rwlock_t* lock) noexcept {
 int pthread_rwlock_timedwrlock(pthread_rwlock_t* lock, const struct timespec* abstime) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_rwlock_timedwrlock)(lock, abstime);
+  DSIM_CALL_SITE(*scheduler);
   if (!pi::ValidAbstime(abstime)) return EINVAL;
   return RwLock(*scheduler, lock, true, false, Deadline(*scheduler, CLOCK_REALTIME, abstime),
                 "pthread_rwlock_timedwrlock");
@@ -419,6 +430,7 @@ int pthread_rwlock_clockwrlock(pthread_rwlock_t* lock, clockid_t clock,
                                const struct timespec* abstime) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_rwlock_clockwrlock)(lock, clock, abstime);
+  DSIM_CALL_SITE(*scheduler);
   if (!pi::ValidAbstime(abstime)) return EINVAL;
   return RwLock(*scheduler, lock, true, false, Deadline(*scheduler, clock, abstime),
                 "pthread_rwlock_clockwrlock");
@@ -436,6 +448,7 @@ int pthread_rwlock_unlock(pthread_rwlock_t* lock) noexcept {
 int pthread_spin_lock(pthread_spinlock_t* lock) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pthread_spin_lock)(lock);
+  DSIM_CALL_SITE(*scheduler);
   return pi::MutexLock(*scheduler, const_cast<int*>(lock), PTHREAD_MUTEX_NORMAL, false, absl::InfiniteFuture(),
                        "pthread_spin_lock");
 }
@@ -507,6 +520,7 @@ extern "C" {
 int sem_wait(sem_t* sem) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(sem_wait)(sem);
+  DSIM_CALL_SITE(*scheduler);
   return SemWait(*scheduler, sem, false, absl::InfiniteFuture(), "sem_wait");
 }
 
@@ -519,6 +533,7 @@ int sem_trywait(sem_t* sem) noexcept {
 int sem_timedwait(sem_t* sem, const struct timespec* abstime) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(sem_timedwait)(sem, abstime);
+  DSIM_CALL_SITE(*scheduler);
   if (!pi::ValidAbstime(abstime)) {
     errno = EINVAL;
     return -1;
@@ -530,6 +545,7 @@ int sem_timedwait(sem_t* sem, const struct timespec* abstime) {
 int sem_clockwait(sem_t* sem, clockid_t clock, const struct timespec* abstime) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(sem_clockwait)(sem, clock, abstime);
+  DSIM_CALL_SITE(*scheduler);
   if (!pi::ValidAbstime(abstime) || (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) {
     errno = EINVAL;
     return -1;

@@ -134,6 +134,7 @@ extern "C" long syscall(long number, ...) noexcept {
   }
   switch (number) {
     case SYS_futex:
+      DSIM_CALL_SITE(*scheduler);
       return pi::Futex(*scheduler, a);
     case SYS_getrandom:
       return pi::FillRandom(*scheduler, reinterpret_cast<void*>(a[0]),

@@ -135,6 +135,7 @@ int pthread_join(pthread_t thread, void** result) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return ESRCH;  // A simulated thread outside its simulation.
   pi::PosixState& state = pi::State(*scheduler);
+  DSIM_CALL_SITE(*scheduler);
   const dsim::TaskId task = pi::SimThreadTask(thread);
   auto it = state.threads.find(task);
   if (it == state.threads.end() || it->second.detached || it->second.joined) return EINVAL;

@@ -135,6 +135,7 @@ time_t time(time_t* out) noexcept {
 int nanosleep(const struct timespec* request, struct timespec* remaining) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(nanosleep)(request, remaining);
+  DSIM_CALL_SITE(*scheduler);
   if (request == nullptr) {
     errno = EFAULT;
     return -1;
@@ -151,6 +152,7 @@ int clock_nanosleep(clockid_t clock, int flags, const struct timespec* request,
                     struct timespec* remaining) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(clock_nanosleep)(clock, flags, request, remaining);
+  DSIM_CALL_SITE(*scheduler);
   const pi::ClockKind kind = pi::KindOf(clock);
   // Linux: a thread's own CPU clock cannot be slept on.
   if (kind == pi::ClockKind::kInvalid || clock == CLOCK_THREAD_CPUTIME_ID) return EINVAL;
@@ -167,6 +169,7 @@ int clock_nanosleep(clockid_t clock, int flags, const struct timespec* request,
 int usleep(useconds_t microseconds) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(usleep)(microseconds);
+  DSIM_CALL_SITE(*scheduler);
   pi::SleepUntil(scheduler->Now() + absl::Microseconds(microseconds));
   return 0;
 }
@@ -174,6 +177,7 @@ int usleep(useconds_t microseconds) {
 unsigned int sleep(unsigned int seconds) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(sleep)(seconds);
+  DSIM_CALL_SITE(*scheduler);
   pi::SleepUntil(scheduler->Now() + absl::Seconds(seconds));
   return 0;
 }

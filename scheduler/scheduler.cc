@@ -12,16 +12,20 @@
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/task.h"
 
+namespace dsim::internal {
+// The scheduler whose run is active on this thread. The only thread-local state.
+__thread Scheduler* current_scheduler = nullptr;
+}  // namespace dsim::internal
+
 namespace dsim {
 namespace {
 
 using internal::Task;
+using internal::current_scheduler;
 using internal::TaskState;
 
 constexpr int64_t kForever = INT64_MAX;
 
-// The scheduler whose run is active on this thread. The only thread-local state.
-__thread Scheduler* current_scheduler = nullptr;
 
 // Rounds over all unfinished tasks, during shutdown, without any task finishing before
 // the shutdown gives up: tasks that block while unwinding (a destructor waiting for a
@@ -956,7 +960,6 @@ void Scheduler::Annotate(const Annotation& annotation) {
   for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
 }
 
-Scheduler* Scheduler::Current() { return current_scheduler; }
 
 // ---- Free functions --------------------------------------------------------------
 

@@ -53,12 +53,16 @@
 
 namespace dsim {
 
+class Scheduler;
+
 namespace internal {
 struct Task;
 class WaitQueue;
+// The scheduler whose run is active on this thread (Scheduler::Current()). __thread,
+// not thread_local: no dynamic initialization, so reading it is one load, cheap
+// enough for //posix to ask on every interposed libc call.
+extern __thread Scheduler* current_scheduler;
 }  // namespace internal
-
-class Scheduler;
 
 // Default stack of a task: reserved, not committed. An idle task costs about one page.
 #if defined(__SANITIZE_ADDRESS__) || defined(DSIM_ASAN)
@@ -359,7 +363,7 @@ class Scheduler {
   }
 
   // The scheduler whose run is active on this thread, or null.
-  static Scheduler* Current();
+  static Scheduler* Current() { return internal::current_scheduler; }
 
  private:
   friend class TaskHandle;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <iostream>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -226,6 +227,7 @@ TEST(PosixSync, LockOrderDeadlockIsReportedWithTheCallers) {
   EXPECT_NE(report.find("task \"two\" blocked in pthread_mutex_lock at "), std::string::npos)
       << report;
   EXPECT_NE(report.find("posix_test"), std::string::npos) << report;
+  std::cout << report << "\n";
 }
 
 TEST(PosixSync, SharedMutexAndOnceAndKeys) {

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/debugging/symbolize.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace dsim::posix {
@@ -46,49 +47,70 @@ bool IsPlumbing(const char* object) {
          std::strncmp(base, "libposix", 8) == 0;
 }
 
-std::string Describe(void* address) {
+// The function containing `address` (demangled), and "function (object+offset)".
+bool Describe(void* address, std::string* function, std::string* text) {
   Dl_info info;
-  if (dladdr(address, &info) == 0) return absl::StrCat("0x", absl::Hex(address));
+  if (dladdr(address, &info) == 0) return false;
   const char* object = info.dli_fname ? std::strrchr(info.dli_fname, '/') : nullptr;
   object = object ? object + 1 : (info.dli_fname ? info.dli_fname : "?");
   const uintptr_t offset =
       reinterpret_cast<uintptr_t>(address) - reinterpret_cast<uintptr_t>(info.dli_fbase);
-  std::string function = "?";
+  *function = "?";
   char symbol[512];
   if (info.dli_sname == nullptr && absl::Symbolize(address, symbol, sizeof(symbol))) {
-    function = symbol;  // Not exported: found in the ELF symbol table.
+    *function = symbol;  // Not exported: found in the ELF symbol table.
   } else if (info.dli_sname != nullptr) {
     int status = 0;
     char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
-    function = status == 0 && demangled != nullptr ? demangled : info.dli_sname;
+    *function = status == 0 && demangled != nullptr ? demangled : info.dli_sname;
     std::free(demangled);
   }
-  return absl::StrCat(function, " (", object, "+0x", absl::Hex(offset), ")");
+  *text = absl::StrCat(*function, " (", object, "+0x", absl::Hex(offset), ")");
+  return true;
+}
+
+// Standard-library wrappers between the user's code and libc (std::mutex::lock,
+// __gthread_mutex_lock, std::condition_variable::wait, ...), when not inlined.
+bool IsLibraryWrapper(const std::string& function) {
+  return absl::StartsWith(function, "__gthread") || absl::StartsWith(function, "std::") ||
+         absl::StartsWith(function, "__gnu_cxx::") || absl::StartsWith(function, "dsim::posix") ||
+         absl::StartsWith(function, "pthread_") || absl::StartsWith(function, "syscall") ||
+         absl::StartsWith(function, "void std::") || absl::StartsWith(function, "bool std::");
 }
 
 }  // namespace
 
 SourceLocation CallerLocation(PosixState& state) {
+  static const bool full = [] {
+    const char* mode = std::getenv("DSIM_POSIX_CALLERS");
+    return mode != nullptr && std::strcmp(mode, "full") == 0;
+  }();
+  if (full || state.call_site == nullptr) return FullCallerLocation(state);
+  auto [it, inserted] = state.call_sites.try_emplace(state.call_site);
+  if (inserted) {
+    InternalsScope internals;
+    std::string function, text;
+    if (Describe(static_cast<char*>(state.call_site) - 1, &function, &text)) {
+      it->second = SourceLocation::Described(state.Intern(std::move(text)));
+    }
+  }
+  return it->second;
+}
+
+SourceLocation FullCallerLocation(PosixState& state) {
   InternalsScope internals;
   void* frames[12];
   const int n = backtrace(frames, 12);
   // frames[0] is this function, frames[1] the interposer.
-  Dl_info self;
-  dladdr(reinterpret_cast<void*>(&CallerLocation), &self);
+  std::string function, text;
   for (int i = 1; i < n; ++i) {
     Dl_info info;
     if (dladdr(frames[i], &info) == 0) continue;
     if (IsPlumbing(info.dli_fname)) continue;
-    // Skip //posix's own frames when it is linked statically into the binary.
-    if (info.dli_sname != nullptr &&
-        (std::strncmp(info.dli_sname, "_ZN4dsim5posix", 14) == 0 ||
-         std::strncmp(info.dli_sname, "pthread_", 8) == 0 ||
-         std::strcmp(info.dli_sname, "syscall") == 0)) {
-      continue;
-    }
     // Return addresses point after the call; step back into it.
-    return SourceLocation::Described(
-        state.Intern(Describe(static_cast<char*>(frames[i]) - 1)));
+    if (!Describe(static_cast<char*>(frames[i]) - 1, &function, &text)) continue;
+    if (IsLibraryWrapper(function)) continue;
+    return SourceLocation::Described(state.Intern(std::move(text)));
   }
   return SourceLocation();
 }
@@ -101,7 +123,7 @@ void RecordEscape(Scheduler& scheduler, const char* call, std::string detail, bo
   escape.task_name = std::string(scheduler.CurrentTaskName());
   escape.call = call;
   escape.detail = std::move(detail);
-  escape.location = CallerLocation(state).ToString();
+  escape.location = FullCallerLocation(state).ToString();
   escape.fatal = fatal;
   if (fatal) scheduler.Fail(escape.ToString());
   state.escapes.push_back(std::move(escape));

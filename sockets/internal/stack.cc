@@ -535,6 +535,7 @@ bool HostStack::WaitUntil(SocketState* socket, WaitQueue& queue, absl::Time dead
 }
 
 void HostStack::WakeAll(SocketState* socket) {
+  ++socket->edges;
   if (!socket->readable.empty()) socket->readable.WakeAll();
   if (!socket->writable.empty()) socket->writable.WakeAll();
 }
@@ -1206,6 +1207,54 @@ short HostStack::PollMask(const SocketState& s) const {
   }
   if (s.error != 0) mask |= POLLERR;
   return mask;
+}
+
+short HostStack::Readiness(int fd) {
+  if (const SocketState* s = Lookup(fd); s != nullptr) return PollMask(*s);
+  if (const OpenFile* file = LookupFile(fd); file != nullptr) return file->PollMask();
+  return POLLNVAL;
+}
+
+uint64_t HostStack::Edges(int fd) {
+  if (const SocketState* s = Lookup(fd); s != nullptr) return s->edges;
+  if (const OpenFile* file = LookupFile(fd); file != nullptr) return file->edges();
+  return 0;
+}
+
+const void* HostStack::Identity(int fd) {
+  if (const SocketState* s = Lookup(fd); s != nullptr) return s;
+  return LookupFile(fd);
+}
+
+void HostStack::WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
+                           SourceLocation where) {
+  std::vector<SocketState*> sockets;
+  std::vector<std::shared_ptr<OpenFile>> files;  // Alive while we sleep.
+  std::vector<WaitQueue*> queues;
+  for (int fd : fds) {
+    if (std::shared_ptr<OpenFile> file = FileRef(fd); file != nullptr) {
+      queues.push_back(&file->readable());
+      queues.push_back(&file->writable());
+      files.push_back(std::move(file));
+    } else if (SocketState* s = Lookup(fd); s != nullptr) {
+      sockets.push_back(s);
+      queues.push_back(&s->readable);
+      queues.push_back(&s->writable);
+    }
+  }
+  for (SocketState* s : sockets) ++s->active_calls;
+  struct Release {
+    HostStack* stack;
+    std::vector<SocketState*>* sockets;
+    ~Release() {
+      for (SocketState* s : *sockets) stack->EndCall(s);
+    }
+  } release{this, &sockets};
+  if (queues.empty()) {
+    scheduler_->SleepUntil(deadline, where);
+    return;
+  }
+  WaitQueue::WaitAny(queues, what, where, deadline);
 }
 
 int HostStack::Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where) {

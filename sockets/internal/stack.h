@@ -159,6 +159,9 @@ struct SocketState {
   std::deque<Datagram> datagrams;
   size_t datagram_bytes = 0;  // Charged against receive_buffer_bytes.
 
+  // Counts readiness changes (every wake of the queues below, waiters or not), for
+  // edge-triggered epoll.
+  uint64_t edges = 0;
   WaitQueue readable;  // Readers, acceptors, pollers.
   WaitQueue writable;  // Writers, connectors, pollers.
 
@@ -235,6 +238,19 @@ class HostStack final : public PacketReceiver {
   }
   ssize_t FileRead(int fd, absl::Span<const iovec> iov, SourceLocation where);
   ssize_t FileWrite(int fd, absl::Span<const iovec> iov, SourceLocation where);
+
+  // ---- Readiness of any descriptor (poll, select, epoll) --------------------------
+  // poll(2) bits of `fd` now, or POLLNVAL when it is not open.
+  short Readiness(int fd);
+  // How many times the readiness of `fd` may have changed (edge-triggered epoll).
+  uint64_t Edges(int fd);
+  // The open description behind `fd` (socket or file), null if none: compared only,
+  // to tell a reused descriptor number from the description registered earlier.
+  const void* Identity(int fd);
+  bool IsOpen(int fd) { return Lookup(fd) != nullptr || LookupFile(fd) != nullptr; }
+  // Blocks until the readiness of any of `fds` may have changed, or `deadline`.
+  void WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
+                  SourceLocation where);
 
   // Messages: the last failure of each task.
   int Fail(int error, std::string message);
