@@ -91,11 +91,7 @@ int MutexUnlock(Scheduler& scheduler, const void* address, int kind, bool releas
   if (mutex.owner == self && --mutex.count > 0) return 0;
   mutex.owner = kNoTask;
   mutex.count = 0;
-  if (!mutex.waiters.empty()) {
-    mutex.waiters.WakeOne();
-  } else {
-    state.mutexes.erase(it);
-  }
+  if (!mutex.waiters.empty()) mutex.waiters.WakeOne();
   if (release_point) ::dsim::internal::ReleasePoint();
   return 0;
 }

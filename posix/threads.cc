@@ -108,19 +108,29 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
   options.stack_size = pi::kThreadStackBytes;
   dsim::TaskHandle handle = scheduler->Spawn(name, [&state, start, arg] {
     const dsim::TaskId self = dsim::CurrentTaskId();
-    void* result = nullptr;
+    // Runs however the body ends, unwinding included: joiners must learn of it.
+    struct Finish {
+      pi::PosixState& state;
+      dsim::TaskId self;
+      void* result = nullptr;
+      ~Finish() {
+        pi::ForgetTaskKeys(state, self);
+        auto it = state.threads.find(self);
+        if (it == state.threads.end()) return;
+        pi::SimThread& record = it->second;
+        record.done = true;
+        record.result = result;
+        if (!record.joiners.empty()) {
+          record.joiners.WakeAll();
+        } else if (record.detached) {
+          state.threads.erase(it);
+        }
+      }
+    } finish{state, self};
     try {
-      result = start(arg);
+      finish.result = start(arg);
     } catch (const pi::ThreadExit& exit) {
-      result = exit.value;
-    }
-    pi::ForgetTaskKeys(state, self);
-    auto it = state.threads.find(self);
-    if (it == state.threads.end()) return;
-    if (it->second.detached) {
-      state.threads.erase(it);
-    } else {
-      it->second.result = result;
+      finish.result = exit.value;
     }
   }, options);
   pi::SimThread& record = state.threads[handle.id()];
@@ -140,12 +150,25 @@ int pthread_join(pthread_t thread, void** result) {
   auto it = state.threads.find(task);
   if (it == state.threads.end() || it->second.detached || it->second.joined) return EINVAL;
   if (task == scheduler->CurrentTaskId()) return EDEADLK;
-  it->second.joined = true;
-  dsim::TaskHandle handle = it->second.handle;
-  handle.Join(pi::CallerLocation(state));
-  it = state.threads.find(task);
-  if (result != nullptr) *result = it->second.result;
-  state.threads.erase(it);
+  pi::SimThread& record = it->second;
+  record.joined = true;
+  {
+    // A joiner killed while it waits (a crash, or the scheduler unwinding a finished
+    // run) returns as if the join succeeded: std::thread's destructor must not find a
+    // joinable thread (it would call std::terminate). The kill lands at the next
+    // scheduling point.
+    dsim::Scheduler::NoUnwindScope no_unwind;
+    const dsim::SourceLocation where = pi::CallerLocation(state);
+    while (!record.done && !scheduler->CurrentTaskKilled()) {
+      record.joiners.Wait("pthread_join", where);
+    }
+  }
+  if (!record.done) {
+    record.detached = true;  // Its end erases the record.
+    return 0;
+  }
+  if (result != nullptr) *result = record.result;
+  if (record.joiners.empty()) state.threads.erase(task);
   return 0;
 }
 
@@ -156,7 +179,7 @@ int pthread_tryjoin_np(pthread_t thread, void** result) noexcept {
   pi::PosixState& state = pi::State(*scheduler);
   auto it = state.threads.find(pi::SimThreadTask(thread));
   if (it == state.threads.end() || it->second.detached) return EINVAL;
-  if (!it->second.handle.done()) return EBUSY;
+  if (!it->second.done) return EBUSY;
   if (result != nullptr) *result = it->second.result;
   state.threads.erase(it);
   return 0;
@@ -174,7 +197,7 @@ int pthread_detach(pthread_t thread) noexcept {
   pi::PosixState& state = pi::State(*scheduler);
   auto it = state.threads.find(pi::SimThreadTask(thread));
   if (it == state.threads.end() || it->second.detached) return EINVAL;
-  if (it->second.handle.done()) {
+  if (it->second.done && it->second.joiners.empty()) {
     state.threads.erase(it);
   } else {
     it->second.detached = true;

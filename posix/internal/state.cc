@@ -5,6 +5,8 @@
 #include <execinfo.h>
 
 #include <cstdlib>
+#include <mutex>
+#include <unordered_set>
 #include <cstring>
 
 #include "absl/debugging/symbolize.h"
@@ -14,17 +16,18 @@
 namespace dsim::posix {
 namespace internal {
 
-void PosixState::EraseMutexIfIdle(const void* address) {
-  auto it = mutexes.find(address);
-  if (it != mutexes.end() && it->second.owner == kNoTask && it->second.readers == 0 &&
-      it->second.waiters.empty()) {
-    mutexes.erase(it);
-  }
-}
+// Entries are kept for the whole simulation (an idle entry is the same as none), so no
+// reference a blocked or blocking task holds can ever dangle. A simulation touches few
+// distinct objects; they go with the scheduler.
+void PosixState::EraseMutexIfIdle(const void*) {}
+void PosixState::EraseWaitIfIdle(const void*) {}
 
-void PosixState::EraseWaitIfIdle(const void* address) {
-  auto it = waits.find(address);
-  if (it != waits.end() && it->second.empty()) waits.erase(it);
+const char* PosixState::Intern(std::string text) {
+  InternalsScope internals;  // The lock below is the real one, even inside a task.
+  static std::mutex* const mu = new std::mutex;
+  static std::unordered_set<std::string>* const strings = new std::unordered_set<std::string>;
+  std::lock_guard<std::mutex> lock(*mu);
+  return strings->insert(std::move(text)).first->c_str();
 }
 
 PosixState& State(Scheduler& scheduler) {

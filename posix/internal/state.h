@@ -53,6 +53,8 @@ struct SimThread {
   void* result = nullptr;
   bool detached = false;
   bool joined = false;
+  bool done = false;   // The thread's body has ended (returned, exited or unwound).
+  WaitQueue joiners;
 };
 
 // Thrown by pthread_exit in a simulated thread; caught by the thread's task body.
@@ -83,8 +85,10 @@ class PosixState {
   std::unordered_map<void*, SourceLocation> call_sites;
   uint64_t threads_created = 0;
 
-  // Stable strings for reports ("Queue::Pop() in queue_test").
-  const char* Intern(std::string text) { return interned_.insert(std::move(text)).first->c_str(); }
+  // A stable copy of `text` for SourceLocations in reports. Process-wide and never
+  // freed: a RunResult (and its report) outlives the simulation that made it. It only
+  // caches symbol descriptions; nothing is decided by it.
+  static const char* Intern(std::string text);
 
   void EraseMutexIfIdle(const void* address);
   void EraseWaitIfIdle(const void* address);
@@ -93,7 +97,6 @@ class PosixState {
 
  private:
   Scheduler* scheduler_;
-  std::unordered_set<std::string> interned_;
 };
 
 // Set while //posix's own slow paths run (symbolizing a caller, recording an escape):
