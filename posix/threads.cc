@@ -153,19 +153,15 @@ int pthread_join(pthread_t thread, void** result) {
   pi::SimThread& record = it->second;
   record.joined = true;
   {
-    // A joiner killed while it waits (a crash, or the scheduler unwinding a finished
-    // run) returns as if the join succeeded: std::thread's destructor must not find a
-    // joinable thread (it would call std::terminate). The kill lands at the next
-    // scheduling point.
+    // pthread_join never throws, even for a joiner that is killed (a crash, or the
+    // scheduler unwinding a finished run): std::thread::join would leave the thread
+    // joinable and its destructor would call std::terminate. It keeps waiting instead;
+    // the target, killed too, finishes as it unwinds. Returning early would let the
+    // joiner run on and free what the target still uses. The kill lands at the
+    // joiner's next scheduling point.
     dsim::Scheduler::NoUnwindScope no_unwind;
     const dsim::SourceLocation where = pi::CallerLocation(state);
-    while (!record.done && !scheduler->CurrentTaskKilled()) {
-      record.joiners.Wait("pthread_join", where);
-    }
-  }
-  if (!record.done) {
-    record.detached = true;  // Its end erases the record.
-    return 0;
+    while (!record.done) record.joiners.Wait("pthread_join", where);
   }
   if (result != nullptr) *result = record.result;
   if (record.joiners.empty()) state.threads.erase(task);

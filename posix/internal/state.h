@@ -79,6 +79,7 @@ class PosixState {
   };
   std::unordered_map<std::pair<TaskId, pthread_key_t>, const void*, KeyHash> specific;
   std::vector<EscapedCall> escapes;
+  std::unordered_set<std::string> forwarded_keys;  // Forwarded calls listed once each.
   // Return address of the interposed call in progress (set on the simulated path of
   // blocking calls), and what each such address was described as.
   void* call_site = nullptr;
