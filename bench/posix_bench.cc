@@ -8,6 +8,8 @@
 // Inside a task: the standard-library spelling through //posix (BM_Std*) against dsim's
 // native primitive (BM_Dsim*). Target: at most 1.5x.
 #include <dlfcn.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +23,8 @@
 #include "posix/posix.h"
 #include "scheduler/mutex.h"
 #include "scheduler/scheduler.h"
+#include "sim/network.h"
+#include "sockets/socket.h"
 
 namespace {
 
@@ -194,5 +198,87 @@ void BM_DsimCondVarPingPong(benchmark::State& state) {
   });
 }
 BENCHMARK(BM_DsimCondVarPingPong)->UseManualTime();
+
+// ---- Echo over simulated TCP: epoll + libc names against dsim's native calls ----------
+
+constexpr size_t kEchoBytes = 64;
+
+sockaddr_storage ServerAddress(socklen_t* length) {
+  sockaddr_storage address;
+  *length = dsim::MakeSockaddr("10.0.0.1", 7000, &address);
+  return address;
+}
+
+// One round trip per iteration: the client writes 64 bytes and reads them back.
+template <bool kEpoll>
+void TcpEcho(benchmark::State& state) {
+  const int64_t iterations = state.max_iterations;
+  dsim::Scheduler scheduler;
+  dsim::Network network(&scheduler);
+  dsim::NetworkHost& server = network.AddHost("server", {"10.0.0.1"});
+  dsim::NetworkHost& client = network.AddHost("client", {"10.0.0.2"});
+  server.Spawn("echo", [] {
+    socklen_t length;
+    sockaddr_storage address = ServerAddress(&length);
+    char buffer[kEchoBytes];
+    if (kEpoll) {
+      const int listener = socket(AF_INET, SOCK_STREAM, 0);
+      bind(listener, reinterpret_cast<sockaddr*>(&address), length);
+      listen(listener, 1);
+      const int connection = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK);
+      const int epfd = epoll_create1(0);
+      epoll_event event{};
+      event.events = EPOLLIN;
+      event.data.fd = connection;
+      epoll_ctl(epfd, EPOLL_CTL_ADD, connection, &event);
+      for (;;) {
+        epoll_wait(epfd, &event, 1, -1);
+        const ssize_t n = read(connection, buffer, sizeof(buffer));
+        if (n <= 0 && errno != EAGAIN) break;
+        if (n > 0) write(connection, buffer, static_cast<size_t>(n));
+      }
+    } else {
+      const int listener = dsim::Socket(AF_INET, SOCK_STREAM, 0);
+      dsim::Bind(listener, reinterpret_cast<sockaddr*>(&address), length);
+      dsim::Listen(listener, 1);
+      const int connection = dsim::Accept(listener, nullptr, nullptr);
+      ssize_t n;
+      while ((n = dsim::Read(connection, buffer, sizeof(buffer))) > 0) {
+        dsim::Write(connection, buffer, static_cast<size_t>(n));
+      }
+    }
+  }, {.daemon = true});
+  client.Spawn("client", [iterations] {
+    socklen_t length;
+    sockaddr_storage address = ServerAddress(&length);
+    char message[kEchoBytes] = {};
+    char reply[kEchoBytes];
+    const int fd = kEpoll ? socket(AF_INET, SOCK_STREAM, 0) : dsim::Socket(AF_INET, SOCK_STREAM, 0);
+    if (kEpoll) {
+      connect(fd, reinterpret_cast<sockaddr*>(&address), length);
+    } else {
+      dsim::Connect(fd, reinterpret_cast<sockaddr*>(&address), length);
+    }
+    for (int64_t i = 0; i < iterations; ++i) {
+      if (kEpoll) {
+        write(fd, message, sizeof(message));
+        for (size_t got = 0; got < sizeof(reply);) got += read(fd, reply, sizeof(reply) - got);
+      } else {
+        dsim::Write(fd, message, sizeof(message));
+        for (size_t got = 0; got < sizeof(reply);) got += dsim::Read(fd, reply, sizeof(reply) - got);
+      }
+    }
+  });
+  const auto start = std::chrono::steady_clock::now();
+  scheduler.Run();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (auto _ : state) state.SetIterationTime(seconds / static_cast<double>(iterations));
+}
+
+void BM_EpollTcpEcho(benchmark::State& state) { TcpEcho<true>(state); }
+BENCHMARK(BM_EpollTcpEcho)->UseManualTime();
+void BM_NativeTcpEcho(benchmark::State& state) { TcpEcho<false>(state); }
+BENCHMARK(BM_NativeTcpEcho)->UseManualTime();
 
 }  // namespace
