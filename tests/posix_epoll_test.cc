@@ -14,12 +14,14 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <netdb.h>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "posix/posix.h"
 #include "sim/simulation.h"
+#include "sockets/socket.h"
 
 namespace {
 
@@ -201,5 +203,47 @@ INSTANTIATE_TEST_SUITE_P(Triggers, PosixEpoll, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return std::string(info.param ? "EdgeTriggered" : "LevelTriggered");
                          });
+
+}  // namespace
+
+namespace {
+
+TEST(PosixNames, HostNamesResolveToSimulatedAddresses) {
+  dsim::Simulation sim(dsim::SimulationOptions{.seed = 1});
+  bool checked = false;
+  sim.AddHost({.name = "db", .start = [] {}, .addresses = {"10.0.0.7", "fd00::7"}});
+  sim.AddHost({.name = "app",
+               .start = [&] {
+                 char name[64];
+                 ASSERT_EQ(gethostname(name, sizeof(name)), 0);
+                 EXPECT_STREQ(name, "app");
+                 addrinfo hints{};
+                 hints.ai_family = AF_UNSPEC;
+                 hints.ai_socktype = SOCK_STREAM;
+                 addrinfo* result = nullptr;
+                 ASSERT_EQ(getaddrinfo("db", "6379", &hints, &result), 0);
+                 std::vector<std::string> found;
+                 for (addrinfo* a = result; a != nullptr; a = a->ai_next) {
+                   char host[64], service[16];
+                   ASSERT_EQ(getnameinfo(a->ai_addr, a->ai_addrlen, host, sizeof(host), service,
+                                         sizeof(service), NI_NUMERICHOST), 0);
+                   found.push_back(std::string(host) + " " + service);
+                 }
+                 freeaddrinfo(result);  // The real one: entries are allocated as glibc does.
+                 EXPECT_EQ(found, (std::vector<std::string>{"10.0.0.7 6379", "fd00::7 6379"}));
+                 EXPECT_EQ(getaddrinfo("no-such-host", "1", &hints, &result), EAI_NONAME);
+                 sockaddr_storage address;
+                 const socklen_t length = dsim::MakeSockaddr("10.0.0.7", 80, &address);
+                 char host[64];
+                 ASSERT_EQ(getnameinfo(reinterpret_cast<sockaddr*>(&address), length, host,
+                                       sizeof(host), nullptr, 0, 0), 0);
+                 EXPECT_STREQ(host, "db");
+                 checked = true;
+               },
+               .start_daemon = false,
+               .addresses = {"10.0.0.8"}});
+  ASSERT_TRUE(sim.Run().ok());
+  EXPECT_TRUE(checked);
+}
 
 }  // namespace
