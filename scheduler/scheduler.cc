@@ -14,7 +14,7 @@
 
 namespace dsim::internal {
 // The scheduler whose run is active on this thread. The only thread-local state.
-__thread Scheduler* current_scheduler = nullptr;
+__thread Scheduler* current_scheduler __attribute__((tls_model("initial-exec"))) = nullptr;
 }  // namespace dsim::internal
 
 namespace dsim {

@@ -60,8 +60,11 @@ struct Task;
 class WaitQueue;
 // The scheduler whose run is active on this thread (Scheduler::Current()). __thread,
 // not thread_local: no dynamic initialization, so reading it is one load, cheap
-// enough for //posix to ask on every interposed libc call.
-extern __thread Scheduler* current_scheduler;
+// enough for //posix to ask on every interposed libc call. Initial-exec: even in a
+// shared library (Bazel links tests dynamically) reading it never calls
+// __tls_get_addr, which ASan intercepts with a call to pthread_getspecific (interposed
+// by //posix, which reads this variable: endless recursion otherwise).
+extern __thread Scheduler* current_scheduler __attribute__((tls_model("initial-exec")));
 }  // namespace internal
 
 // Default stack of a task: reserved, not committed. An idle task costs about one page.

@@ -104,7 +104,8 @@ class PosixState {
 // the libc calls they make themselves (Abseil's symbolizer maps memory through
 // syscall()) must reach the real libc, not recurse. Never set across a blocking call,
 // so it cannot leak from one task to another.
-inline thread_local bool in_internals = false;
+// Initial-exec for the reason given at Scheduler::Current().
+inline thread_local bool in_internals __attribute__((tls_model("initial-exec"))) = false;
 
 class InternalsScope {
  public:
