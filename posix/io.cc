@@ -127,6 +127,9 @@ DSIM_DECLARE_REAL(select);
 DSIM_DECLARE_REAL(pselect);
 DSIM_DECLARE_REAL(fcntl);
 DSIM_DECLARE_REAL(ioctl);
+DSIM_DECLARE_REAL(dup);
+DSIM_DECLARE_REAL(dup2);
+DSIM_DECLARE_REAL(dup3);
 DSIM_DECLARE_REAL(epoll_create);
 DSIM_DECLARE_REAL(epoll_create1);
 DSIM_DECLARE_REAL(epoll_ctl);
@@ -484,24 +487,7 @@ int fcntl(int fd, int command, ...) {
     pi::Forwarded(*scheduler, "fcntl", fd);
     return DSIM_REAL(fcntl)(fd, command, arg);
   }
-  switch (command) {
-    case F_GETFL:
-      return dsim::GetFlags(fd);
-    case F_SETFL:
-      return dsim::SetNonblock(fd, (arg & O_NONBLOCK) != 0);
-    case F_GETFD:
-      return 0;  // Close-on-exec is accepted and means nothing: no exec in a simulation.
-    case F_SETFD:
-      return 0;
-    default:
-      // F_DUPFD and the rest: not simulated yet.
-      pi::RecordEscape(*scheduler, "fcntl",
-                       absl::StrCat("command ", command, " on a simulated descriptor is not "
-                                    "simulated"),
-                       true);
-      errno = EINVAL;
-      return -1;
-  }
+  return dsim::Fcntl(fd, command, arg);
 }
 
 int ioctl(int fd, unsigned long request, ...) noexcept {
@@ -515,16 +501,17 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
     pi::Forwarded(*scheduler, "ioctl", fd);
     return DSIM_REAL(ioctl)(fd, request, arg);
   }
-  if (request == FIONBIO) return dsim::SetNonblock(fd, *static_cast<int*>(arg) != 0);
-  if (request == FIONREAD) {
-    // Bytes readable now: a nonblocking peek into a scratch buffer.
-    std::vector<char> scratch(1 << 20);
-    const ssize_t n = dsim::Recv(fd, scratch.data(), scratch.size(), MSG_PEEK | MSG_DONTWAIT);
-    *static_cast<int*>(arg) = n < 0 ? 0 : static_cast<int>(n);
-    return n < 0 && errno != EAGAIN ? -1 : 0;
-  }
-  errno = ENOTTY;
-  return -1;
+  return dsim::Ioctl(fd, request, arg);
+}
+
+int dup(int fd) noexcept { DSIM_FD_CALL(dup, fd, dsim::Dup(fd), fd); }
+
+int dup2(int fd, int new_fd) noexcept {
+  DSIM_FD_CALL(dup2, fd, dsim::Dup2(fd, new_fd), fd, new_fd);
+}
+
+int dup3(int fd, int new_fd, int flags) noexcept {
+  DSIM_FD_CALL(dup3, fd, dsim::Dup3(fd, new_fd, flags), fd, new_fd, flags);
 }
 
 // ---- epoll --------------------------------------------------------------------------------

@@ -106,36 +106,39 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
   dsim::SpawnOptions options;
   options.group = scheduler->CurrentGroup();
   options.stack_size = pi::kThreadStackBytes;
-  dsim::TaskHandle handle = scheduler->Spawn(name, [&state, start, arg] {
-    const dsim::TaskId self = dsim::CurrentTaskId();
-    // Runs however the body ends, unwinding included: joiners must learn of it.
-    struct Finish {
-      pi::PosixState& state;
-      dsim::TaskId self;
-      void* result = nullptr;
-      ~Finish() {
-        pi::ForgetTaskKeys(state, self);
-        auto it = state.threads.find(self);
-        if (it == state.threads.end()) return;
-        pi::SimThread& record = it->second;
-        record.done = true;
-        record.result = result;
-        if (!record.joiners.empty()) {
-          record.joiners.WakeAll();
-        } else if (record.detached) {
-          state.threads.erase(it);
+  auto record = std::make_shared<pi::SimThread>();
+  record->detached = detach_state == PTHREAD_CREATE_DETACHED;
+  dsim::TaskHandle handle;
+  {
+    dsim::Scheduler::NoUnwindScope no_unwind;  // pthread_create is noexcept.
+    handle = scheduler->Spawn(name, [&state, start, arg, record] {
+      const dsim::TaskId self = dsim::CurrentTaskId();
+      // Runs however the body ends, unwinding included: joiners must learn of it.
+      struct Finish {
+        pi::PosixState& state;
+        pi::SimThread& record;
+        dsim::TaskId self;
+        void* result = nullptr;
+        ~Finish() {
+          pi::ForgetTaskKeys(state, self);
+          record.done = true;
+          record.result = result;
+          if (!record.joiners.empty()) {
+            record.joiners.WakeAll();
+          } else if (record.detached) {
+            state.threads.erase(self);
+          }
         }
+      } finish{state, *record, self};
+      try {
+        finish.result = start(arg);
+      } catch (const pi::ThreadExit& exit) {
+        finish.result = exit.value;
       }
-    } finish{state, self};
-    try {
-      finish.result = start(arg);
-    } catch (const pi::ThreadExit& exit) {
-      finish.result = exit.value;
-    }
-  }, options);
-  pi::SimThread& record = state.threads[handle.id()];
-  record.handle = handle;
-  record.detached = detach_state == PTHREAD_CREATE_DETACHED;
+    }, options);
+  }
+  record->handle = handle;
+  if (!(record->done && record->detached)) state.threads.emplace(handle.id(), record);
   *thread = pi::SimThreadId(handle.id());
   return 0;
 }
@@ -148,9 +151,10 @@ int pthread_join(pthread_t thread, void** result) {
   DSIM_CALL_SITE(*scheduler);
   const dsim::TaskId task = pi::SimThreadTask(thread);
   auto it = state.threads.find(task);
-  if (it == state.threads.end() || it->second.detached || it->second.joined) return EINVAL;
+  if (it == state.threads.end() || it->second->detached || it->second->joined) return EINVAL;
   if (task == scheduler->CurrentTaskId()) return EDEADLK;
-  pi::SimThread& record = it->second;
+  std::shared_ptr<pi::SimThread> keep = it->second;
+  pi::SimThread& record = *keep;
   record.joined = true;
   {
     // pthread_join never throws, even for a joiner that is killed (a crash, or the
@@ -161,7 +165,9 @@ int pthread_join(pthread_t thread, void** result) {
     // joiner's next scheduling point.
     dsim::Scheduler::NoUnwindScope no_unwind;
     const dsim::SourceLocation where = pi::CallerLocation(state);
-    while (!record.done) record.joiners.Wait("pthread_join", where);
+    // handle.done(): a thread killed before it ever ran never runs its body's cleanup.
+    while (!record.done && !record.handle.done()) record.joiners.Wait("pthread_join", where);
+    record.done = true;
   }
   if (result != nullptr) *result = record.result;
   if (record.joiners.empty()) state.threads.erase(task);
@@ -174,9 +180,9 @@ int pthread_tryjoin_np(pthread_t thread, void** result) noexcept {
   if (scheduler == nullptr) return ESRCH;
   pi::PosixState& state = pi::State(*scheduler);
   auto it = state.threads.find(pi::SimThreadTask(thread));
-  if (it == state.threads.end() || it->second.detached) return EINVAL;
-  if (!it->second.done) return EBUSY;
-  if (result != nullptr) *result = it->second.result;
+  if (it == state.threads.end() || it->second->detached) return EINVAL;
+  if (!it->second->done && !it->second->handle.done()) return EBUSY;
+  if (result != nullptr) *result = it->second->result;
   state.threads.erase(it);
   return 0;
 }
@@ -192,11 +198,11 @@ int pthread_detach(pthread_t thread) noexcept {
   if (scheduler == nullptr) return ESRCH;
   pi::PosixState& state = pi::State(*scheduler);
   auto it = state.threads.find(pi::SimThreadTask(thread));
-  if (it == state.threads.end() || it->second.detached) return EINVAL;
-  if (it->second.done && it->second.joiners.empty()) {
+  if (it == state.threads.end() || it->second->detached) return EINVAL;
+  if (it->second->done && it->second->joiners.empty()) {
     state.threads.erase(it);
   } else {
-    it->second.detached = true;
+    it->second->detached = true;
   }
   return 0;
 }

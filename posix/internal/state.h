@@ -70,7 +70,9 @@ class PosixState {
   std::unordered_map<const void*, SimMutex> mutexes;
   std::unordered_map<const void*, WaitQueue> waits;  // Condition variables, futexes.
   // Simulated threads by task.
-  std::unordered_map<TaskId, SimThread> threads;
+  // Shared with the thread's own body, which may run (Spawn is a scheduling point)
+  // before pthread_create has filed the record here.
+  std::unordered_map<TaskId, std::shared_ptr<SimThread>> threads;
   // pthread_setspecific values of tasks: (task, key) -> value.
   struct KeyHash {
     size_t operator()(const std::pair<TaskId, pthread_key_t>& k) const {

@@ -76,11 +76,12 @@ struct SocketState {
   TcpState state = TcpState::kClosed;
   SockState sock_state = SockState::kUnconnected;
 
-  // Descriptor-level state.
-  int fd = -1;               // -1 once closed by the user (an orphan, if still alive).
+  // Open-file-level state, shared by every descriptor dup() made of it.
+  int descriptors = 0;       // Descriptors referring to it; 0 once the user closed all.
   int active_calls = 0;      // Calls in progress; the socket outlives them.
   bool release_pending = false;  // Closed while a call was in progress.
-  bool nonblocking = false;
+  bool nonblocking = false;  // O_NONBLOCK.
+  int status_flags = 0;      // Other F_SETFL flags kept as set: O_APPEND, O_ASYNC, O_NOATIME.
   absl::Time read_deadline = absl::InfiniteFuture();
   absl::Time write_deadline = absl::InfiniteFuture();
 
@@ -100,6 +101,8 @@ struct SocketState {
   // Addresses. `bound` means the socket holds its port in the port table.
   bool bound = false;
   bool passive_binding = false;  // Held through PortEntry::passive (children, TIME_WAIT).
+  // SO_REUSEADDR as the passive binding was recorded (the option may change later).
+  bool passive_reuse_address = false;
   bool port_locked = false;      // bind() named a port (SOCK_BINDPORT_LOCK).
   bool address_locked = false;   // bind() named an address (SOCK_BINDADDR_LOCK).
   Endpoint local;                // local.port != 0 once bound or connected.
@@ -166,7 +169,7 @@ struct SocketState {
   WaitQueue writable;  // Writers, connectors, pollers.
 
   bool is_tcp() const { return type == SOCK_STREAM; }
-  bool orphan() const { return fd < 0; }
+  bool orphan() const { return descriptors == 0; }
   size_t send_free_bytes() const {
     const size_t used = tx.size();
     return used >= static_cast<size_t>(send_buffer_bytes) ? 0 : send_buffer_bytes - used;
@@ -214,6 +217,10 @@ class HostStack final : public PacketReceiver {
   int Setsockopt(int fd, int level, int name, const void* value, socklen_t length);
   int SetNonblock(int fd, bool nonblocking);
   int GetFlags(int fd);
+  // fcntl, ioctl and dup (stack_descriptors.cc).
+  int Fcntl(int fd, int cmd, long arg);
+  int Ioctl(int fd, unsigned long request, void* arg);
+  int Dup(int fd, int new_fd, int flags, const char* call);  // new_fd < 0: lowest free.
   // True if `fd` is an open descriptor (socket or other file); records EBADF's message
   // if not.
   bool CheckOpen(int fd) {
@@ -223,6 +230,10 @@ class HostStack final : public PacketReceiver {
     return false;
   }
   int SetDeadline(int fd, absl::Time deadline, bool read, bool write);
+  // The pending error of open descriptor `fd` (sock_error: read and cleared), and
+  // setting it (recvmmsg keeps an error for later).
+  int TakePendingError(int fd);
+  void SetPendingError(int fd, int error);
   int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where);
 
   // ---- Descriptors that are not sockets (sockets/internal/open_file.h) -----------
@@ -230,11 +241,13 @@ class HostStack final : public PacketReceiver {
   int InstallFile(std::shared_ptr<OpenFile> file);
   // The file at `fd`, or null (a socket, or nothing).
   OpenFile* LookupFile(int fd) const {
-    return fd >= 0 && static_cast<size_t>(fd) < files_.size() ? files_[fd].get() : nullptr;
+    return fd >= 0 && static_cast<size_t>(fd) < descriptors_.size() ? descriptors_[fd].file.get()
+                                                                   : nullptr;
   }
   // A reference that keeps the file alive across a blocking call.
   std::shared_ptr<OpenFile> FileRef(int fd) const {
-    return fd >= 0 && static_cast<size_t>(fd) < files_.size() ? files_[fd] : nullptr;
+    return fd >= 0 && static_cast<size_t>(fd) < descriptors_.size() ? descriptors_[fd].file
+                                                                   : nullptr;
   }
   ssize_t FileRead(int fd, absl::Span<const iovec> iov, SourceLocation where);
   ssize_t FileWrite(int fd, absl::Span<const iovec> iov, SourceLocation where);
@@ -283,11 +296,9 @@ class HostStack final : public PacketReceiver {
   int FailBadDescriptor(int fd);
   SocketState* FindSocket(uint64_t id);
   SocketState* NewSocket(int family, int type, int protocol);
-  int AllocateDescriptor(SocketState* socket);
-  // The lowest free descriptor number, reserved in both tables; or -EMFILE.
-  int AllocateSlot();
-  void ReleaseSlot(int fd);
+  // Closes descriptor `fd` holding an OpenFile.
   int CloseFile(int fd);
+  int FileFcntl(int fd, int cmd, long arg);
   void MaybeDestroy(SocketState* socket);
   void Destroy(SocketState* socket);
   void EndCall(SocketState* socket);
@@ -391,12 +402,27 @@ class HostStack final : public PacketReceiver {
   Scheduler* scheduler_;
   const NetworkOptions& options_;
 
-  // The descriptor table, in two parallel vectors of one length: descriptors_[fd] is a
-  // socket, files_[fd] any other open file; both null when fd is free.
-  std::vector<SocketState*> descriptors_;
-  std::vector<std::shared_ptr<OpenFile>> files_;
+  // One slot of the descriptor table: a socket or another open file (pipe, eventfd,
+  // epoll, timerfd, ...). A slot with neither is free, or reserved by an accept() that
+  // waits (Linux takes the descriptor before it blocks).
+  struct Descriptor {
+    SocketState* socket = nullptr;
+    std::shared_ptr<OpenFile> file;
+    bool close_on_exec = false;  // FD_CLOEXEC: per descriptor, not shared by dup().
+    bool reserved = false;
+  };
+  // Takes the lowest free descriptor >= `lowest` (EMFILE when the table is full); the
+  // slot stays reserved until Install or Unreserve.
+  int ReserveDescriptor(int lowest = 0);
+  void Install(int fd, SocketState* socket, bool close_on_exec);
+  void Unreserve(int fd);
+  // Drops descriptor `fd` (open); releases the socket when it was its last descriptor.
+  void DropDescriptor(int fd);
+  int descriptor_limit() const;
+
+  std::vector<Descriptor> descriptors_;  // descriptors_[fd].
   std::set<int> free_descriptors_;    // Free fds below descriptors_.size(), lowest first.
-  size_t open_descriptors_ = 0;
+  size_t open_descriptors_ = 0;       // Open and reserved descriptors.
   // Every live socket by id. Looked up only, never iterated (salted order).
   absl::flat_hash_map<uint64_t, std::unique_ptr<SocketState>> sockets_;
   absl::flat_hash_map<uint16_t, PortEntry> ports_[2];  // [0] TCP, [1] UDP.
