@@ -34,6 +34,7 @@
 #include "scheduler/shrink.h"
 #include "scheduler/strategies.h"
 #include "tests/races/race_corpus.h"
+#include "tests/races/std_races.h"
 
 ABSL_FLAG(int, schedules, 10000, "schedules per program, strategy and variant");
 ABSL_FLAG(std::string, programs, "", "comma-separated program names; empty runs all");
@@ -151,7 +152,10 @@ int Main() {
       {"random", 0}, {"pct d=1", 1}, {"pct d=2", 2}, {"pct d=3", 3}};
   std::vector<const RaceProgram*> programs;
   const std::string filter = absl::GetFlag(FLAGS_programs);
-  for (const RaceProgram& program : Corpus()) {
+  // The dsim-API corpus, then the same kind of programs in plain standard C++ (//posix).
+  std::vector<RaceProgram> all = Corpus();
+  for (const RaceProgram& program : StdCorpus()) all.push_back(program);
+  for (const RaceProgram& program : all) {
     if (filter.empty()) {
       programs.push_back(&program);
       continue;

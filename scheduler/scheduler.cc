@@ -16,18 +16,22 @@
 #include "scheduler/internal/misuse.h"
 #include "scheduler/internal/task.h"
 
+namespace dsim::internal {
+// The scheduler whose run is active on this thread. The only thread-local state.
+__thread Scheduler* current_scheduler __attribute__((tls_model("initial-exec"))) = nullptr;
+}  // namespace dsim::internal
+
 namespace dsim {
 namespace {
 
 using internal::Task;
+using internal::current_scheduler;
 using internal::TaskState;
 
 constexpr int64_t kForever = INT64_MAX;
 
-// The scheduler whose run is active on this thread. The only thread-local state
-// besides the marker below.
-__thread Scheduler* current_scheduler = nullptr;
-// Its address identifies this thread (Scheduler::run_thread_).
+// Its address identifies this thread (Scheduler::run_thread_). The only thread-local
+// state besides internal::current_scheduler.
 __thread char thread_marker;
 
 // Rounds over all unfinished tasks, during shutdown, without any task finishing before
@@ -881,6 +885,10 @@ void Scheduler::SleepUntil(absl::Time deadline, SourceLocation where) {
   DSIM_DCHECK(now_ns_ >= deadline_ns, "a sleep woke before its deadline");
 }
 
+bool Scheduler::CurrentTaskKilled() const {
+  return current_ != nullptr && current_->kill_requested;
+}
+
 TaskId Scheduler::CurrentTaskId() const { return current_ ? current_->id : kNoTask; }
 
 absl::string_view Scheduler::CurrentTaskName() const {
@@ -1084,6 +1092,11 @@ void Scheduler::Shutdown() {
   UnwindAllTasks();
 }
 
+void Scheduler::SetOwnedExtension(int slot, std::shared_ptr<void> value) {
+  SetExtension(slot, value.get());
+  owned_extensions_[slot] = std::move(value);
+}
+
 void Scheduler::SetExtension(int slot, void* value) {
   CheckThread("SetExtension");
   DSIM_MISUSE(slot >= 0 && slot < kExtensionSlots, "extension slot ", slot, " out of range");
@@ -1174,7 +1187,6 @@ void Scheduler::Annotate(const Annotation& annotation) {
   for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
 }
 
-Scheduler* Scheduler::Current() { return current_scheduler; }
 
 // ---- Free functions --------------------------------------------------------------
 

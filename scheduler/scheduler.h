@@ -60,14 +60,21 @@
 
 namespace dsim {
 
+class Scheduler;
+
 namespace internal {
 struct Task;
 class WaitQueue;
+// The scheduler whose run is active on this thread (Scheduler::Current()). __thread,
+// not thread_local: no dynamic initialization, so reading it is one load, cheap
+// enough for //posix to ask on every interposed libc call. Initial-exec: even in a
+// shared library (Bazel links tests dynamically) reading it never calls
+// __tls_get_addr, which ASan intercepts with a call to pthread_getspecific (interposed
+// by //posix, which reads this variable: endless recursion otherwise).
+extern __thread Scheduler* current_scheduler __attribute__((tls_model("initial-exec")));
 bool RunMisuseFailed(const char* file, int line, TaskId first, TaskId second,
                      const std::string& message);
 }  // namespace internal
-
-class Scheduler;
 
 // Default stack of a task: reserved, not committed. An idle task costs about one page.
 #if defined(__SANITIZE_ADDRESS__) || defined(DSIM_ASAN)
@@ -330,6 +337,9 @@ class Scheduler {
   void SleepFor(absl::Duration duration, SourceLocation where = SourceLocation::Current());
   void SleepUntil(absl::Time deadline, SourceLocation where = SourceLocation::Current());
   bool InTask() const { return current_ != nullptr; }
+  // True when the current task has been killed (crash, shutdown) and is to unwind; code
+  // that must not throw (inside a NoUnwindScope) checks it to stop waiting.
+  bool CurrentTaskKilled() const;
   [[noreturn]] void FailOutsideTask(const char* operation) const;
   TaskId CurrentTaskId() const;
   absl::string_view CurrentTaskName() const;
@@ -410,15 +420,23 @@ class Scheduler {
   // ---- Extensions -------------------------------------------------------------------
   // Layers above the scheduler (the network, the simulation) find their per-simulation
   // state here instead of in globals. Not owned.
-  enum ExtensionSlot { kNetworkExtension = 0, kSimulationExtension = 1, kUserExtension = 2 };
+  enum ExtensionSlot {
+    kNetworkExtension = 0,
+    kSimulationExtension = 1,
+    kUserExtension = 2,
+    kPosixExtension = 3,  // //posix: simulated pthread objects, escapes.
+  };
   static constexpr int kExtensionSlots = 4;
   void SetExtension(int slot, void* value);
+  // As SetExtension, but the scheduler owns `value`: it is destroyed with the scheduler,
+  // after every task has unwound (so tasks may still use it while they unwind).
+  void SetOwnedExtension(int slot, std::shared_ptr<void> value);
   void* extension(int slot) const {
     return slot >= 0 && slot < kExtensionSlots ? extensions_[slot] : nullptr;
   }
 
   // The scheduler whose run is active on this thread, or null.
-  static Scheduler* Current();
+  static Scheduler* Current() { return internal::current_scheduler; }
 
  private:
   friend class TaskHandle;
@@ -557,6 +575,8 @@ class Scheduler {
   bool failed_check_ = false;
   internal::Fiber* previous_running_fiber_ = nullptr;
   void* extensions_[kExtensionSlots] = {};
+  // Declared last: destroyed first, after the destructor has unwound every task.
+  std::shared_ptr<void> owned_extensions_[kExtensionSlots];
 };
 
 // ---- Free functions for task code ---------------------------------------------------

@@ -173,6 +173,10 @@ int ReadMessage(HostStack* stack, const msghdr* message, const char* what,
 
 }  // namespace
 
+namespace internal {
+HostStack* EnterHost(const char* call) { return Enter(call); }
+}  // namespace internal
+
 int Socket(int domain, int type, int protocol) {
   HostStack* stack = Enter("Socket");
   if (stack == nullptr) return -1;
@@ -240,6 +244,9 @@ ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
   if (!AccessOk(buffer, length)) return Finish(stack, "Read", fd, FaultOutside(stack, "read"));
   if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
   const iovec v{buffer, length};
+  if (stack->LookupFile(fd) != nullptr) {
+    return Finish(stack, "Read", fd, stack->FileRead(fd, absl::MakeConstSpan(&v, 1), where));
+  }
   internal::RecvArgs args;
   args.iov = absl::MakeConstSpan(&v, 1);
   args.what = "read";
@@ -252,6 +259,9 @@ ssize_t Write(int fd, const void* buffer, size_t length, SourceLocation where) {
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Write", fd, -EBADF);
   if (!AccessOk(buffer, length)) return Finish(stack, "Write", fd, FaultOutside(stack, "write"));
   const iovec v{const_cast<void*>(buffer), length};
+  if (stack->LookupFile(fd) != nullptr) {
+    return Finish(stack, "Write", fd, stack->FileWrite(fd, absl::MakeConstSpan(&v, 1), where));
+  }
   internal::SendArgs args;
   args.iov = absl::MakeConstSpan(&v, 1);
   args.what = "write";

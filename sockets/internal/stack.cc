@@ -123,6 +123,10 @@ int HostStack::LookupOrFail(int fd, SocketState** out) {
 
 // Out of line, so the message's temporaries stay off LookupOrFail's frame.
 ABSL_ATTRIBUTE_NOINLINE int HostStack::FailBadDescriptor(int fd) {
+  if (const OpenFile* file = LookupFile(fd); file != nullptr) {
+    return Fail(ENOTSOCK, absl::StrCat("descriptor ", fd, " on host \"", host_->name(),
+                                       "\" is a ", file->kind(), ", not a socket"));
+  }
   return Fail(EBADF, absl::StrCat("descriptor ", fd, " is not an open socket on host \"",
                                   host_->name(), "\""));
 }
@@ -174,7 +178,7 @@ int HostStack::ReserveDescriptor(int lowest) {
     descriptors_.resize(fd + 1);
   }
   Descriptor& slot = descriptors_[fd];
-  DSIM_DCHECK(slot.socket == nullptr && !slot.reserved);
+  DSIM_DCHECK(slot.socket == nullptr && slot.file == nullptr && !slot.reserved);
   slot.reserved = true;
   ++open_descriptors_;
   return fd;
@@ -183,7 +187,7 @@ int HostStack::ReserveDescriptor(int lowest) {
 void HostStack::Install(int fd, SocketState* socket, bool close_on_exec) {
   Descriptor& slot = descriptors_[fd];
   DSIM_CHECK(slot.reserved && slot.socket == nullptr, "installing into an unreserved descriptor");
-  slot = Descriptor{socket, close_on_exec, false};
+  slot = Descriptor{socket, nullptr, close_on_exec, false};
   ++socket->descriptors;
 }
 
@@ -193,6 +197,46 @@ void HostStack::Unreserve(int fd) {
   slot = Descriptor{};
   free_descriptors_.insert(fd);
   --open_descriptors_;
+}
+
+int HostStack::InstallFile(std::shared_ptr<OpenFile> file) {
+  DSIM_CHECK(file != nullptr);
+  const int fd = ReserveDescriptor();
+  if (fd < 0) return fd;
+  Descriptor& slot = descriptors_[fd];
+  slot.reserved = false;
+  ++file->descriptor_count_;
+  slot.file = std::move(file);
+  return fd;
+}
+
+int HostStack::CloseFile(int fd) {
+  std::shared_ptr<OpenFile> file = std::move(descriptors_[fd].file);
+  descriptors_[fd] = Descriptor{};
+  free_descriptors_.insert(fd);
+  --open_descriptors_;
+  if (--file->descriptor_count_ == 0) file->OnLastClose();
+  return 0;
+}
+
+ssize_t HostStack::FileRead(int fd, absl::Span<const iovec> iov, SourceLocation where) {
+  std::shared_ptr<OpenFile> file = FileRef(fd);  // Alive across a blocking read.
+  if (file == nullptr) return FailBadDescriptor(fd);
+  if ((file->status_flags() & O_ACCMODE) == O_WRONLY) {
+    return Fail(EBADF, absl::StrCat("read: descriptor ", fd, " (", file->kind(),
+                                    ") is not open for reading"));
+  }
+  return file->Read(*this, iov, where);
+}
+
+ssize_t HostStack::FileWrite(int fd, absl::Span<const iovec> iov, SourceLocation where) {
+  std::shared_ptr<OpenFile> file = FileRef(fd);
+  if (file == nullptr) return FailBadDescriptor(fd);
+  if ((file->status_flags() & O_ACCMODE) == O_RDONLY) {
+    return Fail(EBADF, absl::StrCat("write: descriptor ", fd, " (", file->kind(),
+                                    ") is not open for writing"));
+  }
+  return file->Write(*this, iov, where);
 }
 
 void HostStack::DropDescriptor(int fd) {
@@ -524,6 +568,7 @@ bool HostStack::WaitUntil(SocketState* socket, WaitQueue& queue, absl::Time dead
 }
 
 void HostStack::WakeAll(SocketState* socket) {
+  ++socket->edges;
   if (!socket->readable.empty()) socket->readable.WakeAll();
   if (!socket->writable.empty()) socket->writable.WakeAll();
 }
@@ -954,6 +999,7 @@ int HostStack::Shutdown(int fd, int how) {
 }
 
 int HostStack::Close(int fd) {
+  if (LookupFile(fd) != nullptr) return CloseFile(fd);
   SocketState* s;
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
   DropDescriptor(fd);
@@ -1147,6 +1193,10 @@ int HostStack::Setsockopt(int fd, int level, int name, const void* value, sockle
 }
 
 int HostStack::SetNonblock(int fd, bool nonblocking) {
+  if (OpenFile* file = LookupFile(fd); file != nullptr) {
+    file->set_nonblocking(nonblocking);
+    return 0;
+  }
   SocketState* s;
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
   s->nonblocking = nonblocking;
@@ -1197,6 +1247,54 @@ short HostStack::PollMask(const SocketState& s) const {
   return mask;
 }
 
+short HostStack::Readiness(int fd) {
+  if (const SocketState* s = Lookup(fd); s != nullptr) return PollMask(*s);
+  if (const OpenFile* file = LookupFile(fd); file != nullptr) return file->PollMask();
+  return POLLNVAL;
+}
+
+uint64_t HostStack::Edges(int fd) {
+  if (const SocketState* s = Lookup(fd); s != nullptr) return s->edges;
+  if (const OpenFile* file = LookupFile(fd); file != nullptr) return file->edges();
+  return 0;
+}
+
+const void* HostStack::Identity(int fd) {
+  if (const SocketState* s = Lookup(fd); s != nullptr) return s;
+  return LookupFile(fd);
+}
+
+void HostStack::WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
+                           SourceLocation where) {
+  std::vector<SocketState*> sockets;
+  std::vector<std::shared_ptr<OpenFile>> files;  // Alive while we sleep.
+  std::vector<WaitQueue*> queues;
+  for (int fd : fds) {
+    if (std::shared_ptr<OpenFile> file = FileRef(fd); file != nullptr) {
+      queues.push_back(&file->readable());
+      queues.push_back(&file->writable());
+      files.push_back(std::move(file));
+    } else if (SocketState* s = Lookup(fd); s != nullptr) {
+      sockets.push_back(s);
+      queues.push_back(&s->readable);
+      queues.push_back(&s->writable);
+    }
+  }
+  for (SocketState* s : sockets) ++s->active_calls;
+  struct Release {
+    HostStack* stack;
+    std::vector<SocketState*>* sockets;
+    ~Release() {
+      for (SocketState* s : *sockets) stack->EndCall(s);
+    }
+  } release{this, &sockets};
+  if (queues.empty()) {
+    scheduler_->SleepUntil(deadline, where);
+    return;
+  }
+  WaitQueue::WaitAny(queues, what, where, deadline);
+}
+
 int HostStack::Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where) {
   if (count > static_cast<nfds_t>(options_.descriptors_per_host_max)) {
     return Fail(EINVAL, absl::StrCat("poll: ", count, " descriptors exceed the limit"));
@@ -1211,19 +1309,29 @@ int HostStack::Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation wh
       p.revents = 0;
       if (p.fd < 0) continue;
       const SocketState* s = Lookup(p.fd);
-      if (s == nullptr) {
-        p.revents = POLLNVAL;
-      } else {
+      if (s != nullptr) {
         p.revents = PollMask(*s) & (p.events | POLLERR | POLLHUP);
+      } else if (const OpenFile* file = LookupFile(p.fd); file != nullptr) {
+        p.revents = file->PollMask() & (p.events | POLLERR | POLLHUP);
+      } else {
+        p.revents = POLLNVAL;
       }
       if (p.revents != 0) ++ready;
     }
     if (ready > 0 || timeout_ms == 0 || scheduler_->Now() >= deadline) return ready;
     // Wait on every polled socket; guards keep them alive while we sleep.
     std::vector<SocketState*> sockets;
+    std::vector<std::shared_ptr<OpenFile>> files;  // Alive while we sleep.
     std::vector<WaitQueue*> queues;
     for (nfds_t i = 0; i < count; ++i) {
-      SocketState* s = fds[i].fd >= 0 ? Lookup(fds[i].fd) : nullptr;
+      if (fds[i].fd < 0) continue;
+      if (std::shared_ptr<OpenFile> file = FileRef(fds[i].fd); file != nullptr) {
+        queues.push_back(&file->readable());
+        queues.push_back(&file->writable());
+        files.push_back(std::move(file));
+        continue;
+      }
+      SocketState* s = Lookup(fds[i].fd);
       if (s == nullptr) continue;
       sockets.push_back(s);
       queues.push_back(&s->readable);

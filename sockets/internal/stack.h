@@ -37,6 +37,7 @@
 #include "sim/network.h"
 #include "sockets/internal/byte_queue.h"
 #include "sockets/internal/ring_queue.h"
+#include "sockets/internal/open_file.h"
 
 namespace dsim::internal {
 
@@ -167,6 +168,9 @@ struct SocketState {
   RingQueue<Datagram> datagrams;
   size_t datagram_bytes = 0;  // Charged against receive_buffer_bytes.
 
+  // Counts readiness changes (every wake of the queues below, waiters or not), for
+  // edge-triggered epoll.
+  uint64_t edges = 0;
   WaitQueue readable;  // Readers, acceptors, pollers.
   WaitQueue writable;  // Writers, connectors, pollers.
 
@@ -227,9 +231,10 @@ class HostStack final : public PacketReceiver {
   int Fcntl(int fd, int cmd, long arg);
   int Ioctl(int fd, unsigned long request, void* arg);
   int Dup(int fd, int new_fd, int flags, const char* call);  // new_fd < 0: lowest free.
-  // True if `fd` is an open descriptor; records EBADF's message if not.
+  // True if `fd` is an open descriptor (socket or other file); records EBADF's message
+  // if not.
   bool CheckOpen(int fd) {
-    if (Lookup(fd) != nullptr) return true;
+    if (Lookup(fd) != nullptr || LookupFile(fd) != nullptr) return true;
     SocketState* ignored;
     LookupOrFail(fd, &ignored);
     return false;
@@ -240,6 +245,35 @@ class HostStack final : public PacketReceiver {
   int TakePendingError(int fd);
   void SetPendingError(int fd, int error);
   int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where);
+
+  // ---- Descriptors that are not sockets (sockets/internal/open_file.h) -----------
+  // Puts `file` at the lowest free descriptor and returns it, or -EMFILE.
+  int InstallFile(std::shared_ptr<OpenFile> file);
+  // The file at `fd`, or null (a socket, or nothing).
+  OpenFile* LookupFile(int fd) const {
+    return fd >= 0 && static_cast<size_t>(fd) < descriptors_.size() ? descriptors_[fd].file.get()
+                                                                   : nullptr;
+  }
+  // A reference that keeps the file alive across a blocking call.
+  std::shared_ptr<OpenFile> FileRef(int fd) const {
+    return fd >= 0 && static_cast<size_t>(fd) < descriptors_.size() ? descriptors_[fd].file
+                                                                   : nullptr;
+  }
+  ssize_t FileRead(int fd, absl::Span<const iovec> iov, SourceLocation where);
+  ssize_t FileWrite(int fd, absl::Span<const iovec> iov, SourceLocation where);
+
+  // ---- Readiness of any descriptor (poll, select, epoll) --------------------------
+  // poll(2) bits of `fd` now, or POLLNVAL when it is not open.
+  short Readiness(int fd);
+  // How many times the readiness of `fd` may have changed (edge-triggered epoll).
+  uint64_t Edges(int fd);
+  // The open description behind `fd` (socket or file), null if none: compared only,
+  // to tell a reused descriptor number from the description registered earlier.
+  const void* Identity(int fd);
+  bool IsOpen(int fd) { return Lookup(fd) != nullptr || LookupFile(fd) != nullptr; }
+  // Blocks until the readiness of any of `fds` may have changed, or `deadline`.
+  void WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
+                  SourceLocation where);
 
   // Messages: the last failure of each task.
   int Fail(int error, std::string message);
@@ -272,6 +306,9 @@ class HostStack final : public PacketReceiver {
   int FailBadDescriptor(int fd);
   SocketState* FindSocket(uint64_t id);
   SocketState* NewSocket(int family, int type, int protocol);
+  // Closes descriptor `fd` holding an OpenFile.
+  int CloseFile(int fd);
+  int FileFcntl(int fd, int cmd, long arg);
   void MaybeDestroy(SocketState* socket);
   void Destroy(SocketState* socket);
   void EndCall(SocketState* socket);
@@ -378,10 +415,12 @@ class HostStack final : public PacketReceiver {
   Scheduler* scheduler_;
   const NetworkOptions& options_;
 
-  // One slot of the descriptor table. A slot with no socket is free, or reserved by an
-  // accept() that waits (Linux takes the descriptor before it blocks).
+  // One slot of the descriptor table: a socket or another open file (pipe, eventfd,
+  // epoll, timerfd, ...). A slot with neither is free, or reserved by an accept() that
+  // waits (Linux takes the descriptor before it blocks).
   struct Descriptor {
     SocketState* socket = nullptr;
+    std::shared_ptr<OpenFile> file;
     bool close_on_exec = false;  // FD_CLOEXEC: per descriptor, not shared by dup().
     bool reserved = false;
   };
@@ -412,6 +451,11 @@ class HostStack final : public PacketReceiver {
   absl::flat_hash_map<TaskId, std::string> messages_;
   bool detached_ = false;
 };
+
+// The calling task's host stack, after the scheduling point every descriptor call is;
+// null with errno = EPERM (and a message for LastSocketErrorMessage) outside a task on
+// a host. For descriptor kinds defined outside sockets/ (pipes, files, epoll).
+HostStack* EnterHost(const char* call);
 
 }  // namespace dsim::internal
 

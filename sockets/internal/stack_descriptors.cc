@@ -23,12 +23,36 @@ constexpr int kKeptStatusFlags = O_APPEND | O_NOATIME | O_ASYNC;
 }  // namespace
 
 int HostStack::GetFlags(int fd) {
+  if (const OpenFile* file = LookupFile(fd); file != nullptr) return file->status_flags();
   SocketState* s;
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
   return O_RDWR | s->status_flags | (s->nonblocking ? O_NONBLOCK : 0);
 }
 
+// fcntl on a descriptor that is not a socket: the flag commands. (dup of such a
+// descriptor is not simulated yet.)
+int HostStack::FileFcntl(int fd, int cmd, long arg) {
+  OpenFile* file = LookupFile(fd);
+  switch (cmd) {
+    case F_GETFD:
+      return descriptors_[fd].close_on_exec ? FD_CLOEXEC : 0;
+    case F_SETFD:
+      descriptors_[fd].close_on_exec = (arg & FD_CLOEXEC) != 0;
+      return 0;
+    case F_GETFL:
+      return file->status_flags();
+    case F_SETFL:
+      file->set_nonblocking((arg & O_NONBLOCK) != 0);
+      return 0;
+    default:
+      return Fail(EINVAL, absl::StrCat("fcntl: command ", cmd, " is not simulated for a ",
+                                       file->kind(), " (F_GETFD, F_SETFD, F_GETFL and F_SETFL "
+                                       "are)"));
+  }
+}
+
 int HostStack::Fcntl(int fd, int cmd, long arg) {
+  if (LookupFile(fd) != nullptr) return FileFcntl(fd, cmd, arg);
   SocketState* s;
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
   switch (cmd) {
@@ -69,6 +93,20 @@ int HostStack::Fcntl(int fd, int cmd, long arg) {
 }
 
 int HostStack::Ioctl(int fd, unsigned long request, void* arg) {
+  if (OpenFile* file = LookupFile(fd); file != nullptr) {
+    if (request == FIONBIO && arg != nullptr) {
+      int on;
+      std::memcpy(&on, arg, sizeof(on));
+      file->set_nonblocking(on != 0);
+      return 0;
+    }
+    if (request == FIOCLEX || request == FIONCLEX) {
+      descriptors_[fd].close_on_exec = request == FIOCLEX;
+      return 0;
+    }
+    return Fail(ENOTTY, absl::StrCat("ioctl: request ", request, " is not simulated for a ",
+                                     file->kind()));
+  }
   SocketState* s;
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
   int value = 0;

@@ -734,6 +734,7 @@ void HostStack::TcpOnSyn(Packet* packet) {
   // Linux arms a child's keepalive when it is created (tcp_create_openreq_child).
   if (child->keepalive) ArmKeepalive(child, KeepaliveIdle(*child));
   TcpSendSegment(child, Packet::kSyn | Packet::kAck, 0, nullptr, 0);
+  ++listener->edges;
   if (!listener->readable.empty()) listener->readable.WakeAll();
 }
 
@@ -753,7 +754,10 @@ void HostStack::TcpOnAck(SocketState* s, const Packet& packet) {
     TcpOnFinAcked(s);
     if (FindSocket(packet.destination_connection) != s) return;
   }
-  if (freed && !s->writable.empty() && TcpWritable(*s)) s->writable.WakeAll();
+  if (freed && TcpWritable(*s)) {
+    ++s->edges;
+    if (!s->writable.empty()) s->writable.WakeAll();
+  }
   TcpPump(s);
 }
 
@@ -815,7 +819,10 @@ void HostStack::TcpOnData(SocketState* s, Packet* packet) {
     }
   }
   if (fin) s->pending_fin_sequence = std::min(s->pending_fin_sequence, end);
-  if (readable && !s->readable.empty()) s->readable.WakeAll();
+  if (readable) {
+    ++s->edges;
+    if (!s->readable.empty()) s->readable.WakeAll();
+  }
   if (s->pending_fin_sequence == s->rcv_nxt && !s->fin_received) {
     TcpOnFin(s);
     return;
@@ -1255,6 +1262,7 @@ void HostStack::UdpOnDatagram(Packet* packet) {
   }
   payload.swap(packet->payload);
   s->datagrams.push_back(Datagram{packet->source, std::move(payload)});
+  ++s->edges;
   if (!s->readable.empty()) s->readable.WakeAll();
 }
 

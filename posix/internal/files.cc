@@ -1,0 +1,188 @@
+#include "posix/internal/files.h"
+
+#include <errno.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "sockets/internal/pipe.h"
+
+namespace dsim::posix::internal {
+
+// ---- epoll ------------------------------------------------------------------------------
+
+short EpollFile::PollMask() const {
+  for (const Interest& interest : interests_) {
+    if (Ready(interest) != 0) return POLLIN | POLLRDNORM;
+  }
+  return 0;
+}
+
+uint32_t EpollFile::Ready(const Interest& interest) const {
+  if (interest.disabled || stack_->Identity(interest.fd) != interest.identity) return 0;
+  const uint32_t mask = static_cast<uint16_t>(stack_->Readiness(interest.fd));
+  // poll and epoll share bit values; EPOLLERR and EPOLLHUP are always reported.
+  const uint32_t wanted = (interest.events & ~(EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE |
+                                               EPOLLWAKEUP)) | EPOLLERR | EPOLLHUP;
+  const uint32_t ready = mask & wanted;
+  if (ready == 0) return 0;
+  if ((interest.events & EPOLLET) && !interest.pending &&
+      stack_->Edges(interest.fd) == interest.seen_edges) {
+    return 0;
+  }
+  return ready;
+}
+
+int EpollFile::Control(int op, int fd, const epoll_event* event) {
+  if (!stack_->IsOpen(fd)) return -EBADF;
+  if (stack_->LookupFile(fd) == this) return -EINVAL;
+  const void* identity = stack_->Identity(fd);
+  auto it = std::find_if(interests_.begin(), interests_.end(), [&](const Interest& i) {
+    return i.fd == fd && i.identity == identity;
+  });
+  switch (op) {
+    case EPOLL_CTL_ADD:
+      if (it != interests_.end()) return -EEXIST;
+      if (event == nullptr) return -EFAULT;
+      interests_.push_back(Interest{fd, identity, event->events, event->data,
+                                    stack_->Edges(fd), true, false});
+      break;
+    case EPOLL_CTL_MOD:
+      if (it == interests_.end()) return -ENOENT;
+      if (event == nullptr) return -EFAULT;
+      if (event->events & EPOLLEXCLUSIVE) return -EINVAL;  // As Linux: not with MOD.
+      it->events = event->events;
+      it->data = event->data;
+      it->pending = true;
+      it->disabled = false;
+      it->seen_edges = stack_->Edges(fd);
+      break;
+    case EPOLL_CTL_DEL:
+      if (it == interests_.end()) return -ENOENT;
+      interests_.erase(it);
+      break;
+    default:
+      return -EINVAL;
+  }
+  NotifyReadiness();  // Waiters in epoll_wait re-evaluate.
+  return 0;
+}
+
+int EpollFile::Collect(epoll_event* events, int max) {
+  // Drop entries whose description is gone.
+  interests_.erase(std::remove_if(interests_.begin(), interests_.end(),
+                                  [&](const Interest& i) {
+                                    return stack_->Identity(i.fd) != i.identity;
+                                  }),
+                   interests_.end());
+  int count = 0;
+  std::vector<Interest> reported;
+  for (auto it = interests_.begin(); it != interests_.end() && count < max;) {
+    const uint32_t ready = Ready(*it);
+    if (ready == 0) {
+      ++it;
+      continue;
+    }
+    events[count].events = ready;
+    events[count].data = it->data;
+    ++count;
+    it->pending = false;
+    it->seen_edges = stack_->Edges(it->fd);
+    if (it->events & EPOLLONESHOT) it->disabled = true;
+    reported.push_back(*it);
+    it = interests_.erase(it);
+  }
+  // Reported entries go to the back, in the order reported.
+  interests_.insert(interests_.end(), reported.begin(), reported.end());
+  return count;
+}
+
+int EpollFile::Wait(int self_fd, epoll_event* events, int max, absl::Time deadline,
+                    SourceLocation where) {
+  if (max <= 0) return -EINVAL;
+  Scheduler& scheduler = *Scheduler::Current();
+  for (;;) {
+    const int count = Collect(events, max);
+    if (count > 0 || scheduler.Now() >= deadline) return count;
+    std::vector<int> fds;
+    fds.reserve(interests_.size());
+    for (const Interest& interest : interests_) fds.push_back(interest.fd);
+    fds.push_back(self_fd);  // epoll_ctl from another task wakes this wait too.
+    stack_->WaitForAny(fds, deadline, "epoll_wait", where);
+  }
+}
+
+// ---- timerfd ---------------------------------------------------------------------------
+
+void TimerFd::Arm(absl::Time when) {
+  Disarm();
+  next_ = when;
+  timer_ = scheduler_->AddTimer(when, [this] {
+    timer_ = kNoTimer;
+    Fire();
+  }, group_);
+}
+
+void TimerFd::Disarm() {
+  if (timer_ != kNoTimer) scheduler_->CancelTimer(timer_);
+  timer_ = kNoTimer;
+}
+
+void TimerFd::Fire() {
+  const absl::Time now = scheduler_->Now();
+  uint64_t count = 1;
+  if (interval_ > absl::ZeroDuration()) {
+    // Expirations missed while the host was paused count too, as the kernel's overrun.
+    count += static_cast<uint64_t>((now - next_) / interval_);
+    next_ += interval_ * static_cast<int64_t>(count);
+    Arm(next_);
+  } else {
+    next_ = absl::InfiniteFuture();
+  }
+  expirations_ += count;
+  NotifyReadiness();
+}
+
+int TimerFd::Set(int flags, const itimerspec* value, itimerspec* old) {
+  if ((flags & ~(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET)) != 0) return -EINVAL;
+  auto valid = [](const timespec& t) { return t.tv_nsec >= 0 && t.tv_nsec < 1000000000 && t.tv_sec >= 0; };
+  if (!valid(value->it_value) || !valid(value->it_interval)) return -EINVAL;
+  if (old != nullptr) Get(old);
+  Disarm();
+  expirations_ = 0;
+  interval_ = absl::DurationFromTimespec(value->it_interval);
+  const absl::Duration initial = absl::DurationFromTimespec(value->it_value);
+  if (initial == absl::ZeroDuration()) {
+    next_ = absl::InfiniteFuture();
+    return 0;
+  }
+  Arm(flags & TFD_TIMER_ABSTIME ? InstantOf(*scheduler_, clock_, value->it_value)
+                                : scheduler_->Now() + initial);
+  return 0;
+}
+
+void TimerFd::Get(itimerspec* value) const {
+  value->it_interval = absl::ToTimespec(interval_);
+  if (next_ == absl::InfiniteFuture()) {
+    value->it_value = timespec{0, 0};
+  } else {
+    const absl::Duration left = std::max(next_ - scheduler_->Now(), absl::Nanoseconds(1));
+    value->it_value = absl::ToTimespec(left);
+  }
+}
+
+ssize_t TimerFd::Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) {
+  if (dsim::internal::IovecLength(iov) < sizeof(uint64_t)) {
+    return stack.Fail(EINVAL, "read: a timerfd read needs an 8-byte buffer");
+  }
+  while (expirations_ == 0) {
+    if (nonblocking()) return stack.Fail(EAGAIN, "read: the timerfd has not expired");
+    readable().Wait("read(timerfd)", where);
+  }
+  const uint64_t value = expirations_;
+  expirations_ = 0;
+  dsim::internal::ScatterIovec(iov, reinterpret_cast<const char*>(&value), sizeof(value));
+  return sizeof(value);
+}
+
+}  // namespace dsim::posix::internal

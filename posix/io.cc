@@ -1,0 +1,639 @@
+// Descriptors and sockets under their libc names. Inside a task on a simulated host,
+// a descriptor the host's table holds is simulated (dsim's socket API, pipes, eventfds,
+// epoll, timerfds); any other descriptor number is the process's real one, and the
+// call is forwarded and listed (EscapedCalls). Creating sockets or descriptors in a
+// task that is not on a host, connecting to an address no simulated host owns, and
+// mixing real and simulated descriptors in one poll fail the run.
+//
+// Descriptor numbers. Each host has its own table, like a process: simulated numbers
+// start at 3 and stay small (the lowest free number, as POSIX requires), so code that
+// indexes arrays by descriptor works. They never collide with the process's real
+// descriptors because they live in another namespace: inside a task the host's table is
+// consulted first, and a real descriptor whose number the host also uses is out of
+// reach of that host's tasks (a task's own writes to 1 and 2 reach the real stdout and
+// stderr while the host has no descriptor 1 or 2, which it never has).
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "posix/internal/files.h"
+#include "posix/internal/real.h"
+#include "posix/internal/state.h"
+#include "sim/network.h"
+#include "sockets/files.h"
+#include "sockets/internal/pipe.h"
+#include "sockets/socket.h"
+
+namespace dsim::posix::internal {
+namespace {
+
+// The calling task's host stack, or null when the task is not on a simulated host.
+HostStack* HostOf(Scheduler& scheduler) {
+  auto* network = static_cast<Network*>(scheduler.extension(Scheduler::kNetworkExtension));
+  if (network == nullptr) return nullptr;
+  NetworkHost* host = network->HostOfGroup(scheduler.CurrentGroup());
+  return host == nullptr ? nullptr : &HostStack::Of(*host);
+}
+
+}  // namespace
+
+// The host stack when `fd` is one of its descriptors; null otherwise.
+HostStack* SimulatedFd(Scheduler& scheduler, int fd) {
+  HostStack* stack = HostOf(scheduler);
+  return stack != nullptr && stack->IsOpen(fd) ? stack : nullptr;
+}
+
+// A call on a real descriptor from a task: forwarded, listed once per call and fd.
+void Forwarded(Scheduler& scheduler, const char* call, int fd) {
+  PosixState& state = State(scheduler);
+  const std::string key = absl::StrCat(call, "#", fd);
+  if (!state.forwarded_keys.insert(key).second) return;
+  RecordEscape(scheduler, call,
+               absl::StrCat("descriptor ", fd,
+                            " is not a simulated descriptor of the task's host: forwarded to "
+                            "the real one"),
+               false);
+}
+
+// Creating a descriptor needs a host; without one the run fails.
+HostStack* HostOrFail(Scheduler& scheduler, const char* call) {
+  HostStack* stack = HostOf(scheduler);
+  if (stack == nullptr) {
+    RecordEscape(scheduler, call,
+                 "the task is not on a simulated host (spawn it with Host::Spawn or "
+                 "NetworkHost::Spawn); a real descriptor would escape the simulation",
+                 true);
+    errno = EPERM;
+  }
+  return stack;
+}
+
+int FromResult(int result) {
+  if (result < 0) {
+    errno = -result;
+    return -1;
+  }
+  return result;
+}
+
+}  // namespace dsim::posix::internal
+
+namespace {
+namespace pi = ::dsim::posix::internal;
+using pi::HostStack;
+
+DSIM_DECLARE_REAL(read);
+DSIM_DECLARE_REAL(write);
+DSIM_DECLARE_REAL(close);
+DSIM_DECLARE_REAL(readv);
+DSIM_DECLARE_REAL(writev);
+DSIM_DECLARE_REAL(pipe);
+DSIM_DECLARE_REAL(pipe2);
+DSIM_DECLARE_REAL(eventfd);
+DSIM_DECLARE_REAL(socket);
+DSIM_DECLARE_REAL(bind);
+DSIM_DECLARE_REAL(listen);
+DSIM_DECLARE_REAL(accept);
+DSIM_DECLARE_REAL(accept4);
+DSIM_DECLARE_REAL(connect);
+DSIM_DECLARE_REAL(shutdown);
+DSIM_DECLARE_REAL(getsockname);
+DSIM_DECLARE_REAL(getpeername);
+DSIM_DECLARE_REAL(getsockopt);
+DSIM_DECLARE_REAL(setsockopt);
+DSIM_DECLARE_REAL(send);
+DSIM_DECLARE_REAL(sendto);
+DSIM_DECLARE_REAL(sendmsg);
+DSIM_DECLARE_REAL(recv);
+DSIM_DECLARE_REAL(recvfrom);
+DSIM_DECLARE_REAL(recvmsg);
+DSIM_DECLARE_REAL(poll);
+DSIM_DECLARE_REAL(ppoll);
+DSIM_DECLARE_REAL(select);
+DSIM_DECLARE_REAL(pselect);
+DSIM_DECLARE_REAL(fcntl);
+DSIM_DECLARE_REAL(ioctl);
+DSIM_DECLARE_REAL(dup);
+DSIM_DECLARE_REAL(dup2);
+DSIM_DECLARE_REAL(dup3);
+DSIM_DECLARE_REAL(epoll_create);
+DSIM_DECLARE_REAL(epoll_create1);
+DSIM_DECLARE_REAL(epoll_ctl);
+DSIM_DECLARE_REAL(epoll_wait);
+DSIM_DECLARE_REAL(epoll_pwait);
+DSIM_DECLARE_REAL(timerfd_create);
+DSIM_DECLARE_REAL(timerfd_settime);
+DSIM_DECLARE_REAL(timerfd_gettime);
+
+dsim::SourceLocation Where(dsim::Scheduler& scheduler) {
+  return pi::CallerLocation(pi::State(scheduler));
+}
+
+// Both for readv/writev on sockets (as recvmsg/sendmsg) and on other files.
+ssize_t VectorIo(dsim::Scheduler& scheduler, HostStack* stack, int fd, const iovec* iov,
+                 int count, bool write) {
+  if (count < 0 || count > 1024) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (stack->LookupFile(fd) != nullptr) {
+    HostStack* entered = dsim::internal::EnterHost(write ? "writev" : "readv");
+    if (entered == nullptr) return -1;
+    const auto span = absl::MakeConstSpan(iov, static_cast<size_t>(count));
+    return pi::FromResult(static_cast<int>(write ? stack->FileWrite(fd, span, Where(scheduler))
+                                                 : stack->FileRead(fd, span, Where(scheduler))));
+  }
+  msghdr message{};
+  message.msg_iov = const_cast<iovec*>(iov);
+  message.msg_iovlen = static_cast<size_t>(count);
+  return write ? dsim::Sendmsg(fd, &message, 0, Where(scheduler))
+               : dsim::Recvmsg(fd, &message, 0, Where(scheduler));
+}
+
+pi::EpollFile* EpollOf(HostStack* stack, int fd) {
+  return stack == nullptr ? nullptr : dynamic_cast<pi::EpollFile*>(stack->LookupFile(fd));
+}
+
+pi::TimerFd* TimerOf(HostStack* stack, int fd) {
+  return stack == nullptr ? nullptr : dynamic_cast<pi::TimerFd*>(stack->LookupFile(fd));
+}
+
+// Poll over simulated descriptors only; 1 when every descriptor is simulated (or
+// negative), 0 when none is, -1 (and the run fails) when they are mixed.
+int Classify(dsim::Scheduler& scheduler, const pollfd* fds, nfds_t count) {
+  HostStack* stack = pi::HostOf(scheduler);
+  int simulated = 0, real = 0;
+  for (nfds_t i = 0; i < count; ++i) {
+    if (fds[i].fd < 0) continue;
+    (stack != nullptr && stack->IsOpen(fds[i].fd) ? simulated : real)++;
+  }
+  if (real == 0) return 1;
+  if (simulated == 0 && stack == nullptr) return 0;
+  if (simulated == 0) return 0;
+  pi::RecordEscape(scheduler, "poll",
+                   "real and simulated descriptors in one call cannot be waited on together",
+                   true);
+  return -1;
+}
+
+int TimeoutMs(const timespec* timeout) {
+  if (timeout == nullptr) return -1;
+  const int64_t ms = (timeout->tv_sec * 1000000000LL + timeout->tv_nsec + 999999) / 1000000;
+  return ms > INT32_MAX ? INT32_MAX : static_cast<int>(ms);
+}
+
+}  // namespace
+
+namespace dsim::posix::internal {
+HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
+}  // namespace dsim::posix::internal
+
+#define DSIM_FD_CALL(call, fd, simulated, ...)                         \
+  dsim::Scheduler* scheduler = pi::TaskScheduler();                    \
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(call)(__VA_ARGS__); \
+  if (HostStack* stack = pi::SimulatedFd(*scheduler, fd); stack != nullptr) { \
+    (void)stack;                                                       \
+    return simulated;                                                  \
+  }                                                                    \
+  pi::Forwarded(*scheduler, #call, fd);                                \
+  return DSIM_REAL(call)(__VA_ARGS__)
+
+extern "C" {
+
+ssize_t read(int fd, void* buffer, size_t length) {
+  DSIM_FD_CALL(read, fd, dsim::Read(fd, buffer, length, Where(*scheduler)), fd, buffer, length);
+}
+
+ssize_t write(int fd, const void* buffer, size_t length) {
+  DSIM_FD_CALL(write, fd, dsim::Write(fd, buffer, length, Where(*scheduler)), fd, buffer, length);
+}
+
+int close(int fd) { DSIM_FD_CALL(close, fd, dsim::Close(fd), fd); }
+
+ssize_t readv(int fd, const struct iovec* iov, int count) {
+  DSIM_FD_CALL(readv, fd, VectorIo(*scheduler, stack, fd, iov, count, false), fd, iov, count);
+}
+
+ssize_t writev(int fd, const struct iovec* iov, int count) {
+  DSIM_FD_CALL(writev, fd, VectorIo(*scheduler, stack, fd, iov, count, true), fd, iov, count);
+}
+
+int bind(int fd, const struct sockaddr* address, socklen_t length) noexcept {
+  DSIM_FD_CALL(bind, fd, dsim::Bind(fd, address, length), fd, address, length);
+}
+
+int listen(int fd, int backlog) noexcept {
+  DSIM_FD_CALL(listen, fd, dsim::Listen(fd, backlog), fd, backlog);
+}
+
+int accept(int fd, struct sockaddr* address, socklen_t* length) {
+  DSIM_FD_CALL(accept, fd, dsim::Accept(fd, address, length, Where(*scheduler)), fd, address,
+               length);
+}
+
+int accept4(int fd, struct sockaddr* address, socklen_t* length, int flags) {
+  DSIM_FD_CALL(accept4, fd, dsim::Accept4(fd, address, length, flags, Where(*scheduler)), fd,
+               address, length, flags);
+}
+
+int shutdown(int fd, int how) noexcept {
+  DSIM_FD_CALL(shutdown, fd, dsim::Shutdown(fd, how), fd, how);
+}
+
+int getsockname(int fd, struct sockaddr* address, socklen_t* length) noexcept {
+  DSIM_FD_CALL(getsockname, fd, dsim::Getsockname(fd, address, length), fd, address, length);
+}
+
+int getpeername(int fd, struct sockaddr* address, socklen_t* length) noexcept {
+  DSIM_FD_CALL(getpeername, fd, dsim::Getpeername(fd, address, length), fd, address, length);
+}
+
+int getsockopt(int fd, int level, int name, void* value, socklen_t* length) noexcept {
+  DSIM_FD_CALL(getsockopt, fd, dsim::Getsockopt(fd, level, name, value, length), fd, level, name,
+               value, length);
+}
+
+int setsockopt(int fd, int level, int name, const void* value, socklen_t length) noexcept {
+  DSIM_FD_CALL(setsockopt, fd, dsim::Setsockopt(fd, level, name, value, length), fd, level, name,
+               value, length);
+}
+
+ssize_t send(int fd, const void* buffer, size_t length, int flags) {
+  DSIM_FD_CALL(send, fd, dsim::Send(fd, buffer, length, flags, Where(*scheduler)), fd, buffer,
+               length, flags);
+}
+
+ssize_t sendto(int fd, const void* buffer, size_t length, int flags,
+               const struct sockaddr* address, socklen_t address_length) {
+  DSIM_FD_CALL(sendto, fd,
+               dsim::Sendto(fd, buffer, length, flags, address, address_length, Where(*scheduler)),
+               fd, buffer, length, flags, address, address_length);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr* message, int flags) {
+  DSIM_FD_CALL(sendmsg, fd, dsim::Sendmsg(fd, message, flags, Where(*scheduler)), fd, message,
+               flags);
+}
+
+ssize_t recv(int fd, void* buffer, size_t length, int flags) {
+  DSIM_FD_CALL(recv, fd, dsim::Recv(fd, buffer, length, flags, Where(*scheduler)), fd, buffer,
+               length, flags);
+}
+
+ssize_t recvfrom(int fd, void* buffer, size_t length, int flags, struct sockaddr* address,
+                 socklen_t* address_length) {
+  DSIM_FD_CALL(recvfrom, fd,
+               dsim::Recvfrom(fd, buffer, length, flags, address, address_length,
+                              Where(*scheduler)),
+               fd, buffer, length, flags, address, address_length);
+}
+
+ssize_t recvmsg(int fd, struct msghdr* message, int flags) {
+  DSIM_FD_CALL(recvmsg, fd, dsim::Recvmsg(fd, message, flags, Where(*scheduler)), fd, message,
+               flags);
+}
+
+int connect(int fd, const struct sockaddr* address, socklen_t length) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(connect)(fd, address, length);
+  if (pi::SimulatedFd(*scheduler, fd) == nullptr) {
+    pi::Forwarded(*scheduler, "connect", fd);
+    return DSIM_REAL(connect)(fd, address, length);
+  }
+  const int result = dsim::Connect(fd, address, length, Where(*scheduler));
+  if (result < 0 && errno == ENETUNREACH) {
+    // No simulated host owns the address: on a real machine this would leave it.
+    pi::RecordEscape(*scheduler, "connect",
+                     absl::StrCat("no simulated host owns ",
+                                  dsim::SockaddrToString(address, length)),
+                     true);
+    errno = ENETUNREACH;
+  }
+  return result;
+}
+
+int socket(int domain, int type, int protocol) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(socket)(domain, type, protocol);
+  if (pi::HostOrFail(*scheduler, "socket") == nullptr) return -1;
+  return dsim::Socket(domain, type, protocol);
+}
+
+int pipe(int fds[2]) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(pipe)(fds);
+  if (pi::HostOrFail(*scheduler, "pipe") == nullptr) return -1;
+  return dsim::Pipe(fds);
+}
+
+int pipe2(int fds[2], int flags) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(pipe2)(fds, flags);
+  if (pi::HostOrFail(*scheduler, "pipe2") == nullptr) return -1;
+  return dsim::Pipe2(fds, flags);
+}
+
+int eventfd(unsigned int initial, int flags) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(eventfd)(initial, flags);
+  if (pi::HostOrFail(*scheduler, "eventfd") == nullptr) return -1;
+  return dsim::Eventfd(initial, flags);
+}
+
+int poll(struct pollfd* fds, nfds_t count, int timeout_ms) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(poll)(fds, count, timeout_ms);
+  const int kind = Classify(*scheduler, fds, count);
+  if (kind < 0) {
+    errno = EPERM;
+    return -1;
+  }
+  if (kind == 0) {
+    pi::Forwarded(*scheduler, "poll", count > 0 ? fds[0].fd : -1);
+    return DSIM_REAL(poll)(fds, count, timeout_ms);
+  }
+  if (pi::HostOf(*scheduler) == nullptr) {  // Only negative descriptors: a sleep.
+    if (timeout_ms != 0) dsim::SleepFor(timeout_ms < 0 ? absl::InfiniteDuration()
+                                                       : absl::Milliseconds(timeout_ms));
+    return 0;
+  }
+  return dsim::Poll(fds, count, timeout_ms, Where(*scheduler));
+}
+
+int ppoll(struct pollfd* fds, nfds_t count, const struct timespec* timeout,
+          const sigset_t* mask) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(ppoll)(fds, count, timeout, mask);
+  return poll(fds, count, TimeoutMs(timeout));  // Signals are never delivered in a task.
+}
+
+}  // extern "C"
+
+namespace {
+
+int SelectSimulated(dsim::Scheduler& scheduler, int nfds, fd_set* readers, fd_set* writers,
+                    fd_set* errors, int timeout_ms, bool* handled) {
+  *handled = false;
+  if (nfds < 0 || nfds > FD_SETSIZE) {
+    *handled = true;
+    errno = EINVAL;
+    return -1;
+  }
+  std::vector<pollfd> fds;
+  for (int fd = 0; fd < nfds; ++fd) {
+    short events = 0;
+    if (readers != nullptr && FD_ISSET(fd, readers)) events |= POLLIN;
+    if (writers != nullptr && FD_ISSET(fd, writers)) events |= POLLOUT;
+    if (errors != nullptr && FD_ISSET(fd, errors)) events |= POLLPRI;
+    if (events != 0) fds.push_back(pollfd{fd, events, 0});
+  }
+  const int kind = Classify(scheduler, fds.data(), fds.size());
+  if (kind == 0 && !fds.empty()) return 0;  // All real: the caller forwards.
+  *handled = true;
+  if (kind < 0) {
+    errno = EPERM;
+    return -1;
+  }
+  if (fds.empty()) {
+    if (timeout_ms != 0) dsim::SleepFor(timeout_ms < 0 ? absl::InfiniteDuration()
+                                                       : absl::Milliseconds(timeout_ms));
+    return 0;
+  }
+  const int ready = dsim::Poll(fds.data(), fds.size(), timeout_ms, Where(scheduler));
+  if (ready < 0) return -1;
+  for (const pollfd& p : fds) {
+    if (p.revents & POLLNVAL) {
+      errno = EBADF;
+      return -1;
+    }
+  }
+  if (readers != nullptr) FD_ZERO(readers);
+  if (writers != nullptr) FD_ZERO(writers);
+  if (errors != nullptr) FD_ZERO(errors);
+  int count = 0;
+  for (const pollfd& p : fds) {
+    // As the kernel's select: readable includes hang-up and error, writable includes error.
+    if ((p.events & POLLIN) && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
+      FD_SET(p.fd, readers);
+      ++count;
+    }
+    if ((p.events & POLLOUT) && (p.revents & (POLLOUT | POLLERR))) {
+      FD_SET(p.fd, writers);
+      ++count;
+    }
+    if ((p.events & POLLPRI) && (p.revents & POLLPRI)) {
+      FD_SET(p.fd, errors);
+      ++count;
+    }
+  }
+  return count;
+}
+
+}  // namespace
+
+extern "C" {
+
+int select(int nfds, fd_set* readers, fd_set* writers, fd_set* errors, struct timeval* timeout) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(select)(nfds, readers, writers, errors, timeout);
+  const int timeout_ms =
+      timeout == nullptr ? -1
+                         : static_cast<int>(timeout->tv_sec * 1000 + (timeout->tv_usec + 999) / 1000);
+  bool handled;
+  const int result =
+      SelectSimulated(*scheduler, nfds, readers, writers, errors, timeout_ms, &handled);
+  if (handled) {
+    if (timeout != nullptr && result >= 0) *timeout = timeval{0, 0};  // Linux updates it.
+    return result;
+  }
+  pi::Forwarded(*scheduler, "select", nfds);
+  return DSIM_REAL(select)(nfds, readers, writers, errors, timeout);
+}
+
+int pselect(int nfds, fd_set* readers, fd_set* writers, fd_set* errors,
+            const struct timespec* timeout, const sigset_t* mask) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(pselect)(nfds, readers, writers, errors, timeout, mask);
+  bool handled;
+  const int result = SelectSimulated(*scheduler, nfds, readers, writers, errors,
+                                     TimeoutMs(timeout), &handled);
+  if (handled) return result;
+  pi::Forwarded(*scheduler, "pselect", nfds);
+  return DSIM_REAL(pselect)(nfds, readers, writers, errors, timeout, mask);
+}
+
+int fcntl(int fd, int command, ...) {
+  va_list args;
+  va_start(args, command);
+  const long arg = va_arg(args, long);
+  va_end(args);
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(fcntl)(fd, command, arg);
+  if (pi::SimulatedFd(*scheduler, fd) == nullptr) {
+    pi::Forwarded(*scheduler, "fcntl", fd);
+    return DSIM_REAL(fcntl)(fd, command, arg);
+  }
+  return dsim::Fcntl(fd, command, arg);
+}
+
+int ioctl(int fd, unsigned long request, ...) noexcept {
+  va_list args;
+  va_start(args, request);
+  void* arg = va_arg(args, void*);
+  va_end(args);
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(ioctl)(fd, request, arg);
+  if (pi::SimulatedFd(*scheduler, fd) == nullptr) {
+    pi::Forwarded(*scheduler, "ioctl", fd);
+    return DSIM_REAL(ioctl)(fd, request, arg);
+  }
+  return dsim::Ioctl(fd, request, arg);
+}
+
+int dup(int fd) noexcept { DSIM_FD_CALL(dup, fd, dsim::Dup(fd), fd); }
+
+int dup2(int fd, int new_fd) noexcept {
+  DSIM_FD_CALL(dup2, fd, dsim::Dup2(fd, new_fd), fd, new_fd);
+}
+
+int dup3(int fd, int new_fd, int flags) noexcept {
+  DSIM_FD_CALL(dup3, fd, dsim::Dup3(fd, new_fd, flags), fd, new_fd, flags);
+}
+
+// ---- epoll --------------------------------------------------------------------------------
+
+int epoll_create1(int flags) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(epoll_create1)(flags);
+  HostStack* stack = pi::HostOrFail(*scheduler, "epoll_create1");
+  if (stack == nullptr) return -1;
+  if ((flags & ~EPOLL_CLOEXEC) != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (dsim::internal::EnterHost("epoll_create1") == nullptr) return -1;
+  return pi::FromResult(stack->InstallFile(std::make_shared<pi::EpollFile>(stack)));
+}
+
+int epoll_create(int size) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(epoll_create)(size);
+  if (size <= 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  return epoll_create1(0);
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(epoll_ctl)(epfd, op, fd, event);
+  HostStack* stack = pi::SimulatedFd(*scheduler, epfd);
+  if (stack == nullptr) {
+    pi::Forwarded(*scheduler, "epoll_ctl", epfd);
+    return DSIM_REAL(epoll_ctl)(epfd, op, fd, event);
+  }
+  pi::EpollFile* epoll = EpollOf(stack, epfd);
+  if (epoll == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  return pi::FromResult(epoll->Control(op, fd, event));
+}
+
+int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
+  HostStack* stack = pi::SimulatedFd(*scheduler, epfd);
+  if (stack == nullptr) {
+    pi::Forwarded(*scheduler, "epoll_wait", epfd);
+    return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
+  }
+  pi::EpollFile* epoll = EpollOf(stack, epfd);
+  if (epoll == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  DSIM_CALL_SITE(*scheduler);
+  if (dsim::internal::EnterHost("epoll_wait") == nullptr) return -1;
+  const absl::Time deadline = timeout_ms < 0 ? absl::InfiniteFuture()
+                                             : scheduler->Now() + absl::Milliseconds(timeout_ms);
+  std::shared_ptr<dsim::internal::OpenFile> keep = stack->FileRef(epfd);
+  return pi::FromResult(epoll->Wait(epfd, events, max, deadline, Where(*scheduler)));
+}
+
+int epoll_pwait(int epfd, struct epoll_event* events, int max, int timeout_ms,
+                const sigset_t* mask) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(epoll_pwait)(epfd, events, max, timeout_ms, mask);
+  return epoll_wait(epfd, events, max, timeout_ms);
+}
+
+// ---- timerfd -------------------------------------------------------------------------------
+
+int timerfd_create(int clock, int flags) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(timerfd_create)(clock, flags);
+  HostStack* stack = pi::HostOrFail(*scheduler, "timerfd_create");
+  if (stack == nullptr) return -1;
+  const pi::ClockKind kind = pi::KindOf(clock);
+  if ((kind != pi::ClockKind::kRealtime && kind != pi::ClockKind::kMonotonic) ||
+      (flags & ~(TFD_NONBLOCK | TFD_CLOEXEC)) != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (dsim::internal::EnterHost("timerfd_create") == nullptr) return -1;
+  return pi::FromResult(stack->InstallFile(std::make_shared<pi::TimerFd>(
+      scheduler, scheduler->CurrentGroup(), kind,
+      O_RDWR | ((flags & TFD_NONBLOCK) ? O_NONBLOCK : 0))));
+}
+
+int timerfd_settime(int fd, int flags, const struct itimerspec* value,
+                    struct itimerspec* old) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(timerfd_settime)(fd, flags, value, old);
+  HostStack* stack = pi::SimulatedFd(*scheduler, fd);
+  if (stack == nullptr) {
+    pi::Forwarded(*scheduler, "timerfd_settime", fd);
+    return DSIM_REAL(timerfd_settime)(fd, flags, value, old);
+  }
+  pi::TimerFd* timer = TimerOf(stack, fd);
+  if (timer == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  return pi::FromResult(timer->Set(flags, value, old));
+}
+
+int timerfd_gettime(int fd, struct itimerspec* value) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(timerfd_gettime)(fd, value);
+  HostStack* stack = pi::SimulatedFd(*scheduler, fd);
+  if (stack == nullptr) {
+    pi::Forwarded(*scheduler, "timerfd_gettime", fd);
+    return DSIM_REAL(timerfd_gettime)(fd, value);
+  }
+  pi::TimerFd* timer = TimerOf(stack, fd);
+  if (timer == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  timer->Get(value);
+  return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,163 @@
+// Unmodified standalone Asio under //posix: an async TCP echo server and a client with
+// asio::steady_timer timeouts, each running io_context::run() in a task on its own host.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "asio.hpp"
+#include "gtest/gtest.h"
+#include "posix/posix.h"
+#include "scheduler/notification.h"
+#include "sim/simulation.h"
+
+namespace {
+
+using asio::ip::tcp;
+
+// The echo server: one session per connection, as in Asio's examples.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  explicit Session(tcp::socket socket) : socket_(std::move(socket)) {}
+  void Start() { Read(); }
+
+ private:
+  void Read() {
+    auto self = shared_from_this();
+    socket_.async_read_some(asio::buffer(data_), [this, self](asio::error_code error, size_t n) {
+      if (!error) Write(n);
+    });
+  }
+  void Write(size_t n) {
+    auto self = shared_from_this();
+    asio::async_write(socket_, asio::buffer(data_, n), [this, self](asio::error_code error, size_t) {
+      if (!error) Read();
+    });
+  }
+  tcp::socket socket_;
+  char data_[256];
+};
+
+void Accept(tcp::acceptor& acceptor) {
+  acceptor.async_accept([&acceptor](asio::error_code error, tcp::socket socket) {
+    if (!error) std::make_shared<Session>(std::move(socket))->Start();
+    Accept(acceptor);
+  });
+}
+
+void Serve(asio::io_context** running) {
+  asio::io_context io;
+  *running = &io;
+  tcp::acceptor acceptor(io, tcp::endpoint(tcp::v4(), 7000));
+  Accept(acceptor);
+  io.run();
+  *running = nullptr;
+}
+
+struct ClientResult {
+  int echoed = 0;
+  int timeouts = 0;
+  std::optional<std::chrono::steady_clock::time_point> timeout_at;
+  std::chrono::steady_clock::time_point request_at;
+};
+
+// Sends `requests` messages, each with a 500 ms deadline on its echo.
+void Client(int requests, ClientResult* result) {
+  asio::io_context io;
+  tcp::socket socket(io);
+  asio::steady_timer timer(io);
+  std::string reply;
+  char buffer[64];
+  socket.connect(tcp::endpoint(asio::ip::make_address("10.0.0.1"), 7000));
+  std::function<void(int)> send = [&](int i) {
+    if (i == requests) {
+      socket.close();
+      return;
+    }
+    const std::string message = "request " + std::to_string(i);
+    result->request_at = std::chrono::steady_clock::now();
+    timer.expires_after(std::chrono::milliseconds(500));
+    timer.async_wait([&](asio::error_code error) {
+      if (error) return;  // Cancelled: the echo came first.
+      ++result->timeouts;
+      result->timeout_at = std::chrono::steady_clock::now();
+      socket.close();
+    });
+    asio::async_write(socket, asio::buffer(message), [&, i, message](asio::error_code error, size_t) {
+      if (error) return;
+      asio::async_read(socket, asio::buffer(buffer, message.size()),
+                       [&, i, message](asio::error_code error, size_t n) {
+                         if (error) return;
+                         timer.cancel();
+                         if (std::string(buffer, n) == message) ++result->echoed;
+                         send(i + 1);
+                       });
+    });
+  };
+  send(0);
+  io.run();
+}
+
+struct Outcome {
+  ClientResult client;
+  uint64_t fingerprint = 0;
+  dsim::RunResult result;
+  std::vector<dsim::posix::EscapedCall> escapes;
+};
+
+Outcome RunEcho(uint64_t seed, bool partition) {
+  dsim::SimulationOptions options{.seed = seed};
+  options.faults.link = {
+      .latency = dsim::LatencyModel::Exponential(absl::Microseconds(200), absl::Microseconds(300))};
+  Outcome outcome;
+  asio::io_context* server_io = nullptr;
+  dsim::Notification client_done;
+  dsim::Simulation sim(options);
+  dsim::Host& server = sim.AddHost(
+      {.name = "server", .start = [&] { Serve(&server_io); }, .addresses = {"10.0.0.1"}});
+  dsim::Host& client = sim.AddHost({.name = "client",
+                                    .start = [&] {
+                                      Client(20, &outcome.client);
+                                      client_done.Notify();
+                                    },
+                                    .start_daemon = false,
+                                    .addresses = {"10.0.0.2"}});
+  // The server stops as a server would, from one of its own host's tasks, so its
+  // io_context::run() returns instead of being unwound at the end of the simulation.
+  server.Spawn("stopper", [&] {
+    client_done.WaitForNotification();
+    if (server_io != nullptr) server_io->stop();
+  });
+  if (partition) {
+    sim.Spawn("chaos", [&] {
+      dsim::SleepFor(absl::Milliseconds(5));
+      sim.Partition({server.id()}, {client.id()});
+    });
+  }
+  outcome.result = sim.RunFor(absl::Seconds(10));
+  outcome.fingerprint = sim.trace().fingerprint();
+  outcome.escapes = dsim::posix::EscapedCalls(sim.scheduler());
+  return outcome;
+}
+
+TEST(PosixAsio, EchoesEveryRequestAndReplaysBySeed) {
+  const Outcome first = RunEcho(3, false);
+  ASSERT_TRUE(first.result.ok()) << first.result.ToString();
+  EXPECT_EQ(first.client.echoed, 20);
+  EXPECT_EQ(first.client.timeouts, 0);
+  for (const auto& escape : first.escapes) ADD_FAILURE() << escape.ToString();
+  EXPECT_EQ(RunEcho(3, false).fingerprint, first.fingerprint);
+  EXPECT_NE(RunEcho(4, false).fingerprint, first.fingerprint);
+}
+
+TEST(PosixAsio, PartitionFiresTheClientTimerExactlyAtItsDeadline) {
+  const Outcome outcome = RunEcho(3, true);
+  ASSERT_TRUE(outcome.result.ok()) << outcome.result.ToString();
+  EXPECT_LT(outcome.client.echoed, 20);
+  EXPECT_EQ(outcome.client.timeouts, 1);
+  ASSERT_TRUE(outcome.client.timeout_at.has_value());
+  EXPECT_EQ(*outcome.client.timeout_at - outcome.client.request_at, std::chrono::milliseconds(500));
+}
+
+}  // namespace
