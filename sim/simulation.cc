@@ -74,6 +74,8 @@ Simulation::Simulation(SimulationOptions options)
                                   .max_virtual_time = options_.max_virtual_time}),
       trace_(std::make_unique<Trace>(&scheduler_, options_.trace)) {
   scheduler_.SetExtension(Scheduler::kSimulationExtension, this);
+  coverage_ = std::make_unique<CoverageRecorder>(&scheduler_, options_.buggify_sites);
+  scheduler_.AddListener(coverage_.get());
   host_of_group_.push_back(kNoHost);  // Group 0 is no host's.
   network_ = std::make_unique<Network>(&scheduler_, options_.network);
   if (options_.network.link_model == nullptr) {
@@ -90,6 +92,7 @@ Simulation::~Simulation() {
   // while everything is still alive.
   scheduler_.Shutdown();
   trace_->Detach();
+  scheduler_.RemoveListener(coverage_.get());
   RemoveHostObserver(network_bridge_.get());
   network_.reset();  // Before the scheduler, whose extension slot it holds.
   scheduler_.SetExtension(Scheduler::kSimulationExtension, nullptr);

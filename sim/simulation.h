@@ -74,6 +74,7 @@
 #include "absl/time/time.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/strategy.h"
+#include "sim/coverage.h"
 #include "sim/faults.h"
 #include "sim/network.h"
 #include "sim/trace.h"
@@ -106,6 +107,8 @@ struct SimulationOptions {
   // (faults.link and faults.overrides are then unused; buggify still applies).
   NetworkOptions network;
   FaultOptions faults;
+  // DSIM_BUGGIFY code sites (sim/buggify.h): on by default, FoundationDB's odds.
+  BuggifySiteOptions buggify_sites;
 };
 
 enum class HostState : uint8_t { kRunning, kPaused, kCrashed };
@@ -278,6 +281,11 @@ class Simulation {
   // Replaces the faults of one directed link at run time.
   void SetLinkFaults(HostId from, HostId to, LinkFaults link);
 
+  // ---- Exploration -------------------------------------------------------------------
+
+  // What this run reached: assertion sites, BUGGIFY sites, fault kinds (sim/coverage.h).
+  CoverageRecorder& coverage() { return *coverage_; }
+
  private:
   static std::shared_ptr<Strategy> BuildStrategy(const SimulationOptions& options);
   RunResult Record(RunResult result);
@@ -290,6 +298,7 @@ class Simulation {
   std::shared_ptr<Strategy> strategy_;  // Also held by scheduler_.
   Scheduler scheduler_;
   std::unique_ptr<Trace> trace_;
+  std::unique_ptr<CoverageRecorder> coverage_;
   // After the scheduler (the network's timers and extension slot live there).
   std::unique_ptr<Network> network_;
   std::shared_ptr<FaultLinkModel> fault_model_;
