@@ -74,6 +74,7 @@
 #include "absl/time/time.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/strategy.h"
+#include "sim/clock_faults.h"
 #include "sim/coverage.h"
 #include "sim/faults.h"
 #include "sim/network.h"
@@ -109,6 +110,8 @@ struct SimulationOptions {
   FaultOptions faults;
   // DSIM_BUGGIFY code sites (sim/buggify.h): on by default, FoundationDB's odds.
   BuggifySiteOptions buggify_sites;
+  // Host clocks that disagree with true time (sim/clock_faults.h). Off by default.
+  ClockFaultOptions clocks;
 };
 
 enum class HostState : uint8_t { kRunning, kPaused, kCrashed };
@@ -275,6 +278,17 @@ class Simulation {
   // Resets the established TCP connections between a and b: both ends see ECONNRESET.
   // Returns how many sockets were reset. Annotated "fault.reset".
   int InjectReset(HostId a, HostId b);
+  // The host's clock (scheduler/clock.h), created on first use: reading it from a test
+  // is how to compare a host's time with true time (sim.Now()).
+  HostClock& clock(HostId id);
+  // Steps the host's wall clock by `offset` (an NTP step; negative goes back).
+  // Annotated "fault.clock.jump".
+  void StepClock(HostId id, absl::Duration offset);
+  // Sets the host's drift from now on. Annotated "fault.clock.skew".
+  void SetClockDrift(HostId id, int64_t drift_ppb);
+  // Stops scheduled clock jumps (the liveness phase).
+  void StopClockFaults() { clock_faults_stopped_ = true; }
+
   // Turns buggify on or off for the rest of the run (see FaultOptions::buggify).
   void SetBuggify(bool enabled);
   bool buggify() const;
@@ -304,6 +318,11 @@ class Simulation {
   std::shared_ptr<FaultLinkModel> fault_model_;
   std::unique_ptr<NetworkBridge> network_bridge_;
   std::vector<std::unique_ptr<Host>> hosts_;  // hosts_[id - 1].
+  // Host clocks by host id (index id - 1; null until first needed).
+  std::vector<std::unique_ptr<HostClock>> clocks_;
+  bool clock_faults_stopped_ = false;
+  void SetUpClock(Host& host);
+  void ScheduleClockJumps(Host& host);
   std::vector<HostId> host_of_group_;         // By GroupId; kNoHost for others.
   std::vector<HostObserver*> observers_;
   GroupId last_group_ = kNoGroup;
