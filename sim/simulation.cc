@@ -176,8 +176,11 @@ HostClock& Simulation::clock(HostId id) {
   Host& host = HostOrDie(id, "clock");
   std::unique_ptr<HostClock>& clock = clocks_[id - 1];
   if (clock == nullptr) {
-    clock = std::make_unique<HostClock>(scheduler_.Now());
-    if (host.state_ != HostState::kCrashed) scheduler_.SetGroupClock(host.group_, clock.get());
+    // Booted at the epoch: its monotonic clock continues the true one it replaces.
+    clock = std::make_unique<HostClock>(Scheduler::Epoch());
+    if (host.group_ != kNoGroup && host.state_ != HostState::kCrashed) {
+      scheduler_.SetGroupClock(host.group_, clock.get());
+    }
   }
   return *clock;
 }
