@@ -199,6 +199,9 @@ std::string FailureReport(SimRun& run, const SeedOutcome& outcome, size_t summar
   Simulation& sim = *run.sim;
   const Trace& trace = sim.trace();
   std::string out = ReportHead(outcome);
+  if (!sim.swarm_description().empty()) {
+    absl::StrAppend(&out, "  swarm: ", sim.swarm_description(), "\n");
+  }
   absl::StrAppend(&out, "  last ", std::min<uint64_t>(summary_events, trace.events().size()),
                   " events:\n", Indent(trace.LastEventsText(summary_events), "    "), "\n");
   absl::StrAppend(&out, "  blocked tasks:\n", BlockedTasks(sim));

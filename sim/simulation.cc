@@ -73,8 +73,13 @@ Simulation::Simulation(SimulationOptions options)
                                   .max_steps = options_.max_steps,
                                   .max_virtual_time = options_.max_virtual_time}),
       trace_(std::make_unique<Trace>(&scheduler_, options_.trace)) {
-  options_.clocks.Validate();
   scheduler_.SetExtension(Scheduler::kSimulationExtension, this);
+  internal::SwarmDraw swarm;
+  if (options_.faults.swarm.enabled) {
+    swarm = internal::DrawSwarm(scheduler_, options_);
+    swarm_description_ = swarm.description;
+  }
+  options_.clocks.Validate();
   coverage_ = std::make_unique<CoverageRecorder>(&scheduler_, options_.buggify_sites);
   scheduler_.AddListener(coverage_.get());
   host_of_group_.push_back(kNoHost);  // Group 0 is no host's.
@@ -86,6 +91,20 @@ Simulation::Simulation(SimulationOptions options)
   network_->set_buggify(options_.faults.buggify_options());
   network_bridge_ = std::make_unique<NetworkBridge>(network_.get());
   AddHostObserver(network_bridge_.get());  // First: others see the network up to date.
+  if (swarm.swizzle) {
+    Spawn("swarm/swizzle", [this, swarm] {
+      dsim::SleepFor(swarm.swizzle_start);
+      if (!faults_stopped_) SwizzleClog(*this, swarm.swizzle_options);
+    }, SpawnOptions{.daemon = true});
+  }
+}
+
+void Simulation::StopFaults() {
+  faults_stopped_ = true;
+  if (fault_model_ != nullptr) fault_model_->StopFaults();
+  SetBuggify(false);
+  coverage_->StopBuggify();
+  Annotate("liveness", "faults stopped");
 }
 
 Simulation::~Simulation() {
@@ -220,7 +239,7 @@ void Simulation::ScheduleClockJumps(Host& host) {
     const int64_t size_ns = static_cast<int64_t>(random().Below(2 * max_ns + 1)) - max_ns;
     const HostId id = host.id_;
     scheduler_.AddTimer(when, [this, id, size_ns] {
-      if (!clock_faults_stopped_) StepClock(id, absl::Nanoseconds(size_ns));
+      if (!faults_stopped_) StepClock(id, absl::Nanoseconds(size_ns));
     });
   }
 }

@@ -78,6 +78,7 @@
 #include "sim/coverage.h"
 #include "sim/faults.h"
 #include "sim/network.h"
+#include "sim/swarm.h"
 #include "sim/trace.h"
 
 namespace dsim {
@@ -286,8 +287,14 @@ class Simulation {
   void StepClock(HostId id, absl::Duration offset);
   // Sets the host's drift from now on. Annotated "fault.clock.skew".
   void SetClockDrift(HostId id, int64_t drift_ppb);
-  // Stops scheduled clock jumps (the liveness phase).
-  void StopClockFaults() { clock_faults_stopped_ = true; }
+  // Stops injecting faults for the rest of the run (the liveness phase,
+  // sim/liveness.h): the fault model delivers every packet at the base latency,
+  // network and code-site buggify stop, scheduled clock jumps and the swarm's swizzle
+  // stop. Partitions, holds, pauses and crashes already in place stay: heal them.
+  void StopFaults();
+  bool faults_stopped() const { return faults_stopped_; }
+  // The seed's swarm draw (sim/swarm.h), "" without faults.swarm.
+  const std::string& swarm_description() const { return swarm_description_; }
 
   // Turns buggify on or off for the rest of the run (see FaultOptions::buggify).
   void SetBuggify(bool enabled);
@@ -320,7 +327,8 @@ class Simulation {
   std::vector<std::unique_ptr<Host>> hosts_;  // hosts_[id - 1].
   // Host clocks by host id (index id - 1; null until first needed).
   std::vector<std::unique_ptr<HostClock>> clocks_;
-  bool clock_faults_stopped_ = false;
+  bool faults_stopped_ = false;
+  std::string swarm_description_;
   void SetUpClock(Host& host);
   void ScheduleClockJumps(Host& host);
   std::vector<HostId> host_of_group_;         // By GroupId; kNoHost for others.
