@@ -173,9 +173,17 @@ CoverageRecorder::CoverageRecorder(Scheduler* scheduler, BuggifySiteOptions bugg
               "BuggifySiteOptions probabilities must lie in [0, 1]");
 }
 
+void CoverageRecorder::NoteFirstHit(std::string key) {
+  first_hit_decision_.emplace(std::move(key), scheduler_->decisions());
+}
+
 void CoverageRecorder::OnAssertion(const Site& site, bool condition) {
   const bool hit = site.kind == SiteKind::kSometimes ? condition : true;
   bool& recorded = properties_[&site];
+  if (hit && !recorded &&
+      (site.kind == SiteKind::kSometimes || site.kind == SiteKind::kReachable)) {
+    NoteFirstHit(SiteKey(site));
+  }
   recorded = recorded || hit;
   const bool violated = (site.kind == SiteKind::kAlways && !condition) ||
                         site.kind == SiteKind::kUnreachable;
@@ -196,7 +204,7 @@ bool CoverageRecorder::Buggify(const Site& site) {
   if (first) state.enabled = Chance(*scheduler_, buggify_.site_probability, "fault.buggify.site");
   if (!state.enabled) return false;
   if (!Chance(*scheduler_, buggify_.fire_probability, "fault.buggify.fire")) return false;
-  ++state.fired;
+  if (state.fired++ == 0) NoteFirstHit(absl::StrCat("fired ", SiteKey(site)));
   if (scheduler_->has_listeners()) {
     const std::string detail = SiteKey(site);
     scheduler_->Annotate(Annotation{.category = "buggify", .detail = detail});
@@ -206,7 +214,8 @@ bool CoverageRecorder::Buggify(const Site& site) {
 
 void CoverageRecorder::OnAnnotation(const Annotation& annotation) {
   if (!absl::StartsWith(annotation.category, "fault.")) return;
-  faults_.emplace(annotation.category.data(), annotation.category.size());
+  auto [it, added] = faults_.emplace(annotation.category.data(), annotation.category.size());
+  if (added) NoteFirstHit(*it);
 }
 
 RunCoverage CoverageRecorder::Summary() const {
@@ -222,6 +231,7 @@ RunCoverage CoverageRecorder::Summary() const {
     if (state.fired > 0) out.buggify_fired.push_back(SiteKey(*site));
   }
   out.faults.assign(faults_.begin(), faults_.end());
+  out.first_hit_decision = first_hit_decision_;
   out.properties_hit = Sorted(std::move(out.properties_hit));
   out.properties_seen = Sorted(std::move(out.properties_seen));
   out.buggify_enabled = Sorted(std::move(out.buggify_enabled));

@@ -85,7 +85,10 @@ struct RunCoverage {
   std::vector<std::string> buggify_enabled;  // Sites switched on this run.
   std::vector<std::string> buggify_fired;    // Sites that fired at least once.
   std::vector<std::string> faults;           // Fault kinds applied ("fault.partition").
-  // One string of every key above, for telling runs apart (guided search).
+  // For each key of AllKeys(): how many strategy decisions the run had made when it
+  // was first hit. Guided search branches there (sim/guided_search.h).
+  std::map<std::string, uint64_t> first_hit_decision;
+  // Every key: properties hit, "fired buggify ..." and fault kinds.
   std::vector<std::string> AllKeys() const;
 };
 
@@ -115,6 +118,7 @@ class CoverageRecorder final : public SchedulerListener {
     bool enabled = false;
     uint64_t fired = 0;
   };
+  void NoteFirstHit(std::string key);
   Scheduler* scheduler_;
   BuggifySiteOptions buggify_;
   bool buggify_stopped_ = false;
@@ -123,6 +127,7 @@ class CoverageRecorder final : public SchedulerListener {
   absl::flat_hash_map<const Site*, bool> properties_;  // Site -> hit.
   absl::flat_hash_map<const Site*, BuggifyState> buggify_sites_;
   std::set<std::string> faults_;
+  std::map<std::string, uint64_t> first_hit_decision_;
   std::string first_violation_;
 };
 
