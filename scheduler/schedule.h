@@ -153,6 +153,8 @@ class RecordingStrategy final : public Strategy {
   // The inner strategy's description: recording changes no decision.
   std::string Describe() const override { return inner_->Describe(); }
   void OnRunEnd(uint64_t steps) override { inner_->OnRunEnd(steps); }
+  bool ObservesYields() const override { return inner_->ObservesYields(); }
+  void OnYield(TaskId task) override { inner_->OnYield(task); }
 
   const Schedule& schedule() const { return schedule_; }
   Schedule TakeSchedule() { return std::move(schedule_); }

@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/schedule.h"
@@ -44,6 +45,7 @@ struct SweepContext {
   const SweepOptions& options;
   const SweepConfig& config;
   const SeedSweep::Body& body;
+  uint64_t pct_steps = 0;  // PCT's k calibrated for this sweep (CalibratePctSteps), or 0.
 };
 
 // One simulation of one seed, kept alive until it has been summarized or compared.
@@ -128,6 +130,9 @@ SimRun RunSimulation(const SweepContext& ctx, uint64_t seed, bool keep_all_event
     DSIM_CHECK(made.ok(), "strategy spec \"", ctx.config.strategy, "\" failed for seed ", seed,
                " after it was validated: ", made.status().message());
     strategy = *std::move(made);
+    if (auto* pct = dynamic_cast<PctStrategy*>(strategy.get()); pct != nullptr) {
+      pct->SetCalibratedSteps(ctx.pct_steps);
+    }
     if (record) {
       recorder = std::make_shared<RecordingStrategy>(std::move(strategy), seed);
       strategy = recorder;
@@ -619,6 +624,24 @@ void ReportCoverage(const SweepOptions& options, const SweepConfig& config, cons
   }
 }
 
+// PCT's k for a sweep whose spec gives none (see CalibratePctSteps). The calibration
+// runs' outcomes, and any GoogleTest failures their bodies report, are discarded.
+uint64_t CalibratePct(const SweepOptions& options, const SweepConfig& config,
+                      const SeedSweep::Body& body) {
+  if (config.replay != nullptr) return 0;
+  absl::StatusOr<std::shared_ptr<Strategy>> probe = MakeStrategy(config.strategy, 1);
+  const auto* pct = probe.ok() ? dynamic_cast<const PctStrategy*>(probe->get()) : nullptr;
+  if (pct == nullptr || pct->steps_fixed()) return 0;
+  const SweepContext calibration{options, config, body};
+  ::testing::TestPartResultArray ignored;
+  ::testing::ScopedFakeTestPartResultReporter intercept(
+      ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &ignored);
+  return CalibratePctSteps(pct->depth(), kPctCalibrationRuns,
+                           [&](std::shared_ptr<Strategy> strategy, uint64_t seed) {
+                             RunWith(calibration, seed, std::move(strategy), false, nullptr);
+                           });
+}
+
 }  // namespace
 
 SeedSweep::SeedSweep(SweepOptions options) : options_(std::move(options)) {
@@ -651,7 +674,7 @@ SweepResult SeedSweep::Run(const Body& body) {
     result.total_shards = config->total_shards;
     result.shard_index = config->shard_index;
   }
-  const SweepContext ctx{options_, *config, body};
+  const SweepContext ctx{options_, *config, body, CalibratePct(options_, *config, body)};
   std::vector<SeedRun> runs = RunSeeds(ctx, test_name.empty() ? "dsim sweep" : test_name);
   for (const SeedRun& run : runs) {
     if (!run.outcome.status.ok()) result.failed_seeds.push_back(run.outcome.seed);

@@ -18,7 +18,7 @@ const char* HostStateName(HostState state) {
   return "?";
 }
 
-TaskHandle Host::Spawn(std::string name, std::function<void()> body, SpawnOptions options) {
+TaskHandle Host::Spawn(std::string name, TaskBody body, SpawnOptions options) {
   DSIM_MISUSE(state_ != HostState::kCrashed, "Spawn(\"", name, "\") on crashed host \"",
               options_.name, "\"; Restart it first");
   options.group = group_;
@@ -130,7 +130,7 @@ std::string Simulation::strategy_description() const {
 
 // ---- Tasks and runs ----------------------------------------------------------------
 
-TaskHandle Simulation::Spawn(std::string name, std::function<void()> body,
+TaskHandle Simulation::Spawn(std::string name, TaskBody body,
                              SpawnOptions options) {
   return scheduler_.Spawn(std::move(name), std::move(body), options);
 }

@@ -146,7 +146,7 @@ class Host {
 
   // Spawns a task on this host (in the current incarnation's group). Misuse on a
   // crashed host.
-  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+  TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options = {});
 
  private:
   friend class Simulation;
@@ -210,7 +210,7 @@ class Simulation {
 
   // A task outside any host (a test driver, a chaos monkey). From a task, prefer
   // dsim::Spawn, which keeps the caller's host.
-  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+  TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options = {});
 
   // As Scheduler::Run/RunFor/RunUntil. The first result that is not ok() (deadlock,
   // limit, task failure) is also kept in first_failed_run(), so a harness can fail a
