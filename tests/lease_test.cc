@@ -149,10 +149,16 @@ void Candidate(NodeState& state, Checker& checker, int node, bool buggy) {
         const absl::Duration end =
             buggy ? dsim::MonotonicNow() + kLease
                   : sent + kLease * (1 - 2e-6 * kDriftBoundPpm);
-        MutexLock lock(&state.mu);
-        if (!state.holding) checker.Start(node);
-        state.holding = true;
-        state.lease_end = std::max(state.lease_end, end);
+        bool started;
+        {
+          MutexLock lock(&state.mu);
+          started = !state.holding;
+          state.holding = true;
+          state.lease_end = std::max(state.lease_end, end);
+        }
+        // Outside the lock: a failed check stops the run at the next scheduling point,
+        // and no task should be left holding the mutex then.
+        if (started) checker.Start(node);
         state.changed.SignalAll();
         acquired = true;
         break;
@@ -267,6 +273,7 @@ TEST(Lease, FixedTwinNeverViolatesAndLeadershipMoves) {
         return LeaseBody(sim, {.buggy = false});
       });
   EXPECT_TRUE(result.ok()) << log.str();
+  std::cerr << result.coverage.ReportText({.files = {"lease_test.cc"}});
   // The sweep proves something only if leadership really moved under partitions.
   EXPECT_GT(result.coverage.SeedsHit("reachable leadership moved to another node"), 150u)
       << log.str();
