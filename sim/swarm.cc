@@ -36,13 +36,22 @@ class SwarmDrawer {
  private:
   // Whether a kind is on this seed: a decision whose 0 means off.
   bool On(const char* kind, bool allowed) {
-    const bool on = allowed && scheduler_.ChooseValue(2, label(kind)) == 1;
+    const bool on = allowed && scheduler_.ChooseValue(2, Label(kind)) == 1;
     if (!on) parts_.push_back(absl::StrCat(kind, "=off"));
     return on;
   }
-  const char* label(const char* kind) {
-    labels_.push_back(absl::StrCat("fault.swarm.", kind));
-    return labels_.back().c_str();
+  // Decision labels must outlive the simulation (traces keep the pointer): literals.
+  static const char* Label(absl::string_view kind) {
+    static constexpr const char* kLabels[][2] = {
+        {"datagram_loss", "fault.swarm.datagram_loss"}, {"duplicate", "fault.swarm.duplicate"},
+        {"reorder", "fault.swarm.reorder"},             {"segment_loss", "fault.swarm.segment_loss"},
+        {"latency", "fault.swarm.latency"},             {"tail", "fault.swarm.tail"},
+        {"buggify", "fault.swarm.buggify"},             {"clock_drift", "fault.swarm.clock_drift"},
+        {"clock_jumps", "fault.swarm.clock_jumps"},     {"swizzle", "fault.swarm.swizzle"}};
+    for (const auto& [name, label] : kLabels) {
+      if (kind == name) return label;
+    }
+    return "fault.swarm";
   }
   // A rate uniform in (0, max], in thousandths of max.
   void Rate(const char* kind, double max, double* rate) {
@@ -97,8 +106,6 @@ class SwarmDrawer {
   const SwarmOptions swarm_;
   SwarmDraw draw_;
   std::vector<std::string> parts_;
-  // ChooseValue keeps the label pointer only for the call; these outlive the draw anyway.
-  std::vector<std::string> labels_;
 };
 
 }  // namespace
