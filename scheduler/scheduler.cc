@@ -88,6 +88,7 @@ std::ostream& operator<<(std::ostream& os, RunOutcome outcome) {
 
 std::string TaskReport::ToString() const {
   std::string s = absl::StrCat("task \"", name, "\"");
+  if (!host.empty()) absl::StrAppend(&s, " on host \"", host, "\"");
   if (blocked) {
     absl::StrAppend(&s, " blocked in ", blocked_in, " at ", blocked_at.ToString());
   } else {
@@ -108,7 +109,10 @@ absl::Status RunResult::status() const {
     case RunOutcome::kDeadlock: return absl::FailedPreconditionError(ToString());
     case RunOutcome::kStepLimit:
     case RunOutcome::kTimeLimit: return absl::DeadlineExceededError(ToString());
-    default: return absl::AbortedError(ToString());
+    default:
+      // A checker's message comes first: it is what the report's headline shows.
+      if (failed_check) return absl::AbortedError(absl::StrCat(failure, "\n", ToString()));
+      return absl::AbortedError(ToString());
   }
 }
 
@@ -116,7 +120,11 @@ std::string RunResult::ToString() const {
   std::string s = absl::StrCat(RunOutcomeName(outcome), " at virtual time +",
                                absl::FormatDuration(end_time - Scheduler::Epoch()), " after ",
                                steps, " steps");
-  if (outcome == RunOutcome::kTaskFailed) {
+  if (outcome == RunOutcome::kTaskFailed && failed_check) {
+    absl::StrAppend(&s, ": ", failure,
+                    failed_task == kNoTask ? std::string()
+                                           : absl::StrCat(" (in task \"", failed_task_name, "\")"));
+  } else if (outcome == RunOutcome::kTaskFailed) {
     absl::StrAppend(&s, ": ",
                     failed_task == kNoTask ? std::string("a timer callback")
                                            : absl::StrCat("task \"", failed_task_name, "\""),
@@ -127,7 +135,21 @@ std::string RunResult::ToString() const {
     absl::StrAppend(&s, outcome == RunOutcome::kDeadlock  ? "; blocked tasks:"
                         : outcome == RunOutcome::kMisuse ? "; tasks involved:"
                                                           : "; live tasks:");
-    for (const TaskReport& task : tasks) absl::StrAppend(&s, "\n  ", task.ToString());
+    // A limit is about what kept running: blocked daemons (servers waiting for work)
+    // are counted, not listed.
+    size_t quiet_daemons = 0;
+    for (const TaskReport& task : tasks) {
+      if (outcome != RunOutcome::kDeadlock && outcome != RunOutcome::kMisuse &&
+          task.daemon && task.blocked) {
+        ++quiet_daemons;
+        continue;
+      }
+      absl::StrAppend(&s, "\n  ", task.ToString());
+    }
+    if (quiet_daemons > 0) {
+      absl::StrAppend(&s, "\n  (and ", quiet_daemons, " blocked daemon task",
+                      quiet_daemons == 1 ? "" : "s", ")");
+    }
   }
   return s;
 }
@@ -248,6 +270,7 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   failure_.clear();
   failed_task_name_.clear();
   misuse_tasks_.clear();
+  failed_check_ = false;
   current_scheduler = this;
   previous_running_fiber_ = internal::ExchangeRunningFiber(&main_fiber_);
   const uint64_t steps_before = steps_;
@@ -284,6 +307,7 @@ RunResult Scheduler::MakeResult(uint64_t steps_before) const {
   result.failed_task = failed_task_;
   result.failed_task_name = failed_task_name_;
   result.failure = failure_;
+  result.failed_check = failed_check_;
   if (outcome_ == RunOutcome::kDeadlock) {
     for (TaskReport& report : LiveTaskReports()) {
       if (report.blocked && !report.daemon) result.tasks.push_back(std::move(report));
@@ -734,6 +758,7 @@ void Scheduler::Fail(absl::string_view reason) {
   failed_task_ = current_ != nullptr ? current_->id : kNoTask;
   failed_task_name_ = current_ != nullptr ? current_->name : "";
   failure_ = std::string(reason);
+  failed_check_ = true;
   Stop(RunOutcome::kTaskFailed);
 }
 

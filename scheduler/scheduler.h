@@ -143,8 +143,11 @@ struct TaskReport {
   bool blocked = false;
   std::string blocked_in;  // "CondVar::Wait", when blocked.
   SourceLocation blocked_at;
+  // The host the task runs on, when a layer above (Simulation) knows it; "" otherwise.
+  std::string host;
 
-  // `task "client-2" blocked in CondVar::Wait at kv.cc:88` or `task "x" runnable`.
+  // `task "client-2" on host "kv-1" blocked in CondVar::Wait at kv.cc:88` or
+  // `task "x" runnable`.
   std::string ToString() const;
 };
 
@@ -162,6 +165,9 @@ struct RunResult {
   TaskId failed_task = kNoTask;
   std::string failed_task_name;
   std::string failure;
+  // kTaskFailed through Scheduler::Fail (a checker, dsim::Fail, a diverged replay),
+  // not an exception: `failure` is the checker's message, and status() leads with it.
+  bool failed_check = false;
 
   // kCompleted, kIdle and kReachedTime are successes.
   bool ok() const;
@@ -214,16 +220,17 @@ struct Annotation {
 class SchedulerListener {
  public:
   virtual ~SchedulerListener() = default;
-  virtual void OnDecision(const Decision& decision, uint64_t chosen) {}
-  virtual void OnSpawn(const TaskView& task) {}
+  virtual void OnDecision(const Decision& /*decision*/, uint64_t /*chosen*/) {}
+  virtual void OnSpawn(const TaskView& /*task*/) {}
   // A task is given the CPU (every scheduling step).
-  virtual void OnDispatch(const TaskView& task) {}
-  virtual void OnBlock(const TaskView& task, const char* what, SourceLocation where) {}
-  virtual void OnWake(const TaskView& task, WakeReason reason) {}
-  virtual void OnFinish(const TaskView& task) {}
-  virtual void OnTimerFired(TimerId timer, absl::Time when) {}
-  virtual void OnClockAdvanced(absl::Time from, absl::Time to) {}
-  virtual void OnAnnotation(const Annotation& annotation) {}
+  virtual void OnDispatch(const TaskView& /*task*/) {}
+  virtual void OnBlock(const TaskView& /*task*/, const char* /*what*/,
+                       SourceLocation /*where*/) {}
+  virtual void OnWake(const TaskView& /*task*/, WakeReason /*reason*/) {}
+  virtual void OnFinish(const TaskView& /*task*/) {}
+  virtual void OnTimerFired(TimerId /*timer*/, absl::Time /*when*/) {}
+  virtual void OnClockAdvanced(absl::Time /*from*/, absl::Time /*to*/) {}
+  virtual void OnAnnotation(const Annotation& /*annotation*/) {}
 };
 
 // Refers to a spawned task. Cheap to copy. Must not outlive its scheduler.
@@ -551,6 +558,7 @@ class Scheduler {
   std::string failed_task_name_;
   std::string failure_;
   std::vector<TaskReport> misuse_tasks_;  // kMisuse: the tasks involved.
+  bool failed_check_ = false;
   internal::Fiber* previous_running_fiber_ = nullptr;
   void* extensions_[kExtensionSlots] = {};
 };

@@ -16,7 +16,7 @@ namespace {
 constexpr uint64_t kInitialPriorityBase = uint64_t{1} << 40;
 
 constexpr absl::string_view kValidSpecs =
-    "valid: random, roundrobin, pct, pct:<d>, pct:<d>:k=<steps>, replay:<path>";
+    "valid: random, roundrobin, pct, pct:<d>, pct:<d>:k=<steps>, replay:<path>, guided:<path>";
 
 absl::Status BadSpec(absl::string_view spec, absl::string_view why) {
   return absl::InvalidArgumentError(
@@ -218,6 +218,13 @@ absl::StatusOr<std::shared_ptr<Strategy>> MakeStrategy(absl::string_view spec, u
     absl::StatusOr<Schedule> schedule = Schedule::Load(std::string(path));
     if (!schedule.ok()) return schedule.status();
     return std::make_shared<ReplayStrategy>(*std::move(schedule));
+  }
+  if (absl::ConsumePrefix(&path, "guided:")) {
+    if (path.empty()) return BadSpec(spec, "guided needs a file path");
+    absl::StatusOr<Schedule> schedule = Schedule::Load(std::string(path));
+    if (!schedule.ok()) return schedule.status();
+    return std::make_shared<GuidedReplayStrategy>(*std::move(schedule),
+                                                  std::make_shared<RandomStrategy>(seed));
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown strategy \"", spec, "\"; ", kValidSpecs));

@@ -15,6 +15,8 @@
 //   "pct:<d>:k=<steps>" ... with a fixed estimate of the choice points per run.
 //   "replay:<path>"     ReplayStrategy of the schedule file at <path> (schedule.h); the
 //                       seed is ignored.
+//   "guided:<path>"     GuidedReplayStrategy (schedule.h): the schedule at <path> where
+//                       it still fits the program, RandomStrategy(seed) where it does not.
 #ifndef DSIM_SCHEDULER_STRATEGIES_H_
 #define DSIM_SCHEDULER_STRATEGIES_H_
 

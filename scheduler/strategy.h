@@ -86,7 +86,7 @@ class Strategy {
   // strategies (PCT's step estimate) learn from it. Not called for a run that stopped at
   // SchedulerOptions::max_steps: a livelock would teach them a length far too large.
   // Default: nothing.
-  virtual void OnRunEnd(uint64_t steps) {}
+  virtual void OnRunEnd(uint64_t /*steps*/) {}
 
   // Called at every Yield of a task (before the decision, if any), when ObservesYields()
   // was true at the scheduler's construction. PCT lowers the yielding task's priority

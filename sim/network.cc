@@ -247,6 +247,7 @@ void Network::FreePacket(Packet* packet) {
   packet->payload.clear();
   packet->source_host = packet->destination_host = 0;
   packet->flow_id = 0;
+  packet->lost_ack = packet->superseded = false;
   free_packets_.push_back(packet);
 }
 
@@ -288,6 +289,15 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     last = &from.last_delivery_[to->id()];
   }
   const absl::Time now = scheduler_->Now();
+  const bool in_connection =
+      packet->kind == Packet::Kind::kTcp && packet->source_connection != 0;
+  if (in_connection && !lost_acks_.empty()) {
+    // This segment carries a newer acknowledgment than a lost pure ACK still on its way.
+    if (auto it = lost_acks_.find(packet->source_connection); it != lost_acks_.end()) {
+      it->second->superseded = true;
+      lost_acks_.erase(it);
+    }
+  }
   for (size_t i = 0; i < fate.deliveries.size(); ++i) {
     DSIM_DCHECK(fate.deliveries[i] >= absl::ZeroDuration());
     absl::Time when = now + fate.deliveries[i];
@@ -295,6 +305,11 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
       if (when <= *last) when = *last + absl::Nanoseconds(1);
       *last = when;
     }
+    if (in_connection && (last != nullptr || fate.connection_delay > absl::ZeroDuration())) {
+      when = ConnectionOrder(packet, when, last != nullptr ? fate.connection_delay
+                                                           : absl::ZeroDuration());
+    }
+    if (last == nullptr) when += fate.connection_delay;
     Packet* copy = packet;
     if (i + 1 < fate.deliveries.size()) {  // Duplicates are copies; the last is the original.
       copy = NewPacket();
@@ -308,6 +323,30 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     Schedule(copy, when);
   }
   return true;
+}
+
+absl::Time Network::ConnectionOrder(Packet* packet, absl::Time when, absl::Duration hole) {
+  const uint64_t connection = packet->source_connection;
+  if (!connection_holes_.empty()) {
+    if (auto it = connection_holes_.find(connection); it != connection_holes_.end()) {
+      if (when <= it->second) {
+        when = it->second + absl::Nanoseconds(1);  // Behind the hole, in order.
+        it->second = when;
+      } else {
+        connection_holes_.erase(it);  // The hole is behind us: later packets come later.
+      }
+    }
+  }
+  if (hole <= absl::ZeroDuration()) return when;
+  when += hole;
+  if (packet->IsPureAck()) {
+    packet->lost_ack = true;
+    lost_acks_[connection] = packet;
+  } else {
+    absl::Time& end = connection_holes_[connection];
+    end = std::max(end, when);
+  }
+  return when;
 }
 
 void Network::Schedule(Packet* packet, absl::Time when) {
@@ -327,6 +366,25 @@ void Network::ForgetInFlight(Packet* packet) {
 
 void Network::Deliver(Packet* packet) {
   DSIM_DCHECK(stats_.packets_in_flight > 0);
+  if (packet->lost_ack) {
+    if (packet->superseded) {
+      if (scheduler_->has_listeners()) {
+        NetworkHost* to = FindHost(packet->destination_host);
+        AnnotatePacket("net.drop.superseded_ack", *packet, 2,
+                       to != nullptr ? to->group() : kNoGroup);
+      }
+      ForgetInFlight(packet);
+      --stats_.packets_in_flight;
+      ++stats_.packets_dropped;
+      FreePacket(packet);
+      return;
+    }
+    if (auto it = lost_acks_.find(packet->source_connection);
+        it != lost_acks_.end() && it->second == packet) {
+      lost_acks_.erase(it);
+    }
+    packet->lost_ack = false;
+  }
   if (gates_active_ > 0 && Gated(*packet) && HoldOrDrop(packet)) return;
   ForgetInFlight(packet);
   --stats_.packets_in_flight;
@@ -417,9 +475,20 @@ bool Network::HoldOrDrop(Packet* packet) {
   const bool stream = packet->kind == Packet::Kind::kTcp;
   NetworkHost* destination = FindHost(to);
   const GroupId group = destination != nullptr ? destination->group() : kNoGroup;
+  const char* drop = nullptr;
+  HeldLink* link = nullptr;
+  size_t datagram_bytes = 0;
   if (!held_or_paused && !stream) {
-    // Only a partition cuts this link: a datagram (or ICMP error) is lost in it.
-    if (scheduler_->has_listeners()) AnnotatePacket("net.drop.partition", *packet, 2, group);
+    drop = "net.drop.partition";  // Only a partition cuts this link: the datagram is lost.
+  } else if (!stream) {
+    link = &held_[{from, to}];
+    datagram_bytes = packet->payload.size() + options_.udp_datagram_overhead_bytes;
+    if (link->datagram_bytes + datagram_bytes > options_.held_datagram_bytes_per_link_max) {
+      drop = "net.drop.held_overflow";  // The queue in front of the closed gate is full.
+    }
+  }
+  if (drop != nullptr) {
+    if (scheduler_->has_listeners()) AnnotatePacket(drop, *packet, 2, group);
     ForgetInFlight(packet);
     --stats_.packets_in_flight;
     ++stats_.packets_dropped;
@@ -428,7 +497,9 @@ bool Network::HoldOrDrop(Packet* packet) {
   }
   if (scheduler_->has_listeners()) AnnotatePacket("net.hold", *packet, 0, group);
   packet->deliver_at = absl::InfiniteFuture();
-  held_[{from, to}].push_back(packet);
+  if (link == nullptr) link = &held_[{from, to}];
+  link->packets.push_back(packet);
+  link->datagram_bytes += datagram_bytes;
   return true;
 }
 
@@ -442,7 +513,7 @@ void Network::ReleaseHeld() {
       continue;
     }
     NetworkHost* from = FindHost(it->first.first);
-    for (Packet* packet : it->second) {
+    for (Packet* packet : it->second.packets) {
       when += absl::Nanoseconds(1);
       Schedule(packet, when);
     }
@@ -564,7 +635,7 @@ std::vector<InFlightMessage> Network::InFlight(NetworkHostId from, NetworkHostId
     return a.deliver_at != b.deliver_at ? a.deliver_at < b.deliver_at : a.flow_id < b.flow_id;
   });
   if (auto it = held_.find({from, to}); it != held_.end()) {
-    for (const Packet* p : it->second) describe(*p, true);
+    for (const Packet* p : it->second.packets) describe(*p, true);
   }
   return messages;
 }

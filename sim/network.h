@@ -154,6 +154,15 @@ struct Packet {
   absl::Time sent_at;    // When it was sent.
   absl::Time deliver_at; // When it is due; InfiniteFuture while held.
   uint32_t in_flight_index = 0;  // Its slot in the network's in-flight list.
+  // A "lost" pure ACK on its way late; `superseded` once a later segment of its
+  // connection was sent (it is then dropped on arrival: that segment carries newer news).
+  bool lost_ack = false;
+  bool superseded = false;
+
+  // A TCP segment with no data and no SYN, FIN or RST: it only acknowledges.
+  bool IsPureAck() const {
+    return kind == Kind::kTcp && payload.empty() && (flags & (kSyn | kFin | kRst)) == 0;
+  }
 
   // "tcp 10.0.0.2:40000->10.0.0.1:80 [SA] seq=0 ack=0 win=131072 len=0"
   std::string ToString() const;
@@ -167,6 +176,13 @@ struct PacketFate {
   // overtake them (datagram reordering, late duplicates). TCP never sets it: streams
   // keep their order even on a lossy link.
   bool unordered = false;
+  // A TCP segment "lost" and retransmitted: extra delay after the packet's place on the
+  // link that holds back only the later packets of its own connection
+  // (Packet::source_connection), as a hole in one receive window does; other
+  // connections between the same hosts pass. A lost pure ACK holds back nothing and is
+  // dropped on arrival if a later segment of its connection was sent meanwhile (a later
+  // ACK supersedes it; a pure ACK is never retransmitted).
+  absl::Duration connection_delay = absl::ZeroDuration();
 
   static PacketFate Drop() { return PacketFate{}; }
   static PacketFate DeliverAfter(absl::Duration latency) {
@@ -227,6 +243,11 @@ struct NetworkOptions {
   // net.ipv4.ip_local_port_range.
   uint16_t ephemeral_port_min = 32768;
   uint16_t ephemeral_port_max = 60999;
+  // Datagrams (UDP and ICMP errors) a held link or a paused host keeps, in payload bytes
+  // plus udp_datagram_overhead_bytes each, per link; beyond it they are dropped, as a
+  // router's queue or a stopped host's full receive buffer drops them. TCP segments are
+  // never dropped (the senders' windows bound them).
+  size_t held_datagram_bytes_per_link_max = 1 << 20;
   // Open descriptors per host (RLIMIT_NOFILE); beyond it socket() fails with EMFILE.
   int descriptors_per_host_max = 1 << 20;
 
@@ -265,7 +286,7 @@ class PacketReceiver {
   virtual void Detach() {}
   // Resets, as an injected fault, every connection with a remote address of `peer`:
   // its users see ECONNRESET, nothing is sent. Returns how many were reset.
-  virtual int ResetConnectionsWith(const NetworkHost& peer) { return 0; }
+  virtual int ResetConnectionsWith(const NetworkHost& /*peer*/) { return 0; }
 };
 
 // Buggify: rare, legal misbehaviour that shakes out brittle code (FoundationDB's
@@ -445,6 +466,10 @@ class Network {
 
   Scheduler& scheduler() const { return *scheduler_; }
   const NetworkOptions& options() const { return options_; }
+  // The socket layer's message for its last call in this simulation that failed outside
+  // any host (a timer callback, the run loop, a task not on a host). Per simulation, so
+  // no other simulation's text can show through.
+  std::string& outside_host_message() { return outside_host_message_; }
   const NetworkStats& stats() const { return stats_; }
   void set_link_model(std::shared_ptr<LinkModel> model);
 
@@ -485,6 +510,14 @@ class Network {
   void Schedule(Packet* packet, absl::Time when);
   void ReleaseHeld();
   void ForgetInFlight(Packet* packet);
+  // Per-connection order for PacketFate::connection_delay (see there): returns when the
+  // packet is due, given its place on the link.
+  absl::Time ConnectionOrder(Packet* packet, absl::Time when, absl::Duration hole);
+  // Connections with a "lost" segment still ahead of their later ones: source
+  // connection -> delivery time of its last such packet. Lost pure ACKs in flight, by
+  // source connection. Looked up only, never iterated.
+  absl::flat_hash_map<uint64_t, absl::Time> connection_holes_;
+  absl::flat_hash_map<uint64_t, Packet*> lost_acks_;
   void ChangeCut(NetworkHostId from, NetworkHostId to, int delta);
   int gates_active_ = 0;
   std::map<std::pair<NetworkHostId, NetworkHostId>, LinkGate> gates_;
@@ -492,10 +525,15 @@ class Network {
   std::map<PartitionId, PartitionRecord> partitions_;
   PartitionId last_partition_id_ = 0;
   // Held packets per link, in arrival order. An ordered map: released in link order.
-  std::map<std::pair<NetworkHostId, NetworkHostId>, std::deque<Packet*>> held_;
+  struct HeldLink {
+    std::deque<Packet*> packets;
+    size_t datagram_bytes = 0;  // Charged against held_datagram_bytes_per_link_max.
+  };
+  std::map<std::pair<NetworkHostId, NetworkHostId>, HeldLink> held_;
   // Every packet scheduled or held (for InFlight), unordered; Packet::in_flight_index.
   std::vector<Packet*> in_flight_;
   BuggifyOptions buggify_;
+  std::string outside_host_message_;
 };
 
 }  // namespace dsim

@@ -23,17 +23,28 @@ using internal::HostStack;
 // fails access_ok() with EFAULT before anything else happens.
 constexpr uintptr_t kUserAddressLimit = (uintptr_t{1} << 47) - 4096;
 constexpr size_t kMaxIovecs = 1024;  // UIO_MAXIOV.
+// The kernel's MSG_CMSG_COMPAT: the mmsg calls refuse it from user space.
+constexpr int kMsgCmsgCompat = static_cast<int>(0x80000000u);
 
 bool AccessOk(const void* buffer, size_t length) {
   const uintptr_t start = reinterpret_cast<uintptr_t>(buffer);
   return length <= kUserAddressLimit && start <= kUserAddressLimit - length;
 }
 
-// Message for failures that happen before any host is known. Per thread, because each
-// thread runs its own simulations; it holds no simulation state.
-std::string& OutsideMessage() {
+// Message for calls made on a thread where no simulation runs. Per thread, because
+// each thread runs its own simulations; no call inside a simulation reads or writes it.
+std::string& NoSimulationMessage() {
   thread_local std::string message;
   return message;
+}
+
+// What LastSocketErrorMessage answers in a simulation without a Network: every socket
+// call there fails for this one reason.
+const std::string& NoNetworkMessage() {
+  static const std::string* const kText = new std::string(
+      "dsim socket calls fail here: no dsim::Network is attached to this simulation's "
+      "scheduler");
+  return *kText;
 }
 
 // Whether a call's scheduling point may deliver a kill (a host crash) to the caller.
@@ -75,8 +86,14 @@ HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
       return &HostStack::Of(*host);
     }
   }
-  OutsideMessage() = absl::StrCat("dsim::", call, " was called outside a simulated task: ",
-                                  problem);
+  std::string message =
+      absl::StrCat("dsim::", call, " was called outside a simulated task: ", problem);
+  if (scheduler == nullptr) {
+    NoSimulationMessage() = std::move(message);
+  } else if (auto* network = static_cast<Network*>(
+                 scheduler->extension(Scheduler::kNetworkExtension))) {
+    network->outside_host_message() = std::move(message);
+  }
   errno = EPERM;
   return nullptr;
 }
@@ -271,30 +288,27 @@ ssize_t Sendto(int fd, const void* buffer, size_t length, int flags, const socka
   return Finish(stack, "Sendto", fd, stack->Send(fd, args, where));
 }
 
-ssize_t Recvmsg(int fd, msghdr* message, int flags, SourceLocation where) {
-  HostStack* stack = Enter("Recvmsg");
-  if (stack == nullptr) return -1;
-  if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Recvmsg", fd, -EBADF);
+namespace {
+
+// recvmsg after the scheduling point: shared by Recvmsg and Recvmmsg.
+ssize_t RecvmsgOn(HostStack* stack, int fd, msghdr* message, int flags, SourceLocation where) {
+  if (!stack->CheckOpen(fd)) return -EBADF;
   absl::InlinedVector<iovec, 4> iov;
-  if (int r = ReadMessage(stack, message, "recvmsg", &iov); r < 0) {
-    return Finish<ssize_t>(stack, "Recvmsg", fd, r);
-  }
+  if (int r = ReadMessage(stack, message, "recvmsg", &iov); r < 0) return r;
   internal::RecvArgs args;
   args.iov = absl::MakeConstSpan(iov);
   args.flags = flags;
   args.msg = message;
   args.what = "recvmsg";
-  return Finish(stack, "Recvmsg", fd, stack->Recv(fd, args, where));
+  return stack->Recv(fd, args, where);
 }
 
-ssize_t Sendmsg(int fd, const msghdr* message, int flags, SourceLocation where) {
-  HostStack* stack = Enter("Sendmsg");
-  if (stack == nullptr) return -1;
-  if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Sendmsg", fd, -EBADF);
+// sendmsg after the scheduling point: shared by Sendmsg and Sendmmsg.
+ssize_t SendmsgOn(HostStack* stack, int fd, const msghdr* message, int flags,
+                  SourceLocation where) {
+  if (!stack->CheckOpen(fd)) return -EBADF;
   absl::InlinedVector<iovec, 4> iov;
-  if (int r = ReadMessage(stack, message, "sendmsg", &iov); r < 0) {
-    return Finish<ssize_t>(stack, "Sendmsg", fd, r);
-  }
+  if (int r = ReadMessage(stack, message, "sendmsg", &iov); r < 0) return r;
   internal::SendArgs args;
   args.iov = absl::MakeConstSpan(iov);
   args.flags = flags;
@@ -303,7 +317,160 @@ ssize_t Sendmsg(int fd, const msghdr* message, int flags, SourceLocation where) 
     args.name_length = std::min<socklen_t>(message->msg_namelen, sizeof(sockaddr_storage));
   }
   args.what = "sendmsg";
-  return Finish(stack, "Sendmsg", fd, stack->Send(fd, args, where));
+  return stack->Send(fd, args, where);
+}
+
+size_t MessageBytes(const msghdr& message) {
+  size_t total = 0;
+  for (size_t i = 0; i < message.msg_iovlen; ++i) total += message.msg_iov[i].iov_len;
+  return total;
+}
+
+// Validates readv/writev's iovec array as import_iovec does: more than 1024 entries or a
+// negative length is EINVAL, an array or buffer outside the address space EFAULT; the
+// total is clamped to MAX_RW_COUNT.
+int ReadIovecs(HostStack* stack, const iovec* iov, int count, const char* what,
+               absl::InlinedVector<iovec, 4>* out, size_t* total) {
+  constexpr size_t kMaxRwCount = 0x7ffff000;  // INT_MAX & PAGE_MASK.
+  *total = 0;
+  if (count < 0 || static_cast<size_t>(count) > kMaxIovecs) {
+    return stack->Fail(EINVAL, absl::StrCat(what, ": ", count, " iovecs (at most 1024)"));
+  }
+  if (count > 0 && !AccessOk(iov, sizeof(iovec) * count)) return FaultOutside(stack, what);
+  if (count > 0 && iov == nullptr) return stack->Fail(EFAULT, absl::StrCat(what, ": iov is null"));
+  for (int i = 0; i < count; ++i) {
+    iovec v = iov[i];
+    if (static_cast<ssize_t>(v.iov_len) < 0) {
+      return stack->Fail(EINVAL, absl::StrCat(what, ": an iovec length is negative"));
+    }
+    if (!AccessOk(v.iov_base, v.iov_len)) return FaultOutside(stack, what);
+    v.iov_len = std::min(v.iov_len, kMaxRwCount - *total);
+    *total += v.iov_len;
+    out->push_back(v);
+  }
+  return 0;
+}
+
+}  // namespace
+
+ssize_t Recvmsg(int fd, msghdr* message, int flags, SourceLocation where) {
+  HostStack* stack = Enter("Recvmsg");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Recvmsg", fd, RecvmsgOn(stack, fd, message, flags, where));
+}
+
+ssize_t Sendmsg(int fd, const msghdr* message, int flags, SourceLocation where) {
+  HostStack* stack = Enter("Sendmsg");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Sendmsg", fd, SendmsgOn(stack, fd, message, flags, where));
+}
+
+ssize_t Readv(int fd, const iovec* iov, int count, SourceLocation where) {
+  HostStack* stack = Enter("Readv");
+  if (stack == nullptr) return -1;
+  if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Readv", fd, -EBADF);
+  absl::InlinedVector<iovec, 4> pieces;
+  size_t total;
+  if (int r = ReadIovecs(stack, iov, count, "readv", &pieces, &total); r < 0) {
+    return Finish<ssize_t>(stack, "Readv", fd, r);
+  }
+  if (total == 0) return Finish<ssize_t>(stack, "Readv", fd, 0);
+  internal::RecvArgs args;
+  args.iov = absl::MakeConstSpan(pieces);
+  args.what = "readv";
+  return Finish(stack, "Readv", fd, stack->Recv(fd, args, where));
+}
+
+ssize_t Writev(int fd, const iovec* iov, int count, SourceLocation where) {
+  HostStack* stack = Enter("Writev");
+  if (stack == nullptr) return -1;
+  if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Writev", fd, -EBADF);
+  absl::InlinedVector<iovec, 4> pieces;
+  size_t total;
+  if (int r = ReadIovecs(stack, iov, count, "writev", &pieces, &total); r < 0) {
+    return Finish<ssize_t>(stack, "Writev", fd, r);
+  }
+  if (total == 0) return Finish<ssize_t>(stack, "Writev", fd, 0);
+  internal::SendArgs args;
+  args.iov = absl::MakeConstSpan(pieces);
+  args.what = "writev";
+  return Finish(stack, "Writev", fd, stack->Send(fd, args, where));
+}
+
+int Sendmmsg(int fd, mmsghdr* messages, unsigned count, int flags, SourceLocation where) {
+  HostStack* stack = Enter("Sendmmsg");
+  if (stack == nullptr) return -1;
+  if (flags & kMsgCmsgCompat) {
+    return Finish(stack, "Sendmmsg", fd, stack->Fail(EINVAL, "sendmmsg: MSG_CMSG_COMPAT"));
+  }
+  if (!stack->CheckOpen(fd)) return Finish(stack, "Sendmmsg", fd, -EBADF);
+  count = std::min<unsigned>(count, kMaxIovecs);  // Linux clamps vlen to UIO_MAXIOV.
+  int done = 0;
+  ssize_t error = 0;
+  while (static_cast<unsigned>(done) < count) {
+    msghdr* message = messages != nullptr ? &messages[done].msg_hdr : nullptr;
+    const ssize_t n = SendmsgOn(stack, fd, message, flags, where);
+    if (n < 0) {
+      error = n;
+      break;
+    }
+    messages[done].msg_len = static_cast<unsigned>(n);
+    ++done;
+    if (static_cast<size_t>(n) < MessageBytes(*message)) break;  // A partial send ends it.
+  }
+  // An error is returned only if no message went out (__sys_sendmmsg).
+  return Finish(stack, "Sendmmsg", fd, done > 0 ? done : static_cast<int>(error));
+}
+
+int Recvmmsg(int fd, mmsghdr* messages, unsigned count, int flags, timespec* timeout,
+             SourceLocation where) {
+  HostStack* stack = Enter("Recvmmsg");
+  if (stack == nullptr) return -1;
+  auto finish = [&](int result) { return Finish(stack, "Recvmmsg", fd, result); };
+  if (flags & kMsgCmsgCompat) return finish(stack->Fail(EINVAL, "recvmmsg: MSG_CMSG_COMPAT"));
+  Scheduler& scheduler = stack->host().network().scheduler();
+  absl::Time end = absl::InfiniteFuture();
+  if (timeout != nullptr) {
+    if (!AccessOk(timeout, sizeof(*timeout))) return finish(FaultOutside(stack, "recvmmsg"));
+    if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1'000'000'000) {
+      return finish(stack->Fail(EINVAL, "recvmmsg: the timeout is not a valid timespec"));
+    }
+    end = scheduler.Now() + absl::DurationFromTimespec(*timeout);
+  }
+  if (!stack->CheckOpen(fd)) return finish(-EBADF);
+  if (!(flags & MSG_ERRQUEUE)) {
+    if (int pending = stack->TakePendingError(fd); pending != 0) {
+      return finish(stack->Fail(pending, "recvmmsg: a pending socket error"));
+    }
+  }
+  int done = 0;
+  int error = 0;
+  timespec left{};
+  while (static_cast<unsigned>(done) < count) {
+    msghdr* message = messages != nullptr ? &messages[done].msg_hdr : nullptr;
+    const ssize_t n = RecvmsgOn(stack, fd, message, flags & ~MSG_WAITFORONE, where);
+    if (n < 0) {
+      error = static_cast<int>(n);
+      break;
+    }
+    messages[done].msg_len = static_cast<unsigned>(n);
+    ++done;
+    if (flags & MSG_WAITFORONE) flags |= MSG_DONTWAIT;  // Only the first one may wait.
+    if (timeout != nullptr) {
+      const absl::Duration remaining = end - scheduler.Now();
+      left = absl::ToTimespec(std::max(remaining, absl::ZeroDuration()));
+      if (remaining <= absl::ZeroDuration()) break;
+    }
+  }
+  if (error == 0 || done == 0) {
+    if (done > 0 && timeout != nullptr) *timeout = left;
+    return finish(done > 0 ? done : error);
+  }
+  // Some arrived, then an error: it is kept for the next call or SO_ERROR (do_recvmmsg),
+  // except EAGAIN, which only means the queue ran dry.
+  if (error != -EAGAIN) stack->SetPendingError(fd, -error);
+  if (timeout != nullptr) *timeout = left;
+  return finish(done);
 }
 
 int Getsockopt(int fd, int level, int name, void* value, socklen_t* length) {
@@ -361,12 +528,51 @@ int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where) {
   return Finish(stack, "Poll", -1, stack->Poll(fds, count, timeout_ms, where));
 }
 
+int Fcntl(int fd, int cmd, long arg) {
+  HostStack* stack = Enter("Fcntl");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Fcntl", fd, stack->Fcntl(fd, cmd, arg));
+}
+
+int Ioctl(int fd, unsigned long request, void* arg) {
+  HostStack* stack = Enter("Ioctl");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Ioctl", fd, stack->Ioctl(fd, request, arg));
+}
+
+int Dup(int fd) {
+  HostStack* stack = Enter("Dup");
+  if (stack == nullptr) return -1;
+  return Finish(stack, "Dup", fd, stack->Dup(fd, -1, -1, "dup"));
+}
+
+int Dup2(int fd, int new_fd) {
+  HostStack* stack = Enter("Dup2");
+  if (stack == nullptr) return -1;
+  // dup2's descriptors are unsigned in the kernel: a negative target is out of range.
+  const int target = new_fd < 0 ? INT32_MAX : new_fd;
+  return Finish(stack, "Dup2", fd, stack->Dup(fd, target, -1, "dup2"));
+}
+
+int Dup3(int fd, int new_fd, int flags) {
+  HostStack* stack = Enter("Dup3");
+  if (stack == nullptr) return -1;
+  if (flags < 0) return Finish(stack, "Dup3", fd, stack->Fail(EINVAL, "dup3: unknown flags"));
+  const int target = new_fd < 0 ? INT32_MAX : new_fd;
+  return Finish(stack, "Dup3", fd, stack->Dup(fd, target, flags, "dup3"));
+}
+
 const std::string& LastSocketErrorMessage() {
+  static const std::string* const kNone = new std::string();
   Scheduler* scheduler = Scheduler::Current();
-  if (scheduler == nullptr || !scheduler->InTask()) return OutsideMessage();
+  if (scheduler == nullptr) return NoSimulationMessage();
   auto* network = static_cast<Network*>(scheduler->extension(Scheduler::kNetworkExtension));
-  NetworkHost* host = network != nullptr ? network->HostOfGroup(scheduler->CurrentGroup()) : nullptr;
-  if (host == nullptr || host->stack() == nullptr) return OutsideMessage();
+  if (network == nullptr) return NoNetworkMessage();
+  NetworkHost* host =
+      scheduler->InTask() ? network->HostOfGroup(scheduler->CurrentGroup()) : nullptr;
+  if (host == nullptr) return network->outside_host_message();
+  // A host whose socket layer does not exist yet has seen no call, so no failure.
+  if (host->stack() == nullptr) return *kNone;
   return static_cast<HostStack*>(host->stack())->LastMessage(scheduler->CurrentTaskId());
 }
 

@@ -62,6 +62,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
 
 #include <cstdint>
 #include <string>
@@ -121,6 +123,23 @@ ssize_t Recvmsg(int fd, msghdr* message, int flags,
 ssize_t Sendmsg(int fd, const msghdr* message, int flags,
                 SourceLocation where = SourceLocation::Current());
 
+// Vectored I/O, as readv(2)/writev(2): at most 1024 iovecs (EINVAL beyond), a total of
+// zero bytes returns 0 at once.
+ssize_t Readv(int fd, const iovec* iov, int count,
+              SourceLocation where = SourceLocation::Current());
+ssize_t Writev(int fd, const iovec* iov, int count,
+               SourceLocation where = SourceLocation::Current());
+// Several messages in one call, as sendmmsg(2)/recvmmsg(2): each entry's msg_len gets its
+// count; the result is the number of entries done, or -1 if the first one failed. A
+// later failure ends the batch; recvmmsg keeps that error (other than EAGAIN) for the
+// next call or SO_ERROR, as Linux does. MSG_WAITFORONE makes the entries after the first
+// nonblocking. recvmmsg's `timeout` is checked only after each received entry (as in
+// Linux, it does not bound a wait for the first one) and is updated to the time left.
+int Sendmmsg(int fd, mmsghdr* messages, unsigned count, int flags,
+             SourceLocation where = SourceLocation::Current());
+int Recvmmsg(int fd, mmsghdr* messages, unsigned count, int flags, timespec* timeout,
+             SourceLocation where = SourceLocation::Current());
+
 // ---- Options, modes, deadlines -------------------------------------------------------
 // SOL_SOCKET: SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ERROR, SO_ACCEPTCONN, SO_RCVBUF,
 // SO_SNDBUF, SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_LINGER, SO_RCVTIMEO,
@@ -135,6 +154,24 @@ int Setsockopt(int fd, int level, int name, const void* value, socklen_t length)
 int SetNonblock(int fd, bool nonblocking);
 // fcntl(F_GETFL): O_RDWR, plus O_NONBLOCK when set.
 int GetFlags(int fd);
+
+// ---- Descriptors ------------------------------------------------------------------------
+
+// fcntl(2): F_GETFL/F_SETFL (O_NONBLOCK, O_APPEND, O_ASYNC, O_NOATIME are kept; O_DIRECT
+// gives EINVAL), F_GETFD/F_SETFD (FD_CLOEXEC, per descriptor), F_DUPFD and
+// F_DUPFD_CLOEXEC. Other commands give EINVAL. Status flags belong to the open socket,
+// so every dup of it sees them.
+int Fcntl(int fd, int cmd, long arg);
+// ioctl(2): FIONREAD/SIOCINQ (bytes readable; a datagram socket's next datagram size;
+// EINVAL on a listener), SIOCOUTQ (unacknowledged bytes), FIONBIO, FIOASYNC, FIOCLEX,
+// FIONCLEX. Other requests give ENOTTY. `arg` points to an int.
+int Ioctl(int fd, unsigned long request, void* arg);
+// dup(2), dup2(2), dup3(2) (flags: O_CLOEXEC). The copy refers to the same socket,
+// which closes when its last descriptor closes. dup2 onto an open descriptor closes it
+// first; onto a descriptor an accept() in progress has reserved, EBUSY.
+int Dup(int fd);
+int Dup2(int fd, int new_fd);
+int Dup3(int fd, int new_fd, int flags);
 int SetReadDeadline(int fd, absl::Time deadline);
 int SetWriteDeadline(int fd, absl::Time deadline);
 int SetDeadline(int fd, absl::Time deadline);  // Both.
@@ -150,6 +187,10 @@ int Poll(pollfd* fds, nfds_t count, int timeout_ms,
 
 // Why the calling task's last failed socket call failed, in words ("connect to
 // 10.0.0.1:80 failed: nothing listens there (RST)"). errno stays the primary channel.
+// Messages belong to a simulation: in a task, the task's last failure on its host (empty
+// before any); in a simulation outside any host (a timer callback, a task not on a
+// host), the last such failure in that simulation; on a thread running no simulation,
+// the thread's last call made there. Never text from another simulation.
 const std::string& LastSocketErrorMessage();
 
 // Fills `out` with a sockaddr_in ("10.0.0.1") or sockaddr_in6 ("fd00::1") and returns

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/scheduler.h"
 #include "sockets/socket.h"
 #include "sockets/socket_status.h"
 
@@ -93,6 +94,36 @@ absl::StatusOr<TcpStream> TcpStream::Connect(absl::string_view ip, uint16_t port
     return LastSocketError("connect");
   }
   return TcpStream(std::move(handle));
+}
+
+absl::StatusOr<TcpStream> TcpStream::Connect(absl::string_view ip, uint16_t port,
+                                             absl::Time deadline, SourceLocation where) {
+  sockaddr_storage address;
+  socklen_t length;
+  absl::StatusOr<SocketHandle> opened =
+      SocketHandle::OpenFor(ip, port, SOCK_STREAM, &address, &length);
+  if (!opened.ok()) return opened.status();
+  SocketHandle handle = *std::move(opened);
+  // A blocking connect honours the write deadline (EAGAIN exactly at it); the handle
+  // closes the half-open socket on the way out.
+  if (dsim::SetWriteDeadline(handle.fd(), deadline) < 0) return LastSocketError("connect");
+  if (dsim::Connect(handle.fd(), reinterpret_cast<sockaddr*>(&address), length, where) < 0) {
+    return LastSocketError("connect");
+  }
+  if (dsim::SetWriteDeadline(handle.fd(), absl::InfiniteFuture()) < 0) {
+    return LastSocketError("connect");
+  }
+  return TcpStream(std::move(handle));
+}
+
+absl::StatusOr<TcpStream> TcpStream::Connect(absl::string_view ip, uint16_t port,
+                                             absl::Duration timeout, SourceLocation where) {
+  // The deadline is taken before the call's scheduling point, as a caller's would be.
+  // Outside a simulation there is no clock; the connect then fails with EPERM.
+  Scheduler* scheduler = Scheduler::Current();
+  const absl::Time deadline =
+      scheduler != nullptr ? scheduler->Now() + timeout : absl::InfiniteFuture();
+  return Connect(ip, port, deadline, where);
 }
 
 absl::StatusOr<size_t> TcpStream::Read(void* buffer, size_t length, SourceLocation where) {

@@ -79,6 +79,19 @@ class TcpStream {
   // Connects to ip:port, blocking for the handshake.
   static absl::StatusOr<TcpStream> Connect(absl::string_view ip, uint16_t port,
                                            SourceLocation where = SourceLocation::Current());
+  // The same, giving up at `deadline` (virtual time) or after `timeout`: then
+  // kDeadlineExceeded (errno EAGAIN), exactly at that time, and the half-open socket is
+  // closed. Refusals and other errors come back as from Connect, whenever they happen
+  // first. The stream returned has no deadline set.
+  //
+  //   auto stream = dsim::TcpStream::Connect("10.0.0.1", 80, absl::Seconds(2));
+  //   if (absl::IsDeadlineExceeded(stream.status())) { /* nobody answered in 2 s */ }
+  static absl::StatusOr<TcpStream> Connect(absl::string_view ip, uint16_t port,
+                                           absl::Time deadline,
+                                           SourceLocation where = SourceLocation::Current());
+  static absl::StatusOr<TcpStream> Connect(absl::string_view ip, uint16_t port,
+                                           absl::Duration timeout,
+                                           SourceLocation where = SourceLocation::Current());
   explicit TcpStream(SocketHandle handle) : handle_(std::move(handle)) {}
 
   // Reads what is available (blocking until something is); 0 means the peer closed.

@@ -288,6 +288,76 @@ TEST(Streams, LostSegmentsShowUpAsDelayNeverAsMissingBytes) {
   EXPECT_GT(lossy_time, clean_time + absl::Milliseconds(200));
 }
 
+// A "lost" segment is a hole in its own connection's receive window: later segments
+// of that connection wait behind it, other connections between the same hosts do not.
+TEST(Streams, LostSegmentDelaysOnlyLaterSegmentsOfItsOwnConnection) {
+  World w(WithLink({.latency = LatencyModel::Fixed(Ms(1))}, /*seed=*/4));
+  std::string first;
+  absl::Duration first_done, second_connected;
+  w.server.Spawn("server", [&] {
+    const int listener = ListenOn("0.0.0.0", 80);
+    const int a = Accept(listener, nullptr, nullptr);
+    const int b = Accept(listener, nullptr, nullptr);
+    Close(b);
+    first = ReadAll(a);
+    first_done = dsim::Now() - Scheduler::Epoch();
+  });
+  w.client.Spawn("client", [&] {
+    const int a = ConnectTo("10.0.0.1", 80);
+    dsim::SleepFor(Ms(10));
+    LinkFaults lossy{.latency = LatencyModel::Fixed(Ms(1)),
+                     .segment_loss_probability = 0.999, .segment_losses_max = 1};
+    w.sim.SetLinkFaults(w.client.id(), w.server.id(), lossy);
+    Write(a, "x", 1);  // Lost once: arrives 200 ms late.
+    w.sim.SetLinkFaults(w.client.id(), w.server.id(), {.latency = LatencyModel::Fixed(Ms(1))});
+    Write(a, "y", 1);  // Waits behind "x".
+    const absl::Time start = dsim::Now();
+    const int b = ConnectTo("10.0.0.1", 80);  // Another connection: not held back.
+    second_connected = dsim::Now() - start;
+    Close(b);
+    Close(a);
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(w.annotations.count("fault.retransmit"), 1);
+  EXPECT_EQ(first, "xy");
+  EXPECT_GE(first_done, absl::Milliseconds(210));
+  EXPECT_LT(second_connected, Ms(5)) << "the new connection's SYN waited behind the hole";
+}
+
+// A lost pure ACK holds nothing back, and a later segment of its connection makes it
+// redundant: it is dropped on arrival instead of being "retransmitted".
+TEST(Streams, LostPureAckHoldsNothingBackAndALaterSegmentSupersedesIt) {
+  World w(WithLink({.latency = LatencyModel::Fixed(Ms(1))}, /*seed=*/4));
+  absl::Duration reply_arrived;
+  w.server.Spawn("server", [&] {
+    const int listener = ListenOn("0.0.0.0", 80);
+    const int fd = Accept(listener, nullptr, nullptr);
+    Write(fd, "ping", 4);
+    char buffer[8];
+    EXPECT_EQ(Read(fd, buffer, sizeof(buffer)), 4);
+    reply_arrived = dsim::Now() - Scheduler::Epoch();
+    Close(fd);
+  });
+  w.client.Spawn("client", [&] {
+    const int fd = ConnectTo("10.0.0.1", 80);
+    LinkFaults lossy{.latency = LatencyModel::Fixed(Ms(1)),
+                     .segment_loss_probability = 0.999, .segment_losses_max = 1};
+    w.sim.SetLinkFaults(w.client.id(), w.server.id(), lossy);
+    char buffer[8];
+    EXPECT_EQ(Read(fd, buffer, sizeof(buffer)), 4);
+    dsim::SleepFor(Ms(60));  // The delayed ACK (40 ms) goes out, and is lost.
+    w.sim.SetLinkFaults(w.client.id(), w.server.id(), {.latency = LatencyModel::Fixed(Ms(1))});
+    Write(fd, "pong", 4);  // Not held behind the lost ACK.
+    ReadAll(fd);
+    Close(fd);
+    dsim::SleepFor(absl::Seconds(1));  // Until the lost ACK would have arrived.
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(w.annotations.count("fault.retransmit"), 1);
+  EXPECT_EQ(w.annotations.count("net.drop.superseded_ack"), 1);
+  EXPECT_LT(reply_arrived, absl::Milliseconds(100));
+}
+
 TEST(Streams, JitterAndBandwidthKeepTheStreamInOrder) {
   const std::string data = Pattern(200'000);
   World w(WithLink({.latency = LatencyModel::Exponential(Ms(0.1), Ms(1)).WithJitter(Ms(0.5)),
@@ -698,6 +768,55 @@ TEST(Pause, TrafficToAPausedHostIsHeldAndDeliveredAfterResume) {
   EXPECT_EQ(received[0].first, "one");
   EXPECT_EQ(received[1].first, "two");
   EXPECT_GE(received[0].second, absl::Seconds(1));
+}
+
+// A held link or a paused host keeps datagrams only up to a bound, like a real queue:
+// 1M datagrams used to be kept (1.4 GiB).
+TEST(Hold, DatagramsBeyondTheHeldBoundAreDroppedAndTcpIsNever) {
+  for (const bool pause : {false, true}) {
+    SimulationOptions options;
+    options.network.held_datagram_bytes_per_link_max = 10 * (100 + 768);  // Ten datagrams.
+    World w(std::move(options));
+    int received = 0;
+    std::string stream;
+    size_t held = 0;
+    w.server.Spawn("receiver", [&] {
+      const int fd = UdpBound("0.0.0.0", 9000);
+      SetReadDeadline(fd, dsim::Now() + absl::Seconds(5));
+      while (UdpReceive(fd)) ++received;
+    });
+    w.server.Spawn("stream-server", [&] {
+      const int listener = ListenOn("0.0.0.0", 80);
+      const int fd = Accept(listener, nullptr, nullptr);
+      stream = ReadAll(fd);
+    });
+    w.client.Spawn("sender", [&] {
+      const int fd = UdpBound("0.0.0.0", 0);
+      const int tcp = ConnectTo("10.0.0.1", 80);
+      dsim::SleepFor(Ms(1));
+      if (pause) {
+        w.sim.Pause(w.server.id());
+      } else {
+        w.sim.Hold(w.client.id(), w.server.id());
+      }
+      for (int i = 0; i < 10'000; ++i) UdpSend(fd, "10.0.0.1", 9000, std::string(100, 'x'));
+      EXPECT_EQ(WriteAll(tcp, std::string(5000, 'y')), 5000u);
+      Close(tcp);
+      dsim::SleepFor(absl::Seconds(1));
+      held = w.sim.InFlight(w.client.id(), w.server.id()).size();
+      if (pause) {
+        w.sim.Resume(w.server.id());
+      } else {
+        w.sim.Release(w.client.id(), w.server.id());
+      }
+    });
+    ASSERT_TRUE(w.sim.Run().ok());
+    EXPECT_EQ(received, 10) << "pause=" << pause;
+    EXPECT_LE(held, 10u + 5u) << "pause=" << pause;  // Ten datagrams and a few segments.
+    EXPECT_EQ(stream, std::string(5000, 'y')) << "pause=" << pause;
+    EXPECT_GE(w.sim.network().stats().packets_dropped, 9990u);
+    EXPECT_EQ(w.annotations.count("net.drop.held_overflow"), 9990);
+  }
 }
 
 // ---- Keepalive -----------------------------------------------------------------------

@@ -82,7 +82,7 @@ const char* TcpStateName(TcpState state) {
 HostStack::HostStack(Network* network, NetworkHost* host)
     : network_(network), host_(host), scheduler_(&network->scheduler()),
       options_(network->options()) {
-  descriptors_.resize(3, nullptr);  // 0, 1 and 2 are stdin, stdout and stderr.
+  descriptors_.resize(3);  // 0, 1 and 2 are stdin, stdout and stderr.
 }
 
 HostStack::~HostStack() = default;
@@ -112,7 +112,7 @@ const std::string& HostStack::LastMessage(TaskId task) const {
 
 SocketState* HostStack::Lookup(int fd) {
   if (fd < 0 || static_cast<size_t>(fd) >= descriptors_.size()) return nullptr;
-  return descriptors_[fd];
+  return descriptors_[fd].socket;
 }
 
 int HostStack::LookupOrFail(int fd, SocketState** out) {
@@ -151,24 +151,67 @@ SocketState* HostStack::NewSocket(int family, int type, int protocol) {
   return raw;
 }
 
-int HostStack::AllocateDescriptor(SocketState* socket) {
+int HostStack::descriptor_limit() const {
+  // Descriptors 0-2 stand for stdin, stdout and stderr, so with descriptors_per_host_max
+  // sockets open the highest descriptor is descriptors_per_host_max + 2 (RLIMIT_NOFILE
+  // bounds descriptor numbers the same way).
+  return options_.descriptors_per_host_max + 3;
+}
+
+int HostStack::ReserveDescriptor(int lowest) {
   if (open_descriptors_ >= static_cast<size_t>(options_.descriptors_per_host_max)) {
     return Fail(EMFILE, absl::StrCat("host \"", host_->name(), "\" has ",
                                      open_descriptors_, " descriptors open, the limit"));
   }
   int fd;
-  if (!free_descriptors_.empty()) {
-    fd = *free_descriptors_.begin();
-    free_descriptors_.erase(free_descriptors_.begin());
+  auto free = free_descriptors_.lower_bound(lowest);
+  if (free != free_descriptors_.end()) {
+    fd = *free;
+    free_descriptors_.erase(free);
   } else {
-    fd = static_cast<int>(descriptors_.size());
-    descriptors_.push_back(nullptr);
+    fd = std::max(static_cast<int>(descriptors_.size()), lowest);
+    for (int i = static_cast<int>(descriptors_.size()); i < fd; ++i) free_descriptors_.insert(i);
+    descriptors_.resize(fd + 1);
   }
-  DSIM_DCHECK(descriptors_[fd] == nullptr);
-  descriptors_[fd] = socket;
-  socket->fd = fd;
+  Descriptor& slot = descriptors_[fd];
+  DSIM_DCHECK(slot.socket == nullptr && !slot.reserved);
+  slot.reserved = true;
   ++open_descriptors_;
   return fd;
+}
+
+void HostStack::Install(int fd, SocketState* socket, bool close_on_exec) {
+  Descriptor& slot = descriptors_[fd];
+  DSIM_CHECK(slot.reserved && slot.socket == nullptr, "installing into an unreserved descriptor");
+  slot = Descriptor{socket, close_on_exec, false};
+  ++socket->descriptors;
+}
+
+void HostStack::Unreserve(int fd) {
+  Descriptor& slot = descriptors_[fd];
+  DSIM_CHECK(slot.reserved && slot.socket == nullptr, "releasing an unreserved descriptor");
+  slot = Descriptor{};
+  free_descriptors_.insert(fd);
+  --open_descriptors_;
+}
+
+void HostStack::DropDescriptor(int fd) {
+  SocketState* s = descriptors_[fd].socket;
+  DSIM_CHECK(s != nullptr && s->descriptors > 0, "dropping a descriptor that is not open");
+  descriptors_[fd] = Descriptor{};
+  free_descriptors_.insert(fd);
+  --open_descriptors_;
+  if (--s->descriptors > 0) return;  // Another descriptor (dup) still holds the socket.
+  if (s->active_calls > 0) {
+    // Linux keeps the socket until calls in progress on it return; so do we.
+    s->release_pending = true;
+    return;
+  }
+  if (s->is_tcp()) {
+    TcpRelease(s);
+  } else {
+    Destroy(s);
+  }
 }
 
 void HostStack::EndCall(SocketState* socket) {
@@ -191,7 +234,7 @@ void HostStack::MaybeDestroy(SocketState* socket) {
 }
 
 void HostStack::Destroy(SocketState* socket) {
-  DSIM_CHECK(socket->fd < 0 && socket->active_calls == 0, "destroying a socket in use");
+  DSIM_CHECK(socket->descriptors == 0 && socket->active_calls == 0, "destroying a socket in use");
   Unbind(socket);
   if (socket->syn_timer != kNoTimer) scheduler_->CancelTimer(socket->syn_timer);
   CancelKeepalive(socket);  // A child reset with its listener may still have one.
@@ -294,6 +337,7 @@ int HostStack::AutoBind(SocketState* socket, const IpAddress& address, bool for_
 void HostStack::BindPassive(SocketState* socket) {
   PortEntry& entry = Ports(*socket, socket->local.port);
   ++entry.passive[{socket->local.address, socket->reuse_address}];
+  socket->passive_reuse_address = socket->reuse_address;
   ++entry.passive_count;
   if (socket->state == TcpState::kTimeWait) ++entry.time_wait_count;
   socket->bound = true;
@@ -307,7 +351,7 @@ void HostStack::Unbind(SocketState* socket) {
   DSIM_CHECK(it != table.end(), "a bound socket is missing from the port table");
   PortEntry& entry = it->second;
   if (socket->passive_binding) {
-    auto key = std::make_pair(socket->local.address, socket->reuse_address);
+    auto key = std::make_pair(socket->local.address, socket->passive_reuse_address);
     auto p = entry.passive.find(key);
     DSIM_CHECK(p != entry.passive.end() && p->second > 0);
     if (--p->second == 0) entry.passive.erase(p);
@@ -515,13 +559,12 @@ int HostStack::Socket(int domain, int type, int protocol) {
     return Fail(EPROTONOSUPPORT, absl::StrCat("protocol ", protocol, " does not go with ",
                                               kind == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_DGRAM"));
   }
-  if (open_descriptors_ >= static_cast<size_t>(options_.descriptors_per_host_max)) {
-    return Fail(EMFILE, absl::StrCat("host \"", host_->name(), "\" has ", open_descriptors_,
-                                     " descriptors open, the limit"));
-  }
+  const int fd = ReserveDescriptor();
+  if (fd < 0) return fd;
   SocketState* socket = NewSocket(domain, kind, native);
   socket->nonblocking = (flags & SOCK_NONBLOCK) != 0;
-  return AllocateDescriptor(socket);
+  Install(fd, socket, (flags & SOCK_CLOEXEC) != 0);
+  return fd;
 }
 
 int HostStack::Bind(int fd, const sockaddr* address, socklen_t length) {
@@ -600,9 +643,18 @@ int HostStack::Accept(int fd, sockaddr* address, socklen_t* length, int flags,
   if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
     return Fail(EINVAL, absl::StrCat("accept4: unknown flags ", flags));
   }
-  if (open_descriptors_ >= static_cast<size_t>(options_.descriptors_per_host_max)) {
-    return Fail(EMFILE, "accept: the descriptor table is full");
-  }
+  // As __sys_accept4_file: the new descriptor is taken before anything else, and held
+  // while the call waits, so other tasks filling the table cannot take it away.
+  const int child_fd = ReserveDescriptor();
+  if (child_fd < 0) return Fail(EMFILE, "accept: the descriptor table is full");
+  struct Reservation {
+    HostStack* stack;
+    int fd;
+    bool installed = false;
+    ~Reservation() {
+      if (!installed) stack->Unreserve(fd);
+    }
+  } reservation{this, child_fd};
   if (!s->is_tcp()) return Fail(EOPNOTSUPP, "accept on a datagram socket");
   CallGuard guard(this, s);
   if (s->state != TcpState::kListen) {
@@ -622,8 +674,6 @@ int HostStack::Accept(int fd, sockaddr* address, socklen_t* length, int flags,
   SocketState* child = s->accept_queue.front();
   s->accept_queue.pop_front();
   child->listener = 0;
-  const int child_fd = AllocateDescriptor(child);
-  DSIM_CHECK(child_fd >= 0, "descriptor capacity was checked above");
   child->nonblocking = (flags & SOCK_NONBLOCK) != 0;
   if (address != nullptr) {
     int r = 0;
@@ -633,10 +683,12 @@ int HostStack::Accept(int fd, sockaddr* address, socklen_t* length, int flags,
       r = CopyAddressOut(*child, child->remote, address, length, false);
     }
     if (r < 0) {
-      Close(child_fd);
+      TcpRelease(child);  // Nobody holds it: Linux drops the new file (fput).
       return r;
     }
   }
+  Install(child_fd, child, (flags & SOCK_CLOEXEC) != 0);
+  reservation.installed = true;
   return child_fd;
 }
 
@@ -888,20 +940,7 @@ int HostStack::Shutdown(int fd, int how) {
 int HostStack::Close(int fd) {
   SocketState* s;
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
-  descriptors_[fd] = nullptr;
-  free_descriptors_.insert(fd);
-  --open_descriptors_;
-  s->fd = -1;
-  if (s->active_calls > 0) {
-    // Linux keeps the socket until calls in progress on it return; so do we.
-    s->release_pending = true;
-    return 0;
-  }
-  if (s->is_tcp()) {
-    TcpRelease(s);
-  } else {
-    Destroy(s);
-  }
+  DropDescriptor(fd);
   return 0;
 }
 
@@ -1096,12 +1135,6 @@ int HostStack::SetNonblock(int fd, bool nonblocking) {
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
   s->nonblocking = nonblocking;
   return 0;
-}
-
-int HostStack::GetFlags(int fd) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
-  return O_RDWR | (s->nonblocking ? O_NONBLOCK : 0);
 }
 
 int HostStack::SetDeadline(int fd, absl::Time deadline, bool read, bool write) {

@@ -75,11 +75,12 @@ struct SocketState {
   TcpState state = TcpState::kClosed;
   SockState sock_state = SockState::kUnconnected;
 
-  // Descriptor-level state.
-  int fd = -1;               // -1 once closed by the user (an orphan, if still alive).
+  // Open-file-level state, shared by every descriptor dup() made of it.
+  int descriptors = 0;       // Descriptors referring to it; 0 once the user closed all.
   int active_calls = 0;      // Calls in progress; the socket outlives them.
   bool release_pending = false;  // Closed while a call was in progress.
-  bool nonblocking = false;
+  bool nonblocking = false;  // O_NONBLOCK.
+  int status_flags = 0;      // Other F_SETFL flags kept as set: O_APPEND, O_ASYNC, O_NOATIME.
   absl::Time read_deadline = absl::InfiniteFuture();
   absl::Time write_deadline = absl::InfiniteFuture();
 
@@ -99,6 +100,8 @@ struct SocketState {
   // Addresses. `bound` means the socket holds its port in the port table.
   bool bound = false;
   bool passive_binding = false;  // Held through PortEntry::passive (children, TIME_WAIT).
+  // SO_REUSEADDR as the passive binding was recorded (the option may change later).
+  bool passive_reuse_address = false;
   bool port_locked = false;      // bind() named a port (SOCK_BINDPORT_LOCK).
   bool address_locked = false;   // bind() named an address (SOCK_BINDADDR_LOCK).
   Endpoint local;                // local.port != 0 once bound or connected.
@@ -162,7 +165,7 @@ struct SocketState {
   WaitQueue writable;  // Writers, connectors, pollers.
 
   bool is_tcp() const { return type == SOCK_STREAM; }
-  bool orphan() const { return fd < 0; }
+  bool orphan() const { return descriptors == 0; }
   size_t send_free_bytes() const {
     const size_t used = tx.size();
     return used >= static_cast<size_t>(send_buffer_bytes) ? 0 : send_buffer_bytes - used;
@@ -210,6 +213,10 @@ class HostStack final : public PacketReceiver {
   int Setsockopt(int fd, int level, int name, const void* value, socklen_t length);
   int SetNonblock(int fd, bool nonblocking);
   int GetFlags(int fd);
+  // fcntl, ioctl and dup (stack_descriptors.cc).
+  int Fcntl(int fd, int cmd, long arg);
+  int Ioctl(int fd, unsigned long request, void* arg);
+  int Dup(int fd, int new_fd, int flags, const char* call);  // new_fd < 0: lowest free.
   // True if `fd` is an open descriptor; records EBADF's message if not.
   bool CheckOpen(int fd) {
     if (Lookup(fd) != nullptr) return true;
@@ -218,6 +225,10 @@ class HostStack final : public PacketReceiver {
     return false;
   }
   int SetDeadline(int fd, absl::Time deadline, bool read, bool write);
+  // The pending error of open descriptor `fd` (sock_error: read and cleared), and
+  // setting it (recvmmsg keeps an error for later).
+  int TakePendingError(int fd);
+  void SetPendingError(int fd, int error);
   int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where);
 
   // Messages: the last failure of each task.
@@ -251,7 +262,6 @@ class HostStack final : public PacketReceiver {
   int FailBadDescriptor(int fd);
   SocketState* FindSocket(uint64_t id);
   SocketState* NewSocket(int family, int type, int protocol);
-  int AllocateDescriptor(SocketState* socket);
   void MaybeDestroy(SocketState* socket);
   void Destroy(SocketState* socket);
   void EndCall(SocketState* socket);
@@ -355,9 +365,25 @@ class HostStack final : public PacketReceiver {
   Scheduler* scheduler_;
   const NetworkOptions& options_;
 
-  std::vector<SocketState*> descriptors_;  // descriptors_[fd]; null when free.
+  // One slot of the descriptor table. A slot with no socket is free, or reserved by an
+  // accept() that waits (Linux takes the descriptor before it blocks).
+  struct Descriptor {
+    SocketState* socket = nullptr;
+    bool close_on_exec = false;  // FD_CLOEXEC: per descriptor, not shared by dup().
+    bool reserved = false;
+  };
+  // Takes the lowest free descriptor >= `lowest` (EMFILE when the table is full); the
+  // slot stays reserved until Install or Unreserve.
+  int ReserveDescriptor(int lowest = 0);
+  void Install(int fd, SocketState* socket, bool close_on_exec);
+  void Unreserve(int fd);
+  // Drops descriptor `fd` (open); releases the socket when it was its last descriptor.
+  void DropDescriptor(int fd);
+  int descriptor_limit() const;
+
+  std::vector<Descriptor> descriptors_;  // descriptors_[fd].
   std::set<int> free_descriptors_;    // Free fds below descriptors_.size(), lowest first.
-  size_t open_descriptors_ = 0;
+  size_t open_descriptors_ = 0;       // Open and reserved descriptors.
   // Every live socket by id. Looked up only, never iterated (salted order).
   absl::flat_hash_map<uint64_t, std::unique_ptr<SocketState>> sockets_;
   absl::flat_hash_map<uint16_t, PortEntry> ports_[2];  // [0] TCP, [1] UDP.

@@ -265,6 +265,10 @@ int HostStack::TcpDisconnect(SocketState* s) {
     TcpStopListening(s);
   } else if (NeedsReset(old)) {
     TcpSendSegment(s, Packet::kRst | Packet::kAck, s->snd_nxt, nullptr, 0);
+  } else if (old == TcpState::kSynSent) {
+    // An aborted connect: poll then says POLLERR and SO_ERROR ECONNRESET, as after
+    // Linux's tcp_disconnect (shutdown() or connect(AF_UNSPEC) while connecting).
+    s->error = ECONNRESET;
   }
   if (s->syn_timer != kNoTimer) {
     scheduler_->CancelTimer(s->syn_timer);
@@ -943,8 +947,13 @@ ssize_t HostStack::TcpSend(SocketState* s, const SendArgs& args, size_t length,
       continue;
     }
     const size_t n = std::min(free, length - copied);
-    const bool ok = CopyFromIov(args.iov, copied, n,
-                                [s](const char* data, size_t size) { s->tx.Append(data, size); });
+    // The chunk is taken whole or not at all: Linux copies it into one buffer and
+    // discards the partial copy when a piece faults (EFAULT, nothing sent), so a
+    // caller that retries does not send the first pieces twice.
+    const bool readable = ForEachIovPiece(args.iov, copied, n, [](const char*, size_t) {});
+    const bool ok = readable && CopyFromIov(args.iov, copied, n, [s](const char* data, size_t size) {
+      s->tx.Append(data, size);
+    });
     if (!ok) {
       if (copied > 0) break;
       return Fail(EFAULT, absl::StrCat(args.what, ": the buffer is null"));
