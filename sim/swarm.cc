@@ -26,7 +26,10 @@ class SwarmDrawer {
     Rate("reorder", swarm_.datagram_reorder_max, &link.datagram_reorder_probability);
     Rate("segment_loss", swarm_.segment_loss_max, &link.segment_loss_probability);
     DrawLatency(link);
-    if (On("buggify", swarm_.network_buggify)) options_.faults.buggify = true;
+    if (On("buggify", swarm_.network_buggify)) {
+      options_.faults.buggify = true;
+      parts_.push_back("buggify=on");
+    }
     DrawClocks();
     DrawSwizzle();
     draw_.description = absl::StrJoin(parts_, " ");

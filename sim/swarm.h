@@ -13,9 +13,9 @@
 //   options.faults.swarm.datagram_loss_max = 0.3;   // tighten or widen a range
 //   dsim::SweepOptions sweep{.seeds = 500, .simulation = options};
 //   // A failing seed's report prints its draw:
-//   //   swarm: datagram_loss=0.1342 duplicate=off reorder=0.0311 segment_loss=off
-//   //          latency_mean=2.417ms tail=off buggify=on clock_drift=+-212ppm
-//   //          clock_jumps=2 swizzle=on
+//   //   swarm: datagram_loss=0.1042 duplicate=0.0392 reorder=0.0288 segment_loss=off
+//   //          latency=off tail=0.0276x[20ms,200ms] buggify=on clock_drift=+-467ppm
+//   //          clock_jumps=2 swizzle=at 402.279721ms
 //
 // Each kind is a "fault.swarm.<kind>" decision (0: off), so shrinking turns kinds off;
 // rates and magnitudes come from random(). Drawn when the Simulation is built, before any

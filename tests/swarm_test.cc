@@ -41,6 +41,7 @@ TEST(Swarm, EachSeedDrawsItsOwnMixAndTheSameSeedTheSameMix) {
     }
   }
   EXPECT_EQ(mixes.size(), 100u);
+  std::cerr << "seed 1: " << Simulation(SwarmOn(1)).swarm_description() << "\n";
   for (const auto& [kind, n] : off) {
     EXPECT_GT(n, 30) << kind;
     EXPECT_LT(n, 70) << kind;
