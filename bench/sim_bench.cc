@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "bench/echo_paths.h"
 #include "scheduler/mutex.h"
 #include "sim/demo/scenario.h"
 #include "sim/harness.h"
@@ -114,7 +115,10 @@ void BM_DemoSeed(benchmark::State& state) {
   state.counters["sim_seconds_per_wall_second"] =
       benchmark::Counter(virtual_seconds, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_DemoSeed)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_DemoSeed)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Apply(bench::FixedIterationsFromEnv);
 
 }  // namespace
 }  // namespace dsim

@@ -18,6 +18,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench/echo_paths.h"
 #include "scheduler/scheduler.h"
 #include "sim/network.h"
 #include "sockets/socket.h"
@@ -74,7 +75,7 @@ void BM_TcpEchoRoundTrip(benchmark::State& state) {
       absl::ToDoubleMicroseconds(sim.scheduler.Now() - Scheduler::Epoch()) /
       std::max<double>(1, state.iterations()));
 }
-BENCHMARK(BM_TcpEchoRoundTrip);
+BENCHMARK(BM_TcpEchoRoundTrip)->Apply(bench::FixedIterationsFromEnv);
 
 void BM_LinuxLoopbackTcpEcho(benchmark::State& state) {
   const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -159,7 +160,7 @@ void BM_UdpDatagram(benchmark::State& state) {
   sim.scheduler.Run();
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_UdpDatagram);
+BENCHMARK(BM_UdpDatagram)->Apply(bench::FixedIterationsFromEnv);
 
 // One full connection per iteration: connect, accept, close on both sides.
 void BM_AcceptConnectClose(benchmark::State& state) {
@@ -183,6 +184,19 @@ void BM_AcceptConnectClose(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_AcceptConnectClose);
+
+// The closed-loop echo of issue 10 through the three paths (bench/echo_paths.h): one
+// iteration is one exchange; 10 and 100 clients on 1 ms links.
+#define DSIM_ECHO_BENCHMARK(name, path, protocol)                              \
+  void name(benchmark::State& state) { bench::RunEcho(state, path, protocol); } \
+  BENCHMARK(name)->Arg(10)->Arg(100)->Apply(bench::FixedIterationsFromEnv)
+DSIM_ECHO_BENCHMARK(BM_UdpEchoBare, bench::EchoPath::kBare, bench::EchoProtocol::kUdp);
+DSIM_ECHO_BENCHMARK(BM_UdpEchoSimulation, bench::EchoPath::kSimulation, bench::EchoProtocol::kUdp);
+DSIM_ECHO_BENCHMARK(BM_UdpEchoWrapper, bench::EchoPath::kWrapper, bench::EchoProtocol::kUdp);
+DSIM_ECHO_BENCHMARK(BM_TcpEchoBare, bench::EchoPath::kBare, bench::EchoProtocol::kTcp);
+DSIM_ECHO_BENCHMARK(BM_TcpEchoSimulation, bench::EchoPath::kSimulation, bench::EchoProtocol::kTcp);
+DSIM_ECHO_BENCHMARK(BM_TcpEchoWrapper, bench::EchoPath::kWrapper, bench::EchoProtocol::kTcp);
+#undef DSIM_ECHO_BENCHMARK
 
 }  // namespace
 }  // namespace dsim

@@ -1195,6 +1195,13 @@ void Scheduler::RemoveListener(SchedulerListener* listener) {
   has_listeners_ = !listeners_.empty();
 }
 
+std::string Annotation::DetailText() const {
+  if (format == nullptr) return std::string(detail);
+  std::string text;
+  format(payload, &text);
+  return text;
+}
+
 void Scheduler::Annotate(const Annotation& annotation) {
   CheckThread("Annotate");
   for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);

@@ -205,14 +205,34 @@ struct TaskView {
   bool daemon;
 };
 
+// The binary form of an annotation's detail, formatted into text only when someone
+// reads it (a failure report, a text or Perfetto export). Hot paths (socket calls,
+// packets) annotate this way, so a trace costs no text formatting while it records.
+struct AnnotationPayload {
+  static constexpr int kMaxWords = 10;
+  // A static string the formatter uses (a call's name); never a temporary. Traces hash
+  // its content, not its address.
+  const char* text = nullptr;
+  uint8_t word_count = 0;
+  uint64_t words[kMaxWords];
+};
+// Appends the detail text of `payload` to `out`. One formatter per category.
+using AnnotationFormatter = void (*)(const AnnotationPayload& payload, std::string* out);
+
 // An event from a layer above the scheduler (sockets, network, faults), for traces.
 struct Annotation {
   absl::string_view category;  // "net.send", "fault.partition", "socket.call", ...
-  absl::string_view detail;    // Human-readable.
+  absl::string_view detail;    // Human-readable (unless `format` is set).
   GroupId group = kNoGroup;    // Host the event belongs to.
   // A flow links a send to its delivery: 0 none; phase 1 starts it, phase 2 ends it.
   uint64_t flow_id = 0;
   int flow_phase = 0;
+  // Lazy detail: when set, the detail is format(payload) and `detail` is unused.
+  AnnotationFormatter format = nullptr;
+  AnnotationPayload payload;
+
+  // The detail as text: `detail`, or the formatted payload.
+  std::string DetailText() const;
 };
 
 // Observes everything the scheduler does. Traces and determinism fingerprints are
@@ -285,6 +305,8 @@ class Scheduler {
   // ---- Time and timers -----------------------------------------------------------
 
   absl::Time Now() const { return now_; }
+  // The same instant as nanoseconds since Epoch(), without absl::Time arithmetic.
+  int64_t NowNanos() const { return now_ns_; }
 
   // Calls `callback` when the clock reaches `when` (at once, at the next scheduling
   // point, if `when` is not in the future). Callbacks run outside any task: they may

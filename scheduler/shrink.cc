@@ -403,7 +403,7 @@ class InterleavingWriter final : public SchedulerListener {
     if (a.category == "sched.access") {
       Event(std::string(a.detail));
     } else {
-      Event(absl::StrCat(a.category, ": ", a.detail));
+      Event(absl::StrCat(a.category, ": ", a.DetailText()));
     }
   }
 

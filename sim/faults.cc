@@ -299,10 +299,21 @@ void FaultLinkModel::AnnotateFault(const char* category, const Packet& packet,
   Scheduler& scheduler = network_->scheduler();
   if (!scheduler.has_listeners()) return;
   const NetworkHost* from = network_->FindHost(packet.source_host);
-  std::string detail = packet.ToString();
-  if (extra > absl::ZeroDuration()) absl::StrAppend(&detail, " +", absl::FormatDuration(extra));
-  scheduler.Annotate(Annotation{category, detail, from != nullptr ? from->group() : kNoGroup,
-                                packet.flow_id, 0});
+  Annotation annotation{category, {}, from != nullptr ? from->group() : kNoGroup,
+                        packet.flow_id, 0};
+  annotation.format = FormatFault;
+  annotation.payload.word_count = Packet::kTraceWords + 1;
+  packet.ToTraceWords(annotation.payload.words);
+  annotation.payload.words[Packet::kTraceWords] =
+      static_cast<uint64_t>(absl::ToInt64Nanoseconds(extra));
+  scheduler.Annotate(annotation);
+}
+
+// The packet's text, then " +<extra>" when the fault added time.
+void FaultLinkModel::FormatFault(const AnnotationPayload& payload, std::string* out) {
+  Packet::FormatTraceWords(payload, out);
+  const int64_t extra_ns = static_cast<int64_t>(payload.words[Packet::kTraceWords]);
+  if (extra_ns > 0) absl::StrAppend(out, " +", absl::FormatDuration(absl::Nanoseconds(extra_ns)));
 }
 
 }  // namespace dsim

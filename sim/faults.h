@@ -181,6 +181,7 @@ class FaultLinkModel final : public LinkModel {
   absl::Duration SegmentLossDelay(const LinkFaults& link, const Packet& packet,
                                   Scheduler& scheduler);
   void AnnotateFault(const char* category, const Packet& packet, absl::Duration extra);
+  static void FormatFault(const AnnotationPayload& payload, std::string* out);
 
   Network* network_;
   FaultOptions options_;

@@ -76,6 +76,8 @@ struct SimRun {
 struct SeedRun {
   SeedOutcome outcome;
   std::optional<Schedule> schedule;
+  // What the body attached for a failure report (Simulation::AttachArtifact).
+  std::vector<Simulation::Artifact> artifacts;
 };
 
 void TouchFile(const std::string& path) {
@@ -353,6 +355,7 @@ SeedRun RunSeed(const SweepContext& ctx, uint64_t seed) {
   } else {
     seed_run.outcome = Summarize(first, seed, ctx.options.summary_events);
   }
+  if (!seed_run.outcome.status.ok()) seed_run.artifacts = first.sim->artifacts();
   FinishRun(first, seed_run);
   return seed_run;
 }
@@ -679,7 +682,14 @@ std::string CompleteReport(const SweepContext& ctx, SeedRun& run, const std::str
   const SweepConfig& config = ctx.config;
   SeedOutcome& outcome = run.outcome;
   std::string lines = RerunForReport(ctx, run, test_name);
-  const std::string name = internal::FileStem(config, test_name, outcome.seed) + ".dsched";
+  const std::string stem = internal::FileStem(config, test_name, outcome.seed);
+  for (const Simulation::Artifact& artifact : run.artifacts) {
+    absl::StrAppend(&lines, SaveFile(config, absl::StrCat(stem, ".", artifact.name),
+                                     artifact.name, "", [&](const std::string& path) {
+                                       return WriteText(path, artifact.contents);
+                                     }).lines);
+  }
+  const std::string name = stem + ".dsched";
   const SavedFile schedule =
       config.replay != nullptr ? SavedFile{} : SaveSchedule(config, run, name);
   absl::StrAppend(&lines, schedule.lines);

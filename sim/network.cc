@@ -89,20 +89,76 @@ std::string Endpoint::ToString() const {
   return absl::StrCat("[", address.ToString(), "]:", port);
 }
 
-std::string Packet::ToString() const {
-  const char* kind_name = kind == Kind::kTcp ? "tcp" : kind == Kind::kUdp ? "udp" : "icmp-unreach";
-  std::string s = absl::StrCat(kind_name, " ", source.ToString(), "->", destination.ToString());
-  if (kind == Kind::kTcp) {
+namespace {
+
+void AppendPacketText(Packet::Kind kind, const Endpoint& source, const Endpoint& destination,
+                      uint8_t flags, uint64_t sequence, uint64_t acknowledgment,
+                      uint64_t window_bytes, uint64_t length, std::string* out) {
+  const char* kind_name = kind == Packet::Kind::kTcp   ? "tcp"
+                          : kind == Packet::Kind::kUdp ? "udp"
+                                                       : "icmp-unreach";
+  absl::StrAppend(out, kind_name, " ", source.ToString(), "->", destination.ToString());
+  if (kind == Packet::Kind::kTcp) {
     std::string f;
-    if (flags & kSyn) f += 'S';
-    if (flags & kAck) f += 'A';
-    if (flags & kFin) f += 'F';
-    if (flags & kRst) f += 'R';
-    absl::StrAppend(&s, " [", f, "] seq=", sequence, " ack=", acknowledgment,
+    if (flags & Packet::kSyn) f += 'S';
+    if (flags & Packet::kAck) f += 'A';
+    if (flags & Packet::kFin) f += 'F';
+    if (flags & Packet::kRst) f += 'R';
+    absl::StrAppend(out, " [", f, "] seq=", sequence, " ack=", acknowledgment,
                     " win=", window_bytes);
   }
-  absl::StrAppend(&s, " len=", payload.size());
+  absl::StrAppend(out, " len=", length);
+}
+
+// Little-endian on every machine (one load on little-endian ones), so the words, and
+// the fingerprints made from them, do not depend on byte order.
+uint64_t LoadWord(const uint8_t* bytes) {
+  uint64_t word;
+  std::memcpy(&word, bytes, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  word = __builtin_bswap64(word);
+#endif
+  return word;
+}
+
+IpAddress AddressFromWords(uint64_t low, uint64_t high) {
+  in6_addr raw;
+  for (int b = 0; b < 8; ++b) {
+    raw.s6_addr[b] = static_cast<uint8_t>(low >> (8 * b));
+    raw.s6_addr[8 + b] = static_cast<uint8_t>(high >> (8 * b));
+  }
+  return IpAddress::FromIn6Addr(raw);
+}
+
+}  // namespace
+
+std::string Packet::ToString() const {
+  std::string s;
+  AppendPacketText(kind, source, destination, flags, sequence, acknowledgment, window_bytes,
+                   payload.size(), &s);
   return s;
+}
+
+// Words: source address (2), destination address (2), ports and length, kind, flags
+// and window, sequence, acknowledgment.
+void Packet::ToTraceWords(uint64_t* words) const {
+  words[0] = LoadWord(source.address.bytes().data());
+  words[1] = LoadWord(source.address.bytes().data() + 8);
+  words[2] = LoadWord(destination.address.bytes().data());
+  words[3] = LoadWord(destination.address.bytes().data() + 8);
+  words[4] = uint64_t{source.port} | uint64_t{destination.port} << 16 |
+             static_cast<uint64_t>(payload.size()) << 32;
+  words[5] = static_cast<uint64_t>(kind) | uint64_t{flags} << 8 | window_bytes << 16;
+  words[6] = sequence;
+  words[7] = acknowledgment;
+}
+
+void Packet::FormatTraceWords(const AnnotationPayload& payload, std::string* out) {
+  const uint64_t* w = payload.words;
+  const Endpoint source{AddressFromWords(w[0], w[1]), static_cast<uint16_t>(w[4])};
+  const Endpoint destination{AddressFromWords(w[2], w[3]), static_cast<uint16_t>(w[4] >> 16)};
+  AppendPacketText(static_cast<Kind>(w[5] & 0xff), source, destination,
+                   static_cast<uint8_t>(w[5] >> 8), w[6], w[7], w[5] >> 16, w[4] >> 32, out);
 }
 
 // ---- Link models -----------------------------------------------------------------
@@ -652,8 +708,15 @@ int Network::InjectReset(NetworkHost& a, NetworkHost& b) {
 
 void Network::AnnotatePacket(const char* category, const Packet& packet, int flow_phase,
                              GroupId group) {
-  const std::string detail = packet.ToString();
-  scheduler_->Annotate(Annotation{category, detail, group, packet.flow_id, flow_phase});
+  Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
+  annotation.category = category;
+  annotation.group = group;
+  annotation.flow_id = packet.flow_id;
+  annotation.flow_phase = flow_phase;
+  annotation.format = Packet::FormatTraceWords;
+  annotation.payload.word_count = Packet::kTraceWords;
+  packet.ToTraceWords(annotation.payload.words);
+  scheduler_->Annotate(annotation);
 }
 
 }  // namespace dsim

@@ -166,6 +166,11 @@ struct Packet {
 
   // "tcp 10.0.0.2:40000->10.0.0.1:80 [SA] seq=0 ack=0 win=131072 len=0"
   std::string ToString() const;
+  // The header fields ToString() shows, as the 8 words of a lazy trace annotation
+  // (kTraceWords), and the formatter that turns them into ToString()'s text.
+  static constexpr int kTraceWords = 8;
+  void ToTraceWords(uint64_t* words) const;
+  static void FormatTraceWords(const AnnotationPayload& payload, std::string* out);
 };
 
 // What happens to one packet: one delivery time per copy. No delivery is a drop; two
@@ -487,7 +492,19 @@ class Network {
   std::vector<std::unique_ptr<PacketReceiver>> crashed_stacks_;
 
   // Address -> host. Looked up only, never iterated (its order is salted per process).
-  absl::flat_hash_map<IpAddress, NetworkHostId> owner_of_address_;
+  // Looked up for every packet between hosts: an inline two-word hash, not absl::Hash
+  // (out of line in Debian's shared Abseil). Never iterated.
+  struct AddressHash {
+    size_t operator()(const IpAddress& a) const {
+      uint64_t low, high;
+      std::memcpy(&low, a.bytes().data(), 8);
+      std::memcpy(&high, a.bytes().data() + 8, 8);
+      const unsigned __int128 product =
+          static_cast<unsigned __int128>(low ^ 0x9e3779b97f4a7c15ULL) * (high ^ 0xd6e8feb86659fd93ULL);
+      return static_cast<size_t>(static_cast<uint64_t>(product) ^ static_cast<uint64_t>(product >> 64));
+    }
+  };
+  absl::flat_hash_map<IpAddress, NetworkHostId, AddressHash> owner_of_address_;
   // Every packet ever allocated (owned here, so in-flight packets are freed with the
   // network), and the ones free for reuse.
   std::vector<std::unique_ptr<Packet>> all_packets_;

@@ -201,11 +201,7 @@ void Simulation::NameHosts(std::vector<TaskReport>& tasks) const {
 
 void Simulation::KeepEventsBeforeFailure() {
   constexpr size_t kKept = 64;  // More than any report shows.
-  const uint64_t count = trace_->event_count();
-  events_before_failure_.clear();
-  for (const TraceEvent& event : trace_->events()) {
-    if (event.index + kKept >= count) events_before_failure_.push_back(event);
-  }
+  events_before_failure_ = trace_->LastEvents(kKept);  // Formats only those.
 }
 
 std::vector<TaskReport> Simulation::LiveTaskReports() const {
@@ -280,6 +276,19 @@ void Fail(absl::string_view message, SourceLocation where) {
                                  where.known() ? absl::StrCat(" at ", where.ToString()) : ""));
   }
   if (scheduler->InTask() && std::uncaught_exceptions() == 0) throw InvariantViolation(absl::StrCat("invariant violated: ", message));
+}
+
+void Simulation::AttachArtifact(std::string name, std::string contents) {
+  DSIM_MISUSE(!name.empty() && name.find('/') == std::string::npos,
+              "AttachArtifact: the name must be a file-name suffix without '/', got \"", name,
+              "\"");
+  for (Artifact& artifact : artifacts_) {
+    if (artifact.name == name) {
+      artifact.contents = std::move(contents);
+      return;
+    }
+  }
+  artifacts_.push_back({std::move(name), std::move(contents)});
 }
 
 // ---- Hosts -------------------------------------------------------------------------

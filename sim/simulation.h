@@ -305,6 +305,17 @@ class Simulation {
     return made;
   }
 
+  // Attaches a file to this run's failure report: when the seed fails, the harness
+  // (SeedSweep) saves it next to the trace as <test>.seed-<n>.<name> and prints its
+  // path. For a checker's page, a history, a dump. `name` is a file-name suffix such
+  // as "linearizability.html" (no '/'); attaching a name again replaces the contents.
+  struct Artifact {
+    std::string name;
+    std::string contents;
+  };
+  void AttachArtifact(std::string name, std::string contents);
+  const std::vector<Artifact>& artifacts() const { return artifacts_; }
+
   // ---- Hosts -------------------------------------------------------------------------
 
   // Adds a host and spawns its start task. Callable before a run or from a task.
@@ -419,6 +430,7 @@ class Simulation {
   std::vector<HostObserver*> observers_;
   GroupId last_group_ = kNoGroup;
   std::optional<RunResult> first_failed_run_;
+  std::vector<Artifact> artifacts_;
   std::optional<RunResult> last_run_;
   std::unique_ptr<InvariantChecker> invariants_;
   std::string violation_;

@@ -1,6 +1,7 @@
 #include "sim/trace.h"
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -50,10 +51,12 @@ std::string FormatVirtualTime(int64_t time_ns) {
 Trace::Trace(Scheduler* scheduler, TraceOptions options)
     : scheduler_(scheduler),
       options_(options),
-      fingerprint_(internal::StreamHash::kInitialState) {
+      capacity_(options.keep_all_events ? SIZE_MAX : options.keep_last_events),
+      fingerprint_(internal::WordHash::kInitialState) {
   DSIM_MISUSE(scheduler != nullptr, "Trace needs a scheduler");
   DSIM_MISUSE(options_.keep_all_events || options_.keep_last_events > 0,
               "TraceOptions::keep_last_events must be positive (or set keep_all_events)");
+  categories_.push_back(Category{"", internal::WordHash().value()});
   scheduler_->AddListener(this);
 }
 
@@ -65,134 +68,285 @@ void Trace::Detach() {
   scheduler_ = nullptr;
 }
 
-int64_t Trace::NowNs() const {
-  DSIM_CHECK(scheduler_ != nullptr, "a detached trace received an event");
-  return absl::ToInt64Nanoseconds(scheduler_->Now() - Scheduler::Epoch());
-}
-
-TraceEvent& Trace::Start(TraceEventKind kind, int64_t time_ns) {
-  if (!options_.keep_all_events && events_.size() >= options_.keep_last_events) {
-    events_.pop_front();  // Bounded memory: the fingerprint still covers it.
+// The next record, with its common fields set. Until the ring is full it is new; then
+// it is the oldest, overwritten (the fingerprint still covers it). Every field a later
+// reader looks at is set here or by the caller, so nothing of an old event leaks.
+inline Trace::Record& Trace::Start(TraceEventKind kind, int64_t time_ns, GroupId group,
+                                   TaskId task) {
+  Record* r;
+  if (ABSL_PREDICT_TRUE(records_.size() == capacity_)) {
+    r = &records_[head_];
+    head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
+  } else {
+    r = &GrowRecords();
   }
-  TraceEvent& event = events_.emplace_back();
-  event.index = next_index_++;
-  event.time_ns = time_ns;
-  event.kind = kind;
-  return event;
+  r->index = next_index_++;
+  r->time_ns = time_ns;
+  r->task = task;
+  r->other_task = kNoTask;
+  r->number = 0;
+  r->options = 0;
+  r->group = group;
+  r->kind = kind;
+  r->code = 0;
+  r->flow_phase = 0;
+  r->has_text = false;
+  r->what = "";
+  r->where = SourceLocation();
+  r->flow_id = 0;
+  r->category = 0;
+  r->format = nullptr;
+  return *r;
 }
 
-// Hashes the event's content and folds it into the stream fingerprint. `extra_hash`
-// covers content that is not stored (a decision's candidate list).
-void Trace::Finish(TraceEvent& event, uint64_t extra_hash) {
-  internal::StreamHash h;
-  h.AddU64(static_cast<uint64_t>(event.kind));
-  h.AddU64(event.code);
-  h.AddU64(static_cast<uint64_t>(event.time_ns));
-  h.AddU64(event.group);
-  h.AddU64(event.task);
-  h.AddU64(event.other_task);
-  h.AddU64(event.number);
-  h.AddU64(event.options);
-  h.AddString(event.what);
-  // The file's base name, not the path __builtin_FILE() gave: the same run built in
-  // another directory or by another build system must get the same fingerprint.
-  h.AddString(FileBaseName(event.where.file_name()));
-  h.AddU64(static_cast<uint64_t>(event.where.line()));
-  h.AddString(event.category);
-  h.AddString(event.detail);
-  h.AddU64(event.flow_id);
-  h.AddU64(static_cast<uint64_t>(event.flow_phase));
-  h.AddU64(extra_hash);
-  event.hash = h.value();
-  internal::StreamHash stream(fingerprint_);
-  stream.AddU64(event.hash);
-  fingerprint_ = stream.value();
+Trace::Record& Trace::GrowRecords() {
+  if (records_.capacity() == records_.size() && capacity_ != SIZE_MAX) {
+    records_.reserve(std::min(capacity_, std::max<size_t>(64, records_.size() * 2)));
+  }
+  return records_.emplace_back();
+}
+
+// Folds the record's content into the stream fingerprint: three to five multiplies
+// per event. Strings enter by content (through the caches), never by address.
+// `extra_a`/`extra_b` cover content kept elsewhere (a decision's candidates and label,
+// an annotation's category and payload). The record keeps the fingerprint so far.
+inline void Trace::Finish(Record& r, uint64_t extra_a, uint64_t extra_b) {
+  internal::WordHash h(fingerprint_);
+  h.Add(static_cast<uint64_t>(r.kind) | uint64_t{r.code} << 8 |
+            uint64_t{static_cast<uint8_t>(r.flow_phase)} << 16 | uint64_t{r.group} << 32,
+        static_cast<uint64_t>(r.time_ns));
+  h.Add(r.task, r.other_task);
+  h.Add(r.number, r.options);
+  if (extra_a != 0 || extra_b != 0) h.Add(extra_a, extra_b);
+  r.hash = fingerprint_ = h.value();
+}
+
+void Trace::AddText(Record& r, absl::string_view text) {
+  r.has_text = true;
+  texts_.emplace_back(r.index, std::string(text));
+  // Texts of events the ring no longer holds go.
+  const uint64_t oldest = next_index_ - records_.size();
+  while (texts_.front().first < oldest) texts_.pop_front();
+}
+
+absl::string_view Trace::TextOf(const Record& r) const {
+  if (!r.has_text) return "";
+  auto it = std::lower_bound(texts_.begin(), texts_.end(), r.index,
+                             [](const auto& entry, uint64_t index) { return entry.first < index; });
+  DSIM_CHECK(it != texts_.end() && it->first == r.index, "trace text lost");
+  return it->second;
+}
+
+namespace {
+
+// Equal bytes, 8 at a time: categories are short.
+inline bool SameBytes(const char* a, const char* b, size_t n) {
+  for (; n >= 8; n -= 8, a += 8, b += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a, 8);
+    std::memcpy(&y, b, 8);
+    if (x != y) return false;
+  }
+  for (; n > 0; --n, ++a, ++b) {
+    if (*a != *b) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+inline uint32_t Trace::InternCategory(absl::string_view category) {
+  CategorySlot& slot = category_cache_[CacheSlot(category.data())];
+  if (slot.data == category.data() && slot.size == category.size() &&
+      SameBytes(category.data(), categories_[slot.id].text.data(), category.size())) {
+    return slot.id;
+  }
+  return InternCategorySlow(category, slot);
+}
+
+uint32_t Trace::InternCategorySlow(absl::string_view category, CategorySlot& slot) {
+  auto [it, inserted] =
+      category_ids_.try_emplace(std::string(category), static_cast<uint32_t>(categories_.size()));
+  if (inserted) {
+    internal::WordHash h;
+    h.AddString(category);
+    categories_.push_back(Category{std::string(category), h.value()});
+  }
+  slot = CategorySlot{category.data(), category.size(), it->second};
+  return it->second;
+}
+
+uint64_t Trace::StaticHashSlow(const char* text, StaticSlot& slot) {
+  internal::WordHash h;
+  h.AddString(text);
+  slot = StaticSlot{text, h.value()};
+  return slot.hash;
+}
+
+uint64_t Trace::FileHashSlow(const char* file, StaticSlot& slot) {
+  internal::WordHash h;
+  h.AddString(FileBaseName(file));
+  slot = StaticSlot{file, h.value()};
+  return slot.hash;
 }
 
 void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
   if (!options_.record_decisions) return;
-  TraceEvent& event = Start(TraceEventKind::kDecision, NowNs());
-  event.code = static_cast<uint8_t>(decision.kind);
-  event.task = decision.current;
-  event.number = decision.candidates.empty() ? chosen : decision.candidates[chosen];
-  event.options = decision.num_options;
-  event.what = decision.label != nullptr ? decision.label : "";
-  internal::StreamHash candidates;
-  for (uint64_t candidate : decision.candidates) candidates.AddU64(candidate);
-  candidates.AddU64(decision.index);
-  Finish(event, candidates.value());
+  Record& r = Start(TraceEventKind::kDecision, scheduler_->NowNanos(), kNoGroup,
+                    decision.current);
+  r.code = static_cast<uint8_t>(decision.kind);
+  r.number = decision.candidates.empty() ? chosen : decision.candidates[chosen];
+  r.options = decision.num_options;
+  r.what = decision.label != nullptr ? decision.label : "";
+  internal::WordHash candidates(decision.index);
+  size_t i = 0;
+  const size_t n = decision.candidates.size();
+  for (; i + 1 < n; i += 2) candidates.Add(decision.candidates[i], decision.candidates[i + 1]);
+  if (i < n) candidates.Add(decision.candidates[i], n);
+  Finish(r, candidates.value(), StaticHash(r.what));
 }
 
 void Trace::OnSpawn(const TaskView& task) {
   if (task_names_.size() <= task.id) task_names_.resize(task.id + 1);
   task_names_[task.id] = std::string(task.name);
-  TraceEvent& event = Start(TraceEventKind::kSpawn, NowNs());
-  event.task = task.id;
-  event.group = task.group;
-  event.other_task = scheduler_->CurrentTaskId();
-  event.number = task.daemon ? 1 : 0;
-  event.detail = std::string(task.name);
-  Finish(event);
+  Record& r = Start(TraceEventKind::kSpawn, scheduler_->NowNanos(), task.group, task.id);
+  r.other_task = scheduler_->CurrentTaskId();
+  r.number = task.daemon ? 1 : 0;
+  AddText(r, task.name);
+  internal::WordHash name;
+  name.AddString(task.name);
+  Finish(r, name.value(), 0);
 }
 
 void Trace::OnDispatch(const TaskView& task) {
-  TraceEvent& event = Start(TraceEventKind::kDispatch, NowNs());
-  event.task = task.id;
-  event.group = task.group;
-  Finish(event);
+  Finish(Start(TraceEventKind::kDispatch, scheduler_->NowNanos(), task.group, task.id), 0, 0);
 }
 
 void Trace::OnBlock(const TaskView& task, const char* what, SourceLocation where) {
-  TraceEvent& event = Start(TraceEventKind::kBlock, NowNs());
-  event.task = task.id;
-  event.group = task.group;
-  event.what = what != nullptr ? what : "";
-  event.where = where;
-  Finish(event);
+  Record& r = Start(TraceEventKind::kBlock, scheduler_->NowNanos(), task.group, task.id);
+  r.what = what != nullptr ? what : "";
+  r.where = where;
+  Finish(r, StaticHash(r.what),
+         FileHash(where.file_name()) ^ static_cast<uint32_t>(where.line()));
 }
 
 void Trace::OnWake(const TaskView& task, WakeReason reason) {
-  TraceEvent& event = Start(TraceEventKind::kWake, NowNs());
-  event.task = task.id;
-  event.group = task.group;
-  event.code = static_cast<uint8_t>(reason);
+  Record& r = Start(TraceEventKind::kWake, scheduler_->NowNanos(), task.group, task.id);
+  r.code = static_cast<uint8_t>(reason);
   // The waker: the running task, unless the wake comes from a timer (no task runs
   // then) or from the task itself being killed outside a run.
   const TaskId current = scheduler_->CurrentTaskId();
-  event.other_task = current == task.id ? kNoTask : current;
-  Finish(event);
+  r.other_task = current == task.id ? kNoTask : current;
+  Finish(r, 0, 0);
 }
 
 void Trace::OnFinish(const TaskView& task) {
-  TraceEvent& event = Start(TraceEventKind::kFinish, NowNs());
-  event.task = task.id;
-  event.group = task.group;
-  Finish(event);
+  Finish(Start(TraceEventKind::kFinish, scheduler_->NowNanos(), task.group, task.id), 0, 0);
 }
 
+namespace {
+
+// Nanoseconds since the epoch; the scheduler's own count when `t` is its now.
+int64_t NanosSinceEpoch(const Scheduler& scheduler, absl::Time t) {
+  return t == scheduler.Now() ? scheduler.NowNanos()
+                              : absl::ToInt64Nanoseconds(t - Scheduler::Epoch());
+}
+
+}  // namespace
+
 void Trace::OnTimerFired(TimerId timer, absl::Time when) {
-  TraceEvent& event =
-      Start(TraceEventKind::kTimer, absl::ToInt64Nanoseconds(when - Scheduler::Epoch()));
-  event.number = timer;
-  Finish(event);
+  Record& r = Start(TraceEventKind::kTimer, NanosSinceEpoch(*scheduler_, when), kNoGroup, kNoTask);
+  r.number = timer;
+  Finish(r, 0, 0);
 }
 
 void Trace::OnClockAdvanced(absl::Time from, absl::Time to) {
-  TraceEvent& event =
-      Start(TraceEventKind::kClock, absl::ToInt64Nanoseconds(to - Scheduler::Epoch()));
-  event.number = static_cast<uint64_t>(absl::ToInt64Nanoseconds(from - Scheduler::Epoch()));
-  Finish(event);
+  Record& r = Start(TraceEventKind::kClock, NanosSinceEpoch(*scheduler_, to), kNoGroup, kNoTask);
+  r.number = static_cast<uint64_t>(absl::ToInt64Nanoseconds(from - Scheduler::Epoch()));
+  Finish(r, 0, 0);
 }
 
 void Trace::OnAnnotation(const Annotation& annotation) {
-  TraceEvent& event = Start(TraceEventKind::kAnnotation, NowNs());
-  event.group = annotation.group;
-  event.task = scheduler_->CurrentTaskId();
-  event.category = std::string(annotation.category);
-  event.detail = std::string(annotation.detail);
-  event.flow_id = annotation.flow_id;
-  event.flow_phase = annotation.flow_phase;
-  Finish(event);
+  Record& r = Start(TraceEventKind::kAnnotation, scheduler_->NowNanos(), annotation.group,
+                    scheduler_->CurrentTaskId());
+  r.category = InternCategory(annotation.category);
+  r.flow_id = annotation.flow_id;
+  r.flow_phase = static_cast<int8_t>(annotation.flow_phase);
+  internal::WordHash content(categories_[r.category].hash);
+  if (annotation.format != nullptr) {
+    r.format = annotation.format;
+    const AnnotationPayload& in = annotation.payload;
+    AnnotationPayload& p = r.payload;
+    p.text = in.text;
+    p.word_count = std::min<uint8_t>(in.word_count, AnnotationPayload::kMaxWords);
+    content.Add(p.text != nullptr ? StaticHash(p.text) : 0, p.word_count);
+    int i = 0;
+    for (; i + 1 < p.word_count; i += 2) {
+      p.words[i] = in.words[i];
+      p.words[i + 1] = in.words[i + 1];
+      content.Add(p.words[i], p.words[i + 1]);
+    }
+    if (i < p.word_count) {
+      p.words[i] = in.words[i];
+      content.Add(p.words[i], 0);
+    }
+  } else {
+    AddText(r, annotation.detail);
+    content.AddString(annotation.detail);
+  }
+  Finish(r, content.value(), r.flow_id);
+}
+
+// ---- Reading the records -----------------------------------------------------------
+
+const Trace::Record& Trace::RetainedRecord(size_t i) const {
+  DSIM_DCHECK(i < records_.size());
+  const size_t slot = head_ + i;
+  return records_[slot < records_.size() ? slot : slot - records_.size()];
+}
+
+TraceEvent Trace::Materialize(const Record& r) const {
+  TraceEvent e;
+  e.index = r.index;
+  e.time_ns = r.time_ns;
+  e.kind = r.kind;
+  e.code = r.code;
+  e.group = r.group;
+  e.task = r.task;
+  e.other_task = r.other_task;
+  e.number = r.number;
+  e.options = r.options;
+  e.what = r.what;
+  e.where = r.where;
+  if (r.kind == TraceEventKind::kAnnotation) e.category = categories_[r.category].text;
+  if (r.format != nullptr) {
+    r.format(r.payload, &e.detail);
+  } else {
+    e.detail = std::string(TextOf(r));
+  }
+  e.flow_id = r.flow_id;
+  e.flow_phase = r.flow_phase;
+  e.hash = r.hash;
+  return e;
+}
+
+std::vector<TraceEvent> Trace::LastEvents(size_t count) const {
+  std::vector<TraceEvent> out;
+  const size_t first = records_.size() > count ? records_.size() - count : 0;
+  out.reserve(records_.size() - first);
+  for (size_t i = first; i < records_.size(); ++i) out.push_back(Materialize(RetainedRecord(i)));
+  return out;
+}
+
+const std::deque<TraceEvent>& Trace::events() const {
+  if (materialized_at_ != next_index_) {  // Any new event changes next_index_.
+    materialized_.clear();
+    for (size_t i = 0; i < records_.size(); ++i) {
+      materialized_.push_back(Materialize(RetainedRecord(i)));
+    }
+    materialized_at_ = next_index_;
+  }
+  return materialized_;
 }
 
 // ---- Names -------------------------------------------------------------------------
@@ -278,9 +432,9 @@ std::string Trace::Describe(const TraceEvent& e) const {
 
 std::string Trace::LastEventsText(size_t count) const {
   std::string out;
-  const size_t first = events_.size() > count ? events_.size() - count : 0;
-  for (size_t i = first; i < events_.size(); ++i) {
-    absl::StrAppend(&out, Describe(events_[i]), "\n");
+  const size_t first = records_.size() > count ? records_.size() - count : 0;
+  for (size_t i = first; i < records_.size(); ++i) {
+    absl::StrAppend(&out, Describe(Materialize(RetainedRecord(i))), "\n");
   }
   return out;
 }
@@ -288,9 +442,11 @@ std::string Trace::LastEventsText(size_t count) const {
 void Trace::WriteText(std::ostream& out) const {
   out << absl::StrFormat("# dsim trace: %d events, fingerprint %016x", next_index_,
                          fingerprint_);
-  if (!complete()) out << absl::StrCat(", showing the last ", events_.size());
+  if (!complete()) out << absl::StrCat(", showing the last ", records_.size());
   out << "\n";
-  for (const TraceEvent& event : events_) out << Describe(event) << "\n";
+  for (size_t i = 0; i < records_.size(); ++i) {
+    out << Describe(Materialize(RetainedRecord(i))) << "\n";
+  }
 }
 
 std::string Trace::ToText() const {

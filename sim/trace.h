@@ -16,10 +16,17 @@
 //   trace.WriteFile("/tmp/run.json");              // open in https://ui.perfetto.dev
 //   uint64_t fp = trace.fingerprint();             // same program + seed: same value
 //
-// Fingerprint. A 64-bit, order-sensitive hash of the whole event stream (StreamHash over a
-// canonical encoding of each event). It uses no per-process salt, so two processes,
+// Fingerprint. A 64-bit, order-sensitive hash of the whole event stream (WordHash over
+// each event's binary content: every field, the content of every string it refers to,
+// and an annotation's lazy payload). It uses no per-process salt, so two processes,
 // two machines or two OS threads that run the same simulation get the same value; a
 // different value means the runs differ somewhere. FirstDivergence() says where.
+//
+// Cost. Events are recorded in a compact binary form into a ring of reused records:
+// no text formatting and no heap allocation per event once the ring is full. Text is
+// made only when read: events(), Describe(), the text and Chrome JSON exports.
+// Strings an event refers to by pointer (a block's `what`, a decision's label, a source
+// file name, AnnotationPayload::text) must be static, as they always had to be.
 //
 // Memory. The fingerprint always covers every event, but only the last
 // `TraceOptions::keep_last_events` events stay in memory, unless `keep_all_events` is
@@ -36,8 +43,10 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -76,7 +85,8 @@ struct TraceEvent {
   std::string detail;           // kAnnotation: free text; kSpawn: the task's name.
   uint64_t flow_id = 0;         // kAnnotation: links a send (phase 1) to its delivery (2).
   int flow_phase = 0;
-  uint64_t hash = 0;            // Hash of this event's content (not of its position).
+  uint64_t hash = 0;            // The fingerprint of the stream up to this event: equal
+                                // in two traces iff their streams agree so far.
 };
 
 struct TraceOptions {
@@ -117,9 +127,15 @@ class Trace final : public SchedulerListener {
   // Events recorded so far (retained or not).
   uint64_t event_count() const { return next_index_; }
   // The retained events, oldest first: every event, or the last keep_last_events.
-  const std::deque<TraceEvent>& events() const { return events_; }
+  // Built from the binary records on first call after new events (formats every
+  // retained annotation's detail); cheap to call again while nothing is recorded.
+  const std::deque<TraceEvent>& events() const;
+  // The last `count` retained events, oldest first: formats only those.
+  std::vector<TraceEvent> LastEvents(size_t count) const;
+  // Number of retained events.
+  size_t retained_count() const { return records_.size(); }
   // True if events() holds every event since the trace started.
-  bool complete() const { return events_.size() == next_index_; }
+  bool complete() const { return records_.size() == next_index_; }
 
   // Names the group in exports ("kv-1", "kv-1 (restart 2)"). Unnamed groups show as
   // "host <id>"; group 0 shows as "sim".
@@ -157,15 +173,89 @@ class Trace final : public SchedulerListener {
   void OnAnnotation(const Annotation& annotation) override;
 
  private:
-  TraceEvent& Start(TraceEventKind kind, int64_t time_ns);
-  void Finish(TraceEvent& event, uint64_t extra_hash = 0);
-  int64_t NowNs() const;
+  // One event in binary form, trivially copyable: strings are static pointers, interned
+  // category ids, or the annotation's lazy payload. The rare eager text (a spawned
+  // task's name, an annotation without a formatter) lives in texts_.
+  struct Record {
+    uint64_t index;
+    int64_t time_ns;
+    TaskId task;
+    TaskId other_task;
+    uint64_t number;
+    uint64_t options;
+    uint64_t hash;
+    GroupId group;
+    TraceEventKind kind;
+    uint8_t code;
+    int8_t flow_phase;
+    bool has_text;
+    const char* what;
+    SourceLocation where;
+    // Annotations only.
+    uint64_t flow_id;
+    uint32_t category;  // Index into categories_.
+    AnnotationFormatter format;
+    AnnotationPayload payload;  // Only payload.word_count words are set.
+  };
+  struct Category {
+    std::string text;
+    uint64_t hash = 0;
+  };
+  // Where the last lookups of each category and static string landed, by address bits.
+  // Addresses only pick a slot: hits are verified (categories) or static (strings), and
+  // every hash is computed from content, so no value depends on an address.
+  static constexpr size_t kCacheSlots = 256;
+  static size_t CacheSlot(const void* address) {
+    return (reinterpret_cast<uintptr_t>(address) * 0x9e3779b97f4a7c15ULL) >> 56;
+  }
+  struct CategorySlot {
+    const char* data = nullptr;
+    size_t size = 0;
+    uint32_t id = 0;
+  };
+  struct StaticSlot {
+    const char* data = nullptr;
+    uint64_t hash = 0;
+  };
+
+  Record& Start(TraceEventKind kind, int64_t time_ns, GroupId group, TaskId task);
+  Record& GrowRecords();
+  void Finish(Record& record, uint64_t extra_a, uint64_t extra_b);
+  void AddText(Record& record, absl::string_view text);
+  absl::string_view TextOf(const Record& record) const;
+  uint32_t InternCategory(absl::string_view category);
+  uint32_t InternCategorySlow(absl::string_view category, CategorySlot& slot);
+  uint64_t StaticHash(const char* text) {
+    StaticSlot& slot = static_cache_[CacheSlot(text)];
+    return slot.data == text ? slot.hash : StaticHashSlow(text, slot);
+  }
+  uint64_t StaticHashSlow(const char* text, StaticSlot& slot);
+  // A source file's hash: of its base name, not the path __builtin_FILE() gave, so a
+  // run built in another directory or by another build system fingerprints the same.
+  uint64_t FileHash(const char* file) {
+    StaticSlot& slot = file_cache_[CacheSlot(file)];
+    return slot.data == file ? slot.hash : FileHashSlow(file, slot);
+  }
+  uint64_t FileHashSlow(const char* file, StaticSlot& slot);
+  const Record& RetainedRecord(size_t i) const;  // 0 is the oldest retained.
+  TraceEvent Materialize(const Record& record) const;
 
   Scheduler* scheduler_;
   TraceOptions options_;
-  std::deque<TraceEvent> events_;
+  size_t capacity_;             // Records kept: keep_last_events, or unbounded.
+  std::vector<Record> records_;  // A ring once full; records_[head_] is the oldest.
+  size_t head_ = 0;
   uint64_t next_index_ = 0;
   uint64_t fingerprint_;
+  std::deque<std::pair<uint64_t, std::string>> texts_;  // (event index, text), in order.
+  std::vector<Category> categories_;  // Index 0: no category.
+  absl::flat_hash_map<std::string, uint32_t> category_ids_;  // Never iterated.
+  CategorySlot category_cache_[kCacheSlots];
+  StaticSlot static_cache_[kCacheSlots];
+  StaticSlot file_cache_[kCacheSlots];
+  // events(): the materialized view, valid while materialized_at_ == next_index_.
+  mutable std::deque<TraceEvent> materialized_;
+  mutable uint64_t materialized_at_ = UINT64_MAX;
   std::vector<std::string> task_names_;  // By TaskId; ids are dense from 1.
   std::vector<std::string> group_names_;  // By GroupId; "" means the default name.
 };

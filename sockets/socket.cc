@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
 #include "sim/network.h"
+#include "sockets/internal/recv_into.h"
 #include "sockets/internal/stack.h"
 
 namespace dsim {
@@ -98,14 +99,30 @@ HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
   return nullptr;
 }
 
-// Out of line: building the annotation text must not weigh on every call's frame.
+// "Recvfrom(3) = 32", "Connect(4) = -1 ECONNREFUSED": made only when a trace is read.
+void FormatCall(const AnnotationPayload& payload, std::string* out) {
+  const int fd = static_cast<int>(payload.words[0]);
+  const int64_t result = static_cast<int64_t>(payload.words[1]);
+  if (result < 0) {
+    absl::StrAppend(out, payload.text, "(", fd, ") = -1 ",
+                    strerrorname_np(static_cast<int>(-result)));
+  } else {
+    absl::StrAppend(out, payload.text, "(", fd, ") = ", result);
+  }
+}
+
+// Out of line: the annotation must not weigh on every call's frame.
 ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
                                           const char* call, int fd, int64_t result) {
-  const std::string detail =
-      result < 0 ? absl::StrCat(call, "(", fd, ") = -1 ",
-                                strerrorname_np(static_cast<int>(-result)))
-                 : absl::StrCat(call, "(", fd, ") = ", result);
-  scheduler.Annotate(Annotation{"socket.call", detail, stack->host().group(), 0, 0});
+  Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
+  annotation.category = "socket.call";
+  annotation.group = stack->host().group();
+  annotation.format = FormatCall;
+  annotation.payload.text = call;
+  annotation.payload.word_count = 2;
+  annotation.payload.words[0] = static_cast<uint64_t>(static_cast<int64_t>(fd));
+  annotation.payload.words[1] = static_cast<uint64_t>(result);
+  scheduler.Annotate(annotation);
 }
 
 template <typename T>
@@ -266,6 +283,24 @@ ssize_t Recvfrom(int fd, void* buffer, size_t length, int flags, sockaddr* addre
   args.what = "recvfrom";
   return Finish(stack, "Recvfrom", fd, stack->Recv(fd, args, where));
 }
+
+namespace internal {
+
+ssize_t RecvfromInto(int fd, std::string* data, size_t max_bytes, int flags, sockaddr* address,
+                     socklen_t* address_length, SourceLocation where) {
+  HostStack* stack = Enter("Recvfrom");
+  if (stack == nullptr) return -1;
+  internal::RecvArgs args;
+  args.flags = flags;
+  args.name = address;
+  args.name_length = address_length;
+  args.what = "recvfrom";
+  args.into = data;
+  args.into_max = max_bytes;
+  return Finish(stack, "Recvfrom", fd, stack->Recv(fd, args, where));
+}
+
+}  // namespace internal
 
 ssize_t Sendto(int fd, const void* buffer, size_t length, int flags, const sockaddr* address,
                socklen_t address_length, SourceLocation where) {

@@ -1,10 +1,12 @@
 #include "sockets/udp.h"
 
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "sim/network.h"
+#include "sockets/internal/recv_into.h"
 #include "sockets/socket.h"
 #include "sockets/socket_status.h"
 
@@ -48,25 +50,56 @@ absl::Status UdpSocket::Send(absl::string_view data) {
   return absl::OkStatus();
 }
 
+absl::Status UdpSocket::SendTo(absl::string_view data, const IpAddress& ip, uint16_t port) {
+  sockaddr_storage address;
+  socklen_t length;
+  std::memset(&address, 0, sizeof(sockaddr_in6));
+  if (ip.is_v4()) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&address);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    in->sin_addr = ip.ToInAddr();
+    length = sizeof(sockaddr_in);
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    in6->sin6_addr = ip.ToIn6Addr();
+    length = sizeof(sockaddr_in6);
+  }
+  if (Sendto(fd(), data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&address),
+             length) < 0) {
+    return LastSocketError("sendto");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UdpSocket::ReceiveFrom(Datagram* datagram, size_t max_bytes,
+                                    SourceLocation where) {
+  sockaddr_storage address;
+  socklen_t length = sizeof(address);
+  const ssize_t n =
+      internal::RecvfromInto(fd(), &datagram->data, max_bytes, MSG_TRUNC,
+                             reinterpret_cast<sockaddr*>(&address), &length, where);
+  if (n < 0) return LastSocketError("recvfrom");
+  datagram->truncated = static_cast<size_t>(n) > max_bytes;
+  if (address.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<sockaddr_in*>(&address);
+    datagram->from_ip = IpAddress::FromInAddr(in->sin_addr);
+    datagram->from_port = ntohs(in->sin_port);
+  } else {
+    const auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
+    datagram->from_ip = IpAddress::FromIn6Addr(in6->sin6_addr);
+    datagram->from_port = ntohs(in6->sin6_port);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<UdpSocket::Datagram> UdpSocket::ReceiveFrom(size_t max_bytes,
                                                             SourceLocation where) {
   Datagram datagram;
-  datagram.data.resize(max_bytes);
-  sockaddr_storage address;
-  socklen_t length = sizeof(address);
-  const ssize_t n = Recvfrom(fd(), datagram.data.data(), max_bytes, MSG_TRUNC,
-                             reinterpret_cast<sockaddr*>(&address), &length, where);
-  if (n < 0) return LastSocketError("recvfrom");
-  datagram.truncated = static_cast<size_t>(n) > max_bytes;
-  datagram.data.resize(std::min(static_cast<size_t>(n), max_bytes));
-  if (address.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<sockaddr_in*>(&address);
-    datagram.from_ip = IpAddress::FromInAddr(in->sin_addr).ToString();
-    datagram.from_port = ntohs(in->sin_port);
-  } else {
-    const auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
-    datagram.from_ip = IpAddress::FromIn6Addr(in6->sin6_addr).ToString();
-    datagram.from_port = ntohs(in6->sin6_port);
+  if (absl::Status status = ReceiveFrom(&datagram, max_bytes, where); !status.ok()) {
+    return status;
   }
   return datagram;
 }

@@ -1,7 +1,11 @@
 // The demo (//sim:demo) as a specification: it is deterministic per seed, its planted
-// bug is found by a 200-seed sweep and reproduced by the seed printed for it, the
-// correct store survives the same sweep, and its trace is valid Chrome JSON.
+// bug is found by a 200-seed sweep (the history is not linearizable) and reproduced by
+// the seed printed for it, the correct store survives the same sweep, and its trace is
+// valid Chrome JSON. CorrectStorePassesEvery200SeedsUnderFaults also pins the fix of a
+// put whose retry took effect a second time (seed 145 fails without it).
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -14,6 +18,7 @@
 #include "scheduler/scheduler.h"
 #include "sim/demo/history.h"
 #include "sim/demo/scenario.h"
+#include "sim/harness.h"
 #include "tests/internal/mini_json.h"
 
 namespace dsim::demo {
@@ -42,7 +47,7 @@ TEST(DemoChecker, FlagsAReadOlderThanAWriteThatCompletedBeforeIt) {
   history.Record(Get(2, "a", {1, 1}, 40, 50));
   const absl::Status verdict = history.Check();
   EXPECT_FALSE(verdict.ok());
-  EXPECT_TRUE(absl::StrContains(verdict.message(), "stale read")) << verdict;
+  EXPECT_TRUE(absl::StrContains(verdict.message(), "not linearizable")) << verdict;
 }
 
 TEST(DemoChecker, AllowsAnOldValueForAReadConcurrentWithTheWrite) {
@@ -66,6 +71,32 @@ TEST(DemoChecker, FlagsAValueNobodyWrote) {
   History history;
   history.Record(Get(2, "ghost", {9, 3}, 40, 50));
   EXPECT_FALSE(history.Check().ok());
+}
+
+TEST(DemoChecker, FlagsAWriteThatTakesEffectTwice) {
+  // What the store did before Put kept its version across retries: client 1's put of
+  // "a" half-succeeded, was read, was overwritten by "b", and its retry, under a newer
+  // version, brought "a" back. Every read returned a version at least as new as any
+  // before it, so a checker that trusts the store's versions passes this history;
+  // linearizability of the values does not.
+  History history;
+  history.Record(Put(1, "a", {4, 1}, 0, 100));   // Retried; its last version is 4.
+  history.Record(Get(2, "a", {1, 1}, 10, 20));   // The first attempt's copy.
+  history.Record(Put(2, "b", {2, 2}, 30, 40));
+  history.Record(Get(2, "a", {4, 1}, 110, 120));
+  const absl::Status verdict = history.Check();
+  EXPECT_FALSE(verdict.ok());
+  EXPECT_TRUE(absl::StrContains(verdict.message(), "not linearizable")) << verdict;
+}
+
+TEST(DemoChecker, UnavailablePutMayTakeEffectLater) {
+  History history;
+  Operation put = Put(1, "a", {}, 0, 10);
+  put.ok = false;  // Timed out: it may still be applied.
+  history.Record(put);
+  history.Record(Get(2, "", {}, 20, 30));        // Not yet...
+  history.Record(Get(2, "a", {1, 1}, 40, 50));   // ...now it is.
+  EXPECT_TRUE(history.Check().ok()) << history.Check();
 }
 
 // ---- Determinism ----------------------------------------------------------------------
@@ -111,6 +142,11 @@ TEST(Demo, PlantedBugIsFoundWithin200SeedsAndThePrintedSeedReproducesIt) {
   EXPECT_TRUE(absl::StartsWith(failed->fail_line, absl::StrCat("FAIL seed=", failed->seed, " ")))
       << failed->fail_line;
 
+  // The failure comes with the checker's page and the history.
+  EXPECT_TRUE(absl::StrContains(failed->html, "not linearizable")) << failed->seed;
+  EXPECT_TRUE(absl::StrContains(failed->html, "<svg")) << failed->seed;
+  EXPECT_GT(failed->history.size(), 100u);
+
   // What `--seed=<N> --bug` runs: a fresh simulation for the printed seed.
   const DemoResult rerun = RunDemo({.seed = failed->seed, .bug = true});
   EXPECT_FALSE(rerun.status.ok());
@@ -121,9 +157,59 @@ TEST(Demo, PlantedBugIsFoundWithin200SeedsAndThePrintedSeedReproducesIt) {
 
 TEST(Demo, CorrectStorePassesEvery200SeedsUnderFaults) {
   for (const DemoResult& result : RunDemoSeeds({.seed = 1}, kSweepSeeds, 0)) {
-    EXPECT_TRUE(result.status.ok()) << result.summary;
+    EXPECT_TRUE(result.status.ok()) << result.summary << result.status;
+    EXPECT_TRUE(result.html.empty());
     EXPECT_EQ(result.faults, 4) << result.summary;
   }
+}
+
+TEST(Demo, FailingSeedUnderASweepSavesTheLinearizabilityPageAndPrintsItsPath) {
+  // Find a failing seed first, then sweep just that one, as a test would.
+  uint64_t failing = 0;
+  for (const DemoResult& result : RunDemoSeeds({.seed = 1, .bug = true}, 40, 0)) {
+    if (!result.status.ok()) {
+      failing = result.seed;
+      break;
+    }
+  }
+  ASSERT_NE(failing, 0u);
+  const std::string dir = absl::StrCat(::testing::TempDir(), "artifacts");
+  std::filesystem::create_directories(dir);
+  std::ostringstream log;
+  SweepOptions options;
+  options.seeds = 1;
+  options.first_seed = failing;
+  options.simulation = DemoSimulationOptions({});
+  options.report_to_gtest = false;
+  options.log = &log;
+  options.record_schedules = false;
+  const std::map<std::string, std::string> env = {{"DSIM_SCHEDULE_DIR", dir}};
+  options.env = [env](absl::string_view name) -> std::optional<std::string> {
+    auto it = env.find(std::string(name));
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+  const SweepResult swept = SeedSweep(options).Run([](Simulation& sim) {
+    return RunDemoScenario(sim, {.bug = true}).status;
+  });
+  ASSERT_EQ(swept.failed_seeds.size(), 1u) << log.str();
+  // The report names the page, saved where the harness saves every failing seed's
+  // files, under the seed's file stem.
+  const std::string marker = "  linearizability.html: ";
+  const size_t at = log.str().find(marker);
+  ASSERT_NE(at, std::string::npos) << log.str();
+  const size_t begin = at + marker.size();
+  const std::string page = log.str().substr(begin, log.str().find('\n', begin) - begin);
+  EXPECT_TRUE(absl::StartsWith(page, dir + "/")) << page;
+  const std::string suffix = absl::StrCat(".seed-", failing, ".linearizability.html");
+  ASSERT_TRUE(absl::EndsWith(page, suffix)) << page;
+  std::ifstream file(page);
+  ASSERT_TRUE(file.good()) << page;
+  std::stringstream html;
+  html << file.rdbuf();
+  EXPECT_TRUE(absl::StrContains(html.str(), "not linearizable"));
+  const std::string stem = page.substr(0, page.size() - std::string(".linearizability.html").size());
+  EXPECT_TRUE(std::filesystem::exists(stem + ".history.edn")) << stem;
 }
 
 // ---- The trace ---------------------------------------------------------------------------

@@ -363,7 +363,7 @@ class TraceRecorder : public SchedulerListener {
  public:
   void OnDispatch(const TaskView& task) override { events.push_back(absl::StrCat("run ", task.name)); }
   void OnAnnotation(const Annotation& a) override {
-    events.push_back(absl::StrCat(a.category, " ", a.detail));
+    events.push_back(absl::StrCat(a.category, " ", a.DetailText()));
   }
   std::vector<std::string> events;
 };
@@ -612,7 +612,7 @@ TEST(Convenience, UdpSocketKeepsDatagramBoundariesAndReportsTruncation) {
     ASSERT_TRUE(first.ok());
     EXPECT_EQ(first->data, "ques");
     EXPECT_TRUE(first->truncated);
-    EXPECT_EQ(first->from_ip, "fd00::2");
+    EXPECT_EQ(first->from_ip.ToString(), "fd00::2");
     absl::StatusOr<UdpSocket::Datagram> second = socket->ReceiveFrom();
     ASSERT_TRUE(second.ok());
     EXPECT_EQ(second->data, "x");

@@ -369,6 +369,73 @@ TEST(TraceFile, WritesJsonForJsonPathsAndTextOtherwise) {
 }  // namespace
 }  // namespace dsim
 
+// ---- Lazy annotations: recorded as binary words, formatted only when read -------------
+
+namespace dsim {
+namespace {
+
+int g_format_calls = 0;
+
+void FormatPair(const AnnotationPayload& payload, std::string* out) {
+  ++g_format_calls;
+  absl::StrAppend(out, payload.text, " ", payload.words[0], "/", payload.words[1]);
+}
+
+// Runs one task that annotates `words` lazily, then `eager` as plain text.
+struct LazyRun {
+  explicit LazyRun(uint64_t second_word, size_t keep = 1000)
+      : trace(&scheduler, TraceOptions{.keep_last_events = keep}) {
+    scheduler.Spawn("t", [this, second_word] {
+      Annotation lazy;
+      lazy.category = "test.lazy";
+      lazy.format = FormatPair;
+      lazy.payload.text = "pair";
+      lazy.payload.word_count = 2;
+      lazy.payload.words[0] = 7;
+      lazy.payload.words[1] = second_word;
+      scheduler.Annotate(lazy);
+      scheduler.Annotate({.category = "test.eager", .detail = "plain text"});
+    });
+    scheduler.Run();
+  }
+  Scheduler scheduler;
+  Trace trace;
+};
+
+TEST(TraceLazyAnnotation, IsFormattedOnlyWhenReadAndReadsLikeEagerText) {
+  g_format_calls = 0;
+  LazyRun run(9);
+  EXPECT_EQ(g_format_calls, 0) << "recording must not format";
+  const std::string text = run.trace.ToText();
+  EXPECT_GE(g_format_calls, 1);
+  EXPECT_TRUE(absl::StrContains(text, "note test.lazy: pair 7/9")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "note test.eager: plain text")) << text;
+  bool found = false;
+  for (const TraceEvent& e : run.trace.events()) {
+    if (e.category == "test.lazy") {
+      EXPECT_EQ(e.detail, "pair 7/9");
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(TraceLazyAnnotation, PayloadWordsEnterTheFingerprint) {
+  EXPECT_EQ(LazyRun(9).trace.fingerprint(), LazyRun(9).trace.fingerprint());
+  EXPECT_NE(LazyRun(9).trace.fingerprint(), LazyRun(10).trace.fingerprint());
+}
+
+TEST(TraceLazyAnnotation, EagerTextsOfOverwrittenEventsAreDropped) {
+  LazyRun run(9, /*keep=*/2);  // Only the last two events stay.
+  ASSERT_EQ(run.trace.events().size(), 2u);
+  EXPECT_EQ(run.trace.events().back().detail, "");  // The finish event.
+  std::string last = run.trace.LastEventsText(2);
+  EXPECT_TRUE(absl::StrContains(last, "test.eager: plain text")) << last;
+}
+
+}  // namespace
+}  // namespace dsim
+
 namespace dsim {
 namespace {
 

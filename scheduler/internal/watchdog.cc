@@ -170,9 +170,24 @@ void WatchdogThread(Registry* registry) {
   }
 }
 
+// fork() (death tests, subprocesses) copies the registry but not the watchdog thread:
+// keep its mutex consistent across the fork, and give the child a clean registry that
+// starts its own thread at the next Watch.
+void BeforeFork() { TheRegistry().mu.lock(); }
+void AfterForkInParent() { TheRegistry().mu.unlock(); }
+void AfterForkInChild() {
+  Registry& registry = TheRegistry();
+  registry.entries.clear();
+  if (thread_entry != nullptr) registry.entries.push_back(thread_entry);
+  if (thread_entry != nullptr) thread_entry->thread = pthread_self();
+  registry.thread_pid = 0;
+  registry.mu.unlock();
+}
+
 void InstallHandler() {
   static std::once_flag installed;
   std::call_once(installed, [] {
+    pthread_atfork(&BeforeFork, &AfterForkInParent, &AfterForkInChild);
     struct sigaction action;
     std::memset(&action, 0, sizeof(action));
     action.sa_sigaction = &OnSignal;

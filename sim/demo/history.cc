@@ -7,19 +7,6 @@
 #include "scheduler/scheduler.h"
 
 namespace dsim::demo {
-namespace {
-
-const char* Verb(Operation::Kind kind) {
-  return kind == Operation::Kind::kPut ? "wrote" : "read";
-}
-
-// `client 1 wrote x = "c1.4" (version 3.c1)`.
-std::string Describe(const Operation& op) {
-  return absl::StrCat("client ", op.client, " ", Verb(op.kind), " ", op.key, " = \"", op.value,
-                      "\" (version ", op.version.ToString(), ")");
-}
-
-}  // namespace
 
 std::string FormatVirtualTime(absl::Time time) {
   return absl::StrFormat("%.3fs", absl::ToDoubleSeconds(time - Scheduler::Epoch()));
@@ -31,42 +18,51 @@ int History::Count(Operation::Kind kind, bool ok) const {
       [&](const Operation& op) { return op.kind == kind && op.ok == ok; }));
 }
 
-absl::Status History::Check() const {
-  // Reads in the order they began (ties by client), so the report names the earliest.
-  std::vector<const Operation*> reads;
+check::History History::ToCheckHistory() const {
+  std::vector<check::Operation> ops;
   for (const Operation& op : operations_) {
-    if (op.kind == Operation::Kind::kGet && op.ok) reads.push_back(&op);
+    check::Operation c;
+    c.process = op.client;
+    c.key = check::Value(op.key);
+    c.call_time_ns = absl::ToInt64Nanoseconds(op.start - Scheduler::Epoch());
+    c.return_time_ns = absl::ToInt64Nanoseconds(op.end - Scheduler::Epoch());
+    c.outcome = op.ok ? check::Outcome::kOk : check::Outcome::kInfo;
+    if (op.kind == Operation::Kind::kPut) {
+      c.f = "write";
+      c.input = check::Value(op.value);
+      c.output = c.input;
+    } else {
+      c.f = "read";
+      // A key never written reads as the register's initial nil.
+      if (op.ok && op.version != Version{}) c.output = check::Value(op.value);
+    }
+    ops.push_back(std::move(c));
   }
-  std::stable_sort(reads.begin(), reads.end(), [](const Operation* a, const Operation* b) {
-    return a->start != b->start ? a->start < b->start : a->client < b->client;
-  });
-  for (const Operation* read : reads) {
-    absl::Status verdict = CheckRead(*read);
-    if (!verdict.ok()) return verdict;
-  }
-  return absl::OkStatus();
+  return check::History::FromIntervals(ops);
 }
 
-absl::Status History::CheckRead(const Operation& read) const {
-  bool written = read.version == Version{};
-  // The newest operation on the key that completed before the read began.
-  const Operation* newest_before = nullptr;
-  for (const Operation& op : operations_) {
-    if (op.key != read.key) continue;
-    if (op.kind == Operation::Kind::kPut && op.value == read.value) written = true;
-    if (!op.ok || op.end >= read.start) continue;
-    if (newest_before == nullptr || newest_before->version < op.version) newest_before = &op;
+absl::Status History::Check() const { return CheckEvents(ToCheckHistory()); }
+
+absl::Status CheckEvents(const check::History& history, check::CheckResult* result) {
+  check::CheckOptions options;
+  // Deterministic: a few hundred operations need thousands of steps, not millions.
+  options.time_budget = absl::InfiniteDuration();
+  options.max_steps = 50'000'000;
+  check::CheckResult checked = check::CheckLinearizability(history, check::KvModel(), options);
+  absl::Status status;
+  if (!checked.error.ok()) {
+    status = absl::InternalError(absl::StrCat("history cannot be checked: ",
+                                              checked.error.message()));
+  } else if (checked.verdict == check::Verdict::kNotLinearizable) {
+    status = absl::FailedPreconditionError(
+        absl::StrCat(checked.FirstViolation(), "\n", checked.Explain()));
+  } else if (checked.verdict == check::Verdict::kUnknown) {
+    status = absl::DeadlineExceededError(
+        absl::StrCat("linearizability unknown: the checker's step budget ran out\n",
+                     checked.Explain()));
   }
-  if (!written) {
-    return absl::DataLossError(absl::StrCat("read of a value nobody wrote: ", Describe(read),
-                                            " at ", FormatVirtualTime(read.start)));
-  }
-  if (newest_before != nullptr && read.version < newest_before->version) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "stale read: ", Describe(read), " at ", FormatVirtualTime(read.start), ", but ",
-        Describe(*newest_before), " by ", FormatVirtualTime(newest_before->end)));
-  }
-  return absl::OkStatus();
+  if (result != nullptr) *result = std::move(checked);
+  return status;
 }
 
 }  // namespace dsim::demo

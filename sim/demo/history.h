@@ -1,5 +1,5 @@
 // History: every operation the demo's clients made, with the virtual times they began
-// and ended, and the checker that finds stale reads in it.
+// and ended, checked for linearizability with the key-value model (check/).
 //
 // Example:
 //
@@ -7,16 +7,20 @@
 //   history.Record({.client = 1, .kind = Operation::Kind::kPut, .key = "x",
 //                   .start = t0, .end = t1, .ok = true, .value = "c1.1",
 //                   .version = {1, 1}});
-//   absl::Status verdict = history.Check();   // OK, or the first stale read, explained
+//   absl::Status verdict = history.Check();   // OK, or the first violation, explained
 //
-// What Check() verifies, per key, for every read that completed:
-//   - it returned a value some client wrote (or the key's initial empty value);
-//   - it is not stale: its version is at least that of every write that completed
-//     before the read began, and of every read that completed before it began.
-// The store promises that its version order is a linearization of the writes, so
-// these rules are what linearizability of each key means for it. Operations that
-// failed (no quorum in time) may or may not have taken effect: they never constrain a
-// read, but their values may legitimately be read.
+// What Check() verifies: that the operations on each key are linearizable, with the
+// store as one register per key (dsim::check::KvModel): some order of them, consistent
+// with real time, in which every read returns the latest write (or nothing, for a key
+// never written). Operations that failed (no quorum in time) may or may not have taken
+// effect, at any later point: a failed put is an "info" operation to the checker, and a
+// failed get constrains nothing. The versions the store returns are not used: the
+// checker needs only what clients saw.
+//
+// The scenario records each operation twice: here, for the summary's counts, and in a
+// dsim::check::Recorder, whose events are in the exact order they happened (Record()
+// has only times, and operations that touch at the same virtual instant count as
+// concurrent). Check() and CheckEvents() run the same checker.
 #ifndef DSIM_SIM_DEMO_HISTORY_H_
 #define DSIM_SIM_DEMO_HISTORY_H_
 
@@ -25,6 +29,8 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "check/history.h"
+#include "check/linearizability.h"
 #include "sim/demo/kv_store.h"
 
 namespace dsim::demo {
@@ -51,15 +57,22 @@ class History {
 
   int Count(Operation::Kind kind, bool ok) const;
 
-  // OK, or a FailedPrecondition naming the first bad read (by start time) and the
-  // operation it contradicts.
+  // The operations as a checker history (Jepsen's form): put is :write, get is :read
+  // (nil for a key never written), unavailable is :info; events sorted by time.
+  check::History ToCheckHistory() const;
+
+  // OK, or a FailedPrecondition whose first line names the first key found not
+  // linearizable and the operation that cannot be linearized.
   absl::Status Check() const;
 
  private:
-  absl::Status CheckRead(const Operation& read) const;
-
   std::vector<Operation> operations_;  // In the order they ended.
 };
+
+// The demo's checker over an exact history: the KV model, a deterministic step budget
+// (so a verdict never depends on the machine). `result` (optional) receives the whole
+// result, for the HTML page.
+absl::Status CheckEvents(const check::History& history, check::CheckResult* result = nullptr);
 
 // "1.234s": a virtual time as seconds since the simulation's epoch.
 std::string FormatVirtualTime(absl::Time time);

@@ -116,11 +116,19 @@ KvClient::KvClient(ClientOptions options) : options_(std::move(options)) {
   }
 }
 
+// A retry must not pick a new version. If an attempt stored its version on some
+// replica before timing out, a reader may already have seen the value; a retry under a
+// higher version would then make the same write take effect a second time, after
+// writes that came in between (a read sees "c1.1", then "c2.13", then "c1.1" again).
+// The linearizability checker found this; the older stale-read checker, which trusted
+// the store's own version order, could not.
 absl::StatusOr<Version> KvClient::Put(absl::string_view key, absl::string_view value) {
   absl::Status failure;
+  std::optional<Version> chosen;
   for (int attempt = 1; attempt <= options_.attempts_max; ++attempt) {
     if (attempt > 1) dsim::SleepFor(options_.retry_backoff);
-    absl::StatusOr<Version> version = PutOnce(key, value, dsim::Now() + options_.attempt_timeout);
+    absl::StatusOr<Version> version =
+        PutOnce(key, value, dsim::Now() + options_.attempt_timeout, chosen);
     if (version.ok()) return version;
     failure = version.status();
   }
@@ -139,12 +147,14 @@ absl::StatusOr<VersionedValue> KvClient::Get(absl::string_view key) {
 }
 
 absl::StatusOr<Version> KvClient::PutOnce(absl::string_view key, absl::string_view value,
-                                          absl::Time deadline) {
-  absl::StatusOr<VersionedValue> newest = ReadQuorum(key, Majority(), deadline);
-  if (!newest.ok()) return newest.status();
-  last_counter_ = std::max(last_counter_, newest->version.counter) + 1;
-  const VersionedValue mine{.version = {last_counter_, options_.id},
-                            .value = std::string(value)};
+                                          absl::Time deadline, std::optional<Version>& chosen) {
+  if (!chosen.has_value()) {
+    absl::StatusOr<VersionedValue> newest = ReadQuorum(key, Majority(), deadline);
+    if (!newest.ok()) return newest.status();
+    last_counter_ = std::max(last_counter_, newest->version.counter) + 1;
+    chosen = Version{last_counter_, options_.id};
+  }
+  const VersionedValue mine{.version = *chosen, .value = std::string(value)};
   absl::Status stored = WriteQuorum(key, mine, deadline);
   if (!stored.ok()) return stored;
   return mine.version;

@@ -120,8 +120,11 @@ class KvClient {
     std::string inbox;                // Received bytes not yet parsed into lines.
   };
 
+  // One attempt of a put. `chosen` carries the version between attempts: once an
+  // attempt has picked one (and may have stored it somewhere), retries store that same
+  // version, never a new one (see Put).
   absl::StatusOr<Version> PutOnce(absl::string_view key, absl::string_view value,
-                                  absl::Time deadline);
+                                  absl::Time deadline, std::optional<Version>& chosen);
   absl::StatusOr<VersionedValue> GetOnce(absl::string_view key, absl::Time deadline);
   // The newest value of `key` among the answers of at least `needed` replicas, and in
   // `holders` (if not null) how many of them answered with that version.

@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "check/html.h"
+#include "check/recorder.h"
 #include "scheduler/random.h"
 #include "scheduler/scheduler.h"
 #include "sim/demo/history.h"
@@ -35,7 +37,8 @@ struct Cluster {
   std::vector<HostId> replicas;
   std::vector<HostId> clients;
   std::vector<std::string> replica_addresses;
-  History history;
+  History history;           // For the summary's counts.
+  check::Recorder recorder;  // The exact history, for the checker.
   std::vector<std::string> faults;  // What the fault schedule did: "1.250s crash kv3".
 };
 
@@ -56,16 +59,25 @@ void RunClient(Simulation& sim, Cluster& cluster, int id, const DemoOptions& opt
     if (random.Bernoulli(0.5)) {
       op.kind = Operation::Kind::kPut;
       op.value = absl::StrCat("c", id, ".", i);
+      check::PendingOp write =
+          cluster.recorder.Invoke(id, "write", check::Value(op.value), check::Value(op.key));
       absl::StatusOr<Version> put = kv.Put(op.key, op.value);
       op.ok = put.ok();
       if (put.ok()) op.version = *put;
+      put.ok() ? write.Ok() : write.Info();  // Unavailable: it may still take effect.
     } else {
       op.kind = Operation::Kind::kGet;
+      check::PendingOp read =
+          cluster.recorder.Invoke(id, "read", check::Value(), check::Value(op.key));
       absl::StatusOr<VersionedValue> got = kv.Get(op.key);
       op.ok = got.ok();
       if (got.ok()) {
         op.value = got->value;
         op.version = got->version;
+        // A key never written reads as the register's initial nil.
+        read.Ok(got->version == Version{} ? check::Value() : check::Value(got->value));
+      } else {
+        read.Info();
       }
     }
     op.end = sim.Now();
@@ -183,7 +195,16 @@ DemoResult RunDemoScenario(Simulation& sim, const DemoOptions& options) {
 
   DemoResult result;
   result.seed = sim.seed();
-  result.status = run.ok() ? cluster->history.Check() : run.status();
+  check::CheckResult checked;
+  result.status = run.ok() ? CheckEvents(cluster->recorder.history(), &checked) : run.status();
+  result.history = cluster->recorder.history();
+  if (checked.verdict == check::Verdict::kNotLinearizable) {
+    check::HtmlOptions page;
+    page.title = absl::StrCat("dsim demo seed ", sim.seed(), options.bug ? " --bug" : "");
+    result.html = check::RenderHtml(checked, page);
+    sim.AttachArtifact("linearizability.html", result.html);
+    sim.AttachArtifact("history.edn", result.history.ToEdn());
+  }
   if (!result.status.ok()) {
     result.fail_line =
         absl::StrCat("FAIL seed=", result.seed, " ", FirstLine(result.status.message()));

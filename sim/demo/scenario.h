@@ -1,14 +1,14 @@
 // The demo scenario: a replicated key-value store (sim/demo/kv_store.h) on three
 // replica hosts, two client hosts issuing reads and writes, and a fault schedule drawn
 // from the seed: packet delay on every link, a partition that heals, and a replica
-// that crashes and restarts. After the run, the clients' history is checked for stale
-// reads (sim/demo/history.h).
+// that crashes and restarts. After the run, the clients' history is checked for
+// linearizability, one register per key (sim/demo/history.h, check/linearizability.h).
 //
 // Example:
 //
 //   dsim::demo::DemoResult result = dsim::demo::RunDemo({.seed = 7, .bug = true});
 //   std::cout << result.summary;        // a few deterministic lines, ending PASS or FAIL
-//   if (!result.status.ok()) { ... }    // e.g. "stale read: client 2 read x = ..."
+//   if (!result.status.ok()) { ... }    // e.g. "not linearizable: key "x": process 2 read ..."
 //
 // Or inside a SeedSweep (sim/harness.h), whose simulations must be built with
 // DemoSimulationOptions:
@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "check/history.h"
 #include "sim/simulation.h"
 
 namespace dsim::demo {
@@ -48,7 +49,8 @@ struct DemoOptions {
 
 struct DemoResult {
   uint64_t seed = 0;
-  // OK, or why the seed failed: a stale read, or a run that did not finish.
+  // OK, or why the seed failed: a history that is not linearizable, or a run that did
+  // not finish.
   absl::Status status;
   // What `//sim:demo --seed=N` prints: a few lines, the last `PASS seed=N` or
   // `FAIL seed=N <reason>`.
@@ -61,6 +63,11 @@ struct DemoResult {
   int operations_unavailable = 0;
   int faults = 0;
   uint64_t packets = 0;
+  // The clients' history as the checker saw it (Jepsen's form; ToEdn() for
+  // //sim:check_history), and when it is not linearizable, the checker's HTML page
+  // (check/html.h). Under a SeedSweep both are attached to the failure report too.
+  check::History history;
+  std::string html;
 };
 
 // The SimulationOptions of a demo run: the seed, the network's latency model, and a

@@ -806,6 +806,10 @@ ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
   size_t length = 0;
   for (const iovec& v : args.iov) length += v.iov_len;
+  if (args.into != nullptr) {
+    if (s->is_tcp()) return RecvStreamInto(fd, args, where);
+    length = args.into_max;
+  }
   CallGuard guard(this, s);
   const absl::Time start = CallStart(*s, true);
   if (s->read_deadline <= start) {
@@ -833,6 +837,18 @@ ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
       args.msg->msg_controllen = 0;
     }
   }
+  return result;
+}
+
+// A string receive on a stream socket: through a buffer of the maximum size.
+ssize_t HostStack::RecvStreamInto(int fd, const RecvArgs& args, SourceLocation where) {
+  args.into->resize(args.into_max);
+  const iovec v{args.into->data(), args.into_max};
+  RecvArgs through_iov = args;
+  through_iov.iov = absl::MakeConstSpan(&v, 1);
+  through_iov.into = nullptr;
+  const ssize_t result = Recv(fd, through_iov, where);
+  args.into->resize(result > 0 ? std::min(static_cast<size_t>(result), args.into_max) : 0);
   return result;
 }
 

@@ -36,6 +36,7 @@
 #include "scheduler/source_location.h"
 #include "sim/network.h"
 #include "sockets/internal/byte_queue.h"
+#include "sockets/internal/ring_queue.h"
 
 namespace dsim::internal {
 
@@ -124,7 +125,12 @@ struct SocketState {
   uint64_t pending_fin_sequence = UINT64_MAX;  // A FIN seen ahead of missing data.
   uint64_t rcv_acked = 0;        // rcv_nxt as last acknowledged.
   uint64_t rcv_window_edge = 0;  // Highest position the peer was allowed to send to.
+  // A delayed ACK is owed (Linux's ICSK_ACK_TIMER pending bit), due at delayed_ack_due.
+  // Its timer may outlive it, as Linux's does: an ACK that leaves clears only the bit,
+  // and a timer that fires early for a later delayed ACK re-arms itself for its due time.
   bool delayed_ack_armed = false;
+  bool delayed_ack_timer_pending = false;
+  absl::Time delayed_ack_due;
 
   // TCP send side: tx holds [snd_una, snd_una + tx.size()).
   ByteQueue tx;
@@ -158,7 +164,7 @@ struct SocketState {
   uint64_t listener = 0;  // For a child still in an accept queue: its listener's id.
 
   // UDP.
-  std::deque<Datagram> datagrams;
+  RingQueue<Datagram> datagrams;
   size_t datagram_bytes = 0;  // Charged against receive_buffer_bytes.
 
   WaitQueue readable;  // Readers, acceptors, pollers.
@@ -180,6 +186,10 @@ struct RecvArgs {
   socklen_t* name_length = nullptr;  // recvfrom: in/out through user memory.
   msghdr* msg = nullptr;             // recvmsg: msg_namelen and msg_flags are written.
   const char* what = "Recv";
+  // Instead of `iov`: receive into this string, sized to the bytes received (at most
+  // into_max). The wrappers use it to skip a zero-filled buffer of the maximum size.
+  std::string* into = nullptr;
+  size_t into_max = 0;
 };
 
 struct SendArgs {
@@ -327,6 +337,7 @@ class HostStack final : public PacketReceiver {
   void ArmSynTimer(SocketState* socket);
   void OnSynTimer(uint64_t id);
   void OnDelayedAck(uint64_t id);
+  void ClearDelayedAck(SocketState* socket);
   void OnTimeWaitEnd(uint64_t id);
   void OnFinWait2Timeout(uint64_t id);
   // Keepalive (stack_engine.cc).
@@ -349,10 +360,12 @@ class HostStack final : public PacketReceiver {
   ssize_t UdpSend(SocketState* socket, const SendArgs& args, size_t length);
   int UdpConnect(SocketState* socket, const sockaddr* address, socklen_t length);
   void UdpOnDatagram(Packet* packet);
+  ssize_t RecvStreamInto(int fd, const RecvArgs& args, SourceLocation where);
   void UdpOnUnreachable(const Packet& packet);
 
   short PollMask(const SocketState& socket) const;
-  void AddTimer(absl::Duration delay, uint64_t id, void (HostStack::*handler)(uint64_t));
+  template <void (HostStack::*kHandler)(uint64_t)>
+  TimerId AddTimer(absl::Duration delay, uint64_t id);
   // Sends a packet from this host, unless the stack is detached (then frees it).
   void Transmit(Packet* packet);
   // Buggify: the length a stream read or write moves this time (a short prefix, at
@@ -382,6 +395,9 @@ class HostStack final : public PacketReceiver {
   int descriptor_limit() const;
 
   std::vector<Descriptor> descriptors_;  // descriptors_[fd].
+  // Payload buffers of consumed datagrams, handed to the next arriving packet in
+  // exchange for its own: datagrams then cost no heap allocation in steady state.
+  std::vector<std::string> spare_payloads_;
   std::set<int> free_descriptors_;    // Free fds below descriptors_.size(), lowest first.
   size_t open_descriptors_ = 0;       // Open and reserved descriptors.
   // Every live socket by id. Looked up only, never iterated (salted order).

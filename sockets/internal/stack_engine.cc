@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
 #include "sockets/internal/stack.h"
@@ -15,6 +16,7 @@ namespace {
 
 constexpr size_t kUdpMaxPayloadV4 = 65507;  // 65535 - IPv4 header - UDP header.
 constexpr size_t kUdpMaxPayloadV6 = 65527;  // 65535 - UDP header.
+constexpr size_t kMaxSparePayloads = 256;
 
 // Calls visit(base, size) for each piece of the caller's iovecs covering `length` bytes
 // from `offset` bytes in, in order. False if a piece's buffer is null (EFAULT) or the
@@ -85,11 +87,13 @@ bool NeedsReset(TcpState state) {
 
 // ---- Timers and traces -------------------------------------------------------------
 
-void HostStack::AddTimer(absl::Duration delay, uint64_t id,
-                         void (HostStack::*handler)(uint64_t)) {
+// The handler is a template argument so the callback captures 16 bytes, which
+// std::function stores without a heap allocation.
+template <void (HostStack::*kHandler)(uint64_t)>
+TimerId HostStack::AddTimer(absl::Duration delay, uint64_t id) {
   // Stack timers belong to the host's group: a crash cancels them with the host.
-  scheduler_->AddTimer(scheduler_->Now() + delay, [this, id, handler] { (this->*handler)(id); },
-                       host_->group());
+  return scheduler_->AddTimer(scheduler_->Now() + delay, [this, id] { (this->*kHandler)(id); },
+                              host_->group());
 }
 
 void HostStack::Transmit(Packet* packet) {
@@ -136,6 +140,7 @@ void HostStack::TcpSendSegment(SocketState* s, uint8_t flags, uint64_t sequence,
   if (flags & Packet::kAck) {
     s->rcv_acked = s->rcv_nxt;
     s->rcv_window_edge = s->rcv_nxt + p->window_bytes;
+    if (s->delayed_ack_armed) ClearDelayedAck(s);
   }
   Transmit(p);
 }
@@ -232,7 +237,7 @@ void HostStack::TcpEnterTimeWait(SocketState* s) {
   tw->has_remote = true;
   tw->reuse_address = s->reuse_address;
   BindPassive(tw);
-  AddTimer(options_.time_wait, tw->id, &HostStack::OnTimeWaitEnd);
+  AddTimer<&HostStack::OnTimeWaitEnd>(options_.time_wait, tw->id);
   TcpDone(s);
 }
 
@@ -336,7 +341,7 @@ void HostStack::TcpRelease(SocketState* s) {
   QueueFin(s);
   TcpPump(s);
   if (s->state == TcpState::kFinWait2) {
-    AddTimer(options_.fin_wait2_timeout, s->id, &HostStack::OnFinWait2Timeout);
+    AddTimer<&HostStack::OnFinWait2Timeout>(options_.fin_wait2_timeout, s->id);
   }
   WakeAll(s);
 }
@@ -375,12 +380,29 @@ void HostStack::OnSynTimer(uint64_t id) {
 void HostStack::ArmDelayedAck(SocketState* s) {
   if (s->delayed_ack_armed) return;
   s->delayed_ack_armed = true;
-  AddTimer(options_.delayed_ack, s->id, &HostStack::OnDelayedAck);
+  s->delayed_ack_due = scheduler_->Now() + options_.delayed_ack;
+  if (s->delayed_ack_timer_pending) return;  // It re-arms itself for the new due time.
+  s->delayed_ack_timer_pending = true;
+  AddTimer<&HostStack::OnDelayedAck>(options_.delayed_ack, s->id);
 }
+
+// Any ACK that leaves settles what the delayed ACK was waiting for, as Linux's
+// tcp_event_ack_sent clears ICSK_TIME_DACK. Were the owed ACK left in place, the timer
+// would fire for data that arrived since (at the same instant, say) and send a pure ACK
+// that Linux does not send.
+void HostStack::ClearDelayedAck(SocketState* s) { s->delayed_ack_armed = false; }
 
 void HostStack::OnDelayedAck(uint64_t id) {
   SocketState* s = FindSocket(id);
   if (s == nullptr) return;
+  s->delayed_ack_timer_pending = false;
+  if (!s->delayed_ack_armed) return;  // Its ACK left with data.
+  const absl::Time now = scheduler_->Now();
+  if (now < s->delayed_ack_due) {  // Owed for later data: wait for that (tcp_delack_timer).
+    s->delayed_ack_timer_pending = true;
+    AddTimer<&HostStack::OnDelayedAck>(s->delayed_ack_due - now, s->id);
+    return;
+  }
   s->delayed_ack_armed = false;
   if (s->rcv_acked != s->rcv_nxt && s->peer_connection != 0 && s->state != TcpState::kClosed &&
       s->state != TcpState::kTimeWait) {
@@ -740,7 +762,7 @@ void HostStack::TcpOnFinAcked(SocketState* s) {
   switch (s->state) {
     case TcpState::kFinWait1:
       s->state = TcpState::kFinWait2;
-      if (s->orphan()) AddTimer(options_.fin_wait2_timeout, s->id, &HostStack::OnFinWait2Timeout);
+      if (s->orphan()) AddTimer<&HostStack::OnFinWait2Timeout>(options_.fin_wait2_timeout, s->id);
       WakeAll(s);
       break;
     case TcpState::kClosing:
@@ -1148,27 +1170,33 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
       return Fail(EAGAIN, absl::StrCat(args.what, ": timed out waiting for a datagram"));
     }
   }
-  Datagram datagram;
-  if (peek) {
-    datagram = s->datagrams.front();
-  } else {
-    datagram = std::move(s->datagrams.front());
-    s->datagrams.pop_front();
-    s->datagram_bytes -= datagram.payload.size() + options_.udp_datagram_overhead_bytes;
-  }
+  Datagram& datagram = s->datagrams.front();
   const size_t size = datagram.payload.size();
   const size_t n = std::min(size, length);
-  if (n > 0 && !CopyToIov(args.iov, 0, datagram.payload.data(), n)) {
-    return Fail(EFAULT, absl::StrCat(args.what, ": the buffer is null"));
+  const Endpoint source = datagram.source;
+  bool copied = true;
+  if (args.into != nullptr) {
+    args.into->assign(datagram.payload.data(), n);
+  } else if (n > 0) {
+    copied = CopyToIov(args.iov, 0, datagram.payload.data(), n);
   }
+  if (!peek) {  // Consumed, even if the copy faults (as before).
+    s->datagram_bytes -= size + options_.udp_datagram_overhead_bytes;
+    if (spare_payloads_.size() < kMaxSparePayloads) {
+      datagram.payload.clear();
+      spare_payloads_.push_back(std::move(datagram.payload));
+    }
+    s->datagrams.pop_front();
+  }
+  if (!copied) return Fail(EFAULT, absl::StrCat(args.what, ": the buffer is null"));
   if (args.name != nullptr) {
-    if (int r = CopyAddressOut(*s, datagram.source, args.name, args.name_length, false); r < 0) {
+    if (int r = CopyAddressOut(*s, source, args.name, args.name_length, false); r < 0) {
       return r;
     }
   }
   if (args.msg != nullptr) {
     if (args.msg->msg_name != nullptr) {
-      if (int r = CopyAddressOut(*s, datagram.source, static_cast<sockaddr*>(args.msg->msg_name),
+      if (int r = CopyAddressOut(*s, source, static_cast<sockaddr*>(args.msg->msg_name),
                                  &args.msg->msg_namelen, false);
           r < 0) {
         return r;
@@ -1182,7 +1210,7 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
 
 void HostStack::UdpOnDatagram(Packet* packet) {
   PortEntry* entry = FindPorts(SOCK_DGRAM, packet->destination.port);
-  std::vector<SocketState*> best;
+  absl::InlinedVector<SocketState*, 4> best;
   int best_score = 0;
   if (entry != nullptr) {
     for (SocketState* s : entry->sockets) {
@@ -1218,7 +1246,15 @@ void HostStack::UdpOnDatagram(Packet* packet) {
     return;
   }
   s->datagram_bytes += packet->payload.size() + options_.udp_datagram_overhead_bytes;
-  s->datagrams.push_back(Datagram{packet->source, std::move(packet->payload)});
+  // The queue takes the packet's buffer; the packet, going back to the network's pool,
+  // takes a spare one (with capacity) for the next send.
+  std::string payload;
+  if (!spare_payloads_.empty()) {
+    payload = std::move(spare_payloads_.back());
+    spare_payloads_.pop_back();
+  }
+  payload.swap(packet->payload);
+  s->datagrams.push_back(Datagram{packet->source, std::move(payload)});
   if (!s->readable.empty()) s->readable.WakeAll();
 }
 
