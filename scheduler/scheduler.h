@@ -340,8 +340,14 @@ class Scheduler {
   // ---- Extensions -------------------------------------------------------------------
   // Layers above the scheduler (the network, the simulation) find their per-simulation
   // state here instead of in globals. Not owned.
-  enum ExtensionSlot { kNetworkExtension = 0, kSimulationExtension = 1, kUserExtension = 2 };
-  static constexpr int kExtensionSlots = 4;
+  enum ExtensionSlot {
+    kNetworkExtension = 0,
+    kSimulationExtension = 1,
+    kUserExtension = 2,
+    kDiskExtension = 3,   // disk/disks.h
+    kFilesExtension = 4,  // The files layer's descriptor router (sockets ask it).
+  };
+  static constexpr int kExtensionSlots = 6;
   void SetExtension(int slot, void* value);
   void* extension(int slot) const {
     return slot >= 0 && slot < kExtensionSlots ? extensions_[slot] : nullptr;
