@@ -14,8 +14,11 @@ Disks::Disks(Scheduler* scheduler, StorageFaults defaults)
 }
 
 Disks::~Disks() {
+  // Tasks blocked on file locks must unwind before the tables holding the wait queues.
+  if (scheduler_->live_tasks() > 0 && Scheduler::Current() == nullptr) scheduler_->Shutdown();
   // Attachments (open files) go first: they point into the disks.
   for (Binding& binding : bindings_) binding.attachment.reset();
+  retired_.clear();
   scheduler_->SetExtension(Scheduler::kDiskExtension, nullptr);
 }
 
@@ -40,14 +43,17 @@ Disk& Disks::disk(DiskId id) {
 
 void Disks::BindGroup(GroupId group, DiskId id) {
   if (bindings_.size() <= group) bindings_.resize(group + 1);
-  bindings_[group].attachment.reset();
+  UnbindGroup(group);
   bindings_[group].disk = &disk(id);
   bindings_[group].disk->set_group(group);
 }
 
 void Disks::UnbindGroup(GroupId group) {
   if (group >= bindings_.size()) return;
-  bindings_[group].attachment.reset();
+  if (bindings_[group].attachment != nullptr) {
+    bindings_[group].attachment->Detach();
+    retired_.push_back(std::move(bindings_[group].attachment));
+  }
   bindings_[group].disk = nullptr;
 }
 

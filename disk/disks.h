@@ -35,10 +35,13 @@
 namespace dsim {
 
 // Per-incarnation state a layer above keeps for a group (the files layer's descriptor
-// table). Destroyed when the group is unbound (the process died) or rebound.
+// table). When the group is unbound (the process died) it is detached (its files
+// closed) and kept until the Disks goes, since the dead incarnation's tasks, still
+// unwinding, may be linked into its wait queues.
 class DiskAttachment {
  public:
   virtual ~DiskAttachment() = default;
+  virtual void Detach() {}
 };
 
 class Disks {
@@ -58,7 +61,7 @@ class Disks {
 
   // Tasks of `group` use `disk` from now on (and annotations of the disk go to group).
   void BindGroup(GroupId group, DiskId disk);
-  // The group's process is gone: its attachment (open descriptors) is destroyed.
+  // The group's process is gone: its attachment (open descriptors) is detached.
   void UnbindGroup(GroupId group);
   // The disk of `group`, or null.
   Disk* DiskOfGroup(GroupId group) {
@@ -86,6 +89,7 @@ class Disks {
   StorageFaults defaults_;
   std::vector<std::unique_ptr<Disk>> disks_;  // disks_[id - 1].
   std::vector<Binding> bindings_;             // By GroupId.
+  std::vector<std::unique_ptr<DiskAttachment>> retired_;
 };
 
 }  // namespace dsim

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
 #include "sim/network.h"
+#include "sockets/internal/other_descriptors.h"
 #include "sockets/internal/stack.h"
 
 namespace dsim {
@@ -180,6 +181,7 @@ int Shutdown(int fd, int how) {
 }
 
 int Close(int fd) {
+  if (const auto* other = internal::OtherDescriptorsFor(fd)) return other->Close(fd);
   HostStack* stack = Enter("Close", KillPoint::kDefer);
   if (stack == nullptr) return -1;
   return Finish(stack, "Close", fd, stack->Close(fd));
@@ -198,6 +200,9 @@ int Getpeername(int fd, sockaddr* address, socklen_t* length) {
 }
 
 ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
+  if (const auto* other = internal::OtherDescriptorsFor(fd)) {
+    return other->Read(fd, buffer, length);
+  }
   HostStack* stack = Enter("Read");
   if (stack == nullptr) return -1;
   // read(2): the descriptor is checked first, then the buffer; a zero-length read of a
@@ -213,6 +218,9 @@ ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
 }
 
 ssize_t Write(int fd, const void* buffer, size_t length, SourceLocation where) {
+  if (const auto* other = internal::OtherDescriptorsFor(fd)) {
+    return other->Write(fd, buffer, length);
+  }
   HostStack* stack = Enter("Write");
   if (stack == nullptr) return -1;
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Write", fd, -EBADF);
@@ -319,12 +327,16 @@ int Setsockopt(int fd, int level, int name, const void* value, socklen_t length)
 }
 
 int SetNonblock(int fd, bool nonblocking) {
+  if (const auto* other = internal::OtherDescriptorsFor(fd)) {
+    return other->SetNonblock(fd, nonblocking);
+  }
   HostStack* stack = Enter("SetNonblock");
   if (stack == nullptr) return -1;
   return Finish(stack, "SetNonblock", fd, stack->SetNonblock(fd, nonblocking));
 }
 
 int GetFlags(int fd) {
+  if (const auto* other = internal::OtherDescriptorsFor(fd)) return other->GetFlags(fd);
   HostStack* stack = Enter("GetFlags");
   if (stack == nullptr) return -1;
   return Finish(stack, "GetFlags", fd, stack->GetFlags(fd));
@@ -353,6 +365,17 @@ int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where) {
   if (stack == nullptr) return -1;
   return Finish(stack, "Poll", -1, stack->Poll(fds, count, timeout_ms, where));
 }
+
+namespace internal {
+
+bool SocketDescriptorOpen(Scheduler& scheduler, GroupId group, int fd) {
+  auto* network = static_cast<Network*>(scheduler.extension(Scheduler::kNetworkExtension));
+  NetworkHost* host = network == nullptr ? nullptr : network->HostOfGroup(group);
+  if (host == nullptr || host->stack() == nullptr) return false;
+  return static_cast<HostStack*>(host->stack())->DescriptorOpen(fd);
+}
+
+}  // namespace internal
 
 const std::string& LastSocketErrorMessage() {
   Scheduler* scheduler = Scheduler::Current();

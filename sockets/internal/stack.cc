@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
+#include "sockets/internal/other_descriptors.h"
 
 namespace dsim::internal {
 namespace {
@@ -151,18 +152,34 @@ SocketState* HostStack::NewSocket(int family, int type, int protocol) {
   return raw;
 }
 
+bool HostStack::HeldByOtherKind(int fd) const {
+  const auto* other = static_cast<const OtherDescriptors*>(
+      scheduler_->extension(Scheduler::kFilesExtension));
+  return other != nullptr && other->InUse(*scheduler_, host_->group(), fd);
+}
+
 int HostStack::AllocateDescriptor(SocketState* socket) {
   if (open_descriptors_ >= static_cast<size_t>(options_.descriptors_per_host_max)) {
     return Fail(EMFILE, absl::StrCat("host \"", host_->name(), "\" has ",
                                      open_descriptors_, " descriptors open, the limit"));
   }
-  int fd;
-  if (!free_descriptors_.empty()) {
-    fd = *free_descriptors_.begin();
-    free_descriptors_.erase(free_descriptors_.begin());
-  } else {
-    fd = static_cast<int>(descriptors_.size());
+  // The lowest number neither a socket nor another kind of file holds.
+  int fd = -1;
+  for (auto it = free_descriptors_.begin(); it != free_descriptors_.end(); ++it) {
+    if (!HeldByOtherKind(*it)) {
+      fd = *it;
+      free_descriptors_.erase(it);
+      break;
+    }
+  }
+  while (fd < 0) {
+    const int candidate = static_cast<int>(descriptors_.size());
     descriptors_.push_back(nullptr);
+    if (HeldByOtherKind(candidate)) {
+      free_descriptors_.insert(candidate);
+    } else {
+      fd = candidate;
+    }
   }
   DSIM_DCHECK(descriptors_[fd] == nullptr);
   descriptors_[fd] = socket;

@@ -217,6 +217,8 @@ class HostStack final : public PacketReceiver {
     LookupOrFail(fd, &ignored);
     return false;
   }
+  // Whether `fd` is an open socket descriptor (no message).
+  bool DescriptorOpen(int fd) { return Lookup(fd) != nullptr; }
   int SetDeadline(int fd, absl::Time deadline, bool read, bool write);
   int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where);
 
@@ -252,6 +254,8 @@ class HostStack final : public PacketReceiver {
   SocketState* FindSocket(uint64_t id);
   SocketState* NewSocket(int family, int type, int protocol);
   int AllocateDescriptor(SocketState* socket);
+  // Whether another kind of open file (files/) holds `fd` on this host.
+  bool HeldByOtherKind(int fd) const;
   void MaybeDestroy(SocketState* socket);
   void Destroy(SocketState* socket);
   void EndCall(SocketState* socket);
