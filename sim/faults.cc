@@ -293,4 +293,12 @@ void FaultLinkModel::AnnotateFault(const char* category, const Packet& packet,
                                 packet.flow_id, 0});
 }
 
+const StorageFaults& FaultOptions::StorageFor(const std::string& host) const {
+  const StorageFaults* found = &storage;
+  for (const StorageOverride& o : storage_overrides) {
+    if (o.host == host) found = &o.storage;
+  }
+  return *found;
+}
+
 }  // namespace dsim

@@ -24,7 +24,8 @@
 // unwind at their next scheduling point, can never be confused with the new one's.
 // Host::group() is the current incarnation's group. What survives a crash is what the
 // test keeps outside the start function (a simulated disk); everything the start
-// function builds is fresh.
+// function builds is fresh: every host has a simulated disk (disks(), files/file.h)
+// that survives; a crash is a power loss for it.
 //
 // Layers above hook into host lifecycle through HostObserver: they learn of each host
 // added, crashed, restarted, paused and resumed, in that order of calls.
@@ -72,6 +73,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "disk/disks.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/strategy.h"
 #include "sim/faults.h"
@@ -278,6 +280,22 @@ class Simulation {
   // Replaces the faults of one directed link at run time.
   void SetLinkFaults(HostId from, HostId to, LinkFaults link);
 
+  // ---- Disks -------------------------------------------------------------------------
+  // Every host has a disk (disk/disk.h) that survives its crashes and restarts; its
+  // tasks reach it through the file calls (files/file.h). A host Crash is a power
+  // loss: the disk's non-durable state is resolved as the seed decides. Disk ids equal
+  // host ids.
+
+  Disks& disks() { return *disks_; }
+  Disk& disk(HostId id);
+  // Erases the host's disk ("fault.disk.wipe"). Typically while the host is crashed.
+  void WipeDisk(HostId id);
+  // Exchanges two hosts' disks ("fault.disk.swap"): a restarted host comes back with
+  // another's disk. Both should be crashed.
+  void SwapDisks(HostId a, HostId b);
+  // Replaces the storage faults of one host's disk at run time.
+  void SetStorageFaults(HostId id, const StorageFaults& faults);
+
  private:
   static std::shared_ptr<Strategy> BuildStrategy(const SimulationOptions& options);
   RunResult Record(RunResult result);
@@ -294,6 +312,7 @@ class Simulation {
   std::unique_ptr<Network> network_;
   std::shared_ptr<FaultLinkModel> fault_model_;
   std::unique_ptr<NetworkBridge> network_bridge_;
+  std::unique_ptr<Disks> disks_;  // Disk ids are host ids.
   std::vector<std::unique_ptr<Host>> hosts_;  // hosts_[id - 1].
   std::vector<HostId> host_of_group_;         // By GroupId; kNoHost for others.
   std::vector<HostObserver*> observers_;
