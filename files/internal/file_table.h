@@ -9,6 +9,7 @@
 #define DSIM_FILES_INTERNAL_FILE_TABLE_H_
 
 #include <dirent.h>
+#include <fcntl.h>
 
 #include <cstdint>
 #include <map>
