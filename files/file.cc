@@ -20,14 +20,15 @@
 #include "files/internal/file_table.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/scheduler.h"
-#include "sockets/internal/other_descriptors.h"
+#include "sockets/internal/stack.h"
 
 namespace dsim {
 namespace {
 
 using internal::DirStream;
 using internal::FileTable;
-using internal::OpenFile;
+using internal::DiskFile;
+using internal::HostStack;
 
 constexpr size_t kPathMax = 4096;  // PATH_MAX, counting the terminating NUL.
 constexpr size_t kNameMax = 255;
@@ -50,21 +51,6 @@ std::string& OutsideMessage() {
   return message;
 }
 
-enum class KillPoint { kDeliver, kDefer };
-
-// The router the socket layer asks about numbers it does not hold. Stateless: it finds
-// the table of the calling task's group through the scheduler.
-class FileRouter final : public internal::OtherDescriptors {
- public:
-  bool InUse(Scheduler& scheduler, GroupId group, int fd) const override;
-  ssize_t Read(int fd, void* buffer, size_t length) const override;
-  ssize_t Write(int fd, const void* buffer, size_t length) const override;
-  int Close(int fd) const override;
-  int GetFlags(int fd) const override;
-  int SetNonblock(int fd, bool nonblocking) const override;
-};
-const FileRouter kRouter;
-
 FileTable* TableOf(Scheduler& scheduler, GroupId group, bool create) {
   auto* disks = static_cast<Disks*>(scheduler.extension(Scheduler::kDiskExtension));
   if (disks == nullptr) return nullptr;
@@ -74,38 +60,27 @@ FileTable* TableOf(Scheduler& scheduler, GroupId group, bool create) {
   if (slot == nullptr) {
     if (!create) return nullptr;
     slot = std::make_unique<FileTable>(disk, group);
-    if (scheduler.extension(Scheduler::kFilesExtension) == nullptr) {
-      scheduler.SetExtension(Scheduler::kFilesExtension,
-                             const_cast<FileRouter*>(&kRouter));
-    }
   }
   return static_cast<FileTable*>(slot.get());
 }
 
-// Finds the calling task's file table, after the scheduling point every call is.
-FileTable* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
-  Scheduler* scheduler = Scheduler::Current();
-  const char* problem = nullptr;
-  if (scheduler == nullptr) {
-    problem = "no dsim simulation runs on this thread";
-  } else if (!scheduler->InTask()) {
-    problem = "the caller is a timer callback or the run loop";
-  } else {
-    if (std::uncaught_exceptions() == 0) {
-      if (kill_point == KillPoint::kDefer) {
-        Scheduler::NoUnwindScope no_unwind;
-        scheduler->SchedulingPoint();
-      } else {
-        scheduler->SchedulingPoint();
-      }
-    }
-    if (FileTable* table = TableOf(*scheduler, scheduler->CurrentGroup(), true)) return table;
-    problem = scheduler->extension(Scheduler::kDiskExtension) == nullptr
-                  ? "no dsim::Disks is attached to this simulation's scheduler"
-                  : "the calling task's group has no disk (or its host crashed)";
+// Finds the calling task's host stack (descriptors) and file table (disk), after the
+// scheduling point every call is.
+FileTable* Enter(const char* call) {
+  HostStack* stack = internal::EnterHost(call);
+  if (stack == nullptr) {
+    OutsideMessage() = LastSocketErrorMessage();
+    return nullptr;
+  }
+  Scheduler& scheduler = stack->host().network().scheduler();
+  if (FileTable* table = TableOf(scheduler, scheduler.CurrentGroup(), true)) {
+    table->set_stack(stack);
+    return table;
   }
   OutsideMessage() = absl::StrCat("dsim::", call, " was called outside a simulated task: ",
-                                  problem);
+                                  scheduler.extension(Scheduler::kDiskExtension) == nullptr
+                                      ? "no dsim::Disks is attached to this scheduler"
+                                      : "the calling task's host has no disk");
   errno = EPERM;
   return nullptr;
 }
@@ -161,13 +136,18 @@ int StartDirectory(FileTable* table, int dirfd, const char* path, Ino* out) {
     *out = kRootIno;
     return 0;
   }
-  internal::Descriptor* d = table->Lookup(dirfd);
-  if (d == nullptr) return table->Fail(EBADF, absl::StrCat("dirfd ", dirfd, " is not open"));
-  Inode* inode = table->disk().Find(d->file->ino);
+  HostStack* stack = table->stack();
+  internal::OpenFile* open = stack->LookupFile(dirfd);
+  if (open == nullptr && !stack->CheckOpen(dirfd)) {
+    return table->Fail(EBADF, absl::StrCat("dirfd ", dirfd, " is not open"));
+  }
+  auto* file = open != nullptr && open->kind() == DiskFile::kKind ? static_cast<DiskFile*>(open)
+                                                                  : nullptr;
+  Inode* inode = file == nullptr ? nullptr : table->disk().Find(file->ino());
   if (inode == nullptr || !inode->is_dir()) {
     return table->Fail(ENOTDIR, absl::StrCat("dirfd ", dirfd, " is not a directory"));
   }
-  *out = d->file->ino;
+  *out = file->ino();
   return 0;
 }
 
@@ -235,10 +215,18 @@ int Resolve(FileTable* table, int dirfd, const char* path, Resolved* out) {
 
 // ---- Descriptors -----------------------------------------------------------------------
 
-int LookupFile(FileTable* table, int fd, OpenFile** out) {
-  internal::Descriptor* d = table->Lookup(fd);
-  if (d == nullptr) return table->Fail(EBADF, absl::StrCat("descriptor ", fd, " is not open"));
-  *out = d->file.get();
+// The disk file at `fd`: EBADF if nothing is open there, `not_a_file` (Linux's answer
+// for a socket, pipe or eventfd in that call) if something else is.
+int LookupFile(FileTable* table, int fd, DiskFile** out, int not_a_file = EINVAL) {
+  HostStack* stack = table->stack();
+  internal::OpenFile* open = stack->LookupFile(fd);
+  if (open == nullptr || open->kind() != DiskFile::kKind) {
+    if (open == nullptr && !stack->CheckOpen(fd)) {
+      return table->Fail(EBADF, absl::StrCat("descriptor ", fd, " is not open"));
+    }
+    return table->Fail(not_a_file, absl::StrCat("descriptor ", fd, " is not a disk file"));
+  }
+  *out = static_cast<DiskFile*>(open);
   return 0;
 }
 
@@ -269,11 +257,14 @@ int OpenResolved(FileTable* table, const Resolved& r, int flags, mode_t mode) {
       if ((flags & O_TRUNC) && inode->data.size() > 0) disk.Truncate(ino, 0);
     }
   }
-  auto file = std::make_unique<OpenFile>();
-  file->ino = ino;
-  file->flags = (flags & kKeptFlags) | O_LARGEFILE;
-  file->writeback_error_seq = disk.Find(ino)->writeback_error_seq;
-  return table->Install(std::move(file), (flags & O_CLOEXEC) != 0, disk.scheduler());
+  Inode* inode = disk.Find(ino);
+  auto file = std::make_shared<DiskFile>(table, ino, (flags & kKeptFlags) | O_LARGEFILE,
+                                         table->NextFileId(), inode->writeback_error_seq);
+  file->cloexec = (flags & O_CLOEXEC) != 0;
+  ++inode->open_count;
+  const int fd = table->stack()->InstallFile(file);
+  if (fd < 0) table->OnFileClosed(ino, file->id());
+  return fd;
 }
 
 int DoOpenat(FileTable* table, int dirfd, const char* path, int flags, mode_t mode) {
@@ -293,19 +284,17 @@ int DoOpenat(FileTable* table, int dirfd, const char* path, int flags, mode_t mo
 // ---- Data ------------------------------------------------------------------------------
 
 // The part of the call both read paths share: checks, faults, the copy.
-ssize_t DoRead(FileTable* table, int fd, char* buffer, size_t length, int64_t offset,
+ssize_t ReadAt(FileTable* table, DiskFile* file, char* buffer, size_t length, int64_t offset,
                bool positional) {
-  OpenFile* file;
-  if (int e = LookupFile(table, fd, &file); e < 0) return e;
   if (!file->readable()) return table->Fail(EBADF, "the descriptor is not open for reading");
   if (!AccessOk(buffer, length)) return table->Fail(EFAULT, "the buffer is outside memory");
   if (positional && offset < 0) return table->Fail(EINVAL, "negative offset");
   if (length == 0) return 0;
   Disk& disk = table->disk();
-  Inode* inode = disk.Find(file->ino);
+  Inode* inode = disk.Find(file->ino());
   if (inode->is_dir()) return table->Fail(EISDIR, "read of a directory");
   const uint64_t at = positional ? static_cast<uint64_t>(offset) : file->offset;
-  if ((file->flags & O_DIRECT) &&
+  if ((file->flags() & O_DIRECT) &&
       (at % kDiskSectorBytes != 0 || length % kDiskSectorBytes != 0 ||
        reinterpret_cast<uintptr_t>(buffer) % kDiskSectorBytes != 0)) {
     return table->Fail(EINVAL, "O_DIRECT needs 512-byte aligned offset, length and buffer");
@@ -315,21 +304,21 @@ ssize_t DoRead(FileTable* table, int fd, char* buffer, size_t length, int64_t of
     Delay(disk, faults.read_latency, "read");
     if (disk.FaultChance(faults.read_error_probability, "fault.disk.read_eio")) {
       disk.AnnotateFault("fault.disk.read_eio",
-                         absl::StrCat(disk.name(), ": read of ino ", file->ino, " fails"));
+                         absl::StrCat(disk.name(), ": read of ino ", file->ino(), " fails"));
       return table->Fail(EIO, "injected read error");
     }
-    inode = disk.Find(file->ino);
+    inode = disk.Find(file->ino());
     if (inode == nullptr) return 0;
   }
   const uint64_t available = at >= inode->data.size() ? 0 : inode->data.size() - at;
   const size_t n = static_cast<size_t>(std::min<uint64_t>(length, available));
   if (n > 0 && buffer == nullptr) return table->Fail(EFAULT, "the buffer is null");
-  disk.Read(file->ino, at, buffer, n);
+  disk.Read(file->ino(), at, buffer, n);
   if (n > 0 && disk.FaultChance(faults.read_bit_flip_probability, "fault.disk.bit_flip")) {
     const uint64_t bit = disk.scheduler().random().Below(n * 8);
     buffer[bit / 8] ^= static_cast<char>(1u << (bit % 8));
     disk.AnnotateFault("fault.disk.bit_flip",
-                       absl::StrCat(disk.name(), ": read of ino ", file->ino, " at ", at,
+                       absl::StrCat(disk.name(), ": read of ino ", file->ino(), " at ", at,
                                     " flips bit ", bit % 8, " of byte ", at + bit / 8));
   }
   if (!positional) file->offset = at + n;
@@ -337,35 +326,33 @@ ssize_t DoRead(FileTable* table, int fd, char* buffer, size_t length, int64_t of
 }
 
 // Syncs after an O_SYNC, O_DSYNC or O_DIRECT write, with errseq reporting.
-int SyncFile(FileTable* table, OpenFile* file, bool data_only) {
+int SyncFile(FileTable* table, DiskFile* file, bool data_only) {
   Disk& disk = table->disk();
   Delay(disk, disk.faults().fsync_latency, "fsync");
-  const int r = disk.Sync(file->ino, data_only);
-  Inode* inode = disk.Find(file->ino);
-  const uint64_t seq = inode == nullptr ? file->writeback_error_seq : inode->writeback_error_seq;
-  if (seq != file->writeback_error_seq) {
-    file->writeback_error_seq = seq;
+  const int r = disk.Sync(file->ino(), data_only);
+  Inode* inode = disk.Find(file->ino());
+  const uint64_t seq = inode == nullptr ? file->writeback_error_seq() : inode->writeback_error_seq;
+  if (seq != file->writeback_error_seq()) {
+    file->writeback_error_seq() = seq;
     return table->Fail(EIO, "writeback of the file failed (the dirty data is lost)");
   }
   return r < 0 ? table->Fail(-r, "writeback failed") : 0;
 }
 
-ssize_t DoWrite(FileTable* table, int fd, const char* buffer, size_t length, int64_t offset,
-                bool positional) {
-  OpenFile* file;
-  if (int e = LookupFile(table, fd, &file); e < 0) return e;
+ssize_t WriteAt(FileTable* table, DiskFile* file, const char* buffer, size_t length,
+                int64_t offset, bool positional) {
   if (!file->writable()) return table->Fail(EBADF, "the descriptor is not open for writing");
   if (!AccessOk(buffer, length)) return table->Fail(EFAULT, "the buffer is outside memory");
   if (positional && offset < 0) return table->Fail(EINVAL, "negative offset");
   if (length == 0) return 0;
   if (buffer == nullptr) return table->Fail(EFAULT, "the buffer is null");
   Disk& disk = table->disk();
-  Inode* inode = disk.Find(file->ino);
+  Inode* inode = disk.Find(file->ino());
   // pwrite on an O_APPEND descriptor appends too (a documented Linux bug).
-  uint64_t at = (file->flags & O_APPEND) ? inode->data.size()
+  uint64_t at = (file->flags() & O_APPEND) ? inode->data.size()
                 : positional             ? static_cast<uint64_t>(offset)
                                          : file->offset;
-  if ((file->flags & O_DIRECT) &&
+  if ((file->flags() & O_DIRECT) &&
       (at % kDiskSectorBytes != 0 || length % kDiskSectorBytes != 0 ||
        reinterpret_cast<uintptr_t>(buffer) % kDiskSectorBytes != 0)) {
     return table->Fail(EINVAL, "O_DIRECT needs 512-byte aligned offset, length and buffer");
@@ -377,17 +364,17 @@ ssize_t DoWrite(FileTable* table, int fd, const char* buffer, size_t length, int
     Delay(disk, faults.write_latency, "write");
     if (disk.FaultChance(faults.write_error_probability, "fault.disk.write_eio")) {
       disk.AnnotateFault("fault.disk.write_eio",
-                         absl::StrCat(disk.name(), ": write to ino ", file->ino, " fails"));
+                         absl::StrCat(disk.name(), ": write to ino ", file->ino(), " fails"));
       return table->Fail(EIO, "injected write error");
     }
-    if (disk.Find(file->ino) == nullptr) return table->Fail(EIO, "the file is gone");
-    if (file->flags & O_APPEND) at = disk.Find(file->ino)->data.size();
+    if (disk.Find(file->ino()) == nullptr) return table->Fail(EIO, "the file is gone");
+    if (file->flags() & O_APPEND) at = disk.Find(file->ino())->data.size();
   }
-  const size_t n = disk.Write(file->ino, at, absl::string_view(buffer, length));
+  const size_t n = disk.Write(file->ino(), at, absl::string_view(buffer, length));
   if (n == 0) return table->Fail(ENOSPC, "the disk is full");
   if (!positional) file->offset = at + n;
-  if (file->flags & (O_SYNC | O_DSYNC | O_DIRECT)) {
-    const bool data_only = (file->flags & O_SYNC) != O_SYNC;
+  if (file->flags() & (O_SYNC | O_DSYNC | O_DIRECT)) {
+    const bool data_only = (file->flags() & O_SYNC) != O_SYNC;
     if (int r = SyncFile(table, file, data_only); r < 0) return r;
   }
   return static_cast<ssize_t>(n);
@@ -414,15 +401,15 @@ int GatherIovecs(FileTable* table, const iovec* iov, int count, size_t* total) {
   return 0;
 }
 
-ssize_t DoReadv(FileTable* table, int fd, const iovec* iov, int count, int64_t offset,
-                bool positional) {
-  OpenFile* file;
-  if (int e = LookupFile(table, fd, &file); e < 0) return e;
+ssize_t ReadvAt(FileTable* table, DiskFile* file, absl::Span<const iovec> span,
+                int64_t offset, bool positional) {
+  const iovec* iov = span.data();
+  const int count = static_cast<int>(span.size());
   if (!file->readable()) return table->Fail(EBADF, "the descriptor is not open for reading");
   size_t total;
   if (int e = GatherIovecs(table, iov, count, &total); e < 0) return e;
   std::string buffer(total, '\0');
-  const ssize_t n = DoRead(table, fd, buffer.data(), total, offset, positional);
+  const ssize_t n = ReadAt(table, file, buffer.data(), total, offset, positional);
   if (n <= 0) return n;
   size_t copied = 0;
   for (int i = 0; i < count && copied < static_cast<size_t>(n); ++i) {
@@ -433,10 +420,10 @@ ssize_t DoReadv(FileTable* table, int fd, const iovec* iov, int count, int64_t o
   return n;
 }
 
-ssize_t DoWritev(FileTable* table, int fd, const iovec* iov, int count, int64_t offset,
-                 bool positional) {
-  OpenFile* file;
-  if (int e = LookupFile(table, fd, &file); e < 0) return e;
+ssize_t WritevAt(FileTable* table, DiskFile* file, absl::Span<const iovec> span,
+                 int64_t offset, bool positional) {
+  const iovec* iov = span.data();
+  const int count = static_cast<int>(span.size());
   if (!file->writable()) return table->Fail(EBADF, "the descriptor is not open for writing");
   size_t total;
   if (int e = GatherIovecs(table, iov, count, &total); e < 0) return e;
@@ -448,7 +435,40 @@ ssize_t DoWritev(FileTable* table, int fd, const iovec* iov, int count, int64_t 
     }
     buffer.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
   }
-  return DoWrite(table, fd, buffer.data(), total, offset, positional);
+  return WriteAt(table, file, buffer.data(), total, offset, positional);
+}
+
+// The descriptor-level entry points: a pipe or socket answers ESPIPE to pread/pwrite.
+ssize_t DoRead(FileTable* table, int fd, char* buffer, size_t length, int64_t offset,
+               bool positional) {
+  DiskFile* file;
+  if (int e = LookupFile(table, fd, &file, ESPIPE); e < 0) return e;
+  return ReadAt(table, file, buffer, length, offset, positional);
+}
+
+ssize_t DoWrite(FileTable* table, int fd, const char* buffer, size_t length, int64_t offset,
+                bool positional) {
+  DiskFile* file;
+  if (int e = LookupFile(table, fd, &file, ESPIPE); e < 0) return e;
+  return WriteAt(table, file, buffer, length, offset, positional);
+}
+
+ssize_t DoReadv(FileTable* table, int fd, const iovec* iov, int count, int64_t offset,
+                bool positional) {
+  DiskFile* file;
+  if (int e = LookupFile(table, fd, &file, ESPIPE); e < 0) return e;
+  if (count < 0) return table->Fail(EINVAL, "negative iovec count");
+  return ReadvAt(table, file, absl::MakeConstSpan(iov, static_cast<size_t>(count)), offset,
+                 positional);
+}
+
+ssize_t DoWritev(FileTable* table, int fd, const iovec* iov, int count, int64_t offset,
+                 bool positional) {
+  DiskFile* file;
+  if (int e = LookupFile(table, fd, &file, ESPIPE); e < 0) return e;
+  if (count < 0) return table->Fail(EINVAL, "negative iovec count");
+  return WritevAt(table, file, absl::MakeConstSpan(iov, static_cast<size_t>(count)), offset,
+                  positional);
 }
 
 // ---- Names ---------------------------------------------------------------------------
@@ -593,9 +613,9 @@ int DoFstatat(FileTable* table, int dirfd, const char* path, struct stat* out, i
     if (dirfd == AT_FDCWD) {
       ino = kRootIno;
     } else {
-      OpenFile* file;
+      DiskFile* file;
       if (int e = LookupFile(table, dirfd, &file); e < 0) return e;
-      ino = file->ino;
+      ino = file->ino();
     }
   } else {
     Resolved r;
@@ -629,13 +649,13 @@ void FillStatfs(Disk& disk, struct statfs* out) {
 
 // ---- Locks -------------------------------------------------------------------------------
 
-int LockRange(FileTable* table, const OpenFile& file, const struct flock& lock, uint64_t* start,
+int LockRange(FileTable* table, const DiskFile& file, const struct flock& lock, uint64_t* start,
               uint64_t* end) {
   int64_t base;
   switch (lock.l_whence) {
     case SEEK_SET: base = 0; break;
     case SEEK_CUR: base = static_cast<int64_t>(file.offset); break;
-    case SEEK_END: base = static_cast<int64_t>(table->disk().Find(file.ino)->data.size()); break;
+    case SEEK_END: base = static_cast<int64_t>(table->disk().Find(file.ino())->data.size()); break;
     default: return table->Fail(EINVAL, "bad l_whence");
   }
   int64_t from = base + lock.l_start;
@@ -655,7 +675,7 @@ int LockRange(FileTable* table, const OpenFile& file, const struct flock& lock, 
 }
 
 int DoLock(FileTable* table, int fd, int command, struct flock* lock) {
-  OpenFile* file;
+  DiskFile* file;
   if (int e = LookupFile(table, fd, &file); e < 0) return e;
   if (lock == nullptr || !AccessOk(lock, sizeof(*lock))) return table->Fail(EFAULT, "null flock");
   const bool ofd = command == F_OFD_GETLK || command == F_OFD_SETLK || command == F_OFD_SETLKW;
@@ -668,10 +688,10 @@ int DoLock(FileTable* table, int fd, int command, struct flock* lock) {
   }
   uint64_t start, end;
   if (int e = LockRange(table, *file, *lock, &start, &end); e < 0) return e;
-  const uint64_t owner = ofd ? file->id : 0;
+  const uint64_t owner = ofd ? file->id() : 0;
   if (get) {
     const internal::RangeLock* conflict =
-        table->FindConflict(file->ino, owner, lock->l_type, start, end);
+        table->FindConflict(file->ino(), owner, lock->l_type, start, end);
     if (conflict == nullptr) {
       lock->l_type = F_UNLCK;
       return 0;
@@ -686,64 +706,58 @@ int DoLock(FileTable* table, int fd, int command, struct flock* lock) {
   if (lock->l_type == F_RDLCK && !file->readable()) return table->Fail(EBADF, "not readable");
   if (lock->l_type == F_WRLCK && !file->writable()) return table->Fail(EBADF, "not writable");
   if (lock->l_type != F_UNLCK) {
-    while (table->FindConflict(file->ino, owner, lock->l_type, start, end) != nullptr) {
+    while (table->FindConflict(file->ino(), owner, lock->l_type, start, end) != nullptr) {
       if (!wait) return table->Fail(EAGAIN, "a conflicting lock is held");
       table->lock_waiters().Wait(ofd ? "fcntl(F_OFD_SETLKW)" : "fcntl(F_SETLKW)",
                                  SourceLocation::Current());
-      if (table->Lookup(fd) == nullptr || table->Lookup(fd)->file.get() != file) {
+      if (table->stack()->LookupFile(fd) != file) {
         return table->Fail(EBADF, "the descriptor was closed while waiting");
       }
     }
   }
-  table->SetRangeLock(file->ino, owner, lock->l_type, start, end);
+  table->SetRangeLock(file->ino(), owner, lock->l_type, start, end);
   return 0;
 }
 
 int DoFlock(FileTable* table, int fd, int operation) {
-  OpenFile* file;
+  DiskFile* file;
   if (int e = LookupFile(table, fd, &file); e < 0) return e;
   const int type = operation & ~LOCK_NB;
   if (type != LOCK_SH && type != LOCK_EX && type != LOCK_UN) {
     return table->Fail(EINVAL, "bad flock operation");
   }
   if (type != LOCK_UN) {
-    while (table->FlockConflict(file->ino, file->id, type == LOCK_EX)) {
+    while (table->FlockConflict(file->ino(), file->id(), type == LOCK_EX)) {
       if (operation & LOCK_NB) return table->Fail(EWOULDBLOCK, "a conflicting flock is held");
       table->lock_waiters().Wait("flock", SourceLocation::Current());
-      if (table->Lookup(fd) == nullptr || table->Lookup(fd)->file.get() != file) {
+      if (table->stack()->LookupFile(fd) != file) {
         return table->Fail(EBADF, "the descriptor was closed while waiting");
       }
     }
   }
-  table->SetFlock(file->ino, file->id, type);
+  table->SetFlock(file->ino(), file->id(), type);
   return 0;
 }
 
 int DoFcntl(FileTable* table, int fd, int command, long argument) {
-  internal::Descriptor* d = table->Lookup(fd);
-  if (d == nullptr) return table->Fail(EBADF, absl::StrCat("descriptor ", fd, " is not open"));
+  DiskFile* d;
+  if (int e = LookupFile(table, fd, &d); e < 0) return e;
   switch (command) {
     case F_GETFD: return d->cloexec ? FD_CLOEXEC : 0;
     case F_SETFD: d->cloexec = (argument & FD_CLOEXEC) != 0; return 0;
-    case F_GETFL: return d->file->flags;
+    case F_GETFL: return d->flags();
     case F_SETFL: {
-      OpenFile& file = *d->file;
-      if ((argument & O_DIRECT) && table->disk().Find(file.ino)->is_dir()) {
+      DiskFile& file = *d;
+      if ((argument & O_DIRECT) && table->disk().Find(file.ino())->is_dir()) {
         return table->Fail(EINVAL, "O_DIRECT on a directory");
       }
-      file.flags = (file.flags & ~kSettableFlags) | (static_cast<int>(argument) & kSettableFlags);
+      file.set_flags((file.flags() & ~kSettableFlags) |
+                     (static_cast<int>(argument) & kSettableFlags));
       return 0;
     }
     default: return table->Fail(EINVAL, absl::StrCat("fcntl command ", command,
                                                      " is not simulated for files"));
   }
-}
-
-// ---- Router ------------------------------------------------------------------------------
-
-bool FileRouter::InUse(Scheduler& scheduler, GroupId group, int fd) const {
-  FileTable* table = TableOf(scheduler, group, false);
-  return table != nullptr && table->Holds(fd);
 }
 
 }  // namespace
@@ -789,10 +803,12 @@ ssize_t Pwritev(int fd, const iovec* iov, int count, off_t offset) {
 
 namespace {
 
-off_t DoLseek(FileTable* table, int fd, off_t offset, int whence) {
-  OpenFile* file;
-  if (int e = LookupFile(table, fd, &file); e < 0) return e;
-  const auto size = static_cast<int64_t>(table->disk().Find(file->ino)->data.size());
+off_t DoLseek(FileTable* table, int fd, off_t offset, int whence);
+
+}  // namespace
+
+off_t SeekFile(FileTable* table, DiskFile* file, off_t offset, int whence) {
+  const auto size = static_cast<int64_t>(table->disk().Find(file->ino())->data.size());
   int64_t base;
   switch (whence) {
     case SEEK_SET: base = 0; break;
@@ -811,28 +827,36 @@ off_t DoLseek(FileTable* table, int fd, off_t offset, int whence) {
   return static_cast<off_t>(target);
 }
 
+namespace {
+
+off_t DoLseek(FileTable* table, int fd, off_t offset, int whence) {
+  DiskFile* file;
+  if (int e = LookupFile(table, fd, &file, ESPIPE); e < 0) return e;
+  return SeekFile(table, file, offset, whence);
+}
+
 int DoFsync(FileTable* table, int fd, bool data_only) {
-  OpenFile* file;
+  DiskFile* file;
   if (int e = LookupFile(table, fd, &file); e < 0) return e;
   return SyncFile(table, file, data_only);
 }
 
-int DoTruncate(FileTable* table, OpenFile* file, off_t length) {
+int DoTruncate(FileTable* table, Ino ino, off_t length) {
   Disk& disk = table->disk();
   if (static_cast<uint64_t>(length) > kMaxFileBytes) return table->Fail(EFBIG, "too large");
   Delay(disk, disk.faults().write_latency, "truncate");
-  disk.Truncate(file->ino, static_cast<uint64_t>(length));
+  disk.Truncate(ino, static_cast<uint64_t>(length));
   return 0;
 }
 
 int DoFtruncate(FileTable* table, int fd, off_t length) {
   if (length < 0) return table->Fail(EINVAL, "negative length");
-  OpenFile* file;
+  DiskFile* file;
   if (int e = LookupFile(table, fd, &file); e < 0) return e;
-  if (!file->writable() || !table->disk().Find(file->ino)->is_file()) {
+  if (!file->writable() || !table->disk().Find(file->ino())->is_file()) {
     return table->Fail(EINVAL, "not a regular file open for writing");
   }
-  return DoTruncate(table, file, length);
+  return DoTruncate(table, file->ino(), length);
 }
 
 int DoPathTruncate(FileTable* table, const char* path, off_t length) {
@@ -843,13 +867,11 @@ int DoPathTruncate(FileTable* table, const char* path, off_t length) {
   Inode* inode = table->disk().Find(r.ino);
   if (inode->is_dir()) return table->Fail(EISDIR, "truncate of a directory");
   if (r.trailing_slash) return table->Fail(ENOTDIR, "the name ends in '/'");
-  OpenFile temporary;
-  temporary.ino = r.ino;
-  return DoTruncate(table, &temporary, length);
+  return DoTruncate(table, r.ino, length);
 }
 
 int DoFallocate(FileTable* table, int fd, int mode, off_t offset, off_t length) {
-  OpenFile* file;
+  DiskFile* file;
   if (int e = LookupFile(table, fd, &file); e < 0) return e;
   if (offset < 0 || length <= 0) return table->Fail(EINVAL, "bad range");
   if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE |
@@ -858,14 +880,14 @@ int DoFallocate(FileTable* table, int fd, int mode, off_t offset, off_t length) 
   }
   if (!file->writable()) return table->Fail(EBADF, "not open for writing");
   Disk& disk = table->disk();
-  if (disk.Find(file->ino)->is_dir()) return table->Fail(EISDIR, "fallocate of a directory");
+  if (disk.Find(file->ino())->is_dir()) return table->Fail(EISDIR, "fallocate of a directory");
   if (mode & ~FALLOC_FL_KEEP_SIZE) {
     return table->Fail(EOPNOTSUPP, "only modes 0 and FALLOC_FL_KEEP_SIZE are simulated");
   }
   if (static_cast<uint64_t>(offset) + static_cast<uint64_t>(length) > kMaxFileBytes) {
     return table->Fail(EFBIG, "too large");
   }
-  if (!disk.Allocate(file->ino, offset, length, (mode & FALLOC_FL_KEEP_SIZE) != 0)) {
+  if (!disk.Allocate(file->ino(), offset, length, (mode & FALLOC_FL_KEEP_SIZE) != 0)) {
     return table->Fail(ENOSPC, "the disk is full");
   }
   return 0;
@@ -878,7 +900,7 @@ int DoSyncFileRange(FileTable* table, int fd, off_t offset, off_t length, unsign
   if (offset < 0 || length < 0 || offset + length < offset) {
     return table->Fail(EINVAL, "bad range");
   }
-  OpenFile* file;
+  DiskFile* file;
   if (int e = LookupFile(table, fd, &file); e < 0) return e;
   // Starts (or waits for) writeback of the range; promises no durability: nothing here
   // flushes metadata or the device cache, so dsim makes nothing durable.
@@ -914,13 +936,13 @@ void* DoMmap(FileTable* table, size_t length, int protection, int flags, int fd,
   if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE) {
     return fail(EINVAL, "neither MAP_SHARED nor MAP_PRIVATE");
   }
-  OpenFile* file;
+  DiskFile* file;
   if (int e = LookupFile(table, fd, &file); e < 0) {
     *error = -e;
     return MAP_FAILED;
   }
   Disk& disk = table->disk();
-  if (disk.Find(file->ino)->is_dir()) return fail(ENODEV, "mmap of a directory");
+  if (disk.Find(file->ino())->is_dir()) return fail(ENODEV, "mmap of a directory");
   if (!file->readable()) return fail(EACCES, "not open for reading");
   if (type != MAP_PRIVATE && (protection & PROT_WRITE)) {
     if (!file->writable()) return fail(EACCES, "shared writable mapping of a read-only fd");
@@ -930,7 +952,7 @@ void* DoMmap(FileTable* table, size_t length, int protection, int flags, int fd,
   void* memory = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                       -1, 0);
   if (memory == MAP_FAILED) return fail(ENOMEM, "out of memory");
-  disk.Read(file->ino, static_cast<uint64_t>(offset), static_cast<char*>(memory), length);
+  disk.Read(file->ino(), static_cast<uint64_t>(offset), static_cast<char*>(memory), length);
   mprotect(memory, rounded, protection);
   table->AddMapping(memory, rounded);
   return memory;
@@ -970,7 +992,7 @@ void Sync() {
 int Syncfs(int fd) {
   FileTable* table = Enter("Syncfs");
   if (table == nullptr) return -1;
-  OpenFile* file;
+  DiskFile* file;
   if (int e = LookupFile(table, fd, &file); e < 0) return Finish(table, "Syncfs", fd, e);
   table->disk().SyncAll();
   return Finish(table, "Syncfs", fd, 0);
@@ -1032,7 +1054,7 @@ int DoStatfs(FileTable* table, const char* path, int fd, struct statfs* out) {
     if (int e = Resolve(table, AT_FDCWD, path, &r); e < 0) return e;
     if (r.ino == kNoIno) return table->Fail(ENOENT, "no such file");
   } else {
-    OpenFile* file;
+    DiskFile* file;
     if (int e = LookupFile(table, fd, &file); e < 0) return e;
   }
   if (out == nullptr || !AccessOk(out, sizeof(*out))) return table->Fail(EFAULT, "null statfs");
@@ -1076,7 +1098,7 @@ void* Mmap(void* address, size_t length, int protection, int flags, int fd, off_
   return result;
 }
 int Munmap(void* address, size_t length) {
-  FileTable* table = Enter("Munmap", KillPoint::kDefer);
+  FileTable* table = Enter("Munmap");
   if (table == nullptr) return -1;
   const size_t mapped = table->TakeMapping(address);
   if (mapped == 0) return Finish(table, "Munmap", -1, table->Fail(EINVAL, "not a dsim mapping"));
@@ -1090,7 +1112,9 @@ namespace {
 
 void Snapshot(FileTable* table, DirStream* stream) {
   Disk& disk = table->disk();
-  const Ino ino = table->Lookup(stream->fd)->file->ino;
+  DiskFile* file;
+  if (LookupFile(table, stream->fd, &file) < 0) return;
+  const Ino ino = file->ino();
   Inode* dir = disk.Find(ino);
   stream->entries.clear();
   stream->entries.push_back({".", ino, DT_DIR});
@@ -1125,12 +1149,12 @@ DIR* Opendir(const char* path) {
 DIR* Fdopendir(int fd) {
   FileTable* table = Enter("Fdopendir");
   if (table == nullptr) return nullptr;
-  OpenFile* file;
+  DiskFile* file;
   if (int e = LookupFile(table, fd, &file); e < 0) {
     errno = -e;
     return nullptr;
   }
-  if (!table->disk().Find(file->ino)->is_dir()) {
+  if (!table->disk().Find(file->ino())->is_dir()) {
     errno = ENOTDIR;
     return nullptr;
   }
@@ -1161,13 +1185,13 @@ void Rewinddir(DIR* dir) {
   FileTable* table = Enter("Rewinddir");
   if (table == nullptr) return;
   auto* stream = reinterpret_cast<DirStream*>(dir);
-  if (stream != nullptr && table->OwnsDirStream(stream) && table->Holds(stream->fd)) {
+  if (stream != nullptr && table->OwnsDirStream(stream)) {
     Snapshot(table, stream);
   }
 }
 
 int Closedir(DIR* dir) {
-  FileTable* table = Enter("Closedir", KillPoint::kDefer);
+  FileTable* table = Enter("Closedir");
   if (table == nullptr) return -1;
   auto* stream = reinterpret_cast<DirStream*>(dir);
   if (stream == nullptr || !table->OwnsDirStream(stream)) {
@@ -1176,7 +1200,7 @@ int Closedir(DIR* dir) {
   }
   const int fd = stream->fd;
   table->DeleteDirStream(stream);
-  return Finish(table, "Closedir", fd, table->Remove(fd));
+  return Finish(table, "Closedir", fd, table->stack()->Close(fd));
 }
 
 int Dirfd(DIR* dir) {
@@ -1196,33 +1220,37 @@ const std::string& LastFileErrorMessage() {
   return table->LastMessage(scheduler->CurrentTaskId());
 }
 
-// ---- The calls shared with sockets ----------------------------------------------------------
+// ---- DiskFile: the calls every descriptor kind answers -----------------------------------
 
-namespace {
+namespace internal {
 
-ssize_t FileRouter::Read(int fd, void* buffer, size_t length) const {
-  DSIM_FILE_CALL("Read", fd, DoRead(table, fd, static_cast<char*>(buffer), length, 0, false));
-}
-ssize_t FileRouter::Write(int fd, const void* buffer, size_t length) const {
-  DSIM_FILE_CALL("Write", fd,
-                 DoWrite(table, fd, static_cast<const char*>(buffer), length, 0, false));
-}
-int FileRouter::Close(int fd) const {
-  FileTable* table = Enter("Close", KillPoint::kDefer);
-  if (table == nullptr) return -1;
-  return Finish(table, "Close", fd, table->Remove(fd));
-}
-int FileRouter::GetFlags(int fd) const {
-  DSIM_FILE_CALL("GetFlags", fd, DoFcntl(table, fd, F_GETFL, 0));
-}
-int FileRouter::SetNonblock(int fd, bool nonblocking) const {
-  FileTable* table = Enter("SetNonblock");
-  if (table == nullptr) return -1;
-  const int flags = DoFcntl(table, fd, F_GETFL, 0);
-  if (flags < 0) return Finish(table, "SetNonblock", fd, flags);
-  const long updated = nonblocking ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
-  return Finish(table, "SetNonblock", fd, DoFcntl(table, fd, F_SETFL, updated));
+const char DiskFile::kKind[] = "file";
+
+ssize_t DiskFile::Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) {
+  if (table_->detached()) return -EIO;
+  table_->set_stack(&stack);
+  if (iov.size() == 1) {
+    return ReadAt(table_, this, static_cast<char*>(iov[0].iov_base), iov[0].iov_len, 0, false);
+  }
+  return ReadvAt(table_, this, iov, 0, false);
 }
 
-}  // namespace
+ssize_t DiskFile::Write(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) {
+  if (table_->detached()) return -EIO;
+  table_->set_stack(&stack);
+  if (iov.size() == 1) {
+    return WriteAt(table_, this, static_cast<const char*>(iov[0].iov_base), iov[0].iov_len, 0,
+                   false);
+  }
+  return WritevAt(table_, this, iov, 0, false);
+}
+
+off_t DiskFile::Seek(off_t offset, int whence) {
+  if (table_->detached()) return -EIO;
+  return SeekFile(table_, this, offset, whence);
+}
+
+void DiskFile::OnLastClose() { table_->OnFileClosed(ino_, id_); }
+
+}  // namespace internal
 }  // namespace dsim

@@ -42,7 +42,8 @@ class Simulation::NetworkBridge final : public HostObserver {
   explicit NetworkBridge(Network* network) : network_(network) {}
 
   void OnHostAdded(Host& host) override {
-    if (host.options_.addresses.empty()) return;
+    // Every host is on the network, if only through loopback: its descriptor table
+    // (sockets, pipes, disk files) lives in its stack.
     host.network_host_ = &network_->AddHost(host.name(), host.options_.addresses, host.group());
   }
   void OnHostCrashed(Host& host, GroupId dead_group) override {

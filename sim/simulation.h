@@ -121,8 +121,8 @@ struct HostOptions {
   // Whether the start task is a daemon: a server loop that never returns should not
   // keep Simulation::Run() from completing.
   bool start_daemon = true;
-  // IP addresses ("10.0.0.1", "fd00::1"). A host with addresses is on the network; its
-  // tasks' socket calls act on its sockets. Loopback is implicit.
+  // IP addresses ("10.0.0.1", "fd00::1"). Every host is on the network (loopback is
+  // implicit) and has a descriptor table; a host without addresses reaches only itself.
   std::vector<std::string> addresses;
 };
 
@@ -136,7 +136,7 @@ class Host {
   GroupId group() const { return group_; }
   // 1 for the first start, 2 after the first restart, ...
   int incarnation() const { return incarnation_; }
-  // The host on the network, or null for a host without addresses.
+  // The host on the network (every host has one; without addresses, loopback only).
   NetworkHost* network_host() const { return network_host_; }
 
   // Spawns a task on this host (in the current incarnation's group). Misuse on a

@@ -12,7 +12,6 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
 #include "sim/network.h"
-#include "sockets/internal/other_descriptors.h"
 #include "sockets/internal/stack.h"
 
 namespace dsim {
@@ -140,6 +139,10 @@ int ReadMessage(HostStack* stack, const msghdr* message, const char* what,
 
 }  // namespace
 
+namespace internal {
+HostStack* EnterHost(const char* call) { return Enter(call); }
+}  // namespace internal
+
 int Socket(int domain, int type, int protocol) {
   HostStack* stack = Enter("Socket");
   if (stack == nullptr) return -1;
@@ -181,7 +184,6 @@ int Shutdown(int fd, int how) {
 }
 
 int Close(int fd) {
-  if (const auto* other = internal::OtherDescriptorsFor(fd)) return other->Close(fd);
   HostStack* stack = Enter("Close", KillPoint::kDefer);
   if (stack == nullptr) return -1;
   return Finish(stack, "Close", fd, stack->Close(fd));
@@ -200,9 +202,6 @@ int Getpeername(int fd, sockaddr* address, socklen_t* length) {
 }
 
 ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
-  if (const auto* other = internal::OtherDescriptorsFor(fd)) {
-    return other->Read(fd, buffer, length);
-  }
   HostStack* stack = Enter("Read");
   if (stack == nullptr) return -1;
   // read(2): the descriptor is checked first, then the buffer; a zero-length read of a
@@ -211,6 +210,9 @@ ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
   if (!AccessOk(buffer, length)) return Finish(stack, "Read", fd, FaultOutside(stack, "read"));
   if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
   const iovec v{buffer, length};
+  if (stack->LookupFile(fd) != nullptr) {
+    return Finish(stack, "Read", fd, stack->FileRead(fd, absl::MakeConstSpan(&v, 1), where));
+  }
   internal::RecvArgs args;
   args.iov = absl::MakeConstSpan(&v, 1);
   args.what = "read";
@@ -218,14 +220,14 @@ ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
 }
 
 ssize_t Write(int fd, const void* buffer, size_t length, SourceLocation where) {
-  if (const auto* other = internal::OtherDescriptorsFor(fd)) {
-    return other->Write(fd, buffer, length);
-  }
   HostStack* stack = Enter("Write");
   if (stack == nullptr) return -1;
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Write", fd, -EBADF);
   if (!AccessOk(buffer, length)) return Finish(stack, "Write", fd, FaultOutside(stack, "write"));
   const iovec v{const_cast<void*>(buffer), length};
+  if (stack->LookupFile(fd) != nullptr) {
+    return Finish(stack, "Write", fd, stack->FileWrite(fd, absl::MakeConstSpan(&v, 1), where));
+  }
   internal::SendArgs args;
   args.iov = absl::MakeConstSpan(&v, 1);
   args.what = "write";
@@ -327,16 +329,12 @@ int Setsockopt(int fd, int level, int name, const void* value, socklen_t length)
 }
 
 int SetNonblock(int fd, bool nonblocking) {
-  if (const auto* other = internal::OtherDescriptorsFor(fd)) {
-    return other->SetNonblock(fd, nonblocking);
-  }
   HostStack* stack = Enter("SetNonblock");
   if (stack == nullptr) return -1;
   return Finish(stack, "SetNonblock", fd, stack->SetNonblock(fd, nonblocking));
 }
 
 int GetFlags(int fd) {
-  if (const auto* other = internal::OtherDescriptorsFor(fd)) return other->GetFlags(fd);
   HostStack* stack = Enter("GetFlags");
   if (stack == nullptr) return -1;
   return Finish(stack, "GetFlags", fd, stack->GetFlags(fd));
@@ -365,17 +363,6 @@ int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where) {
   if (stack == nullptr) return -1;
   return Finish(stack, "Poll", -1, stack->Poll(fds, count, timeout_ms, where));
 }
-
-namespace internal {
-
-bool SocketDescriptorOpen(Scheduler& scheduler, GroupId group, int fd) {
-  auto* network = static_cast<Network*>(scheduler.extension(Scheduler::kNetworkExtension));
-  NetworkHost* host = network == nullptr ? nullptr : network->HostOfGroup(group);
-  if (host == nullptr || host->stack() == nullptr) return false;
-  return static_cast<HostStack*>(host->stack())->DescriptorOpen(fd);
-}
-
-}  // namespace internal
 
 const std::string& LastSocketErrorMessage() {
   Scheduler* scheduler = Scheduler::Current();

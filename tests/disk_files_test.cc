@@ -237,8 +237,10 @@ TEST(Files, FileAndSocketDescriptorsShareOneNumberSpace) {
     EXPECT_EQ(dsim::Close(file), 0);
     EXPECT_EQ(dsim::Close(file), -1);
     EXPECT_EQ(errno, EBADF);
-    EXPECT_EQ(dsim::Fsync(another_socket), -1) << "a socket is not a file here";
-    EXPECT_EQ(errno, EBADF);
+    EXPECT_EQ(dsim::Fsync(another_socket), -1) << "Linux: fsync of a socket";
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(dsim::Pread(another_socket, buffer, 1, 0), -1);
+    EXPECT_EQ(errno, ESPIPE);
     dsim::Close(second);
     dsim::Close(another_socket);
   });

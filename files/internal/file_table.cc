@@ -9,13 +9,9 @@
 #include <utility>
 
 #include "scheduler/internal/check.h"
-#include "sockets/internal/other_descriptors.h"
 
 namespace dsim::internal {
 namespace {
-
-constexpr int kFirstDescriptor = 3;  // 0, 1 and 2 are stdin, stdout and stderr.
-constexpr size_t kDescriptorsMax = 1 << 20;
 
 bool Overlaps(const RangeLock& lock, uint64_t start, uint64_t end) {
   return lock.start < end && start < lock.end;
@@ -30,45 +26,19 @@ FileTable::~FileTable() {
 
 void FileTable::Detach() {
   if (disk_ == nullptr) return;
-  while (!descriptors_.empty()) Remove(descriptors_.begin()->first);
   range_locks_.clear();
   flocks_.clear();
   lock_waiters_.WakeAll();
   disk_ = nullptr;
 }
 
-int FileTable::Install(std::unique_ptr<OpenFile> file, bool cloexec, Scheduler& scheduler) {
-  if (descriptors_.size() >= kDescriptorsMax) {
-    return Fail(EMFILE, "the host has 2^20 descriptors open, the limit");
-  }
-  int fd = kFirstDescriptor;
-  // Lowest free number: the map is ordered, so walk it while it is dense.
-  for (auto it = descriptors_.lower_bound(fd); it != descriptors_.end() && it->first == fd;
-       ++it) {
-    ++fd;
-  }
-  while (descriptors_.count(fd) != 0 || SocketDescriptorOpen(scheduler, group_, fd)) ++fd;
-  Inode* inode = disk_->Find(file->ino);
-  DSIM_CHECK(inode != nullptr);
-  ++inode->open_count;
-  file->id = NextFileId();
-  Descriptor& slot = descriptors_[fd];
-  slot.file = std::move(file);
-  slot.cloexec = cloexec;
-  return fd;
-}
-
-int FileTable::Remove(int fd) {
-  auto it = descriptors_.find(fd);
-  if (it == descriptors_.end()) return Fail(EBADF, "not an open descriptor");
-  std::unique_ptr<OpenFile> file = std::move(it->second.file);
-  descriptors_.erase(it);
-  ReleaseLocks(file->ino, file->id);
-  if (Inode* inode = disk_->Find(file->ino); inode != nullptr) {
+void FileTable::OnFileClosed(Ino ino, uint64_t file_id) {
+  if (detached()) return;
+  ReleaseLocks(ino, file_id);
+  if (Inode* inode = disk_->Find(ino); inode != nullptr) {
     --inode->open_count;
-    disk_->MaybeFree(file->ino);
+    disk_->MaybeFree(ino);
   }
-  return 0;
 }
 
 // close(2) drops the description's OFD and flock locks and, POSIX's famous rule, every

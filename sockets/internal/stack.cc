@@ -12,7 +12,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
-#include "sockets/internal/other_descriptors.h"
 
 namespace dsim::internal {
 namespace {
@@ -84,6 +83,7 @@ HostStack::HostStack(Network* network, NetworkHost* host)
     : network_(network), host_(host), scheduler_(&network->scheduler()),
       options_(network->options()) {
   descriptors_.resize(3, nullptr);  // 0, 1 and 2 are stdin, stdout and stderr.
+  files_.resize(3);
 }
 
 HostStack::~HostStack() = default;
@@ -124,6 +124,10 @@ int HostStack::LookupOrFail(int fd, SocketState** out) {
 
 // Out of line, so the message's temporaries stay off LookupOrFail's frame.
 ABSL_ATTRIBUTE_NOINLINE int HostStack::FailBadDescriptor(int fd) {
+  if (const OpenFile* file = LookupFile(fd); file != nullptr) {
+    return Fail(ENOTSOCK, absl::StrCat("descriptor ", fd, " on host \"", host_->name(),
+                                       "\" is a ", file->kind(), ", not a socket"));
+  }
   return Fail(EBADF, absl::StrCat("descriptor ", fd, " is not an open socket on host \"",
                                   host_->name(), "\""));
 }
@@ -152,40 +156,74 @@ SocketState* HostStack::NewSocket(int family, int type, int protocol) {
   return raw;
 }
 
-bool HostStack::HeldByOtherKind(int fd) const {
-  const auto* other = static_cast<const OtherDescriptors*>(
-      scheduler_->extension(Scheduler::kFilesExtension));
-  return other != nullptr && other->InUse(*scheduler_, host_->group(), fd);
-}
-
-int HostStack::AllocateDescriptor(SocketState* socket) {
+int HostStack::AllocateSlot() {
   if (open_descriptors_ >= static_cast<size_t>(options_.descriptors_per_host_max)) {
     return Fail(EMFILE, absl::StrCat("host \"", host_->name(), "\" has ",
                                      open_descriptors_, " descriptors open, the limit"));
   }
-  // The lowest number neither a socket nor another kind of file holds.
-  int fd = -1;
-  for (auto it = free_descriptors_.begin(); it != free_descriptors_.end(); ++it) {
-    if (!HeldByOtherKind(*it)) {
-      fd = *it;
-      free_descriptors_.erase(it);
-      break;
-    }
-  }
-  while (fd < 0) {
-    const int candidate = static_cast<int>(descriptors_.size());
+  int fd;
+  if (!free_descriptors_.empty()) {
+    fd = *free_descriptors_.begin();
+    free_descriptors_.erase(free_descriptors_.begin());
+  } else {
+    fd = static_cast<int>(descriptors_.size());
     descriptors_.push_back(nullptr);
-    if (HeldByOtherKind(candidate)) {
-      free_descriptors_.insert(candidate);
-    } else {
-      fd = candidate;
-    }
+    files_.emplace_back();
   }
-  DSIM_DCHECK(descriptors_[fd] == nullptr);
-  descriptors_[fd] = socket;
-  socket->fd = fd;
+  DSIM_DCHECK(descriptors_[fd] == nullptr && files_[fd] == nullptr);
   ++open_descriptors_;
   return fd;
+}
+
+void HostStack::ReleaseSlot(int fd) {
+  DSIM_DCHECK(descriptors_[fd] == nullptr && files_[fd] == nullptr);
+  free_descriptors_.insert(fd);
+  --open_descriptors_;
+}
+
+int HostStack::AllocateDescriptor(SocketState* socket) {
+  const int fd = AllocateSlot();
+  if (fd < 0) return fd;
+  descriptors_[fd] = socket;
+  socket->fd = fd;
+  return fd;
+}
+
+int HostStack::InstallFile(std::shared_ptr<OpenFile> file) {
+  DSIM_CHECK(file != nullptr);
+  const int fd = AllocateSlot();
+  if (fd < 0) return fd;
+  ++file->descriptor_count_;
+  files_[fd] = std::move(file);
+  return fd;
+}
+
+int HostStack::CloseFile(int fd) {
+  std::shared_ptr<OpenFile> file = std::move(files_[fd]);
+  files_[fd] = nullptr;
+  ReleaseSlot(fd);
+  if (--file->descriptor_count_ == 0) file->OnLastClose();
+  return 0;
+}
+
+ssize_t HostStack::FileRead(int fd, absl::Span<const iovec> iov, SourceLocation where) {
+  std::shared_ptr<OpenFile> file = FileRef(fd);  // Alive across a blocking read.
+  if (file == nullptr) return FailBadDescriptor(fd);
+  if ((file->status_flags() & O_ACCMODE) == O_WRONLY) {
+    return Fail(EBADF, absl::StrCat("read: descriptor ", fd, " (", file->kind(),
+                                    ") is not open for reading"));
+  }
+  return file->Read(*this, iov, where);
+}
+
+ssize_t HostStack::FileWrite(int fd, absl::Span<const iovec> iov, SourceLocation where) {
+  std::shared_ptr<OpenFile> file = FileRef(fd);
+  if (file == nullptr) return FailBadDescriptor(fd);
+  if ((file->status_flags() & O_ACCMODE) == O_RDONLY) {
+    return Fail(EBADF, absl::StrCat("write: descriptor ", fd, " (", file->kind(),
+                                    ") is not open for writing"));
+  }
+  return file->Write(*this, iov, where);
 }
 
 void HostStack::EndCall(SocketState* socket) {
@@ -903,11 +941,11 @@ int HostStack::Shutdown(int fd, int how) {
 }
 
 int HostStack::Close(int fd) {
+  if (LookupFile(fd) != nullptr) return CloseFile(fd);
   SocketState* s;
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
   descriptors_[fd] = nullptr;
-  free_descriptors_.insert(fd);
-  --open_descriptors_;
+  ReleaseSlot(fd);
   s->fd = -1;
   if (s->active_calls > 0) {
     // Linux keeps the socket until calls in progress on it return; so do we.
@@ -1109,6 +1147,10 @@ int HostStack::Setsockopt(int fd, int level, int name, const void* value, sockle
 }
 
 int HostStack::SetNonblock(int fd, bool nonblocking) {
+  if (OpenFile* file = LookupFile(fd); file != nullptr) {
+    file->set_nonblocking(nonblocking);
+    return 0;
+  }
   SocketState* s;
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
   s->nonblocking = nonblocking;
@@ -1116,6 +1158,7 @@ int HostStack::SetNonblock(int fd, bool nonblocking) {
 }
 
 int HostStack::GetFlags(int fd) {
+  if (const OpenFile* file = LookupFile(fd); file != nullptr) return file->status_flags();
   SocketState* s;
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
   return O_RDWR | (s->nonblocking ? O_NONBLOCK : 0);
@@ -1179,19 +1222,29 @@ int HostStack::Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation wh
       p.revents = 0;
       if (p.fd < 0) continue;
       const SocketState* s = Lookup(p.fd);
-      if (s == nullptr) {
-        p.revents = POLLNVAL;
-      } else {
+      if (s != nullptr) {
         p.revents = PollMask(*s) & (p.events | POLLERR | POLLHUP);
+      } else if (const OpenFile* file = LookupFile(p.fd); file != nullptr) {
+        p.revents = file->PollMask() & (p.events | POLLERR | POLLHUP);
+      } else {
+        p.revents = POLLNVAL;
       }
       if (p.revents != 0) ++ready;
     }
     if (ready > 0 || timeout_ms == 0 || scheduler_->Now() >= deadline) return ready;
     // Wait on every polled socket; guards keep them alive while we sleep.
     std::vector<SocketState*> sockets;
+    std::vector<std::shared_ptr<OpenFile>> files;  // Alive while we sleep.
     std::vector<WaitQueue*> queues;
     for (nfds_t i = 0; i < count; ++i) {
-      SocketState* s = fds[i].fd >= 0 ? Lookup(fds[i].fd) : nullptr;
+      if (fds[i].fd < 0) continue;
+      if (std::shared_ptr<OpenFile> file = FileRef(fds[i].fd); file != nullptr) {
+        queues.push_back(&file->readable());
+        queues.push_back(&file->writable());
+        files.push_back(std::move(file));
+        continue;
+      }
+      SocketState* s = Lookup(fds[i].fd);
       if (s == nullptr) continue;
       sockets.push_back(s);
       queues.push_back(&s->readable);

@@ -36,6 +36,7 @@
 #include "scheduler/source_location.h"
 #include "sim/network.h"
 #include "sockets/internal/byte_queue.h"
+#include "sockets/internal/open_file.h"
 
 namespace dsim::internal {
 
@@ -210,17 +211,30 @@ class HostStack final : public PacketReceiver {
   int Setsockopt(int fd, int level, int name, const void* value, socklen_t length);
   int SetNonblock(int fd, bool nonblocking);
   int GetFlags(int fd);
-  // True if `fd` is an open descriptor; records EBADF's message if not.
+  // True if `fd` is an open descriptor (socket or other file); records EBADF's message
+  // if not.
   bool CheckOpen(int fd) {
-    if (Lookup(fd) != nullptr) return true;
+    if (Lookup(fd) != nullptr || LookupFile(fd) != nullptr) return true;
     SocketState* ignored;
     LookupOrFail(fd, &ignored);
     return false;
   }
-  // Whether `fd` is an open socket descriptor (no message).
-  bool DescriptorOpen(int fd) { return Lookup(fd) != nullptr; }
   int SetDeadline(int fd, absl::Time deadline, bool read, bool write);
   int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where);
+
+  // ---- Descriptors that are not sockets (sockets/internal/open_file.h) -----------
+  // Puts `file` at the lowest free descriptor and returns it, or -EMFILE.
+  int InstallFile(std::shared_ptr<OpenFile> file);
+  // The file at `fd`, or null (a socket, or nothing).
+  OpenFile* LookupFile(int fd) const {
+    return fd >= 0 && static_cast<size_t>(fd) < files_.size() ? files_[fd].get() : nullptr;
+  }
+  // A reference that keeps the file alive across a blocking call.
+  std::shared_ptr<OpenFile> FileRef(int fd) const {
+    return fd >= 0 && static_cast<size_t>(fd) < files_.size() ? files_[fd] : nullptr;
+  }
+  ssize_t FileRead(int fd, absl::Span<const iovec> iov, SourceLocation where);
+  ssize_t FileWrite(int fd, absl::Span<const iovec> iov, SourceLocation where);
 
   // Messages: the last failure of each task.
   int Fail(int error, std::string message);
@@ -254,8 +268,10 @@ class HostStack final : public PacketReceiver {
   SocketState* FindSocket(uint64_t id);
   SocketState* NewSocket(int family, int type, int protocol);
   int AllocateDescriptor(SocketState* socket);
-  // Whether another kind of open file (files/) holds `fd` on this host.
-  bool HeldByOtherKind(int fd) const;
+  // The lowest free descriptor number, reserved in both tables; or -EMFILE.
+  int AllocateSlot();
+  void ReleaseSlot(int fd);
+  int CloseFile(int fd);
   void MaybeDestroy(SocketState* socket);
   void Destroy(SocketState* socket);
   void EndCall(SocketState* socket);
@@ -359,7 +375,10 @@ class HostStack final : public PacketReceiver {
   Scheduler* scheduler_;
   const NetworkOptions& options_;
 
-  std::vector<SocketState*> descriptors_;  // descriptors_[fd]; null when free.
+  // The descriptor table, in two parallel vectors of one length: descriptors_[fd] is a
+  // socket, files_[fd] any other open file; both null when fd is free.
+  std::vector<SocketState*> descriptors_;
+  std::vector<std::shared_ptr<OpenFile>> files_;
   std::set<int> free_descriptors_;    // Free fds below descriptors_.size(), lowest first.
   size_t open_descriptors_ = 0;
   // Every live socket by id. Looked up only, never iterated (salted order).
@@ -374,6 +393,11 @@ class HostStack final : public PacketReceiver {
   absl::flat_hash_map<TaskId, std::string> messages_;
   bool detached_ = false;
 };
+
+// The calling task's host stack, after the scheduling point every descriptor call is;
+// null with errno = EPERM (and a message for LastSocketErrorMessage) outside a task on
+// a host. For descriptor kinds defined outside sockets/ (pipes, files, epoll).
+HostStack* EnterHost(const char* call);
 
 }  // namespace dsim::internal
 
