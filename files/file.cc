@@ -37,8 +37,12 @@ constexpr int kMaxIovecs = 1024;
 constexpr uint64_t kMaxFileBytes = uint64_t{16} << 40;  // ext4 with 4 KiB blocks.
 constexpr uintptr_t kUserAddressLimit = (uintptr_t{1} << 47) - 4096;
 // The flags an open file description keeps (F_GETFL shows them).
-constexpr int kKeptFlags =
-    O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_DSYNC | O_SYNC | O_NOATIME | O_LARGEFILE;
+// The kernel's O_LARGEFILE on x86-64 (glibc defines O_LARGEFILE as 0 there): 64-bit
+// kernels force it on every open, and F_GETFL shows it.
+constexpr int kKernelLargefile = 0100000;
+// The open flags a description keeps (F_GETFL shows them): all but the ones that act
+// only at open time.
+constexpr int kKeptFlags = ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
 constexpr int kSettableFlags = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME;
 
 bool AccessOk(const void* buffer, size_t length) {
@@ -234,6 +238,10 @@ int OpenResolved(FileTable* table, const Resolved& r, int flags, mode_t mode) {
   Disk& disk = table->disk();
   const int access = flags & O_ACCMODE;
   Ino ino = r.ino;
+  // O_CREAT of "name/" is EISDIR whether or not the name exists.
+  if ((flags & O_CREAT) && r.trailing_slash && r.normal_last()) {
+    return table->Fail(EISDIR, "O_CREAT of a name ending in '/'");
+  }
   if (ino == kNoIno) {
     if (!(flags & O_CREAT)) return table->Fail(ENOENT, "no such file");
     if (r.trailing_slash) return table->Fail(EISDIR, "O_CREAT of a name ending in '/'");
@@ -258,7 +266,7 @@ int OpenResolved(FileTable* table, const Resolved& r, int flags, mode_t mode) {
     }
   }
   Inode* inode = disk.Find(ino);
-  auto file = std::make_shared<DiskFile>(table, ino, (flags & kKeptFlags) | O_LARGEFILE,
+  auto file = std::make_shared<DiskFile>(table, ino, (flags & kKeptFlags) | kKernelLargefile,
                                          table->NextFileId(), inode->writeback_error_seq);
   file->cloexec = (flags & O_CLOEXEC) != 0;
   ++inode->open_count;
@@ -289,10 +297,10 @@ ssize_t ReadAt(FileTable* table, DiskFile* file, char* buffer, size_t length, in
   if (!file->readable()) return table->Fail(EBADF, "the descriptor is not open for reading");
   if (!AccessOk(buffer, length)) return table->Fail(EFAULT, "the buffer is outside memory");
   if (positional && offset < 0) return table->Fail(EINVAL, "negative offset");
-  if (length == 0) return 0;
   Disk& disk = table->disk();
   Inode* inode = disk.Find(file->ino());
   if (inode->is_dir()) return table->Fail(EISDIR, "read of a directory");
+  if (length == 0) return 0;
   const uint64_t at = positional ? static_cast<uint64_t>(offset) : file->offset;
   if ((file->flags() & O_DIRECT) &&
       (at % kDiskSectorBytes != 0 || length % kDiskSectorBytes != 0 ||

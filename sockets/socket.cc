@@ -208,11 +208,13 @@ ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
   // socket returns 0 at once.
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Read", fd, -EBADF);
   if (!AccessOk(buffer, length)) return Finish(stack, "Read", fd, FaultOutside(stack, "read"));
-  if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
   const iovec v{buffer, length};
+  // Other kinds answer a zero-length read themselves: Linux checks the access mode
+  // first (EBADF on a write-only descriptor) and a directory says EISDIR.
   if (stack->LookupFile(fd) != nullptr) {
     return Finish(stack, "Read", fd, stack->FileRead(fd, absl::MakeConstSpan(&v, 1), where));
   }
+  if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
   internal::RecvArgs args;
   args.iov = absl::MakeConstSpan(&v, 1);
   args.what = "read";
