@@ -816,7 +816,9 @@ off_t DoLseek(FileTable* table, int fd, off_t offset, int whence);
 }  // namespace
 
 off_t SeekFile(FileTable* table, DiskFile* file, off_t offset, int whence) {
-  const auto size = static_cast<int64_t>(table->disk().Find(file->ino())->data.size());
+  // An ext4 directory (hashed, as every directory is with dir_index) ends at INT64_MAX.
+  const Inode* inode = table->disk().Find(file->ino());
+  const int64_t size = inode->is_dir() ? INT64_MAX : static_cast<int64_t>(inode->data.size());
   int64_t base;
   switch (whence) {
     case SEEK_SET: base = 0; break;
@@ -829,8 +831,10 @@ off_t SeekFile(FileTable* table, DiskFile* file, off_t offset, int whence) {
       return static_cast<off_t>(file->offset);
     default: return table->Fail(EINVAL, "bad whence");
   }
-  const int64_t target = base + offset;
-  if (target < 0) return table->Fail(EINVAL, "negative resulting offset");
+  int64_t target;
+  if (__builtin_add_overflow(base, static_cast<int64_t>(offset), &target) || target < 0) {
+    return table->Fail(EINVAL, "the resulting offset is negative or overflows");
+  }
   file->offset = static_cast<uint64_t>(target);
   return static_cast<off_t>(target);
 }

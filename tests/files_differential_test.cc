@@ -408,6 +408,10 @@ std::vector<std::vector<Op>> HandWritten() {
                {K::kLseek, "", "", 0, 50, SEEK_DATA}, {K::kLseek, "", "", 0, 50, SEEK_HOLE},
                {K::kLseek, "", "", 0, 100, SEEK_DATA}, {K::kLseek, "", "", 0, 500, SEEK_HOLE},
                {K::kWrite, "", "", 0, 10}, {K::kStat, "/f"}});
+  s.push_back({{K::kMkdir, "/d"}, Open("/d", O_RDONLY), {K::kLseek, "", "", 0, 0, SEEK_END},
+               {K::kLseek, "", "", 0, -5, SEEK_END}, {K::kLseek, "", "", 0, 5, SEEK_END},
+               {K::kLseek, "", "", 0, 10, SEEK_DATA}, {K::kLseek, "", "", 0, 10, SEEK_HOLE},
+               {K::kLseek, "", "", 0, 7, SEEK_SET}, {K::kLseek, "", "", 0, 3, SEEK_CUR}});
   // fsync family
   s.push_back({Open("/f", C), {K::kFsync, "", "", 0}, {K::kFdatasync, "", "", 0},
                Open("/f", O_RDONLY, 1), {K::kFsync, "", "", 1}, Open("/", O_RDONLY, 2),
