@@ -62,11 +62,21 @@ void Disk::Push(PendingOp op) {
   ++image_.pending_live;
 }
 
-// Drops the dead operations at the front, so a steady write + fsync loop keeps the
-// queue short without scanning it.
+// Drops dead operations: those at the front at once, the others once they outnumber
+// the live ones (amortized O(1) per operation), so the queue stays proportional to what
+// is pending even when an old operation (a create whose directory is never fsynced)
+// stays live at the front.
 void Disk::Compact() {
-  while (!image_.pending.empty() && !image_.pending.front().live) image_.pending.pop_front();
-  if (image_.pending_live == 0) image_.pending.clear();
+  std::deque<PendingOp>& pending = image_.pending;
+  while (!pending.empty() && !pending.front().live) pending.pop_front();
+  if (image_.pending_live == 0) {
+    pending.clear();
+  } else if (pending.size() > 2 * image_.pending_live + 32) {
+    pending.erase(std::remove_if(pending.begin(), pending.end(),
+                                 [](const PendingOp& op) { return !op.live; }),
+                  pending.end());
+  }
+  DSIM_DCHECK(pending.size() >= image_.pending_live);
 }
 
 Ino Disk::Create(Ino dir, absl::string_view name, mode_t mode) {
