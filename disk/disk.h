@@ -144,6 +144,8 @@ class Disk {
   // Bytes used, as statfs and ENOSPC count them.
   uint64_t used_bytes() const { return image_.used_bytes; }
   size_t pending_operations() const { return image_.pending_live; }
+  // Entries in the pending queue, live or not yet compacted away (tests bound it).
+  size_t pending_queue_length() const { return image_.pending.size(); }
 
   // ---- Crash, wipe, swap ---------------------------------------------------------------
   // Power loss: resolves every pending operation as the seed decides (see above), then

@@ -106,6 +106,21 @@ TEST(Files, FdatasyncPersistsDataButNotTheModificationTime) {
   EXPECT_EQ(inode->data, "two");
 }
 
+TEST(Files, PendingQueueStaysProportionalToLiveOperationsBehindAnUnsyncedCreate) {
+  size_t longest = 0;
+  auto sim = RunOnHost([&] {
+    const int fd = dsim::Open("/data", O_CREAT | O_RDWR, 0644);  // Create stays pending.
+    for (int i = 0; i < 5000; ++i) {
+      dsim::Pwrite(fd, "x", 1, i);
+      dsim::Fdatasync(fd);
+      longest = std::max(longest, Simulation::Current()->disk(1).pending_queue_length());
+    }
+    dsim::Close(fd);
+  });
+  EXPECT_EQ(sim->disk(1).pending_operations(), 1u);
+  EXPECT_LT(longest, 100u);
+}
+
 TEST(Files, OSyncAndODirectWritesAreDurableOnReturn) {
   auto sim = RunOnHost([] {
     WriteFile("/s", "", true);
