@@ -687,6 +687,10 @@ void Scheduler::SleepUntil(absl::Time deadline, SourceLocation where) {
   DSIM_DCHECK(now_ns_ >= deadline_ns, "a sleep woke before its deadline");
 }
 
+bool Scheduler::CurrentTaskKilled() const {
+  return current_ != nullptr && current_->kill_requested;
+}
+
 TaskId Scheduler::CurrentTaskId() const { return current_ ? current_->id : kNoTask; }
 
 absl::string_view Scheduler::CurrentTaskName() const {
@@ -875,6 +879,11 @@ void Scheduler::Shutdown() {
   DSIM_MISUSE(!running_ && current_scheduler != this,
               "Scheduler::Shutdown called during a run (from a task?)");
   UnwindAllTasks();
+}
+
+void Scheduler::SetOwnedExtension(int slot, std::shared_ptr<void> value) {
+  SetExtension(slot, value.get());
+  owned_extensions_[slot] = std::move(value);
 }
 
 void Scheduler::SetExtension(int slot, void* value) {

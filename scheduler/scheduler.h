@@ -260,6 +260,9 @@ class Scheduler {
   void SleepFor(absl::Duration duration, SourceLocation where = SourceLocation::Current());
   void SleepUntil(absl::Time deadline, SourceLocation where = SourceLocation::Current());
   bool InTask() const { return current_ != nullptr; }
+  // True when the current task has been killed (crash, shutdown) and is to unwind; code
+  // that must not throw (inside a NoUnwindScope) checks it to stop waiting.
+  bool CurrentTaskKilled() const;
   [[noreturn]] void FailOutsideTask(const char* operation) const;
   TaskId CurrentTaskId() const;
   absl::string_view CurrentTaskName() const;
@@ -344,11 +347,14 @@ class Scheduler {
     kNetworkExtension = 0,
     kSimulationExtension = 1,
     kUserExtension = 2,
-    kDiskExtension = 3,   // disk/disks.h
-    kFilesExtension = 4,  // The files layer's descriptor router (sockets ask it).
+    kPosixExtension = 3,  // //posix: simulated pthread objects, escapes.
+    kDiskExtension = 4,   // disk/disks.h
   };
-  static constexpr int kExtensionSlots = 6;
+  static constexpr int kExtensionSlots = 5;
   void SetExtension(int slot, void* value);
+  // As SetExtension, but the scheduler owns `value`: it is destroyed with the scheduler,
+  // after every task has unwound (so tasks may still use it while they unwind).
+  void SetOwnedExtension(int slot, std::shared_ptr<void> value);
   void* extension(int slot) const {
     return slot >= 0 && slot < kExtensionSlots ? extensions_[slot] : nullptr;
   }
@@ -469,6 +475,8 @@ class Scheduler {
   std::string failure_;
   internal::Fiber* previous_running_fiber_ = nullptr;
   void* extensions_[kExtensionSlots] = {};
+  // Declared last: destroyed first, after the destructor has unwound every task.
+  std::shared_ptr<void> owned_extensions_[kExtensionSlots];
 };
 
 // ---- Free functions for task code ---------------------------------------------------

@@ -8,6 +8,7 @@ namespace dsim {
 
 std::string SourceLocation::ToString() const {
   if (!known()) return "?";
+  if (line_ == kDescribed) return file_;
   const char* slash = std::strrchr(file_, '/');
   return absl::StrCat(slash ? slash + 1 : file_, ":", line_);
 }

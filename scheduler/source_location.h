@@ -22,14 +22,22 @@ class SourceLocation {
     return SourceLocation(file, line);
   }
 
-  constexpr const char* file_name() const { return file_; }
-  constexpr int line() const { return line_; }
-  bool known() const { return line_ > 0; }
+  // A location known only as a description ("Queue::Pop() in queue_test+0x1c2"), for
+  // calls that reach dsim through interposed libc functions. `text` must outlive every
+  // report that shows it.
+  static constexpr SourceLocation Described(const char* text) {
+    return SourceLocation(text, kDescribed);
+  }
 
-  // "kv.cc:88": the file's base name and the line, or "?" when unknown.
+  constexpr const char* file_name() const { return file_; }
+  constexpr int line() const { return line_ == kDescribed ? 0 : line_; }
+  bool known() const { return line_ > 0 || line_ == kDescribed; }
+
+  // "kv.cc:88": the file's base name and the line, the description, or "?" when unknown.
   std::string ToString() const;
 
  private:
+  static constexpr int kDescribed = -1;
   constexpr SourceLocation(const char* file, int line) : file_(file), line_(line) {}
 
   const char* file_ = "";

@@ -1,0 +1,35 @@
+// The virtual clocks behind clock_gettime and friends, in one place, so per-host clocks
+// (skew, drift) can be wired in later without touching the interposers.
+//
+// CLOCK_REALTIME is dsim::Now() (2000-01-01 00:00:00 UTC at the start of every
+// simulation). CLOCK_MONOTONIC, its COARSE and RAW variants and CLOCK_BOOTTIME read the
+// same virtual time as seconds since an imaginary boot kMonotonicAtEpoch before the
+// epoch (not zero, so code that treats 0 as "unset" still works). CLOCK_TAI is
+// REALTIME + 37 s. CPU-time clocks read the virtual time elapsed since the simulation
+// began: tasks take no virtual time to compute, so no better answer exists, and this
+// one is deterministic and monotonic.
+#ifndef DSIM_POSIX_INTERNAL_CLOCK_H_
+#define DSIM_POSIX_INTERNAL_CLOCK_H_
+
+#include <time.h>
+
+#include "absl/time/time.h"
+#include "scheduler/scheduler.h"
+
+namespace dsim::posix::internal {
+
+inline constexpr absl::Duration kMonotonicAtEpoch = absl::Hours(1);
+
+enum class ClockKind { kRealtime, kMonotonic, kTai, kCpu, kInvalid };
+ClockKind KindOf(clockid_t clock);
+
+// The virtual reading of `clock` now. Requires a valid clock.
+absl::Time VirtualRealtime(Scheduler& scheduler);
+absl::Duration VirtualMonotonic(Scheduler& scheduler);
+timespec ReadClock(Scheduler& scheduler, ClockKind kind);
+// The virtual instant at which `clock` reads `value` (for absolute deadlines).
+absl::Time InstantOf(Scheduler& scheduler, ClockKind kind, const timespec& value);
+
+}  // namespace dsim::posix::internal
+
+#endif  // DSIM_POSIX_INTERNAL_CLOCK_H_

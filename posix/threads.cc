@@ -1,0 +1,313 @@
+// Threads: pthread_create starts a dsim task on the caller's host, so std::thread,
+// std::jthread and std::async(std::launch::async) create tasks. Also join, detach,
+// self, exit, once, keys (per task), sched_yield, and the pthread_t-taking calls that
+// would otherwise dereference a simulated pthread_t.
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "posix/internal/real.h"
+#include "posix/internal/state.h"
+
+namespace dsim::posix::internal {
+namespace {
+
+// Simulated threads get larger stacks than dsim's default: unmodified code was written
+// for 8 MiB thread stacks. Reserved, not committed.
+#if defined(__SANITIZE_ADDRESS__) || defined(DSIM_ASAN)
+constexpr size_t kThreadStackBytes = 1024 * 1024;
+#else
+constexpr size_t kThreadStackBytes = 256 * 1024;
+#endif
+
+// Destructors registered with pthread_key_create, by key. Keys are process-wide, as in
+// glibc; this mirrors glibc's own key table (written once per key creation).
+std::atomic<void (*)(void*)> key_destructors[PTHREAD_KEYS_MAX];
+
+void RunKeyDestructors(PosixState& state, TaskId task) {
+  for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; ++round) {
+    bool any = false;
+    for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key) {
+      auto it = state.specific.find({task, key});
+      if (it == state.specific.end()) continue;
+      void* value = const_cast<void*>(it->second);
+      state.specific.erase(it);
+      void (*destructor)(void*) = key_destructors[key].load(std::memory_order_relaxed);
+      if (value != nullptr && destructor != nullptr) {
+        destructor(value);
+        any = true;
+      }
+    }
+    if (!any) return;
+  }
+}
+
+}  // namespace
+
+void ForgetTaskKeys(PosixState& state, TaskId task) {
+  if (state.specific.empty()) return;
+  RunKeyDestructors(state, task);
+}
+
+}  // namespace dsim::posix::internal
+
+namespace {
+namespace pi = ::dsim::posix::internal;
+DSIM_DECLARE_REAL(pthread_create);
+DSIM_DECLARE_REAL(pthread_join);
+DSIM_DECLARE_REAL(pthread_detach);
+DSIM_DECLARE_REAL(pthread_self);
+DSIM_DECLARE_REAL(pthread_exit);
+DSIM_DECLARE_REAL(pthread_once);
+DSIM_DECLARE_REAL(pthread_key_create);
+DSIM_DECLARE_REAL(pthread_getspecific);
+DSIM_DECLARE_REAL(pthread_setspecific);
+DSIM_DECLARE_REAL(sched_yield);
+DSIM_DECLARE_REAL(pthread_setname_np);
+DSIM_DECLARE_REAL(pthread_getname_np);
+DSIM_DECLARE_REAL(pthread_kill);
+DSIM_DECLARE_REAL(pthread_cancel);
+DSIM_DECLARE_REAL(pthread_getattr_np);
+DSIM_DECLARE_REAL(pthread_setschedparam);
+DSIM_DECLARE_REAL(pthread_getschedparam);
+DSIM_DECLARE_REAL(pthread_setaffinity_np);
+DSIM_DECLARE_REAL(pthread_getaffinity_np);
+DSIM_DECLARE_REAL(pthread_getcpuclockid);
+DSIM_DECLARE_REAL(pthread_tryjoin_np);
+DSIM_DECLARE_REAL(pthread_timedjoin_np);
+
+// A simulated pthread_t passed to a real function would be dereferenced: refuse it.
+int RefuseSimThread(const char* call) {
+  if (dsim::Scheduler* scheduler = pi::TaskScheduler(); scheduler != nullptr) {
+    pi::RecordEscape(*scheduler, call, "not simulated for simulated threads", true);
+  }
+  return ENOSYS;
+}
+
+}  // namespace
+
+extern "C" {
+
+int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                   void* arg) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(pthread_create)(thread, attr, start, arg);
+  pi::PosixState& state = pi::State(*scheduler);
+  int detach_state = PTHREAD_CREATE_JOINABLE;
+  if (attr != nullptr) pthread_attr_getdetachstate(attr, &detach_state);
+  const std::string name = absl::StrCat(scheduler->CurrentTaskName(), "/thread-",
+                                        ++state.threads_created);
+  dsim::SpawnOptions options;
+  options.group = scheduler->CurrentGroup();
+  options.stack_size = pi::kThreadStackBytes;
+  dsim::TaskHandle handle = scheduler->Spawn(name, [&state, start, arg] {
+    const dsim::TaskId self = dsim::CurrentTaskId();
+    void* result = nullptr;
+    try {
+      result = start(arg);
+    } catch (const pi::ThreadExit& exit) {
+      result = exit.value;
+    }
+    pi::ForgetTaskKeys(state, self);
+    auto it = state.threads.find(self);
+    if (it == state.threads.end()) return;
+    if (it->second.detached) {
+      state.threads.erase(it);
+    } else {
+      it->second.result = result;
+    }
+  }, options);
+  pi::SimThread& record = state.threads[handle.id()];
+  record.handle = handle;
+  record.detached = detach_state == PTHREAD_CREATE_DETACHED;
+  *thread = pi::SimThreadId(handle.id());
+  return 0;
+}
+
+int pthread_join(pthread_t thread, void** result) {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_join)(thread, result);
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return ESRCH;  // A simulated thread outside its simulation.
+  pi::PosixState& state = pi::State(*scheduler);
+  const dsim::TaskId task = pi::SimThreadTask(thread);
+  auto it = state.threads.find(task);
+  if (it == state.threads.end() || it->second.detached || it->second.joined) return EINVAL;
+  if (task == scheduler->CurrentTaskId()) return EDEADLK;
+  it->second.joined = true;
+  dsim::TaskHandle handle = it->second.handle;
+  handle.Join(pi::CallerLocation(state));
+  it = state.threads.find(task);
+  if (result != nullptr) *result = it->second.result;
+  state.threads.erase(it);
+  return 0;
+}
+
+int pthread_tryjoin_np(pthread_t thread, void** result) noexcept {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_tryjoin_np)(thread, result);
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return ESRCH;
+  pi::PosixState& state = pi::State(*scheduler);
+  auto it = state.threads.find(pi::SimThreadTask(thread));
+  if (it == state.threads.end() || it->second.detached) return EINVAL;
+  if (!it->second.handle.done()) return EBUSY;
+  if (result != nullptr) *result = it->second.result;
+  state.threads.erase(it);
+  return 0;
+}
+
+int pthread_timedjoin_np(pthread_t thread, void** result, const struct timespec* abstime) {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_timedjoin_np)(thread, result, abstime);
+  return RefuseSimThread("pthread_timedjoin_np");
+}
+
+int pthread_detach(pthread_t thread) noexcept {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_detach)(thread);
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return ESRCH;
+  pi::PosixState& state = pi::State(*scheduler);
+  auto it = state.threads.find(pi::SimThreadTask(thread));
+  if (it == state.threads.end() || it->second.detached) return EINVAL;
+  if (it->second.handle.done()) {
+    state.threads.erase(it);
+  } else {
+    it->second.detached = true;
+  }
+  return 0;
+}
+
+pthread_t pthread_self(void) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_self)();
+  return pi::SimThreadId(scheduler->CurrentTaskId());
+}
+
+void pthread_exit(void* value) {
+  if (pi::TaskScheduler() == nullptr) DSIM_REAL(pthread_exit)(value);
+  throw pi::ThreadExit{value};
+}
+
+int pthread_once(pthread_once_t* once, void (*init)(void)) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_once)(once, init);
+  // glibc's encoding: bit 1 done, bit 0 in progress. A real thread that finished the
+  // initialization before the simulation left it done; that is what we check first.
+  auto* word = reinterpret_cast<std::atomic<int>*>(once);
+  for (;;) {
+    const int value = word->load(std::memory_order_acquire);
+    if (value & 2) return 0;
+    if (value == 0) break;
+    dsim::Yield();  // Another task is initializing: let it finish.
+  }
+  word->store(1, std::memory_order_relaxed);
+  try {
+    init();
+  } catch (...) {
+    word->store(0, std::memory_order_release);  // As glibc's cancellation cleanup does.
+    throw;
+  }
+  word->store(2, std::memory_order_release);
+  return 0;
+}
+
+int pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) noexcept {
+  const int result = DSIM_REAL(pthread_key_create)(key, destructor);
+  if (result == 0 && *key < PTHREAD_KEYS_MAX) {
+    pi::key_destructors[*key].store(destructor, std::memory_order_relaxed);
+  }
+  return result;
+}
+
+void* pthread_getspecific(pthread_key_t key) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_getspecific)(key);
+  pi::PosixState& state = pi::State(*scheduler);
+  auto it = state.specific.find({scheduler->CurrentTaskId(), key});
+  return it == state.specific.end() ? nullptr : const_cast<void*>(it->second);
+}
+
+int pthread_setspecific(pthread_key_t key, const void* value) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_setspecific)(key, value);
+  if (key >= PTHREAD_KEYS_MAX) return EINVAL;
+  pi::PosixState& state = pi::State(*scheduler);
+  const std::pair<dsim::TaskId, pthread_key_t> slot{scheduler->CurrentTaskId(), key};
+  if (value == nullptr) {
+    state.specific.erase(slot);
+  } else {
+    state.specific[slot] = value;
+  }
+  return 0;
+}
+
+int sched_yield(void) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(sched_yield)();
+  dsim::Scheduler::NoUnwindScope no_unwind;  // sched_yield is noexcept.
+  scheduler->Yield();
+  return 0;
+}
+
+int pthread_setname_np(pthread_t thread, const char* name) noexcept {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_setname_np)(thread, name);
+  return 0;  // Tasks keep the names dsim gave them (reports and traces use those).
+}
+
+int pthread_getname_np(pthread_t thread, char* name, size_t length) noexcept {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_getname_np)(thread, name, length);
+  if (length < 1) return ERANGE;
+  name[0] = '\0';
+  return 0;
+}
+
+int pthread_kill(pthread_t thread, int signal) noexcept {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_kill)(thread, signal);
+  return RefuseSimThread("pthread_kill");
+}
+
+int pthread_cancel(pthread_t thread) {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_cancel)(thread);
+  return RefuseSimThread("pthread_cancel");
+}
+
+int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) noexcept {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_getattr_np)(thread, attr);
+  return pthread_attr_init(attr);
+}
+
+int pthread_setschedparam(pthread_t thread, int policy, const struct sched_param* param) noexcept {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_setschedparam)(thread, policy, param);
+  return 0;  // Priorities mean nothing to the strategy.
+}
+
+int pthread_getschedparam(pthread_t thread, int* policy, struct sched_param* param) noexcept {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_getschedparam)(thread, policy, param);
+  *policy = SCHED_OTHER;
+  param->sched_priority = 0;
+  return 0;
+}
+
+int pthread_setaffinity_np(pthread_t thread, size_t size, const cpu_set_t* set) noexcept {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_setaffinity_np)(thread, size, set);
+  return 0;
+}
+
+int pthread_getaffinity_np(pthread_t thread, size_t size, cpu_set_t* set) noexcept {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_getaffinity_np)(thread, size, set);
+  memset(set, 0, size);
+  if (size > 0) CPU_SET_S(0, size, set);  // One simulated CPU.
+  return 0;
+}
+
+int pthread_getcpuclockid(pthread_t thread, clockid_t* clock) noexcept {
+  if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_getcpuclockid)(thread, clock);
+  *clock = CLOCK_THREAD_CPUTIME_ID;
+  return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,181 @@
+// Time: clock_gettime, gettimeofday, time, nanosleep, clock_nanosleep, usleep, sleep.
+#include <errno.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "posix/internal/clock.h"
+#include "posix/internal/real.h"
+#include "posix/internal/state.h"
+
+namespace dsim::posix::internal {
+
+ClockKind KindOf(clockid_t clock) {
+  switch (clock) {
+    case CLOCK_REALTIME:
+    case CLOCK_REALTIME_COARSE:
+    case CLOCK_REALTIME_ALARM:
+      return ClockKind::kRealtime;
+    case CLOCK_MONOTONIC:
+    case CLOCK_MONOTONIC_COARSE:
+    case CLOCK_MONOTONIC_RAW:
+    case CLOCK_BOOTTIME:
+    case CLOCK_BOOTTIME_ALARM:
+      return ClockKind::kMonotonic;
+    case CLOCK_TAI:
+      return ClockKind::kTai;
+    case CLOCK_PROCESS_CPUTIME_ID:
+    case CLOCK_THREAD_CPUTIME_ID:
+      return ClockKind::kCpu;
+    default:
+      // Negative ids are CPU clocks of other processes and threads (clock_getcpuclockid).
+      return clock < 0 ? ClockKind::kCpu : ClockKind::kInvalid;
+  }
+}
+
+absl::Time VirtualRealtime(Scheduler& scheduler) { return dsim::Now(); }
+
+absl::Duration VirtualMonotonic(Scheduler& scheduler) {
+  return scheduler.Now() - Scheduler::Epoch() + kMonotonicAtEpoch;
+}
+
+timespec ReadClock(Scheduler& scheduler, ClockKind kind) {
+  switch (kind) {
+    case ClockKind::kRealtime:
+      return absl::ToTimespec(VirtualRealtime(scheduler));
+    case ClockKind::kTai:
+      return absl::ToTimespec(VirtualRealtime(scheduler) + absl::Seconds(37));
+    case ClockKind::kMonotonic:
+      return absl::ToTimespec(VirtualMonotonic(scheduler));
+    case ClockKind::kCpu:
+    case ClockKind::kInvalid:
+      break;
+  }
+  return absl::ToTimespec(scheduler.Now() - Scheduler::Epoch());
+}
+
+absl::Time InstantOf(Scheduler& scheduler, ClockKind kind, const timespec& value) {
+  const absl::Duration reading = absl::DurationFromTimespec(value);
+  switch (kind) {
+    case ClockKind::kRealtime:
+      return absl::UnixEpoch() + reading;
+    case ClockKind::kTai:
+      return absl::UnixEpoch() + reading - absl::Seconds(37);
+    case ClockKind::kMonotonic:
+      return Scheduler::Epoch() + (reading - kMonotonicAtEpoch);
+    case ClockKind::kCpu:
+    case ClockKind::kInvalid:
+      break;
+  }
+  return Scheduler::Epoch() + reading;
+}
+
+namespace {
+
+bool ValidTimespec(const timespec* t) {
+  return t->tv_sec >= 0 && t->tv_nsec >= 0 && t->tv_nsec < 1000000000;
+}
+
+// Sleeps the calling task until `deadline`; a past deadline is still a scheduling point.
+void SleepUntil(absl::Time deadline) {
+  SourceLocation where = CallerLocation(State(*TaskScheduler()));
+  dsim::SleepUntil(deadline, where);
+}
+
+}  // namespace
+}  // namespace dsim::posix::internal
+
+namespace {
+namespace pi = ::dsim::posix::internal;
+DSIM_DECLARE_REAL(clock_gettime);
+DSIM_DECLARE_REAL(gettimeofday);
+DSIM_DECLARE_REAL(time);
+DSIM_DECLARE_REAL(nanosleep);
+DSIM_DECLARE_REAL(clock_nanosleep);
+DSIM_DECLARE_REAL(usleep);
+DSIM_DECLARE_REAL(sleep);
+}  // namespace
+
+extern "C" {
+
+int clock_gettime(clockid_t clock, struct timespec* out) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(clock_gettime)(clock, out);
+  const pi::ClockKind kind = pi::KindOf(clock);
+  if (kind == pi::ClockKind::kInvalid) {
+    errno = EINVAL;
+    return -1;
+  }
+  *out = pi::ReadClock(*scheduler, kind);
+  return 0;
+}
+
+int gettimeofday(struct timeval* out, void* zone) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) {
+    return DSIM_REAL(gettimeofday)(out, static_cast<struct timezone*>(zone));
+  }
+  *out = absl::ToTimeval(pi::VirtualRealtime(*scheduler));
+  if (zone != nullptr) {
+    auto* tz = static_cast<struct timezone*>(zone);
+    tz->tz_minuteswest = 0;
+    tz->tz_dsttime = 0;
+  }
+  return 0;
+}
+
+time_t time(time_t* out) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(time)(out);
+  const time_t now = absl::ToUnixSeconds(pi::VirtualRealtime(*scheduler));
+  if (out != nullptr) *out = now;
+  return now;
+}
+
+int nanosleep(const struct timespec* request, struct timespec* remaining) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(nanosleep)(request, remaining);
+  if (request == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  if (!pi::ValidTimespec(request)) {
+    errno = EINVAL;
+    return -1;
+  }
+  pi::SleepUntil(scheduler->Now() + absl::DurationFromTimespec(*request));
+  return 0;
+}
+
+int clock_nanosleep(clockid_t clock, int flags, const struct timespec* request,
+                    struct timespec* remaining) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(clock_nanosleep)(clock, flags, request, remaining);
+  const pi::ClockKind kind = pi::KindOf(clock);
+  // Linux: a thread's own CPU clock cannot be slept on.
+  if (kind == pi::ClockKind::kInvalid || clock == CLOCK_THREAD_CPUTIME_ID) return EINVAL;
+  if (request == nullptr) return EFAULT;
+  if (!pi::ValidTimespec(request)) return EINVAL;
+  if (flags & TIMER_ABSTIME) {
+    pi::SleepUntil(pi::InstantOf(*scheduler, kind, *request));
+  } else {
+    pi::SleepUntil(scheduler->Now() + absl::DurationFromTimespec(*request));
+  }
+  return 0;
+}
+
+int usleep(useconds_t microseconds) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(usleep)(microseconds);
+  pi::SleepUntil(scheduler->Now() + absl::Microseconds(microseconds));
+  return 0;
+}
+
+unsigned int sleep(unsigned int seconds) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(sleep)(seconds);
+  pi::SleepUntil(scheduler->Now() + absl::Seconds(seconds));
+  return 0;
+}
+
+}  // extern "C"
