@@ -606,6 +606,11 @@ void Disk::SwapContents(Disk& other) {
   std::swap(image_, other.image_);
 }
 
+void Disk::CopyContentsFrom(const Disk& other) {
+  image_ = other.image_;
+  for (auto& [ino, inode] : image_.cache) inode.open_count = 0;  // Nobody has it open.
+}
+
 // ---- Faults and inspection ------------------------------------------------------------
 
 bool Disk::FaultChance(double probability, const char* label) {

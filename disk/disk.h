@@ -156,6 +156,10 @@ class Disk {
   void Wipe();
   // Exchanges contents (cache, durable image, pending state) with `other`.
   void SwapContents(Disk& other);
+  // Becomes a copy of `other` (cache, durable image, pending state): with Crash()
+  // after, the disk `other` would leave behind if the power failed now, while `other`
+  // itself runs on (crash states explored as CrashMonkey and ALICE do, by snapshot).
+  void CopyContentsFrom(const Disk& other);
 
   // ---- Inspection (tests) ----------------------------------------------------------
   // Contents of a regular file by absolute path in the durable image; "" with *exists
