@@ -391,8 +391,19 @@ int Disk::Sync(Ino ino, bool data_only) {
     durable->second.mtime = inode->mtime;
     durable->second.ctime = inode->ctime;
   }
+  if (faults_.fsync_commits_directory_operations) CommitAllDirectoryOperations();
   Compact();
   return 0;
+}
+
+// ext4: a journal commit makes every directory operation issued so far durable.
+void Disk::CommitAllDirectoryOperations() {
+  for (PendingOp& op : image_.pending) {
+    if (!op.live || op.kind != OpKind::kDirectory) continue;
+    ApplyToDurable(op);
+    op.live = false;
+    --image_.pending_live;
+  }
 }
 
 // fsync of a directory: its operations, and (as a journal commit) every directory

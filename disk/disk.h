@@ -26,6 +26,9 @@
 //     fsync or fdatasync of the range; O_DIRECT writes are durable data at once (as
 //     O_DIRECT|O_DSYNC; plain O_DIRECT leaves the size update to a later fsync in Linux,
 //     dsim makes the size durable too, see README).
+//   - StorageFaults::fsync_commits_directory_operations switches to ext4's behaviour
+//     in practice, where any fsync commits the journal and so every earlier directory
+//     operation (a new file fsynced is then found after a crash with its name).
 //   - Directory operations are journaled: the durable ones are always a prefix of them
 //     in the order they happened (fsyncing a directory commits every earlier directory
 //     operation too, as ext4's journal commit does).
@@ -221,6 +224,7 @@ class Disk {
   void ApplyDataWithFaults(PendingOp& op);
   uint64_t FileBytes(const Inode& inode) const;
   void CommitDirectoryPrefix(Ino dir);
+  void CommitAllDirectoryOperations();
   void CollectUnreachable();
   void RebuildCacheFromDurable();
   static uint64_t Blocks(uint64_t bytes);

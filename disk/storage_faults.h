@@ -64,6 +64,14 @@ struct StorageFaults {
   // ("fault.disk.lost_write"): fsync returns 0. Visible after a crash.
   double lost_write_probability = 0;
 
+  // The durability model, not a fault. Off (the default): POSIX's rule, which XFS,
+  // btrfs and ALICE's model hold to: a new, linked, unlinked or renamed name is durable
+  // only once its directory is fsynced. On: ext4's behaviour in practice: an fsync of
+  // any file forces a journal commit, which makes every earlier directory operation
+  // durable too (a new log file's name with its data). Code that passes only with it on
+  // depends on ext4.
+  bool fsync_commits_directory_operations = false;
+
   // True if no fault and no latency is configured (the fast path).
   bool IsNone() const {
     return !(read_error_probability > 0) && !(write_error_probability > 0) &&

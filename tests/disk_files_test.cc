@@ -78,6 +78,15 @@ TEST(Files, WritesAreCachedUntilFsyncAndTheNameUntilTheDirectoryIsFsynced) {
   EXPECT_TRUE(exists);
 }
 
+TEST(Files, WithExt4JournalSemanticsAFileFsyncMakesItsNewNameDurable) {
+  SimulationOptions options;
+  options.faults.storage.fsync_commits_directory_operations = true;
+  auto sim = RunOnHost([] { WriteFile("/a", "hello", /*fsync=*/true); }, options);
+  bool exists = false;
+  EXPECT_EQ(sim->disk(1).DurableContent("/a", &exists), "hello");
+  EXPECT_TRUE(exists);
+}
+
 TEST(Files, FdatasyncPersistsDataButNotTheModificationTime) {
   absl::Time synced_mtime, later_mtime;
   auto sim = RunOnHost([&] {
