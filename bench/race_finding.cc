@@ -7,7 +7,8 @@
 // For every program and every strategy (random walk; PCT with d = 1, 2, 3) it runs the
 // buggy program and its fixed twin for --schedules schedules each. Random walk uses seed
 // i for schedule i; each PCT column uses one PctStrategy object for all its schedules, so
-// it learns the step estimate k from the runs before. Columns:
+// it learns the step estimate k from the runs before (--pct=per_seed and
+// --pct=calibrated build PCT per schedule instead, as a SeedSweep does). Columns:
 //   tasks, steps     tasks spawned; mean scheduling steps of a random-walk run
 //   <strategy>       schedules until the first failure (1 = the first), and the share of
 //                    schedules that failed; "-" when none did
@@ -39,6 +40,11 @@ ABSL_FLAG(std::string, programs, "", "comma-separated program names; empty runs 
 ABSL_FLAG(bool, shrink, true, "shrink the first failing random-walk schedule of each program");
 ABSL_FLAG(int, shrink_runs, 1000, "run budget of each shrink");
 ABSL_FLAG(bool, verbose, false, "print each shrunk interleaving and fixed-twin failures");
+ABSL_FLAG(std::string, pct, "shared",
+          "how PCT columns build their strategy: shared (one object learns k across the "
+          "schedules), per_seed (a fresh object per schedule with the default k = 64, as "
+          "SeedSweep built it before calibration), calibrated (a fresh object per schedule "
+          "with k calibrated once, as SeedSweep builds it now)");
 
 namespace dsim::races {
 namespace {
@@ -58,8 +64,15 @@ struct Sweep {
 };
 
 std::shared_ptr<Strategy> MakeColumnStrategy(const Column& column, int schedule,
-                                             std::shared_ptr<PctStrategy>* pct) {
+                                             std::shared_ptr<PctStrategy>* pct,
+                                             uint64_t calibrated_k) {
   if (column.depth == 0) return std::make_shared<RandomStrategy>(schedule + 1);
+  const std::string mode = absl::GetFlag(FLAGS_pct);
+  if (mode == "per_seed" || mode == "calibrated") {
+    auto fresh = std::make_shared<PctStrategy>(schedule + 1, PctOptions{.depth = column.depth});
+    fresh->SetCalibratedSteps(calibrated_k);  // 0 (per_seed): keeps the default.
+    return fresh;
+  }
   if (*pct == nullptr) *pct = std::make_shared<PctStrategy>(1, PctOptions{.depth = column.depth});
   return *pct;
 }
@@ -69,8 +82,15 @@ Sweep RunSweep(const RaceProgram& program, Variant variant, const Column& column
                bool record_first_failure) {
   Sweep sweep;
   std::shared_ptr<PctStrategy> pct;
+  uint64_t calibrated_k = 0;
+  if (column.depth > 0 && absl::GetFlag(FLAGS_pct) == "calibrated") {
+    calibrated_k = CalibratePctSteps(column.depth, kPctCalibrationRuns,
+                                     [&](std::shared_ptr<Strategy> strategy, uint64_t) {
+                                       program.run(variant, RaceRunOptions{strategy});
+                                     });
+  }
   for (int i = 0; i < schedules; ++i) {
-    std::shared_ptr<Strategy> strategy = MakeColumnStrategy(column, i, &pct);
+    std::shared_ptr<Strategy> strategy = MakeColumnStrategy(column, i, &pct, calibrated_k);
     std::shared_ptr<RecordingStrategy> recorder;
     if (record_first_failure && !sweep.first_failure.has_value()) {
       recorder = std::make_shared<RecordingStrategy>(strategy, i + 1);

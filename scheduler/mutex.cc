@@ -1,6 +1,7 @@
 #include "scheduler/mutex.h"
 
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/misuse.h"
 
 namespace dsim {
 namespace {
@@ -30,10 +31,68 @@ class RelockOnExit {
 
 }  // namespace
 
+namespace {
+
+std::string TaskName(TaskId id, const Scheduler* scheduler) {
+  if (id == kNoTask) return "(none)";
+  if (scheduler != nullptr) {
+    for (const TaskReport& report : scheduler->LiveTaskReports()) {
+      if (report.id == id) return absl::StrCat("task \"", report.name, "\"");
+    }
+  }
+  return absl::StrCat("task ", id, " (finished)");
+}
+
+std::string Destroyer() {
+  Scheduler* scheduler = Scheduler::Current();
+  if (scheduler == nullptr || !scheduler->InTask()) return "the main thread";
+  return absl::StrCat("task \"", scheduler->CurrentTaskName(), "\"");
+}
+
+}  // namespace
+
+struct Mutex::Awaiter {
+  const Condition* condition = nullptr;
+  TaskId task = kNoTask;
+  Mutex* mu = nullptr;  // Null once unlinked.
+  Awaiter* prev = nullptr;
+  Awaiter* next = nullptr;
+  internal::WaitQueue queue;
+};
+
 Mutex::~Mutex() {
-  DSIM_MISUSE(holder_ == kNoTask, "a Mutex was destroyed while task ", holder_,
-              " holds it. Objects that tasks use must outlive the tasks: declare them before "
-              "the Scheduler, or call Scheduler::Shutdown() before destroying them");
+  Scheduler* scheduler = Scheduler::Current();
+  const TaskId self = scheduler != nullptr ? scheduler->CurrentTaskId() : kNoTask;
+  if (!DSIM_RUN_MISUSE(holder_ == kNoTask, self, holder_, "a Mutex was destroyed by ",
+                       Destroyer(), " while ", holder_ == self ? "it" : TaskName(holder_, scheduler_),
+                       " holds it. Objects that tasks use must outlive the tasks: declare "
+                       "them before the Scheduler, or call Scheduler::Shutdown() before "
+                       "destroying them")) {
+    holder_ = kNoTask;
+  }
+  if (!waiters_.empty() &&
+      !DSIM_RUN_MISUSE(false, self, waiters_.FirstWaiter(), "a Mutex was destroyed by ",
+                       Destroyer(), " while ", TaskName(waiters_.FirstWaiter(), scheduler),
+                       " waits to lock it")) {
+    waiters_.AbandonWaiters();
+  }
+  if (awaiters_ != nullptr &&
+      !DSIM_RUN_MISUSE(false, self, awaiters_->task, "a Mutex was destroyed by ", Destroyer(),
+                       " while ", TaskName(awaiters_->task, scheduler),
+                       " waits in Mutex::Await on it")) {
+    while (awaiters_ != nullptr) Unlink(awaiters_);
+  }
+}
+
+CondVar::~CondVar() {
+  Scheduler* scheduler = Scheduler::Current();
+  const TaskId self = scheduler != nullptr ? scheduler->CurrentTaskId() : kNoTask;
+  if (!waiters_.empty() &&
+      !DSIM_RUN_MISUSE(false, self, waiters_.FirstWaiter(), "a CondVar was destroyed by ",
+                       Destroyer(), " while ", TaskName(waiters_.FirstWaiter(), scheduler),
+                       " waits on it. Objects that tasks use must outlive the tasks")) {
+    waiters_.AbandonWaiters();
+  }
 }
 
 void Mutex::Lock(SourceLocation where) {
@@ -42,15 +101,19 @@ void Mutex::Lock(SourceLocation where) {
   const TaskId self = scheduler.CurrentTaskId();
   while (holder_ != kNoTask) waiters_.Wait("Mutex::Lock", where);
   holder_ = self;
+  scheduler_ = &scheduler;
 }
 
 void Mutex::Unlock() {
   Scheduler& scheduler = RunningScheduler("Mutex::Unlock");
-  DSIM_MISUSE(holder_ == scheduler.CurrentTaskId(), "task \"", scheduler.CurrentTaskName(),
-              "\" unlocked a Mutex it does not hold (",
-              holder_ == kNoTask ? std::string("it is not locked")
-                                 : absl::StrCat("held by task ", holder_),
-              ")");
+  const TaskId self = scheduler.CurrentTaskId();
+  if (!DSIM_RUN_MISUSE(holder_ == self, self, holder_, "task \"", scheduler.CurrentTaskName(),
+                       "\" unlocked a Mutex it does not hold (",
+                       holder_ == kNoTask ? std::string("it is not locked")
+                                          : absl::StrCat("held by task ", holder_),
+                       ")")) {
+    return;
+  }
   ReleaseForWait();
   internal::ReleasePoint();
 }
@@ -58,6 +121,20 @@ void Mutex::Unlock() {
 void Mutex::ReleaseForWait() {
   holder_ = kNoTask;
   waiters_.WakeOne();
+  if (awaiters_ != nullptr) WakeAwaiters();
+}
+
+void Mutex::WakeAwaiters() {
+  for (Awaiter* a = awaiters_; a != nullptr; a = a->next) {
+    if (a->condition->Eval()) a->queue.WakeAll();
+  }
+}
+
+void Mutex::Unlink(Awaiter* awaiter) {
+  if (awaiter->mu == nullptr) return;
+  (awaiter->prev ? awaiter->prev->next : awaiters_) = awaiter->next;
+  if (awaiter->next) awaiter->next->prev = awaiter->prev;
+  awaiter->mu = nullptr;
 }
 
 bool Mutex::TryLock() {
@@ -65,13 +142,90 @@ bool Mutex::TryLock() {
   scheduler.SchedulingPoint();
   if (holder_ != kNoTask) return false;
   holder_ = scheduler.CurrentTaskId();
+  scheduler_ = &scheduler;
   return true;
 }
 
 void Mutex::AssertHeld() const {
   Scheduler* scheduler = Scheduler::Current();
-  DSIM_MISUSE(scheduler != nullptr && holder_ != kNoTask && holder_ == scheduler->CurrentTaskId(),
-              "Mutex::AssertHeld: the calling task does not hold the mutex");
+  const TaskId self = scheduler != nullptr ? scheduler->CurrentTaskId() : kNoTask;
+  DSIM_RUN_MISUSE(holder_ != kNoTask && holder_ == self, self, holder_,
+                  "Mutex::AssertHeld: the calling task does not hold the mutex (",
+                  holder_ == kNoTask ? std::string("it is not locked")
+                                     : absl::StrCat("held by task ", holder_),
+                  ")");
+}
+
+bool Mutex::AwaitWithDeadline(const Condition& condition, absl::Time deadline,
+                              SourceLocation where) {
+  Scheduler& scheduler = RunningScheduler("Mutex::Await");
+  if (!DSIM_RUN_MISUSE(holder_ == scheduler.CurrentTaskId(), scheduler.CurrentTaskId(),
+                       holder_, "task \"", scheduler.CurrentTaskName(),
+                       "\" called Mutex::Await without holding the mutex")) {
+    return false;
+  }
+  while (!condition.Eval()) {
+    // Enqueued and released with no scheduling point in between: no release is missed.
+    Awaiter awaiter;
+    awaiter.condition = &condition;
+    awaiter.task = scheduler.CurrentTaskId();
+    awaiter.mu = this;
+    awaiter.next = awaiters_;
+    if (awaiters_ != nullptr) awaiters_->prev = &awaiter;
+    awaiters_ = &awaiter;
+    ReleaseForWait();  // May wake the others, never this one: it is not blocked yet.
+    WakeReason reason;
+    {
+      struct UnlinkOnExit {
+        Mutex* mu;
+        Awaiter* awaiter;
+        ~UnlinkOnExit() {
+          if (awaiter->mu != nullptr) mu->Unlink(awaiter);
+        }
+      } unlink{this, &awaiter};
+      RelockOnExit relock(this, where);
+      reason = awaiter.queue.Wait("Mutex::Await", where, deadline);
+    }
+    if (reason == WakeReason::kTimedOut) return condition.Eval();
+  }
+  return true;
+}
+
+void Mutex::Await(const Condition& condition, SourceLocation where) {
+  AwaitWithDeadline(condition, absl::InfiniteFuture(), where);
+}
+
+bool Mutex::AwaitWithTimeout(const Condition& condition, absl::Duration timeout,
+                             SourceLocation where) {
+  return AwaitWithDeadline(condition, RunningScheduler("Mutex::Await").Now() + timeout, where);
+}
+
+void Mutex::LockWhen(const Condition& condition, SourceLocation where) {
+  Lock(where);
+  Await(condition, where);
+}
+
+bool Mutex::LockWhenWithTimeout(const Condition& condition, absl::Duration timeout,
+                                SourceLocation where) {
+  const absl::Time deadline = RunningScheduler("Mutex::LockWhen").Now() + timeout;
+  return LockWhenWithDeadline(condition, deadline, where);
+}
+
+bool Mutex::LockWhenWithDeadline(const Condition& condition, absl::Time deadline,
+                                 SourceLocation where) {
+  Lock(where);
+  return AwaitWithDeadline(condition, deadline, where);
+}
+
+void ReleasableMutexLock::Release() {
+  Scheduler* scheduler = Scheduler::Current();
+  if (!DSIM_RUN_MISUSE(mu_ != nullptr, scheduler ? scheduler->CurrentTaskId() : kNoTask,
+                       kNoTask, "ReleasableMutexLock::Release called twice")) {
+    return;
+  }
+  Mutex* mu = mu_;
+  mu_ = nullptr;
+  mu->Unlock();
 }
 
 void CondVar::Wait(Mutex* mu, SourceLocation where) {
@@ -85,8 +239,11 @@ bool CondVar::WaitWithTimeout(Mutex* mu, absl::Duration timeout, SourceLocation 
 
 bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline, SourceLocation where) {
   Scheduler& scheduler = RunningScheduler("CondVar::Wait");
-  DSIM_MISUSE(mu->holder_ == scheduler.CurrentTaskId(), "task \"", scheduler.CurrentTaskName(),
-              "\" called CondVar::Wait without holding the mutex");
+  if (!DSIM_RUN_MISUSE(mu->holder_ == scheduler.CurrentTaskId(), scheduler.CurrentTaskId(),
+                       mu->holder_, "task \"", scheduler.CurrentTaskName(),
+                       "\" called CondVar::Wait without holding the mutex")) {
+    return false;
+  }
   scheduler.SchedulingPoint();
   // Releasing and enqueueing happen with no scheduling point in between, so no signal
   // can be lost.

@@ -34,6 +34,8 @@
 #ifndef DSIM_SCHEDULER_MUTEX_H_
 #define DSIM_SCHEDULER_MUTEX_H_
 
+#include <functional>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "scheduler/internal/wait_queue.h"
@@ -41,6 +43,35 @@
 #include "scheduler/source_location.h"
 
 namespace dsim {
+
+// A predicate a Mutex waits for (Mutex::Await, Mutex::LockWhen, MutexLock), shaped like
+// absl::Condition. It is evaluated with the mutex held, at the wait and after every
+// release of the mutex by another task, so it must read only state that mutex guards.
+//
+//   dsim::MutexLock lock(&mu, dsim::Condition(&ready));       // const bool*
+//   mu.Await(dsim::Condition(+[](Queue* q) { return !q->empty(); }, &queue));
+//   auto has_work = [&] { return !queue.empty(); };
+//   mu.Await(dsim::Condition(&has_work));                     // const F*: any callable
+class Condition {
+ public:
+  explicit Condition(const bool* flag) : eval_([flag] { return *flag; }) {}
+  template <typename T>
+  Condition(bool (*function)(T*), T* argument)
+      : eval_([function, argument] { return function(argument); }) {}
+  template <typename T>
+  Condition(T* object, bool (T::*method)()) : eval_([object, method] { return (object->*method)(); }) {}
+  template <typename T>
+  Condition(const T* object, bool (T::*method)() const)
+      : eval_([object, method] { return (object->*method)(); }) {}
+  // Any callable returning bool; it must outlive the Condition (as in Abseil).
+  template <typename F, typename = decltype(bool(std::declval<const F&>()()))>
+  explicit Condition(const F* functor) : eval_([functor] { return (*functor)(); }) {}
+
+  bool Eval() const { return eval_(); }
+
+ private:
+  std::function<bool()> eval_;
+};
 
 class ABSL_LOCKABLE Mutex {
  public:
@@ -59,6 +90,30 @@ class ABSL_LOCKABLE Mutex {
   bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true);
   // Misuse error unless the calling task holds the mutex.
   void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK();
+
+  // Conditional critical sections, as in absl::Mutex. Await releases the mutex (which
+  // the calling task must hold) until `condition` holds, then returns holding it again.
+  // The condition is re-evaluated after every release of this mutex by any task.
+  void Await(const Condition& condition, SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(this);
+  // As Await; gives up at Now() + timeout / at `deadline`, still holding the mutex.
+  // Returns whether the condition holds.
+  bool AwaitWithTimeout(const Condition& condition, absl::Duration timeout,
+                        SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(this);
+  bool AwaitWithDeadline(const Condition& condition, absl::Time deadline,
+                         SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(this);
+  // Lock, then Await.
+  void LockWhen(const Condition& condition, SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION();
+  // Lock, then AwaitWithTimeout / AwaitWithDeadline: returns holding the mutex either way.
+  bool LockWhenWithTimeout(const Condition& condition, absl::Duration timeout,
+                           SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION();
+  bool LockWhenWithDeadline(const Condition& condition, absl::Time deadline,
+                            SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION();
   // The task holding the mutex, or kNoTask.
   TaskId holder() const { return holder_; }
 
@@ -68,7 +123,16 @@ class ABSL_LOCKABLE Mutex {
   void ReleaseForWait();
 
   TaskId holder_ = kNoTask;
+  Scheduler* scheduler_ = nullptr;  // Of the last Lock: names the holder in reports.
   internal::WaitQueue waiters_;
+  // Tasks in Await, each waiting on its own queue with its condition. A task that
+  // releases the mutex evaluates their conditions (still in its critical section, as
+  // absl::Mutex does) and wakes only those that hold, so awaiting tasks whose
+  // conditions are false never wake one another.
+  struct Awaiter;
+  Awaiter* awaiters_ = nullptr;
+  void WakeAwaiters();
+  void Unlink(Awaiter* awaiter);
 };
 
 // Holds a Mutex for the lifetime of a scope.
@@ -79,6 +143,12 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
       : mu_(mu) {
     mu_->Lock(where);
   }
+  // Locks when `condition` holds (Mutex::LockWhen).
+  MutexLock(Mutex* mu, const Condition& condition,
+            SourceLocation where = SourceLocation::Current()) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+      : mu_(mu) {
+    mu_->LockWhen(condition, where);
+  }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;
   ~MutexLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
@@ -87,11 +157,33 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
   Mutex* const mu_;
 };
 
+// A MutexLock that can release early, as absl::ReleasableMutexLock.
+class ABSL_SCOPED_LOCKABLE ReleasableMutexLock {
+ public:
+  explicit ReleasableMutexLock(Mutex* mu, SourceLocation where = SourceLocation::Current())
+      ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+      : mu_(mu) {
+    mu_->Lock(where);
+  }
+  ReleasableMutexLock(const ReleasableMutexLock&) = delete;
+  ReleasableMutexLock& operator=(const ReleasableMutexLock&) = delete;
+  ~ReleasableMutexLock() ABSL_UNLOCK_FUNCTION() {
+    if (mu_ != nullptr) mu_->Unlock();
+  }
+  // Unlocks now; the destructor then does nothing. Calling it twice is a misuse error.
+  void Release() ABSL_UNLOCK_FUNCTION();
+
+ private:
+  Mutex* mu_;
+};
+
 class CondVar {
  public:
   CondVar() = default;
   CondVar(const CondVar&) = delete;
   CondVar& operator=(const CondVar&) = delete;
+  // Destroying a CondVar that tasks wait on is misuse (see "Misuse" above).
+  ~CondVar();
 
   // Atomically releases `mu` (which the calling task must hold) and blocks until
   // signalled; reacquires `mu` before returning. Like absl::CondVar, callers re-check

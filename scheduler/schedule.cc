@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
@@ -205,9 +206,50 @@ std::string Schedule::ToString() const {
   return s;
 }
 
-std::string Schedule::Serialize() const {
+absl::Status Schedule::Validate() const {
+  auto invalid = [](uint64_t i, auto&&... what) {
+    return absl::InvalidArgumentError(absl::StrCat("schedule entry ", i, " ", what...));
+  };
+  if (strategy_.size() > kMaxStringBytes) {
+    return absl::InvalidArgumentError("schedule strategy description too long");
+  }
+  uint64_t previous_step = 0;
+  int64_t previous_time_ns = 0;
+  for (uint64_t i = 0; i < entries_.size(); ++i) {
+    const ScheduleEntry& e = entries_[i];
+    if (e.step < previous_step) {
+      return invalid(i, "goes back in steps (", previous_step, " -> ", e.step, ")");
+    }
+    if (e.time_ns < previous_time_ns) {
+      return invalid(i, "goes back in time (", previous_time_ns, " ns -> ", e.time_ns, " ns)");
+    }
+    if (static_cast<int>(e.kind) > static_cast<int>(DecisionKind::kValue)) {
+      return invalid(i, "has an unknown kind");
+    }
+    if (e.kind == DecisionKind::kValue) {
+      if (e.label.size() > kMaxStringBytes) return invalid(i, "has a label too long");
+      if (!e.candidates.empty()) return invalid(i, "is a value with candidates");
+      if (e.num_options != 0 && e.chosen >= e.num_options) {
+        return invalid(i, "chose value ", e.chosen, " of ", e.num_options);
+      }
+    } else {
+      if (e.candidates.empty() || e.candidates.size() > kMaxCandidates) {
+        return invalid(i, "has ", e.candidates.size(), " candidates");
+      }
+      if (e.chosen >= e.candidates.size()) {
+        return invalid(i, "chose index ", e.chosen, " of ", e.candidates.size(), " candidates");
+      }
+    }
+    previous_step = e.step;
+    previous_time_ns = e.time_ns;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Schedule::Serialize() const {
+  if (absl::Status valid = Validate(); !valid.ok()) return valid;
   std::string out(kMagic);
-  PutVarint(&out, kFormatVersion);
+  PutVarint(&out, task_names_.empty() ? 1 : kFormatVersion);
   PutVarint(&out, seed_);
   PutString(&out, strategy_);
   PutVarint(&out, entries_.size());
@@ -216,8 +258,7 @@ std::string Schedule::Serialize() const {
   uint64_t previous_step = 0;
   int64_t previous_time_ns = 0;
   for (const ScheduleEntry& e : entries_) {
-    DSIM_CHECK(e.step >= previous_step && e.time_ns >= previous_time_ns,
-               "schedule entries must not go back in steps or time");
+    DSIM_DCHECK(e.step >= previous_step && e.time_ns >= previous_time_ns, "Validate() checked");
     const int kind = static_cast<int>(e.kind);
     uint8_t head = static_cast<uint8_t>(kind);
     bool new_label = false;
@@ -248,6 +289,13 @@ std::string Schedule::Serialize() const {
     previous_step = e.step;
     previous_time_ns = e.time_ns;
   }
+  if (!task_names_.empty()) {
+    PutVarint(&out, task_names_.size());
+    for (const auto& [id, name] : task_names_) {
+      PutVarint(&out, id);
+      PutString(&out, name.size() > kMaxStringBytes ? name.substr(0, kMaxStringBytes) : name);
+    }
+  }
   PutFixed64(&out, Fnv1a64(out));
   return out;
 }
@@ -270,7 +318,7 @@ absl::StatusOr<Schedule> Schedule::Parse(absl::string_view bytes) {
   uint64_t version = 0, seed = 0, count = 0;
   std::string strategy;
   if (!in.Varint(&version)) return Corrupt("truncated header");
-  if (version != kFormatVersion) {
+  if (version != 1 && version != kFormatVersion) {
     return absl::UnimplementedError(absl::StrCat("schedule format version ", version,
                                                  " is not supported (this build reads ",
                                                  kFormatVersion, ")"));
@@ -299,6 +347,14 @@ absl::StatusOr<Schedule> Schedule::Parse(absl::string_view bytes) {
     }
     ScheduleEntry e;
     e.kind = static_cast<DecisionKind>(head & kKindMask);
+    // Deltas that would wrap past the largest step or time are corrupt (a signed
+    // overflow of the time would also be undefined behaviour).
+    if (step_delta > std::numeric_limits<uint64_t>::max() - step) {
+      return Corrupt(absl::StrCat("step overflows at entry ", i));
+    }
+    if (time_delta > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() - time_ns)) {
+      return Corrupt(absl::StrCat("virtual time overflows at entry ", i));
+    }
     step += step_delta;
     time_ns += static_cast<int64_t>(time_delta);
     e.step = step;
@@ -345,14 +401,35 @@ absl::StatusOr<Schedule> Schedule::Parse(absl::string_view bytes) {
     }
     schedule.entries_.push_back(std::move(e));
   }
+  if (version >= 2) {
+    uint64_t names = 0;
+    if (!in.Varint(&names) || names > in.remaining() / 2) return Corrupt("bad task name table");
+    for (uint64_t n = 0; n < names; ++n) {
+      uint64_t id = 0;
+      std::string name;
+      if (!in.Varint(&id) || id > std::numeric_limits<TaskId>::max() ||
+          !in.String(&name, kMaxStringBytes)) {
+        return Corrupt("truncated task name table");
+      }
+      schedule.task_names_[static_cast<TaskId>(id)] = std::move(name);
+    }
+  }
   if (in.remaining() != 0) return Corrupt("trailing bytes after the last entry");
   return schedule;
 }
 
 absl::Status Schedule::Save(const std::string& path) const {
+  if (absl::Status valid = Validate(); !valid.ok()) {
+    return absl::Status(valid.code(), absl::StrCat("not saving ", path, ": ", valid.message()));
+  }
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return absl::UnavailableError(absl::StrCat("cannot write schedule to ", path));
-  const std::string bytes = Serialize();
+  absl::StatusOr<std::string> serialized = Serialize();
+  if (!serialized.ok()) {
+    return absl::Status(serialized.status().code(),
+                        absl::StrCat("not saving ", path, ": ", serialized.status().message()));
+  }
+  const std::string& bytes = *serialized;
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   out.close();
   if (!out) return absl::UnavailableError(absl::StrCat("error writing schedule to ", path));
@@ -385,32 +462,85 @@ uint64_t RecordingStrategy::Choose(const Decision& decision) {
   DSIM_CHECK(decision.index == next_index_ || decision.index == 0,
              "RecordingStrategy saw decision ", decision.index, " after ", next_index_,
              "; one recorder must not serve two simulations at once");
+  if (decision.index == 0) named_.clear();
+  NameTasks(decision);
   const uint64_t chosen = inner_->Choose(decision);
   schedule_.Add(EntryFromDecision(decision, chosen));
   next_index_ = decision.index + 1;
   return chosen;
 }
 
+// Adds the names of the tasks a decision mentions to the schedule, once per task (a
+// scan of the live tasks only when one is new).
+void RecordingStrategy::NameTasks(const Decision& decision) {
+  Scheduler* scheduler = Scheduler::Current();
+  if (scheduler == nullptr) return;
+  const auto is_new = [this](uint64_t id) { return id != kNoTask && (id >= named_.size() || !named_[id]); };
+  bool any_new = is_new(decision.current);
+  const bool tasks = decision.kind == DecisionKind::kNextTask || decision.kind == DecisionKind::kWakeOne;
+  for (uint64_t id : decision.candidates) any_new = any_new || (tasks && is_new(id));
+  if (!any_new) return;
+  for (const TaskReport& task : scheduler->LiveTaskReports()) {
+    if (!is_new(task.id)) continue;
+    if (task.id >= named_.size()) named_.resize(task.id + 1, false);
+    named_[task.id] = true;
+    schedule_.SetTaskName(task.id, task.name);
+  }
+}
+
 // ---- ReplayStrategy --------------------------------------------------------------
 
 std::string Divergence::ToString() const {
-  std::string s = absl::StrCat("replay diverged at decision ", index, " (step ", step, ", ",
-                               FormatTime(time_ns), ", running task ", current, "): ");
-  const auto describe = [](const ScheduleEntry& e) {
+  // Each side's ids with that side's names: the recording's from the schedule, this
+  // run's from its live tasks (the same id can be another task in a changed program).
+  using Names = std::map<TaskId, std::string>;
+  const auto task = [](const Names& names, TaskId id) {
+    if (id == kNoTask) return std::string("the run loop");
+    auto it = names.find(id);
+    return it == names.end() ? absl::StrCat("task ", id)
+                             : absl::StrCat("task ", id, " \"", it->second, "\"");
+  };
+  const auto candidates = [](const Names& names, const std::vector<uint64_t>& ids,
+                             DecisionKind kind) {
+    if (kind == DecisionKind::kTimerOrder) return CandidatesToString(ids);
+    std::vector<std::string> named;
+    for (uint64_t id : ids) {
+      auto it = names.find(static_cast<TaskId>(id));
+      named.push_back(it == names.end() ? absl::StrCat(id)
+                                        : absl::StrCat(id, " \"", it->second, "\""));
+    }
+    return absl::StrCat("{", absl::StrJoin(named, ", "), "}");
+  };
+  const auto describe = [&](const Names& names, const ScheduleEntry& e) {
     if (e.kind == DecisionKind::kValue) {
       return absl::StrCat("a value \"", e.label, "\" in [0,",
                           e.num_options == 0 ? std::string("2^64") : absl::StrCat(e.num_options),
                           ")");
     }
-    return absl::StrCat(DecisionKindName(e.kind), " among ", CandidatesToString(e.candidates));
+    return absl::StrCat(DecisionKindName(e.kind), " among ", candidates(names, e.candidates, e.kind));
   };
+  std::string running = task(task_names, current);
+  if (current != kNoTask && !current_name.empty() && !task_names.count(current)) {
+    running = absl::StrCat("task ", current, " \"", current_name, "\"");
+  }
+  if (!current_site.empty()) absl::StrAppend(&running, " at ", current_site);
+  std::string s = absl::StrCat("replay diverged at decision ", index, " (step ", step, ", ",
+                               FormatTime(time_ns), ", ", running, "): ");
   if (!expected.has_value()) {
     absl::StrAppend(&s, "the schedule has only ", index,
-                    " decisions, but the program asked for another: ", describe(actual));
+                    " decisions, but the program asked for another: ", describe(task_names, actual));
   } else {
-    absl::StrAppend(&s, "the schedule expected ", describe(*expected), " (recorded at step ",
-                    expected->step, ", ", FormatTime(expected->time_ns), "); the program asked ",
-                    describe(actual));
+    std::string chose;
+    if (expected->kind != DecisionKind::kValue && expected->chosen < expected->candidates.size()) {
+      chose = absl::StrCat(" and chose ",
+                           expected->kind == DecisionKind::kTimerOrder
+                               ? absl::StrCat("timer #", expected->chosen_id())
+                               : task(recorded_names, static_cast<TaskId>(expected->chosen_id())));
+    }
+    absl::StrAppend(&s, "the schedule expected ", describe(recorded_names, *expected), chose,
+                    " (recorded at step ", expected->step, ", ", FormatTime(expected->time_ns),
+                    ", in ", task(recorded_names, expected->current), "); the program asked ",
+                    describe(task_names, actual));
   }
   return s;
 }
@@ -447,6 +577,16 @@ void ReplayStrategy::Diverge(Divergence divergence) {
   // decision at hand still gets an answer (Fallback), so nothing is left half-done.
   Scheduler* scheduler = Scheduler::Current();
   if (scheduler == nullptr) return;
+  divergence_->recorded_names = schedule_.task_names();
+  // Names for the ids, and where the running task stopped, while the run can tell.
+  for (const TaskReport& task : scheduler->LiveTaskReports()) {
+    divergence_->task_names[task.id] = task.name;
+    if (task.id == divergence_->current && task.blocked) {
+      divergence_->current_site = absl::StrCat("blocked in ", task.blocked_in, " at ",
+                                               task.blocked_at.ToString());
+    }
+  }
+  if (scheduler->InTask()) divergence_->current_name = std::string(scheduler->CurrentTaskName());
   scheduler->Fail(divergence_->ToString());
 }
 
@@ -493,6 +633,57 @@ absl::Status ReplayStrategy::CheckComplete() const {
   return absl::FailedPreconditionError(absl::StrCat(
       "replay incomplete: the program made ", next_index_, " decisions, the schedule holds ",
       schedule_.size(), "; the next one expected was ", schedule_[next_index_].ToString(next_index_)));
+}
+
+}  // namespace dsim
+
+namespace dsim {
+
+// ---- GuidedReplayStrategy ----------------------------------------------------------
+
+GuidedReplayStrategy::GuidedReplayStrategy(Schedule schedule, std::shared_ptr<Strategy> fallback)
+    : schedule_(std::move(schedule)), fallback_(std::move(fallback)) {
+  DSIM_MISUSE(fallback_ != nullptr, "GuidedReplayStrategy needs a fallback strategy");
+  std::map<std::pair<int, TaskId>, uint64_t> ordinals;
+  for (size_t i = 0; i < schedule_.size(); ++i) {
+    const ScheduleEntry& e = schedule_[i];
+    const std::pair<int, TaskId> who{static_cast<int>(e.kind), e.current};
+    entry_of_.emplace(Key{who.first, who.second, ordinals[who]++}, i);
+  }
+}
+
+std::optional<uint64_t> GuidedReplayStrategy::Recorded(const Decision& decision,
+                                                       const ScheduleEntry& e) const {
+  if (e.kind != decision.kind) return std::nullopt;
+  if (e.kind == DecisionKind::kValue) {
+    if (e.num_options != decision.num_options || e.label != decision.label) return std::nullopt;
+    return e.chosen;
+  }
+  if (e.chosen >= e.candidates.size()) return std::nullopt;
+  const auto& c = decision.candidates;
+  const auto it = std::find(c.begin(), c.end(), e.chosen_id());
+  if (it == c.end()) return std::nullopt;
+  return static_cast<uint64_t>(it - c.begin());
+}
+
+uint64_t GuidedReplayStrategy::Choose(const Decision& decision) {
+  if (decision.index == 0) ordinals_.clear();  // A new simulation.
+  const std::pair<int, TaskId> who{static_cast<int>(decision.kind), decision.current};
+  const auto entry = entry_of_.find(Key{who.first, who.second, ordinals_[who]++});
+  if (entry != entry_of_.end()) {
+    if (std::optional<uint64_t> chosen = Recorded(decision, schedule_[entry->second])) {
+      ++followed_;
+      return *chosen;
+    }
+  }
+  ++fell_back_;
+  return fallback_->Choose(decision);
+}
+
+std::string GuidedReplayStrategy::Describe() const {
+  return absl::StrCat("guided(", schedule_.size(), " decisions of ",
+                      schedule_.strategy().empty() ? "?" : schedule_.strategy(), ", ", followed_,
+                      " followed, ", fell_back_, " by ", fallback_->Describe(), ")");
 }
 
 }  // namespace dsim

@@ -33,6 +33,8 @@
 //   strategy              string: the recording's Strategy::Describe()
 //   count                 number of entries
 //   entry * count
+//   [version 2 only] names: count, (task id, name string) * count: the recorded run's
+//                   task names, for reports (written as version 2 only when present)
 //   checksum              8 bytes, little-endian FNV-1a 64 of every byte before it
 //
 //   string := length, bytes
@@ -52,8 +54,10 @@
 #define DSIM_SCHEDULER_SCHEDULE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -107,7 +111,9 @@ struct ScheduleStats {
 
 class Schedule {
  public:
-  static constexpr uint64_t kFormatVersion = 1;
+  // Version 2 adds the task name table; files without names are still written, and
+  // read, as version 1.
+  static constexpr uint64_t kFormatVersion = 2;
 
   Schedule() = default;
   Schedule(std::string strategy, uint64_t seed) : strategy_(std::move(strategy)), seed_(seed) {}
@@ -122,11 +128,21 @@ class Schedule {
   const std::string& strategy() const { return strategy_; }
   uint64_t seed() const { return seed_; }
 
+  // The recorded run's task names by id (for reports; decide nothing).
+  const std::map<TaskId, std::string>& task_names() const { return task_names_; }
+  void SetTaskName(TaskId id, std::string name) { task_names_[id] = std::move(name); }
+
   ScheduleStats Stats() const;
 
-  // The compact binary form (see the format above), and back. Parse rejects unknown
-  // versions, truncation, bad checksums and entries that contradict themselves.
-  std::string Serialize() const;
+  // OK, or InvalidArgument naming the first entry that goes back in steps or time, or
+  // contradicts itself (a choice out of range, no candidates). Only valid schedules
+  // serialize: hand-edited or generated ones get this error, never a crash.
+  absl::Status Validate() const;
+  // The compact binary form (see the format above), and back. Serialize fails as
+  // Validate does. Parse rejects unknown versions, truncation, bad checksums, steps or
+  // times that overflow, and entries that contradict themselves, with an error naming
+  // the entry; no input makes it crash, allocate without bound or overflow.
+  absl::StatusOr<std::string> Serialize() const;
   static absl::StatusOr<Schedule> Parse(absl::string_view bytes);
   absl::Status Save(const std::string& path) const;
   static absl::StatusOr<Schedule> Load(const std::string& path);
@@ -140,6 +156,7 @@ class Schedule {
   std::string strategy_;
   uint64_t seed_ = 0;
   std::vector<ScheduleEntry> entries_;
+  std::map<TaskId, std::string> task_names_;
 };
 
 // Wraps a strategy and records every decision it makes. A new simulation (decision
@@ -153,16 +170,21 @@ class RecordingStrategy final : public Strategy {
   // The inner strategy's description: recording changes no decision.
   std::string Describe() const override { return inner_->Describe(); }
   void OnRunEnd(uint64_t steps) override { inner_->OnRunEnd(steps); }
+  bool ObservesYields() const override { return inner_->ObservesYields(); }
+  void OnYield(TaskId task) override { inner_->OnYield(task); }
 
   const Schedule& schedule() const { return schedule_; }
   Schedule TakeSchedule() { return std::move(schedule_); }
   absl::Status Save(const std::string& path) const { return schedule_.Save(path); }
 
  private:
+  void NameTasks(const Decision& decision);
+
   std::shared_ptr<Strategy> inner_;
   uint64_t seed_;
   Schedule schedule_;
   uint64_t next_index_ = 0;
+  std::vector<bool> named_;  // By task id: already in the schedule's name table.
 };
 
 // Where a replayed program stopped fitting its schedule.
@@ -175,9 +197,18 @@ struct Divergence {
   // decisions than were recorded) and what the program asked.
   std::optional<ScheduleEntry> expected;
   ScheduleEntry actual;
+  // Who is who, from the replaying run (filled by ReplayStrategy while it runs). Up to
+  // the divergence the run followed the schedule decision for decision, so a task id
+  // names the same task in the recording and in this run.
+  std::map<TaskId, std::string> task_names;      // Live tasks' names in this run.
+  std::map<TaskId, std::string> recorded_names;  // The recording's (schedule v2).
+  std::string current_name;                  // The running task's, or "".
+  std::string current_site;                  // Where it blocked ("kv.cc:88"), if it did.
 
-  // "replay diverged at decision 17 (step 40, +3ms, task 2): expected next-task among
-  // {1,2,3}, the program offered {1,3}".
+  // "replay diverged at decision 17 (step 40, +3ms, task 2 "client-2" blocked in
+  // CondVar::Wait at kv.cc:88): the schedule expected next-task among {1 "server", 2
+  // "client-2"} and chose 2 "client-2" (recorded at step 40, +3ms, in task 2
+  // "client-2"); the program asked next-task among {1 "server", 3 "client-3"}".
   std::string ToString() const;
 };
 
@@ -218,6 +249,37 @@ class ReplayStrategy final : public Strategy {
   Schedule schedule_;
   uint64_t next_index_ = 0;
   std::optional<Divergence> divergence_;
+};
+
+// Follows a recorded schedule wherever it still fits, and asks `fallback` wherever it
+// does not, so a changed program (a fix) can be run against the exact scenario that
+// failed: DSIM_STRATEGY=guided:<file>. Decisions find their recorded counterpart by
+// (kind, running task, how many such decisions that task made before), which survives
+// decisions added or removed in other tasks. A recorded entry fits when it is of the
+// same kind and its choice is still possible: the same task or timer among the
+// candidates, or a value of the same range and label. Never fails a run.
+class GuidedReplayStrategy final : public Strategy {
+ public:
+  GuidedReplayStrategy(Schedule schedule, std::shared_ptr<Strategy> fallback);
+
+  uint64_t Choose(const Decision& decision) override;
+  // "guided(812 decisions of random(seed=7), 790 followed, 4 by random(seed=7))".
+  std::string Describe() const override;
+  void OnRunEnd(uint64_t steps) override { fallback_->OnRunEnd(steps); }
+
+  uint64_t followed() const { return followed_; }
+  uint64_t fell_back() const { return fell_back_; }
+
+ private:
+  using Key = std::tuple<int, TaskId, uint64_t>;  // kind, running task, ordinal.
+  std::optional<uint64_t> Recorded(const Decision& decision, const ScheduleEntry& e) const;
+
+  Schedule schedule_;
+  std::shared_ptr<Strategy> fallback_;
+  std::map<Key, size_t> entry_of_;         // Looked up only; built once.
+  std::map<std::pair<int, TaskId>, uint64_t> ordinals_;
+  uint64_t followed_ = 0;
+  uint64_t fell_back_ = 0;
 };
 
 // The entry a decision would be recorded as, with `chosen`.

@@ -1,15 +1,19 @@
 #include "scheduler/scheduler.h"
 
 #include <cxxabi.h>
+#include <execinfo.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <exception>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/misuse.h"
 #include "scheduler/internal/task.h"
 
 namespace dsim {
@@ -20,8 +24,11 @@ using internal::TaskState;
 
 constexpr int64_t kForever = INT64_MAX;
 
-// The scheduler whose run is active on this thread. The only thread-local state.
+// The scheduler whose run is active on this thread. The only thread-local state
+// besides the marker below.
 __thread Scheduler* current_scheduler = nullptr;
+// Its address identifies this thread (Scheduler::run_thread_).
+__thread char thread_marker;
 
 // Rounds over all unfinished tasks, during shutdown, without any task finishing before
 // the shutdown gives up: tasks that block while unwinding (a destructor waiting for a
@@ -70,6 +77,7 @@ const char* RunOutcomeName(RunOutcome outcome) {
     case RunOutcome::kStepLimit: return "step limit";
     case RunOutcome::kTimeLimit: return "virtual time limit";
     case RunOutcome::kTaskFailed: return "task failed";
+    case RunOutcome::kMisuse: return "misuse";
   }
   return "unknown";
 }
@@ -80,6 +88,7 @@ std::ostream& operator<<(std::ostream& os, RunOutcome outcome) {
 
 std::string TaskReport::ToString() const {
   std::string s = absl::StrCat("task \"", name, "\"");
+  if (!host.empty()) absl::StrAppend(&s, " on host \"", host, "\"");
   if (blocked) {
     absl::StrAppend(&s, " blocked in ", blocked_in, " at ", blocked_at.ToString());
   } else {
@@ -100,7 +109,10 @@ absl::Status RunResult::status() const {
     case RunOutcome::kDeadlock: return absl::FailedPreconditionError(ToString());
     case RunOutcome::kStepLimit:
     case RunOutcome::kTimeLimit: return absl::DeadlineExceededError(ToString());
-    default: return absl::AbortedError(ToString());
+    default:
+      // A checker's message comes first: it is what the report's headline shows.
+      if (failed_check) return absl::AbortedError(absl::StrCat(failure, "\n", ToString()));
+      return absl::AbortedError(ToString());
   }
 }
 
@@ -108,15 +120,36 @@ std::string RunResult::ToString() const {
   std::string s = absl::StrCat(RunOutcomeName(outcome), " at virtual time +",
                                absl::FormatDuration(end_time - Scheduler::Epoch()), " after ",
                                steps, " steps");
-  if (outcome == RunOutcome::kTaskFailed) {
+  if (outcome == RunOutcome::kTaskFailed && failed_check) {
+    absl::StrAppend(&s, ": ", failure,
+                    failed_task == kNoTask ? std::string()
+                                           : absl::StrCat(" (in task \"", failed_task_name, "\")"));
+  } else if (outcome == RunOutcome::kTaskFailed) {
     absl::StrAppend(&s, ": ",
                     failed_task == kNoTask ? std::string("a timer callback")
                                            : absl::StrCat("task \"", failed_task_name, "\""),
                     " threw: ", failure);
   }
+  if (outcome == RunOutcome::kMisuse) absl::StrAppend(&s, ": ", failure);
   if (!tasks.empty()) {
-    absl::StrAppend(&s, outcome == RunOutcome::kDeadlock ? "; blocked tasks:" : "; live tasks:");
-    for (const TaskReport& task : tasks) absl::StrAppend(&s, "\n  ", task.ToString());
+    absl::StrAppend(&s, outcome == RunOutcome::kDeadlock  ? "; blocked tasks:"
+                        : outcome == RunOutcome::kMisuse ? "; tasks involved:"
+                                                          : "; live tasks:");
+    // A limit is about what kept running: blocked daemons (servers waiting for work)
+    // are counted, not listed.
+    size_t quiet_daemons = 0;
+    for (const TaskReport& task : tasks) {
+      if (outcome != RunOutcome::kDeadlock && outcome != RunOutcome::kMisuse &&
+          task.daemon && task.blocked) {
+        ++quiet_daemons;
+        continue;
+      }
+      absl::StrAppend(&s, "\n  ", task.ToString());
+    }
+    if (quiet_daemons > 0) {
+      absl::StrAppend(&s, "\n  (and ", quiet_daemons, " blocked daemon task",
+                      quiet_daemons == 1 ? "" : "s", ")");
+    }
   }
   return s;
 }
@@ -128,7 +161,11 @@ bool TaskHandle::done() const { return scheduler_ == nullptr || scheduler_->IsDo
 void TaskHandle::Join(SourceLocation where) const {
   DSIM_MISUSE(scheduler_ != nullptr, "Join on an empty TaskHandle");
   Task* self = scheduler_->CurrentTaskOrDie("TaskHandle::Join");
-  DSIM_MISUSE(self->id != id_, "task \"", self->name, "\" joined itself; it would wait forever");
+  if (!DSIM_RUN_MISUSE(self->id != id_, self->id, kNoTask, "task \"", self->name,
+                       "\" joined itself; it would wait forever")) {
+    return;
+  }
+  scheduler_->SchedulingPoint();  // Joining is one, even when the task is done.
   Task* target = scheduler_->FindTask(id_);
   while (target != nullptr) {
     target->joiners.Wait("TaskHandle::Join", where);
@@ -141,8 +178,11 @@ void TaskHandle::Join(SourceLocation where) const {
 Scheduler::Scheduler(SchedulerOptions options) : options_(std::move(options)) {
   strategy_ = options_.strategy;
   if (strategy_ == nullptr) strategy_ = std::make_shared<RandomStrategy>(options_.seed);
+  observes_yields_ = strategy_->ObservesYields();
   if (options_.default_stack_size == 0) options_.default_stack_size = kDefaultStackSize;
   if (options_.max_steps != 0) step_limit_ = options_.max_steps;
+  watchdog_ = internal::WatchdogFromEnvironment(
+      internal::WatchdogSettings{options_.watchdog, options_.watchdog_abort});
   internal::InitMainFiber(&main_fiber_);
   internal::EnsureOverflowHandler();
   groups_.resize(1);
@@ -159,7 +199,8 @@ Scheduler::~Scheduler() {
   }
 }
 
-TaskHandle Scheduler::Spawn(std::string name, std::function<void()> body, SpawnOptions options) {
+TaskHandle Scheduler::Spawn(std::string name, TaskBody body, SpawnOptions options) {
+  CheckThread("Spawn");
   DSIM_MISUSE(body != nullptr, "Spawn(\"", name, "\") with an empty body");
   auto* task = new Task;
   task->id = ++last_task_id_;
@@ -167,6 +208,10 @@ TaskHandle Scheduler::Spawn(std::string name, std::function<void()> body, SpawnO
   task->body = std::move(body);
   task->group = options.group;
   task->daemon = options.daemon;
+  if (current_ != nullptr) {
+    task->parent = current_->id;
+    ++current_->live_children;
+  }
   const size_t stack_size = options.stack_size ? options.stack_size : options_.default_stack_size;
   internal::InitFiber(&task->fiber, stacks_.Allocate(stack_size), &Scheduler::TaskEntry);
   task->fiber.name = task->name.c_str();
@@ -185,7 +230,15 @@ TaskHandle Scheduler::Spawn(std::string name, std::function<void()> body, SpawnO
   }
   MakeRunnable(task);
   task->state = TaskState::kCreated;
-  return TaskHandle(this, task->id);
+  const TaskId id = task->id;  // The task may finish (and be freed) at the point below.
+  // Spawning is a scheduling point, as thread creation is in the published schedulers:
+  // the child may run first. Never one that delivers a kill (Spawn may run in a
+  // destructor).
+  if (current_ != nullptr && running_ && !unwinding_) {
+    NoUnwindScope no_unwind;
+    SchedulingPoint();
+  }
+  return TaskHandle(this, id);
 }
 
 // ---- Running ---------------------------------------------------------------------
@@ -201,6 +254,7 @@ RunResult Scheduler::RunUntil(absl::Time deadline) {
 }
 
 RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
+  ClaimThread("Run");
   DSIM_MISUSE(!running_, "Scheduler::Run called while a run is active (from a task?)");
   DSIM_MISUSE(current_scheduler == nullptr,
               "Scheduler::Run called while another scheduler runs on this thread");
@@ -215,18 +269,23 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   failed_task_ = kNoTask;
   failure_.clear();
   failed_task_name_.clear();
+  misuse_tasks_.clear();
+  failed_check_ = false;
   current_scheduler = this;
   previous_running_fiber_ = internal::ExchangeRunningFiber(&main_fiber_);
   const uint64_t steps_before = steps_;
+  internal::WatchdogEntry* const watchdog = internal::Watch(&heartbeat_, watchdog_);
 
   Task* next = PickNext();
   if (next != nullptr) SwitchFromMain(next);
+  internal::Unwatch(watchdog);
+  run_thread_.store(nullptr, std::memory_order_release);
   DSIM_CHECK(stop_, "the run loop returned to main without a reason");
   current_ = nullptr;
   running_ = false;
   current_scheduler = nullptr;
   internal::ExchangeRunningFiber(previous_running_fiber_);
-  strategy_->OnRunEnd(steps_ - steps_before);
+  if (outcome_ != RunOutcome::kStepLimit) strategy_->OnRunEnd(steps_ - steps_before);
   return MakeResult(steps_before);
 }
 
@@ -248,15 +307,65 @@ RunResult Scheduler::MakeResult(uint64_t steps_before) const {
   result.failed_task = failed_task_;
   result.failed_task_name = failed_task_name_;
   result.failure = failure_;
+  result.failed_check = failed_check_;
   if (outcome_ == RunOutcome::kDeadlock) {
     for (TaskReport& report : LiveTaskReports()) {
       if (report.blocked && !report.daemon) result.tasks.push_back(std::move(report));
     }
   } else if (outcome_ == RunOutcome::kStepLimit || outcome_ == RunOutcome::kTimeLimit) {
     result.tasks = LiveTaskReports();
+  } else if (outcome_ == RunOutcome::kMisuse) {
+    result.tasks = misuse_tasks_;
   }
   return result;
 }
+
+TaskReport Scheduler::ReportOf(TaskId id) const {
+  for (TaskReport& report : LiveTaskReports()) {
+    if (report.id == id) return report;
+  }
+  TaskReport finished;
+  finished.id = id;
+  finished.name = absl::StrCat("(task ", id, ", finished)");
+  return finished;
+}
+
+bool Scheduler::FailMisuse(const std::string& message, TaskId first, TaskId second) {
+  if (!stop_) {
+    failed_task_ = current_ != nullptr ? current_->id : kNoTask;
+    failed_task_name_ = current_ != nullptr ? current_->name : "";
+    failure_ = message;
+    misuse_tasks_.clear();
+    if (first != kNoTask) misuse_tasks_.push_back(ReportOf(first));
+    if (second != kNoTask && second != first) misuse_tasks_.push_back(ReportOf(second));
+    Stop(RunOutcome::kMisuse);
+  }
+  if (Task* self = current_; self != nullptr) {
+    // Park the task: the run is over (stop_ is set), so this switches to the main
+    // fiber, and the task resumes only to be unwound. No kill is delivered here:
+    // misuse is often detected in a destructor, which must not throw.
+    NoUnwindScope no_unwind;
+    MakeRunnable(self);
+    Reschedule(self);
+  }
+  return false;
+}
+
+namespace internal {
+
+bool RunMisuseFailed(const char* file, int line, TaskId first, TaskId second,
+                     const std::string& message) {
+  Scheduler* scheduler = current_scheduler;
+  if (scheduler != nullptr && scheduler->unwinding_) {
+    std::fprintf(stderr, "dsim: misuse during teardown (ignored): %s (detected at %s:%d)\n",
+                 message.c_str(), file, line);
+    return false;
+  }
+  if (scheduler == nullptr || !scheduler->running_) MisuseFailed(file, line, message);
+  return scheduler->FailMisuse(message, first, second);
+}
+
+}  // namespace internal
 
 std::vector<TaskReport> Scheduler::LiveTaskReports() const {
   std::vector<TaskReport> reports;
@@ -294,14 +403,15 @@ inline Task* Scheduler::PickNext() {
   return PickNextSlow();
 }
 
-inline Task* Scheduler::PickRunnable() {
+inline Task* Scheduler::PickRunnable(bool from_yield) {
   const size_t index =
       runnable_.size() == 1
           ? 0
-          : DecideNextTask();
+          : DecideNextTask(from_yield);
   Task* next = runnable_[index];
   TakeRunnable(index);
   ++steps_;
+  Beat();
   if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(next);
   return next;
 }
@@ -390,6 +500,7 @@ void Scheduler::FireDueTimers() {
 }
 
 void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
+  Beat();
   internal::TimerSlot& slot = timers_.slot(slot_id);
   const TimerId id = timers_.IdOf(slot_id);
   if (slot.group != kNoGroup && GroupPaused(slot.group)) {
@@ -420,7 +531,8 @@ void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
 }
 
 uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
-                           absl::Span<const uint64_t> candidates, const char* label) {
+                           absl::Span<const uint64_t> candidates, const char* label,
+                           bool from_yield) {
   Decision decision{kind,
                     decision_index_++,
                     steps_,
@@ -428,7 +540,8 @@ uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
                     current_ != nullptr ? current_->id : kNoTask,
                     num_options,
                     candidates,
-                    label};
+                    label,
+                    from_yield};
   const uint64_t chosen = strategy_->Choose(decision);
   DSIM_CHECK(num_options == 0 || chosen < num_options, "strategy ", strategy_->Describe(),
              " chose option ", chosen, " of ", num_options, " at decision ", decision.index);
@@ -440,11 +553,12 @@ uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
 
 // Out of line on purpose: the hot paths with a single candidate never call it, and
 // inlining it would give them a large stack frame.
-ABSL_ATTRIBUTE_NOINLINE size_t Scheduler::DecideNextTask() {
-  return Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "");
+ABSL_ATTRIBUTE_NOINLINE size_t Scheduler::DecideNextTask(bool from_yield) {
+  return Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "", from_yield);
 }
 
 uint64_t Scheduler::ChooseValue(uint64_t num_options, const char* label) {
+  CheckThread("ChooseValue");
   if (num_options == 1) return 0;
   return Decide(DecisionKind::kValue, num_options, {}, label);
 }
@@ -541,15 +655,90 @@ void Scheduler::FailOutsideTask(const char* operation) const {
                                       "tasks spawned on a dsim::Scheduler"));
 }
 
+void Scheduler::CheckThread(const char* operation) const {
+  const void* owner = run_thread_.load(std::memory_order_acquire);
+  if (ABSL_PREDICT_TRUE(owner == nullptr || owner == &thread_marker)) return;
+  internal::MisuseFailed(
+      __FILE__, __LINE__,
+      absl::StrCat("Scheduler::", operation,
+                   " was called from an OS thread other than the one running the "
+                   "simulation. A Scheduler and everything it runs belong to the thread that "
+                   "calls Run; tasks, timers and primitives must not be touched from other "
+                   "threads (spawn from a task or a timer callback instead)"));
+}
+
+void Scheduler::ClaimThread(const char* operation) {
+  const void* expected = nullptr;
+  if (run_thread_.compare_exchange_strong(expected, &thread_marker, std::memory_order_acq_rel)) {
+    return;
+  }
+  CheckThread(operation);  // Aborts when another thread runs it.
+}
+
 Task* Scheduler::CurrentTaskOrDie(const char* operation) const {
   if (ABSL_PREDICT_FALSE(current_ == nullptr)) FailOutsideTask(operation);
   return current_;
 }
 
-inline void Scheduler::CheckKilled(Task* self) {
+inline void Scheduler::CheckKilled(Task* self, const SourceLocation* where) {
   if (ABSL_PREDICT_FALSE(self->kill_requested) && self->no_unwind_depth == 0 &&
       std::uncaught_exceptions() == 0) {
-    throw internal::TaskUnwind{};
+    DeliverKill(self, where);
+  }
+}
+
+bool Scheduler::HasDyingChild(const Task* self) const {
+  if (self->live_children == 0) return false;
+  for (const Task* t = live_head_; t != nullptr; t = t->live_next) {
+    if (t->parent == self->id && t->kill_requested) return true;
+  }
+  return false;
+}
+
+void Scheduler::DeliverKill(Task* self, const SourceLocation* where) {
+  // Children first: a child's destructors may use objects on this task's stack (a
+  // pthread-style main that owns the shared state), so this task's frames must outlive
+  // the unwinding of every dying task it spawned.
+  while (HasDyingChild(self)) {
+    self->waiting_for_children = true;
+    self->state = TaskState::kBlocked;
+    self->blocked_in = "unwinding (waits for its children to unwind first)";
+    self->blocked_at = where != nullptr ? *where : SourceLocation();
+    Reschedule(self);
+    self->waiting_for_children = false;
+    self->blocked_in = nullptr;
+  }
+  const bool in_a_handler = !static_cast<ExceptionState*>(eh_globals_)->empty();
+  if (self->unwind_thrown && !in_a_handler) {
+    // The TaskUnwind thrown earlier did not get out: a catch (...) swallowed it, and
+    // the task went on to another scheduling point. Report that once and unwind once
+    // more (its destructors may still run); a task that swallows that too is stopped
+    // where it is, instead of looping forever.
+    if (self->swallow_reported) FinishCurrentTask(self);
+    ReportSwallowedUnwind(self, where);
+    self->swallow_reported = true;
+  }
+  self->unwind_thrown = true;
+  throw internal::TaskUnwind{};
+}
+
+void Scheduler::ReportSwallowedUnwind(Task* self, const SourceLocation* where) {
+  const std::string message = absl::StrCat(
+      "task \"", self->name, "\" caught the exception dsim::TaskUnwind that stops it and "
+      "went on to a scheduling point",
+      where != nullptr ? absl::StrCat(" at ", where->ToString()) : std::string(),
+      "; a catch (...) must rethrow it (catch (const dsim::TaskUnwind&) { throw; }). It is "
+      "unwound once more; if it swallows that too, it is stopped at its next scheduling "
+      "point and its remaining frames are abandoned without running their destructors");
+  std::fprintf(stderr, "dsim: %s. Its stack:\n", message.c_str());
+  void* frames[64];
+  backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
+  if (!unwinding_ && !stop_) {
+    failed_task_ = self->id;
+    failed_task_name_ = self->name;
+    failure_ = message;
+    misuse_tasks_ = {ReportOf(self->id)};
+    Stop(RunOutcome::kMisuse);
   }
 }
 
@@ -564,16 +753,18 @@ Scheduler::NoUnwindScope::~NoUnwindScope() {
 }
 
 void Scheduler::Fail(absl::string_view reason) {
+  CheckThread("Fail");
   if (stop_) return;
   failed_task_ = current_ != nullptr ? current_->id : kNoTask;
   failed_task_name_ = current_ != nullptr ? current_->name : "";
   failure_ = std::string(reason);
+  failed_check_ = true;
   Stop(RunOutcome::kTaskFailed);
 }
 
 WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t deadline_ns) {
   Task* self = CurrentTaskOrDie(what);
-  CheckKilled(self);
+  CheckKilled(self, &where);
   if (deadline_ns <= now_ns_) {
     // Already past the deadline: time out at once, but still a scheduling point.
     SchedulingPoint();
@@ -596,7 +787,7 @@ WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t dead
     self->wake_timer = kNoTimer;
   }
   self->blocked_in = nullptr;
-  CheckKilled(self);
+  CheckKilled(self, &where);
   return self->wake_reason;
 }
 
@@ -626,9 +817,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::YieldFast() {
                        (self->group != kNoGroup && groups_[self->group].paused) |
                        (live_non_daemon_ == 0 && mode_ == RunMode::kUntilTasksDone);
   if (ABSL_PREDICT_FALSE(unusual)) return YieldSlow(self);
+  if (ABSL_PREDICT_FALSE(observes_yields_)) strategy_->OnYield(self->id);
   const size_t count = runnable_.size();
   const size_t index =
-      count == 1 ? 0 : DecideNextTask();
+      count == 1 ? 0 : DecideNextTask(/*from_yield=*/true);
   Task* next = runnable_[index];
   // The caller takes the picked task's place in the run queue: no pop and push.
   runnable_[index] = self;
@@ -637,6 +829,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::YieldFast() {
   self->state = TaskState::kRunnable;
   next->runnable_index = UINT32_MAX;
   ++steps_;
+  Beat();
   if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(next);
   next->state = TaskState::kRunning;
   SwitchAway(self, next);
@@ -656,7 +849,8 @@ void Scheduler::YieldSlow(Task* self) {
     SchedulingPoint();
     return;
   }
-  Task* next = PickRunnable();  // Among the others: the caller is not queued yet.
+  if (observes_yields_) strategy_->OnYield(self->id);
+  Task* next = PickRunnable(/*from_yield=*/true);  // Among the others: not queued yet.
   MakeRunnable(self);
   SwitchAway(self, next);
   CheckKilled(self);
@@ -702,6 +896,7 @@ GroupId Scheduler::CurrentGroup() const { return current_ ? current_->group : kN
 // ---- Timers ----------------------------------------------------------------------
 
 TimerId Scheduler::AddTimer(absl::Time when, std::function<void()> callback, GroupId group) {
+  CheckThread("AddTimer");
   DSIM_MISUSE(callback != nullptr, "AddTimer with an empty callback");
   Group(group);
   const int64_t when_ns = std::max(ToNanos(when), now_ns_);
@@ -709,6 +904,7 @@ TimerId Scheduler::AddTimer(absl::Time when, std::function<void()> callback, Gro
 }
 
 bool Scheduler::CancelTimer(TimerId timer) {
+  CheckThread("CancelTimer");
   const internal::TimerSlotId slot = timers_.SlotOf(timer);
   if (slot == internal::TimerQueue::kNowhere) return false;
   DSIM_MISUSE(timers_.slot(slot).task == nullptr, "CancelTimer on a task's internal timer");
@@ -732,6 +928,7 @@ Scheduler::GroupState& Scheduler::Group(GroupId group) {
 
 
 void Scheduler::PauseGroup(GroupId group) {
+  CheckThread("PauseGroup");
   DSIM_MISUSE(group != kNoGroup, "the default group cannot be paused");
   GroupState& state = Group(group);
   if (state.paused) return;
@@ -748,6 +945,7 @@ void Scheduler::PauseGroup(GroupId group) {
 }
 
 void Scheduler::ResumeGroup(GroupId group) {
+  CheckThread("ResumeGroup");
   GroupState& state = Group(group);
   if (!state.paused) return;
   state.paused = false;
@@ -768,6 +966,7 @@ void Scheduler::ResumeGroup(GroupId group) {
 }
 
 size_t Scheduler::KillGroup(GroupId group) {
+  CheckThread("KillGroup");
   DSIM_MISUSE(group != kNoGroup, "the default group cannot be killed");
   std::vector<TaskId> victims;
   for (const Task* t = live_head_; t != nullptr; t = t->live_next) {
@@ -783,6 +982,7 @@ size_t Scheduler::KillGroup(GroupId group) {
 }
 
 void Scheduler::Kill(TaskId id) {
+  CheckThread("Kill");
   Task* task = FindTask(id);
   if (task == nullptr || task->kill_requested) return;
   task->kill_requested = true;
@@ -834,7 +1034,7 @@ void Scheduler::RunTaskBody(Task* task) {
   task->started = true;
   if (task->kill_requested) return;  // Killed before it ever ran.
   try {
-    task->body();
+    std::move(task->body)();
   } catch (const internal::TaskUnwind&) {
     // Killed: its destructors have run.
   } catch (const std::exception& e) {
@@ -862,6 +1062,13 @@ void Scheduler::FinishCurrentTask(Task* self) {
   (self->live_prev ? self->live_prev->live_next : live_head_) = self->live_next;
   (self->live_next ? self->live_next->live_prev : live_tail_) = self->live_prev;
   if (!self->daemon) --live_non_daemon_;
+  if (Task* parent = self->parent != kNoTask ? FindTask(self->parent) : nullptr) {
+    DSIM_DCHECK(parent->live_children > 0);
+    --parent->live_children;
+    if (parent->waiting_for_children && parent->state == TaskState::kBlocked) {
+      Wake(parent, WakeReason::kWoken);
+    }
+  }
   if (!listeners_.empty()) {
     const TaskView view = View(self);
     for (SchedulerListener* l : listeners_) l->OnFinish(view);
@@ -887,6 +1094,7 @@ void Scheduler::SetOwnedExtension(int slot, std::shared_ptr<void> value) {
 }
 
 void Scheduler::SetExtension(int slot, void* value) {
+  CheckThread("SetExtension");
   DSIM_MISUSE(slot >= 0 && slot < kExtensionSlots, "extension slot ", slot, " out of range");
   extensions_[slot] = value;
 }
@@ -894,31 +1102,39 @@ void Scheduler::SetExtension(int slot, void* value) {
 
 void Scheduler::UnwindAllTasks() {
   if (live_head_ == nullptr) return;
+  ClaimThread("Shutdown");
   errno_location_ = &errno;
   eh_globals_ = ThreadExceptionState();
   unwinding_ = true;
   halt_ = true;
   current_scheduler = this;
   previous_running_fiber_ = internal::ExchangeRunningFiber(&main_fiber_);
-  // In rounds, in spawn order: a task that blocks while unwinding (its destructor waits
-  // for a lock another dying task holds) gets another chance once the others moved.
+  internal::WatchdogEntry* const watchdog = internal::Watch(&heartbeat_, watchdog_);
+  // In rounds, in reverse spawn order, and a task only after every task it spawned has
+  // finished: children's destructors may use their parent's stack. A task that blocks
+  // while unwinding (its destructor waits for a lock another dying task holds) gets
+  // another chance once the others moved.
+  for (Task* t = live_head_; t != nullptr; t = t->live_next) t->kill_requested = true;
   int stalled_rounds = 0;
   while (live_head_ != nullptr) {
     std::vector<TaskId> round;
-    for (const Task* t = live_head_; t != nullptr; t = t->live_next) round.push_back(t->id);
+    for (const Task* t = live_tail_; t != nullptr; t = t->live_prev) round.push_back(t->id);
     bool progress = false;
     for (TaskId id : round) {
       Task* task = FindTask(id);
-      if (task != nullptr) progress |= ResumeForUnwinding(task);
+      if (task != nullptr && task->live_children == 0) progress |= ResumeForUnwinding(task);
     }
     stalled_rounds = progress ? 0 : stalled_rounds + 1;
     if (stalled_rounds >= kMaxStalledUnwindRounds) {
-      const Task* stuck = live_head_;
+      const Task* stuck = live_tail_;
+      while (stuck->live_children != 0) stuck = stuck->live_prev;
       DSIM_MISUSE(false, "task \"", stuck->name, "\" keeps blocking while being unwound (in ",
                   stuck->blocked_in ? stuck->blocked_in : "?", " at ",
                   stuck->blocked_at.ToString(), "); a destructor must not block forever");
     }
   }
+  internal::Unwatch(watchdog);
+  run_thread_.store(nullptr, std::memory_order_release);
   current_scheduler = nullptr;
   internal::ExchangeRunningFiber(previous_running_fiber_);
   unwinding_ = false;
@@ -932,6 +1148,7 @@ bool Scheduler::ResumeForUnwinding(Task* task) {
   task->kill_requested = true;
   RemoveFromRunnable(task);
   if (task->state == TaskState::kBlocked) task->wake_reason = WakeReason::kWoken;
+  Beat();
   running_ = true;
   SwitchFromMain(task);
   running_ = false;
@@ -942,17 +1159,20 @@ bool Scheduler::ResumeForUnwinding(Task* task) {
 // ---- Observation -----------------------------------------------------------------
 
 void Scheduler::AddListener(SchedulerListener* listener) {
+  CheckThread("AddListener");
   DSIM_MISUSE(listener != nullptr, "AddListener(nullptr)");
   listeners_.push_back(listener);
   has_listeners_ = true;
 }
 
 void Scheduler::RemoveListener(SchedulerListener* listener) {
+  CheckThread("RemoveListener");
   listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
   has_listeners_ = !listeners_.empty();
 }
 
 void Scheduler::Annotate(const Annotation& annotation) {
+  CheckThread("Annotate");
   for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
 }
 
@@ -989,7 +1209,7 @@ TaskId CurrentTaskId() { return CurrentOrDie("CurrentTaskId").CurrentTaskId(); }
 
 absl::string_view CurrentTaskName() { return CurrentOrDie("CurrentTaskName").CurrentTaskName(); }
 
-TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options) {
+TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options) {
   Scheduler& scheduler = CurrentOrDie("Spawn");
   if (options.group == kNoGroup) options.group = scheduler.CurrentGroup();
   return scheduler.Spawn(std::move(name), std::move(body), options);

@@ -29,10 +29,15 @@
 // scheduler; task code reaches it through the free functions below (dsim::Now() ...).
 //
 // Threading. A Scheduler and everything it runs belong to the thread that calls Run.
-// Never share a Scheduler, its tasks or its primitives across OS threads.
+// Never share a Scheduler, its tasks or its primitives across OS threads. While a run
+// (or the unwinding at shutdown) is active, calling any Scheduler entry point (Spawn,
+// AddTimer, CancelTimer, Run*, Kill*, Pause/ResumeGroup, Fail, ChooseValue, Annotate,
+// listeners, Shutdown) from another OS thread is a misuse error that ends the process.
+// Between runs a Scheduler may be handed to another thread.
 #ifndef DSIM_SCHEDULER_SCHEDULER_H_
 #define DSIM_SCHEDULER_SCHEDULER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -42,12 +47,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "scheduler/internal/fiber.h"
 #include "scheduler/internal/stack_pool.h"
 #include "scheduler/internal/timer_queue.h"
+#include "scheduler/internal/watchdog.h"
 #include "scheduler/source_location.h"
 #include "scheduler/strategy.h"
 
@@ -56,6 +63,8 @@ namespace dsim {
 namespace internal {
 struct Task;
 class WaitQueue;
+bool RunMisuseFailed(const char* file, int line, TaskId first, TaskId second,
+                     const std::string& message);
 }  // namespace internal
 
 class Scheduler;
@@ -66,6 +75,10 @@ inline constexpr size_t kDefaultStackSize = 512 * 1024;  // ASan frames are much
 #else
 inline constexpr size_t kDefaultStackSize = 64 * 1024;
 #endif
+
+// What a task runs: any callable, called once. Move-only captures are fine (an accepted
+// TcpStream, a std::unique_ptr): `Spawn("conn", [s = std::move(stream)]() mutable {...})`.
+using TaskBody = absl::AnyInvocable<void() &&>;
 
 using TimerId = uint64_t;
 inline constexpr TimerId kNoTimer = 0;
@@ -97,6 +110,13 @@ struct SchedulerOptions {
   // Makes dsim::SharedAccess() (shared_access.h) a scheduling point. Off by default, so
   // marked plain-memory accesses cost a thread-local read and a branch.
   bool shared_access_points = false;
+  // Runaway-task watchdog: a task (or timer callback) that runs this long in wall-clock
+  // time without reaching a scheduling point is reported on stderr with its name and
+  // stack, once per stall; the run then goes on as before (the watchdog only observes).
+  // Zero turns it off. The environment overrides both settings: DSIM_WATCHDOG=<seconds>
+  // or 0/off, DSIM_WATCHDOG_ABORT=1 (abort after the report).
+  absl::Duration watchdog = absl::Seconds(5);
+  bool watchdog_abort = false;
 };
 
 enum class RunOutcome {
@@ -107,6 +127,7 @@ enum class RunOutcome {
   kStepLimit,    // SchedulerOptions::max_steps reached.
   kTimeLimit,    // SchedulerOptions::max_virtual_time reached.
   kTaskFailed,   // An exception escaped a task or a timer callback.
+  kMisuse,       // A task or callback misused a primitive (see RunResult::failure).
 };
 
 const char* RunOutcomeName(RunOutcome outcome);
@@ -121,8 +142,11 @@ struct TaskReport {
   bool blocked = false;
   std::string blocked_in;  // "CondVar::Wait", when blocked.
   SourceLocation blocked_at;
+  // The host the task runs on, when a layer above (Simulation) knows it; "" otherwise.
+  std::string host;
 
-  // `task "client-2" blocked in CondVar::Wait at kv.cc:88` or `task "x" runnable`.
+  // `task "client-2" on host "kv-1" blocked in CondVar::Wait at kv.cc:88` or
+  // `task "x" runnable`.
   std::string ToString() const;
 };
 
@@ -132,11 +156,17 @@ struct RunResult {
   absl::Time end_time;
   uint64_t steps = 0;  // Steps taken by this run.
   // kDeadlock: every blocked non-daemon task. kStepLimit, kTimeLimit: every live task.
+  // kMisuse: the tasks involved (the one that misused the primitive first), as they
+  // were when it happened.
   std::vector<TaskReport> tasks;
   // kTaskFailed: the task that threw (kNoTask for a timer callback) and what it threw.
+  // kMisuse: the task that misused a primitive and the message naming the misuse.
   TaskId failed_task = kNoTask;
   std::string failed_task_name;
   std::string failure;
+  // kTaskFailed through Scheduler::Fail (a checker, dsim::Fail, a diverged replay),
+  // not an exception: `failure` is the checker's message, and status() leads with it.
+  bool failed_check = false;
 
   // kCompleted, kIdle and kReachedTime are successes.
   bool ok() const;
@@ -145,6 +175,23 @@ struct RunResult {
   // Multi-line summary: outcome, virtual time, steps, and the task list.
   std::string ToString() const;
 };
+
+// Thrown into a task that is being stopped (a crashed host, Scheduler::Kill, Shutdown
+// or the Scheduler's destructor) from its current or next scheduling point, so that the
+// destructors on its stack run. Deliberately not derived from std::exception, so
+// `catch (const std::exception&)` does not stop it. A `catch (...)` that does not
+// rethrow swallows it; write
+//
+//   try { ServeOne(); }
+//   catch (const dsim::TaskUnwind&) { throw; }   // dsim is stopping this task
+//   catch (...) { LogAndContinue(); }
+//
+// A task that swallows it and reaches a scheduling point again is reported once on
+// stderr (name, location, stack; inside a run the run also fails with
+// RunOutcome::kMisuse) and unwound once more. If it swallows that one too, it is stopped
+// at its next scheduling point: its remaining frames are abandoned and their destructors
+// do not run.
+struct TaskUnwind {};
 
 // Why a blocked task woke.
 enum class WakeReason : uint8_t { kWoken, kTimedOut };
@@ -221,7 +268,7 @@ class Scheduler {
 
   // Creates a task that will run `body`. May be called before a run, from a task, or
   // from a timer callback. The task first runs when the strategy picks it.
-  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+  TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options = {});
 
   // Runs until every non-daemon task has finished (kCompleted), or a deadlock, limit or
   // failure. With no non-daemon task alive when it starts, runs until nothing is left
@@ -364,6 +411,11 @@ class Scheduler {
 
  private:
   friend class TaskHandle;
+  friend bool internal::RunMisuseFailed(const char* file, int line, TaskId first,
+                                        TaskId second, const std::string& message);
+  // Fails the active run with RunOutcome::kMisuse (see internal/misuse.h).
+  bool FailMisuse(const std::string& message, TaskId first, TaskId second);
+  TaskReport ReportOf(TaskId id) const;
   friend class internal::WaitQueue;
 
   enum class RunMode { kUntilTasksDone, kUntilTime };
@@ -379,7 +431,7 @@ class Scheduler {
   // Run loop internals. All run on whichever fiber gives up the CPU.
   internal::Task* PickNext();
   internal::Task* PickNextSlow();
-  internal::Task* PickRunnable();
+  internal::Task* PickRunnable(bool from_yield = false);
   void AdvanceClockTo(int64_t ns);
   void FireDueTimers();
   void FireTimer(internal::TimerSlotId slot);
@@ -389,19 +441,25 @@ class Scheduler {
   void YieldFast();
   friend void Yield();
   void NotifyDispatch(internal::Task* task);
+  void Beat() {
+    heartbeat_.store(heartbeat_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
   void AfterSwitch();
   void Stop(RunOutcome outcome);
   void MakeRunnable(internal::Task* task);
   void TakeRunnable(size_t index);
   void RemoveFromRunnable(internal::Task* task);
-  size_t DecideNextTask();
+  size_t DecideNextTask(bool from_yield = false);
   uint64_t Decide(DecisionKind kind, uint64_t num_options, absl::Span<const uint64_t> candidates,
-                  const char* label);
+                  const char* label, bool from_yield = false);
 
   // Blocking, for primitives (through internal::WaitQueue).
   WakeReason Block(const char* what, SourceLocation where, int64_t deadline_ns);
   bool Wake(internal::Task* task, WakeReason reason);
-  void CheckKilled(internal::Task* self);
+  void CheckKilled(internal::Task* self, const SourceLocation* where = nullptr);
+  [[noreturn]] void DeliverKill(internal::Task* self, const SourceLocation* where);
+  bool HasDyingChild(const internal::Task* self) const;
+  void ReportSwallowedUnwind(internal::Task* self, const SourceLocation* where);
 
   // Task lifecycle.
   static void TaskEntry(internal::Fiber* self, internal::Fiber* previous);
@@ -414,6 +472,9 @@ class Scheduler {
   TaskView View(const internal::Task* task) const;
   GroupState& Group(GroupId group);
   internal::Task* CurrentTaskOrDie(const char* operation) const;
+  // Misuse unless called from the thread running the simulation (or between runs).
+  void CheckThread(const char* operation) const;
+  void ClaimThread(const char* operation);
 
   int64_t ToNanos(absl::Time t) const;
 
@@ -429,6 +490,7 @@ class Scheduler {
 
   SchedulerOptions options_;
   std::shared_ptr<Strategy> strategy_;
+  bool observes_yields_ = false;  // strategy_->ObservesYields(), for the Yield paths.
   StrategyBits random_{this};
   internal::StackPool stacks_;
   internal::Fiber main_fiber_;
@@ -438,6 +500,13 @@ class Scheduler {
   uint64_t step_limit_ = UINT64_MAX;
   uint64_t steps_ = 0;
   uint64_t decision_index_ = 0;
+  // Bumped at every dispatch and timer; read by the watchdog thread, which only
+  // observes. Relaxed stores: a plain move on the hot paths.
+  std::atomic<uint64_t> heartbeat_{0};
+  // The thread running (or unwinding) this scheduler, as the address of a thread-local
+  // marker; null between runs. Atomic because misuse reads it from other threads.
+  std::atomic<const void*> run_thread_{nullptr};
+  internal::WatchdogSettings watchdog_;
 
   // Live tasks: by id for lookups, and in spawn order (intrusive list) for iteration.
   // The hash map is never iterated: its order is salted per process.
@@ -473,6 +542,8 @@ class Scheduler {
   TaskId failed_task_ = kNoTask;
   std::string failed_task_name_;
   std::string failure_;
+  std::vector<TaskReport> misuse_tasks_;  // kMisuse: the tasks involved.
+  bool failed_check_ = false;
   internal::Fiber* previous_running_fiber_ = nullptr;
   void* extensions_[kExtensionSlots] = {};
   // Declared last: destroyed first, after the destructor has unwound every task.
@@ -493,7 +564,7 @@ void SchedulingPoint();
 TaskId CurrentTaskId();
 absl::string_view CurrentTaskName();
 // A task spawned from the current task runs in the current task's group.
-TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options = {});
 
 }  // namespace dsim
 

@@ -138,7 +138,7 @@ class FaultCounter final : public SchedulerListener {
 
 struct Candidate {
   Schedule schedule;
-  uint64_t faults = 0;  // Annotated faults plus non-zero "fault*" values.
+  uint64_t faults = 0;  // Applied faults: the annotated ones.
 
   // Lexicographic: what shrinking reduces, most important first.
   auto Cost() const {
@@ -147,16 +147,6 @@ struct Candidate {
                            s.nonzero_values);
   }
 };
-
-uint64_t FaultValues(const Schedule& schedule) {
-  uint64_t count = 0;
-  for (const ScheduleEntry& e : schedule.entries()) {
-    if (e.kind == DecisionKind::kValue && e.chosen != 0 && absl::StartsWith(e.label, "fault")) {
-      ++count;
-    }
-  }
-  return count;
-}
 
 // ---- The search --------------------------------------------------------------------
 
@@ -192,6 +182,7 @@ class Shrinker {
     result.after = base_.schedule.Stats();
     result.faults_after = base_.faults;
     result.runs = runs_;
+    result.stopped = stopped_;
     absl::StatusOr<std::string> interleaving = DescribeInterleaving(result.shrunk, still_fails_);
     result.interleaving = interleaving.ok() ? *std::move(interleaving)
                                             : std::string(interleaving.status().message());
@@ -199,7 +190,15 @@ class Shrinker {
   }
 
  private:
-  bool BudgetLeft() const { return runs_ < options_.max_runs; }
+  bool BudgetLeft() {
+    if (stopped_ || runs_ >= options_.max_runs) return false;
+    // The first run, which reproduces the failure, always runs: without it there is
+    // no result at all.
+    if (runs_ > 0 && options_.should_stop != nullptr && options_.should_stop(runs_)) {
+      stopped_ = true;
+    }
+    return !stopped_;
+  }
 
   // Runs the program under `base` with `edits` and `prefix`; the re-recorded schedule if
   // it still fails.
@@ -213,13 +212,16 @@ class Shrinker {
     FaultCounter counter;
     if (!still_fails_(recorder, &counter)) return std::nullopt;
     Candidate candidate{recorder->TakeSchedule(), 0};
-    candidate.faults = counter.faults() + FaultValues(candidate.schedule);
+    candidate.faults = counter.faults();
     return candidate;
   }
 
   bool Accept(std::optional<Candidate> candidate) {
     if (!candidate.has_value() || !(candidate->Cost() < base_.Cost())) return false;
     base_ = *std::move(candidate);
+    if (options_.on_improvement != nullptr) {
+      options_.on_improvement(base_.schedule, base_.faults, runs_);
+    }
     return true;
   }
 
@@ -331,6 +333,7 @@ class Shrinker {
   ShrinkOptions options_;
   Candidate base_;
   int runs_ = 0;
+  bool stopped_ = false;
 };
 
 // ---- The readable interleaving -----------------------------------------------------

@@ -29,9 +29,10 @@
 //     have gone on running (the current task is among the runnable candidates);
 //   - a context switch is a kNextTask decision that runs a task other than the current
 //     one, preemptive or not (the current task blocked or finished);
-//   - a fault is an Annotation whose category starts with "fault" (the network and fault
-//     models report each injected fault that way), or a kValue decision whose label
-//     starts with "fault" and whose value is not 0.
+//   - a fault is an Annotation whose category starts with "fault": the network and fault
+//     models annotate every fault they apply, and only those. (A "fault.*" value drawn
+//     and found below its probability applied nothing and is not counted.) Models of
+//     your own should annotate the faults they apply the same way.
 //
 // Method. Each candidate schedule is tried by running the program under a guided
 // strategy that follows the base schedule (by identity: the same task, timer or value)
@@ -82,6 +83,12 @@ using FailingRun =
 struct ShrinkOptions {
   // Program runs the search may spend, the first (reproducing the failure) included.
   int max_runs = 1000;
+  // Asked before every program run; true stops the search there, and the result is the
+  // best schedule found so far (a wall-clock deadline, such as Bazel's TEST_TIMEOUT).
+  std::function<bool(int runs)> should_stop;
+  // Called each time a smaller failing schedule replaces the best one, with it, its
+  // applied faults and the runs spent: save it, print progress.
+  std::function<void(const Schedule& best, uint64_t faults, int runs)> on_improvement;
   // Seed of the random bits drawn for 64-bit values past the kept prefix.
   uint64_t tail_seed = 1;
 };
@@ -91,9 +98,10 @@ struct ShrinkResult {
   Schedule shrunk;
   ScheduleStats before;
   ScheduleStats after;
-  uint64_t faults_before = 0;
+  uint64_t faults_before = 0;  // Applied (annotated) faults.
   uint64_t faults_after = 0;
   int runs = 0;               // Program runs spent.
+  bool stopped = false;       // ShrinkOptions::should_stop ended the search early.
   std::string interleaving;   // The shrunk run, readable (DescribeInterleaving).
 };
 

@@ -16,7 +16,7 @@ namespace {
 constexpr uint64_t kInitialPriorityBase = uint64_t{1} << 40;
 
 constexpr absl::string_view kValidSpecs =
-    "valid: random, roundrobin, pct, pct:<d>, pct:<d>:k=<steps>, replay:<path>";
+    "valid: random, roundrobin, pct, pct:<d>, pct:<d>:k=<steps>, replay:<path>, guided:<path>";
 
 absl::Status BadSpec(absl::string_view spec, absl::string_view why) {
   return absl::InvalidArgumentError(
@@ -87,6 +87,17 @@ PctStrategy::PctStrategy(uint64_t seed, PctOptions options)
               "PctStrategy depth must be 1..", PctOptions::kMaxDepth, ", got ", options.depth);
 }
 
+void PctStrategy::SetCalibratedSteps(uint64_t steps) {
+  if (options_.steps != 0 || steps == 0) return;  // A k given in the spec wins.
+  options_.steps = steps;
+  calibrated_ = true;
+}
+
+void PctStrategy::OnYield(TaskId task) {
+  if (!started_) return;  // Before the simulation's first decision: nothing to lower yet.
+  PriorityOf(task) = yield_floor_--;
+}
+
 uint64_t PctStrategy::steps_estimate() const {
   if (options_.steps != 0) return options_.steps;
   return learned_steps_ != 0 ? learned_steps_ : PctOptions::kDefaultSteps;
@@ -98,6 +109,8 @@ void PctStrategy::StartSimulation() {
   last_chosen_ = kNoTask;
   priorities_.clear();
   change_points_.clear();
+  // Below every initial priority, above the d-1 change-point priorities.
+  yield_floor_ = kInitialPriorityBase - 1;
   run_steps_estimate_ = steps_estimate();
   // d-1 distinct points in [1, k], in draw order: the i-th drawn lowers to priority i+1.
   // The paper's assignment; with fewer than d-1 points available, every point is one.
@@ -171,7 +184,20 @@ void PctStrategy::OnRunEnd(uint64_t steps) {
 
 std::string PctStrategy::Describe() const {
   return absl::StrCat("pct(d=", options_.depth, ",k=", steps_estimate(),
-                      options_.steps == 0 ? ",learned" : "", ",seed=", seed_, ")");
+                      calibrated_ ? ",calibrated" : options_.steps == 0 ? ",learned" : "",
+                      ",seed=", seed_, ")");
+}
+
+uint64_t CalibratePctSteps(int depth, int runs,
+                           const std::function<void(std::shared_ptr<Strategy>, uint64_t seed)>&
+                               run_one) {
+  uint64_t steps = 0;
+  for (int i = 1; i <= runs; ++i) {
+    auto pct = std::make_shared<PctStrategy>(i, PctOptions{.depth = depth});
+    run_one(pct, i);
+    steps = std::max(steps, pct->learned_steps());
+  }
+  return steps;
 }
 
 // ---- Factory ---------------------------------------------------------------------
@@ -192,6 +218,13 @@ absl::StatusOr<std::shared_ptr<Strategy>> MakeStrategy(absl::string_view spec, u
     absl::StatusOr<Schedule> schedule = Schedule::Load(std::string(path));
     if (!schedule.ok()) return schedule.status();
     return std::make_shared<ReplayStrategy>(*std::move(schedule));
+  }
+  if (absl::ConsumePrefix(&path, "guided:")) {
+    if (path.empty()) return BadSpec(spec, "guided needs a file path");
+    absl::StatusOr<Schedule> schedule = Schedule::Load(std::string(path));
+    if (!schedule.ok()) return schedule.status();
+    return std::make_shared<GuidedReplayStrategy>(*std::move(schedule),
+                                                  std::make_shared<RandomStrategy>(seed));
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown strategy \"", spec, "\"; ", kValidSpecs));

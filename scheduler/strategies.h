@@ -15,10 +15,13 @@
 //   "pct:<d>:k=<steps>" ... with a fixed estimate of the choice points per run.
 //   "replay:<path>"     ReplayStrategy of the schedule file at <path> (schedule.h); the
 //                       seed is ignored.
+//   "guided:<path>"     GuidedReplayStrategy (schedule.h): the schedule at <path> where
+//                       it still fits the program, RandomStrategy(seed) where it does not.
 #ifndef DSIM_SCHEDULER_STRATEGIES_H_
 #define DSIM_SCHEDULER_STRATEGIES_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -83,10 +86,22 @@ class PctStrategy final : public Strategy {
   uint64_t Choose(const Decision& decision) override;
   std::string Describe() const override;
   void OnRunEnd(uint64_t steps) override;
+  // A yielding task drops below every task that has not yielded or been lowered at a
+  // change point (and below earlier yielders): it asked to let others run, and keeping
+  // its priority would let a spin-and-yield loop starve the task it waits for.
+  bool ObservesYields() const override { return true; }
+  void OnYield(TaskId task) override;
 
   // The k the current (or next) run spreads its change points over.
   uint64_t steps_estimate() const;
   int depth() const { return options_.depth; }
+  // The most choice points one simulation of this object made so far (runs that stopped
+  // at the step limit excluded); 0 before any.
+  uint64_t learned_steps() const { return learned_steps_; }
+  // Whether k is fixed (by the spec's k= or by calibration) rather than learned.
+  bool steps_fixed() const { return options_.steps != 0; }
+  // Fixes k as a sweep calibrated it (CalibratePctSteps); Describe() says "calibrated".
+  void SetCalibratedSteps(uint64_t steps);
 
  private:
   void StartSimulation();
@@ -97,6 +112,8 @@ class PctStrategy final : public Strategy {
   PctOptions options_;
   Random rng_;
   uint64_t learned_steps_ = 0;  // Most choice points seen in one simulation so far.
+  bool calibrated_ = false;
+  uint64_t yield_floor_ = 0;  // The next priority a yielding task gets (decreasing).
 
   // Per simulation.
   bool started_ = false;
@@ -109,6 +126,24 @@ class PctStrategy final : public Strategy {
   // change_points_[i] is the choice point (1-based) that lowers a task to priority i+1.
   std::vector<uint64_t> change_points_;
 };
+
+// PCT's k for a whole seed sweep. Built per seed, a PctStrategy without a fixed k would
+// use kDefaultSteps (64) for every program, although real runs make from a handful to
+// thousands of choice points, so most change points would fall after the run ended.
+// A sweep calibrates k once instead: it runs `runs` calibration simulations (seeds 1 to
+// `runs`, whatever seeds the sweep itself runs) under PCT of `depth` with the default k
+// and takes the most choice points any of them made; runs that stopped at the step
+// limit do not count. Every seed of the sweep then uses that k (SetCalibratedSteps).
+// Calibrating from fixed seeds, not from the sweep's earlier seeds, keeps every seed
+// reproducible alone: in any shard, with any DSIM_JOBS, and under DSIM_SEED=n.
+// `run_one` runs one simulation of the given seed under the given strategy. Returns 0
+// when no calibration run counted (the caller keeps the default).
+uint64_t CalibratePctSteps(int depth, int runs,
+                           const std::function<void(std::shared_ptr<Strategy>, uint64_t seed)>&
+                               run_one);
+
+// The calibration runs a sweep makes for a PCT spec without k=.
+inline constexpr int kPctCalibrationRuns = 4;
 
 // Builds a strategy from a spec (see the list above). An unknown or malformed spec is
 // an InvalidArgument error that lists the valid forms; an unreadable replay file is the

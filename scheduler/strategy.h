@@ -65,6 +65,10 @@ struct Decision {
   // A short label for kValue decisions ("net.latency", "fault.drop"), for schedules and
   // traces that people read. Never null.
   const char* label = "";
+  // kNextTask: the running task (`current`) called Yield, so it is not among the
+  // candidates: it asked to let another task run. (Strategies that also want yields
+  // with a single other candidate, which ask no decision, use OnYield.)
+  bool from_yield = false;
 };
 
 class Strategy {
@@ -79,8 +83,16 @@ class Strategy {
   virtual std::string Describe() const = 0;
 
   // Called when a run of the scheduler ends, with the number of steps it took. Adaptive
-  // strategies (PCT's step estimate) learn from it. Default: nothing.
+  // strategies (PCT's step estimate) learn from it. Not called for a run that stopped at
+  // SchedulerOptions::max_steps: a livelock would teach them a length far too large.
+  // Default: nothing.
   virtual void OnRunEnd(uint64_t steps) {}
+
+  // Called at every Yield of a task (before the decision, if any), when ObservesYields()
+  // was true at the scheduler's construction. PCT lowers the yielding task's priority
+  // here, as the published PCT evaluation does, so spin-and-yield loops make progress.
+  virtual bool ObservesYields() const { return false; }
+  virtual void OnYield(TaskId) {}
 };
 
 // The default: every choice is a uniform draw from a seeded PRNG.

@@ -1,5 +1,6 @@
 // Notification, Semaphore and WaitGroup: small primitives on internal::WaitQueue.
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/misuse.h"
 #include "scheduler/notification.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/semaphore.h"
@@ -14,6 +15,11 @@ Scheduler& TaskSchedulerOrDie(const char* operation) {
               " was called outside a task; blocking is only allowed inside tasks spawned on "
               "a dsim::Scheduler");
   return *scheduler;
+}
+
+TaskId CurrentTaskIdOrNone() {
+  Scheduler* scheduler = Scheduler::Current();
+  return scheduler != nullptr ? scheduler->CurrentTaskId() : kNoTask;
 }
 
 // Blocks on `queue` until `ready()` holds or `deadline` passes. Returns ready().
@@ -32,7 +38,10 @@ bool WaitUntilReady(internal::WaitQueue& queue, Ready ready, absl::Time deadline
 // ---- Notification ----------------------------------------------------------------
 
 void Notification::Notify() {
-  DSIM_MISUSE(!notified_, "Notification::Notify called twice");
+  if (!DSIM_RUN_MISUSE(!notified_, CurrentTaskIdOrNone(), kNoTask,
+                       "Notification::Notify called twice")) {
+    return;
+  }
   notified_ = true;
   waiters_.WakeAll();
   internal::ReleasePoint();
@@ -56,7 +65,10 @@ bool Notification::WaitForNotificationWithDeadline(absl::Time deadline, SourceLo
 // ---- Semaphore -------------------------------------------------------------------
 
 Semaphore::Semaphore(int64_t initial) : count_(initial) {
-  DSIM_MISUSE(initial >= 0, "Semaphore created with a negative count (", initial, ")");
+  if (!DSIM_RUN_MISUSE(initial >= 0, CurrentTaskIdOrNone(), kNoTask,
+                       "Semaphore created with a negative count (", initial, ")")) {
+    count_ = 0;
+  }
 }
 
 void Semaphore::Acquire(SourceLocation where) {
@@ -85,7 +97,10 @@ bool Semaphore::AcquireWithDeadline(absl::Time deadline, SourceLocation where) {
 }
 
 void Semaphore::Release(int64_t count) {
-  DSIM_MISUSE(count > 0, "Semaphore::Release(", count, "): the count must be positive");
+  if (!DSIM_RUN_MISUSE(count > 0, CurrentTaskIdOrNone(), kNoTask, "Semaphore::Release(", count,
+                       "): the count must be positive")) {
+    return;
+  }
   count_ += count;
   for (int64_t i = 0; i < count && waiters_.WakeOne(); ++i) {
   }
@@ -95,8 +110,11 @@ void Semaphore::Release(int64_t count) {
 // ---- WaitGroup -------------------------------------------------------------------
 
 void WaitGroup::Add(int64_t delta) {
-  DSIM_MISUSE(count_ + delta >= 0, "WaitGroup counter went negative (", count_, " + ", delta,
-              "): more Done() than Add()");
+  if (!DSIM_RUN_MISUSE(count_ + delta >= 0, CurrentTaskIdOrNone(), kNoTask,
+                       "WaitGroup counter went negative (", count_, " + ", delta,
+                       "): more Done() than Add()")) {
+    return;
+  }
   count_ += delta;
   if (count_ == 0) waiters_.WakeAll();
   internal::ReleasePoint();

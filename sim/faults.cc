@@ -60,7 +60,8 @@ void LatencyModel::Validate() const {
   DSIM_MISUSE(jitter >= zero, "LatencyModel: negative jitter");
 }
 
-absl::Duration LatencyModel::Sample(Scheduler& scheduler) const {
+absl::Duration LatencyModel::Sample(Scheduler& scheduler, absl::Duration* tail_added) const {
+  if (tail_added != nullptr) *tail_added = absl::ZeroDuration();
   absl::Duration latency = min;
   switch (shape) {
     case Shape::kFixed: break;
@@ -76,7 +77,11 @@ absl::Duration LatencyModel::Sample(Scheduler& scheduler) const {
     // Through FaultChance when a network is there (0 = no tail, for the shrinker).
     const bool tail = network != nullptr ? network->FaultChance(tail_probability, "fault.tail")
                                          : scheduler.random().Bernoulli(tail_probability);
-    if (tail) latency += scheduler.random().UniformDuration(tail_min, tail_max);
+    if (tail) {
+      const absl::Duration extra = scheduler.random().UniformDuration(tail_min, tail_max);
+      latency += extra;
+      if (tail_added != nullptr) *tail_added = extra;
+    }
   }
   if (jitter > absl::ZeroDuration()) {
     latency += scheduler.random().UniformDuration(-jitter, jitter);
@@ -206,7 +211,7 @@ PacketFate FaultLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {
                                                                       : net.latency);
   }
   const LinkFaults& link = FaultsOf(packet.source_host, packet.destination_host);
-  absl::Duration latency = Latency(link, scheduler);
+  absl::Duration latency = Latency(link, packet, scheduler);
   if (buggify.enabled && network_->FaultChance(buggify.delay_probability, "fault.buggify.delay")) {
     const absl::Duration extra = latency * (buggify.delay_factor - 1);
     latency += extra;
@@ -222,9 +227,14 @@ PacketFate FaultLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {
   return DecideDatagram(link, packet, latency, scheduler);
 }
 
-absl::Duration FaultLinkModel::Latency(const LinkFaults& link, Scheduler& scheduler) {
+absl::Duration FaultLinkModel::Latency(const LinkFaults& link, const Packet& packet,
+                                       Scheduler& scheduler) {
   if (!link.latency.has_value()) return network_->options().latency;
-  return link.latency->Sample(scheduler);
+  absl::Duration tail;
+  const absl::Duration latency = link.latency->Sample(scheduler, &tail);
+  // An applied tail is a fault like the others: a 130 ms delay must not look unexplained.
+  if (tail > absl::ZeroDuration()) AnnotateFault("fault.tail", packet, tail);
+  return latency;
 }
 
 // A link sends one packet at a time: this one starts when the link is free and occupies

@@ -86,7 +86,8 @@ struct LatencyModel {
   LatencyModel WithJitter(absl::Duration jitter) const;
 
   // Draws one latency through the scheduler's strategy. Misuse on an invalid model.
-  absl::Duration Sample(Scheduler& scheduler) const;
+  // When `tail` is not null it gets the latency tail added (zero when none was).
+  absl::Duration Sample(Scheduler& scheduler, absl::Duration* tail = nullptr) const;
   void Validate() const;
 };
 
@@ -177,7 +178,7 @@ class FaultLinkModel final : public LinkModel {
   };
   LinkState& State(NetworkHostId from, NetworkHostId to);
   void Recheck();
-  absl::Duration Latency(const LinkFaults& link, Scheduler& scheduler);
+  absl::Duration Latency(const LinkFaults& link, const Packet& packet, Scheduler& scheduler);
   absl::Duration Serialize(const LinkFaults& link, LinkState& state, const Packet& packet,
                            absl::Time now);
   PacketFate DecideDatagram(const LinkFaults& link, const Packet& packet,

@@ -4,10 +4,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <cctype>
+#include <deque>
 #include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -17,6 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/schedule.h"
@@ -26,6 +30,17 @@
 #include "sim/internal/sweep_config.h"
 
 namespace dsim {
+
+SeedList SeedList::Shard(uint64_t index, uint64_t total) const {
+  DSIM_CHECK(total > 0 && index < total);
+  if (index >= count_) return SeedList(first_, 0, stride_);
+  return SeedList(first_ + index * stride_, (count_ - index + total - 1) / total, stride_ * total);
+}
+
+absl::StatusOr<SeedList> SeedsFromEnvironment(uint64_t default_count, uint64_t first_seed,
+                                              const EnvLookup& env) {
+  return internal::ResolveSeedList(default_count, first_seed, env != nullptr ? env : ProcessEnv());
+}
 
 EnvLookup ProcessEnv() {
   return [](absl::string_view name) -> std::optional<std::string> {
@@ -44,6 +59,7 @@ struct SweepContext {
   const SweepOptions& options;
   const SweepConfig& config;
   const SeedSweep::Body& body;
+  uint64_t pct_steps = 0;  // PCT's k calibrated for this sweep (CalibratePctSteps), or 0.
 };
 
 // One simulation of one seed, kept alive until it has been summarized or compared.
@@ -128,6 +144,9 @@ SimRun RunSimulation(const SweepContext& ctx, uint64_t seed, bool keep_all_event
     DSIM_CHECK(made.ok(), "strategy spec \"", ctx.config.strategy, "\" failed for seed ", seed,
                " after it was validated: ", made.status().message());
     strategy = *std::move(made);
+    if (auto* pct = dynamic_cast<PctStrategy*>(strategy.get()); pct != nullptr) {
+      pct->SetCalibratedSteps(ctx.pct_steps);
+    }
     if (record) {
       recorder = std::make_shared<RecordingStrategy>(std::move(strategy), seed);
       strategy = recorder;
@@ -175,12 +194,87 @@ std::string FirstLine(absl::string_view text) {
   return std::string(text.substr(0, text.find('\n')));
 }
 
+// The blocked tasks a report shows, each with its host. A deadlock shows every blocked
+// task; any other failure only the non-daemon ones (server loops blocked on accept are
+// the normal state of a run), with a count of the daemons left out.
 std::string BlockedTasks(Simulation& sim) {
+  const bool deadlock = sim.first_failed_run().has_value() &&
+                        sim.first_failed_run()->outcome == RunOutcome::kDeadlock;
   std::string out;
-  for (const TaskReport& task : sim.scheduler().LiveTaskReports()) {
-    if (task.blocked) absl::StrAppend(&out, "    ", task.ToString(), "\n");
+  size_t daemons_left_out = 0;
+  for (const TaskReport& task : sim.LiveTaskReports()) {
+    if (!task.blocked) continue;
+    if (task.daemon && !deadlock) {
+      ++daemons_left_out;
+      continue;
+    }
+    absl::StrAppend(&out, "    ", task.ToString(), "\n");
   }
-  return out.empty() ? "    (none)\n" : out;
+  if (out.empty()) out = "    (none)\n";
+  if (daemons_left_out > 0) {
+    absl::StrAppend(&out, "    (and ", daemons_left_out, " blocked daemon task",
+                    daemons_left_out == 1 ? "" : "s", ", not shown: this is not a deadlock)\n");
+  }
+  return out;
+}
+
+bool IsRandomDraw(const TraceEvent& event) {
+  return event.kind == TraceEventKind::kDecision &&
+         static_cast<DecisionKind>(event.code) == DecisionKind::kValue;
+}
+
+// The index of the event the failure happened at: a broken invariant's mark, else the
+// end of the first failed run, else (the body's own verdict) the end of the body.
+uint64_t FailureEvent(const Simulation& sim) {
+  if (!sim.violation().empty()) return sim.violation_event();
+  if (sim.first_failed_run().has_value()) return sim.first_failure_event();
+  return sim.trace().event_count();
+}
+
+// Up to `lines` lines of trace around the failure: mostly before it, a few after, each
+// run of random draws collapsed into one line. When the trace no longer holds the
+// failure, the simulation's copy of the events before it is used.
+std::string EventsAroundFailure(const Simulation& sim, size_t lines) {
+  const Trace& trace = sim.trace();
+  const uint64_t failure = FailureEvent(sim);
+  const uint64_t total = trace.event_count();
+  const uint64_t after = std::min<uint64_t>(4, lines / 4);
+  std::vector<TraceEvent> events;
+  for (const TraceEvent& event : trace.events()) {
+    if (event.index <= failure + after) events.push_back(event);
+  }
+  if (failure < total && (events.empty() || events.front().index > failure)) {
+    events = sim.events_before_failure();
+  }
+  if (events.empty() || lines == 0) return "    (no events retained)\n";
+  // Walk backwards from the end, collapsing random draws, until `lines` lines are made.
+  std::vector<std::string> out;
+  size_t i = events.size();
+  while (i > 0 && out.size() < lines) {
+    const TraceEvent& event = events[i - 1];
+    if (!IsRandomDraw(event)) {
+      std::string line = trace.Describe(event);
+      if (event.index == failure && failure < total) line += "   <-- the failure";
+      out.push_back(std::move(line));
+      --i;
+      continue;
+    }
+    size_t first = i - 1;
+    while (first > 0 && IsRandomDraw(events[first - 1])) --first;
+    const size_t draws = i - first;
+    out.push_back(draws == 1 ? trace.Describe(event)
+                             : absl::StrCat("#", events[first].index, "..#", event.index, " ",
+                                            draws, " random draws (\"", event.what, "\" ...)"));
+    i = first;
+  }
+  std::string text;
+  for (auto it = out.rbegin(); it != out.rend(); ++it) absl::StrAppend(&text, "    ", *it, "\n");
+  const uint64_t shown_end = events.back().index + 1;
+  if (shown_end < total) {
+    absl::StrAppend(&text, "    ... ", total - shown_end,
+                    " later events (teardown, later runs) not shown\n");
+  }
+  return text;
 }
 
 // The first lines of a report: what failed, and the run's totals.
@@ -197,10 +291,9 @@ std::string ReportHead(const SeedOutcome& outcome) {
 // The report's body, written while the simulation is still alive.
 std::string FailureReport(SimRun& run, const SeedOutcome& outcome, size_t summary_events) {
   Simulation& sim = *run.sim;
-  const Trace& trace = sim.trace();
   std::string out = ReportHead(outcome);
-  absl::StrAppend(&out, "  last ", std::min<uint64_t>(summary_events, trace.events().size()),
-                  " events:\n", Indent(trace.LastEventsText(summary_events), "    "), "\n");
+  absl::StrAppend(&out, "  events around the failure (random draws collapsed):\n",
+                  EventsAroundFailure(sim, summary_events));
   absl::StrAppend(&out, "  blocked tasks:\n", BlockedTasks(sim));
   return out;
 }
@@ -260,37 +353,52 @@ SeedRun RunSeed(const SweepContext& ctx, uint64_t seed) {
   return seed_run;
 }
 
-// Runs this shard's seeds on `config.jobs` threads; results in seed-list order.
-std::vector<SeedRun> RunSeeds(const SweepContext& ctx, const std::string& label) {
-  const std::vector<uint64_t>& seeds = ctx.config.shard_seeds;
-  std::vector<std::optional<SeedRun>> slots(seeds.size());
-  std::atomic<size_t> next{0};
+// Runs this shard's seeds on `config.jobs` threads; results in seed-list order. A sweep
+// too large to keep every outcome keeps only the failing seeds' (`seeds_run` counts all).
+std::vector<SeedRun> RunSeeds(const SweepContext& ctx, const std::string& label,
+                              uint64_t* seeds_run) {
+  const SeedList& seeds = ctx.config.shard_seeds;
+  const bool keep_all = seeds.size() <= SweepResult::kMaxKeptOutcomes;
+  std::vector<std::optional<SeedRun>> slots(keep_all ? seeds.size() : 0);
+  std::mutex failed_mu;
+  std::map<uint64_t, SeedRun> failed_runs;  // By position, when not keeping all.
+  std::atomic<uint64_t> next{0};
+  std::atomic<uint64_t> done{0};
   std::atomic<uint64_t> failures{0};
   internal::ProgressLine progress(label, seeds.size(), ctx.config.progress);
   const uint64_t stop_after = ctx.options.stop_after_failures;
   auto worker = [&] {
     for (;;) {
       if (stop_after != 0 && failures.load() >= stop_after) return;
-      const size_t i = next.fetch_add(1);
+      const uint64_t i = next.fetch_add(1);
       if (i >= seeds.size()) return;
-      slots[i] = RunSeed(ctx, seeds[i]);
-      const bool failed = !slots[i]->outcome.status.ok();
+      SeedRun run = RunSeed(ctx, seeds[i]);
+      const bool failed = !run.outcome.status.ok();
       if (failed) failures.fetch_add(1);
+      if (keep_all) {
+        slots[i] = std::move(run);
+      } else if (failed) {
+        std::lock_guard<std::mutex> lock(failed_mu);
+        failed_runs.emplace(i, std::move(run));
+      }
+      done.fetch_add(1);
       progress.SeedDone(failed);
     }
   };
-  const size_t threads = std::min<size_t>(ctx.config.jobs, seeds.size());
+  const uint64_t threads = std::min<uint64_t>(ctx.config.jobs, seeds.size());
   if (threads <= 1) {
     worker();  // On the caller's thread: no thread, and gtest asserts in bodies work.
   } else {
     std::vector<std::thread> pool;
-    for (size_t t = 0; t < threads; ++t) pool.emplace_back(worker);
+    for (uint64_t t = 0; t < threads; ++t) pool.emplace_back(worker);
     for (std::thread& thread : pool) thread.join();
   }
+  *seeds_run = done.load();
   std::vector<SeedRun> runs;
   for (std::optional<SeedRun>& slot : slots) {
     if (slot.has_value()) runs.push_back(*std::move(slot));
   }
+  for (auto& [position, run] : failed_runs) runs.push_back(std::move(run));
   return runs;
 }
 
@@ -298,12 +406,6 @@ std::string CurrentTestName(const SweepOptions& options) {
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
   if (info == nullptr) return options.test_name;
   return absl::StrCat(info->test_suite_name(), ".", info->name());
-}
-
-// The start of every file name of a failing seed: "Suite.Test.seed-7".
-std::string FileStem(const std::string& test_name, uint64_t seed) {
-  return absl::StrCat(absl::StrReplaceAll(test_name.empty() ? "sweep" : test_name, {{"/", "_"}}),
-                      ".seed-", seed);
 }
 
 // How a report names a file it wrote. Under Bazel, a file in the outputs directory is
@@ -328,7 +430,7 @@ std::vector<std::string> TracePaths(const SweepConfig& config, const SeedOutcome
   }
   if (failed && !config.outputs_dir.empty()) {
     const std::string base =
-        absl::StrCat(config.outputs_dir, "/", FileStem(test_name, outcome.seed));
+        absl::StrCat(config.outputs_dir, "/", internal::FileStem(config, test_name, outcome.seed));
     paths.push_back(base + ".json");
     paths.push_back(base + ".txt");
   }
@@ -375,8 +477,8 @@ std::string RerunForReport(const SweepContext& ctx, SeedRun& run, const std::str
 
 std::string SummaryLine(const SweepResult& result, const std::string& test_name) {
   std::string line = absl::StrCat("dsim sweep", test_name.empty() ? "" : " ", test_name, ": ",
-                                  result.outcomes.size(),
-                                  result.outcomes.size() == 1 ? " seed run" : " seeds run");
+                                  result.seeds_run,
+                                  result.seeds_run == 1 ? " seed run" : " seeds run");
   if (result.total_shards > 1) {
     absl::StrAppend(&line, " (shard ", result.shard_index + 1, "/", result.total_shards, " of ",
                     result.total_seeds, ")");
@@ -499,8 +601,21 @@ std::string FailureSignature(const absl::Status& status) {
   return out;
 }
 
+// When this process started, near enough: Bazel's TEST_TIMEOUT counts from there.
+const std::chrono::steady_clock::time_point kProcessStart = std::chrono::steady_clock::now();
+
+// When shrinking must stop to leave the test time to write its results before Bazel's
+// TEST_TIMEOUT kills it: 80% of the timeout, and at least 10 s before it.
+std::optional<std::chrono::steady_clock::time_point> ShrinkDeadline(const SweepConfig& config) {
+  if (config.test_timeout_seconds <= 0) return std::nullopt;
+  const double seconds = std::min(0.8 * config.test_timeout_seconds,
+                                  config.test_timeout_seconds - 10.0);
+  return kProcessStart + std::chrono::milliseconds(static_cast<int64_t>(std::max(0.0, seconds) * 1000));
+}
+
 // Shrinks a failing seed's schedule by rerunning the body under the shrinker's
-// strategies, and saves the result and its interleaving beside the original.
+// strategies, and saves the result and its interleaving beside the original. Every
+// improvement is saved at once and printed, so a test killed mid-way leaves its best.
 std::string ShrinkFailure(const SweepContext& ctx, SeedRun& run, const std::string& test_name) {
   if (!run.schedule.has_value()) return "  shrink: no schedule of this run to shrink\n";
   const std::string want = FailureSignature(run.outcome.status);
@@ -512,15 +627,32 @@ std::string ShrinkFailure(const SweepContext& ctx, SeedRun& run, const std::stri
     SimRun attempt = RunWith(ctx, seed, std::move(strategy), false, observer);
     return !attempt.status.ok() && FailureSignature(attempt.status) == want;
   };
+  const std::string stem = internal::FileStem(ctx.config, test_name, seed) + ".shrunk";
+  std::ostream& log = ctx.options.log != nullptr ? *ctx.options.log : std::cerr;
+  const ScheduleStats original = run.schedule->Stats();
+  const auto deadline = ShrinkDeadline(ctx.config);
   ShrinkOptions options;
   options.max_runs = ctx.config.shrink_max_runs;
+  options.should_stop = [deadline](int) {
+    return deadline.has_value() && std::chrono::steady_clock::now() >= *deadline;
+  };
+  options.on_improvement = [&](const Schedule& best, uint64_t faults, int runs) {
+    const ScheduleStats stats = best.Stats();
+    log << absl::StrFormat(
+        "dsim shrink seed %d: run %d/%d, preemptions %d -> %d, decisions %d -> %d, faults %d\n",
+        seed, runs, options.max_runs, original.preemptions, stats.preemptions,
+        original.decisions, stats.decisions, faults);
+    SaveFile(ctx.config, stem + ".dsched", "", "",
+             [&](const std::string& path) { return best.Save(path); });
+  };
   absl::StatusOr<ShrinkResult> shrunk = ShrinkSchedule(*run.schedule, still_fails, options);
   if (!shrunk.ok()) return absl::StrCat("  shrink: ", shrunk.status().ToString(), "\n");
-  const std::string stem = FileStem(test_name, seed) + ".shrunk";
   std::string lines = absl::StrFormat(
-      "  shrunk (%d runs): preemptions %d -> %d, context switches %d -> %d, faults %d -> %d, "
+      "  shrunk (%d runs%s): preemptions %d -> %d, context switches %d -> %d, faults %d -> %d, "
       "decisions %d -> %d\n",
-      shrunk->runs, shrunk->before.preemptions, shrunk->after.preemptions,
+      shrunk->runs,
+      shrunk->stopped ? ", stopped early to finish before TEST_TIMEOUT" : "",
+      shrunk->before.preemptions, shrunk->after.preemptions,
       shrunk->before.context_switches, shrunk->after.context_switches, shrunk->faults_before,
       shrunk->faults_after, shrunk->before.decisions, shrunk->after.decisions);
   const SavedFile schedule =
@@ -543,7 +675,7 @@ std::string CompleteReport(const SweepContext& ctx, SeedRun& run, const std::str
   const SweepConfig& config = ctx.config;
   SeedOutcome& outcome = run.outcome;
   std::string lines = RerunForReport(ctx, run, test_name);
-  const std::string name = FileStem(test_name, outcome.seed) + ".dsched";
+  const std::string name = internal::FileStem(config, test_name, outcome.seed) + ".dsched";
   const SavedFile schedule =
       config.replay != nullptr ? SavedFile{} : SaveSchedule(config, run, name);
   absl::StrAppend(&lines, schedule.lines);
@@ -584,6 +716,24 @@ void ReportFailures(const SweepContext& ctx, std::vector<SeedRun>& runs,
   }
 }
 
+// PCT's k for a sweep whose spec gives none (see CalibratePctSteps). The calibration
+// runs' outcomes, and any GoogleTest failures their bodies report, are discarded.
+uint64_t CalibratePct(const SweepOptions& options, const SweepConfig& config,
+                      const SeedSweep::Body& body) {
+  if (config.replay != nullptr) return 0;
+  absl::StatusOr<std::shared_ptr<Strategy>> probe = MakeStrategy(config.strategy, 1);
+  const auto* pct = probe.ok() ? dynamic_cast<const PctStrategy*>(probe->get()) : nullptr;
+  if (pct == nullptr || pct->steps_fixed()) return 0;
+  const SweepContext calibration{options, config, body};
+  ::testing::TestPartResultArray ignored;
+  ::testing::ScopedFakeTestPartResultReporter intercept(
+      ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &ignored);
+  return CalibratePctSteps(pct->depth(), kPctCalibrationRuns,
+                           [&](std::shared_ptr<Strategy> strategy, uint64_t seed) {
+                             RunWith(calibration, seed, std::move(strategy), false, nullptr);
+                           });
+}
+
 }  // namespace
 
 SeedSweep::SeedSweep(SweepOptions options) : options_(std::move(options)) {
@@ -616,14 +766,16 @@ SweepResult SeedSweep::Run(const Body& body) {
     result.total_shards = config->total_shards;
     result.shard_index = config->shard_index;
   }
-  const SweepContext ctx{options_, *config, body};
-  std::vector<SeedRun> runs = RunSeeds(ctx, test_name.empty() ? "dsim sweep" : test_name);
+  const SweepContext ctx{options_, *config, body, CalibratePct(options_, *config, body)};
+  std::vector<SeedRun> runs =
+      RunSeeds(ctx, test_name.empty() ? "dsim sweep" : test_name, &result.seeds_run);
   for (const SeedRun& run : runs) {
     if (!run.outcome.status.ok()) result.failed_seeds.push_back(run.outcome.seed);
   }
+  ReportFailures(ctx, runs, test_name);
+  // The wall time includes the reports' reruns and shrinking: what the test spent.
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ReportFailures(ctx, runs, test_name);
   // A passing single seed still writes the trace DSIM_TRACE asks for.
   if (result.failed_seeds.empty() && config->all_seeds.size() == 1 && !runs.empty()) {
     std::string lines = RerunForReport(ctx, runs[0], test_name);

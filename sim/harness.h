@@ -6,7 +6,11 @@
 //   TEST(Kv, Linearizable) {
 //     dsim::SeedSweep sweep({.seeds = 200});
 //     sweep.Run([](dsim::Simulation& sim) -> absl::Status {
-//       Cluster cluster(sim);                       // hosts, clients, faults
+//       // Owned by sim: it outlives the tasks that use it, which unwind only after
+//       // the body has returned. (A plain local `Cluster cluster(sim);` would be
+//       // destroyed first: a use-after-free when those tasks unwind.)
+//       Cluster& cluster = sim.Make<Cluster>(sim);  // hosts, clients, faults
+//       sim.Invariant("one leader", [&] { return cluster.Leaders() <= 1; });  // every step
 //       dsim::RunResult result = sim.RunFor(absl::Seconds(30));
 //       if (!result.ok()) return result.status();
 //       return cluster.CheckLinearizable();         // OkStatus, or what went wrong
@@ -23,9 +27,17 @@
 //
 //   FAIL seed=1234 strategy=random(seed=1234): stale read: got 3, want 4
 //   ...
-//   schedule: /tmp/dsim-schedules/Kv.Linearizable.seed-1234.dsched (decisions 812, preemptions 31, context switches 97)
+//   schedule: /tmp/dsim-schedules/tests_kv_test.Kv.Linearizable.k8-fastbuild.seed-1234.dsched (decisions 812, preemptions 31, context switches 97)
 //   rerun: ./bazelw test //tests:kv_test --test_env=DSIM_SEED=1234 --test_filter=Kv.Linearizable
-//   replay: ./bazelw test //tests:kv_test --test_env=DSIM_REPLAY=/tmp/dsim-schedules/Kv.Linearizable.seed-1234.dsched --test_filter=Kv.Linearizable
+//   replay: ./bazelw test //tests:kv_test --test_env=DSIM_REPLAY=/tmp/dsim-schedules/tests_kv_test.Kv.Linearizable.k8-fastbuild.seed-1234.dsched --test_filter=Kv.Linearizable
+//
+// The report's events are those around the failure (a broken invariant's mark, or the
+// end of the first failed run), runs of random draws collapsed; its blocked tasks name
+// their hosts, and only a deadlock lists blocked daemon tasks. File names carry the
+// Bazel target, the test, the build configuration (k8-opt-asan, ...), the strategy when
+// DSIM_STRATEGY chose it, and the seed, so no other target or configuration overwrites
+// them. The rerun and replay commands repeat the build flags (--config=asan, -c opt),
+// every DSIM_* variable the test saw and SweepOptions::rerun_env.
 //
 // Seed or schedule? A seed reproduces a run only while the code stays the same: one
 // more random draw anywhere and the seed explores another run. The schedule holds every
@@ -42,7 +54,7 @@
 // saves no schedule, with a warning, when it is not. Seeds are not recorded as they
 // run: recording every decision costs about a third of a CPU-bound sweep's time
 // (//bench:sim_bench, BM_SweepSerial: 143 ms -> 190 ms), and passing seeds would throw
-// it away. The schedule is written as <test name>.seed-<n>.dsched, next to the traces:
+// it away. The schedule is written as <file stem>.dsched (above), next to the traces:
 //   - in TEST_UNDECLARED_OUTPUTS_DIR under Bazel. Bazel 4 zips that directory into
 //     outputs.zip inside it when the test ends and deletes the files, so the report
 //     names the zip (bazel-testlogs/<package>/<target>/test.outputs/outputs.zip);
@@ -56,6 +68,10 @@
 //   DSIM_SEED=<n>               run only seed n.
 //   DSIM_SEEDS=<n>              run n seeds (first_seed .. first_seed+n-1).
 //   DSIM_STRATEGY=<spec>        scheduling strategy spec, as MakeStrategy accepts.
+//                               guided:<file> follows a saved schedule where it still
+//                               fits and the seed's random strategy elsewhere (to check
+//                               a fix against the failing scenario); it runs the file's
+//                               seed unless DSIM_SEED or DSIM_SEEDS is set.
 //   DSIM_CHECK_DETERMINISM=1    run every seed twice and compare the fingerprints of the
 //                               full event streams; a mismatch fails the seed and names
 //                               the first divergent event, its virtual time and task.
@@ -82,7 +98,10 @@
 //                               <name>.seed-<n>.shrunk.dsched and the readable
 //                               interleaving <name>.seed-<n>.shrunk.txt beside the
 //                               schedule, prints preemptions before -> after and a
-//                               replay command for the shrunk schedule.
+//                               replay command for the shrunk schedule. Each
+//                               improvement is printed and saved as it is found, and
+//                               shrinking stops at 80% of Bazel's TEST_TIMEOUT.
+//   DSIM_SHRINK_RUNS=<n>        the shrinking budget (SweepOptions::shrink_max_runs).
 //   DSIM_RECORD=0|1             save failing seeds' schedules (default 1). 0 spares
 //                               the rerun that records them when no trace needs it.
 //   DSIM_SCHEDULE_DIR=<dir>     the stable copy's directory (default
@@ -124,6 +143,38 @@ namespace dsim {
 using EnvLookup = std::function<std::optional<std::string>(absl::string_view name)>;
 EnvLookup ProcessEnv();
 
+// The seeds of a sweep: `count` seeds from `first`, every `stride`-th (a shard's share),
+// computed on demand, never stored, so a sweep of 2^32 seeds costs no memory for its
+// list.
+class SeedList {
+ public:
+  static SeedList Range(uint64_t first, uint64_t count) { return SeedList(first, count, 1); }
+  static SeedList One(uint64_t seed) { return SeedList(seed, 1, 1); }
+  SeedList() = default;
+
+  uint64_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  // The seed at position i (i < size()).
+  uint64_t operator[](uint64_t i) const { return first_ + i * stride_; }
+  // Positions index, index + total, index + 2 * total, ...: one shard's share.
+  SeedList Shard(uint64_t index, uint64_t total) const;
+
+ private:
+  SeedList(uint64_t first, uint64_t count, uint64_t stride)
+      : first_(first), count_(count), stride_(stride) {}
+  uint64_t first_ = 0;
+  uint64_t count_ = 0;
+  uint64_t stride_ = 1;
+};
+
+// The seeds a test should run, from DSIM_SEED (one seed) or DSIM_SEEDS (that many,
+// from first_seed), else default_count from first_seed: the harness's own validated
+// parsing, for tests that loop over seeds themselves. Garbage, 0, negative numbers, more
+// than 2^32 seeds, or a range past 2^64 are InvalidArgument errors naming the variable;
+// fail the test with them (a silent fallback would run no seed and pass).
+absl::StatusOr<SeedList> SeedsFromEnvironment(uint64_t default_count, uint64_t first_seed = 1,
+                                              const EnvLookup& env = nullptr);
+
 struct SweepOptions {
   // How many seeds, and the first. DSIM_SEEDS and DSIM_SEED override.
   uint64_t seeds = 100;
@@ -162,6 +213,9 @@ struct SweepOptions {
   std::string schedule_dir = "/tmp/dsim-schedules";
   // Name for the rerun command's test filter when not inside a GoogleTest test.
   std::string test_name;
+  // Environment variables of the test's own (--test_env) that its rerun and replay
+  // commands must set again, beyond the DSIM_* ones, which are always kept.
+  std::vector<std::string> rerun_env;
   // How reruns invoke Bazel. Empty: DSIM_BAZEL, else "./bazelw" in this workspace
   // (TEST_WORKSPACE=dsim), else "bazel".
   std::string bazel_command;
@@ -187,8 +241,11 @@ struct SeedOutcome {
 };
 
 struct SweepResult {
-  // Seeds this process ran (this shard's share), in seed-list order.
+  // Seeds this process ran (this shard's share), in seed-list order. Sweeps of more
+  // than kMaxKeptOutcomes seeds keep only the failing seeds' outcomes here.
   std::vector<SeedOutcome> outcomes;
+  static constexpr uint64_t kMaxKeptOutcomes = uint64_t{1} << 20;
+  uint64_t seeds_run = 0;        // By this process (outcomes.size() unless trimmed).
   std::vector<uint64_t> failed_seeds;
   uint64_t total_seeds = 0;      // In the whole sweep, over all shards.
   int shard_index = 0;

@@ -123,7 +123,7 @@ bool NetworkHost::HasAddress(const IpAddress& address) const {
   return false;
 }
 
-TaskHandle NetworkHost::Spawn(std::string name, std::function<void()> body,
+TaskHandle NetworkHost::Spawn(std::string name, TaskBody body,
                               SpawnOptions options) {
   DSIM_MISUSE(group_ != kNoGroup, "Spawn(\"", name, "\") on crashed host \"", name_,
               "\"; give it a new group with Network::BindGroup first");

@@ -323,7 +323,7 @@ class NetworkHost {
 
   // Spawns a task on this host: its socket calls use this host's descriptors. Misuse
   // on a crashed host (no group) until BindGroup gives it a new one.
-  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+  TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options = {});
 
   // The host's socket layer. Null until sockets/ installs one on first use, and again
   // after a crash.

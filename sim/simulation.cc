@@ -18,7 +18,7 @@ const char* HostStateName(HostState state) {
   return "?";
 }
 
-TaskHandle Host::Spawn(std::string name, std::function<void()> body, SpawnOptions options) {
+TaskHandle Host::Spawn(std::string name, TaskBody body, SpawnOptions options) {
   DSIM_MISUSE(state_ != HostState::kCrashed, "Spawn(\"", name, "\") on crashed host \"",
               options_.name, "\"; Restart it first");
   options.group = group_;
@@ -66,6 +66,38 @@ class Simulation::NetworkBridge final : public HostObserver {
   Network* network_;
 };
 
+// Checks the simulation's invariants before every step: a dispatch means the previous
+// step's effects are all in place.
+class Simulation::InvariantChecker final : public SchedulerListener {
+ public:
+  explicit InvariantChecker(Simulation* sim) : sim_(sim) {}
+
+  void Add(std::string name, std::function<bool()> holds) {
+    invariants_.push_back({std::move(name), std::move(holds)});
+  }
+  // False, after failing the run, at the first invariant that does not hold.
+  bool CheckAll() {
+    if (checking_ || !sim_->violation_.empty()) return sim_->violation_.empty();
+    checking_ = true;  // A predicate's own annotations must not re-enter.
+    bool ok = true;
+    for (const auto& [name, holds] : invariants_) {
+      if (!holds()) {
+        sim_->FailRun(name);
+        ok = false;
+        break;
+      }
+    }
+    checking_ = false;
+    return ok;
+  }
+  void OnDispatch(const TaskView&) override { CheckAll(); }
+
+ private:
+  Simulation* sim_;
+  std::vector<std::pair<std::string, std::function<bool()>>> invariants_;
+  bool checking_ = false;
+};
+
 Simulation::Simulation(SimulationOptions options)
     : options_(std::move(options)),
       strategy_(BuildStrategy(options_)),
@@ -91,6 +123,9 @@ Simulation::~Simulation() {
   // Tasks may use anything the simulation owns in their destructors: unwind them all
   // while everything is still alive.
   scheduler_.Shutdown();
+  if (invariants_ != nullptr) scheduler_.RemoveListener(invariants_.get());
+  // State the tasks used dies only now that they have unwound, newest first.
+  while (!owned_.empty()) owned_.pop_back();
   trace_->Detach();
   RemoveHostObserver(network_bridge_.get());
   disks_.reset();
@@ -110,15 +145,53 @@ std::string Simulation::strategy_description() const {
 
 // ---- Tasks and runs ----------------------------------------------------------------
 
-TaskHandle Simulation::Spawn(std::string name, std::function<void()> body,
+TaskHandle Simulation::Spawn(std::string name, TaskBody body,
                              SpawnOptions options) {
   return scheduler_.Spawn(std::move(name), std::move(body), options);
 }
 
 RunResult Simulation::Record(RunResult result) {
-  if (!result.ok() && !first_failed_run_.has_value()) first_failed_run_ = result;
+  // The last step's effects, which no later dispatch will check.
+  if (result.ok() && invariants_ != nullptr && !invariants_->CheckAll()) {
+    result.outcome = RunOutcome::kTaskFailed;
+    result.failed_check = true;
+    result.failure = absl::StrCat("invariant violated: ", violation_);
+    result.failed_task = kNoTask;
+    result.failed_task_name.clear();
+  }
+  NameHosts(result.tasks);
+  if (!result.ok() && !first_failed_run_.has_value()) {
+    first_failed_run_ = result;
+    first_failure_event_ = trace_->event_count();
+    if (violation_.empty()) KeepEventsBeforeFailure();
+  }
   last_run_ = result;
   return result;
+}
+
+void Simulation::NameHosts(std::vector<TaskReport>& tasks) const {
+  for (TaskReport& task : tasks) {
+    if (task.group >= host_of_group_.size() || host_of_group_[task.group] == kNoHost) continue;
+    const Host& host = *hosts_[host_of_group_[task.group] - 1];
+    task.host = host.group_ == task.group
+                    ? host.name()
+                    : absl::StrCat(host.name(), " (crashed incarnation)");
+  }
+}
+
+void Simulation::KeepEventsBeforeFailure() {
+  constexpr size_t kKept = 64;  // More than any report shows.
+  const uint64_t count = trace_->event_count();
+  events_before_failure_.clear();
+  for (const TraceEvent& event : trace_->events()) {
+    if (event.index + kKept >= count) events_before_failure_.push_back(event);
+  }
+}
+
+std::vector<TaskReport> Simulation::LiveTaskReports() const {
+  std::vector<TaskReport> tasks = scheduler_.LiveTaskReports();
+  NameHosts(tasks);
+  return tasks;
 }
 
 RunResult Simulation::Run() { return Record(scheduler_.Run()); }
@@ -132,8 +205,61 @@ RunResult Simulation::RunUntil(absl::Time deadline) {
 }
 
 void Simulation::Annotate(absl::string_view category, absl::string_view detail,
-                          GroupId group) {
-  scheduler_.Annotate(Annotation{.category = category, .detail = detail, .group = group});
+                          std::optional<GroupId> group) {
+  const GroupId on_behalf_of =
+      group.has_value() ? *group : (scheduler_.InTask() ? scheduler_.CurrentGroup() : kNoGroup);
+  scheduler_.Annotate(Annotation{.category = category, .detail = detail, .group = on_behalf_of});
+}
+
+// ---- Online checks -----------------------------------------------------------------
+
+void Simulation::Invariant(std::string name, std::function<bool()> holds) {
+  DSIM_MISUSE(holds != nullptr, "Simulation::Invariant(\"", name, "\") without a predicate");
+  if (invariants_ == nullptr) {
+    invariants_ = std::make_unique<InvariantChecker>(this);
+    scheduler_.AddListener(invariants_.get());
+  }
+  invariants_->Add(std::move(name), std::move(holds));
+}
+
+bool Simulation::CheckInvariants() {
+  return invariants_ == nullptr || invariants_->CheckAll();
+}
+
+void Simulation::FailRun(absl::string_view message, SourceLocation where) {
+  if (!violation_.empty()) return;  // The first failure is the one to report.
+  violation_ = std::string(message);
+  const std::string at = where.known() ? absl::StrCat(" at ", where.ToString()) : "";
+  // Marks the moment in the trace: reports show the events around it.
+  violation_event_ = trace_->event_count();
+  Annotate("check.violated", absl::StrCat(message, at));
+  KeepEventsBeforeFailure();
+  const std::string failure = absl::StrCat("invariant violated: ", message, at);
+  if (Scheduler::Current() == &scheduler_) {
+    scheduler_.Fail(failure);
+    return;
+  }
+  // Between runs: the failure belongs to the simulation's result all the same.
+  RunResult result;
+  result.outcome = RunOutcome::kTaskFailed;
+  result.end_time = Now();
+  result.failed_check = true;
+  result.failure = failure;
+  Record(std::move(result));
+}
+
+void Fail(absl::string_view message, SourceLocation where) {
+  Simulation* sim = Simulation::Current();
+  Scheduler* scheduler = Scheduler::Current();
+  DSIM_MISUSE(scheduler != nullptr, "dsim::Fail(\"", message,
+              "\") outside a run; in a SeedSweep body, return an error status instead");
+  if (sim != nullptr) {
+    sim->FailRun(message, where);
+  } else {
+    scheduler->Fail(absl::StrCat("invariant violated: ", message,
+                                 where.known() ? absl::StrCat(" at ", where.ToString()) : ""));
+  }
+  if (scheduler->InTask() && std::uncaught_exceptions() == 0) throw InvariantViolation(absl::StrCat("invariant violated: ", message));
 }
 
 // ---- Hosts -------------------------------------------------------------------------
@@ -318,6 +444,16 @@ void Simulation::SetLinkFaults(HostId from, HostId to, LinkFaults link) {
               "SetLinkFaults: NetworkOptions::link_model replaced the fault model");
   fault_model_->SetLinkFaults(NetworkHostOrDie(from, "SetLinkFaults").id(),
                               NetworkHostOrDie(to, "SetLinkFaults").id(), std::move(link));
+}
+
+RunResult RunOnHost(std::function<void()> body, RunOnHostOptions options) {
+  DSIM_MISUSE(body != nullptr, "RunOnHost without a body");
+  Simulation sim(std::move(options.simulation));
+  sim.AddHost({.name = std::move(options.host_name),
+               .start = std::move(body),
+               .start_daemon = false,
+               .addresses = std::move(options.addresses)});
+  return sim.Run();
 }
 
 }  // namespace dsim

@@ -59,12 +59,31 @@
 //     sim.Heal(cut);                           // ... and resume here
 //   });
 //
+// Online checks. Check invariants while the run is going, not only after RunFor: the
+// run stops at the step that broke the invariant, the report says "invariant
+// violated: <name>" and shows the events around that step, and a shrunk schedule ends
+// there too (shorter and easier to read than one that runs on to the end).
+//
+//   Cluster& cluster = sim.Make<Cluster>(sim);   // owned by sim: outlives its tasks
+//   sim.Invariant("at most one leader", [&] { return cluster.Leaders() <= 1; });
+//   ...
+//   // Inside a task or checker, at the moment it sees the bug:
+//   if (reply.value < last_seen) dsim::Fail(absl::StrCat("stale read: ", reply.value));
+//
+// State the tasks use. Tasks may still be blocked when a run returns; they unwind when
+// the simulation is destroyed, and their destructors (lock guards, sockets, CondVar
+// waits) touch the objects they use. Objects made with Simulation::Make live until
+// every task has unwound, so state built in a SeedSweep body is safe to use from tasks;
+// a plain local of the body is destroyed when the body returns, before the tasks that
+// use it unwind.
+//
 // Threading. A Simulation and everything in it belong to one OS thread at a time.
 // Several simulations may run on different threads at once: they share no state.
 #ifndef DSIM_SIM_SIMULATION_H_
 #define DSIM_SIM_SIMULATION_H_
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -75,6 +94,7 @@
 #include "absl/time/time.h"
 #include "disk/disks.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/source_location.h"
 #include "scheduler/strategy.h"
 #include "sim/faults.h"
 #include "sim/network.h"
@@ -141,7 +161,7 @@ class Host {
 
   // Spawns a task on this host (in the current incarnation's group). Misuse on a
   // crashed host.
-  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+  TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options = {});
 
  private:
   friend class Simulation;
@@ -175,6 +195,26 @@ class HostObserver {
   virtual void OnHostResumed(Host& host) {}
 };
 
+// Fails the current run at once, as a broken invariant: the run stops with
+// RunOutcome::kTaskFailed and its status reads "invariant violated: <message>" (the
+// report adds the task and the call site). From a task it then throws
+// InvariantViolation, so the task goes no further (let it propagate: a catch (...)
+// that swallows it keeps the task running, though the run is already failed). From a
+// timer callback it only fails the run. Outside a run (in a SeedSweep body between
+// runs) it is misuse: return an error status from the body instead. Only the first
+// failure of a run is reported.
+void Fail(absl::string_view message, SourceLocation where = SourceLocation::Current());
+
+// What dsim::Fail throws inside a task to stop it.
+class InvariantViolation : public std::exception {
+ public:
+  explicit InvariantViolation(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
 class Simulation {
  public:
   // Builds the scheduler (misuse error on an invalid strategy spec; validate user
@@ -205,7 +245,7 @@ class Simulation {
 
   // A task outside any host (a test driver, a chaos monkey). From a task, prefer
   // dsim::Spawn, which keeps the caller's host.
-  TaskHandle Spawn(std::string name, std::function<void()> body, SpawnOptions options = {});
+  TaskHandle Spawn(std::string name, TaskBody body, SpawnOptions options = {});
 
   // As Scheduler::Run/RunFor/RunUntil. The first result that is not ok() (deadlock,
   // limit, task failure) is also kept in first_failed_run(), so a harness can fail a
@@ -214,11 +254,51 @@ class Simulation {
   RunResult RunFor(absl::Duration duration);
   RunResult RunUntil(absl::Time deadline);
   const std::optional<RunResult>& first_failed_run() const { return first_failed_run_; }
+  // The trace's event count when the first failed run ended: where reports look.
+  uint64_t first_failure_event() const { return first_failure_event_; }
+  // The last trace events up to the first failure (a violation or the end of the first
+  // failed run), kept in case the trace drops them before a report is written.
+  const std::vector<TraceEvent>& events_before_failure() const { return events_before_failure_; }
+  // The live tasks, each with the name of its host (TaskReport::host).
+  std::vector<TaskReport> LiveTaskReports() const;
   const std::optional<RunResult>& last_run() const { return last_run_; }
 
-  // Emits an annotation into the trace (and any other listener), on behalf of `group`.
+  // Emits an annotation into the trace (and any other listener), on behalf of `group`:
+  // by default the calling task's host (its group), or no host outside tasks. Pass
+  // kNoGroup to annotate on behalf of the simulation itself.
   void Annotate(absl::string_view category, absl::string_view detail,
-                GroupId group = kNoGroup);
+                std::optional<GroupId> group = std::nullopt);
+
+  // ---- Online checks and owned state -------------------------------------------------
+
+  // Checks `holds` before every step (each time a task is about to run) and when each
+  // run returns; the first time it returns false the run fails with "invariant
+  // violated: <name>" and stops at the next scheduling point. The predicate runs
+  // outside tasks: it must not block, spawn or draw random values. Checked until the
+  // simulation is destroyed.
+  void Invariant(std::string name, std::function<bool()> holds);
+  // Checks every invariant now; false (and the run fails) if one is violated.
+  bool CheckInvariants();
+  // The first invariant violation or dsim::Fail message of this simulation, or "".
+  const std::string& violation() const { return violation_; }
+  // The trace event index at which it happened (its "check.violated" annotation).
+  uint64_t violation_event() const { return violation_event_; }
+  // Fails the current run with "invariant violated: <message>", as dsim::Fail does,
+  // without throwing. Outside a run, records the failure for the next run's result.
+  void FailRun(absl::string_view message, SourceLocation where = SourceLocation());
+
+  // Builds a T owned by the simulation and returns it. It is destroyed when the
+  // simulation is, after every task has unwound (in reverse order of Make), so tasks
+  // may use it to the end, destructors included. This is how a SeedSweep body keeps
+  // the state its tasks use:
+  //   Cluster& cluster = sim.Make<Cluster>(sim);
+  template <typename T, typename... Args>
+  T& Make(Args&&... args) {
+    auto object = std::make_unique<T>(std::forward<Args>(args)...);
+    T& made = *object;
+    owned_.push_back(OwnedObject(object.release(), [](void* p) { delete static_cast<T*>(p); }));
+    return made;
+  }
 
   // ---- Hosts -------------------------------------------------------------------------
 
@@ -297,8 +377,12 @@ class Simulation {
   void SetStorageFaults(HostId id, const StorageFaults& faults);
 
  private:
+  using OwnedObject = std::unique_ptr<void, void (*)(void*)>;
+  class InvariantChecker;
   static std::shared_ptr<Strategy> BuildStrategy(const SimulationOptions& options);
   RunResult Record(RunResult result);
+  void NameHosts(std::vector<TaskReport>& tasks) const;
+  void KeepEventsBeforeFailure();
   void StartIncarnation(Host& host);
   Host& HostOrDie(HostId id, const char* operation);
   NetworkHost& NetworkHostOrDie(HostId id, const char* operation);
@@ -319,7 +403,34 @@ class Simulation {
   GroupId last_group_ = kNoGroup;
   std::optional<RunResult> first_failed_run_;
   std::optional<RunResult> last_run_;
+  std::unique_ptr<InvariantChecker> invariants_;
+  std::string violation_;
+  uint64_t violation_event_ = 0;
+  uint64_t first_failure_event_ = 0;
+  std::vector<TraceEvent> events_before_failure_;
+  std::vector<OwnedObject> owned_;  // Destroyed after the tasks unwind, newest first.
 };
+
+// What RunOnHost builds: the simulation, and the one host the body runs on.
+struct RunOnHostOptions {
+  SimulationOptions simulation;
+  std::string host_name = "host";
+  std::vector<std::string> addresses = {"10.0.0.1"};
+};
+
+// Runs `body` as the start task of a fresh host (named and addressed as `options` say,
+// so its socket calls work) in a fresh simulation, until it returns and every other
+// non-daemon task it spawned has finished; returns the run's result. A failed
+// EXPECT in the body is a GoogleTest failure as usual; a dsim::Fail, an exception, a
+// deadlock or a limit is in the result. A socket test in three lines:
+//
+//   dsim::RunResult result = dsim::RunOnHost([] {
+//     auto listener = dsim::TcpListener::Listen("10.0.0.1", 80);   // sockets/tcp.h
+//     dsim::Spawn("client", [] { auto s = dsim::TcpStream::Connect("10.0.0.1", 80); ... });
+//     EXPECT_TRUE(listener->Accept().ok());   // any blocking socket code
+//   });
+//   EXPECT_TRUE(result.ok()) << result.ToString();
+RunResult RunOnHost(std::function<void()> body, RunOnHostOptions options = {});
 
 }  // namespace dsim
 

@@ -14,6 +14,15 @@
 
 namespace dsim {
 
+namespace {
+
+absl::string_view FileBaseName(absl::string_view path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == absl::string_view::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
 const char* TraceEventKindName(TraceEventKind kind) {
   switch (kind) {
     case TraceEventKind::kSpawn: return "spawn";
@@ -85,7 +94,9 @@ void Trace::Finish(TraceEvent& event, uint64_t extra_hash) {
   h.AddU64(event.number);
   h.AddU64(event.options);
   h.AddString(event.what);
-  h.AddString(event.where.file_name());
+  // The file's base name, not the path __builtin_FILE() gave: the same run built in
+  // another directory or by another build system must get the same fingerprint.
+  h.AddString(FileBaseName(event.where.file_name()));
   h.AddU64(static_cast<uint64_t>(event.where.line()));
   h.AddString(event.category);
   h.AddString(event.detail);

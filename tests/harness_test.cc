@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -57,6 +58,28 @@ SweepOptions QuietOptions(std::ostringstream* log, std::map<std::string, std::st
   options.log = log;
   options.env = MapEnv(std::move(env));
   return options;
+}
+
+// The build this test binary came from, as the sweep detects it.
+internal::BuildConfiguration ThisBuild() {
+  char buffer[4096];
+  const ssize_t length = readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
+  return internal::DetectBuildConfiguration(std::string(buffer, length > 0 ? length : 0));
+}
+
+// The stem of a failing seed's files, as the sweep names them in this build.
+std::string Stem(const std::string& test, uint64_t seed, const std::string& target = "") {
+  internal::SweepConfig config;
+  config.test_target = target;
+  config.build_config = ThisBuild().name;
+  return internal::FileStem(config, test, seed);
+}
+
+// "./bazelw test" and the flags that rebuild this configuration ("--config=asan").
+std::string BazelwTest() {
+  std::string command = "./bazelw test";
+  for (const std::string& flag : ThisBuild().flags) absl::StrAppend(&command, " ", flag);
+  return command;
 }
 
 // A small concurrent workload whose schedule depends on the seed: three tasks contend
@@ -305,9 +328,13 @@ TEST(Harness, FailureReportHasSeedStrategySummaryBlockedTasksAndOneRerunCommand)
   EXPECT_TRUE(absl::StrContains(report, "stale read: got")) << report;
   EXPECT_TRUE(absl::StrContains(report, "virtual time: +0.003000000s")) << report;
   EXPECT_TRUE(absl::StrContains(report, "task 1 \"reader\" finish")) << "last events\n" << report;
-  EXPECT_TRUE(absl::StrContains(report, "blocked tasks:\n    task \"waiter\"")) << report;
+  // Not a deadlock: the blocked daemon is counted, not listed.
+  EXPECT_TRUE(absl::StrContains(report, "blocked tasks:\n    (none)\n    (and 1 blocked daemon task, "
+                                        "not shown: this is not a deadlock)"))
+      << report;
   EXPECT_TRUE(absl::StrContains(
-      report, absl::StrCat("  rerun: ./bazelw test //tests:harness_test --test_env=DSIM_SEED=", seed,
+      report, absl::StrCat("  rerun: ", BazelwTest(), " //tests:harness_test --test_env=DSIM_SEED=", seed,
+                           " --test_env=DSIM_SCHEDULE_DIR=", ::testing::TempDir(), "/schedules",
                            " --test_filter=Harness.FailureReportHasSeedStrategySummaryBlockedTasksAndOneRerunCommand\n")))
       << report;
   EXPECT_EQ(report.find("rerun:"), report.rfind("rerun:")) << "exactly one command";
@@ -357,7 +384,7 @@ TEST(Harness, FailingSeedsTracesAreSavedToUndeclaredOutputs) {
   ASSERT_FALSE(result.failed_seeds.empty());
   const uint64_t seed = result.failed_seeds[0];
   const std::string base =
-      absl::StrCat(dir, "/Harness.FailingSeedsTracesAreSavedToUndeclaredOutputs.seed-", seed);
+      absl::StrCat(dir, "/", Stem("Harness.FailingSeedsTracesAreSavedToUndeclaredOutputs", seed));
   std::ifstream json(base + ".json");
   std::ifstream text(base + ".txt");
   EXPECT_TRUE(json.good()) << log.str();
@@ -409,6 +436,233 @@ TEST(Harness, ExceptionsFromTheBodyFailTheSeed) {
   EXPECT_TRUE(absl::StrContains(result.outcomes[0].status.message(), "boom"));
 }
 
+// The README's sweep pattern: the body builds the cluster its tasks use, runs, checks
+// and returns while server tasks are still blocked on the cluster's state. Those
+// tasks unwind after the body has returned; their destructors and waits touch the
+// cluster. Made with sim.Make, it lives until they have unwound. (As a plain local of
+// the body, `ReadmeCluster cluster(sim);`, it is freed first, and only ASan sees it:
+// --config=asan reports a heap-use-after-free in ~ServerGuard.)
+class ReadmeCluster {
+ public:
+  explicit ReadmeCluster(Simulation& sim) : state_(std::make_unique<State>()) {
+    for (int i = 0; i < 3; ++i) {
+      sim.AddHost({.name = absl::StrCat("node-", i), .start = [this, i] { Serve(i); }});
+    }
+  }
+  ~ReadmeCluster() { state_->destroyed = true; }
+  absl::Status CheckLinearizable() const {
+    return state_->served == 3 ? absl::OkStatus()
+                               : absl::InternalError(absl::StrCat("served ", state_->served));
+  }
+  static int& unwound_after_destruction() {
+    thread_local int count = 0;
+    return count;
+  }
+
+ private:
+  struct State {
+    Mutex mu;
+    CondVar cv;
+    std::vector<int> log;  // Heap memory the unwinding tasks write.
+    int served = 0;
+    bool destroyed = false;
+  };
+  struct ServerGuard {
+    State* state;
+    ~ServerGuard() {
+      if (state->destroyed) ++unwound_after_destruction();
+      state->log.push_back(-1);
+    }
+  };
+  void Serve(int id) {
+    ServerGuard guard{state_.get()};
+    {
+      MutexLock lock(&state_->mu);
+      ++state_->served;
+      state_->log.push_back(id);
+    }
+    for (;;) dsim::SleepFor(absl::Milliseconds(100));  // A server loop: never returns.
+  }
+  std::unique_ptr<State> state_;
+};
+
+TEST(HarnessLifetime, TheReadmePatternOutlivesTheTasksThatStillUseTheBodysState) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 20;
+  ReadmeCluster::unwound_after_destruction() = 0;
+  SweepResult result = SeedSweep(options).Run([](Simulation& sim) -> absl::Status {
+    ReadmeCluster& cluster = sim.Make<ReadmeCluster>(sim);
+    if (absl::Status s = sim.RunFor(absl::Seconds(1)).status(); !s.ok()) return s;
+    return cluster.CheckLinearizable();
+  });
+  EXPECT_TRUE(result.ok()) << log.str();
+  EXPECT_EQ(ReadmeCluster::unwound_after_destruction(), 0);
+}
+
+// ---- Seeds ---------------------------------------------------------------------------
+
+TEST(HarnessSeeds, SeedsFromEnvironmentRejectsGarbageZeroAndNegativeLoudly) {
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"DSIM_SEEDS", "garbage"}, {"DSIM_SEEDS", "0"}, {"DSIM_SEEDS", "-1"},
+           {"DSIM_SEED", "-1"}, {"DSIM_SEED", "12abc"}, {"DSIM_SEEDS", "4294967297"}}) {
+    absl::StatusOr<SeedList> seeds = SeedsFromEnvironment(10, 1, MapEnv({{name, value}}));
+    EXPECT_EQ(seeds.status().code(), absl::StatusCode::kInvalidArgument) << name << "=" << value;
+    EXPECT_TRUE(absl::StrContains(seeds.status().message(), name)) << seeds.status();
+  }
+  absl::StatusOr<SeedList> seeds = SeedsFromEnvironment(10, ~uint64_t{0} - 3, MapEnv({}));
+  EXPECT_FALSE(seeds.ok()) << "a range past 2^64-1";
+}
+
+TEST(HarnessSeeds, SeedsFromEnvironmentGivesTheCountOrTheOneSeed) {
+  absl::StatusOr<SeedList> seeds = SeedsFromEnvironment(10, 5, MapEnv({}));
+  ASSERT_TRUE(seeds.ok());
+  EXPECT_EQ(seeds->size(), 10u);
+  EXPECT_EQ((*seeds)[0], 5u);
+  EXPECT_EQ((*seeds)[9], 14u);
+  seeds = SeedsFromEnvironment(10, 5, MapEnv({{"DSIM_SEEDS", "3"}}));
+  EXPECT_EQ(seeds->size(), 3u);
+  seeds = SeedsFromEnvironment(10, 5, MapEnv({{"DSIM_SEED", "42"}, {"DSIM_SEEDS", "3"}}));
+  ASSERT_EQ(seeds->size(), 1u);
+  EXPECT_EQ((*seeds)[0], 42u);
+}
+
+TEST(HarnessSeeds, ShardsOfASeedListCoverItOnce) {
+  const SeedList all = SeedList::Range(100, 10);
+  std::vector<uint64_t> seen;
+  for (int shard = 0; shard < 3; ++shard) {
+    const SeedList part = all.Shard(shard, 3);
+    for (uint64_t i = 0; i < part.size(); ++i) seen.push_back(part[i]);
+  }
+  std::sort(seen.begin(), seen.end());
+  std::vector<uint64_t> want;
+  for (uint64_t s = 100; s < 110; ++s) want.push_back(s);
+  EXPECT_EQ(seen, want);
+  EXPECT_EQ(SeedList::Range(1, 2).Shard(4, 5).size(), 0u);
+}
+
+// 2^32 seeds, the documented bound: the list is computed, not built (it would take 32
+// GiB), and a sweep that large keeps only failing outcomes.
+TEST(HarnessSeeds, TheLargestSweepIsGeneratedNotStored) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_SEEDS", "4294967296"}});
+  options.stop_after_failures = 1;
+  SweepResult result = SeedSweep(options).Run([](Simulation& sim) -> absl::Status {
+    return sim.seed() < 4 ? absl::OkStatus() : absl::InternalError("planted");
+  });
+  EXPECT_EQ(result.total_seeds, uint64_t{1} << 32);
+  EXPECT_EQ(result.failed_seeds, std::vector<uint64_t>{4});
+  EXPECT_EQ(result.seeds_run, 4u);
+  ASSERT_EQ(result.outcomes.size(), 1u) << "passing outcomes are not kept";
+  EXPECT_EQ(result.outcomes[0].seed, 4u);
+}
+
+// ---- Reports without noise ---------------------------------------------------------
+
+TEST(HarnessReport, ADeadlocksBlockedTasksNameTheirHosts) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 1;
+  SweepResult result = SeedSweep(options).Run([](Simulation& sim) -> absl::Status {
+    auto& never = sim.Make<Notification>();
+    sim.AddHost({.name = "kv-1",
+                 .start = [&never] { never.WaitForNotification(); },
+                 .start_daemon = false});
+    return sim.Run().status();
+  });
+  ASSERT_EQ(result.failed_seeds.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(result.outcomes[0].report,
+                                "blocked tasks:\n    task \"kv-1/start\" on host \"kv-1\" blocked in "
+                                "Notification::WaitForNotification"))
+      << result.outcomes[0].report;
+}
+
+TEST(HarnessReport, RunsOfRandomDrawsAreCollapsedIntoOneLine) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 1;
+  options.summary_events = 10;
+  SweepResult result = SeedSweep(options).Run([](Simulation& sim) -> absl::Status {
+    sim.Spawn("dice", [&sim] {
+      uint64_t sum = 0;
+      for (int i = 0; i < 13; ++i) sum += sim.random().Below(6);
+      dsim::Fail(absl::StrCat("sum ", sum));
+    });
+    return sim.Run().status();
+  });
+  ASSERT_EQ(result.failed_seeds.size(), 1u);
+  const std::string& report = result.outcomes[0].report;
+  EXPECT_TRUE(absl::StrContains(report, " 13 random draws (\"")) << report;
+  EXPECT_TRUE(absl::StrContains(report, "check.violated")) << report;
+  EXPECT_EQ(report.find("decide value"), std::string::npos) << report;
+}
+
+TEST(HarnessReport, ShowsTheEventsAroundTheFailureNotTheEndOfTheRun) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 1;
+  options.summary_events = 12;
+  SweepResult result = SeedSweep(options).Run([](Simulation& sim) -> absl::Status {
+    sim.Spawn("ticker", [] {
+      for (;;) dsim::SleepFor(absl::Milliseconds(1));
+    }, SpawnOptions{.daemon = true});
+    sim.Spawn("checker", [] {
+      dsim::SleepFor(absl::Microseconds(2500));
+      dsim::Fail("early");
+    });
+    sim.RunFor(absl::Seconds(1));
+    // The body goes on (as bodies that ignore a result do): hundreds of later events.
+    sim.RunFor(absl::Seconds(1));
+    return absl::OkStatus();
+  });
+  ASSERT_EQ(result.failed_seeds.size(), 1u);
+  const std::string& report = result.outcomes[0].report;
+  EXPECT_TRUE(absl::StrContains(report, "check.violated: early at harness_test.cc:")) << report;
+  EXPECT_TRUE(absl::StrContains(report, "<-- the failure")) << report;
+  EXPECT_TRUE(absl::StrContains(report, "later events (teardown, later runs) not shown")) << report;
+  EXPECT_FALSE(absl::StrContains(report, "+0.999")) << report;
+}
+
+// ---- Online checks -----------------------------------------------------------------
+
+TEST(HarnessChecks, AnInvariantViolationIsReportedAsSuchNotAsAThrow) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 3;
+  SweepResult result = SeedSweep(options).Run([](Simulation& sim) -> absl::Status {
+    auto& counter = sim.Make<int>(0);
+    sim.Invariant("counter below 3", [&counter] { return counter < 3; });
+    sim.Spawn("incrementer", [&counter] {
+      for (;;) {
+        ++counter;
+        dsim::SleepFor(absl::Milliseconds(1));
+      }
+    }, SpawnOptions{.daemon = true});
+    return sim.RunFor(absl::Seconds(1)).status();
+  });
+  ASSERT_EQ(result.failed_seeds.size(), 3u);
+  const std::string& report = result.outcomes[0].report;
+  EXPECT_TRUE(absl::StrContains(report, "strategy=random(seed=1)): invariant violated: counter below 3\n") ||
+              absl::StrContains(report, ": invariant violated: counter below 3\n"))
+      << report;
+  EXPECT_FALSE(absl::StrContains(report, "threw")) << report;
+  EXPECT_TRUE(absl::StrContains(report, "check.violated")) << report;
+}
+
+TEST(HarnessChecks, DsimFailFromATaskFailsTheSeedWithItsMessage) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log);
+  options.seeds = 1;
+  SweepResult result = SeedSweep(options).Run([](Simulation& sim) -> absl::Status {
+    sim.Spawn("reader", [] { dsim::Fail("stale read: got 3, want 4"); });
+    return sim.Run().status();
+  });
+  ASSERT_EQ(result.failed_seeds.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(result.outcomes[0].report,
+                                ": invariant violated: stale read: got 3, want 4 at harness_test.cc:"))
+      << result.outcomes[0].report;
+}
+
 TEST(Harness, StopAfterFailuresStopsStartingSeeds) {
   std::ostringstream log;
   SweepOptions options = QuietOptions(&log);
@@ -453,6 +707,68 @@ TEST(HarnessRerunCommand, TheOutputsZipIsNamedFromTheWorkspace) {
                                      "k8-fastbuild/testlogs/tests/kv_test/test.outputs"),
             "bazel-testlogs/tests/kv_test/test.outputs/outputs.zip");
   EXPECT_EQ(internal::OutputsZipPath("/elsewhere/out"), "/elsewhere/out/outputs.zip");
+}
+
+TEST(HarnessFileNames, NameTheTargetTestConfigurationStrategyAndSeed) {
+  internal::SweepConfig config;
+  config.test_target = "//tests:kv_test";
+  config.build_config = "k8-opt-asan";
+  EXPECT_EQ(internal::FileStem(config, "Kv.Linearizable", 7),
+            "tests_kv_test.Kv.Linearizable.k8-opt-asan.seed-7");
+  config.strategy = "pct:3";
+  config.strategy_from_env = true;
+  EXPECT_EQ(internal::FileStem(config, "Kv.Linearizable", 7),
+            "tests_kv_test.Kv.Linearizable.k8-opt-asan.pct_3.seed-7");
+  // Another target, configuration or strategy never gets the same name.
+  internal::SweepConfig other = config;
+  other.test_target = "//tests:kv_long_test";
+  EXPECT_NE(internal::FileStem(other, "Kv.Linearizable", 7), internal::FileStem(config, "Kv.Linearizable", 7));
+  other = config;
+  other.build_config = "k8-fastbuild";
+  EXPECT_NE(internal::FileStem(other, "Kv.Linearizable", 7), internal::FileStem(config, "Kv.Linearizable", 7));
+}
+
+TEST(HarnessFileNames, TheBuildConfigurationComesFromTheBinaryPathAndTheSanitizer) {
+  const internal::BuildConfiguration opt = internal::DetectBuildConfiguration(
+      "/root/.cache/bazel/x/execroot/dsim/bazel-out/k8-opt/bin/tests/kv_test");
+  EXPECT_TRUE(absl::StartsWith(opt.name, "k8-opt")) << opt.name;
+  EXPECT_EQ(opt.flags.front(), "-c opt");
+#if defined(DSIM_ASAN)
+  EXPECT_EQ(opt.name, "k8-opt-asan");
+  EXPECT_EQ(opt.flags.back(), "--config=asan");
+#endif
+}
+
+TEST(HarnessRerunCommand, KeepsTheTestsOwnEnvironment) {
+  internal::SweepConfig config;
+  config.test_target = "//x:y";
+  config.bazel_command = "./bazelw";
+  config.build_flags = {"--config=asan"};
+  config.kept_env = {"DSIM_SHRINK=1", "KV_REPLICAS=5"};
+  EXPECT_EQ(internal::RerunCommand(config, 9, "A.B", false),
+            "./bazelw test --config=asan //x:y --test_env=DSIM_SEED=9 --test_env=DSIM_SHRINK=1 "
+            "--test_env=KV_REPLICAS=5 --test_filter=A.B");
+  EXPECT_EQ(internal::ReplayCommand(config, "/s/a.dsched", "A.B"),
+            "./bazelw test --config=asan //x:y --test_env=DSIM_REPLAY=/s/a.dsched "
+            "--test_env=DSIM_SHRINK=1 --test_env=KV_REPLICAS=5 --test_filter=A.B");
+}
+
+TEST(HarnessRerunCommand, TheSweepKeepsDsimVariablesAndTheNamedOnes) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"TEST_TARGET", "//tests:harness_test"},
+                                             {"TEST_WORKSPACE", "dsim"},
+                                             {"DSIM_SHRINK_RUNS", "50"},
+                                             {"KV_REPLICAS", "5"},
+                                             {"DSIM_SEEDS", "30"}});
+  options.rerun_env = {"KV_REPLICAS"};
+  const SeedOutcome failed = [&] {
+    SweepResult result = SeedSweep(options).Run(PlantedBug);
+    return *std::find_if(result.outcomes.begin(), result.outcomes.end(),
+                         [](const SeedOutcome& o) { return !o.status.ok(); });
+  }();
+  EXPECT_TRUE(absl::StrContains(failed.report, "--test_env=DSIM_SHRINK_RUNS=50 --test_env=KV_REPLICAS=5 "))
+      << failed.report;
+  EXPECT_FALSE(absl::StrContains(failed.report, "DSIM_SEEDS=30")) << "a rerun is one seed";
 }
 
 // ---- Schedules: record, replay, shrink ----------------------------------------------
@@ -504,8 +820,8 @@ TEST(HarnessSchedules, AFailingSeedWritesItsScheduleToUndeclaredOutputs) {
       << "one per reported failing seed, none for passing seeds";
   const SeedOutcome& failed = FirstFailure(result);
   const std::string path = absl::StrCat(
-      outputs, "/HarnessSchedules.AFailingSeedWritesItsScheduleToUndeclaredOutputs.seed-",
-      failed.seed, ".dsched");
+      outputs, "/", Stem("HarnessSchedules.AFailingSeedWritesItsScheduleToUndeclaredOutputs", failed.seed),
+      ".dsched");
   EXPECT_EQ(failed.schedule_path, path);
   absl::StatusOr<Schedule> schedule = Schedule::Load(path);
   ASSERT_TRUE(schedule.ok()) << schedule.status();
@@ -526,12 +842,15 @@ TEST(HarnessSchedules, TheStableCopyIsWhatTheReplayCommandUses) {
   options.seeds = 30;
   const SeedOutcome failed = FirstFailure(SeedSweep(options).Run(PlantedBug));
   const std::string path =
-      absl::StrCat(stable, "/made/by/sweep/HarnessSchedules.TheStableCopyIsWhatTheReplayCommandUses.seed-",
-                   failed.seed, ".dsched");
+      absl::StrCat(stable, "/made/by/sweep/",
+                   Stem("HarnessSchedules.TheStableCopyIsWhatTheReplayCommandUses", failed.seed,
+                        "//tests:harness_test"),
+                   ".dsched");
   EXPECT_EQ(failed.schedule_path, path);
   EXPECT_TRUE(Schedule::Load(path).ok());
   EXPECT_EQ(ReportLine(failed.report, "replay"),
-            absl::StrCat("./bazelw test //tests:harness_test --test_env=DSIM_REPLAY=", path,
+            absl::StrCat(BazelwTest(), " //tests:harness_test --test_env=DSIM_REPLAY=", path,
+                         " --test_env=DSIM_SCHEDULE_DIR=", stable, "/made/by/sweep",
                          " --test_filter=HarnessSchedules.TheStableCopyIsWhatTheReplayCommandUses"))
       << failed.report;
   const size_t rerun = failed.report.find("  rerun: ");
@@ -550,12 +869,13 @@ TEST(HarnessSchedules, WithoutAStableCopyTheReplayCommandUnzipsTheOutputs) {
   options.seeds = 30;
   const SeedOutcome failed = FirstFailure(SeedSweep(options).Run(PlantedBug));
   const std::string name = absl::StrCat(
-      "HarnessSchedules.WithoutAStableCopyTheReplayCommandUnzipsTheOutputs.seed-", failed.seed,
+      Stem("HarnessSchedules.WithoutAStableCopyTheReplayCommandUnzipsTheOutputs", failed.seed,
+           "//tests:harness_test"),
       ".dsched");
   EXPECT_EQ(ReportLine(failed.report, "replay"),
             absl::StrCat("unzip -o bazel-testlogs/tests/harness_test/test.outputs/outputs.zip ",
-                         name, " -d /tmp && ./bazelw test //tests:harness_test "
-                         "--test_env=DSIM_REPLAY=/tmp/", name,
+                         name, " -d /tmp && ", BazelwTest(), " //tests:harness_test "
+                         "--test_env=DSIM_REPLAY=/tmp/", name, " --test_env=DSIM_SCHEDULE_DIR=",
                          " --test_filter=HarnessSchedules.WithoutAStableCopyTheReplayCommandUnzipsTheOutputs"))
       << failed.report;
   EXPECT_TRUE(absl::StrContains(
@@ -660,6 +980,11 @@ TEST(HarnessSchedules, AReplayOfAnotherProgramReportsWhereItDiverged) {
       << report;
   EXPECT_TRUE(absl::StrContains(report, "the schedule expected ")) << report;
   EXPECT_TRUE(absl::StrContains(report, "the program asked ")) << report;
+  // Names, not just ids: the recorded run's tasks, and this program's.
+  EXPECT_TRUE(std::regex_search(report, std::regex("the schedule expected [^\n]*\"(reader|waiter)\"")))
+      << report;
+  EXPECT_TRUE(std::regex_search(report, std::regex("the program asked [^\n]*\"worker-[0-2]\"")))
+      << report;
   EXPECT_TRUE(absl::StrContains(report, "the code no longer fits this schedule")) << report;
 }
 
@@ -696,7 +1021,8 @@ TEST(HarnessSchedules, ReplayConfigurationErrorsAreClear) {
   const std::string path = absl::StrCat(::testing::TempDir(), "/schedules/config.dsched");
   SweepResult recorded = SeedSweep(options).Run(DrawsThenFails(1, /*fail=*/true));
   ASSERT_EQ(recorded.outcomes[0].schedule_path,
-            absl::StrCat(::testing::TempDir(), "/schedules/HarnessSchedules.ReplayConfigurationErrorsAreClear.seed-4.dsched"));
+            absl::StrCat(::testing::TempDir(), "/schedules/",
+                         Stem("HarnessSchedules.ReplayConfigurationErrorsAreClear", 4), ".dsched"));
   const std::string saved = recorded.outcomes[0].schedule_path;
   for (const auto& [env, want] : std::vector<std::pair<std::map<std::string, std::string>, std::string>>{
            {{{"DSIM_REPLAY", "/no/such/file.dsched"}}, "DSIM_REPLAY: "},
@@ -779,6 +1105,96 @@ TEST(HarnessSchedules, DsimShrinkSavesASmallerScheduleThatStillFails) {
   ASSERT_EQ(replay.failed_seeds, std::vector<uint64_t>{failed.seed}) << replay_log.str();
   EXPECT_TRUE(absl::StrContains(replay.outcomes[0].status.message(), "lost update"))
       << replay.outcomes[0].report;
+}
+
+TEST(HarnessShrink, TheBudgetComesFromTheEnvironmentAndProgressIsPrintedAndSaved) {
+  const std::string stable = FreshDir("shrunk-budget");
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(
+      &log, {{"DSIM_SHRINK", "1"}, {"DSIM_SHRINK_RUNS", "6"}, {"DSIM_SCHEDULE_DIR", stable}});
+  options.seeds = 20;
+  options.stop_after_failures = 1;
+  SweepResult result = SeedSweep(options).Run(LostUpdate);
+  ASSERT_EQ(result.failed_seeds.size(), 1u) << log.str();
+  const SeedOutcome& failed = result.outcomes.back();
+  EXPECT_TRUE(absl::StrContains(failed.report, "  shrunk (6 runs")) << failed.report;
+  // Every improvement was printed as it happened, and its schedule saved at once.
+  EXPECT_TRUE(absl::StrContains(log.str(), absl::StrCat("dsim shrink seed ", failed.seed, ": run ")))
+      << log.str();
+  EXPECT_TRUE(absl::StrContains(log.str(), "/6, preemptions ")) << log.str();
+  EXPECT_TRUE(Schedule::Load(failed.shrunk_schedule_path).ok());
+  // A budget that is not a positive count is a configuration error.
+  std::ostringstream bad_log;
+  SweepResult bad = SeedSweep(QuietOptions(&bad_log, {{"DSIM_SHRINK_RUNS", "0"}})).Run(LostUpdate);
+  EXPECT_FALSE(bad.config_error.ok());
+}
+
+TEST(HarnessShrink, StopsInTimeBeforeBazelsTestTimeout) {
+  std::ostringstream log;
+  // A 1-second TEST_TIMEOUT has long passed: shrinking keeps only its first run.
+  SweepOptions options =
+      QuietOptions(&log, {{"DSIM_SHRINK", "1"}, {"TEST_TIMEOUT", "1"}});
+  options.seeds = 20;
+  options.stop_after_failures = 1;
+  SweepResult result = SeedSweep(options).Run(LostUpdate);
+  ASSERT_EQ(result.failed_seeds.size(), 1u) << log.str();
+  EXPECT_TRUE(absl::StrContains(result.outcomes.back().report,
+                                "  shrunk (1 runs, stopped early to finish before TEST_TIMEOUT)"))
+      << result.outcomes.back().report;
+}
+
+TEST(HarnessShrink, TheSweepsWallTimeIncludesShrinking) {
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_SHRINK", "1"}});
+  options.seeds = 20;
+  options.stop_after_failures = 1;
+  const auto start = std::chrono::steady_clock::now();
+  SweepResult result = SeedSweep(options).Run(LostUpdate);
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(result.failed_seeds.size(), 1u);
+  EXPECT_GE(result.wall_seconds, 0.9 * elapsed) << "wall " << result.wall_seconds << " of " << elapsed;
+}
+
+std::string FirstLine(absl::string_view text) { return std::string(text.substr(0, text.find('\n'))); }
+
+// A fix checked against the failing scenario: the lost update of LostUpdate, with the
+// increment made atomic. Same tasks, same decisions where they still apply.
+TEST(HarnessSchedules, AGuidedReplayFollowsTheScheduleAndFallsBackWhereItNoLongerFits) {
+  const std::string stable = FreshDir("guided");
+  std::ostringstream log;
+  SweepOptions options = QuietOptions(&log, {{"DSIM_SCHEDULE_DIR", stable}});
+  options.seeds = 20;
+  options.stop_after_failures = 1;
+  SweepResult result = SeedSweep(options).Run(LostUpdate);
+  ASSERT_EQ(result.failed_seeds.size(), 1u) << log.str();
+  const SeedOutcome& failed = result.outcomes.back();
+  const std::string spec = "guided:" + failed.schedule_path;
+
+  // The same program under the guided replay: the same failure, every decision followed.
+  std::ostringstream again_log;
+  SweepResult again = SeedSweep(QuietOptions(&again_log, {{"DSIM_STRATEGY", spec}})).Run(LostUpdate);
+  ASSERT_EQ(again.failed_seeds, std::vector<uint64_t>{failed.seed}) << again_log.str();
+  EXPECT_TRUE(absl::StrContains(again.outcomes[0].strategy, " 0 by random(")) << again.outcomes[0].strategy;
+  EXPECT_EQ(FirstLine(again.outcomes[0].status.message()), FirstLine(failed.status.message()));
+
+  // A changed program: one more task, drawing values the schedule never saw. The guided
+  // replay still runs it to the end (a plain replay would stop as diverged), falling
+  // back where the schedule has nothing that fits.
+  auto changed = [](Simulation& sim) -> absl::Status {
+    sim.Spawn("newcomer", [&sim] {
+      for (int i = 0; i < 3; ++i) sim.random().Below(7);
+    });
+    return LostUpdate(sim);
+  };
+  std::ostringstream changed_log;
+  SweepResult guided =
+      SeedSweep(QuietOptions(&changed_log, {{"DSIM_STRATEGY", spec}})).Run(changed);
+  ASSERT_EQ(guided.outcomes.size(), 1u);
+  EXPECT_EQ(guided.outcomes[0].seed, failed.seed);
+  EXPECT_FALSE(absl::StrContains(guided.outcomes[0].report, "replay diverged")) << guided.outcomes[0].report;
+  EXPECT_TRUE(std::regex_search(guided.outcomes[0].strategy, std::regex(" [1-9][0-9]* by random\\(")))
+      << guided.outcomes[0].strategy;
 }
 
 // ---- Child processes ---------------------------------------------------------------

@@ -1,6 +1,9 @@
 // Blocking primitives: mutual exclusion, wake-ups, and timeouts exactly at the deadline.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -247,6 +250,231 @@ TEST(WaitGroup, WaitWithTimeoutExpiresWhileWorkRemains) {
   ASSERT_TRUE(scheduler.Run().ok());
   EXPECT_FALSE(finished);
   EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Seconds(2));
+}
+
+
+// ---- Misuse inside a run fails that run, not the process ---------------------------
+
+bool Mentions(const RunResult& result, absl::string_view task_name) {
+  for (const TaskReport& task : result.tasks) {
+    if (task.name == task_name) return true;
+  }
+  return false;
+}
+
+TEST(MisuseInARun, DestroyingAHeldMutexFailsTheRunNamingBothTasks) {
+  std::optional<Mutex> mu;
+  mu.emplace();
+  Scheduler scheduler;
+  scheduler.Spawn("holder", [&] {
+    mu->Lock();
+    dsim::SleepFor(absl::Hours(1));
+  });
+  scheduler.Spawn("destroyer", [&] {
+    dsim::SleepFor(absl::Seconds(1));
+    mu.reset();
+  });
+  const RunResult result = scheduler.Run();
+  EXPECT_EQ(result.outcome, RunOutcome::kMisuse);
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(result.failed_task_name, "destroyer");
+  EXPECT_NE(result.failure.find("a Mutex was destroyed by task \"destroyer\" while task "
+                                "\"holder\" holds it"),
+            std::string::npos)
+      << result.failure;
+  EXPECT_TRUE(Mentions(result, "holder"));
+  EXPECT_TRUE(Mentions(result, "destroyer"));
+  EXPECT_NE(result.ToString().find("misuse at virtual time +1s"), std::string::npos)
+      << result.ToString();
+}
+
+TEST(MisuseInARun, UnlockByANonHolderFailsTheRunAndStopsTheTaskThere) {
+  Mutex mu;
+  bool intruder_went_on = false;
+  Scheduler scheduler;
+  scheduler.Spawn("owner", [&] {
+    MutexLock lock(&mu);
+    dsim::SleepFor(absl::Seconds(10));
+  });
+  scheduler.Spawn("intruder", [&] {
+    dsim::SleepFor(absl::Seconds(1));
+    mu.Unlock();
+    intruder_went_on = true;
+  });
+  const RunResult result = scheduler.Run();
+  ASSERT_EQ(result.outcome, RunOutcome::kMisuse);
+  EXPECT_NE(result.failure.find("task \"intruder\" unlocked a Mutex it does not hold (held "
+                                "by task 1)"),
+            std::string::npos)
+      << result.failure;
+  EXPECT_TRUE(Mentions(result, "owner"));
+  EXPECT_FALSE(intruder_went_on);
+  EXPECT_EQ(mu.holder(), 1u);  // The bad unlock changed nothing.
+}
+
+TEST(MisuseInARun, DestroyingACondVarWithWaitersFailsTheRunNamingTheWaiter) {
+  Mutex mu;
+  auto cv = std::make_unique<CondVar>();
+  Scheduler scheduler;
+  scheduler.Spawn("waiter", [&] {
+    MutexLock lock(&mu);
+    cv->Wait(&mu);
+  });
+  scheduler.Spawn("destroyer", [&] {
+    dsim::SleepFor(absl::Seconds(1));
+    cv.reset();
+  });
+  const RunResult result = scheduler.Run();
+  ASSERT_EQ(result.outcome, RunOutcome::kMisuse);
+  EXPECT_NE(result.failure.find("a CondVar was destroyed by task \"destroyer\" while task "
+                                "\"waiter\" waits on it"),
+            std::string::npos)
+      << result.failure;
+  EXPECT_TRUE(Mentions(result, "waiter"));
+  // The scheduler's destructor unwinds the waiter, which must not touch the dead queue
+  // (ASan checks this under --config=asan).
+}
+
+TEST(MisuseInARun, OtherMisusesFailTheRunToo) {
+  struct Case {
+    const char* name;
+    std::function<void()> body;
+    const char* message;
+  };
+  Notification notification;
+  WaitGroup group;
+  Semaphore semaphore(1);
+  Mutex mu;
+  CondVar cv;
+  TaskHandle self;
+  const std::vector<Case> cases = {
+      {"notify-twice", [&] { notification.Notify(); notification.Notify(); },
+       "Notification::Notify called twice"},
+      {"wait-group", [&] { group.Done(); }, "WaitGroup counter went negative"},
+      {"semaphore", [&] { semaphore.Release(0); }, "the count must be positive"},
+      {"wait-unlocked", [&] { cv.Wait(&mu); }, "called CondVar::Wait without holding the mutex"},
+      {"assert-held", [&] { mu.AssertHeld(); }, "the calling task does not hold the mutex"},
+      {"narcissus", [&] { self.Join(); }, "joined itself"},
+  };
+  for (const Case& c : cases) {
+    Scheduler scheduler;
+    self = scheduler.Spawn(c.name, c.body);
+    const RunResult result = scheduler.Run();
+    EXPECT_EQ(result.outcome, RunOutcome::kMisuse) << c.name;
+    EXPECT_EQ(result.failed_task_name, c.name);
+    EXPECT_NE(result.failure.find(c.message), std::string::npos) << result.failure;
+  }
+}
+
+// The shape of a seed sweep: seed-dependent misuse fails those seeds; the loop goes on,
+// and each failing seed fails the same way again.
+TEST(MisuseInARun, ASweepSurvivesSeedsThatMisuseAndReportsThem) {
+  auto run_seed = [](uint64_t seed) {
+    Scheduler scheduler(SchedulerOptions{.seed = seed});
+    auto mu = std::make_unique<Mutex>();
+    bool locked = false;
+    scheduler.Spawn("user", [&] {
+      mu->Lock();
+      locked = true;
+      dsim::SchedulingPoint();
+      mu->Unlock();  // The last use of *mu.
+    });
+    scheduler.Spawn("freer", [&] {
+      while (!locked) dsim::Yield();
+      dsim::SchedulingPoint();
+      mu.reset();  // Races with Unlock: misuse in the seeds where "user" still holds it.
+    });
+    return scheduler.Run();
+  };
+  int failed = 0;
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    const RunResult result = run_seed(seed);
+    if (result.ok()) continue;
+    ++failed;
+    ASSERT_EQ(result.outcome, RunOutcome::kMisuse) << result.ToString();
+    EXPECT_EQ(run_seed(seed).ToString(), result.ToString());
+  }
+  EXPECT_GT(failed, 0);
+  EXPECT_LT(failed, 40);
+}
+
+
+// ---- Abseil shapes: move-only task bodies, ReleasableMutexLock, conditions -----------
+
+TEST(Spawn, TakesBodiesWithMoveOnlyCaptures) {
+  Scheduler scheduler;
+  auto owned = std::make_unique<int>(41);
+  int seen = 0;
+  scheduler.Spawn("owner", [owned = std::move(owned), &seen]() mutable {
+    seen = ++*owned;
+    owned.reset();
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(seen, 42);
+}
+
+TEST(ReleasableMutexLock, ReleaseUnlocksEarlyAndTheDestructorDoesNothing) {
+  Mutex mu;
+  std::vector<std::string> events;
+  Scheduler scheduler;
+  scheduler.Spawn("early", [&] {
+    ReleasableMutexLock lock(&mu);
+    events.push_back("early holds");
+    lock.Release();
+    EXPECT_EQ(mu.holder(), kNoTask);
+    dsim::SleepFor(absl::Seconds(1));
+  });
+  scheduler.Spawn("late", [&] {
+    dsim::SleepFor(absl::Milliseconds(1));
+    MutexLock lock(&mu);  // Free while "early" sleeps.
+    events.push_back("late holds");
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(events, (std::vector<std::string>{"early holds", "late holds"}));
+}
+
+TEST(MutexAwait, LockWhenWaitsForTheConditionUnderEverySeed) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Mutex mu;
+    int items = 0;
+    std::vector<int> taken;
+    Scheduler scheduler(SchedulerOptions{.seed = seed});
+    for (int c = 0; c < 3; ++c) {
+      scheduler.Spawn(absl::StrCat("consumer-", c), [&] {
+        auto has_item = [&] { return items > 0; };
+        MutexLock lock(&mu, Condition(&has_item));
+        EXPECT_GT(items, 0);
+        taken.push_back(items--);
+      });
+    }
+    scheduler.Spawn("producer", [&] {
+      for (int i = 0; i < 3; ++i) {
+        dsim::SleepFor(absl::Milliseconds(1));
+        MutexLock lock(&mu);
+        ++items;
+      }
+    });
+    ASSERT_TRUE(scheduler.Run().ok()) << "seed " << seed;
+    EXPECT_EQ(taken.size(), 3u);
+    EXPECT_EQ(items, 0);
+  }
+}
+
+TEST(MutexAwait, AwaitWithTimeoutGivesUpExactlyAtTheDeadlineHoldingTheMutex) {
+  Mutex mu;
+  bool ready = false;
+  Scheduler scheduler;
+  scheduler.Spawn("waiter", [&] {
+    MutexLock lock(&mu);
+    EXPECT_FALSE(mu.AwaitWithTimeout(Condition(&ready), absl::Seconds(2)));
+    EXPECT_EQ(dsim::Now(), Scheduler::Epoch() + absl::Seconds(2));
+    mu.AssertHeld();
+  });
+  scheduler.Spawn("toggler", [&] {
+    dsim::SleepFor(absl::Seconds(1));
+    MutexLock lock(&mu);  // A release that does not make the condition true.
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
 }
 
 }  // namespace

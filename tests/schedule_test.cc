@@ -2,6 +2,7 @@
 // says where it stopped fitting.
 #include <cstdio>
 #include <memory>
+#include <limits>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -68,11 +69,25 @@ TEST(Schedule, RecordsEveryKindOfDecision) {
 
 TEST(Schedule, SerializeThenParseGivesTheSameSchedule) {
   const Schedule schedule = RecordEveryKind(4);
-  absl::StatusOr<Schedule> parsed = Schedule::Parse(schedule.Serialize());
+  absl::StatusOr<Schedule> parsed = Schedule::Parse(schedule.Serialize().value());
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(*parsed, schedule);
   EXPECT_EQ(parsed->strategy(), schedule.strategy());
   EXPECT_EQ(parsed->seed(), 4u);
+}
+
+TEST(Schedule, KeepsTheRecordedTaskNamesAndStillReadsVersion1) {
+  const Schedule schedule = RecordEveryKind(4);
+  ASSERT_FALSE(schedule.task_names().empty());
+  EXPECT_EQ(schedule.task_names().at(1), "waiter-0");
+  absl::StatusOr<Schedule> parsed = Schedule::Parse(schedule.Serialize().value());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->task_names(), schedule.task_names());
+  Schedule unnamed(schedule.strategy(), schedule.seed());
+  for (const ScheduleEntry& e : schedule.entries()) unnamed.Add(e);
+  const std::string v1 = unnamed.Serialize().value();
+  EXPECT_EQ(v1[8], 1) << "no names: written as version 1";
+  EXPECT_TRUE(Schedule::Parse(v1).ok());
 }
 
 TEST(Schedule, SaveThenLoadGivesTheSameSchedule) {
@@ -93,14 +108,14 @@ TEST(Schedule, TaskChoicesTakeAFewBytesEach) {
   FindProgram("circular_buffer")->run(Variant::kFixed, RaceRunOptions{recorder});
   const Schedule& schedule = recorder->schedule();
   ASSERT_GT(schedule.size(), 20u);
-  const size_t empty = Schedule(schedule.strategy(), schedule.seed()).Serialize().size();
+  const size_t empty = Schedule(schedule.strategy(), schedule.seed()).Serialize()->size();
   const double bytes_per_decision =
-      static_cast<double>(schedule.Serialize().size() - empty) / schedule.size();
+      static_cast<double>(schedule.Serialize()->size() - empty) / schedule.size();
   EXPECT_LT(bytes_per_decision, 10.0) << schedule.size() << " decisions";
 }
 
 TEST(Schedule, ParseRejectsEveryFlippedByteAndEveryTruncation) {
-  const std::string bytes = RecordEveryKind(7).Serialize();
+  const std::string bytes = RecordEveryKind(7).Serialize().value();
   for (size_t i = 0; i < bytes.size(); ++i) {
     std::string flipped = bytes;
     flipped[i] ^= 0x20;
@@ -117,14 +132,91 @@ uint64_t Fnv1a64(absl::string_view bytes) {
 }
 
 TEST(Schedule, ParseRejectsAnUnknownVersion) {
-  std::string bytes = RecordEveryKind(8).Serialize();
+  std::string bytes = RecordEveryKind(8).Serialize().value();
   bytes.resize(bytes.size() - 8);
-  ASSERT_EQ(bytes[8], 1);  // The version follows the 8-byte magic.
-  bytes[8] = 2;
+  ASSERT_EQ(bytes[8], 2);  // The version follows the 8-byte magic (2: with task names).
+  bytes[8] = 3;
   const uint64_t checksum = Fnv1a64(bytes);
   for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>(checksum >> (8 * i)));
   absl::StatusOr<Schedule> parsed = Schedule::Parse(bytes);
   EXPECT_EQ(parsed.status().code(), absl::StatusCode::kUnimplemented) << parsed.status();
+}
+
+// A well-formed file around `entries`: header, count, the entries' bytes, checksum.
+std::string ForgeFile(int count, const std::string& entries) {
+  std::string bytes = "DSIMSCHD";
+  bytes += '\x01';           // version
+  bytes += '\x07';           // seed 7
+  bytes += '\x00';           // strategy ""
+  bytes += static_cast<char>(count);
+  bytes += entries;
+  const uint64_t checksum = Fnv1a64(bytes);
+  for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>(checksum >> (8 * i)));
+  return bytes;
+}
+
+std::string Varint(uint64_t value) {
+  std::string out;
+  while (value >= 0x80) {
+    out.push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(value));
+  return out;
+}
+
+// A next-task entry: head 0, deltas, current 0, one candidate (task 1), chosen 0.
+std::string TaskEntry(uint64_t step_delta, uint64_t time_delta) {
+  return std::string(1, '\0') + Varint(step_delta) + Varint(time_delta) + Varint(0) +
+         Varint(1) + Varint(1) + Varint(0);
+}
+
+TEST(Schedule, ParseRejectsATimeThatOverflowsInsteadOfOverflowing) {
+  const uint64_t max_time = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  ASSERT_TRUE(Schedule::Parse(ForgeFile(1, TaskEntry(0, max_time))).ok());
+  // Under UBSan the old parser stopped here: int64 overflow adding the second delta.
+  absl::StatusOr<Schedule> parsed =
+      Schedule::Parse(ForgeFile(2, TaskEntry(0, max_time) + TaskEntry(0, 1)));
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kDataLoss) << parsed.status();
+  EXPECT_TRUE(absl::StrContains(parsed.status().message(), "virtual time overflows at entry 1"))
+      << parsed.status();
+  parsed = Schedule::Parse(ForgeFile(1, TaskEntry(0, ~uint64_t{0})));
+  EXPECT_FALSE(parsed.ok());
+}
+
+TEST(Schedule, ParseRejectsAStepThatWrapsAround) {
+  absl::StatusOr<Schedule> parsed =
+      Schedule::Parse(ForgeFile(2, TaskEntry(~uint64_t{0}, 0) + TaskEntry(1, 0)));
+  EXPECT_TRUE(absl::StrContains(parsed.status().message(), "step overflows at entry 1"))
+      << parsed.status();
+}
+
+TEST(Schedule, SerializingAScheduleThatGoesBackIsAnErrorNotACrash) {
+  Schedule schedule = RecordEveryKind(9);
+  ASSERT_GT(schedule.size(), 3u);
+  schedule.mutable_entries()[2].step = schedule[1].step + 1000000;
+  absl::StatusOr<std::string> bytes = schedule.Serialize();
+  EXPECT_EQ(bytes.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(bytes.status().message(), "schedule entry 3 goes back in steps"))
+      << bytes.status();
+  Schedule back_in_time = RecordEveryKind(9);
+  back_in_time.mutable_entries()[0].time_ns = -5;
+  EXPECT_TRUE(absl::StrContains(back_in_time.Serialize().status().message(),
+                                "entry 0 goes back in time"));
+  const std::string path = TempPath("invalid.dsched");
+  const absl::Status saved = schedule.Save(path);
+  EXPECT_FALSE(saved.ok());
+  EXPECT_TRUE(absl::StrContains(saved.message(), "not saving")) << saved;
+}
+
+TEST(Schedule, SerializingAChoiceOutOfRangeIsAnError) {
+  Schedule schedule("hand-made", 1);
+  ScheduleEntry entry;
+  entry.candidates = {1, 2};
+  entry.num_options = 2;
+  entry.chosen = 2;
+  schedule.Add(entry);
+  EXPECT_EQ(schedule.Serialize().status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(RecordingStrategy, ChangesNoDecision) {
@@ -197,7 +289,14 @@ TEST(ReplayStrategy, StopsTheRunAndReportsWhereTheChangedProgramDiverged) {
   EXPECT_EQ(d.index, 0u);
   ASSERT_TRUE(d.expected.has_value());
   EXPECT_EQ(d.expected->candidates.size() + 1, d.actual.candidates.size());
-  EXPECT_TRUE(absl::StrContains(result.failure, "the program asked next-task among {1,2,3,4,5}"))
+  // Each side names its own tasks: id 4 was the producer in the recording, and is the
+  // fourth waiter in the changed program.
+  EXPECT_TRUE(absl::StrContains(result.failure,
+                                "the program asked next-task among {1 \"waiter-0\", 2 \"waiter-1\", "
+                                "3 \"waiter-2\", 4 \"waiter-3\", 5 \"producer\"}"))
+      << result.failure;
+  EXPECT_TRUE(absl::StrContains(result.failure, "the schedule expected next-task among {1 \"waiter-0\", "
+                                                "2 \"waiter-1\", 3 \"waiter-2\", 4 \"producer\"}"))
       << result.failure;
   EXPECT_EQ(replay->status().code(), absl::StatusCode::kFailedPrecondition);
 }

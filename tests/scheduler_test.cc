@@ -4,7 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -358,7 +360,7 @@ TEST(SchedulerLifetime, CatchAllInUserCodeDoesNotStopUnwinding) {
       try {
         dsim::SleepFor(absl::Hours(1));
       } catch (...) {
-        // Swallows the unwinding; the next scheduling point unwinds again.
+        // Swallows the unwinding (reported); the next scheduling point unwinds again.
       }
       dsim::SleepFor(absl::Hours(1));
     });
@@ -660,6 +662,311 @@ TEST(SchedulerRun, FailStopsTheRunWithTheReason) {
   EXPECT_EQ(result.failed_task_name, "checker");
   EXPECT_THAT(result.ToString(), HasSubstr("invariant broken: two leaders"));
   EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Seconds(1));
+}
+
+
+// ---- Runaway-task watchdog ------------------------------------------------------------
+
+// Burns real time without a scheduling point, as a spin loop on a flag would.
+void SpinFor(std::chrono::milliseconds how_long) {
+  const auto end = std::chrono::steady_clock::now() + how_long;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+RunResult RunWithARunaway(absl::Duration watchdog, bool real_sleep = false) {
+  Scheduler scheduler(SchedulerOptions{.seed = 3, .watchdog = watchdog});
+  scheduler.Spawn("ticker", [] {
+    for (int i = 0; i < 3; ++i) dsim::SleepFor(absl::Milliseconds(1));
+  });
+  scheduler.Spawn("spinner", [real_sleep] {
+    dsim::SleepFor(absl::Milliseconds(1));
+    if (real_sleep) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    } else {
+      SpinFor(std::chrono::milliseconds(700));
+    }
+    dsim::SleepFor(absl::Milliseconds(1));
+  });
+  return scheduler.Run();
+}
+
+TEST(Watchdog, ReportsARunawayTaskByNameWithItsStackAndChangesNothing) {
+  ::testing::internal::CaptureStderr();
+  const RunResult watched = RunWithARunaway(absl::Milliseconds(200));
+  const std::string report = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(report, HasSubstr("dsim: watchdog: task \"spinner\" (id 2) has run for 0."));
+  EXPECT_THAT(report, HasSubstr("without reaching a scheduling point"));
+  EXPECT_THAT(report, HasSubstr("Stack of the running task:\n"));
+  EXPECT_THAT(report, HasSubstr("scheduler_test"));  // backtrace_symbols_fd frames
+  // Once per stall.
+  EXPECT_EQ(report.find("dsim: watchdog:"), report.rfind("dsim: watchdog:"));
+  // It only observes: the same run as without it.
+  const RunResult unwatched = RunWithARunaway(absl::ZeroDuration());
+  EXPECT_EQ(watched.ToString(), unwatched.ToString());
+  EXPECT_EQ(watched.steps, unwatched.steps);
+  EXPECT_TRUE(watched.ok());
+}
+
+TEST(Watchdog, ReportsATaskBlockedInARealSleep) {
+  ::testing::internal::CaptureStderr();
+  EXPECT_TRUE(RunWithARunaway(absl::Milliseconds(200), /*real_sleep=*/true).ok());
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(),
+              HasSubstr("dsim: watchdog: task \"spinner\" (id 2)"));
+}
+
+TEST(Watchdog, ZeroTurnsItOff) {
+  ::testing::internal::CaptureStderr();
+  RunWithARunaway(absl::ZeroDuration());
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+}
+
+TEST(WatchdogDeathTest, AbortsAfterTheReportWhenAsked) {
+  EXPECT_DEATH(
+      {
+        Scheduler scheduler(SchedulerOptions{.watchdog = absl::Milliseconds(100),
+                                             .watchdog_abort = true});
+        scheduler.Spawn("forever", [] {
+          for (;;) {
+          }
+        });
+        scheduler.Run();
+      },
+      "dsim: watchdog: task \"forever\" \\(id 1\\) has run for 0\\.[0-9] s of wall-clock time "
+      "without reaching a scheduling point(.|\n)*dsim: watchdog: aborting");
+}
+
+
+// ---- Owner thread -----------------------------------------------------------------------
+
+// Spawns from a second OS thread while the simulation runs on this one.
+void SpawnFromAnotherThreadDuringARun() {
+  Scheduler scheduler;
+  std::atomic<bool> intruder_started{false};
+  std::thread intruder;
+  scheduler.Spawn("host", [&] {
+    intruder = std::thread([&] {
+      intruder_started = true;
+      for (int i = 0; i < 1000; ++i) scheduler.Spawn("intruded", [] {});
+    });
+    // Keep the run active (in real time) until the intruder has had its chance.
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < end) {
+    }
+  });
+  scheduler.Run();
+  intruder.join();
+}
+
+TEST(OwnerThreadDeathTest, SpawnFromAnotherThreadDuringARunIsMisuse) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_DEATH(SpawnFromAnotherThreadDuringARun(),
+               "misuse: Scheduler::Spawn was called from an OS thread other than the one "
+               "running the simulation");
+}
+
+TEST(OwnerThreadDeathTest, TimersFromAnotherThreadDuringARunAreMisuse) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_DEATH(
+      {
+        Scheduler scheduler;
+        std::thread intruder;
+        scheduler.Spawn("host", [&] {
+          intruder = std::thread(
+              [&] { scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(1), [] {}); });
+          const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+          while (std::chrono::steady_clock::now() < end) {
+          }
+        });
+        scheduler.Run();
+        intruder.join();
+      },
+      "misuse: Scheduler::AddTimer was called from an OS thread other than the one running");
+}
+
+TEST(OwnerThread, ASchedulerMayMoveToAnotherThreadBetweenRuns) {
+  Scheduler scheduler;
+  int runs = 0;
+  scheduler.Spawn("first", [&] { ++runs; });
+  scheduler.Run();
+  std::thread([&] {
+    scheduler.Spawn("second", [&] { ++runs; });
+    scheduler.Run();
+  }).join();
+  EXPECT_EQ(runs, 2);
+}
+
+
+// ---- Swallowed unwinding ------------------------------------------------------------------
+
+TEST(SwallowedUnwinding, ATaskThatSwallowsItIsReportedOnceAndStoppedAtShutdown) {
+  int iterations_after_kill = 0;
+  bool killed = false;
+  ::testing::internal::CaptureStderr();
+  {
+    Scheduler scheduler;
+    scheduler.Spawn("server", [&] {
+      for (int i = 0; i < 1000; ++i) {
+        if (killed) ++iterations_after_kill;
+        try {
+          dsim::SleepFor(absl::Seconds(1));
+        } catch (...) {  // A server loop that logs and goes on.
+          killed = true;
+        }
+      }
+    }, {.daemon = true});
+    scheduler.RunFor(absl::Seconds(5));
+  }  // The destructor unwinds "server".
+  const std::string report = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(killed);
+  // Unwound once more after the report, then stopped at its next scheduling point.
+  EXPECT_EQ(iterations_after_kill, 2);
+  EXPECT_THAT(report, HasSubstr("dsim: task \"server\" caught the exception dsim::TaskUnwind "
+                                "that stops it and went on to a scheduling point at "
+                                "scheduler_test.cc:"));
+  EXPECT_THAT(report, HasSubstr("catch (const dsim::TaskUnwind&) { throw; }"));
+  EXPECT_EQ(report.find("caught the exception"), report.rfind("caught the exception"));
+}
+
+TEST(SwallowedUnwinding, InsideARunItFailsTheRunNamingTheTask) {
+  Scheduler scheduler;
+  ::testing::internal::CaptureStderr();
+  const TaskHandle server = scheduler.Spawn("server", [&] {
+    for (;;) {
+      try {
+        dsim::SleepFor(absl::Seconds(1));
+      } catch (...) {
+      }
+    }
+  });
+  scheduler.Spawn("killer", [&] {
+    dsim::SleepFor(absl::Milliseconds(1500));
+    scheduler.Kill(server.id());
+  });
+  const RunResult result = scheduler.Run();
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(result.outcome, RunOutcome::kMisuse);
+  EXPECT_EQ(result.failed_task_name, "server");
+  EXPECT_THAT(result.failure, HasSubstr("caught the exception dsim::TaskUnwind"));
+  EXPECT_TRUE(server.done());
+}
+
+TEST(SwallowedUnwinding, RethrowingItFromCatchAllIsFine) {
+  int cleanups = 0;
+  {
+    Scheduler scheduler;
+    scheduler.Spawn("server", [&] {
+      for (;;) {
+        try {
+          dsim::SleepFor(absl::Seconds(1));
+        } catch (const dsim::TaskUnwind&) {
+          throw;
+        } catch (...) {
+        }
+      }
+    }, {.daemon = true});
+    scheduler.Spawn("polite", [&] {
+      try {
+        dsim::SleepFor(absl::Hours(1));
+      } catch (...) {
+        ++cleanups;
+        dsim::SleepFor(absl::Seconds(1));  // A scheduling point inside the handler.
+        throw;
+      }
+    }, {.daemon = true});
+    ::testing::internal::CaptureStderr();
+    EXPECT_TRUE(scheduler.RunFor(absl::Seconds(3)).ok());
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  EXPECT_EQ(cleanups, 1);
+}
+
+
+// ---- Teardown order -------------------------------------------------------------------
+
+// A pthread-style program: main owns the shared state on its own stack and starts
+// workers that use it. When the run stops with everyone blocked, the workers' unwinding
+// still touches that state, so they must unwind before main's frames are gone.
+struct SharedState {
+  Mutex mu;
+  CondVar work_ready;
+  std::vector<int> queue;
+  bool alive = true;
+  ~SharedState() { alive = false; }
+};
+
+struct TouchesSharedStateOnExit {
+  SharedState* shared;
+  int* dead_touches;
+  ~TouchesSharedStateOnExit() {
+    if (!shared->alive) ++*dead_touches;
+    shared->queue.clear();
+  }
+};
+
+TEST(TeardownOrder, ChildrenUnwindBeforeTheTaskThatSpawnedThem) {
+  int dead_touches = 0;
+  int workers_unwound = 0;
+  std::vector<std::string> order;
+  ::testing::internal::CaptureStderr();
+  {
+    Scheduler scheduler(SchedulerOptions{.seed = 5});
+    scheduler.Spawn("main", [&] {
+      SharedState shared;
+      std::vector<TaskHandle> workers;
+      for (int i = 0; i < 4; ++i) {
+        workers.push_back(dsim::Spawn(absl::StrCat("worker-", i), [&, i] {
+          TouchesSharedStateOnExit guard{&shared, &dead_touches};
+          // A nested helper thread, spawned by a worker: unwinds before it.
+          dsim::Spawn(absl::StrCat("helper-", i), [&, i] {
+            TouchesSharedStateOnExit helper_guard{&shared, &dead_touches};
+            MutexLock lock(&shared.mu);
+            while (shared.queue.empty()) shared.work_ready.Wait(&shared.mu);
+            order.push_back(absl::StrCat("helper-", i, " done"));
+          });
+          MutexLock lock(&shared.mu);
+          while (shared.queue.empty()) shared.work_ready.Wait(&shared.mu);
+          order.push_back(absl::StrCat("worker-", i, " done"));
+        }));
+      }
+      struct OnExit {
+        std::vector<std::string>* order;
+        int* workers_unwound;
+        ~OnExit() { order->push_back("main unwound"); }
+      } on_exit{&order, &workers_unwound};
+      for (TaskHandle& worker : workers) worker.Join();  // Blocks forever: nobody pushes.
+    });
+    EXPECT_EQ(scheduler.Run().outcome, RunOutcome::kDeadlock);
+  }  // Teardown.
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");  // No teardown misuse either.
+  EXPECT_EQ(dead_touches, 0);
+  ASSERT_FALSE(order.empty());
+  EXPECT_EQ(order.back(), "main unwound");
+}
+
+// Killing a host in a run kills parent and children; the parent waits for its dying
+// children before its own frames unwind.
+TEST(TeardownOrder, AKilledParentUnwindsAfterItsKilledChildren) {
+  int dead_touches = 0;
+  Scheduler scheduler(SchedulerOptions{.seed = 9});
+  const GroupId host = 1;
+  scheduler.Spawn("parent", [&] {
+    SharedState shared;
+    for (int i = 0; i < 3; ++i) {
+      dsim::Spawn(absl::StrCat("child-", i), [&] {
+        TouchesSharedStateOnExit guard{&shared, &dead_touches};
+        dsim::SleepFor(absl::Hours(1));
+      });
+    }
+    dsim::SleepFor(absl::Hours(1));
+  }, {.group = host});
+  scheduler.Spawn("crasher", [&] {
+    dsim::SleepFor(absl::Seconds(1));
+    EXPECT_EQ(scheduler.KillGroup(host), 4u);
+  });
+  EXPECT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(dead_touches, 0);
+  EXPECT_EQ(scheduler.live_tasks(), 0u);
 }
 
 }  // namespace

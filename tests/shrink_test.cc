@@ -1,5 +1,6 @@
 // Shrinking: a smaller schedule that fails the same way, and a readable interleaving.
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -94,8 +95,9 @@ TEST(ShrinkSchedule, ResetsBoundedValuesToZero) {
   absl::StatusOr<ShrinkResult> shrunk = ShrinkSchedule(recorder->schedule(), FailsWhateverTheValue);
   ASSERT_TRUE(shrunk.ok()) << shrunk.status();
   EXPECT_EQ(shrunk->after.nonzero_values, 0u);
+  // Drawn values that nothing annotated as applied are not faults.
+  EXPECT_EQ(shrunk->faults_before, 0u);
   EXPECT_EQ(shrunk->faults_after, 0u);
-  EXPECT_GT(shrunk->faults_before, 0u);
 }
 
 TEST(DescribeInterleaving, NamesTasksLocationsAndPreemptions) {
@@ -111,6 +113,64 @@ TEST(DescribeInterleaving, NamesTasksLocationsAndPreemptions) {
   EXPECT_TRUE(absl::StrContains(text, "race_corpus.cc:")) << text;
   EXPECT_TRUE(absl::StrContains(text, "** preempted **")) << text;
   EXPECT_TRUE(absl::StrContains(text, "finishes")) << text;
+}
+
+// A run that draws fault chances the way the network does (a value at the top of its
+// range is a fault) and applies none, annotates a real fault once, then fails.
+bool DrawsChancesAppliesOneFault(std::shared_ptr<Strategy> strategy, SchedulerListener* observer) {
+  Scheduler scheduler(SchedulerOptions{.strategy = strategy});
+  if (observer != nullptr) scheduler.AddListener(observer);
+  scheduler.Spawn("model", [&scheduler] {
+    constexpr uint64_t kRange = uint64_t{1} << 24;
+    for (int i = 0; i < 10; ++i) {
+      // Never a fault: the chance is 1 in 2^24, and the values drawn are what they are.
+      if (scheduler.ChooseValue(kRange, "fault.drop") >= kRange - 1) {
+        scheduler.Annotate({.category = "fault.drop", .detail = "dropped"});
+      }
+    }
+    scheduler.Annotate({.category = "fault.crash", .detail = "the one applied fault"});
+    throw std::runtime_error("failed");
+  });
+  return scheduler.Run().outcome == RunOutcome::kTaskFailed;
+}
+
+TEST(ShrinkSchedule, CountsAppliedFaultsNotNonzeroDraws) {
+  auto recorder = std::make_shared<RecordingStrategy>(std::make_shared<RandomStrategy>(3));
+  ASSERT_TRUE(DrawsChancesAppliesOneFault(recorder, nullptr));
+  absl::StatusOr<ShrinkResult> shrunk =
+      ShrinkSchedule(recorder->schedule(), DrawsChancesAppliesOneFault);
+  ASSERT_TRUE(shrunk.ok()) << shrunk.status();
+  EXPECT_EQ(shrunk->faults_before, 1u);
+  EXPECT_EQ(shrunk->faults_after, 1u);
+}
+
+TEST(ShrinkSchedule, StopsWhenAskedAndReportsEachImprovement) {
+  const RaceProgram& program = *FindProgram("circular_buffer");
+  std::string signature;
+  const Schedule failing = FailingWithPreemptions(program, 3, &signature);
+  int improvements = 0;
+  uint64_t last_preemptions = failing.Stats().preemptions;
+  ShrinkOptions options;
+  options.on_improvement = [&](const Schedule& best, uint64_t, int runs) {
+    ++improvements;
+    EXPECT_LE(best.Stats().preemptions, last_preemptions);
+    last_preemptions = best.Stats().preemptions;
+    EXPECT_GT(runs, 0);
+  };
+  absl::StatusOr<ShrinkResult> full =
+      ShrinkSchedule(failing, races::SameFailure(program, signature), options);
+  ASSERT_TRUE(full.ok());
+  EXPECT_GT(improvements, 0);
+  EXPECT_EQ(full->shrunk.Stats().preemptions, last_preemptions) << "the last one reported is the result";
+  EXPECT_FALSE(full->stopped);
+
+  options.on_improvement = nullptr;
+  options.should_stop = [](int runs) { return runs >= 3; };
+  absl::StatusOr<ShrinkResult> stopped =
+      ShrinkSchedule(failing, races::SameFailure(program, signature), options);
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_TRUE(stopped->stopped);
+  EXPECT_LE(stopped->runs, 3 + 1) << "plus the interleaving's replay";
 }
 
 }  // namespace

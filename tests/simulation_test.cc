@@ -2,14 +2,19 @@
 // (pause/resume, crash/restart), which the network layer will build on.
 #include "sim/simulation.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "scheduler/mutex.h"
 #include "scheduler/notification.h"
+#include "sockets/socket.h"
 
 namespace dsim {
 namespace {
@@ -338,6 +343,203 @@ TEST(SimulationHosts, ATaskOfACrashedIncarnationBelongsToNoHost) {
   ASSERT_TRUE(sim.RunFor(absl::Seconds(1)).ok());
   // Alive: on its host. Unwinding after the crash: no host.
   EXPECT_EQ(had_host, (std::vector<bool>{true, false}));
+}
+
+// ---- Online checks ---------------------------------------------------------------
+
+TEST(SimulationInvariant, StopsTheRunAtTheStepThatBrokeItAndNamesIt) {
+  Simulation sim(SimulationOptions{.seed = 4});
+  int balance = 10;
+  int withdrawals_after_violation = 0;
+  sim.Invariant("balance never negative", [&] { return balance >= 0; });
+  sim.Spawn("spender", [&] {
+    for (int i = 0; i < 100; ++i) {
+      if (balance < 0) ++withdrawals_after_violation;
+      balance -= 4;
+      dsim::Yield();
+    }
+  });
+  const RunResult result = sim.Run();
+  EXPECT_EQ(result.outcome, RunOutcome::kTaskFailed);
+  EXPECT_TRUE(result.failed_check);
+  EXPECT_TRUE(absl::StartsWith(result.status().message(),
+                               "invariant violated: balance never negative"))
+      << result.status();
+  EXPECT_FALSE(absl::StrContains(result.status().message(), "threw")) << result.status();
+  EXPECT_EQ(sim.violation(), "balance never negative");
+  // Checked before the step that would go on from -2: the task dispatched then runs to
+  // its next scheduling point (one more withdrawal), and the run stops there, not at
+  // the end of the loop.
+  EXPECT_EQ(withdrawals_after_violation, 1);
+  EXPECT_EQ(balance, -6);
+}
+
+TEST(SimulationInvariant, IsCheckedWhenARunReturns) {
+  Simulation sim;
+  bool broken = false;
+  sim.Invariant("not broken", [&] { return !broken; });
+  sim.Spawn("breaker", [&] { broken = true; });  // The last step of the run.
+  const RunResult result = sim.Run();
+  EXPECT_EQ(result.outcome, RunOutcome::kTaskFailed);
+  EXPECT_TRUE(absl::StartsWith(result.status().message(), "invariant violated: not broken"));
+  ASSERT_TRUE(sim.first_failed_run().has_value());
+}
+
+TEST(SimulationFail, FromATaskStopsTheTaskAndSaysInvariantViolated) {
+  Simulation sim;
+  bool went_on = false;
+  sim.Spawn("checker", [&] {
+    dsim::Fail("stale read: got 3, want 4");
+    went_on = true;
+  });
+  const RunResult result = sim.Run();
+  EXPECT_FALSE(went_on);
+  EXPECT_EQ(result.outcome, RunOutcome::kTaskFailed);
+  EXPECT_TRUE(absl::StartsWith(result.status().message(),
+                               "invariant violated: stale read: got 3, want 4 at simulation_test.cc:"))
+      << result.status();
+  EXPECT_TRUE(absl::StrContains(result.ToString(), "(in task \"checker\")")) << result.ToString();
+  EXPECT_FALSE(absl::StrContains(result.status().message(), "threw")) << result.status();
+}
+
+TEST(SimulationFail, MarksTheMomentInTheTrace) {
+  Simulation sim;
+  sim.Spawn("checker", [] { dsim::Fail("boom"); });
+  sim.Run();
+  bool found = false;
+  for (const TraceEvent& event : sim.trace().events()) {
+    if (event.category == "check.violated") {
+      found = true;
+      EXPECT_EQ(event.index, sim.violation_event());
+      EXPECT_TRUE(absl::StartsWith(event.detail, "boom at simulation_test.cc:"));
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(SimulationFailDeathTest, OutsideARunIsMisuse) {
+  EXPECT_DEATH(dsim::Fail("too late"), "outside a run");
+}
+
+// ---- State owned by the simulation -------------------------------------------------
+
+// What a sweep body builds: state the tasks block on and use in their destructors.
+struct GuardedCounter {
+  explicit GuardedCounter(bool* destroyed) : destroyed(destroyed) {}
+  ~GuardedCounter() { *destroyed = true; }
+  Mutex mu;
+  CondVar cv;
+  std::vector<int> log;
+  bool* destroyed;
+};
+
+TEST(SimulationMake, OwnedStateOutlivesTheUnwindingOfTasksThatUseIt) {
+  bool destroyed = false;
+  bool alive_while_unwinding = false;
+  {
+    Simulation sim;
+    GuardedCounter& state = sim.Make<GuardedCounter>(&destroyed);
+    sim.Spawn("waiter", [&] {
+      struct Touch {
+        GuardedCounter* state;
+        bool* alive;
+        ~Touch() {
+          *alive = !*state->destroyed;
+          state->log.push_back(1);
+        }
+      } touch{&state, &alive_while_unwinding};
+      MutexLock lock(&state.mu);
+      for (;;) state.cv.Wait(&state.mu);  // Never woken: unwound at teardown.
+    }, SpawnOptions{.daemon = true});
+    ASSERT_TRUE(sim.RunFor(absl::Seconds(1)).ok());
+    EXPECT_FALSE(destroyed);
+  }
+  EXPECT_TRUE(destroyed);
+  EXPECT_TRUE(alive_while_unwinding);
+}
+
+TEST(SimulationMake, DestroysNewestFirst) {
+  std::vector<int> order;
+  struct Recorder {
+    Recorder(std::vector<int>* order, int id) : order(order), id(id) {}
+    ~Recorder() { order->push_back(id); }
+    std::vector<int>* order;
+    int id;
+  };
+  {
+    Simulation sim;
+    sim.Make<Recorder>(&order, 1);
+    sim.Make<Recorder>(&order, 2);
+  }
+  EXPECT_EQ(order, (std::vector<int>{2, 1}));
+}
+
+// ---- Annotations -------------------------------------------------------------------
+
+TEST(SimulationAnnotate, DefaultsToTheCallingTasksHost) {
+  Simulation sim;
+  Host& host = sim.AddHost({.name = "kv", .start = [&] {
+                              Simulation::Current()->Annotate("test.note", "from kv");
+                              Simulation::Current()->Annotate("test.sim", "on sim", kNoGroup);
+                            },
+                            .start_daemon = false});
+  sim.Annotate("test.outside", "no task");
+  ASSERT_TRUE(sim.Run().ok());
+  int seen = 0;
+  for (const TraceEvent& event : sim.trace().events()) {
+    const GroupId want = event.category == "test.note" ? host.group() : kNoGroup;
+    if (!absl::StartsWith(event.category, "test.")) continue;
+    EXPECT_EQ(event.group, want) << event.category;
+    ++seen;
+  }
+  EXPECT_EQ(seen, 3);
+}
+
+// ---- RunOnHost -------------------------------------------------------------------
+
+TEST(RunOnHost, ASocketTestInThreeLines) {
+  std::string received;
+  const RunResult result = RunOnHost([&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in self{.sin_family = AF_INET, .sin_port = htons(9000)};
+    inet_pton(AF_INET, "10.0.0.1", &self.sin_addr);
+    ASSERT_EQ(Bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof(self)), 0);
+    ASSERT_EQ(Sendto(fd, "ping", 4, 0, reinterpret_cast<sockaddr*>(&self), sizeof(self)), 4);
+    char buffer[16];
+    const ssize_t n = Recv(fd, buffer, sizeof(buffer), 0);
+    received.assign(buffer, n > 0 ? n : 0);
+  });
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(received, "ping");
+}
+
+TEST(RunOnHost, ReturnsTheRunsFailure) {
+  const RunResult result = RunOnHost([] { dsim::Fail("wrong answer"); });
+  EXPECT_EQ(result.outcome, RunOutcome::kTaskFailed);
+  EXPECT_TRUE(absl::StartsWith(result.status().message(), "invariant violated: wrong answer"));
+  const RunResult deadlock = RunOnHost([] {
+    Notification never;
+    never.WaitForNotification();
+  });
+  EXPECT_EQ(deadlock.outcome, RunOutcome::kDeadlock);
+  EXPECT_TRUE(absl::StrContains(deadlock.ToString(), "on host \"host\"")) << deadlock.ToString();
+}
+
+TEST(SimulationReports, ALimitListsWhatKeptRunningNotEveryBlockedDaemon) {
+  Simulation sim(SimulationOptions{.max_steps = 40});
+  Notification& never = sim.Make<Notification>();
+  for (int i = 0; i < 5; ++i) {
+    sim.AddHost({.name = absl::StrCat("server-", i), .start = [&never] { never.WaitForNotification(); }});
+  }
+  sim.Spawn("spinner", [] {
+    for (;;) dsim::Yield();
+  });
+  const RunResult result = sim.Run();
+  ASSERT_EQ(result.outcome, RunOutcome::kStepLimit);
+  const std::string text = result.ToString();
+  EXPECT_TRUE(absl::StrContains(text, "task \"spinner\"")) << text;
+  EXPECT_FALSE(absl::StrContains(text, "server-3/start")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "(and 5 blocked daemon tasks)")) << text;
 }
 
 }  // namespace

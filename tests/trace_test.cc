@@ -18,7 +18,9 @@
 #include "absl/strings/str_split.h"
 #include "scheduler/mutex.h"
 #include "scheduler/scheduler.h"
+#include "sim/simulation.h"
 #include "tests/internal/mini_json.h"
+#include "tests/testing/sim_net.h"
 
 namespace dsim {
 namespace {
@@ -362,6 +364,98 @@ TEST(TraceFile, WritesJsonForJsonPathsAndTextOtherwise) {
   EXPECT_EQ(json_body, trace.ToChromeJson());
   EXPECT_EQ(text_body, trace.ToText());
   EXPECT_FALSE(trace.WriteFile("/nonexistent-dir/t.json").ok());
+}
+
+}  // namespace
+}  // namespace dsim
+
+namespace dsim {
+namespace {
+
+// The fingerprint must not depend on where the source sits: __builtin_FILE() gives
+// "tests/x.cc" under Bazel, "/home/me/src/tests/x.cc" elsewhere.
+TEST(TraceFingerprint, DoesNotDependOnTheSourceDirectory) {
+  auto fingerprint_with = [](const char* file) {
+    Scheduler scheduler;
+    Trace trace(&scheduler);
+    const TaskView task{1, "t", kNoGroup, false};
+    trace.OnBlock(task, "Mutex::Lock", SourceLocation::Current(file, 42));
+    return trace.fingerprint();
+  };
+  EXPECT_EQ(fingerprint_with("tests/kv_test.cc"), fingerprint_with("/home/me/src/tests/kv_test.cc"));
+  EXPECT_EQ(fingerprint_with("kv_test.cc"), fingerprint_with("/proc/self/cwd/tests/kv_test.cc"));
+  // The file and the line still count.
+  EXPECT_NE(fingerprint_with("tests/kv_test.cc"), fingerprint_with("tests/other_test.cc"));
+}
+
+}  // namespace
+}  // namespace dsim
+
+namespace dsim {
+namespace {
+
+// Every flow in the Perfetto JSON of a run with every kind of fault: one start, one end,
+// the start first. (Retransmissions and holds once added a second end, sometimes before
+// the start.) And every applied latency tail leaves an annotation.
+TEST(TraceFlows, EveryFlowHasOneStartAndOneEndInOrderUnderFaults) {
+  SimulationOptions options{.seed = 11};
+  options.trace.keep_all_events = true;
+  options.faults.link.latency = LatencyModel::Uniform(absl::Microseconds(100), absl::Milliseconds(1));
+  options.faults.link.latency->tail_probability = 0.2;
+  options.faults.link.latency->tail_min = absl::Milliseconds(50);
+  options.faults.link.latency->tail_max = absl::Milliseconds(130);
+  options.faults.link.segment_loss_probability = 0.2;
+  options.faults.link.datagram_loss_probability = 0.1;
+  options.faults.link.datagram_duplicate_probability = 0.1;
+  options.faults.link.datagram_reorder_probability = 0.1;
+  Simulation sim(options);
+  using testing::ListenOn;
+  Host& server = sim.AddHost({.name = "server", .start = [] {
+    const int listener = ListenOn("10.0.0.1", 80);
+    const int conn = Accept(listener, nullptr, nullptr);
+    testing::ReadAll(conn);
+    Close(conn);
+    const int udp = testing::UdpBound("10.0.0.1", 90);
+    SetReadDeadline(udp, dsim::Now() + absl::Seconds(5));
+    while (testing::UdpReceive(udp).has_value()) {}
+  }, .addresses = {"10.0.0.1"}});
+  Host& client = sim.AddHost({.name = "client", .start = [] {
+    dsim::SleepFor(absl::Milliseconds(1));
+    const int fd = testing::ConnectTo("10.0.0.1", 80);
+    testing::WriteAll(fd, std::string(20000, 'x'));
+    Close(fd);
+    const int udp = testing::UdpBound("10.0.0.2", 91);
+    for (int i = 0; i < 40; ++i) testing::UdpSend(udp, "10.0.0.1", 90, absl::StrCat(i));
+  }, .start_daemon = false, .addresses = {"10.0.0.2"}});
+  sim.Spawn("chaos", [&] {
+    sim.Hold(client.id(), server.id());  // Before the client's first packet.
+    dsim::SleepFor(absl::Milliseconds(30));
+    sim.Release(client.id(), server.id());
+  });
+  ASSERT_TRUE(sim.RunFor(absl::Seconds(30)).ok());
+
+  int tails = 0, retransmits = 0;
+  for (const TraceEvent& e : sim.trace().events()) {
+    if (e.category == "fault.tail") ++tails;
+    if (e.category == "fault.retransmit") ++retransmits;
+  }
+  EXPECT_GT(tails, 0) << "applied latency tails are annotated";
+  EXPECT_GT(retransmits, 0);
+
+  ChromeTrace chrome = ParseChrome(sim.trace().ToChromeJson());
+  std::map<uint64_t, std::vector<std::pair<std::string, double>>> flows;
+  for (const Json& e : chrome.events) {
+    if (e.Str("ph") == "s" || e.Str("ph") == "f" || e.Str("ph") == "t") {
+      flows[static_cast<uint64_t>(e.Num("id"))].push_back({e.Str("ph"), e.Num("ts")});
+    }
+  }
+  ASSERT_GT(flows.size(), 20u);
+  for (const auto& [id, ends] : flows) {
+    ASSERT_EQ(ends.size(), 2u) << "flow " << id;
+    EXPECT_EQ(ends[0].first, "s") << "flow " << id;
+    EXPECT_EQ(ends[1].first, "f") << "flow " << id;
+    EXPECT_LE(ends[0].second, ends[1].second) << "flow " << id;
+  }
 }
 
 }  // namespace

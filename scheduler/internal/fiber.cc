@@ -1,6 +1,7 @@
 #include "scheduler/internal/fiber.h"
 
 #include <signal.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <boost/context/detail/fcontext.hpp>
@@ -103,11 +104,48 @@ void ChainToPrevious(const struct sigaction& previous, int signal, siginfo_t* in
   sigaction(signal, &default_action, nullptr);
 }
 
+// How far below its stack a task's stack pointer or a fault may be and still count as
+// that task's overflow: a frame larger than this is not plausible.
+constexpr size_t kMaxOverflowReach = size_t{64} << 20;
+
+// The stack pointer of the interrupted code, or null where unknown.
+const char* InterruptedStackPointer(void* context) {
+#if defined(__x86_64__) && defined(__linux__)
+  const auto* uc = static_cast<const ucontext_t*>(context);
+  return reinterpret_cast<const char*>(uc->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__) && defined(__linux__)
+  const auto* uc = static_cast<const ucontext_t*>(context);
+  return reinterpret_cast<const char*>(uc->uc_mcontext.sp);
+#else
+  (void)context;
+  return nullptr;
+#endif
+}
+
+bool Below(const char* p, const char* lo) {
+  return p != nullptr && p < lo && static_cast<size_t>(lo - p) <= kMaxOverflowReach;
+}
+
+// A fault is the running task's stack overflow when it hits the task's guard or its
+// reservation, or lies below it with the stack pointer below the stack too (a large
+// frame can step over a guard page when code is built without
+// -fstack-clash-protection), or when the stack pointer itself left the stack.
+bool IsStackOverflow(const Fiber* fiber, const char* address, void* context) {
+  const Stack& stack = fiber->stack;
+  const char* sp = InterruptedStackPointer(context);
+  const bool sp_below = Below(sp, stack.lo);
+  if (address >= stack.guard_lo && address < stack.guard_hi) return true;
+  if (stack.guarded && address >= stack.guard_lo && address < stack.top()) return true;
+  if (sp_below && (Below(address, stack.lo) || (address >= stack.lo && address < stack.top()))) {
+    return true;
+  }
+  return false;
+}
+
 void OnFault(int signal, siginfo_t* info, void* context) {
   Fiber* fiber = running_fiber;
   const char* address = static_cast<const char*>(info->si_addr);
-  if (fiber != nullptr && !fiber->is_main && address >= fiber->stack.guard_lo &&
-      address < fiber->stack.guard_hi) {
+  if (fiber != nullptr && !fiber->is_main && IsStackOverflow(fiber, address, context)) {
     ReportStackOverflow(fiber);
   }
   ChainToPrevious(signal == SIGSEGV ? previous_segv_action : previous_bus_action, signal, info,

@@ -5,7 +5,10 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+
+#include "absl/strings/str_cat.h"
 #include <optional>
 
 #include "scheduler/internal/check.h"
@@ -32,7 +35,10 @@ std::atomic<int64_t> guarded_budget{kDefaultGuardedStackBudget};
 // Bytes at the top of each slab slot reserved for the canary of the slot above.
 constexpr size_t kCanaryReserve = kCanaryWords * sizeof(uint64_t);
 // Slab sizing: at most this many slots, and at most this many bytes, per slab.
-constexpr size_t kMaxSlotsPerSlab = 64;
+// 256 slots of the default 64 KiB make a 16 MiB slab: two mappings per 256 tasks, so
+// vm.max_map_count's default (65530) allows about 5.7 million live slab stacks; memory
+// (about 4.5 KiB per idle task) runs out first on most machines.
+constexpr size_t kMaxSlotsPerSlab = 256;
 constexpr size_t kMaxSlabBytes = size_t{16} << 20;
 
 size_t RoundUpToPages(size_t bytes) {
@@ -40,17 +46,61 @@ size_t RoundUpToPages(size_t bytes) {
   return (bytes + page - 1) / page * page;
 }
 
+std::atomic<bool> fail_mappings_for_testing{false};
+
+// The kernel's cap on a process's mappings, or 0 if unknown.
+long MaxMapCount() {
+  static const long limit = [] {
+    long value = 0;
+    if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+      if (std::fscanf(f, "%ld", &value) != 1) value = 0;
+      std::fclose(f);
+    }
+    return value;
+  }();
+  return limit;
+}
+
+long MappingsInUse() {
+  long lines = 0;
+  if (FILE* f = std::fopen("/proc/self/maps", "r")) {
+    for (int c; (c = std::fgetc(f)) != EOF;) lines += c == '\n';
+    std::fclose(f);
+  }
+  return lines;
+}
+
+// ENOMEM from mmap or mprotect of a stack almost always means the mapping limit, not
+// memory: say so, and what to do.
+[[noreturn]] void MappingFailed(const char* call, size_t bytes, int error) {
+  if (error == ENOMEM) {
+    MisuseFailed(__FILE__, __LINE__,
+                 absl::StrCat(
+                     "cannot create more fiber stacks: ", call, " of ", bytes,
+                     " bytes failed with ENOMEM, which here means the process reached the "
+                     "kernel's limit on memory mappings, vm.max_map_count = ", MaxMapCount(),
+                     " (", MappingsInUse(), " mappings in use). Each guarded stack takes two mappings and "
+                     "each slab of up to ", kMaxSlotsPerSlab,
+                     " stacks two more. Raise the limit (sysctl -w vm.max_map_count=1048576), "
+                     "or run fewer live tasks at once"));
+  }
+  CheckFailed(__FILE__, __LINE__, call,
+              absl::StrCat(call, " of ", bytes, " bytes for fiber stacks failed: ",
+                           std::strerror(error)));
+}
+
 void* MapOrDie(size_t bytes) {
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  DSIM_CHECK(p != MAP_FAILED, "mmap of ", bytes, " bytes for fiber stacks failed: ",
-             std::strerror(errno));
+  void* p = fail_mappings_for_testing.load()
+                ? MAP_FAILED
+                : mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (fail_mappings_for_testing.load()) errno = ENOMEM;
+  if (p == MAP_FAILED) MappingFailed("mmap", bytes, errno);
   return p;
 }
 
 void ProtectOrDie(void* p, size_t bytes) {  // For slabs: one split per many stacks.
-  DSIM_CHECK(mprotect(p, bytes, PROT_NONE) == 0, "mprotect of a stack guard page failed: ",
-             std::strerror(errno));
+  if (mprotect(p, bytes, PROT_NONE) != 0) MappingFailed("mprotect of a stack guard", bytes, errno);
 }
 
 }  // namespace
@@ -61,6 +111,8 @@ size_t StackPool::PageSize() {
 }
 
 int64_t StackPool::GuardedStacksInProcess() { return guarded_in_process.load(); }
+
+void StackPool::FailMappingsForTesting(bool fail) { fail_mappings_for_testing.store(fail); }
 
 int64_t StackPool::SetGuardedStackBudgetForTesting(int64_t budget) {
   return guarded_budget.exchange(budget);
@@ -138,11 +190,15 @@ void StackPool::Release(const Stack& stack) {
 }
 
 bool StackPool::TryAllocateGuarded(size_t size, Stack* stack) {
+  if (fail_mappings_for_testing.load()) return false;
   if (guarded_in_process.fetch_add(1) >= guarded_budget.load()) {
     guarded_in_process.fetch_sub(1);
     return false;
   }
-  const size_t page = PageSize();
+  // The guard is kGuardBytes, not one page: it costs address space only (PROT_NONE,
+  // never committed) and still one mapping split, and it catches a frame of up to that
+  // size stepping over the guard even in code built without -fstack-clash-protection.
+  const size_t page = kGuardBytes;
   void* mapped = mmap(nullptr, size + page, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (mapped != MAP_FAILED && mprotect(mapped, page, PROT_NONE) != 0) {
@@ -170,7 +226,7 @@ bool StackPool::TryAllocateGuarded(size_t size, Stack* stack) {
 }
 
 void StackPool::AllocateSlab(size_t slot_bytes) {
-  const size_t page = PageSize();
+  const size_t page = kGuardBytes;
   size_t slots = kMaxSlabBytes / slot_bytes;
   if (slots > kMaxSlotsPerSlab) slots = kMaxSlotsPerSlab;
   if (slots == 0) slots = 1;

@@ -38,6 +38,8 @@
 namespace dsim::internal {
 
 inline constexpr size_t kDefaultGuardedStackBudget = 10000;
+// The PROT_NONE guard below each guarded stack and each slab: address space only.
+inline constexpr size_t kGuardBytes = 256 * 1024;
 // The largest pool a thread keeps for reuse when its scheduler dies.
 inline constexpr size_t kMaxCachedStacks = 4096;
 inline constexpr uint64_t kStackCanary = 0xd51dca7a5713c4a1ULL;
@@ -90,6 +92,8 @@ class StackPool {
   // Lowers the process-wide budget (tests use it to exercise slab stacks). Returns the
   // previous budget.
   static int64_t SetGuardedStackBudgetForTesting(int64_t budget);
+  // Makes every new mapping fail with ENOMEM, as at vm.max_map_count (tests only).
+  static void FailMappingsForTesting(bool fail);
 
  private:
   struct Mapping {

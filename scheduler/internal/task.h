@@ -12,11 +12,9 @@
 
 namespace dsim::internal {
 
-// Thrown into a killed task (crash, scheduler destruction) so its destructors run.
-// Deliberately not derived from std::exception: `catch (const std::exception&)` in user
-// code does not swallow it. Code that catches (...) and does not rethrow is unwound
-// again at its next scheduling point.
-struct TaskUnwind {};
+// Thrown into a killed task (crash, scheduler destruction) so its destructors run; the
+// public name is dsim::TaskUnwind (scheduler.h), which documents it.
+using TaskUnwind = ::dsim::TaskUnwind;
 
 // The Itanium C++ ABI's per-thread exception state (__cxa_eh_globals): the stack of
 // caught exceptions and the count of uncaught ones. It is per OS thread, so the
@@ -38,7 +36,7 @@ enum class TaskState : uint8_t {
 
 struct Task {
   Fiber fiber;
-  std::function<void()> body;
+  TaskBody body;
   std::string name;
   TaskId id = kNoTask;
   GroupId group = kNoGroup;
@@ -46,6 +44,13 @@ struct Task {
   bool daemon = false;
   bool started = false;
   bool kill_requested = false;
+  bool unwind_thrown = false;  // A TaskUnwind was thrown into it (see DeliverKill).
+  bool swallow_reported = false;  // It swallowed one, and that was reported.
+  // The task that spawned it (kNoTask from outside a task), and how many tasks it
+  // spawned are still alive: a dying task unwinds only after its dying children.
+  TaskId parent = kNoTask;
+  uint32_t live_children = 0;
+  bool waiting_for_children = false;
   // While positive, a kill is not delivered at scheduling points (see NoUnwindScope).
   uint16_t no_unwind_depth = 0;
   WakeReason wake_reason = WakeReason::kWoken;

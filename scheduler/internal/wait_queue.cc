@@ -2,6 +2,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/misuse.h"
 #include "scheduler/internal/task.h"
 
 namespace dsim::internal {
@@ -30,9 +31,20 @@ Scheduler& SchedulerForBlocking(const char* what) {
 }  // namespace
 
 WaitQueue::~WaitQueue() {
-  DSIM_MISUSE(head_ == nullptr, "a wait queue (mutex, condition variable, socket, ...) was "
-              "destroyed while task \"", head_ ? head_->task->name : "", "\" waits on it. Objects that tasks use must outlive the tasks: declare them before the "
-              "Scheduler, or call Scheduler::Shutdown() before destroying them");
+  if (head_ == nullptr) return;
+  if (!DSIM_RUN_MISUSE(false, FirstWaiter(), kNoTask,
+                       "a wait queue (mutex, condition variable, socket, ...) was destroyed "
+                       "while task \"", head_->task->name, "\" waits on it. Objects that "
+                       "tasks use must outlive the tasks: declare them before the Scheduler, "
+                       "or call Scheduler::Shutdown() before destroying them")) {
+    AbandonWaiters();
+  }
+}
+
+TaskId WaitQueue::FirstWaiter() const { return head_ != nullptr ? head_->task->id : kNoTask; }
+
+void WaitQueue::AbandonWaiters() {
+  while (head_ != nullptr) Remove(head_);
 }
 
 void WaitQueue::Link(Waiter* waiter) {

@@ -70,6 +70,12 @@ class WaitQueue {
   // Unlinks a waiter (done for the waiting task when it resumes).
   void Remove(Waiter* waiter);
 
+  // The task of the oldest waiter, or kNoTask.
+  TaskId FirstWaiter() const;
+  // Unlinks every waiter without waking it: the queue is about to die under misuse, and
+  // its waiters must not touch it when they resume (to be unwound).
+  void AbandonWaiters();
+
  private:
   void Link(Waiter* waiter);
 

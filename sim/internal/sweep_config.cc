@@ -2,7 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include <climits>
+#include <limits>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -39,21 +43,9 @@ std::string Get(const EnvLookup& env, absl::string_view name) {
 
 absl::Status ResolveSeeds(const SweepOptions& options, const EnvLookup& env,
                           SweepConfig* config) {
-  std::optional<uint64_t> seed;
-  std::optional<uint64_t> seeds;
-  if (absl::Status s = ReadInt(env, "DSIM_SEED", "an unsigned integer", &seed); !s.ok()) return s;
-  if (absl::Status s = ReadInt(env, "DSIM_SEEDS", "a positive integer", &seeds); !s.ok()) return s;
-  if (seed.has_value()) {
-    config->all_seeds = {*seed};
-    return absl::OkStatus();
-  }
-  const uint64_t count = seeds.value_or(options.seeds);
-  if (count == 0 || count > kMaxSeeds) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a sweep needs 1..", kMaxSeeds, " seeds, got ", count));
-  }
-  config->all_seeds.reserve(count);
-  for (uint64_t i = 0; i < count; ++i) config->all_seeds.push_back(options.first_seed + i);
+  absl::StatusOr<SeedList> seeds = ResolveSeedList(options.seeds, options.first_seed, env);
+  if (!seeds.ok()) return seeds.status();
+  config->all_seeds = *seeds;
   return absl::OkStatus();
 }
 
@@ -112,7 +104,18 @@ absl::Status ResolveRecording(const SweepOptions& options, const EnvLookup& env,
   if (absl::Status s = ReadInt(env, "DSIM_SHRINK", "0 or 1", &shrink); !s.ok()) return s;
   config->record = record.has_value() ? *record != 0 : options.record_schedules;
   config->shrink = shrink.has_value() ? *shrink != 0 : options.shrink;
-  config->shrink_max_runs = options.shrink_max_runs;
+  std::optional<int> shrink_runs;
+  if (absl::Status s = ReadInt(env, "DSIM_SHRINK_RUNS", "a positive run count", &shrink_runs);
+      !s.ok()) {
+    return s;
+  }
+  if (shrink_runs.has_value() && *shrink_runs < 1) {
+    return BadVariable("DSIM_SHRINK_RUNS", absl::StrCat(*shrink_runs), "a positive run count");
+  }
+  config->shrink_max_runs = shrink_runs.value_or(options.shrink_max_runs);
+  std::optional<int> timeout;
+  if (absl::Status s = ReadInt(env, "TEST_TIMEOUT", "seconds", &timeout); !s.ok()) return s;
+  config->test_timeout_seconds = std::max(0, timeout.value_or(0));
   config->schedule_dir = env("DSIM_SCHEDULE_DIR").value_or(options.schedule_dir);
   if (config->shrink && !config->record) {
     return absl::InvalidArgumentError(
@@ -146,7 +149,7 @@ absl::Status ResolveReplay(const EnvLookup& env, SweepConfig* config) {
                                                    config->replay_path, ", a run of seed ",
                                                    schedule->seed()));
   }
-  config->all_seeds = {schedule->seed()};
+  config->all_seeds = SeedList::One(schedule->seed());
   config->replay = std::make_shared<const Schedule>(*std::move(schedule));
   return absl::OkStatus();
 }
@@ -156,6 +159,57 @@ std::string DefaultBazelCommand(const EnvLookup& env) {
     return *command;
   }
   return Get(env, "TEST_WORKSPACE") == "dsim" ? "./bazelw" : "bazel";
+}
+
+// DSIM_* variables a rerun sets itself or that do not change what a seed does.
+bool SetByTheCommand(absl::string_view name) {
+  for (absl::string_view own : {"DSIM_SEED", "DSIM_SEEDS", "DSIM_REPLAY", "DSIM_STRATEGY",
+                                "DSIM_CHECK_DETERMINISM", "DSIM_JOBS", "DSIM_PROGRESS"}) {
+    if (name == own) return true;
+  }
+  return false;
+}
+
+// Every DSIM_* variable that is set (scanned from the process environment, or, with an
+// injected lookup, the ones dsim knows), and the user's rerun_env names.
+std::vector<std::string> KeptEnvironment(const SweepOptions& options, const EnvLookup& env) {
+  std::vector<std::string> names;
+  if (options.env == nullptr) {
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      absl::string_view var(*entry);
+      const size_t eq = var.find('=');
+      if (eq != absl::string_view::npos && absl::StartsWith(var, "DSIM_")) {
+        names.emplace_back(var.substr(0, eq));
+      }
+    }
+    std::sort(names.begin(), names.end());
+  } else {
+    names = {"DSIM_BAZEL", "DSIM_RECORD", "DSIM_SCHEDULE_DIR", "DSIM_SHRINK",
+             "DSIM_SHRINK_RUNS", "DSIM_TRACE"};
+  }
+  for (const std::string& name : options.rerun_env) names.push_back(name);
+  std::vector<std::string> kept;
+  for (const std::string& name : names) {
+    if (SetByTheCommand(name)) continue;
+    std::optional<std::string> value = env(name);
+    if (value.has_value()) kept.push_back(absl::StrCat(name, "=", *value));
+  }
+  return kept;
+}
+
+// A name made safe for a file name: "//tests:kv_test" -> "tests_kv_test".
+std::string FileNamePart(absl::string_view text) {
+  std::string out;
+  for (char c : text) {
+    const bool plain = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+    if (plain) {
+      out += c;
+    } else if (!out.empty() && out.back() != '_') {
+      out += '_';
+    }
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out;
 }
 
 std::string SelfPath() {
@@ -170,8 +224,13 @@ std::string SelfPath() {
 std::string CommandWithEnv(const SweepConfig& config, const std::vector<std::string>& env,
                            const std::string& test_filter) {
   if (!config.test_target.empty()) {
-    std::string command = absl::StrCat(config.bazel_command, " test ", config.test_target);
+    std::string command = absl::StrCat(config.bazel_command, " test");
+    for (const std::string& flag : config.build_flags) absl::StrAppend(&command, " ", flag);
+    absl::StrAppend(&command, " ", config.test_target);
     for (const std::string& e : env) absl::StrAppend(&command, " --test_env=", ShellWord(e));
+    for (const std::string& e : config.kept_env) {
+      absl::StrAppend(&command, " --test_env=", ShellWord(e));
+    }
     if (!test_filter.empty()) absl::StrAppend(&command, " --test_filter=", ShellWord(test_filter));
     // The rerun is one seed: no shards, so its whole output is in one log.
     if (config.total_shards > 1) absl::StrAppend(&command, " --test_sharding_strategy=disabled");
@@ -179,12 +238,34 @@ std::string CommandWithEnv(const SweepConfig& config, const std::vector<std::str
   }
   std::string command;
   for (const std::string& e : env) absl::StrAppend(&command, ShellWord(e), " ");
+  for (const std::string& e : config.kept_env) absl::StrAppend(&command, ShellWord(e), " ");
   absl::StrAppend(&command, ShellWord(SelfPath()));
   if (!test_filter.empty()) absl::StrAppend(&command, " --gtest_filter=", ShellWord(test_filter));
   return command;
 }
 
 }  // namespace
+
+absl::StatusOr<SeedList> ResolveSeedList(uint64_t count, uint64_t first, const EnvLookup& env) {
+  std::optional<uint64_t> seed;
+  std::optional<uint64_t> seeds;
+  if (absl::Status s = ReadInt(env, "DSIM_SEED", "an unsigned integer", &seed); !s.ok()) return s;
+  if (absl::Status s = ReadInt(env, "DSIM_SEEDS", "a positive integer", &seeds); !s.ok()) return s;
+  if (seed.has_value()) return SeedList::One(*seed);
+  if (seeds.has_value() && (*seeds == 0 || *seeds > kMaxSeeds)) {
+    return BadVariable("DSIM_SEEDS", absl::StrCat(*seeds), absl::StrCat("1..", kMaxSeeds, " seeds"));
+  }
+  const uint64_t want = seeds.value_or(count);
+  if (want == 0 || want > kMaxSeeds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a sweep needs 1..", kMaxSeeds, " seeds, got ", want));
+  }
+  if (want - 1 > std::numeric_limits<uint64_t>::max() - first) {
+    return absl::InvalidArgumentError(absl::StrCat(want, " seeds from ", first,
+                                                   " run past the largest seed, 2^64-1"));
+  }
+  return SeedList::Range(first, want);
+}
 
 std::string ShellWord(absl::string_view word) {
   const bool plain = !word.empty() && word.find_first_not_of(
@@ -215,17 +296,29 @@ absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
     config.strategy_from_env = true;
   }
   if (absl::Status s = ResolveReplay(env, &config); !s.ok()) return s;
+  // A guided replay checks a fix against one recorded scenario: by default the
+  // schedule's own seed, unless DSIM_SEED or DSIM_SEEDS say otherwise.
+  if (absl::StartsWith(config.strategy, "guided:") && !env("DSIM_SEED").has_value() &&
+      !env("DSIM_SEEDS").has_value()) {
+    absl::StatusOr<Schedule> schedule = Schedule::Load(config.strategy.substr(7));
+    if (!schedule.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("DSIM_STRATEGY: ", schedule.status().message()));
+    }
+    config.all_seeds = SeedList::One(schedule->seed());
+  }
   config.trace_path = Get(env, "DSIM_TRACE");
   config.test_target = Get(env, "TEST_TARGET");
   config.outputs_dir = Get(env, "TEST_UNDECLARED_OUTPUTS_DIR");
   config.bazel_command =
       options.bazel_command.empty() ? DefaultBazelCommand(env) : options.bazel_command;
+  BuildConfiguration build = DetectBuildConfiguration(SelfPath());
+  config.build_config = std::move(build.name);
+  config.build_flags = std::move(build.flags);
+  config.kept_env = KeptEnvironment(options, env);
   // Position i of the seed list belongs to shard i mod k: every seed exactly once.
-  for (size_t i = 0; i < config.all_seeds.size(); ++i) {
-    if (!config.split_seeds || static_cast<int>(i % config.total_shards) == config.shard_index) {
-      config.shard_seeds.push_back(config.all_seeds[i]);
-    }
-  }
+  config.shard_seeds = config.split_seeds
+                           ? config.all_seeds.Shard(config.shard_index, config.total_shards)
+                           : config.all_seeds;
   return config;
 }
 
@@ -240,6 +333,42 @@ std::string RerunCommand(const SweepConfig& config, uint64_t seed,
 std::string ReplayCommand(const SweepConfig& config, const std::string& schedule_path,
                           const std::string& test_filter) {
   return CommandWithEnv(config, {"DSIM_REPLAY=" + schedule_path}, test_filter);
+}
+
+BuildConfiguration DetectBuildConfiguration(const std::string& binary_path) {
+  BuildConfiguration build;
+  // bazel-out/<cpu>-<mode>[-ST-hash]/bin/...: the mode is what -c chose.
+  const size_t out = binary_path.find("/bazel-out/");
+  if (out != std::string::npos) {
+    const size_t start = out + std::string("/bazel-out/").size();
+    const size_t end = binary_path.find('/', start);
+    build.name = binary_path.substr(start, end == std::string::npos ? end : end - start);
+    if (absl::StrContains(build.name, "-opt")) build.flags.push_back("-c opt");
+    if (absl::StrContains(build.name, "-dbg")) build.flags.push_back("-c dbg");
+  }
+  const char* sanitizer = "";
+#if defined(__SANITIZE_ADDRESS__) || defined(DSIM_ASAN)
+  sanitizer = "asan";
+#elif defined(__SANITIZE_THREAD__) || defined(DSIM_TSAN)
+  sanitizer = "tsan";
+#elif defined(DSIM_UBSAN)
+  sanitizer = "ubsan";
+#endif
+  if (sanitizer[0] != '\0') {
+    build.name = build.name.empty() ? sanitizer : absl::StrCat(build.name, "-", sanitizer);
+    build.flags.push_back(absl::StrCat("--config=", sanitizer));
+  }
+  return build;
+}
+
+std::string FileStem(const SweepConfig& config, const std::string& test_name, uint64_t seed) {
+  std::vector<std::string> parts;
+  if (!config.test_target.empty()) parts.push_back(FileNamePart(config.test_target));
+  parts.push_back(FileNamePart(test_name.empty() ? "sweep" : test_name));
+  if (!config.build_config.empty()) parts.push_back(FileNamePart(config.build_config));
+  if (config.strategy_from_env) parts.push_back(FileNamePart(config.strategy));
+  parts.push_back(absl::StrCat("seed-", seed));
+  return absl::StrJoin(parts, ".");
 }
 
 std::string OutputsZipPath(const std::string& outputs_dir) {

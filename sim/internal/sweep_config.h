@@ -18,8 +18,8 @@
 namespace dsim::internal {
 
 struct SweepConfig {
-  std::vector<uint64_t> all_seeds;    // The whole sweep, over every shard.
-  std::vector<uint64_t> shard_seeds;  // The ones this process runs.
+  SeedList all_seeds;    // The whole sweep, over every shard.
+  SeedList shard_seeds;  // The ones this process runs.
   std::string strategy;               // Spec.
   bool strategy_from_env = false;
   bool check_determinism = false;
@@ -32,12 +32,21 @@ struct SweepConfig {
   std::string test_target;            // TEST_TARGET, e.g. "//tests:kv_test".
   std::string outputs_dir;            // TEST_UNDECLARED_OUTPUTS_DIR.
   std::string bazel_command;
+  // The build this binary came from: "k8-fastbuild", "k8-opt-asan", ... ("" when
+  // unknown), and the Bazel flags that rebuild it ("--config=asan", "-c opt").
+  std::string build_config;
+  std::vector<std::string> build_flags;
+  // The test's own environment to keep in rerun and replay commands ("DSIM_SHRINK=1"):
+  // every DSIM_* variable the sweep does not set itself, and SweepOptions::rerun_env.
+  std::vector<std::string> kept_env;
   std::optional<bool> progress;       // DSIM_PROGRESS, when set.
   // Record reported failing seeds' schedules (in a rerun). DSIM_RECORD.
   bool record = true;
   // Shrink failing seeds' schedules. DSIM_SHRINK.
   bool shrink = false;
-  int shrink_max_runs = 1000;
+  int shrink_max_runs = 1000;  // DSIM_SHRINK_RUNS, else SweepOptions::shrink_max_runs.
+  // Bazel's TEST_TIMEOUT in seconds, 0 when not under Bazel: shrinking stops in time.
+  int test_timeout_seconds = 0;
   // A stable directory for failing seeds' schedules, outside Bazel's zipped outputs;
   // "" for none. DSIM_SCHEDULE_DIR.
   std::string schedule_dir;
@@ -45,6 +54,9 @@ struct SweepConfig {
   std::string replay_path;
   std::shared_ptr<const Schedule> replay;
 };
+
+// DSIM_SEED / DSIM_SEEDS over `count` seeds from `first`, validated.
+absl::StatusOr<SeedList> ResolveSeedList(uint64_t count, uint64_t first, const EnvLookup& env);
 
 absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
                                                const EnvLookup& env);
@@ -64,6 +76,19 @@ std::string ReplayCommand(const SweepConfig& config, const std::string& schedule
 // the zip as a workspace path ("bazel-testlogs/t/x/test.outputs/outputs.zip") when the
 // directory is under a testlogs tree, else the absolute path of the zip.
 std::string OutputsZipPath(const std::string& outputs_dir);
+
+// The build configuration of this binary: from the output directory in its path
+// (bazel-out/k8-opt/...) and the sanitizer it was compiled with.
+struct BuildConfiguration {
+  std::string name;                 // "k8-opt-asan"; "" when unknown.
+  std::vector<std::string> flags;   // "-c opt", "--config=asan".
+};
+BuildConfiguration DetectBuildConfiguration(const std::string& binary_path);
+
+// The start of every file name of a failing seed, unique per target, test, build
+// configuration, strategy (when DSIM_STRATEGY chose it) and seed:
+// "tests_kv_test.Kv.Linearizable.k8-opt-asan.seed-7".
+std::string FileStem(const SweepConfig& config, const std::string& test_name, uint64_t seed);
 
 // Quotes a word for a POSIX shell when it needs it.
 std::string ShellWord(absl::string_view word);

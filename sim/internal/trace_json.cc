@@ -157,7 +157,12 @@ class JsonWriter {
          << ",\"name\":" << JsonString(e.category) << TrackFields(track)
          << ",\"ts\":" << Micros(display) << ",\"dur\":" << Micros(duration)
          << ",\"args\":" << Args(e) << "}";
-    if (e.flow_id == 0 || !paired_flows_.count(e.flow_id)) return;
+    // Only a flow's start (phase 1) and end (phase 2) are arrow ends. Annotations on the
+    // way (a hold, a retransmission: phase 0) name the flow in their args, nothing more.
+    if (e.flow_id == 0 || (e.flow_phase != 1 && e.flow_phase != 2) ||
+        !paired_flows_.count(e.flow_id)) {
+      return;
+    }
     // Strictly inside the slice, so the viewer binds it to this slice.
     Begin();
     out_ << "{\"ph\":\"" << (e.flow_phase == 1 ? "s" : "f") << "\""
