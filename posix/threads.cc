@@ -115,8 +115,9 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
       result = exit.value;
     }
     pi::ForgetTaskKeys(state, self);
-    auto it = state.threads.find(self);
-    if (it == state.threads.end()) return;
+    // Spawn is a scheduling point: this thread may finish before pthread_create has
+    // recorded it, so the record may be created here (pthread_create completes it).
+    auto it = state.threads.try_emplace(self).first;
     if (it->second.detached) {
       state.threads.erase(it);
     } else {
@@ -126,6 +127,7 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
   pi::SimThread& record = state.threads[handle.id()];
   record.handle = handle;
   record.detached = detach_state == PTHREAD_CREATE_DETACHED;
+  if (record.detached && handle.done()) state.threads.erase(handle.id());
   *thread = pi::SimThreadId(handle.id());
   return 0;
 }
