@@ -476,6 +476,9 @@ int pselect(int nfds, fd_set* readers, fd_set* writers, fd_set* errors,
   return DSIM_REAL(pselect)(nfds, readers, writers, errors, timeout, mask);
 }
 
+// Defined by //posix:files (simulated disks) when a test links it: record and OFD locks.
+int dsim_posix_file_lock_fcntl(int fd, int command, void* argument) __attribute__((weak));
+
 int fcntl(int fd, int command, ...) {
   va_list args;
   va_start(args, command);
@@ -486,6 +489,16 @@ int fcntl(int fd, int command, ...) {
   if (pi::SimulatedFd(*scheduler, fd) == nullptr) {
     pi::Forwarded(*scheduler, "fcntl", fd);
     return DSIM_REAL(fcntl)(fd, command, arg);
+  }
+  switch (command) {
+    case F_GETLK: case F_SETLK: case F_SETLKW:
+    case F_OFD_GETLK: case F_OFD_SETLK: case F_OFD_SETLKW:
+      if (dsim_posix_file_lock_fcntl != nullptr) {
+        return dsim_posix_file_lock_fcntl(fd, command, reinterpret_cast<void*>(arg));
+      }
+      break;
+    default:
+      break;
   }
   return dsim::Fcntl(fd, command, arg);
 }

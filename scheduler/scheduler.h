@@ -448,8 +448,9 @@ class Scheduler {
     kSimulationExtension = 1,
     kUserExtension = 2,
     kPosixExtension = 3,  // //posix: simulated pthread objects, escapes.
+    kDiskExtension = 4,   // disk/disks.h
   };
-  static constexpr int kExtensionSlots = 4;
+  static constexpr int kExtensionSlots = 5;
   void SetExtension(int slot, void* value);
   // As SetExtension, but the scheduler owns `value`: it is destroyed with the scheduler,
   // after every task has unwound (so tasks may still use it while they unwind).

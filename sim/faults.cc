@@ -316,4 +316,12 @@ void FaultLinkModel::FormatFault(const AnnotationPayload& payload, std::string* 
   if (extra_ns > 0) absl::StrAppend(out, " +", absl::FormatDuration(absl::Nanoseconds(extra_ns)));
 }
 
+const StorageFaults& FaultOptions::StorageFor(const std::string& host) const {
+  const StorageFaults* found = &storage;
+  for (const StorageOverride& o : storage_overrides) {
+    if (o.host == host) found = &o.storage;
+  }
+  return *found;
+}
+
 }  // namespace dsim

@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "disk/storage_faults.h"
 #include "scheduler/scheduler.h"
 #include "sim/network.h"
 #include "sim/swarm.h"
@@ -126,6 +127,12 @@ struct LinkOverride {
   bool both_directions = true;
 };
 
+// Storage faults for one host's disk, by host name; the last match wins.
+struct StorageOverride {
+  std::string host;
+  StorageFaults storage;
+};
+
 // Everything that describes a simulation's fault model. All off by default.
 struct FaultOptions {
   LinkFaults link;                       // Defaults for every link between two hosts.
@@ -140,7 +147,13 @@ struct FaultOptions {
   // buggify, clock faults and swizzle-clogging.
   SwarmOptions swarm;
 
+  // Storage faults of every host's disk (disk/storage_faults.h), and per-host ones.
+  StorageFaults storage;
+  std::vector<StorageOverride> storage_overrides;
+
   BuggifyOptions buggify_options() const;
+  // The storage faults of the host named `host`.
+  const StorageFaults& StorageFor(const std::string& host) const;
 };
 
 // Bytes a packet occupies on the wire, for bandwidth: payload plus IPv4 and TCP (40) or

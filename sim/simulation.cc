@@ -42,7 +42,8 @@ class Simulation::NetworkBridge final : public HostObserver {
   explicit NetworkBridge(Network* network) : network_(network) {}
 
   void OnHostAdded(Host& host) override {
-    if (host.options_.addresses.empty()) return;
+    // Every host is on the network, if only through loopback: its descriptor table
+    // (sockets, pipes, disk files) lives in its stack.
     host.network_host_ = &network_->AddHost(host.name(), host.options_.addresses, host.group());
   }
   void OnHostCrashed(Host& host, GroupId dead_group) override {
@@ -123,6 +124,7 @@ Simulation::Simulation(SimulationOptions options)
   network_->set_buggify(options_.faults.buggify_options());
   network_bridge_ = std::make_unique<NetworkBridge>(network_.get());
   AddHostObserver(network_bridge_.get());  // First: others see the network up to date.
+  disks_ = std::make_unique<Disks>(&scheduler_);
   if (swarm.swizzle) {
     Spawn("swarm/swizzle", [this, swarm] {
       dsim::SleepFor(swarm.swizzle_start);
@@ -149,6 +151,7 @@ Simulation::~Simulation() {
   trace_->Detach();
   scheduler_.RemoveListener(coverage_.get());
   RemoveHostObserver(network_bridge_.get());
+  disks_.reset();
   network_.reset();  // Before the scheduler, whose extension slot it holds.
   scheduler_.SetExtension(Scheduler::kSimulationExtension, nullptr);
 }
@@ -300,6 +303,9 @@ Host& Simulation::AddHost(HostOptions options) {
   if (options.name.empty()) options.name = absl::StrCat("host-", id);
   hosts_.push_back(std::unique_ptr<Host>(new Host(this, id, std::move(options))));
   Host& host = *hosts_.back();
+  const DiskId disk = disks_->AddDisk(host.name());
+  DSIM_CHECK(disk == id, "disk ids are host ids");
+  disks_->disk(disk).set_faults(options_.faults.StorageFor(host.name()));
   clocks_.emplace_back();
   if (options_.clocks.any()) SetUpClock(host);
   StartIncarnation(host);
@@ -404,6 +410,7 @@ void Simulation::StartIncarnation(Host& host) {
   ++host.incarnation_;
   DSIM_CHECK(host_of_group_.size() == host.group_, "groups are handed out in order");
   host_of_group_.push_back(host.id_);
+  disks_->BindGroup(host.group_, host.id_);
   trace_->NameGroup(host.group_, host.incarnation_ == 1
                                      ? host.name()
                                      : absl::StrCat(host.name(), " #", host.incarnation_));
@@ -449,8 +456,23 @@ bool Simulation::Crash(HostId id) {
            dead);
   host.state_ = HostState::kCrashed;
   scheduler_.KillGroup(dead);
+  // The process's open files go, then the power: the disk resolves what was not durable.
+  disks_->UnbindGroup(dead);
+  disks_->Crash(host.id_);
   for (HostObserver* observer : observers_) observer->OnHostCrashed(host, dead);
   return true;
+}
+
+Disk& Simulation::disk(HostId id) { return disks_->disk(HostOrDie(id, "disk").id_); }
+
+void Simulation::WipeDisk(HostId id) { disks_->Wipe(HostOrDie(id, "WipeDisk").id_); }
+
+void Simulation::SwapDisks(HostId a, HostId b) {
+  disks_->Swap(HostOrDie(a, "SwapDisks").id_, HostOrDie(b, "SwapDisks").id_);
+}
+
+void Simulation::SetStorageFaults(HostId id, const StorageFaults& faults) {
+  disks_->disk(HostOrDie(id, "SetStorageFaults").id_).set_faults(faults);
 }
 
 GroupId Simulation::Restart(HostId id) {

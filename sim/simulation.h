@@ -24,7 +24,8 @@
 // unwind at their next scheduling point, can never be confused with the new one's.
 // Host::group() is the current incarnation's group. What survives a crash is what the
 // test keeps outside the start function (a simulated disk); everything the start
-// function builds is fresh.
+// function builds is fresh: every host has a simulated disk (disks(), files/file.h)
+// that survives; a crash is a power loss for it.
 //
 // Layers above hook into host lifecycle through HostObserver: they learn of each host
 // added, crashed, restarted, paused and resumed, in that order of calls.
@@ -91,6 +92,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "disk/disks.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/source_location.h"
 #include "scheduler/strategy.h"
@@ -146,8 +148,8 @@ struct HostOptions {
   // Whether the start task is a daemon: a server loop that never returns should not
   // keep Simulation::Run() from completing.
   bool start_daemon = true;
-  // IP addresses ("10.0.0.1", "fd00::1"). A host with addresses is on the network; its
-  // tasks' socket calls act on its sockets. Loopback is implicit.
+  // IP addresses ("10.0.0.1", "fd00::1"). Every host is on the network (loopback is
+  // implicit) and has a descriptor table; a host without addresses reaches only itself.
   std::vector<std::string> addresses;
 };
 
@@ -161,7 +163,7 @@ class Host {
   GroupId group() const { return group_; }
   // 1 for the first start, 2 after the first restart, ...
   int incarnation() const { return incarnation_; }
-  // The host on the network, or null for a host without addresses.
+  // The host on the network (every host has one; without addresses, loopback only).
   NetworkHost* network_host() const { return network_host_; }
 
   // Spawns a task on this host (in the current incarnation's group). Misuse on a
@@ -398,6 +400,22 @@ class Simulation {
   // What this run reached: assertion sites, BUGGIFY sites, fault kinds (sim/coverage.h).
   CoverageRecorder& coverage() { return *coverage_; }
 
+  // ---- Disks -------------------------------------------------------------------------
+  // Every host has a disk (disk/disk.h) that survives its crashes and restarts; its
+  // tasks reach it through the file calls (files/file.h). A host Crash is a power
+  // loss: the disk's non-durable state is resolved as the seed decides. Disk ids equal
+  // host ids.
+
+  Disks& disks() { return *disks_; }
+  Disk& disk(HostId id);
+  // Erases the host's disk ("fault.disk.wipe"). Typically while the host is crashed.
+  void WipeDisk(HostId id);
+  // Exchanges two hosts' disks ("fault.disk.swap"): a restarted host comes back with
+  // another's disk. Both should be crashed.
+  void SwapDisks(HostId a, HostId b);
+  // Replaces the storage faults of one host's disk at run time.
+  void SetStorageFaults(HostId id, const StorageFaults& faults);
+
  private:
   using OwnedObject = std::unique_ptr<void, void (*)(void*)>;
   class InvariantChecker;
@@ -419,6 +437,7 @@ class Simulation {
   std::unique_ptr<Network> network_;
   std::shared_ptr<FaultLinkModel> fault_model_;
   std::unique_ptr<NetworkBridge> network_bridge_;
+  std::unique_ptr<Disks> disks_;  // Disk ids are host ids.
   std::vector<std::unique_ptr<Host>> hosts_;  // hosts_[id - 1].
   // Host clocks by host id (index id - 1; null until first needed).
   std::vector<std::unique_ptr<HostClock>> clocks_;

@@ -242,11 +242,13 @@ ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
   // socket returns 0 at once.
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Read", fd, -EBADF);
   if (!AccessOk(buffer, length)) return Finish(stack, "Read", fd, FaultOutside(stack, "read"));
-  if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
   const iovec v{buffer, length};
+  // Other kinds answer a zero-length read themselves: Linux checks the access mode
+  // first (EBADF on a write-only descriptor) and a directory says EISDIR.
   if (stack->LookupFile(fd) != nullptr) {
     return Finish(stack, "Read", fd, stack->FileRead(fd, absl::MakeConstSpan(&v, 1), where));
   }
+  if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
   internal::RecvArgs args;
   args.iov = absl::MakeConstSpan(&v, 1);
   args.what = "read";
@@ -419,6 +421,9 @@ ssize_t Readv(int fd, const iovec* iov, int count, SourceLocation where) {
   if (int r = ReadIovecs(stack, iov, count, "readv", &pieces, &total); r < 0) {
     return Finish<ssize_t>(stack, "Readv", fd, r);
   }
+  if (stack->LookupFile(fd) != nullptr) {
+    return Finish(stack, "Readv", fd, stack->FileRead(fd, absl::MakeConstSpan(pieces), where));
+  }
   if (total == 0) return Finish<ssize_t>(stack, "Readv", fd, 0);
   internal::RecvArgs args;
   args.iov = absl::MakeConstSpan(pieces);
@@ -434,6 +439,9 @@ ssize_t Writev(int fd, const iovec* iov, int count, SourceLocation where) {
   size_t total;
   if (int r = ReadIovecs(stack, iov, count, "writev", &pieces, &total); r < 0) {
     return Finish<ssize_t>(stack, "Writev", fd, r);
+  }
+  if (stack->LookupFile(fd) != nullptr) {
+    return Finish(stack, "Writev", fd, stack->FileWrite(fd, absl::MakeConstSpan(pieces), where));
   }
   if (total == 0) return Finish<ssize_t>(stack, "Writev", fd, 0);
   internal::SendArgs args;

@@ -161,7 +161,7 @@ int GetFlags(int fd);
 // gives EINVAL), F_GETFD/F_SETFD (FD_CLOEXEC, per descriptor), F_DUPFD and
 // F_DUPFD_CLOEXEC. Other commands give EINVAL. Status flags belong to the open socket,
 // so every dup of it sees them.
-int Fcntl(int fd, int cmd, long arg);
+int Fcntl(int fd, int cmd, long arg = 0);
 // ioctl(2): FIONREAD/SIOCINQ (bytes readable; a datagram socket's next datagram size;
 // EINVAL on a listener), SIOCOUTQ (unacknowledged bytes), FIONBIO, FIOASYNC, FIOCLEX,
 // FIONCLEX. Other requests give ENOTTY. `arg` points to an int.

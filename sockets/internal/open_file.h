@@ -65,6 +65,11 @@ class OpenFile {
   virtual short PollMask() const = 0;
   // The last descriptor referring to this description was closed.
   virtual void OnLastClose() {}
+  // fcntl(2) commands this kind answers itself (status flags beyond the access mode and
+  // O_NONBLOCK, per-description state). kFcntlNotHandled leaves the command to the host
+  // table; otherwise the result, or a negative errno.
+  static constexpr int kFcntlNotHandled = -0x7fffffff;
+  virtual int Fcntl(HostStack&, int /*cmd*/, long /*arg*/) { return kFcntlNotHandled; }
 
   // File status flags (fcntl F_GETFL): the access mode plus O_NONBLOCK.
   int status_flags() const { return status_flags_; }

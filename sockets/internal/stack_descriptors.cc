@@ -33,6 +33,7 @@ int HostStack::GetFlags(int fd) {
 // descriptor is not simulated yet.)
 int HostStack::FileFcntl(int fd, int cmd, long arg) {
   OpenFile* file = LookupFile(fd);
+  if (const int r = file->Fcntl(*this, cmd, arg); r != OpenFile::kFcntlNotHandled) return r;
   switch (cmd) {
     case F_GETFD:
       return descriptors_[fd].close_on_exec ? FD_CLOEXEC : 0;
