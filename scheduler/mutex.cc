@@ -14,8 +14,8 @@ Scheduler& RunningScheduler(const char* operation) {
   return *scheduler;
 }
 
-// Reacquires a CondVar's mutex however the wait ends, a kill included: CondVar::Wait
-// always returns holding the mutex, so the caller's MutexLock stays balanced.
+// Reacquires the mutex however a wait ends, a kill included, so the caller's
+// MutexLock stays balanced.
 class RelockOnExit {
  public:
   RelockOnExit(Mutex* mu, SourceLocation where) : mu_(mu), where_(where) {}
@@ -104,9 +104,21 @@ void Mutex::Lock(SourceLocation where) {
   scheduler_ = &scheduler;
 }
 
+bool Mutex::SkipRelockWhileStopping() {
+  Scheduler& scheduler = RunningScheduler("CondVar::Wait");
+  if (holder_ == kNoTask || relock_skipped_by_ != kNoTask) return false;
+  if (!scheduler.CurrentTaskIsBeingStopped()) return false;
+  relock_skipped_by_ = scheduler.CurrentTaskId();
+  return true;
+}
+
 void Mutex::Unlock() {
   Scheduler& scheduler = RunningScheduler("Mutex::Unlock");
   const TaskId self = scheduler.CurrentTaskId();
+  if (relock_skipped_by_ == self && holder_ != self) {
+    relock_skipped_by_ = kNoTask;  // The unlock that balances a skipped relock.
+    return;
+  }
   if (!DSIM_RUN_MISUSE(holder_ == self, self, holder_, "task \"", scheduler.CurrentTaskName(),
                        "\" unlocked a Mutex it does not hold (",
                        holder_ == kNoTask ? std::string("it is not locked")
@@ -248,9 +260,22 @@ bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline, SourceLocation wh
   // Releasing and enqueueing happen with no scheduling point in between, so no signal
   // can be lost.
   mu->ReleaseForWait();
+  // CondVar::Wait always returns holding the mutex, a kill included. One exception: a
+  // task being stopped whose mutex another task holds does not wait for it. The holder
+  // may be its parent, which unwinds only after its children (teardown order), so the
+  // wait would never end; the stopping task's own Unlock of that mutex is then skipped.
+  struct Relock {
+    Mutex* mu;
+    SourceLocation where;
+    ~Relock() {
+      Scheduler::NoUnwindScope no_unwind;
+      if (mu->SkipRelockWhileStopping()) return;
+      mu->Lock(where);
+    }
+  };
   WakeReason reason;
   {
-    RelockOnExit relock(mu, where);
+    Relock relock{mu, where};
     reason = waiters_.Wait("CondVar::Wait", where, scheduler.TrueTimeOfLocal(deadline));
   }
   return reason == WakeReason::kTimedOut;

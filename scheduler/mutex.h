@@ -121,8 +121,13 @@ class ABSL_LOCKABLE Mutex {
   friend class CondVar;
   // Release without a scheduling point (CondVar::Wait releases and blocks atomically).
   void ReleaseForWait();
+  // For CondVar::Wait's relock while its task is being stopped; see mutex.cc.
+  bool SkipRelockWhileStopping();
 
   TaskId holder_ = kNoTask;
+  // A task being stopped that left CondVar::Wait without relocking (the mutex was held
+  // by another task): its next Unlock of this mutex is skipped.
+  TaskId relock_skipped_by_ = kNoTask;
   Scheduler* scheduler_ = nullptr;  // Of the last Lock: names the holder in reports.
   internal::WaitQueue waiters_;
   // Tasks in Await, each waiting on its own queue with its condition. A task that

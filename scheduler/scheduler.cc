@@ -891,6 +891,10 @@ bool Scheduler::CurrentTaskKilled() const {
 
 TaskId Scheduler::CurrentTaskId() const { return current_ ? current_->id : kNoTask; }
 
+bool Scheduler::CurrentTaskIsBeingStopped() const {
+  return current_ != nullptr && current_->kill_requested && std::uncaught_exceptions() > 0;
+}
+
 absl::string_view Scheduler::CurrentTaskName() const {
   return current_ ? absl::string_view(current_->name) : absl::string_view();
 }

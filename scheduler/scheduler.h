@@ -360,6 +360,9 @@ class Scheduler {
   void SleepFor(absl::Duration duration, SourceLocation where = SourceLocation::Current());
   void SleepUntil(absl::Time deadline, SourceLocation where = SourceLocation::Current());
   bool InTask() const { return current_ != nullptr; }
+  // True while the calling task is being stopped (crash, Kill, Shutdown): its frames
+  // are unwinding by dsim::TaskUnwind.
+  bool CurrentTaskIsBeingStopped() const;
   // True when the current task has been killed (crash, shutdown) and is to unwind; code
   // that must not throw (inside a NoUnwindScope) checks it to stop waiting.
   bool CurrentTaskKilled() const;

@@ -974,5 +974,34 @@ TEST(TeardownOrder, AKilledParentUnwindsAfterItsKilledChildren) {
   EXPECT_EQ(scheduler.live_tasks(), 0u);
 }
 
+// A child waits on a condition variable whose mutex its parent holds when the run
+// stops. The parent unwinds only after its children, and the child cannot relock the
+// mutex while the parent holds it: the child leaves the wait without relocking (its own
+// unlock is then skipped) instead of blocking forever, which used to abort the process
+// with "keeps blocking while being unwound".
+TEST(TeardownOrder, AChildWaitingOnACondVarWhoseMutexItsParentHoldsStillUnwinds) {
+  int dead_touches = 0;
+  {
+    Scheduler scheduler(SchedulerOptions{.seed = 3});
+    scheduler.Spawn("parent", [&] {
+      SharedState shared;
+      dsim::Mutex mu;
+      dsim::CondVar cv;
+      bool ready = false;
+      dsim::Spawn("child", [&] {
+        TouchesSharedStateOnExit guard{&shared, &dead_touches};
+        dsim::MutexLock lock(&mu);
+        while (!ready) cv.Wait(&mu);
+      });
+      dsim::SleepFor(absl::Milliseconds(1));  // The child is waiting now.
+      dsim::MutexLock lock(&mu);
+      dsim::SleepFor(absl::Hours(1));         // Holds the mutex when the run stops.
+    });
+    RunResult result = scheduler.RunFor(absl::Seconds(1));
+    EXPECT_EQ(result.outcome, RunOutcome::kReachedTime) << result.ToString();
+  }  // The destructor unwinds both tasks: children first.
+  EXPECT_EQ(dead_touches, 0);
+}
+
 }  // namespace
 }  // namespace dsim
