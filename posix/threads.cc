@@ -41,18 +41,12 @@ std::atomic<void (*)(void*)> key_destructors[PTHREAD_KEYS_MAX];
 // Written once per key creation.
 std::atomic<bool> key_of_runtime[PTHREAD_KEYS_MAX];
 
-// Whether `address` lies in a sanitizer runtime (libasan, liblsan, libtsan, libubsan,
-// libhwasan, or clang's libclang_rt.*). Called once per key creation, not per access.
+// Whether `address` lies in a sanitizer runtime. By file name, not by
+// IsRuntimeCode(): ASan creates its key while it initializes, before //posix's
+// constructors found the runtimes' ranges. Once per key creation, not per access.
 bool IsSanitizerRuntime(const void* address) {
   Dl_info info;
-  if (dladdr(address, &info) == 0 || info.dli_fname == nullptr) return false;
-  const char* base = strrchr(info.dli_fname, '/');
-  base = base == nullptr ? info.dli_fname : base + 1;
-  for (const char* prefix : {"libasan.", "liblsan.", "libtsan.", "libubsan.", "libhwasan.",
-                             "libclang_rt."}) {
-    if (strncmp(base, prefix, strlen(prefix)) == 0) return true;
-  }
-  return false;
+  return dladdr(address, &info) != 0 && IsSanitizerRuntimeName(info.dli_fname);
 }
 
 namespace {
