@@ -104,7 +104,8 @@ DSIM_DECLARE_REAL(pthread_tryjoin_np);
 DSIM_DECLARE_REAL(pthread_timedjoin_np);
 
 // A simulated pthread_t passed to a real function would be dereferenced: refuse it.
-int RefuseSimThread(const char* call) {
+// always_inline: TaskScheduler() must see the return address of the interposer.
+__attribute__((always_inline)) inline int RefuseSimThread(const char* call) {
   if (dsim::Scheduler* scheduler = pi::TaskScheduler(); scheduler != nullptr) {
     pi::RecordEscape(*scheduler, call, "not simulated for simulated threads", true);
   }

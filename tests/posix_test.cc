@@ -332,6 +332,10 @@ TEST(PosixEscapes, ForkInATaskFailsTheRunNamingTaskAndCall) {
   EXPECT_EQ(result.outcome, RunOutcome::kTaskFailed);
   EXPECT_NE(result.ToString().find("task \"forker\" called fork from "), std::string::npos)
       << result.ToString();
+  // The user's function, not //posix's fork (linked into this executable).
+  EXPECT_NE(result.ToString().find("called fork from dsim::(anonymous namespace)::"),
+            std::string::npos)
+      << result.ToString();
   std::vector<posix::EscapedCall> escapes = posix::EscapedCalls(scheduler);
   ASSERT_EQ(escapes.size(), 1u);
   EXPECT_TRUE(escapes[0].fatal);

@@ -150,9 +150,18 @@ SourceLocation FullCallerLocation(PosixState& state) {
   InternalsScope internals;
   void* frames[12];
   const int n = backtrace(frames, 12);
-  // frames[0] is this function, frames[1] the interposer.
-  std::string function, text;
+  // frames[0] is this function. //posix is linked into the executable, so its own
+  // frames (the interposer, its helpers) cannot be told from the user's by object: start
+  // at the return address of the interposer the task called, if it is on the stack.
+  int first = 1;
   for (int i = 1; i < n; ++i) {
+    if (frames[i] == entry_caller) {
+      first = i;
+      break;
+    }
+  }
+  std::string function, text;
+  for (int i = first; i < n; ++i) {
     Dl_info info;
     if (dladdr(frames[i], &info) == 0) continue;
     if (IsPlumbing(info.dli_fname)) continue;

@@ -146,6 +146,11 @@ inline bool IsRuntimeCode(const void* address) {
   return false;
 }
 
+// The return address of the last interposed call a task made (set by TaskScheduler()):
+// where stack walks for reports start, since //posix's own frames live in the same
+// executable as the user's.
+inline thread_local void* entry_caller __attribute__((tls_model("initial-exec"))) = nullptr;
+
 // The scheduler whose task is calling, or null (no run on this thread, the run loop, a
 // timer callback, //posix's own internals). The one question every interposed function
 // asks first.
@@ -161,7 +166,10 @@ __attribute__((always_inline)) inline Scheduler* TaskScheduler() {
   Scheduler* scheduler = Scheduler::Current();
   if (__builtin_expect(scheduler == nullptr, 1)) return nullptr;
   if (!scheduler->InTask() || in_internals) return nullptr;
-  return IsRuntimeCode(__builtin_return_address(0)) ? nullptr : scheduler;
+  void* caller = __builtin_return_address(0);
+  if (IsRuntimeCode(caller)) return nullptr;
+  entry_caller = caller;
+  return scheduler;
 }
 
 // The simulation's state, created on first use.
