@@ -234,7 +234,7 @@ void CondVar::Wait(Mutex* mu, SourceLocation where) {
 
 bool CondVar::WaitWithTimeout(Mutex* mu, absl::Duration timeout, SourceLocation where) {
   Scheduler& scheduler = RunningScheduler("CondVar::WaitWithTimeout");
-  return WaitWithDeadline(mu, scheduler.Now() + timeout, where);
+  return WaitWithDeadline(mu, scheduler.LocalNow() + timeout, where);
 }
 
 bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline, SourceLocation where) {
@@ -251,7 +251,7 @@ bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline, SourceLocation wh
   WakeReason reason;
   {
     RelockOnExit relock(mu, where);
-    reason = waiters_.Wait("CondVar::Wait", where, deadline);
+    reason = waiters_.Wait("CondVar::Wait", where, scheduler.TrueTimeOfLocal(deadline));
   }
   return reason == WakeReason::kTimedOut;
 }

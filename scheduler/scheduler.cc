@@ -923,6 +923,39 @@ int64_t Scheduler::ToNanos(absl::Time t) const {
   return absl::ToInt64Nanoseconds(since);
 }
 
+// ---- Host clocks -----------------------------------------------------------------
+
+void Scheduler::SetGroupClock(GroupId group, const HostClock* clock) {
+  DSIM_MISUSE(group != kNoGroup, "SetGroupClock on the default group");
+  Group(group).clock = clock;
+  if (clock != nullptr) has_group_clocks_ = true;
+}
+
+const HostClock* Scheduler::CurrentClockSlow() const {
+  const GroupId group = current_->group;
+  return group < groups_.size() ? groups_[group].clock : nullptr;
+}
+
+absl::Time Scheduler::LocalNow() const {
+  const HostClock* clock = CurrentClock();
+  return clock == nullptr ? now_ : clock->WallAt(now_);
+}
+
+absl::Duration Scheduler::MonotonicNow() const {
+  const HostClock* clock = CurrentClock();
+  return clock == nullptr ? now_ - Epoch() : clock->MonotonicAt(now_);
+}
+
+absl::Time Scheduler::TrueTimeOfLocal(absl::Time local) const {
+  const HostClock* clock = CurrentClock();
+  return clock == nullptr ? local : clock->TrueTimeOfWall(local, now_);
+}
+
+absl::Duration Scheduler::TrueDurationOfLocal(absl::Duration local) const {
+  const HostClock* clock = CurrentClock();
+  return clock == nullptr ? local : clock->TrueDuration(local);
+}
+
 // ---- Groups ----------------------------------------------------------------------
 
 Scheduler::GroupState& Scheduler::Group(GroupId group) {
@@ -1201,14 +1234,18 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline Scheduler& CurrentOrDie(const char* operatio
 
 }  // namespace
 
-absl::Time Now() { return CurrentOrDie("Now").Now(); }
+absl::Time Now() { return CurrentOrDie("Now").LocalNow(); }
+
+absl::Duration MonotonicNow() { return CurrentOrDie("MonotonicNow").MonotonicNow(); }
 
 void SleepFor(absl::Duration duration, SourceLocation where) {
-  CurrentOrDie("SleepFor").SleepFor(duration, where);
+  Scheduler& scheduler = CurrentOrDie("SleepFor");
+  scheduler.SleepFor(scheduler.TrueDurationOfLocal(duration), where);
 }
 
 void SleepUntil(absl::Time deadline, SourceLocation where) {
-  CurrentOrDie("SleepUntil").SleepUntil(deadline, where);
+  Scheduler& scheduler = CurrentOrDie("SleepUntil");
+  scheduler.SleepUntil(scheduler.TrueTimeOfLocal(deadline), where);
 }
 
 void Yield() { CurrentOrDie("Yield").YieldFast(); }

@@ -51,6 +51,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "scheduler/clock.h"
 #include "scheduler/internal/fiber.h"
 #include "scheduler/internal/stack_pool.h"
 #include "scheduler/internal/timer_queue.h"
@@ -323,6 +324,28 @@ class Scheduler {
   bool CancelTimer(TimerId timer);
   size_t pending_timers() const { return timers_.size(); }
 
+  // ---- Host clocks (scheduler/clock.h) ----------------------------------------------
+  // Now() and timers are true virtual time. A group may have a HostClock; its tasks then
+  // read the host's clocks through dsim::Now() and dsim::MonotonicNow(), and their
+  // sleeps and deadlines are measured on it. Everything else sees true time.
+
+  // Tasks of `group` use `clock` (not owned; null: true time again).
+  void SetGroupClock(GroupId group, const HostClock* clock);
+  // The running task's host clock, or null (no task, no clock).
+  const HostClock* CurrentClock() const {
+    if (!has_group_clocks_ || current_ == nullptr) return nullptr;
+    return CurrentClockSlow();
+  }
+  // The running task's wall clock (Now() when it has no clock).
+  absl::Time LocalNow() const;
+  // The running task's monotonic clock: time since its host booted (Now() - Epoch()
+  // when it has no clock). Never decreases.
+  absl::Duration MonotonicNow() const;
+  // The true time at which the running task's wall clock reads `local`.
+  absl::Time TrueTimeOfLocal(absl::Time local) const;
+  // The true duration of `local` on the running task's clock.
+  absl::Duration TrueDurationOfLocal(absl::Duration local) const;
+
   // ---- Inside a task (the free functions below forward here) -----------------------
 
   // Hands the CPU to another runnable task, as sched_yield() does: the strategy picks
@@ -450,6 +473,7 @@ class Scheduler {
   enum class RunMode { kUntilTasksDone, kUntilTime };
   struct GroupState {
     bool paused = false;
+    const HostClock* clock = nullptr;          // The host's clock, if any.
     std::vector<internal::Task*> parked;       // Runnable while paused.
     std::vector<TimerId> deferred;             // Came due while paused.
   };
@@ -506,6 +530,7 @@ class Scheduler {
   void ClaimThread(const char* operation);
 
   int64_t ToNanos(absl::Time t) const;
+  const HostClock* CurrentClockSlow() const;
 
   // Random bits drawn through the strategy.
   class StrategyBits final : public BitSource {
@@ -553,6 +578,7 @@ class Scheduler {
   std::vector<GroupState> groups_;
   std::vector<SchedulerListener*> listeners_;
   bool has_listeners_ = false;  // !listeners_.empty(), for the hot paths.
+  bool has_group_clocks_ = false;  // Some group has a HostClock.
 
   // Run state.
   internal::Task* current_ = nullptr;         // Null on the main fiber and in callbacks.
@@ -583,7 +609,14 @@ class Scheduler {
 // They act on the scheduler running on this thread. Calling a blocking one outside a
 // task, or any of them outside a run, is a misuse error with a clear message.
 
+// The current task's host wall clock (true virtual time for tasks without a host
+// clock, and outside tasks). See scheduler/clock.h.
 absl::Time Now();
+// The current task's host monotonic clock (CLOCK_MONOTONIC): time since the host
+// booted, at the host's drifted rate, never decreasing. Without a host clock: true time
+// since Scheduler::Epoch().
+absl::Duration MonotonicNow();
+// Both measure the duration / deadline on the current task's host clock.
 void SleepFor(absl::Duration duration, SourceLocation where = SourceLocation::Current());
 void SleepUntil(absl::Time deadline, SourceLocation where = SourceLocation::Current());
 // Hands the CPU to another runnable task (the strategy picks which), like sched_yield.

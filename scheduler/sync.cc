@@ -26,9 +26,12 @@ TaskId CurrentTaskIdOrNone() {
 template <typename Ready>
 bool WaitUntilReady(internal::WaitQueue& queue, Ready ready, absl::Time deadline,
                     const char* what, SourceLocation where) {
-  TaskSchedulerOrDie(what).SchedulingPoint();
+  Scheduler& scheduler = TaskSchedulerOrDie(what);
+  scheduler.SchedulingPoint();
+  // `deadline` is on the task's host clock; the wait queue takes true time.
+  const absl::Time true_deadline = scheduler.TrueTimeOfLocal(deadline);
   while (!ready()) {
-    if (queue.Wait(what, where, deadline) == WakeReason::kTimedOut) return ready();
+    if (queue.Wait(what, where, true_deadline) == WakeReason::kTimedOut) return ready();
   }
   return true;
 }
@@ -53,7 +56,7 @@ void Notification::WaitForNotification(SourceLocation where) {
 
 bool Notification::WaitForNotificationWithTimeout(absl::Duration timeout, SourceLocation where) {
   return WaitForNotificationWithDeadline(
-      TaskSchedulerOrDie("Notification::WaitForNotificationWithTimeout").Now() + timeout, where);
+      TaskSchedulerOrDie("Notification::WaitForNotificationWithTimeout").LocalNow() + timeout, where);
 }
 
 bool Notification::WaitForNotificationWithDeadline(absl::Time deadline, SourceLocation where) {
@@ -83,7 +86,7 @@ bool Semaphore::TryAcquire() {
 }
 
 bool Semaphore::AcquireWithTimeout(absl::Duration timeout, SourceLocation where) {
-  return AcquireWithDeadline(TaskSchedulerOrDie("Semaphore::AcquireWithTimeout").Now() + timeout,
+  return AcquireWithDeadline(TaskSchedulerOrDie("Semaphore::AcquireWithTimeout").LocalNow() + timeout,
                              where);
 }
 
@@ -128,7 +131,7 @@ void WaitGroup::Wait(SourceLocation where) {
 bool WaitGroup::WaitWithTimeout(absl::Duration timeout, SourceLocation where) {
   return WaitUntilReady(
       waiters_, [this] { return count_ == 0; },
-      TaskSchedulerOrDie("WaitGroup::WaitWithTimeout").Now() + timeout, "WaitGroup::Wait", where);
+      TaskSchedulerOrDie("WaitGroup::WaitWithTimeout").LocalNow() + timeout, "WaitGroup::Wait", where);
 }
 
 }  // namespace dsim

@@ -205,7 +205,7 @@ PacketFate FaultLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {
     return PacketFate::DeliverAfter(net.loopback_latency);
   }
   const BuggifyOptions& buggify = network_->buggify();
-  if (all_plain_ && !buggify.enabled) {
+  if ((all_plain_ && !buggify.enabled) || stopped_) {
     // The fast path: no fault anywhere.
     return PacketFate::DeliverAfter(options_.link.latency.has_value() ? options_.link.latency->min
                                                                       : net.latency);

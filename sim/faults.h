@@ -55,6 +55,7 @@
 #include "absl/time/time.h"
 #include "scheduler/scheduler.h"
 #include "sim/network.h"
+#include "sim/swarm.h"
 
 namespace dsim {
 
@@ -134,6 +135,10 @@ struct FaultOptions {
   double buggify_short_io_probability = 0.25;
   double buggify_delay_probability = 0.05;
   int buggify_delay_factor = 10;
+  // Swarm testing: each seed draws its own fault mix (sim/swarm.h). When enabled, the
+  // draw replaces `link`'s rates and latency for the kinds it turns on, and may turn on
+  // buggify, clock faults and swizzle-clogging.
+  SwarmOptions swarm;
 
   BuggifyOptions buggify_options() const;
 };
@@ -156,6 +161,9 @@ class FaultLinkModel final : public LinkModel {
   void SetDefaultLinkFaults(LinkFaults link);
   // The faults that apply to a link now.
   const LinkFaults& FaultsOf(NetworkHostId from, NetworkHostId to);
+  // From now on every packet takes the default link's base latency and nothing else:
+  // no loss, tail, jitter, bandwidth or buggify (the liveness phase, sim/liveness.h).
+  void StopFaults() { stopped_ = true; }
 
  private:
   struct LinkState {
@@ -179,6 +187,7 @@ class FaultLinkModel final : public LinkModel {
   FaultOptions options_;
   // Whether every link is plain (no per-packet fault at all): the fast path.
   bool all_plain_ = true;
+  bool stopped_ = false;  // StopFaults().
   std::vector<std::vector<LinkState>> links_;  // links_[from][to], grown on demand.
 };
 

@@ -294,6 +294,9 @@ std::string ReportHead(const SeedOutcome& outcome) {
 std::string FailureReport(SimRun& run, const SeedOutcome& outcome, size_t summary_events) {
   Simulation& sim = *run.sim;
   std::string out = ReportHead(outcome);
+  if (!sim.swarm_description().empty()) {
+    absl::StrAppend(&out, "  swarm: ", sim.swarm_description(), "\n");
+  }
   absl::StrAppend(&out, "  events around the failure (random draws collapsed):\n",
                   EventsAroundFailure(sim, summary_events));
   absl::StrAppend(&out, "  blocked tasks:\n", BlockedTasks(sim));
@@ -309,6 +312,7 @@ SeedOutcome Summarize(SimRun& run, uint64_t seed, size_t summary_events) {
   outcome.steps = run.sim->scheduler().steps();
   outcome.end_time_ns = absl::ToInt64Nanoseconds(run.sim->Now() - Scheduler::Epoch());
   outcome.strategy = run.sim->strategy_description();
+  outcome.coverage = run.sim->coverage().Summary();
   if (!run.status.ok()) outcome.report = FailureReport(run, outcome, summary_events);
   return outcome;
 }
@@ -726,6 +730,37 @@ void ReportFailures(const SweepContext& ctx, std::vector<SeedRun>& runs,
   }
 }
 
+// Sums the seeds' coverage, prints the report, writes it as JSON for the merge tool,
+// and fails the sweep on a never-hit site when asked to.
+void ReportCoverage(const SweepOptions& options, const SweepConfig& config, const EnvLookup& env,
+                    const std::string& test_name, SweepResult& result, std::ostream& log) {
+  for (const SeedOutcome& outcome : result.outcomes) result.coverage.Add(outcome.coverage);
+  CoverageOptions coverage = options.coverage;
+  if (std::optional<std::string> fail = env("DSIM_COVERAGE_FAIL"); fail.has_value()) {
+    coverage.fail_on_never_hit = *fail == "1";
+  }
+  result.never_hit = result.coverage.NeverHit(coverage);
+  if (coverage.report && !result.outcomes.empty()) log << result.coverage.ReportText(coverage);
+  if (!config.outputs_dir.empty() && !result.outcomes.empty()) {
+    std::string name = absl::StrCat(
+        "dsim_coverage.", absl::StrReplaceAll(test_name.empty() ? "sweep" : test_name, {{"/", "_"}}));
+    if (result.total_shards > 1) {
+      absl::StrAppend(&name, ".shard-", result.shard_index, "-of-", result.total_shards);
+    }
+    const std::string path = absl::StrCat(config.outputs_dir, "/", name, ".json");
+    const absl::Status written =
+        WriteText(path, result.coverage.ToJson(test_name, result.shard_index, result.total_shards));
+    if (!written.ok()) log << "dsim coverage: " << written << "\n";
+  }
+  const bool whole_sweep = result.total_shards <= 1;
+  if (coverage.fail_on_never_hit && whole_sweep && !result.never_hit.empty()) {
+    Emit(options, absl::StrCat("dsim coverage: never hit in ", result.coverage.seeds(), " seeds: ",
+                               absl::StrJoin(result.never_hit, ", ")));
+    result.coverage_error = absl::FailedPreconditionError(
+        absl::StrCat("coverage: never hit: ", absl::StrJoin(result.never_hit, ", ")));
+  }
+}
+
 // PCT's k for a sweep whose spec gives none (see CalibratePctSteps). The calibration
 // runs' outcomes, and any GoogleTest failures their bodies report, are discarded.
 uint64_t CalibratePct(const SweepOptions& options, const SweepConfig& config,
@@ -793,6 +828,7 @@ SweepResult SeedSweep::Run(const Body& body) {
   }
   for (SeedRun& run : runs) result.outcomes.push_back(std::move(run.outcome));
   std::ostream& log = options_.log != nullptr ? *options_.log : std::cerr;
+  ReportCoverage(options_, *config, env, test_name, result, log);
   log << SummaryLine(result, test_name) << "\n";
   if (config->total_shards > 1 && !config->split_seeds) {
     log << "dsim sweep: GoogleTest is sharding test cases, so this sweep ran all its seeds "

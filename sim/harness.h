@@ -135,6 +135,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "sim/coverage.h"
 #include "sim/simulation.h"
 
 namespace dsim {
@@ -221,6 +222,11 @@ struct SweepOptions {
   std::string bazel_command;
   // Where to read the environment. Null means the process environment.
   EnvLookup env;
+  // The coverage report at the end of the sweep (sim/coverage.h): printed to `log`,
+  // and written as JSON to TEST_UNDECLARED_OUTPUTS_DIR as
+  // dsim_coverage.<test>[.shard-<i>-of-<k>].json. DSIM_COVERAGE_FAIL=1 sets
+  // fail_on_never_hit.
+  CoverageOptions coverage;
 };
 
 // One seed's result.
@@ -238,6 +244,8 @@ struct SeedOutcome {
   // one), and its shrunk form under DSIM_SHRINK; "" when not saved.
   std::string schedule_path;
   std::string shrunk_schedule_path;
+  // What the run reached: assertion and BUGGIFY sites, fault kinds.
+  RunCoverage coverage;
 };
 
 struct SweepResult {
@@ -253,8 +261,12 @@ struct SweepResult {
   int jobs = 1;
   double wall_seconds = 0;
   absl::Status config_error;     // A bad environment variable, or a bad spec.
+  SweepCoverage coverage;        // Over this shard's seeds.
+  std::vector<std::string> never_hit;  // Sites no seed of this shard hit.
+  // Set when CoverageOptions::fail_on_never_hit and a site was never hit.
+  absl::Status coverage_error;
 
-  bool ok() const { return config_error.ok() && failed_seeds.empty(); }
+  bool ok() const { return config_error.ok() && failed_seeds.empty() && coverage_error.ok(); }
 };
 
 class SeedSweep {

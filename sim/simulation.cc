@@ -106,6 +106,14 @@ Simulation::Simulation(SimulationOptions options)
                                   .max_virtual_time = options_.max_virtual_time}),
       trace_(std::make_unique<Trace>(&scheduler_, options_.trace)) {
   scheduler_.SetExtension(Scheduler::kSimulationExtension, this);
+  internal::SwarmDraw swarm;
+  if (options_.faults.swarm.enabled) {
+    swarm = internal::DrawSwarm(scheduler_, options_);
+    swarm_description_ = swarm.description;
+  }
+  options_.clocks.Validate();
+  coverage_ = std::make_unique<CoverageRecorder>(&scheduler_, options_.buggify_sites);
+  scheduler_.AddListener(coverage_.get());
   host_of_group_.push_back(kNoHost);  // Group 0 is no host's.
   network_ = std::make_unique<Network>(&scheduler_, options_.network);
   if (options_.network.link_model == nullptr) {
@@ -115,6 +123,20 @@ Simulation::Simulation(SimulationOptions options)
   network_->set_buggify(options_.faults.buggify_options());
   network_bridge_ = std::make_unique<NetworkBridge>(network_.get());
   AddHostObserver(network_bridge_.get());  // First: others see the network up to date.
+  if (swarm.swizzle) {
+    Spawn("swarm/swizzle", [this, swarm] {
+      dsim::SleepFor(swarm.swizzle_start);
+      if (!faults_stopped_) SwizzleClog(*this, swarm.swizzle_options);
+    }, SpawnOptions{.daemon = true});
+  }
+}
+
+void Simulation::StopFaults() {
+  faults_stopped_ = true;
+  if (fault_model_ != nullptr) fault_model_->StopFaults();
+  SetBuggify(false);
+  coverage_->StopBuggify();
+  Annotate("liveness", "faults stopped");
 }
 
 Simulation::~Simulation() {
@@ -125,6 +147,7 @@ Simulation::~Simulation() {
   // State the tasks used dies only now that they have unwound, newest first.
   while (!owned_.empty()) owned_.pop_back();
   trace_->Detach();
+  scheduler_.RemoveListener(coverage_.get());
   RemoveHostObserver(network_bridge_.get());
   network_.reset();  // Before the scheduler, whose extension slot it holds.
   scheduler_.SetExtension(Scheduler::kSimulationExtension, nullptr);
@@ -277,9 +300,101 @@ Host& Simulation::AddHost(HostOptions options) {
   if (options.name.empty()) options.name = absl::StrCat("host-", id);
   hosts_.push_back(std::unique_ptr<Host>(new Host(this, id, std::move(options))));
   Host& host = *hosts_.back();
+  clocks_.emplace_back();
+  if (options_.clocks.any()) SetUpClock(host);
   StartIncarnation(host);
   for (HostObserver* observer : observers_) observer->OnHostAdded(host);
+  if (options_.clocks.any()) ScheduleClockJumps(host);
   return host;
+}
+
+// ---- Host clocks -------------------------------------------------------------------
+
+namespace {
+
+// Zig-zag: 0 -> 0, 1 -> +1, 2 -> -1, 3 -> +2, ...: a decision whose 0 means "none".
+int64_t ZigZag(uint64_t value) {
+  return (value & 1) != 0 ? static_cast<int64_t>((value + 1) / 2)
+                          : -static_cast<int64_t>(value / 2);
+}
+
+// A signed value in [-max, max] drawn as one zig-zag decision (0 when max is 0).
+int64_t SignedChoice(Scheduler& scheduler, int64_t max, const char* label) {
+  if (max <= 0) return 0;
+  return ZigZag(scheduler.ChooseValue(2 * static_cast<uint64_t>(max) + 1, label));
+}
+
+}  // namespace
+
+HostClock& Simulation::clock(HostId id) {
+  Host& host = HostOrDie(id, "clock");
+  std::unique_ptr<HostClock>& clock = clocks_[id - 1];
+  if (clock == nullptr) {
+    // Booted at the epoch: its monotonic clock continues the true one it replaces.
+    clock = std::make_unique<HostClock>(Scheduler::Epoch());
+    if (host.group_ != kNoGroup && host.state_ != HostState::kCrashed) {
+      scheduler_.SetGroupClock(host.group_, clock.get());
+    }
+  }
+  return *clock;
+}
+
+// Draws the host's skew from the options (fixed, then random) when it is added.
+void Simulation::SetUpClock(Host& host) {
+  const ClockFaultOptions& options = options_.clocks;
+  HostClock& clock = this->clock(host.id_);
+  absl::Duration offset = absl::ZeroDuration();
+  int64_t drift_ppb = 0;
+  for (const HostClockSkew& skew : options.fixed) {
+    if (skew.host != host.name()) continue;
+    offset += skew.offset;
+    drift_ppb += skew.drift_ppm * 1000;
+  }
+  offset += absl::Nanoseconds(SignedChoice(
+      scheduler_, absl::ToInt64Nanoseconds(options.random_offset_max), "fault.clock.offset"));
+  drift_ppb += SignedChoice(scheduler_, options.random_drift_ppm_max * 1000, "fault.clock.drift");
+  if (offset == absl::ZeroDuration() && drift_ppb == 0) return;
+  clock.Step(Now(), offset);
+  clock.SetDrift(Now(), drift_ppb);
+  Annotate("fault.clock.skew",
+           absl::StrCat(host.name(), " clock ", FormatClockSkew(offset, drift_ppb)));
+}
+
+// Seed-chosen wall-clock steps for a new host, as timers.
+void Simulation::ScheduleClockJumps(Host& host) {
+  const ClockFaultOptions& options = options_.clocks;
+  if (options.jumps_max <= 0) return;
+  const uint64_t jumps =
+      scheduler_.ChooseValue(static_cast<uint64_t>(options.jumps_max) + 1, "fault.clock.jumps");
+  const int64_t window_ns = std::max<int64_t>(1, absl::ToInt64Nanoseconds(options.jump_window));
+  const int64_t max_ns = absl::ToInt64Nanoseconds(options.jump_max);
+  for (uint64_t i = 0; i < jumps; ++i) {
+    const absl::Time when = Now() + absl::Nanoseconds(1 + static_cast<int64_t>(
+                                                              random().Below(window_ns)));
+    const int64_t size_ns = static_cast<int64_t>(random().Below(2 * max_ns + 1)) - max_ns;
+    const HostId id = host.id_;
+    scheduler_.AddTimer(when, [this, id, size_ns] {
+      if (!faults_stopped_) StepClock(id, absl::Nanoseconds(size_ns));
+    });
+  }
+}
+
+void Simulation::StepClock(HostId id, absl::Duration offset) {
+  HostClock& clock = this->clock(id);
+  clock.Step(Now(), offset);
+  Host& host = *hosts_[id - 1];
+  Annotate("fault.clock.jump",
+           absl::StrCat(host.name(), " clock steps ", offset < absl::ZeroDuration() ? "" : "+",
+                        absl::FormatDuration(offset)),
+           host.state_ == HostState::kCrashed ? kNoGroup : host.group_);
+}
+
+void Simulation::SetClockDrift(HostId id, int64_t drift_ppb) {
+  HostClock& clock = this->clock(id);
+  clock.SetDrift(Now(), drift_ppb);
+  Annotate("fault.clock.skew",
+           absl::StrCat(hosts_[id - 1]->name(), " clock ",
+                        FormatClockSkew(clock.OffsetAt(Now()), drift_ppb)));
 }
 
 // Gives the host a fresh group and spawns its start function there.
@@ -292,6 +407,10 @@ void Simulation::StartIncarnation(Host& host) {
   trace_->NameGroup(host.group_, host.incarnation_ == 1
                                      ? host.name()
                                      : absl::StrCat(host.name(), " #", host.incarnation_));
+  if (HostClock* clock = clocks_[host.id_ - 1].get(); clock != nullptr) {
+    if (host.incarnation_ > 1) clock->Reboot(Now());  // CLOCK_MONOTONIC starts again.
+    scheduler_.SetGroupClock(host.group_, clock);
+  }
   if (host.incarnation_ > 1) {
     for (HostObserver* observer : observers_) observer->OnHostRestarting(host);
   }

@@ -94,8 +94,11 @@
 #include "scheduler/scheduler.h"
 #include "scheduler/source_location.h"
 #include "scheduler/strategy.h"
+#include "sim/clock_faults.h"
+#include "sim/coverage.h"
 #include "sim/faults.h"
 #include "sim/network.h"
+#include "sim/swarm.h"
 #include "sim/trace.h"
 
 namespace dsim {
@@ -126,6 +129,10 @@ struct SimulationOptions {
   // (faults.link and faults.overrides are then unused; buggify still applies).
   NetworkOptions network;
   FaultOptions faults;
+  // DSIM_BUGGIFY code sites (sim/buggify.h): on by default, FoundationDB's odds.
+  BuggifySiteOptions buggify_sites;
+  // Host clocks that disagree with true time (sim/clock_faults.h). Off by default.
+  ClockFaultOptions clocks;
 };
 
 enum class HostState : uint8_t { kRunning, kPaused, kCrashed };
@@ -363,11 +370,33 @@ class Simulation {
   // Resets the established TCP connections between a and b: both ends see ECONNRESET.
   // Returns how many sockets were reset. Annotated "fault.reset".
   int InjectReset(HostId a, HostId b);
+  // The host's clock (scheduler/clock.h), created on first use: reading it from a test
+  // is how to compare a host's time with true time (sim.Now()).
+  HostClock& clock(HostId id);
+  // Steps the host's wall clock by `offset` (an NTP step; negative goes back).
+  // Annotated "fault.clock.jump".
+  void StepClock(HostId id, absl::Duration offset);
+  // Sets the host's drift from now on. Annotated "fault.clock.skew".
+  void SetClockDrift(HostId id, int64_t drift_ppb);
+  // Stops injecting faults for the rest of the run (the liveness phase,
+  // sim/liveness.h): the fault model delivers every packet at the base latency,
+  // network and code-site buggify stop, scheduled clock jumps and the swarm's swizzle
+  // stop. Partitions, holds, pauses and crashes already in place stay: heal them.
+  void StopFaults();
+  bool faults_stopped() const { return faults_stopped_; }
+  // The seed's swarm draw (sim/swarm.h), "" without faults.swarm.
+  const std::string& swarm_description() const { return swarm_description_; }
+
   // Turns buggify on or off for the rest of the run (see FaultOptions::buggify).
   void SetBuggify(bool enabled);
   bool buggify() const;
   // Replaces the faults of one directed link at run time.
   void SetLinkFaults(HostId from, HostId to, LinkFaults link);
+
+  // ---- Exploration -------------------------------------------------------------------
+
+  // What this run reached: assertion sites, BUGGIFY sites, fault kinds (sim/coverage.h).
+  CoverageRecorder& coverage() { return *coverage_; }
 
  private:
   using OwnedObject = std::unique_ptr<void, void (*)(void*)>;
@@ -385,11 +414,18 @@ class Simulation {
   std::shared_ptr<Strategy> strategy_;  // Also held by scheduler_.
   Scheduler scheduler_;
   std::unique_ptr<Trace> trace_;
+  std::unique_ptr<CoverageRecorder> coverage_;
   // After the scheduler (the network's timers and extension slot live there).
   std::unique_ptr<Network> network_;
   std::shared_ptr<FaultLinkModel> fault_model_;
   std::unique_ptr<NetworkBridge> network_bridge_;
   std::vector<std::unique_ptr<Host>> hosts_;  // hosts_[id - 1].
+  // Host clocks by host id (index id - 1; null until first needed).
+  std::vector<std::unique_ptr<HostClock>> clocks_;
+  bool faults_stopped_ = false;
+  std::string swarm_description_;
+  void SetUpClock(Host& host);
+  void ScheduleClockJumps(Host& host);
   std::vector<HostId> host_of_group_;         // By GroupId; kNoHost for others.
   std::vector<HostObserver*> observers_;
   GroupId last_group_ = kNoGroup;

@@ -542,22 +542,29 @@ int GetFlags(int fd) {
   return Finish(stack, "GetFlags", fd, stack->GetFlags(fd));
 }
 
+// A deadline the caller read off its host's wall clock, as true virtual time (the
+// stack's timers run on it). See scheduler/clock.h.
+static absl::Time HostDeadline(absl::Time deadline) {
+  Scheduler* scheduler = Scheduler::Current();
+  return scheduler == nullptr ? deadline : scheduler->TrueTimeOfLocal(deadline);
+}
+
 int SetReadDeadline(int fd, absl::Time deadline) {
   HostStack* stack = Enter("SetReadDeadline");
   if (stack == nullptr) return -1;
-  return Finish(stack, "SetReadDeadline", fd, stack->SetDeadline(fd, deadline, true, false));
+  return Finish(stack, "SetReadDeadline", fd, stack->SetDeadline(fd, HostDeadline(deadline), true, false));
 }
 
 int SetWriteDeadline(int fd, absl::Time deadline) {
   HostStack* stack = Enter("SetWriteDeadline");
   if (stack == nullptr) return -1;
-  return Finish(stack, "SetWriteDeadline", fd, stack->SetDeadline(fd, deadline, false, true));
+  return Finish(stack, "SetWriteDeadline", fd, stack->SetDeadline(fd, HostDeadline(deadline), false, true));
 }
 
 int SetDeadline(int fd, absl::Time deadline) {
   HostStack* stack = Enter("SetDeadline");
   if (stack == nullptr) return -1;
-  return Finish(stack, "SetDeadline", fd, stack->SetDeadline(fd, deadline, true, true));
+  return Finish(stack, "SetDeadline", fd, stack->SetDeadline(fd, HostDeadline(deadline), true, true));
 }
 
 int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where) {
