@@ -20,7 +20,8 @@ DSIM_DECLARE_REAL(posix_spawn);
 DSIM_DECLARE_REAL(posix_spawnp);
 
 // True (and the run fails) if the caller is a task.
-bool Refuse(const char* call) {
+// always_inline: TaskScheduler() must see the return address of the interposer.
+__attribute__((always_inline)) inline bool Refuse(const char* call) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return false;
   pi::RecordEscape(*scheduler, call,

@@ -2,6 +2,7 @@
 // std::jthread and std::async(std::launch::async) create tasks. Also join, detach,
 // self, exit, once, keys (per task), sched_yield, and the pthread_t-taking calls that
 // would otherwise dereference a simulated pthread_t.
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -29,6 +30,26 @@ constexpr size_t kThreadStackBytes = 256 * 1024;
 // Destructors registered with pthread_key_create, by key. Keys are process-wide, as in
 // glibc; this mirrors glibc's own key table (written once per key creation).
 std::atomic<void (*)(void*)> key_destructors[PTHREAD_KEYS_MAX];
+
+}  // namespace
+
+// Keys a sanitizer runtime created for itself. Their get/set always reach the real
+// functions, also inside tasks: ASan's runtime reads its thread key from inside tasks
+// while allocating, and must neither see a per-task value nor make //posix allocate
+// (which recursed into ASan's allocator until the stack overflowed). Every other key,
+// including keys user code creates before the simulation, holds one value per task.
+// Written once per key creation.
+std::atomic<bool> key_of_runtime[PTHREAD_KEYS_MAX];
+
+// Whether `address` lies in a sanitizer runtime. By file name, not by
+// IsRuntimeCode(): ASan creates its key while it initializes, before //posix's
+// constructors found the runtimes' ranges. Once per key creation, not per access.
+bool IsSanitizerRuntime(const void* address) {
+  Dl_info info;
+  return dladdr(address, &info) != 0 && IsSanitizerRuntimeName(info.dli_fname);
+}
+
+namespace {
 
 void RunKeyDestructors(PosixState& state, TaskId task) {
   for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; ++round) {
@@ -83,7 +104,8 @@ DSIM_DECLARE_REAL(pthread_tryjoin_np);
 DSIM_DECLARE_REAL(pthread_timedjoin_np);
 
 // A simulated pthread_t passed to a real function would be dereferenced: refuse it.
-int RefuseSimThread(const char* call) {
+// always_inline: TaskScheduler() must see the return address of the interposer.
+__attribute__((always_inline)) inline int RefuseSimThread(const char* call) {
   if (dsim::Scheduler* scheduler = pi::TaskScheduler(); scheduler != nullptr) {
     pi::RecordEscape(*scheduler, call, "not simulated for simulated threads", true);
   }
@@ -245,22 +267,31 @@ int pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) noexcept {
   const int result = DSIM_REAL(pthread_key_create)(key, destructor);
   if (result == 0 && *key < PTHREAD_KEYS_MAX) {
     pi::key_destructors[*key].store(destructor, std::memory_order_relaxed);
+    pi::key_of_runtime[*key].store(pi::IsSanitizerRuntime(__builtin_return_address(0)),
+                                   std::memory_order_relaxed);
   }
   return result;
 }
 
 void* pthread_getspecific(pthread_key_t key) noexcept {
+  // The key test comes first and touches no allocation: a sanitizer runtime calls this
+  // for its own key from inside tasks.
+  if (key >= PTHREAD_KEYS_MAX || pi::key_of_runtime[key].load(std::memory_order_relaxed)) {
+    return DSIM_REAL(pthread_getspecific)(key);
+  }
   dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_getspecific)(key);
+  if (scheduler == nullptr) return DSIM_REAL(pthread_getspecific)(key);
   pi::PosixState& state = pi::State(*scheduler);
   auto it = state.specific.find({scheduler->CurrentTaskId(), key});
   return it == state.specific.end() ? nullptr : const_cast<void*>(it->second);
 }
 
 int pthread_setspecific(pthread_key_t key, const void* value) noexcept {
+  if (key >= PTHREAD_KEYS_MAX || pi::key_of_runtime[key].load(std::memory_order_relaxed)) {
+    return DSIM_REAL(pthread_setspecific)(key, value);
+  }
   dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_setspecific)(key, value);
-  if (key >= PTHREAD_KEYS_MAX) return EINVAL;
+  if (scheduler == nullptr) return DSIM_REAL(pthread_setspecific)(key, value);
   pi::PosixState& state = pi::State(*scheduler);
   const std::pair<dsim::TaskId, pthread_key_t> slot{scheduler->CurrentTaskId(), key};
   if (value == nullptr) {

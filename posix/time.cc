@@ -77,7 +77,8 @@ bool ValidTimespec(const timespec* t) {
 }
 
 // Sleeps the calling task until `deadline`; a past deadline is still a scheduling point.
-void SleepUntil(absl::Time deadline) {
+// always_inline: TaskScheduler() must see the return address of the interposer.
+__attribute__((always_inline)) inline void SleepUntil(absl::Time deadline) {
   SourceLocation where = CallerLocation(State(*TaskScheduler()));
   dsim::SleepUntil(deadline, where);
 }

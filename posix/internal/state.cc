@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <execinfo.h>
+#include <link.h>
 
 #include <cstdlib>
 #include <mutex>
@@ -10,6 +11,7 @@
 #include <cstring>
 
 #include "absl/debugging/symbolize.h"
+#include "scheduler/internal/check.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
@@ -29,6 +31,50 @@ const char* PosixState::Intern(std::string text) {
   std::lock_guard<std::mutex> lock(*mu);
   return strings->insert(std::move(text)).first->c_str();
 }
+
+RuntimeRanges runtime_ranges;
+
+bool IsSanitizerRuntimeName(const char* file_name) {
+  if (file_name == nullptr) return false;
+  const char* base = std::strrchr(file_name, '/');
+  base = base == nullptr ? file_name : base + 1;
+  for (const char* prefix : {"libasan.", "liblsan.", "libtsan.", "libubsan.", "libhwasan.",
+                             "libclang_rt."}) {
+    if (std::strncmp(base, prefix, std::strlen(prefix)) == 0) return true;
+  }
+  return false;
+}
+
+void AddRuntimeRangeForTesting(const void* begin, const void* end) {
+  DSIM_CHECK(runtime_ranges.count < RuntimeRanges::kMaxRanges);
+  runtime_ranges.begin[runtime_ranges.count] = reinterpret_cast<uintptr_t>(begin);
+  runtime_ranges.end[runtime_ranges.count] = reinterpret_cast<uintptr_t>(end);
+  ++runtime_ranges.count;
+}
+
+namespace {
+
+int AddRuntimeSegments(dl_phdr_info* info, size_t, void*) {
+  if (!IsSanitizerRuntimeName(info->dlpi_name)) return 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& header = info->dlpi_phdr[i];
+    if (header.p_type != PT_LOAD || (header.p_flags & PF_X) == 0) continue;
+    if (runtime_ranges.count == RuntimeRanges::kMaxRanges) return 1;
+    const uintptr_t begin = info->dlpi_addr + header.p_vaddr;
+    runtime_ranges.begin[runtime_ranges.count] = begin;
+    runtime_ranges.end[runtime_ranges.count] = begin + header.p_memsz;
+    ++runtime_ranges.count;
+  }
+  return 0;
+}
+
+// Sanitizer runtimes are loaded before the executable's constructors run, and no task
+// runs before main, so the ranges are complete before the first check that matters.
+__attribute__((constructor)) void FindRuntimeRanges() {
+  dl_iterate_phdr(AddRuntimeSegments, nullptr);
+}
+
+}  // namespace
 
 PosixState& State(Scheduler& scheduler) {
   void* state = scheduler.extension(Scheduler::kPosixExtension);
@@ -104,9 +150,18 @@ SourceLocation FullCallerLocation(PosixState& state) {
   InternalsScope internals;
   void* frames[12];
   const int n = backtrace(frames, 12);
-  // frames[0] is this function, frames[1] the interposer.
-  std::string function, text;
+  // frames[0] is this function. //posix is linked into the executable, so its own
+  // frames (the interposer, its helpers) cannot be told from the user's by object: start
+  // at the return address of the interposer the task called, if it is on the stack.
+  int first = 1;
   for (int i = 1; i < n; ++i) {
+    if (frames[i] == entry_caller) {
+      first = i;
+      break;
+    }
+  }
+  std::string function, text;
+  for (int i = first; i < n; ++i) {
     Dl_info info;
     if (dladdr(frames[i], &info) == 0) continue;
     if (IsPlumbing(info.dli_fname)) continue;

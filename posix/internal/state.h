@@ -120,15 +120,56 @@ class InternalsScope {
   bool saved_;
 };
 
+// Executable address ranges of the sanitizer runtimes loaded in this process (found once,
+// before main; none in a build without sanitizers). Fixed storage: the check runs inside
+// the runtimes' own calls and must not allocate.
+struct RuntimeRanges {
+  static constexpr int kMaxRanges = 16;
+  int count = 0;
+  uintptr_t begin[kMaxRanges] = {};
+  uintptr_t end[kMaxRanges] = {};
+};
+extern RuntimeRanges runtime_ranges;
+
+// Whether a shared object's file name (a path or a base name) is a sanitizer runtime.
+bool IsSanitizerRuntimeName(const char* file_name);
+
+// Adds [begin, end) as runtime code. For tests, which have no sanitizer to point at.
+void AddRuntimeRangeForTesting(const void* begin, const void* end);
+
+// Whether `address` lies in a sanitizer runtime's code.
+inline bool IsRuntimeCode(const void* address) {
+  const uintptr_t value = reinterpret_cast<uintptr_t>(address);
+  for (int i = 0; i < runtime_ranges.count; ++i) {
+    if (value >= runtime_ranges.begin[i] && value < runtime_ranges.end[i]) return true;
+  }
+  return false;
+}
+
+// The return address of the last interposed call a task made (set by TaskScheduler()):
+// where stack walks for reports start, since //posix's own frames live in the same
+// executable as the user's.
+inline thread_local void* entry_caller __attribute__((tls_model("initial-exec"))) = nullptr;
+
 // The scheduler whose task is calling, or null (no run on this thread, the run loop, a
 // timer callback, //posix's own internals). The one question every interposed function
 // asks first.
-inline Scheduler* TaskScheduler() {
+//
+// A call made by a sanitizer runtime (libasan, libubsan, ...) is not the user's and gets
+// the real function: UBSan probes memory with pipe() and write(), ASan reads its thread
+// key with pthread_getspecific, both from inside tasks. always_inline matters: the
+// return address read here is the one of the interposer it is inlined into, i.e. the
+// address in the code that called the interposed function.
+__attribute__((always_inline)) inline Scheduler* TaskScheduler() {
   // Outside any simulation (the pass-through path every test binary pays): one
   // thread-local load and a branch.
   Scheduler* scheduler = Scheduler::Current();
   if (__builtin_expect(scheduler == nullptr, 1)) return nullptr;
-  return scheduler->InTask() && !in_internals ? scheduler : nullptr;
+  if (!scheduler->InTask() || in_internals) return nullptr;
+  void* caller = __builtin_return_address(0);
+  if (IsRuntimeCode(caller)) return nullptr;
+  entry_caller = caller;
+  return scheduler;
 }
 
 // The simulation's state, created on first use.
