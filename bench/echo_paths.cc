@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sim/simulation.h"
 #include "sockets/socket.h"
 #include "sockets/tcp.h"

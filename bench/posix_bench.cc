@@ -23,7 +23,7 @@
 #include "posix/posix.h"
 #include "scheduler/mutex.h"
 #include "scheduler/scheduler.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/socket.h"
 
 namespace {

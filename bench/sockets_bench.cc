@@ -20,7 +20,7 @@
 
 #include "bench/echo_paths.h"
 #include "scheduler/scheduler.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/socket.h"
 
 namespace dsim {

@@ -34,7 +34,7 @@
 #include "disk/disks.h"
 #include "files/file.h"
 #include "scheduler/scheduler.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sim/simulation.h"
 
 namespace dsim {

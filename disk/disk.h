@@ -3,7 +3,7 @@
 // state a crash resolves, write by write, as the seed decides.
 //
 // The file calls (files/file.h) are the way user code reaches a disk; this class is the
-// model under them, as sim/network.h is under sockets/socket.h. Tests use it directly to
+// model under them, as net/network.h is under sockets/socket.h. Tests use it directly to
 // look at durable state or to drive crashes without a Simulation.
 //
 // Example:

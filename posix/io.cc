@@ -33,7 +33,7 @@
 #include "posix/internal/files.h"
 #include "posix/internal/real.h"
 #include "posix/internal/state.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/files.h"
 #include "sockets/internal/pipe.h"
 #include "sockets/socket.h"

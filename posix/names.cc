@@ -16,7 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "posix/internal/real.h"
 #include "posix/internal/state.h"
-#include "sim/network.h"
+#include "net/network.h"
 
 namespace {
 namespace pi = ::dsim::posix::internal;

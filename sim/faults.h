@@ -32,7 +32,7 @@
 //     doubling per consecutive loss of the same segment, as an RTO backs off), and the
 //     link keeps FIFO order, so later segments queue behind it as they would behind a
 //     hole in a receiver's window. Faults never cause silent data loss in a stream.
-//   - buggify (BuggifyOptions in sim/network.h): stream reads and writes move short
+//   - buggify (BuggifyOptions in net/network.h): stream reads and writes move short
 //     prefixes, and latencies are occasionally multiplied.
 // Partitions, holds, pauses, crashes and reset injection are not part of this per-packet
 // model: they are gates and events of the Network, driven from the Simulation.
@@ -55,7 +55,7 @@
 #include "absl/time/time.h"
 #include "disk/storage_faults.h"
 #include "scheduler/scheduler.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sim/swarm.h"
 
 namespace dsim {

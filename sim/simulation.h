@@ -30,7 +30,7 @@
 // Layers above hook into host lifecycle through HostObserver: they learn of each host
 // added, crashed, restarted, paused and resumed, in that order of calls.
 //
-// The network. A Simulation owns a Network (sim/network.h) built from
+// The network. A Simulation owns a Network (net/network.h) built from
 // SimulationOptions::network, with the fault model of SimulationOptions::faults
 // (sim/faults.h) as its LinkModel. A host with `addresses` is a network host: its tasks
 // (Host::Spawn, the start function, dsim::Spawn from them) make socket calls
@@ -99,7 +99,7 @@
 #include "sim/clock_faults.h"
 #include "sim/coverage.h"
 #include "sim/faults.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sim/swarm.h"
 #include "sim/trace.h"
 

@@ -11,7 +11,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/internal/recv_into.h"
 #include "sockets/internal/stack.h"
 

@@ -36,7 +36,7 @@
 // returns -1 and sets errno to exactly what Linux sets in the same situation (see the
 // divergence table in README for the documented exceptions). Types and constants are the
 // real ones from <sys/socket.h>, <netinet/in.h> and <poll.h>. Descriptors belong to the
-// calling task's host (see sim/network.h) and start at 3, like a process's.
+// calling task's host (see net/network.h) and start at 3, like a process's.
 //
 // Scheduling. Every call is a scheduling point (the strategy may run another task at
 // its start). A call that blocks waits on the socket in virtual time: a deadlock report

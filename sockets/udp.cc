@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/internal/recv_into.h"
 #include "sockets/socket.h"
 #include "sockets/socket_status.h"

@@ -25,7 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "scheduler/source_location.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/tcp.h"
 
 namespace dsim {

@@ -12,7 +12,7 @@
 
 #include "gtest/gtest.h"
 #include "scheduler/scheduler.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/socket.h"
 
 namespace dsim {

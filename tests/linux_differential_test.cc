@@ -41,7 +41,7 @@
 #include "absl/strings/match.h"
 #include "scheduler/random.h"
 #include "scheduler/scheduler.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/socket.h"
 
 namespace dsim {

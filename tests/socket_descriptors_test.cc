@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "scheduler/scheduler.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/socket.h"
 #include "sockets/socket_status.h"
 #include "sockets/tcp.h"

@@ -15,7 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/socket.h"
 #include "sockets/socket_status.h"
 #include "sockets/tcp.h"

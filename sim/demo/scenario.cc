@@ -19,7 +19,7 @@
 #include "sim/demo/history.h"
 #include "sim/demo/kv_store.h"
 #include "sim/faults.h"
-#include "sim/network.h"
+#include "net/network.h"
 
 namespace dsim::demo {
 namespace {

@@ -34,7 +34,7 @@
 #include "scheduler/internal/wait_queue.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/source_location.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/internal/byte_queue.h"
 #include "sockets/internal/ring_queue.h"
 #include "sockets/internal/open_file.h"

@@ -16,7 +16,7 @@ out="${1:-/tmp/dsim-socket-fuzz}"
 objects="$(mktemp -d /tmp/dsim-socket-fuzz-objs.XXXXXX)"
 trap 'rm -rf "$objects"' EXIT
 
-sources=(scheduler/*.cc scheduler/internal/*.cc sim/network.cc sim/faults.cc
+sources=(scheduler/*.cc scheduler/internal/*.cc net/network.cc sim/faults.cc
          sim/simulation.cc sim/trace.cc sim/internal/*.cc sockets/*.cc sockets/internal/*.cc
          tests/fuzz/socket_program.cc tests/fuzz/socket_fuzz_libfuzzer.cc)
 flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -I. -DDSIM_ASAN

@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "scheduler/notification.h"
-#include "sim/network.h"
+#include "net/network.h"
 #include "sockets/socket.h"
 #include "tests/races/race_corpus.h"
 #include "tests/races/race_programs.h"

@@ -1,4 +1,4 @@
-#include "sim/network.h"
+#include "net/network.h"
 
 #include <arpa/inet.h>
 
