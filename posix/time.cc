@@ -35,8 +35,9 @@ ClockKind KindOf(clockid_t clock) {
 
 absl::Time VirtualRealtime(Scheduler& scheduler) { return dsim::Now(); }
 
+// The calling task's host clocks (scheduler/clock.h): skew, drift and steps apply.
 absl::Duration VirtualMonotonic(Scheduler& scheduler) {
-  return scheduler.Now() - Scheduler::Epoch() + kMonotonicAtEpoch;
+  return scheduler.MonotonicNow() + kMonotonicAtEpoch;
 }
 
 timespec ReadClock(Scheduler& scheduler, ClockKind kind) {
@@ -58,11 +59,15 @@ absl::Time InstantOf(Scheduler& scheduler, ClockKind kind, const timespec& value
   const absl::Duration reading = absl::DurationFromTimespec(value);
   switch (kind) {
     case ClockKind::kRealtime:
-      return absl::UnixEpoch() + reading;
+      return scheduler.TrueTimeOfLocal(absl::UnixEpoch() + reading);
     case ClockKind::kTai:
-      return absl::UnixEpoch() + reading - absl::Seconds(37);
-    case ClockKind::kMonotonic:
-      return Scheduler::Epoch() + (reading - kMonotonicAtEpoch);
+      return scheduler.TrueTimeOfLocal(absl::UnixEpoch() + reading - absl::Seconds(37));
+    case ClockKind::kMonotonic: {
+      // The monotonic clock runs at the host's drifted rate and never steps.
+      const absl::Duration left = reading - VirtualMonotonic(scheduler);
+      if (left <= absl::ZeroDuration()) return scheduler.Now();
+      return scheduler.Now() + scheduler.TrueDurationOfLocal(left);
+    }
     case ClockKind::kCpu:
     case ClockKind::kInvalid:
       break;
@@ -78,9 +83,16 @@ bool ValidTimespec(const timespec* t) {
 
 // Sleeps the calling task until `deadline`; a past deadline is still a scheduling point.
 // always_inline: TaskScheduler() must see the return address of the interposer.
+// `deadline` is true virtual time (InstantOf, TrueDeadlineAfter).
 __attribute__((always_inline)) inline void SleepUntil(absl::Time deadline) {
-  SourceLocation where = CallerLocation(State(*TaskScheduler()));
-  dsim::SleepUntil(deadline, where);
+  Scheduler& scheduler = *TaskScheduler();
+  SourceLocation where = CallerLocation(State(scheduler));
+  scheduler.SleepUntil(deadline, where);
+}
+
+// The true time at which `local` of the calling task's host clock has passed.
+inline absl::Time TrueDeadlineAfter(Scheduler& scheduler, absl::Duration local) {
+  return scheduler.Now() + scheduler.TrueDurationOfLocal(local);
 }
 
 }  // namespace
@@ -145,7 +157,7 @@ int nanosleep(const struct timespec* request, struct timespec* remaining) {
     errno = EINVAL;
     return -1;
   }
-  pi::SleepUntil(scheduler->Now() + absl::DurationFromTimespec(*request));
+  pi::SleepUntil(pi::TrueDeadlineAfter(*scheduler, absl::DurationFromTimespec(*request)));
   return 0;
 }
 
@@ -162,7 +174,7 @@ int clock_nanosleep(clockid_t clock, int flags, const struct timespec* request,
   if (flags & TIMER_ABSTIME) {
     pi::SleepUntil(pi::InstantOf(*scheduler, kind, *request));
   } else {
-    pi::SleepUntil(scheduler->Now() + absl::DurationFromTimespec(*request));
+    pi::SleepUntil(pi::TrueDeadlineAfter(*scheduler, absl::DurationFromTimespec(*request)));
   }
   return 0;
 }
@@ -171,7 +183,7 @@ int usleep(useconds_t microseconds) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(usleep)(microseconds);
   DSIM_CALL_SITE(*scheduler);
-  pi::SleepUntil(scheduler->Now() + absl::Microseconds(microseconds));
+  pi::SleepUntil(pi::TrueDeadlineAfter(*scheduler, absl::Microseconds(microseconds)));
   return 0;
 }
 
@@ -179,7 +191,7 @@ unsigned int sleep(unsigned int seconds) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(sleep)(seconds);
   DSIM_CALL_SITE(*scheduler);
-  pi::SleepUntil(scheduler->Now() + absl::Seconds(seconds));
+  pi::SleepUntil(pi::TrueDeadlineAfter(*scheduler, absl::Seconds(seconds)));
   return 0;
 }
 

@@ -93,6 +93,41 @@ TEST(PosixTime, ClocksReadVirtualTimeInsideTasksOnly) {
   EXPECT_GE(std::chrono::system_clock::now(), real_before);
 }
 
+// Host clocks (scheduler/clock.h) reach interposed code: CLOCK_MONOTONIC runs at the
+// host's drifted rate and ignores steps, CLOCK_REALTIME follows the host's wall clock,
+// and a std::this_thread::sleep_for lasts that long on the host's clock.
+TEST(PosixTime, InterposedClocksAndSleepsFollowTheHostClock) {
+  Scheduler scheduler(SchedulerOptions{.seed = 1});
+  HostClock clock(scheduler.Now());
+  clock.SetDrift(scheduler.Now(), /*drift_ppb=*/100'000'000);  // 10% fast.
+  clock.Step(scheduler.Now(), absl::Seconds(-30));            // An NTP step back.
+  const GroupId host = 1;
+  scheduler.SetGroupClock(host, &clock);
+  int64_t monotonic_elapsed_ns = 0;
+  int64_t realtime_elapsed_ns = 0;
+  absl::Duration true_elapsed;
+  scheduler.Spawn("drifting", [&] {
+    timespec mono0, mono1, real0, real1;
+    clock_gettime(CLOCK_MONOTONIC, &mono0);
+    clock_gettime(CLOCK_REALTIME, &real0);
+    const absl::Time true_start = scheduler.Now();
+    std::this_thread::sleep_for(seconds(11));  // 11 s of host time: 10 s of true time.
+    true_elapsed = scheduler.Now() - true_start;
+    clock_gettime(CLOCK_MONOTONIC, &mono1);
+    clock_gettime(CLOCK_REALTIME, &real1);
+    monotonic_elapsed_ns = absl::ToInt64Nanoseconds(absl::DurationFromTimespec(mono1) -
+                                                    absl::DurationFromTimespec(mono0));
+    realtime_elapsed_ns = absl::ToInt64Nanoseconds(absl::DurationFromTimespec(real1) -
+                                                   absl::DurationFromTimespec(real0));
+    EXPECT_LT(absl::DurationFromTimespec(real0),
+              absl::FromUnixSeconds(946684800) - absl::UnixEpoch());  // Stepped back.
+  }, {.group = host});
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(true_elapsed, absl::Seconds(10));
+  EXPECT_EQ(monotonic_elapsed_ns, 11'000'000'000);
+  EXPECT_EQ(realtime_elapsed_ns, 11'000'000'000);
+}
+
 TEST(PosixTime, AbslNowAndSleepForAreVirtual) {
   Scheduler scheduler(SchedulerOptions{.seed = 1});
   RunResult result = RunTask(scheduler, [] {

@@ -1,10 +1,12 @@
-// The virtual clocks behind clock_gettime and friends, in one place, so per-host clocks
-// (skew, drift) can be wired in later without touching the interposers.
+// The virtual clocks behind clock_gettime and friends, in one place. They are the
+// calling task's host clocks (scheduler/clock.h: skew, drift, steps), and every
+// deadline they give (InstantOf) is converted to true virtual time for the waits.
 //
-// CLOCK_REALTIME is dsim::Now() (2000-01-01 00:00:00 UTC at the start of every
-// simulation). CLOCK_MONOTONIC, its COARSE and RAW variants and CLOCK_BOOTTIME read the
-// same virtual time as seconds since an imaginary boot kMonotonicAtEpoch before the
-// epoch (not zero, so code that treats 0 as "unset" still works). CLOCK_TAI is
+// CLOCK_REALTIME is dsim::Now(), the host's wall clock (2000-01-01 00:00:00 UTC at the
+// start of every simulation on a host without skew). CLOCK_MONOTONIC, its COARSE and RAW
+// variants and CLOCK_BOOTTIME read the host's monotonic clock (dsim::MonotonicNow():
+// drifted rate, never stepped) plus kMonotonicAtEpoch (an imaginary boot before the
+// epoch, not zero, so code that treats 0 as "unset" still works). CLOCK_TAI is
 // REALTIME + 37 s. CPU-time clocks read the virtual time elapsed since the simulation
 // began: tasks take no virtual time to compute, so no better answer exists, and this
 // one is deterministic and monotonic.
@@ -27,7 +29,7 @@ ClockKind KindOf(clockid_t clock);
 absl::Time VirtualRealtime(Scheduler& scheduler);
 absl::Duration VirtualMonotonic(Scheduler& scheduler);
 timespec ReadClock(Scheduler& scheduler, ClockKind kind);
-// The virtual instant at which `clock` reads `value` (for absolute deadlines).
+// The true virtual instant at which `clock` reads `value` (for absolute deadlines).
 absl::Time InstantOf(Scheduler& scheduler, ClockKind kind, const timespec& value);
 
 }  // namespace dsim::posix::internal
