@@ -1,5 +1,7 @@
 #include "scheduler/mutex.h"
 
+#include <exception>
+
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/misuse.h"
 
@@ -105,8 +107,10 @@ void Mutex::Lock(SourceLocation where) {
 }
 
 bool Mutex::SkipRelockWhileStopping() {
-  Scheduler& scheduler = RunningScheduler("CondVar::Wait");
+  // Cheapest tests first: every CondVar wait that returns passes here.
   if (holder_ == kNoTask || relock_skipped_by_ != kNoTask) return false;
+  if (std::uncaught_exceptions() == 0) return false;  // Not unwinding: relock as usual.
+  Scheduler& scheduler = RunningScheduler("CondVar::Wait");
   if (!scheduler.CurrentTaskIsBeingStopped()) return false;
   relock_skipped_by_ = scheduler.CurrentTaskId();
   return true;
