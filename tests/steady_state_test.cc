@@ -13,25 +13,21 @@
 #include "net/network.h"
 #include "sockets/socket.h"
 #include "sockets/udp.h"
-
-// Every heap allocation of this test binary is counted.
-namespace {
-std::atomic<uint64_t> g_allocations{0};
-}  // namespace
-
-void* operator new(size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](size_t size) { return operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
+#include "tests/testing/allocation_counter.h"
 
 namespace dsim {
 namespace {
+
+// The zero-allocation tests below mean something only if the counter counts.
+TEST(SteadyState, TheAllocationCounterCountsEveryNew) {
+  const uint64_t before = dsim::testing::HeapAllocations();
+  auto* one = new int(1);
+  auto* many = new int[4]();
+  const uint64_t after = dsim::testing::HeapAllocations();
+  delete one;
+  delete[] many;
+  EXPECT_EQ(after - before, 2u);
+}
 
 sockaddr* Sa(sockaddr_storage* s) { return reinterpret_cast<sockaddr*>(s); }
 
@@ -141,8 +137,8 @@ TEST(SteadyState, TcpRequestResponseAllocatesNothing) {
   w.client.Spawn("client", [&] {
     // Warm-up covers a few delayed-ACK periods: the timer queue reaches its size.
     TcpEchoClient(4000, [&](int i) {
-      if (i == 1000) allocations_before = g_allocations.load();
-      if (i == 4000) allocations_after = g_allocations.load();
+      if (i == 1000) allocations_before = dsim::testing::HeapAllocations();
+      if (i == 4000) allocations_after = dsim::testing::HeapAllocations();
     });
   });
   ASSERT_TRUE(w.scheduler.Run().ok());
@@ -172,11 +168,11 @@ TEST(SteadyState, UdpRoundTripsAllocateNothing) {
     ASSERT_EQ(Connect(fd, Sa(&a), MakeSockaddr("10.0.0.1", 53, &a)), 0);
     char buffer[kMessageBytes] = "request";
     for (int i = 0; i < 2000; ++i) {
-      if (i == 100) allocations_before = g_allocations.load();
+      if (i == 100) allocations_before = dsim::testing::HeapAllocations();
       ASSERT_EQ(Send(fd, buffer, sizeof(buffer), 0), static_cast<ssize_t>(sizeof(buffer)));
       ASSERT_EQ(Recv(fd, buffer, sizeof(buffer), 0), static_cast<ssize_t>(sizeof(buffer)));
     }
-    allocations_after = g_allocations.load();
+    allocations_after = dsim::testing::HeapAllocations();
   });
   ASSERT_TRUE(w.scheduler.Run().ok());
   EXPECT_EQ(allocations_after - allocations_before, 0u);
@@ -212,12 +208,12 @@ TEST(UdpSocketWrapper, ReceiveIntoAReusedDatagramAndAnswerItsBinaryAddress) {
     EXPECT_EQ(reply.from_port, 53);
     const std::string request(kMessageBytes, 'r');
     for (int i = 0; i < 500; ++i) {
-      if (i == 50) allocations_before = g_allocations.load();
+      if (i == 50) allocations_before = dsim::testing::HeapAllocations();
       ASSERT_TRUE(socket->Send(absl::string_view(request).substr(0, 16)).ok());
       ASSERT_TRUE(socket->ReceiveFrom(&reply).ok());
       ASSERT_EQ(reply.data.size(), 16u);
     }
-    allocations_after = g_allocations.load();
+    allocations_after = dsim::testing::HeapAllocations();
   });
   ASSERT_TRUE(w.scheduler.Run().ok());
   EXPECT_EQ(allocations_after - allocations_before, 0u);
