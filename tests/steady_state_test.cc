@@ -21,8 +21,9 @@ namespace {
 // The zero-allocation tests below mean something only if the counter counts.
 TEST(SteadyState, TheAllocationCounterCountsEveryNew) {
   const uint64_t before = dsim::testing::HeapAllocations();
-  auto* one = new int(1);
-  auto* many = new int[4]();
+  // Through volatile pointers, so the compiler may not elide the allocations.
+  int* volatile one = new int(1);
+  int* volatile many = new int[4]();
   const uint64_t after = dsim::testing::HeapAllocations();
   delete one;
   delete[] many;
