@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/nanos.h"
 
 namespace dsim {
 
@@ -337,14 +338,16 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     FreePacket(packet);
     return true;
   }
-  absl::Time* last = nullptr;
+  int64_t* last = nullptr;
   if (options_.fifo_links && !fate.unordered) {
     if (from.last_delivery_.size() < to->id() + 1) {
-      from.last_delivery_.resize(to->id() + 1, absl::InfinitePast());
+      from.last_delivery_.resize(to->id() + 1, INT64_MIN);
     }
     last = &from.last_delivery_[to->id()];
   }
-  const absl::Time now = scheduler_->Now();
+  // Times in nanoseconds since the epoch: absl::Time arithmetic is out of line.
+  const int64_t now = scheduler_->NowNanos();
+  const int64_t connection_delay = internal::DurationToNanos(fate.connection_delay);
   const bool in_connection =
       packet->kind == Packet::Kind::kTcp && packet->source_connection != 0;
   if (in_connection && !lost_acks_.empty()) {
@@ -356,16 +359,15 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
   }
   for (size_t i = 0; i < fate.deliveries.size(); ++i) {
     DSIM_DCHECK(fate.deliveries[i] >= absl::ZeroDuration());
-    absl::Time when = now + fate.deliveries[i];
+    int64_t when = internal::SaturatingAdd(now, internal::DurationToNanos(fate.deliveries[i]));
     if (last != nullptr) {
-      if (when <= *last) when = *last + absl::Nanoseconds(1);
+      if (when <= *last) when = internal::SaturatingAdd(*last, 1);
       *last = when;
     }
-    if (in_connection && (last != nullptr || fate.connection_delay > absl::ZeroDuration())) {
-      when = ConnectionOrder(packet, when, last != nullptr ? fate.connection_delay
-                                                           : absl::ZeroDuration());
+    if (in_connection && (last != nullptr || connection_delay > 0)) {
+      when = ConnectionOrder(packet, when, last != nullptr ? connection_delay : 0);
     }
-    if (last == nullptr) when += fate.connection_delay;
+    if (last == nullptr) when = internal::SaturatingAdd(when, connection_delay);
     Packet* copy = packet;
     if (i + 1 < fate.deliveries.size()) {  // Duplicates are copies; the last is the original.
       copy = NewPacket();
@@ -373,7 +375,7 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     }
     ++stats_.packets_sent;
     ++stats_.packets_in_flight;
-    copy->sent_at = now;
+    copy->sent_at_ns = now;
     copy->in_flight_index = static_cast<uint32_t>(in_flight_.size());
     in_flight_.push_back(copy);
     Schedule(copy, when);
@@ -381,33 +383,38 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
   return true;
 }
 
-absl::Time Network::ConnectionOrder(Packet* packet, absl::Time when, absl::Duration hole) {
+int64_t Network::ConnectionOrder(Packet* packet, int64_t when, int64_t hole) {
   const uint64_t connection = packet->source_connection;
   if (!connection_holes_.empty()) {
     if (auto it = connection_holes_.find(connection); it != connection_holes_.end()) {
       if (when <= it->second) {
-        when = it->second + absl::Nanoseconds(1);  // Behind the hole, in order.
+        when = internal::SaturatingAdd(it->second, 1);  // Behind the hole, in order.
         it->second = when;
       } else {
         connection_holes_.erase(it);  // The hole is behind us: later packets come later.
       }
     }
   }
-  if (hole <= absl::ZeroDuration()) return when;
-  when += hole;
+  if (hole <= 0) return when;
+  when = internal::SaturatingAdd(when, hole);
   if (packet->IsPureAck()) {
     packet->lost_ack = true;
     lost_acks_[connection] = packet;
   } else {
-    absl::Time& end = connection_holes_[connection];
-    end = std::max(end, when);
+    auto [it, inserted] = connection_holes_.try_emplace(connection, when);
+    if (!inserted) it->second = std::max(it->second, when);
   }
   return when;
 }
 
-void Network::Schedule(Packet* packet, absl::Time when) {
-  packet->deliver_at = when;
-  scheduler_->AddTimer(when, [this, packet] { Deliver(packet); });
+void Network::Schedule(Packet* packet, int64_t when_ns) {
+  packet->deliver_at_ns = when_ns;
+  scheduler_->AddTimerCall(when_ns, &Network::DeliverCall, this,
+                           reinterpret_cast<uintptr_t>(packet));
+}
+
+void Network::DeliverCall(void* network, uint64_t packet) {
+  static_cast<Network*>(network)->Deliver(reinterpret_cast<Packet*>(packet));
 }
 
 // Swap-removes the packet from in_flight_: O(1), and the list's order means nothing.
@@ -552,7 +559,7 @@ bool Network::HoldOrDrop(Packet* packet) {
     return true;
   }
   if (scheduler_->has_listeners()) AnnotatePacket("net.hold", *packet, 0, group);
-  packet->deliver_at = absl::InfiniteFuture();
+  packet->deliver_at_ns = internal::kNeverNanos;
   if (link == nullptr) link = &held_[{from, to}];
   link->packets.push_back(packet);
   link->datagram_bytes += datagram_bytes;
@@ -562,7 +569,7 @@ bool Network::HoldOrDrop(Packet* packet) {
 // Sends on every held packet whose path is open again, in link order and, per link, in
 // arrival order, 1 ns apart so that the strategy cannot reorder a stream's segments.
 void Network::ReleaseHeld() {
-  absl::Time when = scheduler_->Now();
+  int64_t when = scheduler_->NowNanos();
   for (auto it = held_.begin(); it != held_.end();) {
     if (LinkBlocked(it->first.first, it->first.second)) {
       ++it;
@@ -570,7 +577,7 @@ void Network::ReleaseHeld() {
     }
     NetworkHost* from = FindHost(it->first.first);
     for (Packet* packet : it->second.packets) {
-      when += absl::Nanoseconds(1);
+      when = internal::SaturatingAdd(when, 1);
       Schedule(packet, when);
     }
     // Later packets on this link must not overtake the released ones.
@@ -675,15 +682,15 @@ std::vector<InFlightMessage> Network::InFlight(NetworkHostId from, NetworkHostId
     m.flags = p.flags;
     m.sequence = p.sequence;
     m.payload_bytes = p.payload.size();
-    m.sent_at = p.sent_at;
-    m.deliver_at = held ? absl::InfiniteFuture() : p.deliver_at;
+    m.sent_at = internal::EpochNanosToTime(p.sent_at_ns);
+    m.deliver_at = held ? absl::InfiniteFuture() : internal::EpochNanosToTime(p.deliver_at_ns);
     m.held = held;
     m.flow_id = p.flow_id;
     m.description = p.ToString();
     messages.push_back(std::move(m));
   };
   for (const Packet* p : in_flight_) {
-    const bool held = p->deliver_at == absl::InfiniteFuture();
+    const bool held = p->deliver_at_ns == internal::kNeverNanos;
     if (!held && p->source_host == from && p->destination_host == to) describe(*p, false);
   }
   // in_flight_ has no order: sort by arrival, then by sending (flow ids grow).

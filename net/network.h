@@ -151,8 +151,10 @@ struct Packet {
   uint32_t source_host = 0;  // NetworkHostId
   uint32_t destination_host = 0;
   uint64_t flow_id = 0;  // Links the send and delivery annotations of this packet.
-  absl::Time sent_at;    // When it was sent.
-  absl::Time deliver_at; // When it is due; InfiniteFuture while held.
+  // When it was sent and when it is due, in nanoseconds since Scheduler::Epoch()
+  // (Network::InFlight shows them as times); deliver_at_ns is INT64_MAX while held.
+  int64_t sent_at_ns = 0;
+  int64_t deliver_at_ns = 0;
   uint32_t in_flight_index = 0;  // Its slot in the network's in-flight list.
   // A "lost" pure ACK on its way late; `superseded` once a later segment of its
   // connection was sent (it is then dropped on arrival: that segment carries newer news).
@@ -370,8 +372,9 @@ class NetworkHost {
   // Routing cache: the last destination address and the host that owns it.
   IpAddress last_destination_;
   NetworkHost* last_destination_host_ = nullptr;
-  // For NetworkOptions::fifo_links: last delivery time on the link to each host, by id.
-  std::vector<absl::Time> last_delivery_;
+  // For NetworkOptions::fifo_links: last delivery time on the link to each host, by id,
+  // in nanoseconds since Scheduler::Epoch() (INT64_MIN: none yet).
+  std::vector<int64_t> last_delivery_;
   std::string name_;
   std::vector<IpAddress> addresses_;
   std::unique_ptr<PacketReceiver> stack_;
@@ -524,16 +527,17 @@ class Network {
   };
   bool Gated(const Packet& packet) const;
   bool HoldOrDrop(Packet* packet);
-  void Schedule(Packet* packet, absl::Time when);
+  void Schedule(Packet* packet, int64_t when_ns);
+  static void DeliverCall(void* network, uint64_t packet);
   void ReleaseHeld();
   void ForgetInFlight(Packet* packet);
   // Per-connection order for PacketFate::connection_delay (see there): returns when the
   // packet is due, given its place on the link.
-  absl::Time ConnectionOrder(Packet* packet, absl::Time when, absl::Duration hole);
+  int64_t ConnectionOrder(Packet* packet, int64_t when_ns, int64_t hole_ns);
   // Connections with a "lost" segment still ahead of their later ones: source
   // connection -> delivery time of its last such packet. Lost pure ACKs in flight, by
   // source connection. Looked up only, never iterated.
-  absl::flat_hash_map<uint64_t, absl::Time> connection_holes_;
+  absl::flat_hash_map<uint64_t, int64_t> connection_holes_;  // Nanoseconds since Epoch().
   absl::flat_hash_map<uint64_t, Packet*> lost_acks_;
   void ChangeCut(NetworkHostId from, NetworkHostId to, int delta);
   int gates_active_ = 0;

@@ -185,6 +185,7 @@ Scheduler::Scheduler(SchedulerOptions options) : options_(std::move(options)) {
   observes_yields_ = strategy_->ObservesYields();
   if (options_.default_stack_size == 0) options_.default_stack_size = kDefaultStackSize;
   if (options_.max_steps != 0) step_limit_ = options_.max_steps;
+  max_time_ns_ = ToNanos(Epoch() + options_.max_virtual_time);
   watchdog_ = internal::WatchdogFromEnvironment(
       internal::WatchdogSettings{options_.watchdog, options_.watchdog_abort});
   internal::InitMainFiber(&main_fiber_);
@@ -462,7 +463,7 @@ Task* Scheduler::PickNextSlow() {
       Stop(RunOutcome::kReachedTime);
       return nullptr;
     }
-    if (next_ns > ToNanos(Epoch() + options_.max_virtual_time)) {
+    if (next_ns > max_time_ns_) {
       Stop(RunOutcome::kTimeLimit);
       return nullptr;
     }
@@ -519,6 +520,22 @@ void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
     timers_.Release(slot_id);
     task->wake_timer = kNoTimer;
     Wake(task, WakeReason::kTimedOut);
+    return;
+  }
+  if (slot.call != nullptr) {
+    const internal::TimerFunction call = slot.call;
+    void* const context = slot.context;
+    const uint64_t argument = slot.argument;
+    timers_.Release(slot_id);
+    try {
+      call(context, argument);
+    } catch (const std::exception& e) {
+      failure_ = e.what();
+      Stop(RunOutcome::kTaskFailed);
+    } catch (...) {
+      failure_ = "an exception not derived from std::exception";
+      Stop(RunOutcome::kTaskFailed);
+    }
     return;
   }
   std::function<void()> callback = std::move(slot.callback);
@@ -919,13 +936,26 @@ bool Scheduler::CancelTimer(TimerId timer) {
   return timers_.Cancel(timer);
 }
 
-int64_t Scheduler::ToNanos(absl::Time t) const {
+TimerId Scheduler::AddTimerCall(int64_t when_ns, TimerFunction function, void* context,
+                                uint64_t argument, GroupId group) {
+  CheckThread("AddTimerCall");
+  DSIM_MISUSE(function != nullptr, "AddTimerCall with a null function");
+  if (ABSL_PREDICT_FALSE(group >= groups_.size())) Group(group);
+  return timers_.IdOf(
+      timers_.AddCall(std::max(when_ns, now_ns_), group, function, context, argument));
+}
+
+namespace internal {
+
+int64_t TimeToEpochNanosSlow(absl::Time t) {
   if (t == absl::InfiniteFuture()) return kForever;
-  const absl::Duration since = t - Epoch();
+  const absl::Duration since = t - Scheduler::Epoch();
   if (since < absl::ZeroDuration()) return 0;
   if (since >= absl::Nanoseconds(kForever)) return kForever;
   return absl::ToInt64Nanoseconds(since);
 }
+
+}  // namespace internal
 
 // ---- Host clocks -----------------------------------------------------------------
 

@@ -53,6 +53,7 @@
 #include "absl/time/time.h"
 #include "scheduler/clock.h"
 #include "scheduler/internal/fiber.h"
+#include "scheduler/internal/nanos.h"
 #include "scheduler/internal/stack_pool.h"
 #include "scheduler/internal/timer_queue.h"
 #include "scheduler/internal/watchdog.h"
@@ -320,6 +321,13 @@ class Scheduler {
   // Spawn, wake tasks and add timers, but must not block. A timer of a paused group
   // fires only after the group resumes.
   TimerId AddTimer(absl::Time when, std::function<void()> callback, GroupId group = kNoGroup);
+  // AddTimer for the hot paths of the layers above (packets in flight, TCP timers):
+  // due `when_ns` nanoseconds after Epoch(), it calls function(context, argument). No
+  // std::function to move and no absl::Time arithmetic; otherwise the same timer (same
+  // order, same group rules, CancelTimer works).
+  using TimerFunction = internal::TimerFunction;  // void (*)(void* context, uint64_t argument)
+  TimerId AddTimerCall(int64_t when_ns, TimerFunction function, void* context,
+                       uint64_t argument, GroupId group = kNoGroup);
   // Cancels a pending timer. Returns false if it already fired or was cancelled.
   bool CancelTimer(TimerId timer);
   size_t pending_timers() const { return timers_.size(); }
@@ -533,7 +541,7 @@ class Scheduler {
   void CheckThread(const char* operation) const;
   void ClaimThread(const char* operation);
 
-  int64_t ToNanos(absl::Time t) const;
+  int64_t ToNanos(absl::Time t) const { return internal::TimeToEpochNanos(t); }
   const HostClock* CurrentClockSlow() const;
 
   // Random bits drawn through the strategy.
@@ -556,6 +564,7 @@ class Scheduler {
   int64_t now_ns_ = 0;  // Virtual nanoseconds since Epoch(); the clock.
   absl::Time now_ = Epoch();  // The same instant, cached: decisions read it often.
   uint64_t step_limit_ = UINT64_MAX;
+  int64_t max_time_ns_ = INT64_MAX;  // Epoch() + options_.max_virtual_time, in nanoseconds.
   uint64_t steps_ = 0;
   uint64_t decision_index_ = 0;
   // Bumped at every dispatch and timer; read by the watchdog thread, which only

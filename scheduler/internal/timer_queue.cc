@@ -6,8 +6,8 @@
 
 namespace dsim::internal {
 
-TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
-                            std::function<void()> callback) {
+// Takes a free slot and gives it the next sequence number.
+inline TimerSlotId TimerQueue::NewSlot(uint32_t group) {
   TimerSlotId id;
   if (!free_slots_.empty()) {
     id = free_slots_.back();
@@ -19,11 +19,29 @@ TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
   }
   TimerSlot& s = slots_[id];
   DSIM_DCHECK(!s.in_use);
-  s.callback = std::move(callback);
-  s.task = task;
   s.group = group;
   s.sequence = next_sequence_++;
   s.in_use = true;
+  return id;
+}
+
+TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
+                            std::function<void()> callback) {
+  const TimerSlotId id = NewSlot(group);
+  TimerSlot& s = slots_[id];
+  if (callback != nullptr) s.callback = std::move(callback);
+  s.task = task;
+  Reinsert(id, when_ns);
+  return id;
+}
+
+TimerSlotId TimerQueue::AddCall(int64_t when_ns, uint32_t group, TimerFunction call,
+                                void* context, uint64_t argument) {
+  const TimerSlotId id = NewSlot(group);
+  TimerSlot& s = slots_[id];
+  s.call = call;
+  s.context = context;
+  s.argument = argument;
   Reinsert(id, when_ns);
   return id;
 }
@@ -77,8 +95,9 @@ void TimerQueue::Release(TimerSlotId slot) {
   TimerSlot& s = slots_[slot];
   DSIM_DCHECK(s.in_use);
   s.in_use = false;
-  s.callback = nullptr;
+  if (s.callback != nullptr) s.callback = nullptr;
   s.task = nullptr;
+  s.call = nullptr;
   s.position = kNowhere;
   ++s.generation;
   if (s.generation == 0) s.generation = 1;

@@ -18,9 +18,16 @@ namespace dsim::internal {
 struct Task;
 using TimerSlotId = uint32_t;
 
+// A timer callback as a plain function and its two arguments (Scheduler::AddTimerCall).
+using TimerFunction = void (*)(void* context, uint64_t argument);
+
 struct TimerSlot {
-  std::function<void()> callback;  // Empty for a task wake-up timer.
+  std::function<void()> callback;  // Empty for a task wake-up timer and a call timer.
   Task* task = nullptr;            // The task to wake, for wake-up timers.
+  // Call timers: call(context, argument); null for the others.
+  TimerFunction call = nullptr;
+  void* context = nullptr;
+  uint64_t argument = 0;
   int64_t when_ns = 0;
   uint64_t sequence = 0;           // Creation order: a timer's stable identity.
   uint32_t generation = 1;         // Bumped on release, so stale TimerIds are rejected.
@@ -35,6 +42,8 @@ class TimerQueue {
   static constexpr uint32_t kBatchBit = 1u << 31;      // Position is in the batch.
 
   TimerSlotId Add(int64_t when_ns, uint32_t group, Task* task, std::function<void()> callback);
+  TimerSlotId AddCall(int64_t when_ns, uint32_t group, TimerFunction call, void* context,
+                      uint64_t argument);
   // Puts a taken (deferred) timer back, due at `when_ns`.
   void Reinsert(TimerSlotId slot, int64_t when_ns);
   // Removes a pending timer and frees its slot. False if `id` is stale.
@@ -77,6 +86,7 @@ class TimerQueue {
   void RemoveFromHeap(uint32_t index);
   void RemoveFromBatch(uint32_t index);
   void Place(uint32_t index, TimerSlotId slot);
+  TimerSlotId NewSlot(uint32_t group);
   // Recomputes earliest_ns_ after the heap or the batch changed.
   void RefreshEarliest() {
     earliest_ns_ = !batch_.empty()  ? slots_[batch_[0]].when_ns

@@ -81,7 +81,7 @@ const char* TcpStateName(TcpState state) {
 
 HostStack::HostStack(Network* network, NetworkHost* host)
     : network_(network), host_(host), scheduler_(&network->scheduler()),
-      options_(network->options()) {
+      options_(network->options()), delayed_ack_ns_(DurationToNanos(options_.delayed_ack)) {
   descriptors_.resize(3);  // 0, 1 and 2 are stdin, stdout and stderr.
 }
 

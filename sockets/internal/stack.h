@@ -31,6 +31,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "scheduler/internal/nanos.h"
 #include "scheduler/internal/wait_queue.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/source_location.h"
@@ -126,12 +127,13 @@ struct SocketState {
   uint64_t pending_fin_sequence = UINT64_MAX;  // A FIN seen ahead of missing data.
   uint64_t rcv_acked = 0;        // rcv_nxt as last acknowledged.
   uint64_t rcv_window_edge = 0;  // Highest position the peer was allowed to send to.
-  // A delayed ACK is owed (Linux's ICSK_ACK_TIMER pending bit), due at delayed_ack_due.
+  // A delayed ACK is owed (Linux's ICSK_ACK_TIMER pending bit), due at delayed_ack_due_ns
+  // (nanoseconds since Scheduler::Epoch()).
   // Its timer may outlive it, as Linux's does: an ACK that leaves clears only the bit,
   // and a timer that fires early for a later delayed ACK re-arms itself for its due time.
   bool delayed_ack_armed = false;
   bool delayed_ack_timer_pending = false;
-  absl::Time delayed_ack_due;
+  int64_t delayed_ack_due_ns = 0;
 
   // TCP send side: tx holds [snd_una, snd_una + tx.size()).
   ByteQueue tx;
@@ -403,6 +405,9 @@ class HostStack final : public PacketReceiver {
   short PollMask(const SocketState& socket) const;
   template <void (HostStack::*kHandler)(uint64_t)>
   TimerId AddTimer(absl::Duration delay, uint64_t id);
+  // The same, due `when_ns` nanoseconds after Scheduler::Epoch().
+  template <void (HostStack::*kHandler)(uint64_t)>
+  TimerId AddTimerAt(int64_t when_ns, uint64_t id);
   // Sends a packet from this host, unless the stack is detached (then frees it).
   void Transmit(Packet* packet);
   // Buggify: the length a stream read or write moves this time (a short prefix, at
@@ -414,6 +419,7 @@ class HostStack final : public PacketReceiver {
   NetworkHost* host_;
   Scheduler* scheduler_;
   const NetworkOptions& options_;
+  const int64_t delayed_ack_ns_;  // options_.delayed_ack in nanoseconds.
 
   // One slot of the descriptor table: a socket or another open file (pipe, eventfd,
   // epoll, timerfd, ...). A slot with neither is free, or reserved by an accept() that

@@ -87,13 +87,20 @@ bool NeedsReset(TcpState state) {
 
 // ---- Timers and traces -------------------------------------------------------------
 
-// The handler is a template argument so the callback captures 16 bytes, which
-// std::function stores without a heap allocation.
+// The handler is a template argument, so the timer is a plain function call with the
+// stack and the socket id as its arguments: no std::function, no allocation.
+template <void (HostStack::*kHandler)(uint64_t)>
+TimerId HostStack::AddTimerAt(int64_t when_ns, uint64_t id) {
+  // Stack timers belong to the host's group: a crash cancels them with the host.
+  return scheduler_->AddTimerCall(
+      when_ns,
+      [](void* stack, uint64_t socket_id) { (static_cast<HostStack*>(stack)->*kHandler)(socket_id); },
+      this, id, host_->group());
+}
+
 template <void (HostStack::*kHandler)(uint64_t)>
 TimerId HostStack::AddTimer(absl::Duration delay, uint64_t id) {
-  // Stack timers belong to the host's group: a crash cancels them with the host.
-  return scheduler_->AddTimer(scheduler_->Now() + delay, [this, id] { (this->*kHandler)(id); },
-                              host_->group());
+  return AddTimerAt<kHandler>(SaturatingAdd(scheduler_->NowNanos(), DurationToNanos(delay)), id);
 }
 
 void HostStack::Transmit(Packet* packet) {
@@ -380,10 +387,10 @@ void HostStack::OnSynTimer(uint64_t id) {
 void HostStack::ArmDelayedAck(SocketState* s) {
   if (s->delayed_ack_armed) return;
   s->delayed_ack_armed = true;
-  s->delayed_ack_due = scheduler_->Now() + options_.delayed_ack;
+  s->delayed_ack_due_ns = SaturatingAdd(scheduler_->NowNanos(), delayed_ack_ns_);
   if (s->delayed_ack_timer_pending) return;  // It re-arms itself for the new due time.
   s->delayed_ack_timer_pending = true;
-  AddTimer<&HostStack::OnDelayedAck>(options_.delayed_ack, s->id);
+  AddTimerAt<&HostStack::OnDelayedAck>(s->delayed_ack_due_ns, s->id);
 }
 
 // Any ACK that leaves settles what the delayed ACK was waiting for, as Linux's
@@ -397,10 +404,10 @@ void HostStack::OnDelayedAck(uint64_t id) {
   if (s == nullptr) return;
   s->delayed_ack_timer_pending = false;
   if (!s->delayed_ack_armed) return;  // Its ACK left with data.
-  const absl::Time now = scheduler_->Now();
-  if (now < s->delayed_ack_due) {  // Owed for later data: wait for that (tcp_delack_timer).
+  if (scheduler_->NowNanos() < s->delayed_ack_due_ns) {
+    // Owed for later data: wait for that (tcp_delack_timer).
     s->delayed_ack_timer_pending = true;
-    AddTimer<&HostStack::OnDelayedAck>(s->delayed_ack_due - now, s->id);
+    AddTimerAt<&HostStack::OnDelayedAck>(s->delayed_ack_due_ns, s->id);
     return;
   }
   s->delayed_ack_armed = false;
