@@ -268,16 +268,6 @@ void Network::BindGroup(NetworkHost& host, GroupId group) {
   host.group_ = group;
 }
 
-NetworkHost* Network::FindHost(NetworkHostId id) const {
-  if (id == 0 || id > hosts_.size()) return nullptr;
-  return hosts_[id - 1].get();
-}
-
-NetworkHost* Network::HostOfGroup(GroupId group) const {
-  if (group >= host_of_group_.size()) return nullptr;
-  return FindHost(host_of_group_[group]);
-}
-
 NetworkHost* Network::HostByAddress(const IpAddress& address) const {
   auto it = owner_of_address_.find(address);
   return it == owner_of_address_.end() ? nullptr : FindHost(it->second);

@@ -410,9 +410,13 @@ class Network {
   // names the host.
   void BindGroup(NetworkHost& host, GroupId group);
   // The host with this id, or null.
-  NetworkHost* FindHost(NetworkHostId id) const;
+  NetworkHost* FindHost(NetworkHostId id) const {
+    return id == 0 || id > hosts_.size() ? nullptr : hosts_[id - 1].get();
+  }
   // The host whose current group is `group`, or null.
-  NetworkHost* HostOfGroup(GroupId group) const;
+  NetworkHost* HostOfGroup(GroupId group) const {  // Every socket call asks: inline.
+    return group < host_of_group_.size() ? FindHost(host_of_group_[group]) : nullptr;
+  }
   // The host that owns a configured (non-loopback) address, or null.
   NetworkHost* HostByAddress(const IpAddress& address) const;
   size_t host_count() const { return hosts_.size(); }

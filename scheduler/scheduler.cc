@@ -268,6 +268,7 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   halt_ = unwinding_;
   errno_location_ = &errno;
   eh_globals_ = ThreadExceptionState();
+  uncaught_exceptions_ = &ThreadExceptionState()->uncaught_exceptions;
   mode_ = mode;
   until_ns_ = until_ns;
   outcome_ = RunOutcome::kCompleted;
@@ -879,6 +880,20 @@ void Scheduler::YieldSlow(Task* self) {
 
 void Scheduler::SchedulingPoint() {
   Task* self = CurrentTaskOrDie("SchedulingPoint");
+  // The common case: no other task is runnable and nothing unusual is going on, so the
+  // strategy has one candidate, the caller, which keeps the CPU. Exactly what the
+  // general path below does then (the step, the heartbeat, the dispatch event),
+  // without queueing the caller and taking it back out.
+  const bool alone = !halt_ & runnable_.empty() & (steps_ < step_limit_) &
+                     !timers_.AnyDue(now_ns_) & !self->kill_requested &
+                     (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone) &
+                     !(self->group != kNoGroup && groups_[self->group].paused);
+  if (ABSL_PREDICT_TRUE(alone)) {
+    ++steps_;
+    Beat();
+    if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(self);
+    return;
+  }
   CheckKilled(self);
   MakeRunnable(self);
   Reschedule(self);
@@ -1176,6 +1191,7 @@ void Scheduler::UnwindAllTasks() {
   ClaimThread("Shutdown");
   errno_location_ = &errno;
   eh_globals_ = ThreadExceptionState();
+  uncaught_exceptions_ = &ThreadExceptionState()->uncaught_exceptions;
   unwinding_ = true;
   halt_ = true;
   current_scheduler = this;

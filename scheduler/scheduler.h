@@ -368,6 +368,9 @@ class Scheduler {
   void SleepFor(absl::Duration duration, SourceLocation where = SourceLocation::Current());
   void SleepUntil(absl::Time deadline, SourceLocation where = SourceLocation::Current());
   bool InTask() const { return current_ != nullptr; }
+  // std::uncaught_exceptions() of the running task, read without a call into the C++
+  // runtime (socket calls ask on every call). Only inside a task.
+  int UncaughtExceptions() const { return static_cast<int>(*uncaught_exceptions_); }
   // True while the calling task is being stopped (crash, Kill, Shutdown): its frames
   // are unwinding by dsim::TaskUnwind.
   bool CurrentTaskIsBeingStopped() const;
@@ -604,6 +607,8 @@ class Scheduler {
   // This thread's C++ exception state (__cxa_eh_globals), saved per task across
   // switches as errno is: a task unwinding an exception may block in a destructor.
   void* eh_globals_ = nullptr;
+  // Its count of uncaught exceptions (__cxa_eh_globals::uncaughtExceptions).
+  const unsigned int* uncaught_exceptions_ = nullptr;
   RunMode mode_ = RunMode::kUntilTasksDone;
   int64_t until_ns_ = 0;
   RunOutcome outcome_ = RunOutcome::kCompleted;

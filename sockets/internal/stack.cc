@@ -87,10 +87,8 @@ HostStack::HostStack(Network* network, NetworkHost* host)
 
 HostStack::~HostStack() = default;
 
-HostStack& HostStack::Of(NetworkHost& host) {
-  if (host.stack() == nullptr) {
-    host.set_stack(std::make_unique<HostStack>(&host.network(), &host));
-  }
+HostStack& HostStack::Create(NetworkHost& host) {
+  host.set_stack(std::make_unique<HostStack>(&host.network(), &host));
   return *static_cast<HostStack*>(host.stack());
 }
 
@@ -110,11 +108,6 @@ const std::string& HostStack::LastMessage(TaskId task) const {
 
 // ---- Descriptors and sockets -----------------------------------------------------
 
-SocketState* HostStack::Lookup(int fd) {
-  if (fd < 0 || static_cast<size_t>(fd) >= descriptors_.size()) return nullptr;
-  return descriptors_[fd].socket;
-}
-
 int HostStack::LookupOrFail(int fd, SocketState** out) {
   *out = Lookup(fd);
   if (ABSL_PREDICT_TRUE(*out != nullptr)) return 0;
@@ -131,9 +124,11 @@ ABSL_ATTRIBUTE_NOINLINE int HostStack::FailBadDescriptor(int fd) {
                                   host_->name(), "\""));
 }
 
-SocketState* HostStack::FindSocket(uint64_t id) {
+SocketState* HostStack::FindSocketSlow(uint64_t id) {
   auto it = sockets_.find(id);
-  return it == sockets_.end() ? nullptr : it->second.get();
+  if (it == sockets_.end()) return nullptr;
+  socket_cache_[id % kSocketCacheSize] = SocketCacheEntry{id, it->second.get()};
+  return it->second.get();
 }
 
 SocketState* HostStack::NewSocket(int family, int type, int protocol) {
@@ -291,6 +286,7 @@ void HostStack::Destroy(SocketState* socket) {
     MaybeDestroy(child);
   }
   socket->accept_queue.clear();
+  ForgetSocket(socket->id);
   sockets_.erase(socket->id);
 }
 

@@ -212,7 +212,10 @@ class HostStack final : public PacketReceiver {
   ~HostStack() override;
 
   // The stack of `host`, created on first use.
-  static HostStack& Of(NetworkHost& host);
+  static HostStack& Of(NetworkHost& host) {
+    if (ABSL_PREDICT_FALSE(host.stack() == nullptr)) return Create(host);
+    return *static_cast<HostStack*>(host.stack());
+  }
 
   // ---- Calls (negative errno on failure) -----------------------------------------
   int Socket(int domain, int type, int protocol);
@@ -302,11 +305,29 @@ class HostStack final : public PacketReceiver {
     bool empty() const { return sockets.empty() && passive_count == 0; }
   };
 
+  static HostStack& Create(NetworkHost& host);
+
   // Descriptors and sockets.
-  SocketState* Lookup(int fd);
+  SocketState* Lookup(int fd) {
+    if (fd < 0 || static_cast<size_t>(fd) >= descriptors_.size()) return nullptr;
+    return descriptors_[fd].socket;
+  }
   int LookupOrFail(int fd, SocketState** out);
   int FailBadDescriptor(int fd);
-  SocketState* FindSocket(uint64_t id);
+  // The live socket with connection id `id`, or null. Every segment looks its socket
+  // up, so a small direct-mapped cache answers first (ids are dense: the network
+  // numbers connections 1, 2, ...); ForgetSocket keeps it honest.
+  SocketState* FindSocket(uint64_t id) {
+    const SocketCacheEntry& entry = socket_cache_[id % kSocketCacheSize];
+    if (ABSL_PREDICT_TRUE(entry.id == id)) return entry.socket;
+    return FindSocketSlow(id);
+  }
+  SocketState* FindSocketSlow(uint64_t id);
+  // Drops `id` from the cache (the socket is destroyed or changes its id).
+  void ForgetSocket(uint64_t id) {
+    SocketCacheEntry& entry = socket_cache_[id % kSocketCacheSize];
+    if (entry.id == id) entry = SocketCacheEntry{};
+  }
   SocketState* NewSocket(int family, int type, int protocol);
   // Closes descriptor `fd` holding an OpenFile.
   int CloseFile(int fd);
@@ -447,6 +468,13 @@ class HostStack final : public PacketReceiver {
   size_t open_descriptors_ = 0;       // Open and reserved descriptors.
   // Every live socket by id. Looked up only, never iterated (salted order).
   absl::flat_hash_map<uint64_t, std::unique_ptr<SocketState>> sockets_;
+  // In front of sockets_ (FindSocket). An empty entry has id 0, which no socket has.
+  struct SocketCacheEntry {
+    uint64_t id = 0;
+    SocketState* socket = nullptr;
+  };
+  static constexpr size_t kSocketCacheSize = 128;
+  SocketCacheEntry socket_cache_[kSocketCacheSize];
   absl::flat_hash_map<uint16_t, PortEntry> ports_[2];  // [0] TCP, [1] UDP.
   uint32_t ephemeral_cursor_ = 0;
   bool ephemeral_cursor_set_ = false;

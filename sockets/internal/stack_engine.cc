@@ -306,6 +306,7 @@ int HostStack::TcpDisconnect(SocketState* s) {
     s->local.address = s->family == AF_INET ? IpAddress::V4Any() : IpAddress::V6Any();
   }
   // A new identity, so segments of the old connection cannot reach the next one.
+  ForgetSocket(s->id);
   auto node = sockets_.extract(s->id);
   s->id = network_->NewConnectionId();
   node.key() = s->id;
