@@ -14,17 +14,6 @@ namespace dsim {
 
 // ---- IpAddress -------------------------------------------------------------------
 
-namespace {
-constexpr uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-}  // namespace
-
-IpAddress IpAddress::FromInAddr(in_addr address) {
-  IpAddress a;
-  std::memcpy(a.bytes_.data(), kV4MappedPrefix, 12);
-  std::memcpy(a.bytes_.data() + 12, &address.s_addr, 4);
-  return a;
-}
-
 IpAddress IpAddress::FromIn6Addr(const in6_addr& address) {
   IpAddress a;
   std::memcpy(a.bytes_.data(), address.s6_addr, 16);
@@ -49,17 +38,6 @@ absl::StatusOr<IpAddress> IpAddress::Parse(absl::string_view text) {
   return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not an IP address"));
 }
 
-bool IpAddress::is_v4() const { return std::memcmp(bytes_.data(), kV4MappedPrefix, 12) == 0; }
-
-bool IpAddress::IsUnspecified() const {
-  if (is_v4()) return bytes_[12] == 0 && bytes_[13] == 0 && bytes_[14] == 0 && bytes_[15] == 0;
-  return *this == IpAddress();
-}
-
-bool IpAddress::IsLoopback() const {
-  if (is_v4()) return bytes_[12] == 127;
-  return *this == V6Loopback();
-}
 
 in_addr IpAddress::ToInAddr() const {
   DSIM_DCHECK(is_v4());
@@ -268,9 +246,11 @@ void Network::BindGroup(NetworkHost& host, GroupId group) {
   host.group_ = group;
 }
 
-NetworkHost* Network::HostByAddress(const IpAddress& address) const {
+NetworkHost* Network::HostByAddressSlow(const IpAddress& address) const {
   auto it = owner_of_address_.find(address);
-  return it == owner_of_address_.end() ? nullptr : FindHost(it->second);
+  if (it == owner_of_address_.end()) return nullptr;
+  address_cache_[AddressHash{}(address) % kAddressCacheSize] = AddressCacheEntry{address, it->second};
+  return FindHost(it->second);
 }
 
 Packet* Network::NewPacket() {

@@ -64,12 +64,21 @@
 
 namespace dsim {
 
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "IpAddress reads its bytes as little-endian words");
+
 // An IP address. IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d), so one type
 // serves both families and dual-stack sockets compare addresses directly.
 class IpAddress {
  public:
   IpAddress() = default;  // :: (the IPv6 unspecified address).
-  static IpAddress FromInAddr(in_addr address);
+  static IpAddress FromInAddr(in_addr address) {
+    IpAddress a;
+    const uint64_t mapped_prefix_high = uint64_t{0xffff0000};  // Bytes 8-11: 00 00 ff ff.
+    const uint64_t high = mapped_prefix_high | (uint64_t{address.s_addr} << 32);
+    std::memcpy(a.bytes_.data() + 8, &high, 8);
+    return a;
+  }
   static IpAddress FromIn6Addr(const in6_addr& address);
   static IpAddress V4Any();       // 0.0.0.0
   static IpAddress V4Loopback();  // 127.0.0.1
@@ -78,10 +87,17 @@ class IpAddress {
   // "10.0.0.1" or "fd00::1".
   static absl::StatusOr<IpAddress> Parse(absl::string_view text);
 
-  // True for IPv4 (stored IPv4-mapped).
-  bool is_v4() const;
-  bool IsUnspecified() const;  // 0.0.0.0 or ::
-  bool IsLoopback() const;     // 127.0.0.0/8 or ::1
+  // True for IPv4 (stored IPv4-mapped). Inline, on words: every packet asks.
+  bool is_v4() const { return low() == 0 && static_cast<uint32_t>(high()) == 0xffff0000u; }
+  // 0.0.0.0 or ::
+  bool IsUnspecified() const {
+    return low() == 0 && (high() == 0 || high() == uint64_t{0xffff0000});
+  }
+  // 127.0.0.0/8 or ::1
+  bool IsLoopback() const {
+    if (is_v4()) return bytes_[12] == 127;
+    return low() == 0 && high() == uint64_t{1} << 56;
+  }
   in_addr ToInAddr() const;    // Requires is_v4().
   in6_addr ToIn6Addr() const;  // IPv4 comes out IPv4-mapped.
   std::string ToString() const;
@@ -89,12 +105,7 @@ class IpAddress {
   const std::array<uint8_t, 16>& bytes() const { return bytes_; }
   friend bool operator==(const IpAddress& a, const IpAddress& b) {
     // Two 8-byte compares: addresses are compared on every packet.
-    uint64_t a0, a1, b0, b1;
-    std::memcpy(&a0, a.bytes_.data(), 8);
-    std::memcpy(&a1, a.bytes_.data() + 8, 8);
-    std::memcpy(&b0, b.bytes_.data(), 8);
-    std::memcpy(&b1, b.bytes_.data() + 8, 8);
-    return a0 == b0 && a1 == b1;
+    return a.low() == b.low() && a.high() == b.high();
   }
   friend bool operator!=(const IpAddress& a, const IpAddress& b) { return !(a == b); }
   friend bool operator<(const IpAddress& a, const IpAddress& b) { return a.bytes_ < b.bytes_; }
@@ -104,6 +115,19 @@ class IpAddress {
   }
 
  private:
+  // The address as two 8-byte words, in memory order (bytes 0-7 and 8-15), as the
+  // machine loads them (little-endian on every platform dsim runs on).
+  uint64_t low() const {
+    uint64_t word;
+    std::memcpy(&word, bytes_.data(), 8);
+    return word;
+  }
+  uint64_t high() const {
+    uint64_t word;
+    std::memcpy(&word, bytes_.data() + 8, 8);
+    return word;
+  }
+
   std::array<uint8_t, 16> bytes_{};
 };
 
@@ -418,7 +442,11 @@ class Network {
     return group < host_of_group_.size() ? FindHost(host_of_group_[group]) : nullptr;
   }
   // The host that owns a configured (non-loopback) address, or null.
-  NetworkHost* HostByAddress(const IpAddress& address) const;
+  NetworkHost* HostByAddress(const IpAddress& address) const {
+    const AddressCacheEntry& entry = address_cache_[AddressHash{}(address) % kAddressCacheSize];
+    if (entry.host != 0 && entry.address == address) return FindHost(entry.host);
+    return HostByAddressSlow(address);
+  }
   size_t host_count() const { return hosts_.size(); }
 
   // Sends a packet from `from` to the host that owns packet->destination.address
@@ -512,6 +540,15 @@ class Network {
     }
   };
   absl::flat_hash_map<IpAddress, NetworkHostId, AddressHash> owner_of_address_;
+  // In front of it: addresses found lately (an address never changes owner), so most
+  // lookups cost a multiply and a compare.
+  struct AddressCacheEntry {
+    IpAddress address;
+    NetworkHostId host = 0;  // 0: empty.
+  };
+  static constexpr size_t kAddressCacheSize = 64;
+  mutable AddressCacheEntry address_cache_[kAddressCacheSize];
+  NetworkHost* HostByAddressSlow(const IpAddress& address) const;
   // Every packet ever allocated (owned here, so in-flight packets are freed with the
   // network), and the ones free for reuse.
   std::vector<std::unique_ptr<Packet>> all_packets_;

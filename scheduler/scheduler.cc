@@ -677,7 +677,7 @@ void Scheduler::FailOutsideTask(const char* operation) const {
                                       "tasks spawned on a dsim::Scheduler"));
 }
 
-void Scheduler::CheckThread(const char* operation) const {
+void Scheduler::CheckThreadSlow(const char* operation) const {
   const void* owner = run_thread_.load(std::memory_order_acquire);
   if (ABSL_PREDICT_TRUE(owner == nullptr || owner == &thread_marker)) return;
   internal::MisuseFailed(

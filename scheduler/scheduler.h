@@ -541,7 +541,12 @@ class Scheduler {
   GroupState& Group(GroupId group);
   internal::Task* CurrentTaskOrDie(const char* operation) const;
   // Misuse unless called from the thread running the simulation (or between runs).
-  void CheckThread(const char* operation) const;
+  // Inside this scheduler's run, on its thread, one load and a compare.
+  void CheckThread(const char* operation) const {
+    if (ABSL_PREDICT_TRUE(internal::current_scheduler == this)) return;
+    CheckThreadSlow(operation);
+  }
+  void CheckThreadSlow(const char* operation) const;
   void ClaimThread(const char* operation);
 
   int64_t ToNanos(absl::Time t) const { return internal::TimeToEpochNanos(t); }

@@ -1,7 +1,8 @@
 // TimerQueue: pending timers, ordered by (due time, creation sequence).
 //
 // An indexed binary heap, so adding and cancelling are O(log n) and a sleep with a
-// million other timers pending stays logarithmic. Timers due at the same instant are
+// million other timers pending stays logarithmic. Each heap entry carries its own key
+// (due time and sequence), so sifting compares entries without visiting the slots. Timers due at the same instant are
 // moved together into a "due batch", from which the scheduler's strategy picks the firing
 // order one timer at a time (O(1) per pick, however large the batch).
 #ifndef DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
@@ -54,9 +55,18 @@ class TimerQueue {
   // Frees the slot of a timer that was taken from the batch.
   void Release(TimerSlotId slot);
 
-  uint64_t IdOf(TimerSlotId slot) const;
+  uint64_t IdOf(TimerSlotId slot) const {
+    return (static_cast<uint64_t>(slots_[slot].generation) << 32) | slot;
+  }
   // The slot `id` names, or kNowhere if it is stale.
-  TimerSlotId SlotOf(uint64_t id) const;
+  TimerSlotId SlotOf(uint64_t id) const {
+    const uint64_t slot = id & 0xffffffffu;
+    const uint32_t generation = static_cast<uint32_t>(id >> 32);
+    if (slot >= slots_.size()) return kNowhere;
+    const TimerSlot& s = slots_[slot];
+    if (!s.in_use || s.generation != generation) return kNowhere;
+    return static_cast<TimerSlotId>(slot);
+  }
   TimerSlot& slot(TimerSlotId slot) { return slots_[slot]; }
 
   // Timers in the heap or the batch.
@@ -80,23 +90,38 @@ class TimerQueue {
   TimerSlotId TakeFromBatch(size_t index);
 
  private:
-  bool Less(TimerSlotId a, TimerSlotId b) const;
+  // A heap entry: the timer's key, copied from its slot, and the slot.
+  struct HeapEntry {
+    int64_t when_ns;
+    uint64_t sequence;
+    TimerSlotId slot;
+  };
+  // (when_ns, sequence) order. Due times are never negative, so the pair compares as
+  // one unsigned 128-bit number: no branch.
+  static bool Less(const HeapEntry& a, const HeapEntry& b) {
+    using Key = unsigned __int128;
+    return ((Key{static_cast<uint64_t>(a.when_ns)} << 64) | a.sequence) <
+           ((Key{static_cast<uint64_t>(b.when_ns)} << 64) | b.sequence);
+  }
   void SiftUp(uint32_t index);
   void SiftDown(uint32_t index);
   void RemoveFromHeap(uint32_t index);
   void RemoveFromBatch(uint32_t index);
-  void Place(uint32_t index, TimerSlotId slot);
+  void Place(uint32_t index, const HeapEntry& entry) {
+    heap_[index] = entry;
+    slots_[entry.slot].position = index;
+  }
   TimerSlotId NewSlot(uint32_t group);
   // Recomputes earliest_ns_ after the heap or the batch changed.
   void RefreshEarliest() {
     earliest_ns_ = !batch_.empty()  ? slots_[batch_[0]].when_ns
-                   : !heap_.empty() ? slots_[heap_[0]].when_ns
+                   : !heap_.empty() ? heap_[0].when_ns
                                     : INT64_MAX;
   }
 
   std::vector<TimerSlot> slots_;
   std::vector<TimerSlotId> free_slots_;
-  std::vector<TimerSlotId> heap_;
+  std::vector<HeapEntry> heap_;
   std::vector<TimerSlotId> batch_;
   std::vector<uint64_t> batch_sequences_;
   uint64_t next_sequence_ = 1;

@@ -1106,9 +1106,9 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
                                          " is too short"));
       }
       bool unspecified_family;
+      // ParseAddress reads at most name_length bytes, and at most a sockaddr_in6.
       sockaddr_storage storage;
-      std::memset(&storage, 0, sizeof(storage));
-      std::memcpy(&storage, args.name, std::min<size_t>(args.name_length, sizeof(storage)));
+      std::memcpy(&storage, args.name, std::min<size_t>(args.name_length, sizeof(sockaddr_in6)));
       if (family == AF_UNSPEC) reinterpret_cast<sockaddr*>(&storage)->sa_family = AF_INET;
       if (int r = ParseAddress(*s, reinterpret_cast<sockaddr*>(&storage), args.name_length,
                                &destination, &unspecified_family, args.what);
