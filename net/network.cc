@@ -6,6 +6,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/nanos.h"
@@ -142,6 +143,12 @@ void Packet::FormatTraceWords(const AnnotationPayload& payload, std::string* out
 
 // ---- Link models -----------------------------------------------------------------
 
+FixedLatencyLinkModel::FixedLatencyLinkModel(absl::Duration latency,
+                                             absl::Duration loopback_latency)
+    : latency_(latency), loopback_latency_(loopback_latency),
+      latency_ns_(internal::DurationToNanos(latency)),
+      loopback_latency_ns_(internal::DurationToNanos(loopback_latency)) {}
+
 PacketFate FixedLatencyLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {
   return PacketFate::DeliverAfter(packet.source_host == packet.destination_host
                                       ? loopback_latency_
@@ -187,6 +194,7 @@ Network::Network(Scheduler* scheduler, NetworkOptions options)
     link_model_ =
         std::make_shared<FixedLatencyLinkModel>(options_.latency, options_.loopback_latency);
   }
+  fixed_model_ = dynamic_cast<const FixedLatencyLinkModel*>(link_model_.get());
   scheduler_->SetExtension(Scheduler::kNetworkExtension, this);
 }
 
@@ -211,6 +219,7 @@ Network* Network::Current() {
 void Network::set_link_model(std::shared_ptr<LinkModel> model) {
   DSIM_MISUSE(model != nullptr, "Network::set_link_model(nullptr)");
   link_model_ = std::move(model);
+  fixed_model_ = dynamic_cast<const FixedLatencyLinkModel*>(link_model_.get());
 }
 
 NetworkHost& Network::AddHost(std::string name, const std::vector<std::string>& addresses,
@@ -299,6 +308,14 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
   packet->source_host = from.id();
   packet->destination_host = to->id();
   packet->flow_id = ++last_flow_id_;
+  if (fixed_model_ != nullptr) {
+    // The default model, decided here: one delivery after a fixed latency, in order. It
+    // draws nothing, so skipping its Decide changes no run.
+    if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
+    const int64_t latency = fixed_model_->LatencyNanos(*packet);
+    Dispatch(from, *to, packet, &latency, 1, /*unordered=*/false, /*connection_delay=*/0);
+    return true;
+  }
   PacketFate fate = link_model_->Decide(*packet, *scheduler_);
   if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
   if (fate.deliveries.empty()) {
@@ -308,16 +325,29 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     FreePacket(packet);
     return true;
   }
-  int64_t* last = nullptr;
-  if (options_.fifo_links && !fate.unordered) {
-    if (from.last_delivery_.size() < to->id() + 1) {
-      from.last_delivery_.resize(to->id() + 1, INT64_MIN);
-    }
-    last = &from.last_delivery_[to->id()];
+  absl::InlinedVector<int64_t, 2> latencies;
+  for (absl::Duration delivery : fate.deliveries) {
+    DSIM_DCHECK(delivery >= absl::ZeroDuration());
+    latencies.push_back(internal::DurationToNanos(delivery));
   }
-  // Times in nanoseconds since the epoch: absl::Time arithmetic is out of line.
+  Dispatch(from, *to, packet, latencies.data(), latencies.size(), fate.unordered,
+           internal::DurationToNanos(fate.connection_delay));
+  return true;
+}
+
+// Puts a packet (and its duplicates) on the wire: one delivery per latency, measured
+// from now, in nanoseconds (absl::Time arithmetic is out of line).
+void Network::Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet,
+                       const int64_t* latencies, size_t count, bool unordered,
+                       int64_t connection_delay) {
+  int64_t* last = nullptr;
+  if (options_.fifo_links && !unordered) {
+    if (from.last_delivery_.size() < to.id() + 1) {
+      from.last_delivery_.resize(to.id() + 1, INT64_MIN);
+    }
+    last = &from.last_delivery_[to.id()];
+  }
   const int64_t now = scheduler_->NowNanos();
-  const int64_t connection_delay = internal::DurationToNanos(fate.connection_delay);
   const bool in_connection =
       packet->kind == Packet::Kind::kTcp && packet->source_connection != 0;
   if (in_connection && !lost_acks_.empty()) {
@@ -327,9 +357,8 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
       lost_acks_.erase(it);
     }
   }
-  for (size_t i = 0; i < fate.deliveries.size(); ++i) {
-    DSIM_DCHECK(fate.deliveries[i] >= absl::ZeroDuration());
-    int64_t when = internal::SaturatingAdd(now, internal::DurationToNanos(fate.deliveries[i]));
+  for (size_t i = 0; i < count; ++i) {
+    int64_t when = internal::SaturatingAdd(now, latencies[i]);
     if (last != nullptr) {
       if (when <= *last) when = internal::SaturatingAdd(*last, 1);
       *last = when;
@@ -339,7 +368,7 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     }
     if (last == nullptr) when = internal::SaturatingAdd(when, connection_delay);
     Packet* copy = packet;
-    if (i + 1 < fate.deliveries.size()) {  // Duplicates are copies; the last is the original.
+    if (i + 1 < count) {  // Duplicates are copies; the last is the original.
       copy = NewPacket();
       *copy = *packet;
     }
@@ -350,7 +379,6 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     in_flight_.push_back(copy);
     Schedule(copy, when);
   }
-  return true;
 }
 
 int64_t Network::ConnectionOrder(Packet* packet, int64_t when, int64_t hole) {

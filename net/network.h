@@ -236,13 +236,18 @@ class LinkModel {
 // `latency` between hosts. Links are reliable.
 class FixedLatencyLinkModel final : public LinkModel {
  public:
-  FixedLatencyLinkModel(absl::Duration latency, absl::Duration loopback_latency)
-      : latency_(latency), loopback_latency_(loopback_latency) {}
+  FixedLatencyLinkModel(absl::Duration latency, absl::Duration loopback_latency);
   PacketFate Decide(const Packet& packet, Scheduler& scheduler) override;
+  // What Decide's single delivery is, in nanoseconds (the Network asks this directly).
+  int64_t LatencyNanos(const Packet& packet) const {
+    return packet.source_host == packet.destination_host ? loopback_latency_ns_ : latency_ns_;
+  }
 
  private:
   absl::Duration latency_;
   absl::Duration loopback_latency_;
+  int64_t latency_ns_;
+  int64_t loopback_latency_ns_;
 };
 
 // Everything that describes one simulated network. Defaults follow a stock Linux 6.x.
@@ -515,6 +520,8 @@ class Network {
 
  private:
   void Deliver(Packet* packet);
+  void Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet, const int64_t* latencies,
+                size_t count, bool unordered, int64_t connection_delay);
   NetworkHost* Route(NetworkHost& from, const IpAddress& destination);
   void AnnotatePacket(const char* category, const Packet& packet, int flow_phase,
                       GroupId group);
@@ -522,6 +529,8 @@ class Network {
   Scheduler* scheduler_;
   NetworkOptions options_;
   std::shared_ptr<LinkModel> link_model_;
+  // link_model_ when it is the default FixedLatencyLinkModel, which Send decides inline.
+  const FixedLatencyLinkModel* fixed_model_ = nullptr;
   std::vector<std::unique_ptr<NetworkHost>> hosts_;  // hosts_[i] has id i + 1.
   std::vector<NetworkHostId> host_of_group_;          // By group; 0 for none.
   std::vector<std::unique_ptr<PacketReceiver>> crashed_stacks_;

@@ -67,6 +67,7 @@ inline int64_t TimeToEpochNanos(absl::Time t) {
                         quarters != ~uint32_t{0})) {
     return (unix_seconds - kEpochUnixSeconds) * 1000000000 + quarters / 4;
   }
+  if (t == absl::InfiniteFuture()) return kNeverNanos;  // "No deadline": common.
   return TimeToEpochNanosSlow(t);
 }
 
