@@ -293,13 +293,16 @@ void HostStack::Destroy(SocketState* socket) {
 // ---- Ports -----------------------------------------------------------------------
 
 HostStack::PortEntry& HostStack::Ports(const SocketState& socket, uint16_t port) {
+  ForgetPortCache();  // May insert, and move every entry.
   return ports_[PortIndex(socket.type)][port];
 }
 
-HostStack::PortEntry* HostStack::FindPorts(int type, uint16_t port) {
+HostStack::PortEntry* HostStack::FindPortsSlow(int type, uint16_t port) {
   auto& table = ports_[PortIndex(type)];
   auto it = table.find(port);
-  return it == table.end() ? nullptr : &it->second;
+  if (it == table.end()) return nullptr;
+  port_cache_[PortIndex(type)] = PortCache{port, &it->second};
+  return &it->second;
 }
 
 // Linux's bind-conflict rules (inet_csk_bind_conflict, udp_lib_lport_inuse), for one
@@ -402,7 +405,10 @@ void HostStack::Unbind(SocketState* socket) {
     DSIM_CHECK(s != entry.sockets.end());
     entry.sockets.erase(s);
   }
-  if (entry.empty()) table.erase(it);
+  if (entry.empty()) {
+    ForgetPortCache();
+    table.erase(it);
+  }
   socket->bound = false;
   socket->passive_binding = false;
 }

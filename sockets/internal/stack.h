@@ -339,7 +339,16 @@ class HostStack final : public PacketReceiver {
 
   // Ports.
   PortEntry& Ports(const SocketState& socket, uint16_t port);
-  PortEntry* FindPorts(int type, uint16_t port);
+  // The bound sockets on `port`, or null. Every datagram asks, so the last answer per
+  // protocol is cached (cleared whenever the port tables change: flat_hash_map entries
+  // move when it grows).
+  PortEntry* FindPorts(int type, uint16_t port) {
+    const PortCache& cache = port_cache_[type == SOCK_STREAM ? 0 : 1];
+    if (cache.entry != nullptr && cache.port == port) return cache.entry;
+    return FindPortsSlow(type, port);
+  }
+  PortEntry* FindPortsSlow(int type, uint16_t port);
+  void ForgetPortCache() { port_cache_[0].entry = port_cache_[1].entry = nullptr; }
   bool Conflicts(const SocketState& socket, const Endpoint& local, const PortEntry& entry,
                  bool for_listen) const;
   int BindTo(SocketState* socket, const Endpoint& local);
@@ -420,6 +429,7 @@ class HostStack final : public PacketReceiver {
   ssize_t UdpSend(SocketState* socket, const SendArgs& args, size_t length);
   int UdpConnect(SocketState* socket, const sockaddr* address, socklen_t length);
   void UdpOnDatagram(Packet* packet);
+  int UdpScore(const SocketState& s, const Packet& packet) const;
   ssize_t RecvStreamInto(int fd, const RecvArgs& args, SourceLocation where);
   void UdpOnUnreachable(const Packet& packet);
 
@@ -476,6 +486,11 @@ class HostStack final : public PacketReceiver {
   static constexpr size_t kSocketCacheSize = 128;
   SocketCacheEntry socket_cache_[kSocketCacheSize];
   absl::flat_hash_map<uint16_t, PortEntry> ports_[2];  // [0] TCP, [1] UDP.
+  struct PortCache {
+    uint16_t port = 0;
+    PortEntry* entry = nullptr;  // Null: nothing cached.
+  };
+  PortCache port_cache_[2];  // [0] TCP, [1] UDP.
   uint32_t ephemeral_cursor_ = 0;
   bool ephemeral_cursor_set_ = false;
   // Accepted children by their peer's connection id, so a repeated SYN finds its child.

@@ -143,7 +143,10 @@ void HostStack::TcpSendSegment(SocketState* s, uint8_t flags, uint64_t sequence,
   p->sequence = sequence;
   p->acknowledgment = s->rcv_nxt + (s->fin_received ? 1 : 0);
   p->window_bytes = TcpReceiveWindow(*s);
-  if (length > 0) p->payload.assign(data, length);
+  // A pooled packet comes back with an empty payload (and its capacity): appending is
+  // assigning, and cheaper.
+  DSIM_DCHECK(p->payload.empty());
+  if (length > 0) p->payload.append(data, length);
   if (flags & Packet::kAck) {
     s->rcv_acked = s->rcv_nxt;
     s->rcv_window_edge = s->rcv_nxt + p->window_bytes;
@@ -1223,20 +1226,31 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
   return static_cast<ssize_t>((args.flags & MSG_TRUNC) ? size : n);
 }
 
+// How well a datagram socket matches a packet: 0 for not at all, more for more
+// specific (an exact address beats a wildcard, a connected socket beats both).
+int HostStack::UdpScore(const SocketState& s, const Packet& packet) const {
+  if (!FamilyAccepts(s, packet.destination.address)) return 0;
+  int score = LocalAddressScore(s, packet.destination.address);
+  if (score == 0) return 0;
+  if (s.has_remote) {
+    if (!RemoteMatches(s, packet.source)) return 0;  // Connected: filters senders.
+    score += 4;
+  }
+  return score;
+}
+
 void HostStack::UdpOnDatagram(Packet* packet) {
   PortEntry* entry = FindPorts(SOCK_DGRAM, packet->destination.port);
   absl::InlinedVector<SocketState*, 4> best;
-  int best_score = 0;
-  if (entry != nullptr) {
+  if (entry != nullptr && entry->sockets.size() == 1) {
+    // One socket on the port (the usual case): it takes the datagram if it matches.
+    SocketState* only = entry->sockets[0];
+    if (UdpScore(*only, *packet) > 0) best.push_back(only);
+  } else if (entry != nullptr) {
+    int best_score = 0;
     for (SocketState* s : entry->sockets) {
-      if (!FamilyAccepts(*s, packet->destination.address)) continue;
-      int score = LocalAddressScore(*s, packet->destination.address);
-      if (score == 0) continue;
-      if (s->has_remote) {
-        if (!RemoteMatches(*s, packet->source)) continue;  // Connected: filters senders.
-        score += 4;
-      }
-      if (score < best_score) continue;
+      const int score = UdpScore(*s, *packet);
+      if (score == 0 || score < best_score) continue;
       if (score > best_score) best.clear();
       best_score = score;
       best.push_back(s);
