@@ -160,6 +160,25 @@ void TimerQueue::RemoveFromHeap(uint32_t index) {
   slots_[heap_[index].slot].position = kNowhere;
   const HeapEntry last = heap_.back();
   heap_.pop_back();
+  if (index == 0 && !heap_.empty()) {
+    // Popping the earliest timer (the common case), bottom-up (Floyd): the hole at
+    // the root follows the smaller child down to a leaf, one comparison per level, and
+    // the last entry, usually a late timer, rises from there; the classic sift-down
+    // compares twice per level. The resulting heap is the same either way.
+    const uint32_t size = static_cast<uint32_t>(heap_.size());
+    uint32_t hole = 0;
+    for (;;) {
+      uint32_t child = 2 * hole + 1;
+      if (child >= size) break;
+      if (child + 1 < size && Less(heap_[child + 1], heap_[child])) ++child;
+      Place(hole, heap_[child]);
+      hole = child;
+    }
+    heap_[hole] = last;
+    SiftUp(hole);
+    RefreshEarliest();
+    return;
+  }
   if (index != heap_.size()) {
     Place(index, last);
     SiftDown(index);
