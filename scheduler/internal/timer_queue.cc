@@ -6,6 +6,90 @@
 
 namespace dsim::internal {
 
+inline void TimerQueue::SiftUp(uint32_t index) {
+  const HeapEntry moving = heap_[index];
+  while (index > 0) {
+    const uint32_t parent = (index - 1) / 2;
+    if (!Less(moving, heap_[parent])) break;
+    Place(index, heap_[parent]);
+    index = parent;
+  }
+  Place(index, moving);
+}
+
+inline void TimerQueue::InsertIntoHeap(TimerSlotId slot, int64_t when_ns) {
+  DSIM_DCHECK(when_ns >= 0);
+  TimerSlot& s = slots_[slot];
+  s.when_ns = when_ns;
+  const uint32_t index = static_cast<uint32_t>(heap_.size());
+  heap_.push_back(HeapEntry{when_ns, s.sequence, slot});
+  s.position = index;
+  SiftUp(index);
+  RefreshEarliest();
+}
+
+inline void TimerQueue::SiftDown(uint32_t index) {
+  const HeapEntry moving = heap_[index];
+  const uint32_t size = static_cast<uint32_t>(heap_.size());
+  for (;;) {
+    uint32_t child = 2 * index + 1;
+    if (child >= size) break;
+    if (child + 1 < size && Less(heap_[child + 1], heap_[child])) ++child;
+    if (!Less(heap_[child], moving)) break;
+    Place(index, heap_[child]);
+    index = child;
+  }
+  Place(index, moving);
+}
+
+inline void TimerQueue::RemoveFromHeap(uint32_t index) {
+  DSIM_DCHECK(index < heap_.size());
+  slots_[heap_[index].slot].position = kNowhere;
+  const HeapEntry last = heap_.back();
+  heap_.pop_back();
+  if (index == 0 && !heap_.empty()) {
+    // Popping the earliest timer (the common case), bottom-up (Floyd): the hole at
+    // the root follows the smaller child down to a leaf, one comparison per level, and
+    // the last entry, usually a late timer, rises from there; the classic sift-down
+    // compares twice per level. The resulting heap is the same either way.
+    const uint32_t size = static_cast<uint32_t>(heap_.size());
+    uint32_t hole = 0;
+    for (;;) {
+      uint32_t child = 2 * hole + 1;
+      if (child >= size) break;
+      if (child + 1 < size && Less(heap_[child + 1], heap_[child])) ++child;
+      Place(hole, heap_[child]);
+      hole = child;
+    }
+    heap_[hole] = last;
+    SiftUp(hole);
+    RefreshEarliest();
+    return;
+  }
+  if (index != heap_.size()) {
+    Place(index, last);
+    SiftDown(index);
+    if (index > 0) SiftUp(slots_[last.slot].position);
+  }
+  RefreshEarliest();
+}
+
+inline void TimerQueue::RemoveFromBatch(uint32_t index) {
+  DSIM_DCHECK(index < batch_.size());
+  slots_[batch_[index]].position = kNowhere;
+  const uint32_t last = static_cast<uint32_t>(batch_.size() - 1);
+  if (index != last) {
+    batch_[index] = batch_[last];
+    batch_sequences_[index] = batch_sequences_[last];
+    slots_[batch_[index]].position = kBatchBit | index;
+  }
+  batch_.pop_back();
+  batch_sequences_.pop_back();
+  RefreshEarliest();
+}
+
+void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) { InsertIntoHeap(slot, when_ns); }
+
 // Takes a free slot and gives it the next sequence number.
 inline TimerSlotId TimerQueue::NewSlot(uint32_t group) {
   TimerSlotId id;
@@ -31,7 +115,7 @@ TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
   TimerSlot& s = slots_[id];
   if (callback != nullptr) s.callback = std::move(callback);
   s.task = task;
-  Reinsert(id, when_ns);
+  InsertIntoHeap(id, when_ns);
   return id;
 }
 
@@ -42,19 +126,8 @@ TimerSlotId TimerQueue::AddCall(int64_t when_ns, uint32_t group, TimerFunction c
   s.call = call;
   s.context = context;
   s.argument = argument;
-  Reinsert(id, when_ns);
+  InsertIntoHeap(id, when_ns);
   return id;
-}
-
-void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {
-  DSIM_DCHECK(when_ns >= 0);
-  TimerSlot& s = slots_[slot];
-  s.when_ns = when_ns;
-  const uint32_t index = static_cast<uint32_t>(heap_.size());
-  heap_.push_back(HeapEntry{when_ns, s.sequence, slot});
-  s.position = index;
-  SiftUp(index);
-  RefreshEarliest();
 }
 
 std::vector<uint64_t> TimerQueue::CallbackTimersOf(uint32_t group) const {
@@ -79,19 +152,6 @@ bool TimerQueue::Cancel(uint64_t id) {
   }
   Release(slot);
   return true;
-}
-
-void TimerQueue::Release(TimerSlotId slot) {
-  TimerSlot& s = slots_[slot];
-  DSIM_DCHECK(s.in_use);
-  s.in_use = false;
-  if (s.callback != nullptr) s.callback = nullptr;
-  s.task = nullptr;
-  s.call = nullptr;
-  s.position = kNowhere;
-  ++s.generation;
-  if (s.generation == 0) s.generation = 1;
-  free_slots_.push_back(slot);
 }
 
 size_t TimerQueue::FillBatch(int64_t now_ns) {
@@ -128,77 +188,6 @@ TimerSlotId TimerQueue::TakeFromBatch(size_t index) {
   const TimerSlotId slot = batch_[index];
   RemoveFromBatch(static_cast<uint32_t>(index));
   return slot;
-}
-
-void TimerQueue::SiftUp(uint32_t index) {
-  const HeapEntry moving = heap_[index];
-  while (index > 0) {
-    const uint32_t parent = (index - 1) / 2;
-    if (!Less(moving, heap_[parent])) break;
-    Place(index, heap_[parent]);
-    index = parent;
-  }
-  Place(index, moving);
-}
-
-void TimerQueue::SiftDown(uint32_t index) {
-  const HeapEntry moving = heap_[index];
-  const uint32_t size = static_cast<uint32_t>(heap_.size());
-  for (;;) {
-    uint32_t child = 2 * index + 1;
-    if (child >= size) break;
-    if (child + 1 < size && Less(heap_[child + 1], heap_[child])) ++child;
-    if (!Less(heap_[child], moving)) break;
-    Place(index, heap_[child]);
-    index = child;
-  }
-  Place(index, moving);
-}
-
-void TimerQueue::RemoveFromHeap(uint32_t index) {
-  DSIM_DCHECK(index < heap_.size());
-  slots_[heap_[index].slot].position = kNowhere;
-  const HeapEntry last = heap_.back();
-  heap_.pop_back();
-  if (index == 0 && !heap_.empty()) {
-    // Popping the earliest timer (the common case), bottom-up (Floyd): the hole at
-    // the root follows the smaller child down to a leaf, one comparison per level, and
-    // the last entry, usually a late timer, rises from there; the classic sift-down
-    // compares twice per level. The resulting heap is the same either way.
-    const uint32_t size = static_cast<uint32_t>(heap_.size());
-    uint32_t hole = 0;
-    for (;;) {
-      uint32_t child = 2 * hole + 1;
-      if (child >= size) break;
-      if (child + 1 < size && Less(heap_[child + 1], heap_[child])) ++child;
-      Place(hole, heap_[child]);
-      hole = child;
-    }
-    heap_[hole] = last;
-    SiftUp(hole);
-    RefreshEarliest();
-    return;
-  }
-  if (index != heap_.size()) {
-    Place(index, last);
-    SiftDown(index);
-    if (index > 0) SiftUp(slots_[last.slot].position);
-  }
-  RefreshEarliest();
-}
-
-void TimerQueue::RemoveFromBatch(uint32_t index) {
-  DSIM_DCHECK(index < batch_.size());
-  slots_[batch_[index]].position = kNowhere;
-  const uint32_t last = static_cast<uint32_t>(batch_.size() - 1);
-  if (index != last) {
-    batch_[index] = batch_[last];
-    batch_sequences_[index] = batch_sequences_[last];
-    slots_[batch_[index]].position = kBatchBit | index;
-  }
-  batch_.pop_back();
-  batch_sequences_.pop_back();
-  RefreshEarliest();
 }
 
 }  // namespace dsim::internal

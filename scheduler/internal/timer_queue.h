@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
+#include "scheduler/internal/check.h"
 
 namespace dsim::internal {
 
@@ -52,8 +53,20 @@ class TimerQueue {
   // Ids of the live callback timers (not task wake-ups) of `group`, pending or deferred,
   // in slot order. O(slots): for rare events such as a host crash.
   std::vector<uint64_t> CallbackTimersOf(uint32_t group) const;
-  // Frees the slot of a timer that was taken from the batch.
-  void Release(TimerSlotId slot);
+  // Frees the slot of a timer that was taken from the batch (or the heap). Inline: every
+  // timer that fires ends here.
+  void Release(TimerSlotId slot) {
+    TimerSlot& s = slots_[slot];
+    DSIM_DCHECK(s.in_use);
+    s.in_use = false;
+    if (s.callback != nullptr) s.callback = nullptr;
+    s.task = nullptr;
+    s.call = nullptr;
+    s.position = kNowhere;
+    ++s.generation;
+    if (s.generation == 0) s.generation = 1;
+    free_slots_.push_back(slot);
+  }
 
   uint64_t IdOf(TimerSlotId slot) const {
     return (static_cast<uint64_t>(slots_[slot].generation) << 32) | slot;
@@ -104,6 +117,7 @@ class TimerQueue {
            ((Key{static_cast<uint64_t>(b.when_ns)} << 64) | b.sequence);
   }
   void SiftUp(uint32_t index);
+  void InsertIntoHeap(TimerSlotId slot, int64_t when_ns);
   void SiftDown(uint32_t index);
   void RemoveFromHeap(uint32_t index);
   void RemoveFromBatch(uint32_t index);
