@@ -157,14 +157,6 @@ PacketFate FixedLatencyLinkModel::Decide(const Packet& packet, Scheduler& schedu
 
 // ---- NetworkHost ------------------------------------------------------------------------
 
-bool NetworkHost::HasAddress(const IpAddress& address) const {
-  if (address.IsLoopback()) return true;
-  for (const IpAddress& a : addresses_) {
-    if (a == address) return true;
-  }
-  return false;
-}
-
 TaskHandle NetworkHost::Spawn(std::string name, TaskBody body,
                               SpawnOptions options) {
   DSIM_MISUSE(group_ != kNoGroup, "Spawn(\"", name, "\") on crashed host \"", name_,

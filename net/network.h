@@ -375,7 +375,13 @@ class NetworkHost {
   // Configured addresses (loopback not included), in the order given.
   const std::vector<IpAddress>& addresses() const { return addresses_; }
   // True for a configured address and for loopback (127.0.0.0/8, ::1).
-  bool HasAddress(const IpAddress& address) const;
+  bool HasAddress(const IpAddress& address) const {
+    if (address.IsLoopback()) return true;
+    for (const IpAddress& a : addresses_) {
+      if (a == address) return true;
+    }
+    return false;
+  }
   Network& network() const { return *network_; }
 
   // Spawns a task on this host: its socket calls use this host's descriptors. Misuse

@@ -40,6 +40,12 @@ bool ForEachIovPiece(absl::Span<const iovec> iov, size_t offset, size_t length, 
 
 // Copies `length` bytes into the caller's iovecs starting `offset` bytes in.
 bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, size_t length) {
+  if (iov.size() == 1 && offset + length <= iov[0].iov_len) {
+    // One buffer (read, recv, recvfrom): one copy.
+    if (iov[0].iov_base == nullptr) return length == 0;
+    std::memcpy(static_cast<char*>(iov[0].iov_base) + offset, data, length);
+    return true;
+  }
   return ForEachIovPiece(iov, offset, length, [&data](char* piece, size_t size) {
     std::memcpy(piece, data, size);
     data += size;
