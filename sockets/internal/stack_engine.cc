@@ -23,6 +23,13 @@ constexpr size_t kMaxSparePayloads = 256;
 // iovecs end first.
 template <typename Visit>
 bool ForEachIovPiece(absl::Span<const iovec> iov, size_t offset, size_t length, Visit&& visit) {
+  if (iov.size() == 1 && offset + length <= iov[0].iov_len) {
+    // One buffer (read, write, send, recv): the loop below would do just this.
+    if (length == 0) return true;
+    if (iov[0].iov_base == nullptr) return false;
+    visit(static_cast<char*>(iov[0].iov_base) + offset, length);
+    return true;
+  }
   for (const iovec& v : iov) {
     if (length == 0) return true;
     if (offset >= v.iov_len) {
@@ -40,12 +47,6 @@ bool ForEachIovPiece(absl::Span<const iovec> iov, size_t offset, size_t length, 
 
 // Copies `length` bytes into the caller's iovecs starting `offset` bytes in.
 bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, size_t length) {
-  if (iov.size() == 1 && offset + length <= iov[0].iov_len) {
-    // One buffer (read, recv, recvfrom): one copy.
-    if (iov[0].iov_base == nullptr) return length == 0;
-    std::memcpy(static_cast<char*>(iov[0].iov_base) + offset, data, length);
-    return true;
-  }
   return ForEachIovPiece(iov, offset, length, [&data](char* piece, size_t size) {
     std::memcpy(piece, data, size);
     data += size;
