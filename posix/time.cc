@@ -55,13 +55,17 @@ timespec ReadClock(Scheduler& scheduler, ClockKind kind) {
   return absl::ToTimespec(scheduler.Now() - Scheduler::Epoch());
 }
 
-absl::Time InstantOf(Scheduler& scheduler, ClockKind kind, const timespec& value) {
+absl::Time InstantOf(Scheduler& scheduler, ClockKind kind, const timespec& value,
+                     bool for_wait) {
   const absl::Duration reading = absl::DurationFromTimespec(value);
+  auto wall = [&](absl::Time local) {
+    return for_wait ? scheduler.TrueTimeOfRealtimeDeadline(local) : scheduler.TrueTimeOfLocal(local);
+  };
   switch (kind) {
     case ClockKind::kRealtime:
-      return scheduler.TrueTimeOfLocal(absl::UnixEpoch() + reading);
+      return wall(absl::UnixEpoch() + reading);
     case ClockKind::kTai:
-      return scheduler.TrueTimeOfLocal(absl::UnixEpoch() + reading - absl::Seconds(37));
+      return wall(absl::UnixEpoch() + reading - absl::Seconds(37));
     case ClockKind::kMonotonic: {
       // The monotonic clock runs at the host's drifted rate and never steps.
       const absl::Duration left = reading - VirtualMonotonic(scheduler);

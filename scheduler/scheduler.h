@@ -345,6 +345,22 @@ class Scheduler {
   absl::Time TrueTimeOfLocal(absl::Time local) const;
   // The true duration of `local` on the running task's clock.
   absl::Duration TrueDurationOfLocal(absl::Duration local) const;
+  // The true instant at which `local` of the running task's clock has passed from now:
+  // the deadline of a relative timeout, which clock steps do not move.
+  absl::Time TrueDeadlineAfterLocal(absl::Duration local) const;
+  // As TrueTimeOfLocal, for an absolute CLOCK_REALTIME deadline: while the running task
+  // blocks with exactly the returned true deadline (in one wait, or again after a
+  // spurious wake), a step of its host's clock moves the wait to the instant the stepped
+  // clock reads `local`, as Linux moves absolute CLOCK_REALTIME timers. Tasks without a
+  // clock get `local` unchanged.
+  absl::Time TrueTimeOfRealtimeDeadline(absl::Time local);
+  // For callbacks that belong to a host (its TCP timers, timerfds): `group`'s clock.
+  absl::Duration TrueDurationOfLocal(GroupId group, absl::Duration local) const;
+  absl::Duration LocalDurationOfTrue(GroupId group, absl::Duration true_duration) const;
+  // `group`'s clock was stepped or its drift changed: re-arms the realtime waits of its
+  // blocked tasks (see TrueTimeOfRealtimeDeadline). Simulation::StepClock calls it; so
+  // must anyone who steps a HostClock set with SetGroupClock.
+  void GroupClockChanged(GroupId group);
 
   // ---- Inside a task (the free functions below forward here) -----------------------
 
@@ -535,6 +551,8 @@ class Scheduler {
 
   int64_t ToNanos(absl::Time t) const;
   const HostClock* CurrentClockSlow() const;
+  // The true deadline of `task`'s realtime wait on its host's clock as it reads now.
+  int64_t RealtimeDeadlineNs(const internal::Task* task) const;
 
   // Random bits drawn through the strategy.
   class StrategyBits final : public BitSource {

@@ -389,6 +389,7 @@ void Simulation::StepClock(HostId id, absl::Duration offset) {
   HostClock& clock = this->clock(id);
   clock.Step(Now(), offset);
   Host& host = *hosts_[id - 1];
+  scheduler_.GroupClockChanged(host.group_);  // Absolute CLOCK_REALTIME waits move.
   Annotate("fault.clock.jump",
            absl::StrCat(host.name(), " clock steps ", offset < absl::ZeroDuration() ? "" : "+",
                         absl::FormatDuration(offset)),
@@ -398,6 +399,7 @@ void Simulation::StepClock(HostId id, absl::Duration offset) {
 void Simulation::SetClockDrift(HostId id, int64_t drift_ppb) {
   HostClock& clock = this->clock(id);
   clock.SetDrift(Now(), drift_ppb);
+  scheduler_.GroupClockChanged(hosts_[id - 1]->group_);
   Annotate("fault.clock.skew",
            absl::StrCat(hosts_[id - 1]->name(), " clock ",
                         FormatClockSkew(clock.OffsetAt(Now()), drift_ppb)));

@@ -133,8 +133,10 @@ void TimerFd::Fire() {
   uint64_t count = 1;
   if (interval_ > absl::ZeroDuration()) {
     // Expirations missed while the host was paused count too, as the kernel's overrun.
-    count += static_cast<uint64_t>((now - next_) / interval_);
-    next_ += interval_ * static_cast<int64_t>(count);
+    // The interval is on the host's clock (scheduler/clock.h).
+    const absl::Duration interval = scheduler_->TrueDurationOfLocal(group_, interval_);
+    count += static_cast<uint64_t>((now - next_) / interval);
+    next_ += interval * static_cast<int64_t>(count);
     Arm(next_);
   } else {
     next_ = absl::InfiniteFuture();
@@ -156,8 +158,10 @@ int TimerFd::Set(int flags, const itimerspec* value, itimerspec* old) {
     next_ = absl::InfiniteFuture();
     return 0;
   }
-  Arm(flags & TFD_TIMER_ABSTIME ? InstantOf(*scheduler_, clock_, value->it_value)
-                                : scheduler_->Now() + initial);
+  // A relative value lasts its length on the host's clock.
+  Arm(flags & TFD_TIMER_ABSTIME
+          ? InstantOf(*scheduler_, clock_, value->it_value, /*for_wait=*/false)
+          : scheduler_->Now() + scheduler_->TrueDurationOfLocal(group_, initial));
   return 0;
 }
 
@@ -166,7 +170,8 @@ void TimerFd::Get(itimerspec* value) const {
   if (next_ == absl::InfiniteFuture()) {
     value->it_value = timespec{0, 0};
   } else {
-    const absl::Duration left = std::max(next_ - scheduler_->Now(), absl::Nanoseconds(1));
+    const absl::Duration left = std::max(
+        scheduler_->LocalDurationOfTrue(group_, next_ - scheduler_->Now()), absl::Nanoseconds(1));
     value->it_value = absl::ToTimespec(left);
   }
 }
