@@ -978,9 +978,10 @@ absl::Time Scheduler::TrueDeadlineAfterLocal(absl::Duration local) const {
 }
 
 absl::Time Scheduler::TrueTimeOfRealtimeDeadline(absl::Time local) {
+  // Registered even on a host without a clock yet: a step creates one (Simulation).
+  if (current_ == nullptr || local == absl::InfiniteFuture()) return local;
   const HostClock* clock = CurrentClock();
-  if (clock == nullptr || local == absl::InfiniteFuture()) return local;
-  const absl::Time true_deadline = clock->TrueTimeOfWall(local, now_);
+  const absl::Time true_deadline = clock == nullptr ? local : clock->TrueTimeOfWall(local, now_);
   current_->realtime_key_ns = ToNanos(true_deadline);
   current_->realtime_wall = local;
   return true_deadline;

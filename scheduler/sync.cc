@@ -96,6 +96,17 @@ Semaphore::Semaphore(int64_t initial) : count_(initial) {
   }
 }
 
+bool Semaphore::AcquireUntil(absl::Time deadline, absl::Duration timeout,
+                             SourceLocation where) {
+  if (!WaitUntilReady(
+          waiters_, [this] { return count_ > 0; }, WaitEnd{deadline, timeout},
+          "Semaphore::Acquire", where)) {
+    return false;
+  }
+  --count_;
+  return true;
+}
+
 void Semaphore::Acquire(SourceLocation where) {
   AcquireWithDeadline(absl::InfiniteFuture(), where);
 }

@@ -1,0 +1,401 @@
+// Every timeout a host sets runs on the host's own clock (scheduler/clock.h), and
+// absolute CLOCK_REALTIME waits follow steps of that clock, as in Linux. Each case
+// compares exact true virtual times: a host whose clock runs 10% fast (+100,000 ppm)
+// measures one second in 1/1.1 s = 909,090,910 ns of true time (rounded up).
+#include <arpa/inet.h>
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "posix/posix.h"
+#include "scheduler/mutex.h"
+#include "scheduler/notification.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/semaphore.h"
+#include "sim/simulation.h"
+
+namespace dsim {
+namespace {
+
+const absl::Time kEpoch = Scheduler::Epoch();
+// One second of a clock 10% fast, in true time.
+const absl::Duration kFastSecond = absl::Nanoseconds(909090910);
+const bool kNever = false;
+const Condition kFalse(&kNever);
+
+// Runs `body` on host "h" (address 10.0.0.1) whose clock drifts by `drift_ppm`, and
+// returns the true time `body` took.
+absl::Duration TrueDurationOnHost(int64_t drift_ppm, std::function<void()> body) {
+  SimulationOptions options{.seed = 1};
+  options.clocks.fixed.push_back({.host = "h", .drift_ppm = drift_ppm});
+  Simulation sim(options);
+  absl::Duration took = absl::InfiniteDuration();
+  sim.AddHost({.name = "h",
+               .start = [&] {
+                 const absl::Time start = sim.Now();
+                 body();
+                 took = sim.Now() - start;
+               },
+               .start_daemon = false,
+               .addresses = {"10.0.0.1"}});
+  const RunResult result = sim.Run();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  return took;
+}
+
+int BoundUdpSocket() {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  EXPECT_GE(fd, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(9000);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  return fd;
+}
+
+timespec Add(timespec t, absl::Duration d) {
+  return absl::ToTimespec(absl::DurationFromTimespec(t) + d);
+}
+
+// ---- 1. Relative timeouts last their length on the host's clock -----------------------
+
+TEST(HostClockTimeouts, PollTimeoutIsOnTheHostsClock) {
+  EXPECT_EQ(TrueDurationOnHost(100'000, [] {
+              pollfd p{BoundUdpSocket(), POLLIN, 0};
+              EXPECT_EQ(poll(&p, 1, 1000), 0);
+            }),
+            kFastSecond);
+}
+
+TEST(HostClockTimeouts, SoRcvtimeoIsOnTheHostsClock) {
+  EXPECT_EQ(TrueDurationOnHost(100'000, [] {
+              const int fd = BoundUdpSocket();
+              timeval timeout{1, 0};
+              ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)), 0);
+              char c;
+              EXPECT_EQ(recv(fd, &c, 1, 0), -1);
+              EXPECT_EQ(errno, EAGAIN);
+            }),
+            kFastSecond);
+}
+
+TEST(HostClockTimeouts, EpollWaitTimeoutIsOnTheHostsClock) {
+  EXPECT_EQ(TrueDurationOnHost(100'000, [] {
+              const int fd = BoundUdpSocket();
+              const int ep = epoll_create1(0);
+              epoll_event event{EPOLLIN, {}};
+              ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &event), 0);
+              EXPECT_EQ(epoll_wait(ep, &event, 1, 1000), 0);
+            }),
+            kFastSecond);
+}
+
+TEST(HostClockTimeouts, FutexRelativeTimeoutIsOnTheHostsClock) {
+  EXPECT_EQ(TrueDurationOnHost(100'000, [] {
+              uint32_t word = 0;
+              const timespec one_second{1, 0};
+              EXPECT_EQ(syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &one_second, nullptr, 0),
+                        -1);
+              EXPECT_EQ(errno, ETIMEDOUT);
+            }),
+            kFastSecond);
+}
+
+TEST(HostClockTimeouts, TimerfdRelativeValueAndIntervalAreOnTheHostsClock) {
+  std::vector<absl::Duration> reads;
+  TrueDurationOnHost(100'000, [&] {
+    const absl::Time start = dsim::Now();
+    const int fd = timerfd_create(CLOCK_MONOTONIC, 0);
+    const itimerspec value{{1, 0}, {1, 0}};
+    ASSERT_EQ(timerfd_settime(fd, 0, &value, nullptr), 0);
+    for (int i = 0; i < 2; ++i) {
+      uint64_t expirations = 0;
+      ASSERT_EQ(read(fd, &expirations, sizeof(expirations)), 8);
+      EXPECT_EQ(expirations, 1u);
+      reads.push_back(dsim::Now() - start);  // Host time.
+    }
+  });
+  ASSERT_EQ(reads.size(), 2u);
+  // Host time elapsed at each expiry: one and two seconds (to the nanosecond rounding).
+  EXPECT_GE(reads[0], absl::Seconds(1));
+  EXPECT_LT(reads[0], absl::Seconds(1) + absl::Nanoseconds(3));
+  EXPECT_GE(reads[1], absl::Seconds(2));
+  EXPECT_LT(reads[1], absl::Seconds(2) + absl::Nanoseconds(3));
+}
+
+TEST(HostClockTimeouts, MonotonicCondTimedwaitIsOnTheHostsClock) {
+  EXPECT_EQ(TrueDurationOnHost(100'000, [] {
+              pthread_condattr_t attr;
+              pthread_condattr_init(&attr);
+              pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+              pthread_cond_t cond;
+              pthread_cond_init(&cond, &attr);
+              pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+              timespec deadline;
+              clock_gettime(CLOCK_MONOTONIC, &deadline);
+              deadline = Add(deadline, absl::Seconds(1));
+              pthread_mutex_lock(&mu);
+              EXPECT_EQ(pthread_cond_timedwait(&cond, &mu, &deadline), ETIMEDOUT);
+              pthread_mutex_unlock(&mu);
+            }),
+            kFastSecond);
+}
+
+TEST(HostClockTimeouts, MutexAwaitTimeoutIsOnTheHostsClock) {
+  EXPECT_EQ(TrueDurationOnHost(100'000, [] {
+              Mutex mu;
+              MutexLock lock(&mu);
+              EXPECT_FALSE(mu.AwaitWithTimeout(kFalse, absl::Seconds(1)));
+            }),
+            kFastSecond);
+  EXPECT_EQ(TrueDurationOnHost(100'000, [] {
+              Mutex mu;
+              MutexLock lock(&mu);
+              EXPECT_FALSE(mu.AwaitWithDeadline(kFalse, dsim::Now() + absl::Seconds(1)));
+            }),
+            kFastSecond);
+}
+
+TEST(HostClockTimeouts, TcpSynRetransmissionsAreOnTheHostsClock) {
+  SimulationOptions options{.seed = 1};
+  options.clocks.fixed.push_back({.host = "client", .drift_ppm = 100'000});
+  Simulation sim(options);
+  Host& server = sim.AddHost({.name = "server", .start = [] {}, .addresses = {"10.0.0.2"}});
+  absl::Duration took;
+  Host& client = sim.AddHost({.name = "client",
+                              .start = [&] {
+                                const int fd = socket(AF_INET, SOCK_STREAM, 0);
+                                sockaddr_in address{};
+                                address.sin_family = AF_INET;
+                                address.sin_port = htons(80);
+                                inet_pton(AF_INET, "10.0.0.2", &address.sin_addr);
+                                const absl::Time start = sim.Now();
+                                EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address),
+                                                  sizeof(address)),
+                                          -1);
+                                EXPECT_EQ(errno, ETIMEDOUT);
+                                took = sim.Now() - start;
+                              },
+                              .start_daemon = false,
+                              .addresses = {"10.0.0.1"}});
+  sim.Partition({client.id()}, {server.id()});
+  ASSERT_TRUE(sim.Run().ok());
+  // 1 + 2 + ... + 64 s of the client's clock, each timer rounded up to the nanosecond.
+  EXPECT_EQ(took, absl::Nanoseconds(int64_t{909090910} + 1818181819 + 3636363637 + 7272727273 +
+                                    14545454546 + 29090909091 + 58181818182));
+}
+
+// ---- 2. Clock steps during a wait: absolute REALTIME waits move, the rest do not -----
+
+// Runs `body` on host "h" (no drift); at true 2 s its clock is stepped by `step`.
+// Returns the true time at which `body` finished.
+absl::Time FinishWithStep(absl::Duration step, std::function<void()> body) {
+  Simulation sim(SimulationOptions{.seed = 1});
+  absl::Time finished = absl::InfiniteFuture();
+  Host& h = sim.AddHost({.name = "h",
+                         .start = [&] {
+                           body();
+                           finished = sim.Now();
+                         },
+                         .start_daemon = false});
+  sim.Spawn("ntp", [&] {
+    dsim::SleepFor(absl::Seconds(2));
+    sim.StepClock(h.id(), step);
+  });
+  const RunResult result = sim.Run();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  return finished;
+}
+
+TEST(HostClockSteps, SleepUntilFollowsStepsOfTheWallClock) {
+  auto sleep_ten = [] { dsim::SleepUntil(dsim::Now() + absl::Seconds(10)); };
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5), sleep_ten), kEpoch + absl::Seconds(5));
+  EXPECT_EQ(FinishWithStep(absl::Seconds(-3), sleep_ten), kEpoch + absl::Seconds(13));
+  // A step past the deadline ends the wait at once.
+  EXPECT_EQ(FinishWithStep(absl::Seconds(20), sleep_ten), kEpoch + absl::Seconds(2));
+}
+
+TEST(HostClockSteps, RelativeWaitsIgnoreSteps) {
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5), [] { dsim::SleepFor(absl::Seconds(10)); }),
+            kEpoch + absl::Seconds(10));
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5),
+                           [] {
+                             Mutex mu;
+                             CondVar cv;
+                             MutexLock lock(&mu);
+                             EXPECT_TRUE(cv.WaitWithTimeout(&mu, absl::Seconds(10)));
+                           }),
+            kEpoch + absl::Seconds(10));
+  EXPECT_EQ(FinishWithStep(absl::Seconds(-3),
+                           [] {
+                             Notification n;
+                             EXPECT_FALSE(n.WaitForNotificationWithTimeout(absl::Seconds(10)));
+                           }),
+            kEpoch + absl::Seconds(10));
+}
+
+TEST(HostClockSteps, DsimDeadlinesFollowSteps) {
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5),
+                           [] {
+                             Mutex mu;
+                             CondVar cv;
+                             MutexLock lock(&mu);
+                             EXPECT_TRUE(cv.WaitWithDeadline(&mu, dsim::Now() + absl::Seconds(10)));
+                           }),
+            kEpoch + absl::Seconds(5));
+  EXPECT_EQ(FinishWithStep(absl::Seconds(-3),
+                           [] {
+                             Semaphore s(0);
+                             EXPECT_FALSE(s.AcquireWithDeadline(dsim::Now() + absl::Seconds(10)));
+                           }),
+            kEpoch + absl::Seconds(13));
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5),
+                           [] {
+                             Mutex mu;
+                             MutexLock lock(&mu);
+                             EXPECT_FALSE(mu.AwaitWithDeadline(kFalse,
+                                                               dsim::Now() + absl::Seconds(10)));
+                           }),
+            kEpoch + absl::Seconds(5));
+}
+
+timespec RealtimeIn(absl::Duration d) {
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return Add(now, d);
+}
+
+TEST(HostClockSteps, ClockNanosleepAbsoluteRealtimeMovesAndMonotonicDoesNot) {
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5),
+                           [] {
+                             const timespec deadline = RealtimeIn(absl::Seconds(10));
+                             EXPECT_EQ(clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &deadline,
+                                                       nullptr),
+                                       0);
+                           }),
+            kEpoch + absl::Seconds(5));
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5),
+                           [] {
+                             timespec deadline;
+                             clock_gettime(CLOCK_MONOTONIC, &deadline);
+                             deadline = Add(deadline, absl::Seconds(10));
+                             EXPECT_EQ(clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline,
+                                                       nullptr),
+                                       0);
+                           }),
+            kEpoch + absl::Seconds(10));
+  // A relative clock_nanosleep on CLOCK_REALTIME does not move either.
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5),
+                           [] {
+                             const timespec ten{10, 0};
+                             EXPECT_EQ(clock_nanosleep(CLOCK_REALTIME, 0, &ten, nullptr), 0);
+                           }),
+            kEpoch + absl::Seconds(10));
+}
+
+TEST(HostClockSteps, PthreadCondTimedwaitOnRealtimeFollowsSteps) {
+  EXPECT_EQ(FinishWithStep(absl::Seconds(-3),
+                           [] {
+                             pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+                             pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+                             const timespec deadline = RealtimeIn(absl::Seconds(10));
+                             pthread_mutex_lock(&mu);
+                             EXPECT_EQ(pthread_cond_timedwait(&cond, &mu, &deadline), ETIMEDOUT);
+                             pthread_mutex_unlock(&mu);
+                           }),
+            kEpoch + absl::Seconds(13));
+}
+
+TEST(HostClockSteps, SemTimedwaitAndMutexTimedlockFollowSteps) {
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5),
+                           [] {
+                             sem_t sem;
+                             sem_init(&sem, 0, 0);
+                             const timespec deadline = RealtimeIn(absl::Seconds(10));
+                             EXPECT_EQ(sem_timedwait(&sem, &deadline), -1);
+                             EXPECT_EQ(errno, ETIMEDOUT);
+                           }),
+            kEpoch + absl::Seconds(5));
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5), [] {
+              pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+              std::atomic<bool> locked{false};
+              Notification release;
+              TaskHandle holder = Spawn("holder", [&] {
+                pthread_mutex_lock(&mu);
+                locked = true;
+                release.WaitForNotification();
+                pthread_mutex_unlock(&mu);
+              });
+              while (!locked) dsim::SleepFor(absl::Milliseconds(1));
+              const timespec deadline = RealtimeIn(absl::Seconds(10));
+              EXPECT_EQ(pthread_mutex_timedlock(&mu, &deadline), ETIMEDOUT);
+              release.Notify();
+              holder.Join();
+            }),
+            kEpoch + absl::Seconds(5) + absl::Milliseconds(1));  // It began at 1 ms.
+}
+
+// ---- 4. Mutex::LockWhenWithTimeout bounds the whole call ---------------------------------
+
+// A holds the mutex for 2 s; B asks for LockWhenWithTimeout(false, 1 s) at 1 ms and C
+// for Lock at 1.5 s. When A unlocks, B or C gets the mutex (no FIFO, as in Abseil).
+// When B gets it, its deadline has passed: it must return at once, holding the mutex,
+// without letting C in first (C would hold it for a further second).
+TEST(MutexLockWhen, AnExpiredDeadlineReturnsWithTheLockWithoutReleasingIt) {
+  int b_first = 0;
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    Scheduler scheduler(SchedulerOptions{.seed = seed});
+    Mutex mu;
+    absl::Time b_locked = absl::InfiniteFuture();  // B's first look at the condition.
+    absl::Time b_returned;
+    bool b_result = true;
+    auto never = [&] {
+      if (b_locked == absl::InfiniteFuture()) b_locked = dsim::Now();
+      return false;
+    };
+    const Condition condition(&never);
+    scheduler.Spawn("A", [&] {
+      MutexLock lock(&mu);
+      dsim::SleepFor(absl::Seconds(2));
+    });
+    scheduler.Spawn("B", [&] {
+      dsim::SleepFor(absl::Milliseconds(1));
+      b_result = mu.LockWhenWithTimeout(condition, absl::Seconds(1));
+      b_returned = dsim::Now();
+      mu.Unlock();
+    });
+    scheduler.Spawn("C", [&] {
+      dsim::SleepFor(absl::Milliseconds(1500));
+      MutexLock lock(&mu);
+      dsim::SleepFor(absl::Seconds(1));
+    });
+    ASSERT_TRUE(scheduler.Run().ok());
+    EXPECT_FALSE(b_result);
+    if (b_locked == kEpoch + absl::Seconds(2)) {
+      ++b_first;
+      EXPECT_EQ(b_returned, kEpoch + absl::Seconds(2)) << "seed " << seed;
+    } else {
+      EXPECT_EQ(b_returned, kEpoch + absl::Seconds(3)) << "seed " << seed;
+    }
+  }
+  EXPECT_GT(b_first, 0);  // The case that matters was reached.
+}
+
+}  // namespace
+}  // namespace dsim
