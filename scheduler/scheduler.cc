@@ -1004,7 +1004,32 @@ absl::Duration Scheduler::LocalDurationOfTrue(GroupId group, absl::Duration true
   return clock == nullptr ? true_duration : clock->LocalDuration(true_duration);
 }
 
-void Scheduler::GroupClockChanged(GroupId group) {
+absl::Time Scheduler::WallNow(GroupId group) const {
+  const HostClock* clock = group < groups_.size() ? groups_[group].clock : nullptr;
+  return clock == nullptr ? now_ : clock->WallAt(now_);
+}
+
+absl::Time Scheduler::TrueTimeOfWall(GroupId group, absl::Time wall) const {
+  const HostClock* clock = group < groups_.size() ? groups_[group].clock : nullptr;
+  if (clock == nullptr) return std::max(wall, now_);
+  return clock->TrueTimeOfWall(wall, now_);
+}
+
+uint64_t Scheduler::AddClockWatcher(GroupId group, std::function<void(bool)> callback) {
+  clock_watchers_.push_back({++last_clock_watcher_, group, std::move(callback)});
+  return last_clock_watcher_;
+}
+
+void Scheduler::RemoveClockWatcher(uint64_t id) {
+  for (auto it = clock_watchers_.begin(); it != clock_watchers_.end(); ++it) {
+    if (it->id == id) {
+      clock_watchers_.erase(it);
+      return;
+    }
+  }
+}
+
+void Scheduler::GroupClockChanged(GroupId group, bool stepped) {
   CheckThread("GroupClockChanged");
   for (Task* t = live_head_; t != nullptr; t = t->live_next) {
     if (t->group != group || !t->realtime_blocked || t->wake_timer == kNoTimer) continue;
@@ -1012,6 +1037,19 @@ void Scheduler::GroupClockChanged(GroupId group) {
     timers_.Cancel(t->wake_timer);
     const int64_t when_ns = std::max(RealtimeDeadlineNs(t), now_ns_);
     t->wake_timer = timers_.IdOf(timers_.Add(when_ns, t->group, t, nullptr));
+  }
+  // Watchers may add or remove watchers: walk by id, not by position.
+  std::vector<uint64_t> ids;
+  for (const ClockWatcher& w : clock_watchers_) {
+    if (w.group == group) ids.push_back(w.id);
+  }
+  for (uint64_t id : ids) {
+    for (ClockWatcher& w : clock_watchers_) {
+      if (w.id != id) continue;
+      std::function<void(bool)> callback = w.callback;  // It may remove itself.
+      callback(stepped);
+      break;
+    }
   }
 }
 

@@ -357,10 +357,19 @@ class Scheduler {
   // For callbacks that belong to a host (its TCP timers, timerfds): `group`'s clock.
   absl::Duration TrueDurationOfLocal(GroupId group, absl::Duration local) const;
   absl::Duration LocalDurationOfTrue(GroupId group, absl::Duration true_duration) const;
-  // `group`'s clock was stepped or its drift changed: re-arms the realtime waits of its
-  // blocked tasks (see TrueTimeOfRealtimeDeadline). Simulation::StepClock calls it; so
-  // must anyone who steps a HostClock set with SetGroupClock.
-  void GroupClockChanged(GroupId group);
+  absl::Time WallNow(GroupId group) const;
+  absl::Time TrueTimeOfWall(GroupId group, absl::Time wall) const;
+  // `group`'s clock was stepped (`stepped`) or its drift changed: re-arms the realtime
+  // waits of its blocked tasks (see TrueTimeOfRealtimeDeadline), then calls its clock
+  // watchers. Simulation::StepClock and SetClockDrift call it; so must anyone who changes
+  // a HostClock set with SetGroupClock.
+  void GroupClockChanged(GroupId group, bool stepped = true);
+  // Calls `callback(stepped)` (in the caller of GroupClockChanged; it must not block) at
+  // every change of `group`'s clock, in the order watchers were added: timers kept on a
+  // host's wall clock (a CLOCK_REALTIME timerfd) re-arm from it. Returns an id for
+  // RemoveClockWatcher.
+  uint64_t AddClockWatcher(GroupId group, std::function<void(bool stepped)> callback);
+  void RemoveClockWatcher(uint64_t id);
 
   // ---- Inside a task (the free functions below forward here) -----------------------
 
@@ -601,6 +610,13 @@ class Scheduler {
   std::vector<SchedulerListener*> listeners_;
   bool has_listeners_ = false;  // !listeners_.empty(), for the hot paths.
   bool has_group_clocks_ = false;  // Some group has a HostClock.
+  struct ClockWatcher {
+    uint64_t id;
+    GroupId group;
+    std::function<void(bool)> callback;
+  };
+  std::vector<ClockWatcher> clock_watchers_;  // By id (ascending).
+  uint64_t last_clock_watcher_ = 0;
 
   // Run state.
   internal::Task* current_ = nullptr;         // Null on the main fiber and in callbacks.

@@ -399,7 +399,7 @@ void Simulation::StepClock(HostId id, absl::Duration offset) {
 void Simulation::SetClockDrift(HostId id, int64_t drift_ppb) {
   HostClock& clock = this->clock(id);
   clock.SetDrift(Now(), drift_ppb);
-  scheduler_.GroupClockChanged(hosts_[id - 1]->group_);
+  scheduler_.GroupClockChanged(hosts_[id - 1]->group_, /*stepped=*/false);
   Annotate("fault.clock.skew",
            absl::StrCat(hosts_[id - 1]->name(), " clock ",
                         FormatClockSkew(clock.OffsetAt(Now()), drift_ppb)));

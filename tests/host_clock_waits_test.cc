@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -349,6 +350,63 @@ TEST(HostClockSteps, SemTimedwaitAndMutexTimedlockFollowSteps) {
               holder.Join();
             }),
             kEpoch + absl::Seconds(5) + absl::Milliseconds(1));  // It began at 1 ms.
+}
+
+// Reads one expiration of `fd`; returns read's result (errno on failure).
+int ReadTimer(int fd) {
+  uint64_t expirations = 0;
+  const ssize_t n = read(fd, &expirations, sizeof(expirations));
+  if (n < 0) return -errno;
+  EXPECT_EQ(n, 8);
+  return static_cast<int>(expirations);
+}
+
+TEST(HostClockSteps, AbsoluteRealtimeTimerfdFollowsStepsAndOthersDoNot) {
+  auto timer = [](clockid_t clock, int flags) {
+    return [clock, flags] {
+      const int fd = timerfd_create(clock, 0);
+      itimerspec value{};
+      if (flags & TFD_TIMER_ABSTIME) {
+        clock_gettime(clock, &value.it_value);
+      }
+      value.it_value = Add(value.it_value, absl::Seconds(10));
+      ASSERT_EQ(timerfd_settime(fd, flags, &value, nullptr), 0);
+      EXPECT_EQ(ReadTimer(fd), 1);
+    };
+  };
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5), timer(CLOCK_REALTIME, TFD_TIMER_ABSTIME)),
+            kEpoch + absl::Seconds(5));
+  EXPECT_EQ(FinishWithStep(absl::Seconds(-3), timer(CLOCK_REALTIME, TFD_TIMER_ABSTIME)),
+            kEpoch + absl::Seconds(13));
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5), timer(CLOCK_REALTIME, 0)), kEpoch + absl::Seconds(10));
+  EXPECT_EQ(FinishWithStep(absl::Seconds(5), timer(CLOCK_MONOTONIC, TFD_TIMER_ABSTIME)),
+            kEpoch + absl::Seconds(10));
+}
+
+TEST(HostClockSteps, TimerfdCancelOnSetFailsTheReadWithEcanceledAtTheStep) {
+  std::vector<std::pair<int, absl::Time>> reads;
+  const absl::Time finished = FinishWithStep(absl::Seconds(5), [&] {
+    const int fd = timerfd_create(CLOCK_REALTIME, 0);
+    itimerspec value{};
+    clock_gettime(CLOCK_REALTIME, &value.it_value);
+    value.it_value = Add(value.it_value, absl::Seconds(10));
+    ASSERT_EQ(timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &value, nullptr), 0);
+    for (int i = 0; i < 2; ++i) {
+      const int result = ReadTimer(fd);
+      pollfd p{fd, POLLIN, 0};
+      EXPECT_EQ(poll(&p, 1, 0), 0);  // Nothing more to read.
+      timespec now;
+      clock_gettime(CLOCK_REALTIME, &now);
+      reads.push_back({result, absl::TimeFromTimespec(now)});
+    }
+  });
+  ASSERT_EQ(reads.size(), 2u);
+  // The step at 2 s (wall 7 s after it) cancels the blocked read; the timer stays
+  // armed for wall 10 s, which the stepped clock reads at true 5 s.
+  EXPECT_EQ(reads[0].first, -ECANCELED);
+  EXPECT_EQ(reads[0].second, absl::UnixEpoch() + (kEpoch - absl::UnixEpoch()) + absl::Seconds(7));
+  EXPECT_EQ(reads[1].first, 1);
+  EXPECT_EQ(finished, kEpoch + absl::Seconds(5));
 }
 
 // ---- 4. Mutex::LockWhenWithTimeout bounds the whole call ---------------------------------
