@@ -76,6 +76,10 @@ struct SimRun {
 struct SeedRun {
   SeedOutcome outcome;
   std::optional<Schedule> schedule;
+  // A run of a guided search (DSIM_EXPLORE=guided): its schedule, recorded as it ran,
+  // is how it comes back (replayed); its seed alone is not.
+  bool guided = false;
+  std::string guided_plan;  // "prefix of 812 decisions of an earlier run, then seed 7".
   // What the body attached for a failure report (Simulation::AttachArtifact).
   std::vector<Simulation::Artifact> artifacts;
 };
@@ -360,6 +364,54 @@ SeedRun RunSeed(const SweepContext& ctx, uint64_t seed) {
   return seed_run;
 }
 
+// DSIM_EXPLORE=guided: this shard's budget of runs as a guided search, each run recorded
+// (the search learns from every decision). Results in run order.
+std::vector<SeedRun> RunGuided(const SweepContext& ctx, const std::string& label,
+                               uint64_t* runs_done) {
+  const SeedList& seeds = ctx.config.shard_seeds;
+  GuidedSearchOptions options = ctx.options.guided;
+  options.sweep_seed = seeds.empty() ? ctx.options.first_seed : seeds[0];
+  options.budget_runs = seeds.size();
+  options.simulation = ctx.options.simulation;
+  GuidedSearch search(options);
+  const bool keep_all = seeds.size() <= SweepResult::kMaxKeptOutcomes;
+  internal::ProgressLine progress(label, seeds.size(), ctx.config.progress);
+  std::vector<SeedRun> runs;
+  uint64_t failures = 0;
+  *runs_done = 0;
+  for (uint64_t i = 0; i < seeds.size(); ++i) {
+    if (ctx.options.stop_after_failures != 0 && failures >= ctx.options.stop_after_failures) break;
+    GuidedRunPlan plan = search.Next();
+    auto recorder = std::make_shared<RecordingStrategy>(plan.strategy, plan.fresh_seed);
+    SimRun run = RunWith(ctx, plan.fresh_seed, recorder, /*keep_all_events=*/false, nullptr);
+    SeedRun seed_run;
+    seed_run.guided = true;
+    seed_run.guided_plan =
+        plan.branched ? absl::StrCat("guided run ", plan.index, ": a prefix of ", plan.prefix,
+                                     " decisions of an earlier run that reached \"",
+                                     plan.branch_key, "\", then seed ", plan.fresh_seed)
+                      : absl::StrCat("guided run ", plan.index, ": seed ", plan.fresh_seed,
+                                     " from the start");
+    seed_run.outcome = Summarize(run, plan.fresh_seed, ctx.options.summary_events);
+    const bool failed = !seed_run.outcome.status.ok();
+    if (failed) {
+      seed_run.artifacts = run.sim->artifacts();
+      absl::StrAppend(&seed_run.outcome.report, "  ", seed_run.guided_plan, "\n");
+    }
+    run.sim.reset();  // Teardown's decisions belong to the schedule too.
+    Schedule schedule = recorder->TakeSchedule();
+    if (failed) {
+      seed_run.schedule = schedule;
+      ++failures;
+    }
+    search.Learn(seed_run.outcome.coverage, std::move(schedule));
+    ++*runs_done;
+    progress.SeedDone(failed);
+    if (keep_all || failed) runs.push_back(std::move(seed_run));
+  }
+  return runs;
+}
+
 // Runs this shard's seeds on `config.jobs` threads; results in seed-list order. A sweep
 // too large to keep every outcome keeps only the failing seeds' (`seeds_run` counts all).
 std::vector<SeedRun> RunSeeds(const SweepContext& ctx, const std::string& label,
@@ -444,6 +496,26 @@ std::vector<std::string> TracePaths(const SweepConfig& config, const SeedOutcome
   return paths;
 }
 
+// A guided run's traces, from a replay of its recorded schedule (its seed alone would
+// not give the run back). The replay is checked to be the failing run.
+std::string RerunGuidedForReport(const SweepContext& ctx, const SeedRun& run,
+                                 const std::vector<std::string>& paths) {
+  if (paths.empty() || !run.schedule.has_value()) return "";
+  auto replay = std::make_shared<ReplayStrategy>(*run.schedule);
+  SimRun again = RunWith(ctx, run.outcome.seed, replay, /*keep_all_events=*/true, nullptr);
+  std::string lines;
+  if (again.sim->trace().fingerprint() != run.outcome.fingerprint || again.status.ok()) {
+    absl::StrAppend(&lines, "  WARNING: replaying the guided run's schedule gave a different "
+                    "event stream or no failure: the simulation is nondeterministic\n");
+  }
+  for (const std::string& path : paths) {
+    absl::Status written = again.sim->trace().WriteFile(path);
+    absl::StrAppend(&lines, "  trace: ", written.ok() ? ShownPath(ctx.config, path) : written.ToString(),
+                    "\n");
+  }
+  return lines;
+}
+
 // Reruns a seed for its report when traces or its schedule are wanted: with every
 // trace event kept, and, for a failing seed, under a RecordingStrategy. Sweeps run
 // seeds unrecorded because recording costs a third of a CPU-bound sweep's time, and
@@ -453,6 +525,7 @@ std::string RerunForReport(const SweepContext& ctx, SeedRun& run, const std::str
   const SweepConfig& config = ctx.config;
   const SeedOutcome& outcome = run.outcome;
   const std::vector<std::string> paths = TracePaths(config, outcome, test_name);
+  if (run.guided) return RerunGuidedForReport(ctx, run, paths);
   const bool record = config.record && config.replay == nullptr && !outcome.status.ok();
   if (paths.empty() && !record) return "";
   SimRun again = RunSimulation(ctx, outcome.seed, /*keep_all_events=*/!paths.empty(), record);
@@ -483,16 +556,18 @@ std::string RerunForReport(const SweepContext& ctx, SeedRun& run, const std::str
 }
 
 std::string SummaryLine(const SweepResult& result, const std::string& test_name) {
-  std::string line = absl::StrCat("dsim sweep", test_name.empty() ? "" : " ", test_name, ": ",
-                                  result.seeds_run,
-                                  result.seeds_run == 1 ? " seed run" : " seeds run");
+  std::string line = absl::StrCat(
+      "dsim sweep", test_name.empty() ? "" : " ", test_name, ": ", result.seeds_run,
+      result.guided ? (result.seeds_run == 1 ? " guided run" : " guided runs")
+                    : (result.seeds_run == 1 ? " seed run" : " seeds run"));
   if (result.total_shards > 1) {
     absl::StrAppend(&line, " (shard ", result.shard_index + 1, "/", result.total_shards, " of ",
                     result.total_seeds, ")");
   }
   absl::StrAppend(&line, ", ", result.failed_seeds.size(), " failed");
   if (!result.failed_seeds.empty()) {
-    absl::StrAppend(&line, " (seeds ", absl::StrJoin(result.failed_seeds, ", "), ")");
+    absl::StrAppend(&line, result.guided ? " (runs' seeds " : " (seeds ",
+                    absl::StrJoin(result.failed_seeds, ", "), ")");
   }
   absl::StrAppend(&line, absl::StrFormat(", %d job%s, %.2fs wall", result.jobs,
                                          result.jobs == 1 ? "" : "s", result.wall_seconds));
@@ -701,6 +776,9 @@ std::string CompleteReport(const SweepContext& ctx, SeedRun& run, const std::str
   if (config.replay != nullptr) {
     absl::StrAppend(&lines, "  replay: ",
                     internal::ReplayCommand(config, config.replay_path, test_name), "\n");
+  } else if (run.guided) {
+    // The seed alone does not give a guided run back: only its schedule does.
+    absl::StrAppend(&lines, ReplayLine(config, schedule, name, "replay", test_name));
   } else {
     absl::StrAppend(&lines, "  rerun: ",
                     internal::RerunCommand(config, outcome.seed, test_name, outcome.nondeterministic),
@@ -811,9 +889,12 @@ SweepResult SeedSweep::Run(const Body& body) {
     result.total_shards = config->total_shards;
     result.shard_index = config->shard_index;
   }
-  const SweepContext ctx{options_, *config, body, CalibratePct(options_, *config, body)};
-  std::vector<SeedRun> runs =
-      RunSeeds(ctx, test_name.empty() ? "dsim sweep" : test_name, &result.seeds_run);
+  const SweepContext ctx{options_, *config, body,
+                         config->guided ? 0 : CalibratePct(options_, *config, body)};
+  const std::string label = test_name.empty() ? "dsim sweep" : test_name;
+  result.guided = config->guided;
+  std::vector<SeedRun> runs = config->guided ? RunGuided(ctx, label, &result.seeds_run)
+                                             : RunSeeds(ctx, label, &result.seeds_run);
   for (const SeedRun& run : runs) {
     if (!run.outcome.status.ok()) result.failed_seeds.push_back(run.outcome.seed);
   }
