@@ -118,6 +118,32 @@ TEST(GuidedSweep, TheFixedTwinPassesTheSameBudget) {
   EXPECT_EQ(result.seeds_run, 300u);
 }
 
+// Under Bazel sharding each shard runs its own guided search: its share of the budget,
+// seeded by its own first seed, the same every time.
+TEST(GuidedSweep, EachShardRunsItsOwnDeterministicSearch) {
+  auto shard = [](int index) {
+    std::ostringstream log;
+    SweepOptions options{.seeds = 40, .report_to_gtest = false, .log = &log, .schedule_dir = ""};
+    options.env = [index](absl::string_view name) -> std::optional<std::string> {
+      if (name == "DSIM_EXPLORE") return "guided";
+      if (name == "TEST_TOTAL_SHARDS") return "2";
+      if (name == "TEST_SHARD_INDEX") return std::to_string(index);
+      return std::nullopt;
+    };
+    return SeedSweep(options).Run(Bug().fixed);
+  };
+  const SweepResult a = shard(0), b = shard(1), a_again = shard(0);
+  ASSERT_EQ(a.outcomes.size(), 20u);
+  ASSERT_EQ(b.outcomes.size(), 20u);
+  EXPECT_TRUE(a.guided && b.guided);
+  EXPECT_EQ(a.total_shards, 2);
+  EXPECT_NE(a.outcomes[0].seed, b.outcomes[0].seed);  // Different searches.
+  for (size_t i = 0; i < a.outcomes.size(); ++i) {
+    EXPECT_EQ(a.outcomes[i].seed, a_again.outcomes[i].seed);
+    EXPECT_EQ(a.outcomes[i].fingerprint, a_again.outcomes[i].fingerprint);
+  }
+}
+
 TEST(GuidedSweep, BadExplorationValuesAndContradictionsAreConfigErrors) {
   auto config_error = [](absl::string_view explore, absl::string_view strategy) {
     std::ostringstream log;
