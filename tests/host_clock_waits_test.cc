@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <linux/futex.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -200,6 +201,59 @@ TEST(HostClockTimeouts, TcpSynRetransmissionsAreOnTheHostsClock) {
   // 1 + 2 + ... + 64 s of the client's clock, each timer rounded up to the nanosecond.
   EXPECT_EQ(took, absl::Nanoseconds(int64_t{909090910} + 1818181819 + 3636363637 + 7272727273 +
                                     14545454546 + 29090909091 + 58181818182));
+}
+
+TEST(HostClockTimeouts, TcpKeepaliveIsOnTheHostsClock) {
+  SimulationOptions options{.seed = 1};
+  options.clocks.fixed.push_back({.host = "client", .drift_ppm = 100'000});
+  Simulation sim(options);
+  Host& server = sim.AddHost({.name = "server",
+                              .start = [] {
+                                const int listener = socket(AF_INET, SOCK_STREAM, 0);
+                                sockaddr_in address{};
+                                address.sin_family = AF_INET;
+                                address.sin_port = htons(80);
+                                bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+                                listen(listener, 8);
+                                const int fd = accept(listener, nullptr, nullptr);
+                                EXPECT_GE(fd, 0);
+                                dsim::SleepFor(absl::Hours(1));
+                              },
+                              .addresses = {"10.0.0.2"}});
+  absl::Duration idle_to_error;
+  HostId client_id = 0;
+  Host& client = sim.AddHost({.name = "client",
+                              .start = [&] {
+                                dsim::SleepFor(absl::Milliseconds(1));
+                                const int fd = socket(AF_INET, SOCK_STREAM, 0);
+                                const int on = 1, idle = 10, interval = 2, count = 3;
+                                setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+                                setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+                                setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+                                setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+                                sockaddr_in address{};
+                                address.sin_family = AF_INET;
+                                address.sin_port = htons(80);
+                                inet_pton(AF_INET, "10.0.0.2", &address.sin_addr);
+                                ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address),
+                                                  sizeof(address)),
+                                          0);
+                                // Idle from the handshake's last segment, which arrives
+                                // as connect returns.
+                                const absl::Time start = sim.Now();
+                                dsim::SleepFor(absl::Milliseconds(100));
+                                sim.Partition({client_id}, {server.id()});
+                                char c;
+                                EXPECT_EQ(read(fd, &c, 1), -1);
+                                EXPECT_EQ(errno, ETIMEDOUT);
+                                idle_to_error = sim.Now() - start;
+                              },
+                              .start_daemon = false,
+                              .addresses = {"10.0.0.1"}});
+  client_id = client.id();
+  ASSERT_TRUE(sim.Run().ok());
+  // KEEPIDLE 10 s, then KEEPCNT 3 probes KEEPINTVL 2 s apart, on the client's clock.
+  EXPECT_EQ(idle_to_error, absl::Nanoseconds(int64_t{9090909091} + 3 * int64_t{1818181819}));
 }
 
 // ---- 2. Clock steps during a wait: absolute REALTIME waits move, the rest do not -----
