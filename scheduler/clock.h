@@ -24,8 +24,10 @@
 //
 //   dsim::HostClock clock(scheduler.Now());
 //   clock.SetDrift(true_now, /*drift_ppb=*/100'000);   // runs 100 ppm fast
-//   clock.Step(true_now, absl::Seconds(-2));           // an NTP step backwards
 //   scheduler.SetGroupClock(group, &clock);            // tasks of `group` see it
+//   ...
+//   clock.Step(scheduler.Now(), absl::Seconds(-2));    // an NTP step backwards,
+//   scheduler.GroupClockChanged(group);                // which moves REALTIME waits
 //
 // Arithmetic is integer nanoseconds (128-bit intermediates); drift is in parts per
 // billion, so every conversion is exact and the same on every machine.

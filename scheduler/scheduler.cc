@@ -887,6 +887,7 @@ void Scheduler::SleepUntil(absl::Time deadline, SourceLocation where) {
   // A realtime deadline (TrueTimeOfRealtimeDeadline) moves with clock steps.
   const bool realtime = deadline_ns == self->realtime_key_ns;
   if (deadline_ns <= now_ns_) {
+    if (realtime) current_->realtime_key_ns = -1;  // Spent.
     SchedulingPoint();  // A sleep that has already expired is still a scheduling point.
     return;
   }

@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "posix/posix.h"
+#include "scheduler/clock.h"
 #include "scheduler/mutex.h"
 #include "scheduler/notification.h"
 #include "scheduler/scheduler.h"
@@ -328,6 +329,26 @@ TEST(HostClockSteps, DsimDeadlinesFollowSteps) {
                                                                dsim::Now() + absl::Seconds(10)));
                            }),
             kEpoch + absl::Seconds(5));
+}
+
+// Without a Simulation: whoever steps a HostClock given to SetGroupClock calls
+// GroupClockChanged, and the group's realtime waits move.
+TEST(HostClockSteps, BareSchedulerReArmsOnGroupClockChanged) {
+  Scheduler scheduler(SchedulerOptions{.seed = 1});
+  HostClock clock(scheduler.Now());
+  constexpr GroupId kHost = 1;
+  scheduler.SetGroupClock(kHost, &clock);
+  absl::Time woke;
+  scheduler.Spawn("sleeper", [&] {
+    dsim::SleepUntil(dsim::Now() + absl::Seconds(10));
+    woke = scheduler.Now();
+  }, {.group = kHost});
+  scheduler.AddTimer(kEpoch + absl::Seconds(2), [&] {
+    clock.Step(scheduler.Now(), absl::Seconds(4));
+    scheduler.GroupClockChanged(kHost);
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(woke, kEpoch + absl::Seconds(6));
 }
 
 timespec RealtimeIn(absl::Duration d) {
