@@ -3,6 +3,8 @@
 // compares exact true virtual times: a host whose clock runs 10% fast (+100,000 ppm)
 // measures one second in 1/1.1 s = 909,090,910 ns of true time (rounded up).
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <linux/futex.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -255,6 +257,27 @@ TEST(HostClockTimeouts, TcpKeepaliveIsOnTheHostsClock) {
   ASSERT_TRUE(sim.Run().ok());
   // KEEPIDLE 10 s, then KEEPCNT 3 probes KEEPINTVL 2 s apart, on the client's clock.
   EXPECT_EQ(idle_to_error, absl::Nanoseconds(int64_t{9090909091} + 3 * int64_t{1818181819}));
+}
+
+// Not a timeout, but a host-side clock reading: file times come from the host's wall
+// clock, as the kernel stamps them from CLOCK_REALTIME.
+TEST(HostClockTimeouts, FileTimesAreTheHostsWallClock) {
+  SimulationOptions options{.seed = 1};
+  options.clocks.fixed.push_back({.host = "h", .offset = absl::Hours(1)});
+  Simulation sim(options);
+  sim.AddHost({.name = "h",
+               .start = [] {
+                 const int fd = open("/host_clock_file", O_CREAT | O_WRONLY, 0644);
+                 ASSERT_GE(fd, 0);
+                 ASSERT_EQ(write(fd, "x", 1), 1);
+                 struct stat st;
+                 ASSERT_EQ(fstat(fd, &st), 0);
+                 EXPECT_EQ(absl::TimeFromTimespec(st.st_mtim), dsim::Now());
+                 EXPECT_EQ(dsim::Now(), kEpoch + absl::Hours(1));
+                 close(fd);
+               },
+               .start_daemon = false});
+  ASSERT_TRUE(sim.Run().ok());
 }
 
 // ---- 2. Clock steps during a wait: absolute REALTIME waits move, the rest do not -----
