@@ -70,7 +70,8 @@ int MutexLock(Scheduler& scheduler, const void* address, int kind, bool try_only
       state.EraseMutexIfIdle(address);
       return EDEADLK;
     }
-    if (reason == WakeReason::kTimedOut || scheduler.Now() >= deadline) {
+    // DeadlinePassed: a REALTIME deadline follows clock steps.
+    if (reason == WakeReason::kTimedOut || scheduler.DeadlinePassed(deadline)) {
       state.EraseMutexIfIdle(address);
       return ETIMEDOUT;
     }
@@ -220,7 +221,7 @@ int RwLock(dsim::Scheduler& scheduler, const void* address, bool write, bool try
       return 0;
     }
     if (try_only) return EBUSY;
-    if (timed_out || scheduler.Now() >= deadline) {
+    if (timed_out || scheduler.DeadlinePassed(deadline)) {
       state.EraseMutexIfIdle(address);
       return ETIMEDOUT;
     }
@@ -500,7 +501,7 @@ int SemWait(dsim::Scheduler& scheduler, sem_t* sem, bool try_only, absl::Time de
       errno = EAGAIN;
       return -1;
     }
-    if (timed_out || scheduler.Now() >= deadline) {
+    if (timed_out || scheduler.DeadlinePassed(deadline)) {
       state.EraseWaitIfIdle(sem);
       errno = ETIMEDOUT;
       return -1;

@@ -190,7 +190,7 @@ bool Mutex::AwaitUntilTrue(const Condition& condition, absl::Time true_deadline,
   while (!condition.Eval()) {
     // Past the deadline: give up holding the mutex, as absl::Mutex does, rather than
     // release it for a wait that would time out at once.
-    if (true_deadline <= scheduler.Now()) return false;
+    if (scheduler.DeadlinePassed(true_deadline)) return false;
     // Enqueued and released with no scheduling point in between: no release is missed.
     Awaiter awaiter;
     awaiter.condition = &condition;

@@ -988,6 +988,14 @@ absl::Time Scheduler::TrueTimeOfRealtimeDeadline(absl::Time local) {
   return true_deadline;
 }
 
+bool Scheduler::DeadlinePassed(absl::Time true_deadline) const {
+  const int64_t deadline_ns = ToNanos(true_deadline);
+  if (current_ != nullptr && deadline_ns == current_->realtime_key_ns) {
+    return now_ns_ >= RealtimeDeadlineNs(current_);
+  }
+  return now_ns_ >= deadline_ns;
+}
+
 int64_t Scheduler::RealtimeDeadlineNs(const Task* task) const {
   const HostClock* clock =
       task->group < groups_.size() ? groups_[task->group].clock : nullptr;

@@ -354,6 +354,11 @@ class Scheduler {
   // clock reads `local`, as Linux moves absolute CLOCK_REALTIME timers. Tasks without a
   // clock get `local` unchanged.
   absl::Time TrueTimeOfRealtimeDeadline(absl::Time local);
+  // Whether the running task's deadline `true_deadline` has passed: for a realtime one
+  // (as returned by TrueTimeOfRealtimeDeadline), whether the host's wall clock, steps
+  // included, has reached it; otherwise Now() >= true_deadline. For wait loops that
+  // look at the clock after a wake.
+  bool DeadlinePassed(absl::Time true_deadline) const;
   // For callbacks that belong to a host (its TCP timers, timerfds): `group`'s clock.
   absl::Duration TrueDurationOfLocal(GroupId group, absl::Duration local) const;
   absl::Duration LocalDurationOfTrue(GroupId group, absl::Duration true_duration) const;

@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <functional>
+#include <iostream>
 #include <utility>
 #include <vector>
 
@@ -372,6 +373,51 @@ TEST(HostClockSteps, BareSchedulerReArmsOnGroupClockChanged) {
   });
   ASSERT_TRUE(scheduler.Run().ok());
   EXPECT_EQ(woke, kEpoch + absl::Seconds(6));
+}
+
+// After a backward step, a wake before the moved deadline does not end the wait: B's
+// condition holds for a moment at 11 s (C sets and clears it), after the deadline's first
+// conversion (10 s) but before the stepped clock reads it (13 s). B either saw it hold
+// (true at 11 s) or times out at 13 s; never false at 11 s.
+TEST(HostClockSteps, AWakeBeforeTheMovedDeadlineDoesNotEndTheWait) {
+  int saw_true = 0, timed_out = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Simulation sim(SimulationOptions{.seed = seed});
+    Mutex mu;
+    bool flag = false;
+    bool result = false;
+    absl::Time returned;
+    Host& h = sim.AddHost({.name = "h",
+                           .start = [&] {
+                             TaskHandle c = Spawn("C", [&] {
+                               dsim::SleepFor(absl::Seconds(11));
+                               mu.Lock();
+                               flag = true;
+                               mu.Unlock();
+                               mu.Lock();
+                               flag = false;
+                               mu.Unlock();
+                             });
+                             MutexLock lock(&mu);
+                             result = mu.AwaitWithDeadline(Condition(&flag),
+                                                           dsim::Now() + absl::Seconds(10));
+                             returned = sim.Now();
+                           },
+                           .start_daemon = false});
+    sim.Spawn("ntp", [&] {
+      dsim::SleepFor(absl::Seconds(2));
+      sim.StepClock(h.id(), absl::Seconds(-3));
+    });
+    ASSERT_TRUE(sim.Run().ok());
+    if (result) {
+      ++saw_true;
+      EXPECT_EQ(returned, kEpoch + absl::Seconds(11)) << "seed " << seed;
+    } else {
+      ++timed_out;
+      EXPECT_EQ(returned, kEpoch + absl::Seconds(13)) << "seed " << seed;
+    }
+  }
+  std::cerr << "saw the condition " << saw_true << ", timed out " << timed_out << "\n";
 }
 
 timespec RealtimeIn(absl::Duration d) {
