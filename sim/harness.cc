@@ -364,6 +364,28 @@ SeedRun RunSeed(const SweepContext& ctx, uint64_t seed) {
   return seed_run;
 }
 
+// DSIM_CHECK_DETERMINISM=1 under DSIM_EXPLORE=guided: a replay of the run's schedule
+// must give the same event stream and result (a guided run comes back only that way).
+void CheckGuidedRun(const SweepContext& ctx, const Schedule& schedule, SeedRun& seed_run) {
+  SeedOutcome& outcome = seed_run.outcome;
+  SimRun again = RunWith(ctx, outcome.seed, std::make_shared<ReplayStrategy>(schedule),
+                         /*keep_all_events=*/false, nullptr);
+  const uint64_t fingerprint = again.sim->trace().fingerprint();
+  if (fingerprint == outcome.fingerprint && again.status == outcome.status) return;
+  const absl::Status first = outcome.status;
+  again.status = absl::FailedPreconditionError(absl::StrCat(
+      "nondeterminism: a replay of guided run's schedule (seed ", outcome.seed,
+      ") differs from the run (fingerprints ",
+      absl::StrFormat("%016x vs %016x", outcome.fingerprint, fingerprint),
+      ")\nrun result: ", first.ToString(), "\nreplay result: ", again.status.ToString(),
+      "\nreplay its saved schedule with DSIM_REPLAY and DSIM_CHECK_DETERMINISM=1 to find "
+      "where two runs part"));
+  outcome = Summarize(again, outcome.seed, ctx.options.summary_events);  // The replay's events.
+  outcome.nondeterministic = true;
+  absl::StrAppend(&outcome.report, "  ", seed_run.guided_plan, "\n");
+  seed_run.artifacts = again.sim->artifacts();
+}
+
 // DSIM_EXPLORE=guided: this shard's budget of runs as a guided search, each run recorded
 // (the search learns from every decision). Results in run order.
 std::vector<SeedRun> RunGuided(const SweepContext& ctx, const std::string& label,
@@ -393,13 +415,14 @@ std::vector<SeedRun> RunGuided(const SweepContext& ctx, const std::string& label
                       : absl::StrCat("guided run ", plan.index, ": seed ", plan.fresh_seed,
                                      " from the start");
     seed_run.outcome = Summarize(run, plan.fresh_seed, ctx.options.summary_events);
-    const bool failed = !seed_run.outcome.status.ok();
-    if (failed) {
+    if (!seed_run.outcome.status.ok()) {
       seed_run.artifacts = run.sim->artifacts();
       absl::StrAppend(&seed_run.outcome.report, "  ", seed_run.guided_plan, "\n");
     }
     run.sim.reset();  // Teardown's decisions belong to the schedule too.
     Schedule schedule = recorder->TakeSchedule();
+    if (ctx.config.check_determinism) CheckGuidedRun(ctx, schedule, seed_run);
+    const bool failed = !seed_run.outcome.status.ok();
     if (failed) {
       seed_run.schedule = schedule;
       ++failures;

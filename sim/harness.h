@@ -131,7 +131,8 @@
 // by its own first seed (first_seed + shard index), so shards explore differently and
 // each is deterministic. Runs are serial (DSIM_JOBS is ignored: each run's plan depends
 // on the runs before it); DSIM_SEED or DSIM_REPLAY name one run, which runs as usual;
-// DSIM_STRATEGY and DSIM_CHECK_DETERMINISM=1 are errors with it.
+// DSIM_STRATEGY is an error with it; DSIM_CHECK_DETERMINISM=1 replays every run's
+// recorded schedule and fails a run whose replay differs (event stream or result).
 //
 // Parallel mode (jobs > 1) runs seeds on several OS threads. This is sound because
 // simulations share no state; the body must not share mutable state between seeds

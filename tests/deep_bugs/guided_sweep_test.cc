@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -142,6 +143,34 @@ TEST(GuidedSweep, EachShardRunsItsOwnDeterministicSearch) {
     EXPECT_EQ(a.outcomes[i].seed, a_again.outcomes[i].seed);
     EXPECT_EQ(a.outcomes[i].fingerprint, a_again.outcomes[i].fingerprint);
   }
+}
+
+// DSIM_CHECK_DETERMINISM=1 replays every guided run's schedule: a body that depends on
+// something outside the simulation (here a counter shared by runs) is caught.
+TEST(GuidedSweep, CheckDeterminismReplaysEachRun) {
+  auto sweep = [](bool leak) {
+    std::ostringstream log;
+    SweepOptions options{.seeds = 10, .report_to_gtest = false, .log = &log, .schedule_dir = ""};
+    options.env = [](absl::string_view name) -> std::optional<std::string> {
+      if (name == "DSIM_EXPLORE") return "guided";
+      if (name == "DSIM_CHECK_DETERMINISM") return "1";
+      return std::nullopt;
+    };
+    auto calls = std::make_shared<int>(0);
+    return SeedSweep(options).Run([leak, calls](Simulation& sim) {
+      const int n = leak ? ++*calls : 1;  // Differs between a run and its replay.
+      sim.Spawn("t", [n] { dsim::SleepFor(absl::Milliseconds(n)); });
+      return sim.Run().status();
+    });
+  };
+  const SweepResult clean = sweep(false);
+  EXPECT_TRUE(clean.ok());
+  EXPECT_EQ(clean.seeds_run, 10u);
+  const SweepResult leaky = sweep(true);
+  ASSERT_FALSE(leaky.failed_seeds.empty());
+  EXPECT_TRUE(leaky.outcomes[0].nondeterministic);
+  EXPECT_TRUE(absl::StrContains(leaky.outcomes[0].status.message(), "nondeterminism"))
+      << leaky.outcomes[0].status;
 }
 
 TEST(GuidedSweep, BadExplorationValuesAndContradictionsAreConfigErrors) {
