@@ -260,6 +260,53 @@ TEST(HostClockTimeouts, TcpKeepaliveIsOnTheHostsClock) {
   EXPECT_EQ(idle_to_error, absl::Nanoseconds(int64_t{9090909091} + 3 * int64_t{1818181819}));
 }
 
+// TIME_WAIT (60 s) on a host 10% fast lasts 54.545454546 s of true time: a listener can
+// bind the port again at true 56 s after the close, not before 54 s.
+TEST(HostClockTimeouts, TcpTimeWaitIsOnTheHostsClock) {
+  std::vector<int> bind_errors;  // At true close + 54 s and close + 56 s.
+  TrueDurationOnHost(100'000, [&] {
+    auto listen_on_80 = [] {
+      const int fd = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_port = htons(80);
+      inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+      if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+        const int error = errno;
+        close(fd);
+        return -error;
+      }
+      EXPECT_EQ(listen(fd, 8), 0);
+      return fd;
+    };
+    const int listener = listen_on_80();
+    ASSERT_GE(listener, 0);
+    const int client = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(80);
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+    ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    const int child = accept(listener, nullptr, nullptr);
+    ASSERT_GE(child, 0);
+    close(listener);
+    close(child);  // The server side closes first: its port 80 goes to TIME_WAIT.
+    dsim::SleepFor(absl::Milliseconds(10));
+    close(client);
+    Scheduler& scheduler = *Scheduler::Current();
+    const absl::Time closed = scheduler.Now();
+    scheduler.SleepUntil(closed + absl::Seconds(54));  // True time.
+    int fd = listen_on_80();
+    bind_errors.push_back(fd < 0 ? -fd : 0);
+    if (fd >= 0) close(fd);
+    scheduler.SleepUntil(closed + absl::Seconds(56));
+    fd = listen_on_80();
+    bind_errors.push_back(fd < 0 ? -fd : 0);
+    if (fd >= 0) close(fd);
+  });
+  EXPECT_EQ(bind_errors, (std::vector<int>{EADDRINUSE, 0}));
+}
+
 // Not a timeout, but a host-side clock reading: file times come from the host's wall
 // clock, as the kernel stamps them from CLOCK_REALTIME.
 TEST(HostClockTimeouts, FileTimesAreTheHostsWallClock) {
