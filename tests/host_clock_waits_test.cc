@@ -260,6 +260,37 @@ TEST(HostClockTimeouts, TcpKeepaliveIsOnTheHostsClock) {
   EXPECT_EQ(idle_to_error, absl::Nanoseconds(int64_t{9090909091} + 3 * int64_t{1818181819}));
 }
 
+TEST(HostClockTimeouts, SoSndtimeoOnConnectIsOnTheHostsClock) {
+  SimulationOptions options{.seed = 1};
+  options.clocks.fixed.push_back({.host = "client", .drift_ppm = 100'000});
+  Simulation sim(options);
+  Host& server = sim.AddHost({.name = "server", .start = [] {}, .addresses = {"10.0.0.2"}});
+  absl::Duration took;
+  Host& client = sim.AddHost({.name = "client",
+                              .start = [&] {
+                                const int fd = socket(AF_INET, SOCK_STREAM, 0);
+                                timeval timeout{1, 0};
+                                ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout,
+                                                     sizeof(timeout)),
+                                          0);
+                                sockaddr_in address{};
+                                address.sin_family = AF_INET;
+                                address.sin_port = htons(80);
+                                inet_pton(AF_INET, "10.0.0.2", &address.sin_addr);
+                                const absl::Time start = sim.Now();
+                                EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address),
+                                                  sizeof(address)),
+                                          -1);
+                                EXPECT_EQ(errno, EINPROGRESS);  // Linux: the handshake goes on.
+                                took = sim.Now() - start;
+                              },
+                              .start_daemon = false,
+                              .addresses = {"10.0.0.1"}});
+  sim.Partition({client.id()}, {server.id()});
+  ASSERT_TRUE(sim.Run().ok());
+  EXPECT_EQ(took, kFastSecond);
+}
+
 // TIME_WAIT (60 s) on a host 10% fast lasts 54.545454546 s of true time: a listener can
 // bind the port again at true 56 s after the close, not before 54 s.
 TEST(HostClockTimeouts, TcpTimeWaitIsOnTheHostsClock) {
