@@ -1038,6 +1038,11 @@ void Scheduler::RemoveClockWatcher(uint64_t id) {
   }
 }
 
+bool Scheduler::StepCurrentClock(absl::Duration offset) {
+  if (clock_stepper_ == nullptr || current_ == nullptr || current_->group == kNoGroup) return false;
+  return clock_stepper_(current_->group, offset);
+}
+
 void Scheduler::GroupClockChanged(GroupId group, bool stepped) {
   CheckThread("GroupClockChanged");
   for (Task* t = live_head_; t != nullptr; t = t->live_next) {

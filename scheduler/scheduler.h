@@ -375,6 +375,13 @@ class Scheduler {
   // RemoveClockWatcher.
   uint64_t AddClockWatcher(GroupId group, std::function<void(bool stepped)> callback);
   void RemoveClockWatcher(uint64_t id);
+  // Who owns the group clocks steps them (Simulation::StepClock, which calls
+  // GroupClockChanged); the stepper returns false for a group it has no clock for.
+  // StepCurrentClock steps the running task's host clock through it (clock_settime under
+  // //posix); false without a stepper or a host.
+  using ClockStepper = std::function<bool(GroupId group, absl::Duration offset)>;
+  void SetClockStepper(ClockStepper stepper) { clock_stepper_ = std::move(stepper); }
+  bool StepCurrentClock(absl::Duration offset);
 
   // ---- Inside a task (the free functions below forward here) -----------------------
 
@@ -621,6 +628,7 @@ class Scheduler {
     std::function<void(bool)> callback;
   };
   std::vector<ClockWatcher> clock_watchers_;  // By id (ascending).
+  ClockStepper clock_stepper_;
   uint64_t last_clock_watcher_ = 0;
 
   // Run state.

@@ -116,6 +116,12 @@ Simulation::Simulation(SimulationOptions options)
   coverage_ = std::make_unique<CoverageRecorder>(&scheduler_, options_.buggify_sites);
   scheduler_.AddListener(coverage_.get());
   host_of_group_.push_back(kNoHost);  // Group 0 is no host's.
+  // clock_settime on a host (//posix) steps its clock as StepClock does.
+  scheduler_.SetClockStepper([this](GroupId group, absl::Duration offset) {
+    if (group >= host_of_group_.size() || host_of_group_[group] == kNoHost) return false;
+    StepClock(host_of_group_[group], offset);
+    return true;
+  });
   network_ = std::make_unique<Network>(&scheduler_, options_.network);
   if (options_.network.link_model == nullptr) {
     fault_model_ = std::make_shared<FaultLinkModel>(network_.get(), options_.faults);

@@ -631,6 +631,55 @@ TEST(HostClockSteps, TimerfdCancelOnSetFailsTheReadWithEcanceledAtTheStep) {
   EXPECT_EQ(finished, kEpoch + absl::Seconds(5));
 }
 
+// clock_settime on a host steps that host's clock (never the machine's): a
+// CANCEL_ON_SET timerfd sees it, and an absolute REALTIME sleep moves with it.
+TEST(HostClockSteps, ClockSettimeOnAHostStepsItsClock) {
+  Simulation sim(SimulationOptions{.seed = 1});
+  int read_result = 0;
+  absl::Time read_at, slept_until, wall_after_set;
+  sim.AddHost({.name = "h",
+               .start = [&] {
+                 TaskHandle setter = Spawn("setter", [&] {
+                   dsim::SleepFor(absl::Seconds(2));
+                   timespec now;
+                   clock_gettime(CLOCK_REALTIME, &now);
+                   const timespec later = Add(now, absl::Seconds(5));
+                   EXPECT_EQ(clock_settime(CLOCK_REALTIME, &later), 0);
+                   clock_gettime(CLOCK_REALTIME, &now);
+                   wall_after_set = absl::TimeFromTimespec(now);
+                   EXPECT_EQ(clock_settime(CLOCK_MONOTONIC, &later), -1);
+                   EXPECT_EQ(errno, EINVAL);
+                 });
+                 TaskHandle sleeper = Spawn("sleeper", [&] {
+                   const timespec deadline = RealtimeIn(absl::Seconds(10));
+                   clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &deadline, nullptr);
+                   slept_until = sim.Now();
+                 });
+                 const int fd = timerfd_create(CLOCK_REALTIME, 0);
+                 itimerspec value{};
+                 value.it_value = RealtimeIn(absl::Hours(1));
+                 timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &value, nullptr);
+                 read_result = ReadTimer(fd);
+                 read_at = sim.Now();
+                 setter.Join();
+                 sleeper.Join();
+               },
+               .start_daemon = false});
+  int driver_result = 0, driver_errno = 0;
+  sim.Spawn("driver", [&] {  // Not on a host: no clock of its own to set.
+    const timespec t{946684800, 0};
+    driver_result = clock_settime(CLOCK_REALTIME, &t);
+    driver_errno = errno;
+  });
+  ASSERT_TRUE(sim.Run().ok());
+  EXPECT_EQ(read_result, -ECANCELED);
+  EXPECT_EQ(read_at, kEpoch + absl::Seconds(2));
+  EXPECT_EQ(wall_after_set, kEpoch + absl::Seconds(7));
+  EXPECT_EQ(slept_until, kEpoch + absl::Seconds(5));
+  EXPECT_EQ(driver_result, -1);
+  EXPECT_EQ(driver_errno, EPERM);
+}
+
 // ---- 4. Mutex::LockWhenWithTimeout bounds the whole call ---------------------------------
 
 // A holds the mutex for 2 s; B asks for LockWhenWithTimeout(false, 1 s) at 1 ms and C
