@@ -330,6 +330,17 @@ int socket(int domain, int type, int protocol) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(socket)(domain, type, protocol);
   if (pi::HostOrFail(*scheduler, "socket") == nullptr) return -1;
+  if (domain != AF_INET && domain != AF_INET6 && domain > 0 && domain < AF_MAX) {
+    // A family the kernel has but dsim does not model (AF_UNIX: hiredis's
+    // redisConnectUnix; AF_NETLINK, AF_PACKET). Linux would give a socket, so an
+    // EAFNOSUPPORT alone would quietly change the program's path: fail the run.
+    pi::RecordEscape(*scheduler, "socket",
+                     absl::StrCat("address family ", domain,
+                                  " is not simulated (only AF_INET and AF_INET6)"),
+                     true);
+    errno = EAFNOSUPPORT;
+    return -1;
+  }
   return dsim::Socket(domain, type, protocol);
 }
 
