@@ -116,6 +116,8 @@ DSIM_DECLARE_REAL(writev);
 DSIM_DECLARE_REAL(pipe);
 DSIM_DECLARE_REAL(pipe2);
 DSIM_DECLARE_REAL(eventfd);
+DSIM_DECLARE_REAL(eventfd_read);
+DSIM_DECLARE_REAL(eventfd_write);
 DSIM_DECLARE_REAL(socket);
 DSIM_DECLARE_REAL(bind);
 DSIM_DECLARE_REAL(listen);
@@ -375,6 +377,21 @@ int eventfd(unsigned int initial, int flags) noexcept {
   if (scheduler == nullptr) return DSIM_REAL(eventfd)(initial, flags);
   if (pi::HostOrFail(*scheduler, "eventfd") == nullptr) return -1;
   return dsim::Eventfd(initial, flags);
+}
+
+// glibc's eventfd_read/eventfd_write call its internal __read/__write, which no
+// interposer sees: without these a task's eventfd_write (gRPC's wakeup fd) reached the
+// real descriptor of that number.
+int eventfd_read(int fd, eventfd_t* value) {
+  DSIM_FD_CALL(eventfd_read, fd,
+               dsim::Read(fd, value, sizeof(*value), Where(*scheduler)) == sizeof(*value) ? 0 : -1,
+               fd, value);
+}
+
+int eventfd_write(int fd, eventfd_t value) {
+  DSIM_FD_CALL(eventfd_write, fd,
+               dsim::Write(fd, &value, sizeof(value), Where(*scheduler)) == sizeof(value) ? 0 : -1,
+               fd, value);
 }
 
 int poll(struct pollfd* fds, nfds_t count, int timeout_ms) {
