@@ -446,7 +446,7 @@ struct SweepState {
 };
 
 TEST(PosixHiredis, SeedSweepKeepsEveryAcknowledgedIncrement) {
-  dsim::SweepOptions sweep_options{.seeds = 8};
+  dsim::SweepOptions sweep_options{.seeds = 8, .check_determinism = true};
   sweep_options.simulation.faults.link = {
       .latency = dsim::LatencyModel::Exponential(absl::Microseconds(200), absl::Milliseconds(2)),
       .segment_loss_probability = 0.05};
