@@ -436,6 +436,59 @@ TEST(PosixHiredis, PartitionTimesOutAtTheVirtualDeadlineAndReconnectWorksAfterHe
   EXPECT_EQ(out.late_incr, "$1");
 }
 
+// The server host crashes (its keyspace lived in its start function) and restarts.
+TEST(PosixHiredis, ServerCrashResetsTheConnectionAndARestartedServerStartsEmpty) {
+  dsim::Simulation sim({.seed = 4});
+  dsim::Host& server = AddRedisServer(sim);
+  dsim::Notification crashed;
+  std::vector<std::string> transcript;
+  sim.AddHost({.name = "client",
+               .start =
+                   [&] {
+                     redisContext* c = Connect(milliseconds(1000));
+                     if (c == nullptr || c->err != 0) return;
+                     transcript.push_back(Command(c, "SET k v"));
+                     crashed.WaitForNotification();
+                     // The request reaches a host with no stack: it answers with RST.
+                     transcript.push_back(Command(c, "GET k"));
+                     redisFree(c);
+                     // While it is down, connecting is refused (RST to the SYN).
+                     c = Connect(milliseconds(1000));
+                     transcript.push_back(absl::StrCat("connect: ", c->err, " ", c->errstr));
+                     redisFree(c);
+                     for (int attempt = 0;; ++attempt) {
+                       usleep(100 * 1000);
+                       c = Connect(milliseconds(1000));
+                       if (c->err == 0) break;
+                       redisFree(c);
+                     }
+                     transcript.push_back(Command(c, "GET k"));
+                     transcript.push_back(Command(c, "INCR n"));
+                     redisFree(c);
+                   },
+               .start_daemon = false,
+               .addresses = {"10.0.0.2"}});
+  sim.Spawn("chaos", [&] {
+    dsim::SleepFor(absl::Milliseconds(50));
+    sim.Crash(server.id());
+    crashed.Notify();
+    dsim::SleepFor(absl::Milliseconds(500));
+    sim.Restart(server.id());
+  });
+  const dsim::RunResult result = sim.RunFor(absl::Seconds(10));
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  const std::vector<std::string> expected = {
+      "+OK",
+      absl::StrCat("error ", REDIS_ERR_IO, ": ", strerror(ECONNRESET)),
+      absl::StrCat("connect: ", REDIS_ERR_IO, " ", strerror(ECONNREFUSED)),
+      "(nil)",
+      ":1",
+  };
+  EXPECT_EQ(transcript, expected);
+  EXPECT_EQ(server.incarnation(), 2);
+  ExpectNoEscapes(sim);
+}
+
 // ---- A seed sweep: latency, segment loss and partitions; INCR's invariant -------------
 
 struct SweepState {
