@@ -440,7 +440,11 @@ class Scheduler {
 
   // Unwinds every unfinished task now, as the destructor would. Call it before
   // destroying objects that blocked tasks still use (or declare those objects before
-  // the Scheduler). Must not be called from a task or during a run.
+  // the Scheduler). Must not be called from a task or during a run. A task being
+  // unwound runs on through scheduling points that do not block (a free lock, an
+  // unlock, a yield) until it finishes or blocks; a task that stays blocked while the
+  // others cannot move, or passes a million such points without finishing, is a misuse
+  // error ("a destructor must not block / loop forever").
   void Shutdown();
 
   // ---- Extensions -------------------------------------------------------------------
