@@ -103,6 +103,8 @@ void RunUnaryCall(bool same_host) {
   }
   EXPECT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
   EXPECT_EQ(reply, "echo: hello");
+  fprintf(stderr, "unary call: status %d '%s' reply '%s' at %s\n", static_cast<int>(status.error_code()),
+          status.error_message().c_str(), reply.c_str(), absl::FormatTime(sim.scheduler().Now()).c_str());
 }
 
 TEST(PosixGrpc, UnaryCallBetweenTwoHosts) { RunUnaryCall(false); }
