@@ -623,8 +623,10 @@ int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
   }
   DSIM_CALL_SITE(*scheduler);
   if (dsim::internal::EnterHost("epoll_wait") == nullptr) return -1;
+  // The timeout lasts its length on the host's clock (scheduler/clock.h).
   const absl::Time deadline = timeout_ms < 0 ? absl::InfiniteFuture()
-                                             : scheduler->Now() + absl::Milliseconds(timeout_ms);
+                                             : scheduler->TrueDeadlineAfterLocal(
+                                                   absl::Milliseconds(timeout_ms));
   std::shared_ptr<dsim::internal::OpenFile> keep = stack->FileRef(epfd);
   return pi::FromResult(epoll->Wait(epfd, events, max, deadline, Where(*scheduler)));
 }
