@@ -452,6 +452,9 @@ class Network {
   NetworkHost* HostOfGroup(GroupId group) const {  // Every socket call asks: inline.
     return group < host_of_group_.size() ? FindHost(host_of_group_[group]) : nullptr;
   }
+  // The host whose crashed incarnation `group` was (its tasks may still be unwinding),
+  // or null.
+  NetworkHost* CrashedHostOfGroup(GroupId group) const;
   // The host that owns a configured (non-loopback) address, or null.
   NetworkHost* HostByAddress(const IpAddress& address) const {
     const AddressCacheEntry& entry = address_cache_[AddressHash{}(address) % kAddressCacheSize];
@@ -539,6 +542,7 @@ class Network {
   const FixedLatencyLinkModel* fixed_model_ = nullptr;
   std::vector<std::unique_ptr<NetworkHost>> hosts_;  // hosts_[i] has id i + 1.
   std::vector<NetworkHostId> host_of_group_;          // By group; 0 for none.
+  std::vector<NetworkHostId> crashed_host_of_group_;  // By group of a dead incarnation.
   std::vector<std::unique_ptr<PacketReceiver>> crashed_stacks_;
 
   // Address -> host. Looked up only, never iterated (its order is salted per process).

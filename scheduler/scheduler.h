@@ -339,6 +339,8 @@ class Scheduler {
 
   // Tasks of `group` use `clock` (not owned; null: true time again).
   void SetGroupClock(GroupId group, const HostClock* clock);
+  // True once some group has a HostClock (SetGroupClock).
+  bool has_group_clocks() const { return has_group_clocks_; }
   // The running task's host clock, or null (no task, no clock).
   const HostClock* CurrentClock() const {
     if (!has_group_clocks_ || current_ == nullptr) return nullptr;
@@ -353,6 +355,43 @@ class Scheduler {
   absl::Time TrueTimeOfLocal(absl::Time local) const;
   // The true duration of `local` on the running task's clock.
   absl::Duration TrueDurationOfLocal(absl::Duration local) const;
+  // The true instant at which `local` of the running task's clock has passed from now:
+  // the deadline of a relative timeout, which clock steps do not move.
+  absl::Time TrueDeadlineAfterLocal(absl::Duration local) const;
+  // As TrueTimeOfLocal, for an absolute CLOCK_REALTIME deadline: while the running task
+  // blocks with exactly the returned true deadline (in one wait, or again after a
+  // spurious wake), a step of its host's clock moves the wait to the instant the stepped
+  // clock reads `local`, as Linux moves absolute CLOCK_REALTIME timers. Tasks without a
+  // clock get `local` unchanged.
+  absl::Time TrueTimeOfRealtimeDeadline(absl::Time local);
+  // Whether the running task's deadline `true_deadline` has passed: for a realtime one
+  // (as returned by TrueTimeOfRealtimeDeadline), whether the host's wall clock, steps
+  // included, has reached it; otherwise Now() >= true_deadline. For wait loops that
+  // look at the clock after a wake.
+  bool DeadlinePassed(absl::Time true_deadline) const;
+  // For callbacks that belong to a host (its TCP timers, timerfds): `group`'s clock.
+  absl::Duration TrueDurationOfLocal(GroupId group, absl::Duration local) const;
+  absl::Duration LocalDurationOfTrue(GroupId group, absl::Duration true_duration) const;
+  absl::Time WallNow(GroupId group) const;
+  absl::Time TrueTimeOfWall(GroupId group, absl::Time wall) const;
+  // `group`'s clock was stepped (`stepped`) or its drift changed: re-arms the realtime
+  // waits of its blocked tasks (see TrueTimeOfRealtimeDeadline), then calls its clock
+  // watchers. Simulation::StepClock and SetClockDrift call it; so must anyone who changes
+  // a HostClock set with SetGroupClock.
+  void GroupClockChanged(GroupId group, bool stepped = true);
+  // Calls `callback(stepped)` (in the caller of GroupClockChanged; it must not block) at
+  // every change of `group`'s clock, in the order watchers were added: timers kept on a
+  // host's wall clock (a CLOCK_REALTIME timerfd) re-arm from it. Returns an id for
+  // RemoveClockWatcher.
+  uint64_t AddClockWatcher(GroupId group, std::function<void(bool stepped)> callback);
+  void RemoveClockWatcher(uint64_t id);
+  // Who owns the group clocks steps them (Simulation::StepClock, which calls
+  // GroupClockChanged); the stepper returns false for a group it has no clock for.
+  // StepCurrentClock steps the running task's host clock through it (clock_settime under
+  // //posix); false without a stepper or a host.
+  using ClockStepper = std::function<bool(GroupId group, absl::Duration offset)>;
+  void SetClockStepper(ClockStepper stepper) { clock_stepper_ = std::move(stepper); }
+  bool StepCurrentClock(absl::Duration offset);
 
   // ---- Inside a task (the free functions below forward here) -----------------------
 
@@ -451,7 +490,11 @@ class Scheduler {
 
   // Unwinds every unfinished task now, as the destructor would. Call it before
   // destroying objects that blocked tasks still use (or declare those objects before
-  // the Scheduler). Must not be called from a task or during a run.
+  // the Scheduler). Must not be called from a task or during a run. A task being
+  // unwound runs on through scheduling points that do not block (a free lock, an
+  // unlock, a yield) until it finishes or blocks; a task that stays blocked while the
+  // others cannot move, or passes a million such points without finishing, is a misuse
+  // error ("a destructor must not block / loop forever").
   void Shutdown();
 
   // ---- Extensions -------------------------------------------------------------------
@@ -535,6 +578,7 @@ class Scheduler {
   [[noreturn]] void FinishCurrentTask(internal::Task* self);
   void UnwindAllTasks();
   bool ResumeForUnwinding(internal::Task* task);
+  internal::Task* ContinueUnwinding(internal::Task* self);
   void SwitchFromMain(internal::Task* next);
   internal::Task* FindTask(TaskId id) const;
   TaskView View(const internal::Task* task) const;
@@ -551,6 +595,8 @@ class Scheduler {
 
   int64_t ToNanos(absl::Time t) const { return internal::TimeToEpochNanos(t); }
   const HostClock* CurrentClockSlow() const;
+  // The true deadline of `task`'s realtime wait on its host's clock as it reads now.
+  int64_t RealtimeDeadlineNs(const internal::Task* task) const;
 
   // Random bits drawn through the strategy.
   class StrategyBits final : public BitSource {
@@ -600,6 +646,14 @@ class Scheduler {
   std::vector<SchedulerListener*> listeners_;
   bool has_listeners_ = false;  // !listeners_.empty(), for the hot paths.
   bool has_group_clocks_ = false;  // Some group has a HostClock.
+  struct ClockWatcher {
+    uint64_t id;
+    GroupId group;
+    std::function<void(bool)> callback;
+  };
+  std::vector<ClockWatcher> clock_watchers_;  // By id (ascending).
+  ClockStepper clock_stepper_;
+  uint64_t last_clock_watcher_ = 0;
 
   // Run state.
   internal::Task* current_ = nullptr;         // Null on the main fiber and in callbacks.
@@ -608,6 +662,9 @@ class Scheduler {
   bool stop_ = false;
   bool unwinding_ = false;
   bool halt_ = false;  // stop_ || unwinding_: one flag for the hot paths to test.
+  // Scheduling points the task being unwound at shutdown has passed without blocking
+  // since it was resumed (see PickNextSlow).
+  int64_t unwind_points_ = 0;
   int* errno_location_ = nullptr;  // This thread's errno, saved per task across switches.
   // This thread's C++ exception state (__cxa_eh_globals), saved per task across
   // switches as errno is: a task unwinding an exception may block in a destructor.

@@ -435,10 +435,12 @@ class HostStack final : public PacketReceiver {
 
   short PollMask(const SocketState& socket) const;
   template <void (HostStack::*kHandler)(uint64_t)>
-  TimerId AddTimer(absl::Duration delay, uint64_t id);
-  // The same, due `when_ns` nanoseconds after Scheduler::Epoch().
+  TimerId AddTimer(absl::Duration delay, uint64_t id);  // `delay` on the host's clock.
+  // Due `when_ns` nanoseconds after Scheduler::Epoch(), in true time.
   template <void (HostStack::*kHandler)(uint64_t)>
   TimerId AddTimerAt(int64_t when_ns, uint64_t id);
+  absl::Duration HostDelay(absl::Duration delay) const;
+  absl::Duration HostElapsedSince(absl::Time since) const;
   // Sends a packet from this host, unless the stack is detached (then frees it).
   void Transmit(Packet* packet);
   // Buggify: the length a stream read or write moves this time (a short prefix, at

@@ -107,7 +107,20 @@ TimerId HostStack::AddTimerAt(int64_t when_ns, uint64_t id) {
 
 template <void (HostStack::*kHandler)(uint64_t)>
 TimerId HostStack::AddTimer(absl::Duration delay, uint64_t id) {
-  return AddTimerAt<kHandler>(SaturatingAdd(scheduler_->NowNanos(), DurationToNanos(delay)), id);
+  return AddTimerAt<kHandler>(
+      SaturatingAdd(scheduler_->NowNanos(), DurationToNanos(HostDelay(delay))), id);
+}
+
+// The host's kernel measures its timers on its own clock (scheduler/clock.h): `delay`
+// of that clock lasts HostDelay(delay) of true time. The network's latencies are true
+// time: they belong to the wire, not to a host.
+absl::Duration HostStack::HostDelay(absl::Duration delay) const {
+  return scheduler_->TrueDurationOfLocal(host_->group(), delay);
+}
+
+// True time elapsed since `since`, as the host's clock measures it.
+absl::Duration HostStack::HostElapsedSince(absl::Time since) const {
+  return scheduler_->LocalDurationOfTrue(host_->group(), scheduler_->Now() - since);
 }
 
 void HostStack::Transmit(Packet* packet) {
@@ -376,7 +389,7 @@ void HostStack::OnFinWait2Timeout(uint64_t id) {
 void HostStack::ArmSynTimer(SocketState* s) {
   const absl::Duration delay = options_.syn_retransmit_initial * (int64_t{1} << s->syn_attempts);
   const uint64_t id = s->id;
-  s->syn_timer = scheduler_->AddTimer(scheduler_->Now() + delay,
+  s->syn_timer = scheduler_->AddTimer(scheduler_->Now() + HostDelay(delay),
                                       [this, id] { OnSynTimer(id); }, host_->group());
 }
 
@@ -398,7 +411,12 @@ void HostStack::OnSynTimer(uint64_t id) {
 void HostStack::ArmDelayedAck(SocketState* s) {
   if (s->delayed_ack_armed) return;
   s->delayed_ack_armed = true;
-  s->delayed_ack_due_ns = SaturatingAdd(scheduler_->NowNanos(), delayed_ack_ns_);
+  // The delay runs on the host's clock; without host clocks (the usual case) it is the
+  // NetworkOptions value, converted to nanoseconds once.
+  const int64_t delay_ns = scheduler_->has_group_clocks()
+                               ? DurationToNanos(HostDelay(options_.delayed_ack))
+                               : delayed_ack_ns_;
+  s->delayed_ack_due_ns = SaturatingAdd(scheduler_->NowNanos(), delay_ns);
   if (s->delayed_ack_timer_pending) return;  // It re-arms itself for the new due time.
   s->delayed_ack_timer_pending = true;
   AddTimerAt<&HostStack::OnDelayedAck>(s->delayed_ack_due_ns, s->id);
@@ -508,7 +526,7 @@ int HostStack::SetKeepaliveOption(SocketState* s, int name, int value) {
       }
       s->keepalive_idle = absl::Seconds(value);
       if (KeepaliveApplies(*s)) {
-        const absl::Duration elapsed = scheduler_->Now() - s->last_receive_time;
+        const absl::Duration elapsed = HostElapsedSince(s->last_receive_time);
         ArmKeepalive(s, std::max(absl::ZeroDuration(), s->keepalive_idle - elapsed));
       }
       return 0;
@@ -550,7 +568,7 @@ void HostStack::ArmKeepalive(SocketState* s, absl::Duration delay) {
   DSIM_DCHECK(delay >= absl::ZeroDuration());
   CancelKeepalive(s);
   const uint64_t id = s->id;
-  s->keepalive_timer = scheduler_->AddTimer(scheduler_->Now() + delay,
+  s->keepalive_timer = scheduler_->AddTimer(scheduler_->Now() + HostDelay(delay),
                                             [this, id] { OnKeepaliveTimer(id); }, host_->group());
 }
 
@@ -572,7 +590,7 @@ void HostStack::OnKeepaliveTimer(uint64_t id) {
     ArmKeepalive(s, idle);
     return;
   }
-  const absl::Duration elapsed = scheduler_->Now() - s->last_receive_time;
+  const absl::Duration elapsed = HostElapsedSince(s->last_receive_time);
   if (elapsed < idle) {
     ArmKeepalive(s, idle - elapsed);  // Something arrived since: wait out the rest.
     return;
