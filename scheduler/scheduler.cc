@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/misuse.h"
@@ -1206,10 +1207,21 @@ void Scheduler::AddListener(SchedulerListener* listener) {
   has_listeners_ = true;
 }
 
+void Scheduler::AddAnnotationListener(SchedulerListener* listener, std::string category_prefix) {
+  CheckThread("AddAnnotationListener");
+  DSIM_MISUSE(listener != nullptr, "AddAnnotationListener(nullptr)");
+  annotation_listeners_.emplace_back(listener, std::move(category_prefix));
+  has_listeners_ = true;
+}
+
 void Scheduler::RemoveListener(SchedulerListener* listener) {
   CheckThread("RemoveListener");
   listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
-  has_listeners_ = !listeners_.empty();
+  annotation_listeners_.erase(
+      std::remove_if(annotation_listeners_.begin(), annotation_listeners_.end(),
+                     [listener](const auto& entry) { return entry.first == listener; }),
+      annotation_listeners_.end());
+  has_listeners_ = !listeners_.empty() || !annotation_listeners_.empty();
 }
 
 std::string Annotation::DetailText() const {
@@ -1220,8 +1232,16 @@ std::string Annotation::DetailText() const {
 }
 
 void Scheduler::Annotate(const Annotation& annotation) {
-  CheckThread("Annotate");
+  // Inside this scheduler's run the thread is right by construction; CheckThread's
+  // atomic load and call are for calls from outside a run.
+  if (ABSL_PREDICT_FALSE(current_scheduler != this)) CheckThread("Annotate");
   for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
+  for (const auto& [listener, prefix] : annotation_listeners_) {
+    // The first byte turns most categories away before a compare call.
+    const absl::string_view category = annotation.category;
+    if (!prefix.empty() && (category.empty() || category[0] != prefix[0])) continue;
+    if (absl::StartsWith(category, prefix)) listener->OnAnnotation(annotation);
+  }
 }
 
 

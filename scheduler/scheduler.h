@@ -44,6 +44,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -430,6 +431,11 @@ class Scheduler {
 
   // Listeners are not owned and must outlive their registration.
   void AddListener(SchedulerListener* listener);
+  // Registers `listener` for annotations only, and only those whose category starts
+  // with `category_prefix` ("fault."): it is called for nothing else, so a listener
+  // that counts a few kinds of annotations costs the hot paths no call per event.
+  void AddAnnotationListener(SchedulerListener* listener, std::string category_prefix);
+  // Removes a listener added by either call.
   void RemoveListener(SchedulerListener* listener);
   // Sends an annotation to every listener (no-op without listeners).
   void Annotate(const Annotation& annotation);
@@ -581,7 +587,9 @@ class Scheduler {
   internal::TimerQueue timers_;
   std::vector<GroupState> groups_;
   std::vector<SchedulerListener*> listeners_;
-  bool has_listeners_ = false;  // !listeners_.empty(), for the hot paths.
+  // AddAnnotationListener's: (listener, category prefix).
+  std::vector<std::pair<SchedulerListener*, std::string>> annotation_listeners_;
+  bool has_listeners_ = false;  // Either list is non-empty, for the hot paths.
   bool has_group_clocks_ = false;  // Some group has a HostClock.
 
   // Run state.

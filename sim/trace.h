@@ -133,9 +133,11 @@ class Trace final : public SchedulerListener {
   // The last `count` retained events, oldest first: formats only those.
   std::vector<TraceEvent> LastEvents(size_t count) const;
   // Number of retained events.
-  size_t retained_count() const { return records_.size(); }
+  size_t retained_count() const {
+    return next_index_ < keep_ ? static_cast<size_t>(next_index_) : keep_;
+  }
   // True if events() holds every event since the trace started.
-  bool complete() const { return records_.size() == next_index_; }
+  bool complete() const { return retained_count() == next_index_; }
 
   // Names the group in exports ("kv-1", "kv-1 (restart 2)"). Unnamed groups show as
   // "host <id>"; group 0 shows as "sim".
@@ -173,29 +175,26 @@ class Trace final : public SchedulerListener {
   void OnAnnotation(const Annotation& annotation) override;
 
  private:
-  // One event in binary form, trivially copyable: strings are static pointers, interned
-  // category ids, or the annotation's lazy payload. The rare eager text (a spawned
-  // task's name, an annotation without a formatter) lives in texts_.
+  // One event in binary form, trivially copyable and written field by field: only the
+  // fields its kind uses are set (a reused slot keeps stale values in the others, which
+  // Materialize never reads). Strings are static pointers or interned category ids; an
+  // annotation's payload words live in words_; the rare eager text in texts_.
   struct Record {
-    uint64_t index;
     int64_t time_ns;
+    uint64_t hash;    // The fingerprint up to and including this event.
     TaskId task;
-    TaskId other_task;
-    uint64_t number;
-    uint64_t options;
-    uint64_t hash;
+    uint64_t number;  // kTimer: id; kClock: from ns; kDecision: choice; kSpawn: daemon;
+                      // kAnnotation: flow_id.
+    uint64_t other;   // kSpawn, kWake: other_task; kDecision: options;
+                      // kAnnotation: position of its first payload word in words_.
+    const char* what;  // kBlock: the call; kDecision: the label; kAnnotation: payload.text.
+    SourceLocation where;        // kBlock.
+    AnnotationFormatter format;  // kAnnotation: null when the detail is eager text.
     GroupId group;
+    uint32_t category;  // kAnnotation: index into categories_.
     TraceEventKind kind;
-    uint8_t code;
-    int8_t flow_phase;
-    bool has_text;
-    const char* what;
-    SourceLocation where;
-    // Annotations only.
-    uint64_t flow_id;
-    uint32_t category;  // Index into categories_.
-    AnnotationFormatter format;
-    AnnotationPayload payload;  // Only payload.word_count words are set.
+    uint8_t code;        // kWake, kDecision: the code; kAnnotation: payload word count.
+    int8_t flow_phase;   // kAnnotation.
   };
   struct Category {
     std::string text;
@@ -218,11 +217,15 @@ class Trace final : public SchedulerListener {
     uint64_t hash = 0;
   };
 
+  // The next record, with time, task, group and kind set; folds a time change into the
+  // fingerprint. Defined in trace.cc (hot, inlined there).
   Record& Start(TraceEventKind kind, int64_t time_ns, GroupId group, TaskId task);
-  Record& GrowRecords();
-  void Finish(Record& record, uint64_t extra_a, uint64_t extra_b);
-  void AddText(Record& record, absl::string_view text);
-  absl::string_view TextOf(const Record& record) const;
+  void Grow();
+  uint64_t* ReserveWords();
+  // Folds two words into the fingerprint: one 64x64->128-bit multiply.
+  void Fold(uint64_t a, uint64_t b);
+  void AddText(uint64_t index, absl::string_view text);
+  absl::string_view TextOf(uint64_t index) const;
   uint32_t InternCategory(absl::string_view category);
   uint32_t InternCategorySlow(absl::string_view category, CategorySlot& slot);
   uint64_t StaticHash(const char* text) {
@@ -237,16 +240,22 @@ class Trace final : public SchedulerListener {
     return slot.data == file ? slot.hash : FileHashSlow(file, slot);
   }
   uint64_t FileHashSlow(const char* file, StaticSlot& slot);
-  const Record& RetainedRecord(size_t i) const;  // 0 is the oldest retained.
-  TraceEvent Materialize(const Record& record) const;
+  uint64_t FirstRetainedIndex() const { return next_index_ - retained_count(); }
+  const Record& RecordAt(uint64_t index) const { return records_[index & mask_]; }
+  TraceEvent Materialize(uint64_t index) const;
 
   Scheduler* scheduler_;
   TraceOptions options_;
-  size_t capacity_;             // Records kept: keep_last_events, or unbounded.
-  std::vector<Record> records_;  // A ring once full; records_[head_] is the oldest.
-  size_t head_ = 0;
+  size_t keep_;         // Events retained: keep_last_events, or SIZE_MAX (all).
+  uint64_t mask_;       // Slot of event i: i & mask_ (all ones when every event is kept).
+  uint64_t words_mask_;  // Likewise for payload words.
+  std::vector<Record> records_;  // Grows up to mask_ + 1 slots, then is a ring.
+  uint64_t record_slots_ = 0;    // records_.size(), without a division.
+  std::vector<uint64_t> words_;  // Annotation payload words, a ring like records_.
   uint64_t next_index_ = 0;
+  uint64_t next_word_ = 0;
   uint64_t fingerprint_;
+  int64_t last_time_ns_ = INT64_MIN;  // Time of the last event, folded when it changes.
   std::deque<std::pair<uint64_t, std::string>> texts_;  // (event index, text), in order.
   std::vector<Category> categories_;  // Index 0: no category.
   absl::flat_hash_map<std::string, uint32_t> category_ids_;  // Never iterated.
