@@ -1212,6 +1212,20 @@ void Scheduler::AddAnnotationListener(SchedulerListener* listener, std::string c
   DSIM_MISUSE(listener != nullptr, "AddAnnotationListener(nullptr)");
   annotation_listeners_.emplace_back(listener, std::move(category_prefix));
   has_listeners_ = true;
+  IndexAnnotationPrefixes();
+}
+
+void Scheduler::IndexAnnotationPrefixes() {
+  for (uint64_t& bits : annotation_first_bytes_) bits = 0;
+  for (const auto& entry : annotation_listeners_) {
+    const std::string& prefix = entry.second;
+    if (prefix.empty()) {  // Every category, also the empty one (first byte 0).
+      for (uint64_t& bits : annotation_first_bytes_) bits = ~uint64_t{0};
+      return;
+    }
+    const uint8_t first = static_cast<uint8_t>(prefix[0]);
+    annotation_first_bytes_[first >> 6] |= uint64_t{1} << (first & 63);
+  }
 }
 
 void Scheduler::RemoveListener(SchedulerListener* listener) {
@@ -1222,6 +1236,7 @@ void Scheduler::RemoveListener(SchedulerListener* listener) {
                      [listener](const auto& entry) { return entry.first == listener; }),
       annotation_listeners_.end());
   has_listeners_ = !listeners_.empty() || !annotation_listeners_.empty();
+  IndexAnnotationPrefixes();
 }
 
 std::string Annotation::DetailText() const {
@@ -1236,10 +1251,17 @@ void Scheduler::Annotate(const Annotation& annotation) {
   // atomic load and call are for calls from outside a run.
   if (ABSL_PREDICT_FALSE(current_scheduler != this)) CheckThread("Annotate");
   for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
+  // Only categories whose first byte starts some prefix go on to the prefix compare.
+  const absl::string_view category = annotation.category;
+  const uint8_t first = category.empty() ? 0 : static_cast<uint8_t>(category[0]);
+  if (ABSL_PREDICT_FALSE((annotation_first_bytes_[first >> 6] >> (first & 63)) & 1)) {
+    NotifyAnnotationListeners(annotation);
+  }
+}
+
+void Scheduler::NotifyAnnotationListeners(const Annotation& annotation) {
+  const absl::string_view category = annotation.category;
   for (const auto& [listener, prefix] : annotation_listeners_) {
-    // The first byte turns most categories away before a compare call.
-    const absl::string_view category = annotation.category;
-    if (!prefix.empty() && (category.empty() || category[0] != prefix[0])) continue;
     if (absl::StartsWith(category, prefix)) listener->OnAnnotation(annotation);
   }
 }

@@ -533,6 +533,8 @@ class Scheduler {
   void SwitchFromMain(internal::Task* next);
   internal::Task* FindTask(TaskId id) const;
   TaskView View(const internal::Task* task) const;
+  void NotifyAnnotationListeners(const Annotation& annotation);
+  void IndexAnnotationPrefixes();
   GroupState& Group(GroupId group);
   internal::Task* CurrentTaskOrDie(const char* operation) const;
   // Misuse unless called from the thread running the simulation (or between runs).
@@ -589,6 +591,9 @@ class Scheduler {
   std::vector<SchedulerListener*> listeners_;
   // AddAnnotationListener's: (listener, category prefix).
   std::vector<std::pair<SchedulerListener*, std::string>> annotation_listeners_;
+  // Bit b is set when some prefix starts with byte b (all bits for an empty prefix):
+  // Annotate calls no prefix compare for the other categories.
+  uint64_t annotation_first_bytes_[4] = {0, 0, 0, 0};
   bool has_listeners_ = false;  // Either list is non-empty, for the hot paths.
   bool has_group_clocks_ = false;  // Some group has a HostClock.
 

@@ -58,7 +58,11 @@ std::string FormatVirtualTime(int64_t time_ns) {
 //   - index: its position in the stream.
 //   - time: folded (head kTimeChange) only when it differs from the previous event's,
 //     so each event's time is the last time folded before it.
-//   - a decision's `index` in the run: the count of decision events before it.
+//   - a decision's `index` in the run: the count of decisions folded before it.
+//   - the running task's own dispatch when it goes on after a scheduling point: no
+//     event (its run continues), a kContinue fold with the time.
+//   - a value decision's candidates (it has none); task and timer picks fold the
+//     picker, the pick and the number of options but are not recorded as events.
 // Strings enter by content (the caches only save recomputing it).
 
 namespace {
@@ -67,6 +71,11 @@ namespace {
 constexpr uint64_t kTimeChange = 0xff;
 // Head bit of an annotation whose detail is eager text (its content follows as a string).
 constexpr uint64_t kEagerDetail = uint64_t{1} << 24;
+// Head bit of a task or timer pick, folded without an event.
+constexpr uint64_t kPickOnly = uint64_t{1} << 24;
+// Head word of a step on which the running task goes on: no TraceEventKind has this
+// low byte.
+constexpr uint64_t kContinue = 0xfe;
 
 inline uint64_t Head(TraceEventKind kind, uint8_t code, GroupId group) {
   return static_cast<uint64_t>(kind) | uint64_t{code} << 8 | uint64_t{group} << 32;
@@ -221,23 +230,39 @@ uint64_t Trace::FileHashSlow(const char* file, StaticSlot& slot) {
 
 void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
   if (!options_.record_decisions) return;
-  Record& r = Start(TraceEventKind::kDecision, scheduler_->NowNanos(), kNoGroup,
-                    decision.current);
   const uint8_t code = static_cast<uint8_t>(decision.kind);
   const absl::Span<const uint64_t> candidates = decision.candidates;
   const size_t n = candidates.size();
   const uint64_t number = n == 0 ? chosen : candidates[chosen];
+  // Head: no group, so the high half holds the candidate count.
+  const uint64_t head = Head(TraceEventKind::kDecision, code, kNoGroup) |
+                        uint64_t{decision.from_yield} << 16 | uint64_t{n} << 32;
+  if (decision.kind == DecisionKind::kNextTask || decision.kind == DecisionKind::kTimerOrder) {
+    // A task or timer pick: the run or timer event that follows names the pick, so it
+    // gets no event of its own (the Perfetto export never showed it either). Its content
+    // (the picker, the pick, the number of options) is folded all the same, as a
+    // recorded decision's would be; the candidates themselves follow from the events
+    // before (which tasks are runnable, which timers due).
+    const int64_t now = scheduler_->NowNanos();
+    if (ABSL_PREDICT_FALSE(now != last_time_ns_)) {
+      Fold(kTimeChange, static_cast<uint64_t>(now));
+      last_time_ns_ = now;
+    }
+    internal::WordHash h(fingerprint_);
+    h.Add(head | kPickOnly, decision.current);
+    h.Add(number, decision.num_options);
+    fingerprint_ = h.value();
+    return;
+  }
+  Record& r = Start(TraceEventKind::kDecision, scheduler_->NowNanos(), kNoGroup,
+                    decision.current);
   const char* label = decision.label != nullptr ? decision.label : "";
   r.code = code;
   r.number = number;
   r.other = decision.num_options;
   r.what = label;
-  // The candidates are not event content, but folding them catches runs whose run
-  // queues differ before any choice does. No group: the high half holds their count.
   internal::WordHash h(fingerprint_);
-  h.Add(Head(TraceEventKind::kDecision, code, kNoGroup) |
-            uint64_t{decision.from_yield} << 16 | uint64_t{n} << 32,
-        decision.current);
+  h.Add(head, decision.current);
   h.Add(number, decision.num_options);
   size_t i = 0;
   for (; i + 1 < n; i += 2) h.Add(candidates[i], candidates[i + 1]);
@@ -259,12 +284,23 @@ void Trace::OnSpawn(const TaskView& task) {
 }
 
 void Trace::OnDispatch(const TaskView& task) {
+  if (task.id == running_) {
+    // The running task goes on after a scheduling point (no other task ran, it did not
+    // block): its run continues, so no event; the step is folded (with the time, which
+    // may have moved) so that runs taking different numbers of steps still differ.
+    internal::WordHash h(fingerprint_);
+    h.Add(kContinue, static_cast<uint64_t>(scheduler_->NowNanos()));
+    fingerprint_ = h.value();
+    return;
+  }
+  running_ = task.id;
   Record& r = Start(TraceEventKind::kDispatch, scheduler_->NowNanos(), task.group, task.id);
   Fold(Head(TraceEventKind::kDispatch, 0, task.group), task.id);
   r.hash = fingerprint_;
 }
 
 void Trace::OnBlock(const TaskView& task, const char* what, SourceLocation where) {
+  if (task.id == running_) running_ = kNoTask;
   Record& r = Start(TraceEventKind::kBlock, scheduler_->NowNanos(), task.group, task.id);
   r.what = what != nullptr ? what : "";
   r.where = where;
@@ -292,6 +328,7 @@ void Trace::OnWake(const TaskView& task, WakeReason reason) {
 }
 
 void Trace::OnFinish(const TaskView& task) {
+  if (task.id == running_) running_ = kNoTask;
   Record& r = Start(TraceEventKind::kFinish, scheduler_->NowNanos(), task.group, task.id);
   Fold(Head(TraceEventKind::kFinish, 0, task.group), task.id);
   r.hash = fingerprint_;
@@ -424,7 +461,9 @@ TraceEvent Trace::Materialize(uint64_t index) const {
         AnnotationPayload payload;
         payload.text = r.what;
         payload.word_count = r.code;
-        for (int i = 0; i < r.code; ++i) payload.words[i] = words_[(r.other + i) & words_mask_];
+        for (int i = 0; i < AnnotationPayload::kMaxWords; ++i) {
+          payload.words[i] = i < r.code ? words_[(r.other + i) & words_mask_] : 0;
+        }
         r.format(payload, &e.detail);
       } else {
         e.detail = std::string(TextOf(index));

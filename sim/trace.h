@@ -2,7 +2,8 @@
 //
 // A Trace listens to a Scheduler and records one TraceEvent per thing that happens:
 // task spawn, dispatch (a task switch), block, wake and finish; timer firings; clock
-// advances; every strategy decision; and every Annotation the layers above emit
+// advances; strategy decisions (value draws; task and timer picks only in the
+// fingerprint); and every Annotation the layers above emit
 // (socket calls, segment send/deliver/drop, faults). Each event carries its virtual
 // time, its task and its host (group).
 //
@@ -56,7 +57,8 @@ namespace dsim {
 
 enum class TraceEventKind : uint8_t {
   kSpawn = 0,     // `task` was created by `other_task` (kNoTask: from outside tasks).
-  kDispatch = 1,  // `task` got the CPU: a task switch.
+  kDispatch = 1,  // `task` got the CPU: a task switch (the running task going on after a
+                  // scheduling point is no event; the fingerprint counts that step).
   kBlock = 2,     // `task` blocked in `what` at `where`.
   kWake = 3,      // `task` became runnable; `code` is the WakeReason, `other_task` the waker.
   kFinish = 4,    // `task` returned, threw, or was unwound.
@@ -95,7 +97,10 @@ struct TraceOptions {
   size_t keep_last_events = 1000;
   // Keep every event: needed for complete exports and exact divergence reports.
   bool keep_all_events = false;
-  // Record strategy decisions as events. They are part of the fingerprint when on.
+  // Record strategy decisions. Value draws ("net.latency", "fault.drop") and wake-one
+  // picks are events; task and timer picks are folded into the fingerprint without an
+  // event of their own (the run or timer event after them names the pick). Off: none
+  // of them is recorded or fingerprinted.
   bool record_decisions = true;
 };
 
@@ -256,6 +261,9 @@ class Trace final : public SchedulerListener {
   uint64_t next_word_ = 0;
   uint64_t fingerprint_;
   int64_t last_time_ns_ = INT64_MIN;  // Time of the last event, folded when it changes.
+  // The task of the last dispatch event, until it blocks or finishes: its dispatches
+  // after a scheduling point are continuations, not events.
+  TaskId running_ = kNoTask;
   std::deque<std::pair<uint64_t, std::string>> texts_;  // (event index, text), in order.
   std::vector<Category> categories_;  // Index 0: no category.
   absl::flat_hash_map<std::string, uint32_t> category_ids_;  // Never iterated.
