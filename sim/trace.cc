@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -142,22 +143,42 @@ inline Trace::Record& Trace::Start(TraceEventKind kind, int64_t time_ns, GroupId
   return r;
 }
 
+namespace {
+
+// Grows a buffer of trivially copyable T to `size` elements, keeping the first `used`.
+// The new elements stay uninitialized: readers touch only what was written.
+template <typename T>
+void Regrow(std::unique_ptr<T[]>& buffer, uint64_t used, uint64_t size) {
+  static_assert(std::is_trivially_copyable<T>::value, "slots are copied as bytes");
+  std::unique_ptr<T[]> bigger(new T[size]);
+  if (used > 0) std::memcpy(bigger.get(), buffer.get(), used * sizeof(T));
+  buffer = std::move(bigger);
+}
+
+}  // namespace
+
 void Trace::Grow() {
-  // Doubling up to the ring's size (mask_ + 1), or without end when keeping every event.
-  const uint64_t limit = mask_ == ~uint64_t{0} ? ~uint64_t{0} : mask_ + 1;
-  records_.resize(std::min<uint64_t>(limit, std::max<uint64_t>(64, records_.size() * 2)));
-  record_slots_ = records_.size();
+  // A ring gets its full size at once (one allocation, nothing zeroed); an unbounded
+  // trace doubles.
+  const uint64_t size = mask_ == ~uint64_t{0} ? std::max<uint64_t>(64, record_slots_ * 2)
+                                                : mask_ + 1;
+  Regrow(records_, record_slots_, size);
+  record_slots_ = size;
 }
 
 // Room for an annotation's payload words at next_word_ (any of them may wrap when the
 // ring is full: callers index with words_mask_).
 inline uint64_t* Trace::ReserveWords() {
-  const uint64_t limit = words_mask_ == ~uint64_t{0} ? ~uint64_t{0} : words_mask_ + 1;
-  if (ABSL_PREDICT_FALSE(words_.size() < limit &&
-                         next_word_ + AnnotationPayload::kMaxWords > words_.size())) {
-    words_.resize(std::min<uint64_t>(limit, std::max<uint64_t>(256, words_.size() * 2)));
+  if (ABSL_PREDICT_FALSE(next_word_ + AnnotationPayload::kMaxWords > word_slots_) &&
+      (words_mask_ == ~uint64_t{0} || word_slots_ == 0)) {
+    const uint64_t size =
+        words_mask_ == ~uint64_t{0}
+            ? std::max<uint64_t>({256, word_slots_ * 2, next_word_ + AnnotationPayload::kMaxWords})
+            : words_mask_ + 1;
+    Regrow(words_, word_slots_, size);
+    word_slots_ = size;
   }
-  return words_.data();
+  return words_.get();
 }
 
 void Trace::AddText(uint64_t index, absl::string_view text) {

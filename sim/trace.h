@@ -41,6 +41,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -254,9 +255,12 @@ class Trace final : public SchedulerListener {
   size_t keep_;         // Events retained: keep_last_events, or SIZE_MAX (all).
   uint64_t mask_;       // Slot of event i: i & mask_ (all ones when every event is kept).
   uint64_t words_mask_;  // Likewise for payload words.
-  std::vector<Record> records_;  // Grows up to mask_ + 1 slots, then is a ring.
-  uint64_t record_slots_ = 0;    // records_.size(), without a division.
-  std::vector<uint64_t> words_;  // Annotation payload words, a ring like records_.
+  // Slot buffers (trivially copyable, never zeroed): a ring of mask_ + 1 records once
+  // the first event comes, or a doubling array when every event is kept.
+  std::unique_ptr<Record[]> records_;
+  uint64_t record_slots_ = 0;
+  std::unique_ptr<uint64_t[]> words_;  // Annotation payload words, likewise.
+  uint64_t word_slots_ = 0;
   uint64_t next_index_ = 0;
   uint64_t next_word_ = 0;
   uint64_t fingerprint_;
