@@ -62,8 +62,10 @@ std::string FormatVirtualTime(int64_t time_ns) {
 //   - a decision's `index` in the run: the count of decisions folded before it.
 //   - the running task's own dispatch when it goes on after a scheduling point: no
 //     event (its run continues), a kContinue fold with the time.
-//   - a value decision's candidates (it has none); task and timer picks fold the
-//     picker, the pick and the number of options but are not recorded as events.
+//   - task and timer picks: not folded, not events. The run or timer event after a
+//     pick names it (a pick of the running task is a continuation), and the options
+//     it chose among follow from the events before it. Value draws and wake-one picks
+//     are events.
 // Strings enter by content (the caches only save recomputing it).
 
 namespace {
@@ -72,8 +74,6 @@ namespace {
 constexpr uint64_t kTimeChange = 0xff;
 // Head bit of an annotation whose detail is eager text (its content follows as a string).
 constexpr uint64_t kEagerDetail = uint64_t{1} << 24;
-// Head bit of a task or timer pick, folded without an event.
-constexpr uint64_t kPickOnly = uint64_t{1} << 24;
 // Head word of a step on which the running task goes on: no TraceEventKind has this
 // low byte.
 constexpr uint64_t kContinue = 0xfe;
@@ -250,31 +250,18 @@ uint64_t Trace::FileHashSlow(const char* file, StaticSlot& slot) {
 }
 
 void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
-  if (!options_.record_decisions) return;
+  // A task or timer pick is neither an event nor folded: the run or timer event after
+  // it names the pick (a pick of the running task is a continuation, folded as a
+  // step), and what it chose among follows from the events before (which tasks are
+  // runnable, which timers due). The Perfetto export never showed picks either.
+  if (decision.kind == DecisionKind::kNextTask || decision.kind == DecisionKind::kTimerOrder ||
+      !options_.record_decisions) {
+    return;
+  }
   const uint8_t code = static_cast<uint8_t>(decision.kind);
   const absl::Span<const uint64_t> candidates = decision.candidates;
   const size_t n = candidates.size();
   const uint64_t number = n == 0 ? chosen : candidates[chosen];
-  // Head: no group, so the high half holds the candidate count.
-  const uint64_t head = Head(TraceEventKind::kDecision, code, kNoGroup) |
-                        uint64_t{decision.from_yield} << 16 | uint64_t{n} << 32;
-  if (decision.kind == DecisionKind::kNextTask || decision.kind == DecisionKind::kTimerOrder) {
-    // A task or timer pick: the run or timer event that follows names the pick, so it
-    // gets no event of its own (the Perfetto export never showed it either). Its content
-    // (the picker, the pick, the number of options) is folded all the same, as a
-    // recorded decision's would be; the candidates themselves follow from the events
-    // before (which tasks are runnable, which timers due).
-    const int64_t now = scheduler_->NowNanos();
-    if (ABSL_PREDICT_FALSE(now != last_time_ns_)) {
-      Fold(kTimeChange, static_cast<uint64_t>(now));
-      last_time_ns_ = now;
-    }
-    internal::WordHash h(fingerprint_);
-    h.Add(head | kPickOnly, decision.current);
-    h.Add(number, decision.num_options);
-    fingerprint_ = h.value();
-    return;
-  }
   Record& r = Start(TraceEventKind::kDecision, scheduler_->NowNanos(), kNoGroup,
                     decision.current);
   const char* label = decision.label != nullptr ? decision.label : "";
@@ -282,8 +269,13 @@ void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
   r.number = number;
   r.other = decision.num_options;
   r.what = label;
+  // Head: no group, so the high half holds the candidate count. The candidates (of a
+  // wake-one pick) are not event content, but folding them catches runs whose wait
+  // queues differ before any choice does.
   internal::WordHash h(fingerprint_);
-  h.Add(head, decision.current);
+  h.Add(Head(TraceEventKind::kDecision, code, kNoGroup) |
+            uint64_t{decision.from_yield} << 16 | uint64_t{n} << 32,
+        decision.current);
   h.Add(number, decision.num_options);
   size_t i = 0;
   for (; i + 1 < n; i += 2) h.Add(candidates[i], candidates[i + 1]);
