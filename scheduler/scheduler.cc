@@ -1250,13 +1250,16 @@ void Scheduler::Annotate(const Annotation& annotation) {
   // Inside this scheduler's run the thread is right by construction; CheckThread's
   // atomic load and call are for calls from outside a run.
   if (ABSL_PREDICT_FALSE(current_scheduler != this)) CheckThread("Annotate");
-  for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
-  // Only categories whose first byte starts some prefix go on to the prefix compare.
+  // Prefix listeners first: only categories whose first byte starts some prefix go on
+  // to the prefix compare.
   const absl::string_view category = annotation.category;
   const uint8_t first = category.empty() ? 0 : static_cast<uint8_t>(category[0]);
   if (ABSL_PREDICT_FALSE((annotation_first_bytes_[first >> 6] >> (first & 63)) & 1)) {
     NotifyAnnotationListeners(annotation);
   }
+  // The common case, one listener (a Simulation's trace): a tail call.
+  if (listeners_.size() == 1) return listeners_.front()->OnAnnotation(annotation);
+  for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
 }
 
 void Scheduler::NotifyAnnotationListeners(const Annotation& annotation) {

@@ -437,7 +437,8 @@ class Scheduler {
   void AddAnnotationListener(SchedulerListener* listener, std::string category_prefix);
   // Removes a listener added by either call.
   void RemoveListener(SchedulerListener* listener);
-  // Sends an annotation to every listener (no-op without listeners).
+  // Sends an annotation to every listener (no-op without listeners): first to the
+  // annotation listeners whose prefix it matches, then to the others.
   void Annotate(const Annotation& annotation);
   bool has_listeners() const { return has_listeners_; }
 

@@ -214,16 +214,24 @@ inline bool SameBytes(const char* a, const char* b, size_t n) {
 
 }  // namespace
 
-inline uint32_t Trace::InternCategory(absl::string_view category) {
+// A category's id and content hash. The slot its address picks remembers the address,
+// the size and, for 8 to 16 bytes (most categories), the first and last 8 bytes, so a
+// hit is verified against the content without reaching for the interned text.
+inline uint32_t Trace::InternCategory(absl::string_view category, uint64_t* hash) {
   CategorySlot& slot = category_cache_[CacheSlot(category.data())];
-  if (slot.data == category.data() && slot.size == category.size() &&
-      SameBytes(category.data(), categories_[slot.id].text.data(), category.size())) {
+  const char* p = category.data();
+  const size_t n = category.size();
+  if (slot.data == p && slot.size == n &&
+      (n >= 8 && n <= 16 ? Load8(p) == slot.head && Load8(p + n - 8) == slot.tail
+                         : SameBytes(p, categories_[slot.id].text.data(), n))) {
+    *hash = slot.hash;
     return slot.id;
   }
-  return InternCategorySlow(category, slot);
+  return InternCategorySlow(category, slot, hash);
 }
 
-uint32_t Trace::InternCategorySlow(absl::string_view category, CategorySlot& slot) {
+uint32_t Trace::InternCategorySlow(absl::string_view category, CategorySlot& slot,
+                                   uint64_t* hash) {
   auto [it, inserted] =
       category_ids_.try_emplace(std::string(category), static_cast<uint32_t>(categories_.size()));
   if (inserted) {
@@ -231,7 +239,14 @@ uint32_t Trace::InternCategorySlow(absl::string_view category, CategorySlot& slo
     h.AddString(category);
     categories_.push_back(Category{std::string(category), h.value()});
   }
-  slot = CategorySlot{category.data(), category.size(), it->second};
+  const size_t n = category.size();
+  slot = CategorySlot{category.data(), n, it->second};
+  if (n >= 8 && n <= 16) {
+    slot.head = Load8(category.data());
+    slot.tail = Load8(category.data() + n - 8);
+  }
+  slot.hash = categories_[it->second].hash;
+  *hash = slot.hash;
   return it->second;
 }
 
@@ -379,7 +394,8 @@ void Trace::OnAnnotation(const Annotation& annotation) {
   const uint64_t index = next_index_;
   Record& r = Start(TraceEventKind::kAnnotation, scheduler_->NowNanos(), annotation.group,
                     scheduler_->CurrentTaskId());
-  const uint32_t category = InternCategory(annotation.category);
+  uint64_t category_hash;
+  const uint32_t category = InternCategory(annotation.category, &category_hash);
   r.category = category;
   r.number = annotation.flow_id;
   r.flow_phase = static_cast<int8_t>(annotation.flow_phase);
@@ -401,7 +417,7 @@ void Trace::OnAnnotation(const Annotation& annotation) {
     // A local state: stores to words must not make the compiler reload the fingerprint.
     internal::WordHash h(fingerprint_);
     h.Add(head | uint64_t{count} << 8, r.task);
-    h.Add(categories_[category].hash, r.number);
+    h.Add(category_hash, r.number);
     int i = 0;
     for (; i + 1 < count; i += 2) {
       const uint64_t a = in.words[i], b = in.words[i + 1];
@@ -422,7 +438,7 @@ void Trace::OnAnnotation(const Annotation& annotation) {
     internal::WordHash detail;
     detail.AddString(annotation.detail);
     Fold(head | kEagerDetail, r.task);
-    Fold(categories_[category].hash, r.number);
+    Fold(category_hash, r.number);
     Fold(detail.value(), 0);
   }
   r.hash = fingerprint_;

@@ -220,6 +220,8 @@ class Trace final : public SchedulerListener {
     const char* data = nullptr;
     size_t size = 0;
     uint32_t id = 0;
+    uint64_t head = 0, tail = 0;  // First and last 8 bytes when 8 <= size <= 16.
+    uint64_t hash = 0;            // categories_[id].hash.
   };
   struct StaticSlot {
     const char* data = nullptr;
@@ -235,8 +237,8 @@ class Trace final : public SchedulerListener {
   void Fold(uint64_t a, uint64_t b);
   void AddText(uint64_t index, absl::string_view text);
   absl::string_view TextOf(uint64_t index) const;
-  uint32_t InternCategory(absl::string_view category);
-  uint32_t InternCategorySlow(absl::string_view category, CategorySlot& slot);
+  uint32_t InternCategory(absl::string_view category, uint64_t* hash);
+  uint32_t InternCategorySlow(absl::string_view category, CategorySlot& slot, uint64_t* hash);
   uint64_t StaticHash(const char* text) {
     StaticSlot& slot = static_cache_[CacheSlot(text)];
     return slot.data == text ? slot.hash : StaticHashSlow(text, slot);

@@ -651,5 +651,31 @@ TEST(TracePacketWords, FormatLikeToStringForEveryLayout) {
   }
 }
 
+// Categories are cached by address: a buffer reused with other text at the same
+// address and size must still give the other category (and fingerprint).
+TEST(TraceCategories, AReusedBufferWithNewTextIsANewCategory) {
+  Scheduler scheduler;
+  Trace trace(&scheduler, TraceOptions{.keep_all_events = true});
+  std::vector<std::string> expected;
+  scheduler.Spawn("t", [&] {
+    for (std::string buffer : {std::string("t.ab"), std::string("test.category-a"),
+                               std::string("test.a-rather-long-category")}) {
+      for (size_t position : {size_t{0}, buffer.size() / 2, buffer.size() - 1}) {
+        scheduler.Annotate({.category = buffer});
+        expected.push_back(buffer);
+        buffer[position] = 'X';
+        scheduler.Annotate({.category = buffer});
+        expected.push_back(buffer);
+      }
+    }
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  std::vector<std::string> seen;
+  for (const TraceEvent& e : trace.events()) {
+    if (e.kind == TraceEventKind::kAnnotation) seen.push_back(e.category);
+  }
+  EXPECT_EQ(seen, expected);
+}
+
 }  // namespace
 }  // namespace dsim
