@@ -212,14 +212,43 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
   pi::Forwarded(*scheduler, #call, fd);                                \
   return DSIM_REAL(call)(__VA_ARGS__)
 
+// The out-of-line half of a split interposer (see NoRunOnThread): DSIM_FD_CALL with
+// the interposer's return address given.
+#define DSIM_FD_CALL_IN_RUN(call, caller, fd, simulated, ...)           \
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);            \
+  if (scheduler == nullptr) return DSIM_REAL(call)(__VA_ARGS__);       \
+  if (HostStack* stack = pi::SimulatedFd(*scheduler, fd); stack != nullptr) { \
+    (void)stack;                                                       \
+    return simulated;                                                  \
+  }                                                                    \
+  pi::Forwarded(*scheduler, #call, fd);                                \
+  return DSIM_REAL(call)(__VA_ARGS__)
+
+namespace {
+
+__attribute__((noinline)) ssize_t ReadInRun(int fd, void* buffer, size_t length, void* caller) {
+  DSIM_FD_CALL_IN_RUN(read, caller, fd, dsim::Read(fd, buffer, length, Where(*scheduler)), fd,
+                      buffer, length);
+}
+
+__attribute__((noinline)) ssize_t WriteInRun(int fd, const void* buffer, size_t length,
+                                             void* caller) {
+  DSIM_FD_CALL_IN_RUN(write, caller, fd, dsim::Write(fd, buffer, length, Where(*scheduler)), fd,
+                      buffer, length);
+}
+
+}  // namespace
+
 extern "C" {
 
 ssize_t read(int fd, void* buffer, size_t length) {
-  DSIM_FD_CALL(read, fd, dsim::Read(fd, buffer, length, Where(*scheduler)), fd, buffer, length);
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(read)(fd, buffer, length);
+  return ReadInRun(fd, buffer, length, __builtin_return_address(0));
 }
 
 ssize_t write(int fd, const void* buffer, size_t length) {
-  DSIM_FD_CALL(write, fd, dsim::Write(fd, buffer, length, Where(*scheduler)), fd, buffer, length);
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(write)(fd, buffer, length);
+  return WriteInRun(fd, buffer, length, __builtin_return_address(0));
 }
 
 int close(int fd) { DSIM_FD_CALL(close, fd, dsim::Close(fd), fd); }

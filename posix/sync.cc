@@ -262,19 +262,44 @@ extern "C" {
 
 // ---- Mutexes ------------------------------------------------------------------------
 
-int pthread_mutex_lock(pthread_mutex_t* mutex) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_mutex_lock)(mutex);
-  DSIM_CALL_SITE(*scheduler);
+}  // extern "C"
+
+namespace {
+
+// The out-of-line halves of the split interposers (see NoRunOnThread).
+__attribute__((noinline)) int MutexLockInRun(pthread_mutex_t* mutex, void* caller) {
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
+  if (scheduler == nullptr) return DSIM_REAL(pthread_mutex_lock)(mutex);
+  DSIM_CALL_SITE_AT(*scheduler, caller);
   return pi::MutexLock(*scheduler, mutex, pi::MutexKind(mutex), false, absl::InfiniteFuture(),
                        "pthread_mutex_lock");
 }
 
-int pthread_mutex_trylock(pthread_mutex_t* mutex) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_mutex_trylock)(mutex);
+__attribute__((noinline)) int MutexTrylockInRun(pthread_mutex_t* mutex, void* caller) {
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
+  if (scheduler == nullptr) return DSIM_REAL(pthread_mutex_trylock)(mutex);
   return pi::MutexLock(*scheduler, mutex, pi::MutexKind(mutex), true, absl::InfiniteFuture(),
                        "pthread_mutex_trylock");
+}
+
+__attribute__((noinline)) int MutexUnlockInRun(pthread_mutex_t* mutex, void* caller) {
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
+  if (scheduler == nullptr) return DSIM_REAL(pthread_mutex_unlock)(mutex);
+  return pi::MutexUnlock(*scheduler, mutex, pi::MutexKind(mutex), true);
+}
+
+}  // namespace
+
+extern "C" {
+
+int pthread_mutex_lock(pthread_mutex_t* mutex) noexcept {
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_mutex_lock)(mutex);
+  return MutexLockInRun(mutex, __builtin_return_address(0));
+}
+
+int pthread_mutex_trylock(pthread_mutex_t* mutex) noexcept {
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_mutex_trylock)(mutex);
+  return MutexTrylockInRun(mutex, __builtin_return_address(0));
 }
 
 int pthread_mutex_timedlock(pthread_mutex_t* mutex, const struct timespec* abstime) noexcept {
@@ -298,9 +323,8 @@ int pthread_mutex_clocklock(pthread_mutex_t* mutex, clockid_t clock,
 }
 
 int pthread_mutex_unlock(pthread_mutex_t* mutex) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_mutex_unlock)(mutex);
-  return pi::MutexUnlock(*scheduler, mutex, pi::MutexKind(mutex), true);
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_mutex_unlock)(mutex);
+  return MutexUnlockInRun(mutex, __builtin_return_address(0));
 }
 
 int pthread_mutex_destroy(pthread_mutex_t* mutex) noexcept {

@@ -172,6 +172,29 @@ __attribute__((always_inline)) inline Scheduler* TaskScheduler() {
   return scheduler;
 }
 
+// The hottest interposers (mutexes, clocks, read and write) are split in two, so that
+// their pass-through path compiles to a thread-local load, a branch and a jump through
+// the real function's pointer, with no stack frame (GCC will not shrink-wrap a frame
+// whose slow path rejoins the fast one, as TaskScheduler's "not in a task" answer does):
+//
+//   int pthread_mutex_lock(pthread_mutex_t* m) noexcept {
+//     if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_mutex_lock)(m);
+//     return LockInRun(m, __builtin_return_address(0));  // noinline: TaskSchedulerOf(caller)
+//   }
+__attribute__((always_inline)) inline bool NoRunOnThread() {
+  return Scheduler::Current() == nullptr;
+}
+
+// TaskScheduler() for the out-of-line half of a split interposer, given the return
+// address of the interposer itself.
+inline Scheduler* TaskSchedulerOf(void* caller) {
+  Scheduler* scheduler = Scheduler::Current();
+  if (scheduler == nullptr || !scheduler->InTask() || in_internals) return nullptr;
+  if (IsRuntimeCode(caller)) return nullptr;
+  entry_caller = caller;
+  return scheduler;
+}
+
 // The simulation's state, created on first use.
 PosixState& State(Scheduler& scheduler);
 
@@ -189,6 +212,9 @@ SourceLocation FullCallerLocation(PosixState& state);
 // Marks the simulated path of an interposed call: its return address is the call site.
 #define DSIM_CALL_SITE(scheduler) \
   (::dsim::posix::internal::State(scheduler).call_site = __builtin_return_address(0))
+// The same in the out-of-line half of a split interposer.
+#define DSIM_CALL_SITE_AT(scheduler, caller) \
+  (::dsim::posix::internal::State(scheduler).call_site = (caller))
 
 // Records a call forwarded to the real libc from inside a task. `fatal` ones (fork,
 // exec, raw socket syscalls, real addresses) also fail the run with a report naming
