@@ -27,6 +27,8 @@
 
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <typeinfo>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -164,13 +166,18 @@ ssize_t VectorIo(dsim::Scheduler& scheduler, HostStack* stack, int fd, const iov
                : dsim::Recvmsg(fd, &message, 0, Where(scheduler));
 }
 
-pi::EpollFile* EpollOf(HostStack* stack, int fd) {
-  return stack == nullptr ? nullptr : dynamic_cast<pi::EpollFile*>(stack->LookupFile(fd));
+// The file at `fd` if it is exactly a T (both kinds are final): a type_info comparison,
+// cheaper than dynamic_cast on every epoll_wait.
+template <typename T>
+T* FileOf(HostStack* stack, int fd) {
+  static_assert(std::is_final_v<T>);
+  dsim::internal::OpenFile* file = stack == nullptr ? nullptr : stack->LookupFile(fd);
+  return file != nullptr && typeid(*file) == typeid(T) ? static_cast<T*>(file) : nullptr;
 }
 
-pi::TimerFd* TimerOf(HostStack* stack, int fd) {
-  return stack == nullptr ? nullptr : dynamic_cast<pi::TimerFd*>(stack->LookupFile(fd));
-}
+pi::EpollFile* EpollOf(HostStack* stack, int fd) { return FileOf<pi::EpollFile>(stack, fd); }
+
+pi::TimerFd* TimerOf(HostStack* stack, int fd) { return FileOf<pi::TimerFd>(stack, fd); }
 
 // Poll over simulated descriptors only; 1 when every descriptor is simulated (or
 // negative), 0 when none is, -1 (and the run fails) when they are mixed.
@@ -207,6 +214,7 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
   if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(call)(__VA_ARGS__); \
   if (HostStack* stack = pi::SimulatedFd(*scheduler, fd); stack != nullptr) { \
     (void)stack;                                                       \
+    DSIM_CALL_SITE(*scheduler);                                        \
     return simulated;                                                  \
   }                                                                    \
   pi::Forwarded(*scheduler, #call, fd);                                \
@@ -219,6 +227,7 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
   if (scheduler == nullptr) return DSIM_REAL(call)(__VA_ARGS__);       \
   if (HostStack* stack = pi::SimulatedFd(*scheduler, fd); stack != nullptr) { \
     (void)stack;                                                       \
+    DSIM_CALL_SITE_AT(*scheduler, caller);                             \
     return simulated;                                                  \
   }                                                                    \
   pi::Forwarded(*scheduler, #call, fd);                                \
@@ -615,7 +624,7 @@ int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
   const absl::Time deadline = timeout_ms < 0 ? absl::InfiniteFuture()
                                              : scheduler->Now() + absl::Milliseconds(timeout_ms);
   std::shared_ptr<dsim::internal::OpenFile> keep = stack->FileRef(epfd);
-  return pi::FromResult(epoll->Wait(epfd, events, max, deadline, Where(*scheduler)));
+  return pi::FromResult(epoll->Wait(events, max, deadline, Where(*scheduler)));
 }
 
 int epoll_pwait(int epfd, struct epoll_event* events, int max, int timeout_ms,

@@ -76,9 +76,7 @@ __attribute__((constructor)) void FindRuntimeRanges() {
 
 }  // namespace
 
-PosixState& State(Scheduler& scheduler) {
-  void* state = scheduler.extension(Scheduler::kPosixExtension);
-  if (__builtin_expect(state != nullptr, 1)) return *static_cast<PosixState*>(state);
+PosixState& CreateState(Scheduler& scheduler) {
   auto owned = std::make_shared<PosixState>(&scheduler);
   PosixState* raw = owned.get();
   scheduler.SetOwnedExtension(Scheduler::kPosixExtension, std::move(owned));
@@ -129,12 +127,25 @@ bool IsLibraryWrapper(const std::string& function) {
 
 }  // namespace
 
+// The description of state.call_site, made once per address.
+SourceLocation DescribeCallSite(PosixState& state);
+
 SourceLocation CallerLocation(PosixState& state) {
   static const bool full = [] {
     const char* mode = std::getenv("DSIM_POSIX_CALLERS");
     return mode != nullptr && std::strcmp(mode, "full") == 0;
   }();
   if (full || state.call_site == nullptr) return FullCallerLocation(state);
+  const uintptr_t key = reinterpret_cast<uintptr_t>(state.call_site);
+  PosixState::CallSiteSlot& slot =
+      state.call_site_cache[(key ^ (key >> 7)) % PosixState::kCallSiteSlots];
+  if (__builtin_expect(slot.address == state.call_site, 1)) return slot.location;
+  slot.address = state.call_site;
+  slot.location = DescribeCallSite(state);
+  return slot.location;
+}
+
+SourceLocation DescribeCallSite(PosixState& state) {
   auto [it, inserted] = state.call_sites.try_emplace(state.call_site);
   if (inserted) {
     InternalsScope internals;

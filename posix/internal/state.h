@@ -3,12 +3,17 @@
 // values, and the list of calls that escaped to the real libc from inside tasks.
 //
 // Simulated mutexes, condition variables and futex words are found by their address in
-// side tables, never by writing into the user's pthread object: the same object may be
-// used by real threads before or after the simulation (a global std::mutex), and its
-// real contents (the mutex kind, the condition variable's clock) stay glibc's. An entry
-// exists only while the object is locked or has waiters, so a destroyed object (a
-// std::mutex has a trivial destructor) leaves nothing behind. The tables are looked up,
-// never iterated: no decision depends on an address.
+// side tables: the same object may be used by real threads before or after the
+// simulation (a global std::mutex), and its real contents (the mutex kind, the
+// condition variable's clock) stay glibc's. Entries live as long as the simulation (an
+// idle entry is the same as none). The tables are looked up, never iterated: no
+// decision depends on an address.
+//
+// One exception, for speed: a pthread mutex also carries a tag in its own bytes that
+// says where its entry is, so a lock or unlock in a task skips the hash lookup (see
+// MutexOf in sync.cc). The tag is only a cache: it is checked against the entry's
+// address before use, so a stale tag (from an earlier simulation, or from a simulation
+// on another thread that uses the same mutex) costs one lookup, never a wrong entry.
 #ifndef DSIM_POSIX_INTERNAL_STATE_H_
 #define DSIM_POSIX_INTERNAL_STATE_H_
 
@@ -42,9 +47,11 @@ inline TaskId SimThreadTask(pthread_t thread) {
 }
 
 struct SimMutex {
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
   TaskId owner = kNoTask;
   uint32_t count = 0;  // Recursion depth.
   int readers = 0;     // rwlocks: read holders.
+  uint32_t slot = kNoSlot;  // pthread mutexes: index in PosixState::mutex_slots.
   WaitQueue waiters;
 };
 
@@ -69,6 +76,8 @@ class PosixState {
   // Locked or waited-on objects, by address. Entries are erased when idle.
   std::unordered_map<const void*, SimMutex> mutexes;
   std::unordered_map<const void*, WaitQueue> waits;  // Condition variables, futexes.
+  // pthread mutexes' entries (nodes of `mutexes`) by the index their tag holds.
+  std::vector<std::pair<const void*, SimMutex*>> mutex_slots;
   // Simulated threads by task.
   // Shared with the thread's own body, which may run (Spawn is a scheduling point)
   // before pthread_create has filed the record here.
@@ -86,6 +95,14 @@ class PosixState {
   // blocking calls), and what each such address was described as.
   void* call_site = nullptr;
   std::unordered_map<void*, SourceLocation> call_sites;
+  // A direct-mapped cache in front of `call_sites` (every simulated read and write
+  // asks): an address is only a cache key here, never a decision.
+  struct CallSiteSlot {
+    void* address = nullptr;
+    SourceLocation location;
+  };
+  static constexpr size_t kCallSiteSlots = 64;
+  CallSiteSlot call_site_cache[kCallSiteSlots];
   uint64_t threads_created = 0;
 
   // A stable copy of `text` for SourceLocations in reports. Process-wide and never
@@ -196,7 +213,12 @@ inline Scheduler* TaskSchedulerOf(void* caller) {
 }
 
 // The simulation's state, created on first use.
-PosixState& State(Scheduler& scheduler);
+PosixState& CreateState(Scheduler& scheduler);
+inline PosixState& State(Scheduler& scheduler) {
+  void* state = scheduler.extension(Scheduler::kPosixExtension);
+  if (__builtin_expect(state != nullptr, 1)) return *static_cast<PosixState*>(state);
+  return CreateState(scheduler);
+}
 
 // Where the interposed call came from, as "function (object+offset)", for reports.
 // By default this is the function that made the call (state.call_site), described once

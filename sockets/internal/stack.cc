@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
 
@@ -1265,10 +1266,11 @@ const void* HostStack::Identity(int fd) {
 }
 
 void HostStack::WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
-                           SourceLocation where) {
-  std::vector<SocketState*> sockets;
-  std::vector<std::shared_ptr<OpenFile>> files;  // Alive while we sleep.
-  std::vector<WaitQueue*> queues;
+                           SourceLocation where, WaitQueue* also) {
+  // Inline capacity: an epoll_wait or poll loop calls this for every wait.
+  absl::InlinedVector<SocketState*, 8> sockets;
+  absl::InlinedVector<std::shared_ptr<OpenFile>, 4> files;  // Alive while we sleep.
+  absl::InlinedVector<WaitQueue*, 16> queues;
   for (int fd : fds) {
     if (std::shared_ptr<OpenFile> file = FileRef(fd); file != nullptr) {
       queues.push_back(&file->readable());
@@ -1280,10 +1282,11 @@ void HostStack::WaitForAny(absl::Span<const int> fds, absl::Time deadline, const
       queues.push_back(&s->writable);
     }
   }
+  if (also != nullptr) queues.push_back(also);
   for (SocketState* s : sockets) ++s->active_calls;
   struct Release {
     HostStack* stack;
-    std::vector<SocketState*>* sockets;
+    absl::InlinedVector<SocketState*, 8>* sockets;
     ~Release() {
       for (SocketState* s : *sockets) stack->EndCall(s);
     }
