@@ -181,7 +181,7 @@ int CondWait(Scheduler& scheduler, const void* cond, pthread_mutex_t* mutex,
     held.count = 1;
     MutexUnlock(scheduler, &held, PTHREAD_MUTEX_NORMAL, /*release_point=*/false);
   }
-  WaitQueue& waiters = state.waits[cond];
+  WaitQueue& waiters = *state.WaitsOf(cond, /*create=*/true);
   WakeReason reason;
   try {
     reason = waiters.Wait(what, where, deadline);
@@ -203,13 +203,11 @@ int CondWait(Scheduler& scheduler, const void* cond, pthread_mutex_t* mutex,
 }
 
 int CondWake(Scheduler& scheduler, const void* cond, bool all) {
-  PosixState& state = State(scheduler);
-  auto it = state.waits.find(cond);
-  if (it != state.waits.end()) {
+  if (WaitQueue* waiters = State(scheduler).WaitsOf(cond, /*create=*/false); waiters != nullptr) {
     if (all) {
-      it->second.WakeAll();
+      waiters->WakeAll();
     } else {
-      it->second.WakeOne();
+      waiters->WakeOne();
     }
   }
   ::dsim::internal::ReleasePoint();

@@ -24,6 +24,20 @@ namespace internal {
 void PosixState::EraseMutexIfIdle(const void*) {}
 void PosixState::EraseWaitIfIdle(const void*) {}
 
+WaitQueue* PosixState::WaitsOfSlow(WaitSlot& slot, const void* address, bool create) {
+  WaitQueue* queue;
+  if (create) {
+    queue = &waits[address];  // Stable: a node of the map.
+  } else {
+    auto it = waits.find(address);
+    if (it == waits.end()) return nullptr;
+    queue = &it->second;
+  }
+  slot.address = address;
+  slot.queue = queue;
+  return queue;
+}
+
 const char* PosixState::Intern(std::string text) {
   InternalsScope internals;  // The lock below is the real one, even inside a task.
   static std::mutex* const mu = new std::mutex;

@@ -78,6 +78,15 @@ class PosixState {
   std::unordered_map<const void*, WaitQueue> waits;  // Condition variables, futexes.
   // pthread mutexes' entries (nodes of `mutexes`) by the index their tag holds.
   std::vector<std::pair<const void*, SimMutex*>> mutex_slots;
+  // The wait queue of a condition variable or futex word (`waits`, created on demand),
+  // or null when none exists and `create` is false. A direct-mapped cache in front of
+  // the map: the address is only a cache key, and entries are never erased.
+  WaitQueue* WaitsOf(const void* address, bool create) {
+    const uintptr_t key = reinterpret_cast<uintptr_t>(address);
+    WaitSlot& slot = wait_cache_[(key ^ (key >> 9)) % kWaitSlots];
+    if (__builtin_expect(slot.address == address, 1)) return slot.queue;
+    return WaitsOfSlow(slot, address, create);
+  }
   // Simulated threads by task.
   // Shared with the thread's own body, which may run (Spawn is a scheduling point)
   // before pthread_create has filed the record here.
@@ -116,7 +125,15 @@ class PosixState {
   Scheduler& scheduler() { return *scheduler_; }
 
  private:
+  struct WaitSlot {
+    const void* address = nullptr;
+    WaitQueue* queue = nullptr;
+  };
+  static constexpr size_t kWaitSlots = 32;
+  WaitQueue* WaitsOfSlow(WaitSlot& slot, const void* address, bool create);
+
   Scheduler* scheduler_;
+  WaitSlot wait_cache_[kWaitSlots];
 };
 
 // Set while //posix's own slow paths run (symbolizing a caller, recording an escape):
