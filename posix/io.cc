@@ -142,7 +142,7 @@ DSIM_DECLARE_REAL(timerfd_settime);
 DSIM_DECLARE_REAL(timerfd_gettime);
 
 dsim::SourceLocation Where(dsim::Scheduler& scheduler) {
-  return pi::CallerLocation(pi::State(scheduler));
+  return pi::CachedCallerLocation(pi::State(scheduler));
 }
 
 // Both for readv/writev on sockets (as recvmsg/sendmsg) and on other files.

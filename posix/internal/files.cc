@@ -94,7 +94,8 @@ int EpollFile::Collect(epoll_event* events, int max) {
     events[count].data = interest.data;
     ++count;
     interest.pending = false;
-    interest.seen_edges = stack_->Edges(interest.fd);
+    // Only edge-triggered entries compare edges (EPOLL_CTL_MOD re-reads them).
+    if (interest.events & EPOLLET) interest.seen_edges = stack_->Edges(interest.fd);
     if (interest.events & EPOLLONESHOT) interest.disabled = true;
     reported_.push_back(interest);
   }

@@ -144,12 +144,13 @@ bool IsLibraryWrapper(const std::string& function) {
 // The description of state.call_site, made once per address.
 SourceLocation DescribeCallSite(PosixState& state);
 
+const bool full_caller_walks = [] {
+  const char* mode = std::getenv("DSIM_POSIX_CALLERS");
+  return mode != nullptr && std::strcmp(mode, "full") == 0;
+}();
+
 SourceLocation CallerLocation(PosixState& state) {
-  static const bool full = [] {
-    const char* mode = std::getenv("DSIM_POSIX_CALLERS");
-    return mode != nullptr && std::strcmp(mode, "full") == 0;
-  }();
-  if (full || state.call_site == nullptr) return FullCallerLocation(state);
+  if (full_caller_walks || state.call_site == nullptr) return FullCallerLocation(state);
   const uintptr_t key = reinterpret_cast<uintptr_t>(state.call_site);
   PosixState::CallSiteSlot& slot =
       state.call_site_cache[(key ^ (key >> 7)) % PosixState::kCallSiteSlots];

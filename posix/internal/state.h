@@ -245,6 +245,18 @@ inline PosixState& State(Scheduler& scheduler) {
 // the first frame outside libc, libstdc++ and //posix instead (precise, about a
 // microsecond per call).
 SourceLocation CallerLocation(PosixState& state);
+// Set before main from DSIM_POSIX_CALLERS; read-only afterwards.
+extern const bool full_caller_walks;
+// CallerLocation's cached case, inline: every simulated read and write asks.
+inline SourceLocation CachedCallerLocation(PosixState& state) {
+  const uintptr_t key = reinterpret_cast<uintptr_t>(state.call_site);
+  const PosixState::CallSiteSlot& slot =
+      state.call_site_cache[(key ^ (key >> 7)) % PosixState::kCallSiteSlots];
+  if (__builtin_expect(slot.address == state.call_site && key != 0 && !full_caller_walks, 1)) {
+    return slot.location;
+  }
+  return CallerLocation(state);
+}
 // Always the full walk (escapes, which fail the run anyway).
 SourceLocation FullCallerLocation(PosixState& state);
 
