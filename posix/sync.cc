@@ -457,16 +457,30 @@ int pthread_cond_clockwait(pthread_cond_t* cond, pthread_mutex_t* mutex, clockid
                       "pthread_cond_clockwait");
 }
 
+}  // extern "C"
+
+namespace {
+
+__attribute__((noinline)) int CondSignalInRun(pthread_cond_t* cond, bool all, void* caller) {
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
+  if (scheduler == nullptr) {
+    return all ? DSIM_REAL(pthread_cond_broadcast)(cond) : DSIM_REAL(pthread_cond_signal)(cond);
+  }
+  return pi::CondWake(*scheduler, cond, all);
+}
+
+}  // namespace
+
+extern "C" {
+
 int pthread_cond_signal(pthread_cond_t* cond) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (scheduler == nullptr) return DSIM_REAL(pthread_cond_signal)(cond);
-  return pi::CondWake(*scheduler, cond, false);
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_cond_signal)(cond);
+  return CondSignalInRun(cond, false, __builtin_return_address(0));
 }
 
 int pthread_cond_broadcast(pthread_cond_t* cond) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (scheduler == nullptr) return DSIM_REAL(pthread_cond_broadcast)(cond);
-  return pi::CondWake(*scheduler, cond, true);
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_cond_broadcast)(cond);
+  return CondSignalInRun(cond, true, __builtin_return_address(0));
 }
 
 int pthread_cond_destroy(pthread_cond_t* cond) noexcept {

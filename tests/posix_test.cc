@@ -289,7 +289,9 @@ TEST(PosixSync, MutexTagLeftByAnotherSimulationIsNotTrusted) {
   second.Spawn("takes-a", [&] {
     std::this_thread::sleep_for(milliseconds(1));
     a_locked = pthread_mutex_trylock(&a);  // Free: a is not b.
-    if (a_locked == 0) EXPECT_EQ(pthread_mutex_unlock(&a), 0);
+    if (a_locked == 0) {
+      EXPECT_EQ(pthread_mutex_unlock(&a), 0);
+    }
   });
   RunResult result = second.Run();
   ASSERT_TRUE(result.ok()) << result.ToString();
