@@ -621,9 +621,18 @@ int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
   }
   DSIM_CALL_SITE(*scheduler);
   if (dsim::internal::EnterHost("epoll_wait") == nullptr) return -1;
+  std::shared_ptr<dsim::internal::OpenFile> keep = stack->FileRef(epfd);
+  if (__builtin_expect(keep.get() != epoll, 0)) {
+    // Another task closed (or replaced) epfd at the scheduling point EnterHost took:
+    // `epoll` may be gone.
+    epoll = EpollOf(stack, epfd);
+    if (epoll == nullptr) {
+      errno = stack->IsOpen(epfd) ? EINVAL : EBADF;
+      return -1;
+    }
+  }
   const absl::Time deadline = timeout_ms < 0 ? absl::InfiniteFuture()
                                              : scheduler->Now() + absl::Milliseconds(timeout_ms);
-  std::shared_ptr<dsim::internal::OpenFile> keep = stack->FileRef(epfd);
   return pi::FromResult(epoll->Wait(events, max, deadline, Where(*scheduler)));
 }
 
