@@ -99,8 +99,9 @@ int EpollFile::Collect(epoll_event* events, int max) {
     if (interest.events & EPOLLONESHOT) interest.disabled = true;
     reported_.push_back(interest);
   }
-  interests_.resize(kept);
-  interests_.insert(interests_.end(), reported_.begin(), reported_.end());
+  // Entries before `kept` are the kept ones, compacted; the reported ones follow.
+  interests_.resize(kept + reported_.size());
+  for (size_t j = 0; j < reported_.size(); ++j) interests_[kept + j] = reported_[j];
   return count;
 }
 
