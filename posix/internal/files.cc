@@ -100,7 +100,8 @@ int EpollFile::Collect(epoll_event* events, int max) {
     reported_.push_back(interest);
   }
   // Entries before `kept` are the kept ones, compacted; the reported ones follow.
-  interests_.resize(kept + reported_.size());
+  interests_.erase(interests_.begin() + static_cast<ptrdiff_t>(kept + reported_.size()),
+                   interests_.end());  // Only shrinks (drops).
   for (size_t j = 0; j < reported_.size(); ++j) interests_[kept + j] = reported_[j];
   return count;
 }
