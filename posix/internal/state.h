@@ -73,7 +73,7 @@ class PosixState {
  public:
   explicit PosixState(Scheduler* scheduler) : scheduler_(scheduler) {}
 
-  // Locked or waited-on objects, by address. Entries are erased when idle.
+  // Locked or waited-on objects, by address. Entries live as long as the simulation.
   std::unordered_map<const void*, SimMutex> mutexes;
   std::unordered_map<const void*, WaitQueue> waits;  // Condition variables, futexes.
   // pthread mutexes' entries (nodes of `mutexes`) by the index their tag holds.
