@@ -277,6 +277,11 @@ NetworkHost* Network::HostOfGroup(GroupId group) const {
   return FindHost(host_of_group_[group]);
 }
 
+NetworkHost* Network::CrashedHostOfGroup(GroupId group) const {
+  if (group >= crashed_host_of_group_.size()) return nullptr;
+  return FindHost(crashed_host_of_group_[group]);
+}
+
 NetworkHost* Network::HostByAddress(const IpAddress& address) const {
   auto it = owner_of_address_.find(address);
   return it == owner_of_address_.end() ? nullptr : FindHost(it->second);
@@ -488,6 +493,10 @@ void Network::DetachHost(NetworkHost& host) {
   }
   if (host.group_ != kNoGroup && host.group_ < host_of_group_.size()) {
     host_of_group_[host.group_] = 0;
+    if (host.group_ >= crashed_host_of_group_.size()) {
+      crashed_host_of_group_.resize(host.group_ + 1, 0);
+    }
+    crashed_host_of_group_[host.group_] = host.id();
   }
   host.group_ = kNoGroup;
   // A crashed host is not paused: what was held for it now meets the dead host.

@@ -410,6 +410,9 @@ class Network {
   NetworkHost* FindHost(NetworkHostId id) const;
   // The host whose current group is `group`, or null.
   NetworkHost* HostOfGroup(GroupId group) const;
+  // The host whose crashed incarnation `group` was (its tasks may still be unwinding),
+  // or null.
+  NetworkHost* CrashedHostOfGroup(GroupId group) const;
   // The host that owns a configured (non-loopback) address, or null.
   NetworkHost* HostByAddress(const IpAddress& address) const;
   size_t host_count() const { return hosts_.size(); }
@@ -489,6 +492,7 @@ class Network {
   std::shared_ptr<LinkModel> link_model_;
   std::vector<std::unique_ptr<NetworkHost>> hosts_;  // hosts_[i] has id i + 1.
   std::vector<NetworkHostId> host_of_group_;          // By group; 0 for none.
+  std::vector<NetworkHostId> crashed_host_of_group_;  // By group of a dead incarnation.
   std::vector<std::unique_ptr<PacketReceiver>> crashed_stacks_;
 
   // Address -> host. Looked up only, never iterated (its order is salted per process).

@@ -38,6 +38,11 @@ __thread char thread_marker;
 // the shutdown gives up: tasks that block while unwinding (a destructor waiting for a
 // lock that another dying task holds) get several chances.
 constexpr int kMaxStalledUnwindRounds = 8;
+// Scheduling points a task being unwound at shutdown may pass without blocking or
+// finishing before the shutdown gives up on it (a destructor spinning on sched_yield).
+// Asio's io_context destructor passes two per socket and per pending handler it frees
+// (a free lock and its unlock).
+constexpr int64_t kMaxUnwindPointsWithoutBlocking = 1000000;
 
 using internal::ExceptionState;
 
@@ -427,6 +432,9 @@ void Scheduler::NotifyDispatch(Task* task) {
 
 Task* Scheduler::PickNextSlow() {
   for (;;) {
+    if (unwinding_ && current_ != nullptr && current_->state == TaskState::kRunnable) {
+      return ContinueUnwinding(current_);
+    }
     if (stop_ || unwinding_) return nullptr;
     if (timers_.AnyDue(now_ns_)) {
       FireDueTimers();
@@ -1184,8 +1192,22 @@ void Scheduler::UnwindAllTasks() {
 
 // Resumes a task marked for killing until it finishes or blocks again. Returns whether
 // it finished.
+// At shutdown, the task being unwound passed a scheduling point that does not block (a
+// free lock taken, an unlock, a yield): it goes on. Only UnwindAllTasks decides who runs
+// then, so there is nobody to switch to, and going back to it would count as a round in
+// which the task did not move ("keeps blocking"), although its destructors progress.
+Task* Scheduler::ContinueUnwinding(Task* self) {
+  DSIM_MISUSE(++unwind_points_ < kMaxUnwindPointsWithoutBlocking, "task \"", self->name,
+              "\" keeps reaching scheduling points while being unwound, without blocking or "
+              "finishing (", kMaxUnwindPointsWithoutBlocking,
+              " in a row); a destructor must not loop forever");
+  RemoveFromRunnable(self);
+  return self;
+}
+
 bool Scheduler::ResumeForUnwinding(Task* task) {
   const TaskId id = task->id;
+  unwind_points_ = 0;
   task->kill_requested = true;
   RemoveFromRunnable(task);
   if (task->state == TaskState::kBlocked) task->wake_reason = WakeReason::kWoken;

@@ -440,7 +440,11 @@ class Scheduler {
 
   // Unwinds every unfinished task now, as the destructor would. Call it before
   // destroying objects that blocked tasks still use (or declare those objects before
-  // the Scheduler). Must not be called from a task or during a run.
+  // the Scheduler). Must not be called from a task or during a run. A task being
+  // unwound runs on through scheduling points that do not block (a free lock, an
+  // unlock, a yield) until it finishes or blocks; a task that stays blocked while the
+  // others cannot move, or passes a million such points without finishing, is a misuse
+  // error ("a destructor must not block / loop forever").
   void Shutdown();
 
   // ---- Extensions -------------------------------------------------------------------
@@ -524,6 +528,7 @@ class Scheduler {
   [[noreturn]] void FinishCurrentTask(internal::Task* self);
   void UnwindAllTasks();
   bool ResumeForUnwinding(internal::Task* task);
+  internal::Task* ContinueUnwinding(internal::Task* self);
   void SwitchFromMain(internal::Task* next);
   internal::Task* FindTask(TaskId id) const;
   TaskView View(const internal::Task* task) const;
@@ -591,6 +596,9 @@ class Scheduler {
   bool stop_ = false;
   bool unwinding_ = false;
   bool halt_ = false;  // stop_ || unwinding_: one flag for the hot paths to test.
+  // Scheduling points the task being unwound at shutdown has passed without blocking
+  // since it was resumed (see PickNextSlow).
+  int64_t unwind_points_ = 0;
   int* errno_location_ = nullptr;  // This thread's errno, saved per task across switches.
   // This thread's C++ exception state (__cxa_eh_globals), saved per task across
   // switches as errno is: a task unwinding an exception may block in a destructor.
