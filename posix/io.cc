@@ -244,7 +244,7 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
     DSIM_CALL_SITE_AT(*scheduler, caller);                             \
     return simulated;                                                  \
   }                                                                    \
-  pi::Forwarded(*scheduler, #call, fd);                                \
+  if (!pi::Forwarded(*scheduler, #call, fd)) return -1;                \
   return DSIM_REAL(call)(__VA_ARGS__)
 
 namespace {
