@@ -671,8 +671,10 @@ int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
       return -1;
     }
   }
+  // The timeout lasts its length on the host's clock (scheduler/clock.h).
   const absl::Time deadline = timeout_ms < 0 ? absl::InfiniteFuture()
-                                             : scheduler->Now() + absl::Milliseconds(timeout_ms);
+                                             : scheduler->TrueDeadlineAfterLocal(
+                                                   absl::Milliseconds(timeout_ms));
   return pi::FromResult(epoll->Wait(events, max, deadline, Where(*scheduler)));
 }
 

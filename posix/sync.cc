@@ -132,7 +132,8 @@ int MutexLockAfterPoint(Scheduler& scheduler, PosixState& state, SimMutex& mutex
     // since a noexcept pthread call cannot unwind. The kill is delivered at the task's
     // next scheduling point.
     if (scheduler.CurrentTaskKilled()) return EDEADLK;
-    if (reason == WakeReason::kTimedOut || scheduler.Now() >= deadline) return ETIMEDOUT;
+    // DeadlinePassed: a REALTIME deadline follows clock steps.
+    if (reason == WakeReason::kTimedOut || scheduler.DeadlinePassed(deadline)) return ETIMEDOUT;
   }
 }
 
@@ -272,6 +273,9 @@ int RwLock(dsim::Scheduler& scheduler, const void* address, bool write, bool try
   if (lock.owner == self) return EDEADLK;
   dsim::SourceLocation where;
   bool located = false;
+  // A realtime deadline may move with clock steps (Scheduler::TrueTimeOfRealtimeDeadline):
+  // the wait's own timeout, not the first conversion, says when it has passed.
+  bool timed_out = false;
   for (;;) {
     if (free_for()) {
       if (write) {
@@ -283,7 +287,7 @@ int RwLock(dsim::Scheduler& scheduler, const void* address, bool write, bool try
       return 0;
     }
     if (try_only) return EBUSY;
-    if (scheduler.Now() >= deadline) {
+    if (timed_out || scheduler.DeadlinePassed(deadline)) {
       state.EraseMutexIfIdle(address);
       return ETIMEDOUT;
     }
@@ -292,7 +296,7 @@ int RwLock(dsim::Scheduler& scheduler, const void* address, bool write, bool try
       where = pi::CallerLocation(state);
       located = true;
     }
-    lock.waiters.Wait(what, where, deadline);
+    timed_out = lock.waiters.Wait(what, where, deadline) == dsim::WakeReason::kTimedOut;
   }
 }
 
@@ -611,6 +615,7 @@ int SemWait(dsim::Scheduler& scheduler, sem_t* sem, bool try_only, absl::Time de
   std::atomic<unsigned int>* word = SemCount(sem);
   bool located = false;
   dsim::SourceLocation where;
+  bool timed_out = false;  // See RwLock.
   for (;;) {
     const unsigned int value = word->load(std::memory_order_relaxed);
     if ((value >> 1) > 0) {
@@ -622,7 +627,7 @@ int SemWait(dsim::Scheduler& scheduler, sem_t* sem, bool try_only, absl::Time de
       errno = EAGAIN;
       return -1;
     }
-    if (scheduler.Now() >= deadline) {
+    if (timed_out || scheduler.DeadlinePassed(deadline)) {
       state.EraseWaitIfIdle(sem);
       errno = ETIMEDOUT;
       return -1;
@@ -631,7 +636,7 @@ int SemWait(dsim::Scheduler& scheduler, sem_t* sem, bool try_only, absl::Time de
       where = pi::CallerLocation(state);
       located = true;
     }
-    state.waits[sem].Wait(what, where, deadline);
+    timed_out = state.waits[sem].Wait(what, where, deadline) == dsim::WakeReason::kTimedOut;
   }
 }
 

@@ -345,6 +345,43 @@ class Scheduler {
   absl::Time TrueTimeOfLocal(absl::Time local) const;
   // The true duration of `local` on the running task's clock.
   absl::Duration TrueDurationOfLocal(absl::Duration local) const;
+  // The true instant at which `local` of the running task's clock has passed from now:
+  // the deadline of a relative timeout, which clock steps do not move.
+  absl::Time TrueDeadlineAfterLocal(absl::Duration local) const;
+  // As TrueTimeOfLocal, for an absolute CLOCK_REALTIME deadline: while the running task
+  // blocks with exactly the returned true deadline (in one wait, or again after a
+  // spurious wake), a step of its host's clock moves the wait to the instant the stepped
+  // clock reads `local`, as Linux moves absolute CLOCK_REALTIME timers. Tasks without a
+  // clock get `local` unchanged.
+  absl::Time TrueTimeOfRealtimeDeadline(absl::Time local);
+  // Whether the running task's deadline `true_deadline` has passed: for a realtime one
+  // (as returned by TrueTimeOfRealtimeDeadline), whether the host's wall clock, steps
+  // included, has reached it; otherwise Now() >= true_deadline. For wait loops that
+  // look at the clock after a wake.
+  bool DeadlinePassed(absl::Time true_deadline) const;
+  // For callbacks that belong to a host (its TCP timers, timerfds): `group`'s clock.
+  absl::Duration TrueDurationOfLocal(GroupId group, absl::Duration local) const;
+  absl::Duration LocalDurationOfTrue(GroupId group, absl::Duration true_duration) const;
+  absl::Time WallNow(GroupId group) const;
+  absl::Time TrueTimeOfWall(GroupId group, absl::Time wall) const;
+  // `group`'s clock was stepped (`stepped`) or its drift changed: re-arms the realtime
+  // waits of its blocked tasks (see TrueTimeOfRealtimeDeadline), then calls its clock
+  // watchers. Simulation::StepClock and SetClockDrift call it; so must anyone who changes
+  // a HostClock set with SetGroupClock.
+  void GroupClockChanged(GroupId group, bool stepped = true);
+  // Calls `callback(stepped)` (in the caller of GroupClockChanged; it must not block) at
+  // every change of `group`'s clock, in the order watchers were added: timers kept on a
+  // host's wall clock (a CLOCK_REALTIME timerfd) re-arm from it. Returns an id for
+  // RemoveClockWatcher.
+  uint64_t AddClockWatcher(GroupId group, std::function<void(bool stepped)> callback);
+  void RemoveClockWatcher(uint64_t id);
+  // Who owns the group clocks steps them (Simulation::StepClock, which calls
+  // GroupClockChanged); the stepper returns false for a group it has no clock for.
+  // StepCurrentClock steps the running task's host clock through it (clock_settime under
+  // //posix); false without a stepper or a host.
+  using ClockStepper = std::function<bool(GroupId group, absl::Duration offset)>;
+  void SetClockStepper(ClockStepper stepper) { clock_stepper_ = std::move(stepper); }
+  bool StepCurrentClock(absl::Duration offset);
 
   // ---- Inside a task (the free functions below forward here) -----------------------
 
@@ -540,6 +577,8 @@ class Scheduler {
 
   int64_t ToNanos(absl::Time t) const;
   const HostClock* CurrentClockSlow() const;
+  // The true deadline of `task`'s realtime wait on its host's clock as it reads now.
+  int64_t RealtimeDeadlineNs(const internal::Task* task) const;
 
   // Random bits drawn through the strategy.
   class StrategyBits final : public BitSource {
@@ -588,6 +627,14 @@ class Scheduler {
   std::vector<SchedulerListener*> listeners_;
   bool has_listeners_ = false;  // !listeners_.empty(), for the hot paths.
   bool has_group_clocks_ = false;  // Some group has a HostClock.
+  struct ClockWatcher {
+    uint64_t id;
+    GroupId group;
+    std::function<void(bool)> callback;
+  };
+  std::vector<ClockWatcher> clock_watchers_;  // By id (ascending).
+  ClockStepper clock_stepper_;
+  uint64_t last_clock_watcher_ = 0;
 
   // Run state.
   internal::Task* current_ = nullptr;         // Null on the main fiber and in callbacks.
