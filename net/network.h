@@ -166,10 +166,12 @@ struct Packet {
 
   // "tcp 10.0.0.2:40000->10.0.0.1:80 [SA] seq=0 ack=0 win=131072 len=0"
   std::string ToString() const;
-  // The header fields ToString() shows, as the 8 words of a lazy trace annotation
-  // (kTraceWords), and the formatter that turns them into ToString()'s text.
+  // The header fields ToString() shows, as the words of a lazy trace annotation, and
+  // the formatter that turns them into ToString()'s text. Writes at most kTraceWords
+  // words and returns how many the header needs (3 for a UDP datagram over IPv4); the
+  // formatter reads words past the payload's word_count as zero.
   static constexpr int kTraceWords = 8;
-  void ToTraceWords(uint64_t* words) const;
+  int ToTraceWords(uint64_t* words) const;
   static void FormatTraceWords(const AnnotationPayload& payload, std::string* out);
 };
 

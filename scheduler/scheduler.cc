@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/misuse.h"
@@ -1335,10 +1336,36 @@ void Scheduler::AddListener(SchedulerListener* listener) {
   has_listeners_ = true;
 }
 
+void Scheduler::AddAnnotationListener(SchedulerListener* listener, std::string category_prefix) {
+  CheckThread("AddAnnotationListener");
+  DSIM_MISUSE(listener != nullptr, "AddAnnotationListener(nullptr)");
+  annotation_listeners_.emplace_back(listener, std::move(category_prefix));
+  has_listeners_ = true;
+  IndexAnnotationPrefixes();
+}
+
+void Scheduler::IndexAnnotationPrefixes() {
+  for (uint64_t& bits : annotation_first_bytes_) bits = 0;
+  for (const auto& entry : annotation_listeners_) {
+    const std::string& prefix = entry.second;
+    if (prefix.empty()) {  // Every category, also the empty one (first byte 0).
+      for (uint64_t& bits : annotation_first_bytes_) bits = ~uint64_t{0};
+      return;
+    }
+    const uint8_t first = static_cast<uint8_t>(prefix[0]);
+    annotation_first_bytes_[first >> 6] |= uint64_t{1} << (first & 63);
+  }
+}
+
 void Scheduler::RemoveListener(SchedulerListener* listener) {
   CheckThread("RemoveListener");
   listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
-  has_listeners_ = !listeners_.empty();
+  annotation_listeners_.erase(
+      std::remove_if(annotation_listeners_.begin(), annotation_listeners_.end(),
+                     [listener](const auto& entry) { return entry.first == listener; }),
+      annotation_listeners_.end());
+  has_listeners_ = !listeners_.empty() || !annotation_listeners_.empty();
+  IndexAnnotationPrefixes();
 }
 
 std::string Annotation::DetailText() const {
@@ -1349,8 +1376,26 @@ std::string Annotation::DetailText() const {
 }
 
 void Scheduler::Annotate(const Annotation& annotation) {
-  CheckThread("Annotate");
+  // Inside this scheduler's run the thread is right by construction; CheckThread's
+  // atomic load and call are for calls from outside a run.
+  if (ABSL_PREDICT_FALSE(current_scheduler != this)) CheckThread("Annotate");
+  // Prefix listeners first: only categories whose first byte starts some prefix go on
+  // to the prefix compare.
+  const absl::string_view category = annotation.category;
+  const uint8_t first = category.empty() ? 0 : static_cast<uint8_t>(category[0]);
+  if (ABSL_PREDICT_FALSE((annotation_first_bytes_[first >> 6] >> (first & 63)) & 1)) {
+    NotifyAnnotationListeners(annotation);
+  }
+  // The common case, one listener (a Simulation's trace): a tail call.
+  if (listeners_.size() == 1) return listeners_.front()->OnAnnotation(annotation);
   for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
+}
+
+void Scheduler::NotifyAnnotationListeners(const Annotation& annotation) {
+  const absl::string_view category = annotation.category;
+  for (const auto& [listener, prefix] : annotation_listeners_) {
+    if (absl::StartsWith(category, prefix)) listener->OnAnnotation(annotation);
+  }
 }
 
 

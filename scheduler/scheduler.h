@@ -44,6 +44,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -467,8 +468,14 @@ class Scheduler {
 
   // Listeners are not owned and must outlive their registration.
   void AddListener(SchedulerListener* listener);
+  // Registers `listener` for annotations only, and only those whose category starts
+  // with `category_prefix` ("fault."): it is called for nothing else, so a listener
+  // that counts a few kinds of annotations costs the hot paths no call per event.
+  void AddAnnotationListener(SchedulerListener* listener, std::string category_prefix);
+  // Removes a listener added by either call.
   void RemoveListener(SchedulerListener* listener);
-  // Sends an annotation to every listener (no-op without listeners).
+  // Sends an annotation to every listener (no-op without listeners): first to the
+  // annotation listeners whose prefix it matches, then to the others.
   void Annotate(const Annotation& annotation);
   bool has_listeners() const { return has_listeners_; }
 
@@ -569,6 +576,8 @@ class Scheduler {
   void SwitchFromMain(internal::Task* next);
   internal::Task* FindTask(TaskId id) const;
   TaskView View(const internal::Task* task) const;
+  void NotifyAnnotationListeners(const Annotation& annotation);
+  void IndexAnnotationPrefixes();
   GroupState& Group(GroupId group);
   internal::Task* CurrentTaskOrDie(const char* operation) const;
   // Misuse unless called from the thread running the simulation (or between runs).
@@ -625,7 +634,12 @@ class Scheduler {
   internal::TimerQueue timers_;
   std::vector<GroupState> groups_;
   std::vector<SchedulerListener*> listeners_;
-  bool has_listeners_ = false;  // !listeners_.empty(), for the hot paths.
+  // AddAnnotationListener's: (listener, category prefix).
+  std::vector<std::pair<SchedulerListener*, std::string>> annotation_listeners_;
+  // Bit b is set when some prefix starts with byte b (all bits for an empty prefix):
+  // Annotate calls no prefix compare for the other categories.
+  uint64_t annotation_first_bytes_[4] = {0, 0, 0, 0};
+  bool has_listeners_ = false;  // Either list is non-empty, for the hot paths.
   bool has_group_clocks_ = false;  // Some group has a HostClock.
   struct ClockWatcher {
     uint64_t id;

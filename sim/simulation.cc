@@ -114,7 +114,8 @@ Simulation::Simulation(SimulationOptions options)
   }
   options_.clocks.Validate();
   coverage_ = std::make_unique<CoverageRecorder>(&scheduler_, options_.buggify_sites);
-  scheduler_.AddListener(coverage_.get());
+  // Coverage counts fault kinds only: it hears "fault.*" annotations and nothing else.
+  scheduler_.AddAnnotationListener(coverage_.get(), "fault.");
   host_of_group_.push_back(kNoHost);  // Group 0 is no host's.
   // clock_settime on a host (//posix) steps its clock as StepClock does.
   scheduler_.SetClockStepper([this](GroupId group, absl::Duration offset) {
