@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +28,14 @@
 #include "sockets/socket.h"
 
 namespace {
+
+// ->Apply(FixedIterations): DSIM_BENCH_ITERATIONS=n fixes the iteration count, so
+// bench/posix_bench_callgrind.sh can count instructions at two counts and subtract.
+void FixedIterations(benchmark::internal::Benchmark* benchmark) {
+  if (const char* n = std::getenv("DSIM_BENCH_ITERATIONS")) {
+    benchmark->Iterations(std::strtoll(n, nullptr, 10));
+  }
+}
 
 template <typename F>
 F Direct(const char* name) {
@@ -43,7 +52,7 @@ void BM_PassThroughClockGettime(benchmark::State& state) {
     benchmark::DoNotOptimize(ts);
   }
 }
-BENCHMARK(BM_PassThroughClockGettime);
+BENCHMARK(BM_PassThroughClockGettime)->Apply(FixedIterations);
 
 void BM_DirectClockGettime(benchmark::State& state) {
   auto direct = Direct<int (*)(clockid_t, timespec*)>("clock_gettime");
@@ -53,7 +62,7 @@ void BM_DirectClockGettime(benchmark::State& state) {
     benchmark::DoNotOptimize(ts);
   }
 }
-BENCHMARK(BM_DirectClockGettime);
+BENCHMARK(BM_DirectClockGettime)->Apply(FixedIterations);
 
 void BM_PassThroughMutexLockUnlock(benchmark::State& state) {
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -63,7 +72,7 @@ void BM_PassThroughMutexLockUnlock(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
 }
-BENCHMARK(BM_PassThroughMutexLockUnlock);
+BENCHMARK(BM_PassThroughMutexLockUnlock)->Apply(FixedIterations);
 
 void BM_DirectMutexLockUnlock(benchmark::State& state) {
   auto lock = Direct<int (*)(pthread_mutex_t*)>("pthread_mutex_lock");
@@ -75,7 +84,7 @@ void BM_DirectMutexLockUnlock(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
 }
-BENCHMARK(BM_DirectMutexLockUnlock);
+BENCHMARK(BM_DirectMutexLockUnlock)->Apply(FixedIterations);
 
 // A real pipe, one byte written (directly) and read per iteration.
 template <bool kInterposed>
@@ -101,25 +110,42 @@ void PipeRead(benchmark::State& state) {
 }
 
 void BM_PassThroughPipeRead(benchmark::State& state) { PipeRead<true>(state); }
-BENCHMARK(BM_PassThroughPipeRead);
+BENCHMARK(BM_PassThroughPipeRead)->Apply(FixedIterations);
 void BM_DirectPipeRead(benchmark::State& state) { PipeRead<false>(state); }
-BENCHMARK(BM_DirectPipeRead);
+BENCHMARK(BM_DirectPipeRead)->Apply(FixedIterations);
 
 // ---- Inside tasks -----------------------------------------------------------------------
 // Google Benchmark reads clocks to time itself; inside a task those clocks are virtual,
 // so each benchmark runs its whole batch of iterations in one simulation, timed from
-// outside (manual time).
+// outside (manual time = wall time; the `cpu_ns` counter = this thread's CPU time, the
+// steadier figure on a shared machine).
+
+// This thread's CPU time: unlike wall time, a loaded machine does not inflate it.
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Runs the simulation and reports its wall time per iteration (manual time) and its
+// CPU time per iteration (the `cpu_ns` counter).
+void TimeRun(benchmark::State& state, dsim::Scheduler& scheduler, int64_t iterations) {
+  const double cpu_start = ThreadCpuSeconds();
+  const auto start = std::chrono::steady_clock::now();
+  scheduler.Run();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double cpu_seconds = ThreadCpuSeconds() - cpu_start;
+  for (auto _ : state) state.SetIterationTime(seconds / static_cast<double>(iterations));
+  state.counters["cpu_ns"] = cpu_seconds * 1e9 / static_cast<double>(iterations);
+}
 
 template <typename Body>
 void RunBatch(benchmark::State& state, Body spawn) {
   const int64_t iterations = state.max_iterations;
   dsim::Scheduler scheduler;
   spawn(scheduler, iterations);
-  const auto start = std::chrono::steady_clock::now();
-  scheduler.Run();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  for (auto _ : state) state.SetIterationTime(seconds / static_cast<double>(iterations));
+  TimeRun(state, scheduler, iterations);
 }
 
 // Two tasks taking turns on one mutex (as //bench:scheduler_bench BM_MutexHandoff).
@@ -148,9 +174,9 @@ struct DsimLock {
 void BM_StdMutexHandoff(benchmark::State& state) {
   MutexHandoff<std::mutex, std::lock_guard<std::mutex>>(state);
 }
-BENCHMARK(BM_StdMutexHandoff)->UseManualTime();
+BENCHMARK(BM_StdMutexHandoff)->UseManualTime()->Apply(FixedIterations);
 void BM_DsimMutexHandoff(benchmark::State& state) { MutexHandoff<dsim::Mutex, DsimLock>(state); }
-BENCHMARK(BM_DsimMutexHandoff)->UseManualTime();
+BENCHMARK(BM_DsimMutexHandoff)->UseManualTime()->Apply(FixedIterations);
 
 // Strict alternation through a condition variable.
 void BM_StdCondVarPingPong(benchmark::State& state) {
@@ -174,7 +200,7 @@ void BM_StdCondVarPingPong(benchmark::State& state) {
     }
   });
 }
-BENCHMARK(BM_StdCondVarPingPong)->UseManualTime();
+BENCHMARK(BM_StdCondVarPingPong)->UseManualTime()->Apply(FixedIterations);
 
 void BM_DsimCondVarPingPong(benchmark::State& state) {
   dsim::Mutex mu;
@@ -197,7 +223,7 @@ void BM_DsimCondVarPingPong(benchmark::State& state) {
     }
   });
 }
-BENCHMARK(BM_DsimCondVarPingPong)->UseManualTime();
+BENCHMARK(BM_DsimCondVarPingPong)->UseManualTime()->Apply(FixedIterations);
 
 // ---- Echo over simulated TCP: epoll + libc names against dsim's native calls ----------
 
@@ -269,16 +295,12 @@ void TcpEcho(benchmark::State& state) {
       }
     }
   });
-  const auto start = std::chrono::steady_clock::now();
-  scheduler.Run();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  for (auto _ : state) state.SetIterationTime(seconds / static_cast<double>(iterations));
+  TimeRun(state, scheduler, iterations);
 }
 
 void BM_EpollTcpEcho(benchmark::State& state) { TcpEcho<true>(state); }
-BENCHMARK(BM_EpollTcpEcho)->UseManualTime();
+BENCHMARK(BM_EpollTcpEcho)->UseManualTime()->Apply(FixedIterations);
 void BM_NativeTcpEcho(benchmark::State& state) { TcpEcho<false>(state); }
-BENCHMARK(BM_NativeTcpEcho)->UseManualTime();
+BENCHMARK(BM_NativeTcpEcho)->UseManualTime()->Apply(FixedIterations);
 
 }  // namespace

@@ -39,14 +39,14 @@ std::string Mangled(const char* function) {
 #endif
 }
 
-pi::RealFunction<NowFn>& RealNow() {
+pi::RealFunction<NowFn, false>& RealNow() {
   static const std::string* const name = new std::string(Mangled("3NowEv"));
-  static pi::RealFunction<NowFn> f(name->c_str());
+  static pi::RealFunction<NowFn, false> f(name->c_str());
   return f;
 }
-pi::RealFunction<NanosFn>& RealNanos() {
+pi::RealFunction<NanosFn, false>& RealNanos() {
   static const std::string* const name = new std::string(Mangled("19GetCurrentTimeNanosEv"));
-  static pi::RealFunction<NanosFn> f(name->c_str());
+  static pi::RealFunction<NanosFn, false> f(name->c_str());
   return f;
 }
 

@@ -27,6 +27,8 @@
 
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <typeinfo>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -154,7 +156,7 @@ DSIM_DECLARE_REAL(timerfd_settime);
 DSIM_DECLARE_REAL(timerfd_gettime);
 
 dsim::SourceLocation Where(dsim::Scheduler& scheduler) {
-  return pi::CallerLocation(pi::State(scheduler));
+  return pi::CachedCallerLocation(pi::State(scheduler));
 }
 
 // Both for readv/writev on sockets (as recvmsg/sendmsg) and on other files.
@@ -178,13 +180,18 @@ ssize_t VectorIo(dsim::Scheduler& scheduler, HostStack* stack, int fd, const iov
                : dsim::Recvmsg(fd, &message, 0, Where(scheduler));
 }
 
-pi::EpollFile* EpollOf(HostStack* stack, int fd) {
-  return stack == nullptr ? nullptr : dynamic_cast<pi::EpollFile*>(stack->LookupFile(fd));
+// The file at `fd` if it is exactly a T (both kinds are final): a type_info comparison,
+// cheaper than dynamic_cast on every epoll_wait.
+template <typename T>
+T* FileOf(HostStack* stack, int fd) {
+  static_assert(std::is_final_v<T>);
+  dsim::internal::OpenFile* file = stack == nullptr ? nullptr : stack->LookupFile(fd);
+  return file != nullptr && typeid(*file) == typeid(T) ? static_cast<T*>(file) : nullptr;
 }
 
-pi::TimerFd* TimerOf(HostStack* stack, int fd) {
-  return stack == nullptr ? nullptr : dynamic_cast<pi::TimerFd*>(stack->LookupFile(fd));
-}
+pi::EpollFile* EpollOf(HostStack* stack, int fd) { return FileOf<pi::EpollFile>(stack, fd); }
+
+pi::TimerFd* TimerOf(HostStack* stack, int fd) { return FileOf<pi::TimerFd>(stack, fd); }
 
 // Poll over simulated descriptors only; 1 when every descriptor is simulated (or
 // negative), 0 when none is, -1 (and the run fails) when they are mixed.
@@ -221,19 +228,50 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
   if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(call)(__VA_ARGS__); \
   if (HostStack* stack = pi::SimulatedFd(*scheduler, fd); stack != nullptr) { \
     (void)stack;                                                       \
+    DSIM_CALL_SITE(*scheduler);                                        \
     return simulated;                                                  \
   }                                                                    \
   if (!pi::Forwarded(*scheduler, #call, fd)) return -1;                \
   return DSIM_REAL(call)(__VA_ARGS__)
 
+// The out-of-line half of a split interposer (see NoRunOnThread): DSIM_FD_CALL with
+// the interposer's return address given.
+#define DSIM_FD_CALL_IN_RUN(call, caller, fd, simulated, ...)           \
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);            \
+  if (scheduler == nullptr) return DSIM_REAL(call)(__VA_ARGS__);       \
+  if (HostStack* stack = pi::SimulatedFd(*scheduler, fd); stack != nullptr) { \
+    (void)stack;                                                       \
+    DSIM_CALL_SITE_AT(*scheduler, caller);                             \
+    return simulated;                                                  \
+  }                                                                    \
+  if (!pi::Forwarded(*scheduler, #call, fd)) return -1;                \
+  return DSIM_REAL(call)(__VA_ARGS__)
+
+namespace {
+
+__attribute__((noinline)) ssize_t ReadInRun(int fd, void* buffer, size_t length, void* caller) {
+  DSIM_FD_CALL_IN_RUN(read, caller, fd, dsim::Read(fd, buffer, length, Where(*scheduler)), fd,
+                      buffer, length);
+}
+
+__attribute__((noinline)) ssize_t WriteInRun(int fd, const void* buffer, size_t length,
+                                             void* caller) {
+  DSIM_FD_CALL_IN_RUN(write, caller, fd, dsim::Write(fd, buffer, length, Where(*scheduler)), fd,
+                      buffer, length);
+}
+
+}  // namespace
+
 extern "C" {
 
 ssize_t read(int fd, void* buffer, size_t length) {
-  DSIM_FD_CALL(read, fd, dsim::Read(fd, buffer, length, Where(*scheduler)), fd, buffer, length);
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(read)(fd, buffer, length);
+  return ReadInRun(fd, buffer, length, __builtin_return_address(0));
 }
 
 ssize_t write(int fd, const void* buffer, size_t length) {
-  DSIM_FD_CALL(write, fd, dsim::Write(fd, buffer, length, Where(*scheduler)), fd, buffer, length);
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(write)(fd, buffer, length);
+  return WriteInRun(fd, buffer, length, __builtin_return_address(0));
 }
 
 int close(int fd) { DSIM_FD_CALL(close, fd, dsim::Close(fd), fd); }
@@ -623,12 +661,21 @@ int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
   }
   DSIM_CALL_SITE(*scheduler);
   if (dsim::internal::EnterHost("epoll_wait") == nullptr) return -1;
+  std::shared_ptr<dsim::internal::OpenFile> keep = stack->FileRef(epfd);
+  if (__builtin_expect(keep.get() != epoll, 0)) {
+    // Another task closed (or replaced) epfd at the scheduling point EnterHost took:
+    // `epoll` may be gone.
+    epoll = EpollOf(stack, epfd);
+    if (epoll == nullptr) {
+      errno = stack->IsOpen(epfd) ? EINVAL : EBADF;
+      return -1;
+    }
+  }
   // The timeout lasts its length on the host's clock (scheduler/clock.h).
   const absl::Time deadline = timeout_ms < 0 ? absl::InfiniteFuture()
                                              : scheduler->TrueDeadlineAfterLocal(
                                                    absl::Milliseconds(timeout_ms));
-  std::shared_ptr<dsim::internal::OpenFile> keep = stack->FileRef(epfd);
-  return pi::FromResult(epoll->Wait(epfd, events, max, deadline, Where(*scheduler)));
+  return pi::FromResult(epoll->Wait(events, max, deadline, Where(*scheduler)));
 }
 
 int epoll_pwait(int epfd, struct epoll_event* events, int max, int timeout_ms,

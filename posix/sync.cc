@@ -28,16 +28,81 @@ bool ValidAbstime(const timespec* t) {
   return t != nullptr && t->tv_nsec >= 0 && t->tv_nsec < 1000000000;
 }
 
+// ---- The tag a pthread mutex carries in a task -----------------------------------------
+//
+// Where a simulated mutex's entry is, kept in the pthread_mutex_t itself so that a lock
+// or unlock in a task finds it without hashing the address. The word used is
+// __data.__list.__next: glibc (2.36, nptl) touches __list only for robust mutexes (their
+// robust list) and priority-inheritance ones, and pthread_mutex_init clears the whole
+// object, so for the kinds tagged here glibc never reads it, before, during or after a
+// simulation. Tag = kTagMagic | index in PosixState::mutex_slots; valid only when that
+// slot records this very address, so a tag written by another simulation (an earlier
+// one on this thread, or one running on another thread that uses the same global
+// mutex) is recognized as foreign and replaced after one hash lookup. Accesses are
+// relaxed atomics: two simulations on two threads may both write the tag of a mutex
+// they share. Only a cache: no decision depends on the tag or on an address.
+constexpr uint64_t kTagMagic = 0xd51dull << 48;
+constexpr uint64_t kTagMagicMask = 0xffffull << 48;
+// glibc's __kind bits (nptl/pthreadP.h) of mutexes whose __list glibc uses, or that
+// other processes may share: robust, priority-inherit, priority-protect, process-shared.
+constexpr int kUntaggedKinds = 16 | 32 | 64 | 128;
+
+__pthread_list_t** TagWord(pthread_mutex_t* mutex) { return &mutex->__data.__list.__next; }
+
+__attribute__((noinline)) SimMutex& MutexOfSlow(PosixState& state, pthread_mutex_t* mutex) {
+  SimMutex& entry = state.mutexes[mutex];  // Stable: a node of the map.
+  if ((mutex->__data.__kind & kUntaggedKinds) != 0) return entry;
+  if (entry.slot == SimMutex::kNoSlot) {
+    entry.slot = static_cast<uint32_t>(state.mutex_slots.size());
+    state.mutex_slots.emplace_back(mutex, &entry);
+  }
+  __atomic_store_n(TagWord(mutex), reinterpret_cast<__pthread_list_t*>(kTagMagic | entry.slot),
+                   __ATOMIC_RELAXED);
+  return entry;
+}
+
 }  // namespace
+
+// The simulated state of a pthread mutex (created idle on first use).
+inline SimMutex& MutexOf(PosixState& state, pthread_mutex_t* mutex) {
+  const uint64_t tag =
+      reinterpret_cast<uintptr_t>(__atomic_load_n(TagWord(mutex), __ATOMIC_RELAXED));
+  if (__builtin_expect((tag & kTagMagicMask) == kTagMagic, 1)) {
+    const uint64_t index = tag & ~kTagMagicMask;
+    if (index < state.mutex_slots.size() && state.mutex_slots[index].first == mutex) {
+      return *state.mutex_slots[index].second;
+    }
+  }
+  return MutexOfSlow(state, mutex);
+}
 
 int MutexLock(Scheduler& scheduler, const void* address, int kind, bool try_only,
               absl::Time deadline, const char* what) {
   PosixState& state = State(scheduler);
-  // pthread_mutex_lock is noexcept: a kill (host crash) waits for a later point.
-  Scheduler::NoUnwindScope no_unwind;
-  scheduler.SchedulingPoint();
+  return MutexLock(scheduler, state, state.mutexes[address], kind, try_only, deadline, what);
+}
+
+int PthreadMutexLock(Scheduler& scheduler, pthread_mutex_t* mutex, bool try_only,
+                     absl::Time deadline, const char* what) {
+  PosixState& state = State(scheduler);
+  return MutexLock(scheduler, state, MutexOf(state, mutex), MutexKind(mutex), try_only, deadline,
+                   what);
+}
+
+int MutexLock(Scheduler& scheduler, PosixState& state, SimMutex& mutex, int kind, bool try_only,
+              absl::Time deadline, const char* what) {
+  {
+    // pthread_mutex_lock is noexcept: a kill (host crash) waits for a later point.
+    Scheduler::NoUnwindScope no_unwind;
+    scheduler.SchedulingPoint();
+  }
+  return MutexLockAfterPoint(scheduler, state, mutex, kind, try_only, deadline, what);
+}
+
+int MutexLockAfterPoint(Scheduler& scheduler, PosixState& state, SimMutex& mutex, int kind,
+                        bool try_only, absl::Time deadline, const char* what) {
+  Scheduler::NoUnwindScope no_unwind;  // See MutexLock.
   const TaskId self = scheduler.CurrentTaskId();
-  SimMutex& mutex = state.mutexes[address];  // Stable: a node of the map.
   if (mutex.owner == kNoTask && mutex.readers == 0) {
     mutex.owner = self;
     mutex.count = 1;
@@ -66,29 +131,33 @@ int MutexLock(Scheduler& scheduler, const void* address, int kind, bool try_only
     // release: give up with an error (std::mutex::lock throws it as std::system_error),
     // since a noexcept pthread call cannot unwind. The kill is delivered at the task's
     // next scheduling point.
-    if (scheduler.CurrentTaskKilled()) {
-      state.EraseMutexIfIdle(address);
-      return EDEADLK;
-    }
+    if (scheduler.CurrentTaskKilled()) return EDEADLK;
     // DeadlinePassed: a REALTIME deadline follows clock steps.
-    if (reason == WakeReason::kTimedOut || scheduler.DeadlinePassed(deadline)) {
-      state.EraseMutexIfIdle(address);
-      return ETIMEDOUT;
-    }
+    if (reason == WakeReason::kTimedOut || scheduler.DeadlinePassed(deadline)) return ETIMEDOUT;
   }
 }
 
 int MutexUnlock(Scheduler& scheduler, const void* address, int kind, bool release_point) {
   PosixState& state = State(scheduler);
   auto it = state.mutexes.find(address);
+  return MutexUnlock(scheduler, it == state.mutexes.end() ? nullptr : &it->second, kind,
+                     release_point);
+}
+
+int PthreadMutexUnlock(Scheduler& scheduler, pthread_mutex_t* mutex, bool release_point) {
+  return MutexUnlock(scheduler, &MutexOf(State(scheduler), mutex), MutexKind(mutex),
+                     release_point);
+}
+
+int MutexUnlock(Scheduler& scheduler, SimMutex* entry, int kind, bool release_point) {
   const TaskId self = scheduler.CurrentTaskId();
-  if (it == state.mutexes.end() || it->second.owner != self) {
+  if (entry == nullptr || entry->owner != self) {
     // glibc checks ownership for these kinds only; unlocking a normal mutex one does
     // not hold is undefined, and glibc simply releases it.
     if (kind != PTHREAD_MUTEX_NORMAL) return EPERM;
-    if (it == state.mutexes.end() || it->second.owner == kNoTask) return 0;
+    if (entry == nullptr || entry->owner == kNoTask) return 0;
   }
-  SimMutex& mutex = it->second;
+  SimMutex& mutex = *entry;
   if (mutex.owner == self && --mutex.count > 0) return 0;
   mutex.owner = kNoTask;
   mutex.count = 0;
@@ -101,20 +170,19 @@ int CondWait(Scheduler& scheduler, const void* cond, pthread_mutex_t* mutex,
              absl::Time deadline, const char* what) {
   PosixState& state = State(scheduler);
   const int kind = MutexKind(mutex);
-  auto held = state.mutexes.find(mutex);
-  if (held == state.mutexes.end() || held->second.owner != scheduler.CurrentTaskId()) {
-    if (kind != PTHREAD_MUTEX_NORMAL) return EPERM;
-  }
+  SimMutex& held = MutexOf(state, mutex);
+  const bool owned = held.owner == scheduler.CurrentTaskId();
+  if (!owned && kind != PTHREAD_MUTEX_NORMAL) return EPERM;
   // Release the mutex completely (a recursive one too, as glibc does) and wait.
-  const uint32_t depth = held != state.mutexes.end() ? held->second.count : 1;
+  const uint32_t depth = owned ? held.count : 1;
   const SourceLocation where = CallerLocation(state);
   // Unlocking and starting to wait are one step, with no scheduling point between (a
   // signal sent in between would be lost, and the queue's entry could be erased).
-  if (held != state.mutexes.end() && held->second.owner == scheduler.CurrentTaskId()) {
-    held->second.count = 1;
-    MutexUnlock(scheduler, mutex, PTHREAD_MUTEX_NORMAL, /*release_point=*/false);
+  if (owned) {
+    held.count = 1;
+    MutexUnlock(scheduler, &held, PTHREAD_MUTEX_NORMAL, /*release_point=*/false);
   }
-  WaitQueue& waiters = state.waits[cond];
+  WaitQueue& waiters = *state.WaitsOf(cond, /*create=*/true);
   WakeReason reason;
   try {
     reason = waiters.Wait(what, where, deadline);
@@ -123,26 +191,24 @@ int CondWait(Scheduler& scheduler, const void* cond, pthread_mutex_t* mutex,
     // cancelled pthread_cond_wait does.
     Scheduler::NoUnwindScope no_unwind;
     state.EraseWaitIfIdle(cond);
-    MutexLock(scheduler, mutex, kind, false, absl::InfiniteFuture(), "pthread_cond_wait");
+    MutexLock(scheduler, state, held, kind, false, absl::InfiniteFuture(), "pthread_cond_wait");
     throw;
   }
   state.EraseWaitIfIdle(cond);
   {
     Scheduler::NoUnwindScope no_unwind;  // Return holding the mutex, whatever happens.
-    MutexLock(scheduler, mutex, PTHREAD_MUTEX_NORMAL, false, absl::InfiniteFuture(), what);
+    MutexLock(scheduler, state, held, PTHREAD_MUTEX_NORMAL, false, absl::InfiniteFuture(), what);
   }
-  state.mutexes[mutex].count = depth;
+  held.count = depth;
   return reason == WakeReason::kTimedOut ? ETIMEDOUT : 0;
 }
 
 int CondWake(Scheduler& scheduler, const void* cond, bool all) {
-  PosixState& state = State(scheduler);
-  auto it = state.waits.find(cond);
-  if (it != state.waits.end()) {
+  if (WaitQueue* waiters = State(scheduler).WaitsOf(cond, /*create=*/false); waiters != nullptr) {
     if (all) {
-      it->second.WakeAll();
+      waiters->WakeAll();
     } else {
-      it->second.WakeOne();
+      waiters->WakeOne();
     }
   }
   ::dsim::internal::ReleasePoint();
@@ -266,19 +332,65 @@ extern "C" {
 
 // ---- Mutexes ------------------------------------------------------------------------
 
+}  // extern "C"
+
+namespace {
+
+// The out-of-line halves of the split interposers (see NoRunOnThread). Lock and unlock
+// have the uncontended case written out here, the common one: no call but the
+// scheduling point's.
+__attribute__((noinline)) int MutexLockInRun(pthread_mutex_t* mutex, void* caller) {
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
+  if (scheduler == nullptr) return DSIM_REAL(pthread_mutex_lock)(mutex);
+  pi::PosixState& state = pi::State(*scheduler);
+  state.call_site = caller;
+  pi::SimMutex& entry = pi::MutexOf(state, mutex);
+  {
+    dsim::Scheduler::NoUnwindScope no_unwind;  // pthread_mutex_lock is noexcept.
+    scheduler->SchedulingPoint();
+  }
+  if (__builtin_expect(entry.owner == dsim::kNoTask && entry.readers == 0, 1)) {
+    entry.owner = scheduler->CurrentTaskId();
+    entry.count = 1;
+    return 0;
+  }
+  return pi::MutexLockAfterPoint(*scheduler, state, entry, pi::MutexKind(mutex), false,
+                                 absl::InfiniteFuture(), "pthread_mutex_lock");
+}
+
+__attribute__((noinline)) int MutexTrylockInRun(pthread_mutex_t* mutex, void* caller) {
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
+  if (scheduler == nullptr) return DSIM_REAL(pthread_mutex_trylock)(mutex);
+  return pi::PthreadMutexLock(*scheduler, mutex, true, absl::InfiniteFuture(),
+                              "pthread_mutex_trylock");
+}
+
+__attribute__((noinline)) int MutexUnlockInRun(pthread_mutex_t* mutex, void* caller) {
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
+  if (scheduler == nullptr) return DSIM_REAL(pthread_mutex_unlock)(mutex);
+  pi::SimMutex& entry = pi::MutexOf(pi::State(*scheduler), mutex);
+  if (__builtin_expect(entry.count == 1 && entry.owner == scheduler->CurrentTaskId(), 1)) {
+    entry.owner = dsim::kNoTask;
+    entry.count = 0;
+    if (!entry.waiters.empty()) entry.waiters.WakeOne();
+    dsim::internal::ReleasePoint();
+    return 0;
+  }
+  return pi::MutexUnlock(*scheduler, &entry, pi::MutexKind(mutex), true);
+}
+
+}  // namespace
+
+extern "C" {
+
 int pthread_mutex_lock(pthread_mutex_t* mutex) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_mutex_lock)(mutex);
-  DSIM_CALL_SITE(*scheduler);
-  return pi::MutexLock(*scheduler, mutex, pi::MutexKind(mutex), false, absl::InfiniteFuture(),
-                       "pthread_mutex_lock");
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_mutex_lock)(mutex);
+  return MutexLockInRun(mutex, __builtin_return_address(0));
 }
 
 int pthread_mutex_trylock(pthread_mutex_t* mutex) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_mutex_trylock)(mutex);
-  return pi::MutexLock(*scheduler, mutex, pi::MutexKind(mutex), true, absl::InfiniteFuture(),
-                       "pthread_mutex_trylock");
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_mutex_trylock)(mutex);
+  return MutexTrylockInRun(mutex, __builtin_return_address(0));
 }
 
 int pthread_mutex_timedlock(pthread_mutex_t* mutex, const struct timespec* abstime) noexcept {
@@ -286,8 +398,9 @@ int pthread_mutex_timedlock(pthread_mutex_t* mutex, const struct timespec* absti
   if (scheduler == nullptr) return DSIM_REAL(pthread_mutex_timedlock)(mutex, abstime);
   DSIM_CALL_SITE(*scheduler);
   if (!pi::ValidAbstime(abstime)) return EINVAL;
-  return pi::MutexLock(*scheduler, mutex, pi::MutexKind(mutex), false,
-                       Deadline(*scheduler, CLOCK_REALTIME, abstime), "pthread_mutex_timedlock");
+  return pi::PthreadMutexLock(*scheduler, mutex, false,
+                              Deadline(*scheduler, CLOCK_REALTIME, abstime),
+                              "pthread_mutex_timedlock");
 }
 
 int pthread_mutex_clocklock(pthread_mutex_t* mutex, clockid_t clock,
@@ -297,14 +410,13 @@ int pthread_mutex_clocklock(pthread_mutex_t* mutex, clockid_t clock,
   DSIM_CALL_SITE(*scheduler);
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
   if (!pi::ValidAbstime(abstime)) return EINVAL;
-  return pi::MutexLock(*scheduler, mutex, pi::MutexKind(mutex), false,
-                       Deadline(*scheduler, clock, abstime), "pthread_mutex_clocklock");
+  return pi::PthreadMutexLock(*scheduler, mutex, false, Deadline(*scheduler, clock, abstime),
+                              "pthread_mutex_clocklock");
 }
 
 int pthread_mutex_unlock(pthread_mutex_t* mutex) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(pthread_mutex_unlock)(mutex);
-  return pi::MutexUnlock(*scheduler, mutex, pi::MutexKind(mutex), true);
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_mutex_unlock)(mutex);
+  return MutexUnlockInRun(mutex, __builtin_return_address(0));
 }
 
 int pthread_mutex_destroy(pthread_mutex_t* mutex) noexcept {
@@ -349,16 +461,30 @@ int pthread_cond_clockwait(pthread_cond_t* cond, pthread_mutex_t* mutex, clockid
                       "pthread_cond_clockwait");
 }
 
+}  // extern "C"
+
+namespace {
+
+__attribute__((noinline)) int CondSignalInRun(pthread_cond_t* cond, bool all, void* caller) {
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
+  if (scheduler == nullptr) {
+    return all ? DSIM_REAL(pthread_cond_broadcast)(cond) : DSIM_REAL(pthread_cond_signal)(cond);
+  }
+  return pi::CondWake(*scheduler, cond, all);
+}
+
+}  // namespace
+
+extern "C" {
+
 int pthread_cond_signal(pthread_cond_t* cond) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (scheduler == nullptr) return DSIM_REAL(pthread_cond_signal)(cond);
-  return pi::CondWake(*scheduler, cond, false);
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_cond_signal)(cond);
+  return CondSignalInRun(cond, false, __builtin_return_address(0));
 }
 
 int pthread_cond_broadcast(pthread_cond_t* cond) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (scheduler == nullptr) return DSIM_REAL(pthread_cond_broadcast)(cond);
-  return pi::CondWake(*scheduler, cond, true);
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_cond_broadcast)(cond);
+  return CondSignalInRun(cond, true, __builtin_return_address(0));
 }
 
 int pthread_cond_destroy(pthread_cond_t* cond) noexcept {

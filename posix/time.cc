@@ -113,13 +113,12 @@ DSIM_DECLARE_REAL(nanosleep);
 DSIM_DECLARE_REAL(clock_nanosleep);
 DSIM_DECLARE_REAL(usleep);
 DSIM_DECLARE_REAL(sleep);
-}  // namespace
 
-extern "C" {
-
-int clock_gettime(clockid_t clock, struct timespec* out) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(clock_gettime)(clock, out);
+// The out-of-line half of clock_gettime (split: see NoRunOnThread).
+__attribute__((noinline)) int ClockGettimeInRun(clockid_t clock, struct timespec* out,
+                                                void* caller) {
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
+  if (scheduler == nullptr) return DSIM_REAL(clock_gettime)(clock, out);
   const pi::ClockKind kind = pi::KindOf(clock);
   if (kind == pi::ClockKind::kInvalid) {
     errno = EINVAL;
@@ -127,6 +126,15 @@ int clock_gettime(clockid_t clock, struct timespec* out) noexcept {
   }
   *out = pi::ReadClock(*scheduler, kind);
   return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+int clock_gettime(clockid_t clock, struct timespec* out) noexcept {
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(clock_gettime)(clock, out);
+  return ClockGettimeInRun(clock, out, __builtin_return_address(0));
 }
 
 // Setting CLOCK_REALTIME on a host steps the host's clock (Simulation::StepClock: absolute

@@ -259,6 +259,105 @@ TEST(PosixSync, MutexKindsBehaveAsGlibc) {
   ASSERT_TRUE(result.ok()) << result.ToString();
 }
 
+// //posix caches where a pthread mutex's simulated state is in the mutex's own bytes
+// (sync.cc, MutexOf). The cache must never be trusted across simulations: here `a`
+// keeps the tag of the first run's slot 0, which in the second run is `b`'s slot.
+TEST(PosixSync, MutexTagLeftByAnotherSimulationIsNotTrusted) {
+  pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_t b = PTHREAD_MUTEX_INITIALIZER;
+  {
+    Scheduler first(SchedulerOptions{.seed = 1});
+    RunResult result = RunTask(first, [&] {
+      EXPECT_EQ(pthread_mutex_lock(&a), 0);
+      EXPECT_EQ(pthread_mutex_unlock(&a), 0);
+      EXPECT_EQ(pthread_mutex_lock(&b), 0);
+      EXPECT_EQ(pthread_mutex_unlock(&b), 0);
+    });
+    ASSERT_TRUE(result.ok()) << result.ToString();
+  }
+  // Between runs, real code uses the same objects with the real libc.
+  EXPECT_EQ(pthread_mutex_lock(&a), 0);
+  EXPECT_EQ(pthread_mutex_trylock(&a), EBUSY);
+  EXPECT_EQ(pthread_mutex_unlock(&a), 0);
+  Scheduler second(SchedulerOptions{.seed = 2});
+  int a_locked = -1;
+  second.Spawn("holds-b", [&] {
+    EXPECT_EQ(pthread_mutex_lock(&b), 0);  // b gets this run's slot 0.
+    std::this_thread::sleep_for(milliseconds(10));
+    EXPECT_EQ(pthread_mutex_unlock(&b), 0);
+  });
+  second.Spawn("takes-a", [&] {
+    std::this_thread::sleep_for(milliseconds(1));
+    a_locked = pthread_mutex_trylock(&a);  // Free: a is not b.
+    if (a_locked == 0) {
+      EXPECT_EQ(pthread_mutex_unlock(&a), 0);
+    }
+  });
+  RunResult result = second.Run();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(a_locked, 0);
+  EXPECT_EQ(pthread_mutex_destroy(&a), 0);
+  EXPECT_EQ(pthread_mutex_destroy(&b), 0);
+}
+
+// Simulations on two OS threads that share one mutex (a library's global) each keep
+// their own view of it; the tag in the object flips between them without confusing
+// either run.
+TEST(PosixSync, MutexSharedBySimulationsOnTwoThreads) {
+  static pthread_mutex_t shared = PTHREAD_MUTEX_INITIALIZER;
+  auto run = [](uint64_t seed, bool* ok) {
+    Scheduler scheduler(SchedulerOptions{.seed = seed});
+    pthread_mutex_t own = PTHREAD_MUTEX_INITIALIZER;
+    int64_t total = 0;
+    for (int i = 0; i < 2; ++i) {
+      scheduler.Spawn("locker", [&] {
+        for (int n = 0; n < 2000; ++n) {
+          pthread_mutex_lock(&own);  // Takes slot 0 or 1 in each run, in its own order.
+          pthread_mutex_lock(&shared);
+          ++total;
+          pthread_mutex_unlock(&shared);
+          pthread_mutex_unlock(&own);
+        }
+      });
+    }
+    RunResult result = scheduler.Run();
+    *ok = result.ok() && total == 4000;
+  };
+  bool ok1 = false, ok2 = false;
+  std::thread t1(run, 1, &ok1);
+  std::thread t2(run, 2, &ok2);
+  t1.join();
+  t2.join();
+  EXPECT_TRUE(ok1);
+  EXPECT_TRUE(ok2);
+}
+
+// Robust mutexes keep glibc's robust-list word untouched (their __list is glibc's).
+TEST(PosixSync, RobustMutexBytesAreNotTagged) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  pthread_mutex_t robust;
+  pthread_mutex_init(&robust, &attr);
+  pthread_mutex_t normal;
+  pthread_mutex_init(&normal, nullptr);
+  Scheduler scheduler(SchedulerOptions{.seed = 4});
+  RunResult result = RunTask(scheduler, [&] {
+    EXPECT_EQ(pthread_mutex_lock(&robust), 0);
+    EXPECT_EQ(pthread_mutex_unlock(&robust), 0);
+    EXPECT_EQ(pthread_mutex_lock(&normal), 0);
+    EXPECT_EQ(pthread_mutex_unlock(&normal), 0);
+  });
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(robust.__data.__list.__next, nullptr);
+  EXPECT_NE(normal.__data.__list.__next, nullptr);  // The tag (the cache is in use).
+  EXPECT_EQ(pthread_mutex_lock(&robust), 0);  // Real again, outside the run.
+  EXPECT_EQ(pthread_mutex_unlock(&robust), 0);
+  EXPECT_EQ(pthread_mutex_destroy(&robust), 0);
+  EXPECT_EQ(pthread_mutex_destroy(&normal), 0);
+  pthread_mutexattr_destroy(&attr);
+}
+
 TEST(PosixSync, LockOrderDeadlockIsReportedWithTheCallers) {
   Scheduler scheduler(SchedulerOptions{.seed = 2});
   std::mutex a, b;

@@ -165,4 +165,54 @@ TEST(PosixUnwind, CrashedHostsTasksCannotTouchTheProcesssRealDescriptors) {
   close(real[1]);
 }
 
+// read and write have their own pass-through path (posix/io.cc, split for speed); a
+// crashed host's task must get EPERM from them too, not the real descriptor.
+TEST(PosixUnwind, CrashedHostsTasksCannotReadOrWriteTheProcesssRealDescriptors) {
+  int real[2];
+  ASSERT_EQ(pipe(real), 0);
+  ASSERT_EQ(fcntl(real[0], F_SETFL, O_NONBLOCK), 0);  // A forwarded read must not hang.
+  std::vector<long> results;
+  std::vector<int> errors;
+  {
+    dsim::Simulation sim({.seed = 1});
+    dsim::Host& server = sim.AddHost(
+        {.name = "server",
+         .start =
+             [&] {
+               struct UsesInDestructor {
+                 int read_fd, write_fd;
+                 std::vector<long>* results;
+                 std::vector<int>* errors;
+                 ~UsesInDestructor() {
+                   char byte = 'x';
+                   results->push_back(write(write_fd, &byte, 1));
+                   errors->push_back(errno);
+                   results->push_back(read(read_fd, &byte, 1));
+                   errors->push_back(errno);
+                 }
+               } cleanup{real[0], real[1], &results, &errors};
+               const int listener = socket(AF_INET, SOCK_STREAM, 0);
+               sockaddr_in address{};
+               address.sin_family = AF_INET;
+               address.sin_port = htons(80);
+               bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+               listen(listener, 8);
+               for (;;) accept(listener, nullptr, nullptr);
+             },
+         .addresses = {"10.0.0.1"}});
+    sim.Spawn("chaos", [&] {
+      dsim::SleepFor(absl::Milliseconds(10));
+      sim.Crash(server.id());
+    });
+    ASSERT_TRUE(sim.RunFor(absl::Seconds(1)).ok());
+  }
+  EXPECT_EQ(results, std::vector<long>({-1, -1}));
+  EXPECT_EQ(errors, std::vector<int>({EPERM, EPERM}));
+  char c = 0;
+  EXPECT_EQ(read(real[0], &c, 1), -1);  // Nothing was written to the real pipe.
+  EXPECT_EQ(errno, EAGAIN);
+  close(real[0]);
+  close(real[1]);
+}
+
 }  // namespace

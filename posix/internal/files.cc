@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/container/inlined_vector.h"
 #include "sockets/internal/pipe.h"
 
 namespace dsim::posix::internal {
@@ -19,7 +20,12 @@ short EpollFile::PollMask() const {
 }
 
 uint32_t EpollFile::Ready(const Interest& interest) const {
-  if (interest.disabled || stack_->Identity(interest.fd) != interest.identity) return 0;
+  if (stack_->Identity(interest.fd) != interest.identity) return 0;
+  return ReadyOpen(interest);
+}
+
+uint32_t EpollFile::ReadyOpen(const Interest& interest) const {
+  if (interest.disabled) return 0;
   const uint32_t mask = static_cast<uint16_t>(stack_->Readiness(interest.fd));
   // poll and epoll share bit values; EPOLLERR and EPOLLHUP are always reported.
   const uint32_t wanted = (interest.events & ~(EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE |
@@ -69,46 +75,48 @@ int EpollFile::Control(int op, int fd, const epoll_event* event) {
 }
 
 int EpollFile::Collect(epoll_event* events, int max) {
-  // Drop entries whose description is gone.
-  interests_.erase(std::remove_if(interests_.begin(), interests_.end(),
-                                  [&](const Interest& i) {
-                                    return stack_->Identity(i.fd) != i.identity;
-                                  }),
-                   interests_.end());
+  // One pass, no allocation once warm: entries whose description is gone are dropped,
+  // the ones not reported keep their order, and the reported ones go to the back in the
+  // order reported (reported_ is scratch kept between calls).
   int count = 0;
-  std::vector<Interest> reported;
-  for (auto it = interests_.begin(); it != interests_.end() && count < max;) {
-    const uint32_t ready = Ready(*it);
+  size_t kept = 0;
+  reported_.clear();
+  for (size_t i = 0; i < interests_.size(); ++i) {
+    Interest& interest = interests_[i];
+    if (stack_->Identity(interest.fd) != interest.identity) continue;  // Dropped.
+    const uint32_t ready = count < max ? ReadyOpen(interest) : 0;
     if (ready == 0) {
-      ++it;
+      if (kept != i) interests_[kept] = interest;
+      ++kept;
       continue;
     }
     events[count].events = ready;
-    events[count].data = it->data;
+    events[count].data = interest.data;
     ++count;
-    it->pending = false;
-    it->seen_edges = stack_->Edges(it->fd);
-    if (it->events & EPOLLONESHOT) it->disabled = true;
-    reported.push_back(*it);
-    it = interests_.erase(it);
+    interest.pending = false;
+    // Only edge-triggered entries compare edges (EPOLL_CTL_MOD re-reads them).
+    if (interest.events & EPOLLET) interest.seen_edges = stack_->Edges(interest.fd);
+    if (interest.events & EPOLLONESHOT) interest.disabled = true;
+    reported_.push_back(interest);
   }
-  // Reported entries go to the back, in the order reported.
-  interests_.insert(interests_.end(), reported.begin(), reported.end());
+  // Entries before `kept` are the kept ones, compacted; the reported ones follow.
+  interests_.erase(interests_.begin() + static_cast<ptrdiff_t>(kept + reported_.size()),
+                   interests_.end());  // Only shrinks (drops).
+  for (size_t j = 0; j < reported_.size(); ++j) interests_[kept + j] = reported_[j];
   return count;
 }
 
-int EpollFile::Wait(int self_fd, epoll_event* events, int max, absl::Time deadline,
-                    SourceLocation where) {
+int EpollFile::Wait(epoll_event* events, int max, absl::Time deadline, SourceLocation where) {
   if (max <= 0) return -EINVAL;
   Scheduler& scheduler = *Scheduler::Current();
   for (;;) {
     const int count = Collect(events, max);
     if (count > 0 || scheduler.Now() >= deadline) return count;
-    std::vector<int> fds;
-    fds.reserve(interests_.size());
+    absl::InlinedVector<int, 16> fds;  // On the stack: another task may wait here too.
     for (const Interest& interest : interests_) fds.push_back(interest.fd);
-    fds.push_back(self_fd);  // epoll_ctl from another task wakes this wait too.
-    stack_->WaitForAny(fds, deadline, "epoll_wait", where);
+    // epoll_ctl from another task wakes this wait too (Control notifies readiness). The
+    // caller keeps this file alive while it waits.
+    stack_->WaitForAny(fds, deadline, "epoll_wait", where, &readable());
   }
 }
 

@@ -35,8 +35,8 @@ class EpollFile final : public OpenFile {
 
   int Control(int op, int fd, const epoll_event* event);  // 0 or a negative errno.
   // Fills up to `max` events; blocks up to `deadline`. A count or a negative errno.
-  int Wait(int self_fd, epoll_event* events, int max, absl::Time deadline,
-           SourceLocation where);
+  // The caller holds a reference to this file (FileRef) across the call.
+  int Wait(epoll_event* events, int max, absl::Time deadline, SourceLocation where);
 
  private:
   struct Interest {
@@ -50,9 +50,12 @@ class EpollFile final : public OpenFile {
   };
   int Collect(epoll_event* events, int max);
   uint32_t Ready(const Interest& interest) const;
+  // Ready() for an entry whose description is known to be still open.
+  uint32_t ReadyOpen(const Interest& interest) const;
 
   HostStack* stack_;
   std::vector<Interest> interests_;
+  std::vector<Interest> reported_;  // Collect's scratch, kept to avoid allocating.
 };
 
 // timerfd_create(2) on the host's clock (scheduler/clock.h). Relative values and

@@ -24,6 +24,20 @@ namespace internal {
 void PosixState::EraseMutexIfIdle(const void*) {}
 void PosixState::EraseWaitIfIdle(const void*) {}
 
+WaitQueue* PosixState::WaitsOfSlow(WaitSlot& slot, const void* address, bool create) {
+  WaitQueue* queue;
+  if (create) {
+    queue = &waits[address];  // Stable: a node of the map.
+  } else {
+    auto it = waits.find(address);
+    if (it == waits.end()) return nullptr;
+    queue = &it->second;
+  }
+  slot.address = address;
+  slot.queue = queue;
+  return queue;
+}
+
 const char* PosixState::Intern(std::string text) {
   InternalsScope internals;  // The lock below is the real one, even inside a task.
   static std::mutex* const mu = new std::mutex;
@@ -76,9 +90,7 @@ __attribute__((constructor)) void FindRuntimeRanges() {
 
 }  // namespace
 
-PosixState& State(Scheduler& scheduler) {
-  void* state = scheduler.extension(Scheduler::kPosixExtension);
-  if (__builtin_expect(state != nullptr, 1)) return *static_cast<PosixState*>(state);
+PosixState& CreateState(Scheduler& scheduler) {
   auto owned = std::make_shared<PosixState>(&scheduler);
   PosixState* raw = owned.get();
   scheduler.SetOwnedExtension(Scheduler::kPosixExtension, std::move(owned));
@@ -129,12 +141,26 @@ bool IsLibraryWrapper(const std::string& function) {
 
 }  // namespace
 
+// The description of state.call_site, made once per address.
+SourceLocation DescribeCallSite(PosixState& state);
+
+const bool full_caller_walks = [] {
+  const char* mode = std::getenv("DSIM_POSIX_CALLERS");
+  return mode != nullptr && std::strcmp(mode, "full") == 0;
+}();
+
 SourceLocation CallerLocation(PosixState& state) {
-  static const bool full = [] {
-    const char* mode = std::getenv("DSIM_POSIX_CALLERS");
-    return mode != nullptr && std::strcmp(mode, "full") == 0;
-  }();
-  if (full || state.call_site == nullptr) return FullCallerLocation(state);
+  if (full_caller_walks || state.call_site == nullptr) return FullCallerLocation(state);
+  const uintptr_t key = reinterpret_cast<uintptr_t>(state.call_site);
+  PosixState::CallSiteSlot& slot =
+      state.call_site_cache[(key ^ (key >> 7)) % PosixState::kCallSiteSlots];
+  if (__builtin_expect(slot.address == state.call_site, 1)) return slot.location;
+  slot.address = state.call_site;
+  slot.location = DescribeCallSite(state);
+  return slot.location;
+}
+
+SourceLocation DescribeCallSite(PosixState& state) {
   auto [it, inserted] = state.call_sites.try_emplace(state.call_site);
   if (inserted) {
     InternalsScope internals;

@@ -3,12 +3,17 @@
 // values, and the list of calls that escaped to the real libc from inside tasks.
 //
 // Simulated mutexes, condition variables and futex words are found by their address in
-// side tables, never by writing into the user's pthread object: the same object may be
-// used by real threads before or after the simulation (a global std::mutex), and its
-// real contents (the mutex kind, the condition variable's clock) stay glibc's. An entry
-// exists only while the object is locked or has waiters, so a destroyed object (a
-// std::mutex has a trivial destructor) leaves nothing behind. The tables are looked up,
-// never iterated: no decision depends on an address.
+// side tables: the same object may be used by real threads before or after the
+// simulation (a global std::mutex), and its real contents (the mutex kind, the
+// condition variable's clock) stay glibc's. Entries live as long as the simulation (an
+// idle entry is the same as none). The tables are looked up, never iterated: no
+// decision depends on an address.
+//
+// One exception, for speed: a pthread mutex also carries a tag in its own bytes that
+// says where its entry is, so a lock or unlock in a task skips the hash lookup (see
+// MutexOf in sync.cc). The tag is only a cache: it is checked against the entry's
+// address before use, so a stale tag (from an earlier simulation, or from a simulation
+// on another thread that uses the same mutex) costs one lookup, never a wrong entry.
 #ifndef DSIM_POSIX_INTERNAL_STATE_H_
 #define DSIM_POSIX_INTERNAL_STATE_H_
 
@@ -42,9 +47,11 @@ inline TaskId SimThreadTask(pthread_t thread) {
 }
 
 struct SimMutex {
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
   TaskId owner = kNoTask;
   uint32_t count = 0;  // Recursion depth.
   int readers = 0;     // rwlocks: read holders.
+  uint32_t slot = kNoSlot;  // pthread mutexes: index in PosixState::mutex_slots.
   WaitQueue waiters;
 };
 
@@ -66,9 +73,20 @@ class PosixState {
  public:
   explicit PosixState(Scheduler* scheduler) : scheduler_(scheduler) {}
 
-  // Locked or waited-on objects, by address. Entries are erased when idle.
+  // Locked or waited-on objects, by address. Entries live as long as the simulation.
   std::unordered_map<const void*, SimMutex> mutexes;
   std::unordered_map<const void*, WaitQueue> waits;  // Condition variables, futexes.
+  // pthread mutexes' entries (nodes of `mutexes`) by the index their tag holds.
+  std::vector<std::pair<const void*, SimMutex*>> mutex_slots;
+  // The wait queue of a condition variable or futex word (`waits`, created on demand),
+  // or null when none exists and `create` is false. A direct-mapped cache in front of
+  // the map: the address is only a cache key, and entries are never erased.
+  WaitQueue* WaitsOf(const void* address, bool create) {
+    const uintptr_t key = reinterpret_cast<uintptr_t>(address);
+    WaitSlot& slot = wait_cache_[(key ^ (key >> 9)) % kWaitSlots];
+    if (__builtin_expect(slot.address == address, 1)) return slot.queue;
+    return WaitsOfSlow(slot, address, create);
+  }
   // Simulated threads by task.
   // Shared with the thread's own body, which may run (Spawn is a scheduling point)
   // before pthread_create has filed the record here.
@@ -86,6 +104,14 @@ class PosixState {
   // blocking calls), and what each such address was described as.
   void* call_site = nullptr;
   std::unordered_map<void*, SourceLocation> call_sites;
+  // A direct-mapped cache in front of `call_sites` (every simulated read and write
+  // asks): an address is only a cache key here, never a decision.
+  struct CallSiteSlot {
+    void* address = nullptr;
+    SourceLocation location;
+  };
+  static constexpr size_t kCallSiteSlots = 64;
+  CallSiteSlot call_site_cache[kCallSiteSlots];
   uint64_t threads_created = 0;
 
   // A stable copy of `text` for SourceLocations in reports. Process-wide and never
@@ -99,7 +125,15 @@ class PosixState {
   Scheduler& scheduler() { return *scheduler_; }
 
  private:
+  struct WaitSlot {
+    const void* address = nullptr;
+    WaitQueue* queue = nullptr;
+  };
+  static constexpr size_t kWaitSlots = 32;
+  WaitQueue* WaitsOfSlow(WaitSlot& slot, const void* address, bool create);
+
   Scheduler* scheduler_;
+  WaitSlot wait_cache_[kWaitSlots];
 };
 
 // Set while //posix's own slow paths run (symbolizing a caller, recording an escape):
@@ -172,8 +206,36 @@ __attribute__((always_inline)) inline Scheduler* TaskScheduler() {
   return scheduler;
 }
 
+// The hottest interposers (mutexes, clocks, read and write) are split in two, so that
+// their pass-through path compiles to a thread-local load, a branch and a jump through
+// the real function's pointer, with no stack frame (GCC will not shrink-wrap a frame
+// whose slow path rejoins the fast one, as TaskScheduler's "not in a task" answer does):
+//
+//   int pthread_mutex_lock(pthread_mutex_t* m) noexcept {
+//     if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_mutex_lock)(m);
+//     return LockInRun(m, __builtin_return_address(0));  // noinline: TaskSchedulerOf(caller)
+//   }
+__attribute__((always_inline)) inline bool NoRunOnThread() {
+  return Scheduler::Current() == nullptr;
+}
+
+// TaskScheduler() for the out-of-line half of a split interposer, given the return
+// address of the interposer itself.
+inline Scheduler* TaskSchedulerOf(void* caller) {
+  Scheduler* scheduler = Scheduler::Current();
+  if (scheduler == nullptr || !scheduler->InTask() || in_internals) return nullptr;
+  if (IsRuntimeCode(caller)) return nullptr;
+  entry_caller = caller;
+  return scheduler;
+}
+
 // The simulation's state, created on first use.
-PosixState& State(Scheduler& scheduler);
+PosixState& CreateState(Scheduler& scheduler);
+inline PosixState& State(Scheduler& scheduler) {
+  void* state = scheduler.extension(Scheduler::kPosixExtension);
+  if (__builtin_expect(state != nullptr, 1)) return *static_cast<PosixState*>(state);
+  return CreateState(scheduler);
+}
 
 // Where the interposed call came from, as "function (object+offset)", for reports.
 // By default this is the function that made the call (state.call_site), described once
@@ -183,12 +245,27 @@ PosixState& State(Scheduler& scheduler);
 // the first frame outside libc, libstdc++ and //posix instead (precise, about a
 // microsecond per call).
 SourceLocation CallerLocation(PosixState& state);
+// Set before main from DSIM_POSIX_CALLERS; read-only afterwards.
+extern const bool full_caller_walks;
+// CallerLocation's cached case, inline: every simulated read and write asks.
+inline SourceLocation CachedCallerLocation(PosixState& state) {
+  const uintptr_t key = reinterpret_cast<uintptr_t>(state.call_site);
+  const PosixState::CallSiteSlot& slot =
+      state.call_site_cache[(key ^ (key >> 7)) % PosixState::kCallSiteSlots];
+  if (__builtin_expect(slot.address == state.call_site && key != 0 && !full_caller_walks, 1)) {
+    return slot.location;
+  }
+  return CallerLocation(state);
+}
 // Always the full walk (escapes, which fail the run anyway).
 SourceLocation FullCallerLocation(PosixState& state);
 
 // Marks the simulated path of an interposed call: its return address is the call site.
 #define DSIM_CALL_SITE(scheduler) \
   (::dsim::posix::internal::State(scheduler).call_site = __builtin_return_address(0))
+// The same in the out-of-line half of a split interposer.
+#define DSIM_CALL_SITE_AT(scheduler, caller) \
+  (::dsim::posix::internal::State(scheduler).call_site = (caller))
 
 // Records a call forwarded to the real libc from inside a task. `fatal` ones (fork,
 // exec, raw socket syscalls, real addresses) also fail the run with a report naming

@@ -276,9 +276,10 @@ class HostStack final : public PacketReceiver {
   // to tell a reused descriptor number from the description registered earlier.
   const void* Identity(int fd);
   bool IsOpen(int fd) { return Lookup(fd) != nullptr || LookupFile(fd) != nullptr; }
-  // Blocks until the readiness of any of `fds` may have changed, or `deadline`.
+  // Blocks until the readiness of any of `fds` may have changed, or `deadline`, or a
+  // wake through `also` (a queue the caller keeps alive: epoll's own).
   void WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
-                  SourceLocation where);
+                  SourceLocation where, WaitQueue* also = nullptr);
 
   // Messages: the last failure of each task.
   int Fail(int error, std::string message);
