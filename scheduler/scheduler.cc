@@ -189,6 +189,7 @@ Scheduler::Scheduler(SchedulerOptions options) : options_(std::move(options)) {
   strategy_ = options_.strategy;
   if (strategy_ == nullptr) strategy_ = std::make_shared<RandomStrategy>(options_.seed);
   observes_yields_ = strategy_->ObservesYields();
+  random_strategy_ = dynamic_cast<RandomStrategy*>(strategy_.get());
   if (options_.default_stack_size == 0) options_.default_stack_size = kDefaultStackSize;
   if (options_.max_steps != 0) step_limit_ = options_.max_steps;
   max_time_ns_ = ToNanos(Epoch() + options_.max_virtual_time);
@@ -564,6 +565,17 @@ void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
 uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
                            absl::Span<const uint64_t> candidates, const char* label,
                            bool from_yield) {
+  // The default strategy, nobody listening: what RandomStrategy::Choose would answer.
+  if (ABSL_PREDICT_TRUE(random_strategy_ != nullptr && !has_listeners_ && num_options != 0)) {
+    ++decision_index_;
+    return random_strategy_->ChooseBelow(num_options);
+  }
+  return DecideSlow(kind, num_options, candidates, label, from_yield);
+}
+
+ABSL_ATTRIBUTE_NOINLINE uint64_t Scheduler::DecideSlow(DecisionKind kind, uint64_t num_options,
+                                                       absl::Span<const uint64_t> candidates,
+                                                       const char* label, bool from_yield) {
   Decision decision{kind,
                     decision_index_++,
                     steps_,

@@ -570,6 +570,8 @@ class Scheduler {
   size_t DecideNextTask(bool from_yield = false);
   uint64_t Decide(DecisionKind kind, uint64_t num_options, absl::Span<const uint64_t> candidates,
                   const char* label, bool from_yield = false);
+  uint64_t DecideSlow(DecisionKind kind, uint64_t num_options,
+                      absl::Span<const uint64_t> candidates, const char* label, bool from_yield);
 
   // Blocking, for primitives (through internal::WaitQueue).
   WakeReason Block(const char* what, SourceLocation where, int64_t deadline_ns);
@@ -620,6 +622,9 @@ class Scheduler {
   SchedulerOptions options_;
   std::shared_ptr<Strategy> strategy_;
   bool observes_yields_ = false;  // strategy_->ObservesYields(), for the Yield paths.
+  // strategy_ when it is the default RandomStrategy: with no listener, Decide draws from
+  // it directly (the same draw, without a Decision or a virtual call).
+  RandomStrategy* random_strategy_ = nullptr;
   StrategyBits random_{this};
   internal::StackPool stacks_;
   internal::Fiber main_fiber_;

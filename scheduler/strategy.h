@@ -103,6 +103,9 @@ class RandomStrategy final : public Strategy {
   uint64_t Choose(const Decision& decision) override;
   std::string Describe() const override;
 
+  // Choose for a decision of `num_options` > 0 options, inline (the scheduler's hot path).
+  uint64_t ChooseBelow(uint64_t num_options) { return rng_.Below(num_options); }
+
  private:
   uint64_t seed_;
   Random rng_;

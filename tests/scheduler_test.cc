@@ -80,6 +80,32 @@ TEST(SchedulerDeterminism, SameSeedGivesIdenticalEventTrace) {
   }
 }
 
+// The user-visible order of a bounded-buffer run; `watched` adds a listener, which
+// sends every decision through the Strategy interface instead of the scheduler's
+// inline draw for the default RandomStrategy.
+std::string BoundedBufferNotes(uint64_t seed, bool watched) {
+  Mutex mu;
+  CondVar not_empty, not_full;
+  std::vector<int> buffer;
+  EventLog notes;     // Not a listener: only the program's own notes.
+  EventLog watcher;
+  Scheduler scheduler(SchedulerOptions{.seed = seed});
+  if (watched) scheduler.AddListener(&watcher);
+  SpawnBoundedBufferProgram(scheduler, notes, mu, not_empty, not_full, buffer);
+  RunResult result = scheduler.Run();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(watched, !watcher.lines().empty());
+  return notes.Text();
+}
+
+TEST(SchedulerDeterminism, DefaultStrategyDecidesTheSameWithOrWithoutListeners) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    const std::string watched = BoundedBufferNotes(seed, true);
+    ASSERT_FALSE(watched.empty());
+    EXPECT_EQ(watched, BoundedBufferNotes(seed, false)) << "seed " << seed;
+  }
+}
+
 TEST(SchedulerDeterminism, DifferentSeedsGiveDifferentInterleavings) {
   std::set<std::string> traces;
   constexpr int kSeeds = 30;
