@@ -52,6 +52,21 @@ const std::string& NoNetworkMessage() {
 // Close and Shutdown run in destructors (TcpStream's), which must not throw.
 enum class KillPoint { kDeliver, kDefer };
 
+// Enter's failure, out of line: the message's temporaries stay off every call's frame.
+ABSL_ATTRIBUTE_NOINLINE HostStack* EnterFailed(Scheduler* scheduler, const char* call,
+                                               const char* problem) {
+  std::string message =
+      absl::StrCat("dsim::", call, " was called outside a simulated task: ", problem);
+  if (scheduler == nullptr) {
+    NoSimulationMessage() = std::move(message);
+  } else if (auto* network = static_cast<Network*>(
+                 scheduler->extension(Scheduler::kNetworkExtension))) {
+    network->outside_host_message() = std::move(message);
+  }
+  errno = EPERM;
+  return nullptr;
+}
+
 // Finds the calling task's host stack, after the scheduling point every call is.
 // Fails with EPERM outside a simulated task.
 HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
@@ -87,16 +102,7 @@ HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
       return &HostStack::Of(*host);
     }
   }
-  std::string message =
-      absl::StrCat("dsim::", call, " was called outside a simulated task: ", problem);
-  if (scheduler == nullptr) {
-    NoSimulationMessage() = std::move(message);
-  } else if (auto* network = static_cast<Network*>(
-                 scheduler->extension(Scheduler::kNetworkExtension))) {
-    network->outside_host_message() = std::move(message);
-  }
-  errno = EPERM;
-  return nullptr;
+  return EnterFailed(scheduler, call, problem);
 }
 
 // "Recvfrom(3) = 32", "Connect(4) = -1 ECONNREFUSED": made only when a trace is read.

@@ -867,7 +867,7 @@ ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
   CallGuard guard(this, s);
   const absl::Time start = CallStart(*s, true);
   if (s->read_deadline <= start) {
-    return Fail(EAGAIN, absl::StrCat(args.what, ": the read deadline has passed"));
+    return FailWith(EAGAIN, args.what, ": the read deadline has passed");
   }
   // Buggify: a stream read may return a short prefix (never with MSG_WAITALL, whose
   // whole point is the full length, nor MSG_PEEK).
@@ -911,15 +911,15 @@ ssize_t HostStack::Send(int fd, const SendArgs& args, SourceLocation where) {
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
   if (args.name != nullptr &&
       (static_cast<int>(args.name_length) < 0 || args.name_length > sizeof(sockaddr_storage))) {
-    return Fail(EINVAL, absl::StrCat(args.what, ": address length ", args.name_length,
-                                     " is out of range"));
+    return FailWith(EINVAL, args.what, ": address length ", args.name_length,
+                    " is out of range");
   }
   size_t length = 0;
   for (const iovec& v : args.iov) length += v.iov_len;
   CallGuard guard(this, s);
   const absl::Time start = CallStart(*s, false);
   if (s->write_deadline <= start) {
-    return Fail(EAGAIN, absl::StrCat(args.what, ": the write deadline has passed"));
+    return FailWith(EAGAIN, args.what, ": the write deadline has passed");
   }
   if (!s->is_tcp()) return UdpSend(s, args, length);
   if (length > 1 && network_->buggify().enabled) {

@@ -28,7 +28,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "scheduler/internal/nanos.h"
@@ -283,6 +285,12 @@ class HostStack final : public PacketReceiver {
 
   // Messages: the last failure of each task.
   int Fail(int error, std::string message);
+  // Fail with the message absl::StrCat(parts...), out of line: the hot calls' frames
+  // then hold no AlphaNum buffers or strings (nor the stack protector those bring).
+  template <typename... Parts>
+  ABSL_ATTRIBUTE_NOINLINE int FailWith(int error, Parts... parts) {
+    return Fail(error, absl::StrCat(parts...));
+  }
   const std::string& LastMessage(TaskId task) const;
 
   // ---- Network side ------------------------------------------------------------

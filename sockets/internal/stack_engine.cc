@@ -909,9 +909,9 @@ void HostStack::TcpAfterRead(SocketState* s) {
 ssize_t HostStack::TcpRecv(SocketState* s, const RecvArgs& args, size_t length,
                            absl::Time start, SourceLocation where) {
   if (s->state == TcpState::kListen) {
-    return Fail(ENOTCONN, absl::StrCat(args.what, " on a listening socket"));
+    return FailWith(ENOTCONN, args.what, " on a listening socket");
   }
-  if (args.flags & MSG_OOB) return Fail(EINVAL, absl::StrCat(args.what, ": no urgent data"));
+  if (args.flags & MSG_OOB) return FailWith(EINVAL, args.what, ": no urgent data");
   if (args.flags & MSG_ERRQUEUE) return Fail(EAGAIN, "the error queue is empty");
   const bool peek = args.flags & MSG_PEEK;
   const bool waitall = (args.flags & MSG_WAITALL) != 0;
@@ -925,7 +925,7 @@ ssize_t HostStack::TcpRecv(SocketState* s, const RecvArgs& args, size_t length,
     if (available > 0) {
       const size_t n = std::min(available, length - copied);
       if (!discard && n > 0 && !CopyToIov(args.iov, copied, s->rx.At(offset), n)) {
-        if (copied == 0) return Fail(EFAULT, absl::StrCat(args.what, ": the buffer is null"));
+        if (copied == 0) return FailWith(EFAULT, args.what, ": the buffer is null");
         break;
       }
       if (!peek) s->rx.Consume(n);
@@ -943,20 +943,20 @@ ssize_t HostStack::TcpRecv(SocketState* s, const RecvArgs& args, size_t length,
       if (s->error != 0) {
         const int error = s->error;
         s->error = 0;
-        return Fail(error, absl::StrCat(args.what, ": ", error == ECONNRESET
-                                                             ? "the peer reset the connection"
-                                                             : "the connection failed"));
+        return FailWith(error, args.what, ": ", error == ECONNRESET
+                                                  ? "the peer reset the connection"
+                                                  : "the connection failed");
       }
       if (s->shutdown & kRcvShutdown) break;
       if (s->state == TcpState::kClosed) {
-        return Fail(ENOTCONN, absl::StrCat(args.what, " on an unconnected socket"));
+        return FailWith(ENOTCONN, args.what, " on an unconnected socket");
       }
-      if (nonblocking) return Fail(EAGAIN, absl::StrCat(args.what, ": no data is available"));
+      if (nonblocking) return FailWith(EAGAIN, args.what, ": no data is available");
     }
     // The deadline is re-read after every wake: SetReadDeadline may have moved it.
     if (!WaitUntil(s, s->readable, Deadline(*s, true, start), args.what, where)) {
       if (copied > 0) break;
-      return Fail(EAGAIN, absl::StrCat(args.what, ": timed out waiting for data"));
+      return FailWith(EAGAIN, args.what, ": timed out waiting for data");
     }
   }
   if (!peek && copied > 0) TcpAfterRead(s);
@@ -974,15 +974,15 @@ ssize_t HostStack::TcpSend(SocketState* s, const SendArgs& args, size_t length,
     if (s->error != 0) {
       const int error = s->error;
       s->error = 0;
-      return Fail(error, absl::StrCat(args.what, ": the connection failed"));
+      return FailWith(error, args.what, ": the connection failed");
     }
     if (s->state != TcpState::kSynSent) {
-      return Fail(EPIPE, absl::StrCat(args.what, " on a socket that is not connected (state ",
-                                      TcpStateName(s->state), ")"));
+      return FailWith(EPIPE, args.what, " on a socket that is not connected (state ",
+                      TcpStateName(s->state), ")");
     }
-    if (nonblocking) return Fail(EAGAIN, absl::StrCat(args.what, ": still connecting"));
+    if (nonblocking) return FailWith(EAGAIN, args.what, ": still connecting");
     if (!WaitUntil(s, s->writable, Deadline(*s, false, start), args.what, where)) {
-      return Fail(EAGAIN, absl::StrCat(args.what, ": timed out while connecting"));
+      return FailWith(EAGAIN, args.what, ": timed out while connecting");
     }
   }
   size_t copied = 0;
@@ -992,22 +992,22 @@ ssize_t HostStack::TcpSend(SocketState* s, const SendArgs& args, size_t length,
       if (s->error != 0) {
         const int error = s->error;
         s->error = 0;
-        return Fail(error, absl::StrCat(args.what, ": ", error == ECONNRESET
-                                                             ? "the peer reset the connection"
-                                                             : "the connection failed"));
+        return FailWith(error, args.what, ": ", error == ECONNRESET
+                                                  ? "the peer reset the connection"
+                                                  : "the connection failed");
       }
-      return Fail(EPIPE, absl::StrCat(args.what, " after shutdown for writing"));
+      return FailWith(EPIPE, args.what, " after shutdown for writing");
     }
     if (copied == length) break;
     const size_t free = s->send_free_bytes();
     if (free == 0) {
       if (nonblocking) {
         if (copied > 0) break;
-        return Fail(EAGAIN, absl::StrCat(args.what, ": the send buffer is full"));
+        return FailWith(EAGAIN, args.what, ": the send buffer is full");
       }
       if (!WaitUntil(s, s->writable, Deadline(*s, false, start), args.what, where)) {
         if (copied > 0) break;
-        return Fail(EAGAIN, absl::StrCat(args.what, ": timed out waiting for buffer space"));
+        return FailWith(EAGAIN, args.what, ": timed out waiting for buffer space");
       }
       continue;
     }
@@ -1021,7 +1021,7 @@ ssize_t HostStack::TcpSend(SocketState* s, const SendArgs& args, size_t length,
     });
     if (!ok) {
       if (copied > 0) break;
-      return Fail(EFAULT, absl::StrCat(args.what, ": the buffer is null"));
+      return FailWith(EFAULT, args.what, ": the buffer is null");
     }
     copied += n;
     TcpPump(s);
@@ -1093,45 +1093,45 @@ int HostStack::UdpConnect(SocketState* s, const sockaddr* address, socklen_t len
 ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) {
   // inet_sendmsg binds an unbound socket before anything else is checked.
   if (!s->bound && AutoBind(s, s->local.address, false) < 0) {
-    return Fail(EAGAIN, absl::StrCat(args.what, ": no free ephemeral port"));
+    return FailWith(EAGAIN, args.what, ": no free ephemeral port");
   }
   if (length > 0xFFFF) {
-    return Fail(EMSGSIZE, absl::StrCat(args.what, ": ", length, " bytes exceed a datagram"));
+    return FailWith(EMSGSIZE, args.what, ": ", length, " bytes exceed a datagram");
   }
   if (args.flags & MSG_OOB) return Fail(EOPNOTSUPP, "MSG_OOB on a datagram socket");
   Endpoint destination;
   if (args.name != nullptr && args.name_length > 0) {
     if (args.name_length < sizeof(sa_family_t)) {
-      return Fail(EINVAL, absl::StrCat(args.what, ": the address is too short"));
+      return FailWith(EINVAL, args.what, ": the address is too short");
     }
     const int family = args.name->sa_family;
     if (s->family == AF_INET && family != AF_INET && family != AF_UNSPEC) {
-      return Fail(EAFNOSUPPORT, absl::StrCat(args.what, ": address family ", family,
-                                             " on an AF_INET socket"));
+      return FailWith(EAFNOSUPPORT, args.what, ": address family ", family,
+                      " on an AF_INET socket");
     }
     if (s->family == AF_INET6 && family != AF_INET6 && family != AF_INET &&
         family != AF_UNSPEC) {
-      return Fail(EINVAL, absl::StrCat(args.what, ": address family ", family,
-                                       " on an AF_INET6 socket"));
+      return FailWith(EINVAL, args.what, ": address family ", family,
+                      " on an AF_INET6 socket");
     }
     if (s->family == AF_INET6 && family == AF_INET) {
       // udpv6_sendmsg hands a sockaddr_in to the IPv4 path.
       if (args.name_length < sizeof(sockaddr_in)) {
-        return Fail(EINVAL, absl::StrCat(args.what, ": the address is too short"));
+        return FailWith(EINVAL, args.what, ": the address is too short");
       }
-      if (s->v6only) return Fail(ENETUNREACH, absl::StrCat(args.what, ": IPv4 on IPV6_V6ONLY"));
+      if (s->v6only) return FailWith(ENETUNREACH, args.what, ": IPv4 on IPV6_V6ONLY");
       sockaddr_in in;
       std::memcpy(&in, args.name, sizeof(in));
       destination = Endpoint{IpAddress::FromInAddr(in.sin_addr), ntohs(in.sin_port)};
-      if (destination.port == 0) return Fail(EINVAL, absl::StrCat(args.what, ": destination port 0"));
+      if (destination.port == 0) return FailWith(EINVAL, args.what, ": destination port 0");
     } else if (family == AF_UNSPEC && s->family == AF_INET6) {
-      if (!s->has_remote) return Fail(EDESTADDRREQ, absl::StrCat(args.what, ": no destination"));
+      if (!s->has_remote) return FailWith(EDESTADDRREQ, args.what, ": no destination");
       destination = s->remote;
     } else {
       const socklen_t needed = s->family == AF_INET ? sizeof(sockaddr_in) : 24;
       if (args.name_length < needed) {
-        return Fail(EINVAL, absl::StrCat(args.what, ": address length ", args.name_length,
-                                         " is too short"));
+        return FailWith(EINVAL, args.what, ": address length ", args.name_length,
+                        " is too short");
       }
       bool unspecified_family;
       // ParseAddress reads at most name_length bytes, and at most a sockaddr_in6.
@@ -1144,22 +1144,22 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
         return r;
       }
       if (destination.port == 0) {
-        return Fail(EINVAL, absl::StrCat(args.what, ": destination port 0"));
+        return FailWith(EINVAL, args.what, ": destination port 0");
       }
       if (s->family == AF_INET6 && destination.address.is_v4() && s->v6only) {
-        return Fail(ENETUNREACH, absl::StrCat(args.what, ": IPv4-mapped on IPV6_V6ONLY"));
+        return FailWith(ENETUNREACH, args.what, ": IPv4-mapped on IPV6_V6ONLY");
       }
     }
   } else {
     if (!s->has_remote) {
-      return Fail(EDESTADDRREQ, absl::StrCat(args.what, " on an unconnected datagram socket "
-                                                        "needs a destination address"));
+      return FailWith(EDESTADDRREQ, args.what, " on an unconnected datagram socket "
+                      "needs a destination address");
     }
     destination = s->remote;
     if (s->family == AF_INET6 && destination.address.is_v4() && destination.port == 0) {
       // udpv6_sendmsg hands the v4-mapped peer to udp_sendmsg as a sockaddr_in, and
       // udp_sendmsg refuses port 0 in an address (a native connected socket sends).
-      return Fail(EINVAL, absl::StrCat(args.what, ": the v4-mapped peer has port 0"));
+      return FailWith(EINVAL, args.what, ": the v4-mapped peer has port 0");
     }
   }
   // Linux's order: routing, then the datagram size (ip_append_data), then a pending
@@ -1168,16 +1168,16 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   if (int r = Route(*s, &destination, &source); r < 0) return r;
   const size_t limit = destination.address.is_v4() ? kUdpMaxPayloadV4 : kUdpMaxPayloadV6;
   if (length > limit) {
-    return Fail(EMSGSIZE, absl::StrCat(args.what, ": ", length, " bytes exceed the ", limit,
-                                       "-byte datagram limit"));
+    return FailWith(EMSGSIZE, args.what, ": ", length, " bytes exceed the ", limit,
+                    "-byte datagram limit");
   }
   if (s->error != 0) {
     const int error = s->error;
     s->error = 0;
-    return Fail(error, absl::StrCat(args.what, ": an earlier datagram was refused (ICMP)"));
+    return FailWith(error, args.what, ": an earlier datagram was refused (ICMP)");
   }
   if (s->shutdown & kSendShutdown) {
-    return Fail(EPIPE, absl::StrCat(args.what, " after shutdown for writing"));
+    return FailWith(EPIPE, args.what, " after shutdown for writing");
   }
   Packet* p = network_->NewPacket();
   const bool ok = CopyFromIov(args.iov, 0, length, [p](const char* data, size_t size) {
@@ -1185,7 +1185,7 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   });
   if (!ok) {
     network_->FreePacket(p);
-    return Fail(EFAULT, absl::StrCat(args.what, ": the buffer is null"));
+    return FailWith(EFAULT, args.what, ": the buffer is null");
   }
   p->kind = Packet::Kind::kUdp;
   p->source = Endpoint{source, s->local.port};
@@ -1203,14 +1203,14 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
     if (s->error != 0) {
       const int error = s->error;
       s->error = 0;
-      return Fail(error, absl::StrCat(args.what, ": an earlier datagram was refused (ICMP)"));
+      return FailWith(error, args.what, ": an earlier datagram was refused (ICMP)");
     }
     if (!s->datagrams.empty()) break;
     // Linux checks the shutdown only while waiting: a nonblocking call says EAGAIN.
-    if (nonblocking) return Fail(EAGAIN, absl::StrCat(args.what, ": no datagram is queued"));
+    if (nonblocking) return FailWith(EAGAIN, args.what, ": no datagram is queued");
     if (s->shutdown & kRcvShutdown) return 0;
     if (!WaitUntil(s, s->readable, Deadline(*s, true, start), args.what, where)) {
-      return Fail(EAGAIN, absl::StrCat(args.what, ": timed out waiting for a datagram"));
+      return FailWith(EAGAIN, args.what, ": timed out waiting for a datagram");
     }
   }
   Datagram& datagram = s->datagrams.front();
@@ -1231,7 +1231,7 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
     }
     s->datagrams.pop_front();
   }
-  if (!copied) return Fail(EFAULT, absl::StrCat(args.what, ": the buffer is null"));
+  if (!copied) return FailWith(EFAULT, args.what, ": the buffer is null");
   if (args.name != nullptr) {
     if (int r = CopyAddressOut(*s, source, args.name, args.name_length, false); r < 0) {
       return r;
