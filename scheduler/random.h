@@ -60,7 +60,7 @@ class BitSource {
   // Uses von Neumann's comparison method, so only integer comparisons are involved.
   absl::Duration ExponentialDuration(absl::Duration mean);
 
- private:
+ protected:
   uint64_t BelowSlow(uint64_t bound, unsigned __int128 product);
 };
 
@@ -85,6 +85,16 @@ class Random final : public BitSource {
   // next output and `stream`. Use it to give subsystems their own streams so that one
   // drawing more numbers does not shift the others.
   Random Fork(uint64_t stream);
+
+  // Below(bound) with the draw inlined (no virtual NextBits): the same value and the
+  // same stream. For the scheduler's per-decision draw.
+  uint64_t BelowInline(uint64_t bound) {
+    const unsigned __int128 product = static_cast<unsigned __int128>(Random::NextBits()) * bound;
+    if (static_cast<uint64_t>(product) >= bound && bound != 0) {
+      return static_cast<uint64_t>(product >> 64);
+    }
+    return BelowSlow(bound, product);
+  }
 
  private:
   static uint64_t RotateLeft(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

@@ -597,6 +597,10 @@ ABSL_ATTRIBUTE_NOINLINE uint64_t Scheduler::DecideSlow(DecisionKind kind, uint64
 // Out of line on purpose: the hot paths with a single candidate never call it, and
 // inlining it would give them a large stack frame.
 ABSL_ATTRIBUTE_NOINLINE size_t Scheduler::DecideNextTask(bool from_yield) {
+  if (ABSL_PREDICT_TRUE(random_strategy_ != nullptr && !has_listeners_)) {
+    ++decision_index_;  // Decide's fast path, without the call.
+    return random_strategy_->ChooseBelow(runnable_.size());
+  }
   return Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "", from_yield);
 }
 

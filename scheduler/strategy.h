@@ -104,7 +104,7 @@ class RandomStrategy final : public Strategy {
   std::string Describe() const override;
 
   // Choose for a decision of `num_options` > 0 options, inline (the scheduler's hot path).
-  uint64_t ChooseBelow(uint64_t num_options) { return rng_.Below(num_options); }
+  uint64_t ChooseBelow(uint64_t num_options) { return rng_.BelowInline(num_options); }
 
  private:
   uint64_t seed_;

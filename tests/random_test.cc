@@ -45,6 +45,17 @@ TEST(Random, BelowStaysInRangeAndCoversIt) {
   for (int c : counts) EXPECT_NEAR(c, 10000, 600);
 }
 
+TEST(Random, BelowInlineDrawsExactlyWhatBelowDraws) {
+  // Bounds near 2^64 make the rejection loop run often; small ones rarely.
+  const uint64_t bounds[] = {2, 3, 10, 1000, (uint64_t{1} << 63) + 1, UINT64_MAX - 5};
+  Random a(42), b(42);
+  for (int i = 0; i < 2000; ++i) {
+    const uint64_t bound = bounds[i % 6];
+    ASSERT_EQ(a.Below(bound), b.BelowInline(bound)) << "draw " << i;
+  }
+  EXPECT_EQ(a.NextBits(), b.NextBits());  // The streams stayed in step.
+}
+
 TEST(Random, BernoulliMatchesItsProbability) {
   Random rng(3);
   int hits = 0;
