@@ -552,24 +552,6 @@ int HostStack::CopyAddressOut(const SocketState& socket, const Endpoint& endpoin
 // The start of a call, for its timeouts. Reading the clock costs a call into Abseil on
 // the hottest path, so a socket without deadline or timeout skips it: with both
 // infinite, Deadline() never looks at the start.
-absl::Time HostStack::CallStart(const SocketState& socket, bool read) const {
-  const bool timed = read ? (socket.read_deadline != absl::InfiniteFuture() ||
-                             socket.receive_timeout != absl::InfiniteDuration())
-                          : (socket.write_deadline != absl::InfiniteFuture() ||
-                             socket.send_timeout != absl::InfiniteDuration());
-  return timed ? scheduler_->Now() : absl::InfinitePast();
-}
-
-absl::Time HostStack::Deadline(const SocketState& socket, bool read, absl::Time start) const {
-  absl::Time deadline = read ? socket.read_deadline : socket.write_deadline;
-  const absl::Duration timeout = read ? socket.receive_timeout : socket.send_timeout;
-  // SO_RCVTIMEO/SO_SNDTIMEO last their length on the calling host's clock.
-  if (timeout != absl::InfiniteDuration()) {
-    deadline = std::min(deadline, start + scheduler_->TrueDurationOfLocal(timeout));
-  }
-  return deadline;
-}
-
 bool HostStack::WaitUntil(SocketState* socket, WaitQueue& queue, absl::Time deadline,
                           const char* what, SourceLocation where) {
   if (deadline <= scheduler_->Now()) return false;

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -516,6 +517,26 @@ class HostStack final : public PacketReceiver {
 // null with errno = EPERM (and a message for LastSocketErrorMessage) outside a task on
 // a host. For descriptor kinds defined outside sockets/ (pipes, files, epoll).
 HostStack* EnterHost(const char* call);
+
+// Inline: every blocking call asks both once or more.
+inline absl::Time HostStack::CallStart(const SocketState& socket, bool read) const {
+  const bool timed = read ? (socket.read_deadline != absl::InfiniteFuture() ||
+                             socket.receive_timeout != absl::InfiniteDuration())
+                          : (socket.write_deadline != absl::InfiniteFuture() ||
+                             socket.send_timeout != absl::InfiniteDuration());
+  return timed ? scheduler_->Now() : absl::InfinitePast();
+}
+
+inline absl::Time HostStack::Deadline(const SocketState& socket, bool read,
+                                        absl::Time start) const {
+  absl::Time deadline = read ? socket.read_deadline : socket.write_deadline;
+  const absl::Duration timeout = read ? socket.receive_timeout : socket.send_timeout;
+  // SO_RCVTIMEO/SO_SNDTIMEO last their length on the calling host's clock.
+  if (timeout != absl::InfiniteDuration()) {
+    deadline = std::min(deadline, start + scheduler_->TrueDurationOfLocal(timeout));
+  }
+  return deadline;
+}
 
 }  // namespace dsim::internal
 
