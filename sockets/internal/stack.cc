@@ -549,15 +549,6 @@ int HostStack::CopyAddressOut(const SocketState& socket, const Endpoint& endpoin
 
 // ---- Blocking --------------------------------------------------------------------
 
-// The start of a call, for its timeouts. Reading the clock costs a call into Abseil on
-// the hottest path, so a socket without deadline or timeout skips it: with both
-// infinite, Deadline() never looks at the start.
-bool HostStack::WaitUntil(SocketState* socket, WaitQueue& queue, absl::Time deadline,
-                          const char* what, SourceLocation where) {
-  if (deadline <= scheduler_->Now()) return false;
-  return queue.Wait(what, where, deadline) == WakeReason::kWoken;
-}
-
 void HostStack::WakeAll(SocketState* socket) {
   ++socket->edges;
   if (!socket->readable.empty()) socket->readable.WakeAll();

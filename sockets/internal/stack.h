@@ -518,7 +518,10 @@ class HostStack final : public PacketReceiver {
 // a host. For descriptor kinds defined outside sockets/ (pipes, files, epoll).
 HostStack* EnterHost(const char* call);
 
-// Inline: every blocking call asks both once or more.
+// The start of a call, for its timeouts. Reading the clock costs a call into Abseil on
+// the hottest path, so a socket without deadline or timeout skips it: with both
+// infinite, Deadline() never looks at the start. Inline, as Deadline and WaitUntil:
+// every call asks them.
 inline absl::Time HostStack::CallStart(const SocketState& socket, bool read) const {
   const bool timed = read ? (socket.read_deadline != absl::InfiniteFuture() ||
                              socket.receive_timeout != absl::InfiniteDuration())
@@ -536,6 +539,12 @@ inline absl::Time HostStack::Deadline(const SocketState& socket, bool read,
     deadline = std::min(deadline, start + scheduler_->TrueDurationOfLocal(timeout));
   }
   return deadline;
+}
+
+inline bool HostStack::WaitUntil(SocketState* /*socket*/, WaitQueue& queue,
+                                 absl::Time deadline, const char* what, SourceLocation where) {
+  if (deadline <= scheduler_->Now()) return false;
+  return queue.Wait(what, where, deadline) == WakeReason::kWoken;
 }
 
 }  // namespace dsim::internal
