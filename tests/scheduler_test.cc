@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/mutex.h"
 #include "scheduler/notification.h"
+#include "scheduler/random.h"
 #include "tests/testing/event_log.h"
 
 namespace dsim {
@@ -1093,6 +1095,54 @@ TEST(AddTimerCall, FiresInSequenceOrderWithCallbackTimersAndCanBeCancelled) {
               ::testing::UnorderedElementsAre("fn 2", "call 2"));
   EXPECT_EQ(fired[2], "call 3");
   EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Milliseconds(3));  // Then idle.
+}
+
+TEST(AddTimerCall, ManyTimersWithCancelsAndReArmsFireInDueOrder) {
+  // Exercises the timer heap well past a few levels: timers added from callbacks while
+  // others fire, and cancelled at arbitrary heap positions. Distinct due times, so the
+  // expected order is simply ascending time.
+  Scheduler scheduler;
+  Random rng(7);
+  struct State {
+    std::vector<int64_t> fired;
+    Scheduler* scheduler;
+    Random* rng;
+    int64_t next_unique = 1;  // Low bits make every due time distinct.
+  } state{{}, &scheduler, &rng};
+  std::vector<int64_t> expected;
+  auto unique_time = [&state](int64_t base) { return base * 4096 + state.next_unique++; };
+  static constexpr auto kRecord = [](void* c, uint64_t argument) {
+    auto* st = static_cast<State*>(c);
+    st->fired.push_back(static_cast<int64_t>(argument));
+  };
+  std::vector<std::pair<TimerId, int64_t>> pending;
+  for (int i = 0; i < 600; ++i) {
+    const int64_t when = unique_time(1 + static_cast<int64_t>(rng.Below(100000)));
+    pending.emplace_back(scheduler.AddTimerCall(when, kRecord, &state, when), when);
+  }
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (rng.Below(3) == 0) {
+      ASSERT_TRUE(scheduler.CancelTimer(pending[i].first));
+    } else {
+      expected.push_back(pending[i].second);
+    }
+  }
+  // A callback that adds later timers while the heap drains.
+  const int64_t adder_when = unique_time(50000);
+  expected.push_back(adder_when);
+  std::vector<int64_t> added;
+  scheduler.AddTimer(Scheduler::Epoch() + absl::Nanoseconds(adder_when), [&] {
+    state.fired.push_back(adder_when);
+    for (int i = 0; i < 200; ++i) {
+      const int64_t when = unique_time(50001 + static_cast<int64_t>(rng.Below(60000)));
+      scheduler.AddTimerCall(when, kRecord, &state, when);
+      added.push_back(when);
+    }
+  });
+  ASSERT_TRUE(scheduler.RunFor(absl::Seconds(1)).ok());
+  expected.insert(expected.end(), added.begin(), added.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(state.fired, expected);
 }
 
 TEST(AddTimerCall, AGroupsCallTimersDieWithTheGroup) {
