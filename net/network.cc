@@ -6,23 +6,14 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/nanos.h"
 
 namespace dsim {
 
 // ---- IpAddress -------------------------------------------------------------------
-
-namespace {
-constexpr uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-}  // namespace
-
-IpAddress IpAddress::FromInAddr(in_addr address) {
-  IpAddress a;
-  std::memcpy(a.bytes_.data(), kV4MappedPrefix, 12);
-  std::memcpy(a.bytes_.data() + 12, &address.s_addr, 4);
-  return a;
-}
 
 IpAddress IpAddress::FromIn6Addr(const in6_addr& address) {
   IpAddress a;
@@ -48,17 +39,6 @@ absl::StatusOr<IpAddress> IpAddress::Parse(absl::string_view text) {
   return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not an IP address"));
 }
 
-bool IpAddress::is_v4() const { return std::memcmp(bytes_.data(), kV4MappedPrefix, 12) == 0; }
-
-bool IpAddress::IsUnspecified() const {
-  if (is_v4()) return bytes_[12] == 0 && bytes_[13] == 0 && bytes_[14] == 0 && bytes_[15] == 0;
-  return *this == IpAddress();
-}
-
-bool IpAddress::IsLoopback() const {
-  if (is_v4()) return bytes_[12] == 127;
-  return *this == V6Loopback();
-}
 
 in_addr IpAddress::ToInAddr() const {
   DSIM_DCHECK(is_v4());
@@ -196,6 +176,12 @@ void Packet::FormatTraceWords(const AnnotationPayload& payload, std::string* out
 
 // ---- Link models -----------------------------------------------------------------
 
+FixedLatencyLinkModel::FixedLatencyLinkModel(absl::Duration latency,
+                                             absl::Duration loopback_latency)
+    : latency_(latency), loopback_latency_(loopback_latency),
+      latency_ns_(internal::DurationToNanos(latency)),
+      loopback_latency_ns_(internal::DurationToNanos(loopback_latency)) {}
+
 PacketFate FixedLatencyLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {
   return PacketFate::DeliverAfter(packet.source_host == packet.destination_host
                                       ? loopback_latency_
@@ -203,14 +189,6 @@ PacketFate FixedLatencyLinkModel::Decide(const Packet& packet, Scheduler& schedu
 }
 
 // ---- NetworkHost ------------------------------------------------------------------------
-
-bool NetworkHost::HasAddress(const IpAddress& address) const {
-  if (address.IsLoopback()) return true;
-  for (const IpAddress& a : addresses_) {
-    if (a == address) return true;
-  }
-  return false;
-}
 
 TaskHandle NetworkHost::Spawn(std::string name, TaskBody body,
                               SpawnOptions options) {
@@ -241,6 +219,7 @@ Network::Network(Scheduler* scheduler, NetworkOptions options)
     link_model_ =
         std::make_shared<FixedLatencyLinkModel>(options_.latency, options_.loopback_latency);
   }
+  fixed_model_ = dynamic_cast<const FixedLatencyLinkModel*>(link_model_.get());
   scheduler_->SetExtension(Scheduler::kNetworkExtension, this);
 }
 
@@ -265,6 +244,7 @@ Network* Network::Current() {
 void Network::set_link_model(std::shared_ptr<LinkModel> model) {
   DSIM_MISUSE(model != nullptr, "Network::set_link_model(nullptr)");
   link_model_ = std::move(model);
+  fixed_model_ = dynamic_cast<const FixedLatencyLinkModel*>(link_model_.get());
 }
 
 NetworkHost& Network::AddHost(std::string name, const std::vector<std::string>& addresses,
@@ -300,24 +280,16 @@ void Network::BindGroup(NetworkHost& host, GroupId group) {
   host.group_ = group;
 }
 
-NetworkHost* Network::FindHost(NetworkHostId id) const {
-  if (id == 0 || id > hosts_.size()) return nullptr;
-  return hosts_[id - 1].get();
-}
-
-NetworkHost* Network::HostOfGroup(GroupId group) const {
-  if (group >= host_of_group_.size()) return nullptr;
-  return FindHost(host_of_group_[group]);
-}
-
 NetworkHost* Network::CrashedHostOfGroup(GroupId group) const {
   if (group >= crashed_host_of_group_.size()) return nullptr;
   return FindHost(crashed_host_of_group_[group]);
 }
 
-NetworkHost* Network::HostByAddress(const IpAddress& address) const {
+NetworkHost* Network::HostByAddressSlow(const IpAddress& address) const {
   auto it = owner_of_address_.find(address);
-  return it == owner_of_address_.end() ? nullptr : FindHost(it->second);
+  if (it == owner_of_address_.end()) return nullptr;
+  address_cache_[AddressHash{}(address) % kAddressCacheSize] = AddressCacheEntry{address, it->second};
+  return FindHost(it->second);
 }
 
 Packet* Network::NewPacket() {
@@ -366,6 +338,14 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
   packet->source_host = from.id();
   packet->destination_host = to->id();
   packet->flow_id = ++last_flow_id_;
+  if (fixed_model_ != nullptr) {
+    // The default model, decided here: one delivery after a fixed latency, in order. It
+    // draws nothing, so skipping its Decide changes no run.
+    if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
+    const int64_t latency = fixed_model_->LatencyNanos(*packet);
+    Dispatch(from, *to, packet, &latency, 1, /*unordered=*/false, /*connection_delay=*/0);
+    return true;
+  }
   PacketFate fate = link_model_->Decide(*packet, *scheduler_);
   if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
   if (fate.deliveries.empty()) {
@@ -375,14 +355,29 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     FreePacket(packet);
     return true;
   }
-  absl::Time* last = nullptr;
-  if (options_.fifo_links && !fate.unordered) {
-    if (from.last_delivery_.size() < to->id() + 1) {
-      from.last_delivery_.resize(to->id() + 1, absl::InfinitePast());
-    }
-    last = &from.last_delivery_[to->id()];
+  absl::InlinedVector<int64_t, 2> latencies;
+  for (absl::Duration delivery : fate.deliveries) {
+    DSIM_DCHECK(delivery >= absl::ZeroDuration());
+    latencies.push_back(internal::DurationToNanos(delivery));
   }
-  const absl::Time now = scheduler_->Now();
+  Dispatch(from, *to, packet, latencies.data(), latencies.size(), fate.unordered,
+           internal::DurationToNanos(fate.connection_delay));
+  return true;
+}
+
+// Puts a packet (and its duplicates) on the wire: one delivery per latency, measured
+// from now, in nanoseconds (absl::Time arithmetic is out of line).
+void Network::Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet,
+                       const int64_t* latencies, size_t count, bool unordered,
+                       int64_t connection_delay) {
+  int64_t* last = nullptr;
+  if (options_.fifo_links && !unordered) {
+    if (from.last_delivery_.size() < to.id() + 1) {
+      from.last_delivery_.resize(to.id() + 1, INT64_MIN);
+    }
+    last = &from.last_delivery_[to.id()];
+  }
+  const int64_t now = scheduler_->NowNanos();
   const bool in_connection =
       packet->kind == Packet::Kind::kTcp && packet->source_connection != 0;
   if (in_connection && !lost_acks_.empty()) {
@@ -392,60 +387,62 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
       lost_acks_.erase(it);
     }
   }
-  for (size_t i = 0; i < fate.deliveries.size(); ++i) {
-    DSIM_DCHECK(fate.deliveries[i] >= absl::ZeroDuration());
-    absl::Time when = now + fate.deliveries[i];
+  for (size_t i = 0; i < count; ++i) {
+    int64_t when = internal::SaturatingAdd(now, latencies[i]);
     if (last != nullptr) {
-      if (when <= *last) when = *last + absl::Nanoseconds(1);
+      if (when <= *last) when = internal::SaturatingAdd(*last, 1);
       *last = when;
     }
-    if (in_connection && (last != nullptr || fate.connection_delay > absl::ZeroDuration())) {
-      when = ConnectionOrder(packet, when, last != nullptr ? fate.connection_delay
-                                                           : absl::ZeroDuration());
+    if (in_connection && (last != nullptr || connection_delay > 0)) {
+      when = ConnectionOrder(packet, when, last != nullptr ? connection_delay : 0);
     }
-    if (last == nullptr) when += fate.connection_delay;
+    if (last == nullptr) when = internal::SaturatingAdd(when, connection_delay);
     Packet* copy = packet;
-    if (i + 1 < fate.deliveries.size()) {  // Duplicates are copies; the last is the original.
+    if (i + 1 < count) {  // Duplicates are copies; the last is the original.
       copy = NewPacket();
       *copy = *packet;
     }
     ++stats_.packets_sent;
     ++stats_.packets_in_flight;
-    copy->sent_at = now;
+    copy->sent_at_ns = now;
     copy->in_flight_index = static_cast<uint32_t>(in_flight_.size());
     in_flight_.push_back(copy);
     Schedule(copy, when);
   }
-  return true;
 }
 
-absl::Time Network::ConnectionOrder(Packet* packet, absl::Time when, absl::Duration hole) {
+int64_t Network::ConnectionOrder(Packet* packet, int64_t when, int64_t hole) {
   const uint64_t connection = packet->source_connection;
   if (!connection_holes_.empty()) {
     if (auto it = connection_holes_.find(connection); it != connection_holes_.end()) {
       if (when <= it->second) {
-        when = it->second + absl::Nanoseconds(1);  // Behind the hole, in order.
+        when = internal::SaturatingAdd(it->second, 1);  // Behind the hole, in order.
         it->second = when;
       } else {
         connection_holes_.erase(it);  // The hole is behind us: later packets come later.
       }
     }
   }
-  if (hole <= absl::ZeroDuration()) return when;
-  when += hole;
+  if (hole <= 0) return when;
+  when = internal::SaturatingAdd(when, hole);
   if (packet->IsPureAck()) {
     packet->lost_ack = true;
     lost_acks_[connection] = packet;
   } else {
-    absl::Time& end = connection_holes_[connection];
-    end = std::max(end, when);
+    auto [it, inserted] = connection_holes_.try_emplace(connection, when);
+    if (!inserted) it->second = std::max(it->second, when);
   }
   return when;
 }
 
-void Network::Schedule(Packet* packet, absl::Time when) {
-  packet->deliver_at = when;
-  scheduler_->AddTimer(when, [this, packet] { Deliver(packet); });
+void Network::Schedule(Packet* packet, int64_t when_ns) {
+  packet->deliver_at_ns = when_ns;
+  scheduler_->AddTimerCall(when_ns, &Network::DeliverCall, this,
+                           reinterpret_cast<uintptr_t>(packet));
+}
+
+void Network::DeliverCall(void* network, uint64_t packet) {
+  static_cast<Network*>(network)->Deliver(reinterpret_cast<Packet*>(packet));
 }
 
 // Swap-removes the packet from in_flight_: O(1), and the list's order means nothing.
@@ -594,7 +591,7 @@ bool Network::HoldOrDrop(Packet* packet) {
     return true;
   }
   if (scheduler_->has_listeners()) AnnotatePacket("net.hold", *packet, 0, group);
-  packet->deliver_at = absl::InfiniteFuture();
+  packet->deliver_at_ns = internal::kNeverNanos;
   if (link == nullptr) link = &held_[{from, to}];
   link->packets.push_back(packet);
   link->datagram_bytes += datagram_bytes;
@@ -604,7 +601,7 @@ bool Network::HoldOrDrop(Packet* packet) {
 // Sends on every held packet whose path is open again, in link order and, per link, in
 // arrival order, 1 ns apart so that the strategy cannot reorder a stream's segments.
 void Network::ReleaseHeld() {
-  absl::Time when = scheduler_->Now();
+  int64_t when = scheduler_->NowNanos();
   for (auto it = held_.begin(); it != held_.end();) {
     if (LinkBlocked(it->first.first, it->first.second)) {
       ++it;
@@ -612,7 +609,7 @@ void Network::ReleaseHeld() {
     }
     NetworkHost* from = FindHost(it->first.first);
     for (Packet* packet : it->second.packets) {
-      when += absl::Nanoseconds(1);
+      when = internal::SaturatingAdd(when, 1);
       Schedule(packet, when);
     }
     // Later packets on this link must not overtake the released ones.
@@ -717,15 +714,15 @@ std::vector<InFlightMessage> Network::InFlight(NetworkHostId from, NetworkHostId
     m.flags = p.flags;
     m.sequence = p.sequence;
     m.payload_bytes = p.payload.size();
-    m.sent_at = p.sent_at;
-    m.deliver_at = held ? absl::InfiniteFuture() : p.deliver_at;
+    m.sent_at = internal::EpochNanosToTime(p.sent_at_ns);
+    m.deliver_at = held ? absl::InfiniteFuture() : internal::EpochNanosToTime(p.deliver_at_ns);
     m.held = held;
     m.flow_id = p.flow_id;
     m.description = p.ToString();
     messages.push_back(std::move(m));
   };
   for (const Packet* p : in_flight_) {
-    const bool held = p->deliver_at == absl::InfiniteFuture();
+    const bool held = p->deliver_at_ns == internal::kNeverNanos;
     if (!held && p->source_host == from && p->destination_host == to) describe(*p, false);
   }
   // in_flight_ has no order: sort by arrival, then by sending (flow ids grow).

@@ -64,12 +64,21 @@
 
 namespace dsim {
 
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "IpAddress reads its bytes as little-endian words");
+
 // An IP address. IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d), so one type
 // serves both families and dual-stack sockets compare addresses directly.
 class IpAddress {
  public:
   IpAddress() = default;  // :: (the IPv6 unspecified address).
-  static IpAddress FromInAddr(in_addr address);
+  static IpAddress FromInAddr(in_addr address) {
+    IpAddress a;
+    const uint64_t mapped_prefix_high = uint64_t{0xffff0000};  // Bytes 8-11: 00 00 ff ff.
+    const uint64_t high = mapped_prefix_high | (uint64_t{address.s_addr} << 32);
+    std::memcpy(a.bytes_.data() + 8, &high, 8);
+    return a;
+  }
   static IpAddress FromIn6Addr(const in6_addr& address);
   static IpAddress V4Any();       // 0.0.0.0
   static IpAddress V4Loopback();  // 127.0.0.1
@@ -78,10 +87,17 @@ class IpAddress {
   // "10.0.0.1" or "fd00::1".
   static absl::StatusOr<IpAddress> Parse(absl::string_view text);
 
-  // True for IPv4 (stored IPv4-mapped).
-  bool is_v4() const;
-  bool IsUnspecified() const;  // 0.0.0.0 or ::
-  bool IsLoopback() const;     // 127.0.0.0/8 or ::1
+  // True for IPv4 (stored IPv4-mapped). Inline, on words: every packet asks.
+  bool is_v4() const { return low() == 0 && static_cast<uint32_t>(high()) == 0xffff0000u; }
+  // 0.0.0.0 or ::
+  bool IsUnspecified() const {
+    return low() == 0 && (high() == 0 || high() == uint64_t{0xffff0000});
+  }
+  // 127.0.0.0/8 or ::1
+  bool IsLoopback() const {
+    if (is_v4()) return bytes_[12] == 127;
+    return low() == 0 && high() == uint64_t{1} << 56;
+  }
   in_addr ToInAddr() const;    // Requires is_v4().
   in6_addr ToIn6Addr() const;  // IPv4 comes out IPv4-mapped.
   std::string ToString() const;
@@ -89,12 +105,7 @@ class IpAddress {
   const std::array<uint8_t, 16>& bytes() const { return bytes_; }
   friend bool operator==(const IpAddress& a, const IpAddress& b) {
     // Two 8-byte compares: addresses are compared on every packet.
-    uint64_t a0, a1, b0, b1;
-    std::memcpy(&a0, a.bytes_.data(), 8);
-    std::memcpy(&a1, a.bytes_.data() + 8, 8);
-    std::memcpy(&b0, b.bytes_.data(), 8);
-    std::memcpy(&b1, b.bytes_.data() + 8, 8);
-    return a0 == b0 && a1 == b1;
+    return a.low() == b.low() && a.high() == b.high();
   }
   friend bool operator!=(const IpAddress& a, const IpAddress& b) { return !(a == b); }
   friend bool operator<(const IpAddress& a, const IpAddress& b) { return a.bytes_ < b.bytes_; }
@@ -104,6 +115,19 @@ class IpAddress {
   }
 
  private:
+  // The address as two 8-byte words, in memory order (bytes 0-7 and 8-15), as the
+  // machine loads them (little-endian on every platform dsim runs on).
+  uint64_t low() const {
+    uint64_t word;
+    std::memcpy(&word, bytes_.data(), 8);
+    return word;
+  }
+  uint64_t high() const {
+    uint64_t word;
+    std::memcpy(&word, bytes_.data() + 8, 8);
+    return word;
+  }
+
   std::array<uint8_t, 16> bytes_{};
 };
 
@@ -151,8 +175,10 @@ struct Packet {
   uint32_t source_host = 0;  // NetworkHostId
   uint32_t destination_host = 0;
   uint64_t flow_id = 0;  // Links the send and delivery annotations of this packet.
-  absl::Time sent_at;    // When it was sent.
-  absl::Time deliver_at; // When it is due; InfiniteFuture while held.
+  // When it was sent and when it is due, in nanoseconds since Scheduler::Epoch()
+  // (Network::InFlight shows them as times); deliver_at_ns is INT64_MAX while held.
+  int64_t sent_at_ns = 0;
+  int64_t deliver_at_ns = 0;
   uint32_t in_flight_index = 0;  // Its slot in the network's in-flight list.
   // A "lost" pure ACK on its way late; `superseded` once a later segment of its
   // connection was sent (it is then dropped on arrival: that segment carries newer news).
@@ -212,13 +238,18 @@ class LinkModel {
 // `latency` between hosts. Links are reliable.
 class FixedLatencyLinkModel final : public LinkModel {
  public:
-  FixedLatencyLinkModel(absl::Duration latency, absl::Duration loopback_latency)
-      : latency_(latency), loopback_latency_(loopback_latency) {}
+  FixedLatencyLinkModel(absl::Duration latency, absl::Duration loopback_latency);
   PacketFate Decide(const Packet& packet, Scheduler& scheduler) override;
+  // What Decide's single delivery is, in nanoseconds (the Network asks this directly).
+  int64_t LatencyNanos(const Packet& packet) const {
+    return packet.source_host == packet.destination_host ? loopback_latency_ns_ : latency_ns_;
+  }
 
  private:
   absl::Duration latency_;
   absl::Duration loopback_latency_;
+  int64_t latency_ns_;
+  int64_t loopback_latency_ns_;
 };
 
 // Everything that describes one simulated network. Defaults follow a stock Linux 6.x.
@@ -346,7 +377,13 @@ class NetworkHost {
   // Configured addresses (loopback not included), in the order given.
   const std::vector<IpAddress>& addresses() const { return addresses_; }
   // True for a configured address and for loopback (127.0.0.0/8, ::1).
-  bool HasAddress(const IpAddress& address) const;
+  bool HasAddress(const IpAddress& address) const {
+    if (address.IsLoopback()) return true;
+    for (const IpAddress& a : addresses_) {
+      if (a == address) return true;
+    }
+    return false;
+  }
   Network& network() const { return *network_; }
 
   // Spawns a task on this host: its socket calls use this host's descriptors. Misuse
@@ -372,8 +409,9 @@ class NetworkHost {
   // Routing cache: the last destination address and the host that owns it.
   IpAddress last_destination_;
   NetworkHost* last_destination_host_ = nullptr;
-  // For NetworkOptions::fifo_links: last delivery time on the link to each host, by id.
-  std::vector<absl::Time> last_delivery_;
+  // For NetworkOptions::fifo_links: last delivery time on the link to each host, by id,
+  // in nanoseconds since Scheduler::Epoch() (INT64_MIN: none yet).
+  std::vector<int64_t> last_delivery_;
   std::string name_;
   std::vector<IpAddress> addresses_;
   std::unique_ptr<PacketReceiver> stack_;
@@ -409,14 +447,22 @@ class Network {
   // names the host.
   void BindGroup(NetworkHost& host, GroupId group);
   // The host with this id, or null.
-  NetworkHost* FindHost(NetworkHostId id) const;
+  NetworkHost* FindHost(NetworkHostId id) const {
+    return id == 0 || id > hosts_.size() ? nullptr : hosts_[id - 1].get();
+  }
   // The host whose current group is `group`, or null.
-  NetworkHost* HostOfGroup(GroupId group) const;
+  NetworkHost* HostOfGroup(GroupId group) const {  // Every socket call asks: inline.
+    return group < host_of_group_.size() ? FindHost(host_of_group_[group]) : nullptr;
+  }
   // The host whose crashed incarnation `group` was (its tasks may still be unwinding),
   // or null.
   NetworkHost* CrashedHostOfGroup(GroupId group) const;
   // The host that owns a configured (non-loopback) address, or null.
-  NetworkHost* HostByAddress(const IpAddress& address) const;
+  NetworkHost* HostByAddress(const IpAddress& address) const {
+    const AddressCacheEntry& entry = address_cache_[AddressHash{}(address) % kAddressCacheSize];
+    if (entry.host != 0 && entry.address == address) return FindHost(entry.host);
+    return HostByAddressSlow(address);
+  }
   size_t host_count() const { return hosts_.size(); }
 
   // Sends a packet from `from` to the host that owns packet->destination.address
@@ -485,6 +531,8 @@ class Network {
 
  private:
   void Deliver(Packet* packet);
+  void Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet, const int64_t* latencies,
+                size_t count, bool unordered, int64_t connection_delay);
   NetworkHost* Route(NetworkHost& from, const IpAddress& destination);
   void AnnotatePacket(const char* category, const Packet& packet, int flow_phase,
                       GroupId group);
@@ -492,6 +540,8 @@ class Network {
   Scheduler* scheduler_;
   NetworkOptions options_;
   std::shared_ptr<LinkModel> link_model_;
+  // link_model_ when it is the default FixedLatencyLinkModel, which Send decides inline.
+  const FixedLatencyLinkModel* fixed_model_ = nullptr;
   std::vector<std::unique_ptr<NetworkHost>> hosts_;  // hosts_[i] has id i + 1.
   std::vector<NetworkHostId> host_of_group_;          // By group; 0 for none.
   std::vector<NetworkHostId> crashed_host_of_group_;  // By group of a dead incarnation.
@@ -511,6 +561,15 @@ class Network {
     }
   };
   absl::flat_hash_map<IpAddress, NetworkHostId, AddressHash> owner_of_address_;
+  // In front of it: addresses found lately (an address never changes owner), so most
+  // lookups cost a multiply and a compare.
+  struct AddressCacheEntry {
+    IpAddress address;
+    NetworkHostId host = 0;  // 0: empty.
+  };
+  static constexpr size_t kAddressCacheSize = 64;
+  mutable AddressCacheEntry address_cache_[kAddressCacheSize];
+  NetworkHost* HostByAddressSlow(const IpAddress& address) const;
   // Every packet ever allocated (owned here, so in-flight packets are freed with the
   // network), and the ones free for reuse.
   std::vector<std::unique_ptr<Packet>> all_packets_;
@@ -530,16 +589,17 @@ class Network {
   };
   bool Gated(const Packet& packet) const;
   bool HoldOrDrop(Packet* packet);
-  void Schedule(Packet* packet, absl::Time when);
+  void Schedule(Packet* packet, int64_t when_ns);
+  static void DeliverCall(void* network, uint64_t packet);
   void ReleaseHeld();
   void ForgetInFlight(Packet* packet);
   // Per-connection order for PacketFate::connection_delay (see there): returns when the
   // packet is due, given its place on the link.
-  absl::Time ConnectionOrder(Packet* packet, absl::Time when, absl::Duration hole);
+  int64_t ConnectionOrder(Packet* packet, int64_t when_ns, int64_t hole_ns);
   // Connections with a "lost" segment still ahead of their later ones: source
   // connection -> delivery time of its last such packet. Lost pure ACKs in flight, by
   // source connection. Looked up only, never iterated.
-  absl::flat_hash_map<uint64_t, absl::Time> connection_holes_;
+  absl::flat_hash_map<uint64_t, int64_t> connection_holes_;  // Nanoseconds since Epoch().
   absl::flat_hash_map<uint64_t, Packet*> lost_acks_;
   void ChangeCut(NetworkHostId from, NetworkHostId to, int delta);
   int gates_active_ = 0;

@@ -191,6 +191,7 @@ Scheduler::Scheduler(SchedulerOptions options) : options_(std::move(options)) {
   observes_yields_ = strategy_->ObservesYields();
   if (options_.default_stack_size == 0) options_.default_stack_size = kDefaultStackSize;
   if (options_.max_steps != 0) step_limit_ = options_.max_steps;
+  max_time_ns_ = ToNanos(Epoch() + options_.max_virtual_time);
   watchdog_ = internal::WatchdogFromEnvironment(
       internal::WatchdogSettings{options_.watchdog, options_.watchdog_abort});
   internal::InitMainFiber(&main_fiber_);
@@ -273,6 +274,7 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   halt_ = unwinding_;
   errno_location_ = &errno;
   eh_globals_ = ThreadExceptionState();
+  uncaught_exceptions_ = &ThreadExceptionState()->uncaught_exceptions;
   mode_ = mode;
   until_ns_ = until_ns;
   outcome_ = RunOutcome::kCompleted;
@@ -471,7 +473,7 @@ Task* Scheduler::PickNextSlow() {
       Stop(RunOutcome::kReachedTime);
       return nullptr;
     }
-    if (next_ns > ToNanos(Epoch() + options_.max_virtual_time)) {
+    if (next_ns > max_time_ns_) {
       Stop(RunOutcome::kTimeLimit);
       return nullptr;
     }
@@ -528,6 +530,22 @@ void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
     timers_.Release(slot_id);
     task->wake_timer = kNoTimer;
     Wake(task, WakeReason::kTimedOut);
+    return;
+  }
+  if (slot.call != nullptr) {
+    const internal::TimerFunction call = slot.call;
+    void* const context = slot.context;
+    const uint64_t argument = slot.argument;
+    timers_.Release(slot_id);
+    try {
+      call(context, argument);
+    } catch (const std::exception& e) {
+      failure_ = e.what();
+      Stop(RunOutcome::kTaskFailed);
+    } catch (...) {
+      failure_ = "an exception not derived from std::exception";
+      Stop(RunOutcome::kTaskFailed);
+    }
     return;
   }
   std::function<void()> callback = std::move(slot.callback);
@@ -668,7 +686,7 @@ void Scheduler::FailOutsideTask(const char* operation) const {
                                       "tasks spawned on a dsim::Scheduler"));
 }
 
-void Scheduler::CheckThread(const char* operation) const {
+void Scheduler::CheckThreadSlow(const char* operation) const {
   const void* owner = run_thread_.load(std::memory_order_acquire);
   if (ABSL_PREDICT_TRUE(owner == nullptr || owner == &thread_marker)) return;
   internal::MisuseFailed(
@@ -880,6 +898,20 @@ void Scheduler::YieldSlow(Task* self) {
 
 void Scheduler::SchedulingPoint() {
   Task* self = CurrentTaskOrDie("SchedulingPoint");
+  // The common case: no other task is runnable and nothing unusual is going on, so the
+  // strategy has one candidate, the caller, which keeps the CPU. Exactly what the
+  // general path below does then (the step, the heartbeat, the dispatch event),
+  // without queueing the caller and taking it back out.
+  const bool alone = !halt_ & runnable_.empty() & (steps_ < step_limit_) &
+                     !timers_.AnyDue(now_ns_) & !self->kill_requested &
+                     (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone) &
+                     !(self->group != kNoGroup && groups_[self->group].paused);
+  if (ABSL_PREDICT_TRUE(alone)) {
+    ++steps_;
+    Beat();
+    if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(self);
+    return;
+  }
   CheckKilled(self);
   MakeRunnable(self);
   Reschedule(self);
@@ -940,13 +972,26 @@ bool Scheduler::CancelTimer(TimerId timer) {
   return timers_.Cancel(timer);
 }
 
-int64_t Scheduler::ToNanos(absl::Time t) const {
+TimerId Scheduler::AddTimerCall(int64_t when_ns, TimerFunction function, void* context,
+                                uint64_t argument, GroupId group) {
+  CheckThread("AddTimerCall");
+  DSIM_MISUSE(function != nullptr, "AddTimerCall with a null function");
+  if (ABSL_PREDICT_FALSE(group >= groups_.size())) Group(group);
+  return timers_.IdOf(
+      timers_.AddCall(std::max(when_ns, now_ns_), group, function, context, argument));
+}
+
+namespace internal {
+
+int64_t TimeToEpochNanosSlow(absl::Time t) {
   if (t == absl::InfiniteFuture()) return kForever;
-  const absl::Duration since = t - Epoch();
+  const absl::Duration since = t - Scheduler::Epoch();
   if (since < absl::ZeroDuration()) return 0;
   if (since >= absl::Nanoseconds(kForever)) return kForever;
   return absl::ToInt64Nanoseconds(since);
 }
+
+}  // namespace internal
 
 // ---- Host clocks -----------------------------------------------------------------
 
@@ -1262,6 +1307,7 @@ void Scheduler::UnwindAllTasks() {
   ClaimThread("Shutdown");
   errno_location_ = &errno;
   eh_globals_ = ThreadExceptionState();
+  uncaught_exceptions_ = &ThreadExceptionState()->uncaught_exceptions;
   unwinding_ = true;
   halt_ = true;
   current_scheduler = this;

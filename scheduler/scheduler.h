@@ -54,6 +54,7 @@
 #include "absl/time/time.h"
 #include "scheduler/clock.h"
 #include "scheduler/internal/fiber.h"
+#include "scheduler/internal/nanos.h"
 #include "scheduler/internal/stack_pool.h"
 #include "scheduler/internal/timer_queue.h"
 #include "scheduler/internal/watchdog.h"
@@ -321,6 +322,13 @@ class Scheduler {
   // Spawn, wake tasks and add timers, but must not block. A timer of a paused group
   // fires only after the group resumes.
   TimerId AddTimer(absl::Time when, std::function<void()> callback, GroupId group = kNoGroup);
+  // AddTimer for the hot paths of the layers above (packets in flight, TCP timers):
+  // due `when_ns` nanoseconds after Epoch(), it calls function(context, argument). No
+  // std::function to move and no absl::Time arithmetic; otherwise the same timer (same
+  // order, same group rules, CancelTimer works).
+  using TimerFunction = internal::TimerFunction;  // void (*)(void* context, uint64_t argument)
+  TimerId AddTimerCall(int64_t when_ns, TimerFunction function, void* context,
+                       uint64_t argument, GroupId group = kNoGroup);
   // Cancels a pending timer. Returns false if it already fired or was cancelled.
   bool CancelTimer(TimerId timer);
   size_t pending_timers() const { return timers_.size(); }
@@ -332,6 +340,8 @@ class Scheduler {
 
   // Tasks of `group` use `clock` (not owned; null: true time again).
   void SetGroupClock(GroupId group, const HostClock* clock);
+  // True once some group has a HostClock (SetGroupClock).
+  bool has_group_clocks() const { return has_group_clocks_; }
   // The running task's host clock, or null (no task, no clock).
   const HostClock* CurrentClock() const {
     if (!has_group_clocks_ || current_ == nullptr) return nullptr;
@@ -398,6 +408,9 @@ class Scheduler {
   void SleepFor(absl::Duration duration, SourceLocation where = SourceLocation::Current());
   void SleepUntil(absl::Time deadline, SourceLocation where = SourceLocation::Current());
   bool InTask() const { return current_ != nullptr; }
+  // std::uncaught_exceptions() of the running task, read without a call into the C++
+  // runtime (socket calls ask on every call). Only inside a task.
+  int UncaughtExceptions() const { return static_cast<int>(*uncaught_exceptions_); }
   // True while the calling task is being stopped (crash, Kill, Shutdown): its frames
   // are unwinding by dsim::TaskUnwind.
   bool CurrentTaskIsBeingStopped() const;
@@ -584,10 +597,15 @@ class Scheduler {
   GroupState& Group(GroupId group);
   internal::Task* CurrentTaskOrDie(const char* operation) const;
   // Misuse unless called from the thread running the simulation (or between runs).
-  void CheckThread(const char* operation) const;
+  // Inside this scheduler's run, on its thread, one load and a compare.
+  void CheckThread(const char* operation) const {
+    if (ABSL_PREDICT_TRUE(internal::current_scheduler == this)) return;
+    CheckThreadSlow(operation);
+  }
+  void CheckThreadSlow(const char* operation) const;
   void ClaimThread(const char* operation);
 
-  int64_t ToNanos(absl::Time t) const;
+  int64_t ToNanos(absl::Time t) const { return internal::TimeToEpochNanos(t); }
   const HostClock* CurrentClockSlow() const;
   // The true deadline of `task`'s realtime wait on its host's clock as it reads now.
   int64_t RealtimeDeadlineNs(const internal::Task* task) const;
@@ -612,6 +630,7 @@ class Scheduler {
   int64_t now_ns_ = 0;  // Virtual nanoseconds since Epoch(); the clock.
   absl::Time now_ = Epoch();  // The same instant, cached: decisions read it often.
   uint64_t step_limit_ = UINT64_MAX;
+  int64_t max_time_ns_ = INT64_MAX;  // Epoch() + options_.max_virtual_time, in nanoseconds.
   uint64_t steps_ = 0;
   uint64_t decision_index_ = 0;
   // Bumped at every dispatch and timer; read by the watchdog thread, which only
@@ -667,6 +686,8 @@ class Scheduler {
   // This thread's C++ exception state (__cxa_eh_globals), saved per task across
   // switches as errno is: a task unwinding an exception may block in a destructor.
   void* eh_globals_ = nullptr;
+  // Its count of uncaught exceptions (__cxa_eh_globals::uncaughtExceptions).
+  const unsigned int* uncaught_exceptions_ = nullptr;
   RunMode mode_ = RunMode::kUntilTasksDone;
   int64_t until_ns_ = 0;
   RunOutcome outcome_ = RunOutcome::kCompleted;

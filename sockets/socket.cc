@@ -66,7 +66,7 @@ HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
     // host must be unwound here even though its host no longer answers to it, or a
     // loop that retries a failing call would spin forever. While unwinding a killed
     // task, destructors that close sockets must not give the CPU away.
-    if (std::uncaught_exceptions() == 0) {
+    if (scheduler->UncaughtExceptions() == 0) {
       if (kill_point == KillPoint::kDefer) {
         Scheduler::NoUnwindScope no_unwind;
         scheduler->SchedulingPoint();

@@ -1003,6 +1003,83 @@ TEST(TeardownOrder, AChildWaitingOnACondVarWhoseMutexItsParentHoldsStillUnwinds)
   EXPECT_EQ(dead_touches, 0);
 }
 
+// ---- Nanosecond conversions (scheduler/internal/nanos.h) --------------------------------
+
+TEST(Nanos, DurationToNanosAgreesWithAbseilEverywhere) {
+  const absl::Duration cases[] = {
+      absl::ZeroDuration(), absl::Nanoseconds(1), absl::Nanoseconds(999999999),
+      absl::Seconds(1), absl::Milliseconds(40), absl::Microseconds(1) / 3,  // A fraction.
+      absl::Nanoseconds(3) / 4, absl::Hours(24 * 365 * 200), absl::Seconds(int64_t{1} << 33),
+      absl::Seconds(int64_t{1} << 40), absl::Nanoseconds(INT64_MAX), -absl::Nanoseconds(1),
+      -absl::Nanoseconds(3) / 4, -absl::Seconds(5), absl::InfiniteDuration(),
+      -absl::InfiniteDuration()};
+  for (absl::Duration d : cases) {
+    EXPECT_EQ(internal::DurationToNanos(d), absl::ToInt64Nanoseconds(d)) << d;
+  }
+}
+
+TEST(Nanos, TimeToEpochNanosClampsAsTimersDo) {
+  const absl::Time epoch = Scheduler::Epoch();
+  EXPECT_EQ(internal::TimeToEpochNanos(epoch), 0);
+  EXPECT_EQ(internal::TimeToEpochNanos(epoch + absl::Nanoseconds(7)), 7);
+  EXPECT_EQ(internal::TimeToEpochNanos(epoch + absl::Nanoseconds(7) / 2), 3);  // Truncated.
+  EXPECT_EQ(internal::TimeToEpochNanos(epoch + absl::Hours(1)), int64_t{3600} * 1000000000);
+  EXPECT_EQ(internal::TimeToEpochNanos(epoch - absl::Nanoseconds(1)), 0);
+  EXPECT_EQ(internal::TimeToEpochNanos(absl::InfinitePast()), 0);
+  EXPECT_EQ(internal::TimeToEpochNanos(absl::InfiniteFuture()), INT64_MAX);
+  EXPECT_EQ(internal::TimeToEpochNanos(epoch + absl::Nanoseconds(INT64_MAX)), INT64_MAX);
+  EXPECT_EQ(internal::TimeToEpochNanos(epoch + absl::Seconds(int64_t{1} << 33)),
+            (int64_t{1} << 33) * 1000000000);  // The slow path's first value.
+  EXPECT_EQ(internal::TimeToEpochNanos(epoch + absl::Seconds(int64_t{1} << 40)), INT64_MAX);
+}
+
+TEST(Nanos, EpochNanosToTimeInvertsTimeToEpochNanos) {
+  for (int64_t ns : {int64_t{0}, int64_t{1}, int64_t{1234567890123}, int64_t{1} << 62}) {
+    EXPECT_EQ(internal::EpochNanosToTime(ns), Scheduler::Epoch() + absl::Nanoseconds(ns));
+    EXPECT_EQ(internal::TimeToEpochNanos(internal::EpochNanosToTime(ns)), ns);
+  }
+  EXPECT_EQ(internal::EpochNanosToTime(INT64_MAX), absl::InfiniteFuture());
+  EXPECT_EQ(internal::SaturatingAdd(INT64_MAX - 1, 5), INT64_MAX);
+  EXPECT_EQ(internal::SaturatingAdd(10, 5), 15);
+}
+
+TEST(AddTimerCall, FiresInSequenceOrderWithCallbackTimersAndCanBeCancelled) {
+  Scheduler scheduler;
+  std::vector<std::string> fired;
+  struct Context {
+    std::vector<std::string>* fired;
+  } context{&fired};
+  auto call = [](void* c, uint64_t argument) {
+    static_cast<Context*>(c)->fired->push_back(absl::StrCat("call ", argument));
+  };
+  const int64_t ms = 1000000;
+  scheduler.AddTimer(Scheduler::Epoch() + absl::Milliseconds(2), [&] { fired.push_back("fn 2"); });
+  scheduler.AddTimerCall(2 * ms, call, &context, 2);
+  const TimerId cancelled = scheduler.AddTimerCall(1 * ms, call, &context, 99);
+  scheduler.AddTimerCall(3 * ms, call, &context, 3);
+  EXPECT_TRUE(scheduler.CancelTimer(cancelled));
+  EXPECT_FALSE(scheduler.CancelTimer(cancelled));
+  EXPECT_EQ(scheduler.pending_timers(), 3u);
+  EXPECT_TRUE(scheduler.RunFor(absl::Milliseconds(5)).ok());
+  // The two timers due at 2 ms tie: the strategy orders them; both fire before 3 ms.
+  ASSERT_EQ(fired.size(), 3u);
+  EXPECT_THAT(std::vector<std::string>(fired.begin(), fired.begin() + 2),
+              ::testing::UnorderedElementsAre("fn 2", "call 2"));
+  EXPECT_EQ(fired[2], "call 3");
+  EXPECT_EQ(scheduler.Now(), Scheduler::Epoch() + absl::Milliseconds(3));  // Then idle.
+}
+
+TEST(AddTimerCall, AGroupsCallTimersDieWithTheGroup) {
+  Scheduler scheduler;
+  int calls = 0;
+  auto call = [](void* c, uint64_t) { ++*static_cast<int*>(c); };
+  scheduler.AddTimerCall(1000, call, &calls, 0, /*group=*/3);
+  scheduler.AddTimerCall(1000, call, &calls, 0, /*group=*/0);
+  EXPECT_EQ(scheduler.KillGroup(3), 0u);
+  EXPECT_TRUE(scheduler.RunFor(absl::Milliseconds(1)).ok());
+  EXPECT_EQ(calls, 1);
+}
+
 // A listener added for a category prefix hears those annotations and nothing else.
 class PrefixListener : public SchedulerListener {
  public:

@@ -6,8 +6,92 @@
 
 namespace dsim::internal {
 
-TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
-                            std::function<void()> callback) {
+inline void TimerQueue::SiftUp(uint32_t index) {
+  const HeapEntry moving = heap_[index];
+  while (index > 0) {
+    const uint32_t parent = (index - 1) / 2;
+    if (!Less(moving, heap_[parent])) break;
+    Place(index, heap_[parent]);
+    index = parent;
+  }
+  Place(index, moving);
+}
+
+inline void TimerQueue::InsertIntoHeap(TimerSlotId slot, int64_t when_ns) {
+  DSIM_DCHECK(when_ns >= 0);
+  TimerSlot& s = slots_[slot];
+  s.when_ns = when_ns;
+  const uint32_t index = static_cast<uint32_t>(heap_.size());
+  heap_.push_back(HeapEntry{when_ns, s.sequence, slot});
+  s.position = index;
+  SiftUp(index);
+  RefreshEarliest();
+}
+
+inline void TimerQueue::SiftDown(uint32_t index) {
+  const HeapEntry moving = heap_[index];
+  const uint32_t size = static_cast<uint32_t>(heap_.size());
+  for (;;) {
+    uint32_t child = 2 * index + 1;
+    if (child >= size) break;
+    if (child + 1 < size && Less(heap_[child + 1], heap_[child])) ++child;
+    if (!Less(heap_[child], moving)) break;
+    Place(index, heap_[child]);
+    index = child;
+  }
+  Place(index, moving);
+}
+
+inline void TimerQueue::RemoveFromHeap(uint32_t index) {
+  DSIM_DCHECK(index < heap_.size());
+  slots_[heap_[index].slot].position = kNowhere;
+  const HeapEntry last = heap_.back();
+  heap_.pop_back();
+  if (index == 0 && !heap_.empty()) {
+    // Popping the earliest timer (the common case), bottom-up (Floyd): the hole at
+    // the root follows the smaller child down to a leaf, one comparison per level, and
+    // the last entry, usually a late timer, rises from there; the classic sift-down
+    // compares twice per level. The resulting heap is the same either way.
+    const uint32_t size = static_cast<uint32_t>(heap_.size());
+    uint32_t hole = 0;
+    for (;;) {
+      uint32_t child = 2 * hole + 1;
+      if (child >= size) break;
+      if (child + 1 < size && Less(heap_[child + 1], heap_[child])) ++child;
+      Place(hole, heap_[child]);
+      hole = child;
+    }
+    heap_[hole] = last;
+    SiftUp(hole);
+    RefreshEarliest();
+    return;
+  }
+  if (index != heap_.size()) {
+    Place(index, last);
+    SiftDown(index);
+    if (index > 0) SiftUp(slots_[last.slot].position);
+  }
+  RefreshEarliest();
+}
+
+inline void TimerQueue::RemoveFromBatch(uint32_t index) {
+  DSIM_DCHECK(index < batch_.size());
+  slots_[batch_[index]].position = kNowhere;
+  const uint32_t last = static_cast<uint32_t>(batch_.size() - 1);
+  if (index != last) {
+    batch_[index] = batch_[last];
+    batch_sequences_[index] = batch_sequences_[last];
+    slots_[batch_[index]].position = kBatchBit | index;
+  }
+  batch_.pop_back();
+  batch_sequences_.pop_back();
+  RefreshEarliest();
+}
+
+void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) { InsertIntoHeap(slot, when_ns); }
+
+// Takes a free slot and gives it the next sequence number.
+inline TimerSlotId TimerQueue::NewSlot(uint32_t group) {
   TimerSlotId id;
   if (!free_slots_.empty()) {
     id = free_slots_.back();
@@ -19,25 +103,31 @@ TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
   }
   TimerSlot& s = slots_[id];
   DSIM_DCHECK(!s.in_use);
-  s.callback = std::move(callback);
-  s.task = task;
   s.group = group;
   s.sequence = next_sequence_++;
   s.in_use = true;
-  Reinsert(id, when_ns);
   return id;
 }
 
-void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {
-  slots_[slot].when_ns = when_ns;
-  heap_.push_back(slot);
-  slots_[slot].position = static_cast<uint32_t>(heap_.size() - 1);
-  SiftUp(static_cast<uint32_t>(heap_.size() - 1));
-  RefreshEarliest();
+TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
+                            std::function<void()> callback) {
+  const TimerSlotId id = NewSlot(group);
+  TimerSlot& s = slots_[id];
+  if (callback != nullptr) s.callback = std::move(callback);
+  s.task = task;
+  InsertIntoHeap(id, when_ns);
+  return id;
 }
 
-uint64_t TimerQueue::IdOf(TimerSlotId slot) const {
-  return (static_cast<uint64_t>(slots_[slot].generation) << 32) | slot;
+TimerSlotId TimerQueue::AddCall(int64_t when_ns, uint32_t group, TimerFunction call,
+                                void* context, uint64_t argument) {
+  const TimerSlotId id = NewSlot(group);
+  TimerSlot& s = slots_[id];
+  s.call = call;
+  s.context = context;
+  s.argument = argument;
+  InsertIntoHeap(id, when_ns);
+  return id;
 }
 
 std::vector<uint64_t> TimerQueue::CallbackTimersOf(uint32_t group) const {
@@ -47,15 +137,6 @@ std::vector<uint64_t> TimerQueue::CallbackTimersOf(uint32_t group) const {
     if (s.in_use && s.group == group && s.task == nullptr) ids.push_back(IdOf(slot));
   }
   return ids;
-}
-
-TimerSlotId TimerQueue::SlotOf(uint64_t id) const {
-  const uint64_t slot = id & 0xffffffffu;
-  const uint32_t generation = static_cast<uint32_t>(id >> 32);
-  if (slot >= slots_.size()) return kNowhere;
-  const TimerSlot& s = slots_[slot];
-  if (!s.in_use || s.generation != generation) return kNowhere;
-  return static_cast<TimerSlotId>(slot);
 }
 
 bool TimerQueue::Cancel(uint64_t id) {
@@ -73,28 +154,16 @@ bool TimerQueue::Cancel(uint64_t id) {
   return true;
 }
 
-void TimerQueue::Release(TimerSlotId slot) {
-  TimerSlot& s = slots_[slot];
-  DSIM_DCHECK(s.in_use);
-  s.in_use = false;
-  s.callback = nullptr;
-  s.task = nullptr;
-  s.position = kNowhere;
-  ++s.generation;
-  if (s.generation == 0) s.generation = 1;
-  free_slots_.push_back(slot);
-}
-
 size_t TimerQueue::FillBatch(int64_t now_ns) {
   if (!batch_.empty() || heap_.empty()) return batch_.size();
-  const int64_t when = slots_[heap_[0]].when_ns;
+  const int64_t when = heap_[0].when_ns;
   if (when > now_ns) return 0;
-  while (!heap_.empty() && slots_[heap_[0]].when_ns == when) {
-    const TimerSlotId slot = heap_[0];
+  while (!heap_.empty() && heap_[0].when_ns == when) {
+    const HeapEntry top = heap_[0];
     RemoveFromHeap(0);
-    slots_[slot].position = kBatchBit | static_cast<uint32_t>(batch_.size());
-    batch_.push_back(slot);
-    batch_sequences_.push_back(slots_[slot].sequence);
+    slots_[top.slot].position = kBatchBit | static_cast<uint32_t>(batch_.size());
+    batch_.push_back(top.slot);
+    batch_sequences_.push_back(top.sequence);
   }
   RefreshEarliest();
   return batch_.size();
@@ -102,16 +171,16 @@ size_t TimerQueue::FillBatch(int64_t now_ns) {
 
 TimerSlotId TimerQueue::TakeLoneDue(int64_t now_ns) {
   if (!batch_.empty() || heap_.empty()) return kNowhere;
-  const TimerSlotId top = heap_[0];
-  const int64_t when = slots_[top].when_ns;
-  if (when > now_ns) return kNowhere;
+  const HeapEntry top = heap_[0];
+  if (top.when_ns > now_ns) return kNowhere;
   // The heap's second-smallest entry is one of the root's children.
   const size_t size = heap_.size();
-  for (size_t child = 1; child <= 2 && child < size; ++child) {
-    if (slots_[heap_[child]].when_ns == when) return kNowhere;
+  if ((size > 1 && heap_[1].when_ns == top.when_ns) ||
+      (size > 2 && heap_[2].when_ns == top.when_ns)) {
+    return kNowhere;
   }
   RemoveFromHeap(0);
-  return top;
+  return top.slot;
 }
 
 TimerSlotId TimerQueue::TakeFromBatch(size_t index) {
@@ -119,70 +188,6 @@ TimerSlotId TimerQueue::TakeFromBatch(size_t index) {
   const TimerSlotId slot = batch_[index];
   RemoveFromBatch(static_cast<uint32_t>(index));
   return slot;
-}
-
-bool TimerQueue::Less(TimerSlotId a, TimerSlotId b) const {
-  const TimerSlot& x = slots_[a];
-  const TimerSlot& y = slots_[b];
-  if (x.when_ns != y.when_ns) return x.when_ns < y.when_ns;
-  return x.sequence < y.sequence;
-}
-
-void TimerQueue::Place(uint32_t index, TimerSlotId slot) {
-  heap_[index] = slot;
-  slots_[slot].position = index;
-}
-
-void TimerQueue::SiftUp(uint32_t index) {
-  const TimerSlotId moving = heap_[index];
-  while (index > 0) {
-    const uint32_t parent = (index - 1) / 2;
-    if (!Less(moving, heap_[parent])) break;
-    Place(index, heap_[parent]);
-    index = parent;
-  }
-  Place(index, moving);
-}
-
-void TimerQueue::SiftDown(uint32_t index) {
-  const TimerSlotId moving = heap_[index];
-  const uint32_t size = static_cast<uint32_t>(heap_.size());
-  for (;;) {
-    uint32_t child = 2 * index + 1;
-    if (child >= size) break;
-    if (child + 1 < size && Less(heap_[child + 1], heap_[child])) ++child;
-    if (!Less(heap_[child], moving)) break;
-    Place(index, heap_[child]);
-    index = child;
-  }
-  Place(index, moving);
-}
-
-void TimerQueue::RemoveFromHeap(uint32_t index) {
-  DSIM_DCHECK(index < heap_.size());
-  slots_[heap_[index]].position = kNowhere;
-  const TimerSlotId last = heap_.back();
-  heap_.pop_back();
-  if (index != heap_.size()) {
-    Place(index, last);
-    SiftDown(index);
-    SiftUp(slots_[last].position);
-  }
-  RefreshEarliest();
-}
-
-void TimerQueue::RemoveFromBatch(uint32_t index) {
-  DSIM_DCHECK(index < batch_.size());
-  slots_[batch_[index]].position = kNowhere;
-  const uint32_t last = static_cast<uint32_t>(batch_.size() - 1);
-  if (index != last) {
-    batch_[index] = batch_[last];
-    batch_sequences_[index] = batch_sequences_[last];
-    slots_[batch_[index]].position = kBatchBit | index;
-  }
-  batch_.pop_back();
-  batch_sequences_.pop_back();
-  RefreshEarliest();
 }
 
 }  // namespace dsim::internal

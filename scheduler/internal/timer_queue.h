@@ -1,7 +1,8 @@
 // TimerQueue: pending timers, ordered by (due time, creation sequence).
 //
 // An indexed binary heap, so adding and cancelling are O(log n) and a sleep with a
-// million other timers pending stays logarithmic. Timers due at the same instant are
+// million other timers pending stays logarithmic. Each heap entry carries its own key
+// (due time and sequence), so sifting compares entries without visiting the slots. Timers due at the same instant are
 // moved together into a "due batch", from which the scheduler's strategy picks the firing
 // order one timer at a time (O(1) per pick, however large the batch).
 #ifndef DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
@@ -12,15 +13,23 @@
 #include <vector>
 
 #include "absl/types/span.h"
+#include "scheduler/internal/check.h"
 
 namespace dsim::internal {
 
 struct Task;
 using TimerSlotId = uint32_t;
 
+// A timer callback as a plain function and its two arguments (Scheduler::AddTimerCall).
+using TimerFunction = void (*)(void* context, uint64_t argument);
+
 struct TimerSlot {
-  std::function<void()> callback;  // Empty for a task wake-up timer.
+  std::function<void()> callback;  // Empty for a task wake-up timer and a call timer.
   Task* task = nullptr;            // The task to wake, for wake-up timers.
+  // Call timers: call(context, argument); null for the others.
+  TimerFunction call = nullptr;
+  void* context = nullptr;
+  uint64_t argument = 0;
   int64_t when_ns = 0;
   uint64_t sequence = 0;           // Creation order: a timer's stable identity.
   uint32_t generation = 1;         // Bumped on release, so stale TimerIds are rejected.
@@ -35,6 +44,8 @@ class TimerQueue {
   static constexpr uint32_t kBatchBit = 1u << 31;      // Position is in the batch.
 
   TimerSlotId Add(int64_t when_ns, uint32_t group, Task* task, std::function<void()> callback);
+  TimerSlotId AddCall(int64_t when_ns, uint32_t group, TimerFunction call, void* context,
+                      uint64_t argument);
   // Puts a taken (deferred) timer back, due at `when_ns`.
   void Reinsert(TimerSlotId slot, int64_t when_ns);
   // Removes a pending timer and frees its slot. False if `id` is stale.
@@ -42,12 +53,33 @@ class TimerQueue {
   // Ids of the live callback timers (not task wake-ups) of `group`, pending or deferred,
   // in slot order. O(slots): for rare events such as a host crash.
   std::vector<uint64_t> CallbackTimersOf(uint32_t group) const;
-  // Frees the slot of a timer that was taken from the batch.
-  void Release(TimerSlotId slot);
+  // Frees the slot of a timer that was taken from the batch (or the heap). Inline: every
+  // timer that fires ends here.
+  void Release(TimerSlotId slot) {
+    TimerSlot& s = slots_[slot];
+    DSIM_DCHECK(s.in_use);
+    s.in_use = false;
+    if (s.callback != nullptr) s.callback = nullptr;
+    s.task = nullptr;
+    s.call = nullptr;
+    s.position = kNowhere;
+    ++s.generation;
+    if (s.generation == 0) s.generation = 1;
+    free_slots_.push_back(slot);
+  }
 
-  uint64_t IdOf(TimerSlotId slot) const;
+  uint64_t IdOf(TimerSlotId slot) const {
+    return (static_cast<uint64_t>(slots_[slot].generation) << 32) | slot;
+  }
   // The slot `id` names, or kNowhere if it is stale.
-  TimerSlotId SlotOf(uint64_t id) const;
+  TimerSlotId SlotOf(uint64_t id) const {
+    const uint64_t slot = id & 0xffffffffu;
+    const uint32_t generation = static_cast<uint32_t>(id >> 32);
+    if (slot >= slots_.size()) return kNowhere;
+    const TimerSlot& s = slots_[slot];
+    if (!s.in_use || s.generation != generation) return kNowhere;
+    return static_cast<TimerSlotId>(slot);
+  }
   TimerSlot& slot(TimerSlotId slot) { return slots_[slot]; }
 
   // Timers in the heap or the batch.
@@ -71,22 +103,39 @@ class TimerQueue {
   TimerSlotId TakeFromBatch(size_t index);
 
  private:
-  bool Less(TimerSlotId a, TimerSlotId b) const;
+  // A heap entry: the timer's key, copied from its slot, and the slot.
+  struct HeapEntry {
+    int64_t when_ns;
+    uint64_t sequence;
+    TimerSlotId slot;
+  };
+  // (when_ns, sequence) order. Due times are never negative, so the pair compares as
+  // one unsigned 128-bit number: no branch.
+  static bool Less(const HeapEntry& a, const HeapEntry& b) {
+    using Key = unsigned __int128;
+    return ((Key{static_cast<uint64_t>(a.when_ns)} << 64) | a.sequence) <
+           ((Key{static_cast<uint64_t>(b.when_ns)} << 64) | b.sequence);
+  }
   void SiftUp(uint32_t index);
+  void InsertIntoHeap(TimerSlotId slot, int64_t when_ns);
   void SiftDown(uint32_t index);
   void RemoveFromHeap(uint32_t index);
   void RemoveFromBatch(uint32_t index);
-  void Place(uint32_t index, TimerSlotId slot);
+  void Place(uint32_t index, const HeapEntry& entry) {
+    heap_[index] = entry;
+    slots_[entry.slot].position = index;
+  }
+  TimerSlotId NewSlot(uint32_t group);
   // Recomputes earliest_ns_ after the heap or the batch changed.
   void RefreshEarliest() {
     earliest_ns_ = !batch_.empty()  ? slots_[batch_[0]].when_ns
-                   : !heap_.empty() ? slots_[heap_[0]].when_ns
+                   : !heap_.empty() ? heap_[0].when_ns
                                     : INT64_MAX;
   }
 
   std::vector<TimerSlot> slots_;
   std::vector<TimerSlotId> free_slots_;
-  std::vector<TimerSlotId> heap_;
+  std::vector<HeapEntry> heap_;
   std::vector<TimerSlotId> batch_;
   std::vector<uint64_t> batch_sequences_;
   uint64_t next_sequence_ = 1;

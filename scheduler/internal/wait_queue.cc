@@ -65,9 +65,15 @@ void WaitQueue::Remove(Waiter* waiter) {
   --size_;
 }
 
+// One queue, the common case (a socket read, a mutex): one waiter on this frame.
 WakeReason WaitQueue::Wait(const char* what, SourceLocation where, absl::Time deadline) {
-  WaitQueue* self = this;
-  return WaitAny(absl::MakeConstSpan(&self, 1), what, where, deadline);
+  Scheduler& scheduler = SchedulerForBlocking(what);
+  Waiter waiter;
+  waiter.task = scheduler.CurrentTaskOrDie(what);
+  waiter.scheduler = &scheduler;
+  WaiterGuard guard(absl::MakeSpan(&waiter, 1));
+  Link(&waiter);
+  return scheduler.Block(what, where, scheduler.ToNanos(deadline));
 }
 
 WakeReason WaitQueue::WaitAny(absl::Span<WaitQueue* const> queues, const char* what,

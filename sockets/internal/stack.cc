@@ -82,16 +82,14 @@ const char* TcpStateName(TcpState state) {
 
 HostStack::HostStack(Network* network, NetworkHost* host)
     : network_(network), host_(host), scheduler_(&network->scheduler()),
-      options_(network->options()) {
+      options_(network->options()), delayed_ack_ns_(DurationToNanos(options_.delayed_ack)) {
   descriptors_.resize(3);  // 0, 1 and 2 are stdin, stdout and stderr.
 }
 
 HostStack::~HostStack() = default;
 
-HostStack& HostStack::Of(NetworkHost& host) {
-  if (host.stack() == nullptr) {
-    host.set_stack(std::make_unique<HostStack>(&host.network(), &host));
-  }
+HostStack& HostStack::Create(NetworkHost& host) {
+  host.set_stack(std::make_unique<HostStack>(&host.network(), &host));
   return *static_cast<HostStack*>(host.stack());
 }
 
@@ -111,11 +109,6 @@ const std::string& HostStack::LastMessage(TaskId task) const {
 
 // ---- Descriptors and sockets -----------------------------------------------------
 
-SocketState* HostStack::Lookup(int fd) {
-  if (fd < 0 || static_cast<size_t>(fd) >= descriptors_.size()) return nullptr;
-  return descriptors_[fd].socket;
-}
-
 int HostStack::LookupOrFail(int fd, SocketState** out) {
   *out = Lookup(fd);
   if (ABSL_PREDICT_TRUE(*out != nullptr)) return 0;
@@ -132,9 +125,11 @@ ABSL_ATTRIBUTE_NOINLINE int HostStack::FailBadDescriptor(int fd) {
                                   host_->name(), "\""));
 }
 
-SocketState* HostStack::FindSocket(uint64_t id) {
+SocketState* HostStack::FindSocketSlow(uint64_t id) {
   auto it = sockets_.find(id);
-  return it == sockets_.end() ? nullptr : it->second.get();
+  if (it == sockets_.end()) return nullptr;
+  socket_cache_[id % kSocketCacheSize] = SocketCacheEntry{id, it->second.get()};
+  return it->second.get();
 }
 
 SocketState* HostStack::NewSocket(int family, int type, int protocol) {
@@ -292,19 +287,23 @@ void HostStack::Destroy(SocketState* socket) {
     MaybeDestroy(child);
   }
   socket->accept_queue.clear();
+  ForgetSocket(socket->id);
   sockets_.erase(socket->id);
 }
 
 // ---- Ports -----------------------------------------------------------------------
 
 HostStack::PortEntry& HostStack::Ports(const SocketState& socket, uint16_t port) {
+  ForgetPortCache();  // May insert, and move every entry.
   return ports_[PortIndex(socket.type)][port];
 }
 
-HostStack::PortEntry* HostStack::FindPorts(int type, uint16_t port) {
+HostStack::PortEntry* HostStack::FindPortsSlow(int type, uint16_t port) {
   auto& table = ports_[PortIndex(type)];
   auto it = table.find(port);
-  return it == table.end() ? nullptr : &it->second;
+  if (it == table.end()) return nullptr;
+  port_cache_[PortIndex(type)] = PortCache{port, &it->second};
+  return &it->second;
 }
 
 // Linux's bind-conflict rules (inet_csk_bind_conflict, udp_lib_lport_inuse), for one
@@ -407,7 +406,10 @@ void HostStack::Unbind(SocketState* socket) {
     DSIM_CHECK(s != entry.sockets.end());
     entry.sockets.erase(s);
   }
-  if (entry.empty()) table.erase(it);
+  if (entry.empty()) {
+    ForgetPortCache();
+    table.erase(it);
+  }
   socket->bound = false;
   socket->passive_binding = false;
 }
@@ -506,15 +508,18 @@ int HostStack::Route(const SocketState& socket, Endpoint* destination, IpAddress
 
 socklen_t HostStack::FillAddress(const SocketState& socket, const Endpoint& endpoint,
                                  sockaddr_storage* out) const {
-  std::memset(out, 0, sizeof(*out));
+  // Only the returned length is defined (and copied out): every datagram received
+  // comes through here, so no 128-byte clear.
   if (socket.family == AF_INET) {
     auto* in = reinterpret_cast<sockaddr_in*>(out);
+    std::memset(in, 0, sizeof(*in));
     in->sin_family = AF_INET;
     in->sin_port = htons(endpoint.port);
     in->sin_addr = endpoint.address.ToInAddr();
     return sizeof(sockaddr_in);
   }
   auto* in6 = reinterpret_cast<sockaddr_in6*>(out);
+  std::memset(in6, 0, sizeof(*in6));
   in6->sin6_family = AF_INET6;
   in6->sin6_port = htons(endpoint.port);
   in6->sin6_addr = endpoint.address.ToIn6Addr();

@@ -31,6 +31,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "scheduler/internal/nanos.h"
 #include "scheduler/internal/wait_queue.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/source_location.h"
@@ -126,12 +127,13 @@ struct SocketState {
   uint64_t pending_fin_sequence = UINT64_MAX;  // A FIN seen ahead of missing data.
   uint64_t rcv_acked = 0;        // rcv_nxt as last acknowledged.
   uint64_t rcv_window_edge = 0;  // Highest position the peer was allowed to send to.
-  // A delayed ACK is owed (Linux's ICSK_ACK_TIMER pending bit), due at delayed_ack_due.
+  // A delayed ACK is owed (Linux's ICSK_ACK_TIMER pending bit), due at delayed_ack_due_ns
+  // (nanoseconds since Scheduler::Epoch()).
   // Its timer may outlive it, as Linux's does: an ACK that leaves clears only the bit,
   // and a timer that fires early for a later delayed ACK re-arms itself for its due time.
   bool delayed_ack_armed = false;
   bool delayed_ack_timer_pending = false;
-  absl::Time delayed_ack_due;
+  int64_t delayed_ack_due_ns = 0;
 
   // TCP send side: tx holds [snd_una, snd_una + tx.size()).
   ByteQueue tx;
@@ -210,7 +212,10 @@ class HostStack final : public PacketReceiver {
   ~HostStack() override;
 
   // The stack of `host`, created on first use.
-  static HostStack& Of(NetworkHost& host);
+  static HostStack& Of(NetworkHost& host) {
+    if (ABSL_PREDICT_FALSE(host.stack() == nullptr)) return Create(host);
+    return *static_cast<HostStack*>(host.stack());
+  }
 
   // ---- Calls (negative errno on failure) -----------------------------------------
   int Socket(int domain, int type, int protocol);
@@ -301,11 +306,29 @@ class HostStack final : public PacketReceiver {
     bool empty() const { return sockets.empty() && passive_count == 0; }
   };
 
+  static HostStack& Create(NetworkHost& host);
+
   // Descriptors and sockets.
-  SocketState* Lookup(int fd);
+  SocketState* Lookup(int fd) {
+    if (fd < 0 || static_cast<size_t>(fd) >= descriptors_.size()) return nullptr;
+    return descriptors_[fd].socket;
+  }
   int LookupOrFail(int fd, SocketState** out);
   int FailBadDescriptor(int fd);
-  SocketState* FindSocket(uint64_t id);
+  // The live socket with connection id `id`, or null. Every segment looks its socket
+  // up, so a small direct-mapped cache answers first (ids are dense: the network
+  // numbers connections 1, 2, ...); ForgetSocket keeps it honest.
+  SocketState* FindSocket(uint64_t id) {
+    const SocketCacheEntry& entry = socket_cache_[id % kSocketCacheSize];
+    if (ABSL_PREDICT_TRUE(entry.id == id)) return entry.socket;
+    return FindSocketSlow(id);
+  }
+  SocketState* FindSocketSlow(uint64_t id);
+  // Drops `id` from the cache (the socket is destroyed or changes its id).
+  void ForgetSocket(uint64_t id) {
+    SocketCacheEntry& entry = socket_cache_[id % kSocketCacheSize];
+    if (entry.id == id) entry = SocketCacheEntry{};
+  }
   SocketState* NewSocket(int family, int type, int protocol);
   // Closes descriptor `fd` holding an OpenFile.
   int CloseFile(int fd);
@@ -317,7 +340,16 @@ class HostStack final : public PacketReceiver {
 
   // Ports.
   PortEntry& Ports(const SocketState& socket, uint16_t port);
-  PortEntry* FindPorts(int type, uint16_t port);
+  // The bound sockets on `port`, or null. Every datagram asks, so the last answer per
+  // protocol is cached (cleared whenever the port tables change: flat_hash_map entries
+  // move when it grows).
+  PortEntry* FindPorts(int type, uint16_t port) {
+    const PortCache& cache = port_cache_[type == SOCK_STREAM ? 0 : 1];
+    if (cache.entry != nullptr && cache.port == port) return cache.entry;
+    return FindPortsSlow(type, port);
+  }
+  PortEntry* FindPortsSlow(int type, uint16_t port);
+  void ForgetPortCache() { port_cache_[0].entry = port_cache_[1].entry = nullptr; }
   bool Conflicts(const SocketState& socket, const Endpoint& local, const PortEntry& entry,
                  bool for_listen) const;
   int BindTo(SocketState* socket, const Endpoint& local);
@@ -398,14 +430,16 @@ class HostStack final : public PacketReceiver {
   ssize_t UdpSend(SocketState* socket, const SendArgs& args, size_t length);
   int UdpConnect(SocketState* socket, const sockaddr* address, socklen_t length);
   void UdpOnDatagram(Packet* packet);
+  int UdpScore(const SocketState& s, const Packet& packet) const;
   ssize_t RecvStreamInto(int fd, const RecvArgs& args, SourceLocation where);
   void UdpOnUnreachable(const Packet& packet);
 
   short PollMask(const SocketState& socket) const;
   template <void (HostStack::*kHandler)(uint64_t)>
   TimerId AddTimer(absl::Duration delay, uint64_t id);  // `delay` on the host's clock.
+  // Due `when_ns` nanoseconds after Scheduler::Epoch(), in true time.
   template <void (HostStack::*kHandler)(uint64_t)>
-  TimerId AddTimerAt(absl::Time when, uint64_t id);  // `when` in true time.
+  TimerId AddTimerAt(int64_t when_ns, uint64_t id);
   absl::Duration HostDelay(absl::Duration delay) const;
   absl::Duration HostElapsedSince(absl::Time since) const;
   // Sends a packet from this host, unless the stack is detached (then frees it).
@@ -419,6 +453,7 @@ class HostStack final : public PacketReceiver {
   NetworkHost* host_;
   Scheduler* scheduler_;
   const NetworkOptions& options_;
+  const int64_t delayed_ack_ns_;  // options_.delayed_ack in nanoseconds.
 
   // One slot of the descriptor table: a socket or another open file (pipe, eventfd,
   // epoll, timerfd, ...). A slot with neither is free, or reserved by an accept() that
@@ -446,7 +481,19 @@ class HostStack final : public PacketReceiver {
   size_t open_descriptors_ = 0;       // Open and reserved descriptors.
   // Every live socket by id. Looked up only, never iterated (salted order).
   absl::flat_hash_map<uint64_t, std::unique_ptr<SocketState>> sockets_;
+  // In front of sockets_ (FindSocket). An empty entry has id 0, which no socket has.
+  struct SocketCacheEntry {
+    uint64_t id = 0;
+    SocketState* socket = nullptr;
+  };
+  static constexpr size_t kSocketCacheSize = 128;
+  SocketCacheEntry socket_cache_[kSocketCacheSize];
   absl::flat_hash_map<uint16_t, PortEntry> ports_[2];  // [0] TCP, [1] UDP.
+  struct PortCache {
+    uint16_t port = 0;
+    PortEntry* entry = nullptr;  // Null: nothing cached.
+  };
+  PortCache port_cache_[2];  // [0] TCP, [1] UDP.
   uint32_t ephemeral_cursor_ = 0;
   bool ephemeral_cursor_set_ = false;
   // Accepted children by their peer's connection id, so a repeated SYN finds its child.

@@ -23,6 +23,13 @@ constexpr size_t kMaxSparePayloads = 256;
 // iovecs end first.
 template <typename Visit>
 bool ForEachIovPiece(absl::Span<const iovec> iov, size_t offset, size_t length, Visit&& visit) {
+  if (iov.size() == 1 && offset + length <= iov[0].iov_len) {
+    // One buffer (read, write, send, recv): the loop below would do just this.
+    if (length == 0) return true;
+    if (iov[0].iov_base == nullptr) return false;
+    visit(static_cast<char*>(iov[0].iov_base) + offset, length);
+    return true;
+  }
   for (const iovec& v : iov) {
     if (length == 0) return true;
     if (offset >= v.iov_len) {
@@ -87,17 +94,21 @@ bool NeedsReset(TcpState state) {
 
 // ---- Timers and traces -------------------------------------------------------------
 
-// The handler is a template argument so the callback captures 16 bytes, which
-// std::function stores without a heap allocation.
+// The handler is a template argument, so the timer is a plain function call with the
+// stack and the socket id as its arguments: no std::function, no allocation.
 template <void (HostStack::*kHandler)(uint64_t)>
-TimerId HostStack::AddTimer(absl::Duration delay, uint64_t id) {
-  return AddTimerAt<kHandler>(scheduler_->Now() + HostDelay(delay), id);
+TimerId HostStack::AddTimerAt(int64_t when_ns, uint64_t id) {
+  // Stack timers belong to the host's group: a crash cancels them with the host.
+  return scheduler_->AddTimerCall(
+      when_ns,
+      [](void* stack, uint64_t socket_id) { (static_cast<HostStack*>(stack)->*kHandler)(socket_id); },
+      this, id, host_->group());
 }
 
 template <void (HostStack::*kHandler)(uint64_t)>
-TimerId HostStack::AddTimerAt(absl::Time when, uint64_t id) {
-  // Stack timers belong to the host's group: a crash cancels them with the host.
-  return scheduler_->AddTimer(when, [this, id] { (this->*kHandler)(id); }, host_->group());
+TimerId HostStack::AddTimer(absl::Duration delay, uint64_t id) {
+  return AddTimerAt<kHandler>(
+      SaturatingAdd(scheduler_->NowNanos(), DurationToNanos(HostDelay(delay))), id);
 }
 
 // The host's kernel measures its timers on its own clock (scheduler/clock.h): `delay`
@@ -152,7 +163,10 @@ void HostStack::TcpSendSegment(SocketState* s, uint8_t flags, uint64_t sequence,
   p->sequence = sequence;
   p->acknowledgment = s->rcv_nxt + (s->fin_received ? 1 : 0);
   p->window_bytes = TcpReceiveWindow(*s);
-  if (length > 0) p->payload.assign(data, length);
+  // A pooled packet comes back with an empty payload (and its capacity): appending is
+  // assigning, and cheaper.
+  DSIM_DCHECK(p->payload.empty());
+  if (length > 0) p->payload.append(data, length);
   if (flags & Packet::kAck) {
     s->rcv_acked = s->rcv_nxt;
     s->rcv_window_edge = s->rcv_nxt + p->window_bytes;
@@ -315,6 +329,7 @@ int HostStack::TcpDisconnect(SocketState* s) {
     s->local.address = s->family == AF_INET ? IpAddress::V4Any() : IpAddress::V6Any();
   }
   // A new identity, so segments of the old connection cannot reach the next one.
+  ForgetSocket(s->id);
   auto node = sockets_.extract(s->id);
   s->id = network_->NewConnectionId();
   node.key() = s->id;
@@ -396,10 +411,15 @@ void HostStack::OnSynTimer(uint64_t id) {
 void HostStack::ArmDelayedAck(SocketState* s) {
   if (s->delayed_ack_armed) return;
   s->delayed_ack_armed = true;
-  s->delayed_ack_due = scheduler_->Now() + HostDelay(options_.delayed_ack);
+  // The delay runs on the host's clock; without host clocks (the usual case) it is the
+  // NetworkOptions value, converted to nanoseconds once.
+  const int64_t delay_ns = scheduler_->has_group_clocks()
+                               ? DurationToNanos(HostDelay(options_.delayed_ack))
+                               : delayed_ack_ns_;
+  s->delayed_ack_due_ns = SaturatingAdd(scheduler_->NowNanos(), delay_ns);
   if (s->delayed_ack_timer_pending) return;  // It re-arms itself for the new due time.
   s->delayed_ack_timer_pending = true;
-  AddTimerAt<&HostStack::OnDelayedAck>(s->delayed_ack_due, s->id);
+  AddTimerAt<&HostStack::OnDelayedAck>(s->delayed_ack_due_ns, s->id);
 }
 
 // Any ACK that leaves settles what the delayed ACK was waiting for, as Linux's
@@ -413,10 +433,10 @@ void HostStack::OnDelayedAck(uint64_t id) {
   if (s == nullptr) return;
   s->delayed_ack_timer_pending = false;
   if (!s->delayed_ack_armed) return;  // Its ACK left with data.
-  const absl::Time now = scheduler_->Now();
-  if (now < s->delayed_ack_due) {  // Owed for later data: wait for that (tcp_delack_timer).
+  if (scheduler_->NowNanos() < s->delayed_ack_due_ns) {
+    // Owed for later data: wait for that (tcp_delack_timer).
     s->delayed_ack_timer_pending = true;
-    AddTimerAt<&HostStack::OnDelayedAck>(s->delayed_ack_due, s->id);
+    AddTimerAt<&HostStack::OnDelayedAck>(s->delayed_ack_due_ns, s->id);
     return;
   }
   s->delayed_ack_armed = false;
@@ -1114,9 +1134,9 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
                                          " is too short"));
       }
       bool unspecified_family;
+      // ParseAddress reads at most name_length bytes, and at most a sockaddr_in6.
       sockaddr_storage storage;
-      std::memset(&storage, 0, sizeof(storage));
-      std::memcpy(&storage, args.name, std::min<size_t>(args.name_length, sizeof(storage)));
+      std::memcpy(&storage, args.name, std::min<size_t>(args.name_length, sizeof(sockaddr_in6)));
       if (family == AF_UNSPEC) reinterpret_cast<sockaddr*>(&storage)->sa_family = AF_INET;
       if (int r = ParseAddress(*s, reinterpret_cast<sockaddr*>(&storage), args.name_length,
                                &destination, &unspecified_family, args.what);
@@ -1231,20 +1251,31 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
   return static_cast<ssize_t>((args.flags & MSG_TRUNC) ? size : n);
 }
 
+// How well a datagram socket matches a packet: 0 for not at all, more for more
+// specific (an exact address beats a wildcard, a connected socket beats both).
+int HostStack::UdpScore(const SocketState& s, const Packet& packet) const {
+  if (!FamilyAccepts(s, packet.destination.address)) return 0;
+  int score = LocalAddressScore(s, packet.destination.address);
+  if (score == 0) return 0;
+  if (s.has_remote) {
+    if (!RemoteMatches(s, packet.source)) return 0;  // Connected: filters senders.
+    score += 4;
+  }
+  return score;
+}
+
 void HostStack::UdpOnDatagram(Packet* packet) {
   PortEntry* entry = FindPorts(SOCK_DGRAM, packet->destination.port);
   absl::InlinedVector<SocketState*, 4> best;
-  int best_score = 0;
-  if (entry != nullptr) {
+  if (entry != nullptr && entry->sockets.size() == 1) {
+    // One socket on the port (the usual case): it takes the datagram if it matches.
+    SocketState* only = entry->sockets[0];
+    if (UdpScore(*only, *packet) > 0) best.push_back(only);
+  } else if (entry != nullptr) {
+    int best_score = 0;
     for (SocketState* s : entry->sockets) {
-      if (!FamilyAccepts(*s, packet->destination.address)) continue;
-      int score = LocalAddressScore(*s, packet->destination.address);
-      if (score == 0) continue;
-      if (s->has_remote) {
-        if (!RemoteMatches(*s, packet->source)) continue;  // Connected: filters senders.
-        score += 4;
-      }
-      if (score < best_score) continue;
+      const int score = UdpScore(*s, *packet);
+      if (score == 0 || score < best_score) continue;
       if (score > best_score) best.clear();
       best_score = score;
       best.push_back(s);
