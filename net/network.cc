@@ -346,6 +346,14 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     Dispatch(from, *to, packet, &latency, 1, /*unordered=*/false, /*connection_delay=*/0);
     return true;
   }
+  int64_t plain_latency_ns;
+  if (link_model_->PlainLatencyNanos(*packet, &plain_latency_ns)) {
+    // What the general path below does with PacketFate::DeliverAfter(latency).
+    if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
+    Dispatch(from, *to, packet, &plain_latency_ns, 1, /*unordered=*/false,
+             /*connection_delay=*/0);
+    return true;
+  }
   PacketFate fate = link_model_->Decide(*packet, *scheduler_);
   if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
   if (fate.deliveries.empty()) {
