@@ -753,7 +753,8 @@ int Network::InjectReset(NetworkHost& a, NetworkHost& b) {
   return reset;
 }
 
-void Network::AnnotatePacket(const char* category, const Packet& packet, int flow_phase,
+// The category as a string_view: a literal's length is known where it is passed.
+void Network::AnnotatePacket(absl::string_view category, const Packet& packet, int flow_phase,
                              GroupId group) {
   Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
   annotation.category = category;

@@ -541,7 +541,7 @@ class Network {
   void Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet, const int64_t* latencies,
                 size_t count, bool unordered, int64_t connection_delay);
   NetworkHost* Route(NetworkHost& from, const IpAddress& destination);
-  void AnnotatePacket(const char* category, const Packet& packet, int flow_phase,
+  void AnnotatePacket(absl::string_view category, const Packet& packet, int flow_phase,
                       GroupId group);
 
   Scheduler* scheduler_;
