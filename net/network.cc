@@ -346,6 +346,14 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     Dispatch(from, *to, packet, &latency, 1, /*unordered=*/false, /*connection_delay=*/0);
     return true;
   }
+  int64_t plain_latency_ns;
+  if (link_model_->PlainLatencyNanos(*packet, &plain_latency_ns)) {
+    // What the general path below does with PacketFate::DeliverAfter(latency).
+    if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
+    Dispatch(from, *to, packet, &plain_latency_ns, 1, /*unordered=*/false,
+             /*connection_delay=*/0);
+    return true;
+  }
   PacketFate fate = link_model_->Decide(*packet, *scheduler_);
   if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
   if (fate.deliveries.empty()) {
@@ -745,7 +753,8 @@ int Network::InjectReset(NetworkHost& a, NetworkHost& b) {
   return reset;
 }
 
-void Network::AnnotatePacket(const char* category, const Packet& packet, int flow_phase,
+// The category as a string_view: a literal's length is known where it is passed.
+void Network::AnnotatePacket(absl::string_view category, const Packet& packet, int flow_phase,
                              GroupId group) {
   Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
   annotation.category = category;

@@ -232,6 +232,13 @@ class LinkModel {
  public:
   virtual ~LinkModel() = default;
   virtual PacketFate Decide(const Packet& packet, Scheduler& scheduler) = 0;
+  // True, with the latency in nanoseconds, when Decide would return exactly
+  // PacketFate::DeliverAfter(latency) for `packet` without drawing a value or annotating
+  // anything (a fault model with no fault active): the Network then skips Decide and the
+  // PacketFate. False (the default) means: ask Decide.
+  virtual bool PlainLatencyNanos(const Packet& /*packet*/, int64_t* /*latency_ns*/) {
+    return false;
+  }
 };
 
 // Every packet arrives after a fixed latency: `loopback_latency` within a host,
@@ -534,7 +541,7 @@ class Network {
   void Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet, const int64_t* latencies,
                 size_t count, bool unordered, int64_t connection_delay);
   NetworkHost* Route(NetworkHost& from, const IpAddress& destination);
-  void AnnotatePacket(const char* category, const Packet& packet, int flow_phase,
+  void AnnotatePacket(absl::string_view category, const Packet& packet, int flow_phase,
                       GroupId group);
 
   Scheduler* scheduler_;

@@ -419,6 +419,9 @@ class Scheduler {
   bool CurrentTaskKilled() const;
   [[noreturn]] void FailOutsideTask(const char* operation) const;
   TaskId CurrentTaskId() const;
+  // The running task (null on the main fiber and in callbacks), for listeners that read
+  // its id inline (internal/task.h) on every event instead of calling CurrentTaskId.
+  const internal::Task* current_task() const { return current_; }
   absl::string_view CurrentTaskName() const;
   GroupId CurrentGroup() const;
 

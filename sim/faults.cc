@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/nanos.h"
 
 namespace dsim {
 
@@ -197,6 +198,21 @@ const LinkFaults& FaultLinkModel::FaultsOf(NetworkHostId from, NetworkHostId to)
     }
   }
   return state.override_faults.has_value() ? *state.override_faults : options_.link;
+}
+
+// Decide's two fast paths (loopback, no fault anywhere), which draw nothing.
+bool FaultLinkModel::PlainLatencyNanos(const Packet& packet, int64_t* latency_ns) {
+  const NetworkOptions& net = network_->options();
+  if (packet.source_host == packet.destination_host) {
+    *latency_ns = internal::DurationToNanos(net.loopback_latency);
+    return true;
+  }
+  if ((all_plain_ && !network_->buggify().enabled) || stopped_) {
+    *latency_ns = internal::DurationToNanos(
+        options_.link.latency.has_value() ? options_.link.latency->min : net.latency);
+    return true;
+  }
+  return false;
 }
 
 PacketFate FaultLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {

@@ -167,6 +167,7 @@ class FaultLinkModel final : public LinkModel {
   FaultLinkModel(Network* network, FaultOptions options);
 
   PacketFate Decide(const Packet& packet, Scheduler& scheduler) override;
+  bool PlainLatencyNanos(const Packet& packet, int64_t* latency_ns) override;
 
   // Replaces the faults of the link `from` -> `to` (NetworkHostIds) at run time.
   void SetLinkFaults(NetworkHostId from, NetworkHostId to, LinkFaults link);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "scheduler/internal/check.h"
+#include "scheduler/internal/task.h"
 #include "sim/internal/stream_hash.h"
 #include "sim/internal/trace_json.h"
 
@@ -77,6 +78,12 @@ constexpr uint64_t kEagerDetail = uint64_t{1} << 24;
 // Head word of a step on which the running task goes on: no TraceEventKind has this
 // low byte.
 constexpr uint64_t kContinue = 0xfe;
+
+// Scheduler::CurrentTaskId, inline: annotations, wakes and spawns read it on every record.
+inline TaskId CurrentTaskIdOf(const Scheduler& scheduler) {
+  const internal::Task* task = scheduler.current_task();
+  return task != nullptr ? task->id : kNoTask;
+}
 
 inline uint64_t Head(TraceEventKind kind, uint8_t code, GroupId group) {
   return static_cast<uint64_t>(kind) | uint64_t{code} << 8 | uint64_t{group} << 32;
@@ -169,8 +176,9 @@ void Trace::Grow() {
 // Room for an annotation's payload words at next_word_ (any of them may wrap when the
 // ring is full: callers index with words_mask_).
 inline uint64_t* Trace::ReserveWords() {
-  if (ABSL_PREDICT_FALSE(next_word_ + AnnotationPayload::kMaxWords > word_slots_) &&
-      (words_mask_ == ~uint64_t{0} || word_slots_ == 0)) {
+  // A ring with its buffer (the common case) never grows: one compare of the mask.
+  if (ABSL_PREDICT_FALSE(words_mask_ == ~uint64_t{0} || word_slots_ == 0) &&
+      next_word_ + AnnotationPayload::kMaxWords > word_slots_) {
     const uint64_t size =
         words_mask_ == ~uint64_t{0}
             ? std::max<uint64_t>({256, word_slots_ * 2, next_word_ + AnnotationPayload::kMaxWords})
@@ -302,7 +310,7 @@ void Trace::OnSpawn(const TaskView& task) {
   if (task_names_.size() <= task.id) task_names_.resize(task.id + 1);
   task_names_[task.id] = std::string(task.name);
   Record& r = Start(TraceEventKind::kSpawn, scheduler_->NowNanos(), task.group, task.id);
-  r.other = scheduler_->CurrentTaskId();
+  r.other = CurrentTaskIdOf(*scheduler_);
   r.number = task.daemon ? 1 : 0;
   internal::WordHash name;
   name.AddString(task.name);
@@ -347,7 +355,7 @@ void Trace::OnWake(const TaskView& task, WakeReason reason) {
   r.code = code;
   // The waker: the running task, unless the wake comes from a timer (no task runs
   // then) or from the task itself being killed outside a run.
-  const TaskId current = scheduler_->CurrentTaskId();
+  const TaskId current = CurrentTaskIdOf(*scheduler_);
   r.other = current == task.id ? kNoTask : current;
   internal::WordHash h(fingerprint_);
   h.Add(Head(TraceEventKind::kWake, code, task.group), task.id);
@@ -393,7 +401,7 @@ void Trace::OnClockAdvanced(absl::Time from, absl::Time to) {
 void Trace::OnAnnotation(const Annotation& annotation) {
   const uint64_t index = next_index_;
   Record& r = Start(TraceEventKind::kAnnotation, scheduler_->NowNanos(), annotation.group,
-                    scheduler_->CurrentTaskId());
+                    CurrentTaskIdOf(*scheduler_));
   uint64_t category_hash;
   const uint32_t category = InternCategory(annotation.category, &category_hash);
   r.category = category;

@@ -86,6 +86,40 @@ double MeanMs(const std::vector<absl::Duration>& samples) {
   return sum / samples.size();
 }
 
+// The Network skips Decide when PlainLatencyNanos answers; that is sound only when the
+// answer is exactly Decide's fate (one delivery, in order, no delay) and it answers only
+// when Decide would draw nothing.
+TEST(Latency, PlainLatencyIsDecidesFateAndOnlyWhenNoFaultIsActive) {
+  Scheduler scheduler;
+  Network network(&scheduler, NetworkOptions{.latency = Ms(3), .loopback_latency = Ms(0.02)});
+  Packet between_hosts;
+  between_hosts.source_host = 1;
+  between_hosts.destination_host = 2;
+  Packet loopback;
+  loopback.source_host = loopback.destination_host = 1;
+  FaultLinkModel plain(&network, FaultOptions{});
+  for (const Packet* packet : {&between_hosts, &loopback}) {
+    int64_t latency_ns = -1;
+    ASSERT_TRUE(plain.PlainLatencyNanos(*packet, &latency_ns));
+    const PacketFate fate = plain.Decide(*packet, scheduler);
+    ASSERT_EQ(fate.deliveries.size(), 1u);
+    EXPECT_EQ(latency_ns, absl::ToInt64Nanoseconds(fate.deliveries[0]));
+    EXPECT_FALSE(fate.unordered);
+    EXPECT_EQ(fate.connection_delay, absl::ZeroDuration());
+  }
+  int64_t latency_ns = -1;
+  ASSERT_TRUE(plain.PlainLatencyNanos(between_hosts, &latency_ns));
+  EXPECT_EQ(latency_ns, 3000000);
+
+  FaultOptions lossy;
+  lossy.link.datagram_loss_probability = 0.5;
+  FaultLinkModel faulty(&network, lossy);
+  EXPECT_FALSE(faulty.PlainLatencyNanos(between_hosts, &latency_ns));
+  faulty.StopFaults();  // The liveness phase: base latency only, nothing drawn.
+  EXPECT_TRUE(faulty.PlainLatencyNanos(between_hosts, &latency_ns));
+  EXPECT_EQ(latency_ns, 3000000);
+}
+
 TEST(Latency, FixedIsAlwaysTheSame) {
   for (absl::Duration d : Samples(LatencyModel::Fixed(Ms(3)), 100)) EXPECT_EQ(d, Ms(3));
 }
