@@ -105,6 +105,7 @@ DSIM_DECLARE_REAL(pipe);
 DSIM_DECLARE_REAL(pipe2);
 DSIM_DECLARE_REAL(eventfd);
 DSIM_DECLARE_REAL(socket);
+DSIM_DECLARE_REAL(socketpair);
 DSIM_DECLARE_REAL(bind);
 DSIM_DECLARE_REAL(listen);
 DSIM_DECLARE_REAL(accept);
@@ -232,8 +233,35 @@ ssize_t writev(int fd, const struct iovec* iov, int count) {
   DSIM_FD_CALL(writev, fd, VectorIo(*scheduler, stack, fd, iov, count, true), fd, iov, count);
 }
 
+}  // extern "C"
+
+namespace {
+
+// Named AF_UNIX sockets (paths, abstract names) are not simulated; a task that uses one
+// gets a loud failure instead of a silent errno.
+bool RefuseUnixAddress(dsim::Scheduler& scheduler, const char* call,
+                       const struct sockaddr* address, socklen_t length) {
+  if (address == nullptr || length < sizeof(sa_family_t) || address->sa_family != AF_UNIX) {
+    return false;
+  }
+  pi::RecordEscape(scheduler, call,
+                   "AF_UNIX addresses (paths, abstract names) are not simulated; only "
+                   "socketpair() pairs are",
+                   true);
+  errno = EOPNOTSUPP;
+  return true;
+}
+
+}  // namespace
+
+extern "C" {
+
 int bind(int fd, const struct sockaddr* address, socklen_t length) noexcept {
-  DSIM_FD_CALL(bind, fd, dsim::Bind(fd, address, length), fd, address, length);
+  DSIM_FD_CALL(bind, fd,
+               RefuseUnixAddress(*scheduler, "bind", address, length)
+                   ? -1
+                   : dsim::Bind(fd, address, length),
+               fd, address, length);
 }
 
 int listen(int fd, int backlog) noexcept {
@@ -314,6 +342,7 @@ int connect(int fd, const struct sockaddr* address, socklen_t length) {
     pi::Forwarded(*scheduler, "connect", fd);
     return DSIM_REAL(connect)(fd, address, length);
   }
+  if (RefuseUnixAddress(*scheduler, "connect", address, length)) return -1;
   const int result = dsim::Connect(fd, address, length, Where(*scheduler));
   if (result < 0 && errno == ENETUNREACH) {
     // No simulated host owns the address: on a real machine this would leave it.
@@ -330,7 +359,22 @@ int socket(int domain, int type, int protocol) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(socket)(domain, type, protocol);
   if (pi::HostOrFail(*scheduler, "socket") == nullptr) return -1;
+  if (domain == AF_UNIX) {
+    pi::RecordEscape(*scheduler, "socket",
+                     "AF_UNIX sockets are simulated only as socketpair() pairs (no paths or "
+                     "abstract names)",
+                     true);
+    errno = EAFNOSUPPORT;
+    return -1;
+  }
   return dsim::Socket(domain, type, protocol);
+}
+
+int socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(socketpair)(domain, type, protocol, fds);
+  if (pi::HostOrFail(*scheduler, "socketpair") == nullptr) return -1;
+  return dsim::Socketpair(domain, type, protocol, fds);
 }
 
 int pipe(int fds[2]) noexcept {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "sockets/internal/pipe.h"
 #include "sockets/internal/stack.h"
+#include "sockets/internal/unix_socket.h"
 
 namespace dsim {
 namespace {
@@ -57,6 +58,40 @@ int Eventfd(unsigned int initial_value, int flags) {
   auto file = std::make_shared<internal::EventFd>(initial_value, (flags & EFD_SEMAPHORE) != 0,
                                                   O_RDWR | (flags & EFD_NONBLOCK ? O_NONBLOCK : 0));
   return Result(stack->InstallFile(std::move(file)));
+}
+
+int Socketpair(int domain, int type, int protocol, int fds[2]) {
+  HostStack* stack = internal::EnterHost("Socketpair");
+  if (stack == nullptr) return -1;
+  // __sys_socketpair: flags, then the family (sock_create), the type, the protocol.
+  const int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const int kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (domain != AF_UNIX) {
+    if (domain == AF_INET || domain == AF_INET6) {
+      return Result(stack->Fail(EOPNOTSUPP, "socketpair: only AF_UNIX makes pairs"));
+    }
+    return Result(stack->Fail(EAFNOSUPPORT, absl::StrCat("socketpair: family ", domain,
+                                                         " is not simulated (AF_UNIX is)")));
+  }
+  if (kind != SOCK_STREAM && kind != SOCK_DGRAM && kind != SOCK_SEQPACKET) {
+    return Result(stack->Fail(ESOCKTNOSUPPORT, absl::StrCat("socketpair: type ", kind)));
+  }
+  if (protocol != 0 && protocol != AF_UNIX) {
+    return Result(stack->Fail(EPROTONOSUPPORT, "socketpair: protocol must be 0"));
+  }
+  if (fds == nullptr) return Result(stack->Fail(EFAULT, "socketpair: the array is null"));
+  std::shared_ptr<internal::UnixSocket> first, second;
+  internal::UnixSocket::MakePair(kind, (flags & SOCK_NONBLOCK) ? O_NONBLOCK : 0, &first, &second);
+  const int a = stack->InstallFile(first);
+  if (a < 0) return Result(a);
+  const int b = stack->InstallFile(second);
+  if (b < 0) {
+    stack->Close(a);
+    return Result(b);
+  }
+  fds[0] = a;
+  fds[1] = b;
+  return 0;
 }
 
 }  // namespace dsim

@@ -44,6 +44,7 @@
 namespace dsim::internal {
 
 class HostStack;
+class UnixSocket;
 
 class OpenFile {
  public:
@@ -65,6 +66,9 @@ class OpenFile {
   virtual short PollMask() const = 0;
   // The last descriptor referring to this description was closed.
   virtual void OnLastClose() {}
+  // The kinds that are sockets (socketpair's AF_UNIX ends) answer the socket calls;
+  // every other kind is not a socket (ENOTSOCK).
+  virtual UnixSocket* AsUnixSocket() { return nullptr; }
   // fcntl(2) commands this kind answers itself (status flags beyond the access mode and
   // O_NONBLOCK, per-description state). kFcntlNotHandled leaves the command to the host
   // table; otherwise the result, or a negative errno.

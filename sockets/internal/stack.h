@@ -302,10 +302,19 @@ class HostStack final : public PacketReceiver {
 
   // Descriptors and sockets.
   SocketState* Lookup(int fd);
+  // The socketpair end at `fd`, or null.
+  UnixSocket* UnixSocketAt(int fd) const {
+    OpenFile* file = LookupFile(fd);
+    return file == nullptr ? nullptr : file->AsUnixSocket();
+  }
   int LookupOrFail(int fd, SocketState** out);
   int FailBadDescriptor(int fd);
   SocketState* FindSocket(uint64_t id);
   SocketState* NewSocket(int family, int type, int protocol);
+  // Puts what open descriptor `source` refers to at reserved descriptor `fd`.
+  void InstallCopy(int fd, int source, bool close_on_exec);
+  // Puts `file` at reserved descriptor `fd` (dup of a file).
+  void InstallFileAt(int fd, std::shared_ptr<OpenFile> file, bool close_on_exec);
   // Closes descriptor `fd` holding an OpenFile.
   int CloseFile(int fd);
   int FileFcntl(int fd, int cmd, long arg);
