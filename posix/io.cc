@@ -583,7 +583,8 @@ int epoll_create1(int flags) noexcept {
     return -1;
   }
   if (dsim::internal::EnterHost("epoll_create1") == nullptr) return -1;
-  return pi::FromResult(stack->InstallFile(std::make_shared<pi::EpollFile>(stack)));
+  return pi::FromResult(stack->InstallFile(std::make_shared<pi::EpollFile>(stack),
+                                           (flags & EPOLL_CLOEXEC) != 0));
 }
 
 int epoll_create(int size) noexcept {
@@ -656,7 +657,7 @@ int timerfd_create(int clock, int flags) noexcept {
   if (dsim::internal::EnterHost("timerfd_create") == nullptr) return -1;
   return pi::FromResult(stack->InstallFile(std::make_shared<pi::TimerFd>(
       scheduler, scheduler->CurrentGroup(), kind,
-      O_RDWR | ((flags & TFD_NONBLOCK) ? O_NONBLOCK : 0))));
+      O_RDWR | ((flags & TFD_NONBLOCK) ? O_NONBLOCK : 0)), (flags & TFD_CLOEXEC) != 0));
 }
 
 int timerfd_settime(int fd, int flags, const struct itimerspec* value,

@@ -43,6 +43,7 @@
 #include "scheduler/scheduler.h"
 #include "net/network.h"
 #include "sockets/socket.h"
+#include "tests/linux_differential_descriptors.h"
 
 namespace dsim {
 namespace {
@@ -1028,12 +1029,31 @@ struct Outcome {
   std::vector<std::string> deliberate;
 };
 
+void CompareResults(const std::string& name, const std::vector<std::string>& real,
+                    const std::vector<std::string>& sim, Outcome* outcome) {
+  ++outcome->sequences;
+  bool agreed = real.size() == sim.size();
+  for (size_t i = 0; i < std::max(real.size(), sim.size()); ++i) {
+    const std::string r = i < real.size() ? real[i] : "<missing>";
+    const std::string s = i < sim.size() ? sim[i] : "<missing>";
+    if (r == s) continue;
+    agreed = false;
+    const std::string line = absl::StrCat(name, " op ", i, ": linux \"", r,
+                                          "\" dsim \"", s, "\"");
+    if (IsDeliberate(name, r, s)) {
+      outcome->deliberate.push_back(line);
+    } else {
+      outcome->unexpected.push_back(line);
+    }
+  }
+  if (agreed) ++outcome->agreed;
+}
+
 void Compare(const Sequence& sequence, RealPorts& ports, Outcome* outcome) {
   const auto [p0, p1] = ports.Next();
   if (std::getenv("DSIM_DIFFERENTIAL_VERBOSE") != nullptr) std::cerr << sequence.name << std::endl;
   const std::vector<std::string> real = RunReal(sequence, p0, p1);
   const std::vector<std::string> sim = RunSimulated(sequence);
-  ++outcome->sequences;
   if (const char* show = std::getenv("DSIM_DIFFERENTIAL_SHOW");
       show != nullptr && sequence.name == show) {
     for (size_t i = 0; i < sequence.ops.size(); ++i) {
@@ -1043,21 +1063,7 @@ void Compare(const Sequence& sequence, RealPorts& ports, Outcome* outcome) {
                 << "\" dsim=\"" << (i < sim.size() ? sim[i] : "") << "\"\n";
     }
   }
-  bool agreed = real.size() == sim.size();
-  for (size_t i = 0; i < std::max(real.size(), sim.size()); ++i) {
-    const std::string r = i < real.size() ? real[i] : "<missing>";
-    const std::string s = i < sim.size() ? sim[i] : "<missing>";
-    if (r == s) continue;
-    agreed = false;
-    const std::string line = absl::StrCat(sequence.name, " op ", i, ": linux \"", r,
-                                          "\" dsim \"", s, "\"");
-    if (IsDeliberate(sequence.name, r, s)) {
-      outcome->deliberate.push_back(line);
-    } else {
-      outcome->unexpected.push_back(line);
-    }
-  }
-  if (agreed) ++outcome->agreed;
+  CompareResults(sequence.name, real, sim, outcome);
 }
 
 // ---- Hand-written cases --------------------------------------------------------------
@@ -1793,6 +1799,19 @@ TEST(LinuxDifferential, SimulationAgreesWithLinuxOnEveryResultAndErrno) {
   RealPorts ports;
   Outcome outcome;
   for (const Sequence& sequence : HandWrittenCases()) Compare(sequence, ports, &outcome);
+  // epoll, eventfd, timerfd, pipe, socketpair, fcntl, dup, select: libc names on both
+  // sides (//posix simulates them inside the task).
+  for (const differential::DescriptorRun& run : differential::RunDescriptorSequences()) {
+    if (const char* show = std::getenv("DSIM_DIFFERENTIAL_SHOW");
+        show != nullptr && run.name == show) {
+      for (size_t i = 0; i < std::max(run.linux_results.size(), run.dsim_results.size()); ++i) {
+        std::cerr << i << ": linux=\"" << (i < run.linux_results.size() ? run.linux_results[i] : "")
+                  << "\" dsim=\"" << (i < run.dsim_results.size() ? run.dsim_results[i] : "")
+                  << "\"\n";
+      }
+    }
+    CompareResults(run.name, run.linux_results, run.dsim_results, &outcome);
+  }
   const int hand_written = outcome.sequences;
   for (int i = 0; i < RandomSequenceCount(); ++i) {
     Compare(RandomSequence(1000 + i, /*mixed_families=*/false), ports, &outcome);

@@ -18,16 +18,23 @@ short EpollFile::PollMask() const {
   return 0;
 }
 
+int EpollFile::QueryFd(const Interest& interest) const {
+  if (stack_->Identity(interest.fd) == interest.identity) return interest.fd;
+  return stack_->AnyDescriptorOf(interest.identity);
+}
+
 uint32_t EpollFile::Ready(const Interest& interest) const {
-  if (interest.disabled || stack_->Identity(interest.fd) != interest.identity) return 0;
-  const uint32_t mask = static_cast<uint16_t>(stack_->Readiness(interest.fd));
+  if (interest.disabled) return 0;
+  const int fd = QueryFd(interest);
+  if (fd < 0) return 0;
+  const uint32_t mask = static_cast<uint16_t>(stack_->Readiness(fd));
   // poll and epoll share bit values; EPOLLERR and EPOLLHUP are always reported.
   const uint32_t wanted = (interest.events & ~(EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE |
                                                EPOLLWAKEUP)) | EPOLLERR | EPOLLHUP;
   const uint32_t ready = mask & wanted;
   if (ready == 0) return 0;
   if ((interest.events & EPOLLET) && !interest.pending &&
-      stack_->Edges(interest.fd) == interest.seen_edges) {
+      stack_->Edges(fd) == interest.seen_edges) {
     return 0;
   }
   return ready;
@@ -36,6 +43,18 @@ uint32_t EpollFile::Ready(const Interest& interest) const {
 int EpollFile::Control(int op, int fd, const epoll_event* event) {
   if (!stack_->IsOpen(fd)) return -EBADF;
   if (stack_->LookupFile(fd) == this) return -EINVAL;
+  // do_epoll_ctl: EPOLLEXCLUSIVE is refused with MOD, and with ADD of an epoll
+  // descriptor or beside other flags than the wakeup ones, before the lookup.
+  if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && event != nullptr &&
+      (event->events & EPOLLEXCLUSIVE)) {
+    constexpr uint32_t kExclusiveOk = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP |
+                                      EPOLLET | EPOLLEXCLUSIVE;
+    if (op == EPOLL_CTL_MOD) return -EINVAL;
+    if (dynamic_cast<EpollFile*>(stack_->LookupFile(fd)) != nullptr ||
+        (event->events & ~kExclusiveOk) != 0) {
+      return -EINVAL;
+    }
+  }
   const void* identity = stack_->Identity(fd);
   auto it = std::find_if(interests_.begin(), interests_.end(), [&](const Interest& i) {
     return i.fd == fd && i.identity == identity;
@@ -50,7 +69,6 @@ int EpollFile::Control(int op, int fd, const epoll_event* event) {
     case EPOLL_CTL_MOD:
       if (it == interests_.end()) return -ENOENT;
       if (event == nullptr) return -EFAULT;
-      if (event->events & EPOLLEXCLUSIVE) return -EINVAL;  // As Linux: not with MOD.
       it->events = event->events;
       it->data = event->data;
       it->pending = true;
@@ -69,31 +87,39 @@ int EpollFile::Control(int op, int fd, const epoll_event* event) {
 }
 
 int EpollFile::Collect(epoll_event* events, int max) {
-  // Drop entries whose description is gone.
+  // Drop entries whose description is gone (its last descriptor closed).
   interests_.erase(std::remove_if(interests_.begin(), interests_.end(),
-                                  [&](const Interest& i) {
-                                    return stack_->Identity(i.fd) != i.identity;
-                                  }),
+                                  [&](const Interest& i) { return QueryFd(i) < 0; }),
                    interests_.end());
-  int count = 0;
-  std::vector<Interest> reported;
-  for (auto it = interests_.begin(); it != interests_.end() && count < max;) {
-    const uint32_t ready = Ready(*it);
-    if (ready == 0) {
-      ++it;
+  // The ready list: entries already on it keep their place, newly ready ones join the
+  // back in registration order, entries no longer ready leave it.
+  std::vector<std::pair<Interest*, uint32_t>> ready;
+  for (Interest& interest : interests_) {
+    const uint32_t mask = Ready(interest);
+    if (mask == 0) {
+      interest.queued_at = 0;
       continue;
     }
-    events[count].events = ready;
-    events[count].data = it->data;
-    ++count;
-    it->pending = false;
-    it->seen_edges = stack_->Edges(it->fd);
-    if (it->events & EPOLLONESHOT) it->disabled = true;
-    reported.push_back(*it);
-    it = interests_.erase(it);
+    if (interest.queued_at == 0) interest.queued_at = ++queue_clock_;
+    ready.emplace_back(&interest, mask);
   }
-  // Reported entries go to the back, in the order reported.
-  interests_.insert(interests_.end(), reported.begin(), reported.end());
+  std::sort(ready.begin(), ready.end(), [](const auto& a, const auto& b) {
+    return a.first->queued_at < b.first->queued_at;
+  });
+  int count = 0;
+  for (auto& [interest, mask] : ready) {
+    if (count == max) break;
+    events[count].events = mask;
+    events[count].data = interest->data;
+    ++count;
+    interest->pending = false;
+    interest->seen_edges = stack_->Edges(QueryFd(*interest));
+    if (interest->events & EPOLLONESHOT) interest->disabled = true;
+    // A reported level-triggered entry goes back on the end of the list; edge-triggered
+    // and one-shot entries leave it until their next wakeup.
+    interest->queued_at =
+        (interest->events & (EPOLLET | EPOLLONESHOT)) ? 0 : ++queue_clock_;
+  }
   return count;
 }
 
@@ -106,7 +132,7 @@ int EpollFile::Wait(int self_fd, epoll_event* events, int max, absl::Time deadli
     if (count > 0 || scheduler.Now() >= deadline) return count;
     std::vector<int> fds;
     fds.reserve(interests_.size());
-    for (const Interest& interest : interests_) fds.push_back(interest.fd);
+    for (const Interest& interest : interests_) fds.push_back(QueryFd(interest));
     fds.push_back(self_fd);  // epoll_ctl from another task wakes this wait too.
     stack_->WaitForAny(fds, deadline, "epoll_wait", where);
   }

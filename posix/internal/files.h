@@ -21,12 +21,15 @@ using ::dsim::internal::OpenFile;
 // epoll(7). Level-triggered entries report while ready; edge-triggered (EPOLLET) ones
 // when the descriptor's readiness changed (an edge) since they were last reported, or
 // once after ADD/MOD if ready then; EPOLLONESHOT disables an entry after one report
-// until EPOLL_CTL_MOD. Ready entries are reported in registration order, and a reported
-// entry moves to the back, so a small maxevents still reaches every ready descriptor
-// (Linux rotates its ready list the same way). EPOLLEXCLUSIVE is accepted and has no
-// effect (every waiter is woken; each wakeup is a scheduler decision anyway). An entry
-// whose descriptor was closed (or whose number now names another description) is
-// dropped, as Linux drops it when the description's last descriptor closes.
+// until EPOLL_CTL_MOD. Order follows Linux's ready list: an entry joins its back when it
+// is found ready and was not on it (entries found ready by the same epoll_wait join in
+// registration order, where Linux would order them by the time of their wakeups); a
+// reported level-triggered entry goes back to the end, so a small maxevents still
+// reaches every ready descriptor. EPOLLEXCLUSIVE is accepted and has no effect (every
+// waiter is woken; each wakeup is a scheduler decision anyway). Entries are keyed on
+// (descriptor number, open file description) as Linux's are: closing the number keeps
+// the entry while a dup of the description stays open, and the entry goes when the
+// description's last descriptor closes.
 class EpollFile final : public OpenFile {
  public:
   explicit EpollFile(HostStack* stack) : OpenFile(O_RDWR), stack_(stack) {}
@@ -47,12 +50,16 @@ class EpollFile final : public OpenFile {
     uint64_t seen_edges;
     bool pending;   // Check readiness once after ADD/MOD (edge-triggered).
     bool disabled;  // EPOLLONESHOT fired.
+    uint64_t queued_at = 0;  // Position on the ready list; 0 when not on it.
   };
   int Collect(epoll_event* events, int max);
   uint32_t Ready(const Interest& interest) const;
+  // The descriptor to ask about `interest`'s description, or -1 if it is gone.
+  int QueryFd(const Interest& interest) const;
 
   HostStack* stack_;
-  std::vector<Interest> interests_;
+  std::vector<Interest> interests_;  // In registration order.
+  uint64_t queue_clock_ = 0;
 };
 
 // timerfd_create(2) on the virtual clock.

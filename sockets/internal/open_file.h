@@ -66,6 +66,9 @@ class OpenFile {
   virtual short PollMask() const = 0;
   // The last descriptor referring to this description was closed.
   virtual void OnLastClose() {}
+  // ioctl(2) requests this kind answers (FIONREAD, ...): the result or a negative errno;
+  // -ENOTTY (the default) for requests it does not know.
+  virtual int Ioctl(HostStack&, unsigned long /*request*/, void* /*arg*/) { return -ENOTTY; }
   // The kinds that are sockets (socketpair's AF_UNIX ends) answer the socket calls;
   // every other kind is not a socket (ENOTSOCK).
   virtual UnixSocket* AsUnixSocket() { return nullptr; }
@@ -81,6 +84,10 @@ class OpenFile {
     status_flags_ = on ? (status_flags_ | O_NONBLOCK) : (status_flags_ & ~O_NONBLOCK);
   }
   bool nonblocking() const { return (status_flags_ & O_NONBLOCK) != 0; }
+  // fcntl(F_SETFL): replaces the flags in `settable` (the access mode stays).
+  void set_status_flags(int flags, int settable) {
+    status_flags_ = (status_flags_ & ~settable) | (flags & settable);
+  }
 
   // Tasks blocked on this file: readers and pollers on readable(), writers on writable().
   WaitQueue& readable() { return readable_; }

@@ -1,6 +1,7 @@
 #include "sockets/internal/pipe.h"
 
 #include <limits.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 
 #include <algorithm>
@@ -153,6 +154,14 @@ short PipeEnd::PollMask() const {
     if (buffer_->read_end == nullptr) mask |= POLLERR;
   }
   return mask;
+}
+
+int PipeEnd::Ioctl(HostStack& stack, unsigned long request, void* arg) {
+  if (request != FIONREAD) return -ENOTTY;
+  if (arg == nullptr) return stack.Fail(EFAULT, "ioctl(FIONREAD): the argument pointer is null");
+  const int count = static_cast<int>(buffer_->data.size());  // Either end (pipe_ioctl).
+  std::memcpy(arg, &count, sizeof(count));
+  return 0;
 }
 
 void PipeEnd::OnLastClose() {

@@ -54,6 +54,7 @@ class PipeEnd final : public OpenFile {
   ssize_t Write(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) override;
   short PollMask() const override;
   void OnLastClose() override;
+  int Ioctl(HostStack& stack, unsigned long request, void* arg) override;  // FIONREAD.
 
  private:
   void NotifyPeer();

@@ -200,14 +200,11 @@ void HostStack::Unreserve(int fd) {
   --open_descriptors_;
 }
 
-int HostStack::InstallFile(std::shared_ptr<OpenFile> file) {
+int HostStack::InstallFile(std::shared_ptr<OpenFile> file, bool close_on_exec) {
   DSIM_CHECK(file != nullptr);
   const int fd = ReserveDescriptor();
   if (fd < 0) return fd;
-  Descriptor& slot = descriptors_[fd];
-  slot.reserved = false;
-  ++file->descriptor_count_;
-  slot.file = std::move(file);
+  InstallFileAt(fd, std::move(file), close_on_exec);
   return fd;
 }
 
@@ -1303,6 +1300,16 @@ uint64_t HostStack::Edges(int fd) {
 const void* HostStack::Identity(int fd) {
   if (const SocketState* s = Lookup(fd); s != nullptr) return s;
   return LookupFile(fd);
+}
+
+int HostStack::AnyDescriptorOf(const void* identity) {
+  for (size_t fd = 0; fd < descriptors_.size(); ++fd) {
+    const Descriptor& slot = descriptors_[fd];
+    if (slot.socket == identity || (slot.file != nullptr && slot.file.get() == identity)) {
+      return static_cast<int>(fd);
+    }
+  }
+  return -1;
 }
 
 void HostStack::WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,

@@ -247,8 +247,9 @@ class HostStack final : public PacketReceiver {
   int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where);
 
   // ---- Descriptors that are not sockets (sockets/internal/open_file.h) -----------
-  // Puts `file` at the lowest free descriptor and returns it, or -EMFILE.
-  int InstallFile(std::shared_ptr<OpenFile> file);
+  // Puts `file` at the lowest free descriptor and returns it, or -EMFILE. FD_CLOEXEC
+  // is only reported (F_GETFD): no exec happens in a simulation.
+  int InstallFile(std::shared_ptr<OpenFile> file, bool close_on_exec = false);
   // The file at `fd`, or null (a socket, or nothing).
   OpenFile* LookupFile(int fd) const {
     return fd >= 0 && static_cast<size_t>(fd) < descriptors_.size() ? descriptors_[fd].file.get()
@@ -271,6 +272,10 @@ class HostStack final : public PacketReceiver {
   // to tell a reused descriptor number from the description registered earlier.
   const void* Identity(int fd);
   bool IsOpen(int fd) { return Lookup(fd) != nullptr || LookupFile(fd) != nullptr; }
+  // A descriptor that refers to the description `identity` (see Identity), or -1 once
+  // its last descriptor closed. A scan of the table: for the rare case where the number
+  // a registration was made under no longer refers to it (epoll after close of a dup).
+  int AnyDescriptorOf(const void* identity);
   // Blocks until the readiness of any of `fds` may have changed, or `deadline`.
   void WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
                   SourceLocation where);

@@ -56,7 +56,8 @@ int HostStack::FileFcntl(int fd, int cmd, long arg) {
     case F_GETFL:
       return file->status_flags();
     case F_SETFL:
-      file->set_nonblocking((arg & O_NONBLOCK) != 0);
+      // Kept as set (pipes, eventfds, ... accept them): O_NONBLOCK, O_APPEND, O_ASYNC.
+      file->set_status_flags(static_cast<int>(arg), O_NONBLOCK | O_APPEND | O_ASYNC);
       return 0;
     default:
       return Fail(EINVAL, absl::StrCat("fcntl: command ", cmd, " is not simulated for a ",
@@ -118,9 +119,7 @@ int HostStack::Ioctl(int fd, unsigned long request, void* arg) {
       descriptors_[fd].close_on_exec = request == FIOCLEX;
       return 0;
     }
-    if (UnixSocket* pair_end = file->AsUnixSocket(); pair_end != nullptr) {
-      if (const int r = pair_end->Ioctl(*this, request, arg); r != -ENOTTY) return r;
-    }
+    if (const int r = file->Ioctl(*this, request, arg); r != -ENOTTY) return r;
     return Fail(ENOTTY, absl::StrCat("ioctl: request ", request, " is not simulated for a ",
                                      file->kind()));
   }

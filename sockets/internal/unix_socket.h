@@ -81,7 +81,7 @@ class UnixSocket final : public OpenFile {
   int Getsockopt(HostStack& stack, int level, int name, void* value, socklen_t* length);
   int Setsockopt(HostStack& stack, int level, int name, const void* value, socklen_t length);
   // SIOCINQ / SIOCOUTQ; -ENOTTY for other requests.
-  int Ioctl(HostStack& stack, unsigned long request, void* arg);
+  int Ioctl(HostStack& stack, unsigned long request, void* arg) override;
   // bind, listen, accept and connect on a connected pair end: Linux's errors.
   int Unsupported(HostStack& stack, const char* call, const sockaddr* address,
                   socklen_t length);
