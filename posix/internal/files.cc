@@ -1,10 +1,12 @@
 #include "posix/internal/files.h"
 
 #include <errno.h>
+#include <fcntl.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "posix/internal/random.h"
 #include "sockets/internal/pipe.h"
 
 namespace dsim::posix::internal {
@@ -209,6 +211,45 @@ ssize_t TimerFd::Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocat
   expirations_ = 0;
   dsim::internal::ScatterIovec(iov, reinterpret_cast<const char*>(&value), sizeof(value));
   return sizeof(value);
+}
+
+// ---- /dev/urandom, /dev/random -------------------------------------------------------
+
+ssize_t RandomDevice::Read(HostStack&, absl::Span<const iovec> iov, SourceLocation) {
+  size_t total = 0;
+  for (const iovec& v : iov) {
+    if (v.iov_len == 0) continue;
+    FillRandom(*scheduler_, v.iov_base, v.iov_len, 0);
+    total += v.iov_len;
+  }
+  return static_cast<ssize_t>(total);
+}
+
+ssize_t RandomDevice::Write(HostStack&, absl::Span<const iovec> iov, SourceLocation) {
+  return static_cast<ssize_t>(::dsim::internal::IovecLength(iov));
+}
+
+int OpenDevice(Scheduler& scheduler, const char* call, const char* path, int flags) {
+  if (path == nullptr) return kNotADevice;
+  const char* name = nullptr;
+  if (std::strcmp(path, "/dev/urandom") == 0) name = "/dev/urandom";
+  if (std::strcmp(path, "/dev/random") == 0) name = "/dev/random";
+  if (name == nullptr) return kNotADevice;
+  HostStack* stack = HostOrFail(scheduler, call);
+  if (stack == nullptr) return -1;
+  if (flags & (O_DIRECTORY | O_TMPFILE)) {
+    errno = (flags & O_DIRECTORY) ? ENOTDIR : EINVAL;
+    return -1;
+  }
+  if (::dsim::internal::EnterHost(call) == nullptr) return -1;
+  const int status = (flags & O_ACCMODE) | (flags & (O_NONBLOCK | O_APPEND));
+  const int fd = stack->InstallFile(std::make_shared<RandomDevice>(&scheduler, name, status),
+                                    (flags & O_CLOEXEC) != 0);
+  if (fd < 0) {
+    errno = -fd;
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace dsim::posix::internal

@@ -90,6 +90,34 @@ class TimerFd final : public OpenFile {
   TimerId timer_ = kNoTimer;
 };
 
+// /dev/urandom and /dev/random opened by a task: reads draw from the simulation's
+// strategy, so they replay by seed like getrandom(); writes are accepted and change
+// nothing (Linux mixes them into its pool without crediting entropy); reads never block
+// (Linux's /dev/random stops blocking once the pool is initialized).
+class RandomDevice final : public OpenFile {
+ public:
+  RandomDevice(Scheduler* scheduler, const char* name, int status_flags)
+      : OpenFile(status_flags), scheduler_(scheduler), name_(name) {}
+  const char* kind() const override { return name_; }
+  ssize_t Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) override;
+  ssize_t Write(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) override;
+  off_t Seek(off_t, int) override { return 0; }  // noop_llseek.
+  short PollMask() const override { return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM; }
+
+ private:
+  Scheduler* scheduler_;
+  const char* name_;
+};
+
+// The calling task's host stack for a call that creates a descriptor; without a host
+// the run fails (a real descriptor would escape) and null is returned, errno EPERM.
+HostStack* HostOrFail(Scheduler& scheduler, const char* call);
+
+// open(), openat() and fopen() of "/dev/urandom" or "/dev/random" from a task: a
+// simulated RandomDevice descriptor, or -1 with errno. kNotADevice for other paths.
+inline constexpr int kNotADevice = -2;
+int OpenDevice(Scheduler& scheduler, const char* call, const char* path, int flags);
+
 }  // namespace dsim::posix::internal
 
 #endif  // DSIM_POSIX_INTERNAL_FILES_H_
