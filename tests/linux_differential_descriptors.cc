@@ -459,6 +459,10 @@ std::vector<DSequence> Sequences() {
          {D::kRecv, 1, 8}, {D::kSend, 1, 3}, {D::kSend, 1, 4}, {D::kRecv, 0, 16},
          {D::kRecvTrunc, 0, 2}, {D::kSend, 0, 0}, {D::kRecvTrunc, 1, 4},
          {D::kRecv, 1, 4}});
+    add("socketpair/" + t + "/zero-length",
+        {{D::kPair, 0, 1, type | kNb}, {D::kRead, 1, 0}, {D::kRecv, 1, 0}, {D::kWrite, 0, 0},
+         {D::kPoll, 0b10, kAll}, {D::kRead, 1, 0}, {D::kRecv, 1, 0}, {D::kSend, 0, 2},
+         {D::kRead, 1, 0}, {D::kRecv, 1, 0}, {D::kRecv, 1, 4}});
     add("socketpair/" + t + "/shutdown-wr",
         {{D::kPair, 0, 1, type | kNb}, {D::kSend, 0, 3}, {D::kShutdown, 0, SHUT_WR},
          {D::kPoll, 0b11, kAll}, {D::kSend, 0, 2}, {D::kRecv, 1, 8}, {D::kRecv, 1, 8},

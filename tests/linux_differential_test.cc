@@ -971,6 +971,24 @@ const Divergence kDeliberateDivergences[] = {
      "Ports below 1024 can be bound by any task (as root can)."},
     {"divergence/outside-task", "", "",
      "Calls made outside a simulated task fail with EPERM (there is no process to act for)."},
+    {"divergence/unix-named", "", "",
+     "AF_UNIX sockets exist only as socketpair() pairs: socket(AF_UNIX) fails with "
+     "EAFNOSUPPORT, and bind/connect/sendto with an AF_UNIX address on a pair end with "
+     "EOPNOTSUPP; under //posix each of these fails the run, naming the call."},
+    {"divergence/unix-oob", "", "",
+     "MSG_OOB on AF_UNIX stream pairs fails with EOPNOTSUPP (Linux with CONFIG_AF_UNIX_OOB "
+     "keeps one urgent byte); SCM_RIGHTS and SCM_CREDENTIALS control messages are not "
+     "passed; SO_PEERCRED and SO_PASSCRED answer ENOPROTOOPT / 0."},
+    {"divergence/epoll-ready-order", "", "",
+     "Entries that became ready since the last epoll_wait join the ready list in "
+     "registration order; Linux orders them by the time of their wakeups. Entries already "
+     "on the list, and level-triggered entries re-queued after a report, keep Linux's order."},
+    {"divergence/random-devices", "", "",
+     "/dev/urandom and /dev/random opened from a task are simulated descriptors drawing "
+     "from the strategy; /dev/random never blocks and writes to either change nothing."},
+    {"divergence/pipe-packet-mode", "", "",
+     "F_SETFL O_DIRECT on a pipe (packet mode) is ignored; O_APPEND and O_ASYNC are kept "
+     "and reported, as Linux does, with no effect on pipes."},
 };
 
 bool IsDeliberate(const std::string& sequence, const std::string& linux_result,

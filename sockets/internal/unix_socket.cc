@@ -131,6 +131,7 @@ void UnixSocket::OnLastClose() {
 // ---- Receiving -------------------------------------------------------------------------
 
 ssize_t UnixSocket::Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) {
+  if (IovecLength(iov) == 0) return 0;  // sock_read_iter: "Match SYS5 behaviour".
   RecvArgs args;
   args.iov = iov;
   args.what = "read";
