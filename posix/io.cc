@@ -374,6 +374,7 @@ int socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(socketpair)(domain, type, protocol, fds);
   if (pi::HostOrFail(*scheduler, "socketpair") == nullptr) return -1;
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
   return dsim::Socketpair(domain, type, protocol, fds);
 }
 
@@ -561,14 +562,20 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
   return dsim::Ioctl(fd, request, arg);
 }
 
-int dup(int fd) noexcept { DSIM_FD_CALL(dup, fd, dsim::Dup(fd), fd); }
+// noexcept in glibc's headers: a kill (host crash, teardown) must not unwind through
+// them, so it waits for the task's next scheduling point.
+int dup(int fd) noexcept {
+  DSIM_FD_CALL(dup, fd, (dsim::Scheduler::NoUnwindScope(), dsim::Dup(fd)), fd);
+}
 
 int dup2(int fd, int new_fd) noexcept {
-  DSIM_FD_CALL(dup2, fd, dsim::Dup2(fd, new_fd), fd, new_fd);
+  DSIM_FD_CALL(dup2, fd, (dsim::Scheduler::NoUnwindScope(), dsim::Dup2(fd, new_fd)), fd,
+               new_fd);
 }
 
 int dup3(int fd, int new_fd, int flags) noexcept {
-  DSIM_FD_CALL(dup3, fd, dsim::Dup3(fd, new_fd, flags), fd, new_fd, flags);
+  DSIM_FD_CALL(dup3, fd, (dsim::Scheduler::NoUnwindScope(), dsim::Dup3(fd, new_fd, flags)), fd,
+               new_fd, flags);
 }
 
 // ---- epoll --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -25,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "net/network.h"
+#include "scheduler/random.h"
 #include "scheduler/scheduler.h"
 
 namespace dsim::differential {
@@ -39,7 +41,7 @@ enum class D {
   kTimerGet,    // a = slot
   kEpoll,       // a = slot; b = epoll_create1 flags
   kCtl,         // a = epoll slot; b = op; c = target slot (-1: descriptor 999); d = events
-  kWait,        // a = epoll slot; b = maxevents
+  kWait,        // a = epoll slot; b = maxevents; c = 1: events sorted by slot
   kWrite,       // a = slot; b = bytes
   kRead,        // a = slot; b = bytes
   kSend,        // a = slot; b = bytes; c = flags
@@ -214,6 +216,11 @@ class Executor {
         epoll_event events[kSlots + 2];
         const int r = ::epoll_wait(Fd(op.a), op.b > 0 ? events : nullptr, op.b, 0);
         if (r < 0) return Result(r);
+        if (op.c == 1) {
+          std::sort(events, events + r, [](const epoll_event& x, const epoll_event& y) {
+            return x.data.u64 < y.data.u64;
+          });
+        }
         std::string text = absl::StrCat(r);
         for (int i = 0; i < r; ++i) {
           absl::StrAppend(&text, " s", events[i].data.u64, "=", EventsText(events[i].events));
@@ -282,7 +289,9 @@ class Executor {
         std::vector<int> slots;
         for (int k = 0; k < kSlots; ++k) {
           if (!(op.a & (1 << k))) continue;
-          fds.push_back(pollfd{fds_[k] >= 0 ? fds_[k] : 1000 + k, static_cast<short>(op.b), 0});
+          // A closed slot polls -1 (ignored): an unused number would be a real descriptor
+          // to //posix, and mixing real and simulated descriptors fails the run.
+          fds.push_back(pollfd{fds_[k], static_cast<short>(op.b), 0});
           slots.push_back(k);
         }
         const int r = ::poll(fds.data(), fds.size(), 0);
@@ -635,6 +644,86 @@ std::vector<DSequence> Sequences() {
   return all;
 }
 
+// Seeded random sequences over a pipe, a socketpair (of a random type), an eventfd and
+// an epoll instance watching some of them, with dup/dup2, close, shutdown, fcntl,
+// reads and writes, poll and select mixed in. Every descriptor stays nonblocking (so
+// nothing can hang the real side), epoll_wait asks for every ready entry and reports
+// them sorted (the order of entries that became ready between two waits is a
+// documented divergence, divergence/epoll-ready-order), and no timerfd (real time).
+DSequence RandomSequence(uint64_t seed) {
+  Random rng(seed);
+  DSequence sequence{absl::StrCat("random-descriptors/seed-", seed), {}};
+  const int pair_types[] = {SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET};
+  sequence.ops.push_back({D::kPipe, 0, 1, O_NONBLOCK});
+  sequence.ops.push_back({D::kPair, 2, 3, pair_types[rng.Below(3)] | kNb});
+  sequence.ops.push_back({D::kEventfd, 4, static_cast<int>(rng.Below(3)),
+                          EFD_NONBLOCK | (rng.Bernoulli(0.3) ? EFD_SEMAPHORE : 0)});
+  sequence.ops.push_back({D::kEpoll, 5});
+  auto slot = [&] { return static_cast<int>(rng.Below(8)); };
+  auto events = [&] {
+    int e = 0;
+    if (rng.Bernoulli(0.7)) e |= EPOLLIN;
+    if (rng.Bernoulli(0.5)) e |= EPOLLOUT;
+    if (rng.Bernoulli(0.3)) e |= EPOLLRDHUP;
+    if (rng.Bernoulli(0.3)) e |= static_cast<int>(EPOLLET);
+    if (rng.Bernoulli(0.2)) e |= EPOLLONESHOT;
+    return e;
+  };
+  const int ops = 10 + static_cast<int>(rng.Below(25));
+  for (int i = 0; i < ops; ++i) {
+    const int s = slot();
+    switch (rng.Below(16)) {
+      case 0: case 1:
+        sequence.ops.push_back({D::kWrite, s, 1 + static_cast<int>(rng.Below(8))});
+        break;
+      case 2: case 3:
+        sequence.ops.push_back({D::kRead, s, static_cast<int>(rng.Below(10))});
+        break;
+      case 4: {
+        const int flags[] = {0, MSG_PEEK, MSG_DONTWAIT, MSG_TRUNC, MSG_WAITALL};
+        sequence.ops.push_back({D::kRecv, s, 1 + static_cast<int>(rng.Below(8)),
+                                flags[rng.Below(5)]});
+        break;
+      }
+      case 5: sequence.ops.push_back({D::kWrite8, s, 1 + static_cast<int>(rng.Below(3))}); break;
+      case 6: sequence.ops.push_back({D::kShutdown, s, static_cast<int>(rng.Below(3))}); break;
+      case 7:
+        if (rng.Bernoulli(0.3)) sequence.ops.push_back({D::kClose, s});
+        break;
+      case 8: {
+        const int variant = static_cast<int>(rng.Below(2));  // dup, or dup2 onto the target.
+        sequence.ops.push_back({D::kDup, s, variant, 6 + static_cast<int>(rng.Below(2))});
+        break;
+      }
+      case 9: case 10: {
+        const int operations[] = {EPOLL_CTL_ADD, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL};
+        sequence.ops.push_back({D::kCtl, 5, operations[rng.Below(4)], s, events()});
+        break;
+      }
+      case 11: case 12: sequence.ops.push_back({D::kWait, 5, 16, 1}); break;
+      case 13: sequence.ops.push_back({D::kPoll, 0xff, kAll}); break;
+      case 14:
+        sequence.ops.push_back({D::kSelect, static_cast<int>(rng.Below(256)),
+                                static_cast<int>(rng.Below(256))});
+        break;
+      case 15:
+        if (rng.Bernoulli(0.5)) {
+          sequence.ops.push_back({D::kFcntl, s, F_GETFL});
+        } else {
+          sequence.ops.push_back({D::kInq, s});
+        }
+        break;
+    }
+  }
+  sequence.ops.push_back({D::kWait, 5, 16, 1});
+  return sequence;
+}
+
+int RandomSequenceCount() {
+  const char* env = std::getenv("DSIM_DIFFERENTIAL_RANDOM_DESCRIPTORS");
+  return env != nullptr ? std::atoi(env) : 150;
+}
+
 std::vector<std::string> RunSimulated(const DSequence& sequence) {
   Scheduler scheduler(SchedulerOptions{.seed = 1});
   Network network(&scheduler);
@@ -653,7 +742,9 @@ std::vector<std::string> RunSimulated(const DSequence& sequence) {
 
 std::vector<DescriptorRun> RunDescriptorSequences() {
   std::vector<DescriptorRun> runs;
-  for (const DSequence& sequence : Sequences()) {
+  std::vector<DSequence> sequences = Sequences();
+  for (int i = 0; i < RandomSequenceCount(); ++i) sequences.push_back(RandomSequence(20000 + i));
+  for (const DSequence& sequence : sequences) {
     DescriptorRun run;
     run.name = sequence.name;
     {
@@ -661,6 +752,10 @@ std::vector<DescriptorRun> RunDescriptorSequences() {
       run.linux_results = executor.Run(sequence);
     }
     run.dsim_results = RunSimulated(sequence);
+    for (const DOp& op : sequence.ops) {
+      run.ops.push_back(absl::StrCat("kind=", static_cast<int>(op.kind), " ", op.a, ",", op.b,
+                                     ",", op.c, ",", op.d));
+    }
     runs.push_back(std::move(run));
   }
   return runs;

@@ -15,6 +15,7 @@ struct DescriptorRun {
   std::string name;
   std::vector<std::string> linux_results;
   std::vector<std::string> dsim_results;
+  std::vector<std::string> ops;  // "kind a,b,c,d" per op, for DSIM_DIFFERENTIAL_SHOW.
 };
 
 // Runs every descriptor sequence against the kernel, then in a simulation.

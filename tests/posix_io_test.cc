@@ -171,6 +171,14 @@ TEST(PosixSocketpair, TheDsimCallWorksWithoutPosixNames) {
     EXPECT_EQ(Recv(fds[1], buffer, sizeof(buffer), 0), 2);
     EXPECT_EQ(Recv(fds[1], buffer, sizeof(buffer), 0), -1);
     EXPECT_EQ(errno, EAGAIN);
+    // The mmsg calls take the pending error of any socket kind (a pair end too).
+    ASSERT_EQ(Send(fds[0], "cde", 3, 0), 3);
+    iovec v{buffer, sizeof(buffer)};
+    mmsghdr message{};
+    message.msg_hdr.msg_iov = &v;
+    message.msg_hdr.msg_iovlen = 1;
+    EXPECT_EQ(Recvmmsg(fds[1], &message, 1, MSG_DONTWAIT, nullptr), 1);
+    EXPECT_EQ(message.msg_len, 3u);
     EXPECT_EQ(Socketpair(AF_INET, SOCK_STREAM, 0, fds), -1);
     EXPECT_EQ(errno, EOPNOTSUPP);
     EXPECT_EQ(Close(fds[0]), 0);

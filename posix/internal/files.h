@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "posix/internal/clock.h"
 #include "scheduler/scheduler.h"
 #include "sockets/internal/open_file.h"
@@ -35,6 +36,11 @@ class EpollFile final : public OpenFile {
   explicit EpollFile(HostStack* stack) : OpenFile(O_RDWR), stack_(stack) {}
   const char* kind() const override { return "epoll"; }
   short PollMask() const override;
+  // ep_eventpoll_ioctl (Linux 6.9+) answers requests other than its busy-poll ones with
+  // EINVAL (FIONBIO and FIOCLEX never reach it).
+  int Ioctl(HostStack& stack, unsigned long request, void*) override {
+    return stack.Fail(EINVAL, absl::StrCat("ioctl: request ", request, " on an epoll descriptor"));
+  }
 
   int Control(int op, int fd, const epoll_event* event);  // 0 or a negative errno.
   // Fills up to `max` events; blocks up to `deadline`. A count or a negative errno.

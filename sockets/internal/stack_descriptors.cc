@@ -242,7 +242,13 @@ void HostStack::InstallCopy(int fd, int source, bool close_on_exec) {
 
 int HostStack::TakePendingError(int fd) {
   SocketState* s = Lookup(fd);
-  DSIM_CHECK(s != nullptr, "TakePendingError on a closed descriptor");
+  if (s == nullptr) {
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->TakeError();
+    }
+    DSIM_CHECK(IsOpen(fd), "TakePendingError on a closed descriptor");
+    return 0;  // Not a socket: the call itself will say ENOTSOCK.
+  }
   const int error = s->error;
   s->error = 0;
   return error;
@@ -251,6 +257,7 @@ int HostStack::TakePendingError(int fd) {
 void HostStack::SetPendingError(int fd, int error) {
   SocketState* s = Lookup(fd);
   if (s != nullptr) s->error = error;
+  if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) pair_end->SetError(error);
 }
 
 }  // namespace dsim::internal

@@ -87,6 +87,13 @@ class UnixSocket final : public OpenFile {
                   socklen_t length);
 
   int type() const { return pair_->type; }
+  // The pending error (sk_err), read and cleared; and setting it (recvmmsg keeps one).
+  int TakeError() {
+    const int error = self().error;
+    self().error = 0;
+    return error;
+  }
+  void SetError(int error) { self().error = error; }
 
  private:
   UnixPair::End& self() { return pair_->ends[side_]; }
