@@ -623,7 +623,10 @@ int HostStack::Socket(int domain, int type, int protocol) {
 int HostStack::Bind(int fd, const sockaddr* address, socklen_t length) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    if (UnixSocket* pair_end = UnixSocketAt(fd)) return pair_end->Unsupported(*this, "bind", address, length);
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Unsupported(*this, "bind", address, length);
+    }
     return FailBadDescriptor(fd);
   }
   if (static_cast<int>(length) < 0 || length > sizeof(sockaddr_storage)) {
@@ -663,7 +666,10 @@ int HostStack::Bind(int fd, const sockaddr* address, socklen_t length) {
 int HostStack::Listen(int fd, int backlog) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    if (UnixSocket* pair_end = UnixSocketAt(fd)) return pair_end->Unsupported(*this, "listen", nullptr, 0);
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Unsupported(*this, "listen", nullptr, 0);
+    }
     return FailBadDescriptor(fd);
   }
   if (!s->is_tcp()) return Fail(EOPNOTSUPP, "listen on a datagram socket");
@@ -699,7 +705,10 @@ int HostStack::Accept(int fd, sockaddr* address, socklen_t* length, int flags,
                       SourceLocation where) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    if (UnixSocket* pair_end = UnixSocketAt(fd)) return pair_end->Unsupported(*this, "accept", nullptr, 0);
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Unsupported(*this, "accept", nullptr, 0);
+    }
     return FailBadDescriptor(fd);
   }
   if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
@@ -757,7 +766,10 @@ int HostStack::Accept(int fd, sockaddr* address, socklen_t* length, int flags,
 int HostStack::Connect(int fd, const sockaddr* address, socklen_t length, SourceLocation where) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    if (UnixSocket* pair_end = UnixSocketAt(fd)) return pair_end->Unsupported(*this, "connect", address, length);
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Unsupported(*this, "connect", address, length);
+    }
     return FailBadDescriptor(fd);
   }
   if (static_cast<int>(length) < 0 || length > sizeof(sockaddr_storage)) {
@@ -869,7 +881,10 @@ int HostStack::TcpConnect(SocketState* s, const Endpoint& to, absl::Time start,
 ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    if (UnixSocket* pair_end = UnixSocketAt(fd)) return pair_end->Recv(*this, args, where);
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Recv(*this, args, where);
+    }
     return FailBadDescriptor(fd);
   }
   size_t length = 0;
@@ -923,7 +938,10 @@ ssize_t HostStack::RecvStreamInto(int fd, const RecvArgs& args, SourceLocation w
 ssize_t HostStack::Send(int fd, const SendArgs& args, SourceLocation where) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    if (UnixSocket* pair_end = UnixSocketAt(fd)) return pair_end->Send(*this, args, where);
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Send(*this, args, where);
+    }
     return FailBadDescriptor(fd);
   }
   if (args.name != nullptr &&
@@ -981,7 +999,10 @@ int HostStack::ResetConnectionsWith(const NetworkHost& peer) {
 int HostStack::Shutdown(int fd, int how) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    if (UnixSocket* pair_end = UnixSocketAt(fd)) return pair_end->Shutdown(*this, how);
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Shutdown(*this, how);
+    }
     return FailBadDescriptor(fd);
   }
   if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
@@ -1038,7 +1059,10 @@ int HostStack::Close(int fd) {
 int HostStack::GetName(int fd, sockaddr* address, socklen_t* length, bool peer) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    if (UnixSocket* pair_end = UnixSocketAt(fd)) return pair_end->GetName(*this, address, length, peer);
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->GetName(*this, address, length, peer);
+    }
     return FailBadDescriptor(fd);
   }
   if (peer) {
@@ -1082,7 +1106,10 @@ timeval DurationToTimeval(absl::Duration d) {
 int HostStack::Getsockopt(int fd, int level, int name, void* value, socklen_t* length) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    if (UnixSocket* pair_end = UnixSocketAt(fd)) return pair_end->Getsockopt(*this, level, name, value, length);
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Getsockopt(*this, level, name, value, length);
+    }
     return FailBadDescriptor(fd);
   }
   if (length == nullptr) return Fail(EFAULT, "getsockopt: the length pointer is null");
@@ -1138,7 +1165,10 @@ int HostStack::Getsockopt(int fd, int level, int name, void* value, socklen_t* l
 int HostStack::Setsockopt(int fd, int level, int name, const void* value, socklen_t length) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    if (UnixSocket* pair_end = UnixSocketAt(fd)) return pair_end->Setsockopt(*this, level, name, value, length);
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Setsockopt(*this, level, name, value, length);
+    }
     return FailBadDescriptor(fd);
   }
   const bool known = (level == SOL_SOCKET) || (level == IPPROTO_TCP && s->is_tcp()) ||
