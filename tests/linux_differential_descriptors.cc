@@ -609,6 +609,13 @@ std::vector<DSequence> Sequences() {
       {{D::kPair, 0, 1, SOCK_STREAM | kNb}, {D::kEpoll, 2},
        {D::kCtl, 2, EPOLL_CTL_ADD, 0, kIn | kOut | EPOLLRDHUP}, {D::kWait, 2, 4},
        {D::kClose, 1}, {D::kWait, 2, 4}});
+  for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+    add(absl::StrCat("epoll/socketpair-writer-edge-", type),
+        {{D::kPair, 0, 1, type | kNb}, {D::kEpoll, 2},
+         {D::kCtl, 2, EPOLL_CTL_ADD, 0, static_cast<int>(kOut | EPOLLET)}, {D::kWait, 2, 4},
+         {D::kFill, 0, 1000}, {D::kWait, 2, 4}, {D::kRecv, 1, 1000}, {D::kWait, 2, 4},
+         {D::kPoll, 0b1, kAll}, {D::kDrain, 1}, {D::kWait, 2, 4}, {D::kWait, 2, 4}});
+  }
   // ---- fcntl and dup
   add("fcntl/flags",
       {{D::kPipe, 0, 1, 0}, {D::kFcntl, 0, F_GETFL}, {D::kFcntl, 0, F_SETFL, O_NONBLOCK | O_APPEND},

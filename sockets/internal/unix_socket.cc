@@ -84,7 +84,9 @@ void UnixSocket::ConsumeFront() {
   self().queue.pop_front();
   DSIM_DCHECK(sender.wmem >= truesize);
   sender.wmem -= truesize;
-  NotifyPeer();  // sock_wfree: the sender may write again.
+  // sock_wfree -> unix_write_space wakes the sender (blocked writers, pollers, an edge
+  // for EPOLLET) only once it is writable again: its charge down to a quarter.
+  if ((sender.wmem + 1) * 4 <= static_cast<size_t>(sender.sndbuf)) NotifyPeer();
 }
 
 absl::Time UnixSocket::Deadline(HostStack& stack, bool receive) const {
