@@ -252,6 +252,10 @@ bool RefuseUnixAddress(dsim::Scheduler& scheduler, const char* call,
   return true;
 }
 
+const struct sockaddr* MessageName(const struct msghdr* message) {
+  return message == nullptr ? nullptr : static_cast<const sockaddr*>(message->msg_name);
+}
+
 }  // namespace
 
 extern "C" {
@@ -308,13 +312,20 @@ ssize_t send(int fd, const void* buffer, size_t length, int flags) {
 ssize_t sendto(int fd, const void* buffer, size_t length, int flags,
                const struct sockaddr* address, socklen_t address_length) {
   DSIM_FD_CALL(sendto, fd,
-               dsim::Sendto(fd, buffer, length, flags, address, address_length, Where(*scheduler)),
+               RefuseUnixAddress(*scheduler, "sendto", address, address_length)
+                   ? -1
+                   : dsim::Sendto(fd, buffer, length, flags, address, address_length,
+                                  Where(*scheduler)),
                fd, buffer, length, flags, address, address_length);
 }
 
 ssize_t sendmsg(int fd, const struct msghdr* message, int flags) {
-  DSIM_FD_CALL(sendmsg, fd, dsim::Sendmsg(fd, message, flags, Where(*scheduler)), fd, message,
-               flags);
+  DSIM_FD_CALL(sendmsg, fd,
+               RefuseUnixAddress(*scheduler, "sendmsg", MessageName(message),
+                                 message != nullptr ? message->msg_namelen : 0)
+                   ? -1
+                   : dsim::Sendmsg(fd, message, flags, Where(*scheduler)),
+               fd, message, flags);
 }
 
 ssize_t recv(int fd, void* buffer, size_t length, int flags) {

@@ -202,6 +202,18 @@ TEST(PosixSocketpair, NamedUnixSocketsFailTheRunNamingTheCall) {
   });
   EXPECT_EQ(bound.outcome, RunOutcome::kTaskFailed);
   EXPECT_NE(bound.ToString().find("called bind"), std::string::npos) << bound.ToString();
+
+  RunResult sent = OnHost([] {
+    int fds[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM, 0, fds), 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strcpy(address.sun_path, "/tmp/y.sock");
+    EXPECT_EQ(sendto(fds[0], "x", 1, 0, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+              -1);
+  });
+  EXPECT_EQ(sent.outcome, RunOutcome::kTaskFailed);
+  EXPECT_NE(sent.ToString().find("called sendto"), std::string::npos) << sent.ToString();
 }
 
 TEST(PosixDup, DupOfAPipeSharesFlagsAndKeepsTheDescriptionOpen) {
