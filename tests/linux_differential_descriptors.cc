@@ -565,6 +565,11 @@ std::vector<DSequence> Sequences() {
       {{D::kTimerfd, 0, TFD_NONBLOCK}, {D::kEpoll, 1}, {D::kCtl, 1, EPOLL_CTL_ADD, 0, kIn},
        {D::kWait, 1, 4}, {D::kTimerSet, 0, 1, 0}, {D::kSleep, 30}, {D::kWait, 1, 4},
        {D::kRead8, 0}, {D::kWait, 1, 4}});
+  add("timerfd/abstime-past",
+      {{D::kTimerfd, 0, TFD_NONBLOCK}, {D::kTimerSet, 0, 1, 0, TFD_TIMER_ABSTIME},
+       {D::kPoll, 0b1, kAll}, {D::kRead8, 0}, {D::kTimerGet, 0}, {D::kRead8, 0},
+       {D::kTimerSet, 0, 1, 100000, TFD_TIMER_ABSTIME}, {D::kTimerGet, 0}, {D::kRead8, 0, 7},
+       {D::kTimerSet, 0, 0, 0, TFD_TIMER_ABSTIME}, {D::kTimerGet, 0}});
   add("timerfd/bad", {{D::kTimerfd, 0, 0x4242}, {D::kTimerfd, 0, TFD_NONBLOCK},
                       {D::kTimerSet, 0, 1, 0, 0x4242}});
   // ---- epoll
