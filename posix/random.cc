@@ -82,16 +82,20 @@ int FlagsOfMode(const char* mode) {
 
 // stdio over a simulated descriptor. The stream's _fileno is the descriptor, so that
 // fileno() answers it: libstdc++'s filebuf reads with read(fileno(stream)), which
-// //posix routes to the same simulated descriptor.
+// //posix routes to the same simulated descriptor. glibc's stdio calls these from C
+// frames, which a kill must not unwind through: it waits for a later point.
 ssize_t CookieRead(void* cookie, char* buffer, size_t length) {
+  dsim::Scheduler::NoUnwindScope no_unwind;
   return dsim::Read(static_cast<int>(reinterpret_cast<intptr_t>(cookie)), buffer, length);
 }
 ssize_t CookieWrite(void* cookie, const char* buffer, size_t length) {
+  dsim::Scheduler::NoUnwindScope no_unwind;
   const ssize_t n =
       dsim::Write(static_cast<int>(reinterpret_cast<intptr_t>(cookie)), buffer, length);
   return n < 0 ? 0 : n;  // stdio's convention: 0 is an error.
 }
 int CookieClose(void* cookie) {
+  dsim::Scheduler::NoUnwindScope no_unwind;
   return dsim::Close(static_cast<int>(reinterpret_cast<intptr_t>(cookie)));
 }
 
