@@ -15,8 +15,10 @@
 // Contract. POSIX signatures, -1 plus Linux's errno on failure. Blocking reads and
 // writes block the task in virtual time and are scheduling points. Pipes hold 65,536
 // bytes (Linux's default); writes of at most PIPE_BUF bytes are atomic. An eventfd's
-// counter follows eventfd(2), EFD_SEMAPHORE included. O_CLOEXEC / EFD_CLOEXEC are
-// accepted and ignored (no exec in a simulation).
+// counter follows eventfd(2), EFD_SEMAPHORE included. O_CLOEXEC / EFD_CLOEXEC /
+// SOCK_CLOEXEC set FD_CLOEXEC, which fcntl(F_GETFD) reports and nothing else reads (no
+// exec in a simulation). Dup, Dup2, Dup3 and Fcntl(F_DUPFD) share the description (and
+// its O_NONBLOCK) between the descriptors, as Linux does.
 #ifndef DSIM_SOCKETS_FILES_H_
 #define DSIM_SOCKETS_FILES_H_
 
