@@ -138,6 +138,25 @@ TEST(PosixSocketpair, BlockedReaderWakesWithEofWhenThePeerCloses) {
   EXPECT_TRUE(result.ok()) << result.ToString();
 }
 
+TEST(PosixSocketpair, ClosingTheDescriptorOfABlockedReceiveDoesNotEndIt) {
+  RunResult result = OnHost([] {
+    int fds[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    char c = 0;
+    std::thread reader([&c, fd = fds[1]] { EXPECT_EQ(recv(fd, &c, 1, 0), 1); });
+    usleep(1000);
+    ASSERT_EQ(close(fds[1]), 0);  // As on Linux, the blocked recv keeps the socket.
+    usleep(1000);
+    EXPECT_EQ(send(fds[0], "z", 1, 0), 1);
+    reader.join();
+    EXPECT_EQ(c, 'z');
+    EXPECT_EQ(send(fds[0], "z", 1, MSG_NOSIGNAL), -1);  // Now it is released.
+    EXPECT_EQ(errno, EPIPE);
+    close(fds[0]);
+  });
+  EXPECT_TRUE(result.ok()) << result.ToString();
+}
+
 TEST(PosixSocketpair, EpollWaitWakesWithHangupWhenAnotherThreadClosesThePeer) {
   RunResult result = OnHost([] {
     int fds[2];

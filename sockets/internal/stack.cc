@@ -882,7 +882,7 @@ ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
     // A socketpair end (sockets/internal/unix_socket.h).
-    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+    if (std::shared_ptr<UnixSocket> pair_end = UnixSocketRef(fd); pair_end != nullptr) {
       return pair_end->Recv(*this, args, where);
     }
     return FailBadDescriptor(fd);
@@ -939,7 +939,7 @@ ssize_t HostStack::Send(int fd, const SendArgs& args, SourceLocation where) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
     // A socketpair end (sockets/internal/unix_socket.h).
-    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+    if (std::shared_ptr<UnixSocket> pair_end = UnixSocketRef(fd); pair_end != nullptr) {
       return pair_end->Send(*this, args, where);
     }
     return FailBadDescriptor(fd);

@@ -312,6 +312,13 @@ class HostStack final : public PacketReceiver {
     OpenFile* file = LookupFile(fd);
     return file == nullptr ? nullptr : file->AsUnixSocket();
   }
+  // The same, holding the description alive across a blocking call (another task may
+  // close the descriptor meanwhile).
+  std::shared_ptr<UnixSocket> UnixSocketRef(int fd) const {
+    std::shared_ptr<OpenFile> file = FileRef(fd);
+    UnixSocket* end = file == nullptr ? nullptr : file->AsUnixSocket();
+    return end == nullptr ? nullptr : std::shared_ptr<UnixSocket>(std::move(file), end);
+  }
   int LookupOrFail(int fd, SocketState** out);
   int FailBadDescriptor(int fd);
   SocketState* FindSocket(uint64_t id);

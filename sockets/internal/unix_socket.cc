@@ -110,7 +110,31 @@ short UnixSocket::PollMask() const {
   return mask;
 }
 
+class UnixSocket::CallGuard {
+ public:
+  explicit CallGuard(UnixSocket* socket) : socket_(socket) { ++socket_->active_calls_; }
+  ~CallGuard() {
+    if (--socket_->active_calls_ == 0 && socket_->release_pending_) {
+      socket_->release_pending_ = false;
+      socket_->Release();
+    }
+  }
+  CallGuard(const CallGuard&) = delete;
+  CallGuard& operator=(const CallGuard&) = delete;
+
+ private:
+  UnixSocket* socket_;
+};
+
 void UnixSocket::OnLastClose() {
+  if (active_calls_ > 0) {
+    release_pending_ = true;
+    return;
+  }
+  Release();
+}
+
+void UnixSocket::Release() {
   UnixPair::End& me = self();
   const bool had_unread = !me.queue.empty();
   me.dead = true;
@@ -127,7 +151,7 @@ void UnixSocket::OnLastClose() {
     if (had_unread) other.error = ECONNRESET;
   }
   NotifyPeer();
-  NotifyReadiness();  // Tasks still blocked on this description re-check and fail.
+  NotifyReadiness();  // Pollers of this description re-check.
 }
 
 // ---- Receiving -------------------------------------------------------------------------
@@ -145,6 +169,7 @@ ssize_t UnixSocket::Recv(HostStack& stack, const RecvArgs& args, SourceLocation 
     return stack.Fail(EOPNOTSUPP, absl::StrCat(args.what, ": MSG_OOB is not simulated for "
                                                "AF_UNIX sockets"));
   }
+  CallGuard guard(this);
   const size_t length = args.into != nullptr ? args.into_max : IovecLength(args.iov);
   std::string buffer(length, '\0');
   bool truncated = false;
@@ -287,6 +312,7 @@ ssize_t UnixSocket::Send(HostStack& stack, const SendArgs& args, SourceLocation 
   if (args.flags & MSG_OOB) {
     return stack.Fail(EOPNOTSUPP, "send: MSG_OOB is not simulated for AF_UNIX sockets");
   }
+  CallGuard guard(this);
   std::string bytes(IovecLength(args.iov), '\0');
   GatherIovec(args.iov, bytes.data(), bytes.size());
   if (stream()) {

@@ -116,6 +116,14 @@ class UnixSocket final : public OpenFile {
   // -EPIPE, a pending error.
   int WaitForSendSpace(HostStack& stack, int flags, SourceLocation where);
 
+  // Calls in progress on this description. Linux releases a socket only when its last
+  // reference goes, and a blocked call holds one: closing the descriptor meanwhile does
+  // not wake it. So the release (OnLastClose) waits for them.
+  class CallGuard;
+  void Release();
+  int active_calls_ = 0;
+  bool release_pending_ = false;
+
   std::shared_ptr<UnixPair> pair_;
   int side_;
 };
