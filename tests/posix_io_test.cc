@@ -205,6 +205,34 @@ TEST(PosixSocketpair, TheDsimCallWorksWithoutPosixNames) {
   EXPECT_TRUE(result.ok()) << result.ToString();
 }
 
+TEST(PosixSocketpair, TimeoutsAndDeadlinesEndBlockedCallsAtTheirVirtualTime) {
+  RunResult result = OnHost([] {
+    int fds[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    timeval three_ms{0, 3000};
+    ASSERT_EQ(setsockopt(fds[1], SOL_SOCKET, SO_RCVTIMEO, &three_ms, sizeof(three_ms)), 0);
+    char c;
+    absl::Time start = Now();
+    EXPECT_EQ(recv(fds[1], &c, 1, 0), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    EXPECT_EQ(Now() - start, absl::Milliseconds(3));
+    // dsim's absolute deadline comes first here, and a later call fails at once.
+    start = Now();
+    ASSERT_EQ(SetReadDeadline(fds[1], start + absl::Milliseconds(1)), 0);
+    EXPECT_EQ(Read(fds[1], &c, 1), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    EXPECT_EQ(Now() - start, absl::Milliseconds(1));
+    ASSERT_EQ(send(fds[0], "q", 1, 0), 1);
+    EXPECT_EQ(recv(fds[1], &c, 1, 0), -1);  // Data is ready, but the deadline passed.
+    EXPECT_EQ(errno, EAGAIN);
+    ASSERT_EQ(SetReadDeadline(fds[1], absl::InfiniteFuture()), 0);
+    EXPECT_EQ(recv(fds[1], &c, 1, 0), 1);
+    close(fds[0]);
+    close(fds[1]);
+  });
+  EXPECT_TRUE(result.ok()) << result.ToString();
+}
+
 TEST(PosixSocketpair, NamedUnixSocketsFailTheRunNamingTheCall) {
   RunResult result = OnHost([] { EXPECT_EQ(socket(AF_UNIX, SOCK_STREAM, 0), -1); });
   EXPECT_EQ(result.outcome, RunOutcome::kTaskFailed);

@@ -1272,8 +1272,14 @@ int HostStack::SetNonblock(int fd, bool nonblocking) {
 }
 
 int HostStack::SetDeadline(int fd, absl::Time deadline, bool read, bool write) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      pair_end->SetDeadline(deadline, read, write);
+      return 0;
+    }
+    return FailBadDescriptor(fd);
+  }
   // Blocked calls wake and re-evaluate against the new deadline, as in Go.
   if (read) {
     s->read_deadline = deadline;

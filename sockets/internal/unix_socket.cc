@@ -89,10 +89,20 @@ void UnixSocket::ConsumeFront() {
   if ((sender.wmem + 1) * 4 <= static_cast<size_t>(sender.sndbuf)) NotifyPeer();
 }
 
-absl::Time UnixSocket::Deadline(HostStack& stack, bool receive) const {
+absl::Time UnixSocket::Now(HostStack& stack) { return stack.host().network().scheduler().Now(); }
+
+absl::Time UnixSocket::Deadline(absl::Time start, bool receive) const {
   const absl::Duration timeout = receive ? self().receive_timeout : self().send_timeout;
-  if (timeout == absl::InfiniteDuration()) return absl::InfiniteFuture();
-  return stack.host().network().scheduler().Now() + timeout;
+  const absl::Time absolute = receive ? self().read_deadline : self().write_deadline;
+  if (timeout == absl::InfiniteDuration()) return absolute;
+  return std::min(start + timeout, absolute);
+}
+
+void UnixSocket::SetDeadline(absl::Time deadline, bool read, bool write) {
+  if (read) self().read_deadline = deadline;
+  if (write) self().write_deadline = deadline;
+  if (!readable().empty()) readable().WakeAll();
+  if (!writable().empty()) writable().WakeAll();
 }
 
 short UnixSocket::PollMask() const {
@@ -196,7 +206,10 @@ ssize_t UnixSocket::StreamRecv(HostStack& stack, const RecvArgs& args, char* out
                                size_t length, SourceLocation where) {
   const bool peek = (args.flags & MSG_PEEK) != 0;
   const size_t target = (args.flags & MSG_WAITALL) ? std::max<size_t>(length, 1) : 1;
-  const absl::Time deadline = Deadline(stack, true);
+  const absl::Time start = Now(stack);
+  if (self().read_deadline <= start) {
+    return stack.Fail(EAGAIN, absl::StrCat(args.what, ": the read deadline has passed"));
+  }
   size_t copied = 0;
   for (;;) {
     UnixPair::End& me = self();
@@ -238,16 +251,21 @@ ssize_t UnixSocket::StreamRecv(HostStack& stack, const RecvArgs& args, char* out
       if (copied > 0) return static_cast<ssize_t>(copied);
       return stack.Fail(EAGAIN, absl::StrCat(args.what, ": nothing to read"));
     }
-    if (readable().Wait("recv(AF_UNIX)", where, deadline) == WakeReason::kTimedOut) {
+    const absl::Time deadline = Deadline(start, true);
+    if (Now(stack) >= deadline ||
+        readable().Wait("recv(AF_UNIX)", where, deadline) == WakeReason::kTimedOut) {
       if (copied > 0) return static_cast<ssize_t>(copied);
-      return stack.Fail(EAGAIN, absl::StrCat(args.what, ": SO_RCVTIMEO expired"));
+      return stack.Fail(EAGAIN, absl::StrCat(args.what, ": SO_RCVTIMEO or the deadline passed"));
     }
   }
 }
 
 ssize_t UnixSocket::RecordRecv(HostStack& stack, const RecvArgs& args, char* out,
                                size_t length, SourceLocation where, bool* truncated) {
-  const absl::Time deadline = Deadline(stack, true);
+  const absl::Time start = Now(stack);
+  if (self().read_deadline <= start) {
+    return stack.Fail(EAGAIN, absl::StrCat(args.what, ": the read deadline has passed"));
+  }
   for (;;) {
     UnixPair::End& me = self();
     // __skb_try_recv_datagram: a pending error comes before queued data.
@@ -271,8 +289,10 @@ ssize_t UnixSocket::RecordRecv(HostStack& stack, const RecvArgs& args, char* out
       if (pair_->type == SOCK_SEQPACKET || !dont_wait) return 0;
     }
     if (dont_wait) return stack.Fail(EAGAIN, absl::StrCat(args.what, ": no datagram queued"));
-    if (readable().Wait("recv(AF_UNIX)", where, deadline) == WakeReason::kTimedOut) {
-      return stack.Fail(EAGAIN, absl::StrCat(args.what, ": SO_RCVTIMEO expired"));
+    const absl::Time deadline = Deadline(start, true);
+    if (Now(stack) >= deadline ||
+        readable().Wait("recv(AF_UNIX)", where, deadline) == WakeReason::kTimedOut) {
+      return stack.Fail(EAGAIN, absl::StrCat(args.what, ": SO_RCVTIMEO or the deadline passed"));
     }
   }
 }
@@ -287,7 +307,7 @@ ssize_t UnixSocket::Write(HostStack& stack, absl::Span<const iovec> iov, SourceL
 }
 
 int UnixSocket::WaitForSendSpace(HostStack& stack, int flags, SourceLocation where) {
-  const absl::Time deadline = Deadline(stack, false);
+  const absl::Time start = Now(stack);
   for (;;) {
     UnixPair::End& me = self();
     if (me.error != 0) {
@@ -302,8 +322,10 @@ int UnixSocket::WaitForSendSpace(HostStack& stack, int flags, SourceLocation whe
     if (nonblocking() || (flags & MSG_DONTWAIT)) {
       return stack.Fail(EAGAIN, "send: the send buffer is full");
     }
-    if (writable().Wait("send(AF_UNIX)", where, deadline) == WakeReason::kTimedOut) {
-      return stack.Fail(EAGAIN, "send: SO_SNDTIMEO expired");
+    const absl::Time deadline = Deadline(start, false);
+    if (Now(stack) >= deadline ||
+        writable().Wait("send(AF_UNIX)", where, deadline) == WakeReason::kTimedOut) {
+      return stack.Fail(EAGAIN, "send: SO_SNDTIMEO or the write deadline passed");
     }
   }
 }
@@ -313,6 +335,9 @@ ssize_t UnixSocket::Send(HostStack& stack, const SendArgs& args, SourceLocation 
     return stack.Fail(EOPNOTSUPP, "send: MSG_OOB is not simulated for AF_UNIX sockets");
   }
   CallGuard guard(this);
+  if (self().write_deadline <= Now(stack)) {
+    return stack.Fail(EAGAIN, "send: the write deadline has passed");
+  }
   std::string bytes(IovecLength(args.iov), '\0');
   GatherIovec(args.iov, bytes.data(), bytes.size());
   if (stream()) {

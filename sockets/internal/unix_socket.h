@@ -51,6 +51,9 @@ struct UnixPair {
     bool has_peer = true;   // unix_peer(sk): a datagram end loses it on ECONNREFUSED.
     absl::Duration receive_timeout = absl::InfiniteDuration();
     absl::Duration send_timeout = absl::InfiniteDuration();
+    // dsim's Go-style absolute deadlines (SetReadDeadline / SetWriteDeadline).
+    absl::Time read_deadline = absl::InfiniteFuture();
+    absl::Time write_deadline = absl::InfiniteFuture();
     UnixSocket* file = nullptr;  // Null once dead.
   };
   int type = SOCK_STREAM;
@@ -82,6 +85,8 @@ class UnixSocket final : public OpenFile {
   int Setsockopt(HostStack& stack, int level, int name, const void* value, socklen_t length);
   // SIOCINQ / SIOCOUTQ; -ENOTTY for other requests.
   int Ioctl(HostStack& stack, unsigned long request, void* arg) override;
+  // dsim's SetReadDeadline / SetWriteDeadline: blocked calls re-evaluate at once.
+  void SetDeadline(absl::Time deadline, bool read, bool write);
   // bind, listen, accept and connect on a connected pair end: Linux's errors.
   int Unsupported(HostStack& stack, const char* call, const sockaddr* address,
                   socklen_t length);
@@ -104,7 +109,10 @@ class UnixSocket final : public OpenFile {
   // Drops the front skb of this end's queue: uncharges the sender and wakes it.
   void ConsumeFront();
   void NotifyPeer();
-  absl::Time Deadline(HostStack& stack, bool receive) const;
+  // When a call that started at `start` gives up: SO_RCVTIMEO/SO_SNDTIMEO from its
+  // start, or the absolute deadline, whichever comes first.
+  absl::Time Deadline(absl::Time start, bool receive) const;
+  static absl::Time Now(HostStack& stack);
   ssize_t StreamRecv(HostStack& stack, const RecvArgs& args, char* out, size_t length,
                      SourceLocation where);
   ssize_t RecordRecv(HostStack& stack, const RecvArgs& args, char* out, size_t length,
