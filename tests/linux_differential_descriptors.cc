@@ -512,6 +512,12 @@ std::vector<DSequence> Sequences() {
   add("socketpair/dgram/connect-unspec",
       {{D::kPair, 0, 1, SOCK_DGRAM | kNb}, {D::kUnixCall, 0, 4}, {D::kSend, 0, 1},
        {D::kName, 0, 1}});
+  // unix_dgram_disconnected: losing the peer drops the queue; a live peer gets ECONNRESET.
+  add("socketpair/dgram/disconnect-drops-queue",
+      {{D::kPair, 0, 1, SOCK_DGRAM | kNb}, {D::kSend, 1, 3}, {D::kClose, 1}, {D::kPoll, 0b1, kAll},
+       {D::kSend, 0, 1}, {D::kPoll, 0b1, kAll}, {D::kRecv, 0, 8}, {D::kPair, 2, 3, SOCK_DGRAM | kNb},
+       {D::kSend, 3, 2}, {D::kUnixCall, 2, 4}, {D::kPoll, 0b1100, kAll},
+       {D::kGetOpt, 3, SOL_SOCKET, SO_ERROR}, {D::kRecv, 2, 8}, {D::kSend, 2, 1}});
   add("socketpair/bad-arguments",
       {{D::kPair, 0, 1, SOCK_STREAM, AF_INET}, {D::kPair, 0, 1, SOCK_RAW},
        {D::kPair, 0, 1, SOCK_STREAM | 0x100000}, {D::kPair, 0, 1, SOCK_STREAM, 4242},
@@ -621,6 +627,15 @@ std::vector<DSequence> Sequences() {
          {D::kFill, 0, 1000}, {D::kWait, 2, 4}, {D::kRecv, 1, 1000}, {D::kWait, 2, 4},
          {D::kPoll, 0b1, kAll}, {D::kDrain, 1}, {D::kWait, 2, 4}, {D::kWait, 2, 4}});
   }
+  // ep_poll_callback ignores wakeups whose key does not match the entry's events.
+  add("epoll/et-wakeup-keys",
+      {{D::kPair, 0, 1, SOCK_DGRAM | kNb}, {D::kEventfd, 2, 0, EFD_NONBLOCK}, {D::kPipe, 3, 4, O_NONBLOCK},
+       {D::kEpoll, 5}, {D::kCtl, 5, EPOLL_CTL_ADD, 1, static_cast<int>(kOut | EPOLLET)},
+       {D::kCtl, 5, EPOLL_CTL_ADD, 2, static_cast<int>(kIn | kOut | EPOLLET)},
+       {D::kCtl, 5, EPOLL_CTL_ADD, 4, static_cast<int>(kOut | EPOLLET)}, {D::kWait, 5, 8},
+       {D::kSend, 0, 2}, {D::kWrite, 4, 3}, {D::kWait, 5, 8}, {D::kWrite8, 2, 0}, {D::kWait, 5, 8},
+       {D::kRead, 3, 1}, {D::kWait, 5, 8}, {D::kRead8, 2}, {D::kWait, 5, 8}, {D::kRecv, 1, 8},
+       {D::kWait, 5, 8}});
   // ---- fcntl and dup
   add("fcntl/flags",
       {{D::kPipe, 0, 1, 0}, {D::kFcntl, 0, F_GETFL}, {D::kFcntl, 0, F_SETFL, O_NONBLOCK | O_APPEND},

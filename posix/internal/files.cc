@@ -36,7 +36,7 @@ uint32_t EpollFile::Ready(const Interest& interest) const {
   const uint32_t ready = mask & wanted;
   if (ready == 0) return 0;
   if ((interest.events & EPOLLET) && !interest.pending &&
-      stack_->Edges(fd) == interest.seen_edges) {
+      stack_->Edges(fd, interest.events) == interest.seen_edges) {
     return 0;
   }
   return ready;
@@ -66,7 +66,7 @@ int EpollFile::Control(int op, int fd, const epoll_event* event) {
       if (it != interests_.end()) return -EEXIST;
       if (event == nullptr) return -EFAULT;
       interests_.push_back(Interest{fd, identity, event->events, event->data,
-                                    stack_->Edges(fd), true, false});
+                                    stack_->Edges(fd, event->events), true, false});
       break;
     case EPOLL_CTL_MOD:
       if (it == interests_.end()) return -ENOENT;
@@ -75,7 +75,7 @@ int EpollFile::Control(int op, int fd, const epoll_event* event) {
       it->data = event->data;
       it->pending = true;
       it->disabled = false;
-      it->seen_edges = stack_->Edges(fd);
+      it->seen_edges = stack_->Edges(fd, event->events);
       break;
     case EPOLL_CTL_DEL:
       if (it == interests_.end()) return -ENOENT;
@@ -115,7 +115,7 @@ int EpollFile::Collect(epoll_event* events, int max) {
     events[count].data = interest->data;
     ++count;
     interest->pending = false;
-    interest->seen_edges = stack_->Edges(QueryFd(*interest));
+    interest->seen_edges = stack_->Edges(QueryFd(*interest), interest->events);
     if (interest->events & EPOLLONESHOT) interest->disabled = true;
     // A reported level-triggered entry goes back on the end of the list; edge-triggered
     // and one-shot entries leave it until their next wakeup.
@@ -168,7 +168,7 @@ void TimerFd::Fire() {
     next_ = absl::InfiniteFuture();
   }
   expirations_ += count;
-  NotifyReadiness();
+  NotifyReadiness(POLLIN);
 }
 
 int TimerFd::Set(int flags, const itimerspec* value, itimerspec* old) {

@@ -93,14 +93,24 @@ class OpenFile {
   WaitQueue& readable() { return readable_; }
   WaitQueue& writable() { return writable_; }
 
-  // Readiness may have changed: wake every waiter and count an edge.
-  void NotifyReadiness() {
-    ++edges_;
+  // Readiness may have changed: wake every waiter and count an edge. `key` says which
+  // side changed, as the mask Linux passes with its wakeup: POLLIN (data arrived),
+  // POLLOUT (space freed), 0 (any: hang-up, error, shutdown). An edge-triggered epoll
+  // entry counts only the wakeups its events match (ep_poll_callback's filter).
+  void NotifyReadiness(short key = 0) {
+    if (key == 0 || (key & (POLLIN | POLLRDNORM | POLLPRI))) ++in_edges_;
+    if (key == 0 || (key & (POLLOUT | POLLWRNORM))) ++out_edges_;
     if (!readable_.empty()) readable_.WakeAll();
     if (!writable_.empty()) writable_.WakeAll();
   }
-  // How many times readiness may have changed; edge-triggered epoll compares it.
-  uint64_t edges() const { return edges_; }
+  // How many wakeups matching `events` (poll/epoll bits) there were; edge-triggered
+  // epoll compares it. Events with neither an input nor an output bit count them all.
+  uint64_t edges(uint32_t events = 0) const {
+    const bool in = (events & (POLLIN | POLLRDNORM | POLLPRI)) != 0;
+    const bool out = (events & (POLLOUT | POLLWRNORM)) != 0;
+    if (in == out) return in_edges_ + out_edges_;
+    return in ? in_edges_ : out_edges_;
+  }
   // Descriptors (in any host table) that refer to this description.
   int descriptor_count() const { return descriptor_count_; }
 
@@ -108,7 +118,8 @@ class OpenFile {
   friend class HostStack;
   int status_flags_;
   int descriptor_count_ = 0;
-  uint64_t edges_ = 0;
+  uint64_t in_edges_ = 0;
+  uint64_t out_edges_ = 0;
   WaitQueue readable_;
   WaitQueue writable_;
 };

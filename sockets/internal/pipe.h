@@ -57,7 +57,8 @@ class PipeEnd final : public OpenFile {
   int Ioctl(HostStack& stack, unsigned long request, void* arg) override;  // FIONREAD.
 
  private:
-  void NotifyPeer();
+  // Wakes the other end; `key` as OpenFile::NotifyReadiness.
+  void NotifyPeer(short key = 0);
 
   std::shared_ptr<PipeBuffer> buffer_;
   bool read_side_;

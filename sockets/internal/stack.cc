@@ -1327,9 +1327,9 @@ short HostStack::Readiness(int fd) {
   return POLLNVAL;
 }
 
-uint64_t HostStack::Edges(int fd) {
+uint64_t HostStack::Edges(int fd, uint32_t events) {
   if (const SocketState* s = Lookup(fd); s != nullptr) return s->edges;
-  if (const OpenFile* file = LookupFile(fd); file != nullptr) return file->edges();
+  if (const OpenFile* file = LookupFile(fd); file != nullptr) return file->edges(events);
   return 0;
 }
 

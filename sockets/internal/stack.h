@@ -267,7 +267,8 @@ class HostStack final : public PacketReceiver {
   // poll(2) bits of `fd` now, or POLLNVAL when it is not open.
   short Readiness(int fd);
   // How many times the readiness of `fd` may have changed (edge-triggered epoll).
-  uint64_t Edges(int fd);
+  // For files, only the wakeups that match `events` count (see OpenFile::edges).
+  uint64_t Edges(int fd, uint32_t events = 0);
   // The open description behind `fd` (socket or file), null if none: compared only,
   // to tell a reused descriptor number from the description registered earlier.
   const void* Identity(int fd);

@@ -74,8 +74,8 @@ void UnixSocket::MakePair(int type, int status_flags, std::shared_ptr<UnixSocket
 UnixSocket::UnixSocket(std::shared_ptr<UnixPair> pair, int side, int status_flags)
     : OpenFile(status_flags), pair_(std::move(pair)), side_(side) {}
 
-void UnixSocket::NotifyPeer() {
-  if (UnixSocket* other = peer().file; other != nullptr) other->NotifyReadiness();
+void UnixSocket::NotifyPeer(short key) {
+  if (UnixSocket* other = peer().file; other != nullptr) other->NotifyReadiness(key);
 }
 
 void UnixSocket::ConsumeFront() {
@@ -86,7 +86,7 @@ void UnixSocket::ConsumeFront() {
   sender.wmem -= truesize;
   // sock_wfree -> unix_write_space wakes the sender (blocked writers, pollers, an edge
   // for EPOLLET) only once it is writable again: its charge down to a quarter.
-  if ((sender.wmem + 1) * 4 <= static_cast<size_t>(sender.sndbuf)) NotifyPeer();
+  if ((sender.wmem + 1) * 4 <= static_cast<size_t>(sender.sndbuf)) NotifyPeer(POLLOUT);
 }
 
 absl::Time UnixSocket::Now(HostStack& stack) { return stack.host().network().scheduler().Now(); }
@@ -378,7 +378,7 @@ ssize_t UnixSocket::StreamSend(HostStack& stack, const std::string& bytes, int f
     self().wmem += skb.truesize;
     other.queue.push_back(std::move(skb));
     sent += size;
-    NotifyPeer();
+    NotifyPeer(POLLIN);  // sk_data_ready.
   }
   return static_cast<ssize_t>(sent);
 }
@@ -398,7 +398,7 @@ ssize_t UnixSocket::RecordSend(HostStack& stack, std::string bytes, int flags,
   UnixPair::End& other = peer();
   if (other.dead) {
     if (pair_->type == SOCK_SEQPACKET) return stack.Fail(EPIPE, "send: the peer is closed");
-    self().has_peer = false;  // unix_dgram_disconnected: the next send says ENOTCONN.
+    Disconnect();  // The next send says ENOTCONN.
     return stack.Fail(ECONNREFUSED, "send: the peer is closed");
   }
   if (other.shutdown & kRcvShutdown) {
@@ -410,11 +410,28 @@ ssize_t UnixSocket::RecordSend(HostStack& stack, std::string bytes, int flags,
   skb.data = std::move(bytes);
   self().wmem += skb.truesize;
   other.queue.push_back(std::move(skb));
-  NotifyPeer();
+  NotifyPeer(POLLIN);  // sk_data_ready.
   return static_cast<ssize_t>(size);
 }
 
 // ---- Control ---------------------------------------------------------------------------
+
+// unix_dgram_disconnected: a datagram end that loses its peer drops what it had received
+// from it, and a live peer still connected to it learns with ECONNRESET.
+void UnixSocket::Disconnect() {
+  UnixPair::End& me = self();
+  me.has_peer = false;
+  if (me.queue.empty()) return;
+  size_t freed = 0;
+  for (const UnixPair::Skb& skb : me.queue) freed += skb.truesize;
+  me.queue.clear();
+  UnixPair::End& other = peer();
+  other.wmem -= std::min(other.wmem, freed);
+  if (!other.dead && other.has_peer) {
+    other.error = ECONNRESET;
+    NotifyPeer();  // sk_error_report.
+  }
+}
 
 int UnixSocket::Shutdown(HostStack& stack, int how) {
   if (how < SHUT_RD || how > SHUT_RDWR) {
@@ -427,9 +444,9 @@ int UnixSocket::Shutdown(HostStack& stack, int how) {
     if (mode & kRcvShutdown) peer_mode |= kSendShutdown;
     if (mode & kSendShutdown) peer_mode |= kRcvShutdown;
     peer().shutdown |= peer_mode;
+    NotifyPeer();  // Only connection-based pairs tell the peer (unix_shutdown).
   }
   NotifyReadiness();
-  NotifyPeer();
   return 0;
 }
 
@@ -511,7 +528,7 @@ int UnixSocket::Setsockopt(HostStack& stack, int level, int name, const void* va
     case SO_SNDBUF: {
       const uint32_t clamped = std::min<uint32_t>(static_cast<uint32_t>(v), kBufferBytesMax);
       self().sndbuf = std::max<int>(static_cast<int>(clamped) * 2, kMinSendBufferBytes);
-      NotifyReadiness();
+      NotifyReadiness(POLLOUT);  // sk_write_space.
       return 0;
     }
     case SO_RCVBUF: {
@@ -569,7 +586,7 @@ int UnixSocket::Unsupported(HostStack& stack, const char* call, const sockaddr* 
     if (name == "connect" && address != nullptr && length >= sizeof(sa_family_t) &&
         address->sa_family == AF_UNSPEC && pair_->type == SOCK_DGRAM) {
       // AF_UNSPEC dissolves a datagram association (unix_dgram_connect).
-      self().has_peer = false;
+      if (self().has_peer) Disconnect();
       return 0;
     }
     return stack.Fail(EINVAL, absl::StrCat(call, ": AF_UNIX sockets take a sockaddr_un"));

@@ -106,9 +106,12 @@ class UnixSocket final : public OpenFile {
   UnixPair::End& peer() { return pair_->ends[1 - side_]; }
   bool stream() const { return pair_->type == SOCK_STREAM; }
   bool connection_based() const { return pair_->type != SOCK_DGRAM; }
+  // A datagram end loses its peer (ECONNREFUSED, connect(AF_UNSPEC)).
+  void Disconnect();
   // Drops the front skb of this end's queue: uncharges the sender and wakes it.
   void ConsumeFront();
-  void NotifyPeer();
+  // Wakes the other end; `key` as OpenFile::NotifyReadiness.
+  void NotifyPeer(short key = 0);
   // When a call that started at `start` gives up: SO_RCVTIMEO/SO_SNDTIMEO from its
   // start, or the absolute deadline, whichever comes first.
   absl::Time Deadline(absl::Time start, bool receive) const;
