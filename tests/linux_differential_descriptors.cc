@@ -343,7 +343,12 @@ class Executor {
         std::string buffer(65536, '\0');
         size_t total = 0;
         ssize_t n = 0;
-        while ((n = ::read(Fd(op.a), buffer.data(), buffer.size())) > 0) total += n;
+        int reads = 0;  // Bounded: a semaphore eventfd gives 8 bytes per read for ages.
+        while (reads < 1000 && (n = ::read(Fd(op.a), buffer.data(), buffer.size())) > 0) {
+          total += n;
+          ++reads;
+        }
+        if (reads == 1000) return absl::StrCat("read=", total, " then still more");
         return absl::StrCat("read=", total, " then ", n < 0 ? ErrnoText(errno) : "EOF");
       }
       case D::kSleep:
@@ -546,7 +551,8 @@ std::vector<DSequence> Sequences() {
   add("eventfd/counter",
       {{D::kEventfd, 0, 3, EFD_NONBLOCK}, {D::kPoll, 0b1, kAll}, {D::kRead8, 0},
        {D::kRead8, 0}, {D::kPoll, 0b1, kAll}, {D::kWrite8, 0, 7}, {D::kWrite8, 0, 0},
-       {D::kRead8, 0, 4}, {D::kWrite8, 0, 1, 4}, {D::kRead8, 0, 16}, {D::kInq, 0},
+       {D::kRead8, 0, 4}, {D::kWrite8, 0, 1, 4}, {D::kWrite8, 0, 1, 16}, {D::kRead8, 0, 16},
+       {D::kInq, 0},
        {D::kFcntl, 0, F_GETFL}});
   add("eventfd/semaphore",
       {{D::kEventfd, 0, 2, EFD_NONBLOCK | EFD_SEMAPHORE}, {D::kRead8, 0}, {D::kRead8, 0},
@@ -699,7 +705,7 @@ DSequence RandomSequence(uint64_t seed) {
   const int ops = 10 + static_cast<int>(rng.Below(25));
   for (int i = 0; i < ops; ++i) {
     const int s = slot();
-    switch (rng.Below(16)) {
+    switch (rng.Below(18)) {
       case 0: case 1:
         sequence.ops.push_back({D::kWrite, s, 1 + static_cast<int>(rng.Below(8))});
         break;
@@ -740,6 +746,13 @@ DSequence RandomSequence(uint64_t seed) {
           sequence.ops.push_back({D::kInq, s});
         }
         break;
+      case 16: {
+        // Up to full buffers: the exact byte counts and the writable edges after.
+        const int chunks[] = {1000, 4096, 65536};
+        sequence.ops.push_back({D::kFill, s, chunks[rng.Below(3)]});
+        break;
+      }
+      case 17: sequence.ops.push_back({D::kDrain, s}); break;
     }
   }
   sequence.ops.push_back({D::kWait, 5, 16, 1});

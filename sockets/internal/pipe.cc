@@ -141,6 +141,9 @@ ssize_t PipeEnd::Write(HostStack& stack, absl::Span<const iovec> iov, SourceLoca
     }
     if (nonblocking()) {
       if (written > 0) return static_cast<ssize_t>(written);
+      // pipe_write wakes the readers on the way out even when it wrote nothing ("Epoll
+      // nonsensically wants a wakeup"): an edge-triggered reader entry reports again.
+      NotifyPeer(POLLIN);
       return stack.Fail(EAGAIN, "write: the pipe is full and O_NONBLOCK is set");
     }
     writable().Wait("write(pipe)", where);
@@ -191,8 +194,9 @@ ssize_t EventFd::Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocat
 }
 
 ssize_t EventFd::Write(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) {
-  if (IovecLength(iov) < sizeof(uint64_t)) {
-    return stack.Fail(EINVAL, "write: an eventfd write needs 8 bytes");
+  // Linux 6.x's eventfd_write takes exactly 8 bytes (reads take at least 8).
+  if (IovecLength(iov) != sizeof(uint64_t)) {
+    return stack.Fail(EINVAL, "write: an eventfd write takes exactly 8 bytes");
   }
   uint64_t value = 0;
   GatherIovec(iov, reinterpret_cast<char*>(&value), sizeof(value));
