@@ -31,7 +31,9 @@ uint64_t Disk::FileBytes(const Inode& inode) const {
 
 void Disk::Reset() {
   image_ = Image{};
-  const absl::Time now = scheduler_->Now();
+  // File times are the host's wall clock (CLOCK_REALTIME, skew and steps included), as
+  // the kernel stamps them; outside a host's task, true time. (LocalNow everywhere here.)
+  const absl::Time now = scheduler_->LocalNow();
   Inode& root = image_.cache[kRootIno];
   root.ino = kRootIno;
   root.mode = kRootMode;
@@ -83,7 +85,7 @@ Ino Disk::Create(Ino dir, absl::string_view name, mode_t mode) {
   Inode* parent = Find(dir);
   DSIM_CHECK(parent != nullptr && parent->is_dir());
   const Ino ino = image_.next_ino++;
-  const absl::Time now = scheduler_->Now();
+  const absl::Time now = scheduler_->LocalNow();
   Inode& inode = image_.cache[ino];
   parent = Find(dir);  // The map insert may not move nodes, but be plain about it.
   inode.ino = ino;
@@ -111,7 +113,7 @@ void Disk::Link(Ino dir, absl::string_view name, Ino target) {
   DSIM_CHECK(parent != nullptr && inode != nullptr && !inode->is_dir());
   parent->entries.emplace(std::string(name), target);
   ++inode->nlink;
-  parent->mtime = parent->ctime = inode->ctime = scheduler_->Now();
+  parent->mtime = parent->ctime = inode->ctime = scheduler_->LocalNow();
   PendingOp op{OpKind::kDirectory};
   op.edits.push_back({dir, std::string(name), target, inode->mode, kNoIno});
   Push(std::move(op));
@@ -125,7 +127,7 @@ void Disk::Unlink(Ino dir, absl::string_view name) {
   const Ino target = it->second;
   parent->entries.erase(it);
   Inode* inode = Find(target);
-  const absl::Time now = scheduler_->Now();
+  const absl::Time now = scheduler_->LocalNow();
   parent->mtime = parent->ctime = inode->ctime = now;
   if (inode->is_dir()) {
     --parent->nlink;
@@ -148,7 +150,7 @@ void Disk::Rename(Ino from_dir, absl::string_view from, Ino to_dir, absl::string
   const Ino moved = source_parent->entries.at(from_name);
   auto existing = target_parent->entries.find(to_name);
   const Ino replaced = existing == target_parent->entries.end() ? kNoIno : existing->second;
-  const absl::Time now = scheduler_->Now();
+  const absl::Time now = scheduler_->LocalNow();
   PendingOp op{OpKind::kDirectory};
   Inode* moved_inode = Find(moved);
   if (exchange) {
@@ -222,7 +224,7 @@ size_t Disk::Write(Ino ino, uint64_t offset, absl::string_view bytes) {
   if (inode->data.size() < offset + length) inode->data.resize(offset + length, '\0');
   std::copy(bytes.data(), bytes.data() + length, inode->data.begin() + offset);
   image_.used_bytes += FileBytes(*inode) - before;
-  inode->mtime = inode->ctime = scheduler_->Now();
+  inode->mtime = inode->ctime = scheduler_->LocalNow();
   PendingOp op{OpKind::kWrite};
   op.ino = ino;
   op.offset = offset;
@@ -238,7 +240,7 @@ void Disk::Truncate(Ino ino, uint64_t size) {
   inode->data.resize(size, '\0');
   if (inode->allocated_bytes > size) inode->allocated_bytes = size;
   image_.used_bytes = image_.used_bytes - before + FileBytes(*inode);
-  inode->mtime = inode->ctime = scheduler_->Now();
+  inode->mtime = inode->ctime = scheduler_->LocalNow();
   PendingOp op{OpKind::kTruncate};
   op.ino = ino;
   op.offset = size;
@@ -259,7 +261,7 @@ bool Disk::Allocate(Ino ino, uint64_t offset, uint64_t length, bool keep_size) {
   }
   inode->allocated_bytes = std::max(inode->allocated_bytes, end);
   image_.used_bytes = image_.used_bytes - before + after;
-  inode->ctime = scheduler_->Now();
+  inode->ctime = scheduler_->LocalNow();
   if (!keep_size && end > inode->data.size()) {
     inode->data.resize(end, '\0');
     inode->mtime = inode->ctime;

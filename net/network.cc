@@ -139,26 +139,59 @@ std::string Packet::ToString() const {
   return s;
 }
 
-// Words: source address (2), destination address (2), ports and length, kind, flags
-// and window, sequence, acknowledgment.
-void Packet::ToTraceWords(uint64_t* words) const {
-  words[0] = LoadWord(source.address.bytes().data());
-  words[1] = LoadWord(source.address.bytes().data() + 8);
-  words[2] = LoadWord(destination.address.bytes().data());
-  words[3] = LoadWord(destination.address.bytes().data() + 8);
-  words[4] = uint64_t{source.port} | uint64_t{destination.port} << 16 |
+// Words, as few as the header needs (a trace copies and hashes each one):
+//   0: kind | v4 << 7 | flags << 8 | window << 16   1: source port | destination port << 16
+//   | length << 32; IPv4 (both ends): 2: source | destination << 32; IPv6: 2-3 source,
+//   4-5 destination; then sequence and acknowledgment, left out (zero) from the end
+//   when zero. The words past the returned count are not written.
+int Packet::ToTraceWords(uint64_t* words) const {
+  const uint64_t s0 = LoadWord(source.address.bytes().data());
+  const uint64_t s1 = LoadWord(source.address.bytes().data() + 8);
+  const uint64_t d0 = LoadWord(destination.address.bytes().data());
+  const uint64_t d1 = LoadWord(destination.address.bytes().data() + 8);
+  // IPv4-mapped: ten zero bytes, two 0xff, then the IPv4 address.
+  const bool v4 = s0 == 0 && d0 == 0 && static_cast<uint32_t>(s1) == 0xffff0000u &&
+                  static_cast<uint32_t>(d1) == 0xffff0000u;
+  words[0] = static_cast<uint64_t>(kind) | uint64_t{v4} << 7 | uint64_t{flags} << 8 |
+             window_bytes << 16;
+  words[1] = uint64_t{source.port} | uint64_t{destination.port} << 16 |
              static_cast<uint64_t>(payload.size()) << 32;
-  words[5] = static_cast<uint64_t>(kind) | uint64_t{flags} << 8 | window_bytes << 16;
-  words[6] = sequence;
-  words[7] = acknowledgment;
+  int n = 2;
+  if (v4) {
+    words[n++] = (s1 >> 32) | (d1 >> 32) << 32;
+  } else {
+    words[n++] = s0;
+    words[n++] = s1;
+    words[n++] = d0;
+    words[n++] = d1;
+  }
+  const int base = n;
+  words[n++] = sequence;
+  words[n++] = acknowledgment;
+  return acknowledgment != 0 ? base + 2 : sequence != 0 ? base + 1 : base;
 }
 
 void Packet::FormatTraceWords(const AnnotationPayload& payload, std::string* out) {
   const uint64_t* w = payload.words;
-  const Endpoint source{AddressFromWords(w[0], w[1]), static_cast<uint16_t>(w[4])};
-  const Endpoint destination{AddressFromWords(w[2], w[3]), static_cast<uint16_t>(w[4] >> 16)};
-  AppendPacketText(static_cast<Kind>(w[5] & 0xff), source, destination,
-                   static_cast<uint8_t>(w[5] >> 8), w[6], w[7], w[5] >> 16, w[4] >> 32, out);
+  // Words past word_count are zero (the trace passes only word_count words).
+  auto word = [&](int i) { return i < payload.word_count ? w[i] : 0; };
+  const bool v4 = (word(0) >> 7) & 1;
+  Endpoint source, destination;
+  int n = 2;
+  if (v4) {
+    const uint64_t a = word(n++);
+    source.address = AddressFromWords(0, 0xffff0000u | (a & 0xffffffffu) << 32);
+    destination.address = AddressFromWords(0, 0xffff0000u | (a >> 32) << 32);
+  } else {
+    source.address = AddressFromWords(word(2), word(3));
+    destination.address = AddressFromWords(word(4), word(5));
+    n = 6;
+  }
+  source.port = static_cast<uint16_t>(word(1));
+  destination.port = static_cast<uint16_t>(word(1) >> 16);
+  AppendPacketText(static_cast<Kind>(word(0) & 0x7f), source, destination,
+                   static_cast<uint8_t>(word(0) >> 8), word(n), word(n + 1), word(0) >> 16,
+                   word(1) >> 32, out);
 }
 
 // ---- Link models -----------------------------------------------------------------
@@ -275,6 +308,11 @@ NetworkHost* Network::FindHost(NetworkHostId id) const {
 NetworkHost* Network::HostOfGroup(GroupId group) const {
   if (group >= host_of_group_.size()) return nullptr;
   return FindHost(host_of_group_[group]);
+}
+
+NetworkHost* Network::CrashedHostOfGroup(GroupId group) const {
+  if (group >= crashed_host_of_group_.size()) return nullptr;
+  return FindHost(crashed_host_of_group_[group]);
 }
 
 NetworkHost* Network::HostByAddress(const IpAddress& address) const {
@@ -488,6 +526,10 @@ void Network::DetachHost(NetworkHost& host) {
   }
   if (host.group_ != kNoGroup && host.group_ < host_of_group_.size()) {
     host_of_group_[host.group_] = 0;
+    if (host.group_ >= crashed_host_of_group_.size()) {
+      crashed_host_of_group_.resize(host.group_ + 1, 0);
+    }
+    crashed_host_of_group_[host.group_] = host.id();
   }
   host.group_ = kNoGroup;
   // A crashed host is not paused: what was held for it now meets the dead host.
@@ -714,8 +756,7 @@ void Network::AnnotatePacket(const char* category, const Packet& packet, int flo
   annotation.flow_id = packet.flow_id;
   annotation.flow_phase = flow_phase;
   annotation.format = Packet::FormatTraceWords;
-  annotation.payload.word_count = Packet::kTraceWords;
-  packet.ToTraceWords(annotation.payload.words);
+  annotation.payload.word_count = static_cast<uint8_t>(packet.ToTraceWords(annotation.payload.words));
   scheduler_->Annotate(annotation);
 }
 

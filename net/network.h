@@ -166,10 +166,12 @@ struct Packet {
 
   // "tcp 10.0.0.2:40000->10.0.0.1:80 [SA] seq=0 ack=0 win=131072 len=0"
   std::string ToString() const;
-  // The header fields ToString() shows, as the 8 words of a lazy trace annotation
-  // (kTraceWords), and the formatter that turns them into ToString()'s text.
+  // The header fields ToString() shows, as the words of a lazy trace annotation, and
+  // the formatter that turns them into ToString()'s text. Writes at most kTraceWords
+  // words and returns how many the header needs (3 for a UDP datagram over IPv4); the
+  // formatter reads words past the payload's word_count as zero.
   static constexpr int kTraceWords = 8;
-  void ToTraceWords(uint64_t* words) const;
+  int ToTraceWords(uint64_t* words) const;
   static void FormatTraceWords(const AnnotationPayload& payload, std::string* out);
 };
 
@@ -410,6 +412,9 @@ class Network {
   NetworkHost* FindHost(NetworkHostId id) const;
   // The host whose current group is `group`, or null.
   NetworkHost* HostOfGroup(GroupId group) const;
+  // The host whose crashed incarnation `group` was (its tasks may still be unwinding),
+  // or null.
+  NetworkHost* CrashedHostOfGroup(GroupId group) const;
   // The host that owns a configured (non-loopback) address, or null.
   NetworkHost* HostByAddress(const IpAddress& address) const;
   size_t host_count() const { return hosts_.size(); }
@@ -489,6 +494,7 @@ class Network {
   std::shared_ptr<LinkModel> link_model_;
   std::vector<std::unique_ptr<NetworkHost>> hosts_;  // hosts_[i] has id i + 1.
   std::vector<NetworkHostId> host_of_group_;          // By group; 0 for none.
+  std::vector<NetworkHostId> crashed_host_of_group_;  // By group of a dead incarnation.
   std::vector<std::unique_ptr<PacketReceiver>> crashed_stacks_;
 
   // Address -> host. Looked up only, never iterated (its order is salted per process).

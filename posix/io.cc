@@ -57,16 +57,28 @@ HostStack* SimulatedFd(Scheduler& scheduler, int fd) {
   return stack != nullptr && stack->IsOpen(fd) ? stack : nullptr;
 }
 
-// A call on a real descriptor from a task: forwarded, listed once per call and fd.
-void Forwarded(Scheduler& scheduler, const char* call, int fd) {
+// A call on a descriptor the task's host does not hold. Returns whether it may go to the
+// real descriptor of that number; if so, lists it once per call and fd. A task of a
+// crashed host's incarnation (unwinding: Asio's destructors close their sockets and
+// epoll descriptors) may not: its descriptors died with its host as a process's die
+// with it, and the same number in the real process is someone else's (GoogleTest's
+// files, Bazel's pipes). Such calls fail with EPERM and touch nothing, as dsim's socket
+// calls from a crashed host do.
+bool Forwarded(Scheduler& scheduler, const char* call, int fd) {
+  auto* network = static_cast<Network*>(scheduler.extension(Scheduler::kNetworkExtension));
+  if (network != nullptr && network->CrashedHostOfGroup(scheduler.CurrentGroup()) != nullptr) {
+    errno = EPERM;
+    return false;
+  }
   PosixState& state = State(scheduler);
   const std::string key = absl::StrCat(call, "#", fd);
-  if (!state.forwarded_keys.insert(key).second) return;
+  if (!state.forwarded_keys.insert(key).second) return true;
   RecordEscape(scheduler, call,
                absl::StrCat("descriptor ", fd,
                             " is not a simulated descriptor of the task's host: forwarded to "
                             "the real one"),
                false);
+  return true;
 }
 
 // Creating a descriptor needs a host; without one the run fails.
@@ -104,6 +116,8 @@ DSIM_DECLARE_REAL(writev);
 DSIM_DECLARE_REAL(pipe);
 DSIM_DECLARE_REAL(pipe2);
 DSIM_DECLARE_REAL(eventfd);
+DSIM_DECLARE_REAL(eventfd_read);
+DSIM_DECLARE_REAL(eventfd_write);
 DSIM_DECLARE_REAL(socket);
 DSIM_DECLARE_REAL(socketpair);
 DSIM_DECLARE_REAL(bind);
@@ -210,7 +224,7 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
     (void)stack;                                                       \
     return simulated;                                                  \
   }                                                                    \
-  pi::Forwarded(*scheduler, #call, fd);                                \
+  if (!pi::Forwarded(*scheduler, #call, fd)) return -1;                \
   return DSIM_REAL(call)(__VA_ARGS__)
 
 extern "C" {
@@ -350,7 +364,7 @@ int connect(int fd, const struct sockaddr* address, socklen_t length) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(connect)(fd, address, length);
   if (pi::SimulatedFd(*scheduler, fd) == nullptr) {
-    pi::Forwarded(*scheduler, "connect", fd);
+    if (!pi::Forwarded(*scheduler, "connect", fd)) return -1;
     return DSIM_REAL(connect)(fd, address, length);
   }
   if (RefuseUnixAddress(*scheduler, "connect", address, length)) return -1;
@@ -370,10 +384,16 @@ int socket(int domain, int type, int protocol) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(socket)(domain, type, protocol);
   if (pi::HostOrFail(*scheduler, "socket") == nullptr) return -1;
-  if (domain == AF_UNIX) {
+  if (domain != AF_INET && domain != AF_INET6 && domain > 0 && domain < AF_MAX) {
+    // A family the kernel has but dsim does not model (AF_UNIX: hiredis's
+    // redisConnectUnix; AF_NETLINK, AF_PACKET). Linux would give a socket, so an
+    // EAFNOSUPPORT alone would quietly change the program's path: fail the run.
     pi::RecordEscape(*scheduler, "socket",
-                     "AF_UNIX sockets are simulated only as socketpair() pairs (no paths or "
-                     "abstract names)",
+                     domain == AF_UNIX
+                         ? std::string("AF_UNIX sockets are simulated only as socketpair() "
+                                       "pairs (no paths or abstract names)")
+                         : absl::StrCat("address family ", domain,
+                                        " is not simulated (only AF_INET and AF_INET6)"),
                      true);
     errno = EAFNOSUPPORT;
     return -1;
@@ -410,6 +430,21 @@ int eventfd(unsigned int initial, int flags) noexcept {
   return dsim::Eventfd(initial, flags);
 }
 
+// glibc's eventfd_read/eventfd_write call its internal __read/__write, which no
+// interposer sees: without these a task's eventfd_write (gRPC's wakeup fd) reached the
+// real descriptor of that number.
+int eventfd_read(int fd, eventfd_t* value) {
+  DSIM_FD_CALL(eventfd_read, fd,
+               dsim::Read(fd, value, sizeof(*value), Where(*scheduler)) == sizeof(*value) ? 0 : -1,
+               fd, value);
+}
+
+int eventfd_write(int fd, eventfd_t value) {
+  DSIM_FD_CALL(eventfd_write, fd,
+               dsim::Write(fd, &value, sizeof(value), Where(*scheduler)) == sizeof(value) ? 0 : -1,
+               fd, value);
+}
+
 int poll(struct pollfd* fds, nfds_t count, int timeout_ms) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(poll)(fds, count, timeout_ms);
@@ -419,7 +454,7 @@ int poll(struct pollfd* fds, nfds_t count, int timeout_ms) {
     return -1;
   }
   if (kind == 0) {
-    pi::Forwarded(*scheduler, "poll", count > 0 ? fds[0].fd : -1);
+    if (!pi::Forwarded(*scheduler, "poll", count > 0 ? fds[0].fd : -1)) return -1;
     return DSIM_REAL(poll)(fds, count, timeout_ms);
   }
   if (pi::HostOf(*scheduler) == nullptr) {  // Only negative descriptors: a sleep.
@@ -516,7 +551,7 @@ int select(int nfds, fd_set* readers, fd_set* writers, fd_set* errors, struct ti
     if (timeout != nullptr && result >= 0) *timeout = timeval{0, 0};  // Linux updates it.
     return result;
   }
-  pi::Forwarded(*scheduler, "select", nfds);
+  if (!pi::Forwarded(*scheduler, "select", nfds)) return -1;
   return DSIM_REAL(select)(nfds, readers, writers, errors, timeout);
 }
 
@@ -528,7 +563,7 @@ int pselect(int nfds, fd_set* readers, fd_set* writers, fd_set* errors,
   const int result = SelectSimulated(*scheduler, nfds, readers, writers, errors,
                                      TimeoutMs(timeout), &handled);
   if (handled) return result;
-  pi::Forwarded(*scheduler, "pselect", nfds);
+  if (!pi::Forwarded(*scheduler, "pselect", nfds)) return -1;
   return DSIM_REAL(pselect)(nfds, readers, writers, errors, timeout, mask);
 }
 
@@ -543,7 +578,7 @@ int fcntl(int fd, int command, ...) {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(fcntl)(fd, command, arg);
   if (pi::SimulatedFd(*scheduler, fd) == nullptr) {
-    pi::Forwarded(*scheduler, "fcntl", fd);
+    if (!pi::Forwarded(*scheduler, "fcntl", fd)) return -1;
     return DSIM_REAL(fcntl)(fd, command, arg);
   }
   switch (command) {
@@ -567,7 +602,7 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(ioctl)(fd, request, arg);
   if (pi::SimulatedFd(*scheduler, fd) == nullptr) {
-    pi::Forwarded(*scheduler, "ioctl", fd);
+    if (!pi::Forwarded(*scheduler, "ioctl", fd)) return -1;
     return DSIM_REAL(ioctl)(fd, request, arg);
   }
   return dsim::Ioctl(fd, request, arg);
@@ -620,7 +655,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
   if (scheduler == nullptr) return DSIM_REAL(epoll_ctl)(epfd, op, fd, event);
   HostStack* stack = pi::SimulatedFd(*scheduler, epfd);
   if (stack == nullptr) {
-    pi::Forwarded(*scheduler, "epoll_ctl", epfd);
+    if (!pi::Forwarded(*scheduler, "epoll_ctl", epfd)) return -1;
     return DSIM_REAL(epoll_ctl)(epfd, op, fd, event);
   }
   pi::EpollFile* epoll = EpollOf(stack, epfd);
@@ -636,7 +671,7 @@ int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
   if (scheduler == nullptr) return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
   HostStack* stack = pi::SimulatedFd(*scheduler, epfd);
   if (stack == nullptr) {
-    pi::Forwarded(*scheduler, "epoll_wait", epfd);
+    if (!pi::Forwarded(*scheduler, "epoll_wait", epfd)) return -1;
     return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
   }
   pi::EpollFile* epoll = EpollOf(stack, epfd);
@@ -646,8 +681,10 @@ int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
   }
   DSIM_CALL_SITE(*scheduler);
   if (dsim::internal::EnterHost("epoll_wait") == nullptr) return -1;
+  // The timeout lasts its length on the host's clock (scheduler/clock.h).
   const absl::Time deadline = timeout_ms < 0 ? absl::InfiniteFuture()
-                                             : scheduler->Now() + absl::Milliseconds(timeout_ms);
+                                             : scheduler->TrueDeadlineAfterLocal(
+                                                   absl::Milliseconds(timeout_ms));
   std::shared_ptr<dsim::internal::OpenFile> keep = stack->FileRef(epfd);
   return pi::FromResult(epoll->Wait(epfd, events, max, deadline, Where(*scheduler)));
 }
@@ -684,7 +721,7 @@ int timerfd_settime(int fd, int flags, const struct itimerspec* value,
   if (scheduler == nullptr) return DSIM_REAL(timerfd_settime)(fd, flags, value, old);
   HostStack* stack = pi::SimulatedFd(*scheduler, fd);
   if (stack == nullptr) {
-    pi::Forwarded(*scheduler, "timerfd_settime", fd);
+    if (!pi::Forwarded(*scheduler, "timerfd_settime", fd)) return -1;
     return DSIM_REAL(timerfd_settime)(fd, flags, value, old);
   }
   pi::TimerFd* timer = TimerOf(stack, fd);
@@ -700,7 +737,7 @@ int timerfd_gettime(int fd, struct itimerspec* value) noexcept {
   if (scheduler == nullptr) return DSIM_REAL(timerfd_gettime)(fd, value);
   HostStack* stack = pi::SimulatedFd(*scheduler, fd);
   if (stack == nullptr) {
-    pi::Forwarded(*scheduler, "timerfd_gettime", fd);
+    if (!pi::Forwarded(*scheduler, "timerfd_gettime", fd)) return -1;
     return DSIM_REAL(timerfd_gettime)(fd, value);
   }
   pi::TimerFd* timer = TimerOf(stack, fd);

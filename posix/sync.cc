@@ -70,7 +70,8 @@ int MutexLock(Scheduler& scheduler, const void* address, int kind, bool try_only
       state.EraseMutexIfIdle(address);
       return EDEADLK;
     }
-    if (reason == WakeReason::kTimedOut || scheduler.Now() >= deadline) {
+    // DeadlinePassed: a REALTIME deadline follows clock steps.
+    if (reason == WakeReason::kTimedOut || scheduler.DeadlinePassed(deadline)) {
       state.EraseMutexIfIdle(address);
       return ETIMEDOUT;
     }
@@ -206,6 +207,9 @@ int RwLock(dsim::Scheduler& scheduler, const void* address, bool write, bool try
   if (lock.owner == self) return EDEADLK;
   dsim::SourceLocation where;
   bool located = false;
+  // A realtime deadline may move with clock steps (Scheduler::TrueTimeOfRealtimeDeadline):
+  // the wait's own timeout, not the first conversion, says when it has passed.
+  bool timed_out = false;
   for (;;) {
     if (free_for()) {
       if (write) {
@@ -217,7 +221,7 @@ int RwLock(dsim::Scheduler& scheduler, const void* address, bool write, bool try
       return 0;
     }
     if (try_only) return EBUSY;
-    if (scheduler.Now() >= deadline) {
+    if (timed_out || scheduler.DeadlinePassed(deadline)) {
       state.EraseMutexIfIdle(address);
       return ETIMEDOUT;
     }
@@ -226,7 +230,7 @@ int RwLock(dsim::Scheduler& scheduler, const void* address, bool write, bool try
       where = pi::CallerLocation(state);
       located = true;
     }
-    lock.waiters.Wait(what, where, deadline);
+    timed_out = lock.waiters.Wait(what, where, deadline) == dsim::WakeReason::kTimedOut;
   }
 }
 
@@ -485,6 +489,7 @@ int SemWait(dsim::Scheduler& scheduler, sem_t* sem, bool try_only, absl::Time de
   std::atomic<unsigned int>* word = SemCount(sem);
   bool located = false;
   dsim::SourceLocation where;
+  bool timed_out = false;  // See RwLock.
   for (;;) {
     const unsigned int value = word->load(std::memory_order_relaxed);
     if ((value >> 1) > 0) {
@@ -496,7 +501,7 @@ int SemWait(dsim::Scheduler& scheduler, sem_t* sem, bool try_only, absl::Time de
       errno = EAGAIN;
       return -1;
     }
-    if (scheduler.Now() >= deadline) {
+    if (timed_out || scheduler.DeadlinePassed(deadline)) {
       state.EraseWaitIfIdle(sem);
       errno = ETIMEDOUT;
       return -1;
@@ -505,7 +510,7 @@ int SemWait(dsim::Scheduler& scheduler, sem_t* sem, bool try_only, absl::Time de
       where = pi::CallerLocation(state);
       located = true;
     }
-    state.waits[sem].Wait(what, where, deadline);
+    timed_out = state.waits[sem].Wait(what, where, deadline) == dsim::WakeReason::kTimedOut;
   }
 }
 

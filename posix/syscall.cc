@@ -63,7 +63,10 @@ long Futex(Scheduler& scheduler, const long* a) {
   switch (command) {
     case FUTEX_WAIT: {
       absl::Time deadline = absl::InfiniteFuture();
-      if (timeout != nullptr) deadline = scheduler.Now() + absl::DurationFromTimespec(*timeout);
+      // A relative timeout, on the host's CLOCK_MONOTONIC (scheduler/clock.h).
+      if (timeout != nullptr) {
+        deadline = scheduler.TrueDeadlineAfterLocal(absl::DurationFromTimespec(*timeout));
+      }
       return FutexWait(scheduler, word, value, deadline);
     }
     case FUTEX_WAIT_BITSET: {

@@ -55,13 +55,17 @@ timespec ReadClock(Scheduler& scheduler, ClockKind kind) {
   return absl::ToTimespec(scheduler.Now() - Scheduler::Epoch());
 }
 
-absl::Time InstantOf(Scheduler& scheduler, ClockKind kind, const timespec& value) {
+absl::Time InstantOf(Scheduler& scheduler, ClockKind kind, const timespec& value,
+                     bool for_wait) {
   const absl::Duration reading = absl::DurationFromTimespec(value);
+  auto wall = [&](absl::Time local) {
+    return for_wait ? scheduler.TrueTimeOfRealtimeDeadline(local) : scheduler.TrueTimeOfLocal(local);
+  };
   switch (kind) {
     case ClockKind::kRealtime:
-      return scheduler.TrueTimeOfLocal(absl::UnixEpoch() + reading);
+      return wall(absl::UnixEpoch() + reading);
     case ClockKind::kTai:
-      return scheduler.TrueTimeOfLocal(absl::UnixEpoch() + reading - absl::Seconds(37));
+      return wall(absl::UnixEpoch() + reading - absl::Seconds(37));
     case ClockKind::kMonotonic: {
       // The monotonic clock runs at the host's drifted rate and never steps.
       const absl::Duration left = reading - VirtualMonotonic(scheduler);
@@ -101,6 +105,8 @@ inline absl::Time TrueDeadlineAfter(Scheduler& scheduler, absl::Duration local) 
 namespace {
 namespace pi = ::dsim::posix::internal;
 DSIM_DECLARE_REAL(clock_gettime);
+DSIM_DECLARE_REAL(clock_settime);
+DSIM_DECLARE_REAL(settimeofday);
 DSIM_DECLARE_REAL(gettimeofday);
 DSIM_DECLARE_REAL(time);
 DSIM_DECLARE_REAL(nanosleep);
@@ -121,6 +127,44 @@ int clock_gettime(clockid_t clock, struct timespec* out) noexcept {
   }
   *out = pi::ReadClock(*scheduler, kind);
   return 0;
+}
+
+// Setting CLOCK_REALTIME on a host steps the host's clock (Simulation::StepClock: absolute
+// REALTIME waits move, TFD_TIMER_CANCEL_ON_SET timerfds cancel), never the machine's.
+// Other clocks cannot be set (EINVAL, as Linux); a task not on a host gets EPERM.
+int clock_settime(clockid_t clock, const struct timespec* value) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(clock_settime)(clock, value);
+  if (clock != CLOCK_REALTIME) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (value == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  if (!pi::ValidTimespec(value)) {
+    errno = EINVAL;
+    return -1;
+  }
+  const absl::Time wanted = absl::TimeFromTimespec(*value);
+  if (!scheduler->StepCurrentClock(wanted - pi::VirtualRealtime(*scheduler))) {
+    errno = EPERM;
+    return -1;
+  }
+  return 0;
+}
+
+int settimeofday(const struct timeval* value, const struct timezone* zone) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(settimeofday)(value, zone);
+  if (value == nullptr) return 0;  // Only a time zone: nothing the simulation keeps.
+  if (value->tv_usec < 0 || value->tv_usec >= 1000000) {
+    errno = EINVAL;
+    return -1;
+  }
+  const timespec as_timespec{value->tv_sec, static_cast<long>(value->tv_usec) * 1000};
+  return clock_settime(CLOCK_REALTIME, &as_timespec);
 }
 
 int gettimeofday(struct timeval* out, void* zone) noexcept {

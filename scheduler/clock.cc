@@ -53,6 +53,13 @@ absl::Duration HostClock::TrueDuration(absl::Duration local) const {
   return absl::Nanoseconds(static_cast<int64_t>((local_ns * kBillion + rate - 1) / rate));
 }
 
+absl::Duration HostClock::LocalDuration(absl::Duration true_duration) const {
+  if (true_duration == absl::InfiniteDuration() || true_duration <= absl::ZeroDuration()) {
+    return true_duration;
+  }
+  return absl::Nanoseconds(Scale(absl::ToInt64Nanoseconds(true_duration)));
+}
+
 absl::Time HostClock::TrueTimeOfWall(absl::Time wall, absl::Time true_now) const {
   if (wall == absl::InfiniteFuture()) return wall;
   const absl::Time wall_now = WallAt(true_now);

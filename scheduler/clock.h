@@ -11,18 +11,23 @@
 //                           backwards. It restarts from zero when the host reboots.
 //   - dsim::SleepFor(d), WaitWithTimeout(d), ...   last d of the host's time: d/(1+drift)
 //                           of true time.
-//   - dsim::SleepUntil(t), WaitWithDeadline(t), SetReadDeadline(fd, t), ...   end when
-//                           the host's wall clock reads t. A deadline is converted to true
-//                           time when the wait starts: a step during the wait does not move
-//                           it (as a CLOCK_MONOTONIC timer would not move).
+//   - dsim::SleepUntil(t), WaitWithDeadline(t), ...   end when the host's wall clock
+//                           reads t. A step of the clock during the wait moves the wait with
+//                           it, as Linux moves absolute CLOCK_REALTIME timers (see
+//                           Scheduler::TrueTimeOfRealtimeDeadline). Socket deadlines
+//                           (SetReadDeadline) are converted to true time when set.
+//   - relative timeouts (poll, SO_RCVTIMEO, futex, epoll_wait, TCP timers, ...) last their
+//                           duration on the host's clock and ignore steps (CLOCK_MONOTONIC).
 // Code that is not on a host (the test driver, models, the network) sees true time.
 //
 // Example (sim/simulation.h sets clocks up from SimulationOptions::clocks; by hand):
 //
 //   dsim::HostClock clock(scheduler.Now());
 //   clock.SetDrift(true_now, /*drift_ppb=*/100'000);   // runs 100 ppm fast
-//   clock.Step(true_now, absl::Seconds(-2));           // an NTP step backwards
 //   scheduler.SetGroupClock(group, &clock);            // tasks of `group` see it
+//   ...
+//   clock.Step(scheduler.Now(), absl::Seconds(-2));    // an NTP step backwards,
+//   scheduler.GroupClockChanged(group);                // which moves REALTIME waits
 //
 // Arithmetic is integer nanoseconds (128-bit intermediates); drift is in parts per
 // billion, so every conversion is exact and the same on every machine.
@@ -61,6 +66,9 @@ class HostClock {
   absl::Time TrueTimeOfWall(absl::Time wall, absl::Time true_now) const;
   // True time that passes while this clock measures `local` (rounded up).
   absl::Duration TrueDuration(absl::Duration local) const;
+  // What this clock measures while `true_duration` of true time passes at the current
+  // drift (rounded down, so LocalDuration(TrueDuration(d)) >= d).
+  absl::Duration LocalDuration(absl::Duration true_duration) const;
 
  private:
   // Local nanoseconds elapsed for `true_ns` true nanoseconds at the current drift.

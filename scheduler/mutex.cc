@@ -175,12 +175,22 @@ void Mutex::AssertHeld() const {
 bool Mutex::AwaitWithDeadline(const Condition& condition, absl::Time deadline,
                               SourceLocation where) {
   Scheduler& scheduler = RunningScheduler("Mutex::Await");
+  // `deadline` is on the host's wall clock; the wait queue takes true time.
+  return AwaitUntilTrue(condition, scheduler.TrueTimeOfRealtimeDeadline(deadline), where);
+}
+
+bool Mutex::AwaitUntilTrue(const Condition& condition, absl::Time true_deadline,
+                           SourceLocation where) {
+  Scheduler& scheduler = RunningScheduler("Mutex::Await");
   if (!DSIM_RUN_MISUSE(holder_ == scheduler.CurrentTaskId(), scheduler.CurrentTaskId(),
                        holder_, "task \"", scheduler.CurrentTaskName(),
                        "\" called Mutex::Await without holding the mutex")) {
     return false;
   }
   while (!condition.Eval()) {
+    // Past the deadline: give up holding the mutex, as absl::Mutex does, rather than
+    // release it for a wait that would time out at once.
+    if (scheduler.DeadlinePassed(true_deadline)) return false;
     // Enqueued and released with no scheduling point in between: no release is missed.
     Awaiter awaiter;
     awaiter.condition = &condition;
@@ -200,7 +210,7 @@ bool Mutex::AwaitWithDeadline(const Condition& condition, absl::Time deadline,
         }
       } unlink{this, &awaiter};
       RelockOnExit relock(this, where);
-      reason = awaiter.queue.Wait("Mutex::Await", where, deadline);
+      reason = awaiter.queue.Wait("Mutex::Await", where, true_deadline);
     }
     if (reason == WakeReason::kTimedOut) return condition.Eval();
   }
@@ -213,7 +223,8 @@ void Mutex::Await(const Condition& condition, SourceLocation where) {
 
 bool Mutex::AwaitWithTimeout(const Condition& condition, absl::Duration timeout,
                              SourceLocation where) {
-  return AwaitWithDeadline(condition, RunningScheduler("Mutex::Await").Now() + timeout, where);
+  return AwaitUntilTrue(condition, RunningScheduler("Mutex::Await").TrueDeadlineAfterLocal(timeout),
+                        where);
 }
 
 void Mutex::LockWhen(const Condition& condition, SourceLocation where) {
@@ -223,14 +234,19 @@ void Mutex::LockWhen(const Condition& condition, SourceLocation where) {
 
 bool Mutex::LockWhenWithTimeout(const Condition& condition, absl::Duration timeout,
                                 SourceLocation where) {
-  const absl::Time deadline = RunningScheduler("Mutex::LockWhen").Now() + timeout;
-  return LockWhenWithDeadline(condition, deadline, where);
+  // The timeout runs from the call, the wait for the lock included.
+  const absl::Time true_deadline =
+      RunningScheduler("Mutex::LockWhen").TrueDeadlineAfterLocal(timeout);
+  Lock(where);
+  return AwaitUntilTrue(condition, true_deadline, where);
 }
 
 bool Mutex::LockWhenWithDeadline(const Condition& condition, absl::Time deadline,
                                  SourceLocation where) {
+  const absl::Time true_deadline =
+      RunningScheduler("Mutex::LockWhen").TrueTimeOfRealtimeDeadline(deadline);
   Lock(where);
-  return AwaitWithDeadline(condition, deadline, where);
+  return AwaitUntilTrue(condition, true_deadline, where);
 }
 
 void ReleasableMutexLock::Release() {
@@ -250,10 +266,14 @@ void CondVar::Wait(Mutex* mu, SourceLocation where) {
 
 bool CondVar::WaitWithTimeout(Mutex* mu, absl::Duration timeout, SourceLocation where) {
   Scheduler& scheduler = RunningScheduler("CondVar::WaitWithTimeout");
-  return WaitWithDeadline(mu, scheduler.LocalNow() + timeout, where);
+  return WaitUntilTrue(mu, scheduler.TrueDeadlineAfterLocal(timeout), false, where);
 }
 
 bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline, SourceLocation where) {
+  return WaitUntilTrue(mu, deadline, true, where);
+}
+
+bool CondVar::WaitUntilTrue(Mutex* mu, absl::Time deadline, bool wall, SourceLocation where) {
   Scheduler& scheduler = RunningScheduler("CondVar::Wait");
   if (!DSIM_RUN_MISUSE(mu->holder_ == scheduler.CurrentTaskId(), scheduler.CurrentTaskId(),
                        mu->holder_, "task \"", scheduler.CurrentTaskName(),
@@ -280,7 +300,10 @@ bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline, SourceLocation wh
   WakeReason reason;
   {
     Relock relock{mu, where};
-    reason = waiters_.Wait("CondVar::Wait", where, scheduler.TrueTimeOfLocal(deadline));
+    // A wall-clock deadline is converted after the scheduling point, as the wait starts.
+    const absl::Time true_deadline =
+        wall ? scheduler.TrueTimeOfRealtimeDeadline(deadline) : deadline;
+    reason = waiters_.Wait("CondVar::Wait", where, true_deadline);
   }
   return reason == WakeReason::kTimedOut;
 }

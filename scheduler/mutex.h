@@ -96,8 +96,10 @@ class ABSL_LOCKABLE Mutex {
   // The condition is re-evaluated after every release of this mutex by any task.
   void Await(const Condition& condition, SourceLocation where = SourceLocation::Current())
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(this);
-  // As Await; gives up at Now() + timeout / at `deadline`, still holding the mutex.
-  // Returns whether the condition holds.
+  // As Await; gives up when `timeout` of the host's clock has passed / when its wall
+  // clock reads `deadline` (dsim::Now(); it follows clock steps), still holding the
+  // mutex. Returns whether the condition holds. Once the deadline has passed, the mutex
+  // is not released again.
   bool AwaitWithTimeout(const Condition& condition, absl::Duration timeout,
                         SourceLocation where = SourceLocation::Current())
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(this);
@@ -107,7 +109,10 @@ class ABSL_LOCKABLE Mutex {
   // Lock, then Await.
   void LockWhen(const Condition& condition, SourceLocation where = SourceLocation::Current())
       ABSL_EXCLUSIVE_LOCK_FUNCTION();
-  // Lock, then AwaitWithTimeout / AwaitWithDeadline: returns holding the mutex either way.
+  // As absl::Mutex: blocks until both the condition holds or the deadline has passed,
+  // and the mutex can be acquired; returns holding it, with the condition's value. The
+  // deadline counts from the call (the wait for the lock included), and a call that
+  // acquires the mutex after its deadline returns without releasing it again.
   bool LockWhenWithTimeout(const Condition& condition, absl::Duration timeout,
                            SourceLocation where = SourceLocation::Current())
       ABSL_EXCLUSIVE_LOCK_FUNCTION();
@@ -121,6 +126,8 @@ class ABSL_LOCKABLE Mutex {
   friend class CondVar;
   // Release without a scheduling point (CondVar::Wait releases and blocks atomically).
   void ReleaseForWait();
+  // Await with a true-time deadline.
+  bool AwaitUntilTrue(const Condition& condition, absl::Time true_deadline, SourceLocation where);
   // For CondVar::Wait's relock while its task is being stopped; see mutex.cc.
   bool SkipRelockWhileStopping();
 
@@ -198,7 +205,8 @@ class CondVar {
   // if the timeout expired without a signal (exactly at Now() + timeout).
   bool WaitWithTimeout(Mutex* mu, absl::Duration timeout,
                        SourceLocation where = SourceLocation::Current());
-  // As WaitWithTimeout with an absolute deadline.
+  // As WaitWithTimeout with an absolute deadline on the host's wall clock (dsim::Now());
+  // a step of the host's clock during the wait moves it, as CLOCK_REALTIME.
   bool WaitWithDeadline(Mutex* mu, absl::Time deadline,
                         SourceLocation where = SourceLocation::Current());
 
@@ -209,6 +217,10 @@ class CondVar {
   void SignalAll();
 
  private:
+  // `deadline` is true time, or the host's wall clock when `wall` (converted as the wait
+  // starts, and following clock steps).
+  bool WaitUntilTrue(Mutex* mu, absl::Time deadline, bool wall, SourceLocation where);
+
   internal::WaitQueue waiters_;
 };
 

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/misuse.h"
@@ -38,6 +39,11 @@ __thread char thread_marker;
 // the shutdown gives up: tasks that block while unwinding (a destructor waiting for a
 // lock that another dying task holds) get several chances.
 constexpr int kMaxStalledUnwindRounds = 8;
+// Scheduling points a task being unwound at shutdown may pass without blocking or
+// finishing before the shutdown gives up on it (a destructor spinning on sched_yield).
+// Asio's io_context destructor passes two per socket and per pending handler it frees
+// (a free lock and its unlock).
+constexpr int64_t kMaxUnwindPointsWithoutBlocking = 1000000;
 
 using internal::ExceptionState;
 
@@ -427,6 +433,9 @@ void Scheduler::NotifyDispatch(Task* task) {
 
 Task* Scheduler::PickNextSlow() {
   for (;;) {
+    if (unwinding_ && current_ != nullptr && current_->state == TaskState::kRunnable) {
+      return ContinueUnwinding(current_);
+    }
     if (stop_ || unwinding_) return nullptr;
     if (timers_.AnyDue(now_ns_)) {
       FireDueTimers();
@@ -769,8 +778,12 @@ void Scheduler::Fail(absl::string_view reason) {
 WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t deadline_ns) {
   Task* self = CurrentTaskOrDie(what);
   CheckKilled(self, &where);
+  // An absolute CLOCK_REALTIME deadline follows the host's clock, stepped since too.
+  const bool realtime = ABSL_PREDICT_FALSE(deadline_ns == self->realtime_key_ns);
+  if (realtime) deadline_ns = RealtimeDeadlineNs(self);
   if (deadline_ns <= now_ns_) {
     // Already past the deadline: time out at once, but still a scheduling point.
+    if (realtime) self->realtime_key_ns = -1;
     SchedulingPoint();
     return WakeReason::kTimedOut;
   }
@@ -778,6 +791,7 @@ WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t dead
   self->blocked_in = what;
   self->blocked_at = where;
   self->wake_reason = WakeReason::kWoken;
+  self->realtime_blocked = realtime;
   if (deadline_ns != kForever) {
     self->wake_timer = timers_.IdOf(timers_.Add(deadline_ns, self->group, self, nullptr));
   }
@@ -790,6 +804,10 @@ WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t dead
     timers_.Cancel(self->wake_timer);
     self->wake_timer = kNoTimer;
   }
+  // Once timed out, the deadline is spent: a later wait that happens to share its true
+  // instant is not a realtime one.
+  if (realtime && self->wake_reason == WakeReason::kTimedOut) self->realtime_key_ns = -1;
+  self->realtime_blocked = false;
   self->blocked_in = nullptr;
   CheckKilled(self, &where);
   return self->wake_reason;
@@ -873,16 +891,19 @@ void Scheduler::SleepFor(absl::Duration duration, SourceLocation where) {
 }
 
 void Scheduler::SleepUntil(absl::Time deadline, SourceLocation where) {
-  CurrentTaskOrDie("SleepUntil");
+  const Task* self = CurrentTaskOrDie("SleepUntil");
   const int64_t deadline_ns = ToNanos(deadline);
+  // A realtime deadline (TrueTimeOfRealtimeDeadline) moves with clock steps.
+  const bool realtime = deadline_ns == self->realtime_key_ns;
   if (deadline_ns <= now_ns_) {
+    if (realtime) current_->realtime_key_ns = -1;  // Spent.
     SchedulingPoint();  // A sleep that has already expired is still a scheduling point.
     return;
   }
   // Nothing but the deadline (or a kill, which throws) ends this block.
   Block("SleepUntil", where, deadline_ns);
   // Later than the deadline only if the task's group was paused when it came due.
-  DSIM_DCHECK(now_ns_ >= deadline_ns, "a sleep woke before its deadline");
+  DSIM_DCHECK(realtime || now_ns_ >= deadline_ns, "a sleep woke before its deadline");
 }
 
 bool Scheduler::CurrentTaskKilled() const {
@@ -958,6 +979,101 @@ absl::Time Scheduler::TrueTimeOfLocal(absl::Time local) const {
 absl::Duration Scheduler::TrueDurationOfLocal(absl::Duration local) const {
   const HostClock* clock = CurrentClock();
   return clock == nullptr ? local : clock->TrueDuration(local);
+}
+
+absl::Time Scheduler::TrueDeadlineAfterLocal(absl::Duration local) const {
+  if (local == absl::InfiniteDuration()) return absl::InfiniteFuture();
+  if (local <= absl::ZeroDuration()) return now_;
+  return now_ + TrueDurationOfLocal(local);
+}
+
+absl::Time Scheduler::TrueTimeOfRealtimeDeadline(absl::Time local) {
+  // Registered even on a host without a clock yet: a step creates one (Simulation).
+  if (current_ == nullptr || local == absl::InfiniteFuture()) return local;
+  const HostClock* clock = CurrentClock();
+  const absl::Time true_deadline = clock == nullptr ? local : clock->TrueTimeOfWall(local, now_);
+  current_->realtime_key_ns = ToNanos(true_deadline);
+  current_->realtime_wall = local;
+  return true_deadline;
+}
+
+bool Scheduler::DeadlinePassed(absl::Time true_deadline) const {
+  const int64_t deadline_ns = ToNanos(true_deadline);
+  if (current_ != nullptr && deadline_ns == current_->realtime_key_ns) {
+    return now_ns_ >= RealtimeDeadlineNs(current_);
+  }
+  return now_ns_ >= deadline_ns;
+}
+
+int64_t Scheduler::RealtimeDeadlineNs(const Task* task) const {
+  const HostClock* clock =
+      task->group < groups_.size() ? groups_[task->group].clock : nullptr;
+  if (clock == nullptr) return task->realtime_key_ns;
+  return ToNanos(clock->TrueTimeOfWall(task->realtime_wall, now_));
+}
+
+absl::Duration Scheduler::TrueDurationOfLocal(GroupId group, absl::Duration local) const {
+  const HostClock* clock = group < groups_.size() ? groups_[group].clock : nullptr;
+  return clock == nullptr ? local : clock->TrueDuration(local);
+}
+
+absl::Duration Scheduler::LocalDurationOfTrue(GroupId group, absl::Duration true_duration) const {
+  const HostClock* clock = group < groups_.size() ? groups_[group].clock : nullptr;
+  return clock == nullptr ? true_duration : clock->LocalDuration(true_duration);
+}
+
+absl::Time Scheduler::WallNow(GroupId group) const {
+  const HostClock* clock = group < groups_.size() ? groups_[group].clock : nullptr;
+  return clock == nullptr ? now_ : clock->WallAt(now_);
+}
+
+absl::Time Scheduler::TrueTimeOfWall(GroupId group, absl::Time wall) const {
+  const HostClock* clock = group < groups_.size() ? groups_[group].clock : nullptr;
+  if (clock == nullptr) return std::max(wall, now_);
+  return clock->TrueTimeOfWall(wall, now_);
+}
+
+uint64_t Scheduler::AddClockWatcher(GroupId group, std::function<void(bool)> callback) {
+  clock_watchers_.push_back({++last_clock_watcher_, group, std::move(callback)});
+  return last_clock_watcher_;
+}
+
+void Scheduler::RemoveClockWatcher(uint64_t id) {
+  for (auto it = clock_watchers_.begin(); it != clock_watchers_.end(); ++it) {
+    if (it->id == id) {
+      clock_watchers_.erase(it);
+      return;
+    }
+  }
+}
+
+bool Scheduler::StepCurrentClock(absl::Duration offset) {
+  if (clock_stepper_ == nullptr || current_ == nullptr || current_->group == kNoGroup) return false;
+  return clock_stepper_(current_->group, offset);
+}
+
+void Scheduler::GroupClockChanged(GroupId group, bool stepped) {
+  CheckThread("GroupClockChanged");
+  for (Task* t = live_head_; t != nullptr; t = t->live_next) {
+    if (t->group != group || !t->realtime_blocked || t->wake_timer == kNoTimer) continue;
+    if (t->state != TaskState::kBlocked) continue;
+    timers_.Cancel(t->wake_timer);
+    const int64_t when_ns = std::max(RealtimeDeadlineNs(t), now_ns_);
+    t->wake_timer = timers_.IdOf(timers_.Add(when_ns, t->group, t, nullptr));
+  }
+  // Watchers may add or remove watchers: walk by id, not by position.
+  std::vector<uint64_t> ids;
+  for (const ClockWatcher& w : clock_watchers_) {
+    if (w.group == group) ids.push_back(w.id);
+  }
+  for (uint64_t id : ids) {
+    for (ClockWatcher& w : clock_watchers_) {
+      if (w.id != id) continue;
+      std::function<void(bool)> callback = w.callback;  // It may remove itself.
+      callback(stepped);
+      break;
+    }
+  }
 }
 
 // ---- Groups ----------------------------------------------------------------------
@@ -1184,8 +1300,22 @@ void Scheduler::UnwindAllTasks() {
 
 // Resumes a task marked for killing until it finishes or blocks again. Returns whether
 // it finished.
+// At shutdown, the task being unwound passed a scheduling point that does not block (a
+// free lock taken, an unlock, a yield): it goes on. Only UnwindAllTasks decides who runs
+// then, so there is nobody to switch to, and going back to it would count as a round in
+// which the task did not move ("keeps blocking"), although its destructors progress.
+Task* Scheduler::ContinueUnwinding(Task* self) {
+  DSIM_MISUSE(++unwind_points_ < kMaxUnwindPointsWithoutBlocking, "task \"", self->name,
+              "\" keeps reaching scheduling points while being unwound, without blocking or "
+              "finishing (", kMaxUnwindPointsWithoutBlocking,
+              " in a row); a destructor must not loop forever");
+  RemoveFromRunnable(self);
+  return self;
+}
+
 bool Scheduler::ResumeForUnwinding(Task* task) {
   const TaskId id = task->id;
+  unwind_points_ = 0;
   task->kill_requested = true;
   RemoveFromRunnable(task);
   if (task->state == TaskState::kBlocked) task->wake_reason = WakeReason::kWoken;
@@ -1206,10 +1336,36 @@ void Scheduler::AddListener(SchedulerListener* listener) {
   has_listeners_ = true;
 }
 
+void Scheduler::AddAnnotationListener(SchedulerListener* listener, std::string category_prefix) {
+  CheckThread("AddAnnotationListener");
+  DSIM_MISUSE(listener != nullptr, "AddAnnotationListener(nullptr)");
+  annotation_listeners_.emplace_back(listener, std::move(category_prefix));
+  has_listeners_ = true;
+  IndexAnnotationPrefixes();
+}
+
+void Scheduler::IndexAnnotationPrefixes() {
+  for (uint64_t& bits : annotation_first_bytes_) bits = 0;
+  for (const auto& entry : annotation_listeners_) {
+    const std::string& prefix = entry.second;
+    if (prefix.empty()) {  // Every category, also the empty one (first byte 0).
+      for (uint64_t& bits : annotation_first_bytes_) bits = ~uint64_t{0};
+      return;
+    }
+    const uint8_t first = static_cast<uint8_t>(prefix[0]);
+    annotation_first_bytes_[first >> 6] |= uint64_t{1} << (first & 63);
+  }
+}
+
 void Scheduler::RemoveListener(SchedulerListener* listener) {
   CheckThread("RemoveListener");
   listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
-  has_listeners_ = !listeners_.empty();
+  annotation_listeners_.erase(
+      std::remove_if(annotation_listeners_.begin(), annotation_listeners_.end(),
+                     [listener](const auto& entry) { return entry.first == listener; }),
+      annotation_listeners_.end());
+  has_listeners_ = !listeners_.empty() || !annotation_listeners_.empty();
+  IndexAnnotationPrefixes();
 }
 
 std::string Annotation::DetailText() const {
@@ -1220,8 +1376,26 @@ std::string Annotation::DetailText() const {
 }
 
 void Scheduler::Annotate(const Annotation& annotation) {
-  CheckThread("Annotate");
+  // Inside this scheduler's run the thread is right by construction; CheckThread's
+  // atomic load and call are for calls from outside a run.
+  if (ABSL_PREDICT_FALSE(current_scheduler != this)) CheckThread("Annotate");
+  // Prefix listeners first: only categories whose first byte starts some prefix go on
+  // to the prefix compare.
+  const absl::string_view category = annotation.category;
+  const uint8_t first = category.empty() ? 0 : static_cast<uint8_t>(category[0]);
+  if (ABSL_PREDICT_FALSE((annotation_first_bytes_[first >> 6] >> (first & 63)) & 1)) {
+    NotifyAnnotationListeners(annotation);
+  }
+  // The common case, one listener (a Simulation's trace): a tail call.
+  if (listeners_.size() == 1) return listeners_.front()->OnAnnotation(annotation);
   for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
+}
+
+void Scheduler::NotifyAnnotationListeners(const Annotation& annotation) {
+  const absl::string_view category = annotation.category;
+  for (const auto& [listener, prefix] : annotation_listeners_) {
+    if (absl::StartsWith(category, prefix)) listener->OnAnnotation(annotation);
+  }
 }
 
 
@@ -1249,7 +1423,7 @@ void SleepFor(absl::Duration duration, SourceLocation where) {
 
 void SleepUntil(absl::Time deadline, SourceLocation where) {
   Scheduler& scheduler = CurrentOrDie("SleepUntil");
-  scheduler.SleepUntil(scheduler.TrueTimeOfLocal(deadline), where);
+  scheduler.SleepUntil(scheduler.TrueTimeOfRealtimeDeadline(deadline), where);
 }
 
 void Yield() { CurrentOrDie("Yield").YieldFast(); }

@@ -44,6 +44,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -345,6 +346,43 @@ class Scheduler {
   absl::Time TrueTimeOfLocal(absl::Time local) const;
   // The true duration of `local` on the running task's clock.
   absl::Duration TrueDurationOfLocal(absl::Duration local) const;
+  // The true instant at which `local` of the running task's clock has passed from now:
+  // the deadline of a relative timeout, which clock steps do not move.
+  absl::Time TrueDeadlineAfterLocal(absl::Duration local) const;
+  // As TrueTimeOfLocal, for an absolute CLOCK_REALTIME deadline: while the running task
+  // blocks with exactly the returned true deadline (in one wait, or again after a
+  // spurious wake), a step of its host's clock moves the wait to the instant the stepped
+  // clock reads `local`, as Linux moves absolute CLOCK_REALTIME timers. Tasks without a
+  // clock get `local` unchanged.
+  absl::Time TrueTimeOfRealtimeDeadline(absl::Time local);
+  // Whether the running task's deadline `true_deadline` has passed: for a realtime one
+  // (as returned by TrueTimeOfRealtimeDeadline), whether the host's wall clock, steps
+  // included, has reached it; otherwise Now() >= true_deadline. For wait loops that
+  // look at the clock after a wake.
+  bool DeadlinePassed(absl::Time true_deadline) const;
+  // For callbacks that belong to a host (its TCP timers, timerfds): `group`'s clock.
+  absl::Duration TrueDurationOfLocal(GroupId group, absl::Duration local) const;
+  absl::Duration LocalDurationOfTrue(GroupId group, absl::Duration true_duration) const;
+  absl::Time WallNow(GroupId group) const;
+  absl::Time TrueTimeOfWall(GroupId group, absl::Time wall) const;
+  // `group`'s clock was stepped (`stepped`) or its drift changed: re-arms the realtime
+  // waits of its blocked tasks (see TrueTimeOfRealtimeDeadline), then calls its clock
+  // watchers. Simulation::StepClock and SetClockDrift call it; so must anyone who changes
+  // a HostClock set with SetGroupClock.
+  void GroupClockChanged(GroupId group, bool stepped = true);
+  // Calls `callback(stepped)` (in the caller of GroupClockChanged; it must not block) at
+  // every change of `group`'s clock, in the order watchers were added: timers kept on a
+  // host's wall clock (a CLOCK_REALTIME timerfd) re-arm from it. Returns an id for
+  // RemoveClockWatcher.
+  uint64_t AddClockWatcher(GroupId group, std::function<void(bool stepped)> callback);
+  void RemoveClockWatcher(uint64_t id);
+  // Who owns the group clocks steps them (Simulation::StepClock, which calls
+  // GroupClockChanged); the stepper returns false for a group it has no clock for.
+  // StepCurrentClock steps the running task's host clock through it (clock_settime under
+  // //posix); false without a stepper or a host.
+  using ClockStepper = std::function<bool(GroupId group, absl::Duration offset)>;
+  void SetClockStepper(ClockStepper stepper) { clock_stepper_ = std::move(stepper); }
+  bool StepCurrentClock(absl::Duration offset);
 
   // ---- Inside a task (the free functions below forward here) -----------------------
 
@@ -430,8 +468,14 @@ class Scheduler {
 
   // Listeners are not owned and must outlive their registration.
   void AddListener(SchedulerListener* listener);
+  // Registers `listener` for annotations only, and only those whose category starts
+  // with `category_prefix` ("fault."): it is called for nothing else, so a listener
+  // that counts a few kinds of annotations costs the hot paths no call per event.
+  void AddAnnotationListener(SchedulerListener* listener, std::string category_prefix);
+  // Removes a listener added by either call.
   void RemoveListener(SchedulerListener* listener);
-  // Sends an annotation to every listener (no-op without listeners).
+  // Sends an annotation to every listener (no-op without listeners): first to the
+  // annotation listeners whose prefix it matches, then to the others.
   void Annotate(const Annotation& annotation);
   bool has_listeners() const { return has_listeners_; }
 
@@ -440,7 +484,11 @@ class Scheduler {
 
   // Unwinds every unfinished task now, as the destructor would. Call it before
   // destroying objects that blocked tasks still use (or declare those objects before
-  // the Scheduler). Must not be called from a task or during a run.
+  // the Scheduler). Must not be called from a task or during a run. A task being
+  // unwound runs on through scheduling points that do not block (a free lock, an
+  // unlock, a yield) until it finishes or blocks; a task that stays blocked while the
+  // others cannot move, or passes a million such points without finishing, is a misuse
+  // error ("a destructor must not block / loop forever").
   void Shutdown();
 
   // ---- Extensions -------------------------------------------------------------------
@@ -524,9 +572,12 @@ class Scheduler {
   [[noreturn]] void FinishCurrentTask(internal::Task* self);
   void UnwindAllTasks();
   bool ResumeForUnwinding(internal::Task* task);
+  internal::Task* ContinueUnwinding(internal::Task* self);
   void SwitchFromMain(internal::Task* next);
   internal::Task* FindTask(TaskId id) const;
   TaskView View(const internal::Task* task) const;
+  void NotifyAnnotationListeners(const Annotation& annotation);
+  void IndexAnnotationPrefixes();
   GroupState& Group(GroupId group);
   internal::Task* CurrentTaskOrDie(const char* operation) const;
   // Misuse unless called from the thread running the simulation (or between runs).
@@ -535,6 +586,8 @@ class Scheduler {
 
   int64_t ToNanos(absl::Time t) const;
   const HostClock* CurrentClockSlow() const;
+  // The true deadline of `task`'s realtime wait on its host's clock as it reads now.
+  int64_t RealtimeDeadlineNs(const internal::Task* task) const;
 
   // Random bits drawn through the strategy.
   class StrategyBits final : public BitSource {
@@ -581,8 +634,21 @@ class Scheduler {
   internal::TimerQueue timers_;
   std::vector<GroupState> groups_;
   std::vector<SchedulerListener*> listeners_;
-  bool has_listeners_ = false;  // !listeners_.empty(), for the hot paths.
+  // AddAnnotationListener's: (listener, category prefix).
+  std::vector<std::pair<SchedulerListener*, std::string>> annotation_listeners_;
+  // Bit b is set when some prefix starts with byte b (all bits for an empty prefix):
+  // Annotate calls no prefix compare for the other categories.
+  uint64_t annotation_first_bytes_[4] = {0, 0, 0, 0};
+  bool has_listeners_ = false;  // Either list is non-empty, for the hot paths.
   bool has_group_clocks_ = false;  // Some group has a HostClock.
+  struct ClockWatcher {
+    uint64_t id;
+    GroupId group;
+    std::function<void(bool)> callback;
+  };
+  std::vector<ClockWatcher> clock_watchers_;  // By id (ascending).
+  ClockStepper clock_stepper_;
+  uint64_t last_clock_watcher_ = 0;
 
   // Run state.
   internal::Task* current_ = nullptr;         // Null on the main fiber and in callbacks.
@@ -591,6 +657,9 @@ class Scheduler {
   bool stop_ = false;
   bool unwinding_ = false;
   bool halt_ = false;  // stop_ || unwinding_: one flag for the hot paths to test.
+  // Scheduling points the task being unwound at shutdown has passed without blocking
+  // since it was resumed (see PickNextSlow).
+  int64_t unwind_points_ = 0;
   int* errno_location_ = nullptr;  // This thread's errno, saved per task across switches.
   // This thread's C++ exception state (__cxa_eh_globals), saved per task across
   // switches as errno is: a task unwinding an exception may block in a destructor.

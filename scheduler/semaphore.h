@@ -41,6 +41,9 @@ class Semaphore {
   int64_t count() const { return count_; }
 
  private:
+  // Until `deadline` on the host's wall clock, or for `timeout` on its clock.
+  bool AcquireUntil(absl::Time deadline, absl::Duration timeout, SourceLocation where);
+
   int64_t count_;
   internal::WaitQueue waiters_;
 };

@@ -22,14 +22,33 @@ TaskId CurrentTaskIdOrNone() {
   return scheduler != nullptr ? scheduler->CurrentTaskId() : kNoTask;
 }
 
-// Blocks on `queue` until `ready()` holds or `deadline` passes. Returns ready().
+// How a wait's end is given: an absolute deadline on the host's wall clock (it follows
+// clock steps), or a timeout on the host's clock (it does not).
+struct WaitEnd {
+  absl::Time deadline = absl::InfiniteFuture();
+  absl::Duration timeout = absl::InfiniteDuration();
+
+  absl::Time TrueDeadline(Scheduler& scheduler) const {
+    if (timeout != absl::InfiniteDuration()) return scheduler.TrueDeadlineAfterLocal(timeout);
+    return scheduler.TrueTimeOfRealtimeDeadline(deadline);
+  }
+};
+
+WaitEnd Until(absl::Time deadline) { return WaitEnd{deadline, absl::InfiniteDuration()}; }
+WaitEnd After(absl::Duration timeout) { return WaitEnd{absl::InfiniteFuture(), timeout}; }
+
+// Blocks on `queue` until `ready()` holds or `end` passes. Returns ready().
 template <typename Ready>
-bool WaitUntilReady(internal::WaitQueue& queue, Ready ready, absl::Time deadline,
-                    const char* what, SourceLocation where) {
+bool WaitUntilReady(internal::WaitQueue& queue, Ready ready, WaitEnd end, const char* what,
+                    SourceLocation where) {
   Scheduler& scheduler = TaskSchedulerOrDie(what);
+  // A timeout starts when the call does, before its scheduling point.
+  const absl::Time start_deadline =
+      end.timeout != absl::InfiniteDuration() ? end.TrueDeadline(scheduler) : absl::Time();
   scheduler.SchedulingPoint();
-  // `deadline` is on the task's host clock; the wait queue takes true time.
-  const absl::Time true_deadline = scheduler.TrueTimeOfLocal(deadline);
+  // The wait queue takes true time.
+  const absl::Time true_deadline =
+      end.timeout != absl::InfiniteDuration() ? start_deadline : end.TrueDeadline(scheduler);
   while (!ready()) {
     if (queue.Wait(what, where, true_deadline) == WakeReason::kTimedOut) return ready();
   }
@@ -51,17 +70,20 @@ void Notification::Notify() {
 }
 
 void Notification::WaitForNotification(SourceLocation where) {
-  WaitForNotificationWithDeadline(absl::InfiniteFuture(), where);
+  WaitUntilReady(
+      waiters_, [this] { return notified_; }, Until(absl::InfiniteFuture()),
+      "Notification::WaitForNotification", where);
 }
 
 bool Notification::WaitForNotificationWithTimeout(absl::Duration timeout, SourceLocation where) {
-  return WaitForNotificationWithDeadline(
-      TaskSchedulerOrDie("Notification::WaitForNotificationWithTimeout").LocalNow() + timeout, where);
+  return WaitUntilReady(
+      waiters_, [this] { return notified_; }, After(timeout), "Notification::WaitForNotification",
+      where);
 }
 
 bool Notification::WaitForNotificationWithDeadline(absl::Time deadline, SourceLocation where) {
   return WaitUntilReady(
-      waiters_, [this] { return notified_; }, deadline, "Notification::WaitForNotification",
+      waiters_, [this] { return notified_; }, Until(deadline), "Notification::WaitForNotification",
       where);
 }
 
@@ -72,6 +94,17 @@ Semaphore::Semaphore(int64_t initial) : count_(initial) {
                        "Semaphore created with a negative count (", initial, ")")) {
     count_ = 0;
   }
+}
+
+bool Semaphore::AcquireUntil(absl::Time deadline, absl::Duration timeout,
+                             SourceLocation where) {
+  if (!WaitUntilReady(
+          waiters_, [this] { return count_ > 0; }, WaitEnd{deadline, timeout},
+          "Semaphore::Acquire", where)) {
+    return false;
+  }
+  --count_;
+  return true;
 }
 
 void Semaphore::Acquire(SourceLocation where) {
@@ -86,17 +119,11 @@ bool Semaphore::TryAcquire() {
 }
 
 bool Semaphore::AcquireWithTimeout(absl::Duration timeout, SourceLocation where) {
-  return AcquireWithDeadline(TaskSchedulerOrDie("Semaphore::AcquireWithTimeout").LocalNow() + timeout,
-                             where);
+  return AcquireUntil(absl::InfiniteFuture(), timeout, where);
 }
 
 bool Semaphore::AcquireWithDeadline(absl::Time deadline, SourceLocation where) {
-  if (!WaitUntilReady(
-          waiters_, [this] { return count_ > 0; }, deadline, "Semaphore::Acquire", where)) {
-    return false;
-  }
-  --count_;
-  return true;
+  return AcquireUntil(deadline, absl::InfiniteDuration(), where);
 }
 
 void Semaphore::Release(int64_t count) {
@@ -125,13 +152,13 @@ void WaitGroup::Add(int64_t delta) {
 
 void WaitGroup::Wait(SourceLocation where) {
   WaitUntilReady(
-      waiters_, [this] { return count_ == 0; }, absl::InfiniteFuture(), "WaitGroup::Wait", where);
+      waiters_, [this] { return count_ == 0; }, Until(absl::InfiniteFuture()), "WaitGroup::Wait",
+      where);
 }
 
 bool WaitGroup::WaitWithTimeout(absl::Duration timeout, SourceLocation where) {
   return WaitUntilReady(
-      waiters_, [this] { return count_ == 0; },
-      TaskSchedulerOrDie("WaitGroup::WaitWithTimeout").LocalNow() + timeout, "WaitGroup::Wait", where);
+      waiters_, [this] { return count_ == 0; }, After(timeout), "WaitGroup::Wait", where);
 }
 
 }  // namespace dsim

@@ -20,8 +20,8 @@ void ClockFaultOptions::Validate() const {
                   jump_max <= absl::Hours(24 * 365),
               "ClockFaultOptions: jump_window must be positive and jump_max in [0, 1 year]");
   for (const HostClockSkew& skew : fixed) {
-    DSIM_MISUSE(skew.drift_ppm > -100'000 && skew.drift_ppm < 100'000,
-                "HostClockSkew::drift_ppm must lie within +-100000 ppm");
+    DSIM_MISUSE(skew.drift_ppm >= -100'000 && skew.drift_ppm <= 100'000,
+                "HostClockSkew::drift_ppm must lie in [-100000, 100000] ppm");
   }
 }
 

@@ -93,7 +93,9 @@ struct RunCoverage {
 };
 
 // Per-simulation recorder: the assertion and BUGGIFY macros report here, and it
-// listens for "fault.*" annotations. Owned by a Simulation (Simulation::coverage()).
+// listens for "fault.*" annotations (registered with Scheduler::AddAnnotationListener
+// and that prefix, so no other event reaches it). Owned by a Simulation
+// (Simulation::coverage()).
 class CoverageRecorder final : public SchedulerListener {
  public:
   CoverageRecorder(Scheduler* scheduler, BuggifySiteOptions buggify);

@@ -303,7 +303,9 @@ void FaultLinkModel::AnnotateFault(const char* category, const Packet& packet,
                         packet.flow_id, 0};
   annotation.format = FormatFault;
   annotation.payload.word_count = Packet::kTraceWords + 1;
-  packet.ToTraceWords(annotation.payload.words);
+  // The packet's words, zeros up to kTraceWords, then the extra time.
+  const int words = packet.ToTraceWords(annotation.payload.words);
+  for (int i = words; i < Packet::kTraceWords; ++i) annotation.payload.words[i] = 0;
   annotation.payload.words[Packet::kTraceWords] =
       static_cast<uint64_t>(absl::ToInt64Nanoseconds(extra));
   scheduler.Annotate(annotation);

@@ -139,7 +139,23 @@ GuidedSearch::Plan GuidedSearch::NextPlan() {
   return plan;
 }
 
+GuidedRunPlan GuidedSearch::Next() {
+  Plan plan = NextPlan();
+  GuidedRunPlan run{.index = runs_done_ + 1,
+                    .fresh_seed = plan.fresh_seed,
+                    .branched = plan.prefix != nullptr,
+                    .prefix = plan.prefix_length,
+                    .branch_key = plan.branch_key};
+  run.strategy = plan.prefix != nullptr
+                     ? std::static_pointer_cast<Strategy>(std::make_shared<PrefixStrategy>(
+                           plan.prefix, plan.prefix_length, plan.fresh_seed))
+                     : std::static_pointer_cast<Strategy>(
+                           std::make_shared<RandomStrategy>(plan.fresh_seed));
+  return run;
+}
+
 void GuidedSearch::Learn(const RunCoverage& coverage, Schedule schedule) {
+  ++runs_done_;  // Runs so far, this one included.
   const double rare_hits = options_.rare_fraction * static_cast<double>(runs_done_);
   auto entry = std::make_shared<Entry>();
   std::vector<std::string> keys = coverage.AllKeys();
@@ -178,20 +194,15 @@ GuidedSearchResult GuidedSearch::Run(const Body& body) {
   DSIM_MISUSE(body != nullptr, "GuidedSearch::Run with an empty body");
   GuidedSearchResult result;
   for (uint64_t index = 1; index <= options_.budget_runs; ++index) {
-    Plan plan = NextPlan();
-    auto inner = plan.prefix != nullptr
-                     ? std::static_pointer_cast<Strategy>(std::make_shared<PrefixStrategy>(
-                           plan.prefix, plan.prefix_length, plan.fresh_seed))
-                     : std::static_pointer_cast<Strategy>(
-                           std::make_shared<RandomStrategy>(plan.fresh_seed));
-    auto recorder = std::make_shared<RecordingStrategy>(inner, plan.fresh_seed);
+    GuidedRunPlan plan = Next();
+    auto recorder = std::make_shared<RecordingStrategy>(plan.strategy, plan.fresh_seed);
     SimulationOptions options = options_.simulation;
     options.seed = plan.fresh_seed;
     options.strategy_object = recorder;
     GuidedRun run{.index = index,
                   .fresh_seed = plan.fresh_seed,
-                  .branched = plan.prefix != nullptr,
-                  .prefix = plan.prefix_length,
+                  .branched = plan.branched,
+                  .prefix = plan.prefix,
                   .branch_key = plan.branch_key};
     RunCoverage coverage;
     {
@@ -206,7 +217,6 @@ GuidedSearchResult GuidedSearch::Run(const Body& body) {
       }
       coverage = sim.coverage().Summary();
     }
-    ++runs_done_;
     result.coverage.Add(coverage);
     Schedule schedule = recorder->TakeSchedule();
     const bool failed = !run.status.ok();

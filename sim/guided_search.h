@@ -88,6 +88,18 @@ struct GuidedFailure {
   Schedule schedule;       // Every decision of the failing run.
 };
 
+// One run the search asks for (GuidedSearch::Next).
+struct GuidedRunPlan {
+  uint64_t index = 0;       // 1-based.
+  uint64_t fresh_seed = 0;  // Seeds the decisions after the prefix.
+  bool branched = false;
+  size_t prefix = 0;        // Decisions to replay from the corpus entry.
+  std::string branch_key;
+  // The run's strategy, fresh for it: wrap it in a RecordingStrategy, since Learn
+  // needs the run's schedule.
+  std::shared_ptr<Strategy> strategy;
+};
+
 struct GuidedSearchResult {
   std::vector<GuidedRun> runs;
   std::optional<GuidedFailure> failure;
@@ -103,12 +115,19 @@ class GuidedSearch {
   explicit GuidedSearch(GuidedSearchOptions options);
   GuidedSearchResult Run(const Body& body);
 
+  // Step by step, for drivers that run each simulation themselves (SeedSweep under
+  // DSIM_EXPLORE=guided): Next() plans the next run, Learn() takes what that run
+  // reached and every decision it made. Run() is a loop of the two; the same calls in
+  // the same order give the same plans.
+  GuidedRunPlan Next();
+  // Counts the run's keys; keeps the run in the corpus when it reached something rare.
+  void Learn(const RunCoverage& coverage, Schedule schedule);
+  size_t corpus_size() const { return corpus_.size(); }
+
  private:
   struct Entry;
   struct Plan;
   Plan NextPlan();
-  // Counts the run's keys; keeps the run in the corpus when it reached something rare.
-  void Learn(const RunCoverage& coverage, Schedule schedule);
   size_t PickEntry();
   uint64_t Rarity(const Entry& entry) const;
 

@@ -76,6 +76,10 @@ struct SimRun {
 struct SeedRun {
   SeedOutcome outcome;
   std::optional<Schedule> schedule;
+  // A run of a guided search (DSIM_EXPLORE=guided): its schedule, recorded as it ran,
+  // is how it comes back (replayed); its seed alone is not.
+  bool guided = false;
+  std::string guided_plan;  // "prefix of 812 decisions of an earlier run, then seed 7".
   // What the body attached for a failure report (Simulation::AttachArtifact).
   std::vector<Simulation::Artifact> artifacts;
 };
@@ -360,6 +364,77 @@ SeedRun RunSeed(const SweepContext& ctx, uint64_t seed) {
   return seed_run;
 }
 
+// DSIM_CHECK_DETERMINISM=1 under DSIM_EXPLORE=guided: a replay of the run's schedule
+// must give the same event stream and result (a guided run comes back only that way).
+void CheckGuidedRun(const SweepContext& ctx, const Schedule& schedule, SeedRun& seed_run) {
+  SeedOutcome& outcome = seed_run.outcome;
+  SimRun again = RunWith(ctx, outcome.seed, std::make_shared<ReplayStrategy>(schedule),
+                         /*keep_all_events=*/false, nullptr);
+  const uint64_t fingerprint = again.sim->trace().fingerprint();
+  if (fingerprint == outcome.fingerprint && again.status == outcome.status) return;
+  const absl::Status first = outcome.status;
+  again.status = absl::FailedPreconditionError(absl::StrCat(
+      "nondeterminism: a replay of guided run's schedule (seed ", outcome.seed,
+      ") differs from the run (fingerprints ",
+      absl::StrFormat("%016x vs %016x", outcome.fingerprint, fingerprint),
+      ")\nrun result: ", first.ToString(), "\nreplay result: ", again.status.ToString(),
+      "\nreplay its saved schedule with DSIM_REPLAY and DSIM_CHECK_DETERMINISM=1 to find "
+      "where two runs part"));
+  outcome = Summarize(again, outcome.seed, ctx.options.summary_events);  // The replay's events.
+  outcome.nondeterministic = true;
+  absl::StrAppend(&outcome.report, "  ", seed_run.guided_plan, "\n");
+  seed_run.artifacts = again.sim->artifacts();
+}
+
+// DSIM_EXPLORE=guided: this shard's budget of runs as a guided search, each run recorded
+// (the search learns from every decision). Results in run order.
+std::vector<SeedRun> RunGuided(const SweepContext& ctx, const std::string& label,
+                               uint64_t* runs_done) {
+  const SeedList& seeds = ctx.config.shard_seeds;
+  GuidedSearchOptions options = ctx.options.guided;
+  options.sweep_seed = seeds.empty() ? ctx.options.first_seed : seeds[0];
+  options.budget_runs = seeds.size();
+  options.simulation = ctx.options.simulation;
+  GuidedSearch search(options);
+  const bool keep_all = seeds.size() <= SweepResult::kMaxKeptOutcomes;
+  internal::ProgressLine progress(label, seeds.size(), ctx.config.progress);
+  std::vector<SeedRun> runs;
+  uint64_t failures = 0;
+  *runs_done = 0;
+  for (uint64_t i = 0; i < seeds.size(); ++i) {
+    if (ctx.options.stop_after_failures != 0 && failures >= ctx.options.stop_after_failures) break;
+    GuidedRunPlan plan = search.Next();
+    auto recorder = std::make_shared<RecordingStrategy>(plan.strategy, plan.fresh_seed);
+    SimRun run = RunWith(ctx, plan.fresh_seed, recorder, /*keep_all_events=*/false, nullptr);
+    SeedRun seed_run;
+    seed_run.guided = true;
+    seed_run.guided_plan =
+        plan.branched ? absl::StrCat("guided run ", plan.index, ": a prefix of ", plan.prefix,
+                                     " decisions of an earlier run that reached \"",
+                                     plan.branch_key, "\", then seed ", plan.fresh_seed)
+                      : absl::StrCat("guided run ", plan.index, ": seed ", plan.fresh_seed,
+                                     " from the start");
+    seed_run.outcome = Summarize(run, plan.fresh_seed, ctx.options.summary_events);
+    if (!seed_run.outcome.status.ok()) {
+      seed_run.artifacts = run.sim->artifacts();
+      absl::StrAppend(&seed_run.outcome.report, "  ", seed_run.guided_plan, "\n");
+    }
+    run.sim.reset();  // Teardown's decisions belong to the schedule too.
+    Schedule schedule = recorder->TakeSchedule();
+    if (ctx.config.check_determinism) CheckGuidedRun(ctx, schedule, seed_run);
+    const bool failed = !seed_run.outcome.status.ok();
+    if (failed) {
+      seed_run.schedule = schedule;
+      ++failures;
+    }
+    search.Learn(seed_run.outcome.coverage, std::move(schedule));
+    ++*runs_done;
+    progress.SeedDone(failed);
+    if (keep_all || failed) runs.push_back(std::move(seed_run));
+  }
+  return runs;
+}
+
 // Runs this shard's seeds on `config.jobs` threads; results in seed-list order. A sweep
 // too large to keep every outcome keeps only the failing seeds' (`seeds_run` counts all).
 std::vector<SeedRun> RunSeeds(const SweepContext& ctx, const std::string& label,
@@ -444,6 +519,26 @@ std::vector<std::string> TracePaths(const SweepConfig& config, const SeedOutcome
   return paths;
 }
 
+// A guided run's traces, from a replay of its recorded schedule (its seed alone would
+// not give the run back). The replay is checked to be the failing run.
+std::string RerunGuidedForReport(const SweepContext& ctx, const SeedRun& run,
+                                 const std::vector<std::string>& paths) {
+  if (paths.empty() || !run.schedule.has_value()) return "";
+  auto replay = std::make_shared<ReplayStrategy>(*run.schedule);
+  SimRun again = RunWith(ctx, run.outcome.seed, replay, /*keep_all_events=*/true, nullptr);
+  std::string lines;
+  if (again.sim->trace().fingerprint() != run.outcome.fingerprint || again.status.ok()) {
+    absl::StrAppend(&lines, "  WARNING: replaying the guided run's schedule gave a different "
+                    "event stream or no failure: the simulation is nondeterministic\n");
+  }
+  for (const std::string& path : paths) {
+    absl::Status written = again.sim->trace().WriteFile(path);
+    absl::StrAppend(&lines, "  trace: ", written.ok() ? ShownPath(ctx.config, path) : written.ToString(),
+                    "\n");
+  }
+  return lines;
+}
+
 // Reruns a seed for its report when traces or its schedule are wanted: with every
 // trace event kept, and, for a failing seed, under a RecordingStrategy. Sweeps run
 // seeds unrecorded because recording costs a third of a CPU-bound sweep's time, and
@@ -453,6 +548,7 @@ std::string RerunForReport(const SweepContext& ctx, SeedRun& run, const std::str
   const SweepConfig& config = ctx.config;
   const SeedOutcome& outcome = run.outcome;
   const std::vector<std::string> paths = TracePaths(config, outcome, test_name);
+  if (run.guided) return RerunGuidedForReport(ctx, run, paths);
   const bool record = config.record && config.replay == nullptr && !outcome.status.ok();
   if (paths.empty() && !record) return "";
   SimRun again = RunSimulation(ctx, outcome.seed, /*keep_all_events=*/!paths.empty(), record);
@@ -483,16 +579,18 @@ std::string RerunForReport(const SweepContext& ctx, SeedRun& run, const std::str
 }
 
 std::string SummaryLine(const SweepResult& result, const std::string& test_name) {
-  std::string line = absl::StrCat("dsim sweep", test_name.empty() ? "" : " ", test_name, ": ",
-                                  result.seeds_run,
-                                  result.seeds_run == 1 ? " seed run" : " seeds run");
+  std::string line = absl::StrCat(
+      "dsim sweep", test_name.empty() ? "" : " ", test_name, ": ", result.seeds_run,
+      result.guided ? (result.seeds_run == 1 ? " guided run" : " guided runs")
+                    : (result.seeds_run == 1 ? " seed run" : " seeds run"));
   if (result.total_shards > 1) {
     absl::StrAppend(&line, " (shard ", result.shard_index + 1, "/", result.total_shards, " of ",
                     result.total_seeds, ")");
   }
   absl::StrAppend(&line, ", ", result.failed_seeds.size(), " failed");
   if (!result.failed_seeds.empty()) {
-    absl::StrAppend(&line, " (seeds ", absl::StrJoin(result.failed_seeds, ", "), ")");
+    absl::StrAppend(&line, result.guided ? " (runs' seeds " : " (seeds ",
+                    absl::StrJoin(result.failed_seeds, ", "), ")");
   }
   absl::StrAppend(&line, absl::StrFormat(", %d job%s, %.2fs wall", result.jobs,
                                          result.jobs == 1 ? "" : "s", result.wall_seconds));
@@ -701,6 +799,9 @@ std::string CompleteReport(const SweepContext& ctx, SeedRun& run, const std::str
   if (config.replay != nullptr) {
     absl::StrAppend(&lines, "  replay: ",
                     internal::ReplayCommand(config, config.replay_path, test_name), "\n");
+  } else if (run.guided) {
+    // The seed alone does not give a guided run back: only its schedule does.
+    absl::StrAppend(&lines, ReplayLine(config, schedule, name, "replay", test_name));
   } else {
     absl::StrAppend(&lines, "  rerun: ",
                     internal::RerunCommand(config, outcome.seed, test_name, outcome.nondeterministic),
@@ -811,9 +912,12 @@ SweepResult SeedSweep::Run(const Body& body) {
     result.total_shards = config->total_shards;
     result.shard_index = config->shard_index;
   }
-  const SweepContext ctx{options_, *config, body, CalibratePct(options_, *config, body)};
-  std::vector<SeedRun> runs =
-      RunSeeds(ctx, test_name.empty() ? "dsim sweep" : test_name, &result.seeds_run);
+  const SweepContext ctx{options_, *config, body,
+                         config->guided ? 0 : CalibratePct(options_, *config, body)};
+  const std::string label = test_name.empty() ? "dsim sweep" : test_name;
+  result.guided = config->guided;
+  std::vector<SeedRun> runs = config->guided ? RunGuided(ctx, label, &result.seeds_run)
+                                             : RunSeeds(ctx, label, &result.seeds_run);
   for (const SeedRun& run : runs) {
     if (!run.outcome.status.ok()) result.failed_seeds.push_back(run.outcome.seed);
   }

@@ -106,6 +106,8 @@
 //                               the rerun that records them when no trace needs it.
 //   DSIM_SCHEDULE_DIR=<dir>     the stable copy's directory (default
 //                               /tmp/dsim-schedules); set but empty: no stable copy.
+//   DSIM_EXPLORE=seeds|guided   plain seeds (default), or a guided search with the same
+//                               budget (see "Guided mode" below).
 //
 // Bazel. The sweep honours the test sharding protocol: with TEST_TOTAL_SHARDS=k, shard
 // i runs the seeds at positions i, i+k, i+2k, ... of the seed list, and touches
@@ -116,6 +118,21 @@
 // gtest does shard the test cases (plain gtest_main), a sweep runs all its seeds in the
 // one shard gtest gives it. Either way, each seed runs exactly once. Failing seeds'
 // traces are saved in TEST_UNDECLARED_OUTPUTS_DIR (test.outputs/ under bazel-testlogs).
+//
+// Guided mode. DSIM_EXPLORE=guided (or SweepOptions::exploration = kGuided) runs the
+// same body under a guided search (sim/guided_search.h) instead of seed after seed: the
+// budget is the sweep's seed count (DSIM_SEEDS), the search is seeded by the first seed
+// (first_seed), and the same sweep gives the same sequence of runs. Each run replays a
+// prefix of an earlier run's decisions and continues with a fresh seed, so its seed
+// alone does not give it back: a failing run is reported like a failing seed (status,
+// events, blocked tasks, coverage), its schedule (every decision, recorded as it ran) is
+// saved, and the report's replay command (DSIM_REPLAY=<file>) reproduces it. Under Bazel
+// sharding each shard runs its own guided search over its share of the budget, seeded
+// by its own first seed (first_seed + shard index), so shards explore differently and
+// each is deterministic. Runs are serial (DSIM_JOBS is ignored: each run's plan depends
+// on the runs before it); DSIM_SEED or DSIM_REPLAY name one run, which runs as usual;
+// DSIM_STRATEGY is an error with it; DSIM_CHECK_DETERMINISM=1 replays every run's
+// recorded schedule and fails a run whose replay differs (event stream or result).
 //
 // Parallel mode (jobs > 1) runs seeds on several OS threads. This is sound because
 // simulations share no state; the body must not share mutable state between seeds
@@ -136,6 +153,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "sim/coverage.h"
+#include "sim/guided_search.h"
 #include "sim/simulation.h"
 
 namespace dsim {
@@ -222,6 +240,15 @@ struct SweepOptions {
   std::string bazel_command;
   // Where to read the environment. Null means the process environment.
   EnvLookup env;
+  // How the sweep chooses its runs. kSeeds: one run per seed of the list. kGuided: a
+  // guided search (sim/guided_search.h) with the same budget, so an ordinary sweep can
+  // be run under it without a code change. DSIM_EXPLORE=seeds|guided overrides. See
+  // "Guided mode" at the top of this file.
+  enum class Exploration { kSeeds, kGuided };
+  Exploration exploration = Exploration::kSeeds;
+  // The guided mode's tuning; its sweep_seed, budget_runs, simulation,
+  // stop_at_failure and fail_on_failed_run are the sweep's own (ignored here).
+  GuidedSearchOptions guided;
   // The coverage report at the end of the sweep (sim/coverage.h): printed to `log`,
   // and written as JSON to TEST_UNDECLARED_OUTPUTS_DIR as
   // dsim_coverage.<test>[.shard-<i>-of-<k>].json. DSIM_COVERAGE_FAIL=1 sets
@@ -262,6 +289,9 @@ struct SweepResult {
   double wall_seconds = 0;
   absl::Status config_error;     // A bad environment variable, or a bad spec.
   SweepCoverage coverage;        // Over this shard's seeds.
+  // The runs were a guided search (DSIM_EXPLORE=guided): seeds_run counts its runs,
+  // failed_seeds and outcomes' seeds are the runs' fresh seeds.
+  bool guided = false;
   std::vector<std::string> never_hit;  // Sites no seed of this shard hit.
   // Set when CoverageOptions::fail_on_never_hit and a site was never hit.
   absl::Status coverage_error;

@@ -114,8 +114,15 @@ Simulation::Simulation(SimulationOptions options)
   }
   options_.clocks.Validate();
   coverage_ = std::make_unique<CoverageRecorder>(&scheduler_, options_.buggify_sites);
-  scheduler_.AddListener(coverage_.get());
+  // Coverage counts fault kinds only: it hears "fault.*" annotations and nothing else.
+  scheduler_.AddAnnotationListener(coverage_.get(), "fault.");
   host_of_group_.push_back(kNoHost);  // Group 0 is no host's.
+  // clock_settime on a host (//posix) steps its clock as StepClock does.
+  scheduler_.SetClockStepper([this](GroupId group, absl::Duration offset) {
+    if (group >= host_of_group_.size() || host_of_group_[group] == kNoHost) return false;
+    StepClock(host_of_group_[group], offset);
+    return true;
+  });
   network_ = std::make_unique<Network>(&scheduler_, options_.network);
   if (options_.network.link_model == nullptr) {
     fault_model_ = std::make_shared<FaultLinkModel>(network_.get(), options_.faults);
@@ -389,6 +396,7 @@ void Simulation::StepClock(HostId id, absl::Duration offset) {
   HostClock& clock = this->clock(id);
   clock.Step(Now(), offset);
   Host& host = *hosts_[id - 1];
+  scheduler_.GroupClockChanged(host.group_);  // Absolute CLOCK_REALTIME waits move.
   Annotate("fault.clock.jump",
            absl::StrCat(host.name(), " clock steps ", offset < absl::ZeroDuration() ? "" : "+",
                         absl::FormatDuration(offset)),
@@ -398,6 +406,7 @@ void Simulation::StepClock(HostId id, absl::Duration offset) {
 void Simulation::SetClockDrift(HostId id, int64_t drift_ppb) {
   HostClock& clock = this->clock(id);
   clock.SetDrift(Now(), drift_ppb);
+  scheduler_.GroupClockChanged(hosts_[id - 1]->group_, /*stepped=*/false);
   Annotate("fault.clock.skew",
            absl::StrCat(hosts_[id - 1]->name(), " clock ",
                         FormatClockSkew(clock.OffsetAt(Now()), drift_ppb)));

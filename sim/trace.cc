@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -47,15 +48,64 @@ std::string FormatVirtualTime(int64_t time_ns) {
 }
 
 // ---- Recording ---------------------------------------------------------------------
+//
+// The fingerprint is a chain of Fold(a, b) steps (one WordHash multiply each). Every
+// event folds a head word first: its kind in the low byte, then the code, the flow
+// phase and the group, which fixes how many further words the event folds, so the
+// sequence of folded words spells out the event stream unambiguously: two streams that
+// differ in any event's content fold different sequences, and their fingerprints differ
+// but for a 64-bit hash collision. Fields are folded unless other folded content
+// already determines them:
+//   - index: its position in the stream.
+//   - time: folded (head kTimeChange) only when it differs from the previous event's,
+//     so each event's time is the last time folded before it.
+//   - a decision's `index` in the run: the count of decisions folded before it.
+//   - the running task's own dispatch when it goes on after a scheduling point: no
+//     event (its run continues), a kContinue fold with the time.
+//   - task and timer picks: not folded, not events. The run or timer event after a
+//     pick names it (a pick of the running task is a continuation), and the options
+//     it chose among follow from the events before it. Value draws and wake-one picks
+//     are events.
+// Strings enter by content (the caches only save recomputing it).
+
+namespace {
+
+// Head word of a time change: no TraceEventKind has this low byte.
+constexpr uint64_t kTimeChange = 0xff;
+// Head bit of an annotation whose detail is eager text (its content follows as a string).
+constexpr uint64_t kEagerDetail = uint64_t{1} << 24;
+// Head word of a step on which the running task goes on: no TraceEventKind has this
+// low byte.
+constexpr uint64_t kContinue = 0xfe;
+
+inline uint64_t Head(TraceEventKind kind, uint8_t code, GroupId group) {
+  return static_cast<uint64_t>(kind) | uint64_t{code} << 8 | uint64_t{group} << 32;
+}
+
+// The next power of two at or above n (n > 0), or 0 when there is none.
+uint64_t PowerOfTwoAtLeast(uint64_t n) {
+  uint64_t p = 1;
+  while (p < n && p != 0) p <<= 1;
+  return p;
+}
+
+}  // namespace
 
 Trace::Trace(Scheduler* scheduler, TraceOptions options)
     : scheduler_(scheduler),
       options_(options),
-      capacity_(options.keep_all_events ? SIZE_MAX : options.keep_last_events),
+      keep_(options.keep_all_events ? SIZE_MAX : options.keep_last_events),
       fingerprint_(internal::WordHash::kInitialState) {
   DSIM_MISUSE(scheduler != nullptr, "Trace needs a scheduler");
   DSIM_MISUSE(options_.keep_all_events || options_.keep_last_events > 0,
               "TraceOptions::keep_last_events must be positive (or set keep_all_events)");
+  const uint64_t slots = options.keep_all_events ? 0 : PowerOfTwoAtLeast(keep_);
+  const uint64_t word_slots =
+      slots == 0 ? 0 : PowerOfTwoAtLeast(slots * AnnotationPayload::kMaxWords);
+  // No power of two (or keeping all): an unbounded array indexed directly.
+  mask_ = slots == 0 ? ~uint64_t{0} : slots - 1;
+  words_mask_ = word_slots == 0 ? ~uint64_t{0} : word_slots - 1;
+  if (slots == 0) keep_ = SIZE_MAX;
   categories_.push_back(Category{"", internal::WordHash().value()});
   scheduler_->AddListener(this);
 }
@@ -68,103 +118,120 @@ void Trace::Detach() {
   scheduler_ = nullptr;
 }
 
-// The next record, with its common fields set. Until the ring is full it is new; then
-// it is the oldest, overwritten (the fingerprint still covers it). Every field a later
-// reader looks at is set here or by the caller, so nothing of an old event leaks.
+inline void Trace::Fold(uint64_t a, uint64_t b) {
+  internal::WordHash h(fingerprint_);
+  h.Add(a, b);
+  fingerprint_ = h.value();
+}
+
+// The next record, in a slot that is new or the oldest's (the fingerprint still covers
+// the overwritten event). Sets the fields every kind has.
 inline Trace::Record& Trace::Start(TraceEventKind kind, int64_t time_ns, GroupId group,
                                    TaskId task) {
-  Record* r;
-  if (ABSL_PREDICT_TRUE(records_.size() == capacity_)) {
-    r = &records_[head_];
-    head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
-  } else {
-    r = &GrowRecords();
+  const uint64_t slot = next_index_ & mask_;
+  if (ABSL_PREDICT_FALSE(slot >= record_slots_)) Grow();
+  Record& r = records_[slot];
+  ++next_index_;
+  if (ABSL_PREDICT_FALSE(time_ns != last_time_ns_)) {
+    Fold(kTimeChange, static_cast<uint64_t>(time_ns));
+    last_time_ns_ = time_ns;
   }
-  r->index = next_index_++;
-  r->time_ns = time_ns;
-  r->task = task;
-  r->other_task = kNoTask;
-  r->number = 0;
-  r->options = 0;
-  r->group = group;
-  r->kind = kind;
-  r->code = 0;
-  r->flow_phase = 0;
-  r->has_text = false;
-  r->what = "";
-  r->where = SourceLocation();
-  r->flow_id = 0;
-  r->category = 0;
-  r->format = nullptr;
-  return *r;
+  r.time_ns = time_ns;
+  r.task = task;
+  r.group = group;
+  r.kind = kind;
+  return r;
 }
 
-Trace::Record& Trace::GrowRecords() {
-  if (records_.capacity() == records_.size() && capacity_ != SIZE_MAX) {
-    records_.reserve(std::min(capacity_, std::max<size_t>(64, records_.size() * 2)));
+namespace {
+
+// Grows a buffer of trivially copyable T to `size` elements, keeping the first `used`.
+// The new elements stay uninitialized: readers touch only what was written.
+template <typename T>
+void Regrow(std::unique_ptr<T[]>& buffer, uint64_t used, uint64_t size) {
+  static_assert(std::is_trivially_copyable<T>::value, "slots are copied as bytes");
+  std::unique_ptr<T[]> bigger(new T[size]);
+  if (used > 0) std::memcpy(bigger.get(), buffer.get(), used * sizeof(T));
+  buffer = std::move(bigger);
+}
+
+}  // namespace
+
+void Trace::Grow() {
+  // A ring gets its full size at once (one allocation, nothing zeroed); an unbounded
+  // trace doubles.
+  const uint64_t size = mask_ == ~uint64_t{0} ? std::max<uint64_t>(64, record_slots_ * 2)
+                                                : mask_ + 1;
+  Regrow(records_, record_slots_, size);
+  record_slots_ = size;
+}
+
+// Room for an annotation's payload words at next_word_ (any of them may wrap when the
+// ring is full: callers index with words_mask_).
+inline uint64_t* Trace::ReserveWords() {
+  if (ABSL_PREDICT_FALSE(next_word_ + AnnotationPayload::kMaxWords > word_slots_) &&
+      (words_mask_ == ~uint64_t{0} || word_slots_ == 0)) {
+    const uint64_t size =
+        words_mask_ == ~uint64_t{0}
+            ? std::max<uint64_t>({256, word_slots_ * 2, next_word_ + AnnotationPayload::kMaxWords})
+            : words_mask_ + 1;
+    Regrow(words_, word_slots_, size);
+    word_slots_ = size;
   }
-  return records_.emplace_back();
+  return words_.get();
 }
 
-// Folds the record's content into the stream fingerprint: three to five multiplies
-// per event. Strings enter by content (through the caches), never by address.
-// `extra_a`/`extra_b` cover content kept elsewhere (a decision's candidates and label,
-// an annotation's category and payload). The record keeps the fingerprint so far.
-inline void Trace::Finish(Record& r, uint64_t extra_a, uint64_t extra_b) {
-  internal::WordHash h(fingerprint_);
-  h.Add(static_cast<uint64_t>(r.kind) | uint64_t{r.code} << 8 |
-            uint64_t{static_cast<uint8_t>(r.flow_phase)} << 16 | uint64_t{r.group} << 32,
-        static_cast<uint64_t>(r.time_ns));
-  h.Add(r.task, r.other_task);
-  h.Add(r.number, r.options);
-  if (extra_a != 0 || extra_b != 0) h.Add(extra_a, extra_b);
-  r.hash = fingerprint_ = h.value();
-}
-
-void Trace::AddText(Record& r, absl::string_view text) {
-  r.has_text = true;
-  texts_.emplace_back(r.index, std::string(text));
+void Trace::AddText(uint64_t index, absl::string_view text) {
+  texts_.emplace_back(index, std::string(text));
   // Texts of events the ring no longer holds go.
-  const uint64_t oldest = next_index_ - records_.size();
+  const uint64_t oldest = FirstRetainedIndex();
   while (texts_.front().first < oldest) texts_.pop_front();
 }
 
-absl::string_view Trace::TextOf(const Record& r) const {
-  if (!r.has_text) return "";
-  auto it = std::lower_bound(texts_.begin(), texts_.end(), r.index,
-                             [](const auto& entry, uint64_t index) { return entry.first < index; });
-  DSIM_CHECK(it != texts_.end() && it->first == r.index, "trace text lost");
+absl::string_view Trace::TextOf(uint64_t index) const {
+  auto it = std::lower_bound(texts_.begin(), texts_.end(), index,
+                             [](const auto& entry, uint64_t i) { return entry.first < i; });
+  DSIM_CHECK(it != texts_.end() && it->first == index, "trace text lost");
   return it->second;
 }
 
 namespace {
 
-// Equal bytes, 8 at a time: categories are short.
+inline uint64_t Load8(const char* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
+
+// Equal bytes, 8 at a time, the last 8 overlapping the ones before: categories are short.
 inline bool SameBytes(const char* a, const char* b, size_t n) {
-  for (; n >= 8; n -= 8, a += 8, b += 8) {
-    uint64_t x, y;
-    std::memcpy(&x, a, 8);
-    std::memcpy(&y, b, 8);
-    if (x != y) return false;
+  if (n < 8) return std::memcmp(a, b, n) == 0;
+  for (size_t i = 0; i + 8 < n; i += 8) {
+    if (Load8(a + i) != Load8(b + i)) return false;
   }
-  for (; n > 0; --n, ++a, ++b) {
-    if (*a != *b) return false;
-  }
-  return true;
+  return Load8(a + n - 8) == Load8(b + n - 8);
 }
 
 }  // namespace
 
-inline uint32_t Trace::InternCategory(absl::string_view category) {
+// A category's id and content hash. The slot its address picks remembers the address,
+// the size and, for 8 to 16 bytes (most categories), the first and last 8 bytes, so a
+// hit is verified against the content without reaching for the interned text.
+inline uint32_t Trace::InternCategory(absl::string_view category, uint64_t* hash) {
   CategorySlot& slot = category_cache_[CacheSlot(category.data())];
-  if (slot.data == category.data() && slot.size == category.size() &&
-      SameBytes(category.data(), categories_[slot.id].text.data(), category.size())) {
+  const char* p = category.data();
+  const size_t n = category.size();
+  if (slot.data == p && slot.size == n &&
+      (n >= 8 && n <= 16 ? Load8(p) == slot.head && Load8(p + n - 8) == slot.tail
+                         : SameBytes(p, categories_[slot.id].text.data(), n))) {
+    *hash = slot.hash;
     return slot.id;
   }
-  return InternCategorySlow(category, slot);
+  return InternCategorySlow(category, slot, hash);
 }
 
-uint32_t Trace::InternCategorySlow(absl::string_view category, CategorySlot& slot) {
+uint32_t Trace::InternCategorySlow(absl::string_view category, CategorySlot& slot,
+                                   uint64_t* hash) {
   auto [it, inserted] =
       category_ids_.try_emplace(std::string(category), static_cast<uint32_t>(categories_.size()));
   if (inserted) {
@@ -172,7 +239,14 @@ uint32_t Trace::InternCategorySlow(absl::string_view category, CategorySlot& slo
     h.AddString(category);
     categories_.push_back(Category{std::string(category), h.value()});
   }
-  slot = CategorySlot{category.data(), category.size(), it->second};
+  const size_t n = category.size();
+  slot = CategorySlot{category.data(), n, it->second};
+  if (n >= 8 && n <= 16) {
+    slot.head = Load8(category.data());
+    slot.tail = Load8(category.data() + n - 8);
+  }
+  slot.hash = categories_[it->second].hash;
+  *hash = slot.hash;
   return it->second;
 }
 
@@ -191,57 +265,101 @@ uint64_t Trace::FileHashSlow(const char* file, StaticSlot& slot) {
 }
 
 void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
-  if (!options_.record_decisions) return;
+  // A task or timer pick is neither an event nor folded: the run or timer event after
+  // it names the pick (a pick of the running task is a continuation, folded as a
+  // step), and what it chose among follows from the events before (which tasks are
+  // runnable, which timers due). The Perfetto export never showed picks either.
+  if (decision.kind == DecisionKind::kNextTask || decision.kind == DecisionKind::kTimerOrder ||
+      !options_.record_decisions) {
+    return;
+  }
+  const uint8_t code = static_cast<uint8_t>(decision.kind);
+  const absl::Span<const uint64_t> candidates = decision.candidates;
+  const size_t n = candidates.size();
+  const uint64_t number = n == 0 ? chosen : candidates[chosen];
   Record& r = Start(TraceEventKind::kDecision, scheduler_->NowNanos(), kNoGroup,
                     decision.current);
-  r.code = static_cast<uint8_t>(decision.kind);
-  r.number = decision.candidates.empty() ? chosen : decision.candidates[chosen];
-  r.options = decision.num_options;
-  r.what = decision.label != nullptr ? decision.label : "";
-  internal::WordHash candidates(decision.index);
+  const char* label = decision.label != nullptr ? decision.label : "";
+  r.code = code;
+  r.number = number;
+  r.other = decision.num_options;
+  r.what = label;
+  // Head: no group, so the high half holds the candidate count. The candidates (of a
+  // wake-one pick) are not event content, but folding them catches runs whose wait
+  // queues differ before any choice does.
+  internal::WordHash h(fingerprint_);
+  h.Add(Head(TraceEventKind::kDecision, code, kNoGroup) |
+            uint64_t{decision.from_yield} << 16 | uint64_t{n} << 32,
+        decision.current);
+  h.Add(number, decision.num_options);
   size_t i = 0;
-  const size_t n = decision.candidates.size();
-  for (; i + 1 < n; i += 2) candidates.Add(decision.candidates[i], decision.candidates[i + 1]);
-  if (i < n) candidates.Add(decision.candidates[i], n);
-  Finish(r, candidates.value(), StaticHash(r.what));
+  for (; i + 1 < n; i += 2) h.Add(candidates[i], candidates[i + 1]);
+  h.Add(i < n ? candidates[i] : 0, label[0] == '\0' ? 0 : StaticHash(label));
+  r.hash = fingerprint_ = h.value();
 }
 
 void Trace::OnSpawn(const TaskView& task) {
   if (task_names_.size() <= task.id) task_names_.resize(task.id + 1);
   task_names_[task.id] = std::string(task.name);
   Record& r = Start(TraceEventKind::kSpawn, scheduler_->NowNanos(), task.group, task.id);
-  r.other_task = scheduler_->CurrentTaskId();
+  r.other = scheduler_->CurrentTaskId();
   r.number = task.daemon ? 1 : 0;
-  AddText(r, task.name);
   internal::WordHash name;
   name.AddString(task.name);
-  Finish(r, name.value(), 0);
+  Fold(Head(TraceEventKind::kSpawn, 0, task.group) | r.number << 16, r.task);
+  Fold(r.other, name.value());
+  r.hash = fingerprint_;
 }
 
 void Trace::OnDispatch(const TaskView& task) {
-  Finish(Start(TraceEventKind::kDispatch, scheduler_->NowNanos(), task.group, task.id), 0, 0);
+  if (task.id == running_) {
+    // The running task goes on after a scheduling point (no other task ran, it did not
+    // block): its run continues, so no event; the step is folded (with the time, which
+    // may have moved) so that runs taking different numbers of steps still differ.
+    internal::WordHash h(fingerprint_);
+    h.Add(kContinue, static_cast<uint64_t>(scheduler_->NowNanos()));
+    fingerprint_ = h.value();
+    return;
+  }
+  running_ = task.id;
+  Record& r = Start(TraceEventKind::kDispatch, scheduler_->NowNanos(), task.group, task.id);
+  Fold(Head(TraceEventKind::kDispatch, 0, task.group), task.id);
+  r.hash = fingerprint_;
 }
 
 void Trace::OnBlock(const TaskView& task, const char* what, SourceLocation where) {
+  if (task.id == running_) running_ = kNoTask;
   Record& r = Start(TraceEventKind::kBlock, scheduler_->NowNanos(), task.group, task.id);
   r.what = what != nullptr ? what : "";
   r.where = where;
-  Finish(r, StaticHash(r.what),
-         FileHash(where.file_name()) ^ static_cast<uint32_t>(where.line()));
+  const uint64_t what_hash = StaticHash(r.what);
+  const uint64_t file_hash = FileHash(where.file_name());
+  internal::WordHash h(fingerprint_);
+  h.Add(Head(TraceEventKind::kBlock, 0, task.group), task.id);
+  // The line goes in apart from the file's hash: (file, line) pairs never cancel out.
+  h.Add(what_hash ^ static_cast<uint32_t>(where.line()), file_hash);
+  r.hash = fingerprint_ = h.value();
 }
 
 void Trace::OnWake(const TaskView& task, WakeReason reason) {
   Record& r = Start(TraceEventKind::kWake, scheduler_->NowNanos(), task.group, task.id);
-  r.code = static_cast<uint8_t>(reason);
+  const uint8_t code = static_cast<uint8_t>(reason);
+  r.code = code;
   // The waker: the running task, unless the wake comes from a timer (no task runs
   // then) or from the task itself being killed outside a run.
   const TaskId current = scheduler_->CurrentTaskId();
-  r.other_task = current == task.id ? kNoTask : current;
-  Finish(r, 0, 0);
+  r.other = current == task.id ? kNoTask : current;
+  internal::WordHash h(fingerprint_);
+  h.Add(Head(TraceEventKind::kWake, code, task.group), task.id);
+  h.Add(r.other, 0);
+  r.hash = fingerprint_ = h.value();
 }
 
 void Trace::OnFinish(const TaskView& task) {
-  Finish(Start(TraceEventKind::kFinish, scheduler_->NowNanos(), task.group, task.id), 0, 0);
+  if (task.id == running_) running_ = kNoTask;
+  Record& r = Start(TraceEventKind::kFinish, scheduler_->NowNanos(), task.group, task.id);
+  Fold(Head(TraceEventKind::kFinish, 0, task.group), task.id);
+  r.hash = fingerprint_;
 }
 
 namespace {
@@ -257,92 +375,146 @@ int64_t NanosSinceEpoch(const Scheduler& scheduler, absl::Time t) {
 void Trace::OnTimerFired(TimerId timer, absl::Time when) {
   Record& r = Start(TraceEventKind::kTimer, NanosSinceEpoch(*scheduler_, when), kNoGroup, kNoTask);
   r.number = timer;
-  Finish(r, 0, 0);
+  Fold(Head(TraceEventKind::kTimer, 0, kNoGroup), timer);
+  r.hash = fingerprint_;
 }
 
 void Trace::OnClockAdvanced(absl::Time from, absl::Time to) {
-  Record& r = Start(TraceEventKind::kClock, NanosSinceEpoch(*scheduler_, to), kNoGroup, kNoTask);
-  r.number = static_cast<uint64_t>(absl::ToInt64Nanoseconds(from - Scheduler::Epoch()));
-  Finish(r, 0, 0);
+  const int64_t to_ns = NanosSinceEpoch(*scheduler_, to);
+  const int64_t from_ns = absl::ToInt64Nanoseconds(from - Scheduler::Epoch());
+  last_time_ns_ = to_ns;  // The event folds it.
+  Record& r = Start(TraceEventKind::kClock, to_ns, kNoGroup, kNoTask);
+  r.number = static_cast<uint64_t>(from_ns);
+  Fold(Head(TraceEventKind::kClock, 0, kNoGroup), static_cast<uint64_t>(to_ns));
+  Fold(r.number, 0);
+  r.hash = fingerprint_;
 }
 
 void Trace::OnAnnotation(const Annotation& annotation) {
+  const uint64_t index = next_index_;
   Record& r = Start(TraceEventKind::kAnnotation, scheduler_->NowNanos(), annotation.group,
                     scheduler_->CurrentTaskId());
-  r.category = InternCategory(annotation.category);
-  r.flow_id = annotation.flow_id;
+  uint64_t category_hash;
+  const uint32_t category = InternCategory(annotation.category, &category_hash);
+  r.category = category;
+  r.number = annotation.flow_id;
   r.flow_phase = static_cast<int8_t>(annotation.flow_phase);
-  internal::WordHash content(categories_[r.category].hash);
+  r.format = annotation.format;
+  const uint64_t head = Head(TraceEventKind::kAnnotation, 0, annotation.group) |
+                        uint64_t{static_cast<uint8_t>(r.flow_phase)} << 16;
   if (annotation.format != nullptr) {
-    r.format = annotation.format;
     const AnnotationPayload& in = annotation.payload;
-    AnnotationPayload& p = r.payload;
-    p.text = in.text;
-    p.word_count = std::min<uint8_t>(in.word_count, AnnotationPayload::kMaxWords);
-    content.Add(p.text != nullptr ? StaticHash(p.text) : 0, p.word_count);
+    const uint8_t count = std::min<uint8_t>(in.word_count, AnnotationPayload::kMaxWords);
+    r.what = in.text;
+    r.code = count;
+    r.other = next_word_;
+    uint64_t* words = ReserveWords();
+    const uint64_t mask = words_mask_;
+    const uint64_t w = next_word_;
+    next_word_ += count;
+    // The head (the word count in its code byte), the category and flow, then the
+    // words two per fold; the payload text's hash pairs with an odd last word (or 0).
+    // A local state: stores to words must not make the compiler reload the fingerprint.
+    internal::WordHash h(fingerprint_);
+    h.Add(head | uint64_t{count} << 8, r.task);
+    h.Add(category_hash, r.number);
     int i = 0;
-    for (; i + 1 < p.word_count; i += 2) {
-      p.words[i] = in.words[i];
-      p.words[i + 1] = in.words[i + 1];
-      content.Add(p.words[i], p.words[i + 1]);
+    for (; i + 1 < count; i += 2) {
+      const uint64_t a = in.words[i], b = in.words[i + 1];
+      words[(w + i) & mask] = a;
+      words[(w + i + 1) & mask] = b;
+      h.Add(a, b);
     }
-    if (i < p.word_count) {
-      p.words[i] = in.words[i];
-      content.Add(p.words[i], 0);
+    uint64_t last = 0;
+    if (i < count) {
+      last = in.words[i];
+      words[(w + i) & mask] = last;
     }
+    h.Add(last, in.text != nullptr ? StaticHash(in.text) : 0);
+    fingerprint_ = h.value();
   } else {
-    AddText(r, annotation.detail);
-    content.AddString(annotation.detail);
+    r.code = 0;
+    AddText(index, annotation.detail);
+    internal::WordHash detail;
+    detail.AddString(annotation.detail);
+    Fold(head | kEagerDetail, r.task);
+    Fold(category_hash, r.number);
+    Fold(detail.value(), 0);
   }
-  Finish(r, content.value(), r.flow_id);
+  r.hash = fingerprint_;
 }
 
 // ---- Reading the records -----------------------------------------------------------
 
-const Trace::Record& Trace::RetainedRecord(size_t i) const {
-  DSIM_DCHECK(i < records_.size());
-  const size_t slot = head_ + i;
-  return records_[slot < records_.size() ? slot : slot - records_.size()];
-}
-
-TraceEvent Trace::Materialize(const Record& r) const {
+TraceEvent Trace::Materialize(uint64_t index) const {
+  const Record& r = RecordAt(index);
   TraceEvent e;
-  e.index = r.index;
+  e.index = index;
   e.time_ns = r.time_ns;
   e.kind = r.kind;
-  e.code = r.code;
   e.group = r.group;
   e.task = r.task;
-  e.other_task = r.other_task;
-  e.number = r.number;
-  e.options = r.options;
-  e.what = r.what;
-  e.where = r.where;
-  if (r.kind == TraceEventKind::kAnnotation) e.category = categories_[r.category].text;
-  if (r.format != nullptr) {
-    r.format(r.payload, &e.detail);
-  } else {
-    e.detail = std::string(TextOf(r));
-  }
-  e.flow_id = r.flow_id;
-  e.flow_phase = r.flow_phase;
   e.hash = r.hash;
+  switch (r.kind) {
+    case TraceEventKind::kSpawn:
+      e.other_task = r.other;
+      e.number = r.number;
+      e.detail = std::string(TaskName(r.task));
+      break;
+    case TraceEventKind::kDispatch:
+    case TraceEventKind::kFinish:
+      break;
+    case TraceEventKind::kBlock:
+      e.what = r.what;
+      e.where = r.where;
+      break;
+    case TraceEventKind::kWake:
+      e.code = r.code;
+      e.other_task = r.other;
+      break;
+    case TraceEventKind::kTimer:
+    case TraceEventKind::kClock:
+      e.number = r.number;
+      break;
+    case TraceEventKind::kDecision:
+      e.code = r.code;
+      e.number = r.number;
+      e.options = r.other;
+      e.what = r.what;
+      break;
+    case TraceEventKind::kAnnotation:
+      e.category = categories_[r.category].text;
+      e.flow_id = r.number;
+      e.flow_phase = r.flow_phase;
+      if (r.format != nullptr) {
+        AnnotationPayload payload;
+        payload.text = r.what;
+        payload.word_count = r.code;
+        for (int i = 0; i < AnnotationPayload::kMaxWords; ++i) {
+          payload.words[i] = i < r.code ? words_[(r.other + i) & words_mask_] : 0;
+        }
+        r.format(payload, &e.detail);
+      } else {
+        e.detail = std::string(TextOf(index));
+      }
+      break;
+  }
   return e;
 }
 
 std::vector<TraceEvent> Trace::LastEvents(size_t count) const {
   std::vector<TraceEvent> out;
-  const size_t first = records_.size() > count ? records_.size() - count : 0;
-  out.reserve(records_.size() - first);
-  for (size_t i = first; i < records_.size(); ++i) out.push_back(Materialize(RetainedRecord(i)));
+  const uint64_t first = std::max(FirstRetainedIndex(), next_index_ - std::min<uint64_t>(count, next_index_));
+  out.reserve(next_index_ - first);
+  for (uint64_t i = first; i < next_index_; ++i) out.push_back(Materialize(i));
   return out;
 }
 
 const std::deque<TraceEvent>& Trace::events() const {
   if (materialized_at_ != next_index_) {  // Any new event changes next_index_.
     materialized_.clear();
-    for (size_t i = 0; i < records_.size(); ++i) {
-      materialized_.push_back(Materialize(RetainedRecord(i)));
+    for (uint64_t i = FirstRetainedIndex(); i < next_index_; ++i) {
+      materialized_.push_back(Materialize(i));
     }
     materialized_at_ = next_index_;
   }
@@ -432,20 +604,17 @@ std::string Trace::Describe(const TraceEvent& e) const {
 
 std::string Trace::LastEventsText(size_t count) const {
   std::string out;
-  const size_t first = records_.size() > count ? records_.size() - count : 0;
-  for (size_t i = first; i < records_.size(); ++i) {
-    absl::StrAppend(&out, Describe(Materialize(RetainedRecord(i))), "\n");
-  }
+  for (const TraceEvent& e : LastEvents(count)) absl::StrAppend(&out, Describe(e), "\n");
   return out;
 }
 
 void Trace::WriteText(std::ostream& out) const {
   out << absl::StrFormat("# dsim trace: %d events, fingerprint %016x", next_index_,
                          fingerprint_);
-  if (!complete()) out << absl::StrCat(", showing the last ", records_.size());
+  if (!complete()) out << absl::StrCat(", showing the last ", retained_count());
   out << "\n";
-  for (size_t i = 0; i < records_.size(); ++i) {
-    out << Describe(Materialize(RetainedRecord(i))) << "\n";
+  for (uint64_t i = FirstRetainedIndex(); i < next_index_; ++i) {
+    out << Describe(Materialize(i)) << "\n";
   }
 }
 

@@ -2,7 +2,8 @@
 //
 // A Trace listens to a Scheduler and records one TraceEvent per thing that happens:
 // task spawn, dispatch (a task switch), block, wake and finish; timer firings; clock
-// advances; every strategy decision; and every Annotation the layers above emit
+// advances; strategy decisions (value draws and wake-one picks: the run or timer event
+// after a task or timer pick shows it); and every Annotation the layers above emit
 // (socket calls, segment send/deliver/drop, faults). Each event carries its virtual
 // time, its task and its host (group).
 //
@@ -17,13 +18,17 @@
 //   uint64_t fp = trace.fingerprint();             // same program + seed: same value
 //
 // Fingerprint. A 64-bit, order-sensitive hash of the whole event stream (WordHash over
-// each event's binary content: every field, the content of every string it refers to,
-// and an annotation's lazy payload). It uses no per-process salt, so two processes,
-// two machines or two OS threads that run the same simulation get the same value; a
-// different value means the runs differ somewhere. FirstDivergence() says where.
+// each event's binary content: every field that the events before it do not already
+// determine, the content of every string it refers to, and an annotation's lazy
+// payload; see trace.cc for what is implied and why). It also counts the steps on
+// which the running task went on without an event. It uses no per-process salt, so two
+// processes, two machines or two OS threads that run the same simulation get the same
+// value; a different value means the runs differ somewhere. FirstDivergence() says
+// where.
 //
-// Cost. Events are recorded in a compact binary form into a ring of reused records:
-// no text formatting and no heap allocation per event once the ring is full. Text is
+// Cost. Events are recorded in a compact binary form into a ring of reused records
+// (allocated once, at the ring's size): no text formatting and no heap allocation per
+// event, about 50-200 instructions per event with its fingerprint. Text is
 // made only when read: events(), Describe(), the text and Chrome JSON exports.
 // Strings an event refers to by pointer (a block's `what`, a decision's label, a source
 // file name, AnnotationPayload::text) must be static, as they always had to be.
@@ -40,6 +45,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -56,7 +62,8 @@ namespace dsim {
 
 enum class TraceEventKind : uint8_t {
   kSpawn = 0,     // `task` was created by `other_task` (kNoTask: from outside tasks).
-  kDispatch = 1,  // `task` got the CPU: a task switch.
+  kDispatch = 1,  // `task` got the CPU: a task switch (the running task going on after a
+                  // scheduling point is no event; the fingerprint counts that step).
   kBlock = 2,     // `task` blocked in `what` at `where`.
   kWake = 3,      // `task` became runnable; `code` is the WakeReason, `other_task` the waker.
   kFinish = 4,    // `task` returned, threw, or was unwound.
@@ -95,7 +102,9 @@ struct TraceOptions {
   size_t keep_last_events = 1000;
   // Keep every event: needed for complete exports and exact divergence reports.
   bool keep_all_events = false;
-  // Record strategy decisions as events. They are part of the fingerprint when on.
+  // Record strategy decisions: value draws ("net.latency", "fault.drop") and wake-one
+  // picks. Task and timer picks are never events (the run or timer event after each
+  // names the pick) and never folded. Off: no decision is recorded or fingerprinted.
   bool record_decisions = true;
 };
 
@@ -133,9 +142,11 @@ class Trace final : public SchedulerListener {
   // The last `count` retained events, oldest first: formats only those.
   std::vector<TraceEvent> LastEvents(size_t count) const;
   // Number of retained events.
-  size_t retained_count() const { return records_.size(); }
+  size_t retained_count() const {
+    return next_index_ < keep_ ? static_cast<size_t>(next_index_) : keep_;
+  }
   // True if events() holds every event since the trace started.
-  bool complete() const { return records_.size() == next_index_; }
+  bool complete() const { return retained_count() == next_index_; }
 
   // Names the group in exports ("kv-1", "kv-1 (restart 2)"). Unnamed groups show as
   // "host <id>"; group 0 shows as "sim".
@@ -173,29 +184,26 @@ class Trace final : public SchedulerListener {
   void OnAnnotation(const Annotation& annotation) override;
 
  private:
-  // One event in binary form, trivially copyable: strings are static pointers, interned
-  // category ids, or the annotation's lazy payload. The rare eager text (a spawned
-  // task's name, an annotation without a formatter) lives in texts_.
+  // One event in binary form, trivially copyable and written field by field: only the
+  // fields its kind uses are set (a reused slot keeps stale values in the others, which
+  // Materialize never reads). Strings are static pointers or interned category ids; an
+  // annotation's payload words live in words_; the rare eager text in texts_.
   struct Record {
-    uint64_t index;
     int64_t time_ns;
+    uint64_t hash;    // The fingerprint up to and including this event.
     TaskId task;
-    TaskId other_task;
-    uint64_t number;
-    uint64_t options;
-    uint64_t hash;
+    uint64_t number;  // kTimer: id; kClock: from ns; kDecision: choice; kSpawn: daemon;
+                      // kAnnotation: flow_id.
+    uint64_t other;   // kSpawn, kWake: other_task; kDecision: options;
+                      // kAnnotation: position of its first payload word in words_.
+    const char* what;  // kBlock: the call; kDecision: the label; kAnnotation: payload.text.
+    SourceLocation where;        // kBlock.
+    AnnotationFormatter format;  // kAnnotation: null when the detail is eager text.
     GroupId group;
+    uint32_t category;  // kAnnotation: index into categories_.
     TraceEventKind kind;
-    uint8_t code;
-    int8_t flow_phase;
-    bool has_text;
-    const char* what;
-    SourceLocation where;
-    // Annotations only.
-    uint64_t flow_id;
-    uint32_t category;  // Index into categories_.
-    AnnotationFormatter format;
-    AnnotationPayload payload;  // Only payload.word_count words are set.
+    uint8_t code;        // kWake, kDecision: the code; kAnnotation: payload word count.
+    int8_t flow_phase;   // kAnnotation.
   };
   struct Category {
     std::string text;
@@ -212,19 +220,25 @@ class Trace final : public SchedulerListener {
     const char* data = nullptr;
     size_t size = 0;
     uint32_t id = 0;
+    uint64_t head = 0, tail = 0;  // First and last 8 bytes when 8 <= size <= 16.
+    uint64_t hash = 0;            // categories_[id].hash.
   };
   struct StaticSlot {
     const char* data = nullptr;
     uint64_t hash = 0;
   };
 
+  // The next record, with time, task, group and kind set; folds a time change into the
+  // fingerprint. Defined in trace.cc (hot, inlined there).
   Record& Start(TraceEventKind kind, int64_t time_ns, GroupId group, TaskId task);
-  Record& GrowRecords();
-  void Finish(Record& record, uint64_t extra_a, uint64_t extra_b);
-  void AddText(Record& record, absl::string_view text);
-  absl::string_view TextOf(const Record& record) const;
-  uint32_t InternCategory(absl::string_view category);
-  uint32_t InternCategorySlow(absl::string_view category, CategorySlot& slot);
+  void Grow();
+  uint64_t* ReserveWords();
+  // Folds two words into the fingerprint: one 64x64->128-bit multiply.
+  void Fold(uint64_t a, uint64_t b);
+  void AddText(uint64_t index, absl::string_view text);
+  absl::string_view TextOf(uint64_t index) const;
+  uint32_t InternCategory(absl::string_view category, uint64_t* hash);
+  uint32_t InternCategorySlow(absl::string_view category, CategorySlot& slot, uint64_t* hash);
   uint64_t StaticHash(const char* text) {
     StaticSlot& slot = static_cache_[CacheSlot(text)];
     return slot.data == text ? slot.hash : StaticHashSlow(text, slot);
@@ -237,16 +251,28 @@ class Trace final : public SchedulerListener {
     return slot.data == file ? slot.hash : FileHashSlow(file, slot);
   }
   uint64_t FileHashSlow(const char* file, StaticSlot& slot);
-  const Record& RetainedRecord(size_t i) const;  // 0 is the oldest retained.
-  TraceEvent Materialize(const Record& record) const;
+  uint64_t FirstRetainedIndex() const { return next_index_ - retained_count(); }
+  const Record& RecordAt(uint64_t index) const { return records_[index & mask_]; }
+  TraceEvent Materialize(uint64_t index) const;
 
   Scheduler* scheduler_;
   TraceOptions options_;
-  size_t capacity_;             // Records kept: keep_last_events, or unbounded.
-  std::vector<Record> records_;  // A ring once full; records_[head_] is the oldest.
-  size_t head_ = 0;
+  size_t keep_;         // Events retained: keep_last_events, or SIZE_MAX (all).
+  uint64_t mask_;       // Slot of event i: i & mask_ (all ones when every event is kept).
+  uint64_t words_mask_;  // Likewise for payload words.
+  // Slot buffers (trivially copyable, never zeroed): a ring of mask_ + 1 records once
+  // the first event comes, or a doubling array when every event is kept.
+  std::unique_ptr<Record[]> records_;
+  uint64_t record_slots_ = 0;
+  std::unique_ptr<uint64_t[]> words_;  // Annotation payload words, likewise.
+  uint64_t word_slots_ = 0;
   uint64_t next_index_ = 0;
+  uint64_t next_word_ = 0;
   uint64_t fingerprint_;
+  int64_t last_time_ns_ = INT64_MIN;  // Time of the last event, folded when it changes.
+  // The task of the last dispatch event, until it blocks or finishes: its dispatches
+  // after a scheduling point are continuations, not events.
+  TaskId running_ = kNoTask;
   std::deque<std::pair<uint64_t, std::string>> texts_;  // (event index, text), in order.
   std::vector<Category> categories_;  // Index 0: no category.
   absl::flat_hash_map<std::string, uint32_t> category_ids_;  // Never iterated.

@@ -488,7 +488,7 @@ int Recvmmsg(int fd, mmsghdr* messages, unsigned count, int flags, timespec* tim
     if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1'000'000'000) {
       return finish(stack->Fail(EINVAL, "recvmmsg: the timeout is not a valid timespec"));
     }
-    end = scheduler.Now() + absl::DurationFromTimespec(*timeout);
+    end = scheduler.TrueDeadlineAfterLocal(absl::DurationFromTimespec(*timeout));
   }
   if (!stack->CheckOpen(fd)) return finish(-EBADF);
   if (!(flags & MSG_ERRQUEUE)) {
@@ -510,7 +510,9 @@ int Recvmmsg(int fd, mmsghdr* messages, unsigned count, int flags, timespec* tim
     ++done;
     if (flags & MSG_WAITFORONE) flags |= MSG_DONTWAIT;  // Only the first one may wait.
     if (timeout != nullptr) {
-      const absl::Duration remaining = end - scheduler.Now();
+      // What is left, measured on the host's clock as the caller measures it.
+      const absl::Duration remaining =
+          scheduler.LocalDurationOfTrue(scheduler.CurrentGroup(), end - scheduler.Now());
       left = absl::ToTimespec(std::max(remaining, absl::ZeroDuration()));
       if (remaining <= absl::ZeroDuration()) break;
     }

@@ -122,7 +122,7 @@ absl::StatusOr<TcpStream> TcpStream::Connect(absl::string_view ip, uint16_t port
   // Outside a simulation there is no clock; the connect then fails with EPERM.
   Scheduler* scheduler = Scheduler::Current();
   const absl::Time deadline =
-      scheduler != nullptr ? scheduler->Now() + timeout : absl::InfiniteFuture();
+      scheduler != nullptr ? scheduler->LocalNow() + timeout : absl::InfiniteFuture();
   return Connect(ip, port, deadline, where);
 }
 

@@ -1003,5 +1003,42 @@ TEST(TeardownOrder, AChildWaitingOnACondVarWhoseMutexItsParentHoldsStillUnwinds)
   EXPECT_EQ(dead_touches, 0);
 }
 
+// A listener added for a category prefix hears those annotations and nothing else.
+class PrefixListener : public SchedulerListener {
+ public:
+  void OnDecision(const Decision&, uint64_t) override { ++others; }
+  void OnSpawn(const TaskView&) override { ++others; }
+  void OnDispatch(const TaskView&) override { ++others; }
+  void OnBlock(const TaskView&, const char*, SourceLocation) override { ++others; }
+  void OnWake(const TaskView&, WakeReason) override { ++others; }
+  void OnFinish(const TaskView&) override { ++others; }
+  void OnTimerFired(TimerId, absl::Time) override { ++others; }
+  void OnClockAdvanced(absl::Time, absl::Time) override { ++others; }
+  void OnAnnotation(const Annotation& a) override { categories.emplace_back(a.category); }
+  int others = 0;
+  std::vector<std::string> categories;
+};
+
+TEST(SchedulerListeners, AnAnnotationListenerHearsOnlyItsPrefix) {
+  Scheduler scheduler(SchedulerOptions{.seed = 2});
+  PrefixListener faults;
+  PrefixListener everything;
+  scheduler.AddAnnotationListener(&faults, "fault.");
+  scheduler.AddListener(&everything);
+  scheduler.Spawn("t", [&] {
+    for (const char* category : {"fault.drop", "net.send", "fault.", "faulty", "", "f"}) {
+      scheduler.Annotate({.category = category});
+    }
+    dsim::SleepFor(absl::Milliseconds(1));
+    scheduler.RemoveListener(&faults);
+    scheduler.Annotate({.category = "fault.late"});
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(faults.others, 0);
+  EXPECT_EQ(faults.categories, (std::vector<std::string>{"fault.drop", "fault."}));
+  EXPECT_GT(everything.others, 0);
+  EXPECT_EQ(everything.categories.size(), 7u);
+}
+
 }  // namespace
 }  // namespace dsim

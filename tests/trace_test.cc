@@ -525,5 +525,157 @@ TEST(TraceFlows, EveryFlowHasOneStartAndOneEndInOrderUnderFaults) {
   }
 }
 
+// ---- What the fingerprint folds -----------------------------------------------------
+
+// One small run; `mutation` (1..N) changes exactly one field of one event (0: none).
+struct MutantRun {
+  uint64_t fingerprint;
+  std::string text;
+};
+
+MutantRun RunMutant(int mutation) {
+  auto m = [mutation](int k) { return mutation == k; };
+  Scheduler scheduler(SchedulerOptions{.seed = 3});
+  Trace trace(&scheduler, TraceOptions{.keep_all_events = true});
+  scheduler.Spawn(m(1) ? "worker-b" : "worker", [&] {
+    Annotation lazy;
+    lazy.category = m(2) ? "test.y" : "test.x";
+    lazy.format = FormatPair;
+    lazy.payload.text = m(3) ? "other" : "pair";
+    lazy.payload.word_count = m(4) ? 3 : 2;
+    lazy.payload.words[0] = 7;
+    lazy.payload.words[1] = m(5) ? 9 : 8;
+    lazy.payload.words[2] = 0;
+    lazy.group = m(6) ? 2 : 1;
+    lazy.flow_id = m(7) ? 5 : 4;
+    lazy.flow_phase = m(8) ? 2 : 1;
+    scheduler.Annotate(lazy);
+    scheduler.Annotate({.category = "test.eager", .detail = m(9) ? "text!" : "text"});
+    dsim::SleepFor(absl::Nanoseconds(m(10) ? 101 : 100));  // Clock and timer events.
+    scheduler.ChooseValue(m(11) ? 5 : 4, m(12) ? "draw-b" : "draw");
+    if (m(13)) dsim::Yield();  // One more step, no other event.
+    if (m(14)) {
+      dsim::SleepFor(absl::Nanoseconds(1));  // The same call at another line.
+    } else {
+      dsim::SleepFor(absl::Nanoseconds(1));
+    }
+  }, SpawnOptions{.daemon = m(15)});
+  if (m(16)) scheduler.Spawn("second", [] {});  // One more task, picks among two.
+  EXPECT_TRUE(scheduler.Run().ok());
+  return {trace.fingerprint(), trace.ToText()};
+}
+
+// The fingerprint folds only what other folded content does not imply (time only when
+// it changes, no index, picks without events): it must still change whenever any
+// field of any event changes, and also when only the number of steps does.
+TEST(TraceFingerprint, ChangesWhenAnyFieldOfAnyEventChanges) {
+  constexpr int kMutations = 16;
+  const MutantRun base = RunMutant(0);
+  EXPECT_EQ(RunMutant(0).fingerprint, base.fingerprint);
+  std::set<uint64_t> fingerprints = {base.fingerprint};
+  for (int k = 1; k <= kMutations; ++k) {
+    const MutantRun run = RunMutant(k);
+    EXPECT_NE(run.fingerprint, base.fingerprint) << "mutation " << k;
+    fingerprints.insert(run.fingerprint);
+    // A continuation of the running task is a step, not an event (13), and FormatPair
+    // shows two payload words, not the third (4): same text, different fingerprints.
+    if (k == 4 || k == 13) {
+      EXPECT_EQ(run.text.substr(run.text.find('\n')), base.text.substr(base.text.find('\n')));
+    } else {
+      EXPECT_NE(run.text.substr(run.text.find('\n')), base.text.substr(base.text.find('\n')))
+          << "mutation " << k << " should change an event";
+    }
+  }
+  EXPECT_EQ(fingerprints.size(), kMutations + 1u) << "every mutation its own fingerprint";
+}
+
+// A task that goes on running after a scheduling point shows one run, and task picks
+// are folded, not listed: the text keeps task switches and value draws.
+TEST(TraceEvents, RunsAreTaskSwitchesAndPicksAreNotEvents) {
+  Scheduler scheduler(SchedulerOptions{.seed = 5});
+  Trace trace(&scheduler, TraceOptions{.keep_all_events = true});
+  scheduler.Spawn("a", [] {
+    for (int i = 0; i < 3; ++i) dsim::Yield();
+  });
+  scheduler.Spawn("b", [] {
+    for (int i = 0; i < 3; ++i) dsim::Yield();
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  TaskId previous_run = kNoTask;
+  bool blocked_or_finished = true;
+  for (const TraceEvent& e : trace.events()) {
+    EXPECT_FALSE(e.kind == TraceEventKind::kDecision &&
+                 static_cast<DecisionKind>(e.code) == DecisionKind::kNextTask)
+        << trace.Describe(e);
+    if (e.kind == TraceEventKind::kDispatch) {
+      EXPECT_TRUE(e.task != previous_run || blocked_or_finished) << trace.Describe(e);
+      previous_run = e.task;
+      blocked_or_finished = false;
+    }
+    if (e.kind == TraceEventKind::kBlock || e.kind == TraceEventKind::kFinish) {
+      blocked_or_finished = blocked_or_finished || e.task == previous_run;
+    }
+  }
+  EXPECT_NE(trace.ToText().find("run"), std::string::npos);
+}
+
+// Packets travel in a trace as a few words; formatting them gives ToString()'s text.
+TEST(TracePacketWords, FormatLikeToStringForEveryLayout) {
+  auto endpoint = [](const char* address, uint16_t port) {
+    return Endpoint{*IpAddress::Parse(address), port};
+  };
+  std::vector<Packet> packets(4);
+  packets[0].kind = Packet::Kind::kUdp;
+  packets[0].source = endpoint("10.0.0.2", 40000);
+  packets[0].destination = endpoint("10.0.0.1", 7);
+  packets[0].payload = "12345";
+  packets[1] = packets[0];
+  packets[1].kind = Packet::Kind::kTcp;
+  packets[1].flags = Packet::kAck;
+  packets[1].sequence = 1234567;
+  packets[1].acknowledgment = 89;
+  packets[1].window_bytes = 131072;
+  packets[2] = packets[1];
+  packets[2].acknowledgment = 0;
+  packets[3] = packets[1];
+  packets[3].source = endpoint("fd00::2", 40000);
+  packets[3].destination = endpoint("fd00::1", 80);
+  const int expected_words[] = {3, 5, 4, 8};
+  for (size_t i = 0; i < packets.size(); ++i) {
+    AnnotationPayload payload;
+    payload.word_count = static_cast<uint8_t>(packets[i].ToTraceWords(payload.words));
+    EXPECT_EQ(payload.word_count, expected_words[i]) << packets[i].ToString();
+    std::string text;
+    Packet::FormatTraceWords(payload, &text);
+    EXPECT_EQ(text, packets[i].ToString());
+  }
+}
+
+// Categories are cached by address: a buffer reused with other text at the same
+// address and size must still give the other category (and fingerprint).
+TEST(TraceCategories, AReusedBufferWithNewTextIsANewCategory) {
+  Scheduler scheduler;
+  Trace trace(&scheduler, TraceOptions{.keep_all_events = true});
+  std::vector<std::string> expected;
+  scheduler.Spawn("t", [&] {
+    for (std::string buffer : {std::string("t.ab"), std::string("test.category-a"),
+                               std::string("test.a-rather-long-category")}) {
+      for (size_t position : {size_t{0}, buffer.size() / 2, buffer.size() - 1}) {
+        scheduler.Annotate({.category = buffer});
+        expected.push_back(buffer);
+        buffer[position] = 'X';
+        scheduler.Annotate({.category = buffer});
+        expected.push_back(buffer);
+      }
+    }
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  std::vector<std::string> seen;
+  for (const TraceEvent& e : trace.events()) {
+    if (e.kind == TraceEventKind::kAnnotation) seen.push_back(e.category);
+  }
+  EXPECT_EQ(seen, expected);
+}
+
 }  // namespace
 }  // namespace dsim

@@ -30,7 +30,11 @@ absl::Time VirtualRealtime(Scheduler& scheduler);
 absl::Duration VirtualMonotonic(Scheduler& scheduler);
 timespec ReadClock(Scheduler& scheduler, ClockKind kind);
 // The true virtual instant at which `clock` reads `value` (for absolute deadlines).
-absl::Time InstantOf(Scheduler& scheduler, ClockKind kind, const timespec& value);
+// With `for_wait`, a REALTIME or TAI deadline is one the calling task is about to block
+// on: a step of its host's clock during the wait moves it, as in Linux
+// (Scheduler::TrueTimeOfRealtimeDeadline). MONOTONIC deadlines never move.
+absl::Time InstantOf(Scheduler& scheduler, ClockKind kind, const timespec& value,
+                     bool for_wait = true);
 
 }  // namespace dsim::posix::internal
 

@@ -156,13 +156,34 @@ void TimerFd::Disarm() {
   timer_ = kNoTimer;
 }
 
+void TimerFd::Unwatch() {
+  if (watcher_ != 0) scheduler_->RemoveClockWatcher(watcher_);
+  watcher_ = 0;
+}
+
+void TimerFd::OnClockChanged(bool stepped) {
+  if (stepped && cancel_on_set_ && !canceled_) {
+    canceled_ = true;
+    NotifyReadiness();
+  }
+  if (on_wall_ && timer_ != kNoTimer) Arm(scheduler_->TrueTimeOfWall(group_, next_wall_));
+}
+
 void TimerFd::Fire() {
   const absl::Time now = scheduler_->Now();
   uint64_t count = 1;
-  if (interval_ > absl::ZeroDuration()) {
+  if (on_wall_ && interval_ > absl::ZeroDuration()) {
+    // Expiries stay on the wall clock: count the intervals it has passed.
+    const absl::Time wall = scheduler_->WallNow(group_);
+    if (wall > next_wall_) count += static_cast<uint64_t>((wall - next_wall_) / interval_);
+    next_wall_ += interval_ * static_cast<int64_t>(count);
+    Arm(scheduler_->TrueTimeOfWall(group_, next_wall_));
+  } else if (interval_ > absl::ZeroDuration()) {
     // Expirations missed while the host was paused count too, as the kernel's overrun.
-    count += static_cast<uint64_t>((now - next_) / interval_);
-    next_ += interval_ * static_cast<int64_t>(count);
+    // The interval is on the host's clock (scheduler/clock.h).
+    const absl::Duration interval = scheduler_->TrueDurationOfLocal(group_, interval_);
+    count += static_cast<uint64_t>((now - next_) / interval);
+    next_ += interval * static_cast<int64_t>(count);
     Arm(next_);
   } else {
     next_ = absl::InfiniteFuture();
@@ -177,15 +198,27 @@ int TimerFd::Set(int flags, const itimerspec* value, itimerspec* old) {
   if (!valid(value->it_value) || !valid(value->it_interval)) return -EINVAL;
   if (old != nullptr) Get(old);
   Disarm();
+  Unwatch();
   expirations_ = 0;
+  canceled_ = false;
+  const bool wall_clock = clock_ == ClockKind::kRealtime || clock_ == ClockKind::kTai;
+  on_wall_ = wall_clock && (flags & TFD_TIMER_ABSTIME) != 0;
+  cancel_on_set_ = on_wall_ && (flags & TFD_TIMER_CANCEL_ON_SET) != 0;
   interval_ = absl::DurationFromTimespec(value->it_interval);
   const absl::Duration initial = absl::DurationFromTimespec(value->it_value);
+  if (on_wall_) {  // Disarmed too: a cancelable one still reports steps.
+    next_wall_ = absl::UnixEpoch() + initial -
+                 (clock_ == ClockKind::kTai ? absl::Seconds(37) : absl::ZeroDuration());
+    watcher_ = scheduler_->AddClockWatcher(group_, [this](bool stepped) { OnClockChanged(stepped); });
+  }
   if (initial == absl::ZeroDuration()) {
     next_ = absl::InfiniteFuture();
     return 0;
   }
-  Arm(flags & TFD_TIMER_ABSTIME ? InstantOf(*scheduler_, clock_, value->it_value)
-                                : scheduler_->Now() + initial);
+  // A relative value lasts its length on the host's clock.
+  Arm(flags & TFD_TIMER_ABSTIME
+          ? InstantOf(*scheduler_, clock_, value->it_value, /*for_wait=*/false)
+          : scheduler_->Now() + scheduler_->TrueDurationOfLocal(group_, initial));
   return 0;
 }
 
@@ -194,7 +227,11 @@ void TimerFd::Get(itimerspec* value) const {
   if (next_ == absl::InfiniteFuture()) {
     value->it_value = timespec{0, 0};
   } else {
-    const absl::Duration left = std::max(next_ - scheduler_->Now(), absl::Nanoseconds(1));
+    // What is left on the timer's own clock.
+    const absl::Duration left = std::max(
+        on_wall_ ? next_wall_ - scheduler_->WallNow(group_)
+                 : scheduler_->LocalDurationOfTrue(group_, next_ - scheduler_->Now()),
+        absl::Nanoseconds(1));
     value->it_value = absl::ToTimespec(left);
   }
 }
@@ -203,9 +240,14 @@ ssize_t TimerFd::Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocat
   if (dsim::internal::IovecLength(iov) < sizeof(uint64_t)) {
     return stack.Fail(EINVAL, "read: a timerfd read needs an 8-byte buffer");
   }
-  while (expirations_ == 0) {
+  while (expirations_ == 0 && !canceled_) {
     if (nonblocking()) return stack.Fail(EAGAIN, "read: the timerfd has not expired");
     readable().Wait("read(timerfd)", where);
+  }
+  if (canceled_) {  // TFD_TIMER_CANCEL_ON_SET and the clock was stepped (timerfd_read).
+    canceled_ = false;
+    expirations_ = 0;
+    return stack.Fail(ECANCELED, "read: the timerfd's clock was stepped");
   }
   const uint64_t value = expirations_;
   expirations_ = 0;

@@ -68,16 +68,27 @@ class EpollFile final : public OpenFile {
   uint64_t queue_clock_ = 0;
 };
 
-// timerfd_create(2) on the virtual clock.
+// timerfd_create(2) on the host's clock (scheduler/clock.h). Relative values and
+// intervals last their length on that clock. An absolute CLOCK_REALTIME (or TAI) timer
+// stays on the wall clock: a step moves it, and with TFD_TIMER_CANCEL_ON_SET a step makes
+// the next read fail with ECANCELED (and the descriptor readable), as in Linux.
 class TimerFd final : public OpenFile {
  public:
   TimerFd(Scheduler* scheduler, GroupId group, ClockKind clock, int status_flags)
       : OpenFile(status_flags), scheduler_(scheduler), group_(group), clock_(clock) {}
-  ~TimerFd() override { Disarm(); }
+  ~TimerFd() override {
+    Disarm();
+    Unwatch();
+  }
   const char* kind() const override { return "timerfd"; }
   ssize_t Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) override;
-  short PollMask() const override { return expirations_ > 0 ? (POLLIN | POLLRDNORM) : 0; }
-  void OnLastClose() override { Disarm(); }
+  short PollMask() const override {
+    return expirations_ > 0 || canceled_ ? (POLLIN | POLLRDNORM) : 0;
+  }
+  void OnLastClose() override {
+    Disarm();
+    Unwatch();
+  }
 
   int Set(int flags, const itimerspec* value, itimerspec* old);  // 0 or negative errno.
   void Get(itimerspec* value) const;
@@ -86,11 +97,19 @@ class TimerFd final : public OpenFile {
   void Arm(absl::Time when);
   void Disarm();
   void Fire();
+  void Unwatch();
+  void OnClockChanged(bool stepped);
 
   Scheduler* scheduler_;
   GroupId group_;
   ClockKind clock_;
   absl::Time next_ = absl::InfiniteFuture();
+  // An absolute REALTIME/TAI timer: its next expiry on the host's wall clock.
+  bool on_wall_ = false;
+  absl::Time next_wall_ = absl::InfiniteFuture();
+  bool cancel_on_set_ = false;
+  bool canceled_ = false;  // A step happened since; the next read fails with ECANCELED.
+  uint64_t watcher_ = 0;
   absl::Duration interval_ = absl::ZeroDuration();
   uint64_t expirations_ = 0;
   TimerId timer_ = kNoTimer;

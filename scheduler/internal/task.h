@@ -58,6 +58,12 @@ struct Task {
   const char* blocked_in = nullptr;
   SourceLocation blocked_at;
   TimerId wake_timer = kNoTimer;  // Deadline of the current block, if any.
+  // The last absolute CLOCK_REALTIME deadline the task converted
+  // (Scheduler::TrueTimeOfRealtimeDeadline): a block whose true deadline is
+  // `realtime_key_ns` follows steps of the host's clock to `realtime_wall`.
+  int64_t realtime_key_ns = -1;
+  absl::Time realtime_wall;
+  bool realtime_blocked = false;  // The current block follows `realtime_wall`.
   uint32_t runnable_index = UINT32_MAX;
   Task* live_prev = nullptr;
   Task* live_next = nullptr;

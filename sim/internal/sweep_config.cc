@@ -164,7 +164,8 @@ std::string DefaultBazelCommand(const EnvLookup& env) {
 // DSIM_* variables a rerun sets itself or that do not change what a seed does.
 bool SetByTheCommand(absl::string_view name) {
   for (absl::string_view own : {"DSIM_SEED", "DSIM_SEEDS", "DSIM_REPLAY", "DSIM_STRATEGY",
-                                "DSIM_CHECK_DETERMINISM", "DSIM_JOBS", "DSIM_PROGRESS"}) {
+                                "DSIM_CHECK_DETERMINISM", "DSIM_JOBS", "DSIM_PROGRESS",
+                                "DSIM_EXPLORE"}) {
     if (name == own) return true;
   }
   return false;
@@ -283,6 +284,35 @@ std::string ShellWord(absl::string_view word) {
   return out + "'";
 }
 
+namespace {
+
+// DSIM_EXPLORE=seeds|guided over SweepOptions::exploration. A guided search replaces
+// the seed list's runs; one named run (DSIM_SEED, DSIM_REPLAY) stays that run.
+absl::Status ResolveExploration(const SweepOptions& options, const EnvLookup& env,
+                                SweepConfig* config) {
+  config->guided = options.exploration == SweepOptions::Exploration::kGuided;
+  if (std::optional<std::string> explore = env("DSIM_EXPLORE"); explore && !explore->empty()) {
+    if (*explore != "seeds" && *explore != "guided") {
+      return BadVariable("DSIM_EXPLORE", *explore, "seeds or guided");
+    }
+    config->guided = *explore == "guided";
+  }
+  if (!config->guided) return absl::OkStatus();
+  if (config->replay != nullptr || env("DSIM_SEED").has_value()) {
+    config->guided = false;  // One named run: DSIM_REPLAY's schedule, or DSIM_SEED's seed.
+    return absl::OkStatus();
+  }
+  if (config->strategy_from_env) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "DSIM_EXPLORE=guided and DSIM_STRATEGY=", config->strategy,
+        " contradict each other: a guided search chooses every run's decisions itself"));
+  }
+  config->jobs = 1;  // Each run's plan depends on the runs before it.
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
                                                const EnvLookup& env) {
   SweepConfig config;
@@ -306,6 +336,7 @@ absl::StatusOr<SweepConfig> ResolveSweepConfig(const SweepOptions& options,
     }
     config.all_seeds = SeedList::One(schedule->seed());
   }
+  if (absl::Status s = ResolveExploration(options, env, &config); !s.ok()) return s;
   config.trace_path = Get(env, "DSIM_TRACE");
   config.test_target = Get(env, "TEST_TARGET");
   config.outputs_dir = Get(env, "TEST_UNDECLARED_OUTPUTS_DIR");

@@ -53,6 +53,9 @@ struct SweepConfig {
   // DSIM_REPLAY: the schedule file, loaded; then the sweep is that one run.
   std::string replay_path;
   std::shared_ptr<const Schedule> replay;
+  // DSIM_EXPLORE=guided (or SweepOptions::exploration): this shard's runs are a guided
+  // search of shard_seeds.size() runs, seeded by shard_seeds[0].
+  bool guided = false;
 };
 
 // DSIM_SEED / DSIM_SEEDS over `count` seeds from `first`, validated.

@@ -565,7 +565,10 @@ absl::Time HostStack::CallStart(const SocketState& socket, bool read) const {
 absl::Time HostStack::Deadline(const SocketState& socket, bool read, absl::Time start) const {
   absl::Time deadline = read ? socket.read_deadline : socket.write_deadline;
   const absl::Duration timeout = read ? socket.receive_timeout : socket.send_timeout;
-  if (timeout != absl::InfiniteDuration()) deadline = std::min(deadline, start + timeout);
+  // SO_RCVTIMEO/SO_SNDTIMEO last their length on the calling host's clock.
+  if (timeout != absl::InfiniteDuration()) {
+    deadline = std::min(deadline, start + scheduler_->TrueDurationOfLocal(timeout));
+  }
   return deadline;
 }
 
@@ -1384,8 +1387,10 @@ int HostStack::Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation wh
     return Fail(EINVAL, absl::StrCat("poll: ", count, " descriptors exceed the limit"));
   }
   if (count > 0 && fds == nullptr) return Fail(EFAULT, "poll: the pollfd array is null");
+  // The timeout lasts its length on the calling host's clock (scheduler/clock.h).
   const absl::Time deadline = timeout_ms < 0 ? absl::InfiniteFuture()
-                                             : scheduler_->Now() + absl::Milliseconds(timeout_ms);
+                                             : scheduler_->TrueDeadlineAfterLocal(
+                                                   absl::Milliseconds(timeout_ms));
   for (;;) {
     int ready = 0;
     for (nfds_t i = 0; i < count; ++i) {

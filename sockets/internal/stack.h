@@ -424,7 +424,11 @@ class HostStack final : public PacketReceiver {
 
   short PollMask(const SocketState& socket) const;
   template <void (HostStack::*kHandler)(uint64_t)>
-  TimerId AddTimer(absl::Duration delay, uint64_t id);
+  TimerId AddTimer(absl::Duration delay, uint64_t id);  // `delay` on the host's clock.
+  template <void (HostStack::*kHandler)(uint64_t)>
+  TimerId AddTimerAt(absl::Time when, uint64_t id);  // `when` in true time.
+  absl::Duration HostDelay(absl::Duration delay) const;
+  absl::Duration HostElapsedSince(absl::Time since) const;
   // Sends a packet from this host, unless the stack is detached (then frees it).
   void Transmit(Packet* packet);
   // Buggify: the length a stream read or write moves this time (a short prefix, at

@@ -91,9 +91,25 @@ bool NeedsReset(TcpState state) {
 // std::function stores without a heap allocation.
 template <void (HostStack::*kHandler)(uint64_t)>
 TimerId HostStack::AddTimer(absl::Duration delay, uint64_t id) {
+  return AddTimerAt<kHandler>(scheduler_->Now() + HostDelay(delay), id);
+}
+
+template <void (HostStack::*kHandler)(uint64_t)>
+TimerId HostStack::AddTimerAt(absl::Time when, uint64_t id) {
   // Stack timers belong to the host's group: a crash cancels them with the host.
-  return scheduler_->AddTimer(scheduler_->Now() + delay, [this, id] { (this->*kHandler)(id); },
-                              host_->group());
+  return scheduler_->AddTimer(when, [this, id] { (this->*kHandler)(id); }, host_->group());
+}
+
+// The host's kernel measures its timers on its own clock (scheduler/clock.h): `delay`
+// of that clock lasts HostDelay(delay) of true time. The network's latencies are true
+// time: they belong to the wire, not to a host.
+absl::Duration HostStack::HostDelay(absl::Duration delay) const {
+  return scheduler_->TrueDurationOfLocal(host_->group(), delay);
+}
+
+// True time elapsed since `since`, as the host's clock measures it.
+absl::Duration HostStack::HostElapsedSince(absl::Time since) const {
+  return scheduler_->LocalDurationOfTrue(host_->group(), scheduler_->Now() - since);
 }
 
 void HostStack::Transmit(Packet* packet) {
@@ -358,7 +374,7 @@ void HostStack::OnFinWait2Timeout(uint64_t id) {
 void HostStack::ArmSynTimer(SocketState* s) {
   const absl::Duration delay = options_.syn_retransmit_initial * (int64_t{1} << s->syn_attempts);
   const uint64_t id = s->id;
-  s->syn_timer = scheduler_->AddTimer(scheduler_->Now() + delay,
+  s->syn_timer = scheduler_->AddTimer(scheduler_->Now() + HostDelay(delay),
                                       [this, id] { OnSynTimer(id); }, host_->group());
 }
 
@@ -380,10 +396,10 @@ void HostStack::OnSynTimer(uint64_t id) {
 void HostStack::ArmDelayedAck(SocketState* s) {
   if (s->delayed_ack_armed) return;
   s->delayed_ack_armed = true;
-  s->delayed_ack_due = scheduler_->Now() + options_.delayed_ack;
+  s->delayed_ack_due = scheduler_->Now() + HostDelay(options_.delayed_ack);
   if (s->delayed_ack_timer_pending) return;  // It re-arms itself for the new due time.
   s->delayed_ack_timer_pending = true;
-  AddTimer<&HostStack::OnDelayedAck>(options_.delayed_ack, s->id);
+  AddTimerAt<&HostStack::OnDelayedAck>(s->delayed_ack_due, s->id);
 }
 
 // Any ACK that leaves settles what the delayed ACK was waiting for, as Linux's
@@ -400,7 +416,7 @@ void HostStack::OnDelayedAck(uint64_t id) {
   const absl::Time now = scheduler_->Now();
   if (now < s->delayed_ack_due) {  // Owed for later data: wait for that (tcp_delack_timer).
     s->delayed_ack_timer_pending = true;
-    AddTimer<&HostStack::OnDelayedAck>(s->delayed_ack_due - now, s->id);
+    AddTimerAt<&HostStack::OnDelayedAck>(s->delayed_ack_due, s->id);
     return;
   }
   s->delayed_ack_armed = false;
@@ -490,7 +506,7 @@ int HostStack::SetKeepaliveOption(SocketState* s, int name, int value) {
       }
       s->keepalive_idle = absl::Seconds(value);
       if (KeepaliveApplies(*s)) {
-        const absl::Duration elapsed = scheduler_->Now() - s->last_receive_time;
+        const absl::Duration elapsed = HostElapsedSince(s->last_receive_time);
         ArmKeepalive(s, std::max(absl::ZeroDuration(), s->keepalive_idle - elapsed));
       }
       return 0;
@@ -532,7 +548,7 @@ void HostStack::ArmKeepalive(SocketState* s, absl::Duration delay) {
   DSIM_DCHECK(delay >= absl::ZeroDuration());
   CancelKeepalive(s);
   const uint64_t id = s->id;
-  s->keepalive_timer = scheduler_->AddTimer(scheduler_->Now() + delay,
+  s->keepalive_timer = scheduler_->AddTimer(scheduler_->Now() + HostDelay(delay),
                                             [this, id] { OnKeepaliveTimer(id); }, host_->group());
 }
 
@@ -554,7 +570,7 @@ void HostStack::OnKeepaliveTimer(uint64_t id) {
     ArmKeepalive(s, idle);
     return;
   }
-  const absl::Duration elapsed = scheduler_->Now() - s->last_receive_time;
+  const absl::Duration elapsed = HostElapsedSince(s->last_receive_time);
   if (elapsed < idle) {
     ArmKeepalive(s, idle - elapsed);  // Something arrived since: wait out the rest.
     return;
