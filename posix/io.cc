@@ -389,11 +389,11 @@ int socket(int domain, int type, int protocol) noexcept {
     // redisConnectUnix; AF_NETLINK, AF_PACKET). Linux would give a socket, so an
     // EAFNOSUPPORT alone would quietly change the program's path: fail the run.
     pi::RecordEscape(*scheduler, "socket",
-                     domain == AF_UNIX
-                         ? std::string("AF_UNIX sockets are simulated only as socketpair() "
-                                       "pairs (no paths or abstract names)")
-                         : absl::StrCat("address family ", domain,
-                                        " is not simulated (only AF_INET and AF_INET6)"),
+                     absl::StrCat("address family ", domain,
+                                  " is not simulated (only AF_INET and AF_INET6",
+                                  domain == AF_UNIX ? "; AF_UNIX only as socketpair() pairs, "
+                                                      "no paths or abstract names)"
+                                                    : ")"),
                      true);
     errno = EAFNOSUPPORT;
     return -1;
