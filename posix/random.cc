@@ -21,6 +21,7 @@
 #include "posix/internal/files.h"
 #include "posix/internal/random.h"
 #include "posix/internal/real.h"
+#include "posix/internal/real_descriptors.h"
 #include "posix/internal/state.h"
 #include "sockets/socket.h"
 
@@ -151,6 +152,7 @@ __attribute__((weak)) int open(const char* path, int flags, ...) {
     if (const int fd = pi::OpenDevice(*scheduler, "open", path, flags); fd != pi::kNotADevice) {
       return fd;
     }
+    return pi::MoveToRealRange(*scheduler, "open", DSIM_REAL(open)(path, flags, mode));
   }
   return DSIM_REAL(open)(path, flags, mode);
 }
@@ -164,6 +166,7 @@ __attribute__((weak)) int open64(const char* path, int flags, ...) {
     if (const int fd = pi::OpenDevice(*scheduler, "open64", path, flags); fd != pi::kNotADevice) {
       return fd;
     }
+    return pi::MoveToRealRange(*scheduler, "open64", DSIM_REAL(open64)(path, flags, mode));
   }
   return DSIM_REAL(open64)(path, flags, mode);
 }
@@ -177,6 +180,7 @@ __attribute__((weak)) int openat(int dirfd, const char* path, int flags, ...) {
     if (const int fd = pi::OpenDevice(*scheduler, "openat", path, flags); fd != pi::kNotADevice) {
       return fd;
     }
+    return pi::MoveToRealRange(*scheduler, "openat", DSIM_REAL(openat)(dirfd, path, flags, mode));
   }
   return DSIM_REAL(openat)(dirfd, path, flags, mode);
 }
@@ -191,6 +195,8 @@ __attribute__((weak)) int openat64(int dirfd, const char* path, int flags, ...) 
         fd != pi::kNotADevice) {
       return fd;
     }
+    return pi::MoveToRealRange(*scheduler, "openat64",
+                               DSIM_REAL(openat64)(dirfd, path, flags, mode));
   }
   return DSIM_REAL(openat64)(dirfd, path, flags, mode);
 }
@@ -200,6 +206,7 @@ FILE* fopen(const char* path, const char* mode) {
     bool handled;
     FILE* stream = OpenDeviceStream(*scheduler, "fopen", path, mode, &handled);
     if (handled) return stream;
+    return pi::MoveStreamToRealRange(*scheduler, "fopen", DSIM_REAL(fopen)(path, mode));
   }
   return DSIM_REAL(fopen)(path, mode);
 }
@@ -209,6 +216,7 @@ FILE* fopen64(const char* path, const char* mode) {
     bool handled;
     FILE* stream = OpenDeviceStream(*scheduler, "fopen64", path, mode, &handled);
     if (handled) return stream;
+    return pi::MoveStreamToRealRange(*scheduler, "fopen64", DSIM_REAL(fopen64)(path, mode));
   }
   return DSIM_REAL(fopen64)(path, mode);
 }
