@@ -28,6 +28,7 @@
 #include <cstring>
 
 #include "files/file.h"
+#include "posix/internal/files.h"
 #include "posix/internal/real.h"
 #include "posix/internal/state.h"
 
@@ -37,6 +38,14 @@ namespace pi = ::dsim::posix::internal;
 
 // In a task: the path calls are simulated.
 bool Simulated() { return pi::TaskScheduler() != nullptr; }
+
+// /dev/urandom and /dev/random are //posix's (posix/random.cc), disk or not.
+#define DSIM_OPEN_DEVICE(call, path, flags)                                                  \
+  if (dsim::Scheduler* scheduler = pi::TaskScheduler(); scheduler != nullptr) {               \
+    if (const int fd = pi::OpenDevice(*scheduler, call, path, flags); fd != pi::kNotADevice) { \
+      return fd;                                                                              \
+    }                                                                                         \
+  }
 // In a task, a descriptor above stderr: simulated.
 bool SimulatedFd(int fd) { return fd > 2 && pi::TaskScheduler() != nullptr; }
 
@@ -133,6 +142,7 @@ int open(const char* path, int flags, ...) {
   va_start(args, flags);
   const mode_t mode = ModeOf(flags, args);
   va_end(args);
+  DSIM_OPEN_DEVICE("open", path, flags);
   return Simulated() ? dsim::Open(path, flags, mode) : DSIM_REAL(open)(path, flags, mode);
 }
 int open64(const char* path, int flags, ...) {
@@ -140,6 +150,7 @@ int open64(const char* path, int flags, ...) {
   va_start(args, flags);
   const mode_t mode = ModeOf(flags, args);
   va_end(args);
+  DSIM_OPEN_DEVICE("open64", path, flags);
   return Simulated() ? dsim::Open(path, flags, mode) : DSIM_REAL(open64)(path, flags, mode);
 }
 int openat(int dirfd, const char* path, int flags, ...) {
@@ -147,6 +158,7 @@ int openat(int dirfd, const char* path, int flags, ...) {
   va_start(args, flags);
   const mode_t mode = ModeOf(flags, args);
   va_end(args);
+  DSIM_OPEN_DEVICE("openat", path, flags);
   return Simulated() ? dsim::Openat(dirfd, path, flags, mode)
                      : DSIM_REAL(openat)(dirfd, path, flags, mode);
 }
@@ -155,6 +167,7 @@ int openat64(int dirfd, const char* path, int flags, ...) {
   va_start(args, flags);
   const mode_t mode = ModeOf(flags, args);
   va_end(args);
+  DSIM_OPEN_DEVICE("openat64", path, flags);
   return Simulated() ? dsim::Openat(dirfd, path, flags, mode)
                      : DSIM_REAL(openat64)(dirfd, path, flags, mode);
 }

@@ -121,6 +121,7 @@ DSIM_DECLARE_REAL(eventfd);
 DSIM_DECLARE_REAL(eventfd_read);
 DSIM_DECLARE_REAL(eventfd_write);
 DSIM_DECLARE_REAL(socket);
+DSIM_DECLARE_REAL(socketpair);
 DSIM_DECLARE_REAL(bind);
 DSIM_DECLARE_REAL(listen);
 DSIM_DECLARE_REAL(accept);
@@ -284,8 +285,39 @@ ssize_t writev(int fd, const struct iovec* iov, int count) {
   DSIM_FD_CALL(writev, fd, VectorIo(*scheduler, stack, fd, iov, count, true), fd, iov, count);
 }
 
+}  // extern "C"
+
+namespace {
+
+// Named AF_UNIX sockets (paths, abstract names) are not simulated; a task that uses one
+// gets a loud failure instead of a silent errno.
+bool RefuseUnixAddress(dsim::Scheduler& scheduler, const char* call,
+                       const struct sockaddr* address, socklen_t length) {
+  if (address == nullptr || length < sizeof(sa_family_t) || address->sa_family != AF_UNIX) {
+    return false;
+  }
+  pi::RecordEscape(scheduler, call,
+                   "AF_UNIX addresses (paths, abstract names) are not simulated; only "
+                   "socketpair() pairs are",
+                   true);
+  errno = EOPNOTSUPP;
+  return true;
+}
+
+const struct sockaddr* MessageName(const struct msghdr* message) {
+  return message == nullptr ? nullptr : static_cast<const sockaddr*>(message->msg_name);
+}
+
+}  // namespace
+
+extern "C" {
+
 int bind(int fd, const struct sockaddr* address, socklen_t length) noexcept {
-  DSIM_FD_CALL(bind, fd, dsim::Bind(fd, address, length), fd, address, length);
+  DSIM_FD_CALL(bind, fd,
+               RefuseUnixAddress(*scheduler, "bind", address, length)
+                   ? -1
+                   : dsim::Bind(fd, address, length),
+               fd, address, length);
 }
 
 int listen(int fd, int backlog) noexcept {
@@ -332,13 +364,20 @@ ssize_t send(int fd, const void* buffer, size_t length, int flags) {
 ssize_t sendto(int fd, const void* buffer, size_t length, int flags,
                const struct sockaddr* address, socklen_t address_length) {
   DSIM_FD_CALL(sendto, fd,
-               dsim::Sendto(fd, buffer, length, flags, address, address_length, Where(*scheduler)),
+               RefuseUnixAddress(*scheduler, "sendto", address, address_length)
+                   ? -1
+                   : dsim::Sendto(fd, buffer, length, flags, address, address_length,
+                                  Where(*scheduler)),
                fd, buffer, length, flags, address, address_length);
 }
 
 ssize_t sendmsg(int fd, const struct msghdr* message, int flags) {
-  DSIM_FD_CALL(sendmsg, fd, dsim::Sendmsg(fd, message, flags, Where(*scheduler)), fd, message,
-               flags);
+  DSIM_FD_CALL(sendmsg, fd,
+               RefuseUnixAddress(*scheduler, "sendmsg", MessageName(message),
+                                 message != nullptr ? message->msg_namelen : 0)
+                   ? -1
+                   : dsim::Sendmsg(fd, message, flags, Where(*scheduler)),
+               fd, message, flags);
 }
 
 ssize_t recv(int fd, void* buffer, size_t length, int flags) {
@@ -366,6 +405,7 @@ int connect(int fd, const struct sockaddr* address, socklen_t length) {
     if (!pi::Forwarded(*scheduler, "connect", fd)) return -1;
     return DSIM_REAL(connect)(fd, address, length);
   }
+  if (RefuseUnixAddress(*scheduler, "connect", address, length)) return -1;
   const int result = dsim::Connect(fd, address, length, Where(*scheduler));
   if (result < 0 && errno == ENETUNREACH) {
     // No simulated host owns the address: on a real machine this would leave it.
@@ -388,12 +428,23 @@ int socket(int domain, int type, int protocol) noexcept {
     // EAFNOSUPPORT alone would quietly change the program's path: fail the run.
     pi::RecordEscape(*scheduler, "socket",
                      absl::StrCat("address family ", domain,
-                                  " is not simulated (only AF_INET and AF_INET6)"),
+                                  " is not simulated (only AF_INET and AF_INET6",
+                                  domain == AF_UNIX ? "; AF_UNIX only as socketpair() pairs, "
+                                                      "no paths or abstract names)"
+                                                    : ")"),
                      true);
     errno = EAFNOSUPPORT;
     return -1;
   }
   return dsim::Socket(domain, type, protocol);
+}
+
+int socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(socketpair)(domain, type, protocol, fds);
+  if (pi::HostOrFail(*scheduler, "socketpair") == nullptr) return -1;
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
+  return dsim::Socketpair(domain, type, protocol, fds);
 }
 
 int pipe(int fds[2]) noexcept {
@@ -595,14 +646,20 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
   return dsim::Ioctl(fd, request, arg);
 }
 
-int dup(int fd) noexcept { DSIM_FD_CALL(dup, fd, dsim::Dup(fd), fd); }
+// noexcept in glibc's headers: a kill (host crash, teardown) must not unwind through
+// them, so it waits for the task's next scheduling point.
+int dup(int fd) noexcept {
+  DSIM_FD_CALL(dup, fd, (dsim::Scheduler::NoUnwindScope(), dsim::Dup(fd)), fd);
+}
 
 int dup2(int fd, int new_fd) noexcept {
-  DSIM_FD_CALL(dup2, fd, dsim::Dup2(fd, new_fd), fd, new_fd);
+  DSIM_FD_CALL(dup2, fd, (dsim::Scheduler::NoUnwindScope(), dsim::Dup2(fd, new_fd)), fd,
+               new_fd);
 }
 
 int dup3(int fd, int new_fd, int flags) noexcept {
-  DSIM_FD_CALL(dup3, fd, dsim::Dup3(fd, new_fd, flags), fd, new_fd, flags);
+  DSIM_FD_CALL(dup3, fd, (dsim::Scheduler::NoUnwindScope(), dsim::Dup3(fd, new_fd, flags)), fd,
+               new_fd, flags);
 }
 
 // ---- epoll --------------------------------------------------------------------------------
@@ -617,7 +674,8 @@ int epoll_create1(int flags) noexcept {
     return -1;
   }
   if (dsim::internal::EnterHost("epoll_create1") == nullptr) return -1;
-  return pi::FromResult(stack->InstallFile(std::make_shared<pi::EpollFile>(stack)));
+  return pi::FromResult(stack->InstallFile(std::make_shared<pi::EpollFile>(stack),
+                                           (flags & EPOLL_CLOEXEC) != 0));
 }
 
 int epoll_create(int size) noexcept {
@@ -701,7 +759,7 @@ int timerfd_create(int clock, int flags) noexcept {
   if (dsim::internal::EnterHost("timerfd_create") == nullptr) return -1;
   return pi::FromResult(stack->InstallFile(std::make_shared<pi::TimerFd>(
       scheduler, scheduler->CurrentGroup(), kind,
-      O_RDWR | ((flags & TFD_NONBLOCK) ? O_NONBLOCK : 0))));
+      O_RDWR | ((flags & TFD_NONBLOCK) ? O_NONBLOCK : 0)), (flags & TFD_CLOEXEC) != 0));
 }
 
 int timerfd_settime(int fd, int flags, const struct itimerspec* value,

@@ -57,6 +57,12 @@ std::vector<EscapedCall> EscapedCalls(const Scheduler& scheduler);
 // True when //posix is linked into this binary.
 bool Linked();
 
+// Real descriptors a task obtains (a real file it opens, when //posix:files is not
+// linked) are moved at once to numbers at or above this one (half the process's
+// RLIMIT_NOFILE soft limit), so they never share a number with a host's simulated
+// descriptors, which count up from 3.
+int RealDescriptorFloor();
+
 }  // namespace dsim::posix
 
 #endif  // DSIM_POSIX_POSIX_H_

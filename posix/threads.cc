@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "posix/internal/real.h"
@@ -30,6 +31,13 @@ constexpr size_t kThreadStackBytes = 256 * 1024;
 // Destructors registered with pthread_key_create, by key. Keys are process-wide, as in
 // glibc; this mirrors glibc's own key table (written once per key creation).
 std::atomic<void (*)(void*)> key_destructors[PTHREAD_KEYS_MAX];
+// Bumped by pthread_key_delete: values set under an older generation are gone, as glibc
+// hides them behind its key sequence numbers.
+std::atomic<uint64_t> key_generation[PTHREAD_KEYS_MAX];
+
+uint64_t Generation(pthread_key_t key) {
+  return key_generation[key].load(std::memory_order_relaxed);
+}
 
 }  // namespace
 
@@ -57,8 +65,10 @@ void RunKeyDestructors(PosixState& state, TaskId task) {
     for (pthread_key_t key = 0; key < PTHREAD_KEYS_MAX; ++key) {
       auto it = state.specific.find({task, key});
       if (it == state.specific.end()) continue;
-      void* value = const_cast<void*>(it->second);
+      void* value = const_cast<void*>(it->second.value);
+      const bool live = it->second.generation == Generation(key);
       state.specific.erase(it);
+      if (!live) continue;  // The key was deleted: no destructor (as glibc).
       void (*destructor)(void*) = key_destructors[key].load(std::memory_order_relaxed);
       if (value != nullptr && destructor != nullptr) {
         destructor(value);
@@ -87,6 +97,10 @@ DSIM_DECLARE_REAL(pthread_self);
 DSIM_DECLARE_REAL(pthread_exit);
 DSIM_DECLARE_REAL(pthread_once);
 DSIM_DECLARE_REAL(pthread_key_create);
+DSIM_DECLARE_REAL(pthread_key_delete);
+DSIM_DECLARE_REAL(pthread_barrier_init);
+DSIM_DECLARE_REAL(pthread_barrier_wait);
+DSIM_DECLARE_REAL(pthread_barrier_destroy);
 DSIM_DECLARE_REAL(pthread_getspecific);
 DSIM_DECLARE_REAL(pthread_setspecific);
 DSIM_DECLARE_REAL(sched_yield);
@@ -283,7 +297,10 @@ void* pthread_getspecific(pthread_key_t key) noexcept {
   if (scheduler == nullptr) return DSIM_REAL(pthread_getspecific)(key);
   pi::PosixState& state = pi::State(*scheduler);
   auto it = state.specific.find({scheduler->CurrentTaskId(), key});
-  return it == state.specific.end() ? nullptr : const_cast<void*>(it->second);
+  if (it == state.specific.end() || it->second.generation != pi::Generation(key)) {
+    return nullptr;
+  }
+  return const_cast<void*>(it->second.value);
 }
 
 int pthread_setspecific(pthread_key_t key, const void* value) noexcept {
@@ -297,9 +314,76 @@ int pthread_setspecific(pthread_key_t key, const void* value) noexcept {
   if (value == nullptr) {
     state.specific.erase(slot);
   } else {
-    state.specific[slot] = value;
+    state.specific[slot] = pi::PosixState::KeyValue{value, pi::Generation(key)};
   }
   return 0;
+}
+
+// Process-wide, in or out of a task: the key number may be handed out again, and every
+// value set under it (in any simulation) becomes unreachable.
+int pthread_key_delete(pthread_key_t key) noexcept {
+  const int result = DSIM_REAL(pthread_key_delete)(key);
+  if (result == 0 && key < PTHREAD_KEYS_MAX && !pi::key_of_runtime[key].load()) {
+    pi::key_destructors[key].store(nullptr, std::memory_order_relaxed);
+    pi::key_generation[key].fetch_add(1, std::memory_order_relaxed);
+  }
+  return result;
+}
+
+// ---- Barriers --------------------------------------------------------------------------
+// pthread_barrier_init is always the real one (it validates the count and stores it in
+// the object, where a simulated wait reads it: a barrier may be made before the
+// simulation). Waits in tasks are simulated: the last of `count` arrivals ends the round
+// and gets PTHREAD_BARRIER_SERIAL_THREAD, the others 0.
+
+int pthread_barrier_init(pthread_barrier_t* barrier, const pthread_barrierattr_t* attr,
+                         unsigned count) noexcept {
+  return DSIM_REAL(pthread_barrier_init)(barrier, attr, count);
+}
+
+int pthread_barrier_wait(pthread_barrier_t* barrier) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(pthread_barrier_wait)(barrier);
+  DSIM_CALL_SITE(*scheduler);
+  pi::PosixState& state = pi::State(*scheduler);
+  // glibc's struct pthread_barrier: in, current_round, count, shared, out.
+  unsigned count;
+  std::memcpy(&count, reinterpret_cast<const char*>(barrier) + 2 * sizeof(unsigned),
+              sizeof(count));
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
+  scheduler->SchedulingPoint();
+  pi::SimBarrier& simulated = state.barriers[barrier];  // Stable: a node of the map.
+  if (++simulated.arrived >= count) {
+    simulated.arrived = 0;
+    ++simulated.round;
+    if (!simulated.waiters.empty()) simulated.waiters.WakeAll();
+    return PTHREAD_BARRIER_SERIAL_THREAD;
+  }
+  const uint64_t round = simulated.round;
+  const dsim::SourceLocation where = pi::CallerLocation(state);
+  while (simulated.round == round) {
+    simulated.waiters.Wait("pthread_barrier_wait", where);
+    // Killed while the round may never complete: leave (the task unwinds at its next
+    // scheduling point); its arrival no longer counts.
+    if (simulated.round == round && scheduler->CurrentTaskKilled()) {
+      --simulated.arrived;
+      return 0;
+    }
+  }
+  return 0;
+}
+
+int pthread_barrier_destroy(pthread_barrier_t* barrier) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler != nullptr) {
+    pi::PosixState& state = pi::State(*scheduler);
+    auto it = state.barriers.find(barrier);
+    if (it != state.barriers.end()) {
+      if (it->second.arrived > 0) return EBUSY;  // Tasks still wait in this round.
+      state.barriers.erase(it);
+    }
+  }
+  return DSIM_REAL(pthread_barrier_destroy)(barrier);
 }
 
 int sched_yield(void) noexcept {

@@ -43,6 +43,7 @@
 #include "scheduler/scheduler.h"
 #include "net/network.h"
 #include "sockets/socket.h"
+#include "tests/linux_differential_descriptors.h"
 
 namespace dsim {
 namespace {
@@ -970,6 +971,24 @@ const Divergence kDeliberateDivergences[] = {
      "Ports below 1024 can be bound by any task (as root can)."},
     {"divergence/outside-task", "", "",
      "Calls made outside a simulated task fail with EPERM (there is no process to act for)."},
+    {"divergence/unix-named", "", "",
+     "AF_UNIX sockets exist only as socketpair() pairs: socket(AF_UNIX) fails with "
+     "EAFNOSUPPORT, and bind/connect/sendto with an AF_UNIX address on a pair end with "
+     "EOPNOTSUPP; under //posix each of these fails the run, naming the call."},
+    {"divergence/unix-oob", "", "",
+     "MSG_OOB on AF_UNIX stream pairs fails with EOPNOTSUPP (Linux with CONFIG_AF_UNIX_OOB "
+     "keeps one urgent byte); SCM_RIGHTS and SCM_CREDENTIALS control messages are not "
+     "passed; SO_PEERCRED and SO_PASSCRED answer ENOPROTOOPT / 0."},
+    {"divergence/epoll-ready-order", "", "",
+     "Entries that became ready since the last epoll_wait join the ready list in "
+     "registration order; Linux orders them by the time of their wakeups. Entries already "
+     "on the list, and level-triggered entries re-queued after a report, keep Linux's order."},
+    {"divergence/random-devices", "", "",
+     "/dev/urandom and /dev/random opened from a task are simulated descriptors drawing "
+     "from the strategy; /dev/random never blocks and writes to either change nothing."},
+    {"divergence/pipe-packet-mode", "", "",
+     "F_SETFL O_DIRECT on a pipe (packet mode) is ignored; O_APPEND and O_ASYNC are kept "
+     "and reported, as Linux does, with no effect on pipes."},
 };
 
 bool IsDeliberate(const std::string& sequence, const std::string& linux_result,
@@ -1028,12 +1047,31 @@ struct Outcome {
   std::vector<std::string> deliberate;
 };
 
+void CompareResults(const std::string& name, const std::vector<std::string>& real,
+                    const std::vector<std::string>& sim, Outcome* outcome) {
+  ++outcome->sequences;
+  bool agreed = real.size() == sim.size();
+  for (size_t i = 0; i < std::max(real.size(), sim.size()); ++i) {
+    const std::string r = i < real.size() ? real[i] : "<missing>";
+    const std::string s = i < sim.size() ? sim[i] : "<missing>";
+    if (r == s) continue;
+    agreed = false;
+    const std::string line = absl::StrCat(name, " op ", i, ": linux \"", r,
+                                          "\" dsim \"", s, "\"");
+    if (IsDeliberate(name, r, s)) {
+      outcome->deliberate.push_back(line);
+    } else {
+      outcome->unexpected.push_back(line);
+    }
+  }
+  if (agreed) ++outcome->agreed;
+}
+
 void Compare(const Sequence& sequence, RealPorts& ports, Outcome* outcome) {
   const auto [p0, p1] = ports.Next();
   if (std::getenv("DSIM_DIFFERENTIAL_VERBOSE") != nullptr) std::cerr << sequence.name << std::endl;
   const std::vector<std::string> real = RunReal(sequence, p0, p1);
   const std::vector<std::string> sim = RunSimulated(sequence);
-  ++outcome->sequences;
   if (const char* show = std::getenv("DSIM_DIFFERENTIAL_SHOW");
       show != nullptr && sequence.name == show) {
     for (size_t i = 0; i < sequence.ops.size(); ++i) {
@@ -1043,21 +1081,7 @@ void Compare(const Sequence& sequence, RealPorts& ports, Outcome* outcome) {
                 << "\" dsim=\"" << (i < sim.size() ? sim[i] : "") << "\"\n";
     }
   }
-  bool agreed = real.size() == sim.size();
-  for (size_t i = 0; i < std::max(real.size(), sim.size()); ++i) {
-    const std::string r = i < real.size() ? real[i] : "<missing>";
-    const std::string s = i < sim.size() ? sim[i] : "<missing>";
-    if (r == s) continue;
-    agreed = false;
-    const std::string line = absl::StrCat(sequence.name, " op ", i, ": linux \"", r,
-                                          "\" dsim \"", s, "\"");
-    if (IsDeliberate(sequence.name, r, s)) {
-      outcome->deliberate.push_back(line);
-    } else {
-      outcome->unexpected.push_back(line);
-    }
-  }
-  if (agreed) ++outcome->agreed;
+  CompareResults(sequence.name, real, sim, outcome);
 }
 
 // ---- Hand-written cases --------------------------------------------------------------
@@ -1793,7 +1817,23 @@ TEST(LinuxDifferential, SimulationAgreesWithLinuxOnEveryResultAndErrno) {
   RealPorts ports;
   Outcome outcome;
   for (const Sequence& sequence : HandWrittenCases()) Compare(sequence, ports, &outcome);
-  const int hand_written = outcome.sequences;
+  // epoll, eventfd, timerfd, pipe, socketpair, fcntl, dup, select: libc names on both
+  // sides (//posix simulates them inside the task).
+  int random_descriptor_sequences = 0;
+  for (const differential::DescriptorRun& run : differential::RunDescriptorSequences()) {
+    if (absl::StartsWith(run.name, "random-")) ++random_descriptor_sequences;
+    if (const char* show = std::getenv("DSIM_DIFFERENTIAL_SHOW");
+        show != nullptr && run.name == show) {
+      for (size_t i = 0; i < std::max(run.linux_results.size(), run.dsim_results.size()); ++i) {
+        std::cerr << i << ": " << (i < run.ops.size() ? run.ops[i] : "") << "  linux=\""
+                  << (i < run.linux_results.size() ? run.linux_results[i] : "")
+                  << "\" dsim=\"" << (i < run.dsim_results.size() ? run.dsim_results[i] : "")
+                  << "\"\n";
+      }
+    }
+    CompareResults(run.name, run.linux_results, run.dsim_results, &outcome);
+  }
+  const int hand_written = outcome.sequences - random_descriptor_sequences;
   for (int i = 0; i < RandomSequenceCount(); ++i) {
     Compare(RandomSequence(1000 + i, /*mixed_families=*/false), ports, &outcome);
   }

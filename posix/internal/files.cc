@@ -1,11 +1,13 @@
 #include "posix/internal/files.h"
 
 #include <errno.h>
+#include <fcntl.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "absl/container/inlined_vector.h"
+#include "posix/internal/random.h"
 #include "sockets/internal/pipe.h"
 
 namespace dsim::posix::internal {
@@ -19,21 +21,23 @@ short EpollFile::PollMask() const {
   return 0;
 }
 
-uint32_t EpollFile::Ready(const Interest& interest) const {
-  if (stack_->Identity(interest.fd) != interest.identity) return 0;
-  return ReadyOpen(interest);
+int EpollFile::QueryFd(const Interest& interest) const {
+  if (stack_->Identity(interest.fd) == interest.identity) return interest.fd;
+  return stack_->AnyDescriptorOf(interest.identity);
 }
 
-uint32_t EpollFile::ReadyOpen(const Interest& interest) const {
+uint32_t EpollFile::Ready(const Interest& interest) const {
   if (interest.disabled) return 0;
-  const uint32_t mask = static_cast<uint16_t>(stack_->Readiness(interest.fd));
+  const int fd = QueryFd(interest);
+  if (fd < 0) return 0;
+  const uint32_t mask = static_cast<uint16_t>(stack_->Readiness(fd));
   // poll and epoll share bit values; EPOLLERR and EPOLLHUP are always reported.
   const uint32_t wanted = (interest.events & ~(EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE |
                                                EPOLLWAKEUP)) | EPOLLERR | EPOLLHUP;
   const uint32_t ready = mask & wanted;
   if (ready == 0) return 0;
   if ((interest.events & EPOLLET) && !interest.pending &&
-      stack_->Edges(interest.fd) == interest.seen_edges) {
+      stack_->Edges(fd, interest.events) == interest.seen_edges) {
     return 0;
   }
   return ready;
@@ -42,6 +46,18 @@ uint32_t EpollFile::ReadyOpen(const Interest& interest) const {
 int EpollFile::Control(int op, int fd, const epoll_event* event) {
   if (!stack_->IsOpen(fd)) return -EBADF;
   if (stack_->LookupFile(fd) == this) return -EINVAL;
+  // do_epoll_ctl: EPOLLEXCLUSIVE is refused with MOD, and with ADD of an epoll
+  // descriptor or beside other flags than the wakeup ones, before the lookup.
+  if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && event != nullptr &&
+      (event->events & EPOLLEXCLUSIVE)) {
+    constexpr uint32_t kExclusiveOk = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP |
+                                      EPOLLET | EPOLLEXCLUSIVE;
+    if (op == EPOLL_CTL_MOD) return -EINVAL;
+    if (dynamic_cast<EpollFile*>(stack_->LookupFile(fd)) != nullptr ||
+        (event->events & ~kExclusiveOk) != 0) {
+      return -EINVAL;
+    }
+  }
   const void* identity = stack_->Identity(fd);
   auto it = std::find_if(interests_.begin(), interests_.end(), [&](const Interest& i) {
     return i.fd == fd && i.identity == identity;
@@ -51,17 +67,16 @@ int EpollFile::Control(int op, int fd, const epoll_event* event) {
       if (it != interests_.end()) return -EEXIST;
       if (event == nullptr) return -EFAULT;
       interests_.push_back(Interest{fd, identity, event->events, event->data,
-                                    stack_->Edges(fd), true, false});
+                                    stack_->Edges(fd, event->events), true, false});
       break;
     case EPOLL_CTL_MOD:
       if (it == interests_.end()) return -ENOENT;
       if (event == nullptr) return -EFAULT;
-      if (event->events & EPOLLEXCLUSIVE) return -EINVAL;  // As Linux: not with MOD.
       it->events = event->events;
       it->data = event->data;
       it->pending = true;
       it->disabled = false;
-      it->seen_edges = stack_->Edges(fd);
+      it->seen_edges = stack_->Edges(fd, event->events);
       break;
     case EPOLL_CTL_DEL:
       if (it == interests_.end()) return -ENOENT;
@@ -75,34 +90,40 @@ int EpollFile::Control(int op, int fd, const epoll_event* event) {
 }
 
 int EpollFile::Collect(epoll_event* events, int max) {
-  // One pass, no allocation once warm: entries whose description is gone are dropped,
-  // the ones not reported keep their order, and the reported ones go to the back in the
-  // order reported (reported_ is scratch kept between calls).
-  int count = 0;
-  size_t kept = 0;
-  reported_.clear();
-  for (size_t i = 0; i < interests_.size(); ++i) {
-    Interest& interest = interests_[i];
-    if (stack_->Identity(interest.fd) != interest.identity) continue;  // Dropped.
-    const uint32_t ready = count < max ? ReadyOpen(interest) : 0;
-    if (ready == 0) {
-      if (kept != i) interests_[kept] = interest;
-      ++kept;
+  // Drop entries whose description is gone (its last descriptor closed).
+  interests_.erase(std::remove_if(interests_.begin(), interests_.end(),
+                                  [&](const Interest& i) { return QueryFd(i) < 0; }),
+                   interests_.end());
+  // The ready list: entries already on it keep their place, newly ready ones join the
+  // back in registration order, entries no longer ready leave it. ready_ is scratch kept
+  // between calls, so a warm epoll_wait does not allocate.
+  ready_.clear();
+  for (Interest& interest : interests_) {
+    const uint32_t mask = Ready(interest);
+    if (mask == 0) {
+      interest.queued_at = 0;
       continue;
     }
-    events[count].events = ready;
-    events[count].data = interest.data;
-    ++count;
-    interest.pending = false;
-    // Only edge-triggered entries compare edges (EPOLL_CTL_MOD re-reads them).
-    if (interest.events & EPOLLET) interest.seen_edges = stack_->Edges(interest.fd);
-    if (interest.events & EPOLLONESHOT) interest.disabled = true;
-    reported_.push_back(interest);
+    if (interest.queued_at == 0) interest.queued_at = ++queue_clock_;
+    ready_.emplace_back(&interest, mask);
   }
-  // Entries before `kept` are the kept ones, compacted; the reported ones follow.
-  interests_.erase(interests_.begin() + static_cast<ptrdiff_t>(kept + reported_.size()),
-                   interests_.end());  // Only shrinks (drops).
-  for (size_t j = 0; j < reported_.size(); ++j) interests_[kept + j] = reported_[j];
+  std::sort(ready_.begin(), ready_.end(), [](const auto& a, const auto& b) {
+    return a.first->queued_at < b.first->queued_at;
+  });
+  int count = 0;
+  for (auto& [interest, mask] : ready_) {
+    if (count == max) break;
+    events[count].events = mask;
+    events[count].data = interest->data;
+    ++count;
+    interest->pending = false;
+    interest->seen_edges = stack_->Edges(QueryFd(*interest), interest->events);
+    if (interest->events & EPOLLONESHOT) interest->disabled = true;
+    // A reported level-triggered entry goes back on the end of the list; edge-triggered
+    // and one-shot entries leave it until their next wakeup.
+    interest->queued_at =
+        (interest->events & (EPOLLET | EPOLLONESHOT)) ? 0 : ++queue_clock_;
+  }
   return count;
 }
 
@@ -113,7 +134,7 @@ int EpollFile::Wait(epoll_event* events, int max, absl::Time deadline, SourceLoc
     const int count = Collect(events, max);
     if (count > 0 || scheduler.Now() >= deadline) return count;
     absl::InlinedVector<int, 16> fds;  // On the stack: another task may wait here too.
-    for (const Interest& interest : interests_) fds.push_back(interest.fd);
+    for (const Interest& interest : interests_) fds.push_back(QueryFd(interest));
     // epoll_ctl from another task wakes this wait too (Control notifies readiness). The
     // caller keeps this file alive while it waits.
     stack_->WaitForAny(fds, deadline, "epoll_wait", where, &readable());
@@ -169,7 +190,7 @@ void TimerFd::Fire() {
     next_ = absl::InfiniteFuture();
   }
   expirations_ += count;
-  NotifyReadiness();
+  NotifyReadiness(POLLIN);
 }
 
 int TimerFd::Set(int flags, const itimerspec* value, itimerspec* old) {
@@ -233,6 +254,45 @@ ssize_t TimerFd::Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocat
   expirations_ = 0;
   dsim::internal::ScatterIovec(iov, reinterpret_cast<const char*>(&value), sizeof(value));
   return sizeof(value);
+}
+
+// ---- /dev/urandom, /dev/random -------------------------------------------------------
+
+ssize_t RandomDevice::Read(HostStack&, absl::Span<const iovec> iov, SourceLocation) {
+  size_t total = 0;
+  for (const iovec& v : iov) {
+    if (v.iov_len == 0) continue;
+    FillRandom(*scheduler_, v.iov_base, v.iov_len, 0);
+    total += v.iov_len;
+  }
+  return static_cast<ssize_t>(total);
+}
+
+ssize_t RandomDevice::Write(HostStack&, absl::Span<const iovec> iov, SourceLocation) {
+  return static_cast<ssize_t>(::dsim::internal::IovecLength(iov));
+}
+
+int OpenDevice(Scheduler& scheduler, const char* call, const char* path, int flags) {
+  if (path == nullptr) return kNotADevice;
+  const char* name = nullptr;
+  if (std::strcmp(path, "/dev/urandom") == 0) name = "/dev/urandom";
+  if (std::strcmp(path, "/dev/random") == 0) name = "/dev/random";
+  if (name == nullptr) return kNotADevice;
+  HostStack* stack = HostOrFail(scheduler, call);
+  if (stack == nullptr) return -1;
+  if (flags & (O_DIRECTORY | O_TMPFILE)) {
+    errno = (flags & O_DIRECTORY) ? ENOTDIR : EINVAL;
+    return -1;
+  }
+  if (::dsim::internal::EnterHost(call) == nullptr) return -1;
+  const int status = (flags & O_ACCMODE) | (flags & (O_NONBLOCK | O_APPEND));
+  const int fd = stack->InstallFile(std::make_shared<RandomDevice>(&scheduler, name, status),
+                                    (flags & O_CLOEXEC) != 0);
+  if (fd < 0) {
+    errno = -fd;
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace dsim::posix::internal

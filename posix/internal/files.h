@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "posix/internal/clock.h"
 #include "scheduler/scheduler.h"
 #include "sockets/internal/open_file.h"
@@ -21,17 +22,25 @@ using ::dsim::internal::OpenFile;
 // epoll(7). Level-triggered entries report while ready; edge-triggered (EPOLLET) ones
 // when the descriptor's readiness changed (an edge) since they were last reported, or
 // once after ADD/MOD if ready then; EPOLLONESHOT disables an entry after one report
-// until EPOLL_CTL_MOD. Ready entries are reported in registration order, and a reported
-// entry moves to the back, so a small maxevents still reaches every ready descriptor
-// (Linux rotates its ready list the same way). EPOLLEXCLUSIVE is accepted and has no
-// effect (every waiter is woken; each wakeup is a scheduler decision anyway). An entry
-// whose descriptor was closed (or whose number now names another description) is
-// dropped, as Linux drops it when the description's last descriptor closes.
+// until EPOLL_CTL_MOD. Order follows Linux's ready list: an entry joins its back when it
+// is found ready and was not on it (entries found ready by the same epoll_wait join in
+// registration order, where Linux would order them by the time of their wakeups); a
+// reported level-triggered entry goes back to the end, so a small maxevents still
+// reaches every ready descriptor. EPOLLEXCLUSIVE is accepted and has no effect (every
+// waiter is woken; each wakeup is a scheduler decision anyway). Entries are keyed on
+// (descriptor number, open file description) as Linux's are: closing the number keeps
+// the entry while a dup of the description stays open, and the entry goes when the
+// description's last descriptor closes.
 class EpollFile final : public OpenFile {
  public:
   explicit EpollFile(HostStack* stack) : OpenFile(O_RDWR), stack_(stack) {}
   const char* kind() const override { return "epoll"; }
   short PollMask() const override;
+  // ep_eventpoll_ioctl (Linux 6.9+) answers requests other than its busy-poll ones with
+  // EINVAL (FIONBIO and FIOCLEX never reach it).
+  int Ioctl(HostStack& stack, unsigned long request, void*) override {
+    return stack.Fail(EINVAL, absl::StrCat("ioctl: request ", request, " on an epoll descriptor"));
+  }
 
   int Control(int op, int fd, const epoll_event* event);  // 0 or a negative errno.
   // Fills up to `max` events; blocks up to `deadline`. A count or a negative errno.
@@ -47,15 +56,18 @@ class EpollFile final : public OpenFile {
     uint64_t seen_edges;
     bool pending;   // Check readiness once after ADD/MOD (edge-triggered).
     bool disabled;  // EPOLLONESHOT fired.
+    uint64_t queued_at = 0;  // Position on the ready list; 0 when not on it.
   };
   int Collect(epoll_event* events, int max);
   uint32_t Ready(const Interest& interest) const;
-  // Ready() for an entry whose description is known to be still open.
-  uint32_t ReadyOpen(const Interest& interest) const;
+  // The descriptor to ask about `interest`'s description, or -1 if it is gone.
+  int QueryFd(const Interest& interest) const;
 
   HostStack* stack_;
-  std::vector<Interest> interests_;
-  std::vector<Interest> reported_;  // Collect's scratch, kept to avoid allocating.
+  std::vector<Interest> interests_;  // In registration order.
+  uint64_t queue_clock_ = 0;
+  // Collect's scratch (ready entries and their masks), kept to avoid allocating.
+  std::vector<std::pair<Interest*, uint32_t>> ready_;
 };
 
 // timerfd_create(2) on the host's clock (scheduler/clock.h). Relative values and
@@ -104,6 +116,34 @@ class TimerFd final : public OpenFile {
   uint64_t expirations_ = 0;
   TimerId timer_ = kNoTimer;
 };
+
+// /dev/urandom and /dev/random opened by a task: reads draw from the simulation's
+// strategy, so they replay by seed like getrandom(); writes are accepted and change
+// nothing (Linux mixes them into its pool without crediting entropy); reads never block
+// (Linux's /dev/random stops blocking once the pool is initialized).
+class RandomDevice final : public OpenFile {
+ public:
+  RandomDevice(Scheduler* scheduler, const char* name, int status_flags)
+      : OpenFile(status_flags), scheduler_(scheduler), name_(name) {}
+  const char* kind() const override { return name_; }
+  ssize_t Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) override;
+  ssize_t Write(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) override;
+  off_t Seek(off_t, int) override { return 0; }  // noop_llseek.
+  short PollMask() const override { return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM; }
+
+ private:
+  Scheduler* scheduler_;
+  const char* name_;
+};
+
+// The calling task's host stack for a call that creates a descriptor; without a host
+// the run fails (a real descriptor would escape) and null is returned, errno EPERM.
+HostStack* HostOrFail(Scheduler& scheduler, const char* call);
+
+// open(), openat() and fopen() of "/dev/urandom" or "/dev/random" from a task: a
+// simulated RandomDevice descriptor, or -1 with errno. kNotADevice for other paths.
+inline constexpr int kNotADevice = -2;
+int OpenDevice(Scheduler& scheduler, const char* call, const char* path, int flags);
 
 }  // namespace dsim::posix::internal
 

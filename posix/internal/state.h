@@ -55,6 +55,14 @@ struct SimMutex {
   WaitQueue waiters;
 };
 
+// A pthread barrier's simulated state; its count is read from glibc's object, which
+// pthread_barrier_init (always the real one) filled.
+struct SimBarrier {
+  unsigned arrived = 0;
+  uint64_t round = 0;  // Completed rounds: a waiter leaves when this changes.
+  WaitQueue waiters;
+};
+
 struct SimThread {
   TaskHandle handle;
   void* result = nullptr;
@@ -87,6 +95,7 @@ class PosixState {
     if (__builtin_expect(slot.address == address, 1)) return slot.queue;
     return WaitsOfSlow(slot, address, create);
   }
+  std::unordered_map<const void*, SimBarrier> barriers;  // While a round is open.
   // Simulated threads by task.
   // Shared with the thread's own body, which may run (Spawn is a scheduling point)
   // before pthread_create has filed the record here.
@@ -97,7 +106,13 @@ class PosixState {
       return std::hash<uint64_t>()(k.first * 1031 + k.second);
     }
   };
-  std::unordered_map<std::pair<TaskId, pthread_key_t>, const void*, KeyHash> specific;
+  // A value is visible only while its key's generation is the one it was set under:
+  // pthread_key_delete bumps the generation, so a re-created key starts empty.
+  struct KeyValue {
+    const void* value;
+    uint64_t generation;
+  };
+  std::unordered_map<std::pair<TaskId, pthread_key_t>, KeyValue, KeyHash> specific;
   std::vector<EscapedCall> escapes;
   std::unordered_set<std::string> forwarded_keys;  // Forwarded calls listed once each.
   // Return address of the interposed call in progress (set on the simulated path of

@@ -44,6 +44,7 @@
 namespace dsim::internal {
 
 class HostStack;
+class UnixSocket;
 
 class OpenFile {
  public:
@@ -65,6 +66,12 @@ class OpenFile {
   virtual short PollMask() const = 0;
   // The last descriptor referring to this description was closed.
   virtual void OnLastClose() {}
+  // ioctl(2) requests this kind answers (FIONREAD, ...): the result or a negative errno;
+  // -ENOTTY (the default) for requests it does not know.
+  virtual int Ioctl(HostStack&, unsigned long /*request*/, void* /*arg*/) { return -ENOTTY; }
+  // The kinds that are sockets (socketpair's AF_UNIX ends) answer the socket calls;
+  // every other kind is not a socket (ENOTSOCK).
+  virtual UnixSocket* AsUnixSocket() { return nullptr; }
   // fcntl(2) commands this kind answers itself (status flags beyond the access mode and
   // O_NONBLOCK, per-description state). kFcntlNotHandled leaves the command to the host
   // table; otherwise the result, or a negative errno.
@@ -77,19 +84,33 @@ class OpenFile {
     status_flags_ = on ? (status_flags_ | O_NONBLOCK) : (status_flags_ & ~O_NONBLOCK);
   }
   bool nonblocking() const { return (status_flags_ & O_NONBLOCK) != 0; }
+  // fcntl(F_SETFL): replaces the flags in `settable` (the access mode stays).
+  void set_status_flags(int flags, int settable) {
+    status_flags_ = (status_flags_ & ~settable) | (flags & settable);
+  }
 
   // Tasks blocked on this file: readers and pollers on readable(), writers on writable().
   WaitQueue& readable() { return readable_; }
   WaitQueue& writable() { return writable_; }
 
-  // Readiness may have changed: wake every waiter and count an edge.
-  void NotifyReadiness() {
-    ++edges_;
+  // Readiness may have changed: wake every waiter and count an edge. `key` says which
+  // side changed, as the mask Linux passes with its wakeup: POLLIN (data arrived),
+  // POLLOUT (space freed), 0 (any: hang-up, error, shutdown). An edge-triggered epoll
+  // entry counts only the wakeups its events match (ep_poll_callback's filter).
+  void NotifyReadiness(short key = 0) {
+    if (key == 0 || (key & (POLLIN | POLLRDNORM | POLLPRI))) ++in_edges_;
+    if (key == 0 || (key & (POLLOUT | POLLWRNORM))) ++out_edges_;
     if (!readable_.empty()) readable_.WakeAll();
     if (!writable_.empty()) writable_.WakeAll();
   }
-  // How many times readiness may have changed; edge-triggered epoll compares it.
-  uint64_t edges() const { return edges_; }
+  // How many wakeups matching `events` (poll/epoll bits) there were; edge-triggered
+  // epoll compares it. Events with neither an input nor an output bit count them all.
+  uint64_t edges(uint32_t events = 0) const {
+    const bool in = (events & (POLLIN | POLLRDNORM | POLLPRI)) != 0;
+    const bool out = (events & (POLLOUT | POLLWRNORM)) != 0;
+    if (in == out) return in_edges_ + out_edges_;
+    return in ? in_edges_ : out_edges_;
+  }
   // Descriptors (in any host table) that refer to this description.
   int descriptor_count() const { return descriptor_count_; }
 
@@ -97,7 +118,8 @@ class OpenFile {
   friend class HostStack;
   int status_flags_;
   int descriptor_count_ = 0;
-  uint64_t edges_ = 0;
+  uint64_t in_edges_ = 0;
+  uint64_t out_edges_ = 0;
   WaitQueue readable_;
   WaitQueue writable_;
 };

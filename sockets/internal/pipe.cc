@@ -1,6 +1,7 @@
 #include "sockets/internal/pipe.h"
 
 #include <limits.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 
 #include <algorithm>
@@ -56,9 +57,9 @@ void PipeEnd::MakePair(int status_flags, std::shared_ptr<PipeEnd>* read_end,
 PipeEnd::PipeEnd(std::shared_ptr<PipeBuffer> buffer, bool read_side, int status_flags)
     : OpenFile(status_flags), buffer_(std::move(buffer)), read_side_(read_side) {}
 
-void PipeEnd::NotifyPeer() {
+void PipeEnd::NotifyPeer(short key) {
   PipeEnd* peer = read_side_ ? buffer_->write_end : buffer_->read_end;
-  if (peer != nullptr) peer->NotifyReadiness();
+  if (peer != nullptr) peer->NotifyReadiness(key);
 }
 
 size_t PipeBuffer::Append(const char* bytes, size_t remaining, size_t total,
@@ -103,9 +104,12 @@ ssize_t PipeEnd::Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocat
       const size_t n = std::min(want, buffer_->data.size());
       std::string bytes(n, '\0');
       buffer_->data.Peek(0, bytes.data(), n);
+      const bool was_full = buffer_->full();
       buffer_->Consume(n);
       ScatterIovec(iov, bytes.data(), n);
-      NotifyPeer();
+      // pipe_read wakes writers (and their epoll entries) only if the pipe was full: a
+      // writer blocks only then.
+      if (was_full) NotifyPeer(POLLOUT);
       return static_cast<ssize_t>(n);
     }
     if (buffer_->write_end == nullptr) return 0;  // End of file: no writer left.
@@ -132,11 +136,14 @@ ssize_t PipeEnd::Write(HostStack& stack, absl::Span<const iovec> iov, SourceLoca
                                      /*first_step=*/written == 0);
     if (n > 0) {
       written += n;
-      NotifyPeer();
+      NotifyPeer(POLLIN);
       continue;
     }
     if (nonblocking()) {
       if (written > 0) return static_cast<ssize_t>(written);
+      // pipe_write wakes the readers on the way out even when it wrote nothing ("Epoll
+      // nonsensically wants a wakeup"): an edge-triggered reader entry reports again.
+      NotifyPeer(POLLIN);
       return stack.Fail(EAGAIN, "write: the pipe is full and O_NONBLOCK is set");
     }
     writable().Wait("write(pipe)", where);
@@ -153,6 +160,14 @@ short PipeEnd::PollMask() const {
     if (buffer_->read_end == nullptr) mask |= POLLERR;
   }
   return mask;
+}
+
+int PipeEnd::Ioctl(HostStack& stack, unsigned long request, void* arg) {
+  if (request != FIONREAD) return -ENOTTY;
+  if (arg == nullptr) return stack.Fail(EFAULT, "ioctl(FIONREAD): the argument pointer is null");
+  const int count = static_cast<int>(buffer_->data.size());  // Either end (pipe_ioctl).
+  std::memcpy(arg, &count, sizeof(count));
+  return 0;
 }
 
 void PipeEnd::OnLastClose() {
@@ -174,13 +189,14 @@ ssize_t EventFd::Read(HostStack& stack, absl::Span<const iovec> iov, SourceLocat
   const uint64_t value = semaphore_ ? 1 : count_;
   count_ -= value;
   ScatterIovec(iov, reinterpret_cast<const char*>(&value), sizeof(value));
-  NotifyReadiness();
+  NotifyReadiness(POLLOUT);  // eventfd_read: wake_up_locked_poll(..., EPOLLOUT).
   return sizeof(value);
 }
 
 ssize_t EventFd::Write(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) {
-  if (IovecLength(iov) < sizeof(uint64_t)) {
-    return stack.Fail(EINVAL, "write: an eventfd write needs 8 bytes");
+  // Linux 6.x's eventfd_write takes exactly 8 bytes (reads take at least 8).
+  if (IovecLength(iov) != sizeof(uint64_t)) {
+    return stack.Fail(EINVAL, "write: an eventfd write takes exactly 8 bytes");
   }
   uint64_t value = 0;
   GatherIovec(iov, reinterpret_cast<char*>(&value), sizeof(value));
@@ -190,7 +206,7 @@ ssize_t EventFd::Write(HostStack& stack, absl::Span<const iovec> iov, SourceLoca
     writable().Wait("write(eventfd)", where);
   }
   count_ += value;
-  if (value > 0) NotifyReadiness();
+  NotifyReadiness(POLLIN);  // eventfd_write wakes with EPOLLIN, even for a 0 added.
   return sizeof(value);
 }
 

@@ -54,9 +54,11 @@ class PipeEnd final : public OpenFile {
   ssize_t Write(HostStack& stack, absl::Span<const iovec> iov, SourceLocation where) override;
   short PollMask() const override;
   void OnLastClose() override;
+  int Ioctl(HostStack& stack, unsigned long request, void* arg) override;  // FIONREAD.
 
  private:
-  void NotifyPeer();
+  // Wakes the other end; `key` as OpenFile::NotifyReadiness.
+  void NotifyPeer(short key = 0);
 
   std::shared_ptr<PipeBuffer> buffer_;
   bool read_side_;

@@ -13,6 +13,7 @@
 #include "absl/container/fixed_array.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
+#include "sockets/internal/unix_socket.h"
 
 namespace dsim::internal {
 namespace {
@@ -195,15 +196,22 @@ void HostStack::Unreserve(int fd) {
   --open_descriptors_;
 }
 
-int HostStack::InstallFile(std::shared_ptr<OpenFile> file) {
+int HostStack::InstallFile(std::shared_ptr<OpenFile> file, bool close_on_exec) {
   DSIM_CHECK(file != nullptr);
   const int fd = ReserveDescriptor();
   if (fd < 0) return fd;
+  InstallFileAt(fd, std::move(file), close_on_exec);
+  return fd;
+}
+
+void HostStack::InstallFileAt(int fd, std::shared_ptr<OpenFile> file, bool close_on_exec) {
   Descriptor& slot = descriptors_[fd];
+  DSIM_CHECK(slot.reserved && slot.socket == nullptr && slot.file == nullptr,
+             "installing into an unreserved descriptor");
   slot.reserved = false;
+  slot.close_on_exec = close_on_exec;
   ++file->descriptor_count_;
   slot.file = std::move(file);
-  return fd;
 }
 
 int HostStack::CloseFile(int fd) {
@@ -595,8 +603,14 @@ int HostStack::Socket(int domain, int type, int protocol) {
 }
 
 int HostStack::Bind(int fd, const sockaddr* address, socklen_t length) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Unsupported(*this, "bind", address, length);
+    }
+    return FailBadDescriptor(fd);
+  }
   if (static_cast<int>(length) < 0 || length > sizeof(sockaddr_storage)) {
     return Fail(EINVAL, absl::StrCat("address length ", length, " is out of range"));
   }
@@ -632,8 +646,14 @@ int HostStack::Bind(int fd, const sockaddr* address, socklen_t length) {
 }
 
 int HostStack::Listen(int fd, int backlog) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Unsupported(*this, "listen", nullptr, 0);
+    }
+    return FailBadDescriptor(fd);
+  }
   if (!s->is_tcp()) return Fail(EOPNOTSUPP, "listen on a datagram socket");
   if (s->sock_state != SockState::kUnconnected ||
       (s->state != TcpState::kClosed && s->state != TcpState::kListen)) {
@@ -665,8 +685,14 @@ int HostStack::Listen(int fd, int backlog) {
 
 int HostStack::Accept(int fd, sockaddr* address, socklen_t* length, int flags,
                       SourceLocation where) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Unsupported(*this, "accept", nullptr, 0);
+    }
+    return FailBadDescriptor(fd);
+  }
   if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
     return Fail(EINVAL, absl::StrCat("accept4: unknown flags ", flags));
   }
@@ -720,8 +746,14 @@ int HostStack::Accept(int fd, sockaddr* address, socklen_t* length, int flags,
 }
 
 int HostStack::Connect(int fd, const sockaddr* address, socklen_t length, SourceLocation where) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Unsupported(*this, "connect", address, length);
+    }
+    return FailBadDescriptor(fd);
+  }
   if (static_cast<int>(length) < 0 || length > sizeof(sockaddr_storage)) {
     return Fail(EINVAL, absl::StrCat("connect: address length ", length, " is out of range"));
   }
@@ -829,8 +861,14 @@ int HostStack::TcpConnect(SocketState* s, const Endpoint& to, absl::Time start,
 }
 
 ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (std::shared_ptr<UnixSocket> pair_end = UnixSocketRef(fd); pair_end != nullptr) {
+      return pair_end->Recv(*this, args, where);
+    }
+    return FailBadDescriptor(fd);
+  }
   size_t length = 0;
   for (const iovec& v : args.iov) length += v.iov_len;
   if (args.into != nullptr) {
@@ -880,8 +918,14 @@ ssize_t HostStack::RecvStreamInto(int fd, const RecvArgs& args, SourceLocation w
 }
 
 ssize_t HostStack::Send(int fd, const SendArgs& args, SourceLocation where) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (std::shared_ptr<UnixSocket> pair_end = UnixSocketRef(fd); pair_end != nullptr) {
+      return pair_end->Send(*this, args, where);
+    }
+    return FailBadDescriptor(fd);
+  }
   if (args.name != nullptr &&
       (static_cast<int>(args.name_length) < 0 || args.name_length > sizeof(sockaddr_storage))) {
     return FailWith(EINVAL, args.what, ": address length ", args.name_length,
@@ -935,8 +979,14 @@ int HostStack::ResetConnectionsWith(const NetworkHost& peer) {
 }
 
 int HostStack::Shutdown(int fd, int how) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Shutdown(*this, how);
+    }
+    return FailBadDescriptor(fd);
+  }
   if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
     return Fail(EINVAL, absl::StrCat("shutdown: `how` must be SHUT_RD, SHUT_WR or SHUT_RDWR, not ",
                                      how));
@@ -989,8 +1039,14 @@ int HostStack::Close(int fd) {
 }
 
 int HostStack::GetName(int fd, sockaddr* address, socklen_t* length, bool peer) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->GetName(*this, address, length, peer);
+    }
+    return FailBadDescriptor(fd);
+  }
   if (peer) {
     const bool tcp_unconnected =
         s->is_tcp() && (s->state == TcpState::kClosed || s->state == TcpState::kSynSent ||
@@ -1030,8 +1086,14 @@ timeval DurationToTimeval(absl::Duration d) {
 }  // namespace
 
 int HostStack::Getsockopt(int fd, int level, int name, void* value, socklen_t* length) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Getsockopt(*this, level, name, value, length);
+    }
+    return FailBadDescriptor(fd);
+  }
   if (length == nullptr) return Fail(EFAULT, "getsockopt: the length pointer is null");
   if (static_cast<int>(*length) < 0) return Fail(EINVAL, "getsockopt: negative length");
   if (level == SOL_SOCKET) {
@@ -1083,8 +1145,14 @@ int HostStack::Getsockopt(int fd, int level, int name, void* value, socklen_t* l
 }
 
 int HostStack::Setsockopt(int fd, int level, int name, const void* value, socklen_t length) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->Setsockopt(*this, level, name, value, length);
+    }
+    return FailBadDescriptor(fd);
+  }
   const bool known = (level == SOL_SOCKET) || (level == IPPROTO_TCP && s->is_tcp()) ||
                      (level == IPPROTO_IPV6 && s->family == AF_INET6);
   if (!known) {
@@ -1186,8 +1254,14 @@ int HostStack::SetNonblock(int fd, bool nonblocking) {
 }
 
 int HostStack::SetDeadline(int fd, absl::Time deadline, bool read, bool write) {
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      pair_end->SetDeadline(deadline, read, write);
+      return 0;
+    }
+    return FailBadDescriptor(fd);
+  }
   // Blocked calls wake and re-evaluate against the new deadline, as in Go.
   if (read) {
     s->read_deadline = deadline;
@@ -1235,15 +1309,25 @@ short HostStack::Readiness(int fd) {
   return POLLNVAL;
 }
 
-uint64_t HostStack::Edges(int fd) {
+uint64_t HostStack::Edges(int fd, uint32_t events) {
   if (const SocketState* s = Lookup(fd); s != nullptr) return s->edges;
-  if (const OpenFile* file = LookupFile(fd); file != nullptr) return file->edges();
+  if (const OpenFile* file = LookupFile(fd); file != nullptr) return file->edges(events);
   return 0;
 }
 
 const void* HostStack::Identity(int fd) {
   if (const SocketState* s = Lookup(fd); s != nullptr) return s;
   return LookupFile(fd);
+}
+
+int HostStack::AnyDescriptorOf(const void* identity) {
+  for (size_t fd = 0; fd < descriptors_.size(); ++fd) {
+    const Descriptor& slot = descriptors_[fd];
+    if (slot.socket == identity || (slot.file != nullptr && slot.file.get() == identity)) {
+      return static_cast<int>(fd);
+    }
+  }
+  return -1;
 }
 
 void HostStack::WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,

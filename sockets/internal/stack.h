@@ -255,8 +255,9 @@ class HostStack final : public PacketReceiver {
   int Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where);
 
   // ---- Descriptors that are not sockets (sockets/internal/open_file.h) -----------
-  // Puts `file` at the lowest free descriptor and returns it, or -EMFILE.
-  int InstallFile(std::shared_ptr<OpenFile> file);
+  // Puts `file` at the lowest free descriptor and returns it, or -EMFILE. FD_CLOEXEC
+  // is only reported (F_GETFD): no exec happens in a simulation.
+  int InstallFile(std::shared_ptr<OpenFile> file, bool close_on_exec = false);
   // The file at `fd`, or null (a socket, or nothing).
   OpenFile* LookupFile(int fd) const {
     return fd >= 0 && static_cast<size_t>(fd) < descriptors_.size() ? descriptors_[fd].file.get()
@@ -274,11 +275,16 @@ class HostStack final : public PacketReceiver {
   // poll(2) bits of `fd` now, or POLLNVAL when it is not open.
   short Readiness(int fd);
   // How many times the readiness of `fd` may have changed (edge-triggered epoll).
-  uint64_t Edges(int fd);
+  // For files, only the wakeups that match `events` count (see OpenFile::edges).
+  uint64_t Edges(int fd, uint32_t events = 0);
   // The open description behind `fd` (socket or file), null if none: compared only,
   // to tell a reused descriptor number from the description registered earlier.
   const void* Identity(int fd);
   bool IsOpen(int fd) { return Lookup(fd) != nullptr || LookupFile(fd) != nullptr; }
+  // A descriptor that refers to the description `identity` (see Identity), or -1 once
+  // its last descriptor closed. A scan of the table: for the rare case where the number
+  // a registration was made under no longer refers to it (epoll after close of a dup).
+  int AnyDescriptorOf(const void* identity);
   // Blocks until the readiness of any of `fds` may have changed, or `deadline`, or a
   // wake through `also` (a queue the caller keeps alive: epoll's own).
   void WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
@@ -322,6 +328,18 @@ class HostStack final : public PacketReceiver {
     if (fd < 0 || static_cast<size_t>(fd) >= descriptors_.size()) return nullptr;
     return descriptors_[fd].socket;
   }
+  // The socketpair end at `fd`, or null.
+  UnixSocket* UnixSocketAt(int fd) const {
+    OpenFile* file = LookupFile(fd);
+    return file == nullptr ? nullptr : file->AsUnixSocket();
+  }
+  // The same, holding the description alive across a blocking call (another task may
+  // close the descriptor meanwhile).
+  std::shared_ptr<UnixSocket> UnixSocketRef(int fd) const {
+    std::shared_ptr<OpenFile> file = FileRef(fd);
+    UnixSocket* end = file == nullptr ? nullptr : file->AsUnixSocket();
+    return end == nullptr ? nullptr : std::shared_ptr<UnixSocket>(std::move(file), end);
+  }
   int LookupOrFail(int fd, SocketState** out);
   int FailBadDescriptor(int fd);
   // The live socket with connection id `id`, or null. Every segment looks its socket
@@ -339,6 +357,10 @@ class HostStack final : public PacketReceiver {
     if (entry.id == id) entry = SocketCacheEntry{};
   }
   SocketState* NewSocket(int family, int type, int protocol);
+  // Puts what open descriptor `source` refers to at reserved descriptor `fd`.
+  void InstallCopy(int fd, int source, bool close_on_exec);
+  // Puts `file` at reserved descriptor `fd` (dup of a file).
+  void InstallFileAt(int fd, std::shared_ptr<OpenFile> file, bool close_on_exec);
   // Closes descriptor `fd` holding an OpenFile.
   int CloseFile(int fd);
   int FileFcntl(int fd, int cmd, long arg);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
 #include "sockets/internal/stack.h"
+#include "sockets/internal/unix_socket.h"
 
 namespace dsim::internal {
 namespace {
@@ -29,12 +30,24 @@ int HostStack::GetFlags(int fd) {
   return O_RDWR | s->status_flags | (s->nonblocking ? O_NONBLOCK : 0);
 }
 
-// fcntl on a descriptor that is not a socket: the flag commands. (dup of such a
-// descriptor is not simulated yet.)
+// fcntl on a descriptor that is not a TCP/UDP socket: the flag commands and F_DUPFD.
+// The status flags live in the open file description, shared by its duplicates.
 int HostStack::FileFcntl(int fd, int cmd, long arg) {
   OpenFile* file = LookupFile(fd);
   if (const int r = file->Fcntl(*this, cmd, arg); r != OpenFile::kFcntlNotHandled) return r;
   switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+      const int lowest = static_cast<int>(arg);
+      if (lowest < 0 || lowest >= descriptor_limit()) {
+        return Fail(EINVAL, absl::StrCat("fcntl(F_DUPFD): ", lowest,
+                                         " is outside the descriptor range"));
+      }
+      const int new_fd = ReserveDescriptor(lowest);
+      if (new_fd < 0) return new_fd;
+      InstallFileAt(new_fd, descriptors_[fd].file, cmd == F_DUPFD_CLOEXEC);
+      return new_fd;
+    }
     case F_GETFD:
       return descriptors_[fd].close_on_exec ? FD_CLOEXEC : 0;
     case F_SETFD:
@@ -43,12 +56,13 @@ int HostStack::FileFcntl(int fd, int cmd, long arg) {
     case F_GETFL:
       return file->status_flags();
     case F_SETFL:
-      file->set_nonblocking((arg & O_NONBLOCK) != 0);
+      // Kept as set (pipes, eventfds, ... accept them): O_NONBLOCK, O_APPEND, O_ASYNC.
+      file->set_status_flags(static_cast<int>(arg), O_NONBLOCK | O_APPEND | O_ASYNC);
       return 0;
     default:
       return Fail(EINVAL, absl::StrCat("fcntl: command ", cmd, " is not simulated for a ",
-                                       file->kind(), " (F_GETFD, F_SETFD, F_GETFL and F_SETFL "
-                                       "are)"));
+                                       file->kind(), " (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, "
+                                       "F_SETFD, F_GETFL and F_SETFL are)"));
   }
 }
 
@@ -105,6 +119,7 @@ int HostStack::Ioctl(int fd, unsigned long request, void* arg) {
       descriptors_[fd].close_on_exec = request == FIOCLEX;
       return 0;
     }
+    if (const int r = file->Ioctl(*this, request, arg); r != -ENOTTY) return r;
     return Fail(ENOTTY, absl::StrCat("ioctl: request ", request, " is not simulated for a ",
                                      file->kind()));
   }
@@ -164,19 +179,19 @@ int HostStack::Ioctl(int fd, unsigned long request, void* arg) {
   return 0;
 }
 
-// dup (new_fd < 0), dup2 and dup3: the new descriptor refers to the same socket, which
-// stays open until its last descriptor closes. FD_CLOEXEC is per descriptor.
+// dup (new_fd < 0), dup2 and dup3: the new descriptor refers to the same open file
+// description (socket or other file), which stays open until its last descriptor
+// closes. FD_CLOEXEC is per descriptor.
 int HostStack::Dup(int fd, int new_fd, int flags, const char* call) {
   const bool dup3 = flags >= 0;
   if (dup3 && (flags & ~O_CLOEXEC) != 0) {
     return Fail(EINVAL, absl::StrCat(call, ": unknown flags ", flags));
   }
   if (new_fd < 0 && !dup3) {
-    SocketState* s;
-    if (int r = LookupOrFail(fd, &s); r < 0) return r;
+    if (!IsOpen(fd)) return Fail(EBADF, absl::StrCat(call, ": descriptor ", fd, " is not open"));
     const int copy = ReserveDescriptor();
     if (copy < 0) return copy;
-    Install(copy, s, false);
+    InstallCopy(copy, fd, false);
     return copy;
   }
   // dup2 and dup3 (ksys_dup3): the target's range first, then the source.
@@ -186,8 +201,7 @@ int HostStack::Dup(int fd, int new_fd, int flags, const char* call) {
   if (new_fd < 0 || new_fd >= descriptor_limit()) {
     return Fail(EBADF, absl::StrCat(call, ": descriptor ", new_fd, " is outside the range"));
   }
-  SocketState* s;
-  if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  if (!IsOpen(fd)) return Fail(EBADF, absl::StrCat(call, ": descriptor ", fd, " is not open"));
   if (fd == new_fd) return new_fd;  // dup2 of a descriptor onto itself: nothing to do.
   if (static_cast<size_t>(new_fd) < descriptors_.size()) {
     const Descriptor& target = descriptors_[new_fd];
@@ -196,7 +210,12 @@ int HostStack::Dup(int fd, int new_fd, int flags, const char* call) {
       return Fail(EBUSY, absl::StrCat(call, ": descriptor ", new_fd,
                                       " is reserved by an accept in progress"));
     }
-    if (target.socket != nullptr) DropDescriptor(new_fd);  // Closed silently.
+    // The target is closed silently.
+    if (target.socket != nullptr) {
+      DropDescriptor(new_fd);
+    } else if (target.file != nullptr) {
+      CloseFile(new_fd);
+    }
   }
   if (static_cast<size_t>(new_fd) >= descriptors_.size()) {
     for (int i = static_cast<int>(descriptors_.size()); i < new_fd; ++i) {
@@ -209,13 +228,27 @@ int HostStack::Dup(int fd, int new_fd, int flags, const char* call) {
   // dup2 may exceed the open-descriptor count only as Linux does: the number is valid.
   descriptors_[new_fd].reserved = true;
   ++open_descriptors_;
-  Install(new_fd, s, dup3 && (flags & O_CLOEXEC) != 0);
+  InstallCopy(new_fd, fd, dup3 && (flags & O_CLOEXEC) != 0);
   return new_fd;
+}
+
+void HostStack::InstallCopy(int fd, int source, bool close_on_exec) {
+  if (SocketState* s = Lookup(source); s != nullptr) {
+    Install(fd, s, close_on_exec);
+  } else {
+    InstallFileAt(fd, descriptors_[source].file, close_on_exec);
+  }
 }
 
 int HostStack::TakePendingError(int fd) {
   SocketState* s = Lookup(fd);
-  DSIM_CHECK(s != nullptr, "TakePendingError on a closed descriptor");
+  if (s == nullptr) {
+    if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) {
+      return pair_end->TakeError();
+    }
+    DSIM_CHECK(IsOpen(fd), "TakePendingError on a closed descriptor");
+    return 0;  // Not a socket: the call itself will say ENOTSOCK.
+  }
   const int error = s->error;
   s->error = 0;
   return error;
@@ -224,6 +257,7 @@ int HostStack::TakePendingError(int fd) {
 void HostStack::SetPendingError(int fd, int error) {
   SocketState* s = Lookup(fd);
   if (s != nullptr) s->error = error;
+  if (UnixSocket* pair_end = UnixSocketAt(fd); pair_end != nullptr) pair_end->SetError(error);
 }
 
 }  // namespace dsim::internal
