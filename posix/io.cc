@@ -59,6 +59,12 @@ HostStack* SimulatedFd(Scheduler& scheduler, int fd) {
   return stack != nullptr && stack->IsOpen(fd) ? stack : nullptr;
 }
 
+// A task of a crashed host whose kill was deferred (it arrived inside a noexcept call)
+// takes it at its next call: its calls no longer reach a scheduling point (the host's
+// descriptors are gone), so without this a loop of failing calls would spin forever.
+// Inside a noexcept interposer (a NoUnwindScope) or while unwinding, this only yields.
+void DeliverCrashedHostsKill(Scheduler& scheduler) { scheduler.SchedulingPoint(); }
+
 // A call on a descriptor the task's host does not hold. Returns whether it may go to the
 // real descriptor of that number; if so, lists it once per call and fd. A task of a
 // crashed host's incarnation (unwinding: Asio's destructors close their sockets and
@@ -69,6 +75,7 @@ HostStack* SimulatedFd(Scheduler& scheduler, int fd) {
 bool Forwarded(Scheduler& scheduler, const char* call, int fd) {
   auto* network = static_cast<Network*>(scheduler.extension(Scheduler::kNetworkExtension));
   if (network != nullptr && network->CrashedHostOfGroup(scheduler.CurrentGroup()) != nullptr) {
+    DeliverCrashedHostsKill(scheduler);
     errno = EPERM;
     return false;
   }
@@ -83,9 +90,17 @@ bool Forwarded(Scheduler& scheduler, const char* call, int fd) {
   return true;
 }
 
-// Creating a descriptor needs a host; without one the run fails.
+// Creating a descriptor needs a host; without one the run fails. A task of a crashed
+// host fails with EPERM (its host is gone, see Forwarded).
 HostStack* HostOrFail(Scheduler& scheduler, const char* call) {
   HostStack* stack = HostOf(scheduler);
+  auto* network = static_cast<Network*>(scheduler.extension(Scheduler::kNetworkExtension));
+  if (stack == nullptr && network != nullptr &&
+      network->CrashedHostOfGroup(scheduler.CurrentGroup()) != nullptr) {
+    DeliverCrashedHostsKill(scheduler);
+    errno = EPERM;
+    return nullptr;
+  }
   if (stack == nullptr) {
     RecordEscape(scheduler, call,
                  "the task is not on a simulated host (spawn it with Host::Spawn or "
@@ -235,6 +250,22 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
   if (!pi::Forwarded(*scheduler, #call, fd)) return -1;                \
   return DSIM_REAL(call)(__VA_ARGS__)
 
+// DSIM_FD_CALL for the calls glibc declares noexcept (__THROW: bind, getsockopt, ...):
+// their scheduling point must not deliver a kill (host crash, teardown), which would be
+// thrown through the noexcept frame and end the process; it waits for the task's next
+// scheduling point outside.
+#define DSIM_FD_CALL_NOEXCEPT(call, fd, simulated, ...)                 \
+  dsim::Scheduler* scheduler = pi::TaskScheduler();                    \
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(call)(__VA_ARGS__); \
+  dsim::Scheduler::NoUnwindScope no_unwind;                            \
+  if (HostStack* stack = pi::SimulatedFd(*scheduler, fd); stack != nullptr) { \
+    (void)stack;                                                       \
+    DSIM_CALL_SITE(*scheduler);                                        \
+    return simulated;                                                  \
+  }                                                                    \
+  if (!pi::Forwarded(*scheduler, #call, fd)) return -1;                \
+  return DSIM_REAL(call)(__VA_ARGS__)
+
 // The out-of-line half of a split interposer (see NoRunOnThread): DSIM_FD_CALL with
 // the interposer's return address given.
 #define DSIM_FD_CALL_IN_RUN(call, caller, fd, simulated, ...)           \
@@ -313,7 +344,7 @@ const struct sockaddr* MessageName(const struct msghdr* message) {
 extern "C" {
 
 int bind(int fd, const struct sockaddr* address, socklen_t length) noexcept {
-  DSIM_FD_CALL(bind, fd,
+  DSIM_FD_CALL_NOEXCEPT(bind, fd,
                RefuseUnixAddress(*scheduler, "bind", address, length)
                    ? -1
                    : dsim::Bind(fd, address, length),
@@ -321,7 +352,7 @@ int bind(int fd, const struct sockaddr* address, socklen_t length) noexcept {
 }
 
 int listen(int fd, int backlog) noexcept {
-  DSIM_FD_CALL(listen, fd, dsim::Listen(fd, backlog), fd, backlog);
+  DSIM_FD_CALL_NOEXCEPT(listen, fd, dsim::Listen(fd, backlog), fd, backlog);
 }
 
 int accept(int fd, struct sockaddr* address, socklen_t* length) {
@@ -335,24 +366,24 @@ int accept4(int fd, struct sockaddr* address, socklen_t* length, int flags) {
 }
 
 int shutdown(int fd, int how) noexcept {
-  DSIM_FD_CALL(shutdown, fd, dsim::Shutdown(fd, how), fd, how);
+  DSIM_FD_CALL_NOEXCEPT(shutdown, fd, dsim::Shutdown(fd, how), fd, how);
 }
 
 int getsockname(int fd, struct sockaddr* address, socklen_t* length) noexcept {
-  DSIM_FD_CALL(getsockname, fd, dsim::Getsockname(fd, address, length), fd, address, length);
+  DSIM_FD_CALL_NOEXCEPT(getsockname, fd, dsim::Getsockname(fd, address, length), fd, address, length);
 }
 
 int getpeername(int fd, struct sockaddr* address, socklen_t* length) noexcept {
-  DSIM_FD_CALL(getpeername, fd, dsim::Getpeername(fd, address, length), fd, address, length);
+  DSIM_FD_CALL_NOEXCEPT(getpeername, fd, dsim::Getpeername(fd, address, length), fd, address, length);
 }
 
 int getsockopt(int fd, int level, int name, void* value, socklen_t* length) noexcept {
-  DSIM_FD_CALL(getsockopt, fd, dsim::Getsockopt(fd, level, name, value, length), fd, level, name,
+  DSIM_FD_CALL_NOEXCEPT(getsockopt, fd, dsim::Getsockopt(fd, level, name, value, length), fd, level, name,
                value, length);
 }
 
 int setsockopt(int fd, int level, int name, const void* value, socklen_t length) noexcept {
-  DSIM_FD_CALL(setsockopt, fd, dsim::Setsockopt(fd, level, name, value, length), fd, level, name,
+  DSIM_FD_CALL_NOEXCEPT(setsockopt, fd, dsim::Setsockopt(fd, level, name, value, length), fd, level, name,
                value, length);
 }
 
@@ -421,6 +452,7 @@ int connect(int fd, const struct sockaddr* address, socklen_t length) {
 int socket(int domain, int type, int protocol) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(socket)(domain, type, protocol);
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
   if (pi::HostOrFail(*scheduler, "socket") == nullptr) return -1;
   if (domain != AF_INET && domain != AF_INET6 && domain > 0 && domain < AF_MAX) {
     // A family the kernel has but dsim does not model (AF_UNIX: hiredis's
@@ -442,14 +474,15 @@ int socket(int domain, int type, int protocol) noexcept {
 int socketpair(int domain, int type, int protocol, int fds[2]) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(socketpair)(domain, type, protocol, fds);
-  if (pi::HostOrFail(*scheduler, "socketpair") == nullptr) return -1;
   dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
+  if (pi::HostOrFail(*scheduler, "socketpair") == nullptr) return -1;
   return dsim::Socketpair(domain, type, protocol, fds);
 }
 
 int pipe(int fds[2]) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pipe)(fds);
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
   if (pi::HostOrFail(*scheduler, "pipe") == nullptr) return -1;
   return dsim::Pipe(fds);
 }
@@ -457,6 +490,7 @@ int pipe(int fds[2]) noexcept {
 int pipe2(int fds[2], int flags) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(pipe2)(fds, flags);
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
   if (pi::HostOrFail(*scheduler, "pipe2") == nullptr) return -1;
   return dsim::Pipe2(fds, flags);
 }
@@ -464,6 +498,7 @@ int pipe2(int fds[2], int flags) noexcept {
 int eventfd(unsigned int initial, int flags) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(eventfd)(initial, flags);
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
   if (pi::HostOrFail(*scheduler, "eventfd") == nullptr) return -1;
   return dsim::Eventfd(initial, flags);
 }
@@ -639,6 +674,7 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
   va_end(args);
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(ioctl)(fd, request, arg);
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
   if (pi::SimulatedFd(*scheduler, fd) == nullptr) {
     if (!pi::Forwarded(*scheduler, "ioctl", fd)) return -1;
     return DSIM_REAL(ioctl)(fd, request, arg);
@@ -649,16 +685,16 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
 // noexcept in glibc's headers: a kill (host crash, teardown) must not unwind through
 // them, so it waits for the task's next scheduling point.
 int dup(int fd) noexcept {
-  DSIM_FD_CALL(dup, fd, (dsim::Scheduler::NoUnwindScope(), dsim::Dup(fd)), fd);
+  DSIM_FD_CALL_NOEXCEPT(dup, fd, dsim::Dup(fd), fd);
 }
 
 int dup2(int fd, int new_fd) noexcept {
-  DSIM_FD_CALL(dup2, fd, (dsim::Scheduler::NoUnwindScope(), dsim::Dup2(fd, new_fd)), fd,
+  DSIM_FD_CALL_NOEXCEPT(dup2, fd, dsim::Dup2(fd, new_fd), fd,
                new_fd);
 }
 
 int dup3(int fd, int new_fd, int flags) noexcept {
-  DSIM_FD_CALL(dup3, fd, (dsim::Scheduler::NoUnwindScope(), dsim::Dup3(fd, new_fd, flags)), fd,
+  DSIM_FD_CALL_NOEXCEPT(dup3, fd, dsim::Dup3(fd, new_fd, flags), fd,
                new_fd, flags);
 }
 
@@ -667,6 +703,7 @@ int dup3(int fd, int new_fd, int flags) noexcept {
 int epoll_create1(int flags) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(epoll_create1)(flags);
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
   HostStack* stack = pi::HostOrFail(*scheduler, "epoll_create1");
   if (stack == nullptr) return -1;
   if ((flags & ~EPOLL_CLOEXEC) != 0) {
@@ -691,6 +728,7 @@ int epoll_create(int size) noexcept {
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(epoll_ctl)(epfd, op, fd, event);
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
   HostStack* stack = pi::SimulatedFd(*scheduler, epfd);
   if (stack == nullptr) {
     if (!pi::Forwarded(*scheduler, "epoll_ctl", epfd)) return -1;
@@ -748,6 +786,7 @@ int epoll_pwait(int epfd, struct epoll_event* events, int max, int timeout_ms,
 int timerfd_create(int clock, int flags) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(timerfd_create)(clock, flags);
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
   HostStack* stack = pi::HostOrFail(*scheduler, "timerfd_create");
   if (stack == nullptr) return -1;
   const pi::ClockKind kind = pi::KindOf(clock);
@@ -766,6 +805,7 @@ int timerfd_settime(int fd, int flags, const struct itimerspec* value,
                     struct itimerspec* old) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(timerfd_settime)(fd, flags, value, old);
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
   HostStack* stack = pi::SimulatedFd(*scheduler, fd);
   if (stack == nullptr) {
     if (!pi::Forwarded(*scheduler, "timerfd_settime", fd)) return -1;
@@ -782,6 +822,7 @@ int timerfd_settime(int fd, int flags, const struct itimerspec* value,
 int timerfd_gettime(int fd, struct itimerspec* value) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
   if (scheduler == nullptr) return DSIM_REAL(timerfd_gettime)(fd, value);
+  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
   HostStack* stack = pi::SimulatedFd(*scheduler, fd);
   if (stack == nullptr) {
     if (!pi::Forwarded(*scheduler, "timerfd_gettime", fd)) return -1;

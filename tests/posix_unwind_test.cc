@@ -216,3 +216,42 @@ TEST(PosixUnwind, CrashedHostsTasksCannotReadOrWriteTheProcesssRealDescriptors) 
 }
 
 }  // namespace
+
+// The libc calls declared noexcept (__THROW: socket, bind, getsockopt, pipe, eventfd,
+// epoll_ctl, ...) pass a scheduling point, where a crash of the host may be delivered.
+// The kill must wait for the task's next blocking point: thrown through the noexcept
+// interposer it would end the process (std::terminate).
+TEST(PosixUnwind, ACrashDuringANoexceptCallIsDeliveredAfterIt) {
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    dsim::Simulation sim({.seed = seed});
+    int calls = 0;
+    dsim::Host& server = sim.AddHost(
+        {.name = "server",
+         .start =
+             [&] {
+               for (;;) {
+                 const int fd = socket(AF_INET, SOCK_STREAM, 0);
+                 int type = 0;
+                 socklen_t length = sizeof type;
+                 getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length);
+                 sockaddr_in address{};
+                 address.sin_family = AF_INET;
+                 bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+                 int pair[2];
+                 if (pipe(pair) == 0) {
+                   close(pair[0]);
+                   close(pair[1]);
+                 }
+                 close(fd);
+                 ++calls;
+               }
+             },
+         .addresses = {"10.0.0.1"}});
+    sim.Spawn("chaos", [&] {
+      for (int i = 0; i < 1 + static_cast<int>(seed % 7); ++i) dsim::Yield();
+      sim.Crash(server.id());
+    });
+    ASSERT_TRUE(sim.RunFor(absl::Seconds(1)).ok()) << "seed " << seed;
+    EXPECT_GE(calls, 0);
+  }
+}
