@@ -364,6 +364,8 @@ class HostStack final : public PacketReceiver {
   // Closes descriptor `fd` holding an OpenFile.
   int CloseFile(int fd);
   int FileFcntl(int fd, int cmd, long arg);
+  // F_DUPFD(_CLOEXEC), F_GETFD, F_SETFD for any kind; OpenFile::kFcntlNotHandled otherwise.
+  int DescriptorFcntl(int fd, int cmd, long arg);
   void MaybeDestroy(SocketState* socket);
   void Destroy(SocketState* socket);
   void EndCall(SocketState* socket);

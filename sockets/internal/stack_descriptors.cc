@@ -30,14 +30,14 @@ int HostStack::GetFlags(int fd) {
   return O_RDWR | s->status_flags | (s->nonblocking ? O_NONBLOCK : 0);
 }
 
-// fcntl on a descriptor that is not a TCP/UDP socket: the flag commands and F_DUPFD.
-// The status flags live in the open file description, shared by its duplicates.
-int HostStack::FileFcntl(int fd, int cmd, long arg) {
-  OpenFile* file = LookupFile(fd);
-  if (const int r = file->Fcntl(*this, cmd, arg); r != OpenFile::kFcntlNotHandled) return r;
+// The fcntl commands on the descriptor itself, the same for every kind: F_DUPFD and
+// F_DUPFD_CLOEXEC (a copy sharing the open file description), F_GETFD, F_SETFD.
+// kFcntlNotHandled for the commands on the description.
+int HostStack::DescriptorFcntl(int fd, int cmd, long arg) {
   switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
+      // F_DUPFD takes an int: Linux looks at the low 32 bits of the argument.
       const int lowest = static_cast<int>(arg);
       if (lowest < 0 || lowest >= descriptor_limit()) {
         return Fail(EINVAL, absl::StrCat("fcntl(F_DUPFD): ", lowest,
@@ -45,7 +45,7 @@ int HostStack::FileFcntl(int fd, int cmd, long arg) {
       }
       const int new_fd = ReserveDescriptor(lowest);
       if (new_fd < 0) return new_fd;
-      InstallFileAt(new_fd, descriptors_[fd].file, cmd == F_DUPFD_CLOEXEC);
+      InstallCopy(new_fd, fd, cmd == F_DUPFD_CLOEXEC);
       return new_fd;
     }
     case F_GETFD:
@@ -53,6 +53,18 @@ int HostStack::FileFcntl(int fd, int cmd, long arg) {
     case F_SETFD:
       descriptors_[fd].close_on_exec = (arg & FD_CLOEXEC) != 0;
       return 0;
+    default:
+      return OpenFile::kFcntlNotHandled;
+  }
+}
+
+// fcntl on a descriptor that is not a TCP/UDP socket: the status flag commands.
+// The status flags live in the open file description, shared by its duplicates.
+int HostStack::FileFcntl(int fd, int cmd, long arg) {
+  OpenFile* file = LookupFile(fd);
+  if (const int r = file->Fcntl(*this, cmd, arg); r != OpenFile::kFcntlNotHandled) return r;
+  if (const int r = DescriptorFcntl(fd, cmd, arg); r != OpenFile::kFcntlNotHandled) return r;
+  switch (cmd) {
     case F_GETFL:
       return file->status_flags();
     case F_SETFL:
@@ -70,25 +82,8 @@ int HostStack::Fcntl(int fd, int cmd, long arg) {
   if (LookupFile(fd) != nullptr) return FileFcntl(fd, cmd, arg);
   SocketState* s;
   if (int r = LookupOrFail(fd, &s); r < 0) return r;
+  if (const int r = DescriptorFcntl(fd, cmd, arg); r != OpenFile::kFcntlNotHandled) return r;
   switch (cmd) {
-    case F_DUPFD:
-    case F_DUPFD_CLOEXEC: {
-      // F_DUPFD takes an int: Linux looks at the low 32 bits of the argument.
-      const int lowest = static_cast<int>(arg);
-      if (lowest < 0 || lowest >= descriptor_limit()) {
-        return Fail(EINVAL, absl::StrCat("fcntl(F_DUPFD): ", lowest,
-                                         " is outside the descriptor range"));
-      }
-      const int new_fd = ReserveDescriptor(lowest);
-      if (new_fd < 0) return new_fd;
-      Install(new_fd, s, cmd == F_DUPFD_CLOEXEC);
-      return new_fd;
-    }
-    case F_GETFD:
-      return descriptors_[fd].close_on_exec ? FD_CLOEXEC : 0;
-    case F_SETFD:
-      descriptors_[fd].close_on_exec = (arg & FD_CLOEXEC) != 0;
-      return 0;
     case F_GETFL:
       return GetFlags(fd);
     case F_SETFL: {
