@@ -209,6 +209,37 @@ pi::EpollFile* EpollOf(HostStack* stack, int fd) { return FileOf<pi::EpollFile>(
 
 pi::TimerFd* TimerOf(HostStack* stack, int fd) { return FileOf<pi::TimerFd>(stack, fd); }
 
+// The simulated halves of epoll_ctl and timerfd_settime/gettime: EINVAL when the
+// descriptor is not of the kind.
+int EpollControl(HostStack* stack, int epfd, int op, int fd, struct epoll_event* event) {
+  pi::EpollFile* epoll = EpollOf(stack, epfd);
+  if (epoll == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  return pi::FromResult(epoll->Control(op, fd, event));
+}
+
+int TimerSet(HostStack* stack, int fd, int flags, const struct itimerspec* value,
+             struct itimerspec* old) {
+  pi::TimerFd* timer = TimerOf(stack, fd);
+  if (timer == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  return pi::FromResult(timer->Set(flags, value, old));
+}
+
+int TimerGet(HostStack* stack, int fd, struct itimerspec* value) {
+  pi::TimerFd* timer = TimerOf(stack, fd);
+  if (timer == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  timer->Get(value);
+  return 0;
+}
+
 // Poll over simulated descriptors only; 1 when every descriptor is simulated (or
 // negative), 0 when none is, -1 (and the run fails) when they are mixed.
 int Classify(dsim::Scheduler& scheduler, const pollfd* fds, nfds_t count) {
@@ -726,20 +757,8 @@ int epoll_create(int size) noexcept {
 }
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (scheduler == nullptr) return DSIM_REAL(epoll_ctl)(epfd, op, fd, event);
-  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
-  HostStack* stack = pi::SimulatedFd(*scheduler, epfd);
-  if (stack == nullptr) {
-    if (!pi::Forwarded(*scheduler, "epoll_ctl", epfd)) return -1;
-    return DSIM_REAL(epoll_ctl)(epfd, op, fd, event);
-  }
-  pi::EpollFile* epoll = EpollOf(stack, epfd);
-  if (epoll == nullptr) {
-    errno = EINVAL;
-    return -1;
-  }
-  return pi::FromResult(epoll->Control(op, fd, event));
+  DSIM_FD_CALL_NOEXCEPT(epoll_ctl, epfd, EpollControl(stack, epfd, op, fd, event), epfd, op, fd,
+                        event);
 }
 
 int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
@@ -803,38 +822,12 @@ int timerfd_create(int clock, int flags) noexcept {
 
 int timerfd_settime(int fd, int flags, const struct itimerspec* value,
                     struct itimerspec* old) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (scheduler == nullptr) return DSIM_REAL(timerfd_settime)(fd, flags, value, old);
-  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
-  HostStack* stack = pi::SimulatedFd(*scheduler, fd);
-  if (stack == nullptr) {
-    if (!pi::Forwarded(*scheduler, "timerfd_settime", fd)) return -1;
-    return DSIM_REAL(timerfd_settime)(fd, flags, value, old);
-  }
-  pi::TimerFd* timer = TimerOf(stack, fd);
-  if (timer == nullptr) {
-    errno = EINVAL;
-    return -1;
-  }
-  return pi::FromResult(timer->Set(flags, value, old));
+  DSIM_FD_CALL_NOEXCEPT(timerfd_settime, fd, TimerSet(stack, fd, flags, value, old), fd, flags,
+                        value, old);
 }
 
 int timerfd_gettime(int fd, struct itimerspec* value) noexcept {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (scheduler == nullptr) return DSIM_REAL(timerfd_gettime)(fd, value);
-  dsim::Scheduler::NoUnwindScope no_unwind;  // noexcept: a kill waits for a later point.
-  HostStack* stack = pi::SimulatedFd(*scheduler, fd);
-  if (stack == nullptr) {
-    if (!pi::Forwarded(*scheduler, "timerfd_gettime", fd)) return -1;
-    return DSIM_REAL(timerfd_gettime)(fd, value);
-  }
-  pi::TimerFd* timer = TimerOf(stack, fd);
-  if (timer == nullptr) {
-    errno = EINVAL;
-    return -1;
-  }
-  timer->Get(value);
-  return 0;
+  DSIM_FD_CALL_NOEXCEPT(timerfd_gettime, fd, TimerGet(stack, fd, value), fd, value);
 }
 
 }  // extern "C"
