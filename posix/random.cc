@@ -142,6 +142,23 @@ int getentropy(void* buffer, size_t length) {
   return 0;
 }
 
+}  // extern "C"
+
+namespace {
+// A task's open of `path`: the random devices are simulated; any other path is opened by
+// `open_real` (the real file system) and its descriptor moved out of the host's range.
+template <typename OpenReal>
+int OpenInTask(dsim::Scheduler& scheduler, const char* call, const char* path, int flags,
+               OpenReal open_real) {
+  if (const int fd = pi::OpenDevice(scheduler, call, path, flags); fd != pi::kNotADevice) {
+    return fd;
+  }
+  return pi::MoveToRealRange(scheduler, call, open_real());
+}
+}  // namespace
+
+extern "C" {
+
 // Weak: //posix:files defines these strongly (and calls pi::OpenDevice first).
 __attribute__((weak)) int open(const char* path, int flags, ...) {
   va_list args;
@@ -149,10 +166,8 @@ __attribute__((weak)) int open(const char* path, int flags, ...) {
   const mode_t mode = ModeOf(flags, args);
   va_end(args);
   if (dsim::Scheduler* scheduler = pi::TaskScheduler(); scheduler != nullptr) {
-    if (const int fd = pi::OpenDevice(*scheduler, "open", path, flags); fd != pi::kNotADevice) {
-      return fd;
-    }
-    return pi::MoveToRealRange(*scheduler, "open", DSIM_REAL(open)(path, flags, mode));
+    return OpenInTask(*scheduler, "open", path, flags,
+                      [&] { return DSIM_REAL(open)(path, flags, mode); });
   }
   return DSIM_REAL(open)(path, flags, mode);
 }
@@ -163,10 +178,8 @@ __attribute__((weak)) int open64(const char* path, int flags, ...) {
   const mode_t mode = ModeOf(flags, args);
   va_end(args);
   if (dsim::Scheduler* scheduler = pi::TaskScheduler(); scheduler != nullptr) {
-    if (const int fd = pi::OpenDevice(*scheduler, "open64", path, flags); fd != pi::kNotADevice) {
-      return fd;
-    }
-    return pi::MoveToRealRange(*scheduler, "open64", DSIM_REAL(open64)(path, flags, mode));
+    return OpenInTask(*scheduler, "open64", path, flags,
+                      [&] { return DSIM_REAL(open64)(path, flags, mode); });
   }
   return DSIM_REAL(open64)(path, flags, mode);
 }
@@ -177,10 +190,8 @@ __attribute__((weak)) int openat(int dirfd, const char* path, int flags, ...) {
   const mode_t mode = ModeOf(flags, args);
   va_end(args);
   if (dsim::Scheduler* scheduler = pi::TaskScheduler(); scheduler != nullptr) {
-    if (const int fd = pi::OpenDevice(*scheduler, "openat", path, flags); fd != pi::kNotADevice) {
-      return fd;
-    }
-    return pi::MoveToRealRange(*scheduler, "openat", DSIM_REAL(openat)(dirfd, path, flags, mode));
+    return OpenInTask(*scheduler, "openat", path, flags,
+                      [&] { return DSIM_REAL(openat)(dirfd, path, flags, mode); });
   }
   return DSIM_REAL(openat)(dirfd, path, flags, mode);
 }
@@ -191,12 +202,8 @@ __attribute__((weak)) int openat64(int dirfd, const char* path, int flags, ...) 
   const mode_t mode = ModeOf(flags, args);
   va_end(args);
   if (dsim::Scheduler* scheduler = pi::TaskScheduler(); scheduler != nullptr) {
-    if (const int fd = pi::OpenDevice(*scheduler, "openat64", path, flags);
-        fd != pi::kNotADevice) {
-      return fd;
-    }
-    return pi::MoveToRealRange(*scheduler, "openat64",
-                               DSIM_REAL(openat64)(dirfd, path, flags, mode));
+    return OpenInTask(*scheduler, "openat64", path, flags,
+                      [&] { return DSIM_REAL(openat64)(dirfd, path, flags, mode); });
   }
   return DSIM_REAL(openat64)(dirfd, path, flags, mode);
 }
