@@ -1,10 +1,17 @@
 // TimerQueue: pending timers, ordered by (due time, creation sequence).
 //
-// An indexed binary heap, so adding and cancelling are O(log n) and a sleep with a
-// million other timers pending stays logarithmic. Each heap entry carries its own key
-// (due time and sequence), so sifting compares entries without visiting the slots. Timers due at the same instant are
-// moved together into a "due batch", from which the scheduler's strategy picks the firing
-// order one timer at a time (O(1) per pick, however large the batch).
+// Timers are grouped by due instant: each distinct due time has a "bucket" holding its
+// timers in sequence order, and a binary heap orders the buckets (keys are distinct,
+// so the heap orders by due time alone). A small hash index finds a due time's bucket.
+// Simulations add many timers at the same instants (lockstep clients send at once, a
+// link's latency is fixed), so most adds append to an existing bucket, and moving all
+// timers due at the earliest instant into the "due batch" takes one bucket off the heap
+// instead of popping every timer. The strategy picks the batch's firing order one timer
+// at a time (O(1) per pick, however large the batch). The order is exactly what one
+// heap of (due time, sequence) pairs would give: a batch lists its timers by sequence.
+//
+// Adding and cancelling stay O(log buckets) amortized; a cancelled timer in the middle
+// of a bucket leaves a tombstone that is dropped when the bucket is compacted or fired.
 #ifndef DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
 #define DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
 
@@ -33,7 +40,8 @@ struct TimerSlot {
   int64_t when_ns = 0;
   uint64_t sequence = 0;           // Creation order: a timer's stable identity.
   uint32_t generation = 1;         // Bumped on release, so stale TimerIds are rejected.
-  uint32_t position = 0;           // Index in the heap or the batch (see TimerQueue).
+  uint32_t position = 0;           // Index in its bucket or the batch (see TimerQueue).
+  uint32_t bucket = 0;             // Its bucket, while position is in one.
   uint32_t group = 0;
   bool in_use = false;
 };
@@ -82,8 +90,8 @@ class TimerQueue {
   }
   TimerSlot& slot(TimerSlotId slot) { return slots_[slot]; }
 
-  // Timers in the heap or the batch.
-  size_t size() const { return heap_.size() + batch_.size(); }
+  // Timers in the buckets or the batch.
+  size_t size() const { return pending_ + batch_.size(); }
   bool empty() const { return size() == 0; }
   // Due time of the earliest pending timer. Requires !empty().
   int64_t EarliestNs() const { return earliest_ns_; }
@@ -103,27 +111,66 @@ class TimerQueue {
   TimerSlotId TakeFromBatch(size_t index);
 
  private:
-  // A heap entry: the timer's key, copied from its slot, and the slot.
-  struct HeapEntry {
-    int64_t when_ns;
+  // A bucket's entry: a timer's sequence and slot; slot kNowhere marks a cancelled one.
+  struct Entry {
     uint64_t sequence;
     TimerSlotId slot;
   };
-  // (when_ns, sequence) order. Due times are never negative, so the pair compares as
-  // one unsigned 128-bit number: no branch.
-  static bool Less(const HeapEntry& a, const HeapEntry& b) {
-    using Key = unsigned __int128;
-    return ((Key{static_cast<uint64_t>(a.when_ns)} << 64) | a.sequence) <
-           ((Key{static_cast<uint64_t>(b.when_ns)} << 64) | b.sequence);
-  }
-  void SiftUp(uint32_t index);
-  void InsertIntoHeap(TimerSlotId slot, int64_t when_ns);
-  void SiftDown(uint32_t index);
-  void RemoveFromHeap(uint32_t index);
+  // The pending timers due at one instant, by sequence (tombstones included).
+  struct Bucket {
+    int64_t when_ns = -1;  // -1 while the bucket is free.
+    uint32_t live = 0;     // Entries that are not tombstones.
+    uint32_t heap_index = 0;
+    std::vector<Entry> entries;  // Keeps its capacity while free: no allocation on reuse.
+  };
+  // A heap entry: a bucket and its due time (distinct among the heap's buckets).
+  struct HeapEntry {
+    int64_t when_ns;
+    uint32_t bucket;
+  };
+  // Due time -> bucket, open addressing with linear probing (no tombstones: deletion
+  // shifts the cluster back). Looked up by value only, never iterated.
+  class DueIndex {
+   public:
+    DueIndex();
+    uint32_t Find(int64_t when_ns) const {
+      for (size_t i = Home(when_ns);; i = (i + 1) & mask_) {
+        if (cells_[i].when_ns == when_ns) return cells_[i].bucket;
+        if (cells_[i].when_ns < 0) return kNowhere;
+      }
+    }
+    void Insert(int64_t when_ns, uint32_t bucket);
+    void Erase(int64_t when_ns);
+
+   private:
+    struct Cell {
+      int64_t when_ns;  // -1: empty.
+      uint32_t bucket;
+    };
+    size_t Home(int64_t when_ns) const {
+      return static_cast<size_t>((static_cast<uint64_t>(when_ns) * 0x9E3779B97F4A7C15ull) >>
+                                 shift_);
+    }
+    void Grow();
+    std::vector<Cell> cells_;
+    size_t mask_ = 0;
+    int shift_ = 64;
+    size_t size_ = 0;
+  };
+
+  // The bucket of `when_ns`, created (and put on the heap) if there is none.
+  uint32_t BucketFor(int64_t when_ns);
+  void InsertIntoBucket(TimerSlotId slot, int64_t when_ns);
+  // Takes a bucket off the heap and out of the index, and frees it.
+  void FreeBucket(uint32_t bucket);
+  void RemoveFromBucket(TimerSlotId slot);
+  void Compact(Bucket& bucket);
   void RemoveFromBatch(uint32_t index);
+  void SiftUp(uint32_t index);
+  void SiftDown(uint32_t index);
   void Place(uint32_t index, const HeapEntry& entry) {
     heap_[index] = entry;
-    slots_[entry.slot].position = index;
+    buckets_[entry.bucket].heap_index = index;
   }
   TimerSlotId NewSlot(uint32_t group);
   // Recomputes earliest_ns_ after the heap or the batch changed.
@@ -135,7 +182,14 @@ class TimerQueue {
 
   std::vector<TimerSlot> slots_;
   std::vector<TimerSlotId> free_slots_;
+  std::vector<Bucket> buckets_;
+  std::vector<uint32_t> free_buckets_;
   std::vector<HeapEntry> heap_;
+  DueIndex index_;
+  // The due time and bucket of the last add: the next add is often due then too.
+  int64_t last_when_ns_ = -1;
+  uint32_t last_bucket_ = 0;
+  size_t pending_ = 0;  // Live timers in buckets.
   std::vector<TimerSlotId> batch_;
   std::vector<uint64_t> batch_sequences_;
   uint64_t next_sequence_ = 1;
