@@ -7,53 +7,7 @@
 
 namespace dsim::internal {
 
-// ---- The due-time index ------------------------------------------------------------
-
-TimerQueue::DueIndex::DueIndex() : cells_(16, Cell{-1, 0}), mask_(15), shift_(64 - 4) {}
-
-void TimerQueue::DueIndex::Insert(int64_t when_ns, uint32_t bucket) {
-  DSIM_DCHECK(when_ns >= 0);
-  if (2 * (size_ + 1) > cells_.size()) Grow();
-  size_t i = Home(when_ns);
-  while (cells_[i].when_ns >= 0) {
-    DSIM_DCHECK(cells_[i].when_ns != when_ns);
-    i = (i + 1) & mask_;
-  }
-  cells_[i] = Cell{when_ns, bucket};
-  ++size_;
-}
-
-void TimerQueue::DueIndex::Erase(int64_t when_ns) {
-  size_t hole = Home(when_ns);
-  while (cells_[hole].when_ns != when_ns) {
-    DSIM_DCHECK(cells_[hole].when_ns >= 0, "erasing a due time that is not indexed");
-    hole = (hole + 1) & mask_;
-  }
-  // Backward shift: a later cell of the probe run moves into the hole when the hole lies
-  // between its home and where it is, so every key stays reachable from its home.
-  for (size_t j = (hole + 1) & mask_; cells_[j].when_ns >= 0; j = (j + 1) & mask_) {
-    const size_t home = Home(cells_[j].when_ns);
-    if (((j - home) & mask_) >= ((j - hole) & mask_)) {
-      cells_[hole] = cells_[j];
-      hole = j;
-    }
-  }
-  cells_[hole].when_ns = -1;
-  --size_;
-}
-
-void TimerQueue::DueIndex::Grow() {
-  std::vector<Cell> old = std::move(cells_);
-  cells_.assign(old.size() * 2, Cell{-1, 0});
-  mask_ = cells_.size() - 1;
-  --shift_;
-  size_ = 0;
-  for (const Cell& cell : old) {
-    if (cell.when_ns >= 0) Insert(cell.when_ns, cell.bucket);
-  }
-}
-
-// ---- The heap of buckets ---------------------------------------------------------------
+// ---- The heap --------------------------------------------------------------------------
 
 inline void TimerQueue::SiftUp(uint32_t index) {
   const HeapEntry moving = heap_[index];
@@ -80,74 +34,91 @@ inline void TimerQueue::SiftDown(uint32_t index) {
   Place(index, moving);
 }
 
-// ---- Buckets ---------------------------------------------------------------------------
-
-inline uint32_t TimerQueue::BucketFor(int64_t when_ns) {
-  if (when_ns == last_when_ns_) return last_bucket_;
-  uint32_t b = index_.Find(when_ns);
-  if (b == kNowhere) {
-    if (!free_buckets_.empty()) {
-      b = free_buckets_.back();
-      free_buckets_.pop_back();
-    } else {
-      b = static_cast<uint32_t>(buckets_.size());
-      buckets_.emplace_back();
+inline void TimerQueue::RemoveHeapEntry(uint32_t index) {
+  DSIM_DCHECK(index < heap_.size());
+  const HeapEntry last = heap_.back();
+  heap_.pop_back();
+  const uint32_t size = static_cast<uint32_t>(heap_.size());
+  if (index == size) return;
+  if (index == 0) {
+    // Popping the root (the common case), bottom-up (Floyd): the hole follows the
+    // smaller child down to a leaf, one comparison per level, and the last entry,
+    // usually a late one, rises from there.
+    uint32_t hole = 0;
+    for (;;) {
+      uint32_t child = 2 * hole + 1;
+      if (child >= size) break;
+      if (child + 1 < size && heap_[child + 1].when_ns < heap_[child].when_ns) ++child;
+      Place(hole, heap_[child]);
+      hole = child;
     }
-    Bucket& bucket = buckets_[b];
-    DSIM_DCHECK(bucket.when_ns < 0 && bucket.entries.empty());
-    bucket.when_ns = when_ns;
-    bucket.live = 0;
-    index_.Insert(when_ns, b);
-    const uint32_t at = static_cast<uint32_t>(heap_.size());
-    heap_.push_back(HeapEntry{when_ns, b});
-    SiftUp(at);
+    heap_[hole] = last;
+    SiftUp(hole);
+    return;
   }
-  last_when_ns_ = when_ns;
-  last_bucket_ = b;
-  return b;
+  // An entry from the middle (a cancel): the last entry may belong above or below.
+  const uint32_t parent = (index - 1) / 2;
+  heap_[index] = last;
+  if (last.when_ns < heap_[parent].when_ns) {
+    SiftUp(index);
+  } else {
+    SiftDown(index);
+  }
 }
 
-inline void TimerQueue::InsertIntoBucket(TimerSlotId slot, int64_t when_ns) {
+inline void TimerQueue::InsertLone(TimerSlotId slot, int64_t when_ns) {
   DSIM_DCHECK(when_ns >= 0);
-  const uint32_t b = BucketFor(when_ns);
-  Bucket& bucket = buckets_[b];
   TimerSlot& s = slots_[slot];
   s.when_ns = when_ns;
-  s.bucket = b;
-  std::vector<Entry>& entries = bucket.entries;
-  if (ABSL_PREDICT_TRUE(entries.empty() || entries.back().sequence < s.sequence)) {
-    // A new timer has the highest sequence so far: it goes last.
-    s.position = static_cast<uint32_t>(entries.size());
-    entries.push_back(Entry{s.sequence, slot});
-  } else {
-    // A deferred timer put back keeps its old sequence: its place in sequence order.
-    const auto at = std::lower_bound(
-        entries.begin(), entries.end(), s.sequence,
-        [](const Entry& entry, uint64_t sequence) { return entry.sequence < sequence; });
-    const size_t first = static_cast<size_t>(at - entries.begin());
-    entries.insert(at, Entry{s.sequence, slot});
-    for (size_t i = first; i < entries.size(); ++i) {
-      if (entries[i].slot != kNowhere) slots_[entries[i].slot].position = static_cast<uint32_t>(i);
-    }
-  }
-  ++bucket.live;
+  s.bucket = kNowhere;
+  const uint32_t index = static_cast<uint32_t>(heap_.size());
+  heap_.push_back(HeapEntry{when_ns, slot});
+  SiftUp(index);
   ++pending_;
   RefreshEarliest();
 }
 
-void TimerQueue::FreeBucket(uint32_t b) {
-  Bucket& bucket = buckets_[b];
-  const uint32_t index = bucket.heap_index;
-  const HeapEntry last = heap_.back();
-  heap_.pop_back();
-  if (index != heap_.size()) {
-    Place(index, last);
-    SiftDown(index);
-    if (index > 0) SiftUp(buckets_[last.bucket].heap_index);
+// ---- Buckets ---------------------------------------------------------------------------
+
+inline uint32_t TimerQueue::MakeBucket(TimerSlotId lone) {
+  uint32_t b;
+  if (!free_buckets_.empty()) {
+    b = free_buckets_.back();
+    free_buckets_.pop_back();
+  } else {
+    DSIM_CHECK(buckets_.size() < kBucketTag, "too many timer buckets");
+    b = static_cast<uint32_t>(buckets_.size());
+    buckets_.emplace_back();
   }
-  index_.Erase(bucket.when_ns);
-  if (last_when_ns_ == bucket.when_ns) last_when_ns_ = -1;
-  bucket.when_ns = -1;
+  Bucket& bucket = buckets_[b];
+  TimerSlot& s = slots_[lone];
+  DSIM_DCHECK(bucket.entries.empty() && s.bucket == kNowhere);
+  bucket.heap_index = s.position;
+  heap_[s.position].ref = kBucketTag | b;
+  bucket.entries.push_back(Entry{s.sequence, lone});
+  bucket.live = 1;
+  s.bucket = b;
+  s.position = 0;
+  return b;
+}
+
+inline void TimerQueue::AppendToBucket(uint32_t b, TimerSlotId slot) {
+  Bucket& bucket = buckets_[b];
+  TimerSlot& s = slots_[slot];
+  std::vector<Entry>& entries = bucket.entries;
+  // Only new timers are appended: theirs is the highest sequence so far.
+  DSIM_DCHECK(entries.empty() || entries.back().sequence < s.sequence);
+  s.when_ns = heap_[bucket.heap_index].when_ns;
+  s.bucket = b;
+  s.position = static_cast<uint32_t>(entries.size());
+  entries.push_back(Entry{s.sequence, slot});
+  ++bucket.live;
+  ++pending_;
+}
+
+inline void TimerQueue::FreeBucket(uint32_t b) {
+  ForgetRecent(kBucketTag | b);
+  Bucket& bucket = buckets_[b];
   bucket.live = 0;
   bucket.entries.clear();
   free_buckets_.push_back(b);
@@ -176,6 +147,7 @@ inline void TimerQueue::RemoveFromBucket(TimerSlotId slot) {
   s.position = kNowhere;
   --pending_;
   if (--bucket.live == 0) {
+    RemoveHeapEntry(bucket.heap_index);
     FreeBucket(b);
     RefreshEarliest();
     return;
@@ -191,21 +163,33 @@ inline void TimerQueue::RemoveFromBucket(TimerSlotId slot) {
   }
 }
 
-inline void TimerQueue::RemoveFromBatch(uint32_t index) {
-  DSIM_DCHECK(index < batch_.size());
-  slots_[batch_[index]].position = kNowhere;
-  const uint32_t last = static_cast<uint32_t>(batch_.size() - 1);
-  if (index != last) {
-    batch_[index] = batch_[last];
-    batch_sequences_[index] = batch_sequences_[last];
-    slots_[batch_[index]].position = kBatchBit | index;
+// ---- Adding and cancelling -------------------------------------------------------------
+
+inline void TimerQueue::InsertNew(TimerSlotId slot, int64_t when_ns) {
+  uint32_t ref;
+  if (when_ns == recent_[0].when_ns) {
+    ref = recent_[0].ref;
+  } else if (when_ns == recent_[1].when_ns) {
+    std::swap(recent_[0], recent_[1]);
+    ref = recent_[0].ref;
+  } else {
+    InsertLone(slot, when_ns);
+    recent_[1] = recent_[0];
+    recent_[0] = Recent{when_ns, slot};
+    return;
   }
-  batch_.pop_back();
-  batch_sequences_.pop_back();
-  RefreshEarliest();
+  if (!(ref & kBucketTag)) {
+    ref = kBucketTag | MakeBucket(ref);
+    recent_[0].ref = ref;
+  }
+  AppendToBucket(ref & ~kBucketTag, slot);
 }
 
-void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) { InsertIntoBucket(slot, when_ns); }
+void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {
+  // Its old sequence may be lower than a bucket's: a lone entry of its own (the batch
+  // that gathers its instant puts it in sequence order).
+  InsertLone(slot, when_ns);
+}
 
 // Takes a free slot and gives it the next sequence number.
 inline TimerSlotId TimerQueue::NewSlot(uint32_t group) {
@@ -232,7 +216,7 @@ TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
   TimerSlot& s = slots_[id];
   if (callback != nullptr) s.callback = std::move(callback);
   s.task = task;
-  InsertIntoBucket(id, when_ns);
+  InsertNew(id, when_ns);
   return id;
 }
 
@@ -243,7 +227,7 @@ TimerSlotId TimerQueue::AddCall(int64_t when_ns, uint32_t group, TimerFunction c
   s.call = call;
   s.context = context;
   s.argument = argument;
-  InsertIntoBucket(id, when_ns);
+  InsertNew(id, when_ns);
   return id;
 }
 
@@ -259,52 +243,118 @@ std::vector<uint64_t> TimerQueue::CallbackTimersOf(uint32_t group) const {
 bool TimerQueue::Cancel(uint64_t id) {
   const TimerSlotId slot = SlotOf(id);
   if (slot == kNowhere) return false;
-  const uint32_t position = slots_[slot].position;
+  TimerSlot& s = slots_[slot];
+  const uint32_t position = s.position;
   if (position == kNowhere) {
     // Taken (deferred by a paused group, or firing now): just forget it.
   } else if (position & kBatchBit) {
     RemoveFromBatch(position & ~kBatchBit);
-  } else {
+  } else if (s.bucket != kNowhere) {
     RemoveFromBucket(slot);
+  } else {
+    ForgetRecent(slot);
+    RemoveHeapEntry(position);
+    --pending_;
+    RefreshEarliest();
   }
   Release(slot);
   return true;
 }
 
+// ---- Firing ----------------------------------------------------------------------------
+
+inline void TimerQueue::RemoveFromBatch(uint32_t index) {
+  DSIM_DCHECK(index < batch_.size());
+  slots_[batch_[index]].position = kNowhere;
+  const uint32_t last = static_cast<uint32_t>(batch_.size() - 1);
+  if (index != last) {
+    batch_[index] = batch_[last];
+    batch_sequences_[index] = batch_sequences_[last];
+    slots_[batch_[index]].position = kBatchBit | index;
+  }
+  batch_.pop_back();
+  batch_sequences_.pop_back();
+  RefreshEarliest();
+}
+
 size_t TimerQueue::FillBatch(int64_t now_ns) {
   if (!batch_.empty() || heap_.empty()) return batch_.size();
-  if (heap_[0].when_ns > now_ns) return 0;
-  const uint32_t b = heap_[0].bucket;
-  const Bucket& bucket = buckets_[b];
-  // The bucket lists its timers by sequence: the batch starts in (due, sequence) order.
-  for (const Entry& entry : bucket.entries) {
-    if (entry.slot == kNowhere) continue;
-    slots_[entry.slot].position = kBatchBit | static_cast<uint32_t>(batch_.size());
-    batch_.push_back(entry.slot);
-    batch_sequences_.push_back(entry.sequence);
+  const int64_t when = heap_[0].when_ns;
+  if (when > now_ns) return 0;
+  size_t entries = 0;
+  do {
+    const uint32_t ref = heap_[0].ref;
+    RemoveHeapEntry(0);
+    ++entries;
+    if (ref & kBucketTag) {
+      const uint32_t b = ref & ~kBucketTag;
+      for (const Entry& entry : buckets_[b].entries) {
+        if (entry.slot == kNowhere) continue;
+        slots_[entry.slot].position = kBatchBit | static_cast<uint32_t>(batch_.size());
+        batch_.push_back(entry.slot);
+        batch_sequences_.push_back(entry.sequence);
+      }
+      FreeBucket(b);
+    } else {
+      ForgetRecent(ref);
+      slots_[ref].position = kBatchBit | static_cast<uint32_t>(batch_.size());
+      batch_.push_back(ref);
+      batch_sequences_.push_back(slots_[ref].sequence);
+    }
+  } while (!heap_.empty() && heap_[0].when_ns == when);
+  pending_ -= batch_.size();
+  // Each entry lists its timers by sequence, but several entries due at the same instant
+  // come off the heap in any order: the batch starts in sequence order, as one heap of
+  // (due, sequence) pairs would give it.
+  if (entries > 1 && !std::is_sorted(batch_sequences_.begin(), batch_sequences_.end())) {
+    SortBatch();
   }
-  pending_ -= bucket.live;
-  FreeBucket(b);
   RefreshEarliest();
   return batch_.size();
 }
 
+void TimerQueue::SortBatch() {
+  std::vector<Entry>& sorted = sort_scratch_;
+  sorted.clear();
+  for (size_t i = 0; i < batch_.size(); ++i) sorted.push_back(Entry{batch_sequences_[i], batch_[i]});
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Entry& a, const Entry& b) { return a.sequence < b.sequence; });
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    batch_[i] = sorted[i].slot;
+    batch_sequences_[i] = sorted[i].sequence;
+    slots_[sorted[i].slot].position = kBatchBit | static_cast<uint32_t>(i);
+  }
+}
+
 TimerSlotId TimerQueue::TakeLoneDue(int64_t now_ns) {
   if (!batch_.empty() || heap_.empty()) return kNowhere;
-  if (heap_[0].when_ns > now_ns) return kNowhere;
-  const uint32_t b = heap_[0].bucket;
-  const Bucket& bucket = buckets_[b];
-  if (bucket.live != 1) return kNowhere;
-  TimerSlotId slot = kNowhere;
-  for (const Entry& entry : bucket.entries) {
-    if (entry.slot != kNowhere) {
-      slot = entry.slot;
-      break;
+  const HeapEntry top = heap_[0];
+  if (top.when_ns > now_ns) return kNowhere;
+  // Another entry due at the same instant would be one of the root's children (its
+  // ancestors cannot be later than it).
+  const size_t size = heap_.size();
+  if ((size > 1 && heap_[1].when_ns == top.when_ns) ||
+      (size > 2 && heap_[2].when_ns == top.when_ns)) {
+    return kNowhere;
+  }
+  TimerSlotId slot = top.ref;
+  if (top.ref & kBucketTag) {
+    const uint32_t b = top.ref & ~kBucketTag;
+    if (buckets_[b].live != 1) return kNowhere;
+    for (const Entry& entry : buckets_[b].entries) {
+      if (entry.slot != kNowhere) {
+        slot = entry.slot;
+        break;
+      }
     }
+    RemoveHeapEntry(0);
+    FreeBucket(b);
+  } else {
+    ForgetRecent(slot);
+    RemoveHeapEntry(0);
   }
   slots_[slot].position = kNowhere;
   --pending_;
-  FreeBucket(b);
   RefreshEarliest();
   return slot;
 }

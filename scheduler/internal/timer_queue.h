@@ -1,17 +1,18 @@
 // TimerQueue: pending timers, ordered by (due time, creation sequence).
 //
-// Timers are grouped by due instant: each distinct due time has a "bucket" holding its
-// timers in sequence order, and a binary heap orders the buckets (keys are distinct,
-// so the heap orders by due time alone). A small hash index finds a due time's bucket.
-// Simulations add many timers at the same instants (lockstep clients send at once, a
-// link's latency is fixed), so most adds append to an existing bucket, and moving all
-// timers due at the earliest instant into the "due batch" takes one bucket off the heap
-// instead of popping every timer. The strategy picks the batch's firing order one timer
-// at a time (O(1) per pick, however large the batch). The order is exactly what one
-// heap of (due time, sequence) pairs would give: a batch lists its timers by sequence.
+// A binary heap ordered by due time whose entries are either one timer (the common
+// case: a lone timer costs one heap entry) or a "bucket": several timers due at the same
+// instant, in sequence order. Simulations add many timers at the same instants (lockstep
+// clients send at once, a link's latency is fixed): an add due when one of the last two
+// adds was due joins that entry (a lone timer becomes a bucket), so moving every timer
+// due at the earliest instant into the "due batch" takes a few heap entries instead of
+// one pop per timer. Several entries may share a due time (the cache above is not an
+// index); the batch gathers all of them and lists its timers by sequence, so the order is
+// exactly what one heap of (due time, sequence) pairs would give. The scheduler's
+// strategy picks the batch's firing order one timer at a time (O(1) per pick).
 //
-// Adding and cancelling stay O(log buckets) amortized; a cancelled timer in the middle
-// of a bucket leaves a tombstone that is dropped when the bucket is compacted or fired.
+// Adding and cancelling are O(log entries) amortized; a timer cancelled in the middle
+// of a bucket leaves a tombstone, dropped when the bucket is compacted or fired.
 #ifndef DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
 #define DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
 
@@ -40,8 +41,10 @@ struct TimerSlot {
   int64_t when_ns = 0;
   uint64_t sequence = 0;           // Creation order: a timer's stable identity.
   uint32_t generation = 1;         // Bumped on release, so stale TimerIds are rejected.
-  uint32_t position = 0;           // Index in its bucket or the batch (see TimerQueue).
-  uint32_t bucket = 0;             // Its bucket, while position is in one.
+  // Where it is (see TimerQueue): kNowhere, kBatchBit | index in the batch, its index
+  // in `bucket` when that is not kNowhere, else its index in the heap.
+  uint32_t position = 0;
+  uint32_t bucket = 0;
   uint32_t group = 0;
   bool in_use = false;
 };
@@ -111,66 +114,57 @@ class TimerQueue {
   TimerSlotId TakeFromBatch(size_t index);
 
  private:
+  // A heap entry's `ref`: a timer's slot, or kBucketTag | a bucket's index.
+  static constexpr uint32_t kBucketTag = 1u << 31;
   // A bucket's entry: a timer's sequence and slot; slot kNowhere marks a cancelled one.
   struct Entry {
     uint64_t sequence;
     TimerSlotId slot;
   };
-  // The pending timers due at one instant, by sequence (tombstones included).
+  // Timers due at one instant, by sequence (tombstones included).
   struct Bucket {
-    int64_t when_ns = -1;  // -1 while the bucket is free.
-    uint32_t live = 0;     // Entries that are not tombstones.
+    uint32_t live = 0;  // Entries that are not tombstones.
     uint32_t heap_index = 0;
     std::vector<Entry> entries;  // Keeps its capacity while free: no allocation on reuse.
   };
-  // A heap entry: a bucket and its due time (distinct among the heap's buckets).
   struct HeapEntry {
     int64_t when_ns;
-    uint32_t bucket;
+    uint32_t ref;
   };
-  // Due time -> bucket, open addressing with linear probing (no tombstones: deletion
-  // shifts the cluster back). Looked up by value only, never iterated.
-  class DueIndex {
-   public:
-    DueIndex();
-    uint32_t Find(int64_t when_ns) const {
-      for (size_t i = Home(when_ns);; i = (i + 1) & mask_) {
-        if (cells_[i].when_ns == when_ns) return cells_[i].bucket;
-        if (cells_[i].when_ns < 0) return kNowhere;
-      }
-    }
-    void Insert(int64_t when_ns, uint32_t bucket);
-    void Erase(int64_t when_ns);
-
-   private:
-    struct Cell {
-      int64_t when_ns;  // -1: empty.
-      uint32_t bucket;
-    };
-    size_t Home(int64_t when_ns) const {
-      return static_cast<size_t>((static_cast<uint64_t>(when_ns) * 0x9E3779B97F4A7C15ull) >>
-                                 shift_);
-    }
-    void Grow();
-    std::vector<Cell> cells_;
-    size_t mask_ = 0;
-    int shift_ = 64;
-    size_t size_ = 0;
+  // One of the two entries the last adds went to.
+  struct Recent {
+    int64_t when_ns = -1;  // -1: none.
+    uint32_t ref = 0;
   };
 
-  // The bucket of `when_ns`, created (and put on the heap) if there is none.
-  uint32_t BucketFor(int64_t when_ns);
-  void InsertIntoBucket(TimerSlotId slot, int64_t when_ns);
-  // Takes a bucket off the heap and out of the index, and frees it.
+  // A new timer (the highest sequence so far): joins a recent entry due at the same
+  // instant, or becomes a lone entry.
+  void InsertNew(TimerSlotId slot, int64_t when_ns);
+  void InsertLone(TimerSlotId slot, int64_t when_ns);
+  // Makes the lone timer `lone` (in the heap) a bucket holding it; returns the bucket.
+  uint32_t MakeBucket(TimerSlotId lone);
+  void AppendToBucket(uint32_t bucket, TimerSlotId slot);
+  // Removes the heap entry at `index`; the entry's timers are the caller's business.
+  void RemoveHeapEntry(uint32_t index);
   void FreeBucket(uint32_t bucket);
   void RemoveFromBucket(TimerSlotId slot);
   void Compact(Bucket& bucket);
   void RemoveFromBatch(uint32_t index);
+  void SortBatch();
+  // Forgets `ref` as a recent add target (it left the heap).
+  void ForgetRecent(uint32_t ref) {
+    if (recent_[0].ref == ref) recent_[0].when_ns = -1;
+    if (recent_[1].ref == ref) recent_[1].when_ns = -1;
+  }
   void SiftUp(uint32_t index);
   void SiftDown(uint32_t index);
   void Place(uint32_t index, const HeapEntry& entry) {
     heap_[index] = entry;
-    buckets_[entry.bucket].heap_index = index;
+    if (entry.ref & kBucketTag) {
+      buckets_[entry.ref & ~kBucketTag].heap_index = index;
+    } else {
+      slots_[entry.ref].position = index;
+    }
   }
   TimerSlotId NewSlot(uint32_t group);
   // Recomputes earliest_ns_ after the heap or the batch changed.
@@ -185,13 +179,11 @@ class TimerQueue {
   std::vector<Bucket> buckets_;
   std::vector<uint32_t> free_buckets_;
   std::vector<HeapEntry> heap_;
-  DueIndex index_;
-  // The due time and bucket of the last add: the next add is often due then too.
-  int64_t last_when_ns_ = -1;
-  uint32_t last_bucket_ = 0;
-  size_t pending_ = 0;  // Live timers in buckets.
+  Recent recent_[2];    // [0] the most recently used.
+  size_t pending_ = 0;  // Timers in the heap (lone or in buckets).
   std::vector<TimerSlotId> batch_;
   std::vector<uint64_t> batch_sequences_;
+  std::vector<Entry> sort_scratch_;
   uint64_t next_sequence_ = 1;
   // Due time of the earliest pending timer, INT64_MAX when none: the run loop asks
   // "is anything due?" at every scheduling point, so it is one comparison.
