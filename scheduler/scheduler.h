@@ -556,7 +556,10 @@ class Scheduler {
   void AdvanceClockTo(int64_t ns);
   void FireDueTimers();
   void FireTimer(internal::TimerSlotId slot);
+  void FireTimerSlow(internal::TimerSlotId slot);
+  void CallTimer(internal::TimerFunction call, void* context, uint64_t argument);
   void Reschedule(internal::Task* self);
+  void RescheduleInline(internal::Task* self);
   void SwitchAway(internal::Task* self, internal::Task* next);
   void YieldSlow(internal::Task* self);
   void YieldFast();
