@@ -70,7 +70,8 @@ inline void TimerQueue::InsertLone(TimerSlotId slot, int64_t when_ns) {
   DSIM_DCHECK(when_ns >= 0);
   TimerSlot& s = slots_[slot];
   s.when_ns = when_ns;
-  s.bucket = kNowhere;
+  s.prev = slot;
+  s.next = slot;
   const uint32_t index = static_cast<uint32_t>(heap_.size());
   heap_.push_back(HeapEntry{when_ns, slot});
   SiftUp(index);
@@ -78,115 +79,38 @@ inline void TimerQueue::InsertLone(TimerSlotId slot, int64_t when_ns) {
   RefreshEarliest();
 }
 
-// ---- Buckets ---------------------------------------------------------------------------
-
-inline uint32_t TimerQueue::MakeBucket(TimerSlotId lone) {
-  uint32_t b;
-  if (!free_buckets_.empty()) {
-    b = free_buckets_.back();
-    free_buckets_.pop_back();
-  } else {
-    DSIM_CHECK(buckets_.size() < kBucketTag, "too many timer buckets");
-    b = static_cast<uint32_t>(buckets_.size());
-    buckets_.emplace_back();
-  }
-  Bucket& bucket = buckets_[b];
-  TimerSlot& s = slots_[lone];
-  DSIM_DCHECK(bucket.entries.empty() && s.bucket == kNowhere);
-  bucket.heap_index = s.position;
-  heap_[s.position].ref = kBucketTag | b;
-  bucket.entries.push_back(Entry{s.sequence, lone});
-  bucket.live = 1;
-  s.bucket = b;
-  s.position = 0;
-  return b;
-}
-
-inline void TimerQueue::AppendToBucket(uint32_t b, TimerSlotId slot) {
-  Bucket& bucket = buckets_[b];
-  TimerSlot& s = slots_[slot];
-  std::vector<Entry>& entries = bucket.entries;
-  // Only new timers are appended: theirs is the highest sequence so far.
-  DSIM_DCHECK(entries.empty() || entries.back().sequence < s.sequence);
-  s.when_ns = heap_[bucket.heap_index].when_ns;
-  s.bucket = b;
-  s.position = static_cast<uint32_t>(entries.size());
-  entries.push_back(Entry{s.sequence, slot});
-  ++bucket.live;
-  ++pending_;
-}
-
-inline void TimerQueue::FreeBucket(uint32_t b) {
-  ForgetRecent(kBucketTag | b);
-  Bucket& bucket = buckets_[b];
-  bucket.live = 0;
-  bucket.entries.clear();
-  free_buckets_.push_back(b);
-}
-
-// Drops a bucket's tombstones.
-void TimerQueue::Compact(Bucket& bucket) {
-  std::vector<Entry>& entries = bucket.entries;
-  size_t kept = 0;
-  for (const Entry& entry : entries) {
-    if (entry.slot == kNowhere) continue;
-    slots_[entry.slot].position = static_cast<uint32_t>(kept);
-    entries[kept++] = entry;
-  }
-  entries.resize(kept);
-  DSIM_DCHECK(kept == bucket.live);
-}
-
-inline void TimerQueue::RemoveFromBucket(TimerSlotId slot) {
-  TimerSlot& s = slots_[slot];
-  const uint32_t b = s.bucket;
-  Bucket& bucket = buckets_[b];
-  const uint32_t position = s.position;
-  std::vector<Entry>& entries = bucket.entries;
-  DSIM_DCHECK(position < entries.size() && entries[position].slot == slot);
-  s.position = kNowhere;
-  --pending_;
-  if (--bucket.live == 0) {
-    RemoveHeapEntry(bucket.heap_index);
-    FreeBucket(b);
-    RefreshEarliest();
-    return;
-  }
-  if (position + 1 == entries.size()) {
-    // The newest entry (a timer cancelled soon after it was added): no tombstone.
-    entries.pop_back();
-    while (entries.back().slot == kNowhere) entries.pop_back();  // live > 0: stops.
-  } else {
-    entries[position].slot = kNowhere;
-    // Tombstones at most about as many as live timers: compaction is amortized O(1).
-    if (entries.size() >= 2 * size_t{bucket.live} + 16) Compact(bucket);
-  }
-}
-
 // ---- Adding and cancelling -------------------------------------------------------------
 
 inline void TimerQueue::InsertNew(TimerSlotId slot, int64_t when_ns) {
-  uint32_t ref;
+  TimerSlotId first;
   if (when_ns == recent_[0].when_ns) {
-    ref = recent_[0].ref;
+    first = recent_[0].first;
   } else if (when_ns == recent_[1].when_ns) {
     std::swap(recent_[0], recent_[1]);
-    ref = recent_[0].ref;
+    first = recent_[0].first;
   } else {
     InsertLone(slot, when_ns);
     recent_[1] = recent_[0];
     recent_[0] = Recent{when_ns, slot};
     return;
   }
-  if (!(ref & kBucketTag)) {
-    ref = kBucketTag | MakeBucket(ref);
-    recent_[0].ref = ref;
-  }
-  AppendToBucket(ref & ~kBucketTag, slot);
+  // Last in the ring: its sequence is the highest so far. The earliest due time does
+  // not change (the entry is already in the heap).
+  TimerSlot& head = slots_[first];
+  const TimerSlotId last = head.prev;
+  TimerSlot& s = slots_[slot];
+  DSIM_DCHECK(slots_[last].sequence < s.sequence);
+  s.when_ns = when_ns;
+  s.position = kInRing;
+  s.prev = last;
+  s.next = first;
+  slots_[last].next = slot;
+  head.prev = slot;
+  ++pending_;
 }
 
 void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {
-  // Its old sequence may be lower than a bucket's: a lone entry of its own (the batch
+  // Its old sequence may be lower than a ring's: a lone entry of its own (the batch
   // that gathers its instant puts it in sequence order).
   InsertLone(slot, when_ns);
 }
@@ -198,7 +122,7 @@ inline TimerSlotId TimerQueue::NewSlot(uint32_t group) {
     id = free_slots_.back();
     free_slots_.pop_back();
   } else {
-    DSIM_CHECK(slots_.size() < kBatchBit, "too many timers");
+    DSIM_CHECK(slots_.size() < kInRing, "too many timers");
     id = static_cast<TimerSlotId>(slots_.size());
     slots_.emplace_back();
   }
@@ -249,13 +173,23 @@ bool TimerQueue::Cancel(uint64_t id) {
     // Taken (deferred by a paused group, or firing now): just forget it.
   } else if (position & kBatchBit) {
     RemoveFromBatch(position & ~kBatchBit);
-  } else if (s.bucket != kNowhere) {
-    RemoveFromBucket(slot);
   } else {
-    ForgetRecent(slot);
-    RemoveHeapEntry(position);
     --pending_;
-    RefreshEarliest();
+    if (s.next == slot) {
+      // Lone: its heap entry goes.
+      ForgetRecent(slot);
+      RemoveHeapEntry(position);
+      RefreshEarliest();
+    } else {
+      // Out of its ring; if it was the first, the next one heads the heap entry.
+      slots_[s.prev].next = s.next;
+      slots_[s.next].prev = s.prev;
+      if (position != kInRing) {
+        ForgetRecent(slot);
+        heap_[position].first = s.next;
+        slots_[s.next].position = position;
+      }
+    }
   }
   Release(slot);
   return true;
@@ -283,27 +217,19 @@ size_t TimerQueue::FillBatch(int64_t now_ns) {
   if (when > now_ns) return 0;
   size_t entries = 0;
   do {
-    const uint32_t ref = heap_[0].ref;
+    const TimerSlotId first = heap_[0].first;
+    ForgetRecent(first);
     RemoveHeapEntry(0);
     ++entries;
-    if (ref & kBucketTag) {
-      const uint32_t b = ref & ~kBucketTag;
-      for (const Entry& entry : buckets_[b].entries) {
-        if (entry.slot == kNowhere) continue;
-        slots_[entry.slot].position = kBatchBit | static_cast<uint32_t>(batch_.size());
-        batch_.push_back(entry.slot);
-        batch_sequences_.push_back(entry.sequence);
-      }
-      FreeBucket(b);
-    } else {
-      ForgetRecent(ref);
-      slots_[ref].position = kBatchBit | static_cast<uint32_t>(batch_.size());
-      batch_.push_back(ref);
-      batch_sequences_.push_back(slots_[ref].sequence);
-    }
+    TimerSlotId slot = first;
+    do {
+      const TimerSlotId next = slots_[slot].next;
+      AppendToBatch(slot);
+      slot = next;
+    } while (slot != first);
   } while (!heap_.empty() && heap_[0].when_ns == when);
   pending_ -= batch_.size();
-  // Each entry lists its timers by sequence, but several entries due at the same instant
+  // Each ring lists its timers by sequence, but several entries due at the same instant
   // come off the heap in any order: the batch starts in sequence order, as one heap of
   // (due, sequence) pairs would give it.
   if (entries > 1 && !std::is_sorted(batch_sequences_.begin(), batch_sequences_.end())) {
@@ -314,15 +240,14 @@ size_t TimerQueue::FillBatch(int64_t now_ns) {
 }
 
 void TimerQueue::SortBatch() {
-  std::vector<Entry>& sorted = sort_scratch_;
+  auto& sorted = sort_scratch_;
   sorted.clear();
-  for (size_t i = 0; i < batch_.size(); ++i) sorted.push_back(Entry{batch_sequences_[i], batch_[i]});
-  std::sort(sorted.begin(), sorted.end(),
-            [](const Entry& a, const Entry& b) { return a.sequence < b.sequence; });
+  for (size_t i = 0; i < batch_.size(); ++i) sorted.emplace_back(batch_sequences_[i], batch_[i]);
+  std::sort(sorted.begin(), sorted.end());  // Sequences are distinct.
   for (size_t i = 0; i < sorted.size(); ++i) {
-    batch_[i] = sorted[i].slot;
-    batch_sequences_[i] = sorted[i].sequence;
-    slots_[sorted[i].slot].position = kBatchBit | static_cast<uint32_t>(i);
+    batch_sequences_[i] = sorted[i].first;
+    batch_[i] = sorted[i].second;
+    slots_[batch_[i]].position = kBatchBit | static_cast<uint32_t>(i);
   }
 }
 
@@ -334,29 +259,15 @@ TimerSlotId TimerQueue::TakeLoneDue(int64_t now_ns) {
   // ancestors cannot be later than it).
   const size_t size = heap_.size();
   if ((size > 1 && heap_[1].when_ns == top.when_ns) ||
-      (size > 2 && heap_[2].when_ns == top.when_ns)) {
+      (size > 2 && heap_[2].when_ns == top.when_ns) || slots_[top.first].next != top.first) {
     return kNowhere;
   }
-  TimerSlotId slot = top.ref;
-  if (top.ref & kBucketTag) {
-    const uint32_t b = top.ref & ~kBucketTag;
-    if (buckets_[b].live != 1) return kNowhere;
-    for (const Entry& entry : buckets_[b].entries) {
-      if (entry.slot != kNowhere) {
-        slot = entry.slot;
-        break;
-      }
-    }
-    RemoveHeapEntry(0);
-    FreeBucket(b);
-  } else {
-    ForgetRecent(slot);
-    RemoveHeapEntry(0);
-  }
-  slots_[slot].position = kNowhere;
+  ForgetRecent(top.first);
+  RemoveHeapEntry(0);
+  slots_[top.first].position = kNowhere;
   --pending_;
   RefreshEarliest();
-  return slot;
+  return top.first;
 }
 
 TimerSlotId TimerQueue::TakeFromBatch(size_t index) {

@@ -1,23 +1,23 @@
 // TimerQueue: pending timers, ordered by (due time, creation sequence).
 //
-// A binary heap ordered by due time whose entries are either one timer (the common
-// case: a lone timer costs one heap entry) or a "bucket": several timers due at the same
-// instant, in sequence order. Simulations add many timers at the same instants (lockstep
+// A binary heap ordered by due time. Each heap entry is one timer (the common case) or
+// the first of several timers due at the same instant, linked in a ring through their
+// slots in sequence order. Simulations add many timers at the same instants (lockstep
 // clients send at once, a link's latency is fixed): an add due when one of the last two
-// adds was due joins that entry (a lone timer becomes a bucket), so moving every timer
-// due at the earliest instant into the "due batch" takes a few heap entries instead of
-// one pop per timer. Several entries may share a due time (the cache above is not an
-// index); the batch gathers all of them and lists its timers by sequence, so the order is
-// exactly what one heap of (due time, sequence) pairs would give. The scheduler's
-// strategy picks the batch's firing order one timer at a time (O(1) per pick).
-//
-// Adding and cancelling are O(log entries) amortized; a timer cancelled in the middle
-// of a bucket leaves a tombstone, dropped when the bucket is compacted or fired.
+// adds was due joins that entry's ring, so moving every timer due at the earliest
+// instant into the "due batch" takes a few heap entries instead of one pop per timer,
+// and adding one is a few stores. Several entries may share a due time (the recent
+// adds are a cache, not an index); the batch gathers all of them and lists its timers
+// by sequence, so the order is exactly what one heap of (due time, sequence) pairs would
+// give. The scheduler's strategy picks the batch's firing order one timer at a time
+// (O(1) per pick). Adding and cancelling are O(log entries); nothing allocates once the
+// slots, the heap and the batch have grown to the run's high-water mark.
 #ifndef DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
 #define DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
 
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -41,10 +41,13 @@ struct TimerSlot {
   int64_t when_ns = 0;
   uint64_t sequence = 0;           // Creation order: a timer's stable identity.
   uint32_t generation = 1;         // Bumped on release, so stale TimerIds are rejected.
-  // Where it is (see TimerQueue): kNowhere, kBatchBit | index in the batch, its index
-  // in `bucket` when that is not kNowhere, else its index in the heap.
+  // Where it is: TimerQueue::kNowhere (taken), kBatchBit | its index in the batch,
+  // kInRing (in a heap entry's ring, not first), or its heap index (lone or first).
   uint32_t position = 0;
-  uint32_t bucket = 0;
+  // Its ring of timers due at the same instant (itself when alone): previous and next
+  // by sequence; the first's previous is the last.
+  uint32_t prev = 0;
+  uint32_t next = 0;
   uint32_t group = 0;
   bool in_use = false;
 };
@@ -53,6 +56,7 @@ class TimerQueue {
  public:
   static constexpr uint32_t kNowhere = UINT32_MAX;     // Not in heap or batch.
   static constexpr uint32_t kBatchBit = 1u << 31;      // Position is in the batch.
+  static constexpr uint32_t kInRing = kBatchBit - 1;   // In a ring, not its first.
 
   TimerSlotId Add(int64_t when_ns, uint32_t group, Task* task, std::function<void()> callback);
   TimerSlotId AddCall(int64_t when_ns, uint32_t group, TimerFunction call, void* context,
@@ -93,7 +97,7 @@ class TimerQueue {
   }
   TimerSlot& slot(TimerSlotId slot) { return slots_[slot]; }
 
-  // Timers in the buckets or the batch.
+  // Timers in the heap or the batch.
   size_t size() const { return pending_ + batch_.size(); }
   bool empty() const { return size() == 0; }
   // Due time of the earliest pending timer. Requires !empty().
@@ -114,57 +118,40 @@ class TimerQueue {
   TimerSlotId TakeFromBatch(size_t index);
 
  private:
-  // A heap entry's `ref`: a timer's slot, or kBucketTag | a bucket's index.
-  static constexpr uint32_t kBucketTag = 1u << 31;
-  // A bucket's entry: a timer's sequence and slot; slot kNowhere marks a cancelled one.
-  struct Entry {
-    uint64_t sequence;
-    TimerSlotId slot;
-  };
-  // Timers due at one instant, by sequence (tombstones included).
-  struct Bucket {
-    uint32_t live = 0;  // Entries that are not tombstones.
-    uint32_t heap_index = 0;
-    std::vector<Entry> entries;  // Keeps its capacity while free: no allocation on reuse.
-  };
+  // A heap entry: a due time and the first timer of the ring due then.
   struct HeapEntry {
     int64_t when_ns;
-    uint32_t ref;
+    TimerSlotId first;
   };
-  // One of the two entries the last adds went to.
+  // An entry the last adds went to: its due time and its first timer.
   struct Recent {
     int64_t when_ns = -1;  // -1: none.
-    uint32_t ref = 0;
+    TimerSlotId first = 0;
   };
 
-  // A new timer (the highest sequence so far): joins a recent entry due at the same
-  // instant, or becomes a lone entry.
+  // A new timer (the highest sequence so far): joins the ring of a recent entry due at
+  // the same instant, or becomes a lone entry.
   void InsertNew(TimerSlotId slot, int64_t when_ns);
   void InsertLone(TimerSlotId slot, int64_t when_ns);
-  // Makes the lone timer `lone` (in the heap) a bucket holding it; returns the bucket.
-  uint32_t MakeBucket(TimerSlotId lone);
-  void AppendToBucket(uint32_t bucket, TimerSlotId slot);
-  // Removes the heap entry at `index`; the entry's timers are the caller's business.
+  // Removes the heap entry at `index`; its timers are the caller's business.
   void RemoveHeapEntry(uint32_t index);
-  void FreeBucket(uint32_t bucket);
-  void RemoveFromBucket(TimerSlotId slot);
-  void Compact(Bucket& bucket);
+  void AppendToBatch(TimerSlotId slot) {
+    slots_[slot].position = kBatchBit | static_cast<uint32_t>(batch_.size());
+    batch_.push_back(slot);
+    batch_sequences_.push_back(slots_[slot].sequence);
+  }
   void RemoveFromBatch(uint32_t index);
   void SortBatch();
-  // Forgets `ref` as a recent add target (it left the heap).
-  void ForgetRecent(uint32_t ref) {
-    if (recent_[0].ref == ref) recent_[0].when_ns = -1;
-    if (recent_[1].ref == ref) recent_[1].when_ns = -1;
+  // Forgets `first` as a recent add target (it left the heap or its ring).
+  void ForgetRecent(TimerSlotId first) {
+    if (recent_[0].first == first) recent_[0].when_ns = -1;
+    if (recent_[1].first == first) recent_[1].when_ns = -1;
   }
   void SiftUp(uint32_t index);
   void SiftDown(uint32_t index);
   void Place(uint32_t index, const HeapEntry& entry) {
     heap_[index] = entry;
-    if (entry.ref & kBucketTag) {
-      buckets_[entry.ref & ~kBucketTag].heap_index = index;
-    } else {
-      slots_[entry.ref].position = index;
-    }
+    slots_[entry.first].position = index;
   }
   TimerSlotId NewSlot(uint32_t group);
   // Recomputes earliest_ns_ after the heap or the batch changed.
@@ -176,14 +163,12 @@ class TimerQueue {
 
   std::vector<TimerSlot> slots_;
   std::vector<TimerSlotId> free_slots_;
-  std::vector<Bucket> buckets_;
-  std::vector<uint32_t> free_buckets_;
   std::vector<HeapEntry> heap_;
   Recent recent_[2];    // [0] the most recently used.
-  size_t pending_ = 0;  // Timers in the heap (lone or in buckets).
+  size_t pending_ = 0;  // Timers in the heap's entries.
   std::vector<TimerSlotId> batch_;
   std::vector<uint64_t> batch_sequences_;
-  std::vector<Entry> sort_scratch_;
+  std::vector<std::pair<uint64_t, TimerSlotId>> sort_scratch_;
   uint64_t next_sequence_ = 1;
   // Due time of the earliest pending timer, INT64_MAX when none: the run loop asks
   // "is anything due?" at every scheduling point, so it is one comparison.
