@@ -1010,15 +1010,6 @@ bool Scheduler::CancelTimer(TimerId timer) {
   return timers_.Cancel(timer);
 }
 
-TimerId Scheduler::AddTimerCall(int64_t when_ns, TimerFunction function, void* context,
-                                uint64_t argument, GroupId group) {
-  CheckThread("AddTimerCall");
-  DSIM_MISUSE(function != nullptr, "AddTimerCall with a null function");
-  if (ABSL_PREDICT_FALSE(group >= groups_.size())) Group(group);
-  return timers_.IdOf(
-      timers_.AddCall(std::max(when_ns, now_ns_), group, function, context, argument));
-}
-
 namespace internal {
 
 int64_t TimeToEpochNanosSlow(absl::Time t) {

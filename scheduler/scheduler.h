@@ -328,7 +328,13 @@ class Scheduler {
   // order, same group rules, CancelTimer works).
   using TimerFunction = internal::TimerFunction;  // void (*)(void* context, uint64_t argument)
   TimerId AddTimerCall(int64_t when_ns, TimerFunction function, void* context,
-                       uint64_t argument, GroupId group = kNoGroup);
+                       uint64_t argument, GroupId group = kNoGroup) {
+    CheckThread("AddTimerCall");
+    DSIM_MISUSE(function != nullptr, "AddTimerCall with a null function");
+    if (ABSL_PREDICT_FALSE(group >= groups_.size())) Group(group);
+    return timers_.IdOf(timers_.AddCall(when_ns > now_ns_ ? when_ns : now_ns_, group, function,
+                                        context, argument));
+  }
   // Cancels a pending timer. Returns false if it already fired or was cancelled.
   bool CancelTimer(TimerId timer);
   size_t pending_timers() const { return timers_.size(); }

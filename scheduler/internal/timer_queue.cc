@@ -66,6 +66,9 @@ inline void TimerQueue::RemoveHeapEntry(uint32_t index) {
   }
 }
 
+
+// ---- Adding and cancelling -------------------------------------------------------------
+
 inline void TimerQueue::InsertLone(TimerSlotId slot, int64_t when_ns) {
   DSIM_DCHECK(when_ns >= 0);
   TimerSlot& s = slots_[slot];
@@ -79,34 +82,10 @@ inline void TimerQueue::InsertLone(TimerSlotId slot, int64_t when_ns) {
   RefreshEarliest();
 }
 
-// ---- Adding and cancelling -------------------------------------------------------------
-
-inline void TimerQueue::InsertNew(TimerSlotId slot, int64_t when_ns) {
-  TimerSlotId first;
-  if (when_ns == recent_[0].when_ns) {
-    first = recent_[0].first;
-  } else if (when_ns == recent_[1].when_ns) {
-    std::swap(recent_[0], recent_[1]);
-    first = recent_[0].first;
-  } else {
-    InsertLone(slot, when_ns);
-    recent_[1] = recent_[0];
-    recent_[0] = Recent{when_ns, slot};
-    return;
-  }
-  // Last in the ring: its sequence is the highest so far. The earliest due time does
-  // not change (the entry is already in the heap).
-  TimerSlot& head = slots_[first];
-  const TimerSlotId last = head.prev;
-  TimerSlot& s = slots_[slot];
-  DSIM_DCHECK(slots_[last].sequence < s.sequence);
-  s.when_ns = when_ns;
-  s.position = kInRing;
-  s.prev = last;
-  s.next = first;
-  slots_[last].next = slot;
-  head.prev = slot;
-  ++pending_;
+void TimerQueue::InsertLoneRecent(TimerSlotId slot, int64_t when_ns) {
+  InsertLone(slot, when_ns);
+  recent_[1] = recent_[0];
+  recent_[0] = Recent{when_ns, slot};
 }
 
 void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {
@@ -115,23 +94,10 @@ void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {
   InsertLone(slot, when_ns);
 }
 
-// Takes a free slot and gives it the next sequence number.
-inline TimerSlotId TimerQueue::NewSlot(uint32_t group) {
-  TimerSlotId id;
-  if (!free_slots_.empty()) {
-    id = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    DSIM_CHECK(slots_.size() < kInRing, "too many timers");
-    id = static_cast<TimerSlotId>(slots_.size());
-    slots_.emplace_back();
-  }
-  TimerSlot& s = slots_[id];
-  DSIM_DCHECK(!s.in_use);
-  s.group = group;
-  s.sequence = next_sequence_++;
-  s.in_use = true;
-  return id;
+void TimerQueue::AddFreeSlot() {
+  DSIM_CHECK(slots_.size() < kInRing, "too many timers");
+  free_slots_.push_back(static_cast<TimerSlotId>(slots_.size()));
+  slots_.emplace_back();
 }
 
 TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
@@ -140,17 +106,6 @@ TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
   TimerSlot& s = slots_[id];
   if (callback != nullptr) s.callback = std::move(callback);
   s.task = task;
-  InsertNew(id, when_ns);
-  return id;
-}
-
-TimerSlotId TimerQueue::AddCall(int64_t when_ns, uint32_t group, TimerFunction call,
-                                void* context, uint64_t argument) {
-  const TimerSlotId id = NewSlot(group);
-  TimerSlot& s = slots_[id];
-  s.call = call;
-  s.context = context;
-  s.argument = argument;
   InsertNew(id, when_ns);
   return id;
 }

@@ -59,8 +59,17 @@ class TimerQueue {
   static constexpr uint32_t kInRing = kBatchBit - 1;   // In a ring, not its first.
 
   TimerSlotId Add(int64_t when_ns, uint32_t group, Task* task, std::function<void()> callback);
+  // Inline: every packet in flight is one (Scheduler::AddTimerCall).
   TimerSlotId AddCall(int64_t when_ns, uint32_t group, TimerFunction call, void* context,
-                      uint64_t argument);
+                      uint64_t argument) {
+    const TimerSlotId id = NewSlot(group);
+    TimerSlot& s = slots_[id];
+    s.call = call;
+    s.context = context;
+    s.argument = argument;
+    InsertNew(id, when_ns);
+    return id;
+  }
   // Puts a taken (deferred) timer back, due at `when_ns`.
   void Reinsert(TimerSlotId slot, int64_t when_ns);
   // Removes a pending timer and frees its slot. False if `id` is stale.
@@ -131,7 +140,32 @@ class TimerQueue {
 
   // A new timer (the highest sequence so far): joins the ring of a recent entry due at
   // the same instant, or becomes a lone entry.
-  void InsertNew(TimerSlotId slot, int64_t when_ns);
+  void InsertNew(TimerSlotId slot, int64_t when_ns) {
+    TimerSlotId first;
+    if (when_ns == recent_[0].when_ns) {
+      first = recent_[0].first;
+    } else if (when_ns == recent_[1].when_ns) {
+      std::swap(recent_[0], recent_[1]);
+      first = recent_[0].first;
+    } else {
+      return InsertLoneRecent(slot, when_ns);
+    }
+    // Last in the ring: its sequence is the highest so far. The earliest due time does
+    // not change (the entry is already in the heap).
+    TimerSlot& head = slots_[first];
+    const TimerSlotId last = head.prev;
+    TimerSlot& s = slots_[slot];
+    DSIM_DCHECK(slots_[last].sequence < s.sequence);
+    s.when_ns = when_ns;
+    s.position = kInRing;
+    s.prev = last;
+    s.next = first;
+    slots_[last].next = slot;
+    head.prev = slot;
+    ++pending_;
+  }
+  // A lone entry that later adds due at the same instant may join.
+  void InsertLoneRecent(TimerSlotId slot, int64_t when_ns);
   void InsertLone(TimerSlotId slot, int64_t when_ns);
   // Removes the heap entry at `index`; its timers are the caller's business.
   void RemoveHeapEntry(uint32_t index);
@@ -153,7 +187,20 @@ class TimerQueue {
     heap_[index] = entry;
     slots_[entry.first].position = index;
   }
-  TimerSlotId NewSlot(uint32_t group);
+  // Takes a free slot and gives it the next sequence number.
+  TimerSlotId NewSlot(uint32_t group) {
+    if (ABSL_PREDICT_FALSE(free_slots_.empty())) AddFreeSlot();
+    const TimerSlotId id = free_slots_.back();
+    free_slots_.pop_back();
+    TimerSlot& s = slots_[id];
+    DSIM_DCHECK(!s.in_use);
+    s.group = group;
+    s.sequence = next_sequence_++;
+    s.in_use = true;
+    return id;
+  }
+  // Grows the slots by one, free.
+  void AddFreeSlot();
   // Recomputes earliest_ns_ after the heap or the batch changed.
   void RefreshEarliest() {
     earliest_ns_ = !batch_.empty()  ? slots_[batch_[0]].when_ns
