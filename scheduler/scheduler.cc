@@ -936,19 +936,44 @@ void Scheduler::YieldSlow(Task* self) {
 
 void Scheduler::SchedulingPoint() {
   Task* self = CurrentTaskOrDie("SchedulingPoint");
-  // The common case: no other task is runnable and nothing unusual is going on, so the
-  // strategy has one candidate, the caller, which keeps the CPU. Exactly what the
-  // general path below does then (the step, the heartbeat, the dispatch event),
-  // without queueing the caller and taking it back out.
-  const bool alone = !halt_ & runnable_.empty() & (steps_ < step_limit_) &
-                     !timers_.AnyDue(now_ns_) & !self->kill_requested &
+  // Nothing unusual going on: no halt, no step limit, no due timer, no kill, no paused
+  // group, the run not ending.
+  const bool usual = !halt_ & (steps_ < step_limit_) & !timers_.AnyDue(now_ns_) &
+                     !self->kill_requested &
                      (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone) &
                      !(self->group != kNoGroup && groups_[self->group].paused);
-  if (ABSL_PREDICT_TRUE(alone)) {
-    ++steps_;
-    Beat();
-    if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(self);
-    return;
+  if (ABSL_PREDICT_TRUE(usual)) {
+    if (runnable_.empty()) {
+      // No other task is runnable, so the strategy has one candidate, the caller, which
+      // keeps the CPU. Exactly what the general path below does then (the step, the
+      // heartbeat, the dispatch event), without queueing the caller and taking it back.
+      ++steps_;
+      Beat();
+      if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(self);
+      return;
+    }
+    if (random_strategy_ != nullptr && !has_listeners_) {
+      // The default strategy, nobody listening: the general path's decision without
+      // its queue traffic. The candidates are the run queue and then the caller (where
+      // MakeRunnable would append it); the same draw as DecideNextTask. A task picked
+      // from the middle is replaced by the caller, as TakeRunnable would move the
+      // appended caller into its place.
+      const size_t count = runnable_.size() + 1;
+      ++decision_index_;
+      const size_t index = random_strategy_->ChooseBelow(count);
+      ++steps_;
+      Beat();
+      if (index == count - 1) return;  // The caller again: it keeps the CPU.
+      Task* next = runnable_[index];
+      runnable_[index] = self;
+      runnable_ids_[index] = self->id;
+      self->runnable_index = static_cast<uint32_t>(index);
+      self->state = TaskState::kRunnable;
+      next->runnable_index = UINT32_MAX;
+      SwitchAway(self, next);
+      CheckKilled(self);
+      return;
+    }
   }
   CheckKilled(self);
   MakeRunnable(self);
