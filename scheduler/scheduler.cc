@@ -482,7 +482,7 @@ Task* Scheduler::PickNextSlow() {
   }
 }
 
-void Scheduler::AdvanceClockTo(int64_t ns) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::AdvanceClockTo(int64_t ns) {
   DSIM_CHECK(ns >= now_ns_, "virtual time would go backwards");
   if (ns == now_ns_) return;
   // FromUnixNanos is inline; Time + Duration is an out-of-line call in a shared Abseil.
@@ -511,7 +511,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireTimer(internal::TimerSlo
   CallTimer(call, context, argument);
 }
 
-void Scheduler::CallTimer(internal::TimerFunction call, void* context, uint64_t argument) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::CallTimer(internal::TimerFunction call,
+                                                          void* context, uint64_t argument) {
   try {
     call(context, argument);
   } catch (const std::exception& e) {
@@ -561,7 +562,7 @@ ABSL_ATTRIBUTE_NOINLINE void Scheduler::FireTimerSlow(internal::TimerSlotId slot
   }
 }
 
-void Scheduler::FireDueTimers() {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireDueTimers() {
   // Callbacks run outside any task.
   Task* const interrupted = current_;
   current_ = nullptr;
@@ -934,47 +935,68 @@ void Scheduler::YieldSlow(Task* self) {
   CheckKilled(self);
 }
 
+// The common cases first, in a function without a frame: the caller alone (no other
+// task runnable, nothing unusual) keeps the CPU, one step and a heartbeat; with other
+// tasks runnable, the strategy decides (SchedulingPointDecide, a tail call). Anything
+// unusual (a kill, a due timer, a paused group, the run ending) goes the general way.
 void Scheduler::SchedulingPoint() {
-  Task* self = CurrentTaskOrDie("SchedulingPoint");
-  // Nothing unusual going on: no halt, no step limit, no due timer, no kill, no paused
-  // group, the run not ending.
-  const bool usual = !halt_ & (steps_ < step_limit_) & !timers_.AnyDue(now_ns_) &
-                     !self->kill_requested &
-                     (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone) &
-                     !(self->group != kNoGroup && groups_[self->group].paused);
-  if (ABSL_PREDICT_TRUE(usual)) {
-    if (runnable_.empty()) {
-      // No other task is runnable, so the strategy has one candidate, the caller, which
-      // keeps the CPU. Exactly what the general path below does then (the step, the
-      // heartbeat, the dispatch event), without queueing the caller and taking it back.
+  Task* self = current_;
+  if (ABSL_PREDICT_TRUE(self != nullptr)) {
+    const bool usual = !halt_ & (steps_ < step_limit_) & !timers_.AnyDue(now_ns_) &
+                       !self->kill_requested &
+                       (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone) &
+                       !(self->group != kNoGroup && groups_[self->group].paused);
+    if (ABSL_PREDICT_TRUE(usual)) {
+      if (ABSL_PREDICT_FALSE(!runnable_.empty() || has_listeners_)) {
+        return SchedulingPointDecide(self);
+      }
       ++steps_;
       Beat();
-      if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(self);
-      return;
-    }
-    if (random_strategy_ != nullptr && !has_listeners_) {
-      // The default strategy, nobody listening: the general path's decision without
-      // its queue traffic. The candidates are the run queue and then the caller (where
-      // MakeRunnable would append it); the same draw as DecideNextTask. A task picked
-      // from the middle is replaced by the caller, as TakeRunnable would move the
-      // appended caller into its place.
-      const size_t count = runnable_.size() + 1;
-      ++decision_index_;
-      const size_t index = random_strategy_->ChooseBelow(count);
-      ++steps_;
-      Beat();
-      if (index == count - 1) return;  // The caller again: it keeps the CPU.
-      Task* next = runnable_[index];
-      runnable_[index] = self;
-      runnable_ids_[index] = self->id;
-      self->runnable_index = static_cast<uint32_t>(index);
-      self->state = TaskState::kRunnable;
-      next->runnable_index = UINT32_MAX;
-      SwitchAway(self, next);
-      CheckKilled(self);
       return;
     }
   }
+  SchedulingPointSlow();
+}
+
+// A usual scheduling point with other tasks runnable (or listeners to tell).
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::SchedulingPointDecide(Task* self) {
+  if (runnable_.empty()) {
+    // Alone, with listeners: the dispatch event the general path would give.
+    ++steps_;
+    Beat();
+    NotifyDispatch(self);
+    return;
+  }
+  if (random_strategy_ != nullptr && !has_listeners_) {
+    // The default strategy, nobody listening: the general path's decision without its
+    // queue traffic. The candidates are the run queue and then the caller (where
+    // MakeRunnable would append it); the same draw as DecideNextTask. A task picked
+    // from the middle is replaced by the caller, as TakeRunnable would move the
+    // appended caller into its place.
+    const size_t count = runnable_.size() + 1;
+    ++decision_index_;
+    const size_t index = random_strategy_->ChooseBelow(count);
+    ++steps_;
+    Beat();
+    if (index == count - 1) return;  // The caller again: it keeps the CPU.
+    Task* next = runnable_[index];
+    runnable_[index] = self;
+    runnable_ids_[index] = self->id;
+    self->runnable_index = static_cast<uint32_t>(index);
+    self->state = TaskState::kRunnable;
+    next->runnable_index = UINT32_MAX;
+    SwitchAway(self, next);
+    CheckKilled(self);
+    return;
+  }
+  MakeRunnable(self);
+  RescheduleInline(self);
+  CheckKilled(self);
+}
+
+// The general path: the caller joins the run queue and the strategy picks among all.
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::SchedulingPointSlow() {
+  Task* self = CurrentTaskOrDie("SchedulingPoint");
   CheckKilled(self);
   MakeRunnable(self);
   RescheduleInline(self);

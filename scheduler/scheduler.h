@@ -568,6 +568,8 @@ class Scheduler {
   void RescheduleInline(internal::Task* self);
   void SwitchAway(internal::Task* self, internal::Task* next);
   void YieldSlow(internal::Task* self);
+  void SchedulingPointSlow();
+  void SchedulingPointDecide(internal::Task* self);
   void YieldFast();
   friend void Yield();
   void NotifyDispatch(internal::Task* task);
