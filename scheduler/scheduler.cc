@@ -294,7 +294,7 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   internal::Unwatch(watchdog);
   run_thread_.store(nullptr, std::memory_order_release);
   DSIM_CHECK(stop_, "the run loop returned to main without a reason");
-  current_ = nullptr;
+  SetCurrent(nullptr);
   running_ = false;
   current_scheduler = nullptr;
   internal::ExchangeRunningFiber(previous_running_fiber_);
@@ -302,8 +302,15 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   return MakeResult(steps_before);
 }
 
+// Every change of the running task goes through here, so CurrentGroup() (asked by every
+// socket call) is one load. A task's group never changes after Spawn.
+inline void Scheduler::SetCurrent(Task* task) {
+  current_ = task;
+  current_group_ = task != nullptr ? task->group : kNoGroup;
+}
+
 void Scheduler::SwitchFromMain(Task* next) {
-  current_ = next;
+  SetCurrent(next);
   next->state = TaskState::kRunning;
   {
     MainFiberThreadState saved(errno_location_, eh_globals_);
@@ -565,7 +572,7 @@ ABSL_ATTRIBUTE_NOINLINE void Scheduler::FireTimerSlow(internal::TimerSlotId slot
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireDueTimers() {
   // Callbacks run outside any task.
   Task* const interrupted = current_;
-  current_ = nullptr;
+  SetCurrent(nullptr);
   while (!stop_ && timers_.AnyDue(now_ns_)) {
     // The common case, one timer due and no other at the same instant: no tie to order.
     const internal::TimerSlotId lone = timers_.TakeLoneDue(now_ns_);
@@ -579,7 +586,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireDueTimers() {
         due.size() == 1 ? 0 : Decide(DecisionKind::kTimerOrder, due.size(), due, "");
     FireTimer(timers_.TakeFromBatch(index));
   }
-  current_ = interrupted;
+  SetCurrent(interrupted);
 }
 
 uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
@@ -646,7 +653,7 @@ void Scheduler::Reschedule(Task* self) { RescheduleInline(self); }
 
 // Switches from `self` to `next` (the main fiber when null).
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::SwitchAway(Task* self, Task* next) {
-  current_ = next;
+  SetCurrent(next);
   if (next != nullptr) next->state = TaskState::kRunning;
   // errno and the C++ exception state belong to the task, as they belong to a thread.
   // errno is always saved. The exception state is almost always empty, so it moves
@@ -1037,7 +1044,6 @@ absl::string_view Scheduler::CurrentTaskName() const {
   return current_ ? absl::string_view(current_->name) : absl::string_view();
 }
 
-GroupId Scheduler::CurrentGroup() const { return current_ ? current_->group : kNoGroup; }
 
 // ---- Timers ----------------------------------------------------------------------
 
@@ -1353,7 +1359,7 @@ void Scheduler::FinishCurrentTask(Task* self) {
   }
   self->joiners.WakeAll();
   Task* next = PickNext();
-  current_ = next;
+  SetCurrent(next);
   if (next != nullptr) next->state = TaskState::kRunning;
   DSIM_CHECK(finished_ == nullptr);
   finished_ = self;
@@ -1445,7 +1451,7 @@ bool Scheduler::ResumeForUnwinding(Task* task) {
   running_ = true;
   SwitchFromMain(task);
   running_ = false;
-  current_ = nullptr;
+  SetCurrent(nullptr);
   return FindTask(id) == nullptr;
 }
 

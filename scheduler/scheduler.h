@@ -429,7 +429,7 @@ class Scheduler {
   // its id inline (internal/task.h) on every event instead of calling CurrentTaskId.
   const internal::Task* current_task() const { return current_; }
   absl::string_view CurrentTaskName() const;
-  GroupId CurrentGroup() const;
+  GroupId CurrentGroup() const { return current_group_; }
 
   // ---- Groups (hosts) ---------------------------------------------------------------
 
@@ -690,6 +690,8 @@ class Scheduler {
 
   // Run state.
   internal::Task* current_ = nullptr;         // Null on the main fiber and in callbacks.
+  GroupId current_group_ = kNoGroup;          // current_'s group (see SetCurrent).
+  void SetCurrent(internal::Task* task);
   internal::Task* finished_ = nullptr;        // Finished task whose stack awaits release.
   bool running_ = false;
   bool stop_ = false;
