@@ -502,6 +502,17 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::AdvanceClockTo(int64_t ns) {
   now_ = to;
 }
 
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint64_t Scheduler::DecideInline(
+    DecisionKind kind, uint64_t num_options, absl::Span<const uint64_t> candidates,
+    const char* label, bool from_yield) {
+  // The default strategy, nobody listening: what RandomStrategy::Choose would answer.
+  if (ABSL_PREDICT_TRUE(random_strategy_ != nullptr && !has_listeners_ && num_options != 0)) {
+    ++decision_index_;
+    return random_strategy_->ChooseBelow(num_options);
+  }
+  return DecideSlow(kind, num_options, candidates, label, from_yield);
+}
+
 // Inlined into FireDueTimers, its only caller: a timer firing is the hot path of every
 // packet delivery. The rare cases (a paused group, a std::function callback) are out of line.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
@@ -574,16 +585,19 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireDueTimers() {
   Task* const interrupted = current_;
   SetCurrent(nullptr);
   while (!stop_ && timers_.AnyDue(now_ns_)) {
-    // The common case, one timer due and no other at the same instant: no tie to order.
-    const internal::TimerSlotId lone = timers_.TakeLoneDue(now_ns_);
-    if (lone != internal::TimerQueue::kNowhere) {
-      FireTimer(lone);
-      continue;
+    if (timers_.batch_empty()) {
+      // The common case, one timer due and no other at the same instant: no tie to order.
+      const internal::TimerSlotId lone = timers_.TakeLoneDue(now_ns_);
+      if (lone != internal::TimerQueue::kNowhere) {
+        FireTimer(lone);
+        continue;
+      }
+      if (timers_.FillBatch(now_ns_) == 0) break;
     }
-    if (timers_.FillBatch(now_ns_) == 0) break;
     const absl::Span<const uint64_t> due = timers_.batch_sequences();
-    const size_t index =
-        due.size() == 1 ? 0 : Decide(DecisionKind::kTimerOrder, due.size(), due, "");
+    const size_t index = due.size() == 1
+                             ? 0
+                             : DecideInline(DecisionKind::kTimerOrder, due.size(), due, "", false);
     FireTimer(timers_.TakeFromBatch(index));
   }
   SetCurrent(interrupted);
@@ -592,12 +606,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireDueTimers() {
 uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
                            absl::Span<const uint64_t> candidates, const char* label,
                            bool from_yield) {
-  // The default strategy, nobody listening: what RandomStrategy::Choose would answer.
-  if (ABSL_PREDICT_TRUE(random_strategy_ != nullptr && !has_listeners_ && num_options != 0)) {
-    ++decision_index_;
-    return random_strategy_->ChooseBelow(num_options);
-  }
-  return DecideSlow(kind, num_options, candidates, label, from_yield);
+  return DecideInline(kind, num_options, candidates, label, from_yield);
 }
 
 ABSL_ATTRIBUTE_NOINLINE uint64_t Scheduler::DecideSlow(DecisionKind kind, uint64_t num_options,

@@ -584,6 +584,8 @@ class Scheduler {
   size_t DecideNextTask(bool from_yield = false);
   uint64_t Decide(DecisionKind kind, uint64_t num_options, absl::Span<const uint64_t> candidates,
                   const char* label, bool from_yield = false);
+  uint64_t DecideInline(DecisionKind kind, uint64_t num_options,
+                        absl::Span<const uint64_t> candidates, const char* label, bool from_yield);
   uint64_t DecideSlow(DecisionKind kind, uint64_t num_options,
                       absl::Span<const uint64_t> candidates, const char* label, bool from_yield);
 

@@ -152,20 +152,6 @@ bool TimerQueue::Cancel(uint64_t id) {
 
 // ---- Firing ----------------------------------------------------------------------------
 
-inline void TimerQueue::RemoveFromBatch(uint32_t index) {
-  DSIM_DCHECK(index < batch_.size());
-  slots_[batch_[index]].position = kNowhere;
-  const uint32_t last = static_cast<uint32_t>(batch_.size() - 1);
-  if (index != last) {
-    batch_[index] = batch_[last];
-    batch_sequences_[index] = batch_sequences_[last];
-    slots_[batch_[index]].position = kBatchBit | index;
-  }
-  batch_.pop_back();
-  batch_sequences_.pop_back();
-  RefreshEarliest();
-}
-
 size_t TimerQueue::FillBatch(int64_t now_ns) {
   if (!batch_.empty() || heap_.empty()) return batch_.size();
   const int64_t when = heap_[0].when_ns;
@@ -223,13 +209,6 @@ TimerSlotId TimerQueue::TakeLoneDue(int64_t now_ns) {
   --pending_;
   RefreshEarliest();
   return top.first;
-}
-
-TimerSlotId TimerQueue::TakeFromBatch(size_t index) {
-  DSIM_CHECK(index < batch_.size());
-  const TimerSlotId slot = batch_[index];
-  RemoveFromBatch(static_cast<uint32_t>(index));
-  return slot;
 }
 
 }  // namespace dsim::internal

@@ -124,7 +124,14 @@ class TimerQueue {
   // Sequence numbers of the batch's timers, in batch order.
   absl::Span<const uint64_t> batch_sequences() const { return batch_sequences_; }
   // Removes the batch's `index`-th timer and returns its slot (still allocated).
-  TimerSlotId TakeFromBatch(size_t index);
+  // Inline: the strategy's pick from a batch of ties is the hot path of lockstep runs.
+  TimerSlotId TakeFromBatch(size_t index) {
+    DSIM_CHECK(index < batch_.size());
+    const TimerSlotId slot = batch_[index];
+    RemoveFromBatch(static_cast<uint32_t>(index));
+    return slot;
+  }
+  bool batch_empty() const { return batch_.empty(); }
 
  private:
   // A heap entry: a due time and the first timer of the ring due then.
@@ -174,7 +181,19 @@ class TimerQueue {
     batch_.push_back(slot);
     batch_sequences_.push_back(slots_[slot].sequence);
   }
-  void RemoveFromBatch(uint32_t index);
+  void RemoveFromBatch(uint32_t index) {
+    DSIM_DCHECK(index < batch_.size());
+    slots_[batch_[index]].position = kNowhere;
+    const uint32_t last = static_cast<uint32_t>(batch_.size() - 1);
+    if (index != last) {
+      batch_[index] = batch_[last];
+      batch_sequences_[index] = batch_sequences_[last];
+      slots_[batch_[index]].position = kBatchBit | index;
+    }
+    batch_.pop_back();
+    batch_sequences_.pop_back();
+    RefreshEarliest();
+  }
   void SortBatch();
   // Forgets `first` as a recent add target (it left the heap or its ring).
   void ForgetRecent(TimerSlotId first) {
