@@ -304,17 +304,16 @@ ssize_t Recvfrom(int fd, void* buffer, size_t length, int flags, sockaddr* addre
 
 namespace internal {
 
-ssize_t RecvfromInto(int fd, std::string* data, size_t max_bytes, int flags, sockaddr* address,
-                     socklen_t* address_length, SourceLocation where) {
+ssize_t RecvInto(int fd, std::string* data, size_t max_bytes, int flags, Endpoint* from,
+                 SourceLocation where) {
   HostStack* stack = Enter("Recvfrom");
   if (stack == nullptr) return -1;
   internal::RecvArgs args;
   args.flags = flags;
-  args.name = address;
-  args.name_length = address_length;
   args.what = "recvfrom";
   args.into = data;
   args.into_max = max_bytes;
+  args.from = from;
   return Finish(stack, "Recvfrom", fd, stack->Recv(fd, args, where));
 }
 

@@ -74,34 +74,36 @@ absl::Status UdpSocket::SendTo(absl::string_view data, const IpAddress& ip, uint
   return absl::OkStatus();
 }
 
+namespace {
+
+// One recvfrom(MSG_TRUNC) into `datagram`: exactly the bytes received, the source kept
+// binary. Returns what recvfrom returns (-1 with errno set; `datagram` is then as it was).
+ssize_t ReceiveInto(int fd, UdpSocket::Datagram* datagram, size_t max_bytes,
+                    SourceLocation where) {
+  Endpoint from;
+  const ssize_t n =
+      internal::RecvInto(fd, &datagram->data, max_bytes, MSG_TRUNC, &from, where);
+  if (n < 0) return n;
+  datagram->truncated = static_cast<size_t>(n) > max_bytes;
+  datagram->from_ip = from.address;
+  datagram->from_port = from.port;
+  return n;
+}
+
+}  // namespace
+
 absl::Status UdpSocket::ReceiveFrom(Datagram* datagram, size_t max_bytes,
                                     SourceLocation where) {
-  sockaddr_storage address;
-  socklen_t length = sizeof(address);
-  const ssize_t n =
-      internal::RecvfromInto(fd(), &datagram->data, max_bytes, MSG_TRUNC,
-                             reinterpret_cast<sockaddr*>(&address), &length, where);
-  if (n < 0) return LastSocketError("recvfrom");
-  datagram->truncated = static_cast<size_t>(n) > max_bytes;
-  if (address.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<sockaddr_in*>(&address);
-    datagram->from_ip = IpAddress::FromInAddr(in->sin_addr);
-    datagram->from_port = ntohs(in->sin_port);
-  } else {
-    const auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
-    datagram->from_ip = IpAddress::FromIn6Addr(in6->sin6_addr);
-    datagram->from_port = ntohs(in6->sin6_port);
-  }
+  if (ReceiveInto(fd(), datagram, max_bytes, where) < 0) return LastSocketError("recvfrom");
   return absl::OkStatus();
 }
 
 absl::StatusOr<UdpSocket::Datagram> UdpSocket::ReceiveFrom(size_t max_bytes,
                                                             SourceLocation where) {
-  Datagram datagram;
-  if (absl::Status status = ReceiveFrom(&datagram, max_bytes, where); !status.ok()) {
-    return status;
-  }
-  return datagram;
+  // Received straight into the returned object (no Datagram moved into a StatusOr).
+  absl::StatusOr<Datagram> result(absl::in_place);
+  if (ReceiveInto(fd(), &*result, max_bytes, where) < 0) result = LastSocketError("recvfrom");
+  return result;
 }
 
 }  // namespace dsim

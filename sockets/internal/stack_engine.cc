@@ -9,6 +9,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
+#include "sockets/internal/recv_into.h"
 #include "sockets/internal/stack.h"
 
 namespace dsim::internal {
@@ -51,6 +52,14 @@ bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, siz
     std::memcpy(piece, data, size);
     data += size;
   });
+}
+
+// A datagram received by the wrappers (RecvArgs::into): its bytes into the string, its
+// source into `from`. Out of line: the POSIX receive's frame does not carry it.
+ABSL_ATTRIBUTE_NOINLINE void ReceivedInto(const RecvArgs& args, const char* data, size_t length,
+                                          const Endpoint& source) {
+  AssignReceived(args.into, data, length);
+  if (args.from != nullptr) *args.from = source;
 }
 
 // Appends `length` bytes of the caller's iovecs, starting `offset` bytes in, to `out`.
@@ -1219,7 +1228,7 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
   const Endpoint source = datagram.source;
   bool copied = true;
   if (args.into != nullptr) {
-    args.into->assign(datagram.payload.data(), n);
+    ReceivedInto(args, datagram.payload.data(), n, source);
   } else if (n > 0) {
     copied = CopyToIov(args.iov, 0, datagram.payload.data(), n);
   }
