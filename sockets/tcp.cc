@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <utility>
 
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
 #include "sockets/socket.h"
@@ -132,19 +134,44 @@ absl::StatusOr<size_t> TcpStream::Read(void* buffer, size_t length, SourceLocati
   return static_cast<size_t>(n);
 }
 
-absl::Status TcpStream::ReadFull(void* buffer, size_t length, SourceLocation where) {
+namespace {
+
+// ReadFull after a first recv that returned `n` (not the whole `length`): the loop and
+// the messages, out of line, so the common call (one recv gets it all) keeps a small
+// frame.
+ABSL_ATTRIBUTE_NOINLINE absl::Status ReadRest(int fd, char* buffer, size_t length, ssize_t n,
+                                              SourceLocation where) {
   size_t done = 0;
-  while (done < length) {
-    const ssize_t n = Recv(fd(), static_cast<char*>(buffer) + done, length - done,
-                           MSG_WAITALL, where);
+  for (;;) {
     if (n < 0) return LastSocketError("recv");
     if (n == 0) {
       return absl::OutOfRangeError(absl::StrCat("the stream ended after ", done, " of ",
                                                 length, " bytes"));
     }
     done += static_cast<size_t>(n);
+    if (done >= length) return absl::OkStatus();
+    n = Recv(fd, buffer + done, length - done, MSG_WAITALL, where);
   }
-  return absl::OkStatus();
+}
+
+// WriteAll after a first send that returned `n` (not all of `data`), out of line.
+ABSL_ATTRIBUTE_NOINLINE absl::Status WriteRest(int fd, absl::string_view data, ssize_t n,
+                                               SourceLocation where) {
+  for (;;) {
+    if (n < 0) return LastSocketError("send");
+    data.remove_prefix(static_cast<size_t>(n));
+    if (data.empty()) return absl::OkStatus();
+    n = Sendto(fd, data.data(), data.size(), MSG_NOSIGNAL, nullptr, 0, where);
+  }
+}
+
+}  // namespace
+
+absl::Status TcpStream::ReadFull(void* buffer, size_t length, SourceLocation where) {
+  if (length == 0) return absl::OkStatus();
+  const ssize_t n = Recv(fd(), buffer, length, MSG_WAITALL, where);
+  if (ABSL_PREDICT_TRUE(static_cast<size_t>(n) == length)) return absl::OkStatus();
+  return ReadRest(fd(), static_cast<char*>(buffer), length, n, where);
 }
 
 absl::StatusOr<size_t> TcpStream::Write(absl::string_view data, SourceLocation where) {
@@ -154,12 +181,10 @@ absl::StatusOr<size_t> TcpStream::Write(absl::string_view data, SourceLocation w
 }
 
 absl::Status TcpStream::WriteAll(absl::string_view data, SourceLocation where) {
-  while (!data.empty()) {
-    const ssize_t n = dsim::Send(fd(), data.data(), data.size(), MSG_NOSIGNAL, where);
-    if (n < 0) return LastSocketError("send");
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
+  if (data.empty()) return absl::OkStatus();
+  const ssize_t n = Sendto(fd(), data.data(), data.size(), MSG_NOSIGNAL, nullptr, 0, where);
+  if (ABSL_PREDICT_TRUE(static_cast<size_t>(n) == data.size())) return absl::OkStatus();
+  return WriteRest(fd(), data, n, where);
 }
 
 absl::Status TcpStream::ShutdownWrite() {

@@ -592,6 +592,78 @@ TEST(Convenience, TcpListenerAndStreamEchoAndCloseOnDestruction) {
   EXPECT_EQ(reply, "hello!");
 }
 
+// ReadFull: a stream that ends early is kOutOfRange with the count read; a read
+// deadline that passes after part of the bytes came is kDeadlineExceeded (EAGAIN);
+// zero bytes return at once. WriteAll: a buffer many times the send buffer arrives
+// whole and in order; a write to a reset stream keeps the errno.
+TEST(Convenience, ReadFullAndWriteAllAcrossShortReadsEndsAndDeadlines) {
+  World w;
+  const std::string big(300000, 'b');
+  std::string received;
+  w.server.Spawn("server", [&] {
+    absl::StatusOr<TcpListener> listener = TcpListener::Listen("0.0.0.0", 80);
+    ASSERT_TRUE(listener.ok());
+    {  // 1: five bytes, then the end.
+      absl::StatusOr<TcpStream> stream = listener->Accept();
+      ASSERT_TRUE(stream.ok());
+      ASSERT_TRUE(stream->WriteAll("12345").ok());
+    }
+    {  // 2: three bytes, then silence.
+      absl::StatusOr<TcpStream> stream = listener->Accept();
+      ASSERT_TRUE(stream.ok());
+      ASSERT_TRUE(stream->WriteAll("abc").ok());
+      dsim::SleepFor(absl::Seconds(10));
+    }
+    {  // 3: reads the big buffer slowly, 1000 bytes a millisecond.
+      absl::StatusOr<TcpStream> stream = listener->Accept();
+      ASSERT_TRUE(stream.ok());
+      char buffer[1000];
+      while (received.size() < big.size()) {
+        ASSERT_TRUE(stream->ReadFull(buffer, sizeof(buffer)).ok()) << received.size();
+        received.append(buffer, sizeof(buffer));
+        dsim::SleepFor(absl::Milliseconds(1));
+      }
+    }
+    {  // 4: reset at once.
+      absl::StatusOr<TcpStream> stream = listener->Accept();
+      ASSERT_TRUE(stream.ok());
+      ASSERT_TRUE(stream->Abort().ok());
+    }
+  });
+  w.client.Spawn("client", [&] {
+    char buffer[10];
+    absl::StatusOr<TcpStream> ends = TcpStream::Connect("10.0.0.1", 80);
+    ASSERT_TRUE(ends.ok());
+    EXPECT_TRUE(ends->ReadFull(buffer, 0).ok());
+    absl::Status status = ends->ReadFull(buffer, 10);
+    EXPECT_EQ(status.code(), absl::StatusCode::kOutOfRange) << status;
+    EXPECT_EQ(status.message(), "the stream ended after 5 of 10 bytes");
+    EXPECT_EQ(std::string(buffer, 5), "12345");
+
+    absl::StatusOr<TcpStream> silent = TcpStream::Connect("10.0.0.1", 80);
+    ASSERT_TRUE(silent.ok());
+    ASSERT_TRUE(silent->handle().SetReadDeadline(Now() + absl::Seconds(1)).ok());
+    status = silent->ReadFull(buffer, 10);
+    EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+    EXPECT_EQ(ErrnoFromStatus(status), EAGAIN);
+    EXPECT_EQ(std::string(buffer, 3), "abc");
+
+    absl::StatusOr<TcpStream> slow = TcpStream::Connect("10.0.0.1", 80);
+    ASSERT_TRUE(slow.ok());
+    EXPECT_TRUE(slow->WriteAll("").ok());
+    EXPECT_TRUE(slow->WriteAll(big).ok());
+
+    absl::StatusOr<TcpStream> reset = TcpStream::Connect("10.0.0.1", 80);
+    ASSERT_TRUE(reset.ok());
+    dsim::SleepFor(absl::Seconds(1));
+    status = reset->WriteAll("after the reset");
+    EXPECT_FALSE(status.ok());
+    EXPECT_EQ(ErrnoFromStatus(status), ECONNRESET) << status;
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(received, big);
+}
+
 TEST(Convenience, RefusedConnectKeepsTheErrnoInTheStatus) {
   World w;
   w.client.Spawn("client", [&] {
