@@ -304,8 +304,8 @@ ssize_t Recvfrom(int fd, void* buffer, size_t length, int flags, sockaddr* addre
 
 namespace internal {
 
-ssize_t RecvInto(int fd, std::string* data, size_t max_bytes, int flags, Endpoint* from,
-                 SourceLocation where) {
+ssize_t RecvInto(int fd, std::string* data, size_t max_bytes, int flags, IpAddress* from_address,
+                 uint16_t* from_port, SourceLocation where) {
   HostStack* stack = Enter("Recvfrom");
   if (stack == nullptr) return -1;
   internal::RecvArgs args;
@@ -313,7 +313,8 @@ ssize_t RecvInto(int fd, std::string* data, size_t max_bytes, int flags, Endpoin
   args.what = "recvfrom";
   args.into = data;
   args.into_max = max_bytes;
-  args.from = from;
+  args.from_address = from_address;
+  args.from_port = from_port;
   return Finish(stack, "Recvfrom", fd, stack->Recv(fd, args, where));
 }
 

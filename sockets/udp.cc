@@ -51,23 +51,27 @@ absl::Status UdpSocket::Send(absl::string_view data) {
 }
 
 absl::Status UdpSocket::SendTo(absl::string_view data, const IpAddress& ip, uint16_t port) {
-  sockaddr_storage address;
+  // The sockaddr built in line from the address's bytes (IPv4 is stored IPv4-mapped,
+  // its four bytes last): no calls, and only the bytes the family uses are cleared.
+  union {
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  } address;
   socklen_t length;
-  std::memset(&address, 0, sizeof(sockaddr_in6));
   if (ip.is_v4()) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&address);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    in->sin_addr = ip.ToInAddr();
+    address.v4 = sockaddr_in{};
+    address.v4.sin_family = AF_INET;
+    address.v4.sin_port = htons(port);
+    std::memcpy(&address.v4.sin_addr, ip.bytes().data() + 12, 4);
     length = sizeof(sockaddr_in);
   } else {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(port);
-    in6->sin6_addr = ip.ToIn6Addr();
+    address.v6 = sockaddr_in6{};
+    address.v6.sin6_family = AF_INET6;
+    address.v6.sin6_port = htons(port);
+    std::memcpy(&address.v6.sin6_addr, ip.bytes().data(), 16);
     length = sizeof(sockaddr_in6);
   }
-  if (Sendto(fd(), data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&address),
+  if (Sendto(fd(), data.data(), data.size(), 0, reinterpret_cast<const sockaddr*>(&address),
              length) < 0) {
     return LastSocketError("sendto");
   }
@@ -80,13 +84,9 @@ namespace {
 // binary. Returns what recvfrom returns (-1 with errno set; `datagram` is then as it was).
 ssize_t ReceiveInto(int fd, UdpSocket::Datagram* datagram, size_t max_bytes,
                     SourceLocation where) {
-  Endpoint from;
-  const ssize_t n =
-      internal::RecvInto(fd, &datagram->data, max_bytes, MSG_TRUNC, &from, where);
-  if (n < 0) return n;
-  datagram->truncated = static_cast<size_t>(n) > max_bytes;
-  datagram->from_ip = from.address;
-  datagram->from_port = from.port;
+  const ssize_t n = internal::RecvInto(fd, &datagram->data, max_bytes, MSG_TRUNC,
+                                      &datagram->from_ip, &datagram->from_port, where);
+  if (n >= 0) datagram->truncated = static_cast<size_t>(n) > max_bytes;
   return n;
 }
 

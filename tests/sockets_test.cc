@@ -664,6 +664,42 @@ TEST(Convenience, ReadFullAndWriteAllAcrossShortReadsEndsAndDeadlines) {
   EXPECT_EQ(received, big);
 }
 
+// A dual-stack UdpSocket ("::") answers an IPv4 sender at its binary from_ip; the
+// reply comes from the server's IPv4 address. IPv6 senders are answered the same way.
+TEST(Convenience, DualStackUdpSocketAnswersIpv4AndIpv6SendersAtTheirBinaryAddress) {
+  World w;
+  w.server.Spawn("server", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("::", 53);
+    ASSERT_TRUE(socket.ok()) << socket.status();
+    for (int i = 0; i < 2; ++i) {
+      absl::StatusOr<UdpSocket::Datagram> request = socket->ReceiveFrom();
+      ASSERT_TRUE(request.ok());
+      EXPECT_EQ(request->from_ip.is_v4(), request->data == "v4") << request->data;
+      ASSERT_TRUE(socket->SendTo("re: " + request->data, request->from_ip,
+                                 request->from_port).ok());
+    }
+  });
+  w.client.Spawn("client", [&] {
+    absl::StatusOr<UdpSocket> v4 = UdpSocket::Bind("0.0.0.0", 0);
+    ASSERT_TRUE(v4.ok());
+    ASSERT_TRUE(v4->SendTo("v4", "10.0.0.1", 53).ok());
+    absl::StatusOr<UdpSocket::Datagram> reply = v4->ReceiveFrom();
+    ASSERT_TRUE(reply.ok());
+    EXPECT_EQ(reply->data, "re: v4");
+    EXPECT_EQ(reply->from_ip.ToString(), "10.0.0.1");
+    EXPECT_EQ(reply->from_port, 53);
+    absl::StatusOr<UdpSocket> v6 = UdpSocket::Bind("::", 0);
+    ASSERT_TRUE(v6.ok());
+    ASSERT_TRUE(v6->SendTo("v6", "fd00::1", 53).ok());
+    reply = v6->ReceiveFrom();
+    ASSERT_TRUE(reply.ok());
+    EXPECT_EQ(reply->data, "re: v6");
+    EXPECT_EQ(reply->from_ip.ToString(), "fd00::1");
+    EXPECT_EQ(reply->from_port, 53);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
 TEST(Convenience, RefusedConnectKeepsTheErrnoInTheStatus) {
   World w;
   w.client.Spawn("client", [&] {

@@ -4,13 +4,14 @@
 // Example:
 //
 //   std::string data;
-//   dsim::Endpoint from;
-//   ssize_t n = dsim::internal::RecvInto(fd, &data, 65536, MSG_TRUNC, &from);
+//   dsim::IpAddress from_ip;
+//   uint16_t from_port;
+//   ssize_t n = dsim::internal::RecvInto(fd, &data, 65536, MSG_TRUNC, &from_ip, &from_port);
 //
 // The same call as dsim::Recvfrom (same scheduling point, errors, trace annotation),
 // except that `data` ends up holding exactly the bytes received (at most max_bytes) and
-// the source comes back as an Endpoint: no zero-filled buffer of the maximum size, no
-// sockaddr filled and decoded again.
+// the source comes back binary: no zero-filled buffer of the maximum size, no sockaddr
+// filled and decoded again.
 #ifndef DSIM_SOCKETS_INTERNAL_RECV_INTO_H_
 #define DSIM_SOCKETS_INTERNAL_RECV_INTO_H_
 
@@ -25,10 +26,10 @@
 
 namespace dsim::internal {
 
-// `from` is left as it was when the socket reports no source (a stream socket, a
+// The source is left as it was when the socket reports none (a stream socket, a
 // socketpair end) or the call fails.
-ssize_t RecvInto(int fd, std::string* data, size_t max_bytes, int flags, Endpoint* from,
-                 SourceLocation where = SourceLocation::Current());
+ssize_t RecvInto(int fd, std::string* data, size_t max_bytes, int flags, IpAddress* from_address,
+                 uint16_t* from_port, SourceLocation where = SourceLocation::Current());
 
 // `*data` = the n bytes at `bytes`, with at most one allocation of exactly n bytes.
 // std::string::assign is out of line (libstdc++ instantiates it in the shared library)

@@ -59,7 +59,10 @@ bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, siz
 ABSL_ATTRIBUTE_NOINLINE void ReceivedInto(const RecvArgs& args, const char* data, size_t length,
                                           const Endpoint& source) {
   AssignReceived(args.into, data, length);
-  if (args.from != nullptr) *args.from = source;
+  if (args.from_address != nullptr) {
+    *args.from_address = source.address;
+    *args.from_port = source.port;
+  }
 }
 
 // Appends `length` bytes of the caller's iovecs, starting `offset` bytes in, to `out`.
