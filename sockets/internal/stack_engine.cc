@@ -54,15 +54,10 @@ bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, siz
   });
 }
 
-// A datagram received by the wrappers (RecvArgs::into): its bytes into the string, its
-// source into `from`. Out of line: the POSIX receive's frame does not carry it.
-ABSL_ATTRIBUTE_NOINLINE void ReceivedInto(const RecvArgs& args, const char* data, size_t length,
-                                          const Endpoint& source) {
-  AssignReceived(args.into, data, length);
-  if (args.from_address != nullptr) {
-    *args.from_address = source.address;
-    *args.from_port = source.port;
-  }
+// A datagram's bytes received by the wrappers (RecvArgs::into). Out of line: the
+// POSIX receive's frame does not carry the string code.
+ABSL_ATTRIBUTE_NOINLINE void ReceivedInto(std::string* into, const char* data, size_t length) {
+  AssignReceived(into, data, length);
 }
 
 // Appends `length` bytes of the caller's iovecs, starting `offset` bytes in, to `out`.
@@ -1231,7 +1226,11 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
   const Endpoint source = datagram.source;
   bool copied = true;
   if (args.into != nullptr) {
-    ReceivedInto(args, datagram.payload.data(), n, source);
+    ReceivedInto(args.into, datagram.payload.data(), n);
+    if (args.from_address != nullptr) {
+      *args.from_address = source.address;
+      *args.from_port = source.port;
+    }
   } else if (n > 0) {
     copied = CopyToIov(args.iov, 0, datagram.payload.data(), n);
   }
