@@ -9,6 +9,7 @@
 #include "absl/base/optimization.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
+#include "sockets/internal/recv_into.h"
 #include "sockets/socket.h"
 #include "sockets/socket_status.h"
 
@@ -136,42 +137,19 @@ absl::StatusOr<size_t> TcpStream::Read(void* buffer, size_t length, SourceLocati
 
 namespace {
 
-// ReadFull after a first recv that returned `n` (not the whole `length`): the loop and
-// the messages, out of line, so the common call (one recv gets it all) keeps a small
-// frame.
-ABSL_ATTRIBUTE_NOINLINE absl::Status ReadRest(int fd, char* buffer, size_t length, ssize_t n,
-                                              SourceLocation where) {
-  size_t done = 0;
-  for (;;) {
-    if (n < 0) return LastSocketError("recv");
-    if (n == 0) {
-      return absl::OutOfRangeError(absl::StrCat("the stream ended after ", done, " of ",
-                                                length, " bytes"));
-    }
-    done += static_cast<size_t>(n);
-    if (done >= length) return absl::OkStatus();
-    n = Recv(fd, buffer + done, length - done, MSG_WAITALL, where);
-  }
-}
-
-// WriteAll after a first send that returned `n` (not all of `data`), out of line.
-ABSL_ATTRIBUTE_NOINLINE absl::Status WriteRest(int fd, absl::string_view data, ssize_t n,
-                                               SourceLocation where) {
-  for (;;) {
-    if (n < 0) return LastSocketError("send");
-    data.remove_prefix(static_cast<size_t>(n));
-    if (data.empty()) return absl::OkStatus();
-    n = Sendto(fd, data.data(), data.size(), MSG_NOSIGNAL, nullptr, 0, where);
-  }
+// ReadFull's failures, out of line: the common call keeps a small frame.
+ABSL_ATTRIBUTE_NOINLINE absl::Status ReadFullFailed(ssize_t n, size_t length) {
+  if (n < 0) return LastSocketError("recv");
+  return absl::OutOfRangeError(absl::StrCat("the stream ended after ", n, " of ", length,
+                                            " bytes"));
 }
 
 }  // namespace
 
 absl::Status TcpStream::ReadFull(void* buffer, size_t length, SourceLocation where) {
-  if (length == 0) return absl::OkStatus();
-  const ssize_t n = Recv(fd(), buffer, length, MSG_WAITALL, where);
+  const ssize_t n = internal::RecvAll(fd(), static_cast<char*>(buffer), length, where);
   if (ABSL_PREDICT_TRUE(static_cast<size_t>(n) == length)) return absl::OkStatus();
-  return ReadRest(fd(), static_cast<char*>(buffer), length, n, where);
+  return ReadFullFailed(n, length);
 }
 
 absl::StatusOr<size_t> TcpStream::Write(absl::string_view data, SourceLocation where) {
@@ -181,10 +159,10 @@ absl::StatusOr<size_t> TcpStream::Write(absl::string_view data, SourceLocation w
 }
 
 absl::Status TcpStream::WriteAll(absl::string_view data, SourceLocation where) {
-  if (data.empty()) return absl::OkStatus();
-  const ssize_t n = Sendto(fd(), data.data(), data.size(), MSG_NOSIGNAL, nullptr, 0, where);
-  if (ABSL_PREDICT_TRUE(static_cast<size_t>(n) == data.size())) return absl::OkStatus();
-  return WriteRest(fd(), data, n, where);
+  if (ABSL_PREDICT_TRUE(internal::SendAll(fd(), data.data(), data.size(), where) >= 0)) {
+    return absl::OkStatus();
+  }
+  return LastSocketError("send");
 }
 
 absl::Status TcpStream::ShutdownWrite() {

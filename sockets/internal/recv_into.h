@@ -1,5 +1,6 @@
-// RecvInto: recvfrom(2) into a std::string and a binary source address, for the
-// wrappers (sockets/udp.h).
+// The wrappers' entry points into the socket calls (sockets/udp.h, sockets/tcp.h):
+// RecvInto, recvfrom(2) into a std::string and a binary source address; RecvAll and
+// SendAll, whole-buffer loops of recv(MSG_WAITALL) and send(MSG_NOSIGNAL).
 //
 // Example:
 //
@@ -30,6 +31,18 @@ namespace dsim::internal {
 // socketpair end) or the call fails.
 ssize_t RecvInto(int fd, std::string* data, size_t max_bytes, int flags, IpAddress* from_address,
                  uint16_t* from_port, SourceLocation where = SourceLocation::Current());
+
+// recv(fd, ..., MSG_WAITALL) until `length` bytes came or the stream ended: the bytes
+// read (less than `length` only at the end of the stream), or -1 with errno set. Each
+// round is the same call as dsim::Recv (scheduling point, trace annotation); the loop
+// runs inside, so TcpStream::ReadFull costs one call.
+ssize_t RecvAll(int fd, char* buffer, size_t length,
+                SourceLocation where = SourceLocation::Current());
+
+// send(fd, ..., MSG_NOSIGNAL) until all `length` bytes are sent: `length`, or -1 with
+// errno set (some bytes may have been sent). Each round is the same call as dsim::Send.
+ssize_t SendAll(int fd, const char* data, size_t length,
+                SourceLocation where = SourceLocation::Current());
 
 // `*data` = the n bytes at `bytes`, with at most one allocation of exactly n bytes.
 // std::string::assign is out of line (libstdc++ instantiates it in the shared library)
