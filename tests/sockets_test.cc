@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
 #include "net/network.h"
@@ -698,6 +699,46 @@ TEST(Convenience, DualStackUdpSocketAnswersIpv4AndIpv6SendersAtTheirBinaryAddres
     EXPECT_EQ(reply->from_port, 53);
   });
   ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+// UdpSocket::SendTo with a text address reads common IPv4 text without inet_pton; it
+// must accept and refuse exactly what the full parse (MakeSockaddr, inet_pton) does.
+TEST(Convenience, UdpSendToTextReadsAddressesExactlyAsInetPton) {
+  const std::vector<std::string> texts = {
+      "10.0.0.1", "10.0.0.2", "0.0.0.0", "255.255.255.255", "1.2.3.4", "10.0.0.10",
+      "10.0.0.100", "199.99.9.0", "010.0.0.1", "10.0.0.01", "10.0.0.00", "10.0.0.256",
+      "10.0.0.999", "10.0.0", "10.0.0.1.", ".10.0.0.1", "1.2.3.4.5", " 10.0.0.1",
+      "10.0.0.1 ", "10..0.1", "1234.0.0.1", "10.0.0.1234", "10.0.0.0x1", "a.b.c.d",
+      "", "1.2.3.", "fd00::1", "::ffff:10.0.0.1", "100.100.100.100",
+      std::string("10.0.0.1\0junk", 13), std::string("10.0.0.1\0", 9)};
+  World w;
+  std::vector<std::string> received;
+  w.server.Spawn("server", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("0.0.0.0", 53);
+    ASSERT_TRUE(socket.ok());
+    for (;;) {
+      absl::StatusOr<UdpSocket::Datagram> datagram = socket->ReceiveFrom();
+      if (!datagram.ok()) return;
+      received.push_back(datagram->data);
+    }
+  }, {.daemon = true});
+  w.client.Spawn("client", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("::", 0);
+    ASSERT_TRUE(socket.ok());
+    for (const std::string& text : texts) {
+      sockaddr_storage address;
+      const bool parses = MakeSockaddr(text, 53, &address) != 0;
+      const absl::Status sent = socket->SendTo(text, text, 53);
+      EXPECT_EQ(sent.code() != absl::StatusCode::kInvalidArgument, parses)
+          << "\"" << absl::CEscape(text) << "\": " << sent;
+    }
+    dsim::SleepFor(absl::Seconds(1));
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  // What reached 10.0.0.1:53: the texts naming it (the v4-mapped one included).
+  EXPECT_EQ(received, (std::vector<std::string>{"10.0.0.1", "::ffff:10.0.0.1",
+                                                 std::string("10.0.0.1\0junk", 13),
+                                                 std::string("10.0.0.1\0", 9)}));
 }
 
 TEST(Convenience, RefusedConnectKeepsTheErrnoInTheStatus) {
