@@ -55,8 +55,12 @@ bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, siz
 }
 
 // A datagram's bytes received by the wrappers (RecvArgs::into). Out of line: the
-// POSIX receive's frame does not carry the string code.
-ABSL_ATTRIBUTE_NOINLINE void ReceivedInto(std::string* into, const char* data, size_t length) {
+// POSIX receive's frame does not carry the string code. Flattened: the string's
+// constructor is built in here whatever the inliner's mood (left to itself, GCC
+// sometimes calls an out-of-line _M_construct, ~35 instructions more per datagram).
+ABSL_ATTRIBUTE_NOINLINE __attribute__((flatten)) void ReceivedInto(std::string* into,
+                                                                   const char* data,
+                                                                   size_t length) {
   AssignReceived(into, data, length);
 }
 
