@@ -238,8 +238,8 @@ struct Received {
 
 // Sends `payloads` from 10.0.0.2 to a socket bound to `bind_ip`:53 on 10.0.0.1, twice;
 // the server receives each with ReceiveFrom(max_bytes), and counts the allocations of
-// each call of the second round. The first round warms the stack up (its pool of spare
-// payload buffers grows then); each round is queued whole before the server reads it,
+// each call of the second round. The first round warms the stack up (its pools and
+// queues grow then); each round is queued whole before the server reads it,
 // so a count is the call's alone, not what other tasks allocate while it blocks.
 std::vector<Received> ReceiveEach(const std::vector<std::string>& payloads, size_t max_bytes,
                                   const char* bind_ip = "0.0.0.0") {
