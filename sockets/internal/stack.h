@@ -199,6 +199,12 @@ struct RecvArgs {
   // into_max). The wrappers use it to skip a zero-filled buffer of the maximum size.
   std::string* into = nullptr;
   size_t into_max = 0;
+  // With `into`: a datagram's source, binary, straight into the wrapper's Datagram
+  // (from_ip, from_port), so no sockaddr is filled and decoded. Both or neither. Left
+  // as they were when the call fails or the socket reports no source (a stream, a
+  // socketpair end).
+  IpAddress* from_address = nullptr;
+  uint16_t* from_port = nullptr;
 };
 
 struct SendArgs {
