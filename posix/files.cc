@@ -11,9 +11,9 @@
 // routes them through dsim::Read/Write/Close (which serve sockets, pipes and disk files
 // alike). When //posix interposes them, drop them here.
 //
-// Not interposed: stdio's internal opens (fopen reaches glibc's internal __open, which
-// no interposer sees: fopen from a task escapes to the real file system), symlink
-// calls, chdir, xattrs, inotify.
+// stdio: fopen/fopen64 of a path in a task open it here and return a stream over the
+// simulated descriptor (posix/streams.cc). Not interposed: freopen, tmpfile, mkstemp
+// (glibc opens those internally), symlink calls, chdir, xattrs, inotify.
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -31,6 +31,13 @@
 #include "posix/internal/files.h"
 #include "posix/internal/real.h"
 #include "posix/internal/state.h"
+#include "posix/internal/streams.h"
+
+// With this library linked, a task's paths name its host's disk: fopen opens there too
+// (posix/streams.cc asks; //posix alone answers false).
+namespace dsim::posix::internal {
+bool PathsAreSimulated() { return true; }
+}  // namespace dsim::posix::internal
 
 namespace {
 
