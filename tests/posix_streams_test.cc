@@ -4,7 +4,9 @@
 // dprintf and (with //posix:files) fopen of any path give streams that reach the
 // simulated descriptor. Built twice: with //posix alone, and with //posix:files
 // (DSIM_TEST_WITH_DISK), where paths name the host's simulated disk.
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,12 +23,15 @@
 namespace {
 
 // Returns the host's id.
-dsim::HostId RunOnOneHost(std::function<void()> body, dsim::Simulation* sim) {
+dsim::HostId RunOnOneHost(std::function<void()> body, dsim::Simulation* sim,
+                          bool only_simulated_calls = true) {
   dsim::Host& host =
       sim->AddHost({.name = "host", .start = std::move(body), .addresses = {"10.0.0.1"}});
   const dsim::RunResult result = sim->Run();
   EXPECT_TRUE(result.ok()) << result.ToString();
-  EXPECT_TRUE(dsim::posix::EscapedCalls(sim->scheduler()).empty());
+  if (only_simulated_calls) {
+    EXPECT_TRUE(dsim::posix::EscapedCalls(sim->scheduler()).empty());
+  }
   return host.id();
 }
 
@@ -119,7 +124,79 @@ TEST(PosixStreams, DprintfToAClosedPeerFailsWithEpipe) {
   });
 }
 
+#ifndef DSIM_TEST_WITH_DISK
+TEST(PosixTempFiles, WithoutTheDiskMkstempMakesARealFileInTheRealRange) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  std::string name = std::string(dir != nullptr ? dir : "/tmp") + "/realXXXXXX";
+  int fd = -1;
+  dsim::Simulation sim({.seed = 1});
+  RunOnOneHost(
+      [&] {
+        fd = mkstemp(name.data());
+        ASSERT_GE(fd, 0) << std::strerror(errno);
+        EXPECT_EQ(write(fd, "x", 1), 1);  // Forwarded to the real file, and listed.
+        close(fd);
+      },
+      &sim, /*only_simulated_calls=*/false);
+  EXPECT_GE(fd, dsim::posix::RealDescriptorFloor());
+  EXPECT_EQ(access(name.c_str(), F_OK), 0);  // Really there.
+  unlink(name.c_str());
+}
+#endif  // !DSIM_TEST_WITH_DISK
+
 #ifdef DSIM_TEST_WITH_DISK
+// The name mkstemp picks in a task with seed `seed`.
+std::string TempNameWithSeed(uint64_t seed) {
+  dsim::Simulation sim({.seed = seed});
+  std::string name = "/tmp/dataXXXXXX";
+  RunOnOneHost(
+      [&] {
+        ASSERT_EQ(mkdir("/tmp", 0777), 0);
+        const int fd = mkstemp(name.data());
+        ASSERT_GE(fd, 0) << std::strerror(errno);
+        EXPECT_LT(fd, dsim::posix::RealDescriptorFloor());  // A host number.
+        struct stat info;
+        ASSERT_EQ(stat(name.c_str(), &info), 0);  // On the host's disk.
+        EXPECT_EQ(info.st_mode & 0777, 0600u);
+        close(fd);
+        char bad[] = "/tmp/noXs";
+        errno = 0;
+        EXPECT_EQ(mkstemp(bad), -1);
+        EXPECT_EQ(errno, EINVAL);
+      },
+      &sim);
+  return name;
+}
+
+TEST(PosixTempFilesOnDisk, MkstempNamesComeFromTheSeed) {
+  const std::string first = TempNameWithSeed(1);
+  EXPECT_NE(first, "/tmp/dataXXXXXX");
+  EXPECT_EQ(TempNameWithSeed(1), first);
+  EXPECT_NE(TempNameWithSeed(2), first);
+}
+
+TEST(PosixTempFilesOnDisk, TmpfileIsANamelessFileOnTheDisk) {
+  std::string read_back;
+  RunOnOneHost([&] {
+    ASSERT_EQ(mkdir("/tmp", 0777), 0);
+    FILE* scratch = tmpfile();
+    ASSERT_NE(scratch, nullptr) << std::strerror(errno);
+    fputs("scratch data", scratch);
+    rewind(scratch);
+    char buffer[32] = {};
+    ASSERT_NE(fgets(buffer, sizeof buffer, scratch), nullptr);
+    read_back = buffer;
+    fclose(scratch);
+    DIR* tmp = opendir("/tmp");
+    ASSERT_NE(tmp, nullptr);
+    int entries = 0;
+    while (dirent* entry = readdir(tmp)) entries += entry->d_name[0] != '.';
+    closedir(tmp);
+    EXPECT_EQ(entries, 0);
+  });
+  EXPECT_EQ(read_back, "scratch data");
+}
+
 TEST(PosixStreamsOnDisk, FopenInATaskUsesTheHostsDisk) {
   dsim::Simulation sim({.seed = 1});
   std::string read_back;
