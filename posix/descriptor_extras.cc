@@ -6,6 +6,8 @@
 //   simulated:  sendmmsg, recvmmsg, sendfile (emulated with reads and writes), isatty,
 //               tcgetattr, tcsetattr, ttyname, ttyname_r (ENOTTY, as for any socket),
 //               close_range and closefrom (the host's descriptors in the range)
+//               lockf (fcntl record locks, as glibc's), posix_fadvise and readahead (advice:
+//               nothing to do, with Linux's errors for pipes and sockets)
 //   refused:    splice, tee, vmsplice, copy_file_range with a simulated descriptor (the
 //               run fails naming the call; -1 with EINVAL)
 //   moved:      memfd_create, inotify_init(1), signalfd, fanotify_init and pidfd_open
@@ -32,10 +34,12 @@ extern "C" {
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "posix/internal/descriptor_kinds.h"
 #include "posix/internal/real.h"
 #include "posix/internal/real_descriptors.h"
 #include "posix/internal/state.h"
 #include "posix/internal/streams.h"
+#include "sockets/internal/open_file.h"
 #include "sockets/internal/stack.h"
 #include "sockets/socket.h"
 
@@ -64,6 +68,11 @@ DSIM_DECLARE_REAL(splice);
 DSIM_DECLARE_REAL(tee);
 DSIM_DECLARE_REAL(vmsplice);
 DSIM_DECLARE_REAL(copy_file_range);
+DSIM_DECLARE_REAL(lockf);
+DSIM_DECLARE_REAL(lockf64);
+DSIM_DECLARE_REAL(posix_fadvise);
+DSIM_DECLARE_REAL(posix_fadvise64);
+DSIM_DECLARE_REAL(readahead);
 DSIM_DECLARE_REAL(memfd_create);
 DSIM_DECLARE_REAL(inotify_init);
 DSIM_DECLARE_REAL(inotify_init1);
@@ -131,6 +140,45 @@ ssize_t EmulatedSendfile(int out, int in, off64_t* offset, size_t count) {
     if (put < got) return done > 0 ? static_cast<ssize_t>(done) : -1;
   }
   return static_cast<ssize_t>(done);
+}
+
+// lockf(3) as glibc builds it on fcntl(2), through the interposed fcntl (record locks of
+// disk files with //posix:files; dsim's answer for other kinds).
+int EmulatedLockf(int fd, int command, off64_t length) {
+  struct flock64 lock = {};
+  lock.l_whence = SEEK_CUR;
+  lock.l_len = length;
+  switch (command) {
+    case F_TEST:
+      lock.l_type = F_RDLCK;
+      if (fcntl(fd, F_GETLK64, &lock) < 0) return -1;
+      if (lock.l_type == F_UNLCK) return 0;
+      return errno = EACCES, -1;
+    case F_ULOCK:
+      lock.l_type = F_UNLCK;
+      return fcntl(fd, F_SETLK64, &lock);
+    case F_LOCK:
+      lock.l_type = F_WRLCK;
+      return fcntl(fd, F_SETLKW64, &lock);
+    case F_TLOCK:
+      lock.l_type = F_WRLCK;
+      return fcntl(fd, F_SETLK64, &lock);
+    default:
+      return errno = EINVAL, -1;
+  }
+}
+
+// posix_fadvise(2) and readahead(2) of a simulated descriptor: advice, so nothing to do
+// for a disk file; pipes are ESPIPE and other kinds EINVAL (readahead) as in Linux.
+bool IsPipe(dsim::Scheduler& scheduler, int fd) {
+  HostStack* stack = pi::SimulatedFd(scheduler, fd);
+  const ::dsim::internal::OpenFile* file = stack != nullptr ? stack->LookupFile(fd) : nullptr;
+  return file != nullptr && std::strcmp(file->kind(), "pipe") == 0;
+}
+
+int SimulatedFadvise(dsim::Scheduler& scheduler, int fd, int advice) {
+  if (advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE) return EINVAL;
+  return IsPipe(scheduler, fd) ? ESPIPE : 0;
 }
 
 // A simulated descriptor is never a terminal.
@@ -292,6 +340,57 @@ ssize_t copy_file_range(int in, off64_t* in_offset, int out, off64_t* out_offset
     return Refuse(*scheduler, "copy_file_range", pi::SimulatedFd(*scheduler, in) ? in : out);
   }
   return DSIM_REAL(copy_file_range)(in, in_offset, out, out_offset, length, flags);
+}
+
+int lockf(int fd, int command, off_t length) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(lockf)(fd, command, length);
+  bool refused;
+  if (IsSimulated(*scheduler, "lockf", fd, &refused)) return EmulatedLockf(fd, command, length);
+  return refused ? -1 : DSIM_REAL(lockf)(fd, command, length);
+}
+
+int lockf64(int fd, int command, off64_t length) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(lockf64)(fd, command, length);
+  bool refused;
+  if (IsSimulated(*scheduler, "lockf64", fd, &refused)) {
+    return EmulatedLockf(fd, command, length);
+  }
+  return refused ? -1 : DSIM_REAL(lockf64)(fd, command, length);
+}
+
+int posix_fadvise(int fd, off_t offset, off_t length, int advice) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(posix_fadvise)(fd, offset, length, advice);
+  bool refused;
+  if (IsSimulated(*scheduler, "posix_fadvise", fd, &refused)) {
+    return SimulatedFadvise(*scheduler, fd, advice);
+  }
+  return refused ? EPERM : DSIM_REAL(posix_fadvise)(fd, offset, length, advice);
+}
+
+int posix_fadvise64(int fd, off64_t offset, off64_t length, int advice) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(posix_fadvise64)(fd, offset, length, advice);
+  bool refused;
+  if (IsSimulated(*scheduler, "posix_fadvise64", fd, &refused)) {
+    return SimulatedFadvise(*scheduler, fd, advice);
+  }
+  return refused ? EPERM : DSIM_REAL(posix_fadvise64)(fd, offset, length, advice);
+}
+
+ssize_t readahead(int fd, off64_t offset, size_t count) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (scheduler == nullptr) return DSIM_REAL(readahead)(fd, offset, count);
+  bool refused;
+  if (IsSimulated(*scheduler, "readahead", fd, &refused)) {
+    HostStack* stack = pi::SimulatedFd(*scheduler, fd);
+    const ::dsim::internal::OpenFile* file = stack->LookupFile(fd);
+    const bool disk_file = file != nullptr && pi::NonDiskDescriptor(*scheduler, fd) == nullptr;
+    return disk_file ? 0 : (errno = EINVAL, -1);
+  }
+  return refused ? -1 : DSIM_REAL(readahead)(fd, offset, count);
 }
 
 // ---- Calls that make real descriptors: moved out of the host's numbers ----------------

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "gtest/gtest.h"
 #include "posix/posix.h"
@@ -87,5 +88,36 @@ TEST(PosixDescriptorKinds, FsyncAndFtruncateOfASocketAreEinval) {
     EXPECT_EQ(errno, EINVAL);
   });
 }
+
+TEST(PosixDescriptorKinds, AdviceOnPipesAndSocketsGivesLinuxsErrors) {
+  RunOnOneHost([] {
+    int pipe_fds[2];
+    ASSERT_EQ(pipe(pipe_fds), 0);
+    EXPECT_EQ(posix_fadvise(pipe_fds[0], 0, 0, POSIX_FADV_SEQUENTIAL), ESPIPE);
+    const int tcp = socket(AF_INET, SOCK_STREAM, 0);
+    errno = 0;
+    EXPECT_EQ(readahead(tcp, 0, 4096), -1);
+    EXPECT_EQ(errno, EINVAL);
+  });
+}
+
+#ifdef DSIM_TEST_WITH_DISK
+TEST(PosixDescriptorKinds, LockfAndAdviceOnADiskFile) {
+  RunOnOneHost([] {
+    const int fd = open("/pidfile", O_CREAT | O_RDWR, 0644);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(lockf(fd, F_TLOCK, 0), 0) << std::strerror(errno);
+    EXPECT_EQ(lockf(fd, F_TEST, 0), 0);  // Held by this process: not a conflict.
+    EXPECT_EQ(lockf(fd, F_ULOCK, 0), 0);
+    errno = 0;
+    EXPECT_EQ(lockf(fd, 42, 0), -1);
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED), 0);
+    EXPECT_EQ(posix_fadvise(fd, 0, 0, 99), EINVAL);
+    EXPECT_EQ(readahead(fd, 0, 4096), 0);
+    close(fd);
+  });
+}
+#endif  // DSIM_TEST_WITH_DISK
 
 }  // namespace
