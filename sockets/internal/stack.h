@@ -287,6 +287,8 @@ class HostStack final : public PacketReceiver {
   // to tell a reused descriptor number from the description registered earlier.
   const void* Identity(int fd);
   bool IsOpen(int fd) { return Lookup(fd) != nullptr || LookupFile(fd) != nullptr; }
+  // One past the highest descriptor number in use or used before (close_range walks it).
+  unsigned descriptor_table_size() const { return static_cast<unsigned>(descriptors_.size()); }
   // A descriptor that refers to the description `identity` (see Identity), or -1 once
   // its last descriptor closed. A scan of the table: for the rare case where the number
   // a registration was made under no longer refers to it (epoll after close of a dup).
