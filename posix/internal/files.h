@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -19,21 +20,26 @@ namespace dsim::posix::internal {
 using ::dsim::internal::HostStack;
 using ::dsim::internal::OpenFile;
 
-// epoll(7). Level-triggered entries report while ready; edge-triggered (EPOLLET) ones
-// when the descriptor's readiness changed (an edge) since they were last reported, or
-// once after ADD/MOD if ready then; EPOLLONESHOT disables an entry after one report
-// until EPOLL_CTL_MOD. Order follows Linux's ready list: an entry joins its back when it
-// is found ready and was not on it (entries found ready by the same epoll_wait join in
-// registration order, where Linux would order them by the time of their wakeups); a
-// reported level-triggered entry goes back to the end, so a small maxevents still
-// reaches every ready descriptor. EPOLLEXCLUSIVE is accepted and has no effect (every
-// waiter is woken; each wakeup is a scheduler decision anyway). Entries are keyed on
-// (descriptor number, open file description) as Linux's are: closing the number keeps
-// the entry while a dup of the description stays open, and the entry goes when the
-// description's last descriptor closes.
+// epoll(7), with Linux's ready list. Each entry watches the wait queues of its
+// description (WaitQueue::Watch, as ep_poll_callback hooks the file's wait queue): a
+// wakeup whose key matches the entry's events puts it on the back of the ready list
+// unless it is already there, and wakes the epoll's own waiters. epoll_wait then looks
+// only at the ready list, from the front (ep_send_events): an entry no longer ready
+// leaves it; a reported level-triggered entry goes back on the end, so a small
+// maxevents still reaches every ready descriptor; edge-triggered and one-shot entries
+// leave until their next wakeup; entries not reached keep their place at the front.
+// So the order is Linux's: entries in the order of their wakeups. Edge-triggered
+// (EPOLLET) entries report when the descriptor's readiness changed (an edge) since they
+// were last reported, or once after ADD/MOD if ready then; EPOLLONESHOT disables an
+// entry after one report until EPOLL_CTL_MOD. EPOLLEXCLUSIVE is accepted and has no
+// effect (every waiter is woken; each wakeup is a scheduler decision anyway). Entries
+// are keyed on (descriptor number, open file description) as Linux's are: closing the
+// number keeps the entry while a dup of the description stays open, and the entry goes
+// when the description's last descriptor closes.
 class EpollFile final : public OpenFile {
  public:
   explicit EpollFile(HostStack* stack) : OpenFile(O_RDWR), stack_(stack) {}
+  ~EpollFile() override;
   const char* kind() const override { return "epoll"; }
   short PollMask() const override;
   // ep_eventpoll_ioctl (Linux 6.9+) answers requests other than its busy-poll ones with
@@ -48,26 +54,46 @@ class EpollFile final : public OpenFile {
   int Wait(epoll_event* events, int max, absl::Time deadline, SourceLocation where);
 
  private:
+  struct Interest;
+  // An entry's hook in one wait queue of its description.
+  struct Watch : ::dsim::internal::Waiter {
+    Interest* interest = nullptr;
+  };
   struct Interest {
+    EpollFile* epoll;
     int fd;
     const void* identity;
+    const OpenFile* file;  // Null for a socket (its wakeups carry no key).
     uint32_t events;
     epoll_data_t data;
-    uint64_t seen_edges;
-    bool pending;   // Check readiness once after ADD/MOD (edge-triggered).
-    bool disabled;  // EPOLLONESHOT fired.
-    uint64_t queued_at = 0;  // Position on the ready list; 0 when not on it.
+    uint64_t seen_edges = 0;
+    bool pending = true;    // Report once after ADD/MOD if ready (edge-triggered).
+    bool disabled = false;  // EPOLLONESHOT fired.
+    bool listed = false;    // On the ready list.
+    Interest* prev = nullptr;  // Ready list links.
+    Interest* next = nullptr;
+    Watch readable;  // The description's queues; unlinked (queue null) once it is gone.
+    Watch writable;
   };
+  static void OnWake(::dsim::internal::Waiter* waiter);
   int Collect(epoll_event* events, int max);
   uint32_t Ready(const Interest& interest) const;
   // The descriptor to ask about `interest`'s description, or -1 if it is gone.
   int QueryFd(const Interest& interest) const;
+  bool Gone(const Interest& interest) const {
+    return interest.readable.queue == nullptr || QueryFd(interest) < 0;
+  }
+  void Enqueue(Interest* interest);
+  void Dequeue(Interest* interest);
+  // Unhooks and deletes an entry (EPOLL_CTL_DEL, or its description is gone).
+  void Forget(Interest* interest);
+  static void Unwatch(Interest* interest);
 
   HostStack* stack_;
-  std::vector<Interest> interests_;  // In registration order.
-  uint64_t queue_clock_ = 0;
-  // Collect's scratch (ready entries and their masks), kept to avoid allocating.
-  std::vector<std::pair<Interest*, uint32_t>> ready_;
+  std::vector<std::unique_ptr<Interest>> interests_;  // In registration order.
+  Interest* ready_head_ = nullptr;
+  Interest* ready_tail_ = nullptr;
+  bool notifying_ = false;  // Waking this epoll's waiters (nested epolls: no cycles).
 };
 
 // timerfd_create(2) on the host's clock (scheduler/clock.h). Relative values and

@@ -285,6 +285,23 @@ class HostStack final : public PacketReceiver {
   // its last descriptor closed. A scan of the table: for the rare case where the number
   // a registration was made under no longer refers to it (epoll after close of a dup).
   int AnyDescriptorOf(const void* identity);
+  // The queues every readiness change of `fd`'s description wakes (epoll's entries
+  // watch them, WaitQueue::Watch), and the file when it is not a socket (null for a
+  // socket). False when `fd` is not open.
+  bool ReadinessQueues(int fd, WaitQueue** readable, WaitQueue** writable, OpenFile** file) {
+    if (SocketState* s = Lookup(fd); s != nullptr) {
+      *readable = &s->readable;
+      *writable = &s->writable;
+      *file = nullptr;
+      return true;
+    }
+    OpenFile* f = LookupFile(fd);
+    if (f == nullptr) return false;
+    *readable = &f->readable();
+    *writable = &f->writable();
+    *file = f;
+    return true;
+  }
   // Blocks until the readiness of any of `fds` may have changed, or `deadline`, or a
   // wake through `also` (a queue the caller keeps alive: epoll's own).
   void WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
