@@ -36,6 +36,7 @@
 #include "posix/internal/real.h"
 #include "posix/internal/state.h"
 #include "net/network.h"
+#include "scheduler/internal/task.h"
 #include "sockets/files.h"
 #include "sockets/internal/pipe.h"
 #include "sockets/socket.h"
@@ -47,7 +48,10 @@ namespace {
 HostStack* HostOf(Scheduler& scheduler) {
   auto* network = static_cast<Network*>(scheduler.extension(Scheduler::kNetworkExtension));
   if (network == nullptr) return nullptr;
-  NetworkHost* host = network->HostOfGroup(scheduler.CurrentGroup());
+  // The task's group, read inline (Scheduler::CurrentGroup is a call; every simulated
+  // call asks).
+  const ::dsim::internal::Task* task = scheduler.current_task();
+  NetworkHost* host = network->HostOfGroup(task != nullptr ? task->group : kNoGroup);
   return host == nullptr ? nullptr : &HostStack::Of(*host);
 }
 
@@ -205,7 +209,14 @@ T* FileOf(HostStack* stack, int fd) {
   return file != nullptr && typeid(*file) == typeid(T) ? static_cast<T*>(file) : nullptr;
 }
 
-pi::EpollFile* EpollOf(HostStack* stack, int fd) { return FileOf<pi::EpollFile>(stack, fd); }
+// By kind(), whose answer for an epoll is the address of EpollFile::kKind: one virtual
+// call on every epoll_wait instead of a type_info comparison.
+pi::EpollFile* EpollOf(HostStack* stack, int fd) {
+  dsim::internal::OpenFile* file = stack == nullptr ? nullptr : stack->LookupFile(fd);
+  return file != nullptr && file->kind() == pi::EpollFile::kKind
+             ? static_cast<pi::EpollFile*>(file)
+             : nullptr;
+}
 
 pi::TimerFd* TimerOf(HostStack* stack, int fd) { return FileOf<pi::TimerFd>(stack, fd); }
 
@@ -313,14 +324,16 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
 namespace {
 
 __attribute__((noinline)) ssize_t ReadInRun(int fd, void* buffer, size_t length, void* caller) {
-  DSIM_FD_CALL_IN_RUN(read, caller, fd, dsim::Read(fd, buffer, length, Where(*scheduler)), fd,
-                      buffer, length);
+  DSIM_FD_CALL_IN_RUN(read, caller, fd,
+                      dsim::internal::ReadFound(stack, fd, buffer, length, Where(*scheduler)),
+                      fd, buffer, length);
 }
 
 __attribute__((noinline)) ssize_t WriteInRun(int fd, const void* buffer, size_t length,
                                              void* caller) {
-  DSIM_FD_CALL_IN_RUN(write, caller, fd, dsim::Write(fd, buffer, length, Where(*scheduler)), fd,
-                      buffer, length);
+  DSIM_FD_CALL_IN_RUN(write, caller, fd,
+                      dsim::internal::WriteFound(stack, fd, buffer, length, Where(*scheduler)),
+                      fd, buffer, length);
 }
 
 }  // namespace
@@ -775,7 +788,7 @@ int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
     return -1;
   }
   DSIM_CALL_SITE(*scheduler);
-  if (dsim::internal::EnterHost("epoll_wait") == nullptr) return -1;
+  if (dsim::internal::EnterFoundHost(stack, "epoll_wait") == nullptr) return -1;
   std::shared_ptr<dsim::internal::OpenFile> keep = stack->FileRef(epfd);
   if (__builtin_expect(keep.get() != epoll, 0)) {
     // Another task closed (or replaced) epfd at the scheduling point EnterHost took:

@@ -94,23 +94,20 @@ short EpollFile::PollMask() const {
   return 0;
 }
 
-int EpollFile::QueryFd(const Interest& interest) const {
-  if (stack_->Identity(interest.fd) == interest.identity) return interest.fd;
-  return stack_->AnyDescriptorOf(interest.identity);
-}
-
+// ep_item_poll: the description's readiness, asked directly (not through a descriptor
+// number, which may have been closed while a dup keeps the description). The caller
+// checked Gone().
 uint32_t EpollFile::Ready(const Interest& interest) const {
   if (interest.disabled) return 0;
-  const int fd = QueryFd(interest);
-  if (fd < 0) return 0;
-  const uint32_t mask = static_cast<uint16_t>(stack_->Readiness(fd));
+  const uint32_t mask = static_cast<uint16_t>(
+      interest.socket != nullptr ? stack_->SocketReadiness(*interest.socket)
+                                 : interest.file->PollMask());
   // poll and epoll share bit values; EPOLLERR and EPOLLHUP are always reported.
   const uint32_t wanted = (interest.events & ~(EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE |
                                                EPOLLWAKEUP)) | EPOLLERR | EPOLLHUP;
   const uint32_t ready = mask & wanted;
   if (ready == 0) return 0;
-  if ((interest.events & EPOLLET) && !interest.pending &&
-      stack_->Edges(fd, interest.events) == interest.seen_edges) {
+  if ((interest.events & EPOLLET) && !interest.pending && Edges(interest) == interest.seen_edges) {
     return 0;
   }
   return ready;
@@ -152,18 +149,20 @@ int EpollFile::Control(int op, int fd, const epoll_event* event) {
       if (event == nullptr) return -EFAULT;
       ::dsim::internal::WaitQueue* readable;
       ::dsim::internal::WaitQueue* writable;
+      ::dsim::internal::SocketState* socket;
       OpenFile* file;
-      const bool open = stack_->ReadinessQueues(fd, &readable, &writable, &file);
+      const bool open = stack_->ReadinessQueues(fd, &readable, &writable, &socket, &file);
       DSIM_CHECK(open);
       interests_.push_back(std::make_unique<Interest>());
       interest = interests_.back().get();
       interest->epoll = this;
       interest->fd = fd;
       interest->identity = identity;
+      interest->socket = socket;
       interest->file = file;
       interest->events = event->events;
       interest->data = event->data;
-      interest->seen_edges = stack_->Edges(fd, event->events);
+      interest->seen_edges = Edges(*interest);
       for (Watch* watch : {&interest->readable, &interest->writable}) {
         watch->interest = interest;
         watch->notify = &EpollFile::OnWake;
@@ -179,7 +178,7 @@ int EpollFile::Control(int op, int fd, const epoll_event* event) {
       interest->data = event->data;
       interest->pending = true;
       interest->disabled = false;
-      interest->seen_edges = stack_->Edges(fd, event->events);
+      interest->seen_edges = Edges(*interest);
       break;
     case EPOLL_CTL_DEL:
       if (interest == nullptr) return -ENOENT;
@@ -219,7 +218,7 @@ int EpollFile::Collect(epoll_event* events, int max) {
     ++count;
     interest->pending = false;
     if (interest->events & EPOLLET) {
-      interest->seen_edges = stack_->Edges(QueryFd(*interest), interest->events);
+      interest->seen_edges = Edges(*interest);
     }
     if (interest->events & EPOLLONESHOT) {
       interest->disabled = true;

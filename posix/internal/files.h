@@ -40,7 +40,10 @@ class EpollFile final : public OpenFile {
  public:
   explicit EpollFile(HostStack* stack) : OpenFile(O_RDWR), stack_(stack) {}
   ~EpollFile() override;
-  const char* kind() const override { return "epoll"; }
+  // kind() answers this very array: comparing the pointer tells an EpollFile apart with
+  // one virtual call (epoll_wait asks on every call).
+  static constexpr char kKind[] = "epoll";
+  const char* kind() const override { return kKind; }
   short PollMask() const override;
   // ep_eventpoll_ioctl (Linux 6.9+) answers requests other than its busy-poll ones with
   // EINVAL (FIONBIO and FIOCLEX never reach it).
@@ -63,7 +66,10 @@ class EpollFile final : public OpenFile {
     EpollFile* epoll;
     int fd;
     const void* identity;
-    const OpenFile* file;  // Null for a socket (its wakeups carry no key).
+    // The description (one of the two): read directly, as Linux's epitem holds its
+    // file; valid while `readable` is linked (a dying description unlinks it).
+    const ::dsim::internal::SocketState* socket;
+    const OpenFile* file;
     uint32_t events;
     epoll_data_t data;
     uint64_t seen_edges = 0;
@@ -78,10 +84,16 @@ class EpollFile final : public OpenFile {
   static void OnWake(::dsim::internal::Waiter* waiter);
   int Collect(epoll_event* events, int max);
   uint32_t Ready(const Interest& interest) const;
-  // The descriptor to ask about `interest`'s description, or -1 if it is gone.
-  int QueryFd(const Interest& interest) const;
+  uint64_t Edges(const Interest& interest) const {
+    return interest.socket != nullptr ? interest.socket->edges
+                                      : interest.file->edges(interest.events);
+  }
+  // The description was freed (its queues unlinked the entry), or its last descriptor
+  // closed (Linux releases the file then, and the entry with it).
   bool Gone(const Interest& interest) const {
-    return interest.readable.queue == nullptr || QueryFd(interest) < 0;
+    if (interest.readable.queue == nullptr) return true;
+    return interest.socket != nullptr ? interest.socket->descriptors == 0
+                                      : interest.file->descriptor_count() == 0;
   }
   void Enqueue(Interest* interest);
   void Dequeue(Interest* interest);
