@@ -63,6 +63,18 @@ HostStack* SimulatedFd(Scheduler& scheduler, int fd) {
   return stack != nullptr && stack->IsOpen(fd) ? stack : nullptr;
 }
 
+// The same, inline, for the hottest calls (read, write, epoll_wait).
+__attribute__((always_inline)) inline HostStack* SimulatedFdInline(Scheduler& scheduler,
+                                                                    int fd) {
+  auto* network = static_cast<Network*>(scheduler.extension(Scheduler::kNetworkExtension));
+  if (network == nullptr) return nullptr;
+  const ::dsim::internal::Task* task = scheduler.current_task();
+  NetworkHost* host = network->HostOfGroup(task != nullptr ? task->group : kNoGroup);
+  if (host == nullptr) return nullptr;
+  HostStack* stack = &HostStack::Of(*host);
+  return stack->IsOpen(fd) ? stack : nullptr;
+}
+
 // A task of a crashed host whose kill was deferred (it arrived inside a noexcept call)
 // takes it at its next call: its calls no longer reach a scheduling point (the host's
 // descriptors are gone), so without this a loop of failing calls would spin forever.
@@ -177,6 +189,14 @@ DSIM_DECLARE_REAL(timerfd_gettime);
 
 dsim::SourceLocation Where(dsim::Scheduler& scheduler) {
   return pi::CachedCallerLocation(pi::State(scheduler));
+}
+
+// DSIM_CALL_SITE_AT and Where in one, inline: the split interposers' simulated path.
+__attribute__((always_inline)) inline dsim::SourceLocation WhereAt(dsim::Scheduler& scheduler,
+                                                                  void* caller) {
+  pi::PosixState& state = pi::State(scheduler);
+  state.call_site = caller;
+  return pi::CachedCallerLocation(state);
 }
 
 // Both for readv/writev on sockets (as recvmsg/sendmsg) and on other files.
@@ -310,12 +330,11 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
 
 // The out-of-line half of a split interposer (see NoRunOnThread): DSIM_FD_CALL with
 // the interposer's return address given.
+// `simulated` finds the call site with WhereAt(*scheduler, caller).
 #define DSIM_FD_CALL_IN_RUN(call, caller, fd, simulated, ...)           \
   dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);            \
   if (scheduler == nullptr) return DSIM_REAL(call)(__VA_ARGS__);       \
-  if (HostStack* stack = pi::SimulatedFd(*scheduler, fd); stack != nullptr) { \
-    (void)stack;                                                       \
-    DSIM_CALL_SITE_AT(*scheduler, caller);                             \
+  if (HostStack* stack = pi::SimulatedFdInline(*scheduler, fd); stack != nullptr) { \
     return simulated;                                                  \
   }                                                                    \
   if (!pi::Forwarded(*scheduler, #call, fd)) return -1;                \
@@ -325,14 +344,16 @@ namespace {
 
 __attribute__((noinline)) ssize_t ReadInRun(int fd, void* buffer, size_t length, void* caller) {
   DSIM_FD_CALL_IN_RUN(read, caller, fd,
-                      dsim::internal::ReadFound(stack, fd, buffer, length, Where(*scheduler)),
+                      dsim::internal::ReadFound(stack, fd, buffer, length,
+                                                WhereAt(*scheduler, caller)),
                       fd, buffer, length);
 }
 
 __attribute__((noinline)) ssize_t WriteInRun(int fd, const void* buffer, size_t length,
                                              void* caller) {
   DSIM_FD_CALL_IN_RUN(write, caller, fd,
-                      dsim::internal::WriteFound(stack, fd, buffer, length, Where(*scheduler)),
+                      dsim::internal::WriteFound(stack, fd, buffer, length,
+                                                 WhereAt(*scheduler, caller)),
                       fd, buffer, length);
 }
 
@@ -742,6 +763,55 @@ int dup3(int fd, int new_fd, int flags) noexcept {
                new_fd, flags);
 }
 
+}  // extern "C"
+
+namespace {
+
+// epoll_wait's cold paths, out of line: the hot half stays a few cache lines.
+[[gnu::cold, gnu::noinline]] int EpollWaitForwarded(dsim::Scheduler& scheduler, int epfd,
+                                                     struct epoll_event* events, int max,
+                                                     int timeout_ms) {
+  if (!pi::Forwarded(scheduler, "epoll_wait", epfd)) return -1;
+  return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
+}
+
+[[gnu::cold, gnu::noinline]] int EpollWaitNotEpoll(HostStack* stack, int epfd) {
+  errno = stack->IsOpen(epfd) ? EINVAL : EBADF;
+  return -1;
+}
+
+[[gnu::noinline]] absl::Time EpollDeadline(dsim::Scheduler& scheduler, int timeout_ms) {
+  // The timeout lasts its length on the host's clock (scheduler/clock.h).
+  return scheduler.TrueDeadlineAfterLocal(absl::Milliseconds(timeout_ms));
+}
+
+// The out-of-line half of epoll_wait (see NoRunOnThread).
+__attribute__((noinline)) int EpollWaitInRun(int epfd, struct epoll_event* events, int max,
+                                             int timeout_ms, void* caller) {
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
+  if (scheduler == nullptr) return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
+  HostStack* stack = pi::SimulatedFdInline(*scheduler, epfd);
+  if (__builtin_expect(stack == nullptr, 0)) {
+    return EpollWaitForwarded(*scheduler, epfd, events, max, timeout_ms);
+  }
+  if (__builtin_expect(EpollOf(stack, epfd) == nullptr, 0)) return EpollWaitNotEpoll(stack, epfd);
+  const dsim::SourceLocation where = WhereAt(*scheduler, caller);
+  if (dsim::internal::EnterFoundHost(stack, "epoll_wait") == nullptr) return -1;
+  // Another task may have closed (or replaced) epfd at the scheduling point just taken,
+  // so the instance is found again (a pointer comparison would not tell a new
+  // description at a reused address).
+  pi::EpollFile* epoll = EpollOf(stack, epfd);
+  if (__builtin_expect(epoll == nullptr, 0)) return EpollWaitNotEpoll(stack, epfd);
+  pi::EpollFile::Pin pin(epoll);
+  const absl::Time deadline =
+      timeout_ms < 0 ? absl::InfiniteFuture() : EpollDeadline(*scheduler, timeout_ms);
+  return pi::FromResult(epoll->Wait(events, max, deadline, where));
+}
+
+}  // namespace
+
+extern "C" {
+
 // ---- epoll --------------------------------------------------------------------------------
 
 int epoll_create1(int flags) noexcept {
@@ -755,7 +825,7 @@ int epoll_create1(int flags) noexcept {
     return -1;
   }
   if (dsim::internal::EnterHost("epoll_create1") == nullptr) return -1;
-  return pi::FromResult(stack->InstallFile(std::make_shared<pi::EpollFile>(stack),
+  return pi::FromResult(stack->InstallFile(pi::EpollFile::Create(stack),
                                            (flags & EPOLL_CLOEXEC) != 0));
 }
 
@@ -775,35 +845,10 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
 }
 
 int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (scheduler == nullptr) return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
-  HostStack* stack = pi::SimulatedFd(*scheduler, epfd);
-  if (stack == nullptr) {
-    if (!pi::Forwarded(*scheduler, "epoll_wait", epfd)) return -1;
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) {
     return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
   }
-  pi::EpollFile* epoll = EpollOf(stack, epfd);
-  if (epoll == nullptr) {
-    errno = EINVAL;
-    return -1;
-  }
-  DSIM_CALL_SITE(*scheduler);
-  if (dsim::internal::EnterFoundHost(stack, "epoll_wait") == nullptr) return -1;
-  std::shared_ptr<dsim::internal::OpenFile> keep = stack->FileRef(epfd);
-  if (__builtin_expect(keep.get() != epoll, 0)) {
-    // Another task closed (or replaced) epfd at the scheduling point EnterHost took:
-    // `epoll` may be gone.
-    epoll = EpollOf(stack, epfd);
-    if (epoll == nullptr) {
-      errno = stack->IsOpen(epfd) ? EINVAL : EBADF;
-      return -1;
-    }
-  }
-  // The timeout lasts its length on the host's clock (scheduler/clock.h).
-  const absl::Time deadline = timeout_ms < 0 ? absl::InfiniteFuture()
-                                             : scheduler->TrueDeadlineAfterLocal(
-                                                   absl::Milliseconds(timeout_ms));
-  return pi::FromResult(epoll->Wait(events, max, deadline, Where(*scheduler)));
+  return EpollWaitInRun(epfd, events, max, timeout_ms, __builtin_return_address(0));
 }
 
 int epoll_pwait(int epfd, struct epoll_event* events, int max, int timeout_ms,

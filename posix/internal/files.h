@@ -38,7 +38,6 @@ using ::dsim::internal::OpenFile;
 // when the description's last descriptor closes.
 class EpollFile final : public OpenFile {
  public:
-  explicit EpollFile(HostStack* stack) : OpenFile(O_RDWR), stack_(stack) {}
   ~EpollFile() override;
   // kind() answers this very array: comparing the pointer tells an EpollFile apart with
   // one virtual call (epoll_wait asks on every call).
@@ -53,8 +52,28 @@ class EpollFile final : public OpenFile {
 
   int Control(int op, int fd, const epoll_event* event);  // 0 or a negative errno.
   // Fills up to `max` events; blocks up to `deadline`. A count or a negative errno.
-  // The caller holds a reference to this file (FileRef) across the call.
+  // The caller holds a Pin on this file across the call.
   int Wait(epoll_event* events, int max, absl::Time deadline, SourceLocation where);
+
+  // Keeps the instance alive across a blocking epoll_wait (another task may close its
+  // last descriptor meanwhile). Instances are made with Create, whose deleter waits for
+  // the last pin: a plain count, where a shared_ptr copy would cost two atomic
+  // operations on every epoll_wait.
+  class Pin {
+   public:
+    explicit Pin(EpollFile* epoll) : epoll_(epoll) { ++epoll_->pins_; }
+    ~Pin() {
+      if (--epoll_->pins_ == 0 && epoll_->released_) delete epoll_;
+    }
+    Pin(const Pin&) = delete;
+    Pin& operator=(const Pin&) = delete;
+
+   private:
+    EpollFile* epoll_;
+  };
+  static std::shared_ptr<EpollFile> Create(HostStack* stack) {
+    return std::shared_ptr<EpollFile>(new EpollFile(stack), &EpollFile::Release);
+  }
 
  private:
   struct Interest;
@@ -81,6 +100,15 @@ class EpollFile final : public OpenFile {
     Watch readable;  // The description's queues; unlinked (queue null) once it is gone.
     Watch writable;
   };
+  explicit EpollFile(HostStack* stack) : OpenFile(O_RDWR), stack_(stack) {}
+  // The shared_ptr deleter: deletes now, or at the last Pin's end.
+  static void Release(EpollFile* epoll) {
+    if (epoll->pins_ > 0) {
+      epoll->released_ = true;
+    } else {
+      delete epoll;
+    }
+  }
   static void OnWake(::dsim::internal::Waiter* waiter);
   int Collect(epoll_event* events, int max);
   uint32_t Ready(const Interest& interest) const;
@@ -106,6 +134,8 @@ class EpollFile final : public OpenFile {
   Interest* ready_head_ = nullptr;
   Interest* ready_tail_ = nullptr;
   bool notifying_ = false;  // Waking this epoll's waiters (nested epolls: no cycles).
+  int pins_ = 0;
+  bool released_ = false;  // The last reference went while pinned.
 };
 
 // timerfd_create(2) on the host's clock (scheduler/clock.h). Relative values and
