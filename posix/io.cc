@@ -231,7 +231,7 @@ T* FileOf(HostStack* stack, int fd) {
 
 // By kind(), whose answer for an epoll is the address of EpollFile::kKind: one virtual
 // call on every epoll_wait instead of a type_info comparison.
-pi::EpollFile* EpollOf(HostStack* stack, int fd) {
+__attribute__((always_inline)) inline pi::EpollFile* EpollOf(HostStack* stack, int fd) {
   dsim::internal::OpenFile* file = stack == nullptr ? nullptr : stack->LookupFile(fd);
   return file != nullptr && file->kind() == pi::EpollFile::kKind
              ? static_cast<pi::EpollFile*>(file)
@@ -342,14 +342,14 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
 
 namespace {
 
-__attribute__((noinline)) ssize_t ReadInRun(int fd, void* buffer, size_t length, void* caller) {
+DSIM_POSIX_HOT __attribute__((noinline)) ssize_t ReadInRun(int fd, void* buffer, size_t length, void* caller) {
   DSIM_FD_CALL_IN_RUN(read, caller, fd,
                       dsim::internal::ReadFound(stack, fd, buffer, length,
                                                 WhereAt(*scheduler, caller)),
                       fd, buffer, length);
 }
 
-__attribute__((noinline)) ssize_t WriteInRun(int fd, const void* buffer, size_t length,
+DSIM_POSIX_HOT __attribute__((noinline)) ssize_t WriteInRun(int fd, const void* buffer, size_t length,
                                              void* caller) {
   DSIM_FD_CALL_IN_RUN(write, caller, fd,
                       dsim::internal::WriteFound(stack, fd, buffer, length,
@@ -361,12 +361,12 @@ __attribute__((noinline)) ssize_t WriteInRun(int fd, const void* buffer, size_t 
 
 extern "C" {
 
-ssize_t read(int fd, void* buffer, size_t length) {
+DSIM_POSIX_HOT ssize_t read(int fd, void* buffer, size_t length) {
   if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(read)(fd, buffer, length);
   return ReadInRun(fd, buffer, length, __builtin_return_address(0));
 }
 
-ssize_t write(int fd, const void* buffer, size_t length) {
+DSIM_POSIX_HOT ssize_t write(int fd, const void* buffer, size_t length) {
   if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(write)(fd, buffer, length);
   return WriteInRun(fd, buffer, length, __builtin_return_address(0));
 }
@@ -786,7 +786,7 @@ namespace {
 }
 
 // The out-of-line half of epoll_wait (see NoRunOnThread).
-__attribute__((noinline)) int EpollWaitInRun(int epfd, struct epoll_event* events, int max,
+DSIM_POSIX_HOT __attribute__((noinline)) int EpollWaitInRun(int epfd, struct epoll_event* events, int max,
                                              int timeout_ms, void* caller) {
   dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
   if (scheduler == nullptr) return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
@@ -844,7 +844,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
                         event);
 }
 
-int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
+DSIM_POSIX_HOT int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
   if (__builtin_expect(pi::NoRunOnThread(), 1)) {
     return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
   }

@@ -114,7 +114,11 @@ HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
 // without a second lookup. It stays the task's across the point unless the task was
 // killed there (its host crashed): then the kill unwinds it at the point, or, deferred
 // by an enclosing noexcept call, the full lookup answers as in Enter.
-HostStack* EnterFound(HostStack* found, const char* call) {
+// In //posix's hot section (posix/internal/state.h, DSIM_POSIX_HOT): these run only
+// for it.
+#define DSIM_POSIX_HOT __attribute__((section(".text.hot.dsim_posix")))
+
+DSIM_POSIX_HOT HostStack* EnterFound(HostStack* found, const char* call) {
   Scheduler* scheduler = Scheduler::Current();
   if (scheduler->UncaughtExceptions() == 0) scheduler->SchedulingPoint();
   if (ABSL_PREDICT_TRUE(!scheduler->current_task()->kill_requested)) return found;
@@ -309,15 +313,15 @@ ssize_t Write(int fd, const void* buffer, size_t length, SourceLocation where) {
 
 namespace internal {
 
-HostStack* EnterFoundHost(HostStack* found, const char* call) { return EnterFound(found, call); }
+DSIM_POSIX_HOT HostStack* EnterFoundHost(HostStack* found, const char* call) { return EnterFound(found, call); }
 
-ssize_t ReadFound(HostStack* found, int fd, void* buffer, size_t length, SourceLocation where) {
+DSIM_POSIX_HOT ssize_t ReadFound(HostStack* found, int fd, void* buffer, size_t length, SourceLocation where) {
   HostStack* stack = EnterFound(found, "Read");
   if (stack == nullptr) return -1;
   return ReadOn(stack, fd, buffer, length, where);
 }
 
-ssize_t WriteFound(HostStack* found, int fd, const void* buffer, size_t length,
+DSIM_POSIX_HOT ssize_t WriteFound(HostStack* found, int fd, const void* buffer, size_t length,
                    SourceLocation where) {
   HostStack* stack = EnterFound(found, "Write");
   if (stack == nullptr) return -1;

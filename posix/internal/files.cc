@@ -9,6 +9,7 @@
 #include "absl/container/inlined_vector.h"
 #include "scheduler/internal/check.h"
 #include "posix/internal/random.h"
+#include "posix/internal/state.h"
 #include "sockets/internal/pipe.h"
 
 namespace dsim::posix::internal {
@@ -47,7 +48,7 @@ void EpollFile::Unwatch(Interest* interest) {
 }
 
 // ep_poll_callback: runs inside the WakeAll of a watched description's queue.
-void EpollFile::OnWake(::dsim::internal::Waiter* waiter) {
+DSIM_POSIX_HOT void EpollFile::OnWake(::dsim::internal::Waiter* waiter) {
   Interest& interest = *static_cast<Watch*>(waiter)->interest;
   if (interest.disabled) return;  // A fired EPOLLONESHOT waits for EPOLL_CTL_MOD.
   if (interest.file != nullptr && !KeyConcerns(interest.file->wake_key(), interest.events)) {
@@ -61,7 +62,7 @@ void EpollFile::OnWake(::dsim::internal::Waiter* waiter) {
   epoll.notifying_ = false;
 }
 
-void EpollFile::Enqueue(Interest* interest) {
+DSIM_POSIX_HOT void EpollFile::Enqueue(Interest* interest) {
   if (interest->listed) return;
   interest->listed = true;
   interest->prev = ready_tail_;
@@ -97,7 +98,7 @@ short EpollFile::PollMask() const {
 // ep_item_poll: the description's readiness, asked directly (not through a descriptor
 // number, which may have been closed while a dup keeps the description). The caller
 // checked Gone().
-uint32_t EpollFile::Ready(const Interest& interest) const {
+DSIM_POSIX_HOT uint32_t EpollFile::Ready(const Interest& interest) const {
   if (interest.disabled) return 0;
   const uint32_t mask = static_cast<uint16_t>(
       interest.socket != nullptr ? stack_->SocketReadiness(*interest.socket)
@@ -197,7 +198,7 @@ int EpollFile::Control(int op, int fd, const epoll_event* event) {
 // ep_send_events: the ready list is taken whole; entries are reported from its front
 // until `max`; those not reached go back to the front, ahead of the reported
 // level-triggered entries, which rejoin the back.
-int EpollFile::Collect(epoll_event* events, int max) {
+DSIM_POSIX_HOT int EpollFile::Collect(epoll_event* events, int max) {
   Interest* scan = ready_head_;
   Interest* const scan_tail = ready_tail_;
   ready_head_ = ready_tail_ = nullptr;
@@ -236,7 +237,7 @@ int EpollFile::Collect(epoll_event* events, int max) {
   return count;
 }
 
-int EpollFile::Wait(epoll_event* events, int max, absl::Time deadline, SourceLocation where) {
+DSIM_POSIX_HOT int EpollFile::Wait(epoll_event* events, int max, absl::Time deadline, SourceLocation where) {
   if (max <= 0) return -EINVAL;
   for (;;) {
     const int count = Collect(events, max);

@@ -237,6 +237,13 @@ __attribute__((always_inline)) inline Scheduler* TaskScheduler() {
 //     if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(pthread_mutex_lock)(m);
 //     return LockInRun(m, __builtin_return_address(0));  // noinline: TaskSchedulerOf(caller)
 //   }
+// The simulated hot path of the libc-named socket calls (read, write, epoll_wait and
+// what they reach in //posix), kept together in .text.hot (the linker groups those
+// sections): scattered, its few dozen cache lines land on L1i sets the engine's hot
+// code already fills, and the echo through epoll missed the instruction cache on
+// every call.
+#define DSIM_POSIX_HOT __attribute__((section(".text.hot.dsim_posix")))
+
 __attribute__((always_inline)) inline bool NoRunOnThread() {
   return Scheduler::Current() == nullptr;
 }

@@ -149,7 +149,9 @@ size_t WaitQueue::WakeAll() {
 
 // WakeAll with watchers linked: they are notified in link order and stay. A watcher's
 // notify must not wake this queue again (epoll guards against its own cycles).
-size_t WaitQueue::WakeAllAndNotify() {
+// With //posix's hot code (posix/internal/state.h, DSIM_POSIX_HOT): only epoll's
+// watchers bring it here.
+__attribute__((section(".text.hot.dsim_posix"))) size_t WaitQueue::WakeAllAndNotify() {
   size_t woken = 0;
   for (Waiter* w = head_; w != nullptr;) {
     Waiter* next = w->next;
