@@ -342,15 +342,16 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
 
 namespace {
 
-DSIM_POSIX_HOT __attribute__((noinline)) ssize_t ReadInRun(int fd, void* buffer, size_t length, void* caller) {
+DSIM_POSIX_HOT __attribute__((noinline)) ssize_t ReadInRun(int fd, void* buffer, size_t length,
+                                                           void* caller) {
   DSIM_FD_CALL_IN_RUN(read, caller, fd,
                       dsim::internal::ReadFound(stack, fd, buffer, length,
                                                 WhereAt(*scheduler, caller)),
                       fd, buffer, length);
 }
 
-DSIM_POSIX_HOT __attribute__((noinline)) ssize_t WriteInRun(int fd, const void* buffer, size_t length,
-                                             void* caller) {
+DSIM_POSIX_HOT __attribute__((noinline)) ssize_t WriteInRun(int fd, const void* buffer,
+                                                            size_t length, void* caller) {
   DSIM_FD_CALL_IN_RUN(write, caller, fd,
                       dsim::internal::WriteFound(stack, fd, buffer, length,
                                                  WhereAt(*scheduler, caller)),
@@ -786,8 +787,10 @@ namespace {
 }
 
 // The out-of-line half of epoll_wait (see NoRunOnThread).
-DSIM_POSIX_HOT __attribute__((noinline)) int EpollWaitInRun(int epfd, struct epoll_event* events, int max,
-                                             int timeout_ms, void* caller) {
+DSIM_POSIX_HOT __attribute__((noinline)) int EpollWaitInRun(int epfd,
+                                                            struct epoll_event* events,
+                                                            int max, int timeout_ms,
+                                                            void* caller) {
   dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
   if (scheduler == nullptr) return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
   HostStack* stack = pi::SimulatedFdInline(*scheduler, epfd);

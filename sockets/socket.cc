@@ -313,16 +313,19 @@ ssize_t Write(int fd, const void* buffer, size_t length, SourceLocation where) {
 
 namespace internal {
 
-DSIM_POSIX_HOT HostStack* EnterFoundHost(HostStack* found, const char* call) { return EnterFound(found, call); }
+DSIM_POSIX_HOT HostStack* EnterFoundHost(HostStack* found, const char* call) {
+  return EnterFound(found, call);
+}
 
-DSIM_POSIX_HOT ssize_t ReadFound(HostStack* found, int fd, void* buffer, size_t length, SourceLocation where) {
+DSIM_POSIX_HOT ssize_t ReadFound(HostStack* found, int fd, void* buffer, size_t length,
+                                 SourceLocation where) {
   HostStack* stack = EnterFound(found, "Read");
   if (stack == nullptr) return -1;
   return ReadOn(stack, fd, buffer, length, where);
 }
 
-DSIM_POSIX_HOT ssize_t WriteFound(HostStack* found, int fd, const void* buffer, size_t length,
-                   SourceLocation where) {
+DSIM_POSIX_HOT ssize_t WriteFound(HostStack* found, int fd, const void* buffer,
+                                  size_t length, SourceLocation where) {
   HostStack* stack = EnterFound(found, "Write");
   if (stack == nullptr) return -1;
   return WriteOn(stack, fd, buffer, length, where);

@@ -237,7 +237,8 @@ DSIM_POSIX_HOT int EpollFile::Collect(epoll_event* events, int max) {
   return count;
 }
 
-DSIM_POSIX_HOT int EpollFile::Wait(epoll_event* events, int max, absl::Time deadline, SourceLocation where) {
+DSIM_POSIX_HOT int EpollFile::Wait(epoll_event* events, int max, absl::Time deadline,
+                                   SourceLocation where) {
   if (max <= 0) return -EINVAL;
   for (;;) {
     const int count = Collect(events, max);
