@@ -13,10 +13,16 @@
 //   getrusage                RUSAGE_SELF/THREAD: ru_utime = the CPU-time clock, every
 //                            other field 0; RUSAGE_CHILDREN: all 0 (no child processes)
 //   ftime                    CLOCK_REALTIME in milliseconds, time zone 0 (UTC)
+//   adjtimex, ntp_adjtime,   reading (modes 0): a synchronized clock (TIME_OK, status 0,
+//   clock_adjtime            errors 0, tick 10000 us, TAI offset 37 s) whose time is
+//                            the named clock's; adjusting anything fails the run (the
+//                            real call would adjust the machine's clock)
+//   ntp_gettimex             the same reading: CLOCK_REALTIME, errors 0, tai 37, TIME_OK
 #include <errno.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/timeb.h>
+#include <sys/timex.h>
 #include <sys/times.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +41,10 @@ DSIM_DECLARE_REAL(clock_getres);
 DSIM_DECLARE_REAL(clock);
 DSIM_DECLARE_REAL(times);
 DSIM_DECLARE_REAL(getrusage);
+DSIM_DECLARE_REAL(adjtimex);
+DSIM_DECLARE_REAL(ntp_adjtime);
+DSIM_DECLARE_REAL(clock_adjtime);
+DSIM_DECLARE_REAL(ntp_gettimex);
 
 // ftime is deprecated in glibc's header but still exported; declared by hand so the
 // deprecation warning does not fire.
@@ -55,9 +65,62 @@ clock_t Ticks(absl::Duration duration) {
                               (1000000000 / kClockTicksPerSecond));
 }
 
+// adjtimex's answer for a read of `clock` (no mode bits): a synchronized clock.
+// Returns TIME_OK, or -1 with errno, and fails the run for an adjustment.
+int ReadTimex(dsim::Scheduler& scheduler, const char* call, clockid_t clock, struct timex* tx) {
+  const pi::ClockKind kind = pi::KindOf(clock);
+  if (kind == pi::ClockKind::kInvalid || kind == pi::ClockKind::kCpu) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (tx->modes != 0 && tx->modes != ADJ_OFFSET_SS_READ) {
+    pi::RecordEscape(scheduler, call,
+                     "adjusting a clock is not simulated (use clock_settime, which steps the "
+                     "host's clock)",
+                     true);
+    errno = EPERM;
+    return -1;
+  }
+  const bool nano = false;  // Readings in microseconds unless STA_NANO was set; it is not.
+  std::memset(tx, 0, sizeof(*tx));
+  const timespec now = pi::ReadClock(scheduler, kind);
+  tx->time.tv_sec = now.tv_sec;
+  tx->time.tv_usec = nano ? now.tv_nsec : now.tv_nsec / 1000;
+  tx->tick = 1000000 / kClockTicksPerSecond;
+  tx->tai = 37;
+  return TIME_OK;
+}
+
 }  // namespace
 
 extern "C" {
+
+int adjtimex(struct timex* tx) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(adjtimex)(tx);
+  return ReadTimex(*scheduler, "adjtimex", CLOCK_REALTIME, tx);
+}
+
+int ntp_adjtime(struct timex* tx) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(ntp_adjtime)(tx);
+  return ReadTimex(*scheduler, "ntp_adjtime", CLOCK_REALTIME, tx);
+}
+
+int clock_adjtime(clockid_t clock, struct timex* tx) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(clock_adjtime)(clock, tx);
+  return ReadTimex(*scheduler, "clock_adjtime", clock, tx);
+}
+
+int ntp_gettimex(struct ntptimeval* out) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(ntp_gettimex)(out);
+  std::memset(out, 0, sizeof(*out));
+  out->time = absl::ToTimeval(pi::VirtualRealtime(*scheduler));
+  out->tai = 37;
+  return TIME_OK;
+}
 
 int timespec_get(struct timespec* out, int base) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -33,6 +35,11 @@ DSIM_DECLARE_REAL(getcpu);
 DSIM_DECLARE_REAL(uname);
 DSIM_DECLARE_REAL(sysinfo);
 DSIM_DECLARE_REAL(getloadavg);
+DSIM_DECLARE_REAL(getdomainname);
+DSIM_DECLARE_REAL(setdomainname);
+DSIM_DECLARE_REAL(gethostid);
+DSIM_DECLARE_REAL(sethostid);
+DSIM_DECLARE_REAL(sethostname);
 
 long PhysPages() {
   return static_cast<long>(pi::kSimulatedMemoryBytes / static_cast<uint64_t>(getpagesize()));
@@ -197,6 +204,60 @@ int getloadavg(double averages[], int count) noexcept {
   const int filled = count < 3 ? count : 3;
   for (int i = 0; i < filled; ++i) averages[i] = 0.0;
   return filled;
+}
+
+// The domain name: Linux's default, "(none)" (glibc reads it with an internal uname).
+int getdomainname(char* name, size_t length) noexcept {
+  if (__builtin_expect(pi::TaskScheduler() == nullptr, 1)) return DSIM_REAL(getdomainname)(name, length);
+  constexpr char kDomain[] = "(none)";
+  if (length < sizeof(kDomain)) {
+    errno = EINVAL;
+    return -1;
+  }
+  std::memcpy(name, kDomain, sizeof(kDomain));
+  return 0;
+}
+
+// glibc's answer without /etc/hostid (which is the machine's): the host's IPv4
+// address, as its name resolves (in a task: the simulated address), with the halves of
+// the 32-bit word swapped; 0 if the name does not resolve to one.
+long gethostid(void) {
+  if (__builtin_expect(pi::TaskScheduler() == nullptr, 1)) return DSIM_REAL(gethostid)();
+  char host[256];
+  if (gethostname(host, sizeof(host)) != 0) return 0;
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host, nullptr, &hints, &found) != 0 || found == nullptr) return 0;
+  const uint32_t address = reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr.s_addr;
+  freeaddrinfo(found);
+  return static_cast<int32_t>(address << 16 | address >> 16);
+}
+
+// Changing the machine's names or host id from a task would change them for the whole
+// machine (the tests run as root): refused like fork.
+int sethostid(long id) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(sethostid)(id);
+  pi::RecordEscape(*scheduler, "sethostid", "changing the machine's host id is not simulated", true);
+  errno = EPERM;
+  return -1;
+}
+
+int sethostname(const char* name, size_t length) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(sethostname)(name, length);
+  pi::RecordEscape(*scheduler, "sethostname", "changing the machine's name is not simulated", true);
+  errno = EPERM;
+  return -1;
+}
+
+int setdomainname(const char* name, size_t length) noexcept {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(setdomainname)(name, length);
+  pi::RecordEscape(*scheduler, "setdomainname", "changing the machine's domain name is not simulated", true);
+  errno = EPERM;
+  return -1;
 }
 
 }  // extern "C"

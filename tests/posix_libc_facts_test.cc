@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/timex.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
 #include <sys/sysinfo.h>
 #include <sys/times.h>
 #include <sys/utsname.h>
@@ -367,6 +371,92 @@ TEST(PosixIdentity, OutsideTasksThePidIsReal) {
   EXPECT_EQ(getppid(), static_cast<pid_t>(syscall(SYS_getppid)));
 }
 
+TEST(PosixIdentity, CallsNamingAProcessAnswerForTheSimulatedOne) {
+  rlimit real_files{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &real_files), 0);
+  RunResult result = OnHost([&] {
+    const pid_t self = getpid();
+    EXPECT_EQ(getpgrp(), self);  // A host leads its own group and session.
+    EXPECT_EQ(getpgid(0), self);
+    EXPECT_EQ(getpgid(self), self);
+    EXPECT_EQ(getsid(0), self);
+    EXPECT_EQ(setpgid(0, 0), 0);
+    EXPECT_EQ(setsid(), -1);  // Already a group leader (the real one would detach).
+    EXPECT_EQ(errno, EPERM);
+    errno = 0;
+    EXPECT_EQ(getpriority(PRIO_PROCESS, 0), 0);
+    EXPECT_EQ(errno, 0);
+    EXPECT_EQ(setpriority(PRIO_PROCESS, self, 5), 0);
+    EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER);
+    sched_param param{.sched_priority = 7};
+    EXPECT_EQ(sched_getparam(gettid(), &param), 0);
+    EXPECT_EQ(param.sched_priority, 0);
+    timespec slice{1, 1};
+    EXPECT_EQ(sched_rr_get_interval(0, &slice), 0);
+    EXPECT_EQ(slice.tv_sec, 0);
+    EXPECT_EQ(slice.tv_nsec, 0);
+    rlimit files{};
+    EXPECT_EQ(prlimit(self, RLIMIT_NOFILE, nullptr, &files), 0);  // The real limits.
+    EXPECT_EQ(files.rlim_cur, real_files.rlim_cur);
+    // Another number is no process of the simulation, whatever real process has it.
+    const pid_t other = self + 1;
+    EXPECT_EQ(getpriority(PRIO_PROCESS, other), -1);
+    EXPECT_EQ(errno, ESRCH);
+    EXPECT_EQ(sched_getscheduler(other), -1);
+    EXPECT_EQ(errno, ESRCH);
+    EXPECT_EQ(prlimit(other, RLIMIT_NOFILE, nullptr, &files), -1);
+    EXPECT_EQ(errno, ESRCH);
+    EXPECT_EQ(getsid(other), -1);
+    EXPECT_EQ(errno, ESRCH);
+    // No children: a task cannot fork.
+    int status = 0;
+    EXPECT_EQ(waitpid(-1, &status, WNOHANG), -1);
+    EXPECT_EQ(errno, ECHILD);
+    EXPECT_EQ(wait(&status), -1);
+    EXPECT_EQ(errno, ECHILD);
+  });
+  EXPECT_TRUE(result.ok()) << result.ToString();
+}
+
+TEST(PosixMachine, DomainNameAndHostIdAreTheSimulatedHosts) {
+  char domain[64] = "x";
+  long id = 0;
+  RunResult result = OnHost([&] {
+    EXPECT_EQ(getdomainname(domain, sizeof(domain)), 0);
+    id = gethostid();
+  });
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_STREQ(domain, "(none)");
+  // glibc's formula over the host's address (10.0.0.1), halves swapped.
+  const uint32_t address = inet_addr("10.0.0.1");
+  EXPECT_EQ(id, static_cast<int32_t>(address << 16 | address >> 16));
+}
+
+TEST(PosixLibcTime, AdjtimexReadsTheVirtualClockAndRefusesToAdjust) {
+  timex tx{};
+  ntptimeval ntp{};
+  int read_rc = -1, ntp_rc = -1, adjust_rc = 0;
+  Scheduler scheduler(SchedulerOptions{.seed = 1});
+  Network network(&scheduler);
+  network.AddHost("local", {"10.0.0.1"}).Spawn("main", [&] {
+    std::this_thread::sleep_for(std::chrono::seconds(7));
+    read_rc = adjtimex(&tx);
+    ntp_rc = ntp_gettime(&ntp);
+    timex adjust{};
+    adjust.modes = ADJ_FREQUENCY;
+    adjust_rc = adjtimex(&adjust);
+  });
+  RunResult result = scheduler.Run();
+  EXPECT_EQ(read_rc, TIME_OK);
+  EXPECT_EQ(tx.time.tv_sec, kEpochSeconds + 7);
+  EXPECT_EQ(tx.tai, 37);
+  EXPECT_EQ(ntp_rc, TIME_OK);
+  EXPECT_EQ(ntp.time.tv_sec, kEpochSeconds + 7);
+  EXPECT_EQ(adjust_rc, -1);
+  EXPECT_EQ(result.outcome, RunOutcome::kTaskFailed);
+  EXPECT_NE(result.ToString().find("called adjtimex from"), std::string::npos) << result.ToString();
+}
+
 // ---- Signals ---------------------------------------------------------------------------
 
 struct SignalCall {
@@ -397,10 +487,57 @@ INSTANTIATE_TEST_SUITE_P(
         SignalCall{"tgkill", [] { return tgkill(getpid(), gettid(), 0); }},
         SignalCall{"sigqueue", [] { return sigqueue(getpid(), 0, sigval{}); }},
         SignalCall{"syscall", [] { return static_cast<int>(syscall(SYS_tgkill, getpid(), gettid(), 0)); }},
-        SignalCall{"syscall", [] { return static_cast<int>(syscall(SYS_kill, getpid(), 0)); }}),
+        SignalCall{"syscall", [] { return static_cast<int>(syscall(SYS_kill, getpid(), 0)); }},
+        SignalCall{"pthread_sigqueue", [] { return pthread_sigqueue(pthread_self(), 0, sigval{}); }},
+        // Timers that would deliver a real SIGALRM, and waits no signal will end.
+        SignalCall{"alarm", [] { return alarm(1000) == 0 ? -1 : 0; }},
+        SignalCall{"setitimer", [] {
+          itimerval value{};
+          value.it_value.tv_sec = 1000;
+          return setitimer(ITIMER_REAL, &value, nullptr);
+        }},
+        SignalCall{"timer_create", [] {
+          timer_t timer;
+          return timer_create(CLOCK_MONOTONIC, nullptr, &timer);
+        }},
+        SignalCall{"pause", [] { return pause(); }},
+        SignalCall{"sigsuspend", [] {
+          sigset_t none;
+          sigemptyset(&none);
+          return sigsuspend(&none);
+        }},
+        SignalCall{"sigwaitinfo", [] {
+          sigset_t set;
+          sigemptyset(&set);
+          sigaddset(&set, SIGUSR1);
+          return sigwaitinfo(&set, nullptr);
+        }}),
     [](const ::testing::TestParamInfo<SignalCall>& info) {
       return std::string(info.param.name) + std::to_string(info.index);
     });
+
+TEST(PosixSignals, SigtimedwaitWaitsItsTimeoutInVirtualTime) {
+  int rc = 0, error = 0;
+  itimerval armed{};
+  armed.it_value.tv_sec = 99;
+  absl::Duration waited;
+  RunResult result = OnHost([&] {
+    EXPECT_EQ(getitimer(ITIMER_REAL, &armed), 0);  // Nothing is ever armed in a task.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    const timespec timeout{0, 250000000};
+    const absl::Time start = dsim::Now();
+    rc = sigtimedwait(&set, nullptr, &timeout);
+    error = errno;
+    waited = dsim::Now() - start;
+  });
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(rc, -1);
+  EXPECT_EQ(error, EAGAIN);
+  EXPECT_EQ(waited, absl::Milliseconds(250));
+  EXPECT_EQ(armed.it_value.tv_sec, 0);
+}
 
 TEST(PosixSignalsDeathTest, AbortInATaskStillAborts) {
   EXPECT_EXIT(OnHost([] { abort(); }), ::testing::KilledBySignal(SIGABRT), "");
