@@ -220,9 +220,13 @@ int getdomainname(char* name, size_t length) noexcept {
 
 // glibc's answer without /etc/hostid (which is the machine's): the host's IPv4
 // address, as its name resolves (in a task: the simulated address), with the halves of
-// the 32-bit word swapped; 0 if the name does not resolve to one.
+// the 32-bit word swapped; 0 if the name does not resolve to one or no simulated
+// network exists.
 long gethostid(void) {
-  if (__builtin_expect(pi::TaskScheduler() == nullptr, 1)) return DSIM_REAL(gethostid)();
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(gethostid)();
+  // Without a simulated network the names below would be resolved for real.
+  if (scheduler->extension(dsim::Scheduler::kNetworkExtension) == nullptr) return 0;
   char host[256];
   if (gethostname(host, sizeof(host)) != 0) return 0;
   addrinfo hints{};

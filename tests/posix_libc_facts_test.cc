@@ -430,6 +430,12 @@ TEST(PosixMachine, DomainNameAndHostIdAreTheSimulatedHosts) {
   // glibc's formula over the host's address (10.0.0.1), halves swapped.
   const uint32_t address = inet_addr("10.0.0.1");
   EXPECT_EQ(id, static_cast<int32_t>(address << 16 | address >> 16));
+  // Without a simulated network no name is resolved (for real): 0.
+  Scheduler scheduler(SchedulerOptions{.seed = 1});
+  long without_network = -1;
+  scheduler.Spawn("plain", [&] { without_network = gethostid(); });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(without_network, 0);
 }
 
 TEST(PosixLibcTime, AdjtimexReadsTheVirtualClockAndRefusesToAdjust) {
