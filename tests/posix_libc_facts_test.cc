@@ -161,6 +161,44 @@ TEST(PosixLibcTime, OutsideTasksTheRealClocksAnswer) {
   EXPECT_GT(b.time, kEpochSeconds + 20 * 365 * 86400);
 }
 
+// Local time is UTC in a task, whatever the machine's zone: here UTC+3 ("XYZ-3", a
+// POSIX TZ string that needs no zone files).
+TEST(PosixLibcTime, LocalTimeInATaskIsUtcWhateverTheMachinesZone) {
+  const char* saved = std::getenv("TZ");
+  const std::string saved_tz = saved != nullptr ? saved : "";
+  setenv("TZ", "XYZ-3", 1);
+  tzset();
+  const time_t one_am = kEpochSeconds + 3600;
+  struct tm outside {};
+  localtime_r(&one_am, &outside);
+  struct tm r{}, plain{}, made{};
+  time_t round_trip = 0;
+  std::string ctime_text, ctime_r_text;
+  RunResult result = OnHost([&] {
+    localtime_r(&one_am, &r);
+    plain = *localtime(&one_am);
+    made = r;
+    made.tm_hour += 25;  // Normalized, as mktime does.
+    round_trip = mktime(&made);
+    ctime_text = ctime(&one_am);
+    char buffer[32];
+    ctime_r_text = ctime_r(&one_am, buffer);
+  });
+  if (saved != nullptr) setenv("TZ", saved_tz.c_str(), 1); else unsetenv("TZ");
+  tzset();
+  ASSERT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(outside.tm_hour, 4);  // Outside tasks: the real zone.
+  EXPECT_EQ(r.tm_hour, 1);
+  EXPECT_EQ(r.tm_gmtoff, 0);
+  EXPECT_STREQ(r.tm_zone, "UTC");
+  EXPECT_EQ(plain.tm_hour, 1);
+  EXPECT_EQ(round_trip, one_am + 25 * 3600);
+  EXPECT_EQ(made.tm_mday, 2);
+  EXPECT_EQ(made.tm_hour, 2);
+  EXPECT_EQ(ctime_text, "Sat Jan  1 01:00:00 2000\n");
+  EXPECT_EQ(ctime_r_text, ctime_text);
+}
+
 // ---- Randomness ----------------------------------------------------------------------
 
 struct Draws {
