@@ -254,6 +254,38 @@ TEST(PosixArc4random, UniformIsUnbiased) {
   EXPECT_EQ(one, 0u);
 }
 
+// ---- Temporary names ----------------------------------------------------------------
+
+std::vector<std::string> TempNames(uint64_t seed) {
+  std::vector<std::string> names;
+  RunResult result = OnHost(
+      [&] {
+        char made[] = "/tmp/dsim-audit-XXXXXX";
+        names.push_back(mktemp(made));
+        char buffer[L_tmpnam];
+        names.push_back(tmpnam_r(buffer));
+        names.push_back(tmpnam(nullptr));
+        char* chosen = tempnam("/tmp", "abcdefg");
+        names.push_back(chosen);
+        free(chosen);
+      },
+      seed);
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  return names;
+}
+
+TEST(PosixTempNames, NamesAreDrawnFromTheSeed) {
+  const std::vector<std::string> names = TempNames(11);
+  ASSERT_EQ(names.size(), 4u);
+  EXPECT_EQ(names[0].rfind("/tmp/dsim-audit-", 0), 0u);
+  EXPECT_EQ(names[0].size(), std::strlen("/tmp/dsim-audit-XXXXXX"));
+  EXPECT_EQ(names[1].rfind(P_tmpdir "/file", 0), 0u);
+  EXPECT_NE(names[1], names[2]);
+  EXPECT_NE(names[3].find("/abcde"), std::string::npos);  // Prefix cut to five.
+  EXPECT_EQ(TempNames(11), names);  // glibc's come from the real clock.
+  EXPECT_NE(TempNames(12), names);
+}
+
 // ---- Machine facts -------------------------------------------------------------------
 
 TEST(PosixMachine, EveryCpuCountSaysFour) {
