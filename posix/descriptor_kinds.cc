@@ -78,6 +78,13 @@ int FstatNonDisk(HostStack& stack, int fd, struct stat* out) {
   return 0;
 }
 
+off64_t SeekNonDisk(HostStack& stack, int fd, off64_t offset, int whence) {
+  OpenFile* file = stack.LookupFile(fd);
+  const off_t result = file != nullptr ? file->Seek(offset, whence) : -ESPIPE;
+  if (result < 0) return errno = static_cast<int>(-result), -1;
+  return result;
+}
+
 int FstatfsNonDisk(HostStack& stack, int fd, struct statfs* out) {
   std::memset(out, 0, sizeof *out);
   out->f_bsize = 4096;
@@ -126,15 +133,6 @@ HostStack* Simulated(const char* call, int fd, bool* refused) {
   return nullptr;
 }
 
-// lseek(2): the random devices accept any seek and stay at 0 (noop_llseek); everything
-// else here has no position.
-off64_t SeekNonDisk(HostStack& stack, int fd, off64_t offset, int whence) {
-  ::dsim::internal::OpenFile* file = stack.LookupFile(fd);
-  const off_t result = file != nullptr ? file->Seek(offset, whence) : -ESPIPE;
-  if (result < 0) return errno = static_cast<int>(-result), -1;
-  return result;
-}
-
 }  // namespace
 
 // The answers without //posix:files: see the file comment.
@@ -161,11 +159,11 @@ __attribute__((weak)) int fstatfs(int fd, struct statfs* out) {
   DSIM_NON_DISK_CALL(fstatfs, fd, -1, pi::FstatfsNonDisk(*stack, fd, out), fd, out);
 }
 __attribute__((weak)) off_t lseek(int fd, off_t offset, int whence) {
-  DSIM_NON_DISK_CALL(lseek, fd, -1, SeekNonDisk(*stack, fd, offset, whence), fd, offset,
+  DSIM_NON_DISK_CALL(lseek, fd, -1, pi::SeekNonDisk(*stack, fd, offset, whence), fd, offset,
                      whence);
 }
 __attribute__((weak)) off64_t lseek64(int fd, off64_t offset, int whence) {
-  DSIM_NON_DISK_CALL(lseek64, fd, -1, SeekNonDisk(*stack, fd, offset, whence), fd, offset,
+  DSIM_NON_DISK_CALL(lseek64, fd, -1, pi::SeekNonDisk(*stack, fd, offset, whence), fd, offset,
                      whence);
 }
 __attribute__((weak)) ssize_t pread(int fd, void* buffer, size_t length, off_t offset) {

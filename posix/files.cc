@@ -67,12 +67,6 @@ dsim::internal::HostStack* NonDiskFd(int fd) {
   return fd > 2 && scheduler != nullptr ? pi::NonDiskDescriptor(*scheduler, fd) : nullptr;
 }
 
-off64_t SeekNonDisk(dsim::internal::HostStack& stack, int fd, off64_t offset, int whence) {
-  dsim::internal::OpenFile* file = stack.LookupFile(fd);
-  const off_t result = file != nullptr ? file->Seek(offset, whence) : -ESPIPE;
-  if (result < 0) return errno = static_cast<int>(-result), -1;
-  return result;
-}
 
 DSIM_DECLARE_REAL(open);
 DSIM_DECLARE_REAL(open64);
@@ -228,12 +222,12 @@ ssize_t pwritev(int fd, const struct iovec* iov, int count, off_t offset) {
                          : DSIM_REAL(pwritev)(fd, iov, count, offset);
 }
 off_t lseek(int fd, off_t offset, int whence) {
-  if (auto* stack = NonDiskFd(fd)) return SeekNonDisk(*stack, fd, offset, whence);
+  if (auto* stack = NonDiskFd(fd)) return pi::SeekNonDisk(*stack, fd, offset, whence);
   return SimulatedFd(fd) ? dsim::Lseek(fd, offset, whence)
                          : DSIM_REAL(lseek)(fd, offset, whence);
 }
 off64_t lseek64(int fd, off64_t offset, int whence) {
-  if (auto* stack = NonDiskFd(fd)) return SeekNonDisk(*stack, fd, offset, whence);
+  if (auto* stack = NonDiskFd(fd)) return pi::SeekNonDisk(*stack, fd, offset, whence);
   return SimulatedFd(fd) ? dsim::Lseek(fd, offset, whence)
                          : DSIM_REAL(lseek64)(fd, offset, whence);
 }

@@ -27,6 +27,10 @@ namespace dsim::posix::internal {
 // to be unique). Returns 0.
 int FstatNonDisk(::dsim::internal::HostStack& stack, int fd, struct stat* out);
 
+// lseek(2) of such a descriptor: the random devices accept any seek and stay at 0
+// (noop_llseek); sockets, pipes and anonymous inodes are ESPIPE. -1 with errno.
+off64_t SeekNonDisk(::dsim::internal::HostStack& stack, int fd, off64_t offset, int whence);
+
 // fstatfs(2) of such a descriptor: sockfs, pipefs or the anonymous-inode file system.
 int FstatfsNonDisk(::dsim::internal::HostStack& stack, int fd, struct statfs* out);
 
