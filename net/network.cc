@@ -335,24 +335,42 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     FreePacket(packet);
     return false;
   }
+  SendTo(from, *to, packet);
+  return true;
+}
+
+void Network::SendTo(NetworkHost& from, NetworkHost& to, Packet* packet) {
+  DSIM_DCHECK(Route(from, packet->destination.address) == &to, "SendTo: ", to.name(),
+              " does not own ", packet->destination.address.ToString());
   packet->source_host = from.id();
-  packet->destination_host = to->id();
+  packet->destination_host = to.id();
   packet->flow_id = ++last_flow_id_;
   if (fixed_model_ != nullptr) {
     // The default model, decided here: one delivery after a fixed latency, in order. It
     // draws nothing, so skipping its Decide changes no run.
     if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
     const int64_t latency = fixed_model_->LatencyNanos(*packet);
-    Dispatch(from, *to, packet, &latency, 1, /*unordered=*/false, /*connection_delay=*/0);
-    return true;
+    if (options_.fifo_links && from.last_delivery_.size() > to.id() &&
+        connection_holes_.empty() && lost_acks_.empty()) {
+      // What Dispatch does with this one in-order delivery, when no connection has a
+      // hole or a lost ACK in flight (ConnectionOrder then keeps the time as it is).
+      int64_t& last = from.last_delivery_[to.id()];
+      int64_t when = internal::SaturatingAdd(scheduler_->NowNanos(), latency);
+      if (when <= last) when = internal::SaturatingAdd(last, 1);
+      last = when;
+      PutInFlight(packet, when);
+      return;
+    }
+    Dispatch(from, to, packet, &latency, 1, /*unordered=*/false, /*connection_delay=*/0);
+    return;
   }
   int64_t plain_latency_ns;
   if (link_model_->PlainLatencyNanos(*packet, &plain_latency_ns)) {
     // What the general path below does with PacketFate::DeliverAfter(latency).
     if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
-    Dispatch(from, *to, packet, &plain_latency_ns, 1, /*unordered=*/false,
+    Dispatch(from, to, packet, &plain_latency_ns, 1, /*unordered=*/false,
              /*connection_delay=*/0);
-    return true;
+    return;
   }
   PacketFate fate = link_model_->Decide(*packet, *scheduler_);
   if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
@@ -361,16 +379,15 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     ++stats_.packets_dropped;
     if (scheduler_->has_listeners()) AnnotatePacket("net.drop", *packet, 2, from.group());
     FreePacket(packet);
-    return true;
+    return;
   }
   absl::InlinedVector<int64_t, 2> latencies;
   for (absl::Duration delivery : fate.deliveries) {
     DSIM_DCHECK(delivery >= absl::ZeroDuration());
     latencies.push_back(internal::DurationToNanos(delivery));
   }
-  Dispatch(from, *to, packet, latencies.data(), latencies.size(), fate.unordered,
+  Dispatch(from, to, packet, latencies.data(), latencies.size(), fate.unordered,
            internal::DurationToNanos(fate.connection_delay));
-  return true;
 }
 
 // Puts a packet (and its duplicates) on the wire: one delivery per latency, measured
@@ -410,13 +427,17 @@ void Network::Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet,
       copy = NewPacket();
       *copy = *packet;
     }
-    ++stats_.packets_sent;
-    ++stats_.packets_in_flight;
-    copy->sent_at_ns = now;
-    copy->in_flight_index = static_cast<uint32_t>(in_flight_.size());
-    in_flight_.push_back(copy);
-    Schedule(copy, when);
+    PutInFlight(copy, when);
   }
+}
+
+void Network::PutInFlight(Packet* packet, int64_t when_ns) {
+  ++stats_.packets_sent;
+  ++stats_.packets_in_flight;
+  packet->sent_at_ns = scheduler_->NowNanos();
+  packet->in_flight_index = static_cast<uint32_t>(in_flight_.size());
+  in_flight_.push_back(packet);
+  Schedule(packet, when_ns);
 }
 
 int64_t Network::ConnectionOrder(Packet* packet, int64_t when, int64_t hole) {

@@ -476,6 +476,13 @@ class Network {
   // (loopback and the sender's own addresses stay on `from`). Takes ownership. Returns
   // false, and reclaims the packet, if no host owns the destination.
   bool Send(NetworkHost& from, Packet* packet);
+  // Send to `to`, which must be Route(from, packet->destination.address): for a caller
+  // that routed once and kept the answer (a connection's peer). Takes ownership.
+  void SendTo(NetworkHost& from, NetworkHost& to, Packet* packet);
+  // The host that owns `destination` as seen from `from` (loopback and from's own
+  // addresses stay on `from`), or null. Addresses never change owner, so the answer
+  // may be kept.
+  NetworkHost* Route(NetworkHost& from, const IpAddress& destination);
   // Packets come from a pool, so a segment costs no allocation in steady state.
   Packet* NewPacket();
   void FreePacket(Packet* packet);
@@ -540,7 +547,6 @@ class Network {
   void Deliver(Packet* packet);
   void Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet, const int64_t* latencies,
                 size_t count, bool unordered, int64_t connection_delay);
-  NetworkHost* Route(NetworkHost& from, const IpAddress& destination);
   void AnnotatePacket(absl::string_view category, const Packet& packet, int flow_phase,
                       GroupId group);
 
@@ -596,6 +602,8 @@ class Network {
   };
   bool Gated(const Packet& packet) const;
   bool HoldOrDrop(Packet* packet);
+  // Counts the packet as sent and in flight, due at when_ns.
+  void PutInFlight(Packet* packet, int64_t when_ns);
   void Schedule(Packet* packet, int64_t when_ns);
   static void DeliverCall(void* network, uint64_t packet);
   void ReleaseHeld();

@@ -648,5 +648,78 @@ TEST(Network, PacketCountersBalanceAndLatencyIsTheConfiguredOne) {
                                     stats.packets_in_flight);
 }
 
+// Routes are remembered per destination (an address never changes owner), but an
+// address nobody owned is asked again: a host added later owns it from then on.
+TEST(Network, AnUnroutableAddressBecomesReachableOnceAHostOwnsIt) {
+  World w;
+  int before = 0, before_errno = 0;
+  std::string received;
+  w.client.Spawn("client", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    const socklen_t l = MakeSockaddr("10.0.0.9", 53, &a);
+    before = static_cast<int>(Sendto(fd, "x", 1, 0, Sa(&a), l));
+    before_errno = errno;
+    NetworkHost& late = w.network.AddHost("late", {"10.0.0.9"});
+    late.Spawn("late-server", [&] {
+      const int server = Socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_storage b;
+      Bind(server, Sa(&b), MakeSockaddr("0.0.0.0", 53, &b));
+      char buffer[8];
+      const ssize_t n = Recv(server, buffer, sizeof(buffer), 0);
+      if (n > 0) received.assign(buffer, n);
+    });
+    dsim::SleepFor(absl::Milliseconds(1));  // The server binds first.
+    EXPECT_EQ(Sendto(fd, "yz", 2, 0, Sa(&a), l), 2) << LastSocketErrorMessage();
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(before, -1);
+  EXPECT_EQ(before_errno, ENETUNREACH);
+  EXPECT_EQ(received, "yz");
+}
+
+// The packets of many peers of one host reach each peer (the route cache is small and
+// direct-mapped: colliding destinations must not swap their hosts).
+TEST(Network, RepliesToManyPeersEachReachTheirOwnPeer) {
+  Scheduler scheduler;
+  Network network(&scheduler);
+  NetworkHost& server = network.AddHost("server", {"10.0.0.1"});
+  constexpr int kPeers = 70;
+  server.Spawn("echo", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    Bind(fd, Sa(&a), MakeSockaddr("0.0.0.0", 7, &a));
+    for (int i = 0; i < 3 * kPeers; ++i) {
+      char buffer[16];
+      sockaddr_storage from;
+      socklen_t length = sizeof(from);
+      const ssize_t n = Recvfrom(fd, buffer, sizeof(buffer), 0, Sa(&from), &length);
+      ASSERT_GT(n, 0);
+      Sendto(fd, buffer, n, 0, Sa(&from), length);
+    }
+  });
+  std::vector<std::string> answers(kPeers);
+  for (int i = 0; i < kPeers; ++i) {
+    const std::string ip = absl::StrCat("10.0.", 1 + i / 200, ".", 1 + i % 200);
+    network.AddHost(absl::StrCat("peer", i), {ip}).Spawn("peer", [&, i] {
+      const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_storage a;
+      Connect(fd, Sa(&a), MakeSockaddr("10.0.0.1", 7, &a));
+      for (int round = 0; round < 3; ++round) {
+        const std::string message = absl::StrCat(i, "/", round);
+        Send(fd, message.data(), message.size(), 0);
+        char buffer[16];
+        const ssize_t n = Recv(fd, buffer, sizeof(buffer), 0);
+        ASSERT_GT(n, 0);
+        answers[i] += std::string(buffer, n) + " ";
+      }
+    });
+  }
+  ASSERT_TRUE(scheduler.Run().ok());
+  for (int i = 0; i < kPeers; ++i) {
+    EXPECT_EQ(answers[i], absl::StrCat(i, "/0 ", i, "/1 ", i, "/2 ")) << "peer " << i;
+  }
+}
+
 }  // namespace
 }  // namespace dsim

@@ -477,24 +477,28 @@ int HostStack::ParseAddress(const SocketState& socket, const sockaddr* address, 
 // udpv6_sendmsg). One bound to a specific IPv6 address cannot reach IPv4 (ENETUNREACH):
 // binding made it IPV6_V6ONLY, and a UDP socket that got its address from an earlier
 // connect is refused too, where Linux would send from 127.0.0.6 (a documented divergence).
-int HostStack::Route(const SocketState& socket, Endpoint* destination, IpAddress* source) {
+int HostStack::Route(const SocketState& socket, Endpoint* destination, IpAddress* source,
+                     NetworkHost** to_host) {
   IpAddress& to = destination->address;
   const IpAddress& bound = socket.local.address;
   const bool bound_v4_mapped = socket.family == AF_INET6 && bound.is_v4();
-  if (to.IsUnspecified()) {
+  if (ABSL_PREDICT_FALSE(to.IsUnspecified())) {
     to = to.is_v4() || bound_v4_mapped ? IpAddress::V4Loopback() : IpAddress::V6Loopback();
   }
-  if (bound_v4_mapped && !to.is_v4()) {
-    return Fail(EAFNOSUPPORT, absl::StrCat("an AF_INET6 socket bound to ", bound.ToString(),
-                                           " (IPv4-mapped) cannot reach ", to.ToString()));
+  if (ABSL_PREDICT_FALSE(bound_v4_mapped && !to.is_v4())) {
+    return FailWith(EAFNOSUPPORT, "an AF_INET6 socket bound to ", bound.ToString(),
+                    " (IPv4-mapped) cannot reach ", to.ToString());
   }
-  if (socket.family == AF_INET6 && !bound.is_v4() && !bound.IsUnspecified() && to.is_v4()) {
-    return Fail(ENETUNREACH, absl::StrCat("an AF_INET6 socket bound to ", bound.ToString(),
-                                          " cannot reach IPv4 ", to.ToString()));
+  if (ABSL_PREDICT_FALSE(socket.family == AF_INET6 && !bound.is_v4() &&
+                         !bound.IsUnspecified() && to.is_v4())) {
+    return FailWith(ENETUNREACH, "an AF_INET6 socket bound to ", bound.ToString(),
+                    " cannot reach IPv4 ", to.ToString());
   }
+  // Loopback and this host's own addresses route to this host (Network::Route).
+  NetworkHost* peer = RouteHost(to);
   if (to.IsLoopback()) {
     *source = to.is_v4() ? IpAddress::V4Loopback() : IpAddress::V6Loopback();
-  } else if (host_->HasAddress(to)) {
+  } else if (peer == host_) {
     *source = to;
   } else {
     bool found = false;
@@ -505,12 +509,13 @@ int HostStack::Route(const SocketState& socket, Endpoint* destination, IpAddress
         break;
       }
     }
-    if (!found || network_->HostByAddress(to) == nullptr) {
-      return Fail(ENETUNREACH, absl::StrCat("no route from host \"", host_->name(), "\" to ",
-                                            to.ToString()));
+    if (!found || peer == nullptr) {
+      return FailWith(ENETUNREACH, "no route from host \"", host_->name(), "\" to ",
+                      to.ToString());
     }
   }
-  if (!socket.local.address.IsUnspecified()) *source = socket.local.address;
+  if (!bound.IsUnspecified()) *source = bound;
+  if (to_host != nullptr) *to_host = peer;
   return 0;
 }
 

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -394,7 +395,25 @@ class HostStack final : public PacketReceiver {
   int ParseAddress(const SocketState& socket, const sockaddr* address, socklen_t length,
                    Endpoint* out, bool* unspecified_family, const char* call);
   bool FamilyAccepts(const SocketState& socket, const IpAddress& address) const;
-  int Route(const SocketState& socket, Endpoint* destination, IpAddress* source);
+  // Picks the source address for a packet of `socket` to *destination (an unspecified
+  // destination becomes loopback), and the host it goes to (`to`, when not null).
+  int Route(const SocketState& socket, Endpoint* destination, IpAddress* source,
+            NetworkHost** to = nullptr);
+  // The host that owns `address` as seen from this host (network_->Route), or null.
+  // Every packet asks, so a small direct-mapped cache answers first: an address never
+  // changes owner (unroutable addresses are not cached: a later AddHost may own them).
+  NetworkHost* RouteHost(const IpAddress& address) {
+    RouteCacheEntry& entry = route_cache_[RouteCacheIndex(address)];
+    if (ABSL_PREDICT_TRUE(entry.host != nullptr && entry.address == address)) return entry.host;
+    return RouteHostSlow(address);
+  }
+  NetworkHost* RouteHostSlow(const IpAddress& address);
+  static size_t RouteCacheIndex(const IpAddress& address) {
+    uint64_t low, high;
+    std::memcpy(&low, address.bytes().data(), 8);
+    std::memcpy(&high, address.bytes().data() + 8, 8);
+    return static_cast<size_t>(((low ^ high) * 0x9e3779b97f4a7c15ULL) >> 59);  // 32 entries.
+  }
   socklen_t FillAddress(const SocketState& socket, const Endpoint& endpoint,
                         sockaddr_storage* out) const;
   int CopyAddressOut(const SocketState& socket, const Endpoint& endpoint, sockaddr* address,
@@ -475,8 +494,9 @@ class HostStack final : public PacketReceiver {
   TimerId AddTimerAt(int64_t when_ns, uint64_t id);
   absl::Duration HostDelay(absl::Duration delay) const;
   absl::Duration HostElapsedSince(absl::Time since) const;
-  // Sends a packet from this host, unless the stack is detached (then frees it).
-  void Transmit(Packet* packet);
+  // Sends a packet from this host, unless the stack is detached (then frees it). `to`:
+  // the destination's host when the caller routed already (Route), else null.
+  void Transmit(Packet* packet, NetworkHost* to = nullptr);
   // Buggify: the length a stream read or write moves this time (a short prefix, at
   // least 1 byte, when the fault fires; `length` otherwise).
   size_t BuggifyLength(size_t length, const char* label);
@@ -527,6 +547,11 @@ class HostStack final : public PacketReceiver {
     PortEntry* entry = nullptr;  // Null: nothing cached.
   };
   PortCache port_cache_[2];  // [0] TCP, [1] UDP.
+  struct RouteCacheEntry {
+    IpAddress address;
+    NetworkHost* host = nullptr;  // Null: empty.
+  };
+  RouteCacheEntry route_cache_[32];  // RouteHost; indexed by RouteCacheIndex.
   uint32_t ephemeral_cursor_ = 0;
   bool ephemeral_cursor_set_ = false;
   // Accepted children by their peer's connection id, so a repeated SYN finds its child.

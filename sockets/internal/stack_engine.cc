@@ -123,14 +123,25 @@ absl::Duration HostStack::HostElapsedSince(absl::Time since) const {
   return scheduler_->LocalDurationOfTrue(host_->group(), scheduler_->Now() - since);
 }
 
-void HostStack::Transmit(Packet* packet) {
+void HostStack::Transmit(Packet* packet, NetworkHost* to) {
   // A crashed host's stack is mute: nothing leaves a dead machine, whatever its
   // unwinding tasks do to their sockets.
   if (detached_) {
     network_->FreePacket(packet);
     return;
   }
-  network_->Send(*host_, packet);
+  if (to == nullptr) to = RouteHost(packet->destination.address);
+  if (to == nullptr) {
+    network_->FreePacket(packet);  // No host owns the address (as Network::Send).
+    return;
+  }
+  network_->SendTo(*host_, *to, packet);
+}
+
+NetworkHost* HostStack::RouteHostSlow(const IpAddress& address) {
+  NetworkHost* to = network_->Route(*host_, address);
+  if (to != nullptr) route_cache_[RouteCacheIndex(address)] = RouteCacheEntry{address, to};
+  return to;
 }
 
 void HostStack::Annotate(const char* category, const std::string& detail) {
@@ -1165,7 +1176,8 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   // Linux's order: routing, then the datagram size (ip_append_data), then a pending
   // error and the send shutdown (sock_alloc_send_skb).
   IpAddress source;
-  if (int r = Route(*s, &destination, &source); r < 0) return r;
+  NetworkHost* to = nullptr;
+  if (int r = Route(*s, &destination, &source, &to); r < 0) return r;
   const size_t limit = destination.address.is_v4() ? kUdpMaxPayloadV4 : kUdpMaxPayloadV6;
   if (length > limit) {
     return FailWith(EMSGSIZE, args.what, ": ", length, " bytes exceed the ", limit,
@@ -1190,7 +1202,7 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   p->kind = Packet::Kind::kUdp;
   p->source = Endpoint{source, s->local.port};
   p->destination = destination;
-  Transmit(p);
+  Transmit(p, to);
   return static_cast<ssize_t>(length);
 }
 
