@@ -513,8 +513,7 @@ void Network::Deliver(Packet* packet) {
   DSIM_CHECK(to != nullptr, "a packet to unknown host ", packet->destination_host);
   if (scheduler_->has_listeners()) AnnotatePacket("net.deliver", *packet, 2, to->group());
   if (to->stack() != nullptr) {
-    to->stack()->Receive(packet);
-    FreePacket(packet);
+    to->stack()->Receive(packet);  // Takes the packet.
     return;
   }
   // No socket layer on the host: nothing listens anywhere. Answer like a kernel with no

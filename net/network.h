@@ -324,7 +324,8 @@ class PacketReceiver {
  public:
   virtual ~PacketReceiver() = default;
   // Handles a packet addressed to this host. Runs in a timer callback (never blocks).
-  // The network reclaims `packet` when this returns; the receiver may move its payload.
+  // Takes ownership: the receiver hands `packet` back with Network::FreePacket when it
+  // is done with it (at once, or later: a queued datagram keeps its packet until read).
   virtual void Receive(Packet* packet) = 0;
   // The host crashed: the receiver is no longer the host's, and must never send again
   // (a dead task still unwinding may touch its sockets; nothing may leave the host).
@@ -486,6 +487,10 @@ class Network {
   // Packets come from a pool, so a segment costs no allocation in steady state.
   Packet* NewPacket();
   void FreePacket(Packet* packet);
+  // Packets allocated so far, and those of them back in the pool (the rest are in
+  // flight, held, or queued in a socket). For tests of the pool's bookkeeping.
+  size_t packets_allocated() const { return all_packets_.size(); }
+  size_t packets_pooled() const { return free_packets_.size(); }
 
   // Crashes a host as a power cut would: kills the tasks of its group (they unwind at
   // their next scheduling point) and then DetachHost. Restart it with BindGroup.

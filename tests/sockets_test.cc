@@ -721,5 +721,33 @@ TEST(Network, RepliesToManyPeersEachReachTheirOwnPeer) {
   }
 }
 
+// A queued datagram keeps the packet it arrived in until it is read; closing the socket
+// with datagrams unread hands their packets back to the pool.
+TEST(Network, UnreadDatagramsGoBackToThePacketPoolWhenTheirSocketCloses) {
+  World w;
+  size_t pooled_while_queued = 0, allocated_while_queued = 0;
+  w.server.Spawn("server", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    Bind(fd, Sa(&a), MakeSockaddr("0.0.0.0", 53, &a));
+    dsim::SleepFor(absl::Milliseconds(10));  // Five datagrams arrive, unread.
+    pooled_while_queued = w.network.packets_pooled();
+    allocated_while_queued = w.network.packets_allocated();
+    char buffer[8];
+    ASSERT_EQ(Recv(fd, buffer, sizeof(buffer), 0), 1);  // One read: its packet goes back.
+    EXPECT_EQ(w.network.packets_pooled(), pooled_while_queued + 1);
+    Close(fd);
+  });
+  w.client.Spawn("client", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    const socklen_t l = MakeSockaddr("10.0.0.1", 53, &a);
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(Sendto(fd, "d", 1, 0, Sa(&a), l), 1);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(allocated_while_queued - pooled_while_queued, 5u);
+  EXPECT_EQ(w.network.packets_pooled(), w.network.packets_allocated());
+}
+
 }  // namespace
 }  // namespace dsim

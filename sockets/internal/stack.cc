@@ -295,6 +295,11 @@ void HostStack::Destroy(SocketState* socket) {
     MaybeDestroy(child);
   }
   socket->accept_queue.clear();
+  // Unread datagrams: their packets go back to the pool.
+  while (!socket->datagrams.empty()) {
+    network_->FreePacket(socket->datagrams.front());
+    socket->datagrams.pop_front();
+  }
   ForgetSocket(socket->id);
   sockets_.erase(socket->id);
 }

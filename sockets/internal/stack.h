@@ -69,11 +69,6 @@ enum class SockState : uint8_t { kUnconnected, kConnecting, kConnected, kDisconn
 inline constexpr int kRcvShutdown = 1;
 inline constexpr int kSendShutdown = 2;
 
-struct Datagram {
-  Endpoint source;
-  std::string payload;
-};
-
 struct SocketState {
   uint64_t id = 0;  // Connection identity, unique in the network.
   int family = AF_INET;
@@ -170,8 +165,9 @@ struct SocketState {
   std::deque<SocketState*> accept_queue;
   uint64_t listener = 0;  // For a child still in an accept queue: its listener's id.
 
-  // UDP.
-  RingQueue<Datagram> datagrams;
+  // UDP: the arrived packets themselves (source and payload), owned until read or
+  // destroyed, then handed back to the network's pool.
+  RingQueue<Packet*> datagrams;
   size_t datagram_bytes = 0;  // Charged against receive_buffer_bytes.
 
   // Counts readiness changes (every wake of the queues below, waiters or not), for
@@ -527,9 +523,6 @@ class HostStack final : public PacketReceiver {
   int descriptor_limit() const;
 
   std::vector<Descriptor> descriptors_;  // descriptors_[fd].
-  // Payload buffers of consumed datagrams, handed to the next arriving packet in
-  // exchange for its own: datagrams then cost no heap allocation in steady state.
-  std::vector<std::string> spare_payloads_;
   std::set<int> free_descriptors_;    // Free fds below descriptors_.size(), lowest first.
   size_t open_descriptors_ = 0;       // Open and reserved descriptors.
   // Every live socket by id. Looked up only, never iterated (salted order).

@@ -16,7 +16,6 @@ namespace {
 
 constexpr size_t kUdpMaxPayloadV4 = 65507;  // 65535 - IPv4 header - UDP header.
 constexpr size_t kUdpMaxPayloadV6 = 65527;  // 65535 - UDP header.
-constexpr size_t kMaxSparePayloads = 256;
 
 // Calls visit(base, size) for each piece of the caller's iovecs covering `length` bytes
 // from `offset` bytes in, in order. False if a piece's buffer is null (EFAULT) or the
@@ -639,10 +638,17 @@ void HostStack::TcpKeepaliveExpired(SocketState* s) {
 
 void HostStack::Receive(Packet* packet) {
   switch (packet->kind) {
-    case Packet::Kind::kTcp: TcpOnSegment(packet); return;
-    case Packet::Kind::kUdp: UdpOnDatagram(packet); return;
-    case Packet::Kind::kPortUnreachable: UdpOnUnreachable(*packet); return;
+    case Packet::Kind::kTcp:
+      TcpOnSegment(packet);
+      break;
+    case Packet::Kind::kUdp:
+      UdpOnDatagram(packet);  // Keeps the packet if a socket queues it.
+      return;
+    case Packet::Kind::kPortUnreachable:
+      UdpOnUnreachable(*packet);
+      break;
   }
+  network_->FreePacket(packet);
 }
 
 void HostStack::TcpOnSegment(Packet* packet) {
@@ -1225,23 +1231,20 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
       return FailWith(EAGAIN, args.what, ": timed out waiting for a datagram");
     }
   }
-  Datagram& datagram = s->datagrams.front();
-  const size_t size = datagram.payload.size();
+  Packet* datagram = s->datagrams.front();
+  const size_t size = datagram->payload.size();
   const size_t n = std::min(size, length);
-  const Endpoint source = datagram.source;
+  const Endpoint source = datagram->source;
   bool copied = true;
   if (args.into != nullptr) {
-    args.into->assign(datagram.payload.data(), n);
+    args.into->assign(datagram->payload.data(), n);
   } else if (n > 0) {
-    copied = CopyToIov(args.iov, 0, datagram.payload.data(), n);
+    copied = CopyToIov(args.iov, 0, datagram->payload.data(), n);
   }
   if (!peek) {  // Consumed, even if the copy faults (as before).
     s->datagram_bytes -= size + options_.udp_datagram_overhead_bytes;
-    if (spare_payloads_.size() < kMaxSparePayloads) {
-      datagram.payload.clear();
-      spare_payloads_.push_back(std::move(datagram.payload));
-    }
     s->datagrams.pop_front();
+    network_->FreePacket(datagram);  // Back to the pool, payload capacity and all.
   }
   if (!copied) return FailWith(EFAULT, args.what, ": the buffer is null");
   if (args.name != nullptr) {
@@ -1278,49 +1281,47 @@ int HostStack::UdpScore(const SocketState& s, const Packet& packet) const {
 
 void HostStack::UdpOnDatagram(Packet* packet) {
   PortEntry* entry = FindPorts(SOCK_DGRAM, packet->destination.port);
-  absl::InlinedVector<SocketState*, 4> best;
+  SocketState* s = nullptr;
   if (entry != nullptr && entry->sockets.size() == 1) {
     // One socket on the port (the usual case): it takes the datagram if it matches.
     SocketState* only = entry->sockets[0];
-    if (UdpScore(*only, *packet) > 0) best.push_back(only);
+    if (UdpScore(*only, *packet) > 0) s = only;
   } else if (entry != nullptr) {
+    absl::InlinedVector<SocketState*, 4> best;
     int best_score = 0;
-    for (SocketState* s : entry->sockets) {
-      const int score = UdpScore(*s, *packet);
+    for (SocketState* candidate : entry->sockets) {
+      const int score = UdpScore(*candidate, *packet);
       if (score == 0 || score < best_score) continue;
       if (score > best_score) best.clear();
       best_score = score;
-      best.push_back(s);
+      best.push_back(candidate);
+    }
+    if (!best.empty()) {
+      s = best.size() == 1 ? best[0]
+                           : best[scheduler_->ChooseValue(best.size(), "net.udp_reuse")];
     }
   }
-  if (best.empty()) {
+  if (s == nullptr) {
     Packet* reply = network_->NewPacket();
     reply->kind = Packet::Kind::kPortUnreachable;
     reply->source = packet->destination;
     reply->destination = packet->source;
     Transmit(reply);
+    network_->FreePacket(packet);
     return;
   }
-  SocketState* s =
-      best.size() == 1 ? best[0] : best[scheduler_->ChooseValue(best.size(), "net.udp_reuse")];
   if (s->datagram_bytes > static_cast<size_t>(s->receive_buffer_bytes)) {
     // A full receive buffer drops the datagram, as Linux does.
     if (scheduler_->has_listeners()) {
       Annotate("udp.overflow", absl::StrCat(s->local.ToString(), " dropped a datagram from ",
                                             packet->source.ToString()));
     }
+    network_->FreePacket(packet);
     return;
   }
   s->datagram_bytes += packet->payload.size() + options_.udp_datagram_overhead_bytes;
-  // The queue takes the packet's buffer; the packet, going back to the network's pool,
-  // takes a spare one (with capacity) for the next send.
-  std::string payload;
-  if (!spare_payloads_.empty()) {
-    payload = std::move(spare_payloads_.back());
-    spare_payloads_.pop_back();
-  }
-  payload.swap(packet->payload);
-  s->datagrams.push_back(Datagram{packet->source, std::move(payload)});
+  // The queue keeps the packet itself: no copy, and no buffer changes hands.
+  s->datagrams.push_back(packet);
   ++s->edges;
   if (!s->readable.empty()) s->readable.WakeAll();
 }
