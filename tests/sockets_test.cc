@@ -170,6 +170,49 @@ TEST(Deadlines, BlockedWriterOnAFullBufferFailsAtTheWriteDeadline) {
   ASSERT_TRUE(w.scheduler.Run().ok());
 }
 
+// A write that fits the send buffer takes a short path; these are the cases it must
+// leave to the general one.
+TEST(Deadlines, WriteAfterThePastWriteDeadlineFailsAtOnceEvenWithRoomInTheBuffer) {
+  World w;
+  w.server.Spawn("t", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    ASSERT_EQ(Write(client, "abc", 3), 3);
+    ASSERT_EQ(SetWriteDeadline(client, Now() - absl::Seconds(1)), 0);
+    EXPECT_EQ(Write(client, "def", 3), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    ASSERT_EQ(SetWriteDeadline(client, absl::InfiniteFuture()), 0);  // Cleared.
+    EXPECT_EQ(Write(client, "ghi", 3), 3);
+    char buffer[8];
+    EXPECT_EQ(Recv(accepted, buffer, 6, MSG_WAITALL), 6);
+    EXPECT_EQ(std::string(buffer, 6), "abcghi");
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+TEST(Deadlines, WritesThatFitStillFailAfterShutdownOrResetOrWithANullBuffer) {
+  World w;
+  w.server.Spawn("t", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    ASSERT_EQ(Write(client, "abc", 3), 3);
+    EXPECT_EQ(Send(client, nullptr, 3, 0), -1);
+    EXPECT_EQ(errno, EFAULT);
+    EXPECT_EQ(Send(client, "abc", 3, MSG_OOB), -1);
+    EXPECT_EQ(errno, EOPNOTSUPP);
+    ASSERT_EQ(Shutdown(client, SHUT_WR), 0);
+    EXPECT_EQ(Send(client, "abc", 3, MSG_NOSIGNAL), -1);
+    EXPECT_EQ(errno, EPIPE);
+    // A connection the peer reset (close with unread data sends RST).
+    auto [other, other_accepted] = LoopbackPair(7001);
+    ASSERT_EQ(Write(other_accepted, "zz", 2), 2);
+    dsim::SleepFor(absl::Milliseconds(1));
+    Close(other);
+    dsim::SleepFor(absl::Milliseconds(1));
+    EXPECT_EQ(Send(other_accepted, "x", 1, MSG_NOSIGNAL), -1);
+    EXPECT_EQ(errno, ECONNRESET);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
 // ---- Backpressure ------------------------------------------------------------------------
 
 TEST(Backpressure, BlockingWriterWaitsForTheReaderAndEveryByteArrivesInOrder) {

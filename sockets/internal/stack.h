@@ -422,6 +422,22 @@ class HostStack final : public PacketReceiver {
   absl::Time CallStart(const SocketState& socket, bool read) const;
 
   // TCP.
+  // True when a send on `s` takes the whole of args' one buffer at once: a connected
+  // stream with room for it, no error, no shutdown, no deadline, no flag that changes
+  // anything, no address, no buggify. Then nothing can block, fail or be cut short, and
+  // Send skips its general path (and the call guard: nothing can close the socket
+  // while no other task runs).
+  bool TcpSendsAtOnce(const SocketState& s, const SendArgs& args) const {
+    if (!s.is_tcp() || args.iov.size() != 1 || args.name != nullptr ||
+        (args.flags & MSG_OOB) != 0) {
+      return false;
+    }
+    const size_t length = args.iov[0].iov_len;
+    return (s.state == TcpState::kEstablished || s.state == TcpState::kCloseWait) &&
+           s.error == 0 && (s.shutdown & kSendShutdown) == 0 && length > 0 &&
+           args.iov[0].iov_base != nullptr && s.send_free_bytes() >= length &&
+           s.write_deadline == absl::InfiniteFuture() && !network_->buggify().enabled;
+  }
   int TcpConnect(SocketState* socket, const Endpoint& destination, absl::Time start,
                  SourceLocation where);
   int TcpDisconnect(SocketState* socket);

@@ -811,7 +811,8 @@ void HostStack::TcpOnAck(SocketState* s, const Packet& packet) {
     ++s->edges;
     if (!s->writable.empty()) s->writable.WakeAll();
   }
-  TcpPump(s);
+  // Most ACKs leave nothing to send (the whole queue is in flight): no pump then.
+  if (s->snd_nxt < s->snd_una + s->tx.size() || (s->fin_queued && !s->fin_sent)) TcpPump(s);
 }
 
 void HostStack::TcpOnFinAcked(SocketState* s) {
