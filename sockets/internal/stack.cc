@@ -870,6 +870,12 @@ int HostStack::TcpConnect(SocketState* s, const Endpoint& to, absl::Time start,
   return 0;
 }
 
+absl::Time HostStack::DeadlineWithTimeout(absl::Time deadline, absl::Duration timeout,
+                                          absl::Time start) const {
+  // SO_RCVTIMEO/SO_SNDTIMEO last their length on the calling host's clock.
+  return std::min(deadline, start + scheduler_->TrueDurationOfLocal(timeout));
+}
+
 ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
   SocketState* s = Lookup(fd);
   if (ABSL_PREDICT_FALSE(s == nullptr)) {

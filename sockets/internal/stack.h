@@ -419,6 +419,11 @@ class HostStack final : public PacketReceiver {
   bool WaitUntil(SocketState* socket, WaitQueue& queue, absl::Time deadline, const char* what,
                  SourceLocation where);
   absl::Time Deadline(const SocketState& socket, bool read, absl::Time start) const;
+  // Deadline's part for a socket with SO_RCVTIMEO/SO_SNDTIMEO, out of line: its
+  // absl::Time arithmetic would weigh on every blocking call's frame.
+  ABSL_ATTRIBUTE_NOINLINE absl::Time DeadlineWithTimeout(absl::Time deadline,
+                                                         absl::Duration timeout,
+                                                         absl::Time start) const;
   absl::Time CallStart(const SocketState& socket, bool read) const;
 
   // TCP.
@@ -590,13 +595,10 @@ inline absl::Time HostStack::CallStart(const SocketState& socket, bool read) con
 
 inline absl::Time HostStack::Deadline(const SocketState& socket, bool read,
                                         absl::Time start) const {
-  absl::Time deadline = read ? socket.read_deadline : socket.write_deadline;
+  const absl::Time deadline = read ? socket.read_deadline : socket.write_deadline;
   const absl::Duration timeout = read ? socket.receive_timeout : socket.send_timeout;
-  // SO_RCVTIMEO/SO_SNDTIMEO last their length on the calling host's clock.
-  if (timeout != absl::InfiniteDuration()) {
-    deadline = std::min(deadline, start + scheduler_->TrueDurationOfLocal(timeout));
-  }
-  return deadline;
+  if (ABSL_PREDICT_TRUE(timeout == absl::InfiniteDuration())) return deadline;
+  return DeadlineWithTimeout(deadline, timeout, start);
 }
 
 inline bool HostStack::WaitUntil(SocketState* /*socket*/, WaitQueue& queue,

@@ -45,11 +45,22 @@ bool ForEachIovPiece(absl::Span<const iovec> iov, size_t offset, size_t length, 
 }
 
 // Copies `length` bytes into the caller's iovecs starting `offset` bytes in.
-bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, size_t length) {
+ABSL_ATTRIBUTE_NOINLINE bool CopyToIovSlow(absl::Span<const iovec> iov, size_t offset,
+                                           const char* data, size_t length) {
   return ForEachIovPiece(iov, offset, length, [&data](char* piece, size_t size) {
     std::memcpy(piece, data, size);
     data += size;
   });
+}
+inline bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data,
+                      size_t length) {
+  // One buffer that holds it all (read, recv): no visitor, nothing address-taken.
+  if (iov.size() == 1 && length > 0 && offset + length <= iov[0].iov_len &&
+      iov[0].iov_base != nullptr) {
+    std::memcpy(static_cast<char*>(iov[0].iov_base) + offset, data, length);
+    return true;
+  }
+  return CopyToIovSlow(iov, offset, data, length);
 }
 
 // Appends `length` bytes of the caller's iovecs, starting `offset` bytes in, to `out`.
@@ -930,7 +941,7 @@ ssize_t HostStack::TcpRecv(SocketState* s, const RecvArgs& args, size_t length,
     return FailWith(ENOTCONN, args.what, " on a listening socket");
   }
   if (args.flags & MSG_OOB) return FailWith(EINVAL, args.what, ": no urgent data");
-  if (args.flags & MSG_ERRQUEUE) return Fail(EAGAIN, "the error queue is empty");
+  if (args.flags & MSG_ERRQUEUE) return FailWith(EAGAIN, "the error queue is empty");
   const bool peek = args.flags & MSG_PEEK;
   const bool waitall = (args.flags & MSG_WAITALL) != 0;
   const bool discard = (args.flags & MSG_TRUNC) != 0;
@@ -984,7 +995,7 @@ ssize_t HostStack::TcpRecv(SocketState* s, const RecvArgs& args, size_t length,
 ssize_t HostStack::TcpSend(SocketState* s, const SendArgs& args, size_t length,
                            absl::Time start, SourceLocation where) {
   if (args.flags & MSG_OOB) {
-    return Fail(EOPNOTSUPP, "urgent data (MSG_OOB) is not simulated");
+    return FailWith(EOPNOTSUPP, "urgent data (MSG_OOB) is not simulated");
   }
   const bool nonblocking = s->nonblocking || (args.flags & MSG_DONTWAIT);
   // Wait for a connection in progress (sk_stream_wait_connect).
@@ -1116,7 +1127,7 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   if (length > 0xFFFF) {
     return FailWith(EMSGSIZE, args.what, ": ", length, " bytes exceed a datagram");
   }
-  if (args.flags & MSG_OOB) return Fail(EOPNOTSUPP, "MSG_OOB on a datagram socket");
+  if (args.flags & MSG_OOB) return FailWith(EOPNOTSUPP, "MSG_OOB on a datagram socket");
   Endpoint destination;
   if (args.name != nullptr && args.name_length > 0) {
     if (args.name_length < sizeof(sa_family_t)) {
@@ -1215,7 +1226,7 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
 
 ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
                            absl::Time start, SourceLocation where) {
-  if (args.flags & MSG_ERRQUEUE) return Fail(EAGAIN, "the error queue is empty");
+  if (args.flags & MSG_ERRQUEUE) return FailWith(EAGAIN, "the error queue is empty");
   const bool peek = args.flags & MSG_PEEK;
   const bool nonblocking = s->nonblocking || (args.flags & MSG_DONTWAIT);
   for (;;) {
