@@ -220,6 +220,7 @@ Network::Network(Scheduler* scheduler, NetworkOptions options)
         std::make_shared<FixedLatencyLinkModel>(options_.latency, options_.loopback_latency);
   }
   fixed_model_ = dynamic_cast<const FixedLatencyLinkModel*>(link_model_.get());
+  fixed_fifo_ = fixed_model_ != nullptr && options_.fifo_links;
   scheduler_->SetExtension(Scheduler::kNetworkExtension, this);
 }
 
@@ -245,6 +246,7 @@ void Network::set_link_model(std::shared_ptr<LinkModel> model) {
   DSIM_MISUSE(model != nullptr, "Network::set_link_model(nullptr)");
   link_model_ = std::move(model);
   fixed_model_ = dynamic_cast<const FixedLatencyLinkModel*>(link_model_.get());
+  fixed_fifo_ = fixed_model_ != nullptr && options_.fifo_links;
 }
 
 NetworkHost& Network::AddHost(std::string name, const std::vector<std::string>& addresses,
@@ -342,6 +344,35 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
 void Network::SendTo(NetworkHost& from, NetworkHost& to, Packet* packet) {
   DSIM_DCHECK(Route(from, packet->destination.address) == &to, "SendTo: ", to.name(),
               " does not own ", packet->destination.address.ToString());
+  if (ABSL_PREDICT_TRUE(fixed_fifo_ && !scheduler_->has_listeners() &&
+                        from.last_delivery_.size() > to.id() && connection_holes_.empty() &&
+                        lost_acks_.empty())) {
+    // The default model on fifo links, nobody watching, no connection with a hole or a
+    // lost ACK in flight: one delivery after the fixed latency, behind the link's last
+    // one. What SendToGeneral and Dispatch do then (ConnectionOrder keeps the time),
+    // without their frames.
+    packet->source_host = from.id();
+    packet->destination_host = to.id();
+    packet->flow_id = ++last_flow_id_;
+    const int64_t now = scheduler_->NowNanos();
+    int64_t& last = from.last_delivery_[to.id()];
+    int64_t when = internal::SaturatingAdd(now, fixed_model_->LatencyNanos(*packet));
+    if (when <= last) when = internal::SaturatingAdd(last, 1);
+    last = when;
+    ++stats_.packets_sent;
+    ++stats_.packets_in_flight;
+    packet->sent_at_ns = now;
+    packet->in_flight_index = static_cast<uint32_t>(in_flight_.size());
+    in_flight_.push_back(packet);
+    packet->deliver_at_ns = when;
+    scheduler_->AddTimerCall(when, &Network::DeliverCall, this,
+                             reinterpret_cast<uintptr_t>(packet));
+    return;
+  }
+  SendToGeneral(from, to, packet);
+}
+
+void Network::SendToGeneral(NetworkHost& from, NetworkHost& to, Packet* packet) {
   packet->source_host = from.id();
   packet->destination_host = to.id();
   packet->flow_id = ++last_flow_id_;
@@ -350,17 +381,6 @@ void Network::SendTo(NetworkHost& from, NetworkHost& to, Packet* packet) {
     // draws nothing, so skipping its Decide changes no run.
     if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
     const int64_t latency = fixed_model_->LatencyNanos(*packet);
-    if (options_.fifo_links && from.last_delivery_.size() > to.id() &&
-        connection_holes_.empty() && lost_acks_.empty()) {
-      // What Dispatch does with this one in-order delivery, when no connection has a
-      // hole or a lost ACK in flight (ConnectionOrder then keeps the time as it is).
-      int64_t& last = from.last_delivery_[to.id()];
-      int64_t when = internal::SaturatingAdd(scheduler_->NowNanos(), latency);
-      if (when <= last) when = internal::SaturatingAdd(last, 1);
-      last = when;
-      PutInFlight(packet, when);
-      return;
-    }
     Dispatch(from, to, packet, &latency, 1, /*unordered=*/false, /*connection_delay=*/0);
     return;
   }

@@ -55,6 +55,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
@@ -550,6 +552,9 @@ class Network {
 
  private:
   void Deliver(Packet* packet);
+  // SendTo's general path: any link model, listeners, connection holes.
+  ABSL_ATTRIBUTE_NOINLINE void SendToGeneral(NetworkHost& from, NetworkHost& to,
+                                             Packet* packet);
   void Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet, const int64_t* latencies,
                 size_t count, bool unordered, int64_t connection_delay);
   void AnnotatePacket(absl::string_view category, const Packet& packet, int flow_phase,
@@ -560,6 +565,7 @@ class Network {
   std::shared_ptr<LinkModel> link_model_;
   // link_model_ when it is the default FixedLatencyLinkModel, which Send decides inline.
   const FixedLatencyLinkModel* fixed_model_ = nullptr;
+  bool fixed_fifo_ = false;  // fixed_model_ on fifo links: SendTo's short path applies.
   std::vector<std::unique_ptr<NetworkHost>> hosts_;  // hosts_[i] has id i + 1.
   std::vector<NetworkHostId> host_of_group_;          // By group; 0 for none.
   std::vector<NetworkHostId> crashed_host_of_group_;  // By group of a dead incarnation.

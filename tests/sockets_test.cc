@@ -792,5 +792,83 @@ TEST(Network, UnreadDatagramsGoBackToThePacketPoolWhenTheirSocketCloses) {
   EXPECT_EQ(w.network.packets_pooled(), w.network.packets_allocated());
 }
 
+// With nobody watching, the network takes a short path for the default model's
+// in-order deliveries; a listener sends every packet through the general one. Both
+// must deliver at the same instants, same-instant sends on one link included (each 1 ns
+// behind the one before).
+std::string ArrivalNotes(uint64_t seed, bool watched) {
+  struct Watcher : SchedulerListener {
+    int annotations = 0;
+    void OnAnnotation(const Annotation&) override { ++annotations; }
+  } watcher;
+  World w(seed);
+  if (watched) w.scheduler.AddListener(&watcher);
+  std::string notes;
+  auto note = [&](const std::string& what) {
+    absl::StrAppend(&notes, absl::ToInt64Nanoseconds(Now() - Scheduler::Epoch()), " ", what,
+                    "\n");
+  };
+  w.server.Spawn("tcp-echo", [&] {
+    const int fd = Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr);
+    char buffer[4];
+    while (Recv(fd, buffer, sizeof(buffer), MSG_WAITALL) == sizeof(buffer)) {
+      note(absl::StrCat("server got ", std::string(buffer, 4)));
+      Write(fd, buffer, 2);
+      Write(fd, buffer + 2, 2);  // Same instant, same link.
+    }
+  });
+  w.server.Spawn("udp-echo", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    Bind(fd, Sa(&a), MakeSockaddr("0.0.0.0", 53, &a));
+    for (int i = 0; i < 6; ++i) {
+      char buffer[8];
+      sockaddr_storage from;
+      socklen_t length = sizeof(from);
+      const ssize_t n = Recvfrom(fd, buffer, sizeof(buffer), 0, Sa(&from), &length);
+      note(absl::StrCat("server datagram ", std::string(buffer, n)));
+      Sendto(fd, buffer, n, 0, Sa(&from), length);
+    }
+  });
+  for (int c = 0; c < 2; ++c) {
+    w.client.Spawn("client", [&, c] {
+      if (c == 0) {
+        const int fd = ConnectTo("10.0.0.1", 80);
+        for (int i = 0; i < 3; ++i) {
+          Write(fd, "ab", 2);
+          Write(fd, "cd", 2);
+          char buffer[4];
+          Recv(fd, buffer, sizeof(buffer), MSG_WAITALL);
+          note("client echo");
+        }
+        Close(fd);
+        return;
+      }
+      const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_storage a;
+      Connect(fd, Sa(&a), MakeSockaddr("10.0.0.1", 53, &a));
+      for (int i = 0; i < 3; ++i) {
+        Send(fd, "x", 1, 0);
+        Send(fd, "y", 1, 0);
+        char buffer[8];
+        Recv(fd, buffer, sizeof(buffer), 0);
+        Recv(fd, buffer, sizeof(buffer), 0);
+        note("client datagrams");
+      }
+    });
+  }
+  EXPECT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(watched, watcher.annotations > 0);
+  return notes;
+}
+
+TEST(Network, DeliveriesAreTheSameWithOrWithoutAListener) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    const std::string unwatched = ArrivalNotes(seed, false);
+    ASSERT_FALSE(unwatched.empty());
+    EXPECT_EQ(unwatched, ArrivalNotes(seed, true)) << "seed " << seed;
+  }
+}
+
 }  // namespace
 }  // namespace dsim
