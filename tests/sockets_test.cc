@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 #include <map>
 #include <set>
@@ -868,6 +869,73 @@ TEST(Network, DeliveriesAreTheSameWithOrWithoutAListener) {
     ASSERT_FALSE(unwatched.empty());
     EXPECT_EQ(unwatched, ArrivalNotes(seed, true)) << "seed " << seed;
   }
+}
+
+// The sender's address comes out of recvfrom whole when it fits and cut to the given
+// length otherwise, the length always saying 16 (Linux's move_addr_to_user); sendto
+// checks its address as udp_sendmsg does. Both have short paths for the usual case.
+TEST(Network, RecvfromAndSendtoHandleWholeAndShortAddressesAsLinux) {
+  World w;
+  w.server.Spawn("server", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    Bind(fd, Sa(&a), MakeSockaddr("0.0.0.0", 53, &a));
+    char buffer[8];
+    sockaddr_storage from;
+    std::memset(&from, 0xee, sizeof(from));
+    socklen_t length = sizeof(sockaddr_in);
+    ASSERT_EQ(Recvfrom(fd, buffer, sizeof(buffer), 0, Sa(&from), &length), 1);
+    EXPECT_EQ(length, sizeof(sockaddr_in));
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&from);
+    EXPECT_EQ(in->sin_family, AF_INET);
+    EXPECT_EQ(in->sin_port, htons(4000));
+    EXPECT_EQ(in->sin_addr.s_addr, htonl(0x0a000002));  // 10.0.0.2
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(in->sin_zero), 8), std::string(8, 0));
+    EXPECT_EQ(reinterpret_cast<const unsigned char*>(&from)[16], 0xee);  // Untouched.
+
+    std::memset(&from, 0xee, sizeof(from));
+    length = 6;  // Family, port and the first two address bytes.
+    ASSERT_EQ(Recvfrom(fd, buffer, sizeof(buffer), 0, Sa(&from), &length), 1);
+    EXPECT_EQ(length, sizeof(sockaddr_in));
+    EXPECT_EQ(in->sin_family, AF_INET);
+    EXPECT_EQ(in->sin_port, htons(4000));
+    const auto* bytes = reinterpret_cast<const unsigned char*>(&from);
+    EXPECT_EQ(bytes[4], 10);
+    EXPECT_EQ(bytes[5], 0);
+    EXPECT_EQ(bytes[6], 0xee);
+
+    length = 0;
+    ASSERT_EQ(Recvfrom(fd, buffer, sizeof(buffer), 0, Sa(&from), &length), 1);
+    EXPECT_EQ(length, sizeof(sockaddr_in));
+    EXPECT_EQ(bytes[6], 0xee);
+
+    // sendto: a whole sockaddr_in with port 0, a short one, another family.
+    sockaddr_storage to;
+    MakeSockaddr("10.0.0.2", 0, &to);
+    EXPECT_EQ(Sendto(fd, "x", 1, 0, Sa(&to), sizeof(sockaddr_in)), -1);
+    EXPECT_EQ(errno, EINVAL);
+    MakeSockaddr("10.0.0.2", 4000, &to);
+    EXPECT_EQ(Sendto(fd, "x", 1, 0, Sa(&to), sizeof(sockaddr_in) - 1), -1);
+    EXPECT_EQ(errno, EINVAL);
+    MakeSockaddr("fd00::2", 4000, &to);
+    EXPECT_EQ(Sendto(fd, "x", 1, 0, Sa(&to), sizeof(sockaddr_in6)), -1);
+    EXPECT_EQ(errno, EAFNOSUPPORT);
+    MakeSockaddr("10.0.0.2", 4000, &to);
+    EXPECT_EQ(Sendto(fd, "ok", 2, 0, Sa(&to), sizeof(sockaddr_in)), 2);
+  });
+  std::string answer;
+  w.client.Spawn("client", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    Bind(fd, Sa(&a), MakeSockaddr("0.0.0.0", 4000, &a));
+    const socklen_t l = MakeSockaddr("10.0.0.1", 53, &a);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(Sendto(fd, "d", 1, 0, Sa(&a), l), 1);
+    char buffer[8];
+    const ssize_t n = Recv(fd, buffer, sizeof(buffer), 0);
+    if (n > 0) answer.assign(buffer, n);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(answer, "ok");
 }
 
 }  // namespace

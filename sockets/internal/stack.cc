@@ -482,6 +482,22 @@ int HostStack::ParseAddress(const SocketState& socket, const sockaddr* address, 
 // udpv6_sendmsg). One bound to a specific IPv6 address cannot reach IPv4 (ENETUNREACH):
 // binding made it IPV6_V6ONLY, and a UDP socket that got its address from an earlier
 // connect is refused too, where Linux would send from 127.0.0.6 (a documented divergence).
+// Route's failures, out of line (their strings would weigh on its frame).
+int HostStack::RouteFailed(RouteFailure failure, const IpAddress& bound, const IpAddress& to) {
+  switch (failure) {
+    case RouteFailure::kMappedToV6:
+      return Fail(EAFNOSUPPORT, absl::StrCat("an AF_INET6 socket bound to ", bound.ToString(),
+                                             " (IPv4-mapped) cannot reach ", to.ToString()));
+    case RouteFailure::kV6ToV4:
+      return Fail(ENETUNREACH, absl::StrCat("an AF_INET6 socket bound to ", bound.ToString(),
+                                            " cannot reach IPv4 ", to.ToString()));
+    case RouteFailure::kNoRoute:
+      break;
+  }
+  return Fail(ENETUNREACH, absl::StrCat("no route from host \"", host_->name(), "\" to ",
+                                        to.ToString()));
+}
+
 int HostStack::Route(const SocketState& socket, Endpoint* destination, IpAddress* source,
                      NetworkHost** to_host) {
   IpAddress& to = destination->address;
@@ -491,13 +507,11 @@ int HostStack::Route(const SocketState& socket, Endpoint* destination, IpAddress
     to = to.is_v4() || bound_v4_mapped ? IpAddress::V4Loopback() : IpAddress::V6Loopback();
   }
   if (ABSL_PREDICT_FALSE(bound_v4_mapped && !to.is_v4())) {
-    return FailWith(EAFNOSUPPORT, "an AF_INET6 socket bound to ", bound.ToString(),
-                    " (IPv4-mapped) cannot reach ", to.ToString());
+    return RouteFailed(RouteFailure::kMappedToV6, bound, to);
   }
   if (ABSL_PREDICT_FALSE(socket.family == AF_INET6 && !bound.is_v4() &&
                          !bound.IsUnspecified() && to.is_v4())) {
-    return FailWith(ENETUNREACH, "an AF_INET6 socket bound to ", bound.ToString(),
-                    " cannot reach IPv4 ", to.ToString());
+    return RouteFailed(RouteFailure::kV6ToV4, bound, to);
   }
   // Loopback and this host's own addresses route to this host (Network::Route).
   NetworkHost* peer = RouteHost(to);
@@ -514,10 +528,7 @@ int HostStack::Route(const SocketState& socket, Endpoint* destination, IpAddress
         break;
       }
     }
-    if (!found || peer == nullptr) {
-      return FailWith(ENETUNREACH, "no route from host \"", host_->name(), "\" to ",
-                      to.ToString());
-    }
+    if (!found || peer == nullptr) return RouteFailed(RouteFailure::kNoRoute, bound, to);
   }
   if (!bound.IsUnspecified()) *source = bound;
   if (to_host != nullptr) *to_host = peer;
@@ -546,8 +557,8 @@ socklen_t HostStack::FillAddress(const SocketState& socket, const Endpoint& endp
 
 // Linux's move_addr_to_user: reads the caller's length, copies at most that much, and
 // writes back the full length of the address.
-int HostStack::CopyAddressOut(const SocketState& socket, const Endpoint& endpoint, sockaddr* address,
-                              socklen_t* length, bool empty) {
+int HostStack::CopyAddressOutSlow(const SocketState& socket, const Endpoint& endpoint,
+                                  sockaddr* address, socklen_t* length, bool empty) {
   if (length == nullptr) return Fail(EFAULT, "the address length pointer is null");
   sockaddr_storage storage;
   const socklen_t full = empty ? 0 : FillAddress(socket, endpoint, &storage);

@@ -14,6 +14,7 @@
 #ifndef DSIM_SOCKETS_INTERNAL_STACK_H_
 #define DSIM_SOCKETS_INTERNAL_STACK_H_
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -404,6 +405,9 @@ class HostStack final : public PacketReceiver {
     return RouteHostSlow(address);
   }
   NetworkHost* RouteHostSlow(const IpAddress& address);
+  enum class RouteFailure { kMappedToV6, kV6ToV4, kNoRoute };
+  ABSL_ATTRIBUTE_NOINLINE int RouteFailed(RouteFailure failure, const IpAddress& bound,
+                                          const IpAddress& to);
   static size_t RouteCacheIndex(const IpAddress& address) {
     uint64_t low, high;
     std::memcpy(&low, address.bytes().data(), 8);
@@ -413,7 +417,25 @@ class HostStack final : public PacketReceiver {
   socklen_t FillAddress(const SocketState& socket, const Endpoint& endpoint,
                         sockaddr_storage* out) const;
   int CopyAddressOut(const SocketState& socket, const Endpoint& endpoint, sockaddr* address,
-                     socklen_t* length, bool empty);
+                     socklen_t* length, bool empty) {
+    if (ABSL_PREDICT_TRUE(length != nullptr && socket.family == AF_INET && !empty &&
+                          address != nullptr &&
+                          static_cast<int>(*length) >= static_cast<int>(sizeof(sockaddr_in)))) {
+      // The whole sockaddr_in fits (recvfrom, accept): FillAddress's bytes, written
+      // directly (every datagram received comes through here).
+      sockaddr_in in;
+      std::memset(&in, 0, sizeof(in));
+      in.sin_family = AF_INET;
+      in.sin_port = htons(endpoint.port);
+      std::memcpy(&in.sin_addr, endpoint.address.bytes().data() + 12, 4);  // IPv4-mapped.
+      std::memcpy(address, &in, sizeof(in));
+      *length = sizeof(in);
+      return 0;
+    }
+    return CopyAddressOutSlow(socket, endpoint, address, length, empty);
+  }
+  int CopyAddressOutSlow(const SocketState& socket, const Endpoint& endpoint, sockaddr* address,
+                         socklen_t* length, bool empty);
 
   // Blocking.
   bool WaitUntil(SocketState* socket, WaitQueue& queue, absl::Time deadline, const char* what,
@@ -497,6 +519,10 @@ class HostStack final : public PacketReceiver {
   ssize_t UdpRecv(SocketState* socket, const RecvArgs& args, size_t length, absl::Time start,
                   SourceLocation where);
   ssize_t UdpSend(SocketState* socket, const SendArgs& args, size_t length);
+  ssize_t UdpRecvFinish(SocketState* socket, const RecvArgs& args, const Packet& datagram,
+                        bool copied, size_t n);
+  ABSL_ATTRIBUTE_NOINLINE int UdpNamedDestination(const SocketState* socket,
+                                                  const SendArgs& args, Endpoint* out);
   int UdpConnect(SocketState* socket, const sockaddr* address, socklen_t length);
   void UdpOnDatagram(Packet* packet);
   int UdpScore(const SocketState& s, const Packet& packet) const;

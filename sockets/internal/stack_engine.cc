@@ -1119,6 +1119,64 @@ int HostStack::UdpConnect(SocketState* s, const sockaddr* address, socklen_t len
   return 0;
 }
 
+// sendto's destination: the checks of udp_sendmsg / udpv6_sendmsg on a named address.
+// Out of line: its sockaddr copy would give UdpSend a stack protector.
+int HostStack::UdpNamedDestination(const SocketState* s, const SendArgs& args,
+                                   Endpoint* out) {
+  Endpoint destination;
+  if (args.name_length < sizeof(sa_family_t)) {
+    return FailWith(EINVAL, args.what, ": the address is too short");
+  }
+  const int family = args.name->sa_family;
+  if (s->family == AF_INET && family != AF_INET && family != AF_UNSPEC) {
+    return FailWith(EAFNOSUPPORT, args.what, ": address family ", family,
+                    " on an AF_INET socket");
+  }
+  if (s->family == AF_INET6 && family != AF_INET6 && family != AF_INET &&
+      family != AF_UNSPEC) {
+    return FailWith(EINVAL, args.what, ": address family ", family,
+                    " on an AF_INET6 socket");
+  }
+  if (s->family == AF_INET6 && family == AF_INET) {
+    // udpv6_sendmsg hands a sockaddr_in to the IPv4 path.
+    if (args.name_length < sizeof(sockaddr_in)) {
+      return FailWith(EINVAL, args.what, ": the address is too short");
+    }
+    if (s->v6only) return FailWith(ENETUNREACH, args.what, ": IPv4 on IPV6_V6ONLY");
+    sockaddr_in in;
+    std::memcpy(&in, args.name, sizeof(in));
+    destination = Endpoint{IpAddress::FromInAddr(in.sin_addr), ntohs(in.sin_port)};
+    if (destination.port == 0) return FailWith(EINVAL, args.what, ": destination port 0");
+  } else if (family == AF_UNSPEC && s->family == AF_INET6) {
+    if (!s->has_remote) return FailWith(EDESTADDRREQ, args.what, ": no destination");
+    destination = s->remote;
+  } else {
+    const socklen_t needed = s->family == AF_INET ? sizeof(sockaddr_in) : 24;
+    if (args.name_length < needed) {
+      return FailWith(EINVAL, args.what, ": address length ", args.name_length,
+                      " is too short");
+    }
+    bool unspecified_family;
+    // ParseAddress reads at most name_length bytes, and at most a sockaddr_in6.
+    sockaddr_storage storage;
+    std::memcpy(&storage, args.name, std::min<size_t>(args.name_length, sizeof(sockaddr_in6)));
+    if (family == AF_UNSPEC) reinterpret_cast<sockaddr*>(&storage)->sa_family = AF_INET;
+    if (int r = ParseAddress(*s, reinterpret_cast<sockaddr*>(&storage), args.name_length,
+                             &destination, &unspecified_family, args.what);
+        r < 0) {
+      return r;
+    }
+    if (destination.port == 0) {
+      return FailWith(EINVAL, args.what, ": destination port 0");
+    }
+    if (s->family == AF_INET6 && destination.address.is_v4() && s->v6only) {
+      return FailWith(ENETUNREACH, args.what, ": IPv4-mapped on IPV6_V6ONLY");
+    }
+  }
+  *out = destination;
+  return 0;
+}
+
 ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) {
   // inet_sendmsg binds an unbound socket before anything else is checked.
   if (!s->bound && AutoBind(s, s->local.address, false) < 0) {
@@ -1130,54 +1188,16 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   if (args.flags & MSG_OOB) return FailWith(EOPNOTSUPP, "MSG_OOB on a datagram socket");
   Endpoint destination;
   if (args.name != nullptr && args.name_length > 0) {
-    if (args.name_length < sizeof(sa_family_t)) {
-      return FailWith(EINVAL, args.what, ": the address is too short");
-    }
-    const int family = args.name->sa_family;
-    if (s->family == AF_INET && family != AF_INET && family != AF_UNSPEC) {
-      return FailWith(EAFNOSUPPORT, args.what, ": address family ", family,
-                      " on an AF_INET socket");
-    }
-    if (s->family == AF_INET6 && family != AF_INET6 && family != AF_INET &&
-        family != AF_UNSPEC) {
-      return FailWith(EINVAL, args.what, ": address family ", family,
-                      " on an AF_INET6 socket");
-    }
-    if (s->family == AF_INET6 && family == AF_INET) {
-      // udpv6_sendmsg hands a sockaddr_in to the IPv4 path.
-      if (args.name_length < sizeof(sockaddr_in)) {
-        return FailWith(EINVAL, args.what, ": the address is too short");
-      }
-      if (s->v6only) return FailWith(ENETUNREACH, args.what, ": IPv4 on IPV6_V6ONLY");
+    if (s->family == AF_INET && args.name_length >= sizeof(sockaddr_in) &&
+        args.name->sa_family == AF_INET) {
+      // sendto on an IPv4 socket with a whole sockaddr_in: what UdpNamedDestination
+      // and ParseAddress conclude then, without their copies.
       sockaddr_in in;
       std::memcpy(&in, args.name, sizeof(in));
+      if (in.sin_port == 0) return FailWith(EINVAL, args.what, ": destination port 0");
       destination = Endpoint{IpAddress::FromInAddr(in.sin_addr), ntohs(in.sin_port)};
-      if (destination.port == 0) return FailWith(EINVAL, args.what, ": destination port 0");
-    } else if (family == AF_UNSPEC && s->family == AF_INET6) {
-      if (!s->has_remote) return FailWith(EDESTADDRREQ, args.what, ": no destination");
-      destination = s->remote;
-    } else {
-      const socklen_t needed = s->family == AF_INET ? sizeof(sockaddr_in) : 24;
-      if (args.name_length < needed) {
-        return FailWith(EINVAL, args.what, ": address length ", args.name_length,
-                        " is too short");
-      }
-      bool unspecified_family;
-      // ParseAddress reads at most name_length bytes, and at most a sockaddr_in6.
-      sockaddr_storage storage;
-      std::memcpy(&storage, args.name, std::min<size_t>(args.name_length, sizeof(sockaddr_in6)));
-      if (family == AF_UNSPEC) reinterpret_cast<sockaddr*>(&storage)->sa_family = AF_INET;
-      if (int r = ParseAddress(*s, reinterpret_cast<sockaddr*>(&storage), args.name_length,
-                               &destination, &unspecified_family, args.what);
-          r < 0) {
-        return r;
-      }
-      if (destination.port == 0) {
-        return FailWith(EINVAL, args.what, ": destination port 0");
-      }
-      if (s->family == AF_INET6 && destination.address.is_v4() && s->v6only) {
-        return FailWith(ENETUNREACH, args.what, ": IPv4-mapped on IPV6_V6ONLY");
-      }
+    } else if (int r = UdpNamedDestination(s, args, &destination); r < 0) {
+      return r;
     }
   } else {
     if (!s->has_remote) {
@@ -1246,7 +1266,6 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
   Packet* datagram = s->datagrams.front();
   const size_t size = datagram->payload.size();
   const size_t n = std::min(size, length);
-  const Endpoint source = datagram->source;
   bool copied = true;
   if (args.into != nullptr) {
     args.into->assign(datagram->payload.data(), n);
@@ -1256,17 +1275,29 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
   if (!peek) {  // Consumed, even if the copy faults (as before).
     s->datagram_bytes -= size + options_.udp_datagram_overhead_bytes;
     s->datagrams.pop_front();
-    network_->FreePacket(datagram);  // Back to the pool, payload capacity and all.
   }
+  // The sender's address is read from the packet, which goes back to the pool last.
+  const ssize_t result = UdpRecvFinish(s, args, *datagram, copied, n);
+  if (!peek) network_->FreePacket(datagram);  // Payload capacity and all.
+  return result;
+}
+
+// UdpRecv's result once the payload is copied (or not: `copied` false is EFAULT): the
+// sender's address and recvmsg's flags.
+ssize_t HostStack::UdpRecvFinish(SocketState* s, const RecvArgs& args, const Packet& datagram,
+                                 bool copied, size_t n) {
   if (!copied) return FailWith(EFAULT, args.what, ": the buffer is null");
   if (args.name != nullptr) {
-    if (int r = CopyAddressOut(*s, source, args.name, args.name_length, false); r < 0) {
+    if (int r = CopyAddressOut(*s, datagram.source, args.name, args.name_length, false);
+        r < 0) {
       return r;
     }
   }
+  const size_t size = datagram.payload.size();
   if (args.msg != nullptr) {
     if (args.msg->msg_name != nullptr) {
-      if (int r = CopyAddressOut(*s, source, static_cast<sockaddr*>(args.msg->msg_name),
+      if (int r = CopyAddressOut(*s, datagram.source,
+                                 static_cast<sockaddr*>(args.msg->msg_name),
                                  &args.msg->msg_namelen, false);
           r < 0) {
         return r;
