@@ -294,14 +294,9 @@ NetworkHost* Network::HostByAddressSlow(const IpAddress& address) const {
   return FindHost(it->second);
 }
 
-Packet* Network::NewPacket() {
-  if (free_packets_.empty()) {
-    all_packets_.push_back(std::make_unique<Packet>());
-    return all_packets_.back().get();
-  }
-  Packet* packet = free_packets_.back();
-  free_packets_.pop_back();
-  return packet;
+Packet* Network::AllocatePacket() {
+  all_packets_.push_back(std::make_unique<Packet>());
+  return all_packets_.back().get();
 }
 
 void Network::FreePacket(Packet* packet) {

@@ -487,7 +487,12 @@ class Network {
   // may be kept.
   NetworkHost* Route(NetworkHost& from, const IpAddress& destination);
   // Packets come from a pool, so a segment costs no allocation in steady state.
-  Packet* NewPacket();
+  Packet* NewPacket() {
+    if (ABSL_PREDICT_FALSE(free_packets_.empty())) return AllocatePacket();
+    Packet* packet = free_packets_.back();
+    free_packets_.pop_back();
+    return packet;
+  }
   void FreePacket(Packet* packet);
   // Packets allocated so far, and those of them back in the pool (the rest are in
   // flight, held, or queued in a socket). For tests of the pool's bookkeeping.
@@ -594,6 +599,7 @@ class Network {
   static constexpr size_t kAddressCacheSize = 64;
   mutable AddressCacheEntry address_cache_[kAddressCacheSize];
   NetworkHost* HostByAddressSlow(const IpAddress& address) const;
+  Packet* AllocatePacket();  // A new packet for the pool's owner list (NewPacket).
   // Every packet ever allocated (owned here, so in-flight packets are freed with the
   // network), and the ones free for reuse.
   std::vector<std::unique_ptr<Packet>> all_packets_;

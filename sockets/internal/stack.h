@@ -490,11 +490,16 @@ class HostStack final : public PacketReceiver {
   void TcpOnSyn(Packet* packet);
   void TcpOnAck(SocketState* socket, const Packet& packet);
   void TcpOnData(SocketState* socket, Packet* packet);
+  ABSL_ATTRIBUTE_NOINLINE void TcpOnDataGeneral(SocketState* socket, Packet* packet);
   void TcpOnFin(SocketState* socket);
   void TcpOnFinAcked(SocketState* socket);
   void TcpAfterRead(SocketState* socket);
   uint64_t TcpReceiveWindow(const SocketState& socket) const;
-  void ArmDelayedAck(SocketState* socket);
+  // Owes the peer an ACK within the delayed-ACK time (the timer starts unless running).
+  void ArmDelayedAck(SocketState* socket) {
+    if (!socket->delayed_ack_armed) ArmDelayedAckNow(socket);
+  }
+  void ArmDelayedAckNow(SocketState* socket);
   void ArmSynTimer(SocketState* socket);
   void OnSynTimer(uint64_t id);
   void OnDelayedAck(uint64_t id);
@@ -539,7 +544,20 @@ class HostStack final : public PacketReceiver {
   absl::Duration HostElapsedSince(absl::Time since) const;
   // Sends a packet from this host, unless the stack is detached (then frees it). `to`:
   // the destination's host when the caller routed already (Route), else null.
-  void Transmit(Packet* packet, NetworkHost* to = nullptr);
+  void Transmit(Packet* packet, NetworkHost* to = nullptr) {
+    // A crashed host's stack is mute: nothing leaves a dead machine, whatever its
+    // unwinding tasks do to their sockets.
+    if (ABSL_PREDICT_FALSE(detached_)) {
+      network_->FreePacket(packet);
+      return;
+    }
+    if (to == nullptr) to = RouteHost(packet->destination.address);
+    if (ABSL_PREDICT_FALSE(to == nullptr)) {
+      network_->FreePacket(packet);  // No host owns the address (as Network::Send).
+      return;
+    }
+    network_->SendTo(*host_, *to, packet);
+  }
   // Buggify: the length a stream read or write moves this time (a short prefix, at
   // least 1 byte, when the fault fires; `length` otherwise).
   size_t BuggifyLength(size_t length, const char* label);
