@@ -944,15 +944,8 @@ ssize_t HostStack::RecvStreamInto(int fd, const RecvArgs& args, SourceLocation w
   return result;
 }
 
-ssize_t HostStack::Send(int fd, const SendArgs& args, SourceLocation where) {
-  SocketState* s = Lookup(fd);
-  if (ABSL_PREDICT_TRUE(s != nullptr) && TcpSendsAtOnce(*s, args)) {
-    // What the general path does when the whole buffer fits (see TcpSendsAtOnce).
-    const size_t length = args.iov[0].iov_len;
-    s->tx.Append(static_cast<const char*>(args.iov[0].iov_base), length);
-    TcpPump(s);
-    return static_cast<ssize_t>(length);
-  }
+ssize_t HostStack::SendGeneral(int fd, SocketState* s, const SendArgs& args,
+                               SourceLocation where) {
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
     // A socketpair end (sockets/internal/unix_socket.h).
     if (std::shared_ptr<UnixSocket> pair_end = UnixSocketRef(fd); pair_end != nullptr) {

@@ -225,7 +225,19 @@ class HostStack final : public PacketReceiver {
   int Accept(int fd, sockaddr* address, socklen_t* length, int flags, SourceLocation where);
   int Connect(int fd, const sockaddr* address, socklen_t length, SourceLocation where);
   ssize_t Recv(int fd, const RecvArgs& args, SourceLocation where);
-  ssize_t Send(int fd, const SendArgs& args, SourceLocation where);
+  ssize_t Send(int fd, const SendArgs& args, SourceLocation where) {
+    SocketState* s = Lookup(fd);
+    if (ABSL_PREDICT_TRUE(s != nullptr) && TcpSendsAtOnce(*s, args)) {
+      // What SendGeneral does when the whole buffer fits (see TcpSendsAtOnce).
+      const size_t length = args.iov[0].iov_len;
+      s->tx.Append(static_cast<const char*>(args.iov[0].iov_base), length);
+      TcpPump(s);
+      return static_cast<ssize_t>(length);
+    }
+    return SendGeneral(fd, s, args, where);
+  }
+  // Send's general path; `s` is Lookup(fd).
+  ssize_t SendGeneral(int fd, SocketState* s, const SendArgs& args, SourceLocation where);
   int Shutdown(int fd, int how);
   int Close(int fd);
   int GetName(int fd, sockaddr* address, socklen_t* length, bool peer);
