@@ -49,22 +49,6 @@ bool Overlap(const SocketState& a, const IpAddress& a_address, const SocketState
 
 }  // namespace
 
-// Keeps a socket alive (and its release deferred) while a call uses it, as the file
-// reference a system call holds does in Linux.
-class CallGuard {
- public:
-  CallGuard(HostStack* stack, SocketState* socket) : stack_(stack), socket_(socket) {
-    ++socket_->active_calls;
-  }
-  ~CallGuard() { stack_->EndCall(socket_); }
-  CallGuard(const CallGuard&) = delete;
-  CallGuard& operator=(const CallGuard&) = delete;
-
- private:
-  HostStack* stack_;
-  SocketState* socket_;
-};
-
 const char* TcpStateName(TcpState state) {
   switch (state) {
     case TcpState::kClosed: return "CLOSED";
@@ -885,51 +869,6 @@ absl::Time HostStack::DeadlineWithTimeout(absl::Time deadline, absl::Duration ti
                                           absl::Time start) const {
   // SO_RCVTIMEO/SO_SNDTIMEO last their length on the calling host's clock.
   return std::min(deadline, start + scheduler_->TrueDurationOfLocal(timeout));
-}
-
-ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
-  SocketState* s = Lookup(fd);
-  if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    // A socketpair end (sockets/internal/unix_socket.h).
-    if (std::shared_ptr<UnixSocket> pair_end = UnixSocketRef(fd); pair_end != nullptr) {
-      return pair_end->Recv(*this, args, where);
-    }
-    return FailBadDescriptor(fd);
-  }
-  size_t length = 0;
-  for (const iovec& v : args.iov) length += v.iov_len;
-  if (args.into != nullptr) {
-    if (s->is_tcp()) return RecvStreamInto(fd, args, where);
-    length = args.into_max;
-  }
-  CallGuard guard(this, s);
-  const absl::Time start = CallStart(*s, true);
-  if (s->read_deadline <= start) {
-    return FailWith(EAGAIN, args.what, ": the read deadline has passed");
-  }
-  // Buggify: a stream read may return a short prefix (never with MSG_WAITALL, whose
-  // whole point is the full length, nor MSG_PEEK).
-  if (s->is_tcp() && length > 1 && network_->buggify().enabled &&
-      !(args.flags & (MSG_WAITALL | MSG_PEEK))) {
-    length = BuggifyLength(length, "fault.buggify.short_read");
-  }
-  ssize_t result = s->is_tcp() ? TcpRecv(s, args, length, start, where)
-                               : UdpRecv(s, args, length, start, where);
-  if (result < 0) return result;
-  if (s->is_tcp()) {
-    // TCP reports no source address: a zero length goes back, as in Linux.
-    if (args.name != nullptr) {
-      if (int r = CopyAddressOut(*s, s->remote, args.name, args.name_length, true); r < 0) {
-        return r;
-      }
-    }
-    if (args.msg != nullptr) {
-      if (args.msg->msg_name != nullptr) args.msg->msg_namelen = 0;
-      args.msg->msg_flags = 0;
-      args.msg->msg_controllen = 0;
-    }
-  }
-  return result;
 }
 
 // A string receive on a stream socket: through a buffer of the maximum size.

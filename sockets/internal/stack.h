@@ -632,6 +632,22 @@ class HostStack final : public PacketReceiver {
   bool detached_ = false;
 };
 
+// Keeps a socket alive (and its release deferred) while a call uses it, as the file
+// reference a system call holds does in Linux.
+class CallGuard {
+ public:
+  CallGuard(HostStack* stack, SocketState* socket) : stack_(stack), socket_(socket) {
+    ++socket_->active_calls;
+  }
+  ~CallGuard() { stack_->EndCall(socket_); }
+  CallGuard(const CallGuard&) = delete;
+  CallGuard& operator=(const CallGuard&) = delete;
+
+ private:
+  HostStack* stack_;
+  SocketState* socket_;
+};
+
 // The calling task's host stack, after the scheduling point every descriptor call is;
 // null with errno = EPERM (and a message for LastSocketErrorMessage) outside a task on
 // a host. For descriptor kinds defined outside sockets/ (pipes, files, epoll).

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
 #include "sockets/internal/stack.h"
+#include "sockets/internal/unix_socket.h"
 
 namespace dsim::internal {
 namespace {
@@ -942,7 +943,7 @@ void HostStack::TcpAfterRead(SocketState* s) {
 
 // ---- TCP: calls ---------------------------------------------------------------------
 
-ssize_t HostStack::TcpRecv(SocketState* s, const RecvArgs& args, size_t length,
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t HostStack::TcpRecv(SocketState* s, const RecvArgs& args, size_t length,
                            absl::Time start, SourceLocation where) {
   if (s->state == TcpState::kListen) {
     return FailWith(ENOTCONN, args.what, " on a listening socket");
@@ -1251,7 +1252,7 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   return static_cast<ssize_t>(length);
 }
 
-ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
                            absl::Time start, SourceLocation where) {
   if (args.flags & MSG_ERRQUEUE) return FailWith(EAGAIN, "the error queue is empty");
   const bool peek = args.flags & MSG_PEEK;
@@ -1314,6 +1315,53 @@ ssize_t HostStack::UdpRecvFinish(SocketState* s, const RecvArgs& args, const Pac
     args.msg->msg_controllen = 0;
   }
   return static_cast<ssize_t>((args.flags & MSG_TRUNC) ? size : n);
+}
+
+// recv, recvfrom, recvmsg, read on a socket. In this file, so that TcpRecv and UdpRecv
+// (each called only here) fold into it: one frame per receive call.
+ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (std::shared_ptr<UnixSocket> pair_end = UnixSocketRef(fd); pair_end != nullptr) {
+      return pair_end->Recv(*this, args, where);
+    }
+    return FailBadDescriptor(fd);
+  }
+  size_t length = 0;
+  for (const iovec& v : args.iov) length += v.iov_len;
+  if (args.into != nullptr) {
+    if (s->is_tcp()) return RecvStreamInto(fd, args, where);
+    length = args.into_max;
+  }
+  CallGuard guard(this, s);
+  const absl::Time start = CallStart(*s, true);
+  if (s->read_deadline <= start) {
+    return FailWith(EAGAIN, args.what, ": the read deadline has passed");
+  }
+  // Buggify: a stream read may return a short prefix (never with MSG_WAITALL, whose
+  // whole point is the full length, nor MSG_PEEK).
+  if (s->is_tcp() && length > 1 && network_->buggify().enabled &&
+      !(args.flags & (MSG_WAITALL | MSG_PEEK))) {
+    length = BuggifyLength(length, "fault.buggify.short_read");
+  }
+  ssize_t result = s->is_tcp() ? TcpRecv(s, args, length, start, where)
+                               : UdpRecv(s, args, length, start, where);
+  if (result < 0) return result;
+  if (s->is_tcp()) {
+    // TCP reports no source address: a zero length goes back, as in Linux.
+    if (args.name != nullptr) {
+      if (int r = CopyAddressOut(*s, s->remote, args.name, args.name_length, true); r < 0) {
+        return r;
+      }
+    }
+    if (args.msg != nullptr) {
+      if (args.msg->msg_name != nullptr) args.msg->msg_namelen = 0;
+      args.msg->msg_flags = 0;
+      args.msg->msg_controllen = 0;
+    }
+  }
+  return result;
 }
 
 // How well a datagram socket matches a packet: 0 for not at all, more for more
