@@ -231,7 +231,7 @@ class HostStack final : public PacketReceiver {
   int Accept(int fd, sockaddr* address, socklen_t* length, int flags, SourceLocation where);
   int Connect(int fd, const sockaddr* address, socklen_t length, SourceLocation where);
   ssize_t Recv(int fd, const RecvArgs& args, SourceLocation where);
-  ssize_t Send(int fd, const SendArgs& args, SourceLocation where) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE ssize_t Send(int fd, const SendArgs& args, SourceLocation where) {
     SocketState* s = Lookup(fd);
     if (ABSL_PREDICT_TRUE(s != nullptr) && TcpSendsAtOnce(*s, args)) {
       // What SendGeneral does when the whole buffer fits (see TcpSendsAtOnce).
