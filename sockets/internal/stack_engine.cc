@@ -942,7 +942,7 @@ void HostStack::TcpOnFin(SocketState* s) {
 
 // After a read freed buffer space: tell the peer if its window grew a lot (as Linux's
 // tcp_cleanup_rbuf does when the window at least doubles).
-void HostStack::TcpAfterRead(SocketState* s) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void HostStack::TcpAfterRead(SocketState* s) {
   if (s->peer_connection == 0 || s->fin_received) return;
   const uint64_t peer_view = s->rcv_window_edge > s->rcv_nxt ? s->rcv_window_edge - s->rcv_nxt : 0;
   const uint64_t now_window = TcpReceiveWindow(*s);
