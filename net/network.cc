@@ -220,6 +220,7 @@ Network::Network(Scheduler* scheduler, NetworkOptions options)
         std::make_shared<FixedLatencyLinkModel>(options_.latency, options_.loopback_latency);
   }
   fixed_model_ = dynamic_cast<const FixedLatencyLinkModel*>(link_model_.get());
+  fixed_fifo_ = fixed_model_ != nullptr && options_.fifo_links;
   scheduler_->SetExtension(Scheduler::kNetworkExtension, this);
 }
 
@@ -245,6 +246,7 @@ void Network::set_link_model(std::shared_ptr<LinkModel> model) {
   DSIM_MISUSE(model != nullptr, "Network::set_link_model(nullptr)");
   link_model_ = std::move(model);
   fixed_model_ = dynamic_cast<const FixedLatencyLinkModel*>(link_model_.get());
+  fixed_fifo_ = fixed_model_ != nullptr && options_.fifo_links;
 }
 
 NetworkHost& Network::AddHost(std::string name, const std::vector<std::string>& addresses,
@@ -292,14 +294,9 @@ NetworkHost* Network::HostByAddressSlow(const IpAddress& address) const {
   return FindHost(it->second);
 }
 
-Packet* Network::NewPacket() {
-  if (free_packets_.empty()) {
-    all_packets_.push_back(std::make_unique<Packet>());
-    return all_packets_.back().get();
-  }
-  Packet* packet = free_packets_.back();
-  free_packets_.pop_back();
-  return packet;
+Packet* Network::AllocatePacket() {
+  all_packets_.push_back(std::make_unique<Packet>());
+  return all_packets_.back().get();
 }
 
 void Network::FreePacket(Packet* packet) {
@@ -335,24 +332,60 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     FreePacket(packet);
     return false;
   }
+  SendTo(from, *to, packet);
+  return true;
+}
+
+void Network::SendTo(NetworkHost& from, NetworkHost& to, Packet* packet) {
+  DSIM_DCHECK(Route(from, packet->destination.address) == &to, "SendTo: ", to.name(),
+              " does not own ", packet->destination.address.ToString());
+  if (ABSL_PREDICT_TRUE(fixed_fifo_ && !scheduler_->has_listeners() &&
+                        from.last_delivery_.size() > to.id() && connection_holes_.empty() &&
+                        lost_acks_.empty())) {
+    // The default model on fifo links, nobody watching, no connection with a hole or a
+    // lost ACK in flight: one delivery after the fixed latency, behind the link's last
+    // one. What SendToGeneral and Dispatch do then (ConnectionOrder keeps the time),
+    // without their frames.
+    packet->source_host = from.id();
+    packet->destination_host = to.id();
+    packet->flow_id = ++last_flow_id_;
+    const int64_t now = scheduler_->NowNanos();
+    int64_t& last = from.last_delivery_[to.id()];
+    int64_t when = internal::SaturatingAdd(now, fixed_model_->LatencyNanos(*packet));
+    if (when <= last) when = internal::SaturatingAdd(last, 1);
+    last = when;
+    ++stats_.packets_sent;
+    ++stats_.packets_in_flight;
+    packet->sent_at_ns = now;
+    packet->in_flight_index = static_cast<uint32_t>(in_flight_.size());
+    in_flight_.push_back(packet);
+    packet->deliver_at_ns = when;
+    scheduler_->AddTimerCall(when, &Network::DeliverCall, this,
+                             reinterpret_cast<uintptr_t>(packet));
+    return;
+  }
+  SendToGeneral(from, to, packet);
+}
+
+void Network::SendToGeneral(NetworkHost& from, NetworkHost& to, Packet* packet) {
   packet->source_host = from.id();
-  packet->destination_host = to->id();
+  packet->destination_host = to.id();
   packet->flow_id = ++last_flow_id_;
   if (fixed_model_ != nullptr) {
     // The default model, decided here: one delivery after a fixed latency, in order. It
     // draws nothing, so skipping its Decide changes no run.
     if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
     const int64_t latency = fixed_model_->LatencyNanos(*packet);
-    Dispatch(from, *to, packet, &latency, 1, /*unordered=*/false, /*connection_delay=*/0);
-    return true;
+    Dispatch(from, to, packet, &latency, 1, /*unordered=*/false, /*connection_delay=*/0);
+    return;
   }
   int64_t plain_latency_ns;
   if (link_model_->PlainLatencyNanos(*packet, &plain_latency_ns)) {
     // What the general path below does with PacketFate::DeliverAfter(latency).
     if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
-    Dispatch(from, *to, packet, &plain_latency_ns, 1, /*unordered=*/false,
+    Dispatch(from, to, packet, &plain_latency_ns, 1, /*unordered=*/false,
              /*connection_delay=*/0);
-    return true;
+    return;
   }
   PacketFate fate = link_model_->Decide(*packet, *scheduler_);
   if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
@@ -361,16 +394,15 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
     ++stats_.packets_dropped;
     if (scheduler_->has_listeners()) AnnotatePacket("net.drop", *packet, 2, from.group());
     FreePacket(packet);
-    return true;
+    return;
   }
   absl::InlinedVector<int64_t, 2> latencies;
   for (absl::Duration delivery : fate.deliveries) {
     DSIM_DCHECK(delivery >= absl::ZeroDuration());
     latencies.push_back(internal::DurationToNanos(delivery));
   }
-  Dispatch(from, *to, packet, latencies.data(), latencies.size(), fate.unordered,
+  Dispatch(from, to, packet, latencies.data(), latencies.size(), fate.unordered,
            internal::DurationToNanos(fate.connection_delay));
-  return true;
 }
 
 // Puts a packet (and its duplicates) on the wire: one delivery per latency, measured
@@ -410,13 +442,17 @@ void Network::Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet,
       copy = NewPacket();
       *copy = *packet;
     }
-    ++stats_.packets_sent;
-    ++stats_.packets_in_flight;
-    copy->sent_at_ns = now;
-    copy->in_flight_index = static_cast<uint32_t>(in_flight_.size());
-    in_flight_.push_back(copy);
-    Schedule(copy, when);
+    PutInFlight(copy, when);
   }
+}
+
+void Network::PutInFlight(Packet* packet, int64_t when_ns) {
+  ++stats_.packets_sent;
+  ++stats_.packets_in_flight;
+  packet->sent_at_ns = scheduler_->NowNanos();
+  packet->in_flight_index = static_cast<uint32_t>(in_flight_.size());
+  in_flight_.push_back(packet);
+  Schedule(packet, when_ns);
 }
 
 int64_t Network::ConnectionOrder(Packet* packet, int64_t when, int64_t hole) {
@@ -449,8 +485,24 @@ void Network::Schedule(Packet* packet, int64_t when_ns) {
                            reinterpret_cast<uintptr_t>(packet));
 }
 
-void Network::DeliverCall(void* network, uint64_t packet) {
-  static_cast<Network*>(network)->Deliver(reinterpret_cast<Packet*>(packet));
+void Network::DeliverCall(void* context, uint64_t argument) {
+  Network* network = static_cast<Network*>(context);
+  Packet* packet = reinterpret_cast<Packet*>(argument);
+  if (ABSL_PREDICT_TRUE(!packet->lost_ack && network->gates_active_ == 0 &&
+                        !network->scheduler_->has_listeners())) {
+    // No gate, no lost ACK, nobody watching, a stack on the host: what Deliver does
+    // then, without its frame.
+    NetworkHost* to = network->FindHost(packet->destination_host);
+    PacketReceiver* stack = to != nullptr ? to->stack() : nullptr;
+    if (ABSL_PREDICT_TRUE(stack != nullptr)) {
+      network->ForgetInFlight(packet);
+      --network->stats_.packets_in_flight;
+      ++network->stats_.packets_delivered;
+      stack->Receive(packet);  // Takes the packet.
+      return;
+    }
+  }
+  network->Deliver(packet);
 }
 
 // Swap-removes the packet from in_flight_: O(1), and the list's order means nothing.
@@ -492,8 +544,7 @@ void Network::Deliver(Packet* packet) {
   DSIM_CHECK(to != nullptr, "a packet to unknown host ", packet->destination_host);
   if (scheduler_->has_listeners()) AnnotatePacket("net.deliver", *packet, 2, to->group());
   if (to->stack() != nullptr) {
-    to->stack()->Receive(packet);
-    FreePacket(packet);
+    to->stack()->Receive(packet);  // Takes the packet.
     return;
   }
   // No socket layer on the host: nothing listens anywhere. Answer like a kernel with no

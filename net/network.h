@@ -55,6 +55,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
@@ -324,7 +326,8 @@ class PacketReceiver {
  public:
   virtual ~PacketReceiver() = default;
   // Handles a packet addressed to this host. Runs in a timer callback (never blocks).
-  // The network reclaims `packet` when this returns; the receiver may move its payload.
+  // Takes ownership: the receiver hands `packet` back with Network::FreePacket when it
+  // is done with it (at once, or later: a queued datagram keeps its packet until read).
   virtual void Receive(Packet* packet) = 0;
   // The host crashed: the receiver is no longer the host's, and must never send again
   // (a dead task still unwinding may touch its sockets; nothing may leave the host).
@@ -476,9 +479,25 @@ class Network {
   // (loopback and the sender's own addresses stay on `from`). Takes ownership. Returns
   // false, and reclaims the packet, if no host owns the destination.
   bool Send(NetworkHost& from, Packet* packet);
+  // Send to `to`, which must be Route(from, packet->destination.address): for a caller
+  // that routed once and kept the answer (a connection's peer). Takes ownership.
+  void SendTo(NetworkHost& from, NetworkHost& to, Packet* packet);
+  // The host that owns `destination` as seen from `from` (loopback and from's own
+  // addresses stay on `from`), or null. Addresses never change owner, so the answer
+  // may be kept.
+  NetworkHost* Route(NetworkHost& from, const IpAddress& destination);
   // Packets come from a pool, so a segment costs no allocation in steady state.
-  Packet* NewPacket();
+  Packet* NewPacket() {
+    if (ABSL_PREDICT_FALSE(free_packets_.empty())) return AllocatePacket();
+    Packet* packet = free_packets_.back();
+    free_packets_.pop_back();
+    return packet;
+  }
   void FreePacket(Packet* packet);
+  // Packets allocated so far, and those of them back in the pool (the rest are in
+  // flight, held, or queued in a socket). For tests of the pool's bookkeeping.
+  size_t packets_allocated() const { return all_packets_.size(); }
+  size_t packets_pooled() const { return free_packets_.size(); }
 
   // Crashes a host as a power cut would: kills the tasks of its group (they unwind at
   // their next scheduling point) and then DetachHost. Restart it with BindGroup.
@@ -538,9 +557,11 @@ class Network {
 
  private:
   void Deliver(Packet* packet);
+  // SendTo's general path: any link model, listeners, connection holes.
+  ABSL_ATTRIBUTE_NOINLINE void SendToGeneral(NetworkHost& from, NetworkHost& to,
+                                             Packet* packet);
   void Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet, const int64_t* latencies,
                 size_t count, bool unordered, int64_t connection_delay);
-  NetworkHost* Route(NetworkHost& from, const IpAddress& destination);
   void AnnotatePacket(absl::string_view category, const Packet& packet, int flow_phase,
                       GroupId group);
 
@@ -549,6 +570,7 @@ class Network {
   std::shared_ptr<LinkModel> link_model_;
   // link_model_ when it is the default FixedLatencyLinkModel, which Send decides inline.
   const FixedLatencyLinkModel* fixed_model_ = nullptr;
+  bool fixed_fifo_ = false;  // fixed_model_ on fifo links: SendTo's short path applies.
   std::vector<std::unique_ptr<NetworkHost>> hosts_;  // hosts_[i] has id i + 1.
   std::vector<NetworkHostId> host_of_group_;          // By group; 0 for none.
   std::vector<NetworkHostId> crashed_host_of_group_;  // By group of a dead incarnation.
@@ -577,6 +599,7 @@ class Network {
   static constexpr size_t kAddressCacheSize = 64;
   mutable AddressCacheEntry address_cache_[kAddressCacheSize];
   NetworkHost* HostByAddressSlow(const IpAddress& address) const;
+  Packet* AllocatePacket();  // A new packet for the pool's owner list (NewPacket).
   // Every packet ever allocated (owned here, so in-flight packets are freed with the
   // network), and the ones free for reuse.
   std::vector<std::unique_ptr<Packet>> all_packets_;
@@ -596,6 +619,8 @@ class Network {
   };
   bool Gated(const Packet& packet) const;
   bool HoldOrDrop(Packet* packet);
+  // Counts the packet as sent and in flight, due at when_ns.
+  void PutInFlight(Packet* packet, int64_t when_ns);
   void Schedule(Packet* packet, int64_t when_ns);
   static void DeliverCall(void* network, uint64_t packet);
   void ReleaseHeld();

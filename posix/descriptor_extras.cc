@@ -10,8 +10,10 @@
 //               nothing to do, with Linux's errors for pipes and sockets)
 //   refused:    splice, tee, vmsplice, copy_file_range with a simulated descriptor (the
 //               run fails naming the call; -1 with EINVAL)
-//   moved:      memfd_create, inotify_init(1), signalfd, fanotify_init and pidfd_open
-//               make real descriptors: each is moved to the real range at once
+//               pidfd_open (pids in a task are simulated; a real pidfd would name a
+//               real process)
+//   moved:      memfd_create, inotify_init(1), signalfd and fanotify_init make real
+//               descriptors: each is moved to the real range at once
 //               (posix/internal/real_descriptors.h), as real files are.
 #include <errno.h>
 #include <fcntl.h>
@@ -427,10 +429,15 @@ int fanotify_init(unsigned int flags, unsigned int event_flags) noexcept {
   return scheduler == nullptr ? fd : pi::MoveToRealRange(*scheduler, "fanotify_init", fd);
 }
 
+// Pids in a task are simulated (posix/internal/machine.h): a real pidfd of that number
+// would name whichever real process has it. Refused, as the raw syscall is.
 int pidfd_open(pid_t pid, unsigned int flags) noexcept {
   dsim::Scheduler* scheduler = pi::TaskScheduler();
-  const int fd = DSIM_REAL(pidfd_open)(pid, flags);
-  return scheduler == nullptr ? fd : pi::MoveToRealRange(*scheduler, "pidfd_open", fd);
+  if (scheduler == nullptr) return DSIM_REAL(pidfd_open)(pid, flags);
+  pi::RecordEscape(*scheduler, "pidfd_open",
+                   "processes are not simulated: a pidfd would name a real process", true);
+  errno = ESRCH;
+  return -1;
 }
 
 }  // extern "C"

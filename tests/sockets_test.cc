@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 #include <map>
 #include <set>
@@ -167,6 +168,49 @@ TEST(Deadlines, BlockedWriterOnAFullBufferFailsAtTheWriteDeadline) {
     }
     EXPECT_EQ(Now(), deadline);
     EXPECT_GT(total, 0u);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+// A write that fits the send buffer takes a short path; these are the cases it must
+// leave to the general one.
+TEST(Deadlines, WriteAfterThePastWriteDeadlineFailsAtOnceEvenWithRoomInTheBuffer) {
+  World w;
+  w.server.Spawn("t", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    ASSERT_EQ(Write(client, "abc", 3), 3);
+    ASSERT_EQ(SetWriteDeadline(client, Now() - absl::Seconds(1)), 0);
+    EXPECT_EQ(Write(client, "def", 3), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    ASSERT_EQ(SetWriteDeadline(client, absl::InfiniteFuture()), 0);  // Cleared.
+    EXPECT_EQ(Write(client, "ghi", 3), 3);
+    char buffer[8];
+    EXPECT_EQ(Recv(accepted, buffer, 6, MSG_WAITALL), 6);
+    EXPECT_EQ(std::string(buffer, 6), "abcghi");
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+TEST(Deadlines, WritesThatFitStillFailAfterShutdownOrResetOrWithANullBuffer) {
+  World w;
+  w.server.Spawn("t", [&] {
+    auto [client, accepted] = LoopbackPair(7000);
+    ASSERT_EQ(Write(client, "abc", 3), 3);
+    EXPECT_EQ(Send(client, nullptr, 3, 0), -1);
+    EXPECT_EQ(errno, EFAULT);
+    EXPECT_EQ(Send(client, "abc", 3, MSG_OOB), -1);
+    EXPECT_EQ(errno, EOPNOTSUPP);
+    ASSERT_EQ(Shutdown(client, SHUT_WR), 0);
+    EXPECT_EQ(Send(client, "abc", 3, MSG_NOSIGNAL), -1);
+    EXPECT_EQ(errno, EPIPE);
+    // A connection the peer reset (close with unread data sends RST).
+    auto [other, other_accepted] = LoopbackPair(7001);
+    ASSERT_EQ(Write(other_accepted, "zz", 2), 2);
+    dsim::SleepFor(absl::Milliseconds(1));
+    Close(other);
+    dsim::SleepFor(absl::Milliseconds(1));
+    EXPECT_EQ(Send(other_accepted, "x", 1, MSG_NOSIGNAL), -1);
+    EXPECT_EQ(errno, ECONNRESET);
   });
   ASSERT_TRUE(w.scheduler.Run().ok());
 }
@@ -795,6 +839,252 @@ TEST(Network, PacketCountersBalanceAndLatencyIsTheConfiguredOne) {
   const NetworkStats& stats = w.network.stats();
   EXPECT_EQ(stats.packets_sent, stats.packets_delivered + stats.packets_dropped +
                                     stats.packets_in_flight);
+}
+
+// Routes are remembered per destination (an address never changes owner), but an
+// address nobody owned is asked again: a host added later owns it from then on.
+TEST(Network, AnUnroutableAddressBecomesReachableOnceAHostOwnsIt) {
+  World w;
+  int before = 0, before_errno = 0;
+  std::string received;
+  w.client.Spawn("client", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    const socklen_t l = MakeSockaddr("10.0.0.9", 53, &a);
+    before = static_cast<int>(Sendto(fd, "x", 1, 0, Sa(&a), l));
+    before_errno = errno;
+    NetworkHost& late = w.network.AddHost("late", {"10.0.0.9"});
+    late.Spawn("late-server", [&] {
+      const int server = Socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_storage b;
+      Bind(server, Sa(&b), MakeSockaddr("0.0.0.0", 53, &b));
+      char buffer[8];
+      const ssize_t n = Recv(server, buffer, sizeof(buffer), 0);
+      if (n > 0) received.assign(buffer, n);
+    });
+    dsim::SleepFor(absl::Milliseconds(1));  // The server binds first.
+    EXPECT_EQ(Sendto(fd, "yz", 2, 0, Sa(&a), l), 2) << LastSocketErrorMessage();
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(before, -1);
+  EXPECT_EQ(before_errno, ENETUNREACH);
+  EXPECT_EQ(received, "yz");
+}
+
+// The packets of many peers of one host reach each peer (the route cache is small and
+// direct-mapped: colliding destinations must not swap their hosts).
+TEST(Network, RepliesToManyPeersEachReachTheirOwnPeer) {
+  Scheduler scheduler;
+  Network network(&scheduler);
+  NetworkHost& server = network.AddHost("server", {"10.0.0.1"});
+  constexpr int kPeers = 70;
+  server.Spawn("echo", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    Bind(fd, Sa(&a), MakeSockaddr("0.0.0.0", 7, &a));
+    for (int i = 0; i < 3 * kPeers; ++i) {
+      char buffer[16];
+      sockaddr_storage from;
+      socklen_t length = sizeof(from);
+      const ssize_t n = Recvfrom(fd, buffer, sizeof(buffer), 0, Sa(&from), &length);
+      ASSERT_GT(n, 0);
+      Sendto(fd, buffer, n, 0, Sa(&from), length);
+    }
+  });
+  std::vector<std::string> answers(kPeers);
+  for (int i = 0; i < kPeers; ++i) {
+    const std::string ip = absl::StrCat("10.0.", 1 + i / 200, ".", 1 + i % 200);
+    network.AddHost(absl::StrCat("peer", i), {ip}).Spawn("peer", [&, i] {
+      const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_storage a;
+      Connect(fd, Sa(&a), MakeSockaddr("10.0.0.1", 7, &a));
+      for (int round = 0; round < 3; ++round) {
+        const std::string message = absl::StrCat(i, "/", round);
+        Send(fd, message.data(), message.size(), 0);
+        char buffer[16];
+        const ssize_t n = Recv(fd, buffer, sizeof(buffer), 0);
+        ASSERT_GT(n, 0);
+        answers[i] += std::string(buffer, n) + " ";
+      }
+    });
+  }
+  ASSERT_TRUE(scheduler.Run().ok());
+  for (int i = 0; i < kPeers; ++i) {
+    EXPECT_EQ(answers[i], absl::StrCat(i, "/0 ", i, "/1 ", i, "/2 ")) << "peer " << i;
+  }
+}
+
+// A queued datagram keeps the packet it arrived in until it is read; closing the socket
+// with datagrams unread hands their packets back to the pool.
+TEST(Network, UnreadDatagramsGoBackToThePacketPoolWhenTheirSocketCloses) {
+  World w;
+  size_t pooled_while_queued = 0, allocated_while_queued = 0;
+  w.server.Spawn("server", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    Bind(fd, Sa(&a), MakeSockaddr("0.0.0.0", 53, &a));
+    dsim::SleepFor(absl::Milliseconds(10));  // Five datagrams arrive, unread.
+    pooled_while_queued = w.network.packets_pooled();
+    allocated_while_queued = w.network.packets_allocated();
+    char buffer[8];
+    ASSERT_EQ(Recv(fd, buffer, sizeof(buffer), 0), 1);  // One read: its packet goes back.
+    EXPECT_EQ(w.network.packets_pooled(), pooled_while_queued + 1);
+    Close(fd);
+  });
+  w.client.Spawn("client", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    const socklen_t l = MakeSockaddr("10.0.0.1", 53, &a);
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(Sendto(fd, "d", 1, 0, Sa(&a), l), 1);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(allocated_while_queued - pooled_while_queued, 5u);
+  EXPECT_EQ(w.network.packets_pooled(), w.network.packets_allocated());
+}
+
+// With nobody watching, the network takes a short path for the default model's
+// in-order deliveries; a listener sends every packet through the general one. Both
+// must deliver at the same instants, same-instant sends on one link included (each 1 ns
+// behind the one before).
+std::string ArrivalNotes(uint64_t seed, bool watched) {
+  struct Watcher : SchedulerListener {
+    int annotations = 0;
+    void OnAnnotation(const Annotation&) override { ++annotations; }
+  } watcher;
+  World w(seed);
+  if (watched) w.scheduler.AddListener(&watcher);
+  std::string notes;
+  auto note = [&](const std::string& what) {
+    absl::StrAppend(&notes, absl::ToInt64Nanoseconds(Now() - Scheduler::Epoch()), " ", what,
+                    "\n");
+  };
+  w.server.Spawn("tcp-echo", [&] {
+    const int fd = Accept(ListenOn("0.0.0.0", 80), nullptr, nullptr);
+    char buffer[4];
+    while (Recv(fd, buffer, sizeof(buffer), MSG_WAITALL) == sizeof(buffer)) {
+      note(absl::StrCat("server got ", std::string(buffer, 4)));
+      Write(fd, buffer, 2);
+      Write(fd, buffer + 2, 2);  // Same instant, same link.
+    }
+  });
+  w.server.Spawn("udp-echo", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    Bind(fd, Sa(&a), MakeSockaddr("0.0.0.0", 53, &a));
+    for (int i = 0; i < 6; ++i) {
+      char buffer[8];
+      sockaddr_storage from;
+      socklen_t length = sizeof(from);
+      const ssize_t n = Recvfrom(fd, buffer, sizeof(buffer), 0, Sa(&from), &length);
+      note(absl::StrCat("server datagram ", std::string(buffer, n)));
+      Sendto(fd, buffer, n, 0, Sa(&from), length);
+    }
+  });
+  for (int c = 0; c < 2; ++c) {
+    w.client.Spawn("client", [&, c] {
+      if (c == 0) {
+        const int fd = ConnectTo("10.0.0.1", 80);
+        for (int i = 0; i < 3; ++i) {
+          Write(fd, "ab", 2);
+          Write(fd, "cd", 2);
+          char buffer[4];
+          Recv(fd, buffer, sizeof(buffer), MSG_WAITALL);
+          note("client echo");
+        }
+        Close(fd);
+        return;
+      }
+      const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_storage a;
+      Connect(fd, Sa(&a), MakeSockaddr("10.0.0.1", 53, &a));
+      for (int i = 0; i < 3; ++i) {
+        Send(fd, "x", 1, 0);
+        Send(fd, "y", 1, 0);
+        char buffer[8];
+        Recv(fd, buffer, sizeof(buffer), 0);
+        Recv(fd, buffer, sizeof(buffer), 0);
+        note("client datagrams");
+      }
+    });
+  }
+  EXPECT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(watched, watcher.annotations > 0);
+  return notes;
+}
+
+TEST(Network, DeliveriesAreTheSameWithOrWithoutAListener) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    const std::string unwatched = ArrivalNotes(seed, false);
+    ASSERT_FALSE(unwatched.empty());
+    EXPECT_EQ(unwatched, ArrivalNotes(seed, true)) << "seed " << seed;
+  }
+}
+
+// The sender's address comes out of recvfrom whole when it fits and cut to the given
+// length otherwise, the length always saying 16 (Linux's move_addr_to_user); sendto
+// checks its address as udp_sendmsg does. Both have short paths for the usual case.
+TEST(Network, RecvfromAndSendtoHandleWholeAndShortAddressesAsLinux) {
+  World w;
+  w.server.Spawn("server", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    Bind(fd, Sa(&a), MakeSockaddr("0.0.0.0", 53, &a));
+    char buffer[8];
+    sockaddr_storage from;
+    std::memset(&from, 0xee, sizeof(from));
+    socklen_t length = sizeof(sockaddr_in);
+    ASSERT_EQ(Recvfrom(fd, buffer, sizeof(buffer), 0, Sa(&from), &length), 1);
+    EXPECT_EQ(length, sizeof(sockaddr_in));
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&from);
+    EXPECT_EQ(in->sin_family, AF_INET);
+    EXPECT_EQ(in->sin_port, htons(4000));
+    EXPECT_EQ(in->sin_addr.s_addr, htonl(0x0a000002));  // 10.0.0.2
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(in->sin_zero), 8), std::string(8, 0));
+    EXPECT_EQ(reinterpret_cast<const unsigned char*>(&from)[16], 0xee);  // Untouched.
+
+    std::memset(&from, 0xee, sizeof(from));
+    length = 6;  // Family, port and the first two address bytes.
+    ASSERT_EQ(Recvfrom(fd, buffer, sizeof(buffer), 0, Sa(&from), &length), 1);
+    EXPECT_EQ(length, sizeof(sockaddr_in));
+    EXPECT_EQ(in->sin_family, AF_INET);
+    EXPECT_EQ(in->sin_port, htons(4000));
+    const auto* bytes = reinterpret_cast<const unsigned char*>(&from);
+    EXPECT_EQ(bytes[4], 10);
+    EXPECT_EQ(bytes[5], 0);
+    EXPECT_EQ(bytes[6], 0xee);
+
+    length = 0;
+    ASSERT_EQ(Recvfrom(fd, buffer, sizeof(buffer), 0, Sa(&from), &length), 1);
+    EXPECT_EQ(length, sizeof(sockaddr_in));
+    EXPECT_EQ(bytes[6], 0xee);
+
+    // sendto: a whole sockaddr_in with port 0, a short one, another family.
+    sockaddr_storage to;
+    MakeSockaddr("10.0.0.2", 0, &to);
+    EXPECT_EQ(Sendto(fd, "x", 1, 0, Sa(&to), sizeof(sockaddr_in)), -1);
+    EXPECT_EQ(errno, EINVAL);
+    MakeSockaddr("10.0.0.2", 4000, &to);
+    EXPECT_EQ(Sendto(fd, "x", 1, 0, Sa(&to), sizeof(sockaddr_in) - 1), -1);
+    EXPECT_EQ(errno, EINVAL);
+    MakeSockaddr("fd00::2", 4000, &to);
+    EXPECT_EQ(Sendto(fd, "x", 1, 0, Sa(&to), sizeof(sockaddr_in6)), -1);
+    EXPECT_EQ(errno, EAFNOSUPPORT);
+    MakeSockaddr("10.0.0.2", 4000, &to);
+    EXPECT_EQ(Sendto(fd, "ok", 2, 0, Sa(&to), sizeof(sockaddr_in)), 2);
+  });
+  std::string answer;
+  w.client.Spawn("client", [&] {
+    const int fd = Socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage a;
+    Bind(fd, Sa(&a), MakeSockaddr("0.0.0.0", 4000, &a));
+    const socklen_t l = MakeSockaddr("10.0.0.1", 53, &a);
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(Sendto(fd, "d", 1, 0, Sa(&a), l), 1);
+    char buffer[8];
+    const ssize_t n = Recv(fd, buffer, sizeof(buffer), 0);
+    if (n > 0) answer.assign(buffer, n);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(answer, "ok");
 }
 
 }  // namespace

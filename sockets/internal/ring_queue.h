@@ -4,9 +4,9 @@
 //
 // Example:
 //
-//   dsim::internal::RingQueue<Datagram> queue;
-//   queue.push_back(Datagram{...});
-//   Datagram& first = queue.front();
+//   dsim::internal::RingQueue<Packet*> queue;
+//   queue.push_back(packet);
+//   Packet* first = queue.front();
 //   queue.pop_front();   // The slot keeps its (moved-from) value for reuse.
 #ifndef DSIM_SOCKETS_INTERNAL_RING_QUEUE_H_
 #define DSIM_SOCKETS_INTERNAL_RING_QUEUE_H_

@@ -49,22 +49,6 @@ bool Overlap(const SocketState& a, const IpAddress& a_address, const SocketState
 
 }  // namespace
 
-// Keeps a socket alive (and its release deferred) while a call uses it, as the file
-// reference a system call holds does in Linux.
-class CallGuard {
- public:
-  CallGuard(HostStack* stack, SocketState* socket) : stack_(stack), socket_(socket) {
-    ++socket_->active_calls;
-  }
-  ~CallGuard() { stack_->EndCall(socket_); }
-  CallGuard(const CallGuard&) = delete;
-  CallGuard& operator=(const CallGuard&) = delete;
-
- private:
-  HostStack* stack_;
-  SocketState* socket_;
-};
-
 const char* TcpStateName(TcpState state) {
   switch (state) {
     case TcpState::kClosed: return "CLOSED";
@@ -295,6 +279,11 @@ void HostStack::Destroy(SocketState* socket) {
     MaybeDestroy(child);
   }
   socket->accept_queue.clear();
+  // Unread datagrams: their packets go back to the pool.
+  while (!socket->datagrams.empty()) {
+    network_->FreePacket(socket->datagrams.front());
+    socket->datagrams.pop_front();
+  }
   ForgetSocket(socket->id);
   sockets_.erase(socket->id);
 }
@@ -477,24 +466,42 @@ int HostStack::ParseAddress(const SocketState& socket, const sockaddr* address, 
 // udpv6_sendmsg). One bound to a specific IPv6 address cannot reach IPv4 (ENETUNREACH):
 // binding made it IPV6_V6ONLY, and a UDP socket that got its address from an earlier
 // connect is refused too, where Linux would send from 127.0.0.6 (a documented divergence).
-int HostStack::Route(const SocketState& socket, Endpoint* destination, IpAddress* source) {
+// Route's failures, out of line (their strings would weigh on its frame).
+int HostStack::RouteFailed(RouteFailure failure, const IpAddress& bound, const IpAddress& to) {
+  switch (failure) {
+    case RouteFailure::kMappedToV6:
+      return Fail(EAFNOSUPPORT, absl::StrCat("an AF_INET6 socket bound to ", bound.ToString(),
+                                             " (IPv4-mapped) cannot reach ", to.ToString()));
+    case RouteFailure::kV6ToV4:
+      return Fail(ENETUNREACH, absl::StrCat("an AF_INET6 socket bound to ", bound.ToString(),
+                                            " cannot reach IPv4 ", to.ToString()));
+    case RouteFailure::kNoRoute:
+      break;
+  }
+  return Fail(ENETUNREACH, absl::StrCat("no route from host \"", host_->name(), "\" to ",
+                                        to.ToString()));
+}
+
+int HostStack::Route(const SocketState& socket, Endpoint* destination, IpAddress* source,
+                     NetworkHost** to_host) {
   IpAddress& to = destination->address;
   const IpAddress& bound = socket.local.address;
   const bool bound_v4_mapped = socket.family == AF_INET6 && bound.is_v4();
-  if (to.IsUnspecified()) {
+  if (ABSL_PREDICT_FALSE(to.IsUnspecified())) {
     to = to.is_v4() || bound_v4_mapped ? IpAddress::V4Loopback() : IpAddress::V6Loopback();
   }
-  if (bound_v4_mapped && !to.is_v4()) {
-    return Fail(EAFNOSUPPORT, absl::StrCat("an AF_INET6 socket bound to ", bound.ToString(),
-                                           " (IPv4-mapped) cannot reach ", to.ToString()));
+  if (ABSL_PREDICT_FALSE(bound_v4_mapped && !to.is_v4())) {
+    return RouteFailed(RouteFailure::kMappedToV6, bound, to);
   }
-  if (socket.family == AF_INET6 && !bound.is_v4() && !bound.IsUnspecified() && to.is_v4()) {
-    return Fail(ENETUNREACH, absl::StrCat("an AF_INET6 socket bound to ", bound.ToString(),
-                                          " cannot reach IPv4 ", to.ToString()));
+  if (ABSL_PREDICT_FALSE(socket.family == AF_INET6 && !bound.is_v4() &&
+                         !bound.IsUnspecified() && to.is_v4())) {
+    return RouteFailed(RouteFailure::kV6ToV4, bound, to);
   }
+  // Loopback and this host's own addresses route to this host (Network::Route).
+  NetworkHost* peer = RouteHost(to);
   if (to.IsLoopback()) {
     *source = to.is_v4() ? IpAddress::V4Loopback() : IpAddress::V6Loopback();
-  } else if (host_->HasAddress(to)) {
+  } else if (peer == host_) {
     *source = to;
   } else {
     bool found = false;
@@ -505,12 +512,10 @@ int HostStack::Route(const SocketState& socket, Endpoint* destination, IpAddress
         break;
       }
     }
-    if (!found || network_->HostByAddress(to) == nullptr) {
-      return Fail(ENETUNREACH, absl::StrCat("no route from host \"", host_->name(), "\" to ",
-                                            to.ToString()));
-    }
+    if (!found || peer == nullptr) return RouteFailed(RouteFailure::kNoRoute, bound, to);
   }
-  if (!socket.local.address.IsUnspecified()) *source = socket.local.address;
+  if (!bound.IsUnspecified()) *source = bound;
+  if (to_host != nullptr) *to_host = peer;
   return 0;
 }
 
@@ -536,8 +541,8 @@ socklen_t HostStack::FillAddress(const SocketState& socket, const Endpoint& endp
 
 // Linux's move_addr_to_user: reads the caller's length, copies at most that much, and
 // writes back the full length of the address.
-int HostStack::CopyAddressOut(const SocketState& socket, const Endpoint& endpoint, sockaddr* address,
-                              socklen_t* length, bool empty) {
+int HostStack::CopyAddressOutSlow(const SocketState& socket, const Endpoint& endpoint,
+                                  sockaddr* address, socklen_t* length, bool empty) {
   if (length == nullptr) return Fail(EFAULT, "the address length pointer is null");
   sockaddr_storage storage;
   const socklen_t full = empty ? 0 : FillAddress(socket, endpoint, &storage);
@@ -860,49 +865,10 @@ int HostStack::TcpConnect(SocketState* s, const Endpoint& to, absl::Time start,
   return 0;
 }
 
-ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
-  SocketState* s = Lookup(fd);
-  if (ABSL_PREDICT_FALSE(s == nullptr)) {
-    // A socketpair end (sockets/internal/unix_socket.h).
-    if (std::shared_ptr<UnixSocket> pair_end = UnixSocketRef(fd); pair_end != nullptr) {
-      return pair_end->Recv(*this, args, where);
-    }
-    return FailBadDescriptor(fd);
-  }
-  size_t length = 0;
-  for (const iovec& v : args.iov) length += v.iov_len;
-  if (args.into != nullptr) {
-    if (s->is_tcp()) return RecvStreamInto(fd, args, where);
-    length = args.into_max;
-  }
-  CallGuard guard(this, s);
-  const absl::Time start = CallStart(*s, true);
-  if (s->read_deadline <= start) {
-    return FailWith(EAGAIN, args.what, ": the read deadline has passed");
-  }
-  // Buggify: a stream read may return a short prefix (never with MSG_WAITALL, whose
-  // whole point is the full length, nor MSG_PEEK).
-  if (s->is_tcp() && length > 1 && network_->buggify().enabled &&
-      !(args.flags & (MSG_WAITALL | MSG_PEEK))) {
-    length = BuggifyLength(length, "fault.buggify.short_read");
-  }
-  ssize_t result = s->is_tcp() ? TcpRecv(s, args, length, start, where)
-                               : UdpRecv(s, args, length, start, where);
-  if (result < 0) return result;
-  if (s->is_tcp()) {
-    // TCP reports no source address: a zero length goes back, as in Linux.
-    if (args.name != nullptr) {
-      if (int r = CopyAddressOut(*s, s->remote, args.name, args.name_length, true); r < 0) {
-        return r;
-      }
-    }
-    if (args.msg != nullptr) {
-      if (args.msg->msg_name != nullptr) args.msg->msg_namelen = 0;
-      args.msg->msg_flags = 0;
-      args.msg->msg_controllen = 0;
-    }
-  }
-  return result;
+absl::Time HostStack::DeadlineWithTimeout(absl::Time deadline, absl::Duration timeout,
+                                          absl::Time start) const {
+  // SO_RCVTIMEO/SO_SNDTIMEO last their length on the calling host's clock.
+  return std::min(deadline, start + scheduler_->TrueDurationOfLocal(timeout));
 }
 
 // A string receive on a stream socket: through a buffer of the maximum size.
@@ -917,8 +883,8 @@ ssize_t HostStack::RecvStreamInto(int fd, const RecvArgs& args, SourceLocation w
   return result;
 }
 
-ssize_t HostStack::Send(int fd, const SendArgs& args, SourceLocation where) {
-  SocketState* s = Lookup(fd);
+ssize_t HostStack::SendGeneral(int fd, SocketState* s, const SendArgs& args,
+                               SourceLocation where) {
   if (ABSL_PREDICT_FALSE(s == nullptr)) {
     // A socketpair end (sockets/internal/unix_socket.h).
     if (std::shared_ptr<UnixSocket> pair_end = UnixSocketRef(fd); pair_end != nullptr) {

@@ -14,6 +14,7 @@
 #ifndef DSIM_SOCKETS_INTERNAL_STACK_H_
 #define DSIM_SOCKETS_INTERNAL_STACK_H_
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -21,6 +22,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -67,11 +69,6 @@ enum class SockState : uint8_t { kUnconnected, kConnecting, kConnected, kDisconn
 // Bits of Socket::shutdown, as Linux's sk_shutdown.
 inline constexpr int kRcvShutdown = 1;
 inline constexpr int kSendShutdown = 2;
-
-struct Datagram {
-  Endpoint source;
-  std::string payload;
-};
 
 struct SocketState {
   uint64_t id = 0;  // Connection identity, unique in the network.
@@ -169,8 +166,9 @@ struct SocketState {
   std::deque<SocketState*> accept_queue;
   uint64_t listener = 0;  // For a child still in an accept queue: its listener's id.
 
-  // UDP.
-  RingQueue<Datagram> datagrams;
+  // UDP: the arrived packets themselves (source and payload), owned until read or
+  // destroyed, then handed back to the network's pool.
+  RingQueue<Packet*> datagrams;
   size_t datagram_bytes = 0;  // Charged against receive_buffer_bytes.
 
   // Counts readiness changes (every wake of the queues below, waiters or not), for
@@ -233,7 +231,19 @@ class HostStack final : public PacketReceiver {
   int Accept(int fd, sockaddr* address, socklen_t* length, int flags, SourceLocation where);
   int Connect(int fd, const sockaddr* address, socklen_t length, SourceLocation where);
   ssize_t Recv(int fd, const RecvArgs& args, SourceLocation where);
-  ssize_t Send(int fd, const SendArgs& args, SourceLocation where);
+  ABSL_ATTRIBUTE_ALWAYS_INLINE ssize_t Send(int fd, const SendArgs& args, SourceLocation where) {
+    SocketState* s = Lookup(fd);
+    if (ABSL_PREDICT_TRUE(s != nullptr) && TcpSendsAtOnce(*s, args)) {
+      // What SendGeneral does when the whole buffer fits (see TcpSendsAtOnce).
+      const size_t length = args.iov[0].iov_len;
+      s->tx.Append(static_cast<const char*>(args.iov[0].iov_base), length);
+      TcpPump(s);
+      return static_cast<ssize_t>(length);
+    }
+    return SendGeneral(fd, s, args, where);
+  }
+  // Send's general path; `s` is Lookup(fd).
+  ssize_t SendGeneral(int fd, SocketState* s, const SendArgs& args, SourceLocation where);
   int Shutdown(int fd, int how);
   int Close(int fd);
   int GetName(int fd, sockaddr* address, socklen_t* length, bool peer);
@@ -293,6 +303,24 @@ class HostStack final : public PacketReceiver {
   // its last descriptor closed. A scan of the table: for the rare case where the number
   // a registration was made under no longer refers to it (epoll after close of a dup).
   int AnyDescriptorOf(const void* identity);
+  // Readiness of a socket known by its state (epoll's entries hold it): PollMask.
+  short SocketReadiness(const SocketState& socket) const { return PollMask(socket); }
+  // The queues every readiness change of `fd`'s description wakes (epoll's entries
+  // watch them, WaitQueue::Watch), and the description: its socket state, or the file
+  // when it is not a socket. False when `fd` is not open.
+  bool ReadinessQueues(int fd, WaitQueue** readable, WaitQueue** writable,
+                       SocketState** socket, OpenFile** file) {
+    *socket = Lookup(fd);
+    *file = *socket == nullptr ? LookupFile(fd) : nullptr;
+    if (*socket != nullptr) {
+      *readable = &(*socket)->readable;
+      *writable = &(*socket)->writable;
+    } else if (*file != nullptr) {
+      *readable = &(*file)->readable();
+      *writable = &(*file)->writable();
+    }
+    return *socket != nullptr || *file != nullptr;
+  }
   // Blocks until the readiness of any of `fds` may have changed, or `deadline`, or a
   // wake through `also` (a queue the caller keeps alive: epoll's own).
   void WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
@@ -402,19 +430,79 @@ class HostStack final : public PacketReceiver {
   int ParseAddress(const SocketState& socket, const sockaddr* address, socklen_t length,
                    Endpoint* out, bool* unspecified_family, const char* call);
   bool FamilyAccepts(const SocketState& socket, const IpAddress& address) const;
-  int Route(const SocketState& socket, Endpoint* destination, IpAddress* source);
+  // Picks the source address for a packet of `socket` to *destination (an unspecified
+  // destination becomes loopback), and the host it goes to (`to`, when not null).
+  int Route(const SocketState& socket, Endpoint* destination, IpAddress* source,
+            NetworkHost** to = nullptr);
+  // The host that owns `address` as seen from this host (network_->Route), or null.
+  // Every packet asks, so a small direct-mapped cache answers first: an address never
+  // changes owner (unroutable addresses are not cached: a later AddHost may own them).
+  NetworkHost* RouteHost(const IpAddress& address) {
+    RouteCacheEntry& entry = route_cache_[RouteCacheIndex(address)];
+    if (ABSL_PREDICT_TRUE(entry.host != nullptr && entry.address == address)) return entry.host;
+    return RouteHostSlow(address);
+  }
+  NetworkHost* RouteHostSlow(const IpAddress& address);
+  enum class RouteFailure { kMappedToV6, kV6ToV4, kNoRoute };
+  ABSL_ATTRIBUTE_NOINLINE int RouteFailed(RouteFailure failure, const IpAddress& bound,
+                                          const IpAddress& to);
+  static size_t RouteCacheIndex(const IpAddress& address) {
+    uint64_t low, high;
+    std::memcpy(&low, address.bytes().data(), 8);
+    std::memcpy(&high, address.bytes().data() + 8, 8);
+    return static_cast<size_t>(((low ^ high) * 0x9e3779b97f4a7c15ULL) >> 59);  // 32 entries.
+  }
   socklen_t FillAddress(const SocketState& socket, const Endpoint& endpoint,
                         sockaddr_storage* out) const;
   int CopyAddressOut(const SocketState& socket, const Endpoint& endpoint, sockaddr* address,
-                     socklen_t* length, bool empty);
+                     socklen_t* length, bool empty) {
+    if (ABSL_PREDICT_TRUE(length != nullptr && socket.family == AF_INET && !empty &&
+                          address != nullptr &&
+                          static_cast<int>(*length) >= static_cast<int>(sizeof(sockaddr_in)))) {
+      // The whole sockaddr_in fits (recvfrom, accept): FillAddress's bytes, written
+      // directly (every datagram received comes through here).
+      sockaddr_in in;
+      std::memset(&in, 0, sizeof(in));
+      in.sin_family = AF_INET;
+      in.sin_port = htons(endpoint.port);
+      std::memcpy(&in.sin_addr, endpoint.address.bytes().data() + 12, 4);  // IPv4-mapped.
+      std::memcpy(address, &in, sizeof(in));
+      *length = sizeof(in);
+      return 0;
+    }
+    return CopyAddressOutSlow(socket, endpoint, address, length, empty);
+  }
+  int CopyAddressOutSlow(const SocketState& socket, const Endpoint& endpoint, sockaddr* address,
+                         socklen_t* length, bool empty);
 
   // Blocking.
   bool WaitUntil(SocketState* socket, WaitQueue& queue, absl::Time deadline, const char* what,
                  SourceLocation where);
   absl::Time Deadline(const SocketState& socket, bool read, absl::Time start) const;
+  // Deadline's part for a socket with SO_RCVTIMEO/SO_SNDTIMEO, out of line: its
+  // absl::Time arithmetic would weigh on every blocking call's frame.
+  ABSL_ATTRIBUTE_NOINLINE absl::Time DeadlineWithTimeout(absl::Time deadline,
+                                                         absl::Duration timeout,
+                                                         absl::Time start) const;
   absl::Time CallStart(const SocketState& socket, bool read) const;
 
   // TCP.
+  // True when a send on `s` takes the whole of args' one buffer at once: a connected
+  // stream with room for it, no error, no shutdown, no deadline, no flag that changes
+  // anything, no address, no buggify. Then nothing can block, fail or be cut short, and
+  // Send skips its general path (and the call guard: nothing can close the socket
+  // while no other task runs).
+  bool TcpSendsAtOnce(const SocketState& s, const SendArgs& args) const {
+    if (!s.is_tcp() || args.iov.size() != 1 || args.name != nullptr ||
+        (args.flags & MSG_OOB) != 0) {
+      return false;
+    }
+    const size_t length = args.iov[0].iov_len;
+    return (s.state == TcpState::kEstablished || s.state == TcpState::kCloseWait) &&
+           s.error == 0 && (s.shutdown & kSendShutdown) == 0 && length > 0 &&
+           args.iov[0].iov_base != nullptr && s.send_free_bytes() >= length &&
+           s.write_deadline == absl::InfiniteFuture() && !network_->buggify().enabled;
+  }
   int TcpConnect(SocketState* socket, const Endpoint& destination, absl::Time start,
                  SourceLocation where);
   int TcpDisconnect(SocketState* socket);
@@ -440,11 +528,16 @@ class HostStack final : public PacketReceiver {
   void TcpOnSyn(Packet* packet);
   void TcpOnAck(SocketState* socket, const Packet& packet);
   void TcpOnData(SocketState* socket, Packet* packet);
+  ABSL_ATTRIBUTE_NOINLINE void TcpOnDataGeneral(SocketState* socket, Packet* packet);
   void TcpOnFin(SocketState* socket);
   void TcpOnFinAcked(SocketState* socket);
   void TcpAfterRead(SocketState* socket);
   uint64_t TcpReceiveWindow(const SocketState& socket) const;
-  void ArmDelayedAck(SocketState* socket);
+  // Owes the peer an ACK within the delayed-ACK time (the timer starts unless running).
+  void ArmDelayedAck(SocketState* socket) {
+    if (!socket->delayed_ack_armed) ArmDelayedAckNow(socket);
+  }
+  void ArmDelayedAckNow(SocketState* socket);
   void ArmSynTimer(SocketState* socket);
   void OnSynTimer(uint64_t id);
   void OnDelayedAck(uint64_t id);
@@ -469,6 +562,10 @@ class HostStack final : public PacketReceiver {
   ssize_t UdpRecv(SocketState* socket, const RecvArgs& args, size_t length, absl::Time start,
                   SourceLocation where);
   ssize_t UdpSend(SocketState* socket, const SendArgs& args, size_t length);
+  ssize_t UdpRecvFinish(SocketState* socket, const RecvArgs& args, const Packet& datagram,
+                        bool copied, size_t n);
+  ABSL_ATTRIBUTE_NOINLINE int UdpNamedDestination(const SocketState* socket,
+                                                  const SendArgs& args, Endpoint* out);
   int UdpConnect(SocketState* socket, const sockaddr* address, socklen_t length);
   void UdpOnDatagram(Packet* packet);
   int UdpScore(const SocketState& s, const Packet& packet) const;
@@ -483,8 +580,22 @@ class HostStack final : public PacketReceiver {
   TimerId AddTimerAt(int64_t when_ns, uint64_t id);
   absl::Duration HostDelay(absl::Duration delay) const;
   absl::Duration HostElapsedSince(absl::Time since) const;
-  // Sends a packet from this host, unless the stack is detached (then frees it).
-  void Transmit(Packet* packet);
+  // Sends a packet from this host, unless the stack is detached (then frees it). `to`:
+  // the destination's host when the caller routed already (Route), else null.
+  void Transmit(Packet* packet, NetworkHost* to = nullptr) {
+    // A crashed host's stack is mute: nothing leaves a dead machine, whatever its
+    // unwinding tasks do to their sockets.
+    if (ABSL_PREDICT_FALSE(detached_)) {
+      network_->FreePacket(packet);
+      return;
+    }
+    if (to == nullptr) to = RouteHost(packet->destination.address);
+    if (ABSL_PREDICT_FALSE(to == nullptr)) {
+      network_->FreePacket(packet);  // No host owns the address (as Network::Send).
+      return;
+    }
+    network_->SendTo(*host_, *to, packet);
+  }
   // Buggify: the length a stream read or write moves this time (a short prefix, at
   // least 1 byte, when the fault fires; `length` otherwise).
   size_t BuggifyLength(size_t length, const char* label);
@@ -515,9 +626,6 @@ class HostStack final : public PacketReceiver {
   int descriptor_limit() const;
 
   std::vector<Descriptor> descriptors_;  // descriptors_[fd].
-  // Payload buffers of consumed datagrams, handed to the next arriving packet in
-  // exchange for its own: datagrams then cost no heap allocation in steady state.
-  std::vector<std::string> spare_payloads_;
   std::set<int> free_descriptors_;    // Free fds below descriptors_.size(), lowest first.
   size_t open_descriptors_ = 0;       // Open and reserved descriptors.
   // Every live socket by id. Looked up only, never iterated (salted order).
@@ -535,6 +643,11 @@ class HostStack final : public PacketReceiver {
     PortEntry* entry = nullptr;  // Null: nothing cached.
   };
   PortCache port_cache_[2];  // [0] TCP, [1] UDP.
+  struct RouteCacheEntry {
+    IpAddress address;
+    NetworkHost* host = nullptr;  // Null: empty.
+  };
+  RouteCacheEntry route_cache_[32];  // RouteHost; indexed by RouteCacheIndex.
   uint32_t ephemeral_cursor_ = 0;
   bool ephemeral_cursor_set_ = false;
   // Accepted children by their peer's connection id, so a repeated SYN finds its child.
@@ -545,10 +658,34 @@ class HostStack final : public PacketReceiver {
   bool detached_ = false;
 };
 
+// Keeps a socket alive (and its release deferred) while a call uses it, as the file
+// reference a system call holds does in Linux.
+class CallGuard {
+ public:
+  CallGuard(HostStack* stack, SocketState* socket) : stack_(stack), socket_(socket) {
+    ++socket_->active_calls;
+  }
+  ~CallGuard() { stack_->EndCall(socket_); }
+  CallGuard(const CallGuard&) = delete;
+  CallGuard& operator=(const CallGuard&) = delete;
+
+ private:
+  HostStack* stack_;
+  SocketState* socket_;
+};
+
 // The calling task's host stack, after the scheduling point every descriptor call is;
 // null with errno = EPERM (and a message for LastSocketErrorMessage) outside a task on
 // a host. For descriptor kinds defined outside sockets/ (pipes, files, epoll).
 HostStack* EnterHost(const char* call);
+// EnterHost for //posix, which found the calling task's stack just before the call (to
+// tell simulated descriptors from real ones): the same scheduling point, without a
+// second host lookup after it (unless the task was killed at it).
+HostStack* EnterFoundHost(HostStack* found, const char* call);
+// dsim::Read and dsim::Write through EnterFoundHost.
+ssize_t ReadFound(HostStack* found, int fd, void* buffer, size_t length, SourceLocation where);
+ssize_t WriteFound(HostStack* found, int fd, const void* buffer, size_t length,
+                   SourceLocation where);
 
 // The start of a call, for its timeouts. Reading the clock costs a call into Abseil on
 // the hottest path, so a socket without deadline or timeout skips it: with both
@@ -564,13 +701,10 @@ inline absl::Time HostStack::CallStart(const SocketState& socket, bool read) con
 
 inline absl::Time HostStack::Deadline(const SocketState& socket, bool read,
                                         absl::Time start) const {
-  absl::Time deadline = read ? socket.read_deadline : socket.write_deadline;
+  const absl::Time deadline = read ? socket.read_deadline : socket.write_deadline;
   const absl::Duration timeout = read ? socket.receive_timeout : socket.send_timeout;
-  // SO_RCVTIMEO/SO_SNDTIMEO last their length on the calling host's clock.
-  if (timeout != absl::InfiniteDuration()) {
-    deadline = std::min(deadline, start + scheduler_->TrueDurationOfLocal(timeout));
-  }
-  return deadline;
+  if (ABSL_PREDICT_TRUE(timeout == absl::InfiniteDuration())) return deadline;
+  return DeadlineWithTimeout(deadline, timeout, start);
 }
 
 inline bool HostStack::WaitUntil(SocketState* /*socket*/, WaitQueue& queue,

@@ -147,7 +147,7 @@ int HostStack::Ioctl(int fd, unsigned long request, void* arg) {
         }
         value = s->state == TcpState::kSynSent ? 0 : static_cast<int>(s->rx.size());
       } else {
-        value = s->datagrams.empty() ? 0 : static_cast<int>(s->datagrams.front().payload.size());
+        value = s->datagrams.empty() ? 0 : static_cast<int>(s->datagrams.front()->payload.size());
       }
       break;
     case SIOCOUTQ:

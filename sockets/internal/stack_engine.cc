@@ -11,13 +11,13 @@
 #include "scheduler/internal/check.h"
 #include "sockets/internal/recv_into.h"
 #include "sockets/internal/stack.h"
+#include "sockets/internal/unix_socket.h"
 
 namespace dsim::internal {
 namespace {
 
 constexpr size_t kUdpMaxPayloadV4 = 65507;  // 65535 - IPv4 header - UDP header.
 constexpr size_t kUdpMaxPayloadV6 = 65527;  // 65535 - UDP header.
-constexpr size_t kMaxSparePayloads = 256;
 
 // Calls visit(base, size) for each piece of the caller's iovecs covering `length` bytes
 // from `offset` bytes in, in order. False if a piece's buffer is null (EFAULT) or the
@@ -47,11 +47,22 @@ bool ForEachIovPiece(absl::Span<const iovec> iov, size_t offset, size_t length, 
 }
 
 // Copies `length` bytes into the caller's iovecs starting `offset` bytes in.
-bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data, size_t length) {
+ABSL_ATTRIBUTE_NOINLINE bool CopyToIovSlow(absl::Span<const iovec> iov, size_t offset,
+                                           const char* data, size_t length) {
   return ForEachIovPiece(iov, offset, length, [&data](char* piece, size_t size) {
     std::memcpy(piece, data, size);
     data += size;
   });
+}
+inline bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* data,
+                      size_t length) {
+  // One buffer that holds it all (read, recv): no visitor, nothing address-taken.
+  if (iov.size() == 1 && length > 0 && offset + length <= iov[0].iov_len &&
+      iov[0].iov_base != nullptr) {
+    std::memcpy(static_cast<char*>(iov[0].iov_base) + offset, data, length);
+    return true;
+  }
+  return CopyToIovSlow(iov, offset, data, length);
 }
 
 // A datagram's bytes received by the wrappers (RecvArgs::into). Out of line: the
@@ -134,14 +145,11 @@ absl::Duration HostStack::HostElapsedSince(absl::Time since) const {
   return scheduler_->LocalDurationOfTrue(host_->group(), scheduler_->Now() - since);
 }
 
-void HostStack::Transmit(Packet* packet) {
-  // A crashed host's stack is mute: nothing leaves a dead machine, whatever its
-  // unwinding tasks do to their sockets.
-  if (detached_) {
-    network_->FreePacket(packet);
-    return;
-  }
-  network_->Send(*host_, packet);
+
+NetworkHost* HostStack::RouteHostSlow(const IpAddress& address) {
+  NetworkHost* to = network_->Route(*host_, address);
+  if (to != nullptr) route_cache_[RouteCacheIndex(address)] = RouteCacheEntry{address, to};
+  return to;
 }
 
 void HostStack::Annotate(const char* category, const std::string& detail) {
@@ -419,8 +427,7 @@ void HostStack::OnSynTimer(uint64_t id) {
   ArmSynTimer(s);
 }
 
-void HostStack::ArmDelayedAck(SocketState* s) {
-  if (s->delayed_ack_armed) return;
+void HostStack::ArmDelayedAckNow(SocketState* s) {
   s->delayed_ack_armed = true;
   // The delay runs on the host's clock; without host clocks (the usual case) it is the
   // NetworkOptions value, converted to nanoseconds once.
@@ -639,10 +646,17 @@ void HostStack::TcpKeepaliveExpired(SocketState* s) {
 
 void HostStack::Receive(Packet* packet) {
   switch (packet->kind) {
-    case Packet::Kind::kTcp: TcpOnSegment(packet); return;
-    case Packet::Kind::kUdp: UdpOnDatagram(packet); return;
-    case Packet::Kind::kPortUnreachable: UdpOnUnreachable(*packet); return;
+    case Packet::Kind::kTcp:
+      TcpOnSegment(packet);
+      break;
+    case Packet::Kind::kUdp:
+      UdpOnDatagram(packet);  // Keeps the packet if a socket queues it.
+      return;
+    case Packet::Kind::kPortUnreachable:
+      UdpOnUnreachable(*packet);
+      break;
   }
+  network_->FreePacket(packet);
 }
 
 void HostStack::TcpOnSegment(Packet* packet) {
@@ -805,7 +819,8 @@ void HostStack::TcpOnAck(SocketState* s, const Packet& packet) {
     ++s->edges;
     if (!s->writable.empty()) s->writable.WakeAll();
   }
-  TcpPump(s);
+  // Most ACKs leave nothing to send (the whole queue is in flight): no pump then.
+  if (s->snd_nxt < s->snd_una + s->tx.size() || (s->fin_queued && !s->fin_sent)) TcpPump(s);
 }
 
 void HostStack::TcpOnFinAcked(SocketState* s) {
@@ -828,6 +843,28 @@ void HostStack::TcpOnFinAcked(SocketState* s) {
 }
 
 void HostStack::TcpOnData(SocketState* s, Packet* packet) {
+  const size_t length = packet->payload.size();
+  const uint8_t flags = packet->flags;
+  if (ABSL_PREDICT_TRUE(length > 0 && (flags & Packet::kFin) == 0 &&
+                        s->state == TcpState::kEstablished && packet->sequence == s->rcv_nxt &&
+                        s->out_of_order.empty() && s->pending_fin_sequence == UINT64_MAX)) {
+    // The next bytes of the stream, nothing out of order or FIN pending: what the
+    // general path below does with them, in fewer steps.
+    s->rx.Append(packet->payload.data(), length);
+    s->rcv_nxt += length;
+    ++s->edges;
+    if (!s->readable.empty()) s->readable.WakeAll();
+    if ((flags & Packet::kAckNow) || s->rcv_nxt - s->rcv_acked >= 2 * options_.segment_bytes_max) {
+      TcpSendAck(s);
+    } else {
+      ArmDelayedAck(s);
+    }
+    return;
+  }
+  TcpOnDataGeneral(s, packet);
+}
+
+void HostStack::TcpOnDataGeneral(SocketState* s, Packet* packet) {
   const size_t length = packet->payload.size();
   const bool fin = (packet->flags & Packet::kFin) != 0;
   if (length == 0 && !fin) return;
@@ -905,7 +942,7 @@ void HostStack::TcpOnFin(SocketState* s) {
 
 // After a read freed buffer space: tell the peer if its window grew a lot (as Linux's
 // tcp_cleanup_rbuf does when the window at least doubles).
-void HostStack::TcpAfterRead(SocketState* s) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void HostStack::TcpAfterRead(SocketState* s) {
   if (s->peer_connection == 0 || s->fin_received) return;
   const uint64_t peer_view = s->rcv_window_edge > s->rcv_nxt ? s->rcv_window_edge - s->rcv_nxt : 0;
   const uint64_t now_window = TcpReceiveWindow(*s);
@@ -917,13 +954,13 @@ void HostStack::TcpAfterRead(SocketState* s) {
 
 // ---- TCP: calls ---------------------------------------------------------------------
 
-ssize_t HostStack::TcpRecv(SocketState* s, const RecvArgs& args, size_t length,
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t HostStack::TcpRecv(SocketState* s, const RecvArgs& args, size_t length,
                            absl::Time start, SourceLocation where) {
   if (s->state == TcpState::kListen) {
     return FailWith(ENOTCONN, args.what, " on a listening socket");
   }
   if (args.flags & MSG_OOB) return FailWith(EINVAL, args.what, ": no urgent data");
-  if (args.flags & MSG_ERRQUEUE) return Fail(EAGAIN, "the error queue is empty");
+  if (args.flags & MSG_ERRQUEUE) return FailWith(EAGAIN, "the error queue is empty");
   const bool peek = args.flags & MSG_PEEK;
   const bool waitall = (args.flags & MSG_WAITALL) != 0;
   const bool discard = (args.flags & MSG_TRUNC) != 0;
@@ -977,7 +1014,7 @@ ssize_t HostStack::TcpRecv(SocketState* s, const RecvArgs& args, size_t length,
 ssize_t HostStack::TcpSend(SocketState* s, const SendArgs& args, size_t length,
                            absl::Time start, SourceLocation where) {
   if (args.flags & MSG_OOB) {
-    return Fail(EOPNOTSUPP, "urgent data (MSG_OOB) is not simulated");
+    return FailWith(EOPNOTSUPP, "urgent data (MSG_OOB) is not simulated");
   }
   const bool nonblocking = s->nonblocking || (args.flags & MSG_DONTWAIT);
   // Wait for a connection in progress (sk_stream_wait_connect).
@@ -1101,6 +1138,64 @@ int HostStack::UdpConnect(SocketState* s, const sockaddr* address, socklen_t len
   return 0;
 }
 
+// sendto's destination: the checks of udp_sendmsg / udpv6_sendmsg on a named address.
+// Out of line: its sockaddr copy would give UdpSend a stack protector.
+int HostStack::UdpNamedDestination(const SocketState* s, const SendArgs& args,
+                                   Endpoint* out) {
+  Endpoint destination;
+  if (args.name_length < sizeof(sa_family_t)) {
+    return FailWith(EINVAL, args.what, ": the address is too short");
+  }
+  const int family = args.name->sa_family;
+  if (s->family == AF_INET && family != AF_INET && family != AF_UNSPEC) {
+    return FailWith(EAFNOSUPPORT, args.what, ": address family ", family,
+                    " on an AF_INET socket");
+  }
+  if (s->family == AF_INET6 && family != AF_INET6 && family != AF_INET &&
+      family != AF_UNSPEC) {
+    return FailWith(EINVAL, args.what, ": address family ", family,
+                    " on an AF_INET6 socket");
+  }
+  if (s->family == AF_INET6 && family == AF_INET) {
+    // udpv6_sendmsg hands a sockaddr_in to the IPv4 path.
+    if (args.name_length < sizeof(sockaddr_in)) {
+      return FailWith(EINVAL, args.what, ": the address is too short");
+    }
+    if (s->v6only) return FailWith(ENETUNREACH, args.what, ": IPv4 on IPV6_V6ONLY");
+    sockaddr_in in;
+    std::memcpy(&in, args.name, sizeof(in));
+    destination = Endpoint{IpAddress::FromInAddr(in.sin_addr), ntohs(in.sin_port)};
+    if (destination.port == 0) return FailWith(EINVAL, args.what, ": destination port 0");
+  } else if (family == AF_UNSPEC && s->family == AF_INET6) {
+    if (!s->has_remote) return FailWith(EDESTADDRREQ, args.what, ": no destination");
+    destination = s->remote;
+  } else {
+    const socklen_t needed = s->family == AF_INET ? sizeof(sockaddr_in) : 24;
+    if (args.name_length < needed) {
+      return FailWith(EINVAL, args.what, ": address length ", args.name_length,
+                      " is too short");
+    }
+    bool unspecified_family;
+    // ParseAddress reads at most name_length bytes, and at most a sockaddr_in6.
+    sockaddr_storage storage;
+    std::memcpy(&storage, args.name, std::min<size_t>(args.name_length, sizeof(sockaddr_in6)));
+    if (family == AF_UNSPEC) reinterpret_cast<sockaddr*>(&storage)->sa_family = AF_INET;
+    if (int r = ParseAddress(*s, reinterpret_cast<sockaddr*>(&storage), args.name_length,
+                             &destination, &unspecified_family, args.what);
+        r < 0) {
+      return r;
+    }
+    if (destination.port == 0) {
+      return FailWith(EINVAL, args.what, ": destination port 0");
+    }
+    if (s->family == AF_INET6 && destination.address.is_v4() && s->v6only) {
+      return FailWith(ENETUNREACH, args.what, ": IPv4-mapped on IPV6_V6ONLY");
+    }
+  }
+  *out = destination;
+  return 0;
+}
+
 ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) {
   // inet_sendmsg binds an unbound socket before anything else is checked.
   if (!s->bound && AutoBind(s, s->local.address, false) < 0) {
@@ -1109,57 +1204,19 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   if (length > 0xFFFF) {
     return FailWith(EMSGSIZE, args.what, ": ", length, " bytes exceed a datagram");
   }
-  if (args.flags & MSG_OOB) return Fail(EOPNOTSUPP, "MSG_OOB on a datagram socket");
+  if (args.flags & MSG_OOB) return FailWith(EOPNOTSUPP, "MSG_OOB on a datagram socket");
   Endpoint destination;
   if (args.name != nullptr && args.name_length > 0) {
-    if (args.name_length < sizeof(sa_family_t)) {
-      return FailWith(EINVAL, args.what, ": the address is too short");
-    }
-    const int family = args.name->sa_family;
-    if (s->family == AF_INET && family != AF_INET && family != AF_UNSPEC) {
-      return FailWith(EAFNOSUPPORT, args.what, ": address family ", family,
-                      " on an AF_INET socket");
-    }
-    if (s->family == AF_INET6 && family != AF_INET6 && family != AF_INET &&
-        family != AF_UNSPEC) {
-      return FailWith(EINVAL, args.what, ": address family ", family,
-                      " on an AF_INET6 socket");
-    }
-    if (s->family == AF_INET6 && family == AF_INET) {
-      // udpv6_sendmsg hands a sockaddr_in to the IPv4 path.
-      if (args.name_length < sizeof(sockaddr_in)) {
-        return FailWith(EINVAL, args.what, ": the address is too short");
-      }
-      if (s->v6only) return FailWith(ENETUNREACH, args.what, ": IPv4 on IPV6_V6ONLY");
+    if (s->family == AF_INET && args.name_length >= sizeof(sockaddr_in) &&
+        args.name->sa_family == AF_INET) {
+      // sendto on an IPv4 socket with a whole sockaddr_in: what UdpNamedDestination
+      // and ParseAddress conclude then, without their copies.
       sockaddr_in in;
       std::memcpy(&in, args.name, sizeof(in));
+      if (in.sin_port == 0) return FailWith(EINVAL, args.what, ": destination port 0");
       destination = Endpoint{IpAddress::FromInAddr(in.sin_addr), ntohs(in.sin_port)};
-      if (destination.port == 0) return FailWith(EINVAL, args.what, ": destination port 0");
-    } else if (family == AF_UNSPEC && s->family == AF_INET6) {
-      if (!s->has_remote) return FailWith(EDESTADDRREQ, args.what, ": no destination");
-      destination = s->remote;
-    } else {
-      const socklen_t needed = s->family == AF_INET ? sizeof(sockaddr_in) : 24;
-      if (args.name_length < needed) {
-        return FailWith(EINVAL, args.what, ": address length ", args.name_length,
-                        " is too short");
-      }
-      bool unspecified_family;
-      // ParseAddress reads at most name_length bytes, and at most a sockaddr_in6.
-      sockaddr_storage storage;
-      std::memcpy(&storage, args.name, std::min<size_t>(args.name_length, sizeof(sockaddr_in6)));
-      if (family == AF_UNSPEC) reinterpret_cast<sockaddr*>(&storage)->sa_family = AF_INET;
-      if (int r = ParseAddress(*s, reinterpret_cast<sockaddr*>(&storage), args.name_length,
-                               &destination, &unspecified_family, args.what);
-          r < 0) {
-        return r;
-      }
-      if (destination.port == 0) {
-        return FailWith(EINVAL, args.what, ": destination port 0");
-      }
-      if (s->family == AF_INET6 && destination.address.is_v4() && s->v6only) {
-        return FailWith(ENETUNREACH, args.what, ": IPv4-mapped on IPV6_V6ONLY");
-      }
+    } else if (int r = UdpNamedDestination(s, args, &destination); r < 0) {
+      return r;
     }
   } else {
     if (!s->has_remote) {
@@ -1176,7 +1233,8 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   // Linux's order: routing, then the datagram size (ip_append_data), then a pending
   // error and the send shutdown (sock_alloc_send_skb).
   IpAddress source;
-  if (int r = Route(*s, &destination, &source); r < 0) return r;
+  NetworkHost* to = nullptr;
+  if (int r = Route(*s, &destination, &source, &to); r < 0) return r;
   const size_t limit = destination.address.is_v4() ? kUdpMaxPayloadV4 : kUdpMaxPayloadV6;
   if (length > limit) {
     return FailWith(EMSGSIZE, args.what, ": ", length, " bytes exceed the ", limit,
@@ -1201,13 +1259,13 @@ ssize_t HostStack::UdpSend(SocketState* s, const SendArgs& args, size_t length) 
   p->kind = Packet::Kind::kUdp;
   p->source = Endpoint{source, s->local.port};
   p->destination = destination;
-  Transmit(p);
+  Transmit(p, to);
   return static_cast<ssize_t>(length);
 }
 
-ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
                            absl::Time start, SourceLocation where) {
-  if (args.flags & MSG_ERRQUEUE) return Fail(EAGAIN, "the error queue is empty");
+  if (args.flags & MSG_ERRQUEUE) return FailWith(EAGAIN, "the error queue is empty");
   const bool peek = args.flags & MSG_PEEK;
   const bool nonblocking = s->nonblocking || (args.flags & MSG_DONTWAIT);
   for (;;) {
@@ -1224,37 +1282,45 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
       return FailWith(EAGAIN, args.what, ": timed out waiting for a datagram");
     }
   }
-  Datagram& datagram = s->datagrams.front();
-  const size_t size = datagram.payload.size();
+  Packet* datagram = s->datagrams.front();
+  const size_t size = datagram->payload.size();
   const size_t n = std::min(size, length);
-  const Endpoint source = datagram.source;
   bool copied = true;
   if (args.into != nullptr) {
-    ReceivedInto(args.into, datagram.payload.data(), n);
+    ReceivedInto(args.into, datagram->payload.data(), n);
     if (args.from_address != nullptr) {
-      *args.from_address = source.address;
-      *args.from_port = source.port;
+      *args.from_address = datagram->source.address;
+      *args.from_port = datagram->source.port;
     }
   } else if (n > 0) {
-    copied = CopyToIov(args.iov, 0, datagram.payload.data(), n);
+    copied = CopyToIov(args.iov, 0, datagram->payload.data(), n);
   }
   if (!peek) {  // Consumed, even if the copy faults (as before).
     s->datagram_bytes -= size + options_.udp_datagram_overhead_bytes;
-    if (spare_payloads_.size() < kMaxSparePayloads) {
-      datagram.payload.clear();
-      spare_payloads_.push_back(std::move(datagram.payload));
-    }
     s->datagrams.pop_front();
   }
+  // The sender's address is read from the packet, which goes back to the pool last.
+  const ssize_t result = UdpRecvFinish(s, args, *datagram, copied, n);
+  if (!peek) network_->FreePacket(datagram);  // Payload capacity and all.
+  return result;
+}
+
+// UdpRecv's result once the payload is copied (or not: `copied` false is EFAULT): the
+// sender's address and recvmsg's flags.
+ssize_t HostStack::UdpRecvFinish(SocketState* s, const RecvArgs& args, const Packet& datagram,
+                                 bool copied, size_t n) {
   if (!copied) return FailWith(EFAULT, args.what, ": the buffer is null");
   if (args.name != nullptr) {
-    if (int r = CopyAddressOut(*s, source, args.name, args.name_length, false); r < 0) {
+    if (int r = CopyAddressOut(*s, datagram.source, args.name, args.name_length, false);
+        r < 0) {
       return r;
     }
   }
+  const size_t size = datagram.payload.size();
   if (args.msg != nullptr) {
     if (args.msg->msg_name != nullptr) {
-      if (int r = CopyAddressOut(*s, source, static_cast<sockaddr*>(args.msg->msg_name),
+      if (int r = CopyAddressOut(*s, datagram.source,
+                                 static_cast<sockaddr*>(args.msg->msg_name),
                                  &args.msg->msg_namelen, false);
           r < 0) {
         return r;
@@ -1264,6 +1330,53 @@ ssize_t HostStack::UdpRecv(SocketState* s, const RecvArgs& args, size_t length,
     args.msg->msg_controllen = 0;
   }
   return static_cast<ssize_t>((args.flags & MSG_TRUNC) ? size : n);
+}
+
+// recv, recvfrom, recvmsg, read on a socket. In this file, so that TcpRecv and UdpRecv
+// (each called only here) fold into it: one frame per receive call.
+ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_FALSE(s == nullptr)) {
+    // A socketpair end (sockets/internal/unix_socket.h).
+    if (std::shared_ptr<UnixSocket> pair_end = UnixSocketRef(fd); pair_end != nullptr) {
+      return pair_end->Recv(*this, args, where);
+    }
+    return FailBadDescriptor(fd);
+  }
+  size_t length = 0;
+  for (const iovec& v : args.iov) length += v.iov_len;
+  if (args.into != nullptr) {
+    if (s->is_tcp()) return RecvStreamInto(fd, args, where);
+    length = args.into_max;
+  }
+  CallGuard guard(this, s);
+  const absl::Time start = CallStart(*s, true);
+  if (s->read_deadline <= start) {
+    return FailWith(EAGAIN, args.what, ": the read deadline has passed");
+  }
+  // Buggify: a stream read may return a short prefix (never with MSG_WAITALL, whose
+  // whole point is the full length, nor MSG_PEEK).
+  if (s->is_tcp() && length > 1 && network_->buggify().enabled &&
+      !(args.flags & (MSG_WAITALL | MSG_PEEK))) {
+    length = BuggifyLength(length, "fault.buggify.short_read");
+  }
+  ssize_t result = s->is_tcp() ? TcpRecv(s, args, length, start, where)
+                               : UdpRecv(s, args, length, start, where);
+  if (result < 0) return result;
+  if (s->is_tcp()) {
+    // TCP reports no source address: a zero length goes back, as in Linux.
+    if (args.name != nullptr) {
+      if (int r = CopyAddressOut(*s, s->remote, args.name, args.name_length, true); r < 0) {
+        return r;
+      }
+    }
+    if (args.msg != nullptr) {
+      if (args.msg->msg_name != nullptr) args.msg->msg_namelen = 0;
+      args.msg->msg_flags = 0;
+      args.msg->msg_controllen = 0;
+    }
+  }
+  return result;
 }
 
 // How well a datagram socket matches a packet: 0 for not at all, more for more
@@ -1281,49 +1394,47 @@ int HostStack::UdpScore(const SocketState& s, const Packet& packet) const {
 
 void HostStack::UdpOnDatagram(Packet* packet) {
   PortEntry* entry = FindPorts(SOCK_DGRAM, packet->destination.port);
-  absl::InlinedVector<SocketState*, 4> best;
+  SocketState* s = nullptr;
   if (entry != nullptr && entry->sockets.size() == 1) {
     // One socket on the port (the usual case): it takes the datagram if it matches.
     SocketState* only = entry->sockets[0];
-    if (UdpScore(*only, *packet) > 0) best.push_back(only);
+    if (UdpScore(*only, *packet) > 0) s = only;
   } else if (entry != nullptr) {
+    absl::InlinedVector<SocketState*, 4> best;
     int best_score = 0;
-    for (SocketState* s : entry->sockets) {
-      const int score = UdpScore(*s, *packet);
+    for (SocketState* candidate : entry->sockets) {
+      const int score = UdpScore(*candidate, *packet);
       if (score == 0 || score < best_score) continue;
       if (score > best_score) best.clear();
       best_score = score;
-      best.push_back(s);
+      best.push_back(candidate);
+    }
+    if (!best.empty()) {
+      s = best.size() == 1 ? best[0]
+                           : best[scheduler_->ChooseValue(best.size(), "net.udp_reuse")];
     }
   }
-  if (best.empty()) {
+  if (s == nullptr) {
     Packet* reply = network_->NewPacket();
     reply->kind = Packet::Kind::kPortUnreachable;
     reply->source = packet->destination;
     reply->destination = packet->source;
     Transmit(reply);
+    network_->FreePacket(packet);
     return;
   }
-  SocketState* s =
-      best.size() == 1 ? best[0] : best[scheduler_->ChooseValue(best.size(), "net.udp_reuse")];
   if (s->datagram_bytes > static_cast<size_t>(s->receive_buffer_bytes)) {
     // A full receive buffer drops the datagram, as Linux does.
     if (scheduler_->has_listeners()) {
       Annotate("udp.overflow", absl::StrCat(s->local.ToString(), " dropped a datagram from ",
                                             packet->source.ToString()));
     }
+    network_->FreePacket(packet);
     return;
   }
   s->datagram_bytes += packet->payload.size() + options_.udp_datagram_overhead_bytes;
-  // The queue takes the packet's buffer; the packet, going back to the network's pool,
-  // takes a spare one (with capacity) for the next send.
-  std::string payload;
-  if (!spare_payloads_.empty()) {
-    payload = std::move(spare_payloads_.back());
-    spare_payloads_.pop_back();
-  }
-  payload.swap(packet->payload);
-  s->datagrams.push_back(Datagram{packet->source, std::move(payload)});
+  // The queue keeps the packet itself: no copy, and no buffer changes hands.
+  s->datagrams.push_back(packet);
   ++s->edges;
   if (!s->readable.empty()) s->readable.WakeAll();
 }
