@@ -64,6 +64,8 @@
 namespace dsim {
 
 class Scheduler;
+class TraceSink;
+struct AnnotationKind;
 
 namespace internal {
 struct Task;
@@ -491,9 +493,23 @@ class Scheduler {
   // Removes a listener added by either call.
   void RemoveListener(SchedulerListener* listener);
   // Sends an annotation to every listener (no-op without listeners): first to the
-  // annotation listeners whose prefix it matches, then to the others.
+  // annotation listeners whose prefix it matches, then to the trace sink, then to the
+  // others.
   void Annotate(const Annotation& annotation);
-  bool has_listeners() const { return has_listeners_; }
+  // True when anyone hears annotations (a listener of either kind, or a trace sink):
+  // producers build annotations only then.
+  bool has_listeners() const { return observed_ || has_annotation_listeners_; }
+
+  // The trace sink (scheduler/trace_sink.h): at most one, not owned, written at every
+  // event before the listeners hear it. False when another sink is attached (a second
+  // trace then listens as an ordinary listener).
+  bool AttachTraceSink(TraceSink* sink);
+  void DetachTraceSink(TraceSink* sink);
+  TraceSink* trace_sink() const { return trace_sink_; }
+  // The trace sink when it alone would hear an annotation of `kind`, for producers that
+  // write it raw; null otherwise (then annotate through Annotate, if has_listeners()).
+  // Defined in scheduler/trace_sink.h.
+  TraceSink* SoleTraceSink(const AnnotationKind& kind) const;
 
   // Reports on every live task, in spawn order.
   std::vector<TaskReport> LiveTaskReports() const;
@@ -596,6 +612,20 @@ class Scheduler {
   TaskView View(const internal::Task* task) const;
   void NotifyAnnotationListeners(const Annotation& annotation);
   void IndexAnnotationPrefixes();
+  // Whether some prefix listener's prefix may start with `first_byte`.
+  bool AnnotationListenersMayHear(char first_byte) const {
+    const auto b = static_cast<uint8_t>(first_byte);
+    return has_annotation_listeners_ && ((annotation_first_bytes_[b >> 6] >> (b & 63)) & 1) != 0;
+  }
+  void UpdateObserved() {
+    has_listeners_ = !listeners_.empty();
+    has_annotation_listeners_ = !annotation_listeners_.empty();
+    observed_ = has_listeners_ || trace_sink_ != nullptr;
+  }
+  // A decision to the trace sink (Decide's fast path).
+  void RecordDecision(DecisionKind kind, uint64_t num_options,
+                      absl::Span<const uint64_t> candidates, const char* label, bool from_yield,
+                      uint64_t chosen);
   GroupState& Group(GroupId group);
   internal::Task* CurrentTaskOrDie(const char* operation) const;
   // Misuse unless called from the thread running the simulation (or between runs).
@@ -666,7 +696,10 @@ class Scheduler {
   // Bit b is set when some prefix starts with byte b (all bits for an empty prefix):
   // Annotate calls no prefix compare for the other categories.
   uint64_t annotation_first_bytes_[4] = {0, 0, 0, 0};
-  bool has_listeners_ = false;  // Either list is non-empty, for the hot paths.
+  bool has_listeners_ = false;  // listeners_ is non-empty, for the hot paths.
+  bool has_annotation_listeners_ = false;  // annotation_listeners_ is non-empty.
+  bool observed_ = false;  // has_listeners_ or a trace sink: events are reported.
+  TraceSink* trace_sink_ = nullptr;
   bool has_group_clocks_ = false;  // Some group has a HostClock.
   struct ClockWatcher {
     uint64_t id;

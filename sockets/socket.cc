@@ -11,6 +11,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/trace_sink.h"
 #include "net/network.h"
 #include "sockets/internal/recv_into.h"
 #include "sockets/internal/stack.h"
@@ -117,9 +118,22 @@ void FormatCall(const AnnotationPayload& payload, std::string* out) {
   }
 }
 
-// Out of line: the annotation must not weigh on every call's frame.
+constexpr AnnotationKind kSocketCall("socket.call", FormatCall);
+
+// Out of line: the annotation must not weigh on every call's frame. Straight into the
+// trace's block when the trace alone hears it (a Simulation's case), else as an
+// Annotation for every listener; the trace records the same either way.
 ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
                                           const char* call, int fd, int64_t result) {
+  if (TraceSink* sink = scheduler.SoleTraceSink(kSocketCall)) {
+    uint64_t* words = sink->BeginAnnotation(kSocketCall, stack->host().group(),
+                                            CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
+                                            /*flow_id=*/0, /*flow_phase=*/0, call);
+    words[0] = static_cast<uint64_t>(static_cast<int64_t>(fd));
+    words[1] = static_cast<uint64_t>(result);
+    sink->EndAnnotation(words, 2);
+    return;
+  }
   Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
   annotation.category = "socket.call";
   annotation.group = stack->host().group();
