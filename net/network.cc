@@ -755,8 +755,25 @@ int Network::InjectReset(NetworkHost& a, NetworkHost& b) {
 }
 
 namespace {
+
 constexpr AnnotationKind kNetSend("net.send", Packet::FormatTraceWords);
 constexpr AnnotationKind kNetDeliver("net.deliver", Packet::FormatTraceWords);
+
+// As an Annotation for every listener (the trace records the same as the raw path).
+ABSL_ATTRIBUTE_NOINLINE void AnnotatePacketForListeners(Scheduler& scheduler,
+                                                        absl::string_view category,
+                                                        const Packet& packet, int flow_phase,
+                                                        GroupId group) {
+  Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
+  annotation.category = category;
+  annotation.group = group;
+  annotation.flow_id = packet.flow_id;
+  annotation.flow_phase = flow_phase;
+  annotation.format = Packet::FormatTraceWords;
+  annotation.payload.word_count = static_cast<uint8_t>(packet.ToTraceWords(annotation.payload.words));
+  scheduler.Annotate(annotation);
+}
+
 }  // namespace
 
 // The category as a string_view: a literal's length is known where it is passed.
@@ -776,14 +793,7 @@ void Network::AnnotatePacket(absl::string_view category, const Packet& packet, i
       return;
     }
   }
-  Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
-  annotation.category = category;
-  annotation.group = group;
-  annotation.flow_id = packet.flow_id;
-  annotation.flow_phase = flow_phase;
-  annotation.format = Packet::FormatTraceWords;
-  annotation.payload.word_count = static_cast<uint8_t>(packet.ToTraceWords(annotation.payload.words));
-  scheduler_->Annotate(annotation);
+  AnnotatePacketForListeners(*scheduler_, category, packet, flow_phase, group);
 }
 
 }  // namespace dsim

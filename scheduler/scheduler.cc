@@ -420,6 +420,15 @@ inline Task* Scheduler::PickNext() {
   return PickNextSlow();
 }
 
+// Called when observed_: the trace sink alone (a Simulation) is written inline.
+inline void Scheduler::NotifyDispatch(Task* task) {
+  if (ABSL_PREDICT_TRUE(!has_listeners_)) {
+    trace_sink_->Dispatch(task->id, task->group, now_ns_);
+    return;
+  }
+  NotifyDispatchSlow(task);
+}
+
 inline Task* Scheduler::PickRunnable(bool from_yield) {
   const size_t index =
       runnable_.size() == 1
@@ -433,12 +442,10 @@ inline Task* Scheduler::PickRunnable(bool from_yield) {
   return next;
 }
 
-void Scheduler::NotifyDispatch(Task* task) {
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::NotifyDispatchSlow(Task* task) {
   if (trace_sink_ != nullptr) trace_sink_->Dispatch(task->id, task->group, now_ns_);
-  if (ABSL_PREDICT_FALSE(has_listeners_)) {
-    const TaskView view = View(task);
-    for (SchedulerListener* l : listeners_) l->OnDispatch(view);
-  }
+  const TaskView view = View(task);
+  for (SchedulerListener* l : listeners_) l->OnDispatch(view);
 }
 
 Task* Scheduler::PickNextSlow() {
@@ -578,7 +585,9 @@ uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
   if (ABSL_PREDICT_TRUE(random_strategy_ != nullptr && !has_listeners_ && num_options != 0)) {
     ++decision_index_;
     const uint64_t chosen = random_strategy_->ChooseBelow(num_options);
-    if (ABSL_PREDICT_FALSE(trace_sink_ != nullptr)) {
+    // Task and timer picks are no trace records: only value draws and wake-one picks.
+    if (ABSL_PREDICT_FALSE(trace_sink_ != nullptr) &&
+        (kind == DecisionKind::kValue || kind == DecisionKind::kWakeOne)) {
       RecordDecision(kind, num_options, candidates, label, from_yield, chosen);
     }
     return chosen;

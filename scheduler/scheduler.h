@@ -578,6 +578,7 @@ class Scheduler {
   void YieldFast();
   friend void Yield();
   void NotifyDispatch(internal::Task* task);
+  void NotifyDispatchSlow(internal::Task* task);
   void Beat() {
     heartbeat_.store(heartbeat_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }

@@ -120,9 +120,24 @@ void FormatCall(const AnnotationPayload& payload, std::string* out) {
 
 constexpr AnnotationKind kSocketCall("socket.call", FormatCall);
 
+// As an Annotation for every listener (the trace records the same as below).
+ABSL_ATTRIBUTE_NOINLINE void AnnotateCallForListeners(Scheduler& scheduler, HostStack* stack,
+                                                      const char* call, int fd,
+                                                      int64_t result) {
+  Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
+  annotation.category = "socket.call";
+  annotation.group = stack->host().group();
+  annotation.format = FormatCall;
+  annotation.payload.text = call;
+  annotation.payload.word_count = 2;
+  annotation.payload.words[0] = static_cast<uint64_t>(static_cast<int64_t>(fd));
+  annotation.payload.words[1] = static_cast<uint64_t>(result);
+  scheduler.Annotate(annotation);
+}
+
 // Out of line: the annotation must not weigh on every call's frame. Straight into the
 // trace's block when the trace alone hears it (a Simulation's case), else as an
-// Annotation for every listener; the trace records the same either way.
+// Annotation for every listener.
 ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
                                           const char* call, int fd, int64_t result) {
   if (TraceSink* sink = scheduler.SoleTraceSink(kSocketCall)) {
@@ -134,15 +149,7 @@ ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack
     sink->EndAnnotation(words, 2);
     return;
   }
-  Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
-  annotation.category = "socket.call";
-  annotation.group = stack->host().group();
-  annotation.format = FormatCall;
-  annotation.payload.text = call;
-  annotation.payload.word_count = 2;
-  annotation.payload.words[0] = static_cast<uint64_t>(static_cast<int64_t>(fd));
-  annotation.payload.words[1] = static_cast<uint64_t>(result);
-  scheduler.Annotate(annotation);
+  AnnotateCallForListeners(scheduler, stack, call, fd, result);
 }
 
 template <typename T>
