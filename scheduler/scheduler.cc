@@ -583,24 +583,27 @@ uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
                            bool from_yield) {
   // The default strategy, nobody listening: what RandomStrategy::Choose would answer.
   if (ABSL_PREDICT_TRUE(random_strategy_ != nullptr && !has_listeners_ && num_options != 0)) {
-    ++decision_index_;
-    const uint64_t chosen = random_strategy_->ChooseBelow(num_options);
     // Task and timer picks are no trace records: only value draws and wake-one picks.
     if (ABSL_PREDICT_FALSE(trace_sink_ != nullptr) &&
         (kind == DecisionKind::kValue || kind == DecisionKind::kWakeOne)) {
-      RecordDecision(kind, num_options, candidates, label, from_yield, chosen);
+      return DecideAndRecord(kind, num_options, candidates, label, from_yield);
     }
-    return chosen;
+    ++decision_index_;
+    return random_strategy_->ChooseBelow(num_options);
   }
   return DecideSlow(kind, num_options, candidates, label, from_yield);
 }
 
-ABSL_ATTRIBUTE_NOINLINE void Scheduler::RecordDecision(DecisionKind kind, uint64_t num_options,
-                                                      absl::Span<const uint64_t> candidates,
-                                                      const char* label, bool from_yield,
-                                                      uint64_t chosen) {
+// Decide's fast path (the same draw), and the decision to the trace sink.
+ABSL_ATTRIBUTE_NOINLINE uint64_t Scheduler::DecideAndRecord(DecisionKind kind,
+                                                           uint64_t num_options,
+                                                           absl::Span<const uint64_t> candidates,
+                                                           const char* label, bool from_yield) {
+  ++decision_index_;
+  const uint64_t chosen = random_strategy_->ChooseBelow(num_options);
   trace_sink_->Decide(kind, current_ != nullptr ? current_->id : kNoTask, now_ns_, num_options,
                       candidates, label, from_yield, chosen);
+  return chosen;
 }
 
 ABSL_ATTRIBUTE_NOINLINE uint64_t Scheduler::DecideSlow(DecisionKind kind, uint64_t num_options,

@@ -498,7 +498,7 @@ class Scheduler {
   void Annotate(const Annotation& annotation);
   // True when anyone hears annotations (a listener of either kind, or a trace sink):
   // producers build annotations only then.
-  bool has_listeners() const { return observed_ || has_annotation_listeners_; }
+  bool has_listeners() const { return annotations_heard_; }
 
   // The trace sink (scheduler/trace_sink.h): at most one, not owned, written at every
   // event before the listeners hear it. False when another sink is attached (a second
@@ -622,11 +622,12 @@ class Scheduler {
     has_listeners_ = !listeners_.empty();
     has_annotation_listeners_ = !annotation_listeners_.empty();
     observed_ = has_listeners_ || trace_sink_ != nullptr;
+    annotations_heard_ = observed_ || has_annotation_listeners_;
   }
-  // A decision to the trace sink (Decide's fast path).
-  void RecordDecision(DecisionKind kind, uint64_t num_options,
-                      absl::Span<const uint64_t> candidates, const char* label, bool from_yield,
-                      uint64_t chosen);
+  // Decide's fast path, recorded in the trace sink.
+  uint64_t DecideAndRecord(DecisionKind kind, uint64_t num_options,
+                           absl::Span<const uint64_t> candidates, const char* label,
+                           bool from_yield);
   GroupState& Group(GroupId group);
   internal::Task* CurrentTaskOrDie(const char* operation) const;
   // Misuse unless called from the thread running the simulation (or between runs).
@@ -700,6 +701,7 @@ class Scheduler {
   bool has_listeners_ = false;  // listeners_ is non-empty, for the hot paths.
   bool has_annotation_listeners_ = false;  // annotation_listeners_ is non-empty.
   bool observed_ = false;  // has_listeners_ or a trace sink: events are reported.
+  bool annotations_heard_ = false;  // observed_ or has_annotation_listeners_.
   TraceSink* trace_sink_ = nullptr;
   bool has_group_clocks_ = false;  // Some group has a HostClock.
   struct ClockWatcher {
