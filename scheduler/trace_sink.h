@@ -221,6 +221,25 @@ class TraceSink {
     if (ABSL_PREDICT_FALSE(known_kinds_[kind.hash & (kKindSlots - 1)] != &kind)) LearnKind(kind);
     return BeginAnnotationOf(kind.hash, group, task, now_ns, flow_id, flow_phase, text);
   }
+  // BeginAnnotation when nothing slow is needed (room in the block, `kind` and `text`
+  // seen before), or null: then call BeginAnnotation. A producer's fast path that uses
+  // it makes no call, so it needs no stack frame.
+  uint64_t* TryBeginAnnotation(const AnnotationKind& kind, GroupId group, TaskId task,
+                               int64_t now_ns, uint64_t flow_id, int flow_phase,
+                               const char* text) {
+    if (ABSL_PREDICT_FALSE(cursor_ + kMaxRecordWords > limit_ ||
+                           known_kinds_[kind.hash & (kKindSlots - 1)] != &kind)) {
+      return nullptr;
+    }
+    uint64_t text_hash = 0;
+    if (text != nullptr) {
+      const StaticSlot& slot = static_cache_[CacheSlot(text)];
+      if (ABSL_PREDICT_FALSE(slot.data != text)) return nullptr;
+      text_hash = slot.hash;
+    }
+    return WriteAnnotationHead(Index(cursor_), kind.hash, group, task, now_ns, flow_id,
+                               flow_phase, text != nullptr, text_hash);
+  }
   void EndAnnotation(uint64_t* words, int word_count) {
     *open_ |= static_cast<uint64_t>(word_count) << 8;
     cursor_ = words + word_count;
@@ -253,7 +272,10 @@ class TraceSink {
   // caller moves the cursor past what it wrote.
   uint64_t* Reserve(int n) {
     if (ABSL_PREDICT_FALSE(cursor_ + n > limit_)) NextBlock();
-    uint64_t* p = cursor_;
+    return Index(cursor_);
+  }
+  // Indexes `p` as the position of the next event.
+  uint64_t* Index(uint64_t* p) {
     starts_[events_ & starts_mask_] = reinterpret_cast<uintptr_t>(p) - bias_;
     ++events_;
     return p;
@@ -268,8 +290,14 @@ class TraceSink {
                               int64_t now_ns, uint64_t flow_id, int flow_phase,
                               const char* text) {
     uint64_t* p = Reserve(kMaxRecordWords);
+    const uint64_t text_hash = text != nullptr ? StaticHash(text) : 0;
+    return WriteAnnotationHead(p, category_hash, group, task, now_ns, flow_id, flow_phase,
+                               text != nullptr, text_hash);
+  }
+  uint64_t* WriteAnnotationHead(uint64_t* p, uint64_t category_hash, GroupId group, TaskId task,
+                                int64_t now_ns, uint64_t flow_id, int flow_phase,
+                                bool has_text, uint64_t text_hash) {
     const bool has_flow = flow_id != 0;
-    const bool has_text = text != nullptr;
     p[0] = Header(TraceRecord::kAnnotation,
                   static_cast<uint8_t>((flow_phase & 3) << 4 | int{has_flow} << 6 |
                                        int{has_text} << 7),
@@ -279,7 +307,7 @@ class TraceSink {
     p[3] = category_hash;
     uint64_t* q = p + 4;
     if (has_flow) *q++ = flow_id;
-    if (has_text) *q++ = StaticHash(text);
+    if (has_text) *q++ = text_hash;
     open_ = p;
     return q;
   }

@@ -135,11 +135,10 @@ ABSL_ATTRIBUTE_NOINLINE void AnnotateCallForListeners(Scheduler& scheduler, Host
   scheduler.Annotate(annotation);
 }
 
-// Out of line: the annotation must not weigh on every call's frame. Straight into the
-// trace's block when the trace alone hears it (a Simulation's case), else as an
-// Annotation for every listener.
-ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
-                                          const char* call, int fd, int64_t result) {
+// AnnotateCall when its fast path cannot serve: the trace's block is full or the call
+// is new to it, or listeners hear socket calls.
+ABSL_ATTRIBUTE_NOINLINE void AnnotateCallSlow(Scheduler& scheduler, HostStack* stack,
+                                              const char* call, int fd, int64_t result) {
   if (TraceSink* sink = scheduler.SoleTraceSink(kSocketCall)) {
     uint64_t* words = sink->BeginAnnotation(kSocketCall, stack->host().group(),
                                             CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
@@ -150,6 +149,24 @@ ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack
     return;
   }
   AnnotateCallForListeners(scheduler, stack, call, fd, result);
+}
+
+// Out of line: the annotation must not weigh on every call's frame. Straight into the
+// trace's block when the trace alone hears it (a Simulation's case): a leaf, no frame.
+ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
+                                          const char* call, int fd, int64_t result) {
+  if (TraceSink* sink = scheduler.SoleTraceSink(kSocketCall)) {
+    uint64_t* words = sink->TryBeginAnnotation(kSocketCall, stack->host().group(),
+                                               CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
+                                               /*flow_id=*/0, /*flow_phase=*/0, call);
+    if (ABSL_PREDICT_TRUE(words != nullptr)) {
+      words[0] = static_cast<uint64_t>(static_cast<int64_t>(fd));
+      words[1] = static_cast<uint64_t>(result);
+      sink->EndAnnotation(words, 2);
+      return;
+    }
+  }
+  AnnotateCallSlow(scheduler, stack, call, fd, result);
 }
 
 template <typename T>
