@@ -786,6 +786,8 @@ ABSL_ATTRIBUTE_NOINLINE void AnnotatePacketForListeners(Scheduler& scheduler,
   annotation.flow_phase = flow_phase;
   annotation.format = Packet::FormatTraceWords;
   annotation.payload.word_count = static_cast<uint8_t>(packet.ToTraceWords(annotation.payload.words));
+  // A delivery carries the packet its send did (packets do not change in flight).
+  annotation.repeats_flow_start = category == "net.deliver";
   scheduler.Annotate(annotation);
 }
 
@@ -793,6 +795,11 @@ void AnnotatePacketSlow(Scheduler& scheduler, absl::string_view category,
                         const AnnotationKind* kind, const Packet& packet, int flow_phase,
                         GroupId group) {
   if (TraceSink* sink = kind != nullptr ? scheduler.SoleTraceSink(*kind) : nullptr) {
+    if (kind == &kNetDeliver && packet.flow_id != 0) {
+      sink->AnnotateRepeat(*kind, group, CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
+                           packet.flow_id, flow_phase);
+      return;
+    }
     uint64_t* words = sink->BeginAnnotation(*kind, group, CurrentTaskIdOf(scheduler),
                                             scheduler.NowNanos(), packet.flow_id, flow_phase,
                                             /*text=*/nullptr);
@@ -814,6 +821,14 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::AnnotatePacket(absl::string_vi
                                : category == "net.deliver" ? &kNetDeliver
                                                            : nullptr;
   if (TraceSink* sink = kind != nullptr ? scheduler_->SoleTraceSink(*kind) : nullptr) {
+    if (kind == &kNetDeliver && packet.flow_id != 0) {  // The packet its send recorded.
+      if (ABSL_PREDICT_TRUE(sink->TryAnnotateRepeat(*kind, group, CurrentTaskIdOf(*scheduler_),
+                                                    scheduler_->NowNanos(), packet.flow_id,
+                                                    flow_phase))) {
+        return;
+      }
+      return AnnotatePacketSlow(*scheduler_, category, kind, packet, flow_phase, group);
+    }
     uint64_t* words =
         sink->TryBeginAnnotation(*kind, group, CurrentTaskIdOf(*scheduler_),
                                  scheduler_->NowNanos(), packet.flow_id, flow_phase,

@@ -241,6 +241,10 @@ struct Annotation {
   // Lazy detail: when set, the detail is format(payload) and `detail` is unused.
   AnnotationFormatter format = nullptr;
   AnnotationPayload payload;
+  // With `format` and a flow: the payload is the one the flow's start (phase 1, same
+  // flow_id) carried, as a delivery repeats its send's packet. A trace then records only
+  // the reference (and shows the start's payload through this annotation's formatter).
+  bool repeats_flow_start = false;
 
   // The detail as text: `detail`, or the formatted payload.
   std::string DetailText() const;

@@ -40,6 +40,8 @@
 //                 aux: word count | flow phase << 4 | has flow << 6 | has text << 7
 //   kNote         task, time, hash(category), [flow id], hash(detail text)
 //                 aux: flow phase << 4 | has flow << 6
+//   kFlowEnd      task, time, hash(category), flow id        aux: flow phase << 4
+//                 (an annotation whose payload repeats its flow start's: a delivery)
 //   kContinues    (header only; not an event)
 // Strings enter as TraceTextHash of their content (never an address), so the words are
 // the same in every process; the sink owner keeps the texts for reading.
@@ -73,6 +75,7 @@ enum class TraceRecord : uint8_t {
   kAnnotation = 9,
   kNote = 10,
   kContinues = 11,
+  kFlowEnd = 12,
 };
 
 namespace internal {
@@ -240,6 +243,23 @@ class TraceSink {
     return WriteAnnotationHead(Index(cursor_), kind.hash, group, task, now_ns, flow_id,
                                flow_phase, text != nullptr, text_hash);
   }
+  // An annotation of `kind` whose payload is its flow start's (Annotation::
+  // repeats_flow_start): the record names the flow, not the words. TryAnnotateRepeat
+  // returns false when something slow is needed (then call AnnotateRepeat).
+  bool TryAnnotateRepeat(const AnnotationKind& kind, GroupId group, TaskId task,
+                         int64_t now_ns, uint64_t flow_id, int flow_phase) {
+    if (ABSL_PREDICT_FALSE(cursor_ + 5 > limit_ ||
+                           known_kinds_[kind.hash & (kKindSlots - 1)] != &kind)) {
+      return false;
+    }
+    WriteFlowEnd(Index(cursor_), kind.hash, group, task, now_ns, flow_id, flow_phase);
+    return true;
+  }
+  void AnnotateRepeat(const AnnotationKind& kind, GroupId group, TaskId task, int64_t now_ns,
+                      uint64_t flow_id, int flow_phase) {
+    if (ABSL_PREDICT_FALSE(known_kinds_[kind.hash & (kKindSlots - 1)] != &kind)) LearnKind(kind);
+    WriteFlowEnd(Reserve(5), kind.hash, group, task, now_ns, flow_id, flow_phase);
+  }
   void EndAnnotation(uint64_t* words, int word_count) {
     *open_ |= static_cast<uint64_t>(word_count) << 8;
     cursor_ = words + word_count;
@@ -310,6 +330,15 @@ class TraceSink {
     if (has_text) *q++ = text_hash;
     open_ = p;
     return q;
+  }
+  void WriteFlowEnd(uint64_t* p, uint64_t category_hash, GroupId group, TaskId task,
+                    int64_t now_ns, uint64_t flow_id, int flow_phase) {
+    p[0] = Header(TraceRecord::kFlowEnd, static_cast<uint8_t>((flow_phase & 3) << 4), group);
+    p[1] = task;
+    p[2] = static_cast<uint64_t>(now_ns);
+    p[3] = category_hash;
+    p[4] = flow_id;
+    cursor_ = p + 5;
   }
   void DecideSlow(DecisionKind kind, TaskId current, int64_t now_ns, uint64_t num_options,
                   absl::Span<const uint64_t> candidates, const char* label, bool from_yield,

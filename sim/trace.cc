@@ -109,6 +109,7 @@ size_t RecordLength(uint64_t header) {
       return 4 + ((aux >> 6) & 1) + ((aux >> 7) & 1) + (aux & 15);
     case TraceRecord::kNote: return 5 + ((aux >> 6) & 1);
     case TraceRecord::kContinues: return 1;
+    case TraceRecord::kFlowEnd: return 5;
   }
   DSIM_CHECK(false, "unknown trace record ", header & 0xff);
   return 1;
@@ -365,6 +366,12 @@ void Trace::Spawn(const TaskView& task, TaskId spawner, int64_t now_ns) {
 void Trace::Annotate(const Annotation& annotation, TaskId task, int64_t now_ns) {
   const uint64_t index = events_;
   const uint64_t category = CategoryHash(annotation.category, annotation.format, index);
+  if (annotation.repeats_flow_start && annotation.format != nullptr &&
+      annotation.flow_id != 0) {
+    WriteFlowEnd(Reserve(5), category, annotation.group, task, now_ns, annotation.flow_id,
+                 annotation.flow_phase);
+    return;
+  }
   if (annotation.format != nullptr) {
     const AnnotationPayload& in = annotation.payload;
     const int count = std::min<int>(in.word_count, AnnotationPayload::kMaxWords);
@@ -498,18 +505,29 @@ TraceEvent Trace::Materialize(uint64_t index) const {
       const bool has_flow = (aux >> 6) & 1;
       e.flow_phase = (aux >> 4) & 3;
       e.flow_id = has_flow ? w[4] : 0;
-      size_t i = 4 + (has_flow ? 1 : 0);
       if (static_cast<TraceRecord>(header & 0xff) == TraceRecord::kNote) {
         e.detail = std::string(TextOf(index));
         break;
       }
-      AnnotationPayload payload;
-      payload.text = (aux >> 7) & 1 ? StaticText(w[i++]) : nullptr;
-      payload.word_count = aux & 15;
-      for (int k = 0; k < AnnotationPayload::kMaxWords; ++k) {
-        payload.words[k] = k < payload.word_count ? w[i + k] : 0;
+      if (AnnotationFormatter format = FormatOf(index, w[3])) {
+        format(PayloadOf(index), &e.detail);
       }
-      if (AnnotationFormatter format = FormatOf(index, w[3])) format(payload, &e.detail);
+      break;
+    }
+    case TraceRecord::kFlowEnd: {
+      e.kind = TraceEventKind::kAnnotation;
+      auto category = categories_.find(w[3]);
+      if (category != categories_.end()) e.category = category->second.text;
+      e.flow_phase = (aux >> 4) & 3;
+      e.flow_id = w[4];
+      const uint64_t start = FindFlowStart(e.flow_id, index);
+      AnnotationFormatter format = FormatOf(index, w[3]);
+      if (start == UINT64_MAX) {
+        absl::StrAppend(&e.detail, "(as at the start of flow ", e.flow_id,
+                        ", which is no longer retained)");
+      } else if (format != nullptr) {
+        format(PayloadOf(start), &e.detail);
+      }
       break;
     }
     case TraceRecord::kContinues:
@@ -517,6 +535,39 @@ TraceEvent Trace::Materialize(uint64_t index) const {
       break;
   }
   return e;
+}
+
+AnnotationPayload Trace::PayloadOf(uint64_t index) const {
+  const BlockInfo* block;
+  const uint64_t* w = RecordOf(index, &block);
+  const uint8_t aux = static_cast<uint8_t>(w[0] >> 8);
+  DSIM_CHECK(static_cast<TraceRecord>(w[0] & 0xff) == TraceRecord::kAnnotation);
+  size_t i = 4 + ((aux >> 6) & 1);
+  AnnotationPayload payload;
+  payload.text = (aux >> 7) & 1 ? StaticText(w[i++]) : nullptr;
+  payload.word_count = aux & 15;
+  for (int k = 0; k < AnnotationPayload::kMaxWords; ++k) {
+    payload.words[k] = k < payload.word_count ? w[i + k] : 0;
+  }
+  return payload;
+}
+
+uint64_t Trace::FindFlowStart(uint64_t flow, uint64_t index) const {
+  const uint64_t first = FirstRetainedIndex();
+  // Index the flow starts among the retained events before `index`, once each.
+  for (uint64_t i = std::max(flows_indexed_to_, first); i < index; ++i) {
+    const BlockInfo* block;
+    const uint64_t* w = RecordOf(i, &block);
+    const uint8_t aux = static_cast<uint8_t>(w[0] >> 8);
+    if (static_cast<TraceRecord>(w[0] & 0xff) == TraceRecord::kAnnotation &&
+        ((aux >> 4) & 3) == 1 && ((aux >> 6) & 1) != 0) {
+      flow_starts_[w[4]] = i;
+    }
+  }
+  flows_indexed_to_ = std::max(flows_indexed_to_, index);
+  auto it = flow_starts_.find(flow);
+  return it != flow_starts_.end() && it->second >= first && it->second < index ? it->second
+                                                                                : UINT64_MAX;
 }
 
 std::vector<TraceEvent> Trace::LastEvents(size_t count) const {

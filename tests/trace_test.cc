@@ -567,6 +567,15 @@ MutantRun RunMutant(int mutation) {
     lazy.flow_phase = m(8) ? 2 : 1;
     scheduler.Annotate(lazy);
     scheduler.Annotate({.category = "test.eager", .detail = m(9) ? "text!" : "text"});
+    // A flow's end that repeats its start's payload (a delivery): a reference.
+    Annotation end;
+    end.category = "test.x";
+    end.format = FormatPair;
+    end.group = 1;
+    end.flow_id = m(24) ? 5 : 4;
+    end.flow_phase = 2;
+    end.repeats_flow_start = true;
+    scheduler.Annotate(end);
     dsim::SleepFor(absl::Nanoseconds(m(10) ? 101 : 100));  // Clock and timer events.
     scheduler.ChooseValue(m(11) ? 5 : 4, m(12) ? "draw-b" : "draw");
     if (m(13)) dsim::Yield();  // One more step, no other event.
@@ -595,8 +604,8 @@ MutantRun RunMutant(int mutation) {
 TEST(TraceFingerprint, ChangesWhenAnyFieldOfAnyEventChanges) {
   // 1-16: annotations through Scheduler::Annotate, scheduler events; 17-20: a raw
   // annotation's payload word, kind, text and flow id; 21-22: steps past a header's
-  // count; 23: a described location.
-  constexpr int kMutations = 23;
+  // count; 23: a described location; 24: the flow a repeated payload refers to.
+  constexpr int kMutations = 24;
   const MutantRun base = RunMutant(0);
   EXPECT_EQ(RunMutant(0).fingerprint, base.fingerprint);
   std::set<uint64_t> fingerprints = {base.fingerprint};
@@ -790,6 +799,9 @@ TEST(TraceSinkPaths, RawAnnotationsRecordWhatListenersWouldHear) {
   EXPECT_TRUE(absl::StrContains(raw.text, "net.deliver: udp 10.0.0.2:91->10.0.0.1:90 len=6"))
       << raw.text.substr(0, 2000);
   EXPECT_TRUE(absl::StrContains(raw.text, "net.send: tcp 10.0.0.2:"));
+  // A delivery shows its send's packet (the record refers to the send).
+  EXPECT_TRUE(absl::StrContains(
+      raw.text, "net.deliver: udp 10.0.0.1:90->10.0.0.2:91 len=6 [flow 10 end]"));
   EXPECT_EQ(raw.text, heard.text);
   EXPECT_EQ(raw.fingerprint, heard.fingerprint);
 }
@@ -836,6 +848,50 @@ TEST(TraceMemory, ARingThatWrapsManyBlocksKeepsTheLastEventsExactly) {
   std::set<uint64_t> hashes;
   for (const TraceEvent& e : all) hashes.insert(e.hash);
   EXPECT_EQ(hashes.size(), all.size());
+}
+
+}  // namespace
+}  // namespace dsim
+
+namespace dsim {
+namespace {
+
+// A delivery refers to its send's record. Its send still retained: the packet's text;
+// gone from a small ring: a note saying so (the fingerprint still covered the send).
+TEST(TraceFlows, ADeliveryShowsItsSendsPayloadOrSaysItLeftTheRing) {
+  auto run = [](size_t keep) {
+    Scheduler scheduler;
+    auto trace = std::make_unique<Trace>(&scheduler, TraceOptions{.keep_last_events = keep});
+    scheduler.Spawn("t", [&] {
+      Annotation send;
+      send.category = "test.send";
+      send.format = FormatPair;
+      send.payload.text = "pkt";
+      send.payload.word_count = 2;
+      send.payload.words[0] = 3;
+      send.payload.words[1] = 4;
+      send.flow_id = 77;
+      send.flow_phase = 1;
+      scheduler.Annotate(send);
+      for (int i = 0; i < 20; ++i) scheduler.Annotate({.category = "test.filler"});
+      Annotation deliver = send;
+      deliver.category = "test.deliver";
+      deliver.payload.word_count = 0;  // Not recorded: the send's words are.
+      deliver.flow_phase = 2;
+      deliver.repeats_flow_start = true;
+      scheduler.Annotate(deliver);
+    });
+    EXPECT_TRUE(scheduler.Run().ok());
+    return std::make_pair(trace->LastEventsText(2), trace->fingerprint());
+  };
+  const auto kept = run(100);
+  const auto lost = run(5);
+  EXPECT_TRUE(absl::StrContains(kept.first, "note test.deliver: pkt 3/4 [flow 77 end]"))
+      << kept.first;
+  EXPECT_TRUE(absl::StrContains(
+      lost.first, "note test.deliver: (as at the start of flow 77, which is no longer retained)"))
+      << lost.first;
+  EXPECT_EQ(kept.second, lost.second);
 }
 
 }  // namespace
