@@ -11,9 +11,9 @@
 // routes them through dsim::Read/Write/Close (which serve sockets, pipes and disk files
 // alike). When //posix interposes them, drop them here.
 //
-// Not interposed: stdio's internal opens (fopen reaches glibc's internal __open, which
-// no interposer sees: fopen from a task escapes to the real file system), symlink
-// calls, chdir, xattrs, inotify.
+// stdio: fopen/fopen64 of a path in a task open it here and return a stream over the
+// simulated descriptor (posix/streams.cc). Not interposed: freopen, tmpfile, mkstemp
+// (glibc opens those internally), symlink calls, chdir, xattrs, inotify.
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -28,9 +28,19 @@
 #include <cstring>
 
 #include "files/file.h"
+#include "posix/internal/descriptor_kinds.h"
 #include "posix/internal/files.h"
 #include "posix/internal/real.h"
 #include "posix/internal/state.h"
+#include "posix/internal/streams.h"
+#include "sockets/internal/open_file.h"
+#include "sockets/internal/stack.h"
+
+// With this library linked, a task's paths name its host's disk: fopen opens there too
+// (posix/streams.cc asks; //posix alone answers false).
+namespace dsim::posix::internal {
+bool PathsAreSimulated() { return true; }
+}  // namespace dsim::posix::internal
 
 namespace {
 
@@ -48,6 +58,15 @@ bool Simulated() { return pi::TaskScheduler() != nullptr; }
   }
 // In a task, a descriptor above stderr: simulated.
 bool SimulatedFd(int fd) { return fd > 2 && pi::TaskScheduler() != nullptr; }
+
+// In a task, the host's stack when `fd` is a simulated descriptor other than a disk file
+// (socket, pipe, eventfd, ...): the stat and seek calls answer for those as //posix
+// does (posix/descriptor_kinds.cc), the disk's calls know only disk files.
+dsim::internal::HostStack* NonDiskFd(int fd) {
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  return fd > 2 && scheduler != nullptr ? pi::NonDiskDescriptor(*scheduler, fd) : nullptr;
+}
+
 
 DSIM_DECLARE_REAL(open);
 DSIM_DECLARE_REAL(open64);
@@ -203,10 +222,12 @@ ssize_t pwritev(int fd, const struct iovec* iov, int count, off_t offset) {
                          : DSIM_REAL(pwritev)(fd, iov, count, offset);
 }
 off_t lseek(int fd, off_t offset, int whence) {
+  if (auto* stack = NonDiskFd(fd)) return pi::SeekNonDisk(*stack, fd, offset, whence);
   return SimulatedFd(fd) ? dsim::Lseek(fd, offset, whence)
                          : DSIM_REAL(lseek)(fd, offset, whence);
 }
 off64_t lseek64(int fd, off64_t offset, int whence) {
+  if (auto* stack = NonDiskFd(fd)) return pi::SeekNonDisk(*stack, fd, offset, whence);
   return SimulatedFd(fd) ? dsim::Lseek(fd, offset, whence)
                          : DSIM_REAL(lseek64)(fd, offset, whence);
 }
@@ -323,9 +344,13 @@ int lstat64(const char* path, struct stat64* out) {
                      : DSIM_REAL(lstat64)(path, out);
 }
 int fstat(int fd, struct stat* out) {
+  if (auto* stack = NonDiskFd(fd)) return pi::FstatNonDisk(*stack, fd, out);
   return SimulatedFd(fd) ? dsim::Fstat(fd, out) : DSIM_REAL(fstat)(fd, out);
 }
 int fstat64(int fd, struct stat64* out) {
+  if (auto* stack = NonDiskFd(fd)) {
+    return pi::FstatNonDisk(*stack, fd, reinterpret_cast<struct stat*>(out));
+  }
   return SimulatedFd(fd) ? dsim::Fstat(fd, reinterpret_cast<struct stat*>(out))
                          : DSIM_REAL(fstat64)(fd, out);
 }
@@ -348,6 +373,7 @@ int statfs(const char* path, struct statfs* out) {
   return Simulated() ? dsim::Statfs(path, out) : DSIM_REAL(statfs)(path, out);
 }
 int fstatfs(int fd, struct statfs* out) {
+  if (auto* stack = NonDiskFd(fd)) return pi::FstatfsNonDisk(*stack, fd, out);
   return SimulatedFd(fd) ? dsim::Fstatfs(fd, out) : DSIM_REAL(fstatfs)(fd, out);
 }
 

@@ -34,6 +34,7 @@
 #include "absl/strings/str_cat.h"
 #include "posix/internal/files.h"
 #include "posix/internal/real.h"
+#include "posix/internal/real_descriptors.h"
 #include "posix/internal/state.h"
 #include "net/network.h"
 #include "sockets/files.h"
@@ -715,8 +716,19 @@ int ioctl(int fd, unsigned long request, ...) noexcept {
 
 // noexcept in glibc's headers: a kill (host crash, teardown) must not unwind through
 // them, so it waits for the task's next scheduling point.
+// A copy of a real descriptor (dup(1), to save stdout) is moved to the real range, as
+// real files are: the kernel's lowest free number may be one the host holds or hands
+// out next.
 int dup(int fd) noexcept {
-  DSIM_FD_CALL_NOEXCEPT(dup, fd, dsim::Dup(fd), fd);
+  dsim::Scheduler* scheduler = pi::TaskScheduler();
+  if (__builtin_expect(scheduler == nullptr, 1)) return DSIM_REAL(dup)(fd);
+  dsim::Scheduler::NoUnwindScope no_unwind;
+  if (pi::SimulatedFd(*scheduler, fd) != nullptr) {
+    DSIM_CALL_SITE(*scheduler);
+    return dsim::Dup(fd);
+  }
+  if (!pi::Forwarded(*scheduler, "dup", fd)) return -1;
+  return pi::MoveToRealRange(*scheduler, "dup", DSIM_REAL(dup)(fd));
 }
 
 int dup2(int fd, int new_fd) noexcept {

@@ -6,7 +6,7 @@
 // defines the same names strongly for the simulated disk and asks OpenDevice() first,
 // so a binary with both links without duplicate symbols and still gets the devices.
 // fopen/fopen64 of the devices (std::ifstream opens with fopen64) return a stdio stream
-// over the simulated descriptor; other paths go to the real fopen.
+// over the simulated descriptor (posix/streams.cc).
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -56,69 +56,10 @@ DSIM_DECLARE_REAL(open);
 DSIM_DECLARE_REAL(open64);
 DSIM_DECLARE_REAL(openat);
 DSIM_DECLARE_REAL(openat64);
-DSIM_DECLARE_REAL(fopen);
-DSIM_DECLARE_REAL(fopen64);
 
 // The mode argument of open is present only with O_CREAT or O_TMPFILE.
 mode_t ModeOf(int flags, va_list args) {
   return (flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE ? va_arg(args, mode_t) : 0;
-}
-
-// fopen's mode string as open flags (only what matters for a device).
-int FlagsOfMode(const char* mode) {
-  if (mode == nullptr) return -1;
-  int flags;
-  switch (mode[0]) {
-    case 'r': flags = O_RDONLY; break;
-    case 'w': flags = O_WRONLY | O_CREAT | O_TRUNC; break;
-    case 'a': flags = O_WRONLY | O_CREAT | O_APPEND; break;
-    default: return -1;
-  }
-  for (const char* c = mode + 1; *c != '\0' && *c != ','; ++c) {
-    if (*c == '+') flags = (flags & ~O_ACCMODE) | O_RDWR;
-    if (*c == 'e') flags |= O_CLOEXEC;
-  }
-  return flags;
-}
-
-// stdio over a simulated descriptor. The stream's _fileno is the descriptor, so that
-// fileno() answers it: libstdc++'s filebuf reads with read(fileno(stream)), which
-// //posix routes to the same simulated descriptor. glibc's stdio calls these from C
-// frames, which a kill must not unwind through: it waits for a later point.
-ssize_t CookieRead(void* cookie, char* buffer, size_t length) {
-  dsim::Scheduler::NoUnwindScope no_unwind;
-  return dsim::Read(static_cast<int>(reinterpret_cast<intptr_t>(cookie)), buffer, length);
-}
-ssize_t CookieWrite(void* cookie, const char* buffer, size_t length) {
-  dsim::Scheduler::NoUnwindScope no_unwind;
-  const ssize_t n =
-      dsim::Write(static_cast<int>(reinterpret_cast<intptr_t>(cookie)), buffer, length);
-  return n < 0 ? 0 : n;  // stdio's convention: 0 is an error.
-}
-int CookieClose(void* cookie) {
-  dsim::Scheduler::NoUnwindScope no_unwind;
-  return dsim::Close(static_cast<int>(reinterpret_cast<intptr_t>(cookie)));
-}
-
-FILE* OpenDeviceStream(dsim::Scheduler& scheduler, const char* call, const char* path,
-                       const char* mode, bool* handled) {
-  *handled = false;
-  const int flags = FlagsOfMode(mode);
-  if (flags < 0) return nullptr;
-  const int fd = pi::OpenDevice(scheduler, call, path, flags);
-  if (fd == pi::kNotADevice) return nullptr;
-  *handled = true;
-  if (fd < 0) return nullptr;
-  cookie_io_functions_t functions{CookieRead, CookieWrite, nullptr, CookieClose};
-  FILE* stream = fopencookie(reinterpret_cast<void*>(static_cast<intptr_t>(fd)), mode, functions);
-  if (stream == nullptr) {
-    const int saved = errno;
-    dsim::Close(fd);
-    errno = saved;
-    return nullptr;
-  }
-  stream->_fileno = fd;
-  return stream;
 }
 
 }  // namespace
@@ -206,26 +147,6 @@ __attribute__((weak)) int openat64(int dirfd, const char* path, int flags, ...) 
                       [&] { return DSIM_REAL(openat64)(dirfd, path, flags, mode); });
   }
   return DSIM_REAL(openat64)(dirfd, path, flags, mode);
-}
-
-FILE* fopen(const char* path, const char* mode) {
-  if (dsim::Scheduler* scheduler = pi::TaskScheduler(); scheduler != nullptr) {
-    bool handled;
-    FILE* stream = OpenDeviceStream(*scheduler, "fopen", path, mode, &handled);
-    if (handled) return stream;
-    return pi::MoveStreamToRealRange(*scheduler, "fopen", DSIM_REAL(fopen)(path, mode));
-  }
-  return DSIM_REAL(fopen)(path, mode);
-}
-
-FILE* fopen64(const char* path, const char* mode) {
-  if (dsim::Scheduler* scheduler = pi::TaskScheduler(); scheduler != nullptr) {
-    bool handled;
-    FILE* stream = OpenDeviceStream(*scheduler, "fopen64", path, mode, &handled);
-    if (handled) return stream;
-    return pi::MoveStreamToRealRange(*scheduler, "fopen64", DSIM_REAL(fopen64)(path, mode));
-  }
-  return DSIM_REAL(fopen64)(path, mode);
 }
 
 }  // extern "C"

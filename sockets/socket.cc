@@ -322,8 +322,14 @@ ssize_t Send(int fd, const void* buffer, size_t length, int flags, SourceLocatio
   return Sendto(fd, buffer, length, flags, nullptr, 0, where);
 }
 
-ssize_t Recvfrom(int fd, void* buffer, size_t length, int flags, sockaddr* address,
-                 socklen_t* address_length, SourceLocation where) {
+namespace {
+
+// The bodies of recvfrom and sendto, in line in Recvfrom/Sendto and in the wrappers'
+// whole-buffer loops (internal::RecvAll/SendAll), so a loop costs no extra call.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t RecvfromCall(int fd, void* buffer, size_t length,
+                                                         int flags, sockaddr* address,
+                                                         socklen_t* address_length,
+                                                         SourceLocation where) {
   HostStack* stack = Enter("Recvfrom");
   if (stack == nullptr) return -1;
   // recvfrom(2) checks the buffer before the descriptor.
@@ -340,26 +346,10 @@ ssize_t Recvfrom(int fd, void* buffer, size_t length, int flags, sockaddr* addre
   return Finish(stack, "Recvfrom", fd, stack->Recv(fd, args, where));
 }
 
-namespace internal {
-
-ssize_t RecvfromInto(int fd, std::string* data, size_t max_bytes, int flags, sockaddr* address,
-                     socklen_t* address_length, SourceLocation where) {
-  HostStack* stack = Enter("Recvfrom");
-  if (stack == nullptr) return -1;
-  internal::RecvArgs args;
-  args.flags = flags;
-  args.name = address;
-  args.name_length = address_length;
-  args.what = "recvfrom";
-  args.into = data;
-  args.into_max = max_bytes;
-  return Finish(stack, "Recvfrom", fd, stack->Recv(fd, args, where));
-}
-
-}  // namespace internal
-
-ssize_t Sendto(int fd, const void* buffer, size_t length, int flags, const sockaddr* address,
-               socklen_t address_length, SourceLocation where) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t SendtoCall(int fd, const void* buffer, size_t length,
+                                                       int flags, const sockaddr* address,
+                                                       socklen_t address_length,
+                                                       SourceLocation where) {
   HostStack* stack = Enter("Sendto");
   if (stack == nullptr) return -1;
   if (!AccessOk(buffer, length)) {
@@ -378,6 +368,59 @@ ssize_t Sendto(int fd, const void* buffer, size_t length, int flags, const socka
   }
   return Finish(stack, "Sendto", fd, stack->Send(fd, args, where));
 }
+
+}  // namespace
+
+ssize_t Recvfrom(int fd, void* buffer, size_t length, int flags, sockaddr* address,
+                 socklen_t* address_length, SourceLocation where) {
+  return RecvfromCall(fd, buffer, length, flags, address, address_length, where);
+}
+
+ssize_t Sendto(int fd, const void* buffer, size_t length, int flags, const sockaddr* address,
+               socklen_t address_length, SourceLocation where) {
+  return SendtoCall(fd, buffer, length, flags, address, address_length, where);
+}
+
+namespace internal {
+
+ssize_t RecvInto(int fd, std::string* data, size_t max_bytes, int flags, IpAddress* from_address,
+                 uint16_t* from_port, SourceLocation where) {
+  HostStack* stack = Enter("Recvfrom");
+  if (stack == nullptr) return -1;
+  internal::RecvArgs args;
+  args.flags = flags;
+  args.what = "recvfrom";
+  args.into = data;
+  args.into_max = max_bytes;
+  args.from_address = from_address;
+  args.from_port = from_port;
+  return Finish(stack, "Recvfrom", fd, stack->Recv(fd, args, where));
+}
+
+ssize_t RecvAll(int fd, char* buffer, size_t length, SourceLocation where) {
+  size_t done = 0;
+  while (done < length) {
+    const ssize_t n =
+        RecvfromCall(fd, buffer + done, length - done, MSG_WAITALL, nullptr, nullptr, where);
+    if (n < 0) return n;
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
+}
+
+ssize_t SendAll(int fd, const char* data, size_t length, SourceLocation where) {
+  size_t done = 0;
+  while (done < length) {
+    const ssize_t n =
+        SendtoCall(fd, data + done, length - done, MSG_NOSIGNAL, nullptr, 0, where);
+    if (n < 0) return n;
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
+}
+
+}  // namespace internal
 
 namespace {
 

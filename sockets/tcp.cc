@@ -5,8 +5,11 @@
 #include <cerrno>
 #include <utility>
 
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
+#include "sockets/internal/recv_into.h"
 #include "sockets/socket.h"
 #include "sockets/socket_status.h"
 
@@ -132,19 +135,21 @@ absl::StatusOr<size_t> TcpStream::Read(void* buffer, size_t length, SourceLocati
   return static_cast<size_t>(n);
 }
 
+namespace {
+
+// ReadFull's failures, out of line: the common call keeps a small frame.
+ABSL_ATTRIBUTE_NOINLINE absl::Status ReadFullFailed(ssize_t n, size_t length) {
+  if (n < 0) return LastSocketError("recv");
+  return absl::OutOfRangeError(absl::StrCat("the stream ended after ", n, " of ", length,
+                                            " bytes"));
+}
+
+}  // namespace
+
 absl::Status TcpStream::ReadFull(void* buffer, size_t length, SourceLocation where) {
-  size_t done = 0;
-  while (done < length) {
-    const ssize_t n = Recv(fd(), static_cast<char*>(buffer) + done, length - done,
-                           MSG_WAITALL, where);
-    if (n < 0) return LastSocketError("recv");
-    if (n == 0) {
-      return absl::OutOfRangeError(absl::StrCat("the stream ended after ", done, " of ",
-                                                length, " bytes"));
-    }
-    done += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
+  const ssize_t n = internal::RecvAll(fd(), static_cast<char*>(buffer), length, where);
+  if (ABSL_PREDICT_TRUE(static_cast<size_t>(n) == length)) return absl::OkStatus();
+  return ReadFullFailed(n, length);
 }
 
 absl::StatusOr<size_t> TcpStream::Write(absl::string_view data, SourceLocation where) {
@@ -154,12 +159,10 @@ absl::StatusOr<size_t> TcpStream::Write(absl::string_view data, SourceLocation w
 }
 
 absl::Status TcpStream::WriteAll(absl::string_view data, SourceLocation where) {
-  while (!data.empty()) {
-    const ssize_t n = dsim::Send(fd(), data.data(), data.size(), MSG_NOSIGNAL, where);
-    if (n < 0) return LastSocketError("send");
-    data.remove_prefix(static_cast<size_t>(n));
+  if (ABSL_PREDICT_TRUE(internal::SendAll(fd(), data.data(), data.size(), where) >= 0)) {
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  return LastSocketError("send");
 }
 
 absl::Status TcpStream::ShutdownWrite() {

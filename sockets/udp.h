@@ -12,8 +12,10 @@
 //
 // Cost. The wrappers add nothing the POSIX calls do not do: ReceiveFrom copies only the
 // bytes received (no zero-filled 64 KiB buffer) and keeps the sender's address binary
-// (from_ip is an IpAddress; from_ip.ToString() gives the text). In a receive loop,
-// ReceiveFrom(&datagram) reuses one Datagram's buffer and allocates nothing.
+// (from_ip is an IpAddress; from_ip.ToString() gives the text). The returning
+// ReceiveFrom makes one allocation of exactly the bytes kept when they exceed
+// std::string's inline buffer (15 bytes in libstdc++), none otherwise; in a receive
+// loop, ReceiveFrom(&datagram) reuses one Datagram's buffer and allocates nothing.
 #ifndef DSIM_SOCKETS_UDP_H_
 #define DSIM_SOCKETS_UDP_H_
 

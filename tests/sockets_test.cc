@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
 #include "net/network.h"
@@ -590,6 +591,154 @@ TEST(Convenience, TcpListenerAndStreamEchoAndCloseOnDestruction) {
   });
   ASSERT_TRUE(w.scheduler.Run().ok());
   EXPECT_EQ(reply, "hello!");
+}
+
+// ReadFull: a stream that ends early is kOutOfRange with the count read; a read
+// deadline that passes after part of the bytes came is kDeadlineExceeded (EAGAIN);
+// zero bytes return at once. WriteAll: a buffer many times the send buffer arrives
+// whole and in order; a write to a reset stream keeps the errno.
+TEST(Convenience, ReadFullAndWriteAllAcrossShortReadsEndsAndDeadlines) {
+  World w;
+  const std::string big(300000, 'b');
+  std::string received;
+  w.server.Spawn("server", [&] {
+    absl::StatusOr<TcpListener> listener = TcpListener::Listen("0.0.0.0", 80);
+    ASSERT_TRUE(listener.ok());
+    {  // 1: five bytes, then the end.
+      absl::StatusOr<TcpStream> stream = listener->Accept();
+      ASSERT_TRUE(stream.ok());
+      ASSERT_TRUE(stream->WriteAll("12345").ok());
+    }
+    {  // 2: three bytes, then silence.
+      absl::StatusOr<TcpStream> stream = listener->Accept();
+      ASSERT_TRUE(stream.ok());
+      ASSERT_TRUE(stream->WriteAll("abc").ok());
+      dsim::SleepFor(absl::Seconds(10));
+    }
+    {  // 3: reads the big buffer slowly, 1000 bytes a millisecond.
+      absl::StatusOr<TcpStream> stream = listener->Accept();
+      ASSERT_TRUE(stream.ok());
+      char buffer[1000];
+      while (received.size() < big.size()) {
+        ASSERT_TRUE(stream->ReadFull(buffer, sizeof(buffer)).ok()) << received.size();
+        received.append(buffer, sizeof(buffer));
+        dsim::SleepFor(absl::Milliseconds(1));
+      }
+    }
+    {  // 4: reset at once.
+      absl::StatusOr<TcpStream> stream = listener->Accept();
+      ASSERT_TRUE(stream.ok());
+      ASSERT_TRUE(stream->Abort().ok());
+    }
+  });
+  w.client.Spawn("client", [&] {
+    char buffer[10];
+    absl::StatusOr<TcpStream> ends = TcpStream::Connect("10.0.0.1", 80);
+    ASSERT_TRUE(ends.ok());
+    EXPECT_TRUE(ends->ReadFull(buffer, 0).ok());
+    absl::Status status = ends->ReadFull(buffer, 10);
+    EXPECT_EQ(status.code(), absl::StatusCode::kOutOfRange) << status;
+    EXPECT_EQ(status.message(), "the stream ended after 5 of 10 bytes");
+    EXPECT_EQ(std::string(buffer, 5), "12345");
+
+    absl::StatusOr<TcpStream> silent = TcpStream::Connect("10.0.0.1", 80);
+    ASSERT_TRUE(silent.ok());
+    ASSERT_TRUE(silent->handle().SetReadDeadline(Now() + absl::Seconds(1)).ok());
+    status = silent->ReadFull(buffer, 10);
+    EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+    EXPECT_EQ(ErrnoFromStatus(status), EAGAIN);
+    EXPECT_EQ(std::string(buffer, 3), "abc");
+
+    absl::StatusOr<TcpStream> slow = TcpStream::Connect("10.0.0.1", 80);
+    ASSERT_TRUE(slow.ok());
+    EXPECT_TRUE(slow->WriteAll("").ok());
+    EXPECT_TRUE(slow->WriteAll(big).ok());
+
+    absl::StatusOr<TcpStream> reset = TcpStream::Connect("10.0.0.1", 80);
+    ASSERT_TRUE(reset.ok());
+    dsim::SleepFor(absl::Seconds(1));
+    status = reset->WriteAll("after the reset");
+    EXPECT_FALSE(status.ok());
+    EXPECT_EQ(ErrnoFromStatus(status), ECONNRESET) << status;
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(received, big);
+}
+
+// A dual-stack UdpSocket ("::") answers an IPv4 sender at its binary from_ip; the
+// reply comes from the server's IPv4 address. IPv6 senders are answered the same way.
+TEST(Convenience, DualStackUdpSocketAnswersIpv4AndIpv6SendersAtTheirBinaryAddress) {
+  World w;
+  w.server.Spawn("server", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("::", 53);
+    ASSERT_TRUE(socket.ok()) << socket.status();
+    for (int i = 0; i < 2; ++i) {
+      absl::StatusOr<UdpSocket::Datagram> request = socket->ReceiveFrom();
+      ASSERT_TRUE(request.ok());
+      EXPECT_EQ(request->from_ip.is_v4(), request->data == "v4") << request->data;
+      ASSERT_TRUE(socket->SendTo("re: " + request->data, request->from_ip,
+                                 request->from_port).ok());
+    }
+  });
+  w.client.Spawn("client", [&] {
+    absl::StatusOr<UdpSocket> v4 = UdpSocket::Bind("0.0.0.0", 0);
+    ASSERT_TRUE(v4.ok());
+    ASSERT_TRUE(v4->SendTo("v4", "10.0.0.1", 53).ok());
+    absl::StatusOr<UdpSocket::Datagram> reply = v4->ReceiveFrom();
+    ASSERT_TRUE(reply.ok());
+    EXPECT_EQ(reply->data, "re: v4");
+    EXPECT_EQ(reply->from_ip.ToString(), "10.0.0.1");
+    EXPECT_EQ(reply->from_port, 53);
+    absl::StatusOr<UdpSocket> v6 = UdpSocket::Bind("::", 0);
+    ASSERT_TRUE(v6.ok());
+    ASSERT_TRUE(v6->SendTo("v6", "fd00::1", 53).ok());
+    reply = v6->ReceiveFrom();
+    ASSERT_TRUE(reply.ok());
+    EXPECT_EQ(reply->data, "re: v6");
+    EXPECT_EQ(reply->from_ip.ToString(), "fd00::1");
+    EXPECT_EQ(reply->from_port, 53);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+}
+
+// UdpSocket::SendTo with a text address reads common IPv4 text without inet_pton; it
+// must accept and refuse exactly what the full parse (MakeSockaddr, inet_pton) does.
+TEST(Convenience, UdpSendToTextReadsAddressesExactlyAsInetPton) {
+  const std::vector<std::string> texts = {
+      "10.0.0.1", "10.0.0.2", "0.0.0.0", "255.255.255.255", "1.2.3.4", "10.0.0.10",
+      "10.0.0.100", "199.99.9.0", "010.0.0.1", "10.0.0.01", "10.0.0.00", "10.0.0.256",
+      "10.0.0.999", "10.0.0", "10.0.0.1.", ".10.0.0.1", "1.2.3.4.5", " 10.0.0.1",
+      "10.0.0.1 ", "10..0.1", "1234.0.0.1", "10.0.0.1234", "10.0.0.0x1", "a.b.c.d",
+      "", "1.2.3.", "fd00::1", "::ffff:10.0.0.1", "100.100.100.100",
+      std::string("10.0.0.1\0junk", 13), std::string("10.0.0.1\0", 9)};
+  World w;
+  std::vector<std::string> received;
+  w.server.Spawn("server", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("0.0.0.0", 53);
+    ASSERT_TRUE(socket.ok());
+    for (;;) {
+      absl::StatusOr<UdpSocket::Datagram> datagram = socket->ReceiveFrom();
+      if (!datagram.ok()) return;
+      received.push_back(datagram->data);
+    }
+  }, {.daemon = true});
+  w.client.Spawn("client", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("::", 0);
+    ASSERT_TRUE(socket.ok());
+    for (const std::string& text : texts) {
+      sockaddr_storage address;
+      const bool parses = MakeSockaddr(text, 53, &address) != 0;
+      const absl::Status sent = socket->SendTo(text, text, 53);
+      EXPECT_EQ(sent.code() != absl::StatusCode::kInvalidArgument, parses)
+          << "\"" << absl::CEscape(text) << "\": " << sent;
+    }
+    dsim::SleepFor(absl::Seconds(1));
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  // What reached 10.0.0.1:53: the texts naming it (the v4-mapped one included).
+  EXPECT_EQ(received, (std::vector<std::string>{"10.0.0.1", "::ffff:10.0.0.1",
+                                                 std::string("10.0.0.1\0junk", 13),
+                                                 std::string("10.0.0.1\0", 9)}));
 }
 
 TEST(Convenience, RefusedConnectKeepsTheErrnoInTheStatus) {

@@ -6,12 +6,14 @@
 #include <cstdlib>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "scheduler/scheduler.h"
 #include "net/network.h"
 #include "sockets/socket.h"
+#include "sockets/socket_status.h"
 #include "sockets/udp.h"
 #include "tests/testing/allocation_counter.h"
 
@@ -218,6 +220,153 @@ TEST(UdpSocketWrapper, ReceiveIntoAReusedDatagramAndAnswerItsBinaryAddress) {
   });
   ASSERT_TRUE(w.scheduler.Run().ok());
   EXPECT_EQ(allocations_after - allocations_before, 0u);
+}
+
+// The returning ReceiveFrom (what users write): one allocation of exactly the bytes
+// received for a payload longer than std::string's inline buffer, none for a short or
+// empty one; a datagram longer than max_bytes gives max_bytes bytes and truncated.
+// The sender's address is binary (IPv4 stays IPv4, also on a dual-stack socket).
+struct Received {
+  std::string data;
+  size_t capacity = 0;
+  bool truncated = false;
+  std::string from;
+  uint16_t from_port = 0;
+  bool from_v4 = false;
+  uint64_t allocations = 0;
+};
+
+// Sends `payloads` from 10.0.0.2 to a socket bound to `bind_ip`:53 on 10.0.0.1, twice;
+// the server receives each with ReceiveFrom(max_bytes), and counts the allocations of
+// each call of the second round. The first round warms the stack up (its pools and
+// queues grow then); each round is queued whole before the server reads it,
+// so a count is the call's alone, not what other tasks allocate while it blocks.
+std::vector<Received> ReceiveEach(const std::vector<std::string>& payloads, size_t max_bytes,
+                                  const char* bind_ip = "0.0.0.0") {
+  World w;
+  std::vector<Received> received;
+  received.reserve(payloads.size());
+  uint16_t client_port = 0;
+  w.server.Spawn("server", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind(bind_ip, 53);
+    ASSERT_TRUE(socket.ok()) << socket.status();
+    dsim::SleepFor(absl::Seconds(1));
+    for (size_t i = 0; i < payloads.size(); ++i) ASSERT_TRUE(socket->ReceiveFrom(max_bytes).ok());
+    dsim::SleepFor(absl::Seconds(1));
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      Received r;
+      const uint64_t before = dsim::testing::HeapAllocations();
+      absl::StatusOr<UdpSocket::Datagram> datagram = socket->ReceiveFrom(max_bytes);
+      r.allocations = dsim::testing::HeapAllocations() - before;
+      ASSERT_TRUE(datagram.ok()) << datagram.status();
+      r.capacity = datagram->data.capacity();
+      r.data = datagram->data;
+      r.truncated = datagram->truncated;
+      r.from = datagram->from_ip.ToString();
+      r.from_port = datagram->from_port;
+      r.from_v4 = datagram->from_ip.is_v4();
+      received.push_back(std::move(r));
+    }
+  });
+  w.client.Spawn("client", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("0.0.0.0", 0);
+    ASSERT_TRUE(socket.ok());
+    client_port = socket->port();
+    for (int round = 0; round < 2; ++round) {
+      for (const std::string& payload : payloads) {
+        ASSERT_TRUE(socket->SendTo(payload, "10.0.0.1", 53).ok());
+      }
+      dsim::SleepFor(absl::Milliseconds(1500));
+    }
+  });
+  EXPECT_TRUE(w.scheduler.Run().ok());
+  EXPECT_EQ(received.size(), payloads.size());
+  for (const Received& r : received) EXPECT_EQ(r.from_port, client_port);
+  return received;
+}
+
+TEST(UdpSocketWrapper, ReceiveFromAllocatesOnceExactlyTheDatagramsSize) {
+  const std::vector<Received> r =
+      ReceiveEach({std::string(32, 'a'), std::string(1000, 'b'), std::string(16, 'c')}, 65536);
+  ASSERT_EQ(r.size(), 3u);
+  for (const Received& one : r) {
+    EXPECT_EQ(one.allocations, 1u) << one.data.size();
+    EXPECT_EQ(one.capacity, one.data.size());
+    EXPECT_FALSE(one.truncated);
+    EXPECT_EQ(one.from, "10.0.0.2");
+    EXPECT_TRUE(one.from_v4);
+  }
+  EXPECT_EQ(r[0].data, std::string(32, 'a'));
+  EXPECT_EQ(r[1].data, std::string(1000, 'b'));
+  EXPECT_EQ(r[2].data, std::string(16, 'c'));
+}
+
+TEST(UdpSocketWrapper, ReceiveFromOfAShortOrEmptyDatagramAllocatesNothing) {
+  const std::vector<Received> r = ReceiveEach({"", "fifteen bytes!!", "x"}, 65536);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].data, "");
+  EXPECT_EQ(r[1].data, "fifteen bytes!!");
+  EXPECT_EQ(r[2].data, "x");
+  for (const Received& one : r) {
+    EXPECT_EQ(one.allocations, 0u) << one.data;
+    EXPECT_FALSE(one.truncated);
+    EXPECT_EQ(one.from, "10.0.0.2");
+  }
+}
+
+TEST(UdpSocketWrapper, ReceiveFromTruncatesToMaxBytesAndSaysSo) {
+  const std::vector<Received> r =
+      ReceiveEach({std::string(100, 'a'), std::string(20, 'b'), std::string(21, 'c'), ""}, 20);
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[0].data, std::string(20, 'a'));
+  EXPECT_TRUE(r[0].truncated);
+  EXPECT_EQ(r[0].allocations, 1u);
+  EXPECT_EQ(r[0].capacity, 20u);  // The bytes kept, not the datagram's 100.
+  EXPECT_EQ(r[1].data, std::string(20, 'b'));
+  EXPECT_FALSE(r[1].truncated);  // Exactly max_bytes is not truncated.
+  EXPECT_EQ(r[2].data, std::string(20, 'c'));
+  EXPECT_TRUE(r[2].truncated);
+  EXPECT_EQ(r[3].data, "");
+  EXPECT_FALSE(r[3].truncated);
+  const std::vector<Received> none = ReceiveEach({"abc", ""}, 0);
+  ASSERT_EQ(none.size(), 2u);
+  EXPECT_EQ(none[0].data, "");
+  EXPECT_TRUE(none[0].truncated);
+  EXPECT_EQ(none[0].allocations, 0u);
+  EXPECT_FALSE(none[1].truncated);
+}
+
+TEST(UdpSocketWrapper, ADualStackSocketReportsAnIpv4SenderAsIpv4) {
+  const std::vector<Received> r = ReceiveEach({std::string(40, 'a')}, 65536, "::");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].from, "10.0.0.2");
+  EXPECT_TRUE(r[0].from_v4);
+  EXPECT_EQ(r[0].allocations, 1u);
+}
+
+// A failed receive: the errno in the status; the reused Datagram is left as it was.
+TEST(UdpSocketWrapper, AFailedReceiveKeepsTheErrnoAndLeavesTheDatagramAlone) {
+  World w;
+  w.client.Spawn("client", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("0.0.0.0", 0);
+    ASSERT_TRUE(socket.ok());
+    ASSERT_TRUE(socket->handle().SetNonblock(true).ok());
+    absl::StatusOr<UdpSocket::Datagram> none = socket->ReceiveFrom();
+    ASSERT_FALSE(none.ok());
+    EXPECT_EQ(ErrnoFromStatus(none.status()), EAGAIN);
+    UdpSocket::Datagram kept;
+    kept.data = "earlier";
+    kept.from_ip = IpAddress::FromInAddr(in_addr{htonl(0x0a000009)});
+    kept.from_port = 9;
+    kept.truncated = true;
+    absl::Status status = socket->ReceiveFrom(&kept);
+    EXPECT_EQ(ErrnoFromStatus(status), EAGAIN);
+    EXPECT_EQ(kept.data, "earlier");
+    EXPECT_EQ(kept.from_ip.ToString(), "10.0.0.9");
+    EXPECT_EQ(kept.from_port, 9);
+    EXPECT_TRUE(kept.truncated);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
 }
 
 }  // namespace

@@ -1,16 +1,18 @@
-// RecvfromInto: recvfrom(2) into a std::string, for the wrappers (sockets/udp.h).
+// The wrappers' entry points into the socket calls (sockets/udp.h, sockets/tcp.h):
+// RecvInto, recvfrom(2) into a std::string and a binary source address; RecvAll and
+// SendAll, whole-buffer loops of recv(MSG_WAITALL) and send(MSG_NOSIGNAL).
 //
 // Example:
 //
 //   std::string data;
-//   sockaddr_storage from;
-//   socklen_t from_length = sizeof(from);
-//   ssize_t n = dsim::internal::RecvfromInto(fd, &data, 65536, MSG_TRUNC,
-//                                            reinterpret_cast<sockaddr*>(&from), &from_length);
+//   dsim::IpAddress from_ip;
+//   uint16_t from_port;
+//   ssize_t n = dsim::internal::RecvInto(fd, &data, 65536, MSG_TRUNC, &from_ip, &from_port);
 //
 // The same call as dsim::Recvfrom (same scheduling point, errors, trace annotation),
-// except that `data` ends up holding exactly the bytes received (at most max_bytes),
-// reusing its capacity: no zero-filled buffer of the maximum size per call.
+// except that `data` ends up holding exactly the bytes received (at most max_bytes) and
+// the source comes back binary: no zero-filled buffer of the maximum size, no sockaddr
+// filled and decoded again.
 #ifndef DSIM_SOCKETS_INTERNAL_RECV_INTO_H_
 #define DSIM_SOCKETS_INTERNAL_RECV_INTO_H_
 
@@ -20,12 +22,41 @@
 #include <cstddef>
 #include <string>
 
+#include "net/network.h"
 #include "scheduler/source_location.h"
 
 namespace dsim::internal {
 
-ssize_t RecvfromInto(int fd, std::string* data, size_t max_bytes, int flags, sockaddr* address,
-                     socklen_t* address_length, SourceLocation where = SourceLocation::Current());
+// The source is left as it was when the socket reports none (a stream socket, a
+// socketpair end) or the call fails.
+ssize_t RecvInto(int fd, std::string* data, size_t max_bytes, int flags, IpAddress* from_address,
+                 uint16_t* from_port, SourceLocation where = SourceLocation::Current());
+
+// recv(fd, ..., MSG_WAITALL) until `length` bytes came or the stream ended: the bytes
+// read (less than `length` only at the end of the stream), or -1 with errno set. Each
+// round is the same call as dsim::Recv (scheduling point, trace annotation); the loop
+// runs inside, so TcpStream::ReadFull costs one call.
+ssize_t RecvAll(int fd, char* buffer, size_t length,
+                SourceLocation where = SourceLocation::Current());
+
+// send(fd, ..., MSG_NOSIGNAL) until all `length` bytes are sent: `length`, or -1 with
+// errno set (some bytes may have been sent). Each round is the same call as dsim::Send.
+ssize_t SendAll(int fd, const char* data, size_t length,
+                SourceLocation where = SourceLocation::Current());
+
+// `*data` = the n bytes at `bytes`, with at most one allocation of exactly n bytes.
+// std::string::assign is out of line (libstdc++ instantiates it in the shared library)
+// and grows through _M_mutate; the constructor is inline. So: a string that must grow,
+// or whose content fits the inline buffer (15 bytes in libstdc++; a move of a short
+// string keeps the target's own buffer), is built and moved in; a string with room
+// keeps its buffer (ReceiveFrom(&datagram) in a loop allocates nothing).
+inline void AssignReceived(std::string* data, const char* bytes, size_t n) {
+  if (n > data->capacity() || n <= 15) {
+    *data = std::string(bytes, n);
+  } else {
+    data->assign(bytes, n);
+  }
+}
 
 }  // namespace dsim::internal
 

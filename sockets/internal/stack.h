@@ -199,6 +199,12 @@ struct RecvArgs {
   // into_max). The wrappers use it to skip a zero-filled buffer of the maximum size.
   std::string* into = nullptr;
   size_t into_max = 0;
+  // With `into`: a datagram's source, binary, straight into the wrapper's Datagram
+  // (from_ip, from_port), so no sockaddr is filled and decoded. Both or neither. Left
+  // as they were when the call fails or the socket reports no source (a stream, a
+  // socketpair end).
+  IpAddress* from_address = nullptr;
+  uint16_t* from_port = nullptr;
 };
 
 struct SendArgs {
@@ -281,6 +287,8 @@ class HostStack final : public PacketReceiver {
   // to tell a reused descriptor number from the description registered earlier.
   const void* Identity(int fd);
   bool IsOpen(int fd) { return Lookup(fd) != nullptr || LookupFile(fd) != nullptr; }
+  // One past the highest descriptor number in use or used before (close_range walks it).
+  unsigned descriptor_table_size() const { return static_cast<unsigned>(descriptors_.size()); }
   // A descriptor that refers to the description `identity` (see Identity), or -1 once
   // its last descriptor closed. A scan of the table: for the rare case where the number
   // a registration was made under no longer refers to it (epoll after close of a dup).
