@@ -250,8 +250,9 @@ struct Annotation {
   std::string DetailText() const;
 };
 
-// Observes everything the scheduler does. Traces and determinism fingerprints are
-// built on it. Callbacks run inline and must not block or re-enter the scheduler.
+// Observes everything the scheduler does. Callbacks run inline and must not block or
+// re-enter the scheduler. (A Trace hears the scheduler through its trace sink instead,
+// scheduler/trace_sink.h, which costs no call per event; a second trace listens here.)
 class SchedulerListener {
  public:
   virtual ~SchedulerListener() = default;
