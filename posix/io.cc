@@ -37,6 +37,7 @@
 #include "posix/internal/real_descriptors.h"
 #include "posix/internal/state.h"
 #include "net/network.h"
+#include "scheduler/internal/task.h"
 #include "sockets/files.h"
 #include "sockets/internal/pipe.h"
 #include "sockets/socket.h"
@@ -48,7 +49,10 @@ namespace {
 HostStack* HostOf(Scheduler& scheduler) {
   auto* network = static_cast<Network*>(scheduler.extension(Scheduler::kNetworkExtension));
   if (network == nullptr) return nullptr;
-  NetworkHost* host = network->HostOfGroup(scheduler.CurrentGroup());
+  // The task's group, read inline (Scheduler::CurrentGroup is a call; every simulated
+  // call asks).
+  const ::dsim::internal::Task* task = scheduler.current_task();
+  NetworkHost* host = network->HostOfGroup(task != nullptr ? task->group : kNoGroup);
   return host == nullptr ? nullptr : &HostStack::Of(*host);
 }
 
@@ -58,6 +62,18 @@ HostStack* HostOf(Scheduler& scheduler) {
 HostStack* SimulatedFd(Scheduler& scheduler, int fd) {
   HostStack* stack = HostOf(scheduler);
   return stack != nullptr && stack->IsOpen(fd) ? stack : nullptr;
+}
+
+// The same, inline, for the hottest calls (read, write, epoll_wait).
+__attribute__((always_inline)) inline HostStack* SimulatedFdInline(Scheduler& scheduler,
+                                                                    int fd) {
+  auto* network = static_cast<Network*>(scheduler.extension(Scheduler::kNetworkExtension));
+  if (network == nullptr) return nullptr;
+  const ::dsim::internal::Task* task = scheduler.current_task();
+  NetworkHost* host = network->HostOfGroup(task != nullptr ? task->group : kNoGroup);
+  if (host == nullptr) return nullptr;
+  HostStack* stack = &HostStack::Of(*host);
+  return stack->IsOpen(fd) ? stack : nullptr;
 }
 
 // A task of a crashed host whose kill was deferred (it arrived inside a noexcept call)
@@ -176,6 +192,14 @@ dsim::SourceLocation Where(dsim::Scheduler& scheduler) {
   return pi::CachedCallerLocation(pi::State(scheduler));
 }
 
+// DSIM_CALL_SITE_AT and Where in one, inline: the split interposers' simulated path.
+__attribute__((always_inline)) inline dsim::SourceLocation WhereAt(dsim::Scheduler& scheduler,
+                                                                  void* caller) {
+  pi::PosixState& state = pi::State(scheduler);
+  state.call_site = caller;
+  return pi::CachedCallerLocation(state);
+}
+
 // Both for readv/writev on sockets (as recvmsg/sendmsg) and on other files.
 ssize_t VectorIo(dsim::Scheduler& scheduler, HostStack* stack, int fd, const iovec* iov,
                  int count, bool write) {
@@ -206,7 +230,14 @@ T* FileOf(HostStack* stack, int fd) {
   return file != nullptr && typeid(*file) == typeid(T) ? static_cast<T*>(file) : nullptr;
 }
 
-pi::EpollFile* EpollOf(HostStack* stack, int fd) { return FileOf<pi::EpollFile>(stack, fd); }
+// By kind(), whose answer for an epoll is the address of EpollFile::kKind: one virtual
+// call on every epoll_wait instead of a type_info comparison.
+__attribute__((always_inline)) inline pi::EpollFile* EpollOf(HostStack* stack, int fd) {
+  dsim::internal::OpenFile* file = stack == nullptr ? nullptr : stack->LookupFile(fd);
+  return file != nullptr && file->kind() == pi::EpollFile::kKind
+             ? static_cast<pi::EpollFile*>(file)
+             : nullptr;
+}
 
 pi::TimerFd* TimerOf(HostStack* stack, int fd) { return FileOf<pi::TimerFd>(stack, fd); }
 
@@ -300,12 +331,11 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
 
 // The out-of-line half of a split interposer (see NoRunOnThread): DSIM_FD_CALL with
 // the interposer's return address given.
+// `simulated` finds the call site with WhereAt(*scheduler, caller).
 #define DSIM_FD_CALL_IN_RUN(call, caller, fd, simulated, ...)           \
   dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);            \
   if (scheduler == nullptr) return DSIM_REAL(call)(__VA_ARGS__);       \
-  if (HostStack* stack = pi::SimulatedFd(*scheduler, fd); stack != nullptr) { \
-    (void)stack;                                                       \
-    DSIM_CALL_SITE_AT(*scheduler, caller);                             \
+  if (HostStack* stack = pi::SimulatedFdInline(*scheduler, fd); stack != nullptr) { \
     return simulated;                                                  \
   }                                                                    \
   if (!pi::Forwarded(*scheduler, #call, fd)) return -1;                \
@@ -313,27 +343,32 @@ HostStack* HostOfTask(Scheduler& scheduler) { return HostOf(scheduler); }
 
 namespace {
 
-__attribute__((noinline)) ssize_t ReadInRun(int fd, void* buffer, size_t length, void* caller) {
-  DSIM_FD_CALL_IN_RUN(read, caller, fd, dsim::Read(fd, buffer, length, Where(*scheduler)), fd,
-                      buffer, length);
+DSIM_POSIX_HOT __attribute__((noinline)) ssize_t ReadInRun(int fd, void* buffer, size_t length,
+                                                           void* caller) {
+  DSIM_FD_CALL_IN_RUN(read, caller, fd,
+                      dsim::internal::ReadFound(stack, fd, buffer, length,
+                                                WhereAt(*scheduler, caller)),
+                      fd, buffer, length);
 }
 
-__attribute__((noinline)) ssize_t WriteInRun(int fd, const void* buffer, size_t length,
-                                             void* caller) {
-  DSIM_FD_CALL_IN_RUN(write, caller, fd, dsim::Write(fd, buffer, length, Where(*scheduler)), fd,
-                      buffer, length);
+DSIM_POSIX_HOT __attribute__((noinline)) ssize_t WriteInRun(int fd, const void* buffer,
+                                                            size_t length, void* caller) {
+  DSIM_FD_CALL_IN_RUN(write, caller, fd,
+                      dsim::internal::WriteFound(stack, fd, buffer, length,
+                                                 WhereAt(*scheduler, caller)),
+                      fd, buffer, length);
 }
 
 }  // namespace
 
 extern "C" {
 
-ssize_t read(int fd, void* buffer, size_t length) {
+DSIM_POSIX_HOT ssize_t read(int fd, void* buffer, size_t length) {
   if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(read)(fd, buffer, length);
   return ReadInRun(fd, buffer, length, __builtin_return_address(0));
 }
 
-ssize_t write(int fd, const void* buffer, size_t length) {
+DSIM_POSIX_HOT ssize_t write(int fd, const void* buffer, size_t length) {
   if (__builtin_expect(pi::NoRunOnThread(), 1)) return DSIM_REAL(write)(fd, buffer, length);
   return WriteInRun(fd, buffer, length, __builtin_return_address(0));
 }
@@ -741,6 +776,57 @@ int dup3(int fd, int new_fd, int flags) noexcept {
                new_fd, flags);
 }
 
+}  // extern "C"
+
+namespace {
+
+// epoll_wait's cold paths, out of line: the hot half stays a few cache lines.
+[[gnu::cold, gnu::noinline]] int EpollWaitForwarded(dsim::Scheduler& scheduler, int epfd,
+                                                     struct epoll_event* events, int max,
+                                                     int timeout_ms) {
+  if (!pi::Forwarded(scheduler, "epoll_wait", epfd)) return -1;
+  return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
+}
+
+[[gnu::cold, gnu::noinline]] int EpollWaitNotEpoll(HostStack* stack, int epfd) {
+  errno = stack->IsOpen(epfd) ? EINVAL : EBADF;
+  return -1;
+}
+
+[[gnu::noinline]] absl::Time EpollDeadline(dsim::Scheduler& scheduler, int timeout_ms) {
+  // The timeout lasts its length on the host's clock (scheduler/clock.h).
+  return scheduler.TrueDeadlineAfterLocal(absl::Milliseconds(timeout_ms));
+}
+
+// The out-of-line half of epoll_wait (see NoRunOnThread).
+DSIM_POSIX_HOT __attribute__((noinline)) int EpollWaitInRun(int epfd,
+                                                            struct epoll_event* events,
+                                                            int max, int timeout_ms,
+                                                            void* caller) {
+  dsim::Scheduler* scheduler = pi::TaskSchedulerOf(caller);
+  if (scheduler == nullptr) return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
+  HostStack* stack = pi::SimulatedFdInline(*scheduler, epfd);
+  if (__builtin_expect(stack == nullptr, 0)) {
+    return EpollWaitForwarded(*scheduler, epfd, events, max, timeout_ms);
+  }
+  if (__builtin_expect(EpollOf(stack, epfd) == nullptr, 0)) return EpollWaitNotEpoll(stack, epfd);
+  const dsim::SourceLocation where = WhereAt(*scheduler, caller);
+  if (dsim::internal::EnterFoundHost(stack, "epoll_wait") == nullptr) return -1;
+  // Another task may have closed (or replaced) epfd at the scheduling point just taken,
+  // so the instance is found again (a pointer comparison would not tell a new
+  // description at a reused address).
+  pi::EpollFile* epoll = EpollOf(stack, epfd);
+  if (__builtin_expect(epoll == nullptr, 0)) return EpollWaitNotEpoll(stack, epfd);
+  pi::EpollFile::Pin pin(epoll);
+  const absl::Time deadline =
+      timeout_ms < 0 ? absl::InfiniteFuture() : EpollDeadline(*scheduler, timeout_ms);
+  return pi::FromResult(epoll->Wait(events, max, deadline, where));
+}
+
+}  // namespace
+
+extern "C" {
+
 // ---- epoll --------------------------------------------------------------------------------
 
 int epoll_create1(int flags) noexcept {
@@ -754,7 +840,7 @@ int epoll_create1(int flags) noexcept {
     return -1;
   }
   if (dsim::internal::EnterHost("epoll_create1") == nullptr) return -1;
-  return pi::FromResult(stack->InstallFile(std::make_shared<pi::EpollFile>(stack),
+  return pi::FromResult(stack->InstallFile(pi::EpollFile::Create(stack),
                                            (flags & EPOLL_CLOEXEC) != 0));
 }
 
@@ -773,36 +859,11 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) noexcept {
                         event);
 }
 
-int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
-  dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (scheduler == nullptr) return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
-  HostStack* stack = pi::SimulatedFd(*scheduler, epfd);
-  if (stack == nullptr) {
-    if (!pi::Forwarded(*scheduler, "epoll_wait", epfd)) return -1;
+DSIM_POSIX_HOT int epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms) {
+  if (__builtin_expect(pi::NoRunOnThread(), 1)) {
     return DSIM_REAL(epoll_wait)(epfd, events, max, timeout_ms);
   }
-  pi::EpollFile* epoll = EpollOf(stack, epfd);
-  if (epoll == nullptr) {
-    errno = EINVAL;
-    return -1;
-  }
-  DSIM_CALL_SITE(*scheduler);
-  if (dsim::internal::EnterHost("epoll_wait") == nullptr) return -1;
-  std::shared_ptr<dsim::internal::OpenFile> keep = stack->FileRef(epfd);
-  if (__builtin_expect(keep.get() != epoll, 0)) {
-    // Another task closed (or replaced) epfd at the scheduling point EnterHost took:
-    // `epoll` may be gone.
-    epoll = EpollOf(stack, epfd);
-    if (epoll == nullptr) {
-      errno = stack->IsOpen(epfd) ? EINVAL : EBADF;
-      return -1;
-    }
-  }
-  // The timeout lasts its length on the host's clock (scheduler/clock.h).
-  const absl::Time deadline = timeout_ms < 0 ? absl::InfiniteFuture()
-                                             : scheduler->TrueDeadlineAfterLocal(
-                                                   absl::Milliseconds(timeout_ms));
-  return pi::FromResult(epoll->Wait(events, max, deadline, Where(*scheduler)));
+  return EpollWaitInRun(epfd, events, max, timeout_ms, __builtin_return_address(0));
 }
 
 int epoll_pwait(int epfd, struct epoll_event* events, int max, int timeout_ms,

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "posix/internal/clock.h"
+#include "posix/internal/machine.h"
 #include "posix/internal/random.h"
 #include "posix/internal/real.h"
 #include "posix/internal/state.h"
@@ -144,9 +145,26 @@ extern "C" long syscall(long number, ...) noexcept {
                             static_cast<size_t>(a[1]), static_cast<unsigned>(a[2]));
     case SYS_clock_gettime:
       return clock_gettime(static_cast<clockid_t>(a[0]), reinterpret_cast<timespec*>(a[1]));
-    // Deterministic or process-local: forwarded without being listed.
-    case SYS_gettid:
+    // The simulated identity (posix/signals.cc).
     case SYS_getpid:
+      return pi::SimulatedPid(*scheduler);
+    case SYS_gettid:
+      return pi::SimulatedTid(*scheduler);
+    case SYS_getppid:
+      return 1;
+    // Signals would reach real processes and threads (posix/signals.cc).
+    case SYS_kill:
+    case SYS_tkill:
+    case SYS_tgkill:
+    case SYS_rt_sigqueueinfo:
+    case SYS_rt_tgsigqueueinfo:
+    case SYS_pidfd_open:
+    case SYS_pidfd_send_signal:
+      pi::RecordEscape(*scheduler, "syscall", absl::StrCat("raw system call ", number,
+                       " sends a signal or names a process: not simulated"), true);
+      errno = EPERM;
+      return -1;
+    // Deterministic or process-local: forwarded without being listed.
     case SYS_mmap:
     case SYS_munmap:
     case SYS_mprotect:

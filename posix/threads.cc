@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "posix/internal/machine.h"
 #include "posix/internal/real.h"
 #include "posix/internal/state.h"
 
@@ -441,7 +442,8 @@ int pthread_setaffinity_np(pthread_t thread, size_t size, const cpu_set_t* set) 
 int pthread_getaffinity_np(pthread_t thread, size_t size, cpu_set_t* set) noexcept {
   if (!pi::IsSimThread(thread)) return DSIM_REAL(pthread_getaffinity_np)(thread, size, set);
   memset(set, 0, size);
-  if (size > 0) CPU_SET_S(0, size, set);  // One simulated CPU.
+  // The simulated CPUs (posix/internal/machine.h), as sched_getaffinity answers.
+  for (int cpu = 0; cpu < pi::kSimulatedCpus; ++cpu) CPU_SET_S(cpu, size, set);
   return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "scheduler/internal/task.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/trace_sink.h"
 #include "net/network.h"
@@ -68,6 +69,20 @@ ABSL_ATTRIBUTE_NOINLINE HostStack* EnterFailed(Scheduler* scheduler, const char*
   return nullptr;
 }
 
+// The calling task's host stack (the task's group's host), or EnterFailed's answer.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline HostStack* StackOfCaller(Scheduler* scheduler,
+                                                             const char* call) {
+  auto* network = static_cast<Network*>(scheduler->extension(Scheduler::kNetworkExtension));
+  NetworkHost* host =
+      network == nullptr ? nullptr : network->HostOfGroup(scheduler->CurrentGroup());
+  if (ABSL_PREDICT_TRUE(host != nullptr)) return &HostStack::Of(*host);
+  return EnterFailed(scheduler, call,
+                     network == nullptr
+                         ? "no dsim::Network is attached to this simulation's scheduler"
+                         : "the calling task is not on a host (or its host crashed); spawn "
+                           "it with NetworkHost::Spawn or Host::Spawn");
+}
+
 // Finds the calling task's host stack, after the scheduling point every call is.
 // Fails with EPERM outside a simulated task.
 HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
@@ -90,20 +105,25 @@ HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
         scheduler->SchedulingPoint();
       }
     }
-    auto* network =
-        static_cast<Network*>(scheduler->extension(Scheduler::kNetworkExtension));
-    NetworkHost* host =
-        network == nullptr ? nullptr : network->HostOfGroup(scheduler->CurrentGroup());
-    if (network == nullptr) {
-      problem = "no dsim::Network is attached to this simulation's scheduler";
-    } else if (host == nullptr) {
-      problem = "the calling task is not on a host (or its host crashed); spawn it with "
-                "NetworkHost::Spawn or Host::Spawn";
-    } else {
-      return &HostStack::Of(*host);
-    }
+    return StackOfCaller(scheduler, call);
   }
   return EnterFailed(scheduler, call, problem);
+}
+
+// Enter for //posix, which found the calling task's stack just before the call (to tell
+// simulated descriptors from real ones): the same scheduling point, then that stack
+// without a second lookup. It stays the task's across the point unless the task was
+// killed there (its host crashed): then the kill unwinds it at the point, or, deferred
+// by an enclosing noexcept call, the full lookup answers as in Enter.
+// In //posix's hot section (posix/internal/state.h, DSIM_POSIX_HOT): these run only
+// for it.
+#define DSIM_POSIX_HOT __attribute__((section(".text.hot.dsim_posix")))
+
+DSIM_POSIX_HOT HostStack* EnterFound(HostStack* found, const char* call) {
+  Scheduler* scheduler = Scheduler::Current();
+  if (scheduler->UncaughtExceptions() == 0) scheduler->SchedulingPoint();
+  if (ABSL_PREDICT_TRUE(!scheduler->current_task()->kill_requested)) return found;
+  return StackOfCaller(scheduler, call);
 }
 
 // "Recvfrom(3) = 32", "Connect(4) = -1 ECONNREFUSED": made only when a trace is read.
@@ -279,9 +299,10 @@ int Getpeername(int fd, sockaddr* address, socklen_t* length) {
   return Finish(stack, "Getpeername", fd, stack->GetName(fd, address, length, true));
 }
 
-ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
-  HostStack* stack = Enter("Read");
-  if (stack == nullptr) return -1;
+namespace {
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t ReadOn(HostStack* stack, int fd, void* buffer,
+                                                  size_t length, SourceLocation where) {
   // read(2): the descriptor is checked first, then the buffer; a zero-length read of a
   // socket returns 0 at once.
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Read", fd, -EBADF);
@@ -299,9 +320,9 @@ ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
   return Finish(stack, "Read", fd, stack->Recv(fd, args, where));
 }
 
-ssize_t Write(int fd, const void* buffer, size_t length, SourceLocation where) {
-  HostStack* stack = Enter("Write");
-  if (stack == nullptr) return -1;
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t WriteOn(HostStack* stack, int fd,
+                                                   const void* buffer, size_t length,
+                                                   SourceLocation where) {
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Write", fd, -EBADF);
   if (!AccessOk(buffer, length)) return Finish(stack, "Write", fd, FaultOutside(stack, "write"));
   const iovec v{const_cast<void*>(buffer), length};
@@ -313,6 +334,42 @@ ssize_t Write(int fd, const void* buffer, size_t length, SourceLocation where) {
   args.what = "write";
   return Finish(stack, "Write", fd, stack->Send(fd, args, where));
 }
+
+}  // namespace
+
+ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
+  HostStack* stack = Enter("Read");
+  if (stack == nullptr) return -1;
+  return ReadOn(stack, fd, buffer, length, where);
+}
+
+ssize_t Write(int fd, const void* buffer, size_t length, SourceLocation where) {
+  HostStack* stack = Enter("Write");
+  if (stack == nullptr) return -1;
+  return WriteOn(stack, fd, buffer, length, where);
+}
+
+namespace internal {
+
+DSIM_POSIX_HOT HostStack* EnterFoundHost(HostStack* found, const char* call) {
+  return EnterFound(found, call);
+}
+
+DSIM_POSIX_HOT ssize_t ReadFound(HostStack* found, int fd, void* buffer, size_t length,
+                                 SourceLocation where) {
+  HostStack* stack = EnterFound(found, "Read");
+  if (stack == nullptr) return -1;
+  return ReadOn(stack, fd, buffer, length, where);
+}
+
+DSIM_POSIX_HOT ssize_t WriteFound(HostStack* found, int fd, const void* buffer,
+                                  size_t length, SourceLocation where) {
+  HostStack* stack = EnterFound(found, "Write");
+  if (stack == nullptr) return -1;
+  return WriteOn(stack, fd, buffer, length, where);
+}
+
+}  // namespace internal
 
 ssize_t Recv(int fd, void* buffer, size_t length, int flags, SourceLocation where) {
   return Recvfrom(fd, buffer, length, flags, nullptr, nullptr, where);

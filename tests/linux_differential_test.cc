@@ -979,10 +979,6 @@ const Divergence kDeliberateDivergences[] = {
      "MSG_OOB on AF_UNIX stream pairs fails with EOPNOTSUPP (Linux with CONFIG_AF_UNIX_OOB "
      "keeps one urgent byte); SCM_RIGHTS and SCM_CREDENTIALS control messages are not "
      "passed; SO_PEERCRED and SO_PASSCRED answer ENOPROTOOPT / 0."},
-    {"divergence/epoll-ready-order", "", "",
-     "Entries that became ready since the last epoll_wait join the ready list in "
-     "registration order; Linux orders them by the time of their wakeups. Entries already "
-     "on the list, and level-triggered entries re-queued after a report, keep Linux's order."},
     {"divergence/random-devices", "", "",
      "/dev/urandom and /dev/random opened from a task are simulated descriptors drawing "
      "from the strategy; /dev/random never blocks and writes to either change nothing."},

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <functional>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -284,6 +286,109 @@ TEST(PosixEpollClose, DescriptorClosedAtTheWaitsSchedulingPointGivesEbadf) {
     if (!forwarded) EXPECT_TRUE(result == 0 || (result == -1 && error == EBADF)) << seed;
   }
   EXPECT_GT(ebadf_without_escape, 0);
+}
+
+}  // namespace
+
+namespace {
+
+// Runs `body` in a task on a host and returns its virtual elapsed time.
+absl::Duration RunOnHost(const std::function<void()>& body) {
+  dsim::Simulation sim(dsim::SimulationOptions{.seed = 7});
+  absl::Duration elapsed;
+  sim.AddHost({.name = "h",
+               .start = [&] {
+                 const absl::Time start = dsim::Now();
+                 body();
+                 elapsed = dsim::Now() - start;
+               },
+               .start_daemon = false,
+               .addresses = {"10.0.0.1"}});
+  EXPECT_TRUE(sim.Run().ok());
+  return elapsed;
+}
+
+// A blocked epoll_wait is woken by the watched descriptor's wakeup (the entry's watcher
+// puts it on the ready list), at the virtual instant of the write.
+TEST(PosixEpollReadyList, BlockedWaitWakesAtTheWatchedDescriptorsWakeup) {
+  int result = -1;
+  uint64_t data = 0;
+  const absl::Duration elapsed = RunOnHost([&] {
+    const int epfd = epoll_create1(0);
+    const int efd = eventfd(0, EFD_NONBLOCK);
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = 42;
+    ASSERT_EQ(epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &event), 0);
+    std::thread writer([efd] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      uint64_t one = 1;
+      ASSERT_EQ(write(efd, &one, sizeof(one)), 8);
+    });
+    epoll_event out{};
+    result = epoll_wait(epfd, &out, 1, 1000);
+    data = out.data.u64;
+    writer.join();
+    close(efd);
+    close(epfd);
+  });
+  EXPECT_EQ(result, 1);
+  EXPECT_EQ(data, 42u);
+  EXPECT_EQ(elapsed, absl::Milliseconds(10));
+}
+
+// A wakeup of an inner epoll's entry reaches a task blocked on an outer epoll that
+// watches it (ep_poll_callback wakes the epoll's own pollers), at the write's instant.
+TEST(PosixEpollReadyList, NestedEpollWaiterWakesWhenAnInnerDescriptorBecomesReady) {
+  int result = -1;
+  const absl::Duration elapsed = RunOnHost([&] {
+    const int inner = epoll_create1(0);
+    const int outer = epoll_create1(0);
+    const int efd = eventfd(0, EFD_NONBLOCK);
+    epoll_event event{};
+    event.events = EPOLLIN;
+    ASSERT_EQ(epoll_ctl(inner, EPOLL_CTL_ADD, efd, &event), 0);
+    ASSERT_EQ(epoll_ctl(outer, EPOLL_CTL_ADD, inner, &event), 0);
+    std::thread writer([efd] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      uint64_t one = 1;
+      ASSERT_EQ(write(efd, &one, sizeof(one)), 8);
+    });
+    epoll_event out{};
+    result = epoll_wait(outer, &out, 1, 1000);
+    writer.join();
+    for (int fd : {efd, inner, outer}) close(fd);
+  });
+  EXPECT_EQ(result, 1);
+  EXPECT_EQ(elapsed, absl::Milliseconds(10));
+}
+
+// The last descriptor of an epoll closed by another task while a wait blocks on it: the
+// instance lives until the wait returns (Linux holds the file for the call), which times
+// out normally; the watched socket's wakeups meanwhile reach nothing freed.
+TEST(PosixEpollReadyList, InstanceClosedDuringABlockedWaitLivesUntilTheWaitReturns) {
+  int result = -1;
+  const absl::Duration elapsed = RunOnHost([&] {
+    const int epfd = epoll_create1(0);
+    const int efd = eventfd(0, EFD_NONBLOCK);
+    epoll_event event{};
+    event.events = EPOLLIN | EPOLLET;
+    ASSERT_EQ(epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &event), 0);
+    std::thread closer([epfd, efd] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      close(epfd);
+      uint64_t one = 1;
+      ASSERT_EQ(write(efd, &one, sizeof(one)), 8);  // Wakes the closed instance's entry.
+    });
+    epoll_event out{};
+    result = epoll_wait(epfd, &out, 1, 20);
+    closer.join();
+    close(efd);
+  });
+  // The write woke the instance's waiter (its entry is still watched), and the call
+  // reports the ready entry, as Linux does for a call already inside epoll_wait.
+  EXPECT_EQ(result, 1);
+  EXPECT_EQ(elapsed, absl::Milliseconds(5));
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "scheduler/scheduler.h"
 #include "scheduler/semaphore.h"
 #include "scheduler/wait_group.h"
+#include "scheduler/internal/wait_queue.h"
 
 namespace dsim {
 namespace {
@@ -475,6 +476,78 @@ TEST(MutexAwait, AwaitWithTimeoutGivesUpExactlyAtTheDeadlineHoldingTheMutex) {
     MutexLock lock(&mu);  // A release that does not make the condition true.
   });
   ASSERT_TRUE(scheduler.Run().ok());
+}
+
+}  // namespace
+}  // namespace dsim
+
+// ---- WaitQueue watchers (what epoll's entries hook into a file's queues) -------------
+
+namespace dsim {
+namespace {
+
+struct CountingWatcher : internal::Waiter {
+  int notified = 0;
+  static void Notify(internal::Waiter* waiter) {
+    ++static_cast<CountingWatcher*>(waiter)->notified;
+  }
+  CountingWatcher() { notify = &CountingWatcher::Notify; }
+};
+
+TEST(WaitQueueWatcher, IsNotifiedOnEveryWakeAllAndStaysLinked) {
+  Scheduler scheduler;
+  internal::WaitQueue queue;
+  CountingWatcher watcher;
+  queue.Watch(&watcher);
+  bool woke = false;
+  scheduler.Spawn("waiter", [&] {
+    queue.Wait("test", SourceLocation::Current());
+    woke = true;
+  });
+  scheduler.Spawn("waker", [&] {
+    while (queue.size() < 2) Yield();  // The watcher and the blocked task.
+    EXPECT_EQ(queue.WakeAll(), 1u);  // The task; the watcher is notified, not counted.
+    EXPECT_EQ(queue.WakeAll(), 0u);
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_TRUE(woke);
+  EXPECT_EQ(watcher.notified, 2);
+  EXPECT_EQ(watcher.queue, &queue);
+  queue.Remove(&watcher);
+  EXPECT_TRUE(queue.empty());
+}
+
+TEST(WaitQueueWatcher, DestroyedQueueUnlinksItsWatchers) {
+  CountingWatcher watcher;
+  {
+    internal::WaitQueue queue;
+    queue.Watch(&watcher);
+    EXPECT_FALSE(queue.empty());
+  }
+  EXPECT_EQ(watcher.queue, nullptr);
+  EXPECT_EQ(watcher.notified, 0);
+}
+
+TEST(WaitQueueWatcher, WakeOneNeverPicksAWatcher) {
+  Scheduler scheduler;
+  internal::WaitQueue queue;
+  CountingWatcher watcher;
+  queue.Watch(&watcher);  // Ahead of the task in the queue.
+  bool woke = false;
+  const TaskId waiter = scheduler.Spawn("waiter", [&] {
+    queue.Wait("test", SourceLocation::Current());
+    woke = true;
+  }).id();
+  scheduler.Spawn("waker", [&] {
+    while (queue.size() < 2) Yield();
+    EXPECT_EQ(queue.FirstWaiter(), waiter);
+    EXPECT_TRUE(queue.WakeOne());
+    EXPECT_FALSE(queue.WakeOne());
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_TRUE(woke);
+  EXPECT_EQ(watcher.notified, 0);
+  queue.Remove(&watcher);
 }
 
 }  // namespace

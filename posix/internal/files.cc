@@ -7,37 +7,108 @@
 #include <cstring>
 
 #include "absl/container/inlined_vector.h"
+#include "scheduler/internal/check.h"
 #include "posix/internal/random.h"
+#include "posix/internal/state.h"
 #include "sockets/internal/pipe.h"
 
 namespace dsim::posix::internal {
 
 // ---- epoll ------------------------------------------------------------------------------
 
+namespace {
+
+// Whether a wakeup with poll `key` concerns an entry waiting for `events`
+// (ep_poll_callback's filter). Keys and events are compared by side, as OpenFile::edges
+// counts them: any input bit against any input bit, output against output. A key of 0
+// (hang-up, error, shutdown, any wakeup of a socket) concerns everyone, and so does an
+// entry with neither side (it counts every edge).
+bool KeyConcerns(short key, uint32_t events) {
+  constexpr uint32_t kIn = POLLIN | POLLRDNORM | POLLPRI;
+  constexpr uint32_t kOut = POLLOUT | POLLWRNORM;
+  if (key == 0) return true;
+  const bool in = (events & kIn) != 0;
+  const bool out = (events & kOut) != 0;
+  if (in == out && !in) return true;
+  if ((key & kIn) && in) return true;
+  if ((key & kOut) && out) return true;
+  return (key & (POLLERR | POLLHUP)) != 0;
+}
+
+}  // namespace
+
+EpollFile::~EpollFile() {
+  for (auto& interest : interests_) Unwatch(interest.get());
+}
+
+void EpollFile::Unwatch(Interest* interest) {
+  for (Watch* watch : {&interest->readable, &interest->writable}) {
+    if (watch->queue != nullptr) watch->queue->Remove(watch);
+  }
+}
+
+// ep_poll_callback: runs inside the WakeAll of a watched description's queue.
+DSIM_POSIX_HOT void EpollFile::OnWake(::dsim::internal::Waiter* waiter) {
+  Interest& interest = *static_cast<Watch*>(waiter)->interest;
+  if (interest.disabled) return;  // A fired EPOLLONESHOT waits for EPOLL_CTL_MOD.
+  if (interest.file != nullptr && !KeyConcerns(interest.file->wake_key(), interest.events)) {
+    return;
+  }
+  EpollFile& epoll = *interest.epoll;
+  epoll.Enqueue(&interest);
+  if (epoll.notifying_) return;  // An epoll nested in itself through others.
+  epoll.notifying_ = true;
+  epoll.NotifyReadiness(POLLIN);  // Tasks in epoll_wait, and epolls watching this one.
+  epoll.notifying_ = false;
+}
+
+DSIM_POSIX_HOT void EpollFile::Enqueue(Interest* interest) {
+  if (interest->listed) return;
+  interest->listed = true;
+  interest->prev = ready_tail_;
+  interest->next = nullptr;
+  (ready_tail_ != nullptr ? ready_tail_->next : ready_head_) = interest;
+  ready_tail_ = interest;
+}
+
+void EpollFile::Dequeue(Interest* interest) {
+  if (!interest->listed) return;
+  (interest->prev != nullptr ? interest->prev->next : ready_head_) = interest->next;
+  (interest->next != nullptr ? interest->next->prev : ready_tail_) = interest->prev;
+  interest->listed = false;
+  interest->prev = interest->next = nullptr;
+}
+
+void EpollFile::Forget(Interest* interest) {
+  Unwatch(interest);
+  Dequeue(interest);
+  auto it = std::find_if(interests_.begin(), interests_.end(),
+                         [&](const auto& i) { return i.get() == interest; });
+  interests_.erase(it);
+}
+
+// ep_eventpoll_poll: readable when an entry on the ready list is ready.
 short EpollFile::PollMask() const {
-  for (const Interest& interest : interests_) {
-    if (Ready(interest) != 0) return POLLIN | POLLRDNORM;
+  for (const Interest* i = ready_head_; i != nullptr; i = i->next) {
+    if (!Gone(*i) && Ready(*i) != 0) return POLLIN | POLLRDNORM;
   }
   return 0;
 }
 
-int EpollFile::QueryFd(const Interest& interest) const {
-  if (stack_->Identity(interest.fd) == interest.identity) return interest.fd;
-  return stack_->AnyDescriptorOf(interest.identity);
-}
-
-uint32_t EpollFile::Ready(const Interest& interest) const {
+// ep_item_poll: the description's readiness, asked directly (not through a descriptor
+// number, which may have been closed while a dup keeps the description). The caller
+// checked Gone().
+DSIM_POSIX_HOT uint32_t EpollFile::Ready(const Interest& interest) const {
   if (interest.disabled) return 0;
-  const int fd = QueryFd(interest);
-  if (fd < 0) return 0;
-  const uint32_t mask = static_cast<uint16_t>(stack_->Readiness(fd));
+  const uint32_t mask = static_cast<uint16_t>(
+      interest.socket != nullptr ? stack_->SocketReadiness(*interest.socket)
+                                 : interest.file->PollMask());
   // poll and epoll share bit values; EPOLLERR and EPOLLHUP are always reported.
   const uint32_t wanted = (interest.events & ~(EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE |
                                                EPOLLWAKEUP)) | EPOLLERR | EPOLLHUP;
   const uint32_t ready = mask & wanted;
   if (ready == 0) return 0;
-  if ((interest.events & EPOLLET) && !interest.pending &&
-      stack_->Edges(fd, interest.events) == interest.seen_edges) {
+  if ((interest.events & EPOLLET) && !interest.pending && Edges(interest) == interest.seen_edges) {
     return 0;
   }
   return ready;
@@ -58,86 +129,123 @@ int EpollFile::Control(int op, int fd, const epoll_event* event) {
       return -EINVAL;
     }
   }
+  // Entries whose description went away since (its last descriptor closed) are gone,
+  // as Linux drops them when the file is released. Checked before any comparison: the
+  // address of a freed description may be a new one's.
+  for (size_t i = 0; i < interests_.size();) {
+    if (Gone(*interests_[i])) {
+      Forget(interests_[i].get());
+    } else {
+      ++i;
+    }
+  }
   const void* identity = stack_->Identity(fd);
-  auto it = std::find_if(interests_.begin(), interests_.end(), [&](const Interest& i) {
-    return i.fd == fd && i.identity == identity;
+  auto it = std::find_if(interests_.begin(), interests_.end(), [&](const auto& i) {
+    return i->fd == fd && i->identity == identity;
   });
+  Interest* interest = it == interests_.end() ? nullptr : it->get();
   switch (op) {
-    case EPOLL_CTL_ADD:
-      if (it != interests_.end()) return -EEXIST;
+    case EPOLL_CTL_ADD: {
+      if (interest != nullptr) return -EEXIST;
       if (event == nullptr) return -EFAULT;
-      interests_.push_back(Interest{fd, identity, event->events, event->data,
-                                    stack_->Edges(fd, event->events), true, false});
+      ::dsim::internal::WaitQueue* readable;
+      ::dsim::internal::WaitQueue* writable;
+      ::dsim::internal::SocketState* socket;
+      OpenFile* file;
+      const bool open = stack_->ReadinessQueues(fd, &readable, &writable, &socket, &file);
+      DSIM_CHECK(open);
+      interests_.push_back(std::make_unique<Interest>());
+      interest = interests_.back().get();
+      interest->epoll = this;
+      interest->fd = fd;
+      interest->identity = identity;
+      interest->socket = socket;
+      interest->file = file;
+      interest->events = event->events;
+      interest->data = event->data;
+      interest->seen_edges = Edges(*interest);
+      for (Watch* watch : {&interest->readable, &interest->writable}) {
+        watch->interest = interest;
+        watch->notify = &EpollFile::OnWake;
+      }
+      readable->Watch(&interest->readable);
+      writable->Watch(&interest->writable);
       break;
+    }
     case EPOLL_CTL_MOD:
-      if (it == interests_.end()) return -ENOENT;
+      if (interest == nullptr) return -ENOENT;
       if (event == nullptr) return -EFAULT;
-      it->events = event->events;
-      it->data = event->data;
-      it->pending = true;
-      it->disabled = false;
-      it->seen_edges = stack_->Edges(fd, event->events);
+      interest->events = event->events;
+      interest->data = event->data;
+      interest->pending = true;
+      interest->disabled = false;
+      interest->seen_edges = Edges(*interest);
       break;
     case EPOLL_CTL_DEL:
-      if (it == interests_.end()) return -ENOENT;
-      interests_.erase(it);
-      break;
+      if (interest == nullptr) return -ENOENT;
+      Forget(interest);
+      NotifyReadiness();  // Waiters in epoll_wait re-evaluate.
+      return 0;
     default:
       return -EINVAL;
   }
+  // ep_insert and ep_modify: an entry ready now joins the ready list at once.
+  if (Ready(*interest) != 0) Enqueue(interest);
   NotifyReadiness();  // Waiters in epoll_wait re-evaluate.
   return 0;
 }
 
-int EpollFile::Collect(epoll_event* events, int max) {
-  // Drop entries whose description is gone (its last descriptor closed).
-  interests_.erase(std::remove_if(interests_.begin(), interests_.end(),
-                                  [&](const Interest& i) { return QueryFd(i) < 0; }),
-                   interests_.end());
-  // The ready list: entries already on it keep their place, newly ready ones join the
-  // back in registration order, entries no longer ready leave it. ready_ is scratch kept
-  // between calls, so a warm epoll_wait does not allocate.
-  ready_.clear();
-  for (Interest& interest : interests_) {
-    const uint32_t mask = Ready(interest);
-    if (mask == 0) {
-      interest.queued_at = 0;
+// ep_send_events: the ready list is taken whole; entries are reported from its front
+// until `max`; those not reached go back to the front, ahead of the reported
+// level-triggered entries, which rejoin the back.
+DSIM_POSIX_HOT int EpollFile::Collect(epoll_event* events, int max) {
+  Interest* scan = ready_head_;
+  Interest* const scan_tail = ready_tail_;
+  ready_head_ = ready_tail_ = nullptr;
+  int count = 0;
+  while (scan != nullptr && count < max) {
+    Interest* interest = scan;
+    scan = interest->next;
+    interest->listed = false;
+    interest->prev = interest->next = nullptr;
+    if (__builtin_expect(Gone(*interest), 0)) {
+      Forget(interest);
       continue;
     }
-    if (interest.queued_at == 0) interest.queued_at = ++queue_clock_;
-    ready_.emplace_back(&interest, mask);
-  }
-  std::sort(ready_.begin(), ready_.end(), [](const auto& a, const auto& b) {
-    return a.first->queued_at < b.first->queued_at;
-  });
-  int count = 0;
-  for (auto& [interest, mask] : ready_) {
-    if (count == max) break;
+    const uint32_t mask = Ready(*interest);
+    if (mask == 0) continue;
     events[count].events = mask;
     events[count].data = interest->data;
     ++count;
     interest->pending = false;
-    interest->seen_edges = stack_->Edges(QueryFd(*interest), interest->events);
-    if (interest->events & EPOLLONESHOT) interest->disabled = true;
-    // A reported level-triggered entry goes back on the end of the list; edge-triggered
-    // and one-shot entries leave it until their next wakeup.
-    interest->queued_at =
-        (interest->events & (EPOLLET | EPOLLONESHOT)) ? 0 : ++queue_clock_;
+    if (interest->events & EPOLLET) {
+      interest->seen_edges = Edges(*interest);
+    }
+    if (interest->events & EPOLLONESHOT) {
+      interest->disabled = true;
+    } else if (!(interest->events & EPOLLET)) {
+      Enqueue(interest);  // Level-triggered: back on the end.
+    }
+  }
+  if (scan != nullptr) {
+    // Not reached: they keep their place (and `listed`), in front of the re-queued.
+    scan->prev = nullptr;
+    scan_tail->next = ready_head_;
+    (ready_head_ != nullptr ? ready_head_->prev : ready_tail_) = scan_tail;
+    ready_head_ = scan;
   }
   return count;
 }
 
-int EpollFile::Wait(epoll_event* events, int max, absl::Time deadline, SourceLocation where) {
+DSIM_POSIX_HOT int EpollFile::Wait(epoll_event* events, int max, absl::Time deadline,
+                                   SourceLocation where) {
   if (max <= 0) return -EINVAL;
-  Scheduler& scheduler = *Scheduler::Current();
   for (;;) {
     const int count = Collect(events, max);
-    if (count > 0 || scheduler.Now() >= deadline) return count;
-    absl::InlinedVector<int, 16> fds;  // On the stack: another task may wait here too.
-    for (const Interest& interest : interests_) fds.push_back(QueryFd(interest));
-    // epoll_ctl from another task wakes this wait too (Control notifies readiness). The
-    // caller keeps this file alive while it waits.
-    stack_->WaitForAny(fds, deadline, "epoll_wait", where, &readable());
+    if (count > 0 || Scheduler::Current()->Now() >= deadline) return count;
+    // Woken by a watched description (OnWake), epoll_ctl, or the deadline. The caller
+    // keeps this file alive while it waits.
+    readable().Wait("epoll_wait", where, deadline);
   }
 }
 

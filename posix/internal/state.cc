@@ -153,7 +153,7 @@ SourceLocation CallerLocation(PosixState& state) {
   if (full_caller_walks || state.call_site == nullptr) return FullCallerLocation(state);
   const uintptr_t key = reinterpret_cast<uintptr_t>(state.call_site);
   PosixState::CallSiteSlot& slot =
-      state.call_site_cache[(key ^ (key >> 7)) % PosixState::kCallSiteSlots];
+      state.call_site_cache[PosixState::CallSiteSlotOf(key)];
   if (__builtin_expect(slot.address == state.call_site, 1)) return slot.location;
   slot.address = state.call_site;
   slot.location = DescribeCallSite(state);

@@ -32,6 +32,8 @@ Scheduler& SchedulerForBlocking(const char* what) {
 
 WaitQueue::~WaitQueue() {
   if (head_ == nullptr) return;
+  if (watchers_ != 0) UnlinkWatchers();
+  if (head_ == nullptr) return;
   if (!DSIM_RUN_MISUSE(false, FirstWaiter(), kNoTask,
                        "a wait queue (mutex, condition variable, socket, ...) was destroyed "
                        "while task \"", head_->task->name, "\" waits on it. Objects that "
@@ -41,7 +43,28 @@ WaitQueue::~WaitQueue() {
   }
 }
 
-TaskId WaitQueue::FirstWaiter() const { return head_ != nullptr ? head_->task->id : kNoTask; }
+TaskId WaitQueue::FirstWaiter() const {
+  for (const Waiter* w = head_; w != nullptr; w = w->next) {
+    if (w->task != nullptr) return w->task->id;
+  }
+  return kNoTask;
+}
+
+void WaitQueue::Watch(Waiter* watcher) {
+  DSIM_DCHECK(watcher->task == nullptr && watcher->notify != nullptr);
+  Link(watcher);
+  ++watchers_;
+}
+
+// The watchers of a dying queue learn it from their null `queue` (the file they watch
+// is gone).
+void WaitQueue::UnlinkWatchers() {
+  for (Waiter* w = head_; w != nullptr;) {
+    Waiter* next = w->next;
+    if (w->task == nullptr) Remove(w);
+    w = next;
+  }
+}
 
 void WaitQueue::AbandonWaiters() {
   while (head_ != nullptr) Remove(head_);
@@ -58,6 +81,7 @@ void WaitQueue::Link(Waiter* waiter) {
 
 void WaitQueue::Remove(Waiter* waiter) {
   DSIM_DCHECK(waiter->queue == this);
+  if (waiter->task == nullptr) --watchers_;
   (waiter->prev ? waiter->prev->next : head_) = waiter->next;
   (waiter->next ? waiter->next->prev : tail_) = waiter->prev;
   waiter->queue = nullptr;
@@ -97,7 +121,7 @@ bool WaitQueue::WakeOne() {
   uint64_t ids[kWakeWindow];
   size_t count = 0;
   for (Waiter* w = head_; w != nullptr && count < kWakeWindow; w = w->next) {
-    if (w->task->state != TaskState::kBlocked) continue;
+    if (w->task == nullptr || w->task->state != TaskState::kBlocked) continue;
     candidates[count] = w;
     ids[count] = w->task->id;
     ++count;
@@ -113,11 +137,31 @@ bool WaitQueue::WakeOne() {
 }
 
 size_t WaitQueue::WakeAll() {
+  if (watchers_ != 0) return WakeAllAndNotify();
   size_t woken = 0;
   while (head_ != nullptr) {
     Waiter* w = head_;
     Remove(w);
     if (w->scheduler->Wake(w->task, WakeReason::kWoken)) ++woken;
+  }
+  return woken;
+}
+
+// WakeAll with watchers linked: they are notified in link order and stay. A watcher's
+// notify must not wake this queue again (epoll guards against its own cycles).
+// With //posix's hot code (posix/internal/state.h, DSIM_POSIX_HOT): only epoll's
+// watchers bring it here.
+__attribute__((section(".text.hot.dsim_posix"))) size_t WaitQueue::WakeAllAndNotify() {
+  size_t woken = 0;
+  for (Waiter* w = head_; w != nullptr;) {
+    Waiter* next = w->next;
+    if (w->task == nullptr) {
+      w->notify(w);
+    } else {
+      Remove(w);
+      if (w->scheduler->Wake(w->task, WakeReason::kWoken)) ++woken;
+    }
+    w = next;
   }
   return woken;
 }

@@ -20,6 +20,7 @@
 #define DSIM_SCHEDULER_INTERNAL_WAIT_QUEUE_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -36,6 +37,8 @@ struct Waiter {
   WaitQueue* queue = nullptr;  // Null once unlinked.
   Waiter* prev = nullptr;
   Waiter* next = nullptr;
+  // A watcher (see WaitQueue::Watch) instead of a blocked task: `task` is null.
+  void (*notify)(Waiter*) = nullptr;
 };
 
 class WaitQueue {
@@ -63,14 +66,21 @@ class WaitQueue {
   // Wakes every blocked waiter, oldest first. Returns how many woke.
   size_t WakeAll();
 
-  // Waiters linked, including ones already woken that have not run yet.
+  // Links a watcher: no task blocks; `watcher->notify(watcher)` runs on every WakeAll of
+  // this queue (in link order among the waiters) and the watcher stays linked, until
+  // Remove() or the queue's destruction, which unlinks it (its `queue` becomes null).
+  // epoll's entries watch their files this way, as Linux's ep_poll_callback does.
+  // WakeOne never picks a watcher and does not notify them.
+  void Watch(Waiter* watcher);
+
+  // Waiters linked (watchers included), including ones already woken that have not run yet.
   bool empty() const { return head_ == nullptr; }
   size_t size() const { return size_; }
 
   // Unlinks a waiter (done for the waiting task when it resumes).
   void Remove(Waiter* waiter);
 
-  // The task of the oldest waiter, or kNoTask.
+  // The task of the oldest waiter that is a task, or kNoTask.
   TaskId FirstWaiter() const;
   // Unlinks every waiter without waking it: the queue is about to die under misuse, and
   // its waiters must not touch it when they resume (to be unwound).
@@ -78,10 +88,13 @@ class WaitQueue {
 
  private:
   void Link(Waiter* waiter);
+  void UnlinkWatchers();
+  size_t WakeAllAndNotify();
 
   Waiter* head_ = nullptr;
   Waiter* tail_ = nullptr;
   size_t size_ = 0;
+  uint32_t watchers_ = 0;
 };
 
 // The scheduling point that follows a release operation (Unlock, Signal, Notify,

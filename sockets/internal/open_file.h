@@ -100,9 +100,14 @@ class OpenFile {
   void NotifyReadiness(short key = 0) {
     if (key == 0 || (key & (POLLIN | POLLRDNORM | POLLPRI))) ++in_edges_;
     if (key == 0 || (key & (POLLOUT | POLLWRNORM))) ++out_edges_;
+    wake_key_ = key;
     if (!readable_.empty()) readable_.WakeAll();
     if (!writable_.empty()) writable_.WakeAll();
+    wake_key_ = 0;
   }
+  // The key of the NotifyReadiness in progress (0 for any other wake): what epoll's
+  // watchers filter on, as ep_poll_callback filters on the key of a wakeup.
+  short wake_key() const { return wake_key_; }
   // How many wakeups matching `events` (poll/epoll bits) there were; edge-triggered
   // epoll compares it. Events with neither an input nor an output bit count them all.
   uint64_t edges(uint32_t events = 0) const {
@@ -120,6 +125,7 @@ class OpenFile {
   int descriptor_count_ = 0;
   uint64_t in_edges_ = 0;
   uint64_t out_edges_ = 0;
+  short wake_key_ = 0;
   WaitQueue readable_;
   WaitQueue writable_;
 };

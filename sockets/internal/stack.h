@@ -293,6 +293,24 @@ class HostStack final : public PacketReceiver {
   // its last descriptor closed. A scan of the table: for the rare case where the number
   // a registration was made under no longer refers to it (epoll after close of a dup).
   int AnyDescriptorOf(const void* identity);
+  // Readiness of a socket known by its state (epoll's entries hold it): PollMask.
+  short SocketReadiness(const SocketState& socket) const { return PollMask(socket); }
+  // The queues every readiness change of `fd`'s description wakes (epoll's entries
+  // watch them, WaitQueue::Watch), and the description: its socket state, or the file
+  // when it is not a socket. False when `fd` is not open.
+  bool ReadinessQueues(int fd, WaitQueue** readable, WaitQueue** writable,
+                       SocketState** socket, OpenFile** file) {
+    *socket = Lookup(fd);
+    *file = *socket == nullptr ? LookupFile(fd) : nullptr;
+    if (*socket != nullptr) {
+      *readable = &(*socket)->readable;
+      *writable = &(*socket)->writable;
+    } else if (*file != nullptr) {
+      *readable = &(*file)->readable();
+      *writable = &(*file)->writable();
+    }
+    return *socket != nullptr || *file != nullptr;
+  }
   // Blocks until the readiness of any of `fds` may have changed, or `deadline`, or a
   // wake through `also` (a queue the caller keeps alive: epoll's own).
   void WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
@@ -549,6 +567,14 @@ class HostStack final : public PacketReceiver {
 // null with errno = EPERM (and a message for LastSocketErrorMessage) outside a task on
 // a host. For descriptor kinds defined outside sockets/ (pipes, files, epoll).
 HostStack* EnterHost(const char* call);
+// EnterHost for //posix, which found the calling task's stack just before the call (to
+// tell simulated descriptors from real ones): the same scheduling point, without a
+// second host lookup after it (unless the task was killed at it).
+HostStack* EnterFoundHost(HostStack* found, const char* call);
+// dsim::Read and dsim::Write through EnterFoundHost.
+ssize_t ReadFound(HostStack* found, int fd, void* buffer, size_t length, SourceLocation where);
+ssize_t WriteFound(HostStack* found, int fd, const void* buffer, size_t length,
+                   SourceLocation where);
 
 // The start of a call, for its timeouts. Reading the clock costs a call into Abseil on
 // the hottest path, so a socket without deadline or timeout skips it: with both
