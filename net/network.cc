@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/nanos.h"
+#include "scheduler/trace_sink.h"
 
 namespace dsim {
 
@@ -124,7 +125,12 @@ std::string Packet::ToString() const {
 //   | length << 32; IPv4 (both ends): 2: source | destination << 32; IPv6: 2-3 source,
 //   4-5 destination; then sequence and acknowledgment, left out (zero) from the end
 //   when zero. The words past the returned count are not written.
-int Packet::ToTraceWords(uint64_t* words) const {
+namespace {
+
+// Packet::ToTraceWords, inline for the trace's raw path (which then makes no call).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline int TraceWordsOf(const Packet& packet, uint64_t* words) {
+  const Endpoint& source = packet.source;
+  const Endpoint& destination = packet.destination;
   const uint64_t s0 = LoadWord(source.address.bytes().data());
   const uint64_t s1 = LoadWord(source.address.bytes().data() + 8);
   const uint64_t d0 = LoadWord(destination.address.bytes().data());
@@ -132,10 +138,10 @@ int Packet::ToTraceWords(uint64_t* words) const {
   // IPv4-mapped: ten zero bytes, two 0xff, then the IPv4 address.
   const bool v4 = s0 == 0 && d0 == 0 && static_cast<uint32_t>(s1) == 0xffff0000u &&
                   static_cast<uint32_t>(d1) == 0xffff0000u;
-  words[0] = static_cast<uint64_t>(kind) | uint64_t{v4} << 7 | uint64_t{flags} << 8 |
-             window_bytes << 16;
+  words[0] = static_cast<uint64_t>(packet.kind) | uint64_t{v4} << 7 |
+             uint64_t{packet.flags} << 8 | packet.window_bytes << 16;
   words[1] = uint64_t{source.port} | uint64_t{destination.port} << 16 |
-             static_cast<uint64_t>(payload.size()) << 32;
+             static_cast<uint64_t>(packet.payload.size()) << 32;
   int n = 2;
   if (v4) {
     words[n++] = (s1 >> 32) | (d1 >> 32) << 32;
@@ -146,10 +152,14 @@ int Packet::ToTraceWords(uint64_t* words) const {
     words[n++] = d1;
   }
   const int base = n;
-  words[n++] = sequence;
-  words[n++] = acknowledgment;
-  return acknowledgment != 0 ? base + 2 : sequence != 0 ? base + 1 : base;
+  words[n++] = packet.sequence;
+  words[n++] = packet.acknowledgment;
+  return packet.acknowledgment != 0 ? base + 2 : packet.sequence != 0 ? base + 1 : base;
 }
+
+}  // namespace
+
+int Packet::ToTraceWords(uint64_t* words) const { return TraceWordsOf(*this, words); }
 
 void Packet::FormatTraceWords(const AnnotationPayload& payload, std::string* out) {
   const uint64_t* w = payload.words;
@@ -804,9 +814,22 @@ int Network::InjectReset(NetworkHost& a, NetworkHost& b) {
   return reset;
 }
 
-// The category as a string_view: a literal's length is known where it is passed.
-void Network::AnnotatePacket(absl::string_view category, const Packet& packet, int flow_phase,
-                             GroupId group) {
+namespace {
+
+constexpr AnnotationKind kNetSend("net.send", Packet::FormatTraceWords);
+constexpr AnnotationKind kNetDeliver("net.deliver", Packet::FormatTraceWords);
+
+// As an Annotation for every listener (the trace records the same as the raw path), or
+// raw when the fast path could not serve (the trace's block is full, the kind new to it).
+ABSL_ATTRIBUTE_NOINLINE void AnnotatePacketSlow(Scheduler& scheduler, absl::string_view category,
+                                                const AnnotationKind* kind, const Packet& packet,
+                                                int flow_phase, GroupId group);
+
+// As an Annotation for every listener (the trace records the same as the raw path).
+ABSL_ATTRIBUTE_NOINLINE void AnnotatePacketForListeners(Scheduler& scheduler,
+                                                        absl::string_view category,
+                                                        const Packet& packet, int flow_phase,
+                                                        GroupId group) {
   Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
   annotation.category = category;
   annotation.group = group;
@@ -814,7 +837,59 @@ void Network::AnnotatePacket(absl::string_view category, const Packet& packet, i
   annotation.flow_phase = flow_phase;
   annotation.format = Packet::FormatTraceWords;
   annotation.payload.word_count = static_cast<uint8_t>(packet.ToTraceWords(annotation.payload.words));
-  scheduler_->Annotate(annotation);
+  // A delivery carries the packet its send did (packets do not change in flight).
+  annotation.repeats_flow_start = category == "net.deliver";
+  scheduler.Annotate(annotation);
+}
+
+void AnnotatePacketSlow(Scheduler& scheduler, absl::string_view category,
+                        const AnnotationKind* kind, const Packet& packet, int flow_phase,
+                        GroupId group) {
+  if (TraceSink* sink = kind != nullptr ? scheduler.SoleTraceSink(*kind) : nullptr) {
+    if (kind == &kNetDeliver && packet.flow_id != 0) {
+      sink->AnnotateRepeat(*kind, group, CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
+                           packet.flow_id, flow_phase);
+      return;
+    }
+    uint64_t* words = sink->BeginAnnotation(*kind, group, CurrentTaskIdOf(scheduler),
+                                            scheduler.NowNanos(), packet.flow_id, flow_phase,
+                                            /*text=*/nullptr);
+    sink->EndAnnotation(words, packet.ToTraceWords(words));
+    return;
+  }
+  AnnotatePacketForListeners(scheduler, category, packet, flow_phase, group);
+}
+
+}  // namespace
+
+// The category as a string_view: a literal's length is known where it is passed.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::AnnotatePacket(absl::string_view category,
+                                                                 const Packet& packet,
+                                                                 int flow_phase, GroupId group) {
+  // The hot two go straight into the trace's block when the trace alone hears them
+  // (the same record as the Annotation below would give it).
+  const AnnotationKind* kind = category == "net.send"      ? &kNetSend
+                               : category == "net.deliver" ? &kNetDeliver
+                                                           : nullptr;
+  if (TraceSink* sink = kind != nullptr ? scheduler_->SoleTraceSink(*kind) : nullptr) {
+    if (kind == &kNetDeliver && packet.flow_id != 0) {  // The packet its send recorded.
+      if (ABSL_PREDICT_TRUE(sink->TryAnnotateRepeat(*kind, group, CurrentTaskIdOf(*scheduler_),
+                                                    scheduler_->NowNanos(), packet.flow_id,
+                                                    flow_phase))) {
+        return;
+      }
+      return AnnotatePacketSlow(*scheduler_, category, kind, packet, flow_phase, group);
+    }
+    uint64_t* words =
+        sink->TryBeginAnnotation(*kind, group, CurrentTaskIdOf(*scheduler_),
+                                 scheduler_->NowNanos(), packet.flow_id, flow_phase,
+                                 /*text=*/nullptr);
+    if (ABSL_PREDICT_TRUE(words != nullptr)) {
+      sink->EndAnnotation(words, TraceWordsOf(packet, words));
+      return;
+    }
+  }
+  AnnotatePacketSlow(*scheduler_, category, kind, packet, flow_phase, group);
 }
 
 }  // namespace dsim

@@ -16,6 +16,7 @@
 #include "scheduler/internal/check.h"
 #include "scheduler/internal/misuse.h"
 #include "scheduler/internal/task.h"
+#include "scheduler/trace_sink.h"
 
 namespace dsim::internal {
 // The scheduler whose run is active on this thread. The only thread-local state.
@@ -236,8 +237,11 @@ TaskHandle Scheduler::Spawn(std::string name, TaskBody body, SpawnOptions option
   live_tail_ = task;
   if (!task->daemon) ++live_non_daemon_;
 
-  if (!listeners_.empty()) {
+  if (observed_) {
     const TaskView view = View(task);
+    if (trace_sink_ != nullptr) {
+      trace_sink_->Spawn(view, current_ != nullptr ? current_->id : kNoTask, now_ns_);
+    }
     for (SchedulerListener* l : listeners_) l->OnSpawn(view);
   }
   MakeRunnable(task);
@@ -423,6 +427,15 @@ inline Task* Scheduler::PickNext() {
   return PickNextSlow();
 }
 
+// Called when observed_: the trace sink alone (a Simulation) is written inline.
+inline void Scheduler::NotifyDispatch(Task* task) {
+  if (ABSL_PREDICT_TRUE(!has_listeners_)) {
+    trace_sink_->Dispatch(task->id, task->group, now_ns_);
+    return;
+  }
+  NotifyDispatchSlow(task);
+}
+
 inline Task* Scheduler::PickRunnable(bool from_yield) {
   const size_t index =
       runnable_.size() == 1
@@ -432,11 +445,12 @@ inline Task* Scheduler::PickRunnable(bool from_yield) {
   TakeRunnable(index);
   ++steps_;
   Beat();
-  if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(next);
+  if (ABSL_PREDICT_FALSE(observed_)) NotifyDispatch(next);
   return next;
 }
 
-void Scheduler::NotifyDispatch(Task* task) {
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::NotifyDispatchSlow(Task* task) {
+  if (trace_sink_ != nullptr) trace_sink_->Dispatch(task->id, task->group, now_ns_);
   const TaskView view = View(task);
   for (SchedulerListener* l : listeners_) l->OnDispatch(view);
 }
@@ -497,6 +511,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::AdvanceClockTo(int64_t ns) {
   const absl::Time to = ns <= INT64_MAX - kEpochUnixNanos
                             ? absl::FromUnixNanos(kEpochUnixNanos + ns)
                             : Epoch() + absl::Nanoseconds(ns);
+  if (trace_sink_ != nullptr) trace_sink_->Clock(now_ns_, ns);
   for (SchedulerListener* l : listeners_) l->OnClockAdvanced(now_, to);
   now_ns_ = ns;
   now_ = to;
@@ -519,7 +534,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireTimer(internal::TimerSlo
   Beat();
   internal::TimerSlot& slot = timers_.slot(slot_id);
   if (ABSL_PREDICT_FALSE(slot.group != kNoGroup && GroupPaused(slot.group)) ||
-      ABSL_PREDICT_FALSE(!listeners_.empty()) || ABSL_PREDICT_FALSE(slot.call == nullptr)) {
+      ABSL_PREDICT_FALSE(observed_) || ABSL_PREDICT_FALSE(slot.call == nullptr)) {
     return FireTimerSlow(slot_id);
   }
   const internal::TimerFunction call = slot.call;
@@ -549,7 +564,8 @@ ABSL_ATTRIBUTE_NOINLINE void Scheduler::FireTimerSlow(internal::TimerSlotId slot
     Group(slot.group).deferred.push_back(id);
     return;
   }
-  if (!listeners_.empty()) {
+  if (observed_) {
+    if (trace_sink_ != nullptr) trace_sink_->Timer(id, now_ns_);
     for (SchedulerListener* l : listeners_) l->OnTimerFired(id, Now());
   }
   if (slot.task != nullptr) {
@@ -606,7 +622,29 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireDueTimers() {
 uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
                            absl::Span<const uint64_t> candidates, const char* label,
                            bool from_yield) {
-  return DecideInline(kind, num_options, candidates, label, from_yield);
+  // The default strategy, nobody listening: what RandomStrategy::Choose would answer.
+  if (ABSL_PREDICT_TRUE(random_strategy_ != nullptr && !has_listeners_ && num_options != 0)) {
+    // Task and timer picks are no trace records: only value draws and wake-one picks.
+    if (ABSL_PREDICT_FALSE(trace_sink_ != nullptr) &&
+        (kind == DecisionKind::kValue || kind == DecisionKind::kWakeOne)) {
+      return DecideAndRecord(kind, num_options, candidates, label, from_yield);
+    }
+    ++decision_index_;
+    return random_strategy_->ChooseBelow(num_options);
+  }
+  return DecideSlow(kind, num_options, candidates, label, from_yield);
+}
+
+// Decide's fast path (the same draw), and the decision to the trace sink.
+ABSL_ATTRIBUTE_NOINLINE uint64_t Scheduler::DecideAndRecord(DecisionKind kind,
+                                                           uint64_t num_options,
+                                                           absl::Span<const uint64_t> candidates,
+                                                           const char* label, bool from_yield) {
+  ++decision_index_;
+  const uint64_t chosen = random_strategy_->ChooseBelow(num_options);
+  trace_sink_->Decide(kind, current_ != nullptr ? current_->id : kNoTask, now_ns_, num_options,
+                      candidates, label, from_yield, chosen);
+  return chosen;
 }
 
 ABSL_ATTRIBUTE_NOINLINE uint64_t Scheduler::DecideSlow(DecisionKind kind, uint64_t num_options,
@@ -624,7 +662,11 @@ ABSL_ATTRIBUTE_NOINLINE uint64_t Scheduler::DecideSlow(DecisionKind kind, uint64
   const uint64_t chosen = strategy_->Choose(decision);
   DSIM_CHECK(num_options == 0 || chosen < num_options, "strategy ", strategy_->Describe(),
              " chose option ", chosen, " of ", num_options, " at decision ", decision.index);
-  if (ABSL_PREDICT_FALSE(has_listeners_)) {
+  if (ABSL_PREDICT_FALSE(observed_)) {
+    if (trace_sink_ != nullptr) {
+      trace_sink_->Decide(kind, decision.current, now_ns_, num_options, candidates, label,
+                          from_yield, chosen);
+    }
     for (SchedulerListener* l : listeners_) l->OnDecision(decision, chosen);
   }
   return chosen;
@@ -868,9 +910,12 @@ WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t dead
   if (deadline_ns != kForever) {
     self->wake_timer = timers_.IdOf(timers_.Add(deadline_ns, self->group, self, nullptr));
   }
-  if (!listeners_.empty()) {
-    const TaskView view = View(self);
-    for (SchedulerListener* l : listeners_) l->OnBlock(view, what, where);
+  if (observed_) {
+    if (trace_sink_ != nullptr) trace_sink_->Block(self->id, self->group, now_ns_, what, where);
+    if (has_listeners_) {
+      const TaskView view = View(self);
+      for (SchedulerListener* l : listeners_) l->OnBlock(view, what, where);
+    }
   }
   RescheduleInline(self);
   if (self->wake_timer != kNoTimer) {
@@ -890,9 +935,15 @@ bool Scheduler::Wake(Task* task, WakeReason reason) {
   if (task->state != TaskState::kBlocked) return false;
   task->wake_reason = reason;
   MakeRunnable(task);
-  if (!listeners_.empty()) {
-    const TaskView view = View(task);
-    for (SchedulerListener* l : listeners_) l->OnWake(view, reason);
+  if (observed_) {
+    if (trace_sink_ != nullptr) {
+      trace_sink_->Wake(task->id, task->group, now_ns_, reason,
+                        current_ != nullptr ? current_->id : kNoTask);
+    }
+    if (has_listeners_) {
+      const TaskView view = View(task);
+      for (SchedulerListener* l : listeners_) l->OnWake(view, reason);
+    }
   }
   return true;
 }
@@ -925,7 +976,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::YieldFast() {
   next->runnable_index = UINT32_MAX;
   ++steps_;
   Beat();
-  if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(next);
+  if (ABSL_PREDICT_FALSE(observed_)) NotifyDispatch(next);
   next->state = TaskState::kRunning;
   SwitchAway(self, next);
   CheckKilled(self);
@@ -963,7 +1014,8 @@ void Scheduler::SchedulingPoint() {
                        (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone) &
                        !(self->group != kNoGroup && groups_[self->group].paused);
     if (ABSL_PREDICT_TRUE(usual)) {
-      if (ABSL_PREDICT_FALSE(!runnable_.empty() || has_listeners_)) {
+      // A trace sink or listeners must hear the dispatch: the decision path tells them.
+      if (ABSL_PREDICT_FALSE(!runnable_.empty() || observed_)) {
         return SchedulingPointDecide(self);
       }
       ++steps_;
@@ -980,7 +1032,7 @@ ABSL_ATTRIBUTE_NOINLINE void Scheduler::SchedulingPointDecide(Task* self) {
     // Alone, with listeners: the dispatch event the general path would give.
     ++steps_;
     Beat();
-    NotifyDispatch(self);
+    if (ABSL_PREDICT_FALSE(observed_)) NotifyDispatch(self);
     return;
   }
   if (random_strategy_ != nullptr && !has_listeners_) {
@@ -994,6 +1046,11 @@ ABSL_ATTRIBUTE_NOINLINE void Scheduler::SchedulingPointDecide(Task* self) {
     const size_t index = random_strategy_->ChooseBelow(count);
     ++steps_;
     Beat();
+    // The dispatch event PickRunnable gives, for the trace sink (listeners take the
+    // general path).
+    if (ABSL_PREDICT_FALSE(observed_)) {
+      NotifyDispatch(index == count - 1 ? self : runnable_[index]);
+    }
     if (index == count - 1) return;  // The caller again: it keeps the CPU.
     Task* next = runnable_[index];
     runnable_[index] = self;
@@ -1362,9 +1419,12 @@ void Scheduler::FinishCurrentTask(Task* self) {
       Wake(parent, WakeReason::kWoken);
     }
   }
-  if (!listeners_.empty()) {
-    const TaskView view = View(self);
-    for (SchedulerListener* l : listeners_) l->OnFinish(view);
+  if (observed_) {
+    if (trace_sink_ != nullptr) trace_sink_->Finish(self->id, self->group, now_ns_);
+    if (has_listeners_) {
+      const TaskView view = View(self);
+      for (SchedulerListener* l : listeners_) l->OnFinish(view);
+    }
   }
   self->joiners.WakeAll();
   Task* next = PickNext();
@@ -1470,14 +1530,14 @@ void Scheduler::AddListener(SchedulerListener* listener) {
   CheckThread("AddListener");
   DSIM_MISUSE(listener != nullptr, "AddListener(nullptr)");
   listeners_.push_back(listener);
-  has_listeners_ = true;
+  UpdateObserved();
 }
 
 void Scheduler::AddAnnotationListener(SchedulerListener* listener, std::string category_prefix) {
   CheckThread("AddAnnotationListener");
   DSIM_MISUSE(listener != nullptr, "AddAnnotationListener(nullptr)");
   annotation_listeners_.emplace_back(listener, std::move(category_prefix));
-  has_listeners_ = true;
+  UpdateObserved();
   IndexAnnotationPrefixes();
 }
 
@@ -1501,8 +1561,23 @@ void Scheduler::RemoveListener(SchedulerListener* listener) {
       std::remove_if(annotation_listeners_.begin(), annotation_listeners_.end(),
                      [listener](const auto& entry) { return entry.first == listener; }),
       annotation_listeners_.end());
-  has_listeners_ = !listeners_.empty() || !annotation_listeners_.empty();
+  UpdateObserved();
   IndexAnnotationPrefixes();
+}
+
+bool Scheduler::AttachTraceSink(TraceSink* sink) {
+  CheckThread("AttachTraceSink");
+  DSIM_MISUSE(sink != nullptr, "AttachTraceSink(nullptr)");
+  if (trace_sink_ != nullptr) return false;
+  trace_sink_ = sink;
+  UpdateObserved();
+  return true;
+}
+
+void Scheduler::DetachTraceSink(TraceSink* sink) {
+  CheckThread("DetachTraceSink");
+  if (trace_sink_ == sink) trace_sink_ = nullptr;
+  UpdateObserved();
 }
 
 std::string Annotation::DetailText() const {
@@ -1523,8 +1598,9 @@ void Scheduler::Annotate(const Annotation& annotation) {
   if (ABSL_PREDICT_FALSE((annotation_first_bytes_[first >> 6] >> (first & 63)) & 1)) {
     NotifyAnnotationListeners(annotation);
   }
-  // The common case, one listener (a Simulation's trace): a tail call.
-  if (listeners_.size() == 1) return listeners_.front()->OnAnnotation(annotation);
+  if (trace_sink_ != nullptr) {
+    trace_sink_->Annotate(annotation, current_ != nullptr ? current_->id : kNoTask, now_ns_);
+  }
   for (SchedulerListener* l : listeners_) l->OnAnnotation(annotation);
 }
 

@@ -64,6 +64,8 @@
 namespace dsim {
 
 class Scheduler;
+class TraceSink;
+struct AnnotationKind;
 
 namespace internal {
 struct Task;
@@ -239,13 +241,18 @@ struct Annotation {
   // Lazy detail: when set, the detail is format(payload) and `detail` is unused.
   AnnotationFormatter format = nullptr;
   AnnotationPayload payload;
+  // With `format` and a flow: the payload is the one the flow's start (phase 1, same
+  // flow_id) carried, as a delivery repeats its send's packet. A trace then records only
+  // the reference (and shows the start's payload through this annotation's formatter).
+  bool repeats_flow_start = false;
 
   // The detail as text: `detail`, or the formatted payload.
   std::string DetailText() const;
 };
 
-// Observes everything the scheduler does. Traces and determinism fingerprints are
-// built on it. Callbacks run inline and must not block or re-enter the scheduler.
+// Observes everything the scheduler does. Callbacks run inline and must not block or
+// re-enter the scheduler. (A Trace hears the scheduler through its trace sink instead,
+// scheduler/trace_sink.h, which costs no call per event; a second trace listens here.)
 class SchedulerListener {
  public:
   virtual ~SchedulerListener() = default;
@@ -497,9 +504,23 @@ class Scheduler {
   // Removes a listener added by either call.
   void RemoveListener(SchedulerListener* listener);
   // Sends an annotation to every listener (no-op without listeners): first to the
-  // annotation listeners whose prefix it matches, then to the others.
+  // annotation listeners whose prefix it matches, then to the trace sink, then to the
+  // others.
   void Annotate(const Annotation& annotation);
-  bool has_listeners() const { return has_listeners_; }
+  // True when anyone hears annotations (a listener of either kind, or a trace sink):
+  // producers build annotations only then.
+  bool has_listeners() const { return annotations_heard_; }
+
+  // The trace sink (scheduler/trace_sink.h): at most one, not owned, written at every
+  // event before the listeners hear it. False when another sink is attached (a second
+  // trace then listens as an ordinary listener).
+  bool AttachTraceSink(TraceSink* sink);
+  void DetachTraceSink(TraceSink* sink);
+  TraceSink* trace_sink() const { return trace_sink_; }
+  // The trace sink when it alone would hear an annotation of `kind`, for producers that
+  // write it raw; null otherwise (then annotate through Annotate, if has_listeners()).
+  // Defined in scheduler/trace_sink.h.
+  TraceSink* SoleTraceSink(const AnnotationKind& kind) const;
 
   // Reports on every live task, in spawn order.
   std::vector<TaskReport> LiveTaskReports() const;
@@ -573,6 +594,7 @@ class Scheduler {
   void YieldFast();
   friend void Yield();
   void NotifyDispatch(internal::Task* task);
+  void NotifyDispatchSlow(internal::Task* task);
   void Beat() {
     heartbeat_.store(heartbeat_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
@@ -609,6 +631,21 @@ class Scheduler {
   TaskView View(const internal::Task* task) const;
   void NotifyAnnotationListeners(const Annotation& annotation);
   void IndexAnnotationPrefixes();
+  // Whether some prefix listener's prefix may start with `first_byte`.
+  bool AnnotationListenersMayHear(char first_byte) const {
+    const auto b = static_cast<uint8_t>(first_byte);
+    return has_annotation_listeners_ && ((annotation_first_bytes_[b >> 6] >> (b & 63)) & 1) != 0;
+  }
+  void UpdateObserved() {
+    has_listeners_ = !listeners_.empty();
+    has_annotation_listeners_ = !annotation_listeners_.empty();
+    observed_ = has_listeners_ || trace_sink_ != nullptr;
+    annotations_heard_ = observed_ || has_annotation_listeners_;
+  }
+  // Decide's fast path, recorded in the trace sink.
+  uint64_t DecideAndRecord(DecisionKind kind, uint64_t num_options,
+                           absl::Span<const uint64_t> candidates, const char* label,
+                           bool from_yield);
   GroupState& Group(GroupId group);
   internal::Task* CurrentTaskOrDie(const char* operation) const;
   // Misuse unless called from the thread running the simulation (or between runs).
@@ -679,7 +716,11 @@ class Scheduler {
   // Bit b is set when some prefix starts with byte b (all bits for an empty prefix):
   // Annotate calls no prefix compare for the other categories.
   uint64_t annotation_first_bytes_[4] = {0, 0, 0, 0};
-  bool has_listeners_ = false;  // Either list is non-empty, for the hot paths.
+  bool has_listeners_ = false;  // listeners_ is non-empty, for the hot paths.
+  bool has_annotation_listeners_ = false;  // annotation_listeners_ is non-empty.
+  bool observed_ = false;  // has_listeners_ or a trace sink: events are reported.
+  bool annotations_heard_ = false;  // observed_ or has_annotation_listeners_.
+  TraceSink* trace_sink_ = nullptr;
   bool has_group_clocks_ = false;  // Some group has a HostClock.
   struct ClockWatcher {
     uint64_t id;

@@ -4,7 +4,6 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <type_traits>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -50,49 +49,79 @@ std::string FormatVirtualTime(int64_t time_ns) {
 
 // ---- Recording ---------------------------------------------------------------------
 //
-// The fingerprint is a chain of Fold(a, b) steps (one WordHash multiply each). Every
-// event folds a head word first: its kind in the low byte, then the code, the flow
-// phase and the group, which fixes how many further words the event folds, so the
-// sequence of folded words spells out the event stream unambiguously: two streams that
-// differ in any event's content fold different sequences, and their fingerprints differ
-// but for a 64-bit hash collision. Fields are folded unless other folded content
-// already determines them:
-//   - index: its position in the stream.
-//   - time: folded (head kTimeChange) only when it differs from the previous event's,
-//     so each event's time is the last time folded before it.
-//   - a decision's `index` in the run: the count of decisions folded before it.
-//   - the running task's own dispatch when it goes on after a scheduling point: no
-//     event (its run continues), a kContinue fold with the time.
-//   - task and timer picks: not folded, not events. The run or timer event after a
-//     pick names it (a pick of the running task is a continuation), and the options
-//     it chose among follow from the events before it. Value draws and wake-one picks
-//     are events.
-// Strings enter by content (the caches only save recomputing it).
+// The scheduler and the hot producers write raw records into the current block
+// (scheduler/trace_sink.h describes them); this file owns the blocks, hashes each one
+// when it is full, and turns records back into TraceEvents when someone reads them.
+//
+// The fingerprint is WordHash-style over the whole word stream: every word of every
+// record, in order, two words per multiply, block by block (a block's odd last word
+// pairs with a constant). The record boundaries follow from the headers, so the word
+// sequence spells the event stream unambiguously: two streams that differ in any field
+// of any event hash different sequences. The stream has no index (implied by position)
+// and no task or timer picks (the run or timer record after each names the pick; the
+// options follow from the records before). A step on which the running task went on
+// without an event is counted in the next record's header (and, for steps after the
+// last record, in the fingerprint's final step). Strings enter by content hash.
 
 namespace {
 
-// Head word of a time change: no TraceEventKind has this low byte.
-constexpr uint64_t kTimeChange = 0xff;
-// Head bit of an annotation whose detail is eager text (its content follows as a string).
-constexpr uint64_t kEagerDetail = uint64_t{1} << 24;
-// Head word of a step on which the running task goes on: no TraceEventKind has this
-// low byte.
-constexpr uint64_t kContinue = 0xfe;
+constexpr uint64_t kPairK1 = 0xa0761d6478bd642fULL;
+constexpr uint64_t kPairK2 = 0xe7037ed1a0b428dbULL;
+constexpr uint64_t kOddK = 0x8ebc6af09c88c6e3ULL;
+// A described location's text hashes apart from a file of the same name.
+constexpr uint64_t kDescribedSalt = 0x3c6ef372fe94f82bULL;
+constexpr size_t kBlockWords = TraceSink::kBlockWords;
 
-// Scheduler::CurrentTaskId, inline: annotations, wakes and spawns read it on every record.
-inline TaskId CurrentTaskIdOf(const Scheduler& scheduler) {
-  const internal::Task* task = scheduler.current_task();
-  return task != nullptr ? task->id : kNoTask;
+inline uint64_t Mum(uint64_t a, uint64_t b) { return internal::TraceMum(a, b); }
+
+// Absorbs the pairs of words[0, n) (n even) into `state`: one multiply per pair. (The
+// second word is xored with a constant so that a zero word does not zero the product.)
+inline uint64_t AbsorbPairs(uint64_t state, const uint64_t* words, size_t n) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    state = Mum(state ^ words[i], words[i + 1] ^ kPairK2);
+    state = Mum(state ^ words[i + 2], words[i + 3] ^ kPairK2);
+  }
+  if (i < n) state = Mum(state ^ words[i], words[i + 1] ^ kPairK2);
+  return state;
 }
 
-inline uint64_t Head(TraceEventKind kind, uint8_t code, GroupId group) {
-  return static_cast<uint64_t>(kind) | uint64_t{code} << 8 | uint64_t{group} << 32;
+// Absorbs words[0, n), an odd last word paired with a constant.
+inline uint64_t AbsorbBlock(uint64_t state, const uint64_t* words, size_t n) {
+  state = AbsorbPairs(state, words, n & ~size_t{1});
+  if (n & 1) state = Mum(state ^ words[n - 1] ^ kPairK1, kOddK);
+  return state;
 }
 
-// The next power of two at or above n (n > 0), or 0 when there is none.
+// Words of the record whose header is `header`.
+size_t RecordLength(uint64_t header) {
+  const uint8_t aux = static_cast<uint8_t>(header >> 8);
+  switch (static_cast<TraceRecord>(header & 0xff)) {
+    case TraceRecord::kSpawn: return 5;
+    case TraceRecord::kDispatch: return 3;
+    case TraceRecord::kBlock: return 6;
+    case TraceRecord::kWake: return 4;
+    case TraceRecord::kFinish: return 3;
+    case TraceRecord::kTimer: return 3;
+    case TraceRecord::kClock: return 3;
+    case TraceRecord::kDecision: return 7;
+    case TraceRecord::kAnnotation:
+      return 4 + ((aux >> 6) & 1) + ((aux >> 7) & 1) + (aux & 15);
+    case TraceRecord::kNote: return 5 + ((aux >> 6) & 1);
+    case TraceRecord::kContinues: return 1;
+    case TraceRecord::kFlowEnd: return 5;
+  }
+  DSIM_CHECK(false, "unknown trace record ", header & 0xff);
+  return 1;
+}
+
+// The most events kept in a ring; more than this keeps all.
+constexpr size_t kMaxRingEvents = size_t{1} << 26;
+
+// The next power of two at or above n (n > 0).
 uint64_t PowerOfTwoAtLeast(uint64_t n) {
   uint64_t p = 1;
-  while (p < n && p != 0) p <<= 1;
+  while (p < n) p <<= 1;
   return p;
 }
 
@@ -102,91 +131,135 @@ Trace::Trace(Scheduler* scheduler, TraceOptions options)
     : scheduler_(scheduler),
       options_(options),
       keep_(options.keep_all_events ? SIZE_MAX : options.keep_last_events),
-      fingerprint_(internal::WordHash::kInitialState) {
+      state_(internal::WordHash::kInitialState) {
   DSIM_MISUSE(scheduler != nullptr, "Trace needs a scheduler");
   DSIM_MISUSE(options_.keep_all_events || options_.keep_last_events > 0,
               "TraceOptions::keep_last_events must be positive (or set keep_all_events)");
-  const uint64_t slots = options.keep_all_events ? 0 : PowerOfTwoAtLeast(keep_);
-  const uint64_t word_slots =
-      slots == 0 ? 0 : PowerOfTwoAtLeast(slots * AnnotationPayload::kMaxWords);
-  // No power of two (or keeping all): an unbounded array indexed directly.
-  mask_ = slots == 0 ? ~uint64_t{0} : slots - 1;
-  words_mask_ = word_slots == 0 ? ~uint64_t{0} : word_slots - 1;
-  if (slots == 0) keep_ = SIZE_MAX;
-  categories_.push_back(Category{"", internal::WordHash().value()});
-  scheduler_->AddListener(this);
+  if (keep_ > kMaxRingEvents) keep_ = SIZE_MAX;
+  if (keep_ != SIZE_MAX) {
+    // Room for the last keep_ events of the longest kind, the block being written and
+    // one more: keep_last_events stays exact.
+    ring_blocks_ = (keep_ * kMaxRecordWords + kBlockWords - 1) / kBlockWords + 2;
+    ring_.reset(new uint64_t[ring_blocks_ * kBlockWords]);  // Never zeroed.
+    blocks_.resize(ring_blocks_);
+    starts_storage_.resize(PowerOfTwoAtLeast(keep_));
+    starts_mask_ = starts_storage_.size() - 1;
+  } else {
+    starts_mask_ = ~uint64_t{0};
+  }
+  starts_ = starts_storage_.data();
+  set_record_decisions(options_.record_decisions);
+  block_seq_ = UINT64_MAX;  // NextBlock starts block 0.
+  NextBlock();
+  is_sink_ = scheduler_->AttachTraceSink(this);
+  if (!is_sink_) scheduler_->AddListener(this);
 }
 
 Trace::~Trace() { Detach(); }
 
 void Trace::Detach() {
   if (scheduler_ == nullptr) return;
-  scheduler_->RemoveListener(this);
+  if (is_sink_) {
+    scheduler_->DetachTraceSink(this);
+  } else {
+    scheduler_->RemoveListener(this);
+  }
   scheduler_ = nullptr;
 }
 
-inline void Trace::Fold(uint64_t a, uint64_t b) {
-  internal::WordHash h(fingerprint_);
-  h.Add(a, b);
-  fingerprint_ = h.value();
-}
-
-// The next record, in a slot that is new or the oldest's (the fingerprint still covers
-// the overwritten event). Sets the fields every kind has.
-inline Trace::Record& Trace::Start(TraceEventKind kind, int64_t time_ns, GroupId group,
-                                   TaskId task) {
-  const uint64_t slot = next_index_ & mask_;
-  if (ABSL_PREDICT_FALSE(slot >= record_slots_)) Grow();
-  Record& r = records_[slot];
-  ++next_index_;
-  if (ABSL_PREDICT_FALSE(time_ns != last_time_ns_)) {
-    Fold(kTimeChange, static_cast<uint64_t>(time_ns));
-    last_time_ns_ = time_ns;
+void Trace::NextBlock() {
+  if (block_begin_ != nullptr) {
+    state_ = AbsorbBlock(state_, block_begin_, static_cast<size_t>(cursor_ - block_begin_));
   }
-  r.time_ns = time_ns;
-  r.task = task;
-  r.group = group;
-  r.kind = kind;
-  return r;
-}
-
-namespace {
-
-// Grows a buffer of trivially copyable T to `size` elements, keeping the first `used`.
-// The new elements stay uninitialized: readers touch only what was written.
-template <typename T>
-void Regrow(std::unique_ptr<T[]>& buffer, uint64_t used, uint64_t size) {
-  static_assert(std::is_trivially_copyable<T>::value, "slots are copied as bytes");
-  std::unique_ptr<T[]> bigger(new T[size]);
-  if (used > 0) std::memcpy(bigger.get(), buffer.get(), used * sizeof(T));
-  buffer = std::move(bigger);
-}
-
-}  // namespace
-
-void Trace::Grow() {
-  // A ring gets its full size at once (one allocation, nothing zeroed); an unbounded
-  // trace doubles.
-  const uint64_t size = mask_ == ~uint64_t{0} ? std::max<uint64_t>(64, record_slots_ * 2)
-                                                : mask_ + 1;
-  Regrow(records_, record_slots_, size);
-  record_slots_ = size;
-}
-
-// Room for an annotation's payload words at next_word_ (any of them may wrap when the
-// ring is full: callers index with words_mask_).
-inline uint64_t* Trace::ReserveWords() {
-  // A ring with its buffer (the common case) never grows: one compare of the mask.
-  if (ABSL_PREDICT_FALSE(words_mask_ == ~uint64_t{0} || word_slots_ == 0) &&
-      next_word_ + AnnotationPayload::kMaxWords > word_slots_) {
-    const uint64_t size =
-        words_mask_ == ~uint64_t{0}
-            ? std::max<uint64_t>({256, word_slots_ * 2, next_word_ + AnnotationPayload::kMaxWords})
-            : words_mask_ + 1;
-    Regrow(words_, word_slots_, size);
-    word_slots_ = size;
+  ++block_seq_;
+  uint64_t* words;
+  BlockInfo* info;
+  if (ring_blocks_ != 0) {
+    const uint64_t slot = block_seq_ % ring_blocks_;
+    words = ring_.get() + slot * kBlockWords;
+    info = &blocks_[slot];
+  } else {
+    chunks_.emplace_back(new uint64_t[kBlockWords]);
+    words = chunks_.back().get();
+    info = &blocks_.emplace_back();
+    // Room to index every event this block can hold (records are 3 words or more).
+    if (starts_storage_.size() < events_ + kBlockWords) {
+      starts_storage_.resize(std::max<size_t>(starts_storage_.size() * 2, events_ + kBlockWords));
+      starts_ = starts_storage_.data();
+    }
   }
-  return words_.get();
+  *info = BlockInfo{block_seq_, state_, events_, words};
+  block_begin_ = cursor_ = words;
+  limit_ = words + kBlockWords;
+  bias_ = reinterpret_cast<uintptr_t>(words) - block_seq_ * kBlockWords * sizeof(uint64_t);
+}
+
+uint64_t Trace::FirstRetainedIndex() const {
+  uint64_t first = events_ - std::min<uint64_t>(keep_, events_);
+  if (ring_blocks_ != 0 && block_seq_ >= ring_blocks_) {
+    // Events of the blocks the ring has reused are gone.
+    const uint64_t oldest = block_seq_ + 1 - ring_blocks_;
+    first = std::max(first, blocks_[oldest % ring_blocks_].first_event);
+  }
+  return first;
+}
+
+uint64_t Trace::fingerprint() const {
+  const uint64_t state =
+      AbsorbBlock(state_, block_begin_, static_cast<size_t>(cursor_ - block_begin_));
+  // The steps after the last record, and the count of events.
+  return Mum(state ^ continues_ ^ kPairK1, events_ ^ kOddK);
+}
+
+const uint64_t* Trace::RecordOf(uint64_t index, const BlockInfo** block) const {
+  const uint64_t position = starts_[index & starts_mask_] / sizeof(uint64_t);
+  const uint64_t seq = position / kBlockWords;
+  const BlockInfo& info = ring_blocks_ != 0 ? blocks_[seq % ring_blocks_] : blocks_[seq];
+  DSIM_CHECK(info.seq == seq, "trace record ", index, " is no longer retained");
+  *block = &info;
+  return info.words + position % kBlockWords;
+}
+
+uint64_t Trace::HashThrough(uint64_t index) const {
+  const BlockInfo* block;
+  const uint64_t* record = RecordOf(index, &block);
+  const uint64_t end = static_cast<uint64_t>(record - block->words) + RecordLength(*record);
+  const uint64_t even = end & ~uint64_t{1};
+  if (prefix_seq_ != block->seq || prefix_offset_ > even) {
+    prefix_seq_ = block->seq;
+    prefix_offset_ = 0;
+    prefix_state_ = block->state_before;
+  }
+  prefix_state_ = AbsorbPairs(prefix_state_, block->words + prefix_offset_, even - prefix_offset_);
+  prefix_offset_ = even;
+  uint64_t state = prefix_state_;
+  if (end & 1) state = Mum(state ^ block->words[end - 1] ^ kPairK1, kOddK);
+  return Mum(state ^ kOddK, end ^ kPairK2);
+}
+
+uint64_t Trace::StaticHashSlow(const char* text) {
+  const uint64_t hash = TraceTextHash(text, std::strlen(text));
+  static_texts_.try_emplace(hash, text);
+  static_cache_[CacheSlot(text)] = StaticSlot{text, hash};
+  return hash;
+}
+
+uint64_t Trace::FileHashSlow(const char* file, bool described) {
+  // A file by its base name: __builtin_FILE() gives "tests/x.cc" under Bazel and
+  // "/home/me/src/tests/x.cc" elsewhere, and the fingerprint must not differ.
+  const uint64_t hash =
+      described ? TraceTextHash(file, std::strlen(file)) ^ kDescribedSalt
+                : TraceTextHash(FileBaseName(file));
+  file_texts_.try_emplace(hash, file);
+  (described ? described_cache_ : file_cache_)[CacheSlot(file)] = StaticSlot{file, hash};
+  return hash;
+}
+
+void Trace::LearnKind(const AnnotationKind& kind) {
+  known_kinds_[kind.hash & (kKindSlots - 1)] = &kind;
+  CategoryInfo& info = categories_[kind.hash];
+  info.text.assign(kind.category, kind.size);
+  if (info.format == nullptr) info.format = kind.format;
 }
 
 void Trace::AddText(uint64_t index, absl::string_view text) {
@@ -201,6 +274,24 @@ absl::string_view Trace::TextOf(uint64_t index) const {
                              [](const auto& entry, uint64_t i) { return entry.first < i; });
   DSIM_CHECK(it != texts_.end() && it->first == index, "trace text lost");
   return it->second;
+}
+
+AnnotationFormatter Trace::FormatOf(uint64_t index, uint64_t category_hash) const {
+  auto it = std::lower_bound(formats_.begin(), formats_.end(), index,
+                             [](const auto& entry, uint64_t i) { return entry.first < i; });
+  if (it != formats_.end() && it->first == index) return it->second;
+  auto category = categories_.find(category_hash);
+  return category != categories_.end() ? category->second.format : nullptr;
+}
+
+const char* Trace::StaticText(uint64_t hash) const {
+  auto it = static_texts_.find(hash);
+  return it != static_texts_.end() ? it->second : "?";
+}
+
+const char* Trace::FileText(uint64_t hash) const {
+  auto it = file_texts_.find(hash);
+  return it != file_texts_.end() ? it->second : "?";
 }
 
 namespace {
@@ -222,153 +313,88 @@ inline bool SameBytes(const char* a, const char* b, size_t n) {
 
 }  // namespace
 
-// A category's id and content hash. The slot its address picks remembers the address,
-// the size and, for 8 to 16 bytes (most categories), the first and last 8 bytes, so a
-// hit is verified against the content without reaching for the interned text.
-inline uint32_t Trace::InternCategory(absl::string_view category, uint64_t* hash) {
+// A category's content hash. The slot its address picks remembers the address, the
+// size and, for 8 to 16 bytes (most categories), the first and last 8 bytes, so a hit
+// is verified against the content without reaching for the kept text.
+uint64_t Trace::CategoryHash(absl::string_view category, AnnotationFormatter format,
+                             uint64_t index) {
   CategorySlot& slot = category_cache_[CacheSlot(category.data())];
   const char* p = category.data();
   const size_t n = category.size();
-  if (slot.data == p && slot.size == n &&
-      (n >= 8 && n <= 16 ? Load8(p) == slot.head && Load8(p + n - 8) == slot.tail
-                         : SameBytes(p, categories_[slot.id].text.data(), n))) {
-    *hash = slot.hash;
-    return slot.id;
+  const bool hit = slot.data == p && slot.size == n &&
+                   (n >= 8 && n <= 16 ? Load8(p) == slot.head && Load8(p + n - 8) == slot.tail
+                                      : SameBytes(p, slot.info->text.data(), n));
+  const uint64_t hash = hit ? slot.hash : CategoryHashSlow(category, slot);
+  if (format != nullptr && slot.info->format != format) {
+    CategoryInfo& info = categories_[hash];
+    if (info.format == nullptr) {
+      info.format = format;
+    } else {
+      // Another formatter than its category's first: remembered per event.
+      formats_.emplace_back(index, format);
+      const uint64_t oldest = FirstRetainedIndex();
+      while (formats_.front().first < oldest) formats_.pop_front();
+    }
   }
-  return InternCategorySlow(category, slot, hash);
+  return hash;
 }
 
-uint32_t Trace::InternCategorySlow(absl::string_view category, CategorySlot& slot,
-                                   uint64_t* hash) {
-  auto [it, inserted] =
-      category_ids_.try_emplace(std::string(category), static_cast<uint32_t>(categories_.size()));
-  if (inserted) {
-    internal::WordHash h;
-    h.AddString(category);
-    categories_.push_back(Category{std::string(category), h.value()});
-  }
+uint64_t Trace::CategoryHashSlow(absl::string_view category, CategorySlot& slot) {
+  const uint64_t hash = TraceTextHash(category);
+  auto [it, inserted] = categories_.try_emplace(hash);
+  if (inserted) it->second.text = std::string(category);
   const size_t n = category.size();
-  slot = CategorySlot{category.data(), n, it->second};
+  slot = CategorySlot{category.data(), n, 0, 0, hash, &it->second};
   if (n >= 8 && n <= 16) {
     slot.head = Load8(category.data());
     slot.tail = Load8(category.data() + n - 8);
   }
-  slot.hash = categories_[it->second].hash;
-  *hash = slot.hash;
-  return it->second;
+  return hash;
 }
 
-uint64_t Trace::StaticHashSlow(const char* text, StaticSlot& slot) {
-  internal::WordHash h;
-  h.AddString(text);
-  slot = StaticSlot{text, h.value()};
-  return slot.hash;
-}
-
-uint64_t Trace::FileHashSlow(const char* file, StaticSlot& slot) {
-  internal::WordHash h;
-  h.AddString(FileBaseName(file));
-  slot = StaticSlot{file, h.value()};
-  return slot.hash;
-}
-
-void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
-  // A task or timer pick is neither an event nor folded: the run or timer event after
-  // it names the pick (a pick of the running task is a continuation, folded as a
-  // step), and what it chose among follows from the events before (which tasks are
-  // runnable, which timers due). The Perfetto export never showed picks either.
-  if (decision.kind == DecisionKind::kNextTask || decision.kind == DecisionKind::kTimerOrder ||
-      !options_.record_decisions) {
-    return;
-  }
-  const uint8_t code = static_cast<uint8_t>(decision.kind);
-  const absl::Span<const uint64_t> candidates = decision.candidates;
-  const size_t n = candidates.size();
-  const uint64_t number = n == 0 ? chosen : candidates[chosen];
-  Record& r = Start(TraceEventKind::kDecision, scheduler_->NowNanos(), kNoGroup,
-                    decision.current);
-  const char* label = decision.label != nullptr ? decision.label : "";
-  r.code = code;
-  r.number = number;
-  r.other = decision.num_options;
-  r.what = label;
-  // Head: no group, so the high half holds the candidate count. The candidates (of a
-  // wake-one pick) are not event content, but folding them catches runs whose wait
-  // queues differ before any choice does.
-  internal::WordHash h(fingerprint_);
-  h.Add(Head(TraceEventKind::kDecision, code, kNoGroup) |
-            uint64_t{decision.from_yield} << 16 | uint64_t{n} << 32,
-        decision.current);
-  h.Add(number, decision.num_options);
-  size_t i = 0;
-  for (; i + 1 < n; i += 2) h.Add(candidates[i], candidates[i + 1]);
-  h.Add(i < n ? candidates[i] : 0, label[0] == '\0' ? 0 : StaticHash(label));
-  r.hash = fingerprint_ = h.value();
-}
-
-void Trace::OnSpawn(const TaskView& task) {
+void Trace::Spawn(const TaskView& task, TaskId spawner, int64_t now_ns) {
   if (task_names_.size() <= task.id) task_names_.resize(task.id + 1);
   task_names_[task.id] = std::string(task.name);
-  Record& r = Start(TraceEventKind::kSpawn, scheduler_->NowNanos(), task.group, task.id);
-  r.other = CurrentTaskIdOf(*scheduler_);
-  r.number = task.daemon ? 1 : 0;
-  internal::WordHash name;
-  name.AddString(task.name);
-  Fold(Head(TraceEventKind::kSpawn, 0, task.group) | r.number << 16, r.task);
-  Fold(r.other, name.value());
-  r.hash = fingerprint_;
+  uint64_t* p = Begin(5);
+  p[0] = Header(TraceRecord::kSpawn, task.daemon ? 1 : 0, task.group);
+  p[1] = task.id;
+  p[2] = static_cast<uint64_t>(now_ns);
+  p[3] = spawner;
+  p[4] = TraceTextHash(task.name);
 }
 
-void Trace::OnDispatch(const TaskView& task) {
-  if (task.id == running_) {
-    // The running task goes on after a scheduling point (no other task ran, it did not
-    // block): its run continues, so no event; the step is folded (with the time, which
-    // may have moved) so that runs taking different numbers of steps still differ.
-    internal::WordHash h(fingerprint_);
-    h.Add(kContinue, static_cast<uint64_t>(scheduler_->NowNanos()));
-    fingerprint_ = h.value();
+void Trace::Annotate(const Annotation& annotation, TaskId task, int64_t now_ns) {
+  const uint64_t index = events_;
+  const uint64_t category = CategoryHash(annotation.category, annotation.format, index);
+  if (annotation.repeats_flow_start && annotation.format != nullptr &&
+      annotation.flow_id != 0) {
+    WriteFlowEnd(Reserve(5), category, annotation.group, task, now_ns, annotation.flow_id,
+                 annotation.flow_phase);
     return;
   }
-  running_ = task.id;
-  Record& r = Start(TraceEventKind::kDispatch, scheduler_->NowNanos(), task.group, task.id);
-  Fold(Head(TraceEventKind::kDispatch, 0, task.group), task.id);
-  r.hash = fingerprint_;
+  if (annotation.format != nullptr) {
+    const AnnotationPayload& in = annotation.payload;
+    const int count = std::min<int>(in.word_count, AnnotationPayload::kMaxWords);
+    uint64_t* words = BeginAnnotationOf(category, annotation.group, task, now_ns,
+                                        annotation.flow_id, annotation.flow_phase, in.text);
+    for (int i = 0; i < count; ++i) words[i] = in.words[i];
+    EndAnnotation(words, count);
+    return;
+  }
+  const bool has_flow = annotation.flow_id != 0;
+  uint64_t* p = Begin(has_flow ? 6 : 5);
+  p[0] = Header(TraceRecord::kNote,
+                static_cast<uint8_t>((annotation.flow_phase & 3) << 4 | int{has_flow} << 6),
+                annotation.group);
+  p[1] = task;
+  p[2] = static_cast<uint64_t>(now_ns);
+  p[3] = category;
+  if (has_flow) p[4] = annotation.flow_id;
+  p[has_flow ? 5 : 4] = TraceTextHash(annotation.detail);
+  AddText(index, annotation.detail);
 }
 
-void Trace::OnBlock(const TaskView& task, const char* what, SourceLocation where) {
-  if (task.id == running_) running_ = kNoTask;
-  Record& r = Start(TraceEventKind::kBlock, scheduler_->NowNanos(), task.group, task.id);
-  r.what = what != nullptr ? what : "";
-  r.where = where;
-  const uint64_t what_hash = StaticHash(r.what);
-  const uint64_t file_hash = FileHash(where.file_name());
-  internal::WordHash h(fingerprint_);
-  h.Add(Head(TraceEventKind::kBlock, 0, task.group), task.id);
-  // The line goes in apart from the file's hash: (file, line) pairs never cancel out.
-  h.Add(what_hash ^ static_cast<uint32_t>(where.line()), file_hash);
-  r.hash = fingerprint_ = h.value();
-}
-
-void Trace::OnWake(const TaskView& task, WakeReason reason) {
-  Record& r = Start(TraceEventKind::kWake, scheduler_->NowNanos(), task.group, task.id);
-  const uint8_t code = static_cast<uint8_t>(reason);
-  r.code = code;
-  // The waker: the running task, unless the wake comes from a timer (no task runs
-  // then) or from the task itself being killed outside a run.
-  const TaskId current = CurrentTaskIdOf(*scheduler_);
-  r.other = current == task.id ? kNoTask : current;
-  internal::WordHash h(fingerprint_);
-  h.Add(Head(TraceEventKind::kWake, code, task.group), task.id);
-  h.Add(r.other, 0);
-  r.hash = fingerprint_ = h.value();
-}
-
-void Trace::OnFinish(const TaskView& task) {
-  if (task.id == running_) running_ = kNoTask;
-  Record& r = Start(TraceEventKind::kFinish, scheduler_->NowNanos(), task.group, task.id);
-  Fold(Head(TraceEventKind::kFinish, 0, task.group), task.id);
-  r.hash = fingerprint_;
-}
+// ---- As a listener (a second trace of one scheduler) -------------------------------
 
 namespace {
 
@@ -380,151 +406,186 @@ int64_t NanosSinceEpoch(const Scheduler& scheduler, absl::Time t) {
 
 }  // namespace
 
+void Trace::OnDecision(const Decision& decision, uint64_t chosen) {
+  Decide(decision.kind, decision.current, scheduler_->NowNanos(), decision.num_options,
+         decision.candidates, decision.label, decision.from_yield, chosen);
+}
+
+void Trace::OnSpawn(const TaskView& task) {
+  Spawn(task, CurrentTaskIdOf(*scheduler_), scheduler_->NowNanos());
+}
+
+void Trace::OnDispatch(const TaskView& task) {
+  Dispatch(task.id, task.group, scheduler_->NowNanos());
+}
+
+void Trace::OnBlock(const TaskView& task, const char* what, SourceLocation where) {
+  Block(task.id, task.group, scheduler_->NowNanos(), what, where);
+}
+
+void Trace::OnWake(const TaskView& task, WakeReason reason) {
+  Wake(task.id, task.group, scheduler_->NowNanos(), reason, CurrentTaskIdOf(*scheduler_));
+}
+
+void Trace::OnFinish(const TaskView& task) {
+  Finish(task.id, task.group, scheduler_->NowNanos());
+}
+
 void Trace::OnTimerFired(TimerId timer, absl::Time when) {
-  Record& r = Start(TraceEventKind::kTimer, NanosSinceEpoch(*scheduler_, when), kNoGroup, kNoTask);
-  r.number = timer;
-  Fold(Head(TraceEventKind::kTimer, 0, kNoGroup), timer);
-  r.hash = fingerprint_;
+  Timer(timer, NanosSinceEpoch(*scheduler_, when));
 }
 
 void Trace::OnClockAdvanced(absl::Time from, absl::Time to) {
-  const int64_t to_ns = NanosSinceEpoch(*scheduler_, to);
-  const int64_t from_ns = absl::ToInt64Nanoseconds(from - Scheduler::Epoch());
-  last_time_ns_ = to_ns;  // The event folds it.
-  Record& r = Start(TraceEventKind::kClock, to_ns, kNoGroup, kNoTask);
-  r.number = static_cast<uint64_t>(from_ns);
-  Fold(Head(TraceEventKind::kClock, 0, kNoGroup), static_cast<uint64_t>(to_ns));
-  Fold(r.number, 0);
-  r.hash = fingerprint_;
+  Clock(absl::ToInt64Nanoseconds(from - Scheduler::Epoch()), NanosSinceEpoch(*scheduler_, to));
 }
 
 void Trace::OnAnnotation(const Annotation& annotation) {
-  const uint64_t index = next_index_;
-  Record& r = Start(TraceEventKind::kAnnotation, scheduler_->NowNanos(), annotation.group,
-                    CurrentTaskIdOf(*scheduler_));
-  uint64_t category_hash;
-  const uint32_t category = InternCategory(annotation.category, &category_hash);
-  r.category = category;
-  r.number = annotation.flow_id;
-  r.flow_phase = static_cast<int8_t>(annotation.flow_phase);
-  r.format = annotation.format;
-  const uint64_t head = Head(TraceEventKind::kAnnotation, 0, annotation.group) |
-                        uint64_t{static_cast<uint8_t>(r.flow_phase)} << 16;
-  if (annotation.format != nullptr) {
-    const AnnotationPayload& in = annotation.payload;
-    const uint8_t count = std::min<uint8_t>(in.word_count, AnnotationPayload::kMaxWords);
-    r.what = in.text;
-    r.code = count;
-    r.other = next_word_;
-    uint64_t* words = ReserveWords();
-    const uint64_t mask = words_mask_;
-    const uint64_t w = next_word_;
-    next_word_ += count;
-    // The head (the word count in its code byte), the category and flow, then the
-    // words two per fold; the payload text's hash pairs with an odd last word (or 0).
-    // A local state: stores to words must not make the compiler reload the fingerprint.
-    internal::WordHash h(fingerprint_);
-    h.Add(head | uint64_t{count} << 8, r.task);
-    h.Add(category_hash, r.number);
-    int i = 0;
-    for (; i + 1 < count; i += 2) {
-      const uint64_t a = in.words[i], b = in.words[i + 1];
-      words[(w + i) & mask] = a;
-      words[(w + i + 1) & mask] = b;
-      h.Add(a, b);
-    }
-    uint64_t last = 0;
-    if (i < count) {
-      last = in.words[i];
-      words[(w + i) & mask] = last;
-    }
-    h.Add(last, in.text != nullptr ? StaticHash(in.text) : 0);
-    fingerprint_ = h.value();
-  } else {
-    r.code = 0;
-    AddText(index, annotation.detail);
-    internal::WordHash detail;
-    detail.AddString(annotation.detail);
-    Fold(head | kEagerDetail, r.task);
-    Fold(category_hash, r.number);
-    Fold(detail.value(), 0);
-  }
-  r.hash = fingerprint_;
+  Annotate(annotation, CurrentTaskIdOf(*scheduler_), scheduler_->NowNanos());
 }
 
 // ---- Reading the records -----------------------------------------------------------
 
 TraceEvent Trace::Materialize(uint64_t index) const {
-  const Record& r = RecordAt(index);
+  const BlockInfo* block;
+  const uint64_t* w = RecordOf(index, &block);
+  const uint64_t header = w[0];
+  const uint8_t aux = static_cast<uint8_t>(header >> 8);
   TraceEvent e;
   e.index = index;
-  e.time_ns = r.time_ns;
-  e.kind = r.kind;
-  e.group = r.group;
-  e.task = r.task;
-  e.hash = r.hash;
-  switch (r.kind) {
-    case TraceEventKind::kSpawn:
-      e.other_task = r.other;
-      e.number = r.number;
-      e.detail = std::string(TaskName(r.task));
+  e.group = static_cast<GroupId>(header >> 32);
+  e.hash = HashThrough(index);
+  e.task = w[1];
+  e.time_ns = static_cast<int64_t>(w[2]);
+  switch (static_cast<TraceRecord>(header & 0xff)) {
+    case TraceRecord::kSpawn:
+      e.kind = TraceEventKind::kSpawn;
+      e.number = aux;
+      e.other_task = w[3];
+      e.detail = std::string(TaskName(e.task));
       break;
-    case TraceEventKind::kDispatch:
-    case TraceEventKind::kFinish:
+    case TraceRecord::kDispatch:
+      e.kind = TraceEventKind::kDispatch;
       break;
-    case TraceEventKind::kBlock:
-      e.what = r.what;
-      e.where = r.where;
+    case TraceRecord::kFinish:
+      e.kind = TraceEventKind::kFinish;
       break;
-    case TraceEventKind::kWake:
-      e.code = r.code;
-      e.other_task = r.other;
+    case TraceRecord::kBlock:
+      e.kind = TraceEventKind::kBlock;
+      e.what = StaticText(w[3]);
+      e.where = aux != 0 ? SourceLocation::Described(FileText(w[4]))
+                         : SourceLocation::Current(FileText(w[4]), static_cast<int>(w[5]));
       break;
-    case TraceEventKind::kTimer:
-    case TraceEventKind::kClock:
-      e.number = r.number;
+    case TraceRecord::kWake:
+      e.kind = TraceEventKind::kWake;
+      e.code = aux;
+      e.other_task = w[3];
       break;
-    case TraceEventKind::kDecision:
-      e.code = r.code;
-      e.number = r.number;
-      e.options = r.other;
-      e.what = r.what;
+    case TraceRecord::kTimer:
+      e.kind = TraceEventKind::kTimer;
+      e.task = kNoTask;
+      e.number = w[1];
       break;
-    case TraceEventKind::kAnnotation:
-      e.category = categories_[r.category].text;
-      e.flow_id = r.number;
-      e.flow_phase = r.flow_phase;
-      if (r.format != nullptr) {
-        AnnotationPayload payload;
-        payload.text = r.what;
-        payload.word_count = r.code;
-        for (int i = 0; i < AnnotationPayload::kMaxWords; ++i) {
-          payload.words[i] = i < r.code ? words_[(r.other + i) & words_mask_] : 0;
-        }
-        r.format(payload, &e.detail);
-      } else {
+    case TraceRecord::kClock:
+      e.kind = TraceEventKind::kClock;
+      e.task = kNoTask;
+      e.number = w[1];
+      break;
+    case TraceRecord::kDecision:
+      e.kind = TraceEventKind::kDecision;
+      e.code = aux & 15;
+      e.number = w[3];
+      e.options = w[4];
+      e.what = StaticText(w[5]);
+      break;
+    case TraceRecord::kAnnotation:
+    case TraceRecord::kNote: {
+      e.kind = TraceEventKind::kAnnotation;
+      auto category = categories_.find(w[3]);
+      if (category != categories_.end()) e.category = category->second.text;
+      const bool has_flow = (aux >> 6) & 1;
+      e.flow_phase = (aux >> 4) & 3;
+      e.flow_id = has_flow ? w[4] : 0;
+      if (static_cast<TraceRecord>(header & 0xff) == TraceRecord::kNote) {
         e.detail = std::string(TextOf(index));
+        break;
       }
+      if (AnnotationFormatter format = FormatOf(index, w[3])) {
+        format(PayloadOf(index), &e.detail);
+      }
+      break;
+    }
+    case TraceRecord::kFlowEnd: {
+      e.kind = TraceEventKind::kAnnotation;
+      auto category = categories_.find(w[3]);
+      if (category != categories_.end()) e.category = category->second.text;
+      e.flow_phase = (aux >> 4) & 3;
+      e.flow_id = w[4];
+      const uint64_t start = FindFlowStart(e.flow_id, index);
+      AnnotationFormatter format = FormatOf(index, w[3]);
+      if (start == UINT64_MAX) {
+        absl::StrAppend(&e.detail, "(as at the start of flow ", e.flow_id,
+                        ", which is no longer retained)");
+      } else if (format != nullptr) {
+        format(PayloadOf(start), &e.detail);
+      }
+      break;
+    }
+    case TraceRecord::kContinues:
+      DSIM_CHECK(false, "a kContinues record is no event");
       break;
   }
   return e;
 }
 
+AnnotationPayload Trace::PayloadOf(uint64_t index) const {
+  const BlockInfo* block;
+  const uint64_t* w = RecordOf(index, &block);
+  const uint8_t aux = static_cast<uint8_t>(w[0] >> 8);
+  DSIM_CHECK(static_cast<TraceRecord>(w[0] & 0xff) == TraceRecord::kAnnotation);
+  size_t i = 4 + ((aux >> 6) & 1);
+  AnnotationPayload payload;
+  payload.text = (aux >> 7) & 1 ? StaticText(w[i++]) : nullptr;
+  payload.word_count = aux & 15;
+  for (int k = 0; k < AnnotationPayload::kMaxWords; ++k) {
+    payload.words[k] = k < payload.word_count ? w[i + k] : 0;
+  }
+  return payload;
+}
+
+uint64_t Trace::FindFlowStart(uint64_t flow, uint64_t index) const {
+  const uint64_t first = FirstRetainedIndex();
+  // Index the flow starts among the retained events before `index`, once each.
+  for (uint64_t i = std::max(flows_indexed_to_, first); i < index; ++i) {
+    const BlockInfo* block;
+    const uint64_t* w = RecordOf(i, &block);
+    const uint8_t aux = static_cast<uint8_t>(w[0] >> 8);
+    if (static_cast<TraceRecord>(w[0] & 0xff) == TraceRecord::kAnnotation &&
+        ((aux >> 4) & 3) == 1 && ((aux >> 6) & 1) != 0) {
+      flow_starts_[w[4]] = i;
+    }
+  }
+  flows_indexed_to_ = std::max(flows_indexed_to_, index);
+  auto it = flow_starts_.find(flow);
+  return it != flow_starts_.end() && it->second >= first && it->second < index ? it->second
+                                                                                : UINT64_MAX;
+}
+
 std::vector<TraceEvent> Trace::LastEvents(size_t count) const {
   std::vector<TraceEvent> out;
-  const uint64_t first = std::max(FirstRetainedIndex(), next_index_ - std::min<uint64_t>(count, next_index_));
-  out.reserve(next_index_ - first);
-  for (uint64_t i = first; i < next_index_; ++i) out.push_back(Materialize(i));
+  const uint64_t first =
+      std::max(FirstRetainedIndex(), events_ - std::min<uint64_t>(count, events_));
+  out.reserve(events_ - first);
+  for (uint64_t i = first; i < events_; ++i) out.push_back(Materialize(i));
   return out;
 }
 
 const std::deque<TraceEvent>& Trace::events() const {
-  if (materialized_at_ != next_index_) {  // Any new event changes next_index_.
+  if (materialized_at_ != events_) {  // Any new event changes events_.
     materialized_.clear();
-    for (uint64_t i = FirstRetainedIndex(); i < next_index_; ++i) {
+    for (uint64_t i = FirstRetainedIndex(); i < events_; ++i) {
       materialized_.push_back(Materialize(i));
     }
-    materialized_at_ = next_index_;
+    materialized_at_ = events_;
   }
   return materialized_;
 }
@@ -617,11 +678,11 @@ std::string Trace::LastEventsText(size_t count) const {
 }
 
 void Trace::WriteText(std::ostream& out) const {
-  out << absl::StrFormat("# dsim trace: %d events, fingerprint %016x", next_index_,
-                         fingerprint_);
+  out << absl::StrFormat("# dsim trace: %d events, fingerprint %016x", events_,
+                         fingerprint());
   if (!complete()) out << absl::StrCat(", showing the last ", retained_count());
   out << "\n";
-  for (uint64_t i = FirstRetainedIndex(); i < next_index_; ++i) {
+  for (uint64_t i = FirstRetainedIndex(); i < events_; ++i) {
     out << Describe(Materialize(i)) << "\n";
   }
 }

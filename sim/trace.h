@@ -17,21 +17,25 @@
 //   trace.WriteFile("/tmp/run.json");              // open in https://ui.perfetto.dev
 //   uint64_t fp = trace.fingerprint();             // same program + seed: same value
 //
-// Fingerprint. A 64-bit, order-sensitive hash of the whole event stream (WordHash over
-// each event's binary content: every field that the events before it do not already
-// determine, the content of every string it refers to, and an annotation's lazy
-// payload; see trace.cc for what is implied and why). It also counts the steps on
-// which the running task went on without an event. It uses no per-process salt, so two
-// processes, two machines or two OS threads that run the same simulation get the same
-// value; a different value means the runs differ somewhere. FirstDivergence() says
-// where.
+// Fingerprint. A 64-bit, order-sensitive hash of the whole event stream: every word of
+// every event's binary record (scheduler/trace_sink.h lists them: kind, group, task,
+// time and the kind's fields; strings by the hash of their content; an annotation's
+// lazy payload words), in order, hashed block by block (two words per multiply) when a
+// block fills and when the fingerprint is read. Any difference in any field of any
+// event changes it. It also counts the steps on which the running task went on without
+// an event. It uses no per-process salt, so two processes, two machines or two OS
+// threads that run the same simulation get the same value; a different value means the
+// runs differ somewhere. FirstDivergence() says where.
 //
-// Cost. Events are recorded in a compact binary form into a ring of reused records
-// (allocated once, at the ring's size): no text formatting and no heap allocation per
-// event, about 50-200 instructions per event with its fingerprint. Text is
-// made only when read: events(), Describe(), the text and Chrome JSON exports.
+// Cost. The first trace of a scheduler is its trace sink: the scheduler writes each
+// event as a few 64-bit words straight into the trace's current block (no virtual
+// call), and socket calls and packets do the same when the trace alone hears them (see
+// Scheduler::SoleTraceSink). No text formatting, no heap allocation and no hashing per
+// event: about 20-60 instructions to write an event and 4 per word to hash it later.
+// Text is made only when read: events(), Describe(), the text and Chrome JSON exports.
 // Strings an event refers to by pointer (a block's `what`, a decision's label, a source
-// file name, AnnotationPayload::text) must be static, as they always had to be.
+// file name, AnnotationPayload::text) must be static, as they always had to be. A second
+// trace of the same scheduler listens as a SchedulerListener and records the same.
 //
 // Memory. The fingerprint always covers every event, but only the last
 // `TraceOptions::keep_last_events` events stay in memory, unless `keep_all_events` is
@@ -49,6 +53,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -57,6 +62,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/trace_sink.h"
 
 namespace dsim {
 
@@ -117,10 +123,12 @@ struct ChromeJsonOptions {
   int64_t display_step_ns = 1000;
 };
 
-class Trace final : public SchedulerListener {
+class Trace final : public SchedulerListener, public TraceSink {
  public:
   // Starts recording `scheduler`'s events; stops when destroyed. `scheduler` must
-  // outlive the trace, or the trace must be detached first.
+  // outlive the trace, or the trace must be detached first. The first trace of a
+  // scheduler is its trace sink (the fast path); a second one listens as a listener
+  // and records the same.
   explicit Trace(Scheduler* scheduler, TraceOptions options = {});
   ~Trace() override;
   Trace(const Trace&) = delete;
@@ -132,9 +140,9 @@ class Trace final : public SchedulerListener {
   // ---- Results -------------------------------------------------------------------
 
   // Hash of every event recorded so far, in order. 0-event traces have a fixed value.
-  uint64_t fingerprint() const { return fingerprint_; }
+  uint64_t fingerprint() const;
   // Events recorded so far (retained or not).
-  uint64_t event_count() const { return next_index_; }
+  uint64_t event_count() const { return events_; }
   // The retained events, oldest first: every event, or the last keep_last_events.
   // Built from the binary records on first call after new events (formats every
   // retained annotation's detail); cheap to call again while nothing is recorded.
@@ -142,11 +150,9 @@ class Trace final : public SchedulerListener {
   // The last `count` retained events, oldest first: formats only those.
   std::vector<TraceEvent> LastEvents(size_t count) const;
   // Number of retained events.
-  size_t retained_count() const {
-    return next_index_ < keep_ ? static_cast<size_t>(next_index_) : keep_;
-  }
+  size_t retained_count() const { return static_cast<size_t>(events_ - FirstRetainedIndex()); }
   // True if events() holds every event since the trace started.
-  bool complete() const { return retained_count() == next_index_; }
+  bool complete() const { return retained_count() == events_; }
 
   // Names the group in exports ("kv-1", "kv-1 (restart 2)"). Unnamed groups show as
   // "host <id>"; group 0 shows as "sim".
@@ -172,7 +178,7 @@ class Trace final : public SchedulerListener {
   // Writes Chrome JSON if `path` ends in ".json", text otherwise.
   absl::Status WriteFile(const std::string& path) const;
 
-  // ---- SchedulerListener -----------------------------------------------------------
+  // ---- SchedulerListener (when another trace is the scheduler's sink) ---------------
   void OnDecision(const Decision& decision, uint64_t chosen) override;
   void OnSpawn(const TaskView& task) override;
   void OnDispatch(const TaskView& task) override;
@@ -184,102 +190,87 @@ class Trace final : public SchedulerListener {
   void OnAnnotation(const Annotation& annotation) override;
 
  private:
-  // One event in binary form, trivially copyable and written field by field: only the
-  // fields its kind uses are set (a reused slot keeps stale values in the others, which
-  // Materialize never reads). Strings are static pointers or interned category ids; an
-  // annotation's payload words live in words_; the rare eager text in texts_.
-  struct Record {
-    int64_t time_ns;
-    uint64_t hash;    // The fingerprint up to and including this event.
-    TaskId task;
-    uint64_t number;  // kTimer: id; kClock: from ns; kDecision: choice; kSpawn: daemon;
-                      // kAnnotation: flow_id.
-    uint64_t other;   // kSpawn, kWake: other_task; kDecision: options;
-                      // kAnnotation: position of its first payload word in words_.
-    const char* what;  // kBlock: the call; kDecision: the label; kAnnotation: payload.text.
-    SourceLocation where;        // kBlock.
-    AnnotationFormatter format;  // kAnnotation: null when the detail is eager text.
-    GroupId group;
-    uint32_t category;  // kAnnotation: index into categories_.
-    TraceEventKind kind;
-    uint8_t code;        // kWake, kDecision: the code; kAnnotation: payload word count.
-    int8_t flow_phase;   // kAnnotation.
+  // ---- TraceSink ---------------------------------------------------------------------
+  void NextBlock() override;
+  uint64_t StaticHashSlow(const char* text) override;
+  uint64_t FileHashSlow(const char* file, bool described) override;
+  void LearnKind(const AnnotationKind& kind) override;
+  void Spawn(const TaskView& task, TaskId spawner, int64_t now_ns) override;
+  void Annotate(const Annotation& annotation, TaskId task, int64_t now_ns) override;
+
+  // A block of kBlockWords words: the hash state before it, the first event recorded
+  // in it, and (in a ring) which block of the stream it holds now.
+  struct BlockInfo {
+    uint64_t seq = UINT64_MAX;
+    uint64_t state_before = 0;
+    uint64_t first_event = 0;
+    uint64_t* words = nullptr;
   };
-  struct Category {
+  struct CategoryInfo {
     std::string text;
-    uint64_t hash = 0;
+    AnnotationFormatter format = nullptr;  // The formatter its lazy annotations use.
   };
-  // Where the last lookups of each category and static string landed, by address bits.
-  // Addresses only pick a slot: hits are verified (categories) or static (strings), and
-  // every hash is computed from content, so no value depends on an address.
-  static constexpr size_t kCacheSlots = 256;
-  static size_t CacheSlot(const void* address) {
-    return (reinterpret_cast<uintptr_t>(address) * 0x9e3779b97f4a7c15ULL) >> 56;
-  }
+  // Where the last lookups of each category landed, by address bits. Addresses only
+  // pick a slot: hits are verified against the content, and every hash is computed
+  // from content, so no value depends on an address.
   struct CategorySlot {
     const char* data = nullptr;
     size_t size = 0;
-    uint32_t id = 0;
     uint64_t head = 0, tail = 0;  // First and last 8 bytes when 8 <= size <= 16.
-    uint64_t hash = 0;            // categories_[id].hash.
-  };
-  struct StaticSlot {
-    const char* data = nullptr;
     uint64_t hash = 0;
+    const CategoryInfo* info = nullptr;
   };
 
-  // The next record, with time, task, group and kind set; folds a time change into the
-  // fingerprint. Defined in trace.cc (hot, inlined there).
-  Record& Start(TraceEventKind kind, int64_t time_ns, GroupId group, TaskId task);
-  void Grow();
-  uint64_t* ReserveWords();
-  // Folds two words into the fingerprint: one 64x64->128-bit multiply.
-  void Fold(uint64_t a, uint64_t b);
+  uint64_t CategoryHash(absl::string_view category, AnnotationFormatter format,
+                        uint64_t index);
+  uint64_t CategoryHashSlow(absl::string_view category, CategorySlot& slot);
   void AddText(uint64_t index, absl::string_view text);
   absl::string_view TextOf(uint64_t index) const;
-  uint32_t InternCategory(absl::string_view category, uint64_t* hash);
-  uint32_t InternCategorySlow(absl::string_view category, CategorySlot& slot, uint64_t* hash);
-  uint64_t StaticHash(const char* text) {
-    StaticSlot& slot = static_cache_[CacheSlot(text)];
-    return slot.data == text ? slot.hash : StaticHashSlow(text, slot);
-  }
-  uint64_t StaticHashSlow(const char* text, StaticSlot& slot);
-  // A source file's hash: of its base name, not the path __builtin_FILE() gave, so a
-  // run built in another directory or by another build system fingerprints the same.
-  uint64_t FileHash(const char* file) {
-    StaticSlot& slot = file_cache_[CacheSlot(file)];
-    return slot.data == file ? slot.hash : FileHashSlow(file, slot);
-  }
-  uint64_t FileHashSlow(const char* file, StaticSlot& slot);
-  uint64_t FirstRetainedIndex() const { return next_index_ - retained_count(); }
-  const Record& RecordAt(uint64_t index) const { return records_[index & mask_]; }
+  AnnotationFormatter FormatOf(uint64_t index, uint64_t category_hash) const;
+  const char* StaticText(uint64_t hash) const;
+  const char* FileText(uint64_t hash) const;
+  uint64_t FirstRetainedIndex() const;
+  // The words of event `index` (retained) and the block holding them.
+  const uint64_t* RecordOf(uint64_t index, const BlockInfo** block) const;
+  // The payload of lazy annotation `index` (a kAnnotation record).
+  AnnotationPayload PayloadOf(uint64_t index) const;
+  // The retained phase-1 annotation of `flow` before `index`, or UINT64_MAX.
+  uint64_t FindFlowStart(uint64_t flow, uint64_t index) const;
+  // The fingerprint of the stream up to and including event `index`.
+  uint64_t HashThrough(uint64_t index) const;
   TraceEvent Materialize(uint64_t index) const;
 
   Scheduler* scheduler_;
+  bool is_sink_ = false;  // The scheduler's trace sink (else an ordinary listener).
   TraceOptions options_;
   size_t keep_;         // Events retained: keep_last_events, or SIZE_MAX (all).
-  uint64_t mask_;       // Slot of event i: i & mask_ (all ones when every event is kept).
-  uint64_t words_mask_;  // Likewise for payload words.
-  // Slot buffers (trivially copyable, never zeroed): a ring of mask_ + 1 records once
-  // the first event comes, or a doubling array when every event is kept.
-  std::unique_ptr<Record[]> records_;
-  uint64_t record_slots_ = 0;
-  std::unique_ptr<uint64_t[]> words_;  // Annotation payload words, likewise.
-  uint64_t word_slots_ = 0;
-  uint64_t next_index_ = 0;
-  uint64_t next_word_ = 0;
-  uint64_t fingerprint_;
-  int64_t last_time_ns_ = INT64_MIN;  // Time of the last event, folded when it changes.
-  // The task of the last dispatch event, until it blocks or finishes: its dispatches
-  // after a scheduling point are continuations, not events.
-  TaskId running_ = kNoTask;
+  // The words: a ring of ring_blocks_ blocks, or (0: every event kept) blocks
+  // allocated one by one, never moved.
+  uint64_t ring_blocks_ = 0;
+  std::unique_ptr<uint64_t[]> ring_;
+  std::vector<std::unique_ptr<uint64_t[]>> chunks_;
+  std::vector<BlockInfo> blocks_;  // By seq % ring_blocks_, or by seq.
+  std::vector<uintptr_t> starts_storage_;  // TraceSink::starts_ points here.
+  uint64_t block_seq_ = 0;          // The block being written.
+  uint64_t* block_begin_ = nullptr;
+  uint64_t state_;                  // Hash of every finished block.
+  // Reading: texts by content hash (never iterated).
+  absl::flat_hash_map<uint64_t, const char*> static_texts_;
+  absl::flat_hash_map<uint64_t, const char*> file_texts_;
+  std::unordered_map<uint64_t, CategoryInfo> categories_;  // Stable addresses.
   std::deque<std::pair<uint64_t, std::string>> texts_;  // (event index, text), in order.
-  std::vector<Category> categories_;  // Index 0: no category.
-  absl::flat_hash_map<std::string, uint32_t> category_ids_;  // Never iterated.
+  // (event index, formatter) of lazy annotations whose formatter is not their
+  // category's, in order.
+  std::deque<std::pair<uint64_t, AnnotationFormatter>> formats_;
   CategorySlot category_cache_[kCacheSlots];
-  StaticSlot static_cache_[kCacheSlots];
-  StaticSlot file_cache_[kCacheSlots];
-  // events(): the materialized view, valid while materialized_at_ == next_index_.
+  // HashThrough's last position, so reading events in order hashes each word once.
+  mutable uint64_t prefix_seq_ = UINT64_MAX;
+  mutable uint64_t prefix_offset_ = 0;
+  mutable uint64_t prefix_state_ = 0;
+  // FindFlowStart's index: flow id -> event, of the events before flows_indexed_to_.
+  mutable absl::flat_hash_map<uint64_t, uint64_t> flow_starts_;
+  mutable uint64_t flows_indexed_to_ = 0;
+  // events(): the materialized view, valid while materialized_at_ == events_.
   mutable std::deque<TraceEvent> materialized_;
   mutable uint64_t materialized_at_ = UINT64_MAX;
   std::vector<std::string> task_names_;  // By TaskId; ids are dense from 1.

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/task.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/trace_sink.h"
 #include "net/network.h"
 #include "sockets/internal/recv_into.h"
 #include "sockets/internal/stack.h"
@@ -137,9 +138,12 @@ void FormatCall(const AnnotationPayload& payload, std::string* out) {
   }
 }
 
-// Out of line: the annotation must not weigh on every call's frame.
-ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
-                                          const char* call, int fd, int64_t result) {
+constexpr AnnotationKind kSocketCall("socket.call", FormatCall);
+
+// As an Annotation for every listener (the trace records the same as below).
+ABSL_ATTRIBUTE_NOINLINE void AnnotateCallForListeners(Scheduler& scheduler, HostStack* stack,
+                                                      const char* call, int fd,
+                                                      int64_t result) {
   Annotation annotation;  // Not aggregate-initialized: the payload words stay unset.
   annotation.category = "socket.call";
   annotation.group = stack->host().group();
@@ -149,6 +153,40 @@ ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack
   annotation.payload.words[0] = static_cast<uint64_t>(static_cast<int64_t>(fd));
   annotation.payload.words[1] = static_cast<uint64_t>(result);
   scheduler.Annotate(annotation);
+}
+
+// AnnotateCall when its fast path cannot serve: the trace's block is full or the call
+// is new to it, or listeners hear socket calls.
+ABSL_ATTRIBUTE_NOINLINE void AnnotateCallSlow(Scheduler& scheduler, HostStack* stack,
+                                              const char* call, int fd, int64_t result) {
+  if (TraceSink* sink = scheduler.SoleTraceSink(kSocketCall)) {
+    uint64_t* words = sink->BeginAnnotation(kSocketCall, stack->host().group(),
+                                            CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
+                                            /*flow_id=*/0, /*flow_phase=*/0, call);
+    words[0] = static_cast<uint64_t>(static_cast<int64_t>(fd));
+    words[1] = static_cast<uint64_t>(result);
+    sink->EndAnnotation(words, 2);
+    return;
+  }
+  AnnotateCallForListeners(scheduler, stack, call, fd, result);
+}
+
+// Out of line: the annotation must not weigh on every call's frame. Straight into the
+// trace's block when the trace alone hears it (a Simulation's case): a leaf, no frame.
+ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
+                                          const char* call, int fd, int64_t result) {
+  if (TraceSink* sink = scheduler.SoleTraceSink(kSocketCall)) {
+    uint64_t* words = sink->TryBeginAnnotation(kSocketCall, stack->host().group(),
+                                               CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
+                                               /*flow_id=*/0, /*flow_phase=*/0, call);
+    if (ABSL_PREDICT_TRUE(words != nullptr)) {
+      words[0] = static_cast<uint64_t>(static_cast<int64_t>(fd));
+      words[1] = static_cast<uint64_t>(result);
+      sink->EndAnnotation(words, 2);
+      return;
+    }
+  }
+  AnnotateCallSlow(scheduler, stack, call, fd, result);
 }
 
 template <typename T>

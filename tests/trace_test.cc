@@ -18,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "scheduler/mutex.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/trace_sink.h"
 #include "sim/simulation.h"
 #include "tests/internal/mini_json.h"
 #include "tests/testing/sim_net.h"
@@ -533,11 +534,26 @@ struct MutantRun {
   std::string text;
 };
 
+constexpr AnnotationKind kTestRaw("test.raw", FormatPair);
+constexpr AnnotationKind kTestRawB("test.raw-b", FormatPair);
+
 MutantRun RunMutant(int mutation) {
   auto m = [mutation](int k) { return mutation == k; };
   Scheduler scheduler(SchedulerOptions{.seed = 3});
   Trace trace(&scheduler, TraceOptions{.keep_all_events = true});
   scheduler.Spawn(m(1) ? "worker-b" : "worker", [&] {
+    // A raw annotation, as the socket and network layers write theirs.
+    const AnnotationKind& kind = m(18) ? kTestRawB : kTestRaw;
+    TraceSink* sink = scheduler.SoleTraceSink(kind);
+    EXPECT_NE(sink, nullptr) << "the trace alone listens: raw annotations go straight in";
+    if (sink != nullptr) {
+      uint64_t* words = sink->BeginAnnotation(kind, 1, CurrentTaskIdOf(scheduler),
+                                              scheduler.NowNanos(), m(20) ? 12 : 11,
+                                              1, m(19) ? "raw-b" : "raw");
+      words[0] = m(17) ? 6 : 5;
+      words[1] = 6;
+      sink->EndAnnotation(words, 2);
+    }
     Annotation lazy;
     lazy.category = m(2) ? "test.y" : "test.x";
     lazy.format = FormatPair;
@@ -551,6 +567,15 @@ MutantRun RunMutant(int mutation) {
     lazy.flow_phase = m(8) ? 2 : 1;
     scheduler.Annotate(lazy);
     scheduler.Annotate({.category = "test.eager", .detail = m(9) ? "text!" : "text"});
+    // A flow's end that repeats its start's payload (a delivery): a reference.
+    Annotation end;
+    end.category = "test.x";
+    end.format = FormatPair;
+    end.group = 1;
+    end.flow_id = m(24) ? 5 : 4;
+    end.flow_phase = 2;
+    end.repeats_flow_start = true;
+    scheduler.Annotate(end);
     dsim::SleepFor(absl::Nanoseconds(m(10) ? 101 : 100));  // Clock and timer events.
     scheduler.ChooseValue(m(11) ? 5 : 4, m(12) ? "draw-b" : "draw");
     if (m(13)) dsim::Yield();  // One more step, no other event.
@@ -558,6 +583,14 @@ MutantRun RunMutant(int mutation) {
       dsim::SleepFor(absl::Nanoseconds(1));  // The same call at another line.
     } else {
       dsim::SleepFor(absl::Nanoseconds(1));
+    }
+    // More steps without an event than one record header counts (a kContinues record).
+    const int points = m(21) ? int{TraceSink::kMaxContinues} : m(22) ? 70000 : 0;
+    for (int i = 0; i < points; ++i) dsim::SchedulingPoint();
+    if (m(23)) {  // A described location instead of a file and line.
+      dsim::SleepFor(absl::Nanoseconds(1), SourceLocation::Described("Queue::Pop in q+0x1c"));
+    } else {
+      dsim::SleepFor(absl::Nanoseconds(1), SourceLocation::Current("q.cc", 0));
     }
   }, SpawnOptions{.daemon = m(15)});
   if (m(16)) scheduler.Spawn("second", [] {});  // One more task, picks among two.
@@ -569,7 +602,10 @@ MutantRun RunMutant(int mutation) {
 // it changes, no index, picks without events): it must still change whenever any
 // field of any event changes, and also when only the number of steps does.
 TEST(TraceFingerprint, ChangesWhenAnyFieldOfAnyEventChanges) {
-  constexpr int kMutations = 16;
+  // 1-16: annotations through Scheduler::Annotate, scheduler events; 17-20: a raw
+  // annotation's payload word, kind, text and flow id; 21-22: steps past a header's
+  // count; 23: a described location; 24: the flow a repeated payload refers to.
+  constexpr int kMutations = 24;
   const MutantRun base = RunMutant(0);
   EXPECT_EQ(RunMutant(0).fingerprint, base.fingerprint);
   std::set<uint64_t> fingerprints = {base.fingerprint};
@@ -579,7 +615,7 @@ TEST(TraceFingerprint, ChangesWhenAnyFieldOfAnyEventChanges) {
     fingerprints.insert(run.fingerprint);
     // A continuation of the running task is a step, not an event (13), and FormatPair
     // shows two payload words, not the third (4): same text, different fingerprints.
-    if (k == 4 || k == 13) {
+    if (k == 4 || k == 13 || k == 21 || k == 22) {
       EXPECT_EQ(run.text.substr(run.text.find('\n')), base.text.substr(base.text.find('\n')));
     } else {
       EXPECT_NE(run.text.substr(run.text.find('\n')), base.text.substr(base.text.find('\n')))
@@ -675,6 +711,187 @@ TEST(TraceCategories, AReusedBufferWithNewTextIsANewCategory) {
     if (e.kind == TraceEventKind::kAnnotation) seen.push_back(e.category);
   }
   EXPECT_EQ(seen, expected);
+}
+
+}  // namespace
+}  // namespace dsim
+
+namespace dsim {
+namespace {
+
+// ---- The trace sink: raw paths and listeners record the same -------------------------
+
+class NoListener final : public SchedulerListener {};
+
+struct EchoRun {
+  uint64_t fingerprint;
+  uint64_t events;
+  std::string text;
+  uint64_t second_fingerprint = 0;  // A second trace's, when asked for.
+  std::string second_text;
+};
+
+// UDP and TCP echo through a Simulation, as the benchmarks run it: socket calls and
+// packets take the raw path when the trace alone listens. `listener` adds a general
+// listener (every annotation is then built and sent to all); `second_trace` attaches a
+// second trace, which can only listen.
+EchoRun RunEcho(bool listener, bool second_trace) {
+  SimulationOptions options{.seed = 5};
+  options.trace.keep_all_events = true;
+  Simulation sim(options);
+  NoListener quiet;
+  if (listener) sim.scheduler().AddListener(&quiet);
+  std::unique_ptr<Trace> second;
+  if (second_trace) {
+    second = std::make_unique<Trace>(&sim.scheduler(), TraceOptions{.keep_all_events = true});
+  }
+  using namespace testing;
+  sim.AddHost({.name = "server", .start = [] {
+    const int udp = UdpBound("10.0.0.1", 90);
+    const int listener_fd = ListenOn("10.0.0.1", 80);
+    for (int i = 0; i < 5; ++i) {
+      std::optional<std::string> got = UdpReceive(udp);
+      if (got.has_value()) UdpSend(udp, "10.0.0.2", 91, *got);
+    }
+    const int conn = Accept(listener_fd, nullptr, nullptr);
+    WriteAll(conn, ReadAll(conn));
+    Close(conn);
+  }, .addresses = {"10.0.0.1"}});
+  sim.AddHost({.name = "client", .start = [] {
+    const int udp = UdpBound("10.0.0.2", 91);
+    for (int i = 0; i < 5; ++i) {
+      UdpSend(udp, "10.0.0.1", 90, absl::StrCat("ping ", i));
+      UdpReceive(udp);
+    }
+    const int fd = ConnectTo("10.0.0.1", 80);
+    WriteAll(fd, std::string(3000, 'x'));
+    Shutdown(fd, SHUT_WR);
+    ReadAll(fd);
+    Close(fd);
+  }, .start_daemon = false, .addresses = {"10.0.0.2"}});
+  EXPECT_TRUE(sim.RunFor(absl::Seconds(10)).ok());
+  if (listener) sim.scheduler().RemoveListener(&quiet);
+  EchoRun run{sim.trace().fingerprint(), sim.trace().event_count(), sim.trace().ToText()};
+  if (second != nullptr) {
+    // The same events (the simulation names hosts only in its own trace).
+    auto events_of = [](const Trace& trace) {
+      std::string out;
+      for (const TraceEvent& e : trace.events()) {
+        absl::StrAppend(&out, e.index, " ", e.time_ns, " ", e.group, " ", e.task, " ",
+                        TraceEventKindName(e.kind), " ", e.category, " ", e.detail, " ",
+                        e.hash, "\n");
+      }
+      return out;
+    };
+    run.second_fingerprint = second->fingerprint();
+    run.second_text = events_of(*second);
+    run.text = events_of(sim.trace());
+    second->Detach();
+  }
+  return run;
+}
+
+TEST(TraceSinkPaths, RawAnnotationsRecordWhatListenersWouldHear) {
+  const EchoRun raw = RunEcho(/*listener=*/false, /*second_trace=*/false);
+  const EchoRun heard = RunEcho(/*listener=*/true, /*second_trace=*/false);
+  EXPECT_GT(raw.events, 100u);
+  EXPECT_TRUE(absl::StrContains(raw.text, "socket.call: Sendto(")) << raw.text.substr(0, 2000);
+  EXPECT_TRUE(absl::StrContains(raw.text, "net.deliver: udp 10.0.0.2:91->10.0.0.1:90 len=6"))
+      << raw.text.substr(0, 2000);
+  EXPECT_TRUE(absl::StrContains(raw.text, "net.send: tcp 10.0.0.2:"));
+  // A delivery shows its send's packet (the record refers to the send).
+  EXPECT_TRUE(absl::StrContains(
+      raw.text, "net.deliver: udp 10.0.0.1:90->10.0.0.2:91 len=6 [flow 10 end]"));
+  EXPECT_EQ(raw.text, heard.text);
+  EXPECT_EQ(raw.fingerprint, heard.fingerprint);
+}
+
+TEST(TraceSinkPaths, ASecondTraceListensAndRecordsTheSame) {
+  const EchoRun run = RunEcho(/*listener=*/false, /*second_trace=*/true);
+  EXPECT_EQ(run.second_fingerprint, run.fingerprint);
+  EXPECT_EQ(run.second_text, run.text);
+}
+
+// Many blocks through a small ring: the retained events, their per-event hashes and the
+// fingerprint are those of a trace that kept everything.
+TEST(TraceMemory, ARingThatWrapsManyBlocksKeepsTheLastEventsExactly) {
+  auto run = [](TraceOptions options, std::vector<TraceEvent>* events) {
+    Scheduler scheduler(SchedulerOptions{.seed = 9});
+    Trace trace(&scheduler, options);
+    Mutex mu;
+    for (int t = 0; t < 3; ++t) {
+      scheduler.Spawn(absl::StrCat("w", t), [&] {
+        for (int i = 0; i < 400; ++i) {
+          MutexLock lock(&mu);
+          scheduler.Annotate({.category = "test.step", .detail = absl::StrCat(i)});
+          dsim::Yield();
+        }
+      });
+    }
+    EXPECT_TRUE(scheduler.Run().ok());
+    *events = std::vector<TraceEvent>(trace.events().begin(), trace.events().end());
+    return std::make_pair(trace.fingerprint(), trace.event_count());
+  };
+  std::vector<TraceEvent> all, last;
+  const auto full = run(TraceOptions{.keep_all_events = true}, &all);
+  const auto ring = run(TraceOptions{.keep_last_events = 37}, &last);
+  EXPECT_EQ(full, ring);
+  ASSERT_GT(all.size(), 3000u);
+  ASSERT_EQ(last.size(), 37u);
+  for (size_t i = 0; i < last.size(); ++i) {
+    const TraceEvent& expected = all[all.size() - last.size() + i];
+    EXPECT_EQ(last[i].index, expected.index);
+    EXPECT_EQ(last[i].hash, expected.hash) << "event " << expected.index;
+    EXPECT_EQ(last[i].detail, expected.detail);
+  }
+  // Per-event hashes tell events apart and change along the stream.
+  std::set<uint64_t> hashes;
+  for (const TraceEvent& e : all) hashes.insert(e.hash);
+  EXPECT_EQ(hashes.size(), all.size());
+}
+
+}  // namespace
+}  // namespace dsim
+
+namespace dsim {
+namespace {
+
+// A delivery refers to its send's record. Its send still retained: the packet's text;
+// gone from a small ring: a note saying so (the fingerprint still covered the send).
+TEST(TraceFlows, ADeliveryShowsItsSendsPayloadOrSaysItLeftTheRing) {
+  auto run = [](size_t keep) {
+    Scheduler scheduler;
+    auto trace = std::make_unique<Trace>(&scheduler, TraceOptions{.keep_last_events = keep});
+    scheduler.Spawn("t", [&] {
+      Annotation send;
+      send.category = "test.send";
+      send.format = FormatPair;
+      send.payload.text = "pkt";
+      send.payload.word_count = 2;
+      send.payload.words[0] = 3;
+      send.payload.words[1] = 4;
+      send.flow_id = 77;
+      send.flow_phase = 1;
+      scheduler.Annotate(send);
+      for (int i = 0; i < 20; ++i) scheduler.Annotate({.category = "test.filler"});
+      Annotation deliver = send;
+      deliver.category = "test.deliver";
+      deliver.payload.word_count = 0;  // Not recorded: the send's words are.
+      deliver.flow_phase = 2;
+      deliver.repeats_flow_start = true;
+      scheduler.Annotate(deliver);
+    });
+    EXPECT_TRUE(scheduler.Run().ok());
+    return std::make_pair(trace->LastEventsText(2), trace->fingerprint());
+  };
+  const auto kept = run(100);
+  const auto lost = run(5);
+  EXPECT_TRUE(absl::StrContains(kept.first, "note test.deliver: pkt 3/4 [flow 77 end]"))
+      << kept.first;
+  EXPECT_TRUE(absl::StrContains(
+      lost.first, "note test.deliver: (as at the start of flow 77, which is no longer retained)"))
+      << lost.first;
+  EXPECT_EQ(kept.second, lost.second);
 }
 
 }  // namespace
