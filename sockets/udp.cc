@@ -7,6 +7,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
 #include "net/network.h"
 #include "sockets/internal/recv_into.h"
@@ -98,6 +99,12 @@ absl::Status UdpSocket::Send(absl::string_view data) {
   return absl::OkStatus();
 }
 
+// The sockaddr's fixed-size fields are written at constant offsets, nothing is read
+// into a buffer from outside: the frame needs no stack protector (in6_addr's byte array
+// would bring one, ~8 instructions a call).
+#if ABSL_HAVE_ATTRIBUTE(no_stack_protector)
+__attribute__((no_stack_protector))
+#endif
 absl::Status UdpSocket::SendTo(absl::string_view data, const IpAddress& ip, uint16_t port) {
   // The sockaddr built in line from the address's bytes (IPv4 is stored IPv4-mapped,
   // its four bytes last): no calls, and only the bytes the family uses are cleared.
