@@ -294,7 +294,7 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   internal::Unwatch(watchdog);
   run_thread_.store(nullptr, std::memory_order_release);
   DSIM_CHECK(stop_, "the run loop returned to main without a reason");
-  current_ = nullptr;
+  SetCurrent(nullptr);
   running_ = false;
   current_scheduler = nullptr;
   internal::ExchangeRunningFiber(previous_running_fiber_);
@@ -302,8 +302,15 @@ RunResult Scheduler::RunLoop(RunMode mode, int64_t until_ns) {
   return MakeResult(steps_before);
 }
 
+// Every change of the running task goes through here, so CurrentGroup() (asked by every
+// socket call) is one load. A task's group never changes after Spawn.
+inline void Scheduler::SetCurrent(Task* task) {
+  current_ = task;
+  current_group_ = task != nullptr ? task->group : kNoGroup;
+}
+
 void Scheduler::SwitchFromMain(Task* next) {
-  current_ = next;
+  SetCurrent(next);
   next->state = TaskState::kRunning;
   {
     MainFiberThreadState saved(errno_location_, eh_globals_);
@@ -482,7 +489,7 @@ Task* Scheduler::PickNextSlow() {
   }
 }
 
-void Scheduler::AdvanceClockTo(int64_t ns) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::AdvanceClockTo(int64_t ns) {
   DSIM_CHECK(ns >= now_ns_, "virtual time would go backwards");
   if (ns == now_ns_) return;
   // FromUnixNanos is inline; Time + Duration is an out-of-line call in a shared Abseil.
@@ -495,28 +502,47 @@ void Scheduler::AdvanceClockTo(int64_t ns) {
   now_ = to;
 }
 
-void Scheduler::FireDueTimers() {
-  // Callbacks run outside any task.
-  Task* const interrupted = current_;
-  current_ = nullptr;
-  while (!stop_ && timers_.AnyDue(now_ns_)) {
-    // The common case, one timer due and no other at the same instant: no tie to order.
-    const internal::TimerSlotId lone = timers_.TakeLoneDue(now_ns_);
-    if (lone != internal::TimerQueue::kNowhere) {
-      FireTimer(lone);
-      continue;
-    }
-    if (timers_.FillBatch(now_ns_) == 0) break;
-    const absl::Span<const uint64_t> due = timers_.batch_sequences();
-    const size_t index =
-        due.size() == 1 ? 0 : Decide(DecisionKind::kTimerOrder, due.size(), due, "");
-    FireTimer(timers_.TakeFromBatch(index));
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint64_t Scheduler::DecideInline(
+    DecisionKind kind, uint64_t num_options, absl::Span<const uint64_t> candidates,
+    const char* label, bool from_yield) {
+  // The default strategy, nobody listening: what RandomStrategy::Choose would answer.
+  if (ABSL_PREDICT_TRUE(random_strategy_ != nullptr && !has_listeners_ && num_options != 0)) {
+    ++decision_index_;
+    return random_strategy_->ChooseBelow(num_options);
   }
-  current_ = interrupted;
+  return DecideSlow(kind, num_options, candidates, label, from_yield);
 }
 
-void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
+// Inlined into FireDueTimers, its only caller: a timer firing is the hot path of every
+// packet delivery. The rare cases (a paused group, a std::function callback) are out of line.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
   Beat();
+  internal::TimerSlot& slot = timers_.slot(slot_id);
+  if (ABSL_PREDICT_FALSE(slot.group != kNoGroup && GroupPaused(slot.group)) ||
+      ABSL_PREDICT_FALSE(!listeners_.empty()) || ABSL_PREDICT_FALSE(slot.call == nullptr)) {
+    return FireTimerSlow(slot_id);
+  }
+  const internal::TimerFunction call = slot.call;
+  void* const context = slot.context;
+  const uint64_t argument = slot.argument;
+  timers_.Release(slot_id);
+  CallTimer(call, context, argument);
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::CallTimer(internal::TimerFunction call,
+                                                          void* context, uint64_t argument) {
+  try {
+    call(context, argument);
+  } catch (const std::exception& e) {
+    failure_ = e.what();
+    Stop(RunOutcome::kTaskFailed);
+  } catch (...) {
+    failure_ = "an exception not derived from std::exception";
+    Stop(RunOutcome::kTaskFailed);
+  }
+}
+
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::FireTimerSlow(internal::TimerSlotId slot_id) {
   internal::TimerSlot& slot = timers_.slot(slot_id);
   const TimerId id = timers_.IdOf(slot_id);
   if (slot.group != kNoGroup && GroupPaused(slot.group)) {
@@ -538,15 +564,7 @@ void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
     void* const context = slot.context;
     const uint64_t argument = slot.argument;
     timers_.Release(slot_id);
-    try {
-      call(context, argument);
-    } catch (const std::exception& e) {
-      failure_ = e.what();
-      Stop(RunOutcome::kTaskFailed);
-    } catch (...) {
-      failure_ = "an exception not derived from std::exception";
-      Stop(RunOutcome::kTaskFailed);
-    }
+    CallTimer(call, context, argument);
     return;
   }
   std::function<void()> callback = std::move(slot.callback);
@@ -562,15 +580,33 @@ void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
   }
 }
 
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireDueTimers() {
+  // Callbacks run outside any task.
+  Task* const interrupted = current_;
+  SetCurrent(nullptr);
+  while (!stop_ && timers_.AnyDue(now_ns_)) {
+    if (timers_.batch_empty()) {
+      // The common case, one timer due and no other at the same instant: no tie to order.
+      const internal::TimerSlotId lone = timers_.TakeLoneDue(now_ns_);
+      if (lone != internal::TimerQueue::kNowhere) {
+        FireTimer(lone);
+        continue;
+      }
+      if (timers_.FillBatch(now_ns_) == 0) break;
+    }
+    const absl::Span<const uint64_t> due = timers_.batch_sequences();
+    const size_t index = due.size() == 1
+                             ? 0
+                             : DecideInline(DecisionKind::kTimerOrder, due.size(), due, "", false);
+    FireTimer(timers_.TakeFromBatch(index));
+  }
+  SetCurrent(interrupted);
+}
+
 uint64_t Scheduler::Decide(DecisionKind kind, uint64_t num_options,
                            absl::Span<const uint64_t> candidates, const char* label,
                            bool from_yield) {
-  // The default strategy, nobody listening: what RandomStrategy::Choose would answer.
-  if (ABSL_PREDICT_TRUE(random_strategy_ != nullptr && !has_listeners_ && num_options != 0)) {
-    ++decision_index_;
-    return random_strategy_->ChooseBelow(num_options);
-  }
-  return DecideSlow(kind, num_options, candidates, label, from_yield);
+  return DecideInline(kind, num_options, candidates, label, from_yield);
 }
 
 ABSL_ATTRIBUTE_NOINLINE uint64_t Scheduler::DecideSlow(DecisionKind kind, uint64_t num_options,
@@ -611,8 +647,9 @@ uint64_t Scheduler::ChooseValue(uint64_t num_options, const char* label) {
 }
 
 // Gives up the CPU on behalf of `self`, whose state the caller has set. Returns when
-// `self` is picked again.
-void Scheduler::Reschedule(Task* self) {
+// `self` is picked again. Inlined into the hot callers (Block, SchedulingPoint): one
+// call level less on every switch (its saved registers cost as much as its body).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::RescheduleInline(Task* self) {
   Task* next = PickNext();
   if (next == self) {
     self->state = TaskState::kRunning;
@@ -621,9 +658,11 @@ void Scheduler::Reschedule(Task* self) {
   SwitchAway(self, next);
 }
 
+void Scheduler::Reschedule(Task* self) { RescheduleInline(self); }
+
 // Switches from `self` to `next` (the main fiber when null).
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::SwitchAway(Task* self, Task* next) {
-  current_ = next;
+  SetCurrent(next);
   if (next != nullptr) next->state = TaskState::kRunning;
   // errno and the C++ exception state belong to the task, as they belong to a thread.
   // errno is always saved. The exception state is almost always empty, so it moves
@@ -833,7 +872,7 @@ WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t dead
     const TaskView view = View(self);
     for (SchedulerListener* l : listeners_) l->OnBlock(view, what, where);
   }
-  Reschedule(self);
+  RescheduleInline(self);
   if (self->wake_timer != kNoTimer) {
     timers_.Cancel(self->wake_timer);
     self->wake_timer = kNoTimer;
@@ -912,25 +951,71 @@ void Scheduler::YieldSlow(Task* self) {
   CheckKilled(self);
 }
 
+// The common cases first, in a function without a frame: the caller alone (no other
+// task runnable, nothing unusual) keeps the CPU, one step and a heartbeat; with other
+// tasks runnable, the strategy decides (SchedulingPointDecide, a tail call). Anything
+// unusual (a kill, a due timer, a paused group, the run ending) goes the general way.
 void Scheduler::SchedulingPoint() {
-  Task* self = CurrentTaskOrDie("SchedulingPoint");
-  // The common case: no other task is runnable and nothing unusual is going on, so the
-  // strategy has one candidate, the caller, which keeps the CPU. Exactly what the
-  // general path below does then (the step, the heartbeat, the dispatch event),
-  // without queueing the caller and taking it back out.
-  const bool alone = !halt_ & runnable_.empty() & (steps_ < step_limit_) &
-                     !timers_.AnyDue(now_ns_) & !self->kill_requested &
-                     (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone) &
-                     !(self->group != kNoGroup && groups_[self->group].paused);
-  if (ABSL_PREDICT_TRUE(alone)) {
+  Task* self = current_;
+  if (ABSL_PREDICT_TRUE(self != nullptr)) {
+    const bool usual = !halt_ & (steps_ < step_limit_) & !timers_.AnyDue(now_ns_) &
+                       !self->kill_requested &
+                       (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone) &
+                       !(self->group != kNoGroup && groups_[self->group].paused);
+    if (ABSL_PREDICT_TRUE(usual)) {
+      if (ABSL_PREDICT_FALSE(!runnable_.empty() || has_listeners_)) {
+        return SchedulingPointDecide(self);
+      }
+      ++steps_;
+      Beat();
+      return;
+    }
+  }
+  SchedulingPointSlow();
+}
+
+// A usual scheduling point with other tasks runnable (or listeners to tell).
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::SchedulingPointDecide(Task* self) {
+  if (runnable_.empty()) {
+    // Alone, with listeners: the dispatch event the general path would give.
     ++steps_;
     Beat();
-    if (ABSL_PREDICT_FALSE(has_listeners_)) NotifyDispatch(self);
+    NotifyDispatch(self);
     return;
   }
+  if (random_strategy_ != nullptr && !has_listeners_) {
+    // The default strategy, nobody listening: the general path's decision without its
+    // queue traffic. The candidates are the run queue and then the caller (where
+    // MakeRunnable would append it); the same draw as DecideNextTask. A task picked
+    // from the middle is replaced by the caller, as TakeRunnable would move the
+    // appended caller into its place.
+    const size_t count = runnable_.size() + 1;
+    ++decision_index_;
+    const size_t index = random_strategy_->ChooseBelow(count);
+    ++steps_;
+    Beat();
+    if (index == count - 1) return;  // The caller again: it keeps the CPU.
+    Task* next = runnable_[index];
+    runnable_[index] = self;
+    runnable_ids_[index] = self->id;
+    self->runnable_index = static_cast<uint32_t>(index);
+    self->state = TaskState::kRunnable;
+    next->runnable_index = UINT32_MAX;
+    SwitchAway(self, next);
+    CheckKilled(self);
+    return;
+  }
+  MakeRunnable(self);
+  RescheduleInline(self);
+  CheckKilled(self);
+}
+
+// The general path: the caller joins the run queue and the strategy picks among all.
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::SchedulingPointSlow() {
+  Task* self = CurrentTaskOrDie("SchedulingPoint");
   CheckKilled(self);
   MakeRunnable(self);
-  Reschedule(self);
+  RescheduleInline(self);
   CheckKilled(self);
 }
 
@@ -968,7 +1053,6 @@ absl::string_view Scheduler::CurrentTaskName() const {
   return current_ ? absl::string_view(current_->name) : absl::string_view();
 }
 
-GroupId Scheduler::CurrentGroup() const { return current_ ? current_->group : kNoGroup; }
 
 // ---- Timers ----------------------------------------------------------------------
 
@@ -986,15 +1070,6 @@ bool Scheduler::CancelTimer(TimerId timer) {
   if (slot == internal::TimerQueue::kNowhere) return false;
   DSIM_MISUSE(timers_.slot(slot).task == nullptr, "CancelTimer on a task's internal timer");
   return timers_.Cancel(timer);
-}
-
-TimerId Scheduler::AddTimerCall(int64_t when_ns, TimerFunction function, void* context,
-                                uint64_t argument, GroupId group) {
-  CheckThread("AddTimerCall");
-  DSIM_MISUSE(function != nullptr, "AddTimerCall with a null function");
-  if (ABSL_PREDICT_FALSE(group >= groups_.size())) Group(group);
-  return timers_.IdOf(
-      timers_.AddCall(std::max(when_ns, now_ns_), group, function, context, argument));
 }
 
 namespace internal {
@@ -1293,7 +1368,7 @@ void Scheduler::FinishCurrentTask(Task* self) {
   }
   self->joiners.WakeAll();
   Task* next = PickNext();
-  current_ = next;
+  SetCurrent(next);
   if (next != nullptr) next->state = TaskState::kRunning;
   DSIM_CHECK(finished_ == nullptr);
   finished_ = self;
@@ -1385,7 +1460,7 @@ bool Scheduler::ResumeForUnwinding(Task* task) {
   running_ = true;
   SwitchFromMain(task);
   running_ = false;
-  current_ = nullptr;
+  SetCurrent(nullptr);
   return FindTask(id) == nullptr;
 }
 

@@ -328,7 +328,13 @@ class Scheduler {
   // order, same group rules, CancelTimer works).
   using TimerFunction = internal::TimerFunction;  // void (*)(void* context, uint64_t argument)
   TimerId AddTimerCall(int64_t when_ns, TimerFunction function, void* context,
-                       uint64_t argument, GroupId group = kNoGroup);
+                       uint64_t argument, GroupId group = kNoGroup) {
+    CheckThread("AddTimerCall");
+    DSIM_MISUSE(function != nullptr, "AddTimerCall with a null function");
+    if (ABSL_PREDICT_FALSE(group >= groups_.size())) Group(group);
+    return timers_.IdOf(timers_.AddCall(when_ns > now_ns_ ? when_ns : now_ns_, group, function,
+                                        context, argument));
+  }
   // Cancels a pending timer. Returns false if it already fired or was cancelled.
   bool CancelTimer(TimerId timer);
   size_t pending_timers() const { return timers_.size(); }
@@ -423,7 +429,7 @@ class Scheduler {
   // its id inline (internal/task.h) on every event instead of calling CurrentTaskId.
   const internal::Task* current_task() const { return current_; }
   absl::string_view CurrentTaskName() const;
-  GroupId CurrentGroup() const;
+  GroupId CurrentGroup() const { return current_group_; }
 
   // ---- Groups (hosts) ---------------------------------------------------------------
 
@@ -556,9 +562,14 @@ class Scheduler {
   void AdvanceClockTo(int64_t ns);
   void FireDueTimers();
   void FireTimer(internal::TimerSlotId slot);
+  void FireTimerSlow(internal::TimerSlotId slot);
+  void CallTimer(internal::TimerFunction call, void* context, uint64_t argument);
   void Reschedule(internal::Task* self);
+  void RescheduleInline(internal::Task* self);
   void SwitchAway(internal::Task* self, internal::Task* next);
   void YieldSlow(internal::Task* self);
+  void SchedulingPointSlow();
+  void SchedulingPointDecide(internal::Task* self);
   void YieldFast();
   friend void Yield();
   void NotifyDispatch(internal::Task* task);
@@ -573,6 +584,8 @@ class Scheduler {
   size_t DecideNextTask(bool from_yield = false);
   uint64_t Decide(DecisionKind kind, uint64_t num_options, absl::Span<const uint64_t> candidates,
                   const char* label, bool from_yield = false);
+  uint64_t DecideInline(DecisionKind kind, uint64_t num_options,
+                        absl::Span<const uint64_t> candidates, const char* label, bool from_yield);
   uint64_t DecideSlow(DecisionKind kind, uint64_t num_options,
                       absl::Span<const uint64_t> candidates, const char* label, bool from_yield);
 
@@ -679,6 +692,8 @@ class Scheduler {
 
   // Run state.
   internal::Task* current_ = nullptr;         // Null on the main fiber and in callbacks.
+  GroupId current_group_ = kNoGroup;          // current_'s group (see SetCurrent).
+  void SetCurrent(internal::Task* task);
   internal::Task* finished_ = nullptr;        // Finished task whose stack awaits release.
   bool running_ = false;
   bool stop_ = false;

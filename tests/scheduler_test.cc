@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "scheduler/mutex.h"
 #include "scheduler/notification.h"
 #include "scheduler/random.h"
@@ -1191,6 +1192,37 @@ TEST(SchedulerListeners, AnAnnotationListenerHearsOnlyItsPrefix) {
   EXPECT_EQ(faults.categories, (std::vector<std::string>{"fault.drop", "fault."}));
   EXPECT_GT(everything.others, 0);
   EXPECT_EQ(everything.categories.size(), 7u);
+}
+
+// CurrentGroup() is cached at every switch (Scheduler::SetCurrent): it must name the
+// running task's group after yields, blocks, sleeps and timer callbacks that interrupt
+// the run, kNoGroup inside callbacks and outside the run.
+TEST(SchedulerGroups, CurrentGroupFollowsTheRunningTaskAcrossEverySwitch) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    Scheduler scheduler(SchedulerOptions{.seed = seed});
+    std::vector<std::string> errors;
+    Notification go;
+    for (GroupId group : {GroupId{1}, GroupId{2}, kNoGroup, GroupId{3}}) {
+      scheduler.Spawn(absl::StrCat("t", group), [&, group] {
+        for (int i = 0; i < 20; ++i) {
+          if (scheduler.CurrentGroup() != group) errors.push_back(absl::StrCat("task ", group));
+          if (i % 3 == 0) dsim::Yield();
+          if (i % 3 == 1) dsim::SleepFor(absl::Microseconds(1 + i % 2));
+          if (i == 10 && group == 1) go.Notify();
+          if (i == 12 && group == 2) go.WaitForNotification();
+          scheduler.SchedulingPoint();
+        }
+      }, SpawnOptions{.group = group});
+    }
+    for (int i = 1; i <= 5; ++i) {
+      scheduler.AddTimer(Scheduler::Epoch() + absl::Microseconds(i), [&] {
+        if (scheduler.CurrentGroup() != kNoGroup) errors.push_back("callback");
+      });
+    }
+    ASSERT_TRUE(scheduler.Run().ok());
+    EXPECT_EQ(scheduler.CurrentGroup(), kNoGroup);
+    EXPECT_TRUE(errors.empty()) << "seed " << seed << ": " << absl::StrJoin(errors, ", ");
+  }
 }
 
 }  // namespace

@@ -1,31 +1,23 @@
 #include "scheduler/internal/timer_queue.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "scheduler/internal/check.h"
 
 namespace dsim::internal {
 
+// ---- The heap --------------------------------------------------------------------------
+
 inline void TimerQueue::SiftUp(uint32_t index) {
   const HeapEntry moving = heap_[index];
   while (index > 0) {
     const uint32_t parent = (index - 1) / 2;
-    if (!Less(moving, heap_[parent])) break;
+    if (heap_[parent].when_ns <= moving.when_ns) break;
     Place(index, heap_[parent]);
     index = parent;
   }
   Place(index, moving);
-}
-
-inline void TimerQueue::InsertIntoHeap(TimerSlotId slot, int64_t when_ns) {
-  DSIM_DCHECK(when_ns >= 0);
-  TimerSlot& s = slots_[slot];
-  s.when_ns = when_ns;
-  const uint32_t index = static_cast<uint32_t>(heap_.size());
-  heap_.push_back(HeapEntry{when_ns, s.sequence, slot});
-  s.position = index;
-  SiftUp(index);
-  RefreshEarliest();
 }
 
 inline void TimerQueue::SiftDown(uint32_t index) {
@@ -34,79 +26,78 @@ inline void TimerQueue::SiftDown(uint32_t index) {
   for (;;) {
     uint32_t child = 2 * index + 1;
     if (child >= size) break;
-    if (child + 1 < size && Less(heap_[child + 1], heap_[child])) ++child;
-    if (!Less(heap_[child], moving)) break;
+    if (child + 1 < size && heap_[child + 1].when_ns < heap_[child].when_ns) ++child;
+    if (moving.when_ns <= heap_[child].when_ns) break;
     Place(index, heap_[child]);
     index = child;
   }
   Place(index, moving);
 }
 
-inline void TimerQueue::RemoveFromHeap(uint32_t index) {
+inline void TimerQueue::RemoveHeapEntry(uint32_t index) {
   DSIM_DCHECK(index < heap_.size());
-  slots_[heap_[index].slot].position = kNowhere;
   const HeapEntry last = heap_.back();
   heap_.pop_back();
-  if (index == 0 && !heap_.empty()) {
-    // Popping the earliest timer (the common case), bottom-up (Floyd): the hole at
-    // the root follows the smaller child down to a leaf, one comparison per level, and
-    // the last entry, usually a late timer, rises from there; the classic sift-down
-    // compares twice per level. The resulting heap is the same either way.
-    const uint32_t size = static_cast<uint32_t>(heap_.size());
+  const uint32_t size = static_cast<uint32_t>(heap_.size());
+  if (index == size) return;
+  if (index == 0) {
+    // Popping the root (the common case), bottom-up (Floyd): the hole follows the
+    // smaller child down to a leaf, one comparison per level, and the last entry,
+    // usually a late one, rises from there.
     uint32_t hole = 0;
     for (;;) {
       uint32_t child = 2 * hole + 1;
       if (child >= size) break;
-      if (child + 1 < size && Less(heap_[child + 1], heap_[child])) ++child;
+      if (child + 1 < size && heap_[child + 1].when_ns < heap_[child].when_ns) ++child;
       Place(hole, heap_[child]);
       hole = child;
     }
     heap_[hole] = last;
     SiftUp(hole);
-    RefreshEarliest();
     return;
   }
-  if (index != heap_.size()) {
-    Place(index, last);
-    SiftDown(index);
-    if (index > 0) SiftUp(slots_[last.slot].position);
-  }
-  RefreshEarliest();
-}
-
-inline void TimerQueue::RemoveFromBatch(uint32_t index) {
-  DSIM_DCHECK(index < batch_.size());
-  slots_[batch_[index]].position = kNowhere;
-  const uint32_t last = static_cast<uint32_t>(batch_.size() - 1);
-  if (index != last) {
-    batch_[index] = batch_[last];
-    batch_sequences_[index] = batch_sequences_[last];
-    slots_[batch_[index]].position = kBatchBit | index;
-  }
-  batch_.pop_back();
-  batch_sequences_.pop_back();
-  RefreshEarliest();
-}
-
-void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) { InsertIntoHeap(slot, when_ns); }
-
-// Takes a free slot and gives it the next sequence number.
-inline TimerSlotId TimerQueue::NewSlot(uint32_t group) {
-  TimerSlotId id;
-  if (!free_slots_.empty()) {
-    id = free_slots_.back();
-    free_slots_.pop_back();
+  // An entry from the middle (a cancel): the last entry may belong above or below.
+  const uint32_t parent = (index - 1) / 2;
+  heap_[index] = last;
+  if (last.when_ns < heap_[parent].when_ns) {
+    SiftUp(index);
   } else {
-    DSIM_CHECK(slots_.size() < kBatchBit, "too many timers");
-    id = static_cast<TimerSlotId>(slots_.size());
-    slots_.emplace_back();
+    SiftDown(index);
   }
-  TimerSlot& s = slots_[id];
-  DSIM_DCHECK(!s.in_use);
-  s.group = group;
-  s.sequence = next_sequence_++;
-  s.in_use = true;
-  return id;
+}
+
+
+// ---- Adding and cancelling -------------------------------------------------------------
+
+inline void TimerQueue::InsertLone(TimerSlotId slot, int64_t when_ns) {
+  DSIM_DCHECK(when_ns >= 0);
+  TimerSlot& s = slots_[slot];
+  s.when_ns = when_ns;
+  s.prev = slot;
+  s.next = slot;
+  const uint32_t index = static_cast<uint32_t>(heap_.size());
+  heap_.push_back(HeapEntry{when_ns, slot});
+  SiftUp(index);
+  ++pending_;
+  RefreshEarliest();
+}
+
+void TimerQueue::InsertLoneRecent(TimerSlotId slot, int64_t when_ns) {
+  InsertLone(slot, when_ns);
+  recent_[1] = recent_[0];
+  recent_[0] = Recent{when_ns, slot};
+}
+
+void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {
+  // Its old sequence may be lower than a ring's: a lone entry of its own (the batch
+  // that gathers its instant puts it in sequence order).
+  InsertLone(slot, when_ns);
+}
+
+void TimerQueue::AddFreeSlot() {
+  DSIM_CHECK(slots_.size() < kInRing, "too many timers");
+  free_slots_.push_back(static_cast<TimerSlotId>(slots_.size()));
+  slots_.emplace_back();
 }
 
 TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
@@ -115,18 +106,7 @@ TimerSlotId TimerQueue::Add(int64_t when_ns, uint32_t group, Task* task,
   TimerSlot& s = slots_[id];
   if (callback != nullptr) s.callback = std::move(callback);
   s.task = task;
-  InsertIntoHeap(id, when_ns);
-  return id;
-}
-
-TimerSlotId TimerQueue::AddCall(int64_t when_ns, uint32_t group, TimerFunction call,
-                                void* context, uint64_t argument) {
-  const TimerSlotId id = NewSlot(group);
-  TimerSlot& s = slots_[id];
-  s.call = call;
-  s.context = context;
-  s.argument = argument;
-  InsertIntoHeap(id, when_ns);
+  InsertNew(id, when_ns);
   return id;
 }
 
@@ -142,52 +122,93 @@ std::vector<uint64_t> TimerQueue::CallbackTimersOf(uint32_t group) const {
 bool TimerQueue::Cancel(uint64_t id) {
   const TimerSlotId slot = SlotOf(id);
   if (slot == kNowhere) return false;
-  const uint32_t position = slots_[slot].position;
+  TimerSlot& s = slots_[slot];
+  const uint32_t position = s.position;
   if (position == kNowhere) {
     // Taken (deferred by a paused group, or firing now): just forget it.
   } else if (position & kBatchBit) {
     RemoveFromBatch(position & ~kBatchBit);
   } else {
-    RemoveFromHeap(position);
+    --pending_;
+    if (s.next == slot) {
+      // Lone: its heap entry goes.
+      ForgetRecent(slot);
+      RemoveHeapEntry(position);
+      RefreshEarliest();
+    } else {
+      // Out of its ring; if it was the first, the next one heads the heap entry.
+      slots_[s.prev].next = s.next;
+      slots_[s.next].prev = s.prev;
+      if (position != kInRing) {
+        ForgetRecent(slot);
+        heap_[position].first = s.next;
+        slots_[s.next].position = position;
+      }
+    }
   }
   Release(slot);
   return true;
 }
 
+// ---- Firing ----------------------------------------------------------------------------
+
 size_t TimerQueue::FillBatch(int64_t now_ns) {
   if (!batch_.empty() || heap_.empty()) return batch_.size();
   const int64_t when = heap_[0].when_ns;
   if (when > now_ns) return 0;
-  while (!heap_.empty() && heap_[0].when_ns == when) {
-    const HeapEntry top = heap_[0];
-    RemoveFromHeap(0);
-    slots_[top.slot].position = kBatchBit | static_cast<uint32_t>(batch_.size());
-    batch_.push_back(top.slot);
-    batch_sequences_.push_back(top.sequence);
+  size_t entries = 0;
+  do {
+    const TimerSlotId first = heap_[0].first;
+    ForgetRecent(first);
+    RemoveHeapEntry(0);
+    ++entries;
+    TimerSlotId slot = first;
+    do {
+      const TimerSlotId next = slots_[slot].next;
+      AppendToBatch(slot);
+      slot = next;
+    } while (slot != first);
+  } while (!heap_.empty() && heap_[0].when_ns == when);
+  pending_ -= batch_.size();
+  // Each ring lists its timers by sequence, but several entries due at the same instant
+  // come off the heap in any order: the batch starts in sequence order, as one heap of
+  // (due, sequence) pairs would give it.
+  if (entries > 1 && !std::is_sorted(batch_sequences_.begin(), batch_sequences_.end())) {
+    SortBatch();
   }
   RefreshEarliest();
   return batch_.size();
+}
+
+void TimerQueue::SortBatch() {
+  auto& sorted = sort_scratch_;
+  sorted.clear();
+  for (size_t i = 0; i < batch_.size(); ++i) sorted.emplace_back(batch_sequences_[i], batch_[i]);
+  std::sort(sorted.begin(), sorted.end());  // Sequences are distinct.
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    batch_sequences_[i] = sorted[i].first;
+    batch_[i] = sorted[i].second;
+    slots_[batch_[i]].position = kBatchBit | static_cast<uint32_t>(i);
+  }
 }
 
 TimerSlotId TimerQueue::TakeLoneDue(int64_t now_ns) {
   if (!batch_.empty() || heap_.empty()) return kNowhere;
   const HeapEntry top = heap_[0];
   if (top.when_ns > now_ns) return kNowhere;
-  // The heap's second-smallest entry is one of the root's children.
+  // Another entry due at the same instant would be one of the root's children (its
+  // ancestors cannot be later than it).
   const size_t size = heap_.size();
   if ((size > 1 && heap_[1].when_ns == top.when_ns) ||
-      (size > 2 && heap_[2].when_ns == top.when_ns)) {
+      (size > 2 && heap_[2].when_ns == top.when_ns) || slots_[top.first].next != top.first) {
     return kNowhere;
   }
-  RemoveFromHeap(0);
-  return top.slot;
-}
-
-TimerSlotId TimerQueue::TakeFromBatch(size_t index) {
-  DSIM_CHECK(index < batch_.size());
-  const TimerSlotId slot = batch_[index];
-  RemoveFromBatch(static_cast<uint32_t>(index));
-  return slot;
+  ForgetRecent(top.first);
+  RemoveHeapEntry(0);
+  slots_[top.first].position = kNowhere;
+  --pending_;
+  RefreshEarliest();
+  return top.first;
 }
 
 }  // namespace dsim::internal

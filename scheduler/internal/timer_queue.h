@@ -1,15 +1,23 @@
 // TimerQueue: pending timers, ordered by (due time, creation sequence).
 //
-// An indexed binary heap, so adding and cancelling are O(log n) and a sleep with a
-// million other timers pending stays logarithmic. Each heap entry carries its own key
-// (due time and sequence), so sifting compares entries without visiting the slots. Timers due at the same instant are
-// moved together into a "due batch", from which the scheduler's strategy picks the firing
-// order one timer at a time (O(1) per pick, however large the batch).
+// A binary heap ordered by due time. Each heap entry is one timer (the common case) or
+// the first of several timers due at the same instant, linked in a ring through their
+// slots in sequence order. Simulations add many timers at the same instants (lockstep
+// clients send at once, a link's latency is fixed): an add due when one of the last two
+// adds was due joins that entry's ring, so moving every timer due at the earliest
+// instant into the "due batch" takes a few heap entries instead of one pop per timer,
+// and adding one is a few stores. Several entries may share a due time (the recent
+// adds are a cache, not an index); the batch gathers all of them and lists its timers
+// by sequence, so the order is exactly what one heap of (due time, sequence) pairs would
+// give. The scheduler's strategy picks the batch's firing order one timer at a time
+// (O(1) per pick). Adding and cancelling are O(log entries); nothing allocates once the
+// slots, the heap and the batch have grown to the run's high-water mark.
 #ifndef DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
 #define DSIM_SCHEDULER_INTERNAL_TIMER_QUEUE_H_
 
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -33,7 +41,13 @@ struct TimerSlot {
   int64_t when_ns = 0;
   uint64_t sequence = 0;           // Creation order: a timer's stable identity.
   uint32_t generation = 1;         // Bumped on release, so stale TimerIds are rejected.
-  uint32_t position = 0;           // Index in the heap or the batch (see TimerQueue).
+  // Where it is: TimerQueue::kNowhere (taken), kBatchBit | its index in the batch,
+  // kInRing (in a heap entry's ring, not first), or its heap index (lone or first).
+  uint32_t position = 0;
+  // Its ring of timers due at the same instant (itself when alone): previous and next
+  // by sequence; the first's previous is the last.
+  uint32_t prev = 0;
+  uint32_t next = 0;
   uint32_t group = 0;
   bool in_use = false;
 };
@@ -42,10 +56,20 @@ class TimerQueue {
  public:
   static constexpr uint32_t kNowhere = UINT32_MAX;     // Not in heap or batch.
   static constexpr uint32_t kBatchBit = 1u << 31;      // Position is in the batch.
+  static constexpr uint32_t kInRing = kBatchBit - 1;   // In a ring, not its first.
 
   TimerSlotId Add(int64_t when_ns, uint32_t group, Task* task, std::function<void()> callback);
+  // Inline: every packet in flight is one (Scheduler::AddTimerCall).
   TimerSlotId AddCall(int64_t when_ns, uint32_t group, TimerFunction call, void* context,
-                      uint64_t argument);
+                      uint64_t argument) {
+    const TimerSlotId id = NewSlot(group);
+    TimerSlot& s = slots_[id];
+    s.call = call;
+    s.context = context;
+    s.argument = argument;
+    InsertNew(id, when_ns);
+    return id;
+  }
   // Puts a taken (deferred) timer back, due at `when_ns`.
   void Reinsert(TimerSlotId slot, int64_t when_ns);
   // Removes a pending timer and frees its slot. False if `id` is stale.
@@ -83,7 +107,7 @@ class TimerQueue {
   TimerSlot& slot(TimerSlotId slot) { return slots_[slot]; }
 
   // Timers in the heap or the batch.
-  size_t size() const { return heap_.size() + batch_.size(); }
+  size_t size() const { return pending_ + batch_.size(); }
   bool empty() const { return size() == 0; }
   // Due time of the earliest pending timer. Requires !empty().
   int64_t EarliestNs() const { return earliest_ns_; }
@@ -100,32 +124,102 @@ class TimerQueue {
   // Sequence numbers of the batch's timers, in batch order.
   absl::Span<const uint64_t> batch_sequences() const { return batch_sequences_; }
   // Removes the batch's `index`-th timer and returns its slot (still allocated).
-  TimerSlotId TakeFromBatch(size_t index);
+  // Inline: the strategy's pick from a batch of ties is the hot path of lockstep runs.
+  TimerSlotId TakeFromBatch(size_t index) {
+    DSIM_CHECK(index < batch_.size());
+    const TimerSlotId slot = batch_[index];
+    RemoveFromBatch(static_cast<uint32_t>(index));
+    return slot;
+  }
+  bool batch_empty() const { return batch_.empty(); }
 
  private:
-  // A heap entry: the timer's key, copied from its slot, and the slot.
+  // A heap entry: a due time and the first timer of the ring due then.
   struct HeapEntry {
     int64_t when_ns;
-    uint64_t sequence;
-    TimerSlotId slot;
+    TimerSlotId first;
   };
-  // (when_ns, sequence) order. Due times are never negative, so the pair compares as
-  // one unsigned 128-bit number: no branch.
-  static bool Less(const HeapEntry& a, const HeapEntry& b) {
-    using Key = unsigned __int128;
-    return ((Key{static_cast<uint64_t>(a.when_ns)} << 64) | a.sequence) <
-           ((Key{static_cast<uint64_t>(b.when_ns)} << 64) | b.sequence);
+  // An entry the last adds went to: its due time and its first timer.
+  struct Recent {
+    int64_t when_ns = -1;  // -1: none.
+    TimerSlotId first = 0;
+  };
+
+  // A new timer (the highest sequence so far): joins the ring of a recent entry due at
+  // the same instant, or becomes a lone entry.
+  void InsertNew(TimerSlotId slot, int64_t when_ns) {
+    TimerSlotId first;
+    if (when_ns == recent_[0].when_ns) {
+      first = recent_[0].first;
+    } else if (when_ns == recent_[1].when_ns) {
+      std::swap(recent_[0], recent_[1]);
+      first = recent_[0].first;
+    } else {
+      return InsertLoneRecent(slot, when_ns);
+    }
+    // Last in the ring: its sequence is the highest so far. The earliest due time does
+    // not change (the entry is already in the heap).
+    TimerSlot& head = slots_[first];
+    const TimerSlotId last = head.prev;
+    TimerSlot& s = slots_[slot];
+    DSIM_DCHECK(slots_[last].sequence < s.sequence);
+    s.when_ns = when_ns;
+    s.position = kInRing;
+    s.prev = last;
+    s.next = first;
+    slots_[last].next = slot;
+    head.prev = slot;
+    ++pending_;
+  }
+  // A lone entry that later adds due at the same instant may join.
+  void InsertLoneRecent(TimerSlotId slot, int64_t when_ns);
+  void InsertLone(TimerSlotId slot, int64_t when_ns);
+  // Removes the heap entry at `index`; its timers are the caller's business.
+  void RemoveHeapEntry(uint32_t index);
+  void AppendToBatch(TimerSlotId slot) {
+    slots_[slot].position = kBatchBit | static_cast<uint32_t>(batch_.size());
+    batch_.push_back(slot);
+    batch_sequences_.push_back(slots_[slot].sequence);
+  }
+  void RemoveFromBatch(uint32_t index) {
+    DSIM_DCHECK(index < batch_.size());
+    slots_[batch_[index]].position = kNowhere;
+    const uint32_t last = static_cast<uint32_t>(batch_.size() - 1);
+    if (index != last) {
+      batch_[index] = batch_[last];
+      batch_sequences_[index] = batch_sequences_[last];
+      slots_[batch_[index]].position = kBatchBit | index;
+    }
+    batch_.pop_back();
+    batch_sequences_.pop_back();
+    RefreshEarliest();
+  }
+  void SortBatch();
+  // Forgets `first` as a recent add target (it left the heap or its ring).
+  void ForgetRecent(TimerSlotId first) {
+    if (recent_[0].first == first) recent_[0].when_ns = -1;
+    if (recent_[1].first == first) recent_[1].when_ns = -1;
   }
   void SiftUp(uint32_t index);
-  void InsertIntoHeap(TimerSlotId slot, int64_t when_ns);
   void SiftDown(uint32_t index);
-  void RemoveFromHeap(uint32_t index);
-  void RemoveFromBatch(uint32_t index);
   void Place(uint32_t index, const HeapEntry& entry) {
     heap_[index] = entry;
-    slots_[entry.slot].position = index;
+    slots_[entry.first].position = index;
   }
-  TimerSlotId NewSlot(uint32_t group);
+  // Takes a free slot and gives it the next sequence number.
+  TimerSlotId NewSlot(uint32_t group) {
+    if (ABSL_PREDICT_FALSE(free_slots_.empty())) AddFreeSlot();
+    const TimerSlotId id = free_slots_.back();
+    free_slots_.pop_back();
+    TimerSlot& s = slots_[id];
+    DSIM_DCHECK(!s.in_use);
+    s.group = group;
+    s.sequence = next_sequence_++;
+    s.in_use = true;
+    return id;
+  }
+  // Grows the slots by one, free.
+  void AddFreeSlot();
   // Recomputes earliest_ns_ after the heap or the batch changed.
   void RefreshEarliest() {
     earliest_ns_ = !batch_.empty()  ? slots_[batch_[0]].when_ns
@@ -136,8 +230,11 @@ class TimerQueue {
   std::vector<TimerSlot> slots_;
   std::vector<TimerSlotId> free_slots_;
   std::vector<HeapEntry> heap_;
+  Recent recent_[2];    // [0] the most recently used.
+  size_t pending_ = 0;  // Timers in the heap's entries.
   std::vector<TimerSlotId> batch_;
   std::vector<uint64_t> batch_sequences_;
+  std::vector<std::pair<uint64_t, TimerSlotId>> sort_scratch_;
   uint64_t next_sequence_ = 1;
   // Due time of the earliest pending timer, INT64_MAX when none: the run loop asks
   // "is anything due?" at every scheduling point, so it is one comparison.

@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/container/fixed_array.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/internal/check.h"
 #include "sockets/internal/unix_socket.h"
@@ -1294,45 +1293,6 @@ int HostStack::AnyDescriptorOf(const void* identity) {
     }
   }
   return -1;
-}
-
-void HostStack::WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
-                           SourceLocation where, WaitQueue* also) {
-  // One record per descriptor, on the stack for the usual few (an epoll_wait or poll
-  // loop calls this for every wait); fixed-size arrays keep this code small.
-  struct Watched {
-    SocketState* socket = nullptr;
-    std::shared_ptr<OpenFile> file;  // Alive while we sleep.
-  };
-  absl::FixedArray<Watched, 8> watched(fds.size());
-  absl::FixedArray<WaitQueue*, 17> queues(2 * fds.size() + 1);
-  size_t count = 0;
-  for (size_t i = 0; i < fds.size(); ++i) {
-    Watched& w = watched[i];
-    if ((w.file = FileRef(fds[i])) != nullptr) {
-      queues[count++] = &w.file->readable();
-      queues[count++] = &w.file->writable();
-    } else if ((w.socket = Lookup(fds[i])) != nullptr) {
-      ++w.socket->active_calls;
-      queues[count++] = &w.socket->readable;
-      queues[count++] = &w.socket->writable;
-    }
-  }
-  if (also != nullptr) queues[count++] = also;
-  struct Release {
-    HostStack* stack;
-    absl::FixedArray<Watched, 8>* watched;
-    ~Release() {
-      for (Watched& w : *watched) {
-        if (w.socket != nullptr) stack->EndCall(w.socket);
-      }
-    }
-  } release{this, &watched};
-  if (count == 0) {
-    scheduler_->SleepUntil(deadline, where);
-    return;
-  }
-  WaitQueue::WaitAny(absl::MakeConstSpan(queues.data(), count), what, where, deadline);
 }
 
 int HostStack::Poll(pollfd* fds, nfds_t count, int timeout_ms, SourceLocation where) {

@@ -321,10 +321,6 @@ class HostStack final : public PacketReceiver {
     }
     return *socket != nullptr || *file != nullptr;
   }
-  // Blocks until the readiness of any of `fds` may have changed, or `deadline`, or a
-  // wake through `also` (a queue the caller keeps alive: epoll's own).
-  void WaitForAny(absl::Span<const int> fds, absl::Time deadline, const char* what,
-                  SourceLocation where, WaitQueue* also = nullptr);
 
   // Messages: the last failure of each task.
   int Fail(int error, std::string message);
