@@ -142,12 +142,6 @@ absl::Status UdpSocket::ReceiveFrom(Datagram* datagram, size_t max_bytes,
   return absl::OkStatus();
 }
 
-absl::StatusOr<UdpSocket::Datagram> UdpSocket::ReceiveFrom(size_t max_bytes,
-                                                            SourceLocation where) {
-  // Received straight into the returned object (no Datagram moved into a StatusOr).
-  absl::StatusOr<Datagram> result(absl::in_place);
-  if (ReceiveInto(fd(), &*result, max_bytes, where) < 0) result = LastSocketError("recvfrom");
-  return result;
-}
+absl::Status UdpSocket::ReceiveFailed() { return LastSocketError("recvfrom"); }
 
 }  // namespace dsim

@@ -28,6 +28,7 @@
 #include "absl/strings/string_view.h"
 #include "scheduler/source_location.h"
 #include "net/network.h"
+#include "sockets/internal/recv_into.h"
 #include "sockets/tcp.h"
 
 namespace dsim {
@@ -52,9 +53,21 @@ class UdpSocket {
   absl::Status SendTo(absl::string_view data, const IpAddress& ip, uint16_t port);
   // To the connected destination.
   absl::Status Send(absl::string_view data);
-  // Blocks until a datagram arrives.
+  // Blocks until a datagram arrives. (Inline: the returned Datagram, built in the
+  // caller's frame, is received into directly, one call into the socket layer.)
   absl::StatusOr<Datagram> ReceiveFrom(size_t max_bytes = 65536,
-                                       SourceLocation where = SourceLocation::Current());
+                                       SourceLocation where = SourceLocation::Current()) {
+    absl::StatusOr<Datagram> result(absl::in_place);
+    Datagram& datagram = *result;
+    const ssize_t n = internal::RecvInto(fd(), &datagram.data, max_bytes, MSG_TRUNC,
+                                         &datagram.from_ip, &datagram.from_port, where);
+    if (n < 0) {
+      result = ReceiveFailed();
+    } else {
+      datagram.truncated = static_cast<size_t>(n) > max_bytes;
+    }
+    return result;
+  }
   // The same into `datagram`, reusing its buffer's capacity.
   absl::Status ReceiveFrom(Datagram* datagram, size_t max_bytes = 65536,
                            SourceLocation where = SourceLocation::Current());
@@ -64,6 +77,9 @@ class UdpSocket {
   uint16_t port() const { return handle_.LocalPort(); }
 
  private:
+  // The status of a failed receive (errno set by the call).
+  static absl::Status ReceiveFailed();
+
   SocketHandle handle_;
 };
 

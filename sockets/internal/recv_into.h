@@ -54,8 +54,12 @@ ssize_t SendAll(int fd, const char* data, size_t length,
 // in (a move of a short string keeps the target's own buffer); a string with room keeps
 // its buffer (ReceiveFrom(&datagram) in a loop allocates nothing). noexcept: a failed
 // allocation ends the process rather than leave `*data` destroyed.
-// AssignReceived's path for a string that must grow: built again in place.
+// AssignReceived's path for a string that must grow: built again in place. n exceeds
+// the capacity, so the inline buffer (15 bytes) cannot hold it, and `bytes` is a
+// packet's payload: the constructor's branches for a null pointer and for short
+// content are dropped.
 inline void RebuildReceived(std::string* data, const char* bytes, size_t n) noexcept {
+  if (n <= 15 || bytes == nullptr) __builtin_unreachable();
   using String = std::string;
   data->~String();
   new (data) String(bytes, n);
