@@ -93,28 +93,6 @@ absl::Status UdpSocket::SendTo(absl::string_view data, absl::string_view ip, uin
   return SendToAddress(fd(), data, &address, *length);
 }
 
-absl::Status UdpSocket::Send(absl::string_view data) {
-  if (dsim::Send(fd(), data.data(), data.size(), 0) < 0) return LastSocketError("send");
-  return absl::OkStatus();
-}
-
-absl::Status UdpSocket::SendTo(absl::string_view data, const IpAddress& ip, uint16_t port) {
-  // The sockaddr built in line from the address's bytes (IPv4 is stored IPv4-mapped,
-  // its four bytes last): no calls, and only the bytes the family uses are cleared.
-  if (ip.is_v4()) {
-    sockaddr_in v4{};
-    v4.sin_family = AF_INET;
-    v4.sin_port = htons(port);
-    std::memcpy(&v4.sin_addr, ip.bytes().data() + 12, 4);
-    return SendToAddress(fd(), data, &v4, sizeof(v4));
-  }
-  sockaddr_in6 v6{};
-  v6.sin6_family = AF_INET6;
-  v6.sin6_port = htons(port);
-  std::memcpy(&v6.sin6_addr, ip.bytes().data(), 16);
-  return SendToAddress(fd(), data, &v6, sizeof(v6));
-}
-
 namespace {
 
 // One recvfrom(MSG_TRUNC) into `datagram`: exactly the bytes received, the source kept
@@ -135,12 +113,8 @@ absl::Status UdpSocket::ReceiveFrom(Datagram* datagram, size_t max_bytes,
   return absl::OkStatus();
 }
 
-absl::StatusOr<UdpSocket::Datagram> UdpSocket::ReceiveFrom(size_t max_bytes,
-                                                            SourceLocation where) {
-  // Received straight into the returned object (no Datagram moved into a StatusOr).
-  absl::StatusOr<Datagram> result(absl::in_place);
-  if (ReceiveInto(fd(), &*result, max_bytes, where) < 0) result = LastSocketError("recvfrom");
-  return result;
-}
+absl::Status UdpSocket::ReceiveFailed() { return LastSocketError("recvfrom"); }
+
+absl::Status UdpSocket::SendFailed(const char* call) { return LastSocketError(call); }
 
 }  // namespace dsim

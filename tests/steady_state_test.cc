@@ -2,6 +2,7 @@
 // heap allocations (none per exchange), and what the wrappers hand back.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -342,6 +343,63 @@ TEST(UdpSocketWrapper, ADualStackSocketReportsAnIpv4SenderAsIpv4) {
   EXPECT_EQ(r[0].from, "10.0.0.2");
   EXPECT_TRUE(r[0].from_v4);
   EXPECT_EQ(r[0].allocations, 1u);
+}
+
+// One Datagram reused across sizes: each receive leaves exactly the datagram's bytes.
+// A datagram larger than the buffer replaces it by one of exactly its size (the old one
+// freed); one that fits keeps the buffer (no allocation), also when it is short enough
+// for std::string's inline buffer; the source and truncation are set every time.
+TEST(UdpSocketWrapper, AReusedDatagramGrowsToExactlyTheLargerSizeAndKeepsItsBufferOtherwise) {
+  World w;
+  const std::vector<size_t> sizes = {20, 5, 100, 40, 0, 100, 16, 300, 15, 64};
+  struct Seen {
+    std::string data;
+    size_t capacity;
+    uint64_t allocations;
+    bool truncated;
+  };
+  std::vector<Seen> seen;
+  w.server.Spawn("server", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("0.0.0.0", 53);
+    ASSERT_TRUE(socket.ok());
+    // A first round warms the stack up (its packet pool grows then); each round is
+    // queued whole before it is read, so a count is the call's alone.
+    dsim::SleepFor(absl::Seconds(1));
+    UdpSocket::Datagram warm_up;
+    for (size_t i = 0; i < sizes.size(); ++i) ASSERT_TRUE(socket->ReceiveFrom(&warm_up).ok());
+    dsim::SleepFor(absl::Seconds(1));
+    UdpSocket::Datagram datagram;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const uint64_t before = dsim::testing::HeapAllocations();
+      ASSERT_TRUE(socket->ReceiveFrom(&datagram, 200).ok());
+      const uint64_t allocations = dsim::testing::HeapAllocations() - before;
+      seen.push_back({datagram.data, datagram.data.capacity(), allocations, datagram.truncated});
+      EXPECT_EQ(datagram.from_ip.ToString(), "10.0.0.2");
+    }
+  });
+  w.client.Spawn("client", [&] {
+    absl::StatusOr<UdpSocket> socket = UdpSocket::Bind("0.0.0.0", 0);
+    ASSERT_TRUE(socket.ok());
+    for (int round = 0; round < 2; ++round) {
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        ASSERT_TRUE(socket->SendTo(std::string(sizes[i], static_cast<char>('a' + i)),
+                                   "10.0.0.1", 53).ok());
+      }
+      dsim::SleepFor(absl::Milliseconds(1500));
+    }
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  ASSERT_EQ(seen.size(), sizes.size());
+  // Capacity before each call: 15 (inline), 20, 20, 100, 100, 100, 100, 100, 200, 200.
+  const std::vector<size_t> capacities = {20, 20, 100, 100, 100, 100, 100, 200, 200, 200};
+  const std::vector<uint64_t> allocations = {1, 0, 1, 0, 0, 0, 0, 1, 0, 0};
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const size_t kept = std::min<size_t>(sizes[i], 200);
+    EXPECT_EQ(seen[i].data, std::string(kept, static_cast<char>('a' + i))) << i;
+    EXPECT_EQ(seen[i].truncated, sizes[i] > 200) << i;
+    EXPECT_EQ(seen[i].capacity, capacities[i]) << i;
+    EXPECT_EQ(seen[i].allocations, allocations[i]) << i;
+  }
 }
 
 // A failed receive: the errno in the status; the reused Datagram is left as it was.

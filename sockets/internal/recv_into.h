@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <new>
 #include <string>
 
 #include "net/network.h"
@@ -46,12 +47,28 @@ ssize_t SendAll(int fd, const char* data, size_t length,
 
 // `*data` = the n bytes at `bytes`, with at most one allocation of exactly n bytes.
 // std::string::assign is out of line (libstdc++ instantiates it in the shared library)
-// and grows through _M_mutate; the constructor is inline. So: a string that must grow,
-// or whose content fits the inline buffer (15 bytes in libstdc++; a move of a short
-// string keeps the target's own buffer), is built and moved in; a string with room
-// keeps its buffer (ReceiveFrom(&datagram) in a loop allocates nothing).
-inline void AssignReceived(std::string* data, const char* bytes, size_t n) {
-  if (n > data->capacity() || n <= 15) {
+// and grows through _M_mutate; the constructor is inline. So: a string that must grow
+// is destroyed and built again in place (one allocation of exactly n bytes, its old
+// buffer freed; no temporary moved in: the fresh Datagram of ReceiveFrom() takes this
+// path); content that fits the inline buffer (15 bytes in libstdc++) is built and moved
+// in (a move of a short string keeps the target's own buffer); a string with room keeps
+// its buffer (ReceiveFrom(&datagram) in a loop allocates nothing). noexcept: a failed
+// allocation ends the process rather than leave `*data` destroyed.
+// AssignReceived's path for a string that must grow: built again in place. n exceeds
+// the capacity, so the inline buffer (15 bytes) cannot hold it, and `bytes` is a
+// packet's payload: the constructor's branches for a null pointer and for short
+// content are dropped.
+inline void RebuildReceived(std::string* data, const char* bytes, size_t n) noexcept {
+  if (n <= 15 || bytes == nullptr) __builtin_unreachable();
+  using String = std::string;
+  data->~String();
+  new (data) String(bytes, n);
+}
+
+inline void AssignReceived(std::string* data, const char* bytes, size_t n) noexcept {
+  if (n > data->capacity()) {
+    RebuildReceived(data, bytes, n);
+  } else if (n <= 15) {
     *data = std::string(bytes, n);
   } else {
     data->assign(bytes, n);
