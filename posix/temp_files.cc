@@ -15,6 +15,7 @@
 #include "posix/internal/real.h"
 #include "posix/internal/real_descriptors.h"
 #include "posix/internal/state.h"
+#include "posix/internal/temp_names.h"
 #include "posix/internal/streams.h"
 #include "sockets/socket.h"
 
@@ -33,8 +34,6 @@ DSIM_DECLARE_REAL(mkdtemp);
 DSIM_DECLARE_REAL(tmpfile);
 DSIM_DECLARE_REAL(tmpfile64);
 
-constexpr char kLetters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-constexpr int kAttempts = 62 * 62 * 62;  // glibc's bound on retries.
 
 // Fills the six X's before `suffix_length` characters with letters from the strategy and
 // calls `make` until it does not fail with EEXIST. EINVAL for a bad template, as glibc.
@@ -50,9 +49,8 @@ int MakeUnique(dsim::Scheduler& scheduler, char* name_template, int suffix_lengt
     errno = EINVAL;
     return -1;
   }
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    uint64_t bits = scheduler.random().NextBits();
-    for (int i = 0; i < 6; ++i, bits /= 62) x[i] = kLetters[bits % 62];
+  for (int attempt = 0; attempt < pi::kTempNameAttempts; ++attempt) {
+    pi::DrawTempNameLetters(scheduler, x);
     const int result = make();
     if (result >= 0 || errno != EEXIST) return result;
   }

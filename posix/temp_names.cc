@@ -15,6 +15,7 @@
 
 #include "posix/internal/real.h"
 #include "posix/internal/state.h"
+#include "posix/internal/temp_names.h"
 
 namespace {
 namespace pi = ::dsim::posix::internal;
@@ -23,8 +24,6 @@ DSIM_DECLARE_REAL(tmpnam);
 DSIM_DECLARE_REAL(tmpnam_r);
 DSIM_DECLARE_REAL(tempnam);
 
-constexpr char kLetters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-constexpr int kAttempts = 62 * 62 * 62;  // glibc's bound on retries.
 
 // Replaces the trailing "XXXXXX" of `name` with a name that does not exist. False (errno
 // set: EINVAL for a bad template, EEXIST when every attempt exists) otherwise.
@@ -35,9 +34,8 @@ bool DrawFreeName(dsim::Scheduler& scheduler, char* name) {
     return false;
   }
   char* x = name + length - 6;
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    uint64_t bits = scheduler.random().NextBits();
-    for (int i = 0; i < 6; ++i, bits /= 62) x[i] = kLetters[bits % 62];
+  for (int attempt = 0; attempt < pi::kTempNameAttempts; ++attempt) {
+    pi::DrawTempNameLetters(scheduler, x);
     struct stat ignored;
     if (lstat(name, &ignored) != 0) {
       if (errno == ENOENT) return true;
