@@ -544,15 +544,26 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireTimer(internal::TimerSlo
   CallTimer(call, context, argument);
 }
 
+namespace {
+// The text of the exception being handled (called in a catch block): its what(), or a
+// sentence for one not derived from std::exception. Out of line: only failures need it.
+ABSL_ATTRIBUTE_NOINLINE std::string CurrentExceptionText() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an exception not derived from std::exception";
+  }
+}
+}  // namespace
+
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::CallTimer(internal::TimerFunction call,
                                                           void* context, uint64_t argument) {
   try {
     call(context, argument);
-  } catch (const std::exception& e) {
-    failure_ = e.what();
-    Stop(RunOutcome::kTaskFailed);
   } catch (...) {
-    failure_ = "an exception not derived from std::exception";
+    failure_ = CurrentExceptionText();
     Stop(RunOutcome::kTaskFailed);
   }
 }
@@ -587,11 +598,8 @@ ABSL_ATTRIBUTE_NOINLINE void Scheduler::FireTimerSlow(internal::TimerSlotId slot
   timers_.Release(slot_id);
   try {
     callback();
-  } catch (const std::exception& e) {
-    failure_ = e.what();
-    Stop(RunOutcome::kTaskFailed);
   } catch (...) {
-    failure_ = "an exception not derived from std::exception";
+    failure_ = CurrentExceptionText();
     Stop(RunOutcome::kTaskFailed);
   }
 }
@@ -1387,18 +1395,11 @@ void Scheduler::RunTaskBody(Task* task) {
     std::move(task->body)();
   } catch (const internal::TaskUnwind&) {
     // Killed: its destructors have run.
-  } catch (const std::exception& e) {
-    if (!stop_) {
-      failed_task_ = task->id;
-      failed_task_name_ = task->name;
-      failure_ = e.what();
-      Stop(RunOutcome::kTaskFailed);
-    }
   } catch (...) {
     if (!stop_) {
       failed_task_ = task->id;
       failed_task_name_ = task->name;
-      failure_ = "an exception not derived from std::exception";
+      failure_ = CurrentExceptionText();
       Stop(RunOutcome::kTaskFailed);
     }
   }

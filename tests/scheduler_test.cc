@@ -351,6 +351,21 @@ TEST(SchedulerRun, ExceptionInATimerCallbackIsReported) {
   EXPECT_THAT(result.ToString(), HasSubstr("a timer callback threw: bad callback"));
 }
 
+TEST(SchedulerRun, AThrowNotDerivedFromStdExceptionIsReportedAsSuch) {
+  Scheduler task_scheduler;
+  task_scheduler.Spawn("odd", [] { throw 42; });
+  const RunResult task_result = task_scheduler.Run();
+  EXPECT_EQ(task_result.outcome, RunOutcome::kTaskFailed);
+  EXPECT_EQ(task_result.failed_task_name, "odd");
+  EXPECT_EQ(task_result.failure, "an exception not derived from std::exception");
+
+  Scheduler timer_scheduler;
+  timer_scheduler.AddTimer(Scheduler::Epoch() + absl::Seconds(1), [] { throw 42; });
+  const RunResult timer_result = timer_scheduler.Run();
+  EXPECT_EQ(timer_result.outcome, RunOutcome::kTaskFailed);
+  EXPECT_EQ(timer_result.failure, "an exception not derived from std::exception");
+}
+
 struct CountsDestruction {
   explicit CountsDestruction(int* count) : count(count) {}
   ~CountsDestruction() { ++*count; }
