@@ -86,13 +86,9 @@ dsim::SourceLocation Where(dsim::Scheduler& scheduler) {
   return pi::CachedCallerLocation(pi::State(scheduler));
 }
 
-// In a task: is `fd` simulated? If not, the call may go to the real descriptor (listed
-// once) unless the task's host crashed; `*refused` then says the call must fail.
+// In a task: is `fd` simulated? See pi::SimulatedOrForwarded.
 bool IsSimulated(dsim::Scheduler& scheduler, const char* call, int fd, bool* refused) {
-  *refused = false;
-  if (pi::SimulatedFd(scheduler, fd) != nullptr) return true;
-  *refused = !pi::Forwarded(scheduler, call, fd);
-  return false;
+  return pi::SimulatedOrForwarded(scheduler, call, fd, refused) != nullptr;
 }
 
 // A call dsim cannot simulate on a simulated descriptor: the run fails naming it.
@@ -387,9 +383,7 @@ ssize_t readahead(int fd, off64_t offset, size_t count) noexcept {
   if (scheduler == nullptr) return DSIM_REAL(readahead)(fd, offset, count);
   bool refused;
   if (IsSimulated(*scheduler, "readahead", fd, &refused)) {
-    HostStack* stack = pi::SimulatedFd(*scheduler, fd);
-    const ::dsim::internal::OpenFile* file = stack->LookupFile(fd);
-    const bool disk_file = file != nullptr && pi::NonDiskDescriptor(*scheduler, fd) == nullptr;
+    const bool disk_file = pi::NonDiskDescriptor(*scheduler, fd) == nullptr;
     return disk_file ? 0 : (errno = EINVAL, -1);
   }
   return refused ? -1 : DSIM_REAL(readahead)(fd, offset, count);

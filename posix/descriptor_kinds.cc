@@ -53,6 +53,13 @@ Kind KindOf(HostStack& stack, int fd, dev_t* device) {
 
 }  // namespace
 
+HostStack* SimulatedOrForwarded(Scheduler& scheduler, const char* call, int fd, bool* refused) {
+  *refused = false;
+  if (HostStack* stack = SimulatedFd(scheduler, fd); stack != nullptr) return stack;
+  *refused = !Forwarded(scheduler, call, fd);
+  return nullptr;
+}
+
 HostStack* NonDiskDescriptor(Scheduler& scheduler, int fd) {
   HostStack* stack = SimulatedFd(scheduler, fd);
   if (stack == nullptr) return nullptr;
@@ -121,16 +128,13 @@ DSIM_DECLARE_REAL(fdatasync);
 DSIM_DECLARE_REAL(ftruncate);
 DSIM_DECLARE_REAL(ftruncate64);
 
-// In a task, the host's stack when `fd` is one of its (non-disk) descriptors. Null when
-// the call goes to the real descriptor: outside tasks, or a number the host does not
-// hold (listed; `*refused` when the task's host crashed and the call must fail).
+// In a task, the host's stack when `fd` is one of its (non-disk) descriptors; null
+// outside tasks and as SimulatedOrForwarded says.
 HostStack* Simulated(const char* call, int fd, bool* refused) {
   *refused = false;
   dsim::Scheduler* scheduler = pi::TaskScheduler();
-  if (scheduler == nullptr) return nullptr;
-  if (HostStack* stack = pi::SimulatedFd(*scheduler, fd); stack != nullptr) return stack;
-  *refused = !pi::Forwarded(*scheduler, call, fd);
-  return nullptr;
+  return scheduler != nullptr ? pi::SimulatedOrForwarded(*scheduler, call, fd, refused)
+                              : nullptr;
 }
 
 }  // namespace

@@ -16,6 +16,12 @@ class HostStack;
 
 namespace dsim::posix::internal {
 
+// In a task, the host's stack when `fd` is one of its descriptors. Otherwise null: the
+// call goes to the process's real descriptor of that number (listed once in
+// EscapedCalls), unless the task's host crashed, when `*refused` says it must fail.
+::dsim::internal::HostStack* SimulatedOrForwarded(Scheduler& scheduler, const char* call,
+                                                  int fd, bool* refused);
+
 // The host's stack when `fd` is one of its descriptors and not a simulated disk file;
 // null otherwise.
 ::dsim::internal::HostStack* NonDiskDescriptor(Scheduler& scheduler, int fd);
