@@ -147,16 +147,27 @@ FaultLinkModel::FaultLinkModel(Network* network, FaultOptions options)
   Recheck();
 }
 
+// The fast path gives every link the default link's latency, so it needs every link
+// plain AND at that latency: an override whose only difference is its fixed latency (or
+// none, which means NetworkOptions::latency) takes the general path.
 void FaultLinkModel::Recheck() {
+  const absl::Duration base = PlainLatencyOf(options_.link);
+  auto plain_at_base = [&](const LinkFaults& link) {
+    return link.IsPlain() && PlainLatencyOf(link) == base;
+  };
   all_plain_ = options_.link.IsPlain();
-  for (const LinkOverride& o : options_.overrides) all_plain_ = all_plain_ && o.link.IsPlain();
+  for (const LinkOverride& o : options_.overrides) all_plain_ = all_plain_ && plain_at_base(o.link);
   for (const auto& row : links_) {
     for (const LinkState& state : row) {
       if (state.override_faults.has_value()) {
-        all_plain_ = all_plain_ && state.override_faults->IsPlain();
+        all_plain_ = all_plain_ && plain_at_base(*state.override_faults);
       }
     }
   }
+}
+
+absl::Duration FaultLinkModel::PlainLatencyOf(const LinkFaults& link) const {
+  return link.latency.has_value() ? link.latency->min : network_->options().latency;
 }
 
 FaultLinkModel::LinkState& FaultLinkModel::State(NetworkHostId from, NetworkHostId to) {

@@ -187,6 +187,8 @@ class FaultLinkModel final : public LinkModel {
   };
   LinkState& State(NetworkHostId from, NetworkHostId to);
   void Recheck();
+  // A plain link's latency: its fixed latency, or NetworkOptions::latency when unset.
+  absl::Duration PlainLatencyOf(const LinkFaults& link) const;
   absl::Duration Latency(const LinkFaults& link, const Packet& packet, Scheduler& scheduler);
   absl::Duration Serialize(const LinkFaults& link, LinkState& state, const Packet& packet,
                            absl::Time now);

@@ -280,6 +280,59 @@ TEST(Datagrams, PerLinkOverridesApplyOnlyToTheirLink) {
   EXPECT_EQ(from_other, 1);
 }
 
+// One datagram client -> server and one other -> server; returns their one-way delays.
+std::pair<absl::Duration, absl::Duration> DelaysFromClientAndOther(World& w) {
+  Host& other = w.sim.AddHost({.name = "other", .start = [] {}, .addresses = {"10.0.0.3"}});
+  absl::Duration from_client = absl::InfiniteDuration(), from_other = absl::InfiniteDuration();
+  const absl::Time start = w.sim.scheduler().Now();
+  w.server.Spawn("receiver", [&] {
+    const int fd = UdpBound("0.0.0.0", 9000);
+    SetReadDeadline(fd, dsim::Now() + absl::Seconds(1));
+    while (auto m = UdpReceive(fd)) (*m == "client" ? from_client : from_other) = dsim::Now() - start;
+  });
+  w.client.Spawn("a", [] { UdpSend(UdpBound("0.0.0.0", 0), "10.0.0.1", 9000, "client"); });
+  other.Spawn("b", [] { UdpSend(UdpBound("0.0.0.0", 0), "10.0.0.1", 9000, "other"); });
+  EXPECT_TRUE(w.sim.Run().ok());
+  return {from_client, from_other};
+}
+
+// A link whose only "fault" is its own fixed latency is still that link's latency when
+// no other link has a fault (the no-fault fast path must not give every link the
+// default latency).
+TEST(Latency, PerLinkFixedLatencyOverridesApplyWhenNoLinkHasAFault) {
+  SimulationOptions options = WithLink({.latency = LatencyModel::Fixed(Ms(2))});
+  options.faults.overrides.push_back(
+      {.from = "client", .to = "server", .link = {.latency = LatencyModel::Fixed(Ms(40))}});
+  World w(options);
+  const auto [from_client, from_other] = DelaysFromClientAndOther(w);
+  EXPECT_EQ(from_client, Ms(40));
+  EXPECT_EQ(from_other, Ms(2));
+}
+
+// An override without a latency model takes NetworkOptions::latency (LinkFaults::latency
+// unset), not the default link's model, also on the fast path.
+TEST(Latency, OverrideWithoutALatencyTakesTheNetworksLatency) {
+  SimulationOptions options = WithLink({.latency = LatencyModel::Fixed(Ms(2))});
+  options.network.latency = Ms(7);
+  options.faults.overrides.push_back({.from = "client", .to = "server", .link = {}});
+  World w(options);
+  const auto [from_client, from_other] = DelaysFromClientAndOther(w);
+  EXPECT_EQ(from_client, Ms(7));
+  EXPECT_EQ(from_other, Ms(2));
+}
+
+// SetLinkFaults at run time with only a new fixed latency takes effect on the fast path.
+TEST(Latency, SetLinkFaultsWithOnlyAFixedLatencyChangesThatLink) {
+  World w;
+  FaultLinkModel* model = w.sim.fault_model();
+  ASSERT_NE(model, nullptr);
+  model->SetLinkFaults(w.client.network_host()->id(), w.server.network_host()->id(),
+                       LinkFaults{.latency = LatencyModel::Fixed(Ms(30))});
+  const auto [from_client, from_other] = DelaysFromClientAndOther(w);
+  EXPECT_EQ(from_client, Ms(30));
+  EXPECT_EQ(from_other, w.sim.network().options().latency);
+}
+
 // ---- Streams stay reliable ---------------------------------------------------------
 
 std::string Pattern(size_t n) {
