@@ -164,6 +164,7 @@ void FaultLinkModel::Recheck() {
       }
     }
   }
+  UpdatePlain();
 }
 
 absl::Duration FaultLinkModel::PlainLatencyOf(const LinkFaults& link) const {
@@ -211,19 +212,16 @@ const LinkFaults& FaultLinkModel::FaultsOf(NetworkHostId from, NetworkHostId to)
   return state.override_faults.has_value() ? *state.override_faults : options_.link;
 }
 
-// Decide's two fast paths (loopback, no fault anywhere), which draw nothing.
-bool FaultLinkModel::PlainLatencyNanos(const Packet& packet, int64_t* latency_ns) {
-  const NetworkOptions& net = network_->options();
-  if (packet.source_host == packet.destination_host) {
-    *latency_ns = internal::DurationToNanos(net.loopback_latency);
-    return true;
-  }
-  if ((all_plain_ && !network_->buggify().enabled) || stopped_) {
-    *latency_ns = internal::DurationToNanos(
-        options_.link.latency.has_value() ? options_.link.latency->min : net.latency);
-    return true;
-  }
-  return false;
+// Publishes Decide's fast path (LinkModel::plain()): stopped, every packet takes the
+// default's latency whatever buggify says; all links plain, only while buggify is off.
+// Loopback is plain whenever the links are (Decide never draws for it).
+void FaultLinkModel::UpdatePlain() {
+  set_plain(Plain{.when = static_cast<uint8_t>(stopped_    ? kPlainWithoutBuggify | kPlainWithBuggify
+                                               : all_plain_ ? kPlainWithoutBuggify
+                                                            : 0),
+                  .latency_ns = internal::DurationToNanos(PlainLatencyOf(options_.link)),
+                  .loopback_latency_ns =
+                      internal::DurationToNanos(network_->options().loopback_latency)});
 }
 
 PacketFate FaultLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {
@@ -233,9 +231,8 @@ PacketFate FaultLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {
   }
   const BuggifyOptions& buggify = network_->buggify();
   if ((all_plain_ && !buggify.enabled) || stopped_) {
-    // The fast path: no fault anywhere.
-    return PacketFate::DeliverAfter(options_.link.latency.has_value() ? options_.link.latency->min
-                                                                      : net.latency);
+    // The fast path: no fault anywhere (what plain() publishes).
+    return PacketFate::DeliverAfter(PlainLatencyOf(options_.link));
   }
   const LinkFaults& link = FaultsOf(packet.source_host, packet.destination_host);
   absl::Duration latency = Latency(link, packet, scheduler);

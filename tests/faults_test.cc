@@ -86,9 +86,10 @@ double MeanMs(const std::vector<absl::Duration>& samples) {
   return sum / samples.size();
 }
 
-// The Network skips Decide when PlainLatencyNanos answers; that is sound only when the
-// answer is exactly Decide's fate (one delivery, in order, no delay) and it answers only
-// when Decide would draw nothing.
+// The Network skips Decide when the model's published plain() covers a packet; that is
+// sound only when the answer is exactly Decide's fate (one delivery, in order, no delay)
+// and it covers a packet only when Decide would draw nothing: no fault active and
+// buggify off, or faults stopped.
 TEST(Latency, PlainLatencyIsDecidesFateAndOnlyWhenNoFaultIsActive) {
   Scheduler scheduler;
   Network network(&scheduler, NetworkOptions{.latency = Ms(3), .loopback_latency = Ms(0.02)});
@@ -100,7 +101,7 @@ TEST(Latency, PlainLatencyIsDecidesFateAndOnlyWhenNoFaultIsActive) {
   FaultLinkModel plain(&network, FaultOptions{});
   for (const Packet* packet : {&between_hosts, &loopback}) {
     int64_t latency_ns = -1;
-    ASSERT_TRUE(plain.PlainLatencyNanos(*packet, &latency_ns));
+    ASSERT_TRUE(plain.PlainLatencyNanos(*packet, /*buggify_enabled=*/false, &latency_ns));
     const PacketFate fate = plain.Decide(*packet, scheduler);
     ASSERT_EQ(fate.deliveries.size(), 1u);
     EXPECT_EQ(latency_ns, absl::ToInt64Nanoseconds(fate.deliveries[0]));
@@ -108,16 +109,29 @@ TEST(Latency, PlainLatencyIsDecidesFateAndOnlyWhenNoFaultIsActive) {
     EXPECT_EQ(fate.connection_delay, absl::ZeroDuration());
   }
   int64_t latency_ns = -1;
-  ASSERT_TRUE(plain.PlainLatencyNanos(between_hosts, &latency_ns));
+  ASSERT_TRUE(plain.PlainLatencyNanos(between_hosts, false, &latency_ns));
   EXPECT_EQ(latency_ns, 3000000);
+  // Buggify may multiply a latency: Decide draws for it, so nothing is plain.
+  EXPECT_FALSE(plain.PlainLatencyNanos(between_hosts, /*buggify_enabled=*/true, &latency_ns));
 
   FaultOptions lossy;
   lossy.link.datagram_loss_probability = 0.5;
   FaultLinkModel faulty(&network, lossy);
-  EXPECT_FALSE(faulty.PlainLatencyNanos(between_hosts, &latency_ns));
+  EXPECT_FALSE(faulty.PlainLatencyNanos(between_hosts, false, &latency_ns));
   faulty.StopFaults();  // The liveness phase: base latency only, nothing drawn.
-  EXPECT_TRUE(faulty.PlainLatencyNanos(between_hosts, &latency_ns));
+  EXPECT_TRUE(faulty.PlainLatencyNanos(between_hosts, false, &latency_ns));
   EXPECT_EQ(latency_ns, 3000000);
+  EXPECT_TRUE(faulty.PlainLatencyNanos(between_hosts, /*buggify_enabled=*/true, &latency_ns));
+
+  // Faults set at run time end plainness; setting them back to none restores it.
+  FaultLinkModel later(&network, FaultOptions{});
+  later.SetDefaultLinkFaults(LinkFaults{.latency = LatencyModel::Uniform(Ms(1), Ms(2))});
+  EXPECT_FALSE(later.PlainLatencyNanos(between_hosts, false, &latency_ns));
+  later.SetDefaultLinkFaults(LinkFaults{.latency = LatencyModel::Fixed(Ms(5))});
+  ASSERT_TRUE(later.PlainLatencyNanos(between_hosts, false, &latency_ns));
+  EXPECT_EQ(latency_ns, 5000000);
+  later.SetLinkFaults(1, 2, LinkFaults{.segment_loss_probability = 0.5});
+  EXPECT_FALSE(later.PlainLatencyNanos(loopback, false, &latency_ns));
 }
 
 TEST(Latency, FixedIsAlwaysTheSame) {
