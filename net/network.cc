@@ -185,12 +185,6 @@ ABSL_ATTRIBUTE_NOINLINE static uint64_t* BeginSendRecordSlow(TraceSink& sink, Gr
                               /*text=*/nullptr);
 }
 
-ABSL_ATTRIBUTE_NOINLINE static void RecordDeliverySlow(TraceSink& sink, GroupId group,
-                                                       TaskId task, int64_t now_ns,
-                                                       uint64_t flow_id) {
-  sink.AnnotateRepeat(kNetDeliver, group, task, now_ns, flow_id, /*flow_phase=*/2);
-}
-
 // `flow_id` is the packet's (the send's is not stored yet).
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::RecordSend(TraceSink& sink,
                                                              const NetworkHost& from,
@@ -203,17 +197,6 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::RecordSend(TraceSink& sink,
     words = BeginSendRecordSlow(sink, from.group(), task, now_ns, flow_id);
   }
   sink.EndAnnotation(words, TraceWordsOf(packet, words));
-}
-
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::RecordDelivery(TraceSink& sink,
-                                                                 const NetworkHost& to,
-                                                                 const Packet& packet) {
-  const TaskId task = CurrentTaskIdOf(*scheduler_);
-  const int64_t now = scheduler_->NowNanos();
-  if (ABSL_PREDICT_FALSE(!sink.TryAnnotateRepeat(kNetDeliver, to.group(), task, now,
-                                                 packet.flow_id, /*flow_phase=*/2))) {
-    RecordDeliverySlow(sink, to.group(), task, now, packet.flow_id);
-  }
 }
 
 void Packet::FormatTraceWords(const AnnotationPayload& payload, std::string* out) {
@@ -578,14 +561,28 @@ void Network::DeliverCall(void* context, uint64_t argument) {
   network->Deliver(packet);
 }
 
-// DeliverCall's short path with the trace sink alone watching: the net.deliver record
-// Deliver's AnnotatePacket writes, written before the bookkeeping Deliver does first
-// (nothing in the record reads it), then the same delivery.
+// DeliverCall's short path with the trace sink alone watching: Deliver's bookkeeping,
+// the net.deliver record its AnnotatePacket writes, the delivery. Only tail calls (the
+// sink's general writer is DeliverObservedSlow's), so no frame.
 void Network::DeliverObserved(NetworkHost& to, Packet* packet) {
   TraceSink* sink = scheduler_->SoleTraceSink(kNetDeliver);
   if (sink == nullptr || packet->flow_id == 0) return Deliver(packet);
-  RecordDelivery(*sink, to, *packet);
-  DeliverToStack(to.stack(), packet);
+  ForgetInFlight(packet);
+  --stats_.packets_in_flight;
+  ++stats_.packets_delivered;
+  if (ABSL_PREDICT_FALSE(!sink->TryAnnotateRepeat(kNetDeliver, to.group(),
+                                                  CurrentTaskIdOf(*scheduler_),
+                                                  scheduler_->NowNanos(), packet->flow_id,
+                                                  /*flow_phase=*/2))) {
+    return DeliverObservedSlow(*sink, to, packet);
+  }
+  to.stack()->Receive(packet);  // Takes the packet.
+}
+
+void Network::DeliverObservedSlow(TraceSink& sink, NetworkHost& to, Packet* packet) {
+  sink.AnnotateRepeat(kNetDeliver, to.group(), CurrentTaskIdOf(*scheduler_),
+                      scheduler_->NowNanos(), packet->flow_id, /*flow_phase=*/2);
+  to.stack()->Receive(packet);
 }
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::DeliverToStack(PacketReceiver* stack,

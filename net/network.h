@@ -622,10 +622,11 @@ class Network {
   ABSL_ATTRIBUTE_NOINLINE void SendToObserved(NetworkHost& from, NetworkHost& to, Packet* packet);
   void SendToUnobserved(NetworkHost& from, NetworkHost& to, Packet* packet);
   ABSL_ATTRIBUTE_NOINLINE void DeliverObserved(NetworkHost& to, Packet* packet);
-  // The net.send and net.deliver records AnnotatePacket would write to `sink`.
+  ABSL_ATTRIBUTE_NOINLINE void DeliverObservedSlow(TraceSink& sink, NetworkHost& to,
+                                                   Packet* packet);
+  // The net.send record AnnotatePacket would write to `sink`.
   inline void RecordSend(TraceSink& sink, const NetworkHost& from, const Packet& packet,
                          int64_t now_ns, uint64_t flow_id);
-  inline void RecordDelivery(TraceSink& sink, const NetworkHost& to, const Packet& packet);
   inline void DeliverToStack(PacketReceiver* stack, Packet* packet);
   std::vector<std::unique_ptr<NetworkHost>> hosts_;  // hosts_[i] has id i + 1.
   std::vector<NetworkHostId> host_of_group_;          // By group; 0 for none.
