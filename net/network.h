@@ -599,15 +599,12 @@ class Network {
   Scheduler* scheduler_;
   NetworkOptions options_;
   std::shared_ptr<LinkModel> link_model_;
-  // link_model_'s Plain (never null), and the bits of its `when` that make it plain
-  // now (LinkModel::PlainMask of buggify_); the same for SendTo's short path, which
-  // also needs fifo links (0 without them).
+  // link_model_'s Plain (never null), and the bits of its `when` that put a packet on
+  // SendTo's short path: LinkModel::PlainMask of buggify_ on fifo links, 0 without them.
   const LinkModel::Plain* plain_ = nullptr;
-  uint8_t plain_mask_ = 0;
   uint8_t short_path_mask_ = 0;
   void UpdatePlainMasks() {
-    plain_mask_ = LinkModel::PlainMask(buggify_.enabled);
-    short_path_mask_ = options_.fifo_links ? plain_mask_ : 0;
+    short_path_mask_ = options_.fifo_links ? LinkModel::PlainMask(buggify_.enabled) : 0;
   }
   // SendTo's short path applies: a plain model (the default one, or a fault model with
   // no fault active) on fifo links, the link used before, and no connection with a hole
