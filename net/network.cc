@@ -426,8 +426,7 @@ void Network::SendToGeneral(NetworkHost& from, NetworkHost& to, Packet* packet) 
   PacketFate fate = link_model_->Decide(*packet, *scheduler_);
   if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
   if (fate.deliveries.empty()) {
-    ++stats_.packets_sent;
-    ++stats_.packets_dropped;
+    ++packets_dropped_;
     if (scheduler_->has_listeners()) AnnotatePacket("net.drop", *packet, 2, from.group());
     FreePacket(packet);
     return;
@@ -454,8 +453,6 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::SendPlain(NetworkHost& from, N
       now, &from == &to ? plain_->loopback_latency_ns : plain_->latency_ns);
   if (when <= last) when = internal::SaturatingAdd(last, 1);
   last = when;
-  ++stats_.packets_sent;
-  ++stats_.packets_in_flight;
   packet->sent_at_ns = now;
   packet->in_flight_index = static_cast<uint32_t>(in_flight_.size());
   in_flight_.push_back(packet);
@@ -499,14 +496,13 @@ void Network::Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet,
     if (i + 1 < count) {  // Duplicates are copies; the last is the original.
       copy = NewPacket();
       *copy = *packet;
+      ++duplicate_packets_;
     }
     PutInFlight(copy, when);
   }
 }
 
 void Network::PutInFlight(Packet* packet, int64_t when_ns) {
-  ++stats_.packets_sent;
-  ++stats_.packets_in_flight;
   packet->sent_at_ns = scheduler_->NowNanos();
   packet->in_flight_index = static_cast<uint32_t>(in_flight_.size());
   in_flight_.push_back(packet);
@@ -568,8 +564,6 @@ void Network::DeliverObserved(NetworkHost& to, Packet* packet) {
   TraceSink* sink = scheduler_->SoleTraceSink(kNetDeliver);
   if (sink == nullptr || packet->flow_id == 0) return Deliver(packet);
   ForgetInFlight(packet);
-  --stats_.packets_in_flight;
-  ++stats_.packets_delivered;
   if (ABSL_PREDICT_FALSE(!sink->TryAnnotateRepeat(kNetDeliver, to.group(),
                                                   CurrentTaskIdOf(*scheduler_),
                                                   scheduler_->NowNanos(), packet->flow_id,
@@ -588,8 +582,6 @@ void Network::DeliverObservedSlow(TraceSink& sink, NetworkHost& to, Packet* pack
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::DeliverToStack(PacketReceiver* stack,
                                                                  Packet* packet) {
   ForgetInFlight(packet);
-  --stats_.packets_in_flight;
-  ++stats_.packets_delivered;
   stack->Receive(packet);  // Takes the packet.
 }
 
@@ -604,7 +596,7 @@ void Network::ForgetInFlight(Packet* packet) {
 }
 
 void Network::Deliver(Packet* packet) {
-  DSIM_DCHECK(stats_.packets_in_flight > 0);
+  DSIM_DCHECK(!in_flight_.empty());
   if (packet->lost_ack) {
     if (packet->superseded) {
       if (scheduler_->has_listeners()) {
@@ -613,8 +605,7 @@ void Network::Deliver(Packet* packet) {
                        to != nullptr ? to->group() : kNoGroup);
       }
       ForgetInFlight(packet);
-      --stats_.packets_in_flight;
-      ++stats_.packets_dropped;
+      ++packets_dropped_;
       FreePacket(packet);
       return;
     }
@@ -626,8 +617,6 @@ void Network::Deliver(Packet* packet) {
   }
   if (gates_active_ > 0 && Gated(*packet) && HoldOrDrop(packet)) return;
   ForgetInFlight(packet);
-  --stats_.packets_in_flight;
-  ++stats_.packets_delivered;
   NetworkHost* to = FindHost(packet->destination_host);
   DSIM_CHECK(to != nullptr, "a packet to unknown host ", packet->destination_host);
   if (scheduler_->has_listeners()) AnnotatePacket("net.deliver", *packet, 2, to->group());
@@ -732,8 +721,7 @@ bool Network::HoldOrDrop(Packet* packet) {
   if (drop != nullptr) {
     if (scheduler_->has_listeners()) AnnotatePacket(drop, *packet, 2, group);
     ForgetInFlight(packet);
-    --stats_.packets_in_flight;
-    ++stats_.packets_dropped;
+    ++packets_dropped_;
     FreePacket(packet);
     return true;
   }

@@ -581,7 +581,18 @@ class Network {
   // any host (a timer callback, the run loop, a task not on a host). Per simulation, so
   // no other simulation's text can show through.
   std::string& outside_host_message() { return outside_host_message_; }
-  const NetworkStats& stats() const { return stats_; }
+  // Counted, not kept: every packet that reaches SendTo takes one flow id (a duplicate
+  // copy is one more packet sent), every packet in flight or held is in in_flight_, and
+  // what was sent and is neither dropped nor in flight was delivered. So a packet's
+  // path pays no counter.
+  NetworkStats stats() const {
+    NetworkStats stats;
+    stats.packets_sent = last_flow_id_ + duplicate_packets_;
+    stats.packets_dropped = packets_dropped_;
+    stats.packets_in_flight = in_flight_.size();
+    stats.packets_delivered = stats.packets_sent - stats.packets_dropped - stats.packets_in_flight;
+    return stats;
+  }
   void set_link_model(std::shared_ptr<LinkModel> model);
 
  private:
@@ -659,8 +670,9 @@ class Network {
   std::vector<std::unique_ptr<Packet>> all_packets_;
   std::vector<Packet*> free_packets_;
   uint64_t last_connection_id_ = 0;
-  uint64_t last_flow_id_ = 0;
-  NetworkStats stats_;
+  uint64_t last_flow_id_ = 0;  // Also packets sent, less duplicate copies (stats()).
+  uint64_t duplicate_packets_ = 0;
+  uint64_t packets_dropped_ = 0;
 
   // Gates. `gates_active_` counts holds, cuts and paused hosts, so the arrival path
   // checks nothing while there are none.

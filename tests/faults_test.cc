@@ -262,6 +262,11 @@ TEST(Datagrams, AreLostWithTheLossProbabilityAndEachLossIsAnnotated) {
   EXPECT_NEAR(received.size() / 4000.0, 0.75, 0.03);
   EXPECT_EQ(w.annotations.count("fault.drop"), 4000 - static_cast<int>(received.size()));
   EXPECT_TRUE(std::is_sorted(received.begin(), received.end()));
+  const NetworkStats stats = w.sim.network().stats();
+  EXPECT_EQ(stats.packets_sent, 4000u);
+  EXPECT_EQ(stats.packets_delivered, received.size());
+  EXPECT_EQ(stats.packets_dropped, 4000u - received.size());
+  EXPECT_EQ(stats.packets_in_flight, 0u);
 }
 
 TEST(Datagrams, AreDuplicatedWithTheDuplicateProbability) {
@@ -269,6 +274,12 @@ TEST(Datagrams, AreDuplicatedWithTheDuplicateProbability) {
   const std::vector<int> received = SendNumbered(w, 4000);
   EXPECT_NEAR(received.size() / 4000.0, 1.25, 0.03);
   EXPECT_EQ(w.annotations.count("fault.duplicate"), static_cast<int>(received.size()) - 4000);
+  // Each copy counts as a packet sent and delivered.
+  const NetworkStats stats = w.sim.network().stats();
+  EXPECT_EQ(stats.packets_sent, received.size());
+  EXPECT_EQ(stats.packets_delivered, received.size());
+  EXPECT_EQ(stats.packets_dropped, 0u);
+  EXPECT_EQ(stats.packets_in_flight, 0u);
 }
 
 TEST(Datagrams, AreReorderedWhenLaterOnesOvertakeADelayedOne) {
