@@ -413,6 +413,7 @@ void Network::SendToObserved(NetworkHost& from, NetworkHost& to, Packet* packet)
 void Network::SendToGeneral(NetworkHost& from, NetworkHost& to, Packet* packet) {
   packet->source_host = from.id();
   packet->destination_host = to.id();
+  packet->destination_host_ptr = &to;
   packet->flow_id = ++last_flow_id_;
   int64_t plain_latency_ns;
   if (link_model_->PlainLatencyNanos(*packet, buggify_.enabled, &plain_latency_ns)) {
@@ -447,6 +448,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::SendPlain(NetworkHost& from, N
                                                             Packet* packet, int64_t now) {
   packet->source_host = from.id();
   packet->destination_host = to.id();
+  packet->destination_host_ptr = &to;
   packet->flow_id = ++last_flow_id_;
   int64_t& last = from.last_delivery_[to.id()];
   int64_t when = internal::SaturatingAdd(
@@ -545,8 +547,9 @@ void Network::DeliverCall(void* context, uint64_t argument) {
   if (ABSL_PREDICT_TRUE(!packet->lost_ack && network->gates_active_ == 0)) {
     // No gate, no lost ACK, a stack on the host, and nobody watching: what Deliver does
     // then, without its frame. Watched: DeliverObserved.
-    NetworkHost* to = network->FindHost(packet->destination_host);
-    PacketReceiver* stack = to != nullptr ? to->stack() : nullptr;
+    NetworkHost* to = packet->destination_host_ptr;  // Set by every send.
+    DSIM_DCHECK(to != nullptr && to == network->FindHost(packet->destination_host));
+    PacketReceiver* stack = to->stack();
     if (ABSL_PREDICT_TRUE(stack != nullptr)) {
       if (ABSL_PREDICT_FALSE(network->scheduler_->has_listeners())) {
         return network->DeliverObserved(*to, packet);

@@ -145,6 +145,8 @@ struct Endpoint {
   friend bool operator!=(const Endpoint& a, const Endpoint& b) { return !(a == b); }
 };
 
+class NetworkHost;
+
 // One packet in flight. The socket layer fills it; the network only routes it by
 // destination address and asks the LinkModel for its fate.
 struct Packet {
@@ -176,6 +178,9 @@ struct Packet {
   // Filled by the network.
   uint32_t source_host = 0;  // NetworkHostId
   uint32_t destination_host = 0;
+  // The host of destination_host, set with it on every send (so the arrival path need
+  // not look it up). Hosts live as long as the network.
+  NetworkHost* destination_host_ptr = nullptr;
   uint64_t flow_id = 0;  // Links the send and delivery annotations of this packet.
   // When it was sent and when it is due, in nanoseconds since Scheduler::Epoch()
   // (Network::InFlight shows them as times); deliver_at_ns is INT64_MAX while held.
