@@ -348,8 +348,18 @@ Packet* Network::AllocatePacket() {
   return all_packets_.back().get();
 }
 
+size_t Network::packets_pooled() const {
+  size_t count = 0;
+  for (const Packet* p = free_packets_; p != nullptr; p = p->next_free) ++count;
+  return count;
+}
+
 void Network::FreePacket(Packet* packet) {
-  // Field by field, keeping the payload's capacity for the next segment.
+  // Field by field, keeping the payload's capacity for the next segment. Only the
+  // fields a sender fills: every send sets source_host, destination_host(_ptr) and
+  // flow_id before anything reads them, and lost_ack is false on every packet that
+  // comes back (Deliver clears it; its superseded drop clears it before the free).
+  DSIM_DCHECK(!packet->lost_ack && !packet->superseded);
   packet->kind = Packet::Kind::kTcp;
   packet->source = Endpoint();
   packet->destination = Endpoint();
@@ -357,10 +367,8 @@ void Network::FreePacket(Packet* packet) {
   packet->source_connection = packet->destination_connection = 0;
   packet->sequence = packet->acknowledgment = packet->window_bytes = 0;
   packet->payload.clear();
-  packet->source_host = packet->destination_host = 0;
-  packet->flow_id = 0;
-  packet->lost_ack = packet->superseded = false;
-  free_packets_.push_back(packet);
+  packet->next_free = free_packets_;
+  free_packets_ = packet;
 }
 
 NetworkHost* Network::Route(NetworkHost& from, const IpAddress& destination) {
@@ -609,6 +617,7 @@ void Network::Deliver(Packet* packet) {
       }
       ForgetInFlight(packet);
       ++packets_dropped_;
+      packet->lost_ack = packet->superseded = false;  // FreePacket leaves them.
       FreePacket(packet);
       return;
     }

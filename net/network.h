@@ -191,6 +191,8 @@ struct Packet {
   // connection was sent (it is then dropped on arrival: that segment carries newer news).
   bool lost_ack = false;
   bool superseded = false;
+  // The next packet in the network's pool while this one is free.
+  Packet* next_free = nullptr;
 
   // A TCP segment with no data and no SYN, FIN or RST: it only acknowledges.
   bool IsPureAck() const {
@@ -519,16 +521,17 @@ class Network {
   NetworkHost* Route(NetworkHost& from, const IpAddress& destination);
   // Packets come from a pool, so a segment costs no allocation in steady state.
   Packet* NewPacket() {
-    if (ABSL_PREDICT_FALSE(free_packets_.empty())) return AllocatePacket();
-    Packet* packet = free_packets_.back();
-    free_packets_.pop_back();
+    Packet* packet = free_packets_;
+    if (ABSL_PREDICT_FALSE(packet == nullptr)) return AllocatePacket();
+    free_packets_ = packet->next_free;
     return packet;
   }
+  // Back to the pool, its fields reset as a new Packet's (payload capacity kept).
   void FreePacket(Packet* packet);
   // Packets allocated so far, and those of them back in the pool (the rest are in
   // flight, held, or queued in a socket). For tests of the pool's bookkeeping.
   size_t packets_allocated() const { return all_packets_.size(); }
-  size_t packets_pooled() const { return free_packets_.size(); }
+  size_t packets_pooled() const;
 
   // Crashes a host as a power cut would: kills the tasks of its group (they unwind at
   // their next scheduling point) and then DetachHost. Restart it with BindGroup.
@@ -673,7 +676,7 @@ class Network {
   // Every packet ever allocated (owned here, so in-flight packets are freed with the
   // network), and the ones free for reuse.
   std::vector<std::unique_ptr<Packet>> all_packets_;
-  std::vector<Packet*> free_packets_;
+  Packet* free_packets_ = nullptr;  // A stack through Packet::next_free (no capacity to grow).
   uint64_t last_connection_id_ = 0;
   uint64_t last_flow_id_ = 0;  // Also packets sent, less duplicate copies (stats()).
   uint64_t duplicate_packets_ = 0;
