@@ -510,6 +510,7 @@ void Network::Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet,
     }
     PutInFlight(copy, when);
   }
+  if (in_connection) UpdatePlainMasks();  // A hole or a lost ACK may have come or gone.
 }
 
 void Network::PutInFlight(Packet* packet, int64_t when_ns) {
@@ -624,6 +625,7 @@ void Network::Deliver(Packet* packet) {
     if (auto it = lost_acks_.find(packet->source_connection);
         it != lost_acks_.end() && it->second == packet) {
       lost_acks_.erase(it);
+      UpdatePlainMasks();
     }
     packet->lost_ack = false;
   }

@@ -619,18 +619,22 @@ class Network {
   NetworkOptions options_;
   std::shared_ptr<LinkModel> link_model_;
   // link_model_'s Plain (never null), and the bits of its `when` that put a packet on
-  // SendTo's short path: LinkModel::PlainMask of buggify_ on fifo links, 0 without them.
+  // SendTo's short path: LinkModel::PlainMask of buggify_ on fifo links while no
+  // connection has a hole or a lost ACK in flight, else 0. Kept current by
+  // UpdatePlainMasks wherever one of them changes (set_buggify, Dispatch, Deliver).
   const LinkModel::Plain* plain_ = nullptr;
   uint8_t short_path_mask_ = 0;
   void UpdatePlainMasks() {
-    short_path_mask_ = options_.fifo_links ? LinkModel::PlainMask(buggify_.enabled) : 0;
+    short_path_mask_ = options_.fifo_links && connection_holes_.empty() && lost_acks_.empty()
+                           ? LinkModel::PlainMask(buggify_.enabled)
+                           : 0;
   }
   // SendTo's short path applies: a plain model (the default one, or a fault model with
   // no fault active) on fifo links, the link used before, and no connection with a hole
-  // or a lost ACK in flight.
+  // or a lost ACK in flight (all but the link folded into short_path_mask_).
   bool OnShortPath(const NetworkHost& from, const NetworkHost& to) const {
-    return (plain_->when & short_path_mask_) != 0 && from.last_delivery_.size() > to.id() &&
-           connection_holes_.empty() && lost_acks_.empty();
+    DSIM_DCHECK(short_path_mask_ == 0 || (connection_holes_.empty() && lost_acks_.empty()));
+    return (plain_->when & short_path_mask_) != 0 && from.last_delivery_.size() > to.id();
   }
   inline void SendPlain(NetworkHost& from, NetworkHost& to, Packet* packet, int64_t now_ns);
   // SendTo and DeliverCall when someone watches: the short paths with the trace's raw
