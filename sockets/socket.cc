@@ -314,10 +314,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t ReadOn(HostStack* stack, int fd, voi
     return Finish(stack, "Read", fd, stack->FileRead(fd, absl::MakeConstSpan(&v, 1), where));
   }
   if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
-  internal::RecvArgs args;
-  args.iov = absl::MakeConstSpan(&v, 1);
-  args.what = "read";
-  return Finish(stack, "Read", fd, stack->Recv(fd, args, where));
+  return Finish(stack, "Read", fd, stack->RecvRead(fd, buffer, length, where));
 }
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t WriteOn(HostStack* stack, int fd,

@@ -36,6 +36,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "scheduler/internal/check.h"
 #include "scheduler/internal/nanos.h"
 #include "scheduler/internal/wait_queue.h"
 #include "scheduler/scheduler.h"
@@ -231,6 +232,9 @@ class HostStack final : public PacketReceiver {
   int Accept(int fd, sockaddr* address, socklen_t* length, int flags, SourceLocation where);
   int Connect(int fd, const sockaddr* address, socklen_t length, SourceLocation where);
   ssize_t Recv(int fd, const RecvArgs& args, SourceLocation where);
+  // read(2) on open socket `fd` (not another kind of file) with length > 0: Recv with
+  // one buffer and no flags, specialized for streams.
+  ssize_t RecvRead(int fd, void* buffer, size_t length, SourceLocation where);
   ABSL_ATTRIBUTE_ALWAYS_INLINE ssize_t Send(int fd, const SendArgs& args, SourceLocation where) {
     SocketState* s = Lookup(fd);
     if (ABSL_PREDICT_TRUE(s != nullptr) && TcpSendsAtOnce(*s, args)) {
@@ -400,7 +404,15 @@ class HostStack final : public PacketReceiver {
   int DescriptorFcntl(int fd, int cmd, long arg);
   void MaybeDestroy(SocketState* socket);
   void Destroy(SocketState* socket);
-  void EndCall(SocketState* socket);
+  // The end of a call that used `socket` (CallGuard): the last call out releases a
+  // socket closed meanwhile.
+  void EndCall(SocketState* socket) {
+    DSIM_DCHECK(socket->active_calls > 0);
+    if (--socket->active_calls == 0 && ABSL_PREDICT_FALSE(socket->release_pending)) {
+      ReleaseAfterCalls(socket);
+    }
+  }
+  ABSL_ATTRIBUTE_NOINLINE void ReleaseAfterCalls(SocketState* socket);
   friend class CallGuard;
 
   // Ports.
@@ -566,6 +578,9 @@ class HostStack final : public PacketReceiver {
   void UdpOnDatagram(Packet* packet);
   int UdpScore(const SocketState& s, const Packet& packet) const;
   ssize_t RecvStreamInto(int fd, const RecvArgs& args, SourceLocation where);
+  ssize_t RecvOn(SocketState* socket, const RecvArgs& args, size_t length, SourceLocation where);
+  ABSL_ATTRIBUTE_NOINLINE ssize_t RecvReadGeneral(int fd, void* buffer, size_t length,
+                                                  SourceLocation where);
   void UdpOnUnreachable(const Packet& packet);
 
   short PollMask(const SocketState& socket) const;

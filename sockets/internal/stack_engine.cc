@@ -1354,6 +1354,43 @@ ssize_t HostStack::UdpRecvFinish(SocketState* s, const RecvArgs& args, const Pac
   return static_cast<ssize_t>((args.flags & MSG_TRUNC) ? size : n);
 }
 
+// Recv once the socket and the length are known (`args.into` is null for streams).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t HostStack::RecvOn(SocketState* s,
+                                                              const RecvArgs& args,
+                                                              size_t length,
+                                                              SourceLocation where) {
+  // Read once: a socket's type never changes, and RecvRead's callers know it.
+  const bool tcp = s->is_tcp();
+  CallGuard guard(this, s);
+  const absl::Time start = CallStart(*s, true);
+  if (s->read_deadline <= start) {
+    return FailWith(EAGAIN, args.what, ": the read deadline has passed");
+  }
+  // Buggify: a stream read may return a short prefix (never with MSG_WAITALL, whose
+  // whole point is the full length, nor MSG_PEEK).
+  if (tcp && length > 1 && network_->buggify().enabled &&
+      !(args.flags & (MSG_WAITALL | MSG_PEEK))) {
+    length = BuggifyLength(length, "fault.buggify.short_read");
+  }
+  ssize_t result = tcp ? TcpRecv(s, args, length, start, where)
+                       : UdpRecv(s, args, length, start, where);
+  if (result < 0) return result;
+  if (tcp) {
+    // TCP reports no source address: a zero length goes back, as in Linux.
+    if (args.name != nullptr) {
+      if (int r = CopyAddressOut(*s, s->remote, args.name, args.name_length, true); r < 0) {
+        return r;
+      }
+    }
+    if (args.msg != nullptr) {
+      if (args.msg->msg_name != nullptr) args.msg->msg_namelen = 0;
+      args.msg->msg_flags = 0;
+      args.msg->msg_controllen = 0;
+    }
+  }
+  return result;
+}
+
 // recv, recvfrom, recvmsg, read on a socket. In this file, so that TcpRecv and UdpRecv
 // (each called only here) fold into it: one frame per receive call.
 ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
@@ -1371,34 +1408,30 @@ ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
     if (s->is_tcp()) return RecvStreamInto(fd, args, where);
     length = args.into_max;
   }
-  CallGuard guard(this, s);
-  const absl::Time start = CallStart(*s, true);
-  if (s->read_deadline <= start) {
-    return FailWith(EAGAIN, args.what, ": the read deadline has passed");
+  return RecvOn(s, args, length, where);
+}
+
+// read(2) on a stream socket: RecvOn with args a local whose fields the compiler sees
+// (one buffer, no flags, no address, no msghdr), so their tests fold away. The same
+// code as Recv runs, with those values.
+ssize_t HostStack::RecvRead(int fd, void* buffer, size_t length, SourceLocation where) {
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_TRUE(s != nullptr && s->is_tcp())) {
+    const iovec v{buffer, length};
+    RecvArgs args;
+    args.iov = absl::MakeConstSpan(&v, 1);
+    args.what = "read";
+    return RecvOn(s, args, length, where);
   }
-  // Buggify: a stream read may return a short prefix (never with MSG_WAITALL, whose
-  // whole point is the full length, nor MSG_PEEK).
-  if (s->is_tcp() && length > 1 && network_->buggify().enabled &&
-      !(args.flags & (MSG_WAITALL | MSG_PEEK))) {
-    length = BuggifyLength(length, "fault.buggify.short_read");
-  }
-  ssize_t result = s->is_tcp() ? TcpRecv(s, args, length, start, where)
-                               : UdpRecv(s, args, length, start, where);
-  if (result < 0) return result;
-  if (s->is_tcp()) {
-    // TCP reports no source address: a zero length goes back, as in Linux.
-    if (args.name != nullptr) {
-      if (int r = CopyAddressOut(*s, s->remote, args.name, args.name_length, true); r < 0) {
-        return r;
-      }
-    }
-    if (args.msg != nullptr) {
-      if (args.msg->msg_name != nullptr) args.msg->msg_namelen = 0;
-      args.msg->msg_flags = 0;
-      args.msg->msg_controllen = 0;
-    }
-  }
-  return result;
+  return RecvReadGeneral(fd, buffer, length, where);
+}
+
+ssize_t HostStack::RecvReadGeneral(int fd, void* buffer, size_t length, SourceLocation where) {
+  const iovec v{buffer, length};
+  RecvArgs args;
+  args.iov = absl::MakeConstSpan(&v, 1);
+  args.what = "read";
+  return Recv(fd, args, where);
 }
 
 // How well a datagram socket matches a packet: 0 for not at all, more for more
