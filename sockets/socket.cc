@@ -390,6 +390,11 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t RecvfromCall(int fd, void* buffer, s
   if (!AccessOk(buffer, length)) {
     return Finish(stack, "Recvfrom", fd, FaultOutside(stack, "recvfrom"));
   }
+  if (address == nullptr) {
+    // No address to fill (recv, and the wrappers' RecvAll): the stream path knows it.
+    return Finish(stack, "Recvfrom", fd,
+                  stack->RecvOne(fd, buffer, length, flags, "recvfrom", where));
+  }
   const iovec v{buffer, length};
   internal::RecvArgs args;
   args.iov = absl::MakeConstSpan(&v, 1);

@@ -235,6 +235,10 @@ class HostStack final : public PacketReceiver {
   // read(2) on open socket `fd` (not another kind of file) with length > 0: Recv with
   // one buffer and no flags, specialized for streams.
   ssize_t RecvRead(int fd, void* buffer, size_t length, SourceLocation where);
+  // Recv with one buffer, `flags` and no address or msghdr (recv, recvfrom without an
+  // address), specialized for streams. `what` names the call in messages.
+  ssize_t RecvOne(int fd, void* buffer, size_t length, int flags, const char* what,
+                  SourceLocation where);
   ABSL_ATTRIBUTE_ALWAYS_INLINE ssize_t Send(int fd, const SendArgs& args, SourceLocation where) {
     SocketState* s = Lookup(fd);
     if (ABSL_PREDICT_TRUE(s != nullptr) && TcpSendsAtOnce(*s, args)) {
@@ -579,8 +583,9 @@ class HostStack final : public PacketReceiver {
   int UdpScore(const SocketState& s, const Packet& packet) const;
   ssize_t RecvStreamInto(int fd, const RecvArgs& args, SourceLocation where);
   ssize_t RecvOn(SocketState* socket, const RecvArgs& args, size_t length, SourceLocation where);
-  ABSL_ATTRIBUTE_NOINLINE ssize_t RecvReadGeneral(int fd, void* buffer, size_t length,
-                                                  SourceLocation where);
+  ABSL_ATTRIBUTE_NOINLINE ssize_t RecvOneGeneral(int fd, void* buffer, size_t length,
+                                                 int flags, const char* what,
+                                                 SourceLocation where);
   void UdpOnUnreachable(const Packet& packet);
 
   short PollMask(const SocketState& socket) const;

@@ -1423,14 +1423,32 @@ ssize_t HostStack::RecvRead(int fd, void* buffer, size_t length, SourceLocation 
     args.what = "read";
     return RecvOn(s, args, length, where);
   }
-  return RecvReadGeneral(fd, buffer, length, where);
+  return RecvOneGeneral(fd, buffer, length, 0, "read", where);
 }
 
-ssize_t HostStack::RecvReadGeneral(int fd, void* buffer, size_t length, SourceLocation where) {
+// recv(2), and recvfrom(2) without an address: the same for streams, with the flags
+// left to the call.
+ssize_t HostStack::RecvOne(int fd, void* buffer, size_t length, int flags, const char* what,
+                           SourceLocation where) {
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_TRUE(s != nullptr && s->is_tcp())) {
+    const iovec v{buffer, length};
+    RecvArgs args;
+    args.iov = absl::MakeConstSpan(&v, 1);
+    args.flags = flags;
+    args.what = what;
+    return RecvOn(s, args, length, where);
+  }
+  return RecvOneGeneral(fd, buffer, length, flags, what, where);
+}
+
+ssize_t HostStack::RecvOneGeneral(int fd, void* buffer, size_t length, int flags,
+                                  const char* what, SourceLocation where) {
   const iovec v{buffer, length};
   RecvArgs args;
   args.iov = absl::MakeConstSpan(&v, 1);
-  args.what = "read";
+  args.flags = flags;
+  args.what = what;
   return Recv(fd, args, where);
 }
 
