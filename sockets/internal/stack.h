@@ -537,6 +537,7 @@ class HostStack final : public PacketReceiver {
   void TcpEnterTimeWait(SocketState* socket);
   void TcpStopListening(SocketState* socket);
   void TcpOnSegment(Packet* packet);
+  ABSL_ATTRIBUTE_NOINLINE void TcpOnSegmentGeneral(Packet* packet);
   void TcpOnSyn(Packet* packet);
   void TcpOnAck(SocketState* socket, const Packet& packet);
   void TcpOnData(SocketState* socket, Packet* packet);

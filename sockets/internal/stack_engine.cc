@@ -673,6 +673,59 @@ void HostStack::Receive(Packet* packet) {
 }
 
 void HostStack::TcpOnSegment(Packet* packet) {
+  // The common segment: the next data of an established stream, with an ACK and no
+  // SYN, FIN or RST, for its own connection, nothing out of order or pending. What
+  // TcpOnSegmentGeneral does with it (TcpOnAck, then TcpOnData's short path), in one
+  // frame and without repeating their tests.
+  const uint8_t flags = packet->flags;
+  SocketState* s = packet->destination_connection != 0
+                       ? FindSocket(packet->destination_connection)
+                       : nullptr;
+  const size_t length = packet->payload.size();
+  if (ABSL_PREDICT_FALSE(
+          (flags & (Packet::kSyn | Packet::kAck | Packet::kFin | Packet::kRst)) != Packet::kAck ||
+          s == nullptr || !s->is_tcp() || s->state != TcpState::kEstablished ||
+          s->peer_connection != packet->source_connection || length == 0 ||
+          packet->sequence != s->rcv_nxt || !(s->local == packet->destination) ||
+          s->fin_sent || !s->out_of_order.empty() || s->pending_fin_sequence != UINT64_MAX)) {
+    TcpOnSegmentGeneral(packet);
+    return;
+  }
+  // Not a keepalive probe (it carries data): traffic.
+  s->last_receive_time = scheduler_->Now();
+  s->keepalive_probes_sent = 0;
+  // TcpOnAck (no FIN of ours is in flight: the state is ESTABLISHED).
+  const uint64_t end = s->snd_una + s->tx.size();
+  const uint64_t acked = std::min(packet->acknowledgment, end);
+  bool freed = false;
+  if (acked > s->snd_una) {
+    s->tx.Consume(acked - s->snd_una);
+    s->snd_una = acked;
+    if (s->snd_nxt < s->snd_una) s->snd_nxt = s->snd_una;
+    freed = true;
+  }
+  s->snd_window_edge = std::max(s->snd_window_edge, acked + packet->window_bytes);
+  if (freed && TcpWritable(*s)) {
+    ++s->edges;
+    if (!s->writable.empty()) s->writable.WakeAll();
+  }
+  if (s->snd_nxt < s->snd_una + s->tx.size() || (s->fin_queued && !s->fin_sent)) {
+    TcpPump(s);
+    if (FindSocket(packet->destination_connection) != s) return;
+  }
+  // TcpOnData's short path.
+  s->rx.Append(packet->payload.data(), length);
+  s->rcv_nxt += length;
+  ++s->edges;
+  if (!s->readable.empty()) s->readable.WakeAll();
+  if ((flags & Packet::kAckNow) || s->rcv_nxt - s->rcv_acked >= 2 * options_.segment_bytes_max) {
+    TcpSendAck(s);
+  } else {
+    ArmDelayedAck(s);
+  }
+}
+
+void HostStack::TcpOnSegmentGeneral(Packet* packet) {
   const uint8_t flags = packet->flags;
   if ((flags & Packet::kSyn) && !(flags & Packet::kAck)) {
     TcpOnSyn(packet);
