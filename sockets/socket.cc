@@ -322,14 +322,11 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t WriteOn(HostStack* stack, int fd,
                                                    SourceLocation where) {
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Write", fd, -EBADF);
   if (!AccessOk(buffer, length)) return Finish(stack, "Write", fd, FaultOutside(stack, "write"));
-  const iovec v{const_cast<void*>(buffer), length};
   if (stack->LookupFile(fd) != nullptr) {
+    const iovec v{const_cast<void*>(buffer), length};
     return Finish(stack, "Write", fd, stack->FileWrite(fd, absl::MakeConstSpan(&v, 1), where));
   }
-  internal::SendArgs args;
-  args.iov = absl::MakeConstSpan(&v, 1);
-  args.what = "write";
-  return Finish(stack, "Write", fd, stack->Send(fd, args, where));
+  return Finish(stack, "Write", fd, stack->SendOne(fd, buffer, length, 0, "write", where));
 }
 
 }  // namespace
@@ -414,12 +411,17 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t SendtoCall(int fd, const void* buffe
   if (!AccessOk(buffer, length)) {
     return Finish(stack, "Sendto", fd, FaultOutside(stack, "sendto"));
   }
+  if (address == nullptr) {
+    // No address (send, and the wrappers' SendAll): SendOne builds SendArgs only when
+    // its short path does not serve.
+    return Finish(stack, "Sendto", fd, stack->SendOne(fd, buffer, length, flags, "sendto", where));
+  }
   const iovec v{const_cast<void*>(buffer), length};
   internal::SendArgs args;
   args.iov = absl::MakeConstSpan(&v, 1);
   args.flags = flags;
   args.name = address;
-  args.name_length = address != nullptr ? address_length : 0;
+  args.name_length = address_length;
   args.what = "sendto";
   if (address != nullptr && address_length > 0 &&
       address_length <= sizeof(sockaddr_storage) && !AccessOk(address, address_length)) {

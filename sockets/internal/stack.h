@@ -244,10 +244,27 @@ class HostStack final : public PacketReceiver {
     if (ABSL_PREDICT_TRUE(s != nullptr) && TcpSendsAtOnce(*s, args)) {
       // What SendGeneral does when the whole buffer fits (see TcpSendsAtOnce).
       const size_t length = args.iov[0].iov_len;
-      s->tx.Append(static_cast<const char*>(args.iov[0].iov_base), length);
-      TcpPump(s);
+      TcpSendFitting(s, static_cast<const char*>(args.iov[0].iov_base), length);
       return static_cast<ssize_t>(length);
     }
+    return SendGeneral(fd, s, args, where);
+  }
+  // Send with one buffer, `flags` and no address (write, send, sendto without one):
+  // the same, with SendArgs built only for the general path (so the short path keeps
+  // its values in registers). `what` names the call in messages.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE ssize_t SendOne(int fd, const void* buffer, size_t length,
+                                               int flags, const char* what,
+                                               SourceLocation where) {
+    SocketState* s = Lookup(fd);
+    if (ABSL_PREDICT_TRUE(s != nullptr) && TcpSendFits(*s, buffer, length, flags)) {
+      TcpSendFitting(s, static_cast<const char*>(buffer), length);
+      return static_cast<ssize_t>(length);
+    }
+    const iovec v{const_cast<void*>(buffer), length};
+    SendArgs args;
+    args.iov = absl::MakeConstSpan(&v, 1);
+    args.flags = flags;
+    args.what = what;
     return SendGeneral(fd, s, args, where);
   }
   // Send's general path; `s` is Lookup(fd).
@@ -505,15 +522,38 @@ class HostStack final : public PacketReceiver {
   // Send skips its general path (and the call guard: nothing can close the socket
   // while no other task runs).
   bool TcpSendsAtOnce(const SocketState& s, const SendArgs& args) const {
-    if (!s.is_tcp() || args.iov.size() != 1 || args.name != nullptr ||
-        (args.flags & MSG_OOB) != 0) {
-      return false;
-    }
-    const size_t length = args.iov[0].iov_len;
-    return (s.state == TcpState::kEstablished || s.state == TcpState::kCloseWait) &&
+    return args.iov.size() == 1 && args.name == nullptr &&
+           TcpSendFits(s, args.iov[0].iov_base, args.iov[0].iov_len, args.flags);
+  }
+  // TcpSendsAtOnce for one buffer and no address.
+  bool TcpSendFits(const SocketState& s, const void* buffer, size_t length, int flags) const {
+    return s.is_tcp() && (flags & MSG_OOB) == 0 &&
+           (s.state == TcpState::kEstablished || s.state == TcpState::kCloseWait) &&
            s.error == 0 && (s.shutdown & kSendShutdown) == 0 && length > 0 &&
-           args.iov[0].iov_base != nullptr && s.send_free_bytes() >= length &&
+           buffer != nullptr && s.send_free_bytes() >= length &&
            s.write_deadline == absl::InfiniteFuture() && !network_->buggify().enabled;
+  }
+  // Appends the `length` bytes TcpSendFits allowed and pumps. When everything queued
+  // before was sent and the bytes fit the peer's window and one segment, TcpPump would
+  // send exactly one segment of them: sent here without its loop.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void TcpSendFitting(SocketState* s, const char* data, size_t length) {
+    const uint64_t end_before = s->snd_una + s->tx.size();
+    s->tx.Append(data, length);
+    if (ABSL_PREDICT_TRUE(s->snd_nxt == end_before && s->peer_connection != 0 &&
+                          !s->fin_queued && length <= options_.segment_bytes_max &&
+                          s->snd_window_edge > s->snd_nxt &&
+                          s->snd_window_edge - s->snd_nxt >= length)) {
+      const uint64_t end = end_before + length;
+      // TcpPump's immediate-ACK request (urgent_ack) for this segment.
+      const bool urgent_ack =
+          (end - s->snd_una) * 2 >= static_cast<uint64_t>(s->send_buffer_bytes) ||
+          s->snd_nxt + length >= s->snd_window_edge;
+      TcpSendSegment(s, Packet::kAck | (urgent_ack ? Packet::kAckNow : 0), s->snd_nxt,
+                     s->tx.At(s->snd_nxt - s->snd_una), length);
+      s->snd_nxt += length;
+      return;
+    }
+    TcpPump(s);
   }
   int TcpConnect(SocketState* socket, const Endpoint& destination, absl::Time start,
                  SourceLocation where);
