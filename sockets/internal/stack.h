@@ -588,7 +588,16 @@ class HostStack final : public PacketReceiver {
   uint64_t TcpReceiveWindow(const SocketState& socket) const;
   // Owes the peer an ACK within the delayed-ACK time (the timer starts unless running).
   void ArmDelayedAck(SocketState* socket) {
-    if (!socket->delayed_ack_armed) ArmDelayedAckNow(socket);
+    if (socket->delayed_ack_armed) return;
+    if (ABSL_PREDICT_TRUE(socket->delayed_ack_timer_pending &&
+                          !scheduler_->has_group_clocks())) {
+      // ArmDelayedAckNow's work when its timer still runs (it re-arms itself for the
+      // new due time) and the host has no clock of its own.
+      socket->delayed_ack_armed = true;
+      socket->delayed_ack_due_ns = SaturatingAdd(scheduler_->NowNanos(), delayed_ack_ns_);
+      return;
+    }
+    ArmDelayedAckNow(socket);
   }
   void ArmDelayedAckNow(SocketState* socket);
   void ArmSynTimer(SocketState* socket);
