@@ -313,28 +313,38 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t ReadOn(HostStack* stack, int fd, voi
                                                   size_t length, SourceLocation where) {
   // read(2): the descriptor is checked first, then the buffer; a zero-length read of a
   // socket returns 0 at once.
+  if (internal::SocketState* s = stack->SocketAt(fd); ABSL_PREDICT_TRUE(s != nullptr)) {
+    // A socket (its slot holds no other file): the checks below, looking it up once.
+    if (!AccessOk(buffer, length)) return Finish(stack, "Read", fd, FaultOutside(stack, "read"));
+    if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
+    return Finish(stack, "Read", fd, stack->RecvRead(s, fd, buffer, length, where));
+  }
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Read", fd, -EBADF);
   if (!AccessOk(buffer, length)) return Finish(stack, "Read", fd, FaultOutside(stack, "read"));
+  // Open and not a socket: another kind of file. Those answer a zero-length read
+  // themselves: Linux checks the access mode first (EBADF on a write-only descriptor)
+  // and a directory says EISDIR.
+  DSIM_DCHECK(stack->LookupFile(fd) != nullptr);
   const iovec v{buffer, length};
-  // Other kinds answer a zero-length read themselves: Linux checks the access mode
-  // first (EBADF on a write-only descriptor) and a directory says EISDIR.
-  if (stack->LookupFile(fd) != nullptr) {
-    return Finish(stack, "Read", fd, stack->FileRead(fd, absl::MakeConstSpan(&v, 1), where));
-  }
-  if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
-  return Finish(stack, "Read", fd, stack->RecvRead(fd, buffer, length, where));
+  return Finish(stack, "Read", fd, stack->FileRead(fd, absl::MakeConstSpan(&v, 1), where));
 }
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t WriteOn(HostStack* stack, int fd,
                                                    const void* buffer, size_t length,
                                                    SourceLocation where) {
+  if (internal::SocketState* s = stack->SocketAt(fd); ABSL_PREDICT_TRUE(s != nullptr)) {
+    // A socket (its slot holds no other file): the checks below, looking it up once.
+    if (!AccessOk(buffer, length)) {
+      return Finish(stack, "Write", fd, FaultOutside(stack, "write"));
+    }
+    return Finish(stack, "Write", fd, stack->SendOneOn(s, fd, buffer, length, 0, "write", where));
+  }
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Write", fd, -EBADF);
   if (!AccessOk(buffer, length)) return Finish(stack, "Write", fd, FaultOutside(stack, "write"));
-  if (stack->LookupFile(fd) != nullptr) {
-    const iovec v{const_cast<void*>(buffer), length};
-    return Finish(stack, "Write", fd, stack->FileWrite(fd, absl::MakeConstSpan(&v, 1), where));
-  }
-  return Finish(stack, "Write", fd, stack->SendOne(fd, buffer, length, 0, "write", where));
+  // Open and not a socket: another kind of file.
+  DSIM_DCHECK(stack->LookupFile(fd) != nullptr);
+  const iovec v{const_cast<void*>(buffer), length};
+  return Finish(stack, "Write", fd, stack->FileWrite(fd, absl::MakeConstSpan(&v, 1), where));
 }
 
 }  // namespace

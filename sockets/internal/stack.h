@@ -232,9 +232,11 @@ class HostStack final : public PacketReceiver {
   int Accept(int fd, sockaddr* address, socklen_t* length, int flags, SourceLocation where);
   int Connect(int fd, const sockaddr* address, socklen_t length, SourceLocation where);
   ssize_t Recv(int fd, const RecvArgs& args, SourceLocation where);
-  // read(2) on open socket `fd` (not another kind of file) with length > 0: Recv with
-  // one buffer and no flags, specialized for streams.
-  ssize_t RecvRead(int fd, void* buffer, size_t length, SourceLocation where);
+  // read(2) on socket `s` at descriptor `fd` with length > 0: Recv with one buffer and
+  // no flags, specialized for streams.
+  ssize_t RecvRead(SocketState* s, int fd, void* buffer, size_t length, SourceLocation where);
+  // The socket at descriptor `fd`, or null (not open, or another kind of file).
+  SocketState* SocketAt(int fd) { return Lookup(fd); }
   // Recv with one buffer, `flags` and no address or msghdr (recv, recvfrom without an
   // address), specialized for streams. `what` names the call in messages.
   ssize_t RecvOne(int fd, void* buffer, size_t length, int flags, const char* what,
@@ -255,7 +257,12 @@ class HostStack final : public PacketReceiver {
   ABSL_ATTRIBUTE_ALWAYS_INLINE ssize_t SendOne(int fd, const void* buffer, size_t length,
                                                int flags, const char* what,
                                                SourceLocation where) {
-    SocketState* s = Lookup(fd);
+    return SendOneOn(Lookup(fd), fd, buffer, length, flags, what, where);
+  }
+  // SendOne when the caller looked the socket up (`s` is Lookup(fd)).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE ssize_t SendOneOn(SocketState* s, int fd, const void* buffer,
+                                                 size_t length, int flags, const char* what,
+                                                 SourceLocation where) {
     if (ABSL_PREDICT_TRUE(s != nullptr) && TcpSendFits(*s, buffer, length, flags)) {
       TcpSendFitting(s, static_cast<const char*>(buffer), length);
       return static_cast<ssize_t>(length);

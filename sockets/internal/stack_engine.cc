@@ -1467,9 +1467,10 @@ ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
 // read(2) on a stream socket: RecvOn with args a local whose fields the compiler sees
 // (one buffer, no flags, no address, no msghdr), so their tests fold away. The same
 // code as Recv runs, with those values.
-ssize_t HostStack::RecvRead(int fd, void* buffer, size_t length, SourceLocation where) {
-  SocketState* s = Lookup(fd);
-  if (ABSL_PREDICT_TRUE(s != nullptr && s->is_tcp())) {
+ssize_t HostStack::RecvRead(SocketState* s, int fd, void* buffer, size_t length,
+                            SourceLocation where) {
+  DSIM_DCHECK(s == Lookup(fd));
+  if (ABSL_PREDICT_TRUE(s->is_tcp())) {
     const iovec v{buffer, length};
     RecvArgs args;
     args.iov = absl::MakeConstSpan(&v, 1);
