@@ -59,7 +59,7 @@ inline bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* da
   // One buffer that holds it all (read, recv): no visitor, nothing address-taken.
   if (iov.size() == 1 && length > 0 && offset + length <= iov[0].iov_len &&
       iov[0].iov_base != nullptr) {
-    std::memcpy(static_cast<char*>(iov[0].iov_base) + offset, data, length);
+    CopyBytes(static_cast<char*>(iov[0].iov_base) + offset, data, length);
     return true;
   }
   return CopyToIovSlow(iov, offset, data, length);
