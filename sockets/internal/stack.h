@@ -583,7 +583,9 @@ class HostStack final : public PacketReceiver {
   void TcpDone(SocketState* socket);
   void TcpEnterTimeWait(SocketState* socket);
   void TcpStopListening(SocketState* socket);
+  // Handles a TCP segment and frees it (Receive's part for TCP).
   void TcpOnSegment(Packet* packet);
+  // TcpOnSegment's general path; the caller frees the packet.
   ABSL_ATTRIBUTE_NOINLINE void TcpOnSegmentGeneral(Packet* packet);
   void TcpOnSyn(Packet* packet);
   void TcpOnAck(SocketState* socket, const Packet& packet);

@@ -658,10 +658,13 @@ void HostStack::TcpKeepaliveExpired(SocketState* s) {
 // ---- TCP: receiving --------------------------------------------------------------------
 
 void HostStack::Receive(Packet* packet) {
+  if (ABSL_PREDICT_TRUE(packet->kind == Packet::Kind::kTcp)) {
+    TcpOnSegment(packet);  // Frees the packet last (a tail call: no frame here).
+    return;
+  }
   switch (packet->kind) {
-    case Packet::Kind::kTcp:
-      TcpOnSegment(packet);
-      break;
+    case Packet::Kind::kTcp:  // Handled above.
+      return;
     case Packet::Kind::kUdp:
       UdpOnDatagram(packet);  // Keeps the packet if a socket queues it.
       return;
@@ -689,6 +692,7 @@ void HostStack::TcpOnSegment(Packet* packet) {
           packet->sequence != s->rcv_nxt || !(s->local == packet->destination) ||
           s->fin_sent || !s->out_of_order.empty() || s->pending_fin_sequence != UINT64_MAX)) {
     TcpOnSegmentGeneral(packet);
+    network_->FreePacket(packet);
     return;
   }
   // Not a keepalive probe (it carries data): traffic.
@@ -711,7 +715,10 @@ void HostStack::TcpOnSegment(Packet* packet) {
   }
   if (s->snd_nxt < s->snd_una + s->tx.size() || (s->fin_queued && !s->fin_sent)) {
     TcpPump(s);
-    if (FindSocket(packet->destination_connection) != s) return;
+    if (FindSocket(packet->destination_connection) != s) {
+      network_->FreePacket(packet);
+      return;
+    }
   }
   // TcpOnData's short path.
   s->rx.Append(packet->payload.data(), length);
@@ -723,6 +730,7 @@ void HostStack::TcpOnSegment(Packet* packet) {
   } else {
     ArmDelayedAck(s);
   }
+  network_->FreePacket(packet);
 }
 
 void HostStack::TcpOnSegmentGeneral(Packet* packet) {
