@@ -555,8 +555,8 @@ class HostStack final : public PacketReceiver {
       const bool urgent_ack =
           (end - s->snd_una) * 2 >= static_cast<uint64_t>(s->send_buffer_bytes) ||
           s->snd_nxt + length >= s->snd_window_edge;
-      TcpSendSegment(s, Packet::kAck | (urgent_ack ? Packet::kAckNow : 0), s->snd_nxt,
-                     s->tx.At(s->snd_nxt - s->snd_una), length);
+      TcpSendSegmentInline(s, Packet::kAck | (urgent_ack ? Packet::kAckNow : 0), s->snd_nxt,
+                           s->tx.At(s->snd_nxt - s->snd_una), length);
       s->snd_nxt += length;
       return;
     }
@@ -576,6 +576,31 @@ class HostStack final : public PacketReceiver {
   void QueueFin(SocketState* socket);
   void TcpSendSegment(SocketState* socket, uint8_t flags, uint64_t sequence, const char* data,
                       size_t length);
+  // TcpSendSegment's body, inline where a write sends its segment (TcpSendFitting).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void TcpSendSegmentInline(SocketState* s, uint8_t flags,
+                                                         uint64_t sequence, const char* data,
+                                                         size_t length) {
+    Packet* p = network_->NewPacket();
+    p->kind = Packet::Kind::kTcp;
+    p->source = s->local;
+    p->destination = s->remote;
+    p->flags = flags;
+    p->source_connection = s->id;
+    p->destination_connection = s->peer_connection;
+    p->sequence = sequence;
+    p->acknowledgment = s->rcv_nxt + (s->fin_received ? 1 : 0);
+    p->window_bytes = TcpReceiveWindow(*s);
+    // A pooled packet comes back with an empty payload (and its capacity): appending is
+    // assigning, and cheaper.
+    DSIM_DCHECK(p->payload.empty());
+    if (length > 0) p->payload.append(data, length);
+    if (flags & Packet::kAck) {
+      s->rcv_acked = s->rcv_nxt;
+      s->rcv_window_edge = s->rcv_nxt + p->window_bytes;
+      if (s->delayed_ack_armed) ClearDelayedAck(s);
+    }
+    Transmit(p);
+  }
   void TcpSendAck(SocketState* socket);
   void TcpSendSyn(SocketState* socket);
   void SendReset(const Packet& in);
@@ -594,7 +619,11 @@ class HostStack final : public PacketReceiver {
   void TcpOnFin(SocketState* socket);
   void TcpOnFinAcked(SocketState* socket);
   void TcpAfterRead(SocketState* socket);
-  uint64_t TcpReceiveWindow(const SocketState& socket) const;
+  uint64_t TcpReceiveWindow(const SocketState& s) const {
+    const size_t used = s.rx.size() + s.out_of_order_bytes;
+    const size_t capacity = static_cast<size_t>(s.receive_buffer_bytes);
+    return used >= capacity ? 0 : capacity - used;
+  }
   // Owes the peer an ACK within the delayed-ACK time (the timer starts unless running).
   void ArmDelayedAck(SocketState* socket) {
     if (socket->delayed_ack_armed) return;
@@ -612,7 +641,7 @@ class HostStack final : public PacketReceiver {
   void ArmSynTimer(SocketState* socket);
   void OnSynTimer(uint64_t id);
   void OnDelayedAck(uint64_t id);
-  void ClearDelayedAck(SocketState* socket);
+  void ClearDelayedAck(SocketState* socket) { socket->delayed_ack_armed = false; }
   void OnTimeWaitEnd(uint64_t id);
   void OnFinWait2Timeout(uint64_t id);
   // Keepalive (stack_engine.cc).

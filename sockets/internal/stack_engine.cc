@@ -171,12 +171,6 @@ void HostStack::Annotate(const char* category, const std::string& detail) {
 
 // ---- TCP: sending --------------------------------------------------------------------
 
-uint64_t HostStack::TcpReceiveWindow(const SocketState& s) const {
-  const size_t used = s.rx.size() + s.out_of_order_bytes;
-  const size_t capacity = static_cast<size_t>(s.receive_buffer_bytes);
-  return used >= capacity ? 0 : capacity - used;
-}
-
 bool HostStack::TcpWritable(const SocketState& s) const {
   // Linux's sk_stream_is_writeable: some space, and at least half the queued amount.
   const size_t free = s.send_free_bytes();
@@ -185,26 +179,7 @@ bool HostStack::TcpWritable(const SocketState& s) const {
 
 void HostStack::TcpSendSegment(SocketState* s, uint8_t flags, uint64_t sequence,
                                const char* data, size_t length) {
-  Packet* p = network_->NewPacket();
-  p->kind = Packet::Kind::kTcp;
-  p->source = s->local;
-  p->destination = s->remote;
-  p->flags = flags;
-  p->source_connection = s->id;
-  p->destination_connection = s->peer_connection;
-  p->sequence = sequence;
-  p->acknowledgment = s->rcv_nxt + (s->fin_received ? 1 : 0);
-  p->window_bytes = TcpReceiveWindow(*s);
-  // A pooled packet comes back with an empty payload (and its capacity): appending is
-  // assigning, and cheaper.
-  DSIM_DCHECK(p->payload.empty());
-  if (length > 0) p->payload.append(data, length);
-  if (flags & Packet::kAck) {
-    s->rcv_acked = s->rcv_nxt;
-    s->rcv_window_edge = s->rcv_nxt + p->window_bytes;
-    if (s->delayed_ack_armed) ClearDelayedAck(s);
-  }
-  Transmit(p);
+  TcpSendSegmentInline(s, flags, sequence, data, length);
 }
 
 void HostStack::TcpSendAck(SocketState* s) {
@@ -457,7 +432,6 @@ void HostStack::ArmDelayedAckNow(SocketState* s) {
 // tcp_event_ack_sent clears ICSK_TIME_DACK. Were the owed ACK left in place, the timer
 // would fire for data that arrived since (at the same instant, say) and send a pure ACK
 // that Linux does not send.
-void HostStack::ClearDelayedAck(SocketState* s) { s->delayed_ack_armed = false; }
 
 void HostStack::OnDelayedAck(uint64_t id) {
   SocketState* s = FindSocket(id);
