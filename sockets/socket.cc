@@ -199,7 +199,7 @@ ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack
 
 template <typename T>
 T Finish(HostStack* stack, const char* call, int fd, T result) {
-  Scheduler& scheduler = stack->host().network().scheduler();
+  Scheduler& scheduler = stack->scheduler();
   if (ABSL_PREDICT_FALSE(scheduler.has_listeners())) {
     AnnotateCall(scheduler, stack, call, fd, static_cast<int64_t>(result));
   }

@@ -372,6 +372,7 @@ class HostStack final : public PacketReceiver {
   int ResetConnectionsWith(const NetworkHost& peer) override;
 
   NetworkHost& host() const { return *host_; }
+  Scheduler& scheduler() const { return *scheduler_; }  // host().network().scheduler()
   size_t open_descriptors() const { return open_descriptors_; }
   size_t socket_count() const { return sockets_.size(); }
 
