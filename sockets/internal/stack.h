@@ -515,6 +515,17 @@ class HostStack final : public PacketReceiver {
   // Blocking.
   bool WaitUntil(SocketState* socket, WaitQueue& queue, absl::Time deadline, const char* what,
                  SourceLocation where);
+  // WaitUntil(socket, socket->readable, Deadline(*socket, true, start), ...), with the
+  // deadline read now. Without a read deadline or SO_RCVTIMEO that deadline is
+  // InfiniteFuture, never at or before Now(): the wait is entered directly.
+  bool WaitReadable(SocketState* socket, absl::Time start, const char* what,
+                    SourceLocation where) {
+    if (socket->read_deadline == absl::InfiniteFuture() &&
+        socket->receive_timeout == absl::InfiniteDuration()) {
+      return socket->readable.Wait(what, where) == WakeReason::kWoken;
+    }
+    return WaitUntil(socket, socket->readable, Deadline(*socket, true, start), what, where);
+  }
   absl::Time Deadline(const SocketState& socket, bool read, absl::Time start) const;
   // Deadline's part for a socket with SO_RCVTIMEO/SO_SNDTIMEO, out of line: its
   // absl::Time arithmetic would weigh on every blocking call's frame.

@@ -1050,7 +1050,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t HostStack::TcpRecv(SocketState* s, c
       if (nonblocking) return FailWith(EAGAIN, args.what, ": no data is available");
     }
     // The deadline is re-read after every wake: SetReadDeadline may have moved it.
-    if (!WaitUntil(s, s->readable, Deadline(*s, true, start), args.what, where)) {
+    if (!WaitReadable(s, start, args.what, where)) {
       if (copied > 0) break;
       return FailWith(EAGAIN, args.what, ": timed out waiting for data");
     }
@@ -1326,7 +1326,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t HostStack::UdpRecv(SocketState* s, c
     // Linux checks the shutdown only while waiting: a nonblocking call says EAGAIN.
     if (nonblocking) return FailWith(EAGAIN, args.what, ": no datagram is queued");
     if (s->shutdown & kRcvShutdown) return 0;
-    if (!WaitUntil(s, s->readable, Deadline(*s, true, start), args.what, where)) {
+    if (!WaitReadable(s, start, args.what, where)) {
       return FailWith(EAGAIN, args.what, ": timed out waiting for a datagram");
     }
   }
