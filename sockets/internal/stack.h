@@ -555,7 +555,8 @@ class HostStack final : public PacketReceiver {
   // Appends the `length` bytes TcpSendFits allowed and pumps. When everything queued
   // before was sent and the bytes fit the peer's window and one segment, TcpPump would
   // send exactly one segment of them: sent here without its loop.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void TcpSendFitting(SocketState* s, const char* data, size_t length) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void TcpSendFitting(SocketState* s, const char* data,
+                                                   size_t length) {
     const uint64_t end_before = s->snd_una + s->tx.size();
     s->tx.Append(data, length);
     if (ABSL_PREDICT_TRUE(s->snd_nxt == end_before && s->peer_connection != 0 &&
@@ -653,6 +654,10 @@ class HostStack final : public PacketReceiver {
   void ArmSynTimer(SocketState* socket);
   void OnSynTimer(uint64_t id);
   void OnDelayedAck(uint64_t id);
+  // Any ACK that leaves settles what the delayed ACK was waiting for, as Linux's
+  // tcp_event_ack_sent clears ICSK_TIME_DACK. Were the owed ACK left in place, the timer
+  // would fire for data that arrived since (at the same instant, say) and send a pure
+  // ACK that Linux does not send.
   void ClearDelayedAck(SocketState* socket) { socket->delayed_ack_armed = false; }
   void OnTimeWaitEnd(uint64_t id);
   void OnFinWait2Timeout(uint64_t id);

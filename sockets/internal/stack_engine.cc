@@ -428,11 +428,6 @@ void HostStack::ArmDelayedAckNow(SocketState* s) {
   AddTimerAt<&HostStack::OnDelayedAck>(s->delayed_ack_due_ns, s->id);
 }
 
-// Any ACK that leaves settles what the delayed ACK was waiting for, as Linux's
-// tcp_event_ack_sent clears ICSK_TIME_DACK. Were the owed ACK left in place, the timer
-// would fire for data that arrived since (at the same instant, say) and send a pure ACK
-// that Linux does not send.
-
 void HostStack::OnDelayedAck(uint64_t id) {
   SocketState* s = FindSocket(id);
   if (s == nullptr) return;
