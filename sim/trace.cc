@@ -53,9 +53,9 @@ std::string FormatVirtualTime(int64_t time_ns) {
 // (scheduler/trace_sink.h describes them); this file owns the blocks, hashes each one
 // when it is full, and turns records back into TraceEvents when someone reads them.
 //
-// The fingerprint is WordHash-style over the whole word stream: every word of every
-// record, in order, two words per multiply, block by block (a block's odd last word
-// pairs with a constant). The record boundaries follow from the headers, so the word
+// The fingerprint is a BlockHash (sim/internal/stream_hash.h) of the whole word stream:
+// every word of every record, in order, two AES rounds per pair of words, block by block
+// (a block's odd last word pairs with a constant). The record boundaries follow from the headers, so the word
 // sequence spells the event stream unambiguously: two streams that differ in any field
 // of any event hash different sequences. The stream has no index (implied by position)
 // and no task or timer picks (the run or timer record after each names the pick; the
@@ -65,33 +65,9 @@ std::string FormatVirtualTime(int64_t time_ns) {
 
 namespace {
 
-constexpr uint64_t kPairK1 = 0xa0761d6478bd642fULL;
-constexpr uint64_t kPairK2 = 0xe7037ed1a0b428dbULL;
-constexpr uint64_t kOddK = 0x8ebc6af09c88c6e3ULL;
 // A described location's text hashes apart from a file of the same name.
 constexpr uint64_t kDescribedSalt = 0x3c6ef372fe94f82bULL;
 constexpr size_t kBlockWords = TraceSink::kBlockWords;
-
-inline uint64_t Mum(uint64_t a, uint64_t b) { return internal::TraceMum(a, b); }
-
-// Absorbs the pairs of words[0, n) (n even) into `state`: one multiply per pair. (The
-// second word is xored with a constant so that a zero word does not zero the product.)
-inline uint64_t AbsorbPairs(uint64_t state, const uint64_t* words, size_t n) {
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    state = Mum(state ^ words[i], words[i + 1] ^ kPairK2);
-    state = Mum(state ^ words[i + 2], words[i + 3] ^ kPairK2);
-  }
-  if (i < n) state = Mum(state ^ words[i], words[i + 1] ^ kPairK2);
-  return state;
-}
-
-// Absorbs words[0, n), an odd last word paired with a constant.
-inline uint64_t AbsorbBlock(uint64_t state, const uint64_t* words, size_t n) {
-  state = AbsorbPairs(state, words, n & ~size_t{1});
-  if (n & 1) state = Mum(state ^ words[n - 1] ^ kPairK1, kOddK);
-  return state;
-}
 
 // Words of the record whose header is `header`.
 size_t RecordLength(uint64_t header) {
@@ -130,8 +106,7 @@ uint64_t PowerOfTwoAtLeast(uint64_t n) {
 Trace::Trace(Scheduler* scheduler, TraceOptions options)
     : scheduler_(scheduler),
       options_(options),
-      keep_(options.keep_all_events ? SIZE_MAX : options.keep_last_events),
-      state_(internal::WordHash::kInitialState) {
+      keep_(options.keep_all_events ? SIZE_MAX : options.keep_last_events) {
   DSIM_MISUSE(scheduler != nullptr, "Trace needs a scheduler");
   DSIM_MISUSE(options_.keep_all_events || options_.keep_last_events > 0,
               "TraceOptions::keep_last_events must be positive (or set keep_all_events)");
@@ -140,7 +115,7 @@ Trace::Trace(Scheduler* scheduler, TraceOptions options)
     // Room for the last keep_ events of the longest kind, the block being written and
     // one more: keep_last_events stays exact.
     ring_blocks_ = (keep_ * kMaxRecordWords + kBlockWords - 1) / kBlockWords + 2;
-    ring_.reset(new uint64_t[ring_blocks_ * kBlockWords]);  // Never zeroed.
+    ring_.reset(new WordBlock[ring_blocks_]);  // Never zeroed.
     blocks_.resize(ring_blocks_);
     starts_storage_.resize(PowerOfTwoAtLeast(keep_));
     starts_mask_ = starts_storage_.size() - 1;
@@ -169,18 +144,18 @@ void Trace::Detach() {
 
 void Trace::NextBlock() {
   if (block_begin_ != nullptr) {
-    state_ = AbsorbBlock(state_, block_begin_, static_cast<size_t>(cursor_ - block_begin_));
+    internal::AbsorbBlock(&lanes_, block_begin_, static_cast<size_t>(cursor_ - block_begin_));
   }
   ++block_seq_;
   uint64_t* words;
   BlockInfo* info;
   if (ring_blocks_ != 0) {
     const uint64_t slot = block_seq_ % ring_blocks_;
-    words = ring_.get() + slot * kBlockWords;
+    words = ring_[slot].words;
     info = &blocks_[slot];
   } else {
-    chunks_.emplace_back(new uint64_t[kBlockWords]);
-    words = chunks_.back().get();
+    chunks_.emplace_back(new WordBlock);
+    words = chunks_.back()->words;
     info = &blocks_.emplace_back();
     // Room to index every event this block can hold (records are 3 words or more).
     if (starts_storage_.size() < events_ + kBlockWords) {
@@ -188,7 +163,7 @@ void Trace::NextBlock() {
       starts_ = starts_storage_.data();
     }
   }
-  *info = BlockInfo{block_seq_, state_, events_, words};
+  *info = BlockInfo{block_seq_, lanes_, events_, words};
   block_begin_ = cursor_ = words;
   limit_ = words + kBlockWords;
   bias_ = reinterpret_cast<uintptr_t>(words) - block_seq_ * kBlockWords * sizeof(uint64_t);
@@ -205,10 +180,10 @@ uint64_t Trace::FirstRetainedIndex() const {
 }
 
 uint64_t Trace::fingerprint() const {
-  const uint64_t state =
-      AbsorbBlock(state_, block_begin_, static_cast<size_t>(cursor_ - block_begin_));
+  internal::HashLanes lanes = lanes_;
+  internal::AbsorbBlock(&lanes, block_begin_, static_cast<size_t>(cursor_ - block_begin_));
   // The steps after the last record, and the count of events.
-  return Mum(state ^ continues_ ^ kPairK1, events_ ^ kOddK);
+  return internal::FinishHash(lanes, continues_, events_);
 }
 
 const uint64_t* Trace::RecordOf(uint64_t index, const BlockInfo** block) const {
@@ -228,13 +203,14 @@ uint64_t Trace::HashThrough(uint64_t index) const {
   if (prefix_seq_ != block->seq || prefix_offset_ > even) {
     prefix_seq_ = block->seq;
     prefix_offset_ = 0;
-    prefix_state_ = block->state_before;
+    prefix_lanes_ = block->lanes_before;
   }
-  prefix_state_ = AbsorbPairs(prefix_state_, block->words + prefix_offset_, even - prefix_offset_);
+  internal::AbsorbPairs(&prefix_lanes_, block->words, prefix_offset_ / 2, even / 2);
   prefix_offset_ = even;
-  uint64_t state = prefix_state_;
-  if (end & 1) state = Mum(state ^ block->words[end - 1] ^ kPairK1, kOddK);
-  return Mum(state ^ kOddK, end ^ kPairK2);
+  // The stream so far as a block that ends after this record, and where it ends.
+  internal::HashLanes lanes = prefix_lanes_;
+  if (end & 1) internal::AbsorbOddWord(&lanes, block->words[end - 1], end / 2);
+  return internal::FinishHash(lanes, internal::kOddWordPad, end);
 }
 
 uint64_t Trace::StaticHashSlow(const char* text) {

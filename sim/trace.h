@@ -20,8 +20,8 @@
 // Fingerprint. A 64-bit, order-sensitive hash of the whole event stream: every word of
 // every event's binary record (scheduler/trace_sink.h lists them: kind, group, task,
 // time and the kind's fields; strings by the hash of their content; an annotation's
-// lazy payload words), in order, hashed block by block (two words per multiply) when a
-// block fills and when the fingerprint is read. Any difference in any field of any
+// lazy payload words), in order, hashed block by block (sim/internal/stream_hash.h: two
+// AES rounds per pair of words, one instruction per word with AES-NI) when a block fills and when the fingerprint is read. Any difference in any field of any
 // event changes it. It also counts the steps on which the running task went on without
 // an event. It uses no per-process salt, so two processes, two machines or two OS
 // threads that run the same simulation get the same value; a different value means the
@@ -31,7 +31,7 @@
 // event as a few 64-bit words straight into the trace's current block (no virtual
 // call), and socket calls and packets do the same when the trace alone hears them (see
 // Scheduler::SoleTraceSink). No text formatting, no heap allocation and no hashing per
-// event: about 20-60 instructions to write an event and 4 per word to hash it later.
+// event: about 20-60 instructions to write an event and under 2 per word to hash it later.
 // Text is made only when read: events(), Describe(), the text and Chrome JSON exports.
 // Strings an event refers to by pointer (a block's `what`, a decision's label, a source
 // file name, AnnotationPayload::text) must be static, as they always had to be. A second
@@ -63,6 +63,7 @@
 #include "absl/time/time.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/trace_sink.h"
+#include "sim/internal/stream_hash.h"
 
 namespace dsim {
 
@@ -202,7 +203,7 @@ class Trace final : public SchedulerListener, public TraceSink {
   // in it, and (in a ring) which block of the stream it holds now.
   struct BlockInfo {
     uint64_t seq = UINT64_MAX;
-    uint64_t state_before = 0;
+    internal::HashLanes lanes_before;
     uint64_t first_event = 0;
     uint64_t* words = nullptr;
   };
@@ -247,13 +248,17 @@ class Trace final : public SchedulerListener, public TraceSink {
   // The words: a ring of ring_blocks_ blocks, or (0: every event kept) blocks
   // allocated one by one, never moved.
   uint64_t ring_blocks_ = 0;
-  std::unique_ptr<uint64_t[]> ring_;
-  std::vector<std::unique_ptr<uint64_t[]>> chunks_;
+  // 16-byte aligned: the hash reads the words as 16-byte pairs.
+  struct alignas(64) WordBlock {
+    uint64_t words[kBlockWords];
+  };
+  std::unique_ptr<WordBlock[]> ring_;
+  std::vector<std::unique_ptr<WordBlock>> chunks_;
   std::vector<BlockInfo> blocks_;  // By seq % ring_blocks_, or by seq.
   std::vector<uintptr_t> starts_storage_;  // TraceSink::starts_ points here.
   uint64_t block_seq_ = 0;          // The block being written.
   uint64_t* block_begin_ = nullptr;
-  uint64_t state_;                  // Hash of every finished block.
+  internal::HashLanes lanes_;       // Hash of every finished block.
   // Reading: texts by content hash (never iterated).
   absl::flat_hash_map<uint64_t, const char*> static_texts_;
   absl::flat_hash_map<uint64_t, const char*> file_texts_;
@@ -266,7 +271,7 @@ class Trace final : public SchedulerListener, public TraceSink {
   // HashThrough's last position, so reading events in order hashes each word once.
   mutable uint64_t prefix_seq_ = UINT64_MAX;
   mutable uint64_t prefix_offset_ = 0;
-  mutable uint64_t prefix_state_ = 0;
+  mutable internal::HashLanes prefix_lanes_;
   // FindFlowStart's index: flow id -> event, of the events before flows_indexed_to_.
   mutable absl::flat_hash_map<uint64_t, uint64_t> flow_starts_;
   mutable uint64_t flows_indexed_to_ = 0;

@@ -19,6 +19,7 @@
 #include "scheduler/mutex.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/trace_sink.h"
+#include "sim/internal/stream_hash.h"
 #include "sim/simulation.h"
 #include "tests/internal/mini_json.h"
 #include "tests/testing/sim_net.h"
@@ -653,6 +654,82 @@ TEST(TraceEvents, RunsAreTaskSwitchesAndPicksAreNotEvents) {
     }
   }
   EXPECT_NE(trace.ToText().find("run"), std::string::npos);
+}
+
+// ---- The block hash ------------------------------------------------------------------
+
+// 16 bytes written as FIPS-197 prints them ("00102030...") as two little-endian words.
+internal::Block128 BlockFromHex(const char* hex) {
+  internal::Block128 out;
+  for (int i = 0; i < 16; ++i) {
+    const uint64_t byte = std::stoul(std::string(hex + 2 * i, 2), nullptr, 16);
+    (i < 8 ? out.lo : out.hi) |= byte << (8 * (i & 7));
+  }
+  return out;
+}
+
+// FIPS-197 appendix C.1 (AES-128), round 1: the start of round 2 is the round applied
+// to the start of round 1 with round 1's key. Both the portable round and the one in use
+// (AES-NI where the CPU has it) must give it, and agree on any input.
+TEST(TraceBlockHash, TheRoundIsAesAndThePortableRoundAgreesWithTheHardware) {
+  const internal::Block128 start = BlockFromHex("00102030405060708090a0b0c0d0e0f0");
+  const internal::Block128 key = BlockFromHex("d6aa74fdd2af72fadaa678f1d6ab76fe");
+  const internal::Block128 next = BlockFromHex("89d810e8855ace682d1843d8cb128fe4");
+  EXPECT_EQ(internal::AesRoundPortable(start, key), next);
+  EXPECT_EQ(internal::AesRound(start, key), next);
+  uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (int i = 0; i < 1000; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    const internal::Block128 s{x, x * 31 + 7}, k{x >> 7, ~x};
+    ASSERT_EQ(internal::AesRound(s, k), internal::AesRoundPortable(s, k)) << i;
+  }
+}
+
+// AbsorbPairs (AES-NI, four pairs per step, where available) computes the documented
+// lanes: pair j into lane A (even j) or B (odd j), two rounds each, from any start.
+TEST(TraceBlockHash, AbsorbPairsIsTwoRoundsPerPairAlternatingLanes) {
+  alignas(16) uint64_t words[2 * 23];
+  for (int i = 0; i < 2 * 23; ++i) words[i] = 0x0123456789abcdefULL * (i + 1);
+  const internal::Block128 round_key{0x452821e638d01377ULL, 0xbe5466cf34e90c6cULL};
+  for (size_t begin : {0, 1, 2, 5}) {
+    for (size_t end = begin; end <= 23; ++end) {
+      internal::HashLanes expected, got;
+      internal::AbsorbPairs(&got, words, begin, end);
+      for (size_t j = begin; j < end; ++j) {
+        internal::Block128& lane = (j & 1) == 0 ? expected.a : expected.b;
+        lane = internal::AesRoundPortable(
+            internal::AesRoundPortable(lane, {words[2 * j], words[2 * j + 1]}), round_key);
+      }
+      ASSERT_EQ(got.a, expected.a) << begin << " " << end;
+      ASSERT_EQ(got.b, expected.b) << begin << " " << end;
+    }
+  }
+}
+
+// Changing any one word (any bit) of a block changes the finished hash.
+TEST(TraceBlockHash, AnyOneWordChangedChangesTheHash) {
+  alignas(16) uint64_t words[37];
+  for (int i = 0; i < 37; ++i) words[i] = static_cast<uint64_t>(i) * 3;
+  auto hash = [&words](size_t n) {
+    internal::HashLanes lanes;
+    internal::AbsorbBlock(&lanes, words, n);
+    return internal::FinishHash(lanes, 1, n);
+  };
+  std::set<uint64_t> seen;
+  for (size_t n : {36, 37}) {
+    const uint64_t base = hash(n);
+    seen.insert(base);
+    for (size_t i = 0; i < n; ++i) {
+      for (int bit : {0, 13, 63}) {
+        words[i] ^= uint64_t{1} << bit;
+        const uint64_t mutated = hash(n);
+        words[i] ^= uint64_t{1} << bit;
+        EXPECT_NE(mutated, base) << n << " " << i << " " << bit;
+        seen.insert(mutated);
+      }
+    }
+  }
+  EXPECT_EQ(seen.size(), 2u + 3u * (36 + 37)) << "every change its own value";
 }
 
 // Packets travel in a trace as a few words; formatting them gives ToString()'s text.
