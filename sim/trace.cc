@@ -54,14 +54,15 @@ std::string FormatVirtualTime(int64_t time_ns) {
 // when it is full, and turns records back into TraceEvents when someone reads them.
 //
 // The fingerprint is a BlockHash (sim/internal/stream_hash.h) of the whole word stream:
-// every word of every record, in order, two AES rounds per pair of words, block by block
-// (a block's odd last word pairs with a constant). The record boundaries follow from the headers, so the word
-// sequence spells the event stream unambiguously: two streams that differ in any field
-// of any event hash different sequences. The stream has no index (implied by position)
-// and no task or timer picks (the run or timer record after each names the pick; the
-// options follow from the records before). A step on which the running task went on
-// without an event is counted in the next record's header (and, for steps after the
-// last record, in the fingerprint's final step). Strings enter by content hash.
+// every word of every record, in order, two AES rounds per pair of words, block by
+// block (a block's odd last word pairs with a constant). The record boundaries follow
+// from the headers, so the word sequence spells the event stream unambiguously: two
+// streams that differ in any field of any event hash different sequences. The stream
+// has no index (implied by position), no time (only clock records move the clock, and
+// they carry it) and no task or timer picks (the run or timer record after each names
+// the pick; the options follow from the records before). A step on which the running
+// task went on without an event is counted in the next record's header (and, for steps
+// after the last record, in the fingerprint's final step). Strings enter by content hash.
 
 namespace {
 
@@ -73,19 +74,19 @@ constexpr size_t kBlockWords = TraceSink::kBlockWords;
 size_t RecordLength(uint64_t header) {
   const uint8_t aux = static_cast<uint8_t>(header >> 8);
   switch (static_cast<TraceRecord>(header & 0xff)) {
-    case TraceRecord::kSpawn: return 5;
-    case TraceRecord::kDispatch: return 3;
-    case TraceRecord::kBlock: return 6;
-    case TraceRecord::kWake: return 4;
-    case TraceRecord::kFinish: return 3;
-    case TraceRecord::kTimer: return 3;
-    case TraceRecord::kClock: return 3;
-    case TraceRecord::kDecision: return 7;
+    case TraceRecord::kSpawn: return 4;
+    case TraceRecord::kDispatch: return 2;
+    case TraceRecord::kBlock: return 5;
+    case TraceRecord::kWake: return 3;
+    case TraceRecord::kFinish: return 2;
+    case TraceRecord::kTimer: return 2;
+    case TraceRecord::kClock: return 2;
+    case TraceRecord::kDecision: return 6;
     case TraceRecord::kAnnotation:
-      return 4 + ((aux >> 6) & 1) + ((aux >> 7) & 1) + (aux & 15);
-    case TraceRecord::kNote: return 5 + ((aux >> 6) & 1);
+      return 3 + ((aux >> 6) & 1) + ((aux >> 7) & 1) + (aux & 15);
+    case TraceRecord::kNote: return 4 + ((aux >> 6) & 1);
     case TraceRecord::kContinues: return 1;
-    case TraceRecord::kFlowEnd: return 5;
+    case TraceRecord::kFlowEnd: return 4;
   }
   DSIM_CHECK(false, "unknown trace record ", header & 0xff);
   return 1;
@@ -93,13 +94,6 @@ size_t RecordLength(uint64_t header) {
 
 // The most events kept in a ring; more than this keeps all.
 constexpr size_t kMaxRingEvents = size_t{1} << 26;
-
-// The next power of two at or above n (n > 0).
-uint64_t PowerOfTwoAtLeast(uint64_t n) {
-  uint64_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
 
 }  // namespace
 
@@ -117,12 +111,8 @@ Trace::Trace(Scheduler* scheduler, TraceOptions options)
     ring_blocks_ = (keep_ * kMaxRecordWords + kBlockWords - 1) / kBlockWords + 2;
     ring_.reset(new WordBlock[ring_blocks_]);  // Never zeroed.
     blocks_.resize(ring_blocks_);
-    starts_storage_.resize(PowerOfTwoAtLeast(keep_));
-    starts_mask_ = starts_storage_.size() - 1;
-  } else {
-    starts_mask_ = ~uint64_t{0};
   }
-  starts_ = starts_storage_.data();
+  clock_ns_ = scheduler_->NowNanos();
   set_record_decisions(options_.record_decisions);
   block_seq_ = UINT64_MAX;  // NextBlock starts block 0.
   NextBlock();
@@ -157,16 +147,10 @@ void Trace::NextBlock() {
     chunks_.emplace_back(new WordBlock);
     words = chunks_.back()->words;
     info = &blocks_.emplace_back();
-    // Room to index every event this block can hold (records are 3 words or more).
-    if (starts_storage_.size() < events_ + kBlockWords) {
-      starts_storage_.resize(std::max<size_t>(starts_storage_.size() * 2, events_ + kBlockWords));
-      starts_ = starts_storage_.data();
-    }
   }
-  *info = BlockInfo{block_seq_, lanes_, events_, words};
+  *info = BlockInfo{block_seq_, lanes_, events_, clock_ns_, words};
   block_begin_ = cursor_ = words;
   limit_ = words + kBlockWords;
-  bias_ = reinterpret_cast<uintptr_t>(words) - block_seq_ * kBlockWords * sizeof(uint64_t);
 }
 
 uint64_t Trace::FirstRetainedIndex() const {
@@ -186,18 +170,57 @@ uint64_t Trace::fingerprint() const {
   return internal::FinishHash(lanes, continues_, events_);
 }
 
-const uint64_t* Trace::RecordOf(uint64_t index, const BlockInfo** block) const {
-  const uint64_t position = starts_[index & starts_mask_] / sizeof(uint64_t);
-  const uint64_t seq = position / kBlockWords;
-  const BlockInfo& info = ring_blocks_ != 0 ? blocks_[seq % ring_blocks_] : blocks_[seq];
-  DSIM_CHECK(info.seq == seq, "trace record ", index, " is no longer retained");
+const Trace::BlockInfo& Trace::BlockOfEvent(uint64_t index) const {
+  DSIM_CHECK(index < events_, "trace event ", index, " was not recorded");
+  // The last retained block whose first event is at or before `index` (blocks holding
+  // no event share their first event with the next).
+  uint64_t low = ring_blocks_ != 0 && block_seq_ >= ring_blocks_ ? block_seq_ + 1 - ring_blocks_
+                                                                 : 0;
+  uint64_t high = block_seq_;
+  auto at = [this](uint64_t seq) -> const BlockInfo& {
+    return ring_blocks_ != 0 ? blocks_[seq % ring_blocks_] : blocks_[seq];
+  };
+  DSIM_CHECK(at(low).first_event <= index, "trace event ", index, " is no longer retained");
+  while (low < high) {
+    const uint64_t mid = low + (high - low + 1) / 2;
+    if (at(mid).first_event <= index) {
+      low = mid;
+    } else {
+      high = mid - 1;
+    }
+  }
+  return at(low);
+}
+
+const uint64_t* Trace::RecordOf(uint64_t index, const BlockInfo** block, ReadCursor* cursor,
+                                int64_t* clock_before) const {
+  const BlockInfo& info = BlockOfEvent(index);
+  if (cursor->seq != info.seq || cursor->event > index) {
+    *cursor = ReadCursor{info.seq, 0, info.first_event, info.clock_before};
+    // Skip what comes before the block's first event (no-event records).
+    while (static_cast<TraceRecord>(info.words[cursor->offset] & 0xff) == TraceRecord::kContinues) {
+      ++cursor->offset;
+    }
+  }
+  while (cursor->event < index) {
+    const uint64_t header = info.words[cursor->offset];
+    if (static_cast<TraceRecord>(header & 0xff) == TraceRecord::kClock) {
+      cursor->clock_ns = static_cast<int64_t>(info.words[cursor->offset + 1]);
+    }
+    cursor->offset += RecordLength(header);
+    ++cursor->event;
+    while (static_cast<TraceRecord>(info.words[cursor->offset] & 0xff) == TraceRecord::kContinues) {
+      ++cursor->offset;
+    }
+  }
   *block = &info;
-  return info.words + position % kBlockWords;
+  if (clock_before != nullptr) *clock_before = cursor->clock_ns;
+  return info.words + cursor->offset;
 }
 
 uint64_t Trace::HashThrough(uint64_t index) const {
   const BlockInfo* block;
-  const uint64_t* record = RecordOf(index, &block);
+  const uint64_t* record = RecordOf(index, &block, &read_cursor_);
   const uint64_t end = static_cast<uint64_t>(record - block->words) + RecordLength(*record);
   const uint64_t even = end & ~uint64_t{1};
   if (prefix_seq_ != block->seq || prefix_offset_ > even) {
@@ -331,42 +354,42 @@ uint64_t Trace::CategoryHashSlow(absl::string_view category, CategorySlot& slot)
 void Trace::Spawn(const TaskView& task, TaskId spawner, int64_t now_ns) {
   if (task_names_.size() <= task.id) task_names_.resize(task.id + 1);
   task_names_[task.id] = std::string(task.name);
-  uint64_t* p = Begin(5);
+  CheckNow(now_ns);
+  uint64_t* p = Begin(4);
   p[0] = Header(TraceRecord::kSpawn, task.daemon ? 1 : 0, task.group);
   p[1] = task.id;
-  p[2] = static_cast<uint64_t>(now_ns);
-  p[3] = spawner;
-  p[4] = TraceTextHash(task.name);
+  p[2] = spawner;
+  p[3] = TraceTextHash(task.name);
 }
 
 void Trace::Annotate(const Annotation& annotation, TaskId task, int64_t now_ns) {
+  CheckNow(now_ns);
   const uint64_t index = events_;
   const uint64_t category = CategoryHash(annotation.category, annotation.format, index);
   if (annotation.repeats_flow_start && annotation.format != nullptr &&
       annotation.flow_id != 0) {
-    WriteFlowEnd(Reserve(5), category, annotation.group, task, now_ns, annotation.flow_id,
+    WriteFlowEnd(Reserve(4), category, annotation.group, task, annotation.flow_id,
                  annotation.flow_phase);
     return;
   }
   if (annotation.format != nullptr) {
     const AnnotationPayload& in = annotation.payload;
     const int count = std::min<int>(in.word_count, AnnotationPayload::kMaxWords);
-    uint64_t* words = BeginAnnotationOf(category, annotation.group, task, now_ns,
-                                        annotation.flow_id, annotation.flow_phase, in.text);
+    uint64_t* words = BeginAnnotationOf(category, annotation.group, task, annotation.flow_id,
+                                        annotation.flow_phase, in.text);
     for (int i = 0; i < count; ++i) words[i] = in.words[i];
     EndAnnotation(words, count);
     return;
   }
   const bool has_flow = annotation.flow_id != 0;
-  uint64_t* p = Begin(has_flow ? 6 : 5);
+  uint64_t* p = Begin(has_flow ? 5 : 4);
   p[0] = Header(TraceRecord::kNote,
                 static_cast<uint8_t>((annotation.flow_phase & 3) << 4 | int{has_flow} << 6),
                 annotation.group);
   p[1] = task;
-  p[2] = static_cast<uint64_t>(now_ns);
-  p[3] = category;
-  if (has_flow) p[4] = annotation.flow_id;
-  p[has_flow ? 5 : 4] = TraceTextHash(annotation.detail);
+  p[2] = category;
+  if (has_flow) p[3] = annotation.flow_id;
+  p[has_flow ? 4 : 3] = TraceTextHash(annotation.detail);
   AddText(index, annotation.detail);
 }
 
@@ -423,7 +446,8 @@ void Trace::OnAnnotation(const Annotation& annotation) {
 
 TraceEvent Trace::Materialize(uint64_t index) const {
   const BlockInfo* block;
-  const uint64_t* w = RecordOf(index, &block);
+  int64_t clock_before;
+  const uint64_t* w = RecordOf(index, &block, &read_cursor_, &clock_before);
   const uint64_t header = w[0];
   const uint8_t aux = static_cast<uint8_t>(header >> 8);
   TraceEvent e;
@@ -431,12 +455,12 @@ TraceEvent Trace::Materialize(uint64_t index) const {
   e.group = static_cast<GroupId>(header >> 32);
   e.hash = HashThrough(index);
   e.task = w[1];
-  e.time_ns = static_cast<int64_t>(w[2]);
+  e.time_ns = clock_before;
   switch (static_cast<TraceRecord>(header & 0xff)) {
     case TraceRecord::kSpawn:
       e.kind = TraceEventKind::kSpawn;
       e.number = aux;
-      e.other_task = w[3];
+      e.other_task = w[2];
       e.detail = std::string(TaskName(e.task));
       break;
     case TraceRecord::kDispatch:
@@ -447,14 +471,14 @@ TraceEvent Trace::Materialize(uint64_t index) const {
       break;
     case TraceRecord::kBlock:
       e.kind = TraceEventKind::kBlock;
-      e.what = StaticText(w[3]);
-      e.where = aux != 0 ? SourceLocation::Described(FileText(w[4]))
-                         : SourceLocation::Current(FileText(w[4]), static_cast<int>(w[5]));
+      e.what = StaticText(w[2]);
+      e.where = aux != 0 ? SourceLocation::Described(FileText(w[3]))
+                         : SourceLocation::Current(FileText(w[3]), static_cast<int>(w[4]));
       break;
     case TraceRecord::kWake:
       e.kind = TraceEventKind::kWake;
       e.code = aux;
-      e.other_task = w[3];
+      e.other_task = w[2];
       break;
     case TraceRecord::kTimer:
       e.kind = TraceEventKind::kTimer;
@@ -464,45 +488,48 @@ TraceEvent Trace::Materialize(uint64_t index) const {
     case TraceRecord::kClock:
       e.kind = TraceEventKind::kClock;
       e.task = kNoTask;
-      e.number = w[1];
+      e.number = static_cast<uint64_t>(clock_before);
+      e.time_ns = static_cast<int64_t>(w[1]);
       break;
     case TraceRecord::kDecision:
       e.kind = TraceEventKind::kDecision;
       e.code = aux & 15;
-      e.number = w[3];
-      e.options = w[4];
-      e.what = StaticText(w[5]);
+      e.number = w[2];
+      e.options = w[3];
+      e.what = StaticText(w[4]);
       break;
     case TraceRecord::kAnnotation:
     case TraceRecord::kNote: {
       e.kind = TraceEventKind::kAnnotation;
-      auto category = categories_.find(w[3]);
+      auto category = categories_.find(w[2]);
       if (category != categories_.end()) e.category = category->second.text;
       const bool has_flow = (aux >> 6) & 1;
       e.flow_phase = (aux >> 4) & 3;
-      e.flow_id = has_flow ? w[4] : 0;
+      e.flow_id = has_flow ? w[3] : 0;
       if (static_cast<TraceRecord>(header & 0xff) == TraceRecord::kNote) {
         e.detail = std::string(TextOf(index));
         break;
       }
-      if (AnnotationFormatter format = FormatOf(index, w[3])) {
-        format(PayloadOf(index), &e.detail);
+      if (AnnotationFormatter format = FormatOf(index, w[2])) {
+        format(PayloadOf(w), &e.detail);
       }
       break;
     }
     case TraceRecord::kFlowEnd: {
       e.kind = TraceEventKind::kAnnotation;
-      auto category = categories_.find(w[3]);
+      auto category = categories_.find(w[2]);
       if (category != categories_.end()) e.category = category->second.text;
       e.flow_phase = (aux >> 4) & 3;
-      e.flow_id = w[4];
+      e.flow_id = w[3];
       const uint64_t start = FindFlowStart(e.flow_id, index);
-      AnnotationFormatter format = FormatOf(index, w[3]);
+      AnnotationFormatter format = FormatOf(index, w[2]);
       if (start == UINT64_MAX) {
         absl::StrAppend(&e.detail, "(as at the start of flow ", e.flow_id,
                         ", which is no longer retained)");
       } else if (format != nullptr) {
-        format(PayloadOf(start), &e.detail);
+        ReadCursor scratch;
+        const BlockInfo* start_block;
+        format(PayloadOf(RecordOf(start, &start_block, &scratch)), &e.detail);
       }
       break;
     }
@@ -513,12 +540,10 @@ TraceEvent Trace::Materialize(uint64_t index) const {
   return e;
 }
 
-AnnotationPayload Trace::PayloadOf(uint64_t index) const {
-  const BlockInfo* block;
-  const uint64_t* w = RecordOf(index, &block);
+AnnotationPayload Trace::PayloadOf(const uint64_t* w) const {
   const uint8_t aux = static_cast<uint8_t>(w[0] >> 8);
   DSIM_CHECK(static_cast<TraceRecord>(w[0] & 0xff) == TraceRecord::kAnnotation);
-  size_t i = 4 + ((aux >> 6) & 1);
+  size_t i = 3 + ((aux >> 6) & 1);
   AnnotationPayload payload;
   payload.text = (aux >> 7) & 1 ? StaticText(w[i++]) : nullptr;
   payload.word_count = aux & 15;
@@ -533,11 +558,11 @@ uint64_t Trace::FindFlowStart(uint64_t flow, uint64_t index) const {
   // Index the flow starts among the retained events before `index`, once each.
   for (uint64_t i = std::max(flows_indexed_to_, first); i < index; ++i) {
     const BlockInfo* block;
-    const uint64_t* w = RecordOf(i, &block);
+    const uint64_t* w = RecordOf(i, &block, &flow_cursor_);
     const uint8_t aux = static_cast<uint8_t>(w[0] >> 8);
     if (static_cast<TraceRecord>(w[0] & 0xff) == TraceRecord::kAnnotation &&
         ((aux >> 4) & 3) == 1 && ((aux >> 6) & 1) != 0) {
-      flow_starts_[w[4]] = i;
+      flow_starts_[w[3]] = i;
     }
   }
   flows_indexed_to_ = std::max(flows_indexed_to_, index);

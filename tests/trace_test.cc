@@ -891,6 +891,72 @@ TEST(TraceSinkPaths, ASecondTraceListensAndRecordsTheSame) {
 
 // Many blocks through a small ring: the retained events, their per-event hashes and the
 // fingerprint are those of a trace that kept everything.
+// Records hold no time: an event's time is the clock's as the kClock records before it
+// moved it (from the clock when the trace was attached). Every event must read the time
+// the scheduler had when it happened, in complete traces and in rings, also for the
+// first records of a block (a block remembers the clock it began at) and for a trace
+// attached after the clock has moved.
+class ClockLog final : public SchedulerListener {
+ public:
+  explicit ClockLog(Scheduler* scheduler) : scheduler_(scheduler) {}
+  void OnDispatch(const TaskView&) override { times.push_back(scheduler_->NowNanos()); }
+  void OnClockAdvanced(absl::Time from, absl::Time to) override {
+    clocks.emplace_back(absl::ToInt64Nanoseconds(from - Scheduler::Epoch()),
+                        absl::ToInt64Nanoseconds(to - Scheduler::Epoch()));
+  }
+  std::vector<int64_t> times;  // Of each task switch.
+  std::vector<std::pair<int64_t, int64_t>> clocks;
+
+ private:
+  Scheduler* scheduler_;
+};
+
+TEST(TraceTime, EveryEventReadsTheClockOfItsMomentAcrossBlocks) {
+  for (const TraceOptions& options :
+       {TraceOptions{.keep_all_events = true}, TraceOptions{.keep_last_events = 50}}) {
+    Scheduler scheduler(SchedulerOptions{.seed = 4});
+    ClockLog log(&scheduler);
+    scheduler.Spawn("early", [] { dsim::SleepFor(absl::Microseconds(7)); });
+    ASSERT_TRUE(scheduler.RunFor(absl::Microseconds(5)).ok());  // The clock moves first.
+    Trace trace(&scheduler, options);
+    scheduler.AddListener(&log);
+    for (int t = 0; t < 3; ++t) {
+      scheduler.Spawn(absl::StrCat("w", t), [t] {
+        for (int i = 0; i < 300; ++i) dsim::SleepFor(absl::Nanoseconds(1 + (i * 7 + t) % 5));
+      });
+    }
+    ASSERT_TRUE(scheduler.Run().ok());
+    ASSERT_GT(trace.event_count(), 2000u) << "many blocks";
+    size_t clock = 0, dispatch = 0;
+    const uint64_t first = trace.events().front().index;
+    int64_t now = -1;
+    for (const TraceEvent& e : trace.events()) {
+      if (e.kind == TraceEventKind::kClock) {
+        // The listener heard every move; a ring starts part-way (moves only go forward).
+        while (clock < log.clocks.size() && log.clocks[clock].second < e.time_ns) ++clock;
+        ASSERT_LT(clock, log.clocks.size());
+        if (now >= 0) EXPECT_EQ(static_cast<int64_t>(e.number), now) << trace.Describe(e);
+        EXPECT_EQ(static_cast<int64_t>(e.number), log.clocks[clock].first) << trace.Describe(e);
+        EXPECT_EQ(e.time_ns, log.clocks[clock].second) << trace.Describe(e);
+        ++clock;
+      } else if (now >= 0) {
+        EXPECT_EQ(e.time_ns, now) << trace.Describe(e);
+      }
+      if (e.kind == TraceEventKind::kDispatch && first == 0) {
+        ASSERT_LT(dispatch, log.times.size());
+        EXPECT_EQ(e.time_ns, log.times[dispatch++]) << trace.Describe(e);
+      }
+      now = e.time_ns;
+    }
+    EXPECT_EQ(clock, log.clocks.size());
+    if (first == 0) {
+      EXPECT_EQ(trace.events().front().time_ns, 5000) << "the clock when the trace began";
+      EXPECT_EQ(dispatch, log.times.size());
+    }
+    scheduler.RemoveListener(&log);
+  }
+}
+
 TEST(TraceMemory, ARingThatWrapsManyBlocksKeepsTheLastEventsExactly) {
   auto run = [](TraceOptions options, std::vector<TraceEvent>* events) {
     Scheduler scheduler(SchedulerOptions{.seed = 9});
