@@ -154,7 +154,8 @@ class TraceSink {
   void Dispatch(TaskId task, GroupId group, int64_t now_ns) {
     CheckNow(now_ns);
     if (task == running_) {
-      if (ABSL_PREDICT_FALSE(++continues_ == kMaxContinues)) FlushContinues();
+      continues_ += kOneContinue;
+      if (ABSL_PREDICT_FALSE(continues_ == kMaxContinues * kOneContinue)) FlushContinues();
       return;
     }
     running_ = task;
@@ -253,6 +254,30 @@ class TraceSink {
     return WriteAnnotationHead(cursor_, kind.hash, group, task, flow_id, flow_phase,
                                text != nullptr, text_hash);
   }
+  // A whole annotation of `kind` with no flow, the static `text` and two payload words:
+  // the record BeginAnnotation, two words and EndAnnotation would write, in one go (no
+  // call, so a producer's fast path needs no stack frame). False when something slow is
+  // needed (then use those).
+  bool TryAnnotateTwoWords(const AnnotationKind& kind, GroupId group, TaskId task,
+                           int64_t now_ns, const char* text, uint64_t word0, uint64_t word1) {
+    const StaticSlot& slot = static_cache_[CacheSlot(text)];
+    if (ABSL_PREDICT_FALSE(cursor_ + kMaxRecordWords > limit_ ||
+                           known_kinds_[kind.hash & (kKindSlots - 1)] != &kind ||
+                           slot.data != text)) {
+      return false;
+    }
+    CheckNow(now_ns);
+    ++events_;
+    uint64_t* p = cursor_;
+    p[0] = Header(TraceRecord::kAnnotation, 2 | 1 << 7, group);  // Two words, a text.
+    p[1] = task;
+    p[2] = kind.hash;
+    p[3] = slot.hash;
+    p[4] = word0;
+    p[5] = word1;
+    cursor_ = p + 6;
+    return true;
+  }
   // An annotation of `kind` whose payload is its flow start's (Annotation::
   // repeats_flow_start): the record names the flow, not the words. TryAnnotateRepeat
   // returns false when something slow is needed (then call AnnotateRepeat).
@@ -315,7 +340,7 @@ class TraceSink {
   }
   uint64_t Header(TraceRecord kind, uint8_t aux, GroupId group) {
     const uint64_t header = static_cast<uint64_t>(kind) | uint64_t{aux} << 8 |
-                            uint64_t{continues_} << 16 | uint64_t{group} << 32;
+                            continues_ | uint64_t{group} << 32;
     continues_ = 0;
     return header;
   }
@@ -383,7 +408,10 @@ class TraceSink {
   uint64_t* open_ = nullptr;  // The header of the annotation BeginAnnotation opened.
   // The task of the last dispatch record, until it blocks or finishes.
   TaskId running_ = kNoTask;
-  uint32_t continues_ = 0;  // Steps without an event since the last record.
+  // Steps without an event since the last record, times kOneContinue (where the header
+  // holds them).
+  uint64_t continues_ = 0;
+  static constexpr uint64_t kOneContinue = uint64_t{1} << 16;
   bool record_decisions_ = true;
   StaticSlot static_cache_[kCacheSlots];
   StaticSlot file_cache_[kCacheSlots];

@@ -167,7 +167,7 @@ uint64_t Trace::fingerprint() const {
   internal::HashLanes lanes = lanes_;
   internal::AbsorbBlock(&lanes, block_begin_, static_cast<size_t>(cursor_ - block_begin_));
   // The steps after the last record, and the count of events.
-  return internal::FinishHash(lanes, continues_, events_);
+  return internal::FinishHash(lanes, continues_ / kOneContinue, events_);
 }
 
 const Trace::BlockInfo& Trace::BlockOfEvent(uint64_t index) const {

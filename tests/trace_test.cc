@@ -554,6 +554,21 @@ MutantRun RunMutant(int mutation) {
       words[0] = m(17) ? 6 : 5;
       words[1] = 6;
       sink->EndAnnotation(words, 2);
+      // The same kind of record in one go (as socket calls write theirs); the slow path
+      // first teaches the sink the text.
+      for (int i = 0; i < 2; ++i) {
+        const char* text = m(27) ? "two-b" : "two";
+        const uint64_t a = m(25) ? 9 : 8, b = m(26) ? uint64_t{1} << 40 : 7;
+        if (!sink->TryAnnotateTwoWords(kind, 1, CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
+                                       text, a, b)) {
+          EXPECT_EQ(i, 0) << "the second time, the fast path serves";
+          uint64_t* two = sink->BeginAnnotation(kind, 1, CurrentTaskIdOf(scheduler),
+                                                scheduler.NowNanos(), 0, 0, text);
+          two[0] = a;
+          two[1] = b;
+          sink->EndAnnotation(two, 2);
+        }
+      }
     }
     Annotation lazy;
     lazy.category = m(2) ? "test.y" : "test.x";
@@ -605,8 +620,9 @@ MutantRun RunMutant(int mutation) {
 TEST(TraceFingerprint, ChangesWhenAnyFieldOfAnyEventChanges) {
   // 1-16: annotations through Scheduler::Annotate, scheduler events; 17-20: a raw
   // annotation's payload word, kind, text and flow id; 21-22: steps past a header's
-  // count; 23: a described location; 24: the flow a repeated payload refers to.
-  constexpr int kMutations = 24;
+  // count; 23: a described location; 24: the flow a repeated payload refers to; 25-27:
+  // a two-word record's words and text (TraceSink::TryAnnotateTwoWords).
+  constexpr int kMutations = 27;
   const MutantRun base = RunMutant(0);
   EXPECT_EQ(RunMutant(0).fingerprint, base.fingerprint);
   std::set<uint64_t> fingerprints = {base.fingerprint};

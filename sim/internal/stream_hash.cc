@@ -101,12 +101,16 @@ __attribute__((target("aes,sse2"))) void AbsorbPairsAesni(HashLanes* lanes,
     DSIM_ABSORB(b, words + 2 * j);
     ++j;
   }
-  for (; j + 4 <= end; j += 4) {
+  for (; j + 8 <= end; j += 8) {  // A whole block is 128 pairs.
     const uint64_t* p = words + 2 * j;
     DSIM_ABSORB(a, p);
     DSIM_ABSORB(b, p + 2);
     DSIM_ABSORB(a, p + 4);
     DSIM_ABSORB(b, p + 6);
+    DSIM_ABSORB(a, p + 8);
+    DSIM_ABSORB(b, p + 10);
+    DSIM_ABSORB(a, p + 12);
+    DSIM_ABSORB(b, p + 14);
   }
   for (; j < end; ++j) {
     if ((j & 1) == 0) {
