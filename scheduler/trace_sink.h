@@ -29,7 +29,7 @@
 // then, by kind:
 //   kSpawn        task, spawner, hash(name)          aux: daemon
 //   kDispatch     task
-//   kBlock        task, hash(what), hash(file), line aux: 1 = described location
+//   kBlock        task, hash(site): of hash(what), hash(file) and line (TraceSiteHash)
 //   kWake         task, waker                        aux: WakeReason
 //   kFinish       task
 //   kTimer        timer id
@@ -118,6 +118,14 @@ inline uint64_t TraceTextHash(absl::string_view text) {
   return TraceTextHash(text.data(), text.size());
 }
 
+// A blocking site as one hash: of its call's name, its file (or description) and line.
+constexpr uint64_t TraceSiteHash(uint64_t what_hash, uint64_t file_hash, int line) {
+  return internal::TraceMum(internal::TraceMum(what_hash ^ internal::kTextHashK1,
+                                               file_hash ^ internal::kTextHashK2) ^
+                                static_cast<uint32_t>(line),
+                            0x589965cc75374cc3ULL);
+}
+
 // A category that hot producers annotate raw. Static storage only (constexpr): the
 // sink remembers it by address to read its records back.
 struct AnnotationKind {
@@ -167,14 +175,10 @@ class TraceSink {
              SourceLocation where) {
     CheckNow(now_ns);
     if (task == running_) running_ = kNoTask;
-    if (what == nullptr) what = "";
-    const bool described = where.known() && where.line() == 0;
-    uint64_t* p = Begin(5);
-    p[0] = Header(TraceRecord::kBlock, described ? 1 : 0, group);
+    uint64_t* p = Begin(3);
+    p[0] = Header(TraceRecord::kBlock, 0, group);
     p[1] = task;
-    p[2] = StaticHash(what);
-    p[3] = FileHash(where.file_name(), described);
-    p[4] = static_cast<uint32_t>(where.line());
+    p[2] = SiteHash(what, where);
   }
   void Wake(TaskId task, GroupId group, int64_t now_ns, WakeReason reason, TaskId current) {
     CheckNow(now_ns);
@@ -318,6 +322,7 @@ class TraceSink {
   // Slow paths of the caches below: compute the hash, remember the text for reading.
   virtual uint64_t StaticHashSlow(const char* text) = 0;
   virtual uint64_t FileHashSlow(const char* file, bool described) = 0;
+  virtual uint64_t SiteHashSlow(const char* what, SourceLocation where, int line_key) = 0;
   virtual void LearnKind(const AnnotationKind& kind) = 0;
 
   // A record of `n` words, counted as the next event.
@@ -390,6 +395,18 @@ class TraceSink {
     const StaticSlot& slot = (described ? described_cache_ : file_cache_)[CacheSlot(file)];
     return slot.data == file ? slot.hash : FileHashSlow(file, described);
   }
+  // A blocking site's hash (TraceSiteHash of what, file, line), by the addresses and
+  // the line (they only pick and verify a slot).
+  uint64_t SiteHash(const char* what, SourceLocation where) {
+    const int line = where.line();
+    const int line_key = line != 0 ? line : where.known() ? -1 : 0;  // -1: described.
+    const char* file = where.file_name();
+    const SiteSlot& slot = site_cache_[(CacheSlot(file) + static_cast<unsigned>(line_key)) &
+                                       (kCacheSlots - 1)];
+    return slot.what == what && slot.file == file && slot.line == line_key
+               ? slot.hash
+               : SiteHashSlow(what, where, line_key);
+  }
   static constexpr size_t kCacheSlots = 256;
   static constexpr size_t kKindSlots = 16;
   static size_t CacheSlot(const void* address) {
@@ -397,6 +414,12 @@ class TraceSink {
   }
   struct StaticSlot {
     const char* data = nullptr;
+    uint64_t hash = 0;
+  };
+  struct SiteSlot {
+    const char* what = nullptr;
+    const char* file = nullptr;
+    int line = 0;
     uint64_t hash = 0;
   };
 
@@ -416,6 +439,7 @@ class TraceSink {
   StaticSlot static_cache_[kCacheSlots];
   StaticSlot file_cache_[kCacheSlots];
   StaticSlot described_cache_[kCacheSlots];
+  SiteSlot site_cache_[kCacheSlots];
   const AnnotationKind* known_kinds_[kKindSlots] = {};
 };
 

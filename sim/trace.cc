@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -76,7 +77,7 @@ size_t RecordLength(uint64_t header) {
   switch (static_cast<TraceRecord>(header & 0xff)) {
     case TraceRecord::kSpawn: return 4;
     case TraceRecord::kDispatch: return 2;
-    case TraceRecord::kBlock: return 5;
+    case TraceRecord::kBlock: return 3;
     case TraceRecord::kWake: return 3;
     case TraceRecord::kFinish: return 2;
     case TraceRecord::kTimer: return 2;
@@ -283,6 +284,24 @@ AnnotationFormatter Trace::FormatOf(uint64_t index, uint64_t category_hash) cons
   return category != categories_.end() ? category->second.format : nullptr;
 }
 
+uint64_t Trace::SiteHashSlow(const char* what, SourceLocation where, int line_key) {
+  const char* text = what != nullptr ? what : "";
+  const bool described = line_key == -1;
+  const uint64_t hash = TraceSiteHash(StaticHash(text), FileHash(where.file_name(), described),
+                                      line_key);
+  sites_.try_emplace(hash, text,
+                     described ? SourceLocation::Described(where.file_name())
+                               : SourceLocation::Current(where.file_name(), where.line()));
+  site_cache_[(CacheSlot(where.file_name()) + static_cast<unsigned>(line_key)) &
+              (kCacheSlots - 1)] = SiteSlot{what, where.file_name(), line_key, hash};
+  return hash;
+}
+
+std::pair<const char*, SourceLocation> Trace::Site(uint64_t hash) const {
+  auto it = sites_.find(hash);
+  return it != sites_.end() ? it->second : std::make_pair("?", SourceLocation());
+}
+
 const char* Trace::StaticText(uint64_t hash) const {
   auto it = static_texts_.find(hash);
   return it != static_texts_.end() ? it->second : "?";
@@ -471,9 +490,7 @@ TraceEvent Trace::Materialize(uint64_t index) const {
       break;
     case TraceRecord::kBlock:
       e.kind = TraceEventKind::kBlock;
-      e.what = StaticText(w[2]);
-      e.where = aux != 0 ? SourceLocation::Described(FileText(w[3]))
-                         : SourceLocation::Current(FileText(w[3]), static_cast<int>(w[4]));
+      std::tie(e.what, e.where) = Site(w[2]);
       break;
     case TraceRecord::kWake:
       e.kind = TraceEventKind::kWake;

@@ -198,6 +198,7 @@ class Trace final : public SchedulerListener, public TraceSink {
   void NextBlock() override;
   uint64_t StaticHashSlow(const char* text) override;
   uint64_t FileHashSlow(const char* file, bool described) override;
+  uint64_t SiteHashSlow(const char* what, SourceLocation where, int line_key) override;
   void LearnKind(const AnnotationKind& kind) override;
   void Spawn(const TaskView& task, TaskId spawner, int64_t now_ns) override;
   void Annotate(const Annotation& annotation, TaskId task, int64_t now_ns) override;
@@ -243,6 +244,7 @@ class Trace final : public SchedulerListener, public TraceSink {
   AnnotationFormatter FormatOf(uint64_t index, uint64_t category_hash) const;
   const char* StaticText(uint64_t hash) const;
   const char* FileText(uint64_t hash) const;
+  std::pair<const char*, SourceLocation> Site(uint64_t hash) const;
   uint64_t FirstRetainedIndex() const;
   // The block holding event `index` (retained).
   const BlockInfo& BlockOfEvent(uint64_t index) const;
@@ -280,6 +282,7 @@ class Trace final : public SchedulerListener, public TraceSink {
   // Reading: texts by content hash (never iterated).
   absl::flat_hash_map<uint64_t, const char*> static_texts_;
   absl::flat_hash_map<uint64_t, const char*> file_texts_;
+  absl::flat_hash_map<uint64_t, std::pair<const char*, SourceLocation>> sites_;
   std::unordered_map<uint64_t, CategoryInfo> categories_;  // Stable addresses.
   std::deque<std::pair<uint64_t, std::string>> texts_;  // (event index, text), in order.
   // (event index, formatter) of lazy annotations whose formatter is not their

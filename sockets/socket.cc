@@ -176,9 +176,12 @@ ABSL_ATTRIBUTE_NOINLINE void AnnotateCallSlow(Scheduler& scheduler, HostStack* s
 ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
                                           const char* call, int fd, int64_t result) {
   if (TraceSink* sink = scheduler.SoleTraceSink(kSocketCall)) {
+    // Socket calls come from tasks (Enter checked), so a task runs.
+    DSIM_DCHECK(scheduler.current_task() != nullptr);
     if (ABSL_PREDICT_TRUE(sink->TryAnnotateTwoWords(
-            kSocketCall, stack->host().group(), CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
-            call, static_cast<uint64_t>(static_cast<int64_t>(fd)), static_cast<uint64_t>(result)))) {
+            kSocketCall, stack->host().group(), scheduler.current_task()->id,
+            scheduler.NowNanos(), call, static_cast<uint64_t>(static_cast<int64_t>(fd)),
+            static_cast<uint64_t>(result)))) {
       return;
     }
   }
