@@ -701,16 +701,20 @@ TEST(TraceBlockHash, TheRoundIsAesAndThePortableRoundAgreesWithTheHardware) {
   }
 }
 
-// AbsorbPairs (AES-NI, four pairs per step, where available) computes the documented
-// lanes: pair j into lane A (even j) or B (odd j), two rounds each, from any start.
+// AbsorbPairs (AES-NI, eight pairs per step, where available) and its portable twin
+// compute the documented lanes: pair j into lane A (even j) or B (odd j), two rounds
+// each, from any start.
 TEST(TraceBlockHash, AbsorbPairsIsTwoRoundsPerPairAlternatingLanes) {
   alignas(16) uint64_t words[2 * 23];
   for (int i = 0; i < 2 * 23; ++i) words[i] = 0x0123456789abcdefULL * (i + 1);
   const internal::Block128 round_key{0x452821e638d01377ULL, 0xbe5466cf34e90c6cULL};
   for (size_t begin : {0, 1, 2, 5}) {
     for (size_t end = begin; end <= 23; ++end) {
-      internal::HashLanes expected, got;
+      internal::HashLanes expected, got, portable;
       internal::AbsorbPairs(&got, words, begin, end);
+      internal::AbsorbPairsPortable(&portable, words, begin, end);
+      ASSERT_EQ(portable.a, got.a) << begin << " " << end;
+      ASSERT_EQ(portable.b, got.b) << begin << " " << end;
       for (size_t j = begin; j < end; ++j) {
         internal::Block128& lane = (j & 1) == 0 ? expected.a : expected.b;
         lane = internal::AesRoundPortable(

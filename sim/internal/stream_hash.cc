@@ -173,6 +173,11 @@ void AbsorbPairs(HashLanes* lanes, const uint64_t* words, size_t pair_begin, siz
 #if DSIM_HAVE_AESNI_PATH
   if (HardwareAes()) return AbsorbPairsAesni(lanes, words, pair_begin, pair_end);
 #endif
+  AbsorbPairsPortable(lanes, words, pair_begin, pair_end);
+}
+
+void AbsorbPairsPortable(HashLanes* lanes, const uint64_t* words, size_t pair_begin,
+                         size_t pair_end) {
   for (size_t j = pair_begin; j < pair_end; ++j) {
     PairMixPortable((j & 1) == 0 ? &lanes->a : &lanes->b, words + 2 * j);
   }

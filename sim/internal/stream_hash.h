@@ -52,6 +52,9 @@ struct HashLanes {
 // Absorbs the word pairs [pair_begin, pair_end) of `words` (pair j is words[2j] and
 // words[2j + 1]; it goes into lane A if j is even, B if odd). `words` is 16-byte aligned.
 void AbsorbPairs(HashLanes* lanes, const uint64_t* words, size_t pair_begin, size_t pair_end);
+// AbsorbPairs without AES instructions (what it does on CPUs without them).
+void AbsorbPairsPortable(HashLanes* lanes, const uint64_t* words, size_t pair_begin,
+                         size_t pair_end);
 // Absorbs a last, unpaired word as pair `pair_index` (word, kOddWordPad).
 void AbsorbOddWord(HashLanes* lanes, uint64_t word, size_t pair_index);
 // Absorbs words[0, n): its pairs, then an odd last word (AbsorbOddWord).
