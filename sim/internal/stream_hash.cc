@@ -19,41 +19,31 @@ constexpr Block128 kFinishKey{0xc0ac29b7c97c50ddULL, 0x3f84d5b5b5470917ULL};
 
 // ---- The portable round ------------------------------------------------------------
 
-constexpr uint8_t GfMul(uint8_t a, uint8_t b) {
-  uint8_t product = 0;
-  for (int i = 0; i < 8; ++i) {
-    if (b & 1) product ^= a;
-    const bool carry = a & 0x80;
-    a = static_cast<uint8_t>(a << 1);
-    if (carry) a ^= 0x1b;
-    b >>= 1;
-  }
-  return product;
-}
-
 constexpr uint8_t RotateLeft8(uint8_t x, int n) {
   return static_cast<uint8_t>(x << n | x >> (8 - n));
 }
 
-// The AES S-box, computed (multiplicative inverse in GF(2^8), then the affine map).
+// The AES S-box, computed: p runs over the nonzero elements of GF(2^8) as powers of 3,
+// q over their inverses (powers of 3's inverse); then the affine map.
 constexpr std::array<uint8_t, 256> MakeSbox() {
   std::array<uint8_t, 256> box{};
-  for (int x = 0; x < 256; ++x) {
-    uint8_t inverse = 0;
-    for (int y = 1; y < 256 && x != 0; ++y) {
-      if (GfMul(static_cast<uint8_t>(x), static_cast<uint8_t>(y)) == 1) {
-        inverse = static_cast<uint8_t>(y);
-        break;
-      }
-    }
-    box[x] = static_cast<uint8_t>(inverse ^ RotateLeft8(inverse, 1) ^ RotateLeft8(inverse, 2) ^
-                                  RotateLeft8(inverse, 3) ^ RotateLeft8(inverse, 4) ^ 0x63);
-  }
+  uint8_t p = 1, q = 1;
+  do {
+    p = static_cast<uint8_t>(p ^ (p << 1) ^ ((p & 0x80) != 0 ? 0x1b : 0));  // p * 3
+    q = static_cast<uint8_t>(q ^ (q << 1));                                // q / 3
+    q = static_cast<uint8_t>(q ^ (q << 2));
+    q = static_cast<uint8_t>(q ^ (q << 4));
+    if ((q & 0x80) != 0) q ^= 0x09;
+    box[p] = static_cast<uint8_t>(q ^ RotateLeft8(q, 1) ^ RotateLeft8(q, 2) ^ RotateLeft8(q, 3) ^
+                                  RotateLeft8(q, 4) ^ 0x63);
+  } while (p != 1);
+  box[0] = 0x63;  // 0 has no inverse.
   return box;
 }
 
 constexpr std::array<uint8_t, 256> kSbox = MakeSbox();
-static_assert(kSbox[0x00] == 0x63 && kSbox[0x01] == 0x7c && kSbox[0x53] == 0xed);
+static_assert(kSbox[0x00] == 0x63 && kSbox[0x01] == 0x7c && kSbox[0x53] == 0xed &&
+              kSbox[0xff] == 0x16);
 
 inline uint8_t XTime(uint8_t x) { return static_cast<uint8_t>(x << 1 ^ ((x >> 7) * 0x1b)); }
 
