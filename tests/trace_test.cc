@@ -724,6 +724,19 @@ TEST(TraceBlockHash, AbsorbPairsIsTwoRoundsPerPairAlternatingLanes) {
       ASSERT_EQ(got.b, expected.b) << begin << " " << end;
     }
   }
+  // AbsorbBlock: the pairs, then an odd last word as the pair (word, kOddWordPad).
+  for (size_t n = 0; n <= 2 * 23; ++n) {
+    internal::HashLanes expected, got;
+    internal::AbsorbBlock(&got, words, n);
+    internal::AbsorbPairsPortable(&expected, words, 0, n / 2);
+    if (n % 2 == 1) {
+      internal::Block128& lane = (n / 2) % 2 == 0 ? expected.a : expected.b;
+      lane = internal::AesRoundPortable(
+          internal::AesRoundPortable(lane, {words[n - 1], internal::kOddWordPad}), round_key);
+    }
+    ASSERT_EQ(got.a, expected.a) << n;
+    ASSERT_EQ(got.b, expected.b) << n;
+  }
 }
 
 // Changing any one word (any bit) of a block changes the finished hash.

@@ -80,9 +80,11 @@ __attribute__((target("aes,sse2"))) Block128 AesRoundAesni(Block128 state, Block
   lane = _mm_aesenc_si128(                                                            \
       _mm_aesenc_si128(lane, _mm_load_si128(reinterpret_cast<const __m128i*>(p))), key)
 
+// Pairs [begin, end) of `words`, then (if `odd`) words[2 * end] as pair `end`.
 __attribute__((target("aes,sse2"))) void AbsorbPairsAesni(HashLanes* lanes,
                                                           const uint64_t* words,
-                                                          size_t begin, size_t end) {
+                                                          size_t begin, size_t end,
+                                                          bool odd = false) {
   __m128i a = Load(lanes->a);
   __m128i b = Load(lanes->b);
   const __m128i key = Load(kRoundKey);
@@ -107,6 +109,15 @@ __attribute__((target("aes,sse2"))) void AbsorbPairsAesni(HashLanes* lanes,
       DSIM_ABSORB(a, words + 2 * j);
     } else {
       DSIM_ABSORB(b, words + 2 * j);
+    }
+  }
+  if (odd) {
+    const __m128i pair = _mm_set_epi64x(static_cast<int64_t>(kOddWordPad),
+                                        static_cast<int64_t>(words[2 * end]));
+    if ((end & 1) == 0) {
+      a = _mm_aesenc_si128(_mm_aesenc_si128(a, pair), key);
+    } else {
+      b = _mm_aesenc_si128(_mm_aesenc_si128(b, pair), key);
     }
   }
   lanes->a = Store(a);
@@ -179,7 +190,10 @@ void AbsorbOddWord(HashLanes* lanes, uint64_t word, size_t pair_index) {
 }
 
 void AbsorbBlock(HashLanes* lanes, const uint64_t* words, size_t n) {
-  AbsorbPairs(lanes, words, 0, n / 2);
+#if DSIM_HAVE_AESNI_PATH
+  if (HardwareAes()) return AbsorbPairsAesni(lanes, words, 0, n / 2, (n & 1) != 0);
+#endif
+  AbsorbPairsPortable(lanes, words, 0, n / 2);
   if ((n & 1) != 0) AbsorbOddWord(lanes, words[n - 1], n / 2);
 }
 
