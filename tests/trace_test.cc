@@ -763,6 +763,17 @@ TEST(TraceBlockHash, AnyOneWordChangedChangesTheHash) {
     }
   }
   EXPECT_EQ(seen.size(), 2u + 3u * (36 + 37)) << "every change its own value";
+  // Order counts: swapping two different words (within a pair, across pairs, across
+  // lanes) changes it too.
+  const uint64_t base = hash(37);
+  for (size_t i = 0; i + 1 < 37; ++i) {
+    for (size_t j : {i + 1, i + 2, i + 3}) {
+      if (j >= 37) continue;
+      std::swap(words[i], words[j]);
+      EXPECT_NE(hash(37), base) << i << " " << j;
+      std::swap(words[i], words[j]);
+    }
+  }
 }
 
 // Packets travel in a trace as a few words; formatting them gives ToString()'s text.
