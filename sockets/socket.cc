@@ -184,13 +184,12 @@ ABSL_ATTRIBUTE_NOINLINE void AnnotateCallSlow(Scheduler& scheduler, HostStack* s
 ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
                                           const char* call, int fd, int64_t result) {
   if (TraceSink* sink = scheduler.SoleTraceSink(kSocketCall)) {
-    uint64_t* words = sink->TryBeginAnnotation(kSocketCall, stack->host().group(),
-                                               CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
-                                               /*flow_id=*/0, /*flow_phase=*/0, call);
-    if (ABSL_PREDICT_TRUE(words != nullptr)) {
-      words[0] = static_cast<uint64_t>(static_cast<int64_t>(fd));
-      words[1] = static_cast<uint64_t>(result);
-      sink->EndAnnotation(words, 2);
+    // Socket calls come from tasks (Enter checked), so a task runs.
+    DSIM_DCHECK(scheduler.current_task() != nullptr);
+    if (ABSL_PREDICT_TRUE(sink->TryAnnotateTwoWords(
+            kSocketCall, stack->host().group(), scheduler.current_task()->id,
+            scheduler.NowNanos(), call, static_cast<uint64_t>(static_cast<int64_t>(fd)),
+            static_cast<uint64_t>(result)))) {
       return;
     }
   }
