@@ -449,6 +449,12 @@ inline Task* Scheduler::PickRunnable(bool from_yield) {
   return next;
 }
 
+// The trace sink's dispatch record (or step count) for `task`, out of line: a tail call
+// from the frame-less SchedulingPoint.
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::NotifySinkDispatch(Task* task) {
+  trace_sink_->Dispatch(task->id, task->group, now_ns_);
+}
+
 ABSL_ATTRIBUTE_NOINLINE void Scheduler::NotifyDispatchSlow(Task* task) {
   if (trace_sink_ != nullptr) trace_sink_->Dispatch(task->id, task->group, now_ns_);
   const TaskView view = View(task);
@@ -529,14 +535,17 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint64_t Scheduler::DecideInline(
 }
 
 // Inlined into FireDueTimers, its only caller: a timer firing is the hot path of every
-// packet delivery. The rare cases (a paused group, a std::function callback) are out of line.
+// packet delivery. The rare cases (a paused group, general listeners, a task's wake-up,
+// a std::function callback) are out of line. A trace sink alone (a Simulation) gets its
+// timer record here, as FireTimerSlow would write it.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
   Beat();
   internal::TimerSlot& slot = timers_.slot(slot_id);
   if (ABSL_PREDICT_FALSE(slot.group != kNoGroup && GroupPaused(slot.group)) ||
-      ABSL_PREDICT_FALSE(observed_) || ABSL_PREDICT_FALSE(slot.call == nullptr)) {
+      ABSL_PREDICT_FALSE(has_listeners_) || ABSL_PREDICT_FALSE(slot.call == nullptr)) {
     return FireTimerSlow(slot_id);
   }
+  if (ABSL_PREDICT_FALSE(trace_sink_ != nullptr)) trace_sink_->Timer(timers_.IdOf(slot_id), now_ns_);
   const internal::TimerFunction call = slot.call;
   void* const context = slot.context;
   const uint64_t argument = slot.argument;
@@ -1022,12 +1031,14 @@ void Scheduler::SchedulingPoint() {
                        (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone) &
                        !(self->group != kNoGroup && groups_[self->group].paused);
     if (ABSL_PREDICT_TRUE(usual)) {
-      // A trace sink or listeners must hear the dispatch: the decision path tells them.
-      if (ABSL_PREDICT_FALSE(!runnable_.empty() || observed_)) {
+      if (ABSL_PREDICT_FALSE(!runnable_.empty() || has_listeners_)) {
         return SchedulingPointDecide(self);
       }
+      // Alone: one step. A trace sink counts it (a dispatch of the running task, as
+      // PickRunnable would report it), without the decision path's frame.
       ++steps_;
       Beat();
+      if (ABSL_PREDICT_FALSE(trace_sink_ != nullptr)) return NotifySinkDispatch(self);
       return;
     }
   }

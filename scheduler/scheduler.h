@@ -595,6 +595,7 @@ class Scheduler {
   friend void Yield();
   void NotifyDispatch(internal::Task* task);
   void NotifyDispatchSlow(internal::Task* task);
+  void NotifySinkDispatch(internal::Task* task);
   void Beat() {
     heartbeat_.store(heartbeat_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
