@@ -31,6 +31,8 @@ using internal::current_scheduler;
 using internal::TaskState;
 
 constexpr int64_t kForever = INT64_MAX;
+// Scheduler::PickOrAdvance's answer when it advanced the clock: never a task's address.
+constexpr uintptr_t kAdvanced = 1;
 
 // Its address identifies this thread (Scheduler::run_thread_). The only thread-local
 // state besides internal::current_scheduler.
@@ -461,16 +463,30 @@ ABSL_ATTRIBUTE_NOINLINE void Scheduler::NotifyDispatchSlow(Task* task) {
   for (SchedulerListener* l : listeners_) l->OnDispatch(view);
 }
 
+// Also the idle step: nothing runnable, so the clock advances to the earliest timer and
+// the timers due then fire, in one pass of the loop (FireDueTimers inlined once).
 Task* Scheduler::PickNextSlow() {
   for (;;) {
-    if (unwinding_ && current_ != nullptr && current_->state == TaskState::kRunnable) {
-      return ContinueUnwinding(current_);
+    if (ABSL_PREDICT_FALSE(halt_)) {  // stop_ || unwinding_
+      if (unwinding_ && current_ != nullptr && current_->state == TaskState::kRunnable) {
+        return ContinueUnwinding(current_);
+      }
+      return nullptr;
     }
-    if (stop_ || unwinding_) return nullptr;
-    if (timers_.AnyDue(now_ns_)) {
-      FireDueTimers();
-      continue;
+    if (!timers_.AnyDue(now_ns_)) {
+      Task* const next = PickOrAdvance();
+      if (reinterpret_cast<uintptr_t>(next) != kAdvanced) return next;
+      // The clock is at the earliest timer: it is due (a listener of the clock may have
+      // stopped the run; FireDueTimers then fires nothing).
     }
+    FireDueTimers();
+  }
+}
+
+// PickNextSlow with no timer due: the task to run, null (the run is over), or kAdvanced
+// when the clock moved to the earliest timer. Inlined into its one caller.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Task* Scheduler::PickOrAdvance() {
+  {
     if (mode_ == RunMode::kUntilTasksDone && live_non_daemon_ == 0) {
       Stop(RunOutcome::kCompleted);
       return nullptr;
@@ -506,6 +522,7 @@ Task* Scheduler::PickNextSlow() {
       return nullptr;
     }
     AdvanceClockTo(next_ns);
+    return reinterpret_cast<Task*>(kAdvanced);
   }
 }
 
@@ -572,9 +589,15 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::CallTimer(internal::TimerFun
   try {
     call(context, argument);
   } catch (...) {
-    failure_ = CurrentExceptionText();
-    Stop(RunOutcome::kTaskFailed);
+    FailInTimer();
   }
+}
+
+// In a catch block: a timer callback threw. Out of line, so the run loop's frame holds
+// no std::string (and needs no stack protector).
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::FailInTimer() {
+  failure_ = CurrentExceptionText();
+  Stop(RunOutcome::kTaskFailed);
 }
 
 ABSL_ATTRIBUTE_NOINLINE void Scheduler::FireTimerSlow(internal::TimerSlotId slot_id) {
@@ -608,8 +631,7 @@ ABSL_ATTRIBUTE_NOINLINE void Scheduler::FireTimerSlow(internal::TimerSlotId slot
   try {
     callback();
   } catch (...) {
-    failure_ = CurrentExceptionText();
-    Stop(RunOutcome::kTaskFailed);
+    FailInTimer();
   }
 }
 

@@ -579,6 +579,8 @@ class Scheduler {
   // Run loop internals. All run on whichever fiber gives up the CPU.
   internal::Task* PickNext();
   internal::Task* PickNextSlow();
+  internal::Task* PickOrAdvance();
+  void FailInTimer();
   internal::Task* PickRunnable(bool from_yield = false);
   void AdvanceClockTo(int64_t ns);
   void FireDueTimers();
