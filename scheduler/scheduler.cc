@@ -718,7 +718,15 @@ ABSL_ATTRIBUTE_NOINLINE size_t Scheduler::DecideNextTask(bool from_yield) {
     ++decision_index_;  // Decide's fast path, without the call.
     return random_strategy_->ChooseBelow(runnable_.size());
   }
-  return Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "", from_yield);
+  return DecideNextTaskSlow(from_yield);
+}
+
+// The general path, with the candidates' ids made here: the hot paths keep no id array
+// in step with the run queue.
+ABSL_ATTRIBUTE_NOINLINE size_t Scheduler::DecideNextTaskSlow(bool from_yield) {
+  candidate_ids_.clear();
+  for (const Task* task : runnable_) candidate_ids_.push_back(task->id);
+  return Decide(DecisionKind::kNextTask, runnable_.size(), candidate_ids_, "", from_yield);
 }
 
 uint64_t Scheduler::ChooseValue(uint64_t num_options, const char* label) {
@@ -786,7 +794,6 @@ inline void Scheduler::MakeRunnable(Task* task) {
   }
   task->runnable_index = static_cast<uint32_t>(runnable_.size());
   runnable_.push_back(task);
-  runnable_ids_.push_back(task->id);
 }
 
 inline void Scheduler::TakeRunnable(size_t index) {
@@ -794,10 +801,8 @@ inline void Scheduler::TakeRunnable(size_t index) {
   Task* taken = runnable_[index];
   Task* last = runnable_.back();
   runnable_[index] = last;
-  runnable_ids_[index] = last->id;
   last->runnable_index = static_cast<uint32_t>(index);
   runnable_.pop_back();
-  runnable_ids_.pop_back();
   taken->runnable_index = UINT32_MAX;
 }
 
@@ -845,6 +850,19 @@ void Scheduler::ClaimThread(const char* operation) {
 Task* Scheduler::CurrentTaskOrDie(const char* operation) const {
   if (ABSL_PREDICT_FALSE(current_ == nullptr)) FailOutsideTask(operation);
   return current_;
+}
+
+// CheckKilled with a location passed by value: its address is taken only in the cold
+// DeliverKillAt, so the caller's frame needs no stack protector.
+inline void Scheduler::CheckKilledAt(Task* self, SourceLocation where) {
+  if (ABSL_PREDICT_FALSE(self->kill_requested) && self->no_unwind_depth == 0 &&
+      std::uncaught_exceptions() == 0) {
+    DeliverKillAt(self, where);
+  }
+}
+
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::DeliverKillAt(Task* self, SourceLocation where) {
+  DeliverKill(self, &where);
 }
 
 inline void Scheduler::CheckKilled(Task* self, const SourceLocation* where) {
@@ -931,7 +949,7 @@ void Scheduler::Fail(absl::string_view reason) {
 
 WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t deadline_ns) {
   Task* self = CurrentTaskOrDie(what);
-  CheckKilled(self, &where);
+  CheckKilledAt(self, where);
   // An absolute CLOCK_REALTIME deadline follows the host's clock, stepped since too.
   const bool realtime = ABSL_PREDICT_FALSE(deadline_ns == self->realtime_key_ns);
   if (realtime) deadline_ns = RealtimeDeadlineNs(self);
@@ -966,7 +984,7 @@ WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t dead
   if (realtime && self->wake_reason == WakeReason::kTimedOut) self->realtime_key_ns = -1;
   self->realtime_blocked = false;
   self->blocked_in = nullptr;
-  CheckKilled(self, &where);
+  CheckKilledAt(self, where);
   return self->wake_reason;
 }
 
@@ -1009,7 +1027,6 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::YieldFast() {
   Task* next = runnable_[index];
   // The caller takes the picked task's place in the run queue: no pop and push.
   runnable_[index] = self;
-  runnable_ids_[index] = self->id;
   self->runnable_index = static_cast<uint32_t>(index);
   self->state = TaskState::kRunnable;
   next->runnable_index = UINT32_MAX;
@@ -1095,7 +1112,6 @@ ABSL_ATTRIBUTE_NOINLINE void Scheduler::SchedulingPointDecide(Task* self) {
     if (index == count - 1) return;  // The caller again: it keeps the CPU.
     Task* next = runnable_[index];
     runnable_[index] = self;
-    runnable_ids_[index] = self->id;
     self->runnable_index = static_cast<uint32_t>(index);
     self->state = TaskState::kRunnable;
     next->runnable_index = UINT32_MAX;

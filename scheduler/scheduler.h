@@ -607,6 +607,7 @@ class Scheduler {
   void TakeRunnable(size_t index);
   void RemoveFromRunnable(internal::Task* task);
   size_t DecideNextTask(bool from_yield = false);
+  size_t DecideNextTaskSlow(bool from_yield);
   uint64_t Decide(DecisionKind kind, uint64_t num_options, absl::Span<const uint64_t> candidates,
                   const char* label, bool from_yield = false);
   uint64_t DecideInline(DecisionKind kind, uint64_t num_options,
@@ -619,6 +620,8 @@ class Scheduler {
   bool Wake(internal::Task* task, WakeReason reason);
   void CheckKilled(internal::Task* self, const SourceLocation* where = nullptr);
   [[noreturn]] void DeliverKill(internal::Task* self, const SourceLocation* where);
+  void CheckKilledAt(internal::Task* self, SourceLocation where);
+  [[noreturn]] void DeliverKillAt(internal::Task* self, SourceLocation where);
   bool HasDyingChild(const internal::Task* self) const;
   void ReportSwallowedUnwind(internal::Task* self, const SourceLocation* where);
 
@@ -707,9 +710,11 @@ class Scheduler {
   TaskId last_task_id_ = 0;
   size_t live_non_daemon_ = 0;
 
-  // Runnable tasks and their ids (the candidates of kNextTask), kept in step.
+  // Runnable tasks (the candidates of kNextTask).
   std::vector<internal::Task*> runnable_;
-  std::vector<uint64_t> runnable_ids_;
+  // Their ids for a strategy or listeners that see the candidates (DecideNextTask),
+  // filled only then.
+  std::vector<uint64_t> candidate_ids_;
 
   internal::TimerQueue timers_;
   std::vector<GroupState> groups_;
