@@ -969,10 +969,7 @@ WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t dead
   }
   if (observed_) {
     if (trace_sink_ != nullptr) trace_sink_->Block(self->id, self->group, now_ns_, what, where);
-    if (has_listeners_) {
-      const TaskView view = View(self);
-      for (SchedulerListener* l : listeners_) l->OnBlock(view, what, where);
-    }
+    if (has_listeners_) NotifyBlockListeners(self, what, where);
   }
   RescheduleInline(self);
   if (self->wake_timer != kNoTimer) {
@@ -997,12 +994,22 @@ bool Scheduler::Wake(Task* task, WakeReason reason) {
       trace_sink_->Wake(task->id, task->group, now_ns_, reason,
                         current_ != nullptr ? current_->id : kNoTask);
     }
-    if (has_listeners_) {
-      const TaskView view = View(task);
-      for (SchedulerListener* l : listeners_) l->OnWake(view, reason);
-    }
+    if (has_listeners_) NotifyWakeListeners(task, reason);
   }
   return true;
+}
+
+// The listener calls of Block and Wake, out of line: a TaskView passed by reference
+// would give the hot frames a stack slot and a stack protector.
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::NotifyBlockListeners(Task* task, const char* what,
+                                                             SourceLocation where) {
+  const TaskView view = View(task);
+  for (SchedulerListener* l : listeners_) l->OnBlock(view, what, where);
+}
+
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::NotifyWakeListeners(Task* task, WakeReason reason) {
+  const TaskView view = View(task);
+  for (SchedulerListener* l : listeners_) l->OnWake(view, reason);
 }
 
 void Scheduler::Yield() { YieldFast(); }

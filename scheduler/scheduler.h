@@ -618,6 +618,8 @@ class Scheduler {
   // Blocking, for primitives (through internal::WaitQueue).
   WakeReason Block(const char* what, SourceLocation where, int64_t deadline_ns);
   bool Wake(internal::Task* task, WakeReason reason);
+  void NotifyBlockListeners(internal::Task* task, const char* what, SourceLocation where);
+  void NotifyWakeListeners(internal::Task* task, WakeReason reason);
   void CheckKilled(internal::Task* self, const SourceLocation* where = nullptr);
   [[noreturn]] void DeliverKill(internal::Task* self, const SourceLocation* where);
   void CheckKilledAt(internal::Task* self, SourceLocation where);
