@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "scheduler/internal/check.h"
 
 namespace dsim::internal {
@@ -101,10 +102,28 @@ inline void TimerQueue::InsertLone(TimerSlotId slot, int64_t when_ns) {
   PushHeap(HeapEntry{when_ns, slot});
 }
 
+// The front's case first, as a leaf without a frame (the common case of a ping-pong);
+// the heap's case is a tail call.
 void TimerQueue::InsertLoneRecent(TimerSlotId slot, int64_t when_ns) {
-  InsertLone(slot, when_ns);
   recent_[1] = recent_[0];
   recent_[0] = Recent{when_ns, slot};
+  if (has_front_ || (!heap_.empty() && when_ns > heap_[0].when_ns)) {
+    return InsertLoneOutOfLine(slot, when_ns);
+  }
+  DSIM_DCHECK(when_ns >= 0);
+  TimerSlot& s = slots_[slot];
+  s.when_ns = when_ns;
+  s.prev = slot;
+  s.next = slot;
+  s.position = kFront;
+  ++pending_;
+  if (batch_.empty() && when_ns < earliest_ns_) earliest_ns_ = when_ns;
+  front_ = HeapEntry{when_ns, slot};
+  has_front_ = true;
+}
+
+ABSL_ATTRIBUTE_NOINLINE void TimerQueue::InsertLoneOutOfLine(TimerSlotId slot, int64_t when_ns) {
+  InsertLone(slot, when_ns);
 }
 
 void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {

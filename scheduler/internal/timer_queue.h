@@ -196,6 +196,7 @@ class TimerQueue {
   // A lone entry that later adds due at the same instant may join.
   void InsertLoneRecent(TimerSlotId slot, int64_t when_ns);
   void InsertLone(TimerSlotId slot, int64_t when_ns);
+  void InsertLoneOutOfLine(TimerSlotId slot, int64_t when_ns);
   void PushHeap(const HeapEntry& entry);
   TimerSlotId TakeLoneDueSlow(int64_t now_ns);
   // Removes the heap entry at `index`; its timers are the caller's business.
