@@ -985,9 +985,28 @@ WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t dead
   return self->wake_reason;
 }
 
+// Frame-less for the usual case (no general listener, the group running, room in the
+// run queue): MakeRunnable's effect, then the trace sink's record as a tail call.
 bool Scheduler::Wake(Task* task, WakeReason reason) {
   if (task->state != TaskState::kBlocked) return false;
   task->wake_reason = reason;
+  const bool unusual = has_listeners_ | runnable_.full() |
+                       (task->group != kNoGroup && GroupPaused(task->group));
+  if (ABSL_PREDICT_FALSE(unusual)) return WakeSlow(task, reason);
+  task->state = TaskState::kRunnable;
+  task->runnable_index = static_cast<uint32_t>(runnable_.size());
+  runnable_.PushUnchecked(task);
+  if (ABSL_PREDICT_FALSE(trace_sink_ != nullptr)) return WakeRecord(task, reason);
+  return true;
+}
+
+ABSL_ATTRIBUTE_NOINLINE bool Scheduler::WakeRecord(Task* task, WakeReason reason) {
+  trace_sink_->Wake(task->id, task->group, now_ns_, reason,
+                    current_ != nullptr ? current_->id : kNoTask);
+  return true;
+}
+
+ABSL_ATTRIBUTE_NOINLINE bool Scheduler::WakeSlow(Task* task, WakeReason reason) {
   MakeRunnable(task);
   if (observed_) {
     if (trace_sink_ != nullptr) {

@@ -618,6 +618,8 @@ class Scheduler {
   // Blocking, for primitives (through internal::WaitQueue).
   WakeReason Block(const char* what, SourceLocation where, int64_t deadline_ns);
   bool Wake(internal::Task* task, WakeReason reason);
+  bool WakeSlow(internal::Task* task, WakeReason reason);
+  bool WakeRecord(internal::Task* task, WakeReason reason);
   void NotifyBlockListeners(internal::Task* task, const char* what, SourceLocation where);
   void NotifyWakeListeners(internal::Task* task, WakeReason reason);
   void CheckKilled(internal::Task* self, const SourceLocation* where = nullptr);
@@ -712,8 +714,31 @@ class Scheduler {
   TaskId last_task_id_ = 0;
   size_t live_non_daemon_ = 0;
 
+  // The run queue: a vector whose push can skip the growth check when the caller has
+  // tested full() (Wake's fast path then makes no call and needs no frame).
+  class RunQueue {
+   public:
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    bool full() const { return size_ == slots_.size(); }
+    internal::Task*& operator[](size_t index) { return slots_.data()[index]; }
+    internal::Task* back() const { return slots_.data()[size_ - 1]; }
+    void pop_back() { --size_; }
+    void push_back(internal::Task* task) {
+      if (ABSL_PREDICT_FALSE(full())) Grow();
+      slots_.data()[size_++] = task;
+    }
+    void PushUnchecked(internal::Task* task) { slots_.data()[size_++] = task; }
+    internal::Task* const* begin() const { return slots_.data(); }
+    internal::Task* const* end() const { return slots_.data() + size_; }
+
+   private:
+    void Grow() { slots_.resize(slots_.size() < 8 ? 8 : 2 * slots_.size()); }
+    std::vector<internal::Task*> slots_;
+    size_t size_ = 0;
+  };
   // Runnable tasks (the candidates of kNextTask).
-  std::vector<internal::Task*> runnable_;
+  RunQueue runnable_;
   // Their ids for a strategy or listeners that see the candidates (DecideNextTask),
   // filled only then.
   std::vector<uint64_t> candidate_ids_;
