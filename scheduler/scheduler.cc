@@ -947,35 +947,42 @@ void Scheduler::Fail(absl::string_view reason) {
   Stop(RunOutcome::kTaskFailed);
 }
 
+// Block's rare parts, out of line (fewer saved registers on its usual path).
+// Already past the deadline: time out at once, but still a scheduling point.
+ABSL_ATTRIBUTE_NOINLINE WakeReason Scheduler::TimeOutAtOnce(Task* self, bool realtime) {
+  if (realtime) self->realtime_key_ns = -1;
+  SchedulingPoint();
+  return WakeReason::kTimedOut;
+}
+
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::ArmWakeTimer(Task* self, int64_t deadline_ns) {
+  self->wake_timer = timers_.IdOf(timers_.Add(deadline_ns, self->group, self, nullptr));
+}
+
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::CancelWakeTimer(Task* self) {
+  timers_.Cancel(self->wake_timer);
+  self->wake_timer = kNoTimer;
+}
+
 WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t deadline_ns) {
   Task* self = CurrentTaskOrDie(what);
   CheckKilledAt(self, where);
   // An absolute CLOCK_REALTIME deadline follows the host's clock, stepped since too.
   const bool realtime = ABSL_PREDICT_FALSE(deadline_ns == self->realtime_key_ns);
   if (realtime) deadline_ns = RealtimeDeadlineNs(self);
-  if (deadline_ns <= now_ns_) {
-    // Already past the deadline: time out at once, but still a scheduling point.
-    if (realtime) self->realtime_key_ns = -1;
-    SchedulingPoint();
-    return WakeReason::kTimedOut;
-  }
+  if (deadline_ns <= now_ns_) return TimeOutAtOnce(self, realtime);
   self->state = TaskState::kBlocked;
   self->blocked_in = what;
   self->blocked_at = where;
   self->wake_reason = WakeReason::kWoken;
   self->realtime_blocked = realtime;
-  if (deadline_ns != kForever) {
-    self->wake_timer = timers_.IdOf(timers_.Add(deadline_ns, self->group, self, nullptr));
-  }
+  if (deadline_ns != kForever) ArmWakeTimer(self, deadline_ns);
   if (observed_) {
     if (trace_sink_ != nullptr) trace_sink_->Block(self->id, self->group, now_ns_, what, where);
     if (has_listeners_) NotifyBlockListeners(self, what, where);
   }
   RescheduleInline(self);
-  if (self->wake_timer != kNoTimer) {
-    timers_.Cancel(self->wake_timer);
-    self->wake_timer = kNoTimer;
-  }
+  if (self->wake_timer != kNoTimer) CancelWakeTimer(self);
   // Once timed out, the deadline is spent: a later wait that happens to share its true
   // instant is not a realtime one.
   if (realtime && self->wake_reason == WakeReason::kTimedOut) self->realtime_key_ns = -1;

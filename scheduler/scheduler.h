@@ -617,6 +617,9 @@ class Scheduler {
 
   // Blocking, for primitives (through internal::WaitQueue).
   WakeReason Block(const char* what, SourceLocation where, int64_t deadline_ns);
+  WakeReason TimeOutAtOnce(internal::Task* self, bool realtime);
+  void ArmWakeTimer(internal::Task* self, int64_t deadline_ns);
+  void CancelWakeTimer(internal::Task* self);
   bool Wake(internal::Task* task, WakeReason reason);
   bool WakeSlow(internal::Task* task, WakeReason reason);
   bool WakeRecord(internal::Task* task, WakeReason reason);
