@@ -420,7 +420,7 @@ void Scheduler::Stop(RunOutcome outcome) {
 
 // Decides what runs next. Returns null (back to the main fiber) when the run is over;
 // outcome_ then says why. Runs on whichever fiber is giving up the CPU.
-inline Task* Scheduler::PickNext() {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Task* Scheduler::PickNext() {
   // The common case, kept short: a task is runnable, no timer is due, nothing special.
   const bool fast = !halt_ && !runnable_.empty() && steps_ < step_limit_ &&
                     !timers_.AnyDue(now_ns_) &&
