@@ -128,6 +128,7 @@ std::string Packet::ToString() const {
 namespace {
 
 // Packet::ToTraceWords, inline for the trace's raw path (which then makes no call).
+// IPv4 (every packet of most runs) written straight, without a running index.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline int TraceWordsOf(const Packet& packet, uint64_t* words) {
   const Endpoint& source = packet.source;
   const Endpoint& destination = packet.destination;
@@ -135,31 +136,68 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline int TraceWordsOf(const Packet& packet, uint6
   const uint64_t s1 = LoadWord(source.address.bytes().data() + 8);
   const uint64_t d0 = LoadWord(destination.address.bytes().data());
   const uint64_t d1 = LoadWord(destination.address.bytes().data() + 8);
-  // IPv4-mapped: ten zero bytes, two 0xff, then the IPv4 address.
-  const bool v4 = s0 == 0 && d0 == 0 && static_cast<uint32_t>(s1) == 0xffff0000u &&
-                  static_cast<uint32_t>(d1) == 0xffff0000u;
-  words[0] = static_cast<uint64_t>(packet.kind) | uint64_t{v4} << 7 |
-             uint64_t{packet.flags} << 8 | packet.window_bytes << 16;
+  // IPv4-mapped: ten zero bytes, two 0xff, then the IPv4 address (one test for both).
+  constexpr uint64_t kMapped = 0xffff0000u;
+  const bool v4 = (s0 | d0 | (((s1 ^ kMapped) | (d1 ^ kMapped)) & 0xffffffffu)) == 0;
+  const uint64_t head = static_cast<uint64_t>(packet.kind) | uint64_t{packet.flags} << 8 |
+                        packet.window_bytes << 16;
   words[1] = uint64_t{source.port} | uint64_t{destination.port} << 16 |
              static_cast<uint64_t>(packet.payload.size()) << 32;
-  int n = 2;
-  if (v4) {
-    words[n++] = (s1 >> 32) | (d1 >> 32) << 32;
-  } else {
-    words[n++] = s0;
-    words[n++] = s1;
-    words[n++] = d0;
-    words[n++] = d1;
+  const uint64_t sequence = packet.sequence;
+  const uint64_t acknowledgment = packet.acknowledgment;
+  // Sequence and acknowledgment are left out from the end when zero.
+  const int tail = acknowledgment != 0 ? 2 : sequence != 0 ? 1 : 0;
+  if (ABSL_PREDICT_TRUE(v4)) {
+    words[0] = head | uint64_t{1} << 7;
+    words[2] = (s1 >> 32) | (d1 >> 32) << 32;
+    words[3] = sequence;
+    words[4] = acknowledgment;
+    return 3 + tail;
   }
-  const int base = n;
-  words[n++] = packet.sequence;
-  words[n++] = packet.acknowledgment;
-  return packet.acknowledgment != 0 ? base + 2 : packet.sequence != 0 ? base + 1 : base;
+  words[0] = head;
+  words[2] = s0;
+  words[3] = s1;
+  words[4] = d0;
+  words[5] = d1;
+  words[6] = sequence;
+  words[7] = acknowledgment;
+  return 6 + tail;
 }
 
 }  // namespace
 
 int Packet::ToTraceWords(uint64_t* words) const { return TraceWordsOf(*this, words); }
+
+namespace {
+
+constexpr AnnotationKind kNetSend("net.send", Packet::FormatTraceWords);
+constexpr AnnotationKind kNetDeliver("net.deliver", Packet::FormatTraceWords);
+
+}  // namespace
+
+// The records AnnotatePacket writes for "net.send" and "net.deliver" when the trace
+// sink alone hears them, for the short paths. The sink's no-call path first; its
+// general one (a full block, a kind new to it) out of line.
+ABSL_ATTRIBUTE_NOINLINE static uint64_t* BeginSendRecordSlow(TraceSink& sink, GroupId group,
+                                                            TaskId task, int64_t now_ns,
+                                                            uint64_t flow_id) {
+  return sink.BeginAnnotation(kNetSend, group, task, now_ns, flow_id, /*flow_phase=*/1,
+                              /*text=*/nullptr);
+}
+
+// `flow_id` is the packet's (the send's is not stored yet).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::RecordSend(TraceSink& sink,
+                                                             const NetworkHost& from,
+                                                             const Packet& packet,
+                                                             int64_t now_ns, uint64_t flow_id) {
+  const TaskId task = CurrentTaskIdOf(*scheduler_);
+  uint64_t* words = sink.TryBeginAnnotation(kNetSend, from.group(), task, now_ns, flow_id,
+                                            /*flow_phase=*/1, /*text=*/nullptr);
+  if (ABSL_PREDICT_FALSE(words == nullptr)) {
+    words = BeginSendRecordSlow(sink, from.group(), task, now_ns, flow_id);
+  }
+  sink.EndAnnotation(words, TraceWordsOf(packet, words));
+}
 
 void Packet::FormatTraceWords(const AnnotationPayload& payload, std::string* out) {
   const uint64_t* w = payload.words;
@@ -188,9 +226,11 @@ void Packet::FormatTraceWords(const AnnotationPayload& payload, std::string* out
 
 FixedLatencyLinkModel::FixedLatencyLinkModel(absl::Duration latency,
                                              absl::Duration loopback_latency)
-    : latency_(latency), loopback_latency_(loopback_latency),
-      latency_ns_(internal::DurationToNanos(latency)),
-      loopback_latency_ns_(internal::DurationToNanos(loopback_latency)) {}
+    : latency_(latency), loopback_latency_(loopback_latency) {
+  set_plain(Plain{.when = kPlainWithoutBuggify | kPlainWithBuggify,
+                  .latency_ns = internal::DurationToNanos(latency),
+                  .loopback_latency_ns = internal::DurationToNanos(loopback_latency)});
+}
 
 PacketFate FixedLatencyLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {
   return PacketFate::DeliverAfter(packet.source_host == packet.destination_host
@@ -229,8 +269,8 @@ Network::Network(Scheduler* scheduler, NetworkOptions options)
     link_model_ =
         std::make_shared<FixedLatencyLinkModel>(options_.latency, options_.loopback_latency);
   }
-  fixed_model_ = dynamic_cast<const FixedLatencyLinkModel*>(link_model_.get());
-  fixed_fifo_ = fixed_model_ != nullptr && options_.fifo_links;
+  plain_ = &link_model_->plain();
+  UpdatePlainMasks();
   scheduler_->SetExtension(Scheduler::kNetworkExtension, this);
 }
 
@@ -255,8 +295,7 @@ Network* Network::Current() {
 void Network::set_link_model(std::shared_ptr<LinkModel> model) {
   DSIM_MISUSE(model != nullptr, "Network::set_link_model(nullptr)");
   link_model_ = std::move(model);
-  fixed_model_ = dynamic_cast<const FixedLatencyLinkModel*>(link_model_.get());
-  fixed_fifo_ = fixed_model_ != nullptr && options_.fifo_links;
+  plain_ = &link_model_->plain();
 }
 
 NetworkHost& Network::AddHost(std::string name, const std::vector<std::string>& addresses,
@@ -346,52 +385,39 @@ bool Network::Send(NetworkHost& from, Packet* packet) {
   return true;
 }
 
-void Network::SendTo(NetworkHost& from, NetworkHost& to, Packet* packet) {
+void Network::SendToUnobserved(NetworkHost& from, NetworkHost& to, Packet* packet) {
   DSIM_DCHECK(Route(from, packet->destination.address) == &to, "SendTo: ", to.name(),
               " does not own ", packet->destination.address.ToString());
-  if (ABSL_PREDICT_TRUE(fixed_fifo_ && !scheduler_->has_listeners() &&
-                        from.last_delivery_.size() > to.id() && connection_holes_.empty() &&
-                        lost_acks_.empty())) {
-    // The default model on fifo links, nobody watching, no connection with a hole or a
-    // lost ACK in flight: one delivery after the fixed latency, behind the link's last
-    // one. What SendToGeneral and Dispatch do then (ConnectionOrder keeps the time),
-    // without their frames.
-    packet->source_host = from.id();
-    packet->destination_host = to.id();
-    packet->flow_id = ++last_flow_id_;
-    const int64_t now = scheduler_->NowNanos();
-    int64_t& last = from.last_delivery_[to.id()];
-    int64_t when = internal::SaturatingAdd(now, fixed_model_->LatencyNanos(*packet));
-    if (when <= last) when = internal::SaturatingAdd(last, 1);
-    last = when;
-    ++stats_.packets_sent;
-    ++stats_.packets_in_flight;
-    packet->sent_at_ns = now;
-    packet->in_flight_index = static_cast<uint32_t>(in_flight_.size());
-    in_flight_.push_back(packet);
-    packet->deliver_at_ns = when;
-    scheduler_->AddTimerCall(when, &Network::DeliverCall, this,
-                             reinterpret_cast<uintptr_t>(packet));
-    return;
+  if (ABSL_PREDICT_TRUE(OnShortPath(from, to))) {
+    return SendPlain(from, to, packet, scheduler_->NowNanos());
   }
   SendToGeneral(from, to, packet);
+}
+
+// The short path with the trace sink alone watching: its net.send record (the one
+// SendToGeneral's AnnotatePacket writes), then the same delivery.
+void Network::SendToObserved(NetworkHost& from, NetworkHost& to, Packet* packet) {
+  DSIM_DCHECK(Route(from, packet->destination.address) == &to, "SendTo: ", to.name(),
+              " does not own ", packet->destination.address.ToString());
+  TraceSink* sink = scheduler_->SoleTraceSink(kNetSend);
+  const uint64_t flow_id = last_flow_id_ + 1;
+  // (A flow id is never 0; testing it tells the record's writer so.)
+  if (sink == nullptr || !OnShortPath(from, to) || ABSL_PREDICT_FALSE(flow_id == 0)) {
+    return SendToGeneral(from, to, packet);
+  }
+  const int64_t now = scheduler_->NowNanos();
+  RecordSend(*sink, from, *packet, now, flow_id);
+  SendPlain(from, to, packet, now);
 }
 
 void Network::SendToGeneral(NetworkHost& from, NetworkHost& to, Packet* packet) {
   packet->source_host = from.id();
   packet->destination_host = to.id();
   packet->flow_id = ++last_flow_id_;
-  if (fixed_model_ != nullptr) {
-    // The default model, decided here: one delivery after a fixed latency, in order. It
-    // draws nothing, so skipping its Decide changes no run.
-    if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
-    const int64_t latency = fixed_model_->LatencyNanos(*packet);
-    Dispatch(from, to, packet, &latency, 1, /*unordered=*/false, /*connection_delay=*/0);
-    return;
-  }
   int64_t plain_latency_ns;
-  if (link_model_->PlainLatencyNanos(*packet, &plain_latency_ns)) {
-    // What the general path below does with PacketFate::DeliverAfter(latency).
+  if (link_model_->PlainLatencyNanos(*packet, buggify_.enabled, &plain_latency_ns)) {
+    // What the general path below does with PacketFate::DeliverAfter(latency): the
+    // model would draw nothing, so skipping its Decide changes no run.
     if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
     Dispatch(from, to, packet, &plain_latency_ns, 1, /*unordered=*/false,
              /*connection_delay=*/0);
@@ -413,6 +439,28 @@ void Network::SendToGeneral(NetworkHost& from, NetworkHost& to, Packet* packet) 
   }
   Dispatch(from, to, packet, latencies.data(), latencies.size(), fate.unordered,
            internal::DurationToNanos(fate.connection_delay));
+}
+
+// SendTo's short path (see OnShortPath): one delivery after the plain latency, behind
+// the link's last one. What SendToGeneral and Dispatch do then (ConnectionOrder keeps
+// the time), without their frames.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::SendPlain(NetworkHost& from, NetworkHost& to,
+                                                            Packet* packet, int64_t now) {
+  packet->source_host = from.id();
+  packet->destination_host = to.id();
+  packet->flow_id = ++last_flow_id_;
+  int64_t& last = from.last_delivery_[to.id()];
+  int64_t when = internal::SaturatingAdd(
+      now, &from == &to ? plain_->loopback_latency_ns : plain_->latency_ns);
+  if (when <= last) when = internal::SaturatingAdd(last, 1);
+  last = when;
+  ++stats_.packets_sent;
+  ++stats_.packets_in_flight;
+  packet->sent_at_ns = now;
+  packet->in_flight_index = static_cast<uint32_t>(in_flight_.size());
+  in_flight_.push_back(packet);
+  packet->deliver_at_ns = when;
+  scheduler_->AddTimerCall(when, &Network::DeliverCall, this, reinterpret_cast<uintptr_t>(packet));
 }
 
 // Puts a packet (and its duplicates) on the wire: one delivery per latency, measured
@@ -498,21 +546,51 @@ void Network::Schedule(Packet* packet, int64_t when_ns) {
 void Network::DeliverCall(void* context, uint64_t argument) {
   Network* network = static_cast<Network*>(context);
   Packet* packet = reinterpret_cast<Packet*>(argument);
-  if (ABSL_PREDICT_TRUE(!packet->lost_ack && network->gates_active_ == 0 &&
-                        !network->scheduler_->has_listeners())) {
-    // No gate, no lost ACK, nobody watching, a stack on the host: what Deliver does
-    // then, without its frame.
+  if (ABSL_PREDICT_TRUE(!packet->lost_ack && network->gates_active_ == 0)) {
+    // No gate, no lost ACK, a stack on the host, and nobody watching: what Deliver does
+    // then, without its frame. Watched: DeliverObserved.
     NetworkHost* to = network->FindHost(packet->destination_host);
     PacketReceiver* stack = to != nullptr ? to->stack() : nullptr;
     if (ABSL_PREDICT_TRUE(stack != nullptr)) {
-      network->ForgetInFlight(packet);
-      --network->stats_.packets_in_flight;
-      ++network->stats_.packets_delivered;
-      stack->Receive(packet);  // Takes the packet.
-      return;
+      if (ABSL_PREDICT_FALSE(network->scheduler_->has_listeners())) {
+        return network->DeliverObserved(*to, packet);
+      }
+      return network->DeliverToStack(stack, packet);
     }
   }
   network->Deliver(packet);
+}
+
+// DeliverCall's short path with the trace sink alone watching: Deliver's bookkeeping,
+// the net.deliver record its AnnotatePacket writes, the delivery. Only tail calls (the
+// sink's general writer is DeliverObservedSlow's), so no frame.
+void Network::DeliverObserved(NetworkHost& to, Packet* packet) {
+  TraceSink* sink = scheduler_->SoleTraceSink(kNetDeliver);
+  if (sink == nullptr || packet->flow_id == 0) return Deliver(packet);
+  ForgetInFlight(packet);
+  --stats_.packets_in_flight;
+  ++stats_.packets_delivered;
+  if (ABSL_PREDICT_FALSE(!sink->TryAnnotateRepeat(kNetDeliver, to.group(),
+                                                  CurrentTaskIdOf(*scheduler_),
+                                                  scheduler_->NowNanos(), packet->flow_id,
+                                                  /*flow_phase=*/2))) {
+    return DeliverObservedSlow(*sink, to, packet);
+  }
+  to.stack()->Receive(packet);  // Takes the packet.
+}
+
+void Network::DeliverObservedSlow(TraceSink& sink, NetworkHost& to, Packet* packet) {
+  sink.AnnotateRepeat(kNetDeliver, to.group(), CurrentTaskIdOf(*scheduler_),
+                      scheduler_->NowNanos(), packet->flow_id, /*flow_phase=*/2);
+  to.stack()->Receive(packet);
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::DeliverToStack(PacketReceiver* stack,
+                                                                 Packet* packet) {
+  ForgetInFlight(packet);
+  --stats_.packets_in_flight;
+  ++stats_.packets_delivered;
+  stack->Receive(packet);  // Takes the packet.
 }
 
 // Swap-removes the packet from in_flight_: O(1), and the list's order means nothing.
@@ -815,9 +893,6 @@ int Network::InjectReset(NetworkHost& a, NetworkHost& b) {
 }
 
 namespace {
-
-constexpr AnnotationKind kNetSend("net.send", Packet::FormatTraceWords);
-constexpr AnnotationKind kNetDeliver("net.deliver", Packet::FormatTraceWords);
 
 // As an Annotation for every listener (the trace records the same as the raw path), or
 // raw when the fast path could not serve (the trace's block is full, the kind new to it).

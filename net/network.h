@@ -234,31 +234,52 @@ class LinkModel {
  public:
   virtual ~LinkModel() = default;
   virtual PacketFate Decide(const Packet& packet, Scheduler& scheduler) = 0;
-  // True, with the latency in nanoseconds, when Decide would return exactly
-  // PacketFate::DeliverAfter(latency) for `packet` without drawing a value or annotating
-  // anything (a fault model with no fault active): the Network then skips Decide and the
-  // PacketFate. False (the default) means: ask Decide.
-  virtual bool PlainLatencyNanos(const Packet& /*packet*/, int64_t* /*latency_ns*/) {
-    return false;
+
+  // A model with nothing to decide (a fault model with no fault active) says so here,
+  // so the Network skips Decide and the PacketFate with a load and a test per packet,
+  // no call. While `when` has kPlainWithBuggify, or has kPlainWithoutBuggify and the
+  // network's buggify is off, Decide would return exactly PacketFate::DeliverAfter of
+  // loopback_latency_ns (within a host) or latency_ns (between hosts) for every packet,
+  // drawing no value, annotating nothing and changing no state. The model keeps it
+  // current (set_plain) whenever that changes. By default nothing is plain.
+  static constexpr uint8_t kPlainWithoutBuggify = 1;
+  static constexpr uint8_t kPlainWithBuggify = 2;
+  struct Plain {
+    uint8_t when = 0;  // kPlainWithoutBuggify | kPlainWithBuggify, or 0: ask Decide.
+    int64_t latency_ns = 0;
+    int64_t loopback_latency_ns = 0;
+  };
+  const Plain& plain() const { return plain_; }
+  // The bits of Plain::when that make a model plain on a network whose buggify is on or off.
+  static uint8_t PlainMask(bool buggify_enabled) {
+    return buggify_enabled ? kPlainWithBuggify : kPlainWithBuggify | kPlainWithoutBuggify;
   }
+  // True, with Decide's one latency, when plain() covers `packet` (as the Network asks).
+  bool PlainLatencyNanos(const Packet& packet, bool buggify_enabled, int64_t* latency_ns) const {
+    if ((plain_.when & PlainMask(buggify_enabled)) == 0) return false;
+    *latency_ns = packet.source_host == packet.destination_host ? plain_.loopback_latency_ns
+                                                                : plain_.latency_ns;
+    return true;
+  }
+
+ protected:
+  void set_plain(const Plain& plain) { plain_ = plain; }
+
+ private:
+  Plain plain_;
 };
 
 // Every packet arrives after a fixed latency: `loopback_latency` within a host,
 // `latency` between hosts. Links are reliable.
 class FixedLatencyLinkModel final : public LinkModel {
  public:
+  // Always plain (LinkModel::plain()): the Network never calls Decide.
   FixedLatencyLinkModel(absl::Duration latency, absl::Duration loopback_latency);
   PacketFate Decide(const Packet& packet, Scheduler& scheduler) override;
-  // What Decide's single delivery is, in nanoseconds (the Network asks this directly).
-  int64_t LatencyNanos(const Packet& packet) const {
-    return packet.source_host == packet.destination_host ? loopback_latency_ns_ : latency_ns_;
-  }
 
  private:
   absl::Duration latency_;
   absl::Duration loopback_latency_;
-  int64_t latency_ns_;
-  int64_t loopback_latency_ns_;
 };
 
 // Everything that describes one simulated network. Defaults follow a stock Linux 6.x.
@@ -481,7 +502,12 @@ class Network {
   bool Send(NetworkHost& from, Packet* packet);
   // Send to `to`, which must be Route(from, packet->destination.address): for a caller
   // that routed once and kept the answer (a connection's peer). Takes ownership.
-  void SendTo(NetworkHost& from, NetworkHost& to, Packet* packet);
+  // Inline: the watched case branches off here, so that neither path pays the other's
+  // stack frame.
+  void SendTo(NetworkHost& from, NetworkHost& to, Packet* packet) {
+    if (ABSL_PREDICT_FALSE(scheduler_->has_listeners())) return SendToObserved(from, to, packet);
+    SendToUnobserved(from, to, packet);
+  }
   // The host that owns `destination` as seen from `from` (loopback and from's own
   // addresses stay on `from`), or null. Addresses never change owner, so the answer
   // may be kept.
@@ -538,7 +564,10 @@ class Network {
   int InjectReset(NetworkHost& a, NetworkHost& b);
 
   const BuggifyOptions& buggify() const { return buggify_; }
-  void set_buggify(const BuggifyOptions& buggify) { buggify_ = buggify; }
+  void set_buggify(const BuggifyOptions& buggify) {
+    buggify_ = buggify;
+    UpdatePlainMasks();
+  }
   // True with probability `probability`, as a strategy decision labelled `label` whose
   // value 0 means false (no fault). Draws nothing when `probability` is 0.
   bool FaultChance(double probability, const char* label);
@@ -570,9 +599,32 @@ class Network {
   Scheduler* scheduler_;
   NetworkOptions options_;
   std::shared_ptr<LinkModel> link_model_;
-  // link_model_ when it is the default FixedLatencyLinkModel, which Send decides inline.
-  const FixedLatencyLinkModel* fixed_model_ = nullptr;
-  bool fixed_fifo_ = false;  // fixed_model_ on fifo links: SendTo's short path applies.
+  // link_model_'s Plain (never null), and the bits of its `when` that put a packet on
+  // SendTo's short path: LinkModel::PlainMask of buggify_ on fifo links, 0 without them.
+  const LinkModel::Plain* plain_ = nullptr;
+  uint8_t short_path_mask_ = 0;
+  void UpdatePlainMasks() {
+    short_path_mask_ = options_.fifo_links ? LinkModel::PlainMask(buggify_.enabled) : 0;
+  }
+  // SendTo's short path applies: a plain model (the default one, or a fault model with
+  // no fault active) on fifo links, the link used before, and no connection with a hole
+  // or a lost ACK in flight.
+  bool OnShortPath(const NetworkHost& from, const NetworkHost& to) const {
+    return (plain_->when & short_path_mask_) != 0 && from.last_delivery_.size() > to.id() &&
+           connection_holes_.empty() && lost_acks_.empty();
+  }
+  inline void SendPlain(NetworkHost& from, NetworkHost& to, Packet* packet, int64_t now_ns);
+  // SendTo and DeliverCall when someone watches: the short paths with the trace's raw
+  // records when the trace sink alone hears them, else the general paths.
+  ABSL_ATTRIBUTE_NOINLINE void SendToObserved(NetworkHost& from, NetworkHost& to, Packet* packet);
+  void SendToUnobserved(NetworkHost& from, NetworkHost& to, Packet* packet);
+  ABSL_ATTRIBUTE_NOINLINE void DeliverObserved(NetworkHost& to, Packet* packet);
+  ABSL_ATTRIBUTE_NOINLINE void DeliverObservedSlow(TraceSink& sink, NetworkHost& to,
+                                                   Packet* packet);
+  // The net.send record AnnotatePacket would write to `sink`.
+  inline void RecordSend(TraceSink& sink, const NetworkHost& from, const Packet& packet,
+                         int64_t now_ns, uint64_t flow_id);
+  inline void DeliverToStack(PacketReceiver* stack, Packet* packet);
   std::vector<std::unique_ptr<NetworkHost>> hosts_;  // hosts_[i] has id i + 1.
   std::vector<NetworkHostId> host_of_group_;          // By group; 0 for none.
   std::vector<NetworkHostId> crashed_host_of_group_;  // By group of a dead incarnation.

@@ -147,16 +147,28 @@ FaultLinkModel::FaultLinkModel(Network* network, FaultOptions options)
   Recheck();
 }
 
+// The fast path gives every link the default link's latency, so it needs every link
+// plain AND at that latency: an override whose only difference is its fixed latency (or
+// none, which means NetworkOptions::latency) takes the general path.
 void FaultLinkModel::Recheck() {
+  const absl::Duration base = PlainLatencyOf(options_.link);
+  auto plain_at_base = [&](const LinkFaults& link) {
+    return link.IsPlain() && PlainLatencyOf(link) == base;
+  };
   all_plain_ = options_.link.IsPlain();
-  for (const LinkOverride& o : options_.overrides) all_plain_ = all_plain_ && o.link.IsPlain();
+  for (const LinkOverride& o : options_.overrides) all_plain_ = all_plain_ && plain_at_base(o.link);
   for (const auto& row : links_) {
     for (const LinkState& state : row) {
       if (state.override_faults.has_value()) {
-        all_plain_ = all_plain_ && state.override_faults->IsPlain();
+        all_plain_ = all_plain_ && plain_at_base(*state.override_faults);
       }
     }
   }
+  UpdatePlain();
+}
+
+absl::Duration FaultLinkModel::PlainLatencyOf(const LinkFaults& link) const {
+  return link.latency.has_value() ? link.latency->min : network_->options().latency;
 }
 
 FaultLinkModel::LinkState& FaultLinkModel::State(NetworkHostId from, NetworkHostId to) {
@@ -200,19 +212,16 @@ const LinkFaults& FaultLinkModel::FaultsOf(NetworkHostId from, NetworkHostId to)
   return state.override_faults.has_value() ? *state.override_faults : options_.link;
 }
 
-// Decide's two fast paths (loopback, no fault anywhere), which draw nothing.
-bool FaultLinkModel::PlainLatencyNanos(const Packet& packet, int64_t* latency_ns) {
-  const NetworkOptions& net = network_->options();
-  if (packet.source_host == packet.destination_host) {
-    *latency_ns = internal::DurationToNanos(net.loopback_latency);
-    return true;
-  }
-  if ((all_plain_ && !network_->buggify().enabled) || stopped_) {
-    *latency_ns = internal::DurationToNanos(
-        options_.link.latency.has_value() ? options_.link.latency->min : net.latency);
-    return true;
-  }
-  return false;
+// Publishes Decide's fast path (LinkModel::plain()): stopped, every packet takes the
+// default's latency whatever buggify says; all links plain, only while buggify is off.
+// Loopback is plain whenever the links are (Decide never draws for it).
+void FaultLinkModel::UpdatePlain() {
+  set_plain(Plain{.when = static_cast<uint8_t>(stopped_    ? kPlainWithoutBuggify | kPlainWithBuggify
+                                               : all_plain_ ? kPlainWithoutBuggify
+                                                            : 0),
+                  .latency_ns = internal::DurationToNanos(PlainLatencyOf(options_.link)),
+                  .loopback_latency_ns =
+                      internal::DurationToNanos(network_->options().loopback_latency)});
 }
 
 PacketFate FaultLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {
@@ -222,9 +231,8 @@ PacketFate FaultLinkModel::Decide(const Packet& packet, Scheduler& scheduler) {
   }
   const BuggifyOptions& buggify = network_->buggify();
   if ((all_plain_ && !buggify.enabled) || stopped_) {
-    // The fast path: no fault anywhere.
-    return PacketFate::DeliverAfter(options_.link.latency.has_value() ? options_.link.latency->min
-                                                                      : net.latency);
+    // The fast path: no fault anywhere (what plain() publishes).
+    return PacketFate::DeliverAfter(PlainLatencyOf(options_.link));
   }
   const LinkFaults& link = FaultsOf(packet.source_host, packet.destination_host);
   absl::Duration latency = Latency(link, packet, scheduler);

@@ -166,8 +166,10 @@ class FaultLinkModel final : public LinkModel {
  public:
   FaultLinkModel(Network* network, FaultOptions options);
 
+  // With no fault active (every link plain at the default's latency and buggify off,
+  // or after StopFaults) Decide draws nothing, and plain() says so: the Network then
+  // does not call it.
   PacketFate Decide(const Packet& packet, Scheduler& scheduler) override;
-  bool PlainLatencyNanos(const Packet& packet, int64_t* latency_ns) override;
 
   // Replaces the faults of the link `from` -> `to` (NetworkHostIds) at run time.
   void SetLinkFaults(NetworkHostId from, NetworkHostId to, LinkFaults link);
@@ -177,7 +179,10 @@ class FaultLinkModel final : public LinkModel {
   const LinkFaults& FaultsOf(NetworkHostId from, NetworkHostId to);
   // From now on every packet takes the default link's base latency and nothing else:
   // no loss, tail, jitter, bandwidth or buggify (the liveness phase, sim/liveness.h).
-  void StopFaults() { stopped_ = true; }
+  void StopFaults() {
+    stopped_ = true;
+    UpdatePlain();
+  }
 
  private:
   struct LinkState {
@@ -187,6 +192,9 @@ class FaultLinkModel final : public LinkModel {
   };
   LinkState& State(NetworkHostId from, NetworkHostId to);
   void Recheck();
+  void UpdatePlain();  // LinkModel::set_plain from stopped_, all_plain_ and the defaults.
+  // A plain link's latency: its fixed latency, or NetworkOptions::latency when unset.
+  absl::Duration PlainLatencyOf(const LinkFaults& link) const;
   absl::Duration Latency(const LinkFaults& link, const Packet& packet, Scheduler& scheduler);
   absl::Duration Serialize(const LinkFaults& link, LinkState& state, const Packet& packet,
                            absl::Time now);

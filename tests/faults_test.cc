@@ -47,12 +47,19 @@ class AnnotationCounter final : public SchedulerListener {
 
 // A simulation with a server (10.0.0.1) and a client (10.0.0.2) whose start functions do
 // nothing: tests spawn on them.
+// `annotations` counts every annotation as a listener (which sends packets through the
+// network's general paths), or, with `fault_annotations_only`, only "fault.*" ones as
+// a prefix listener (packets then take the short paths, as in most runs).
 struct World {
-  explicit World(SimulationOptions options = {})
+  explicit World(SimulationOptions options = {}, bool fault_annotations_only = false)
       : sim(std::move(options)),
         server(sim.AddHost({.name = "server", .start = [] {}, .addresses = {"10.0.0.1"}})),
         client(sim.AddHost({.name = "client", .start = [] {}, .addresses = {"10.0.0.2"}})) {
-    sim.scheduler().AddListener(&annotations);
+    if (fault_annotations_only) {
+      sim.scheduler().AddAnnotationListener(&annotations, "fault.");
+    } else {
+      sim.scheduler().AddListener(&annotations);
+    }
   }
   ~World() { sim.scheduler().RemoveListener(&annotations); }
   Simulation sim;
@@ -86,9 +93,10 @@ double MeanMs(const std::vector<absl::Duration>& samples) {
   return sum / samples.size();
 }
 
-// The Network skips Decide when PlainLatencyNanos answers; that is sound only when the
-// answer is exactly Decide's fate (one delivery, in order, no delay) and it answers only
-// when Decide would draw nothing.
+// The Network skips Decide when the model's published plain() covers a packet; that is
+// sound only when the answer is exactly Decide's fate (one delivery, in order, no delay)
+// and it covers a packet only when Decide would draw nothing: no fault active and
+// buggify off, or faults stopped.
 TEST(Latency, PlainLatencyIsDecidesFateAndOnlyWhenNoFaultIsActive) {
   Scheduler scheduler;
   Network network(&scheduler, NetworkOptions{.latency = Ms(3), .loopback_latency = Ms(0.02)});
@@ -100,7 +108,7 @@ TEST(Latency, PlainLatencyIsDecidesFateAndOnlyWhenNoFaultIsActive) {
   FaultLinkModel plain(&network, FaultOptions{});
   for (const Packet* packet : {&between_hosts, &loopback}) {
     int64_t latency_ns = -1;
-    ASSERT_TRUE(plain.PlainLatencyNanos(*packet, &latency_ns));
+    ASSERT_TRUE(plain.PlainLatencyNanos(*packet, /*buggify_enabled=*/false, &latency_ns));
     const PacketFate fate = plain.Decide(*packet, scheduler);
     ASSERT_EQ(fate.deliveries.size(), 1u);
     EXPECT_EQ(latency_ns, absl::ToInt64Nanoseconds(fate.deliveries[0]));
@@ -108,16 +116,29 @@ TEST(Latency, PlainLatencyIsDecidesFateAndOnlyWhenNoFaultIsActive) {
     EXPECT_EQ(fate.connection_delay, absl::ZeroDuration());
   }
   int64_t latency_ns = -1;
-  ASSERT_TRUE(plain.PlainLatencyNanos(between_hosts, &latency_ns));
+  ASSERT_TRUE(plain.PlainLatencyNanos(between_hosts, false, &latency_ns));
   EXPECT_EQ(latency_ns, 3000000);
+  // Buggify may multiply a latency: Decide draws for it, so nothing is plain.
+  EXPECT_FALSE(plain.PlainLatencyNanos(between_hosts, /*buggify_enabled=*/true, &latency_ns));
 
   FaultOptions lossy;
   lossy.link.datagram_loss_probability = 0.5;
   FaultLinkModel faulty(&network, lossy);
-  EXPECT_FALSE(faulty.PlainLatencyNanos(between_hosts, &latency_ns));
+  EXPECT_FALSE(faulty.PlainLatencyNanos(between_hosts, false, &latency_ns));
   faulty.StopFaults();  // The liveness phase: base latency only, nothing drawn.
-  EXPECT_TRUE(faulty.PlainLatencyNanos(between_hosts, &latency_ns));
+  EXPECT_TRUE(faulty.PlainLatencyNanos(between_hosts, false, &latency_ns));
   EXPECT_EQ(latency_ns, 3000000);
+  EXPECT_TRUE(faulty.PlainLatencyNanos(between_hosts, /*buggify_enabled=*/true, &latency_ns));
+
+  // Faults set at run time end plainness; setting them back to none restores it.
+  FaultLinkModel later(&network, FaultOptions{});
+  later.SetDefaultLinkFaults(LinkFaults{.latency = LatencyModel::Uniform(Ms(1), Ms(2))});
+  EXPECT_FALSE(later.PlainLatencyNanos(between_hosts, false, &latency_ns));
+  later.SetDefaultLinkFaults(LinkFaults{.latency = LatencyModel::Fixed(Ms(5))});
+  ASSERT_TRUE(later.PlainLatencyNanos(between_hosts, false, &latency_ns));
+  EXPECT_EQ(latency_ns, 5000000);
+  later.SetLinkFaults(1, 2, LinkFaults{.segment_loss_probability = 0.5});
+  EXPECT_FALSE(later.PlainLatencyNanos(loopback, false, &latency_ns));
 }
 
 TEST(Latency, FixedIsAlwaysTheSame) {
@@ -278,6 +299,65 @@ TEST(Datagrams, PerLinkOverridesApplyOnlyToTheirLink) {
   ASSERT_TRUE(w.sim.Run().ok());
   EXPECT_EQ(from_client, 0);
   EXPECT_EQ(from_other, 1);
+}
+
+// One datagram client -> server and one other -> server; returns their one-way delays.
+std::pair<absl::Duration, absl::Duration> DelaysFromClientAndOther(World& w) {
+  Host& other = w.sim.AddHost({.name = "other", .start = [] {}, .addresses = {"10.0.0.3"}});
+  absl::Duration from_client = absl::InfiniteDuration(), from_other = absl::InfiniteDuration();
+  const absl::Time start = w.sim.scheduler().Now();
+  w.server.Spawn("receiver", [&] {
+    const int fd = UdpBound("0.0.0.0", 9000);
+    SetReadDeadline(fd, dsim::Now() + absl::Seconds(1));
+    while (auto m = UdpReceive(fd)) (*m == "client" ? from_client : from_other) = dsim::Now() - start;
+  });
+  w.client.Spawn("a", [] { UdpSend(UdpBound("0.0.0.0", 0), "10.0.0.1", 9000, "client"); });
+  other.Spawn("b", [] { UdpSend(UdpBound("0.0.0.0", 0), "10.0.0.1", 9000, "other"); });
+  EXPECT_TRUE(w.sim.Run().ok());
+  return {from_client, from_other};
+}
+
+// A link whose only "fault" is its own fixed latency is still that link's latency when
+// no other link has a fault (the no-fault fast path must not give every link the
+// default latency).
+TEST(Latency, PerLinkFixedLatencyOverridesApplyWhenNoLinkHasAFault) {
+  SimulationOptions options = WithLink({.latency = LatencyModel::Fixed(Ms(2))});
+  options.faults.overrides.push_back(
+      {.from = "client", .to = "server", .link = {.latency = LatencyModel::Fixed(Ms(40))}});
+  for (bool short_paths : {false, true}) {  // Through Decide, and the network's short path.
+    World w(options, short_paths);
+    const auto [from_client, from_other] = DelaysFromClientAndOther(w);
+    EXPECT_EQ(from_client, Ms(40)) << short_paths;
+    EXPECT_EQ(from_other, Ms(2)) << short_paths;
+  }
+}
+
+// An override without a latency model takes NetworkOptions::latency (LinkFaults::latency
+// unset), not the default link's model, also on the fast path.
+TEST(Latency, OverrideWithoutALatencyTakesTheNetworksLatency) {
+  SimulationOptions options = WithLink({.latency = LatencyModel::Fixed(Ms(2))});
+  options.network.latency = Ms(7);
+  options.faults.overrides.push_back({.from = "client", .to = "server", .link = {}});
+  for (bool short_paths : {false, true}) {
+    World w(options, short_paths);
+    const auto [from_client, from_other] = DelaysFromClientAndOther(w);
+    EXPECT_EQ(from_client, Ms(7)) << short_paths;
+    EXPECT_EQ(from_other, Ms(2)) << short_paths;
+  }
+}
+
+// SetLinkFaults at run time with only a new fixed latency takes effect on the fast path.
+TEST(Latency, SetLinkFaultsWithOnlyAFixedLatencyChangesThatLink) {
+  for (bool short_paths : {false, true}) {
+    World w({}, short_paths);
+    FaultLinkModel* model = w.sim.fault_model();
+    ASSERT_NE(model, nullptr);
+    model->SetLinkFaults(w.client.network_host()->id(), w.server.network_host()->id(),
+                         LinkFaults{.latency = LatencyModel::Fixed(Ms(30))});
+    const auto [from_client, from_other] = DelaysFromClientAndOther(w);
+    EXPECT_EQ(from_client, Ms(30)) << short_paths;
+    EXPECT_EQ(from_other, w.sim.network().options().latency) << short_paths;
+  }
 }
 
 // ---- Streams stay reliable ---------------------------------------------------------
@@ -635,6 +715,131 @@ TEST(Buggify, ShortReadsAndWritesKeepTheStreamIntact) {
   EXPECT_GT(short_writes, 0);
   EXPECT_GT(short_reads, 0);
   EXPECT_GT(w.annotations.count("fault.buggify.short_write"), 0);
+}
+
+// The network skips the fault model while it is plain; buggify turned on during a run
+// must end that at once (latencies are multiplied again), and turned off, restore it.
+TEST(Buggify, DelaysFollowSetBuggifyDuringARun) {
+  SimulationOptions options;
+  options.network.latency = Ms(1);
+  options.faults.buggify_delay_probability = 1.0;
+  options.faults.buggify_short_io_probability = 0;
+  options.faults.buggify_delay_factor = 10;
+  World w(options, /*fault_annotations_only=*/true);
+  std::vector<absl::Duration> delays;
+  w.server.Spawn("receiver", [&] {
+    const int fd = UdpBound("0.0.0.0", 9000);
+    SetReadDeadline(fd, dsim::Now() + absl::Seconds(5));
+    while (auto m = UdpReceive(fd)) {
+      absl::Time sent;
+      ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, *m, &sent, nullptr));
+      delays.push_back(dsim::Now() - sent);
+    }
+  });
+  w.client.Spawn("sender", [&] {
+    const int fd = UdpBound("0.0.0.0", 0);
+    auto send = [&] {
+      UdpSend(fd, "10.0.0.1", 9000,
+              absl::FormatTime(absl::RFC3339_full, dsim::Now(), absl::UTCTimeZone()));
+      dsim::SleepFor(Ms(50));
+    };
+    send();
+    w.sim.SetBuggify(true);
+    send();
+    w.sim.SetBuggify(false);
+    send();
+  });
+  ASSERT_TRUE(w.sim.Run().ok());
+  EXPECT_EQ(delays, (std::vector<absl::Duration>{Ms(1), Ms(10), Ms(1)}));
+  EXPECT_EQ(w.annotations.count("fault.buggify.delay"), 1);
+}
+
+// The short paths write the trace's send and delivery records themselves when the trace
+// alone listens; a listener sends every packet through the general paths. Both must
+// record the same: IPv4 and IPv6, loopback, UDP and TCP, over many trace blocks.
+int FamilyOf(const char* ip) { return std::string(ip).find(':') != std::string::npos ? AF_INET6 : AF_INET; }
+
+int BoundSocket(const char* ip, uint16_t port, int type) {
+  const int fd = Socket(FamilyOf(ip), type, 0);
+  sockaddr_storage a;
+  const socklen_t l = MakeSockaddr(ip, port, &a);
+  EXPECT_EQ(Bind(fd, reinterpret_cast<sockaddr*>(&a), l), 0) << ip;
+  return fd;
+}
+
+void UdpEchoOn(const char* ip, uint16_t port) {
+  const int fd = BoundSocket(ip, port, SOCK_DGRAM);
+  SetReadDeadline(fd, dsim::Now() + absl::Seconds(1));
+  sockaddr_storage from;
+  socklen_t length = sizeof(from);
+  char buffer[64];
+  ssize_t n;
+  while ((n = Recvfrom(fd, buffer, sizeof(buffer), 0, reinterpret_cast<sockaddr*>(&from),
+                       &length)) > 0) {
+    Sendto(fd, buffer, n, 0, reinterpret_cast<sockaddr*>(&from), length);
+    length = sizeof(from);
+  }
+}
+
+std::pair<uint64_t, std::string> TracedTraffic(bool listener) {
+  SimulationOptions options{.seed = 3};
+  options.trace.keep_all_events = true;
+  Simulation sim(options);
+  SchedulerListener quiet;
+  if (listener) sim.scheduler().AddListener(&quiet);
+  sim.AddHost({.name = "server", .start = [] {
+    dsim::Spawn("udp4", [] { UdpEchoOn("10.0.0.1", 90); });
+    dsim::Spawn("udp6", [] { UdpEchoOn("fd00::1", 90); });
+    const int listener_fd = BoundSocket("::", 80, SOCK_STREAM);
+    Listen(listener_fd, 8);
+    for (int i = 0; i < 2; ++i) {
+      const int conn = Accept(listener_fd, nullptr, nullptr);
+      WriteAll(conn, ReadAll(conn));
+      Close(conn);
+    }
+  }, .addresses = {"10.0.0.1", "fd00::1"}});
+  sim.AddHost({.name = "client", .start = [] {
+    for (const char* server : {"10.0.0.1", "fd00::1"}) {
+      const int udp = BoundSocket(FamilyOf(server) == AF_INET6 ? "::" : "0.0.0.0", 0, SOCK_DGRAM);
+      for (int i = 0; i < 40; ++i) {
+        sockaddr_storage a;
+        const socklen_t l = MakeSockaddr(server, 90, &a);
+        const std::string ping = absl::StrCat("ping ", i);
+        Sendto(udp, ping.data(), ping.size(), 0, reinterpret_cast<sockaddr*>(&a), l);
+        UdpReceive(udp);
+      }
+      const int fd = Socket(FamilyOf(server), SOCK_STREAM, 0);
+      sockaddr_storage a;
+      const socklen_t l = MakeSockaddr(server, 80, &a);
+      EXPECT_EQ(Connect(fd, reinterpret_cast<sockaddr*>(&a), l), 0);
+      WriteAll(fd, std::string(200000, 'x'));
+      Shutdown(fd, SHUT_WR);
+      ReadAll(fd);
+      Close(fd);
+    }
+    for (const char* self : {"127.0.0.1", "::1"}) {  // Loopback: datagrams to itself.
+      const int fd = BoundSocket(self, 95, SOCK_DGRAM);
+      sockaddr_storage a;
+      const socklen_t l = MakeSockaddr(self, 95, &a);
+      Sendto(fd, "self", 4, 0, reinterpret_cast<sockaddr*>(&a), l);
+      UdpReceive(fd);
+    }
+  }, .start_daemon = false, .addresses = {"10.0.0.2", "fd00::2"}});
+  EXPECT_TRUE(sim.RunFor(absl::Seconds(10)).ok());
+  if (listener) sim.scheduler().RemoveListener(&quiet);
+  return {sim.trace().fingerprint(), sim.trace().ToText()};
+}
+
+TEST(ShortPaths, RecordWhatTheGeneralPathsRecord) {
+  const auto [short_fingerprint, short_text] = TracedTraffic(/*listener=*/false);
+  const auto [general_fingerprint, general_text] = TracedTraffic(/*listener=*/true);
+  EXPECT_TRUE(absl::StrContains(short_text, "net.send: udp [fd00::2]:")) << short_text.substr(0, 3000);
+  EXPECT_TRUE(absl::StrContains(short_text, "net.deliver: udp 127.0.0.1:95->127.0.0.1:95"));
+  EXPECT_TRUE(absl::StrContains(short_text, "net.deliver: udp [::1]:95->[::1]:95"));
+  EXPECT_GT(std::count(short_text.begin(), short_text.end(), '\n'), 2000);
+  EXPECT_TRUE(absl::StrContains(short_text, "net.send: tcp [fd00::2]:"));
+  EXPECT_EQ(short_text, general_text);
+  EXPECT_EQ(short_fingerprint, general_fingerprint);
 }
 
 TEST(Buggify, IsOffByDefaultAndTogglesPerSimulation) {
