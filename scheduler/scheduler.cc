@@ -535,7 +535,9 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::AdvanceClockTo(int64_t ns) {
                             ? absl::FromUnixNanos(kEpochUnixNanos + ns)
                             : Epoch() + absl::Nanoseconds(ns);
   if (trace_sink_ != nullptr) trace_sink_->Clock(now_ns_, ns);
-  for (SchedulerListener* l : listeners_) l->OnClockAdvanced(now_, to);
+  if (ABSL_PREDICT_FALSE(has_listeners_)) {
+    for (SchedulerListener* l : listeners_) l->OnClockAdvanced(now_, to);
+  }
   now_ns_ = ns;
   now_ = to;
 }
