@@ -15,15 +15,15 @@ void TraceSink::DecideSlow(DecisionKind kind, TaskId current, int64_t now_ns,
                                              internal::kTextHashK2);
   }
   if (label == nullptr) label = "";
-  uint64_t* p = Begin(7);
+  CheckNow(now_ns);
+  uint64_t* p = Begin(6);
   p[0] = Header(TraceRecord::kDecision,
                 static_cast<uint8_t>(static_cast<int>(kind) | int{from_yield} << 4), kNoGroup);
   p[1] = current;
-  p[2] = static_cast<uint64_t>(now_ns);
-  p[3] = n == 0 ? chosen : candidates[chosen];
-  p[4] = num_options;
-  p[5] = StaticHash(label);
-  p[6] = candidates_hash;
+  p[2] = n == 0 ? chosen : candidates[chosen];
+  p[3] = num_options;
+  p[4] = StaticHash(label);
+  p[5] = candidates_hash;
 }
 
 // kMaxContinues steps without an event: a header-only record that is no event.

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -53,63 +54,40 @@ std::string FormatVirtualTime(int64_t time_ns) {
 // (scheduler/trace_sink.h describes them); this file owns the blocks, hashes each one
 // when it is full, and turns records back into TraceEvents when someone reads them.
 //
-// The fingerprint is WordHash-style over the whole word stream: every word of every
-// record, in order, two words per multiply, block by block (a block's odd last word
-// pairs with a constant). The record boundaries follow from the headers, so the word
-// sequence spells the event stream unambiguously: two streams that differ in any field
-// of any event hash different sequences. The stream has no index (implied by position)
-// and no task or timer picks (the run or timer record after each names the pick; the
-// options follow from the records before). A step on which the running task went on
-// without an event is counted in the next record's header (and, for steps after the
-// last record, in the fingerprint's final step). Strings enter by content hash.
+// The fingerprint is a BlockHash (sim/internal/stream_hash.h) of the whole word stream:
+// every word of every record, in order, two AES rounds per pair of words, block by
+// block (a block's odd last word pairs with a constant). The record boundaries follow
+// from the headers, so the word sequence spells the event stream unambiguously: two
+// streams that differ in any field of any event hash different sequences. The stream
+// has no index (implied by position), no time (only clock records move the clock, and
+// they carry it) and no task or timer picks (the run or timer record after each names
+// the pick; the options follow from the records before). A step on which the running
+// task went on without an event is counted in the next record's header (and, for steps
+// after the last record, in the fingerprint's final step). Strings enter by content hash.
 
 namespace {
 
-constexpr uint64_t kPairK1 = 0xa0761d6478bd642fULL;
-constexpr uint64_t kPairK2 = 0xe7037ed1a0b428dbULL;
-constexpr uint64_t kOddK = 0x8ebc6af09c88c6e3ULL;
 // A described location's text hashes apart from a file of the same name.
 constexpr uint64_t kDescribedSalt = 0x3c6ef372fe94f82bULL;
 constexpr size_t kBlockWords = TraceSink::kBlockWords;
-
-inline uint64_t Mum(uint64_t a, uint64_t b) { return internal::TraceMum(a, b); }
-
-// Absorbs the pairs of words[0, n) (n even) into `state`: one multiply per pair. (The
-// second word is xored with a constant so that a zero word does not zero the product.)
-inline uint64_t AbsorbPairs(uint64_t state, const uint64_t* words, size_t n) {
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    state = Mum(state ^ words[i], words[i + 1] ^ kPairK2);
-    state = Mum(state ^ words[i + 2], words[i + 3] ^ kPairK2);
-  }
-  if (i < n) state = Mum(state ^ words[i], words[i + 1] ^ kPairK2);
-  return state;
-}
-
-// Absorbs words[0, n), an odd last word paired with a constant.
-inline uint64_t AbsorbBlock(uint64_t state, const uint64_t* words, size_t n) {
-  state = AbsorbPairs(state, words, n & ~size_t{1});
-  if (n & 1) state = Mum(state ^ words[n - 1] ^ kPairK1, kOddK);
-  return state;
-}
 
 // Words of the record whose header is `header`.
 size_t RecordLength(uint64_t header) {
   const uint8_t aux = static_cast<uint8_t>(header >> 8);
   switch (static_cast<TraceRecord>(header & 0xff)) {
-    case TraceRecord::kSpawn: return 5;
-    case TraceRecord::kDispatch: return 3;
-    case TraceRecord::kBlock: return 6;
-    case TraceRecord::kWake: return 4;
-    case TraceRecord::kFinish: return 3;
-    case TraceRecord::kTimer: return 3;
-    case TraceRecord::kClock: return 3;
-    case TraceRecord::kDecision: return 7;
+    case TraceRecord::kSpawn: return 4;
+    case TraceRecord::kDispatch: return 2;
+    case TraceRecord::kBlock: return 3;
+    case TraceRecord::kWake: return 3;
+    case TraceRecord::kFinish: return 2;
+    case TraceRecord::kTimer: return 2;
+    case TraceRecord::kClock: return 2;
+    case TraceRecord::kDecision: return 6;
     case TraceRecord::kAnnotation:
-      return 4 + ((aux >> 6) & 1) + ((aux >> 7) & 1) + (aux & 15);
-    case TraceRecord::kNote: return 5 + ((aux >> 6) & 1);
+      return 3 + ((aux >> 6) & 1) + ((aux >> 7) & 1) + (aux & 15);
+    case TraceRecord::kNote: return 4 + ((aux >> 6) & 1);
     case TraceRecord::kContinues: return 1;
-    case TraceRecord::kFlowEnd: return 5;
+    case TraceRecord::kFlowEnd: return 4;
   }
   DSIM_CHECK(false, "unknown trace record ", header & 0xff);
   return 1;
@@ -118,20 +96,12 @@ size_t RecordLength(uint64_t header) {
 // The most events kept in a ring; more than this keeps all.
 constexpr size_t kMaxRingEvents = size_t{1} << 26;
 
-// The next power of two at or above n (n > 0).
-uint64_t PowerOfTwoAtLeast(uint64_t n) {
-  uint64_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
-
 }  // namespace
 
 Trace::Trace(Scheduler* scheduler, TraceOptions options)
     : scheduler_(scheduler),
       options_(options),
-      keep_(options.keep_all_events ? SIZE_MAX : options.keep_last_events),
-      state_(internal::WordHash::kInitialState) {
+      keep_(options.keep_all_events ? SIZE_MAX : options.keep_last_events) {
   DSIM_MISUSE(scheduler != nullptr, "Trace needs a scheduler");
   DSIM_MISUSE(options_.keep_all_events || options_.keep_last_events > 0,
               "TraceOptions::keep_last_events must be positive (or set keep_all_events)");
@@ -140,14 +110,10 @@ Trace::Trace(Scheduler* scheduler, TraceOptions options)
     // Room for the last keep_ events of the longest kind, the block being written and
     // one more: keep_last_events stays exact.
     ring_blocks_ = (keep_ * kMaxRecordWords + kBlockWords - 1) / kBlockWords + 2;
-    ring_.reset(new uint64_t[ring_blocks_ * kBlockWords]);  // Never zeroed.
+    ring_.reset(new WordBlock[ring_blocks_]);  // Never zeroed.
     blocks_.resize(ring_blocks_);
-    starts_storage_.resize(PowerOfTwoAtLeast(keep_));
-    starts_mask_ = starts_storage_.size() - 1;
-  } else {
-    starts_mask_ = ~uint64_t{0};
   }
-  starts_ = starts_storage_.data();
+  clock_ns_ = scheduler_->NowNanos();
   set_record_decisions(options_.record_decisions);
   block_seq_ = UINT64_MAX;  // NextBlock starts block 0.
   NextBlock();
@@ -169,29 +135,23 @@ void Trace::Detach() {
 
 void Trace::NextBlock() {
   if (block_begin_ != nullptr) {
-    state_ = AbsorbBlock(state_, block_begin_, static_cast<size_t>(cursor_ - block_begin_));
+    internal::AbsorbBlock(&lanes_, block_begin_, static_cast<size_t>(cursor_ - block_begin_));
   }
   ++block_seq_;
   uint64_t* words;
   BlockInfo* info;
   if (ring_blocks_ != 0) {
     const uint64_t slot = block_seq_ % ring_blocks_;
-    words = ring_.get() + slot * kBlockWords;
+    words = ring_[slot].words;
     info = &blocks_[slot];
   } else {
-    chunks_.emplace_back(new uint64_t[kBlockWords]);
-    words = chunks_.back().get();
+    chunks_.emplace_back(new WordBlock);
+    words = chunks_.back()->words;
     info = &blocks_.emplace_back();
-    // Room to index every event this block can hold (records are 3 words or more).
-    if (starts_storage_.size() < events_ + kBlockWords) {
-      starts_storage_.resize(std::max<size_t>(starts_storage_.size() * 2, events_ + kBlockWords));
-      starts_ = starts_storage_.data();
-    }
   }
-  *info = BlockInfo{block_seq_, state_, events_, words};
+  *info = BlockInfo{block_seq_, lanes_, events_, clock_ns_, words};
   block_begin_ = cursor_ = words;
   limit_ = words + kBlockWords;
-  bias_ = reinterpret_cast<uintptr_t>(words) - block_seq_ * kBlockWords * sizeof(uint64_t);
 }
 
 uint64_t Trace::FirstRetainedIndex() const {
@@ -205,36 +165,76 @@ uint64_t Trace::FirstRetainedIndex() const {
 }
 
 uint64_t Trace::fingerprint() const {
-  const uint64_t state =
-      AbsorbBlock(state_, block_begin_, static_cast<size_t>(cursor_ - block_begin_));
+  internal::HashLanes lanes = lanes_;
+  internal::AbsorbBlock(&lanes, block_begin_, static_cast<size_t>(cursor_ - block_begin_));
   // The steps after the last record, and the count of events.
-  return Mum(state ^ continues_ ^ kPairK1, events_ ^ kOddK);
+  return internal::FinishHash(lanes, continues_ / kOneContinue, events_);
 }
 
-const uint64_t* Trace::RecordOf(uint64_t index, const BlockInfo** block) const {
-  const uint64_t position = starts_[index & starts_mask_] / sizeof(uint64_t);
-  const uint64_t seq = position / kBlockWords;
-  const BlockInfo& info = ring_blocks_ != 0 ? blocks_[seq % ring_blocks_] : blocks_[seq];
-  DSIM_CHECK(info.seq == seq, "trace record ", index, " is no longer retained");
+const Trace::BlockInfo& Trace::BlockOfEvent(uint64_t index) const {
+  DSIM_CHECK(index < events_, "trace event ", index, " was not recorded");
+  // The last retained block whose first event is at or before `index` (blocks holding
+  // no event share their first event with the next).
+  uint64_t low = ring_blocks_ != 0 && block_seq_ >= ring_blocks_ ? block_seq_ + 1 - ring_blocks_
+                                                                 : 0;
+  uint64_t high = block_seq_;
+  auto at = [this](uint64_t seq) -> const BlockInfo& {
+    return ring_blocks_ != 0 ? blocks_[seq % ring_blocks_] : blocks_[seq];
+  };
+  DSIM_CHECK(at(low).first_event <= index, "trace event ", index, " is no longer retained");
+  while (low < high) {
+    const uint64_t mid = low + (high - low + 1) / 2;
+    if (at(mid).first_event <= index) {
+      low = mid;
+    } else {
+      high = mid - 1;
+    }
+  }
+  return at(low);
+}
+
+const uint64_t* Trace::RecordOf(uint64_t index, const BlockInfo** block, ReadCursor* cursor,
+                                int64_t* clock_before) const {
+  const BlockInfo& info = BlockOfEvent(index);
+  if (cursor->seq != info.seq || cursor->event > index) {
+    *cursor = ReadCursor{info.seq, 0, info.first_event, info.clock_before};
+    // Skip what comes before the block's first event (no-event records).
+    while (static_cast<TraceRecord>(info.words[cursor->offset] & 0xff) == TraceRecord::kContinues) {
+      ++cursor->offset;
+    }
+  }
+  while (cursor->event < index) {
+    const uint64_t header = info.words[cursor->offset];
+    if (static_cast<TraceRecord>(header & 0xff) == TraceRecord::kClock) {
+      cursor->clock_ns = static_cast<int64_t>(info.words[cursor->offset + 1]);
+    }
+    cursor->offset += RecordLength(header);
+    ++cursor->event;
+    while (static_cast<TraceRecord>(info.words[cursor->offset] & 0xff) == TraceRecord::kContinues) {
+      ++cursor->offset;
+    }
+  }
   *block = &info;
-  return info.words + position % kBlockWords;
+  if (clock_before != nullptr) *clock_before = cursor->clock_ns;
+  return info.words + cursor->offset;
 }
 
 uint64_t Trace::HashThrough(uint64_t index) const {
   const BlockInfo* block;
-  const uint64_t* record = RecordOf(index, &block);
+  const uint64_t* record = RecordOf(index, &block, &read_cursor_);
   const uint64_t end = static_cast<uint64_t>(record - block->words) + RecordLength(*record);
   const uint64_t even = end & ~uint64_t{1};
   if (prefix_seq_ != block->seq || prefix_offset_ > even) {
     prefix_seq_ = block->seq;
     prefix_offset_ = 0;
-    prefix_state_ = block->state_before;
+    prefix_lanes_ = block->lanes_before;
   }
-  prefix_state_ = AbsorbPairs(prefix_state_, block->words + prefix_offset_, even - prefix_offset_);
+  internal::AbsorbPairs(&prefix_lanes_, block->words, prefix_offset_ / 2, even / 2);
   prefix_offset_ = even;
-  uint64_t state = prefix_state_;
-  if (end & 1) state = Mum(state ^ block->words[end - 1] ^ kPairK1, kOddK);
-  return Mum(state ^ kOddK, end ^ kPairK2);
+  // The stream so far as a block that ends after this record, and where it ends.
+  internal::HashLanes lanes = prefix_lanes_;
+  if (end & 1) internal::AbsorbOddWord(&lanes, block->words[end - 1], end / 2);
+  return internal::FinishHash(lanes, internal::kOddWordPad, end);
 }
 
 uint64_t Trace::StaticHashSlow(const char* text) {
@@ -282,6 +282,24 @@ AnnotationFormatter Trace::FormatOf(uint64_t index, uint64_t category_hash) cons
   if (it != formats_.end() && it->first == index) return it->second;
   auto category = categories_.find(category_hash);
   return category != categories_.end() ? category->second.format : nullptr;
+}
+
+uint64_t Trace::SiteHashSlow(const char* what, SourceLocation where, int line_key) {
+  const char* text = what != nullptr ? what : "";
+  const bool described = line_key == -1;
+  const uint64_t hash = TraceSiteHash(StaticHash(text), FileHash(where.file_name(), described),
+                                      line_key);
+  sites_.try_emplace(hash, text,
+                     described ? SourceLocation::Described(where.file_name())
+                               : SourceLocation::Current(where.file_name(), where.line()));
+  site_cache_[(CacheSlot(where.file_name()) + static_cast<unsigned>(line_key)) &
+              (kCacheSlots - 1)] = SiteSlot{what, where.file_name(), line_key, hash};
+  return hash;
+}
+
+std::pair<const char*, SourceLocation> Trace::Site(uint64_t hash) const {
+  auto it = sites_.find(hash);
+  return it != sites_.end() ? it->second : std::make_pair("?", SourceLocation());
 }
 
 const char* Trace::StaticText(uint64_t hash) const {
@@ -355,42 +373,42 @@ uint64_t Trace::CategoryHashSlow(absl::string_view category, CategorySlot& slot)
 void Trace::Spawn(const TaskView& task, TaskId spawner, int64_t now_ns) {
   if (task_names_.size() <= task.id) task_names_.resize(task.id + 1);
   task_names_[task.id] = std::string(task.name);
-  uint64_t* p = Begin(5);
+  CheckNow(now_ns);
+  uint64_t* p = Begin(4);
   p[0] = Header(TraceRecord::kSpawn, task.daemon ? 1 : 0, task.group);
   p[1] = task.id;
-  p[2] = static_cast<uint64_t>(now_ns);
-  p[3] = spawner;
-  p[4] = TraceTextHash(task.name);
+  p[2] = spawner;
+  p[3] = TraceTextHash(task.name);
 }
 
 void Trace::Annotate(const Annotation& annotation, TaskId task, int64_t now_ns) {
+  CheckNow(now_ns);
   const uint64_t index = events_;
   const uint64_t category = CategoryHash(annotation.category, annotation.format, index);
   if (annotation.repeats_flow_start && annotation.format != nullptr &&
       annotation.flow_id != 0) {
-    WriteFlowEnd(Reserve(5), category, annotation.group, task, now_ns, annotation.flow_id,
+    WriteFlowEnd(Reserve(4), category, annotation.group, task, annotation.flow_id,
                  annotation.flow_phase);
     return;
   }
   if (annotation.format != nullptr) {
     const AnnotationPayload& in = annotation.payload;
     const int count = std::min<int>(in.word_count, AnnotationPayload::kMaxWords);
-    uint64_t* words = BeginAnnotationOf(category, annotation.group, task, now_ns,
-                                        annotation.flow_id, annotation.flow_phase, in.text);
+    uint64_t* words = BeginAnnotationOf(category, annotation.group, task, annotation.flow_id,
+                                        annotation.flow_phase, in.text);
     for (int i = 0; i < count; ++i) words[i] = in.words[i];
     EndAnnotation(words, count);
     return;
   }
   const bool has_flow = annotation.flow_id != 0;
-  uint64_t* p = Begin(has_flow ? 6 : 5);
+  uint64_t* p = Begin(has_flow ? 5 : 4);
   p[0] = Header(TraceRecord::kNote,
                 static_cast<uint8_t>((annotation.flow_phase & 3) << 4 | int{has_flow} << 6),
                 annotation.group);
   p[1] = task;
-  p[2] = static_cast<uint64_t>(now_ns);
-  p[3] = category;
-  if (has_flow) p[4] = annotation.flow_id;
-  p[has_flow ? 5 : 4] = TraceTextHash(annotation.detail);
+  p[2] = category;
+  if (has_flow) p[3] = annotation.flow_id;
+  p[has_flow ? 4 : 3] = TraceTextHash(annotation.detail);
   AddText(index, annotation.detail);
 }
 
@@ -447,7 +465,8 @@ void Trace::OnAnnotation(const Annotation& annotation) {
 
 TraceEvent Trace::Materialize(uint64_t index) const {
   const BlockInfo* block;
-  const uint64_t* w = RecordOf(index, &block);
+  int64_t clock_before;
+  const uint64_t* w = RecordOf(index, &block, &read_cursor_, &clock_before);
   const uint64_t header = w[0];
   const uint8_t aux = static_cast<uint8_t>(header >> 8);
   TraceEvent e;
@@ -455,12 +474,12 @@ TraceEvent Trace::Materialize(uint64_t index) const {
   e.group = static_cast<GroupId>(header >> 32);
   e.hash = HashThrough(index);
   e.task = w[1];
-  e.time_ns = static_cast<int64_t>(w[2]);
+  e.time_ns = clock_before;
   switch (static_cast<TraceRecord>(header & 0xff)) {
     case TraceRecord::kSpawn:
       e.kind = TraceEventKind::kSpawn;
       e.number = aux;
-      e.other_task = w[3];
+      e.other_task = w[2];
       e.detail = std::string(TaskName(e.task));
       break;
     case TraceRecord::kDispatch:
@@ -471,14 +490,12 @@ TraceEvent Trace::Materialize(uint64_t index) const {
       break;
     case TraceRecord::kBlock:
       e.kind = TraceEventKind::kBlock;
-      e.what = StaticText(w[3]);
-      e.where = aux != 0 ? SourceLocation::Described(FileText(w[4]))
-                         : SourceLocation::Current(FileText(w[4]), static_cast<int>(w[5]));
+      std::tie(e.what, e.where) = Site(w[2]);
       break;
     case TraceRecord::kWake:
       e.kind = TraceEventKind::kWake;
       e.code = aux;
-      e.other_task = w[3];
+      e.other_task = w[2];
       break;
     case TraceRecord::kTimer:
       e.kind = TraceEventKind::kTimer;
@@ -488,45 +505,48 @@ TraceEvent Trace::Materialize(uint64_t index) const {
     case TraceRecord::kClock:
       e.kind = TraceEventKind::kClock;
       e.task = kNoTask;
-      e.number = w[1];
+      e.number = static_cast<uint64_t>(clock_before);
+      e.time_ns = static_cast<int64_t>(w[1]);
       break;
     case TraceRecord::kDecision:
       e.kind = TraceEventKind::kDecision;
       e.code = aux & 15;
-      e.number = w[3];
-      e.options = w[4];
-      e.what = StaticText(w[5]);
+      e.number = w[2];
+      e.options = w[3];
+      e.what = StaticText(w[4]);
       break;
     case TraceRecord::kAnnotation:
     case TraceRecord::kNote: {
       e.kind = TraceEventKind::kAnnotation;
-      auto category = categories_.find(w[3]);
+      auto category = categories_.find(w[2]);
       if (category != categories_.end()) e.category = category->second.text;
       const bool has_flow = (aux >> 6) & 1;
       e.flow_phase = (aux >> 4) & 3;
-      e.flow_id = has_flow ? w[4] : 0;
+      e.flow_id = has_flow ? w[3] : 0;
       if (static_cast<TraceRecord>(header & 0xff) == TraceRecord::kNote) {
         e.detail = std::string(TextOf(index));
         break;
       }
-      if (AnnotationFormatter format = FormatOf(index, w[3])) {
-        format(PayloadOf(index), &e.detail);
+      if (AnnotationFormatter format = FormatOf(index, w[2])) {
+        format(PayloadOf(w), &e.detail);
       }
       break;
     }
     case TraceRecord::kFlowEnd: {
       e.kind = TraceEventKind::kAnnotation;
-      auto category = categories_.find(w[3]);
+      auto category = categories_.find(w[2]);
       if (category != categories_.end()) e.category = category->second.text;
       e.flow_phase = (aux >> 4) & 3;
-      e.flow_id = w[4];
+      e.flow_id = w[3];
       const uint64_t start = FindFlowStart(e.flow_id, index);
-      AnnotationFormatter format = FormatOf(index, w[3]);
+      AnnotationFormatter format = FormatOf(index, w[2]);
       if (start == UINT64_MAX) {
         absl::StrAppend(&e.detail, "(as at the start of flow ", e.flow_id,
                         ", which is no longer retained)");
       } else if (format != nullptr) {
-        format(PayloadOf(start), &e.detail);
+        ReadCursor scratch;
+        const BlockInfo* start_block;
+        format(PayloadOf(RecordOf(start, &start_block, &scratch)), &e.detail);
       }
       break;
     }
@@ -537,12 +557,10 @@ TraceEvent Trace::Materialize(uint64_t index) const {
   return e;
 }
 
-AnnotationPayload Trace::PayloadOf(uint64_t index) const {
-  const BlockInfo* block;
-  const uint64_t* w = RecordOf(index, &block);
+AnnotationPayload Trace::PayloadOf(const uint64_t* w) const {
   const uint8_t aux = static_cast<uint8_t>(w[0] >> 8);
   DSIM_CHECK(static_cast<TraceRecord>(w[0] & 0xff) == TraceRecord::kAnnotation);
-  size_t i = 4 + ((aux >> 6) & 1);
+  size_t i = 3 + ((aux >> 6) & 1);
   AnnotationPayload payload;
   payload.text = (aux >> 7) & 1 ? StaticText(w[i++]) : nullptr;
   payload.word_count = aux & 15;
@@ -557,11 +575,11 @@ uint64_t Trace::FindFlowStart(uint64_t flow, uint64_t index) const {
   // Index the flow starts among the retained events before `index`, once each.
   for (uint64_t i = std::max(flows_indexed_to_, first); i < index; ++i) {
     const BlockInfo* block;
-    const uint64_t* w = RecordOf(i, &block);
+    const uint64_t* w = RecordOf(i, &block, &flow_cursor_);
     const uint8_t aux = static_cast<uint8_t>(w[0] >> 8);
     if (static_cast<TraceRecord>(w[0] & 0xff) == TraceRecord::kAnnotation &&
         ((aux >> 4) & 3) == 1 && ((aux >> 6) & 1) != 0) {
-      flow_starts_[w[4]] = i;
+      flow_starts_[w[3]] = i;
     }
   }
   flows_indexed_to_ = std::max(flows_indexed_to_, index);

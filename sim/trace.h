@@ -18,21 +18,24 @@
 //   uint64_t fp = trace.fingerprint();             // same program + seed: same value
 //
 // Fingerprint. A 64-bit, order-sensitive hash of the whole event stream: every word of
-// every event's binary record (scheduler/trace_sink.h lists them: kind, group, task,
-// time and the kind's fields; strings by the hash of their content; an annotation's
-// lazy payload words), in order, hashed block by block (two words per multiply) when a
-// block fills and when the fingerprint is read. Any difference in any field of any
-// event changes it. It also counts the steps on which the running task went on without
-// an event. It uses no per-process salt, so two processes, two machines or two OS
-// threads that run the same simulation get the same value; a different value means the
-// runs differ somewhere. FirstDivergence() says where.
+// every event's binary record (scheduler/trace_sink.h lists them: kind, group, task and
+// the kind's fields; strings by the hash of their content; an annotation's lazy payload
+// words; time by the clock records, which are the only records that move it), in
+// order, hashed block by block (sim/internal/stream_hash.h: two AES rounds per pair of
+// words, about one instruction per word with AES-NI) when a block fills and when the
+// fingerprint is read. Any difference in any field of any event changes it. It also
+// counts the steps on which the running task went on without an event. It uses no
+// per-process salt, so two processes, two machines or two OS threads that run the same
+// simulation get the same value; a different value means the runs differ somewhere.
+// FirstDivergence() says where.
 //
 // Cost. The first trace of a scheduler is its trace sink: the scheduler writes each
 // event as a few 64-bit words straight into the trace's current block (no virtual
 // call), and socket calls and packets do the same when the trace alone hears them (see
 // Scheduler::SoleTraceSink). No text formatting, no heap allocation and no hashing per
-// event: about 20-60 instructions to write an event and 4 per word to hash it later.
-// Text is made only when read: events(), Describe(), the text and Chrome JSON exports.
+// event: about 15-50 instructions to write an event and under 2 per word to hash it
+// later. Reading walks the records from a block's start (no index of event positions
+// is kept). Text is made only when read: events(), Describe(), the text and Chrome JSON exports.
 // Strings an event refers to by pointer (a block's `what`, a decision's label, a source
 // file name, AnnotationPayload::text) must be static, as they always had to be. A second
 // trace of the same scheduler listens as a SchedulerListener and records the same.
@@ -63,6 +66,7 @@
 #include "absl/time/time.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/trace_sink.h"
+#include "sim/internal/stream_hash.h"
 
 namespace dsim {
 
@@ -194,17 +198,28 @@ class Trace final : public SchedulerListener, public TraceSink {
   void NextBlock() override;
   uint64_t StaticHashSlow(const char* text) override;
   uint64_t FileHashSlow(const char* file, bool described) override;
+  uint64_t SiteHashSlow(const char* what, SourceLocation where, int line_key) override;
   void LearnKind(const AnnotationKind& kind) override;
   void Spawn(const TaskView& task, TaskId spawner, int64_t now_ns) override;
   void Annotate(const Annotation& annotation, TaskId task, int64_t now_ns) override;
 
   // A block of kBlockWords words: the hash state before it, the first event recorded
-  // in it, and (in a ring) which block of the stream it holds now.
+  // in it, the clock when it began, and (in a ring) which block of the stream it holds now.
   struct BlockInfo {
     uint64_t seq = UINT64_MAX;
-    uint64_t state_before = 0;
+    internal::HashLanes lanes_before;
     uint64_t first_event = 0;
+    int64_t clock_before = 0;
     uint64_t* words = nullptr;
+  };
+  // A place in the record stream: the record of event `event` starts at `offset` of
+  // block `seq`, and the clock before it reads `clock_ns`. Reading walks forward from
+  // one (records hold no index and no time).
+  struct ReadCursor {
+    uint64_t seq = UINT64_MAX;
+    uint64_t offset = 0;
+    uint64_t event = 0;
+    int64_t clock_ns = 0;
   };
   struct CategoryInfo {
     std::string text;
@@ -229,11 +244,18 @@ class Trace final : public SchedulerListener, public TraceSink {
   AnnotationFormatter FormatOf(uint64_t index, uint64_t category_hash) const;
   const char* StaticText(uint64_t hash) const;
   const char* FileText(uint64_t hash) const;
+  std::pair<const char*, SourceLocation> Site(uint64_t hash) const;
   uint64_t FirstRetainedIndex() const;
-  // The words of event `index` (retained) and the block holding them.
-  const uint64_t* RecordOf(uint64_t index, const BlockInfo** block) const;
-  // The payload of lazy annotation `index` (a kAnnotation record).
-  AnnotationPayload PayloadOf(uint64_t index) const;
+  // The block holding event `index` (retained).
+  const BlockInfo& BlockOfEvent(uint64_t index) const;
+  // The words of event `index` (retained) and the block holding them; `*clock_before`
+  // (if not null) gets the clock before the record. Walks from `*cursor` when it is in
+  // the same block at or before `index`, else from the block's start; leaves `*cursor`
+  // at the record.
+  const uint64_t* RecordOf(uint64_t index, const BlockInfo** block, ReadCursor* cursor,
+                           int64_t* clock_before = nullptr) const;
+  // The payload of a lazy annotation's record (a kAnnotation record).
+  AnnotationPayload PayloadOf(const uint64_t* record) const;
   // The retained phase-1 annotation of `flow` before `index`, or UINT64_MAX.
   uint64_t FindFlowStart(uint64_t flow, uint64_t index) const;
   // The fingerprint of the stream up to and including event `index`.
@@ -247,16 +269,20 @@ class Trace final : public SchedulerListener, public TraceSink {
   // The words: a ring of ring_blocks_ blocks, or (0: every event kept) blocks
   // allocated one by one, never moved.
   uint64_t ring_blocks_ = 0;
-  std::unique_ptr<uint64_t[]> ring_;
-  std::vector<std::unique_ptr<uint64_t[]>> chunks_;
+  // 16-byte aligned: the hash reads the words as 16-byte pairs.
+  struct alignas(64) WordBlock {
+    uint64_t words[kBlockWords];
+  };
+  std::unique_ptr<WordBlock[]> ring_;
+  std::vector<std::unique_ptr<WordBlock>> chunks_;
   std::vector<BlockInfo> blocks_;  // By seq % ring_blocks_, or by seq.
-  std::vector<uintptr_t> starts_storage_;  // TraceSink::starts_ points here.
   uint64_t block_seq_ = 0;          // The block being written.
   uint64_t* block_begin_ = nullptr;
-  uint64_t state_;                  // Hash of every finished block.
+  internal::HashLanes lanes_;       // Hash of every finished block.
   // Reading: texts by content hash (never iterated).
   absl::flat_hash_map<uint64_t, const char*> static_texts_;
   absl::flat_hash_map<uint64_t, const char*> file_texts_;
+  absl::flat_hash_map<uint64_t, std::pair<const char*, SourceLocation>> sites_;
   std::unordered_map<uint64_t, CategoryInfo> categories_;  // Stable addresses.
   std::deque<std::pair<uint64_t, std::string>> texts_;  // (event index, text), in order.
   // (event index, formatter) of lazy annotations whose formatter is not their
@@ -266,7 +292,10 @@ class Trace final : public SchedulerListener, public TraceSink {
   // HashThrough's last position, so reading events in order hashes each word once.
   mutable uint64_t prefix_seq_ = UINT64_MAX;
   mutable uint64_t prefix_offset_ = 0;
-  mutable uint64_t prefix_state_ = 0;
+  mutable internal::HashLanes prefix_lanes_;
+  // Where the last reads landed: events in order, and FindFlowStart's walk.
+  mutable ReadCursor read_cursor_;
+  mutable ReadCursor flow_cursor_;
   // FindFlowStart's index: flow id -> event, of the events before flows_indexed_to_.
   mutable absl::flat_hash_map<uint64_t, uint64_t> flow_starts_;
   mutable uint64_t flows_indexed_to_ = 0;

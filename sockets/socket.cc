@@ -83,31 +83,39 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline HostStack* StackOfCaller(Scheduler* schedule
                            "it with NetworkHost::Spawn or Host::Spawn");
 }
 
+// Enter's failure outside a task, out of line.
+ABSL_ATTRIBUTE_NOINLINE HostStack* EnterOutsideTask(Scheduler* scheduler, const char* call) {
+  return EnterFailed(scheduler, call,
+                     scheduler == nullptr ? "no dsim simulation runs on this thread"
+                                          : "the caller is a timer callback or the run loop");
+}
+
 // Finds the calling task's host stack, after the scheduling point every call is.
-// Fails with EPERM outside a simulated task.
-HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
+// Fails with EPERM outside a simulated task. Always inline: the hot calls (read,
+// write, recvfrom, sendto) pay no call for it; the others go through Enter.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline HostStack* EnterInline(const char* call,
+                                                           KillPoint kill_point) {
   Scheduler* scheduler = Scheduler::Current();
-  const char* problem = nullptr;
-  if (scheduler == nullptr) {
-    problem = "no dsim simulation runs on this thread";
-  } else if (!scheduler->InTask()) {
-    problem = "the caller is a timer callback or the run loop";
-  } else {
-    // The preemption point comes first, before the host lookup: a task of a crashed
-    // host must be unwound here even though its host no longer answers to it, or a
-    // loop that retries a failing call would spin forever. While unwinding a killed
-    // task, destructors that close sockets must not give the CPU away.
-    if (scheduler->UncaughtExceptions() == 0) {
-      if (kill_point == KillPoint::kDefer) {
-        Scheduler::NoUnwindScope no_unwind;
-        scheduler->SchedulingPoint();
-      } else {
-        scheduler->SchedulingPoint();
-      }
-    }
-    return StackOfCaller(scheduler, call);
+  if (ABSL_PREDICT_FALSE(scheduler == nullptr || !scheduler->InTask())) {
+    return EnterOutsideTask(scheduler, call);
   }
-  return EnterFailed(scheduler, call, problem);
+  // The preemption point comes first, before the host lookup: a task of a crashed
+  // host must be unwound here even though its host no longer answers to it, or a
+  // loop that retries a failing call would spin forever. While unwinding a killed
+  // task, destructors that close sockets must not give the CPU away.
+  if (scheduler->UncaughtExceptions() == 0) {
+    if (kill_point == KillPoint::kDefer) {
+      Scheduler::NoUnwindScope no_unwind;
+      scheduler->SchedulingPoint();
+    } else {
+      scheduler->SchedulingPoint();
+    }
+  }
+  return StackOfCaller(scheduler, call);
+}
+
+HostStack* Enter(const char* call, KillPoint kill_point = KillPoint::kDeliver) {
+  return EnterInline(call, kill_point);
 }
 
 // Enter for //posix, which found the calling task's stack just before the call (to tell
@@ -176,13 +184,12 @@ ABSL_ATTRIBUTE_NOINLINE void AnnotateCallSlow(Scheduler& scheduler, HostStack* s
 ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack,
                                           const char* call, int fd, int64_t result) {
   if (TraceSink* sink = scheduler.SoleTraceSink(kSocketCall)) {
-    uint64_t* words = sink->TryBeginAnnotation(kSocketCall, stack->host().group(),
-                                               CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
-                                               /*flow_id=*/0, /*flow_phase=*/0, call);
-    if (ABSL_PREDICT_TRUE(words != nullptr)) {
-      words[0] = static_cast<uint64_t>(static_cast<int64_t>(fd));
-      words[1] = static_cast<uint64_t>(result);
-      sink->EndAnnotation(words, 2);
+    // Socket calls come from tasks (Enter checked), so a task runs.
+    DSIM_DCHECK(scheduler.current_task() != nullptr);
+    if (ABSL_PREDICT_TRUE(sink->TryAnnotateTwoWords(
+            kSocketCall, stack->host().group(), scheduler.current_task()->id,
+            scheduler.NowNanos(), call, static_cast<uint64_t>(static_cast<int64_t>(fd)),
+            static_cast<uint64_t>(result)))) {
       return;
     }
   }
@@ -191,7 +198,7 @@ ABSL_ATTRIBUTE_NOINLINE void AnnotateCall(Scheduler& scheduler, HostStack* stack
 
 template <typename T>
 T Finish(HostStack* stack, const char* call, int fd, T result) {
-  Scheduler& scheduler = stack->host().network().scheduler();
+  Scheduler& scheduler = stack->scheduler();
   if (ABSL_PREDICT_FALSE(scheduler.has_listeners())) {
     AnnotateCall(scheduler, stack, call, fd, static_cast<int64_t>(result));
   }
@@ -305,46 +312,50 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t ReadOn(HostStack* stack, int fd, voi
                                                   size_t length, SourceLocation where) {
   // read(2): the descriptor is checked first, then the buffer; a zero-length read of a
   // socket returns 0 at once.
+  if (internal::SocketState* s = stack->SocketAt(fd); ABSL_PREDICT_TRUE(s != nullptr)) {
+    // A socket (its slot holds no other file): the checks below, looking it up once.
+    if (!AccessOk(buffer, length)) return Finish(stack, "Read", fd, FaultOutside(stack, "read"));
+    if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
+    return Finish(stack, "Read", fd, stack->RecvRead(s, fd, buffer, length, where));
+  }
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Read", fd, -EBADF);
   if (!AccessOk(buffer, length)) return Finish(stack, "Read", fd, FaultOutside(stack, "read"));
+  // Open and not a socket: another kind of file. Those answer a zero-length read
+  // themselves: Linux checks the access mode first (EBADF on a write-only descriptor)
+  // and a directory says EISDIR.
+  DSIM_DCHECK(stack->LookupFile(fd) != nullptr);
   const iovec v{buffer, length};
-  // Other kinds answer a zero-length read themselves: Linux checks the access mode
-  // first (EBADF on a write-only descriptor) and a directory says EISDIR.
-  if (stack->LookupFile(fd) != nullptr) {
-    return Finish(stack, "Read", fd, stack->FileRead(fd, absl::MakeConstSpan(&v, 1), where));
-  }
-  if (length == 0) return Finish<ssize_t>(stack, "Read", fd, 0);
-  internal::RecvArgs args;
-  args.iov = absl::MakeConstSpan(&v, 1);
-  args.what = "read";
-  return Finish(stack, "Read", fd, stack->Recv(fd, args, where));
+  return Finish(stack, "Read", fd, stack->FileRead(fd, absl::MakeConstSpan(&v, 1), where));
 }
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t WriteOn(HostStack* stack, int fd,
                                                    const void* buffer, size_t length,
                                                    SourceLocation where) {
+  if (internal::SocketState* s = stack->SocketAt(fd); ABSL_PREDICT_TRUE(s != nullptr)) {
+    // A socket (its slot holds no other file): the checks below, looking it up once.
+    if (!AccessOk(buffer, length)) {
+      return Finish(stack, "Write", fd, FaultOutside(stack, "write"));
+    }
+    return Finish(stack, "Write", fd, stack->SendOneOn(s, fd, buffer, length, 0, "write", where));
+  }
   if (!stack->CheckOpen(fd)) return Finish<ssize_t>(stack, "Write", fd, -EBADF);
   if (!AccessOk(buffer, length)) return Finish(stack, "Write", fd, FaultOutside(stack, "write"));
+  // Open and not a socket: another kind of file.
+  DSIM_DCHECK(stack->LookupFile(fd) != nullptr);
   const iovec v{const_cast<void*>(buffer), length};
-  if (stack->LookupFile(fd) != nullptr) {
-    return Finish(stack, "Write", fd, stack->FileWrite(fd, absl::MakeConstSpan(&v, 1), where));
-  }
-  internal::SendArgs args;
-  args.iov = absl::MakeConstSpan(&v, 1);
-  args.what = "write";
-  return Finish(stack, "Write", fd, stack->Send(fd, args, where));
+  return Finish(stack, "Write", fd, stack->FileWrite(fd, absl::MakeConstSpan(&v, 1), where));
 }
 
 }  // namespace
 
 ssize_t Read(int fd, void* buffer, size_t length, SourceLocation where) {
-  HostStack* stack = Enter("Read");
+  HostStack* stack = EnterInline("Read", KillPoint::kDeliver);
   if (stack == nullptr) return -1;
   return ReadOn(stack, fd, buffer, length, where);
 }
 
 ssize_t Write(int fd, const void* buffer, size_t length, SourceLocation where) {
-  HostStack* stack = Enter("Write");
+  HostStack* stack = EnterInline("Write", KillPoint::kDeliver);
   if (stack == nullptr) return -1;
   return WriteOn(stack, fd, buffer, length, where);
 }
@@ -387,11 +398,16 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t RecvfromCall(int fd, void* buffer, s
                                                          int flags, sockaddr* address,
                                                          socklen_t* address_length,
                                                          SourceLocation where) {
-  HostStack* stack = Enter("Recvfrom");
+  HostStack* stack = EnterInline("Recvfrom", KillPoint::kDeliver);
   if (stack == nullptr) return -1;
   // recvfrom(2) checks the buffer before the descriptor.
   if (!AccessOk(buffer, length)) {
     return Finish(stack, "Recvfrom", fd, FaultOutside(stack, "recvfrom"));
+  }
+  if (address == nullptr) {
+    // No address to fill (recv, and the wrappers' RecvAll): the stream path knows it.
+    return Finish(stack, "Recvfrom", fd,
+                  stack->RecvOne(fd, buffer, length, flags, "recvfrom", where));
   }
   const iovec v{buffer, length};
   internal::RecvArgs args;
@@ -407,17 +423,22 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t SendtoCall(int fd, const void* buffe
                                                        int flags, const sockaddr* address,
                                                        socklen_t address_length,
                                                        SourceLocation where) {
-  HostStack* stack = Enter("Sendto");
+  HostStack* stack = EnterInline("Sendto", KillPoint::kDeliver);
   if (stack == nullptr) return -1;
   if (!AccessOk(buffer, length)) {
     return Finish(stack, "Sendto", fd, FaultOutside(stack, "sendto"));
+  }
+  if (address == nullptr) {
+    // No address (send, and the wrappers' SendAll): SendOne builds SendArgs only when
+    // its short path does not serve.
+    return Finish(stack, "Sendto", fd, stack->SendOne(fd, buffer, length, flags, "sendto", where));
   }
   const iovec v{const_cast<void*>(buffer), length};
   internal::SendArgs args;
   args.iov = absl::MakeConstSpan(&v, 1);
   args.flags = flags;
   args.name = address;
-  args.name_length = address != nullptr ? address_length : 0;
+  args.name_length = address_length;
   args.what = "sendto";
   if (address != nullptr && address_length > 0 &&
       address_length <= sizeof(sockaddr_storage) && !AccessOk(address, address_length)) {

@@ -3,6 +3,7 @@
 // Linux conformance of individual results lives in linux_differential_test.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -249,6 +250,59 @@ TEST(Backpressure, BlockingWriterWaitsForTheReaderAndEveryByteArrivesInOrder) {
   for (size_t i = 0; i < kBytes; ++i) {
     ASSERT_EQ(received[i], static_cast<char>(i * 131 % 251)) << "at byte " << i;
   }
+}
+
+// Small writes take a short path when everything before them was sent (one segment,
+// no pump loop). It must still respect the peer's window: the write that crosses the
+// window's edge sends only what fits, and later ones queue. Fails if the short path
+// sends a whole write past the edge (the receiver would hold more than its buffer).
+TEST(Backpressure, SmallWritesNeverSendPastThePeersWindowAndArriveInOrder) {
+  World w;
+  constexpr size_t kChunk = 7;  // Does not divide the receive buffer.
+  constexpr size_t kChunks = 6000;
+  size_t received = 0;
+  int receive_buffer = 0;
+  w.server.Spawn("reader", [&] {
+    const int listener = Socket(AF_INET, SOCK_STREAM, 0);
+    const int small = 4096;
+    ASSERT_EQ(Setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    sockaddr_storage a;
+    const socklen_t l = MakeSockaddr("0.0.0.0", 8001, &a);
+    ASSERT_EQ(Bind(listener, Sa(&a), l), 0);
+    ASSERT_EQ(Listen(listener, 1), 0);
+    const int fd = Accept(listener, nullptr, nullptr);
+    ASSERT_GE(fd, 0);
+    socklen_t length = sizeof(receive_buffer);
+    ASSERT_EQ(Getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, &length), 0);
+    dsim::SleepFor(absl::Seconds(1));  // The writer fills the window and waits.
+    char buffer[100];
+    for (;;) {
+      int queued = 0;
+      ASSERT_EQ(Ioctl(fd, FIONREAD, &queued), 0);
+      ASSERT_LE(queued, receive_buffer);
+      const ssize_t n = Read(fd, buffer, 1 + received % sizeof(buffer));
+      if (n <= 0) break;
+      for (ssize_t i = 0; i < n; ++i, ++received) {
+        ASSERT_EQ(buffer[i], static_cast<char>(received % 251)) << "at byte " << received;
+      }
+    }
+  });
+  w.client.Spawn("writer", [&] {
+    const int fd = ConnectTo("10.0.0.1", 8001);
+    ASSERT_GE(fd, 0);
+    const int big = 1 << 20;  // Room for everything: the peer's window closes first.
+    ASSERT_EQ(Setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)), 0);
+    char chunk[kChunk];
+    for (size_t c = 0; c < kChunks; ++c) {
+      for (size_t i = 0; i < kChunk; ++i) chunk[i] = static_cast<char>((c * kChunk + i) % 251);
+      ASSERT_EQ(Write(fd, chunk, kChunk), static_cast<ssize_t>(kChunk));
+    }
+    Close(fd);
+  });
+  ASSERT_TRUE(w.scheduler.Run().ok());
+  EXPECT_GT(receive_buffer, 0);
+  EXPECT_LT(static_cast<size_t>(receive_buffer), kChunk * kChunks);
+  EXPECT_EQ(received, kChunk * kChunks);
 }
 
 TEST(Backpressure, NonblockingWriteIsPartialWhenTheBufferFillsThenEagain) {

@@ -19,6 +19,7 @@
 #include "scheduler/mutex.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/trace_sink.h"
+#include "sim/internal/stream_hash.h"
 #include "sim/simulation.h"
 #include "tests/internal/mini_json.h"
 #include "tests/testing/sim_net.h"
@@ -553,6 +554,21 @@ MutantRun RunMutant(int mutation) {
       words[0] = m(17) ? 6 : 5;
       words[1] = 6;
       sink->EndAnnotation(words, 2);
+      // The same kind of record in one go (as socket calls write theirs); the slow path
+      // first teaches the sink the text.
+      for (int i = 0; i < 2; ++i) {
+        const char* text = m(27) ? "two-b" : "two";
+        const uint64_t a = m(25) ? 9 : 8, b = m(26) ? uint64_t{1} << 40 : 7;
+        if (!sink->TryAnnotateTwoWords(kind, 1, CurrentTaskIdOf(scheduler), scheduler.NowNanos(),
+                                       text, a, b)) {
+          EXPECT_EQ(i, 0) << "the second time, the fast path serves";
+          uint64_t* two = sink->BeginAnnotation(kind, 1, CurrentTaskIdOf(scheduler),
+                                                scheduler.NowNanos(), 0, 0, text);
+          two[0] = a;
+          two[1] = b;
+          sink->EndAnnotation(two, 2);
+        }
+      }
     }
     Annotation lazy;
     lazy.category = m(2) ? "test.y" : "test.x";
@@ -604,8 +620,9 @@ MutantRun RunMutant(int mutation) {
 TEST(TraceFingerprint, ChangesWhenAnyFieldOfAnyEventChanges) {
   // 1-16: annotations through Scheduler::Annotate, scheduler events; 17-20: a raw
   // annotation's payload word, kind, text and flow id; 21-22: steps past a header's
-  // count; 23: a described location; 24: the flow a repeated payload refers to.
-  constexpr int kMutations = 24;
+  // count; 23: a described location; 24: the flow a repeated payload refers to; 25-27:
+  // a two-word record's words and text (TraceSink::TryAnnotateTwoWords).
+  constexpr int kMutations = 27;
   const MutantRun base = RunMutant(0);
   EXPECT_EQ(RunMutant(0).fingerprint, base.fingerprint);
   std::set<uint64_t> fingerprints = {base.fingerprint};
@@ -653,6 +670,110 @@ TEST(TraceEvents, RunsAreTaskSwitchesAndPicksAreNotEvents) {
     }
   }
   EXPECT_NE(trace.ToText().find("run"), std::string::npos);
+}
+
+// ---- The block hash ------------------------------------------------------------------
+
+// 16 bytes written as FIPS-197 prints them ("00102030...") as two little-endian words.
+internal::Block128 BlockFromHex(const char* hex) {
+  internal::Block128 out;
+  for (int i = 0; i < 16; ++i) {
+    const uint64_t byte = std::stoul(std::string(hex + 2 * i, 2), nullptr, 16);
+    (i < 8 ? out.lo : out.hi) |= byte << (8 * (i & 7));
+  }
+  return out;
+}
+
+// FIPS-197 appendix C.1 (AES-128), round 1: the start of round 2 is the round applied
+// to the start of round 1 with round 1's key. Both the portable round and the one in use
+// (AES-NI where the CPU has it) must give it, and agree on any input.
+TEST(TraceBlockHash, TheRoundIsAesAndThePortableRoundAgreesWithTheHardware) {
+  const internal::Block128 start = BlockFromHex("00102030405060708090a0b0c0d0e0f0");
+  const internal::Block128 key = BlockFromHex("d6aa74fdd2af72fadaa678f1d6ab76fe");
+  const internal::Block128 next = BlockFromHex("89d810e8855ace682d1843d8cb128fe4");
+  EXPECT_EQ(internal::AesRoundPortable(start, key), next);
+  EXPECT_EQ(internal::AesRound(start, key), next);
+  uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (int i = 0; i < 1000; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    const internal::Block128 s{x, x * 31 + 7}, k{x >> 7, ~x};
+    ASSERT_EQ(internal::AesRound(s, k), internal::AesRoundPortable(s, k)) << i;
+  }
+}
+
+// AbsorbPairs (AES-NI, eight pairs per step, where available) and its portable twin
+// compute the documented lanes: pair j into lane A (even j) or B (odd j), two rounds
+// each, from any start.
+TEST(TraceBlockHash, AbsorbPairsIsTwoRoundsPerPairAlternatingLanes) {
+  alignas(16) uint64_t words[2 * 23];
+  for (int i = 0; i < 2 * 23; ++i) words[i] = 0x0123456789abcdefULL * (i + 1);
+  const internal::Block128 round_key{0x452821e638d01377ULL, 0xbe5466cf34e90c6cULL};
+  for (size_t begin : {0, 1, 2, 5}) {
+    for (size_t end = begin; end <= 23; ++end) {
+      internal::HashLanes expected, got, portable;
+      internal::AbsorbPairs(&got, words, begin, end);
+      internal::AbsorbPairsPortable(&portable, words, begin, end);
+      ASSERT_EQ(portable.a, got.a) << begin << " " << end;
+      ASSERT_EQ(portable.b, got.b) << begin << " " << end;
+      for (size_t j = begin; j < end; ++j) {
+        internal::Block128& lane = (j & 1) == 0 ? expected.a : expected.b;
+        lane = internal::AesRoundPortable(
+            internal::AesRoundPortable(lane, {words[2 * j], words[2 * j + 1]}), round_key);
+      }
+      ASSERT_EQ(got.a, expected.a) << begin << " " << end;
+      ASSERT_EQ(got.b, expected.b) << begin << " " << end;
+    }
+  }
+  // AbsorbBlock: the pairs, then an odd last word as the pair (word, kOddWordPad).
+  for (size_t n = 0; n <= 2 * 23; ++n) {
+    internal::HashLanes expected, got;
+    internal::AbsorbBlock(&got, words, n);
+    internal::AbsorbPairsPortable(&expected, words, 0, n / 2);
+    if (n % 2 == 1) {
+      internal::Block128& lane = (n / 2) % 2 == 0 ? expected.a : expected.b;
+      lane = internal::AesRoundPortable(
+          internal::AesRoundPortable(lane, {words[n - 1], internal::kOddWordPad}), round_key);
+    }
+    ASSERT_EQ(got.a, expected.a) << n;
+    ASSERT_EQ(got.b, expected.b) << n;
+  }
+}
+
+// Changing any one word (any bit) of a block changes the finished hash.
+TEST(TraceBlockHash, AnyOneWordChangedChangesTheHash) {
+  alignas(16) uint64_t words[37];
+  for (int i = 0; i < 37; ++i) words[i] = static_cast<uint64_t>(i) * 3;
+  auto hash = [&words](size_t n) {
+    internal::HashLanes lanes;
+    internal::AbsorbBlock(&lanes, words, n);
+    return internal::FinishHash(lanes, 1, n);
+  };
+  std::set<uint64_t> seen;
+  for (size_t n : {36, 37}) {
+    const uint64_t base = hash(n);
+    seen.insert(base);
+    for (size_t i = 0; i < n; ++i) {
+      for (int bit : {0, 13, 63}) {
+        words[i] ^= uint64_t{1} << bit;
+        const uint64_t mutated = hash(n);
+        words[i] ^= uint64_t{1} << bit;
+        EXPECT_NE(mutated, base) << n << " " << i << " " << bit;
+        seen.insert(mutated);
+      }
+    }
+  }
+  EXPECT_EQ(seen.size(), 2u + 3u * (36 + 37)) << "every change its own value";
+  // Order counts: swapping two different words (within a pair, across pairs, across
+  // lanes) changes it too.
+  const uint64_t base = hash(37);
+  for (size_t i = 0; i + 1 < 37; ++i) {
+    for (size_t j : {i + 1, i + 2, i + 3}) {
+      if (j >= 37) continue;
+      std::swap(words[i], words[j]);
+      EXPECT_NE(hash(37), base) << i << " " << j;
+      std::swap(words[i], words[j]);
+    }
+  }
 }
 
 // Packets travel in a trace as a few words; formatting them gives ToString()'s text.
@@ -814,6 +935,72 @@ TEST(TraceSinkPaths, ASecondTraceListensAndRecordsTheSame) {
 
 // Many blocks through a small ring: the retained events, their per-event hashes and the
 // fingerprint are those of a trace that kept everything.
+// Records hold no time: an event's time is the clock's as the kClock records before it
+// moved it (from the clock when the trace was attached). Every event must read the time
+// the scheduler had when it happened, in complete traces and in rings, also for the
+// first records of a block (a block remembers the clock it began at) and for a trace
+// attached after the clock has moved.
+class ClockLog final : public SchedulerListener {
+ public:
+  explicit ClockLog(Scheduler* scheduler) : scheduler_(scheduler) {}
+  void OnDispatch(const TaskView&) override { times.push_back(scheduler_->NowNanos()); }
+  void OnClockAdvanced(absl::Time from, absl::Time to) override {
+    clocks.emplace_back(absl::ToInt64Nanoseconds(from - Scheduler::Epoch()),
+                        absl::ToInt64Nanoseconds(to - Scheduler::Epoch()));
+  }
+  std::vector<int64_t> times;  // Of each task switch.
+  std::vector<std::pair<int64_t, int64_t>> clocks;
+
+ private:
+  Scheduler* scheduler_;
+};
+
+TEST(TraceTime, EveryEventReadsTheClockOfItsMomentAcrossBlocks) {
+  for (const TraceOptions& options :
+       {TraceOptions{.keep_all_events = true}, TraceOptions{.keep_last_events = 50}}) {
+    Scheduler scheduler(SchedulerOptions{.seed = 4});
+    ClockLog log(&scheduler);
+    scheduler.Spawn("early", [] { dsim::SleepFor(absl::Microseconds(7)); });
+    ASSERT_TRUE(scheduler.RunFor(absl::Microseconds(5)).ok());  // The clock moves first.
+    Trace trace(&scheduler, options);
+    scheduler.AddListener(&log);
+    for (int t = 0; t < 3; ++t) {
+      scheduler.Spawn(absl::StrCat("w", t), [t] {
+        for (int i = 0; i < 300; ++i) dsim::SleepFor(absl::Nanoseconds(1 + (i * 7 + t) % 5));
+      });
+    }
+    ASSERT_TRUE(scheduler.Run().ok());
+    ASSERT_GT(trace.event_count(), 2000u) << "many blocks";
+    size_t clock = 0, dispatch = 0;
+    const uint64_t first = trace.events().front().index;
+    int64_t now = -1;
+    for (const TraceEvent& e : trace.events()) {
+      if (e.kind == TraceEventKind::kClock) {
+        // The listener heard every move; a ring starts part-way (moves only go forward).
+        while (clock < log.clocks.size() && log.clocks[clock].second < e.time_ns) ++clock;
+        ASSERT_LT(clock, log.clocks.size());
+        if (now >= 0) EXPECT_EQ(static_cast<int64_t>(e.number), now) << trace.Describe(e);
+        EXPECT_EQ(static_cast<int64_t>(e.number), log.clocks[clock].first) << trace.Describe(e);
+        EXPECT_EQ(e.time_ns, log.clocks[clock].second) << trace.Describe(e);
+        ++clock;
+      } else if (now >= 0) {
+        EXPECT_EQ(e.time_ns, now) << trace.Describe(e);
+      }
+      if (e.kind == TraceEventKind::kDispatch && first == 0) {
+        ASSERT_LT(dispatch, log.times.size());
+        EXPECT_EQ(e.time_ns, log.times[dispatch++]) << trace.Describe(e);
+      }
+      now = e.time_ns;
+    }
+    EXPECT_EQ(clock, log.clocks.size());
+    if (first == 0) {
+      EXPECT_EQ(trace.events().front().time_ns, 5000) << "the clock when the trace began";
+      EXPECT_EQ(dispatch, log.times.size());
+    }
+    scheduler.RemoveListener(&log);
+  }
+}
+
 TEST(TraceMemory, ARingThatWrapsManyBlocksKeepsTheLastEventsExactly) {
   auto run = [](TraceOptions options, std::vector<TraceEvent>* events) {
     Scheduler scheduler(SchedulerOptions{.seed = 9});

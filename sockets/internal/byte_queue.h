@@ -16,12 +16,47 @@
 #define DSIM_SOCKETS_INTERNAL_BYTE_QUEUE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 
 #include "absl/base/optimization.h"
 
 namespace dsim::internal {
+
+// memcpy of `n` bytes, inline up to 32 (a segment of a request/response protocol is
+// often that small, and the call into libc costs more than such a copy): one or two
+// overlapping loads and stores of the widest size that fits. Ranges must not overlap.
+inline void CopyBytes(char* to, const char* from, size_t n) {
+  if (ABSL_PREDICT_FALSE(n > 32)) {
+    std::memcpy(to, from, n);
+  } else if (n >= 16) {
+    char head[16], tail[16];
+    std::memcpy(head, from, 16);
+    std::memcpy(tail, from + n - 16, 16);
+    std::memcpy(to, head, 16);
+    std::memcpy(to + n - 16, tail, 16);
+  } else if (n >= 4) {
+    if (n >= 8) {
+      uint64_t head, tail;
+      std::memcpy(&head, from, 8);
+      std::memcpy(&tail, from + n - 8, 8);
+      std::memcpy(to, &head, 8);
+      std::memcpy(to + n - 8, &tail, 8);
+    } else {
+      uint32_t head, tail;
+      std::memcpy(&head, from, 4);
+      std::memcpy(&tail, from + n - 4, 4);
+      std::memcpy(to, &head, 4);
+      std::memcpy(to + n - 4, &tail, 4);
+    }
+  } else if (n > 0) {
+    const char first = from[0], middle = from[n / 2], last = from[n - 1];
+    to[0] = first;
+    to[n / 2] = middle;
+    to[n - 1] = last;
+  }
+}
 
 class ByteQueue {
  public:
@@ -34,7 +69,7 @@ class ByteQueue {
 
   void Append(const char* bytes, size_t length) {
     if (ABSL_PREDICT_FALSE(length > capacity_ - tail_)) MakeRoom(length);
-    if (length > 0) std::memcpy(data_.get() + tail_, bytes, length);
+    CopyBytes(data_.get() + tail_, bytes, length);
     tail_ += length;
   }
 

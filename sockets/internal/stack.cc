@@ -245,16 +245,12 @@ void HostStack::DropDescriptor(int fd) {
   }
 }
 
-void HostStack::EndCall(SocketState* socket) {
-  DSIM_DCHECK(socket->active_calls > 0);
-  if (--socket->active_calls > 0) return;
-  if (socket->release_pending) {
-    socket->release_pending = false;
-    if (socket->is_tcp()) {
-      TcpRelease(socket);
-    } else {
-      Destroy(socket);
-    }
+void HostStack::ReleaseAfterCalls(SocketState* socket) {
+  socket->release_pending = false;
+  if (socket->is_tcp()) {
+    TcpRelease(socket);
+  } else {
+    Destroy(socket);
   }
 }
 

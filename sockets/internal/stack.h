@@ -36,6 +36,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "scheduler/internal/check.h"
 #include "scheduler/internal/nanos.h"
 #include "scheduler/internal/wait_queue.h"
 #include "scheduler/scheduler.h"
@@ -231,15 +232,46 @@ class HostStack final : public PacketReceiver {
   int Accept(int fd, sockaddr* address, socklen_t* length, int flags, SourceLocation where);
   int Connect(int fd, const sockaddr* address, socklen_t length, SourceLocation where);
   ssize_t Recv(int fd, const RecvArgs& args, SourceLocation where);
+  // read(2) on socket `s` at descriptor `fd` with length > 0: Recv with one buffer and
+  // no flags, specialized for streams.
+  ssize_t RecvRead(SocketState* s, int fd, void* buffer, size_t length, SourceLocation where);
+  // The socket at descriptor `fd`, or null (not open, or another kind of file).
+  SocketState* SocketAt(int fd) { return Lookup(fd); }
+  // Recv with one buffer, `flags` and no address or msghdr (recv, recvfrom without an
+  // address), specialized for streams. `what` names the call in messages.
+  ssize_t RecvOne(int fd, void* buffer, size_t length, int flags, const char* what,
+                  SourceLocation where);
   ABSL_ATTRIBUTE_ALWAYS_INLINE ssize_t Send(int fd, const SendArgs& args, SourceLocation where) {
     SocketState* s = Lookup(fd);
     if (ABSL_PREDICT_TRUE(s != nullptr) && TcpSendsAtOnce(*s, args)) {
       // What SendGeneral does when the whole buffer fits (see TcpSendsAtOnce).
       const size_t length = args.iov[0].iov_len;
-      s->tx.Append(static_cast<const char*>(args.iov[0].iov_base), length);
-      TcpPump(s);
+      TcpSendFitting(s, static_cast<const char*>(args.iov[0].iov_base), length);
       return static_cast<ssize_t>(length);
     }
+    return SendGeneral(fd, s, args, where);
+  }
+  // Send with one buffer, `flags` and no address (write, send, sendto without one):
+  // the same, with SendArgs built only for the general path (so the short path keeps
+  // its values in registers). `what` names the call in messages.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE ssize_t SendOne(int fd, const void* buffer, size_t length,
+                                               int flags, const char* what,
+                                               SourceLocation where) {
+    return SendOneOn(Lookup(fd), fd, buffer, length, flags, what, where);
+  }
+  // SendOne when the caller looked the socket up (`s` is Lookup(fd)).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE ssize_t SendOneOn(SocketState* s, int fd, const void* buffer,
+                                                 size_t length, int flags, const char* what,
+                                                 SourceLocation where) {
+    if (ABSL_PREDICT_TRUE(s != nullptr) && TcpSendFits(*s, buffer, length, flags)) {
+      TcpSendFitting(s, static_cast<const char*>(buffer), length);
+      return static_cast<ssize_t>(length);
+    }
+    const iovec v{const_cast<void*>(buffer), length};
+    SendArgs args;
+    args.iov = absl::MakeConstSpan(&v, 1);
+    args.flags = flags;
+    args.what = what;
     return SendGeneral(fd, s, args, where);
   }
   // Send's general path; `s` is Lookup(fd).
@@ -340,6 +372,7 @@ class HostStack final : public PacketReceiver {
   int ResetConnectionsWith(const NetworkHost& peer) override;
 
   NetworkHost& host() const { return *host_; }
+  Scheduler& scheduler() const { return *scheduler_; }  // host().network().scheduler()
   size_t open_descriptors() const { return open_descriptors_; }
   size_t socket_count() const { return sockets_.size(); }
 
@@ -400,7 +433,15 @@ class HostStack final : public PacketReceiver {
   int DescriptorFcntl(int fd, int cmd, long arg);
   void MaybeDestroy(SocketState* socket);
   void Destroy(SocketState* socket);
-  void EndCall(SocketState* socket);
+  // The end of a call that used `socket` (CallGuard): the last call out releases a
+  // socket closed meanwhile.
+  void EndCall(SocketState* socket) {
+    DSIM_DCHECK(socket->active_calls > 0);
+    if (--socket->active_calls == 0 && ABSL_PREDICT_FALSE(socket->release_pending)) {
+      ReleaseAfterCalls(socket);
+    }
+  }
+  ABSL_ATTRIBUTE_NOINLINE void ReleaseAfterCalls(SocketState* socket);
   friend class CallGuard;
 
   // Ports.
@@ -474,6 +515,17 @@ class HostStack final : public PacketReceiver {
   // Blocking.
   bool WaitUntil(SocketState* socket, WaitQueue& queue, absl::Time deadline, const char* what,
                  SourceLocation where);
+  // WaitUntil(socket, socket->readable, Deadline(*socket, true, start), ...), with the
+  // deadline read now. Without a read deadline or SO_RCVTIMEO that deadline is
+  // InfiniteFuture, never at or before Now(): the wait is entered directly.
+  bool WaitReadable(SocketState* socket, absl::Time start, const char* what,
+                    SourceLocation where) {
+    if (socket->read_deadline == absl::InfiniteFuture() &&
+        socket->receive_timeout == absl::InfiniteDuration()) {
+      return socket->readable.Wait(what, where) == WakeReason::kWoken;
+    }
+    return WaitUntil(socket, socket->readable, Deadline(*socket, true, start), what, where);
+  }
   absl::Time Deadline(const SocketState& socket, bool read, absl::Time start) const;
   // Deadline's part for a socket with SO_RCVTIMEO/SO_SNDTIMEO, out of line: its
   // absl::Time arithmetic would weigh on every blocking call's frame.
@@ -489,15 +541,39 @@ class HostStack final : public PacketReceiver {
   // Send skips its general path (and the call guard: nothing can close the socket
   // while no other task runs).
   bool TcpSendsAtOnce(const SocketState& s, const SendArgs& args) const {
-    if (!s.is_tcp() || args.iov.size() != 1 || args.name != nullptr ||
-        (args.flags & MSG_OOB) != 0) {
-      return false;
-    }
-    const size_t length = args.iov[0].iov_len;
-    return (s.state == TcpState::kEstablished || s.state == TcpState::kCloseWait) &&
+    return args.iov.size() == 1 && args.name == nullptr &&
+           TcpSendFits(s, args.iov[0].iov_base, args.iov[0].iov_len, args.flags);
+  }
+  // TcpSendsAtOnce for one buffer and no address.
+  bool TcpSendFits(const SocketState& s, const void* buffer, size_t length, int flags) const {
+    return s.is_tcp() && (flags & MSG_OOB) == 0 &&
+           (s.state == TcpState::kEstablished || s.state == TcpState::kCloseWait) &&
            s.error == 0 && (s.shutdown & kSendShutdown) == 0 && length > 0 &&
-           args.iov[0].iov_base != nullptr && s.send_free_bytes() >= length &&
+           buffer != nullptr && s.send_free_bytes() >= length &&
            s.write_deadline == absl::InfiniteFuture() && !network_->buggify().enabled;
+  }
+  // Appends the `length` bytes TcpSendFits allowed and pumps. When everything queued
+  // before was sent and the bytes fit the peer's window and one segment, TcpPump would
+  // send exactly one segment of them: sent here without its loop.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void TcpSendFitting(SocketState* s, const char* data,
+                                                   size_t length) {
+    const uint64_t end_before = s->snd_una + s->tx.size();
+    s->tx.Append(data, length);
+    if (ABSL_PREDICT_TRUE(s->snd_nxt == end_before && s->peer_connection != 0 &&
+                          !s->fin_queued && length <= options_.segment_bytes_max &&
+                          s->snd_window_edge > s->snd_nxt &&
+                          s->snd_window_edge - s->snd_nxt >= length)) {
+      const uint64_t end = end_before + length;
+      // TcpPump's immediate-ACK request (urgent_ack) for this segment.
+      const bool urgent_ack =
+          (end - s->snd_una) * 2 >= static_cast<uint64_t>(s->send_buffer_bytes) ||
+          s->snd_nxt + length >= s->snd_window_edge;
+      TcpSendSegmentInline(s, Packet::kAck | (urgent_ack ? Packet::kAckNow : 0), s->snd_nxt,
+                           s->tx.At(s->snd_nxt - s->snd_una), length);
+      s->snd_nxt += length;
+      return;
+    }
+    TcpPump(s);
   }
   int TcpConnect(SocketState* socket, const Endpoint& destination, absl::Time start,
                  SourceLocation where);
@@ -513,6 +589,31 @@ class HostStack final : public PacketReceiver {
   void QueueFin(SocketState* socket);
   void TcpSendSegment(SocketState* socket, uint8_t flags, uint64_t sequence, const char* data,
                       size_t length);
+  // TcpSendSegment's body, inline where a write sends its segment (TcpSendFitting).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void TcpSendSegmentInline(SocketState* s, uint8_t flags,
+                                                         uint64_t sequence, const char* data,
+                                                         size_t length) {
+    Packet* p = network_->NewPacket();
+    p->kind = Packet::Kind::kTcp;
+    p->source = s->local;
+    p->destination = s->remote;
+    p->flags = flags;
+    p->source_connection = s->id;
+    p->destination_connection = s->peer_connection;
+    p->sequence = sequence;
+    p->acknowledgment = s->rcv_nxt + (s->fin_received ? 1 : 0);
+    p->window_bytes = TcpReceiveWindow(*s);
+    // A pooled packet comes back with an empty payload (and its capacity): appending is
+    // assigning, and cheaper.
+    DSIM_DCHECK(p->payload.empty());
+    if (length > 0) p->payload.append(data, length);
+    if (flags & Packet::kAck) {
+      s->rcv_acked = s->rcv_nxt;
+      s->rcv_window_edge = s->rcv_nxt + p->window_bytes;
+      if (s->delayed_ack_armed) ClearDelayedAck(s);
+    }
+    Transmit(p);
+  }
   void TcpSendAck(SocketState* socket);
   void TcpSendSyn(SocketState* socket);
   void SendReset(const Packet& in);
@@ -520,7 +621,10 @@ class HostStack final : public PacketReceiver {
   void TcpDone(SocketState* socket);
   void TcpEnterTimeWait(SocketState* socket);
   void TcpStopListening(SocketState* socket);
+  // Handles a TCP segment and frees it (Receive's part for TCP).
   void TcpOnSegment(Packet* packet);
+  // TcpOnSegment's general path; the caller frees the packet.
+  ABSL_ATTRIBUTE_NOINLINE void TcpOnSegmentGeneral(Packet* packet);
   void TcpOnSyn(Packet* packet);
   void TcpOnAck(SocketState* socket, const Packet& packet);
   void TcpOnData(SocketState* socket, Packet* packet);
@@ -528,16 +632,33 @@ class HostStack final : public PacketReceiver {
   void TcpOnFin(SocketState* socket);
   void TcpOnFinAcked(SocketState* socket);
   void TcpAfterRead(SocketState* socket);
-  uint64_t TcpReceiveWindow(const SocketState& socket) const;
+  uint64_t TcpReceiveWindow(const SocketState& s) const {
+    const size_t used = s.rx.size() + s.out_of_order_bytes;
+    const size_t capacity = static_cast<size_t>(s.receive_buffer_bytes);
+    return used >= capacity ? 0 : capacity - used;
+  }
   // Owes the peer an ACK within the delayed-ACK time (the timer starts unless running).
   void ArmDelayedAck(SocketState* socket) {
-    if (!socket->delayed_ack_armed) ArmDelayedAckNow(socket);
+    if (socket->delayed_ack_armed) return;
+    if (ABSL_PREDICT_TRUE(socket->delayed_ack_timer_pending &&
+                          !scheduler_->has_group_clocks())) {
+      // ArmDelayedAckNow's work when its timer still runs (it re-arms itself for the
+      // new due time) and the host has no clock of its own.
+      socket->delayed_ack_armed = true;
+      socket->delayed_ack_due_ns = SaturatingAdd(scheduler_->NowNanos(), delayed_ack_ns_);
+      return;
+    }
+    ArmDelayedAckNow(socket);
   }
   void ArmDelayedAckNow(SocketState* socket);
   void ArmSynTimer(SocketState* socket);
   void OnSynTimer(uint64_t id);
   void OnDelayedAck(uint64_t id);
-  void ClearDelayedAck(SocketState* socket);
+  // Any ACK that leaves settles what the delayed ACK was waiting for, as Linux's
+  // tcp_event_ack_sent clears ICSK_TIME_DACK. Were the owed ACK left in place, the timer
+  // would fire for data that arrived since (at the same instant, say) and send a pure
+  // ACK that Linux does not send.
+  void ClearDelayedAck(SocketState* socket) { socket->delayed_ack_armed = false; }
   void OnTimeWaitEnd(uint64_t id);
   void OnFinWait2Timeout(uint64_t id);
   // Keepalive (stack_engine.cc).
@@ -566,6 +687,10 @@ class HostStack final : public PacketReceiver {
   void UdpOnDatagram(Packet* packet);
   int UdpScore(const SocketState& s, const Packet& packet) const;
   ssize_t RecvStreamInto(int fd, const RecvArgs& args, SourceLocation where);
+  ssize_t RecvOn(SocketState* socket, const RecvArgs& args, size_t length, SourceLocation where);
+  ABSL_ATTRIBUTE_NOINLINE ssize_t RecvOneGeneral(int fd, void* buffer, size_t length,
+                                                 int flags, const char* what,
+                                                 SourceLocation where);
   void UdpOnUnreachable(const Packet& packet);
 
   short PollMask(const SocketState& socket) const;

@@ -59,7 +59,7 @@ inline bool CopyToIov(absl::Span<const iovec> iov, size_t offset, const char* da
   // One buffer that holds it all (read, recv): no visitor, nothing address-taken.
   if (iov.size() == 1 && length > 0 && offset + length <= iov[0].iov_len &&
       iov[0].iov_base != nullptr) {
-    std::memcpy(static_cast<char*>(iov[0].iov_base) + offset, data, length);
+    CopyBytes(static_cast<char*>(iov[0].iov_base) + offset, data, length);
     return true;
   }
   return CopyToIovSlow(iov, offset, data, length);
@@ -171,12 +171,6 @@ void HostStack::Annotate(const char* category, const std::string& detail) {
 
 // ---- TCP: sending --------------------------------------------------------------------
 
-uint64_t HostStack::TcpReceiveWindow(const SocketState& s) const {
-  const size_t used = s.rx.size() + s.out_of_order_bytes;
-  const size_t capacity = static_cast<size_t>(s.receive_buffer_bytes);
-  return used >= capacity ? 0 : capacity - used;
-}
-
 bool HostStack::TcpWritable(const SocketState& s) const {
   // Linux's sk_stream_is_writeable: some space, and at least half the queued amount.
   const size_t free = s.send_free_bytes();
@@ -185,26 +179,7 @@ bool HostStack::TcpWritable(const SocketState& s) const {
 
 void HostStack::TcpSendSegment(SocketState* s, uint8_t flags, uint64_t sequence,
                                const char* data, size_t length) {
-  Packet* p = network_->NewPacket();
-  p->kind = Packet::Kind::kTcp;
-  p->source = s->local;
-  p->destination = s->remote;
-  p->flags = flags;
-  p->source_connection = s->id;
-  p->destination_connection = s->peer_connection;
-  p->sequence = sequence;
-  p->acknowledgment = s->rcv_nxt + (s->fin_received ? 1 : 0);
-  p->window_bytes = TcpReceiveWindow(*s);
-  // A pooled packet comes back with an empty payload (and its capacity): appending is
-  // assigning, and cheaper.
-  DSIM_DCHECK(p->payload.empty());
-  if (length > 0) p->payload.append(data, length);
-  if (flags & Packet::kAck) {
-    s->rcv_acked = s->rcv_nxt;
-    s->rcv_window_edge = s->rcv_nxt + p->window_bytes;
-    if (s->delayed_ack_armed) ClearDelayedAck(s);
-  }
-  Transmit(p);
+  TcpSendSegmentInline(s, flags, sequence, data, length);
 }
 
 void HostStack::TcpSendAck(SocketState* s) {
@@ -453,12 +428,6 @@ void HostStack::ArmDelayedAckNow(SocketState* s) {
   AddTimerAt<&HostStack::OnDelayedAck>(s->delayed_ack_due_ns, s->id);
 }
 
-// Any ACK that leaves settles what the delayed ACK was waiting for, as Linux's
-// tcp_event_ack_sent clears ICSK_TIME_DACK. Were the owed ACK left in place, the timer
-// would fire for data that arrived since (at the same instant, say) and send a pure ACK
-// that Linux does not send.
-void HostStack::ClearDelayedAck(SocketState* s) { s->delayed_ack_armed = false; }
-
 void HostStack::OnDelayedAck(uint64_t id) {
   SocketState* s = FindSocket(id);
   if (s == nullptr) return;
@@ -658,10 +627,13 @@ void HostStack::TcpKeepaliveExpired(SocketState* s) {
 // ---- TCP: receiving --------------------------------------------------------------------
 
 void HostStack::Receive(Packet* packet) {
+  if (ABSL_PREDICT_TRUE(packet->kind == Packet::Kind::kTcp)) {
+    TcpOnSegment(packet);  // Frees the packet last (a tail call: no frame here).
+    return;
+  }
   switch (packet->kind) {
-    case Packet::Kind::kTcp:
-      TcpOnSegment(packet);
-      break;
+    case Packet::Kind::kTcp:  // Handled above.
+      return;
     case Packet::Kind::kUdp:
       UdpOnDatagram(packet);  // Keeps the packet if a socket queues it.
       return;
@@ -673,6 +645,64 @@ void HostStack::Receive(Packet* packet) {
 }
 
 void HostStack::TcpOnSegment(Packet* packet) {
+  // The common segment: the next data of an established stream, with an ACK and no
+  // SYN, FIN or RST, for its own connection, nothing out of order or pending. What
+  // TcpOnSegmentGeneral does with it (TcpOnAck, then TcpOnData's short path), in one
+  // frame and without repeating their tests.
+  const uint8_t flags = packet->flags;
+  SocketState* s = packet->destination_connection != 0
+                       ? FindSocket(packet->destination_connection)
+                       : nullptr;
+  const size_t length = packet->payload.size();
+  if (ABSL_PREDICT_FALSE(
+          (flags & (Packet::kSyn | Packet::kAck | Packet::kFin | Packet::kRst)) != Packet::kAck ||
+          s == nullptr || !s->is_tcp() || s->state != TcpState::kEstablished ||
+          s->peer_connection != packet->source_connection || length == 0 ||
+          packet->sequence != s->rcv_nxt || !(s->local == packet->destination) ||
+          s->fin_sent || !s->out_of_order.empty() || s->pending_fin_sequence != UINT64_MAX)) {
+    TcpOnSegmentGeneral(packet);
+    network_->FreePacket(packet);
+    return;
+  }
+  // Not a keepalive probe (it carries data): traffic.
+  s->last_receive_time = scheduler_->Now();
+  s->keepalive_probes_sent = 0;
+  // TcpOnAck (no FIN of ours is in flight: the state is ESTABLISHED).
+  const uint64_t end = s->snd_una + s->tx.size();
+  const uint64_t acked = std::min(packet->acknowledgment, end);
+  bool freed = false;
+  if (acked > s->snd_una) {
+    s->tx.Consume(acked - s->snd_una);
+    s->snd_una = acked;
+    if (s->snd_nxt < s->snd_una) s->snd_nxt = s->snd_una;
+    freed = true;
+  }
+  s->snd_window_edge = std::max(s->snd_window_edge, acked + packet->window_bytes);
+  if (freed && TcpWritable(*s)) {
+    ++s->edges;
+    if (!s->writable.empty()) s->writable.WakeAll();
+  }
+  if (s->snd_nxt < s->snd_una + s->tx.size() || (s->fin_queued && !s->fin_sent)) {
+    TcpPump(s);
+    if (FindSocket(packet->destination_connection) != s) {
+      network_->FreePacket(packet);
+      return;
+    }
+  }
+  // TcpOnData's short path.
+  s->rx.Append(packet->payload.data(), length);
+  s->rcv_nxt += length;
+  ++s->edges;
+  if (!s->readable.empty()) s->readable.WakeAll();
+  if ((flags & Packet::kAckNow) || s->rcv_nxt - s->rcv_acked >= 2 * options_.segment_bytes_max) {
+    TcpSendAck(s);
+  } else {
+    ArmDelayedAck(s);
+  }
+  network_->FreePacket(packet);
+}
+
+void HostStack::TcpOnSegmentGeneral(Packet* packet) {
   const uint8_t flags = packet->flags;
   if ((flags & Packet::kSyn) && !(flags & Packet::kAck)) {
     TcpOnSyn(packet);
@@ -1015,7 +1045,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t HostStack::TcpRecv(SocketState* s, c
       if (nonblocking) return FailWith(EAGAIN, args.what, ": no data is available");
     }
     // The deadline is re-read after every wake: SetReadDeadline may have moved it.
-    if (!WaitUntil(s, s->readable, Deadline(*s, true, start), args.what, where)) {
+    if (!WaitReadable(s, start, args.what, where)) {
       if (copied > 0) break;
       return FailWith(EAGAIN, args.what, ": timed out waiting for data");
     }
@@ -1291,7 +1321,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t HostStack::UdpRecv(SocketState* s, c
     // Linux checks the shutdown only while waiting: a nonblocking call says EAGAIN.
     if (nonblocking) return FailWith(EAGAIN, args.what, ": no datagram is queued");
     if (s->shutdown & kRcvShutdown) return 0;
-    if (!WaitUntil(s, s->readable, Deadline(*s, true, start), args.what, where)) {
+    if (!WaitReadable(s, start, args.what, where)) {
       return FailWith(EAGAIN, args.what, ": timed out waiting for a datagram");
     }
   }
@@ -1354,6 +1384,43 @@ ssize_t HostStack::UdpRecvFinish(SocketState* s, const RecvArgs& args, const Pac
   return static_cast<ssize_t>((args.flags & MSG_TRUNC) ? size : n);
 }
 
+// Recv once the socket and the length are known (`args.into` is null for streams).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline ssize_t HostStack::RecvOn(SocketState* s,
+                                                              const RecvArgs& args,
+                                                              size_t length,
+                                                              SourceLocation where) {
+  // Read once: a socket's type never changes, and RecvRead's callers know it.
+  const bool tcp = s->is_tcp();
+  CallGuard guard(this, s);
+  const absl::Time start = CallStart(*s, true);
+  if (s->read_deadline <= start) {
+    return FailWith(EAGAIN, args.what, ": the read deadline has passed");
+  }
+  // Buggify: a stream read may return a short prefix (never with MSG_WAITALL, whose
+  // whole point is the full length, nor MSG_PEEK).
+  if (tcp && length > 1 && network_->buggify().enabled &&
+      !(args.flags & (MSG_WAITALL | MSG_PEEK))) {
+    length = BuggifyLength(length, "fault.buggify.short_read");
+  }
+  ssize_t result = tcp ? TcpRecv(s, args, length, start, where)
+                       : UdpRecv(s, args, length, start, where);
+  if (result < 0) return result;
+  if (tcp) {
+    // TCP reports no source address: a zero length goes back, as in Linux.
+    if (args.name != nullptr) {
+      if (int r = CopyAddressOut(*s, s->remote, args.name, args.name_length, true); r < 0) {
+        return r;
+      }
+    }
+    if (args.msg != nullptr) {
+      if (args.msg->msg_name != nullptr) args.msg->msg_namelen = 0;
+      args.msg->msg_flags = 0;
+      args.msg->msg_controllen = 0;
+    }
+  }
+  return result;
+}
+
 // recv, recvfrom, recvmsg, read on a socket. In this file, so that TcpRecv and UdpRecv
 // (each called only here) fold into it: one frame per receive call.
 ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
@@ -1371,34 +1438,49 @@ ssize_t HostStack::Recv(int fd, const RecvArgs& args, SourceLocation where) {
     if (s->is_tcp()) return RecvStreamInto(fd, args, where);
     length = args.into_max;
   }
-  CallGuard guard(this, s);
-  const absl::Time start = CallStart(*s, true);
-  if (s->read_deadline <= start) {
-    return FailWith(EAGAIN, args.what, ": the read deadline has passed");
+  return RecvOn(s, args, length, where);
+}
+
+// read(2) on a stream socket: RecvOn with args a local whose fields the compiler sees
+// (one buffer, no flags, no address, no msghdr), so their tests fold away. The same
+// code as Recv runs, with those values.
+ssize_t HostStack::RecvRead(SocketState* s, int fd, void* buffer, size_t length,
+                            SourceLocation where) {
+  DSIM_DCHECK(s == Lookup(fd));
+  if (ABSL_PREDICT_TRUE(s->is_tcp())) {
+    const iovec v{buffer, length};
+    RecvArgs args;
+    args.iov = absl::MakeConstSpan(&v, 1);
+    args.what = "read";
+    return RecvOn(s, args, length, where);
   }
-  // Buggify: a stream read may return a short prefix (never with MSG_WAITALL, whose
-  // whole point is the full length, nor MSG_PEEK).
-  if (s->is_tcp() && length > 1 && network_->buggify().enabled &&
-      !(args.flags & (MSG_WAITALL | MSG_PEEK))) {
-    length = BuggifyLength(length, "fault.buggify.short_read");
+  return RecvOneGeneral(fd, buffer, length, 0, "read", where);
+}
+
+// recv(2), and recvfrom(2) without an address: the same for streams, with the flags
+// left to the call.
+ssize_t HostStack::RecvOne(int fd, void* buffer, size_t length, int flags, const char* what,
+                           SourceLocation where) {
+  SocketState* s = Lookup(fd);
+  if (ABSL_PREDICT_TRUE(s != nullptr && s->is_tcp())) {
+    const iovec v{buffer, length};
+    RecvArgs args;
+    args.iov = absl::MakeConstSpan(&v, 1);
+    args.flags = flags;
+    args.what = what;
+    return RecvOn(s, args, length, where);
   }
-  ssize_t result = s->is_tcp() ? TcpRecv(s, args, length, start, where)
-                               : UdpRecv(s, args, length, start, where);
-  if (result < 0) return result;
-  if (s->is_tcp()) {
-    // TCP reports no source address: a zero length goes back, as in Linux.
-    if (args.name != nullptr) {
-      if (int r = CopyAddressOut(*s, s->remote, args.name, args.name_length, true); r < 0) {
-        return r;
-      }
-    }
-    if (args.msg != nullptr) {
-      if (args.msg->msg_name != nullptr) args.msg->msg_namelen = 0;
-      args.msg->msg_flags = 0;
-      args.msg->msg_controllen = 0;
-    }
-  }
-  return result;
+  return RecvOneGeneral(fd, buffer, length, flags, what, where);
+}
+
+ssize_t HostStack::RecvOneGeneral(int fd, void* buffer, size_t length, int flags,
+                                  const char* what, SourceLocation where) {
+  const iovec v{buffer, length};
+  RecvArgs args;
+  args.iov = absl::MakeConstSpan(&v, 1);
+  args.flags = flags;
+  args.what = what;
+  return Recv(fd, args, where);
 }
 
 // How well a datagram socket matches a packet: 0 for not at all, more for more
