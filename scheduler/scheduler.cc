@@ -31,6 +31,8 @@ using internal::current_scheduler;
 using internal::TaskState;
 
 constexpr int64_t kForever = INT64_MAX;
+// Scheduler::PickOrAdvance's answer when it advanced the clock: never a task's address.
+constexpr uintptr_t kAdvanced = 1;
 
 // Its address identifies this thread (Scheduler::run_thread_). The only thread-local
 // state besides internal::current_scheduler.
@@ -418,7 +420,7 @@ void Scheduler::Stop(RunOutcome outcome) {
 
 // Decides what runs next. Returns null (back to the main fiber) when the run is over;
 // outcome_ then says why. Runs on whichever fiber is giving up the CPU.
-inline Task* Scheduler::PickNext() {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Task* Scheduler::PickNext() {
   // The common case, kept short: a task is runnable, no timer is due, nothing special.
   const bool fast = !halt_ && !runnable_.empty() && steps_ < step_limit_ &&
                     !timers_.AnyDue(now_ns_) &&
@@ -449,22 +451,42 @@ inline Task* Scheduler::PickRunnable(bool from_yield) {
   return next;
 }
 
+// The trace sink's dispatch record (or step count) for `task`, out of line: a tail call
+// from the frame-less SchedulingPoint.
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::NotifySinkDispatch(Task* task) {
+  trace_sink_->Dispatch(task->id, task->group, now_ns_);
+}
+
 ABSL_ATTRIBUTE_NOINLINE void Scheduler::NotifyDispatchSlow(Task* task) {
   if (trace_sink_ != nullptr) trace_sink_->Dispatch(task->id, task->group, now_ns_);
   const TaskView view = View(task);
   for (SchedulerListener* l : listeners_) l->OnDispatch(view);
 }
 
+// Also the idle step: nothing runnable, so the clock advances to the earliest timer and
+// the timers due then fire, in one pass of the loop (FireDueTimers inlined once).
 Task* Scheduler::PickNextSlow() {
   for (;;) {
-    if (unwinding_ && current_ != nullptr && current_->state == TaskState::kRunnable) {
-      return ContinueUnwinding(current_);
+    if (ABSL_PREDICT_FALSE(halt_)) {  // stop_ || unwinding_
+      if (unwinding_ && current_ != nullptr && current_->state == TaskState::kRunnable) {
+        return ContinueUnwinding(current_);
+      }
+      return nullptr;
     }
-    if (stop_ || unwinding_) return nullptr;
-    if (timers_.AnyDue(now_ns_)) {
-      FireDueTimers();
-      continue;
+    if (!timers_.AnyDue(now_ns_)) {
+      Task* const next = PickOrAdvance();
+      if (reinterpret_cast<uintptr_t>(next) != kAdvanced) return next;
+      // The clock is at the earliest timer: it is due (a listener of the clock may have
+      // stopped the run; FireDueTimers then fires nothing).
     }
+    FireDueTimers();
+  }
+}
+
+// PickNextSlow with no timer due: the task to run, null (the run is over), or kAdvanced
+// when the clock moved to the earliest timer. Inlined into its one caller.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Task* Scheduler::PickOrAdvance() {
+  {
     if (mode_ == RunMode::kUntilTasksDone && live_non_daemon_ == 0) {
       Stop(RunOutcome::kCompleted);
       return nullptr;
@@ -500,6 +522,7 @@ Task* Scheduler::PickNextSlow() {
       return nullptr;
     }
     AdvanceClockTo(next_ns);
+    return reinterpret_cast<Task*>(kAdvanced);
   }
 }
 
@@ -512,7 +535,9 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::AdvanceClockTo(int64_t ns) {
                             ? absl::FromUnixNanos(kEpochUnixNanos + ns)
                             : Epoch() + absl::Nanoseconds(ns);
   if (trace_sink_ != nullptr) trace_sink_->Clock(now_ns_, ns);
-  for (SchedulerListener* l : listeners_) l->OnClockAdvanced(now_, to);
+  if (ABSL_PREDICT_FALSE(has_listeners_)) {
+    for (SchedulerListener* l : listeners_) l->OnClockAdvanced(now_, to);
+  }
   now_ns_ = ns;
   now_ = to;
 }
@@ -529,14 +554,17 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint64_t Scheduler::DecideInline(
 }
 
 // Inlined into FireDueTimers, its only caller: a timer firing is the hot path of every
-// packet delivery. The rare cases (a paused group, a std::function callback) are out of line.
+// packet delivery. The rare cases (a paused group, general listeners, a task's wake-up,
+// a std::function callback) are out of line. A trace sink alone (a Simulation) gets its
+// timer record here, as FireTimerSlow would write it.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::FireTimer(internal::TimerSlotId slot_id) {
   Beat();
   internal::TimerSlot& slot = timers_.slot(slot_id);
   if (ABSL_PREDICT_FALSE(slot.group != kNoGroup && GroupPaused(slot.group)) ||
-      ABSL_PREDICT_FALSE(observed_) || ABSL_PREDICT_FALSE(slot.call == nullptr)) {
+      ABSL_PREDICT_FALSE(has_listeners_) || ABSL_PREDICT_FALSE(slot.call == nullptr)) {
     return FireTimerSlow(slot_id);
   }
+  if (ABSL_PREDICT_FALSE(trace_sink_ != nullptr)) trace_sink_->Timer(timers_.IdOf(slot_id), now_ns_);
   const internal::TimerFunction call = slot.call;
   void* const context = slot.context;
   const uint64_t argument = slot.argument;
@@ -563,9 +591,15 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::CallTimer(internal::TimerFun
   try {
     call(context, argument);
   } catch (...) {
-    failure_ = CurrentExceptionText();
-    Stop(RunOutcome::kTaskFailed);
+    FailInTimer();
   }
+}
+
+// In a catch block: a timer callback threw. Out of line, so the run loop's frame holds
+// no std::string (and needs no stack protector).
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::FailInTimer() {
+  failure_ = CurrentExceptionText();
+  Stop(RunOutcome::kTaskFailed);
 }
 
 ABSL_ATTRIBUTE_NOINLINE void Scheduler::FireTimerSlow(internal::TimerSlotId slot_id) {
@@ -599,8 +633,7 @@ ABSL_ATTRIBUTE_NOINLINE void Scheduler::FireTimerSlow(internal::TimerSlotId slot
   try {
     callback();
   } catch (...) {
-    failure_ = CurrentExceptionText();
-    Stop(RunOutcome::kTaskFailed);
+    FailInTimer();
   }
 }
 
@@ -687,7 +720,15 @@ ABSL_ATTRIBUTE_NOINLINE size_t Scheduler::DecideNextTask(bool from_yield) {
     ++decision_index_;  // Decide's fast path, without the call.
     return random_strategy_->ChooseBelow(runnable_.size());
   }
-  return Decide(DecisionKind::kNextTask, runnable_.size(), runnable_ids_, "", from_yield);
+  return DecideNextTaskSlow(from_yield);
+}
+
+// The general path, with the candidates' ids made here: the hot paths keep no id array
+// in step with the run queue.
+ABSL_ATTRIBUTE_NOINLINE size_t Scheduler::DecideNextTaskSlow(bool from_yield) {
+  candidate_ids_.clear();
+  for (const Task* task : runnable_) candidate_ids_.push_back(task->id);
+  return Decide(DecisionKind::kNextTask, runnable_.size(), candidate_ids_, "", from_yield);
 }
 
 uint64_t Scheduler::ChooseValue(uint64_t num_options, const char* label) {
@@ -755,7 +796,6 @@ inline void Scheduler::MakeRunnable(Task* task) {
   }
   task->runnable_index = static_cast<uint32_t>(runnable_.size());
   runnable_.push_back(task);
-  runnable_ids_.push_back(task->id);
 }
 
 inline void Scheduler::TakeRunnable(size_t index) {
@@ -763,10 +803,8 @@ inline void Scheduler::TakeRunnable(size_t index) {
   Task* taken = runnable_[index];
   Task* last = runnable_.back();
   runnable_[index] = last;
-  runnable_ids_[index] = last->id;
   last->runnable_index = static_cast<uint32_t>(index);
   runnable_.pop_back();
-  runnable_ids_.pop_back();
   taken->runnable_index = UINT32_MAX;
 }
 
@@ -814,6 +852,19 @@ void Scheduler::ClaimThread(const char* operation) {
 Task* Scheduler::CurrentTaskOrDie(const char* operation) const {
   if (ABSL_PREDICT_FALSE(current_ == nullptr)) FailOutsideTask(operation);
   return current_;
+}
+
+// CheckKilled with a location passed by value: its address is taken only in the cold
+// DeliverKillAt, so the caller's frame needs no stack protector.
+inline void Scheduler::CheckKilledAt(Task* self, SourceLocation where) {
+  if (ABSL_PREDICT_FALSE(self->kill_requested) && self->no_unwind_depth == 0 &&
+      std::uncaught_exceptions() == 0) {
+    DeliverKillAt(self, where);
+  }
+}
+
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::DeliverKillAt(Task* self, SourceLocation where) {
+  DeliverKill(self, &where);
 }
 
 inline void Scheduler::CheckKilled(Task* self, const SourceLocation* where) {
@@ -898,62 +949,95 @@ void Scheduler::Fail(absl::string_view reason) {
   Stop(RunOutcome::kTaskFailed);
 }
 
+// Block's rare parts, out of line (fewer saved registers on its usual path).
+// Already past the deadline: time out at once, but still a scheduling point.
+ABSL_ATTRIBUTE_NOINLINE WakeReason Scheduler::TimeOutAtOnce(Task* self, bool realtime) {
+  if (realtime) self->realtime_key_ns = -1;
+  SchedulingPoint();
+  return WakeReason::kTimedOut;
+}
+
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::ArmWakeTimer(Task* self, int64_t deadline_ns) {
+  self->wake_timer = timers_.IdOf(timers_.Add(deadline_ns, self->group, self, nullptr));
+}
+
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::CancelWakeTimer(Task* self) {
+  timers_.Cancel(self->wake_timer);
+  self->wake_timer = kNoTimer;
+}
+
 WakeReason Scheduler::Block(const char* what, SourceLocation where, int64_t deadline_ns) {
   Task* self = CurrentTaskOrDie(what);
-  CheckKilled(self, &where);
+  CheckKilledAt(self, where);
   // An absolute CLOCK_REALTIME deadline follows the host's clock, stepped since too.
   const bool realtime = ABSL_PREDICT_FALSE(deadline_ns == self->realtime_key_ns);
   if (realtime) deadline_ns = RealtimeDeadlineNs(self);
-  if (deadline_ns <= now_ns_) {
-    // Already past the deadline: time out at once, but still a scheduling point.
-    if (realtime) self->realtime_key_ns = -1;
-    SchedulingPoint();
-    return WakeReason::kTimedOut;
-  }
+  if (deadline_ns <= now_ns_) return TimeOutAtOnce(self, realtime);
   self->state = TaskState::kBlocked;
   self->blocked_in = what;
   self->blocked_at = where;
   self->wake_reason = WakeReason::kWoken;
   self->realtime_blocked = realtime;
-  if (deadline_ns != kForever) {
-    self->wake_timer = timers_.IdOf(timers_.Add(deadline_ns, self->group, self, nullptr));
-  }
+  if (deadline_ns != kForever) ArmWakeTimer(self, deadline_ns);
   if (observed_) {
     if (trace_sink_ != nullptr) trace_sink_->Block(self->id, self->group, now_ns_, what, where);
-    if (has_listeners_) {
-      const TaskView view = View(self);
-      for (SchedulerListener* l : listeners_) l->OnBlock(view, what, where);
-    }
+    if (has_listeners_) NotifyBlockListeners(self, what, where);
   }
   RescheduleInline(self);
-  if (self->wake_timer != kNoTimer) {
-    timers_.Cancel(self->wake_timer);
-    self->wake_timer = kNoTimer;
-  }
+  if (self->wake_timer != kNoTimer) CancelWakeTimer(self);
   // Once timed out, the deadline is spent: a later wait that happens to share its true
   // instant is not a realtime one.
   if (realtime && self->wake_reason == WakeReason::kTimedOut) self->realtime_key_ns = -1;
   self->realtime_blocked = false;
   self->blocked_in = nullptr;
-  CheckKilled(self, &where);
+  CheckKilledAt(self, where);
   return self->wake_reason;
 }
 
+// Frame-less for the usual case (no general listener, the group running, room in the
+// run queue): MakeRunnable's effect, then the trace sink's record as a tail call.
 bool Scheduler::Wake(Task* task, WakeReason reason) {
   if (task->state != TaskState::kBlocked) return false;
   task->wake_reason = reason;
+  const bool unusual = has_listeners_ | runnable_.full() |
+                       (task->group != kNoGroup && GroupPaused(task->group));
+  if (ABSL_PREDICT_FALSE(unusual)) return WakeSlow(task, reason);
+  task->state = TaskState::kRunnable;
+  task->runnable_index = static_cast<uint32_t>(runnable_.size());
+  runnable_.PushUnchecked(task);
+  if (ABSL_PREDICT_FALSE(trace_sink_ != nullptr)) return WakeRecord(task, reason);
+  return true;
+}
+
+ABSL_ATTRIBUTE_NOINLINE bool Scheduler::WakeRecord(Task* task, WakeReason reason) {
+  trace_sink_->Wake(task->id, task->group, now_ns_, reason,
+                    current_ != nullptr ? current_->id : kNoTask);
+  return true;
+}
+
+ABSL_ATTRIBUTE_NOINLINE bool Scheduler::WakeSlow(Task* task, WakeReason reason) {
   MakeRunnable(task);
   if (observed_) {
     if (trace_sink_ != nullptr) {
       trace_sink_->Wake(task->id, task->group, now_ns_, reason,
                         current_ != nullptr ? current_->id : kNoTask);
     }
-    if (has_listeners_) {
-      const TaskView view = View(task);
-      for (SchedulerListener* l : listeners_) l->OnWake(view, reason);
-    }
+    if (has_listeners_) NotifyWakeListeners(task, reason);
   }
   return true;
+}
+
+// The listener calls of Block and Wake, out of line: a TaskView passed by reference
+// would give the hot frames a stack slot and a stack protector.
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::NotifyBlockListeners(Task* task, const char* what,
+                                                             SourceLocation where) {
+  const TaskView view = View(task);
+  for (SchedulerListener* l : listeners_) l->OnBlock(view, what, where);
+}
+
+ABSL_ATTRIBUTE_NOINLINE void Scheduler::NotifyWakeListeners(Task* task, WakeReason reason) {
+  const TaskView view = View(task);
+  for (SchedulerListener* l : listeners_) l->OnWake(view, reason);
 }
 
 void Scheduler::Yield() { YieldFast(); }
@@ -978,7 +1062,6 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Scheduler::YieldFast() {
   Task* next = runnable_[index];
   // The caller takes the picked task's place in the run queue: no pop and push.
   runnable_[index] = self;
-  runnable_ids_[index] = self->id;
   self->runnable_index = static_cast<uint32_t>(index);
   self->state = TaskState::kRunnable;
   next->runnable_index = UINT32_MAX;
@@ -1022,12 +1105,14 @@ void Scheduler::SchedulingPoint() {
                        (live_non_daemon_ != 0 || mode_ != RunMode::kUntilTasksDone) &
                        !(self->group != kNoGroup && groups_[self->group].paused);
     if (ABSL_PREDICT_TRUE(usual)) {
-      // A trace sink or listeners must hear the dispatch: the decision path tells them.
-      if (ABSL_PREDICT_FALSE(!runnable_.empty() || observed_)) {
+      if (ABSL_PREDICT_FALSE(!runnable_.empty() || has_listeners_)) {
         return SchedulingPointDecide(self);
       }
+      // Alone: one step. A trace sink counts it (a dispatch of the running task, as
+      // PickRunnable would report it), without the decision path's frame.
       ++steps_;
       Beat();
+      if (ABSL_PREDICT_FALSE(trace_sink_ != nullptr)) return NotifySinkDispatch(self);
       return;
     }
   }
@@ -1062,7 +1147,6 @@ ABSL_ATTRIBUTE_NOINLINE void Scheduler::SchedulingPointDecide(Task* self) {
     if (index == count - 1) return;  // The caller again: it keeps the CPU.
     Task* next = runnable_[index];
     runnable_[index] = self;
-    runnable_ids_[index] = self->id;
     self->runnable_index = static_cast<uint32_t>(index);
     self->state = TaskState::kRunnable;
     next->runnable_index = UINT32_MAX;

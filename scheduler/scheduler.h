@@ -579,6 +579,8 @@ class Scheduler {
   // Run loop internals. All run on whichever fiber gives up the CPU.
   internal::Task* PickNext();
   internal::Task* PickNextSlow();
+  internal::Task* PickOrAdvance();
+  void FailInTimer();
   internal::Task* PickRunnable(bool from_yield = false);
   void AdvanceClockTo(int64_t ns);
   void FireDueTimers();
@@ -595,6 +597,7 @@ class Scheduler {
   friend void Yield();
   void NotifyDispatch(internal::Task* task);
   void NotifyDispatchSlow(internal::Task* task);
+  void NotifySinkDispatch(internal::Task* task);
   void Beat() {
     heartbeat_.store(heartbeat_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
@@ -604,6 +607,7 @@ class Scheduler {
   void TakeRunnable(size_t index);
   void RemoveFromRunnable(internal::Task* task);
   size_t DecideNextTask(bool from_yield = false);
+  size_t DecideNextTaskSlow(bool from_yield);
   uint64_t Decide(DecisionKind kind, uint64_t num_options, absl::Span<const uint64_t> candidates,
                   const char* label, bool from_yield = false);
   uint64_t DecideInline(DecisionKind kind, uint64_t num_options,
@@ -613,9 +617,18 @@ class Scheduler {
 
   // Blocking, for primitives (through internal::WaitQueue).
   WakeReason Block(const char* what, SourceLocation where, int64_t deadline_ns);
+  WakeReason TimeOutAtOnce(internal::Task* self, bool realtime);
+  void ArmWakeTimer(internal::Task* self, int64_t deadline_ns);
+  void CancelWakeTimer(internal::Task* self);
   bool Wake(internal::Task* task, WakeReason reason);
+  bool WakeSlow(internal::Task* task, WakeReason reason);
+  bool WakeRecord(internal::Task* task, WakeReason reason);
+  void NotifyBlockListeners(internal::Task* task, const char* what, SourceLocation where);
+  void NotifyWakeListeners(internal::Task* task, WakeReason reason);
   void CheckKilled(internal::Task* self, const SourceLocation* where = nullptr);
   [[noreturn]] void DeliverKill(internal::Task* self, const SourceLocation* where);
+  void CheckKilledAt(internal::Task* self, SourceLocation where);
+  [[noreturn]] void DeliverKillAt(internal::Task* self, SourceLocation where);
   bool HasDyingChild(const internal::Task* self) const;
   void ReportSwallowedUnwind(internal::Task* self, const SourceLocation* where);
 
@@ -704,9 +717,34 @@ class Scheduler {
   TaskId last_task_id_ = 0;
   size_t live_non_daemon_ = 0;
 
-  // Runnable tasks and their ids (the candidates of kNextTask), kept in step.
-  std::vector<internal::Task*> runnable_;
-  std::vector<uint64_t> runnable_ids_;
+  // The run queue: a vector whose push can skip the growth check when the caller has
+  // tested full() (Wake's fast path then makes no call and needs no frame).
+  class RunQueue {
+   public:
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    bool full() const { return size_ == slots_.size(); }
+    internal::Task*& operator[](size_t index) { return slots_.data()[index]; }
+    internal::Task* back() const { return slots_.data()[size_ - 1]; }
+    void pop_back() { --size_; }
+    void push_back(internal::Task* task) {
+      if (ABSL_PREDICT_FALSE(full())) Grow();
+      slots_.data()[size_++] = task;
+    }
+    void PushUnchecked(internal::Task* task) { slots_.data()[size_++] = task; }
+    internal::Task* const* begin() const { return slots_.data(); }
+    internal::Task* const* end() const { return slots_.data() + size_; }
+
+   private:
+    void Grow() { slots_.resize(slots_.size() < 8 ? 8 : 2 * slots_.size()); }
+    std::vector<internal::Task*> slots_;
+    size_t size_ = 0;
+  };
+  // Runnable tasks (the candidates of kNextTask).
+  RunQueue runnable_;
+  // Their ids for a strategy or listeners that see the candidates (DecideNextTask),
+  // filled only then.
+  std::vector<uint64_t> candidate_ids_;
 
   internal::TimerQueue timers_;
   std::vector<GroupState> groups_;

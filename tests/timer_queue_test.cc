@@ -212,5 +212,73 @@ TEST_F(TimerQueueModelTest, ManyCancelsAtOneInstantKeepSequenceOrder) {
   EXPECT_EQ(queue_.batch_sequences()[1], 100000u);
 }
 
+// The front entry (a lone timer due no later than every pending one, kept out of the
+// heap): a ping-pong with long timers pending takes and adds there; an earlier add moves
+// it into the heap; a re-insert at its instant ties with it; cancelling it (lone, or the
+// first of its ring) hands the place on; every step matches the ordered set.
+TEST_F(TimerQueueModelTest, TheFrontEntryKeepsTheOrderOfAnOrderedSet) {
+  Add(1000000);  // Long timers (retransmission, keepalive) behind the traffic.
+  Add(2000000);
+  int64_t now_ns = 0;
+  for (int round = 0; round < 50; ++round) {
+    Add(now_ns + 100);  // The packet in flight: the front.
+    ASSERT_NO_FATAL_FAILURE(Check());
+    EXPECT_EQ(queue_.TakeLoneDue(now_ns + 99), TimerQueue::kNowhere);  // Not due yet.
+    now_ns += 100;
+    const TimerSlotId taken = queue_.TakeLoneDue(now_ns);
+    ASSERT_EQ(taken, model_.pending.begin()->second);
+    model_.pending.erase(model_.pending.begin());
+    ForgetLive(taken);
+    queue_.Release(taken);
+    ASSERT_NO_FATAL_FAILURE(Check());
+  }
+  // An add earlier than the front: the front goes to the heap, both come out in order.
+  Add(now_ns + 50);
+  Add(now_ns + 20);
+  ASSERT_NO_FATAL_FAILURE(Check());
+  // A re-insert of a taken timer at the front's instant, with an older sequence: a tie
+  // with the front, gathered by the batch in sequence order.
+  now_ns += 20;
+  const TimerSlotId first = queue_.TakeLoneDue(now_ns);
+  ASSERT_EQ(first, model_.pending.begin()->second);
+  model_.pending.erase(model_.pending.begin());
+  ForgetLive(first);
+  Add(now_ns + 30);  // The front now (earlier than the heap's root? equal: now + 50 is 30 on).
+  queue_.Reinsert(first, now_ns + 30);
+  model_.pending.emplace(std::make_pair(now_ns + 30, queue_.slot(first).sequence), first);
+  live_.push_back(queue_.IdOf(first));
+  ASSERT_NO_FATAL_FAILURE(Check());
+  EXPECT_EQ(queue_.TakeLoneDue(now_ns + 30), TimerQueue::kNowhere);  // A tie: three due.
+  // Cancel the front's first timer, then the whole front ring.
+  Add(now_ns + 5);
+  Add(now_ns + 5);
+  Add(now_ns + 5);
+  ASSERT_NO_FATAL_FAILURE(Check());
+  for (int i = 0; i < 3; ++i) {
+    const TimerSlotId front = model_.pending.begin()->second;
+    const uint64_t id = queue_.IdOf(front);
+    EraseFromModel(front);
+    ForgetLive(front);
+    ASSERT_TRUE(queue_.Cancel(id));
+    ASSERT_NO_FATAL_FAILURE(Check());
+  }
+  // Drain in order.
+  while (!queue_.empty()) {
+    if (model_.batch.empty()) {
+      for (TimerSlotId slot : EarliestDue(INT64_MAX)) {
+        model_.batch.push_back(slot);
+        model_.batch_sequences.push_back(queue_.slot(slot).sequence);
+        model_.pending.erase(model_.pending.begin());
+      }
+    }
+    ASSERT_EQ(queue_.FillBatch(INT64_MAX), model_.batch.size());
+    ASSERT_NO_FATAL_FAILURE(Check());
+    const TimerSlotId taken = queue_.TakeFromBatch(0);
+    ASSERT_EQ(taken, model_.batch[0]);
+    RemoveFromModelBatch(0);
+    queue_.Release(taken);
+  }
+}
+
 }  // namespace
 }  // namespace dsim::internal

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "scheduler/internal/check.h"
 
 namespace dsim::internal {
@@ -69,23 +70,60 @@ inline void TimerQueue::RemoveHeapEntry(uint32_t index) {
 
 // ---- Adding and cancelling -------------------------------------------------------------
 
+inline void TimerQueue::PushHeap(const HeapEntry& entry) {
+  const uint32_t index = static_cast<uint32_t>(heap_.size());
+  heap_.push_back(entry);
+  SiftUp(index);
+}
+
 inline void TimerQueue::InsertLone(TimerSlotId slot, int64_t when_ns) {
   DSIM_DCHECK(when_ns >= 0);
   TimerSlot& s = slots_[slot];
   s.when_ns = when_ns;
   s.prev = slot;
   s.next = slot;
-  const uint32_t index = static_cast<uint32_t>(heap_.size());
-  heap_.push_back(HeapEntry{when_ns, slot});
-  SiftUp(index);
   ++pending_;
-  RefreshEarliest();
+  // The earliest pending instant; a batch (always due) stays the earliest.
+  if (batch_.empty() && when_ns < earliest_ns_) earliest_ns_ = when_ns;
+  if (!has_front_) {
+    if (heap_.empty() || when_ns <= heap_[0].when_ns) {
+      front_ = HeapEntry{when_ns, slot};
+      s.position = kFront;
+      has_front_ = true;
+      return;
+    }
+  } else if (when_ns < front_.when_ns) {
+    // Earlier than the front: the front moves to the heap (where it is the earliest).
+    PushHeap(front_);
+    front_ = HeapEntry{when_ns, slot};
+    s.position = kFront;
+    return;
+  }
+  PushHeap(HeapEntry{when_ns, slot});
 }
 
+// The front's case first, as a leaf without a frame (the common case of a ping-pong);
+// the heap's case is a tail call.
 void TimerQueue::InsertLoneRecent(TimerSlotId slot, int64_t when_ns) {
-  InsertLone(slot, when_ns);
   recent_[1] = recent_[0];
   recent_[0] = Recent{when_ns, slot};
+  if (has_front_ || (!heap_.empty() && when_ns > heap_[0].when_ns)) {
+    return InsertLoneOutOfLine(slot, when_ns);
+  }
+  DSIM_DCHECK(when_ns >= 0);
+  TimerSlot& s = slots_[slot];
+  s.when_ns = when_ns;
+  s.prev = slot;
+  s.next = slot;
+  s.position = kFront;
+  ++pending_;
+  if (batch_.empty() && when_ns < earliest_ns_) earliest_ns_ = when_ns;
+  front_ = HeapEntry{when_ns, slot};
+  has_front_ = true;
+}
+
+ABSL_ATTRIBUTE_NOINLINE void TimerQueue::InsertLoneOutOfLine(TimerSlotId slot, int64_t when_ns) {
+  InsertLone(slot, when_ns);
 }
 
 void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {
@@ -95,7 +133,7 @@ void TimerQueue::Reinsert(TimerSlotId slot, int64_t when_ns) {
 }
 
 void TimerQueue::AddFreeSlot() {
-  DSIM_CHECK(slots_.size() < kInRing, "too many timers");
+  DSIM_CHECK(slots_.size() < kFront, "too many timers");
   free_slots_.push_back(static_cast<TimerSlotId>(slots_.size()));
   slots_.emplace_back();
 }
@@ -131,17 +169,21 @@ bool TimerQueue::Cancel(uint64_t id) {
   } else {
     --pending_;
     if (s.next == slot) {
-      // Lone: its heap entry goes.
+      // Lone: its entry goes.
       ForgetRecent(slot);
-      RemoveHeapEntry(position);
+      if (position == kFront) {
+        has_front_ = false;
+      } else {
+        RemoveHeapEntry(position);
+      }
       RefreshEarliest();
     } else {
-      // Out of its ring; if it was the first, the next one heads the heap entry.
+      // Out of its ring; if it was the first, the next one heads the entry.
       slots_[s.prev].next = s.next;
       slots_[s.next].prev = s.prev;
       if (position != kInRing) {
         ForgetRecent(slot);
-        heap_[position].first = s.next;
+        (position == kFront ? front_ : heap_[position]).first = s.next;
         slots_[s.next].position = position;
       }
     }
@@ -153,22 +195,32 @@ bool TimerQueue::Cancel(uint64_t id) {
 // ---- Firing ----------------------------------------------------------------------------
 
 size_t TimerQueue::FillBatch(int64_t now_ns) {
-  if (!batch_.empty() || heap_.empty()) return batch_.size();
-  const int64_t when = heap_[0].when_ns;
+  if (!batch_.empty()) return batch_.size();
+  if (!has_front_ && heap_.empty()) return 0;
+  // The front, when there is one, is the earliest entry (the heap may tie with it).
+  const int64_t when = has_front_ ? front_.when_ns : heap_[0].when_ns;
   if (when > now_ns) return 0;
   size_t entries = 0;
-  do {
-    const TimerSlotId first = heap_[0].first;
+  const auto take_ring = [this](TimerSlotId first) {
     ForgetRecent(first);
-    RemoveHeapEntry(0);
-    ++entries;
     TimerSlotId slot = first;
     do {
       const TimerSlotId next = slots_[slot].next;
       AppendToBatch(slot);
       slot = next;
     } while (slot != first);
-  } while (!heap_.empty() && heap_[0].when_ns == when);
+  };
+  if (has_front_) {
+    has_front_ = false;
+    ++entries;
+    take_ring(front_.first);
+  }
+  while (!heap_.empty() && heap_[0].when_ns == when) {
+    const TimerSlotId first = heap_[0].first;
+    RemoveHeapEntry(0);
+    ++entries;
+    take_ring(first);
+  }
   pending_ -= batch_.size();
   // Each ring lists its timers by sequence, but several entries due at the same instant
   // come off the heap in any order: the batch starts in sequence order, as one heap of
@@ -192,8 +244,9 @@ void TimerQueue::SortBatch() {
   }
 }
 
-TimerSlotId TimerQueue::TakeLoneDue(int64_t now_ns) {
+TimerSlotId TimerQueue::TakeLoneDueSlow(int64_t now_ns) {
   if (!batch_.empty() || heap_.empty()) return kNowhere;
+  DSIM_DCHECK(!has_front_);
   const HeapEntry top = heap_[0];
   if (top.when_ns > now_ns) return kNowhere;
   // Another entry due at the same instant would be one of the root's children (its

@@ -1,8 +1,12 @@
 // TimerQueue: pending timers, ordered by (due time, creation sequence).
 //
-// A binary heap ordered by due time. Each heap entry is one timer (the common case) or
-// the first of several timers due at the same instant, linked in a ring through their
-// slots in sequence order. Simulations add many timers at the same instants (lockstep
+// A binary heap ordered by due time, and in front of it one entry not later than any in
+// the heap (the "front"). Each entry is one timer (the common case) or the first of
+// several timers due at the same instant, linked in a ring through their slots in
+// sequence order. A new lone timer due no later than every pending one takes the empty
+// front instead of a heap slot, and the next lone take finds it there: a ping-pong
+// (one packet in flight at a time, long timers pending behind it) never touches the
+// heap. Simulations add many timers at the same instants (lockstep
 // clients send at once, a link's latency is fixed): an add due when one of the last two
 // adds was due joins that entry's ring, so moving every timer due at the earliest
 // instant into the "due batch" takes a few heap entries instead of one pop per timer,
@@ -42,7 +46,8 @@ struct TimerSlot {
   uint64_t sequence = 0;           // Creation order: a timer's stable identity.
   uint32_t generation = 1;         // Bumped on release, so stale TimerIds are rejected.
   // Where it is: TimerQueue::kNowhere (taken), kBatchBit | its index in the batch,
-  // kInRing (in a heap entry's ring, not first), or its heap index (lone or first).
+  // kInRing (in an entry's ring, not first), kFront (the front entry's lone or first
+  // timer), or its heap index (lone or first).
   uint32_t position = 0;
   // Its ring of timers due at the same instant (itself when alone): previous and next
   // by sequence; the first's previous is the last.
@@ -57,6 +62,7 @@ class TimerQueue {
   static constexpr uint32_t kNowhere = UINT32_MAX;     // Not in heap or batch.
   static constexpr uint32_t kBatchBit = 1u << 31;      // Position is in the batch.
   static constexpr uint32_t kInRing = kBatchBit - 1;   // In a ring, not its first.
+  static constexpr uint32_t kFront = kInRing - 1;      // Heads the front entry.
 
   TimerSlotId Add(int64_t when_ns, uint32_t group, Task* task, std::function<void()> callback);
   // Inline: every packet in flight is one (Scheduler::AddTimerCall).
@@ -119,8 +125,24 @@ class TimerQueue {
   // the earliest such instant into the batch. Returns the batch size.
   size_t FillBatch(int64_t now_ns);
   // If the batch is empty and exactly one timer is due at the earliest instant (no tie),
-  // removes it from the heap and returns its slot; otherwise kNowhere.
-  TimerSlotId TakeLoneDue(int64_t now_ns);
+  // removes it from the queue and returns its slot; otherwise kNowhere. Inline for a
+  // lone front entry (the idle step of a ping-pong); the heap's case out of line.
+  TimerSlotId TakeLoneDue(int64_t now_ns) {
+    if (!has_front_ || !batch_.empty()) return TakeLoneDueSlow(now_ns);
+    const TimerSlotId first = front_.first;
+    const int64_t when = front_.when_ns;
+    // The front is not later than any heap entry: a tie would be the heap's root.
+    if (when > now_ns || slots_[first].next != first ||
+        (!heap_.empty() && heap_[0].when_ns == when)) {
+      return kNowhere;
+    }
+    has_front_ = false;
+    ForgetRecent(first);
+    slots_[first].position = kNowhere;
+    --pending_;
+    earliest_ns_ = heap_.empty() ? INT64_MAX : heap_[0].when_ns;
+    return first;
+  }
   // Sequence numbers of the batch's timers, in batch order.
   absl::Span<const uint64_t> batch_sequences() const { return batch_sequences_; }
   // Removes the batch's `index`-th timer and returns its slot (still allocated).
@@ -158,7 +180,7 @@ class TimerQueue {
       return InsertLoneRecent(slot, when_ns);
     }
     // Last in the ring: its sequence is the highest so far. The earliest due time does
-    // not change (the entry is already in the heap).
+    // not change (the entry is already in the heap or the front).
     TimerSlot& head = slots_[first];
     const TimerSlotId last = head.prev;
     TimerSlot& s = slots_[slot];
@@ -174,6 +196,9 @@ class TimerQueue {
   // A lone entry that later adds due at the same instant may join.
   void InsertLoneRecent(TimerSlotId slot, int64_t when_ns);
   void InsertLone(TimerSlotId slot, int64_t when_ns);
+  void InsertLoneOutOfLine(TimerSlotId slot, int64_t when_ns);
+  void PushHeap(const HeapEntry& entry);
+  TimerSlotId TakeLoneDueSlow(int64_t now_ns);
   // Removes the heap entry at `index`; its timers are the caller's business.
   void RemoveHeapEntry(uint32_t index);
   void AppendToBatch(TimerSlotId slot) {
@@ -223,6 +248,7 @@ class TimerQueue {
   // Recomputes earliest_ns_ after the heap or the batch changed.
   void RefreshEarliest() {
     earliest_ns_ = !batch_.empty()  ? slots_[batch_[0]].when_ns
+                   : has_front_     ? front_.when_ns
                    : !heap_.empty() ? heap_[0].when_ns
                                     : INT64_MAX;
   }
@@ -230,6 +256,10 @@ class TimerQueue {
   std::vector<TimerSlot> slots_;
   std::vector<TimerSlotId> free_slots_;
   std::vector<HeapEntry> heap_;
+  // The front entry, when has_front_: due no later than every heap entry (ties allowed;
+  // FillBatch gathers them).
+  HeapEntry front_{INT64_MAX, 0};
+  bool has_front_ = false;
   Recent recent_[2];    // [0] the most recently used.
   size_t pending_ = 0;  // Timers in the heap's entries.
   std::vector<TimerSlotId> batch_;

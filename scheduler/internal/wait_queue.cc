@@ -89,13 +89,29 @@ void WaitQueue::Remove(Waiter* waiter) {
   --size_;
 }
 
+namespace {
+// Unlinks the one waiter of Wait, on every exit path (kill included).
+class OneWaiterGuard {
+ public:
+  explicit OneWaiterGuard(Waiter* waiter) : waiter_(waiter) {}
+  ~OneWaiterGuard() {
+    if (waiter_->queue != nullptr) waiter_->queue->Remove(waiter_);
+  }
+
+ private:
+  Waiter* waiter_;
+};
+}  // namespace
+
 // One queue, the common case (a socket read, a mutex): one waiter on this frame.
 WakeReason WaitQueue::Wait(const char* what, SourceLocation where, absl::Time deadline) {
   Scheduler& scheduler = SchedulerForBlocking(what);
+  Task* const self = scheduler.current_;  // CurrentTaskOrDie, inline.
+  if (ABSL_PREDICT_FALSE(self == nullptr)) scheduler.FailOutsideTask(what);
   Waiter waiter;
-  waiter.task = scheduler.CurrentTaskOrDie(what);
+  waiter.task = self;
   waiter.scheduler = &scheduler;
-  WaiterGuard guard(absl::MakeSpan(&waiter, 1));
+  OneWaiterGuard guard(&waiter);
   Link(&waiter);
   return scheduler.Block(what, where, scheduler.ToNanos(deadline));
 }
