@@ -348,8 +348,18 @@ Packet* Network::AllocatePacket() {
   return all_packets_.back().get();
 }
 
+size_t Network::packets_pooled() const {
+  size_t count = 0;
+  for (const Packet* p = free_packets_; p != nullptr; p = p->next_free) ++count;
+  return count;
+}
+
 void Network::FreePacket(Packet* packet) {
-  // Field by field, keeping the payload's capacity for the next segment.
+  // Field by field, keeping the payload's capacity for the next segment. Only the
+  // fields a sender fills: every send sets source_host, destination_host(_ptr) and
+  // flow_id before anything reads them, and lost_ack is false on every packet that
+  // comes back (Deliver clears it; its superseded drop clears it before the free).
+  DSIM_DCHECK(!packet->lost_ack && !packet->superseded);
   packet->kind = Packet::Kind::kTcp;
   packet->source = Endpoint();
   packet->destination = Endpoint();
@@ -357,10 +367,8 @@ void Network::FreePacket(Packet* packet) {
   packet->source_connection = packet->destination_connection = 0;
   packet->sequence = packet->acknowledgment = packet->window_bytes = 0;
   packet->payload.clear();
-  packet->source_host = packet->destination_host = 0;
-  packet->flow_id = 0;
-  packet->lost_ack = packet->superseded = false;
-  free_packets_.push_back(packet);
+  packet->next_free = free_packets_;
+  free_packets_ = packet;
 }
 
 NetworkHost* Network::Route(NetworkHost& from, const IpAddress& destination) {
@@ -413,6 +421,7 @@ void Network::SendToObserved(NetworkHost& from, NetworkHost& to, Packet* packet)
 void Network::SendToGeneral(NetworkHost& from, NetworkHost& to, Packet* packet) {
   packet->source_host = from.id();
   packet->destination_host = to.id();
+  packet->destination_host_ptr = &to;
   packet->flow_id = ++last_flow_id_;
   int64_t plain_latency_ns;
   if (link_model_->PlainLatencyNanos(*packet, buggify_.enabled, &plain_latency_ns)) {
@@ -426,8 +435,7 @@ void Network::SendToGeneral(NetworkHost& from, NetworkHost& to, Packet* packet) 
   PacketFate fate = link_model_->Decide(*packet, *scheduler_);
   if (scheduler_->has_listeners()) AnnotatePacket("net.send", *packet, 1, from.group());
   if (fate.deliveries.empty()) {
-    ++stats_.packets_sent;
-    ++stats_.packets_dropped;
+    ++packets_dropped_;
     if (scheduler_->has_listeners()) AnnotatePacket("net.drop", *packet, 2, from.group());
     FreePacket(packet);
     return;
@@ -448,14 +456,13 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::SendPlain(NetworkHost& from, N
                                                             Packet* packet, int64_t now) {
   packet->source_host = from.id();
   packet->destination_host = to.id();
+  packet->destination_host_ptr = &to;
   packet->flow_id = ++last_flow_id_;
   int64_t& last = from.last_delivery_[to.id()];
   int64_t when = internal::SaturatingAdd(
       now, &from == &to ? plain_->loopback_latency_ns : plain_->latency_ns);
   if (when <= last) when = internal::SaturatingAdd(last, 1);
   last = when;
-  ++stats_.packets_sent;
-  ++stats_.packets_in_flight;
   packet->sent_at_ns = now;
   packet->in_flight_index = static_cast<uint32_t>(in_flight_.size());
   in_flight_.push_back(packet);
@@ -472,6 +479,7 @@ void Network::Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet,
   if (options_.fifo_links && !unordered) {
     if (from.last_delivery_.size() < to.id() + 1) {
       from.last_delivery_.resize(to.id() + 1, INT64_MIN);
+      from.last_delivery_slots_ = static_cast<uint32_t>(from.last_delivery_.size());
     }
     last = &from.last_delivery_[to.id()];
   }
@@ -499,14 +507,14 @@ void Network::Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet,
     if (i + 1 < count) {  // Duplicates are copies; the last is the original.
       copy = NewPacket();
       *copy = *packet;
+      ++duplicate_packets_;
     }
     PutInFlight(copy, when);
   }
+  if (in_connection) UpdatePlainMasks();  // A hole or a lost ACK may have come or gone.
 }
 
 void Network::PutInFlight(Packet* packet, int64_t when_ns) {
-  ++stats_.packets_sent;
-  ++stats_.packets_in_flight;
   packet->sent_at_ns = scheduler_->NowNanos();
   packet->in_flight_index = static_cast<uint32_t>(in_flight_.size());
   in_flight_.push_back(packet);
@@ -549,8 +557,9 @@ void Network::DeliverCall(void* context, uint64_t argument) {
   if (ABSL_PREDICT_TRUE(!packet->lost_ack && network->gates_active_ == 0)) {
     // No gate, no lost ACK, a stack on the host, and nobody watching: what Deliver does
     // then, without its frame. Watched: DeliverObserved.
-    NetworkHost* to = network->FindHost(packet->destination_host);
-    PacketReceiver* stack = to != nullptr ? to->stack() : nullptr;
+    NetworkHost* to = packet->destination_host_ptr;  // Set by every send.
+    DSIM_DCHECK(to != nullptr && to == network->FindHost(packet->destination_host));
+    PacketReceiver* stack = to->stack();
     if (ABSL_PREDICT_TRUE(stack != nullptr)) {
       if (ABSL_PREDICT_FALSE(network->scheduler_->has_listeners())) {
         return network->DeliverObserved(*to, packet);
@@ -568,8 +577,6 @@ void Network::DeliverObserved(NetworkHost& to, Packet* packet) {
   TraceSink* sink = scheduler_->SoleTraceSink(kNetDeliver);
   if (sink == nullptr || packet->flow_id == 0) return Deliver(packet);
   ForgetInFlight(packet);
-  --stats_.packets_in_flight;
-  ++stats_.packets_delivered;
   if (ABSL_PREDICT_FALSE(!sink->TryAnnotateRepeat(kNetDeliver, to.group(),
                                                   CurrentTaskIdOf(*scheduler_),
                                                   scheduler_->NowNanos(), packet->flow_id,
@@ -588,8 +595,6 @@ void Network::DeliverObservedSlow(TraceSink& sink, NetworkHost& to, Packet* pack
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void Network::DeliverToStack(PacketReceiver* stack,
                                                                  Packet* packet) {
   ForgetInFlight(packet);
-  --stats_.packets_in_flight;
-  ++stats_.packets_delivered;
   stack->Receive(packet);  // Takes the packet.
 }
 
@@ -604,7 +609,7 @@ void Network::ForgetInFlight(Packet* packet) {
 }
 
 void Network::Deliver(Packet* packet) {
-  DSIM_DCHECK(stats_.packets_in_flight > 0);
+  DSIM_DCHECK(!in_flight_.empty());
   if (packet->lost_ack) {
     if (packet->superseded) {
       if (scheduler_->has_listeners()) {
@@ -613,21 +618,20 @@ void Network::Deliver(Packet* packet) {
                        to != nullptr ? to->group() : kNoGroup);
       }
       ForgetInFlight(packet);
-      --stats_.packets_in_flight;
-      ++stats_.packets_dropped;
+      ++packets_dropped_;
+      packet->lost_ack = packet->superseded = false;  // FreePacket leaves them.
       FreePacket(packet);
       return;
     }
     if (auto it = lost_acks_.find(packet->source_connection);
         it != lost_acks_.end() && it->second == packet) {
       lost_acks_.erase(it);
+      UpdatePlainMasks();
     }
     packet->lost_ack = false;
   }
   if (gates_active_ > 0 && Gated(*packet) && HoldOrDrop(packet)) return;
   ForgetInFlight(packet);
-  --stats_.packets_in_flight;
-  ++stats_.packets_delivered;
   NetworkHost* to = FindHost(packet->destination_host);
   DSIM_CHECK(to != nullptr, "a packet to unknown host ", packet->destination_host);
   if (scheduler_->has_listeners()) AnnotatePacket("net.deliver", *packet, 2, to->group());
@@ -732,8 +736,7 @@ bool Network::HoldOrDrop(Packet* packet) {
   if (drop != nullptr) {
     if (scheduler_->has_listeners()) AnnotatePacket(drop, *packet, 2, group);
     ForgetInFlight(packet);
-    --stats_.packets_in_flight;
-    ++stats_.packets_dropped;
+    ++packets_dropped_;
     FreePacket(packet);
     return true;
   }

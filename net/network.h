@@ -145,6 +145,8 @@ struct Endpoint {
   friend bool operator!=(const Endpoint& a, const Endpoint& b) { return !(a == b); }
 };
 
+class NetworkHost;
+
 // One packet in flight. The socket layer fills it; the network only routes it by
 // destination address and asks the LinkModel for its fate.
 struct Packet {
@@ -176,6 +178,9 @@ struct Packet {
   // Filled by the network.
   uint32_t source_host = 0;  // NetworkHostId
   uint32_t destination_host = 0;
+  // The host of destination_host, set with it on every send (so the arrival path need
+  // not look it up). Hosts live as long as the network.
+  NetworkHost* destination_host_ptr = nullptr;
   uint64_t flow_id = 0;  // Links the send and delivery annotations of this packet.
   // When it was sent and when it is due, in nanoseconds since Scheduler::Epoch()
   // (Network::InFlight shows them as times); deliver_at_ns is INT64_MAX while held.
@@ -186,6 +191,8 @@ struct Packet {
   // connection was sent (it is then dropped on arrival: that segment carries newer news).
   bool lost_ack = false;
   bool superseded = false;
+  // The next packet in the network's pool while this one is free.
+  Packet* next_free = nullptr;
 
   // A TCP segment with no data and no SYN, FIN or RST: it only acknowledges.
   bool IsPureAck() const {
@@ -443,6 +450,7 @@ class NetworkHost {
   // For NetworkOptions::fifo_links: last delivery time on the link to each host, by id,
   // in nanoseconds since Scheduler::Epoch() (INT64_MIN: none yet).
   std::vector<int64_t> last_delivery_;
+  uint32_t last_delivery_slots_ = 0;  // last_delivery_.size(), for SendTo's one compare.
   std::string name_;
   std::vector<IpAddress> addresses_;
   std::unique_ptr<PacketReceiver> stack_;
@@ -514,16 +522,17 @@ class Network {
   NetworkHost* Route(NetworkHost& from, const IpAddress& destination);
   // Packets come from a pool, so a segment costs no allocation in steady state.
   Packet* NewPacket() {
-    if (ABSL_PREDICT_FALSE(free_packets_.empty())) return AllocatePacket();
-    Packet* packet = free_packets_.back();
-    free_packets_.pop_back();
+    Packet* packet = free_packets_;
+    if (ABSL_PREDICT_FALSE(packet == nullptr)) return AllocatePacket();
+    free_packets_ = packet->next_free;
     return packet;
   }
+  // Back to the pool, its fields reset as a new Packet's (payload capacity kept).
   void FreePacket(Packet* packet);
   // Packets allocated so far, and those of them back in the pool (the rest are in
   // flight, held, or queued in a socket). For tests of the pool's bookkeeping.
   size_t packets_allocated() const { return all_packets_.size(); }
-  size_t packets_pooled() const { return free_packets_.size(); }
+  size_t packets_pooled() const;
 
   // Crashes a host as a power cut would: kills the tasks of its group (they unwind at
   // their next scheduling point) and then DetachHost. Restart it with BindGroup.
@@ -581,7 +590,18 @@ class Network {
   // any host (a timer callback, the run loop, a task not on a host). Per simulation, so
   // no other simulation's text can show through.
   std::string& outside_host_message() { return outside_host_message_; }
-  const NetworkStats& stats() const { return stats_; }
+  // Counted, not kept: every packet that reaches SendTo takes one flow id (a duplicate
+  // copy is one more packet sent), every packet in flight or held is in in_flight_, and
+  // what was sent and is neither dropped nor in flight was delivered. So a packet's
+  // path pays no counter.
+  NetworkStats stats() const {
+    NetworkStats stats;
+    stats.packets_sent = last_flow_id_ + duplicate_packets_;
+    stats.packets_dropped = packets_dropped_;
+    stats.packets_in_flight = in_flight_.size();
+    stats.packets_delivered = stats.packets_sent - stats.packets_dropped - stats.packets_in_flight;
+    return stats;
+  }
   void set_link_model(std::shared_ptr<LinkModel> model);
 
  private:
@@ -600,18 +620,23 @@ class Network {
   NetworkOptions options_;
   std::shared_ptr<LinkModel> link_model_;
   // link_model_'s Plain (never null), and the bits of its `when` that put a packet on
-  // SendTo's short path: LinkModel::PlainMask of buggify_ on fifo links, 0 without them.
+  // SendTo's short path: LinkModel::PlainMask of buggify_ on fifo links while no
+  // connection has a hole or a lost ACK in flight, else 0. Kept current by
+  // UpdatePlainMasks wherever one of them changes (set_buggify, Dispatch, Deliver).
   const LinkModel::Plain* plain_ = nullptr;
   uint8_t short_path_mask_ = 0;
   void UpdatePlainMasks() {
-    short_path_mask_ = options_.fifo_links ? LinkModel::PlainMask(buggify_.enabled) : 0;
+    short_path_mask_ = options_.fifo_links && connection_holes_.empty() && lost_acks_.empty()
+                           ? LinkModel::PlainMask(buggify_.enabled)
+                           : 0;
   }
   // SendTo's short path applies: a plain model (the default one, or a fault model with
   // no fault active) on fifo links, the link used before, and no connection with a hole
-  // or a lost ACK in flight.
+  // or a lost ACK in flight (all but the link folded into short_path_mask_).
   bool OnShortPath(const NetworkHost& from, const NetworkHost& to) const {
-    return (plain_->when & short_path_mask_) != 0 && from.last_delivery_.size() > to.id() &&
-           connection_holes_.empty() && lost_acks_.empty();
+    DSIM_DCHECK(short_path_mask_ == 0 || (connection_holes_.empty() && lost_acks_.empty()));
+    DSIM_DCHECK(from.last_delivery_slots_ == from.last_delivery_.size());
+    return (plain_->when & short_path_mask_) != 0 && from.last_delivery_slots_ > to.id();
   }
   inline void SendPlain(NetworkHost& from, NetworkHost& to, Packet* packet, int64_t now_ns);
   // SendTo and DeliverCall when someone watches: the short paths with the trace's raw
@@ -657,10 +682,11 @@ class Network {
   // Every packet ever allocated (owned here, so in-flight packets are freed with the
   // network), and the ones free for reuse.
   std::vector<std::unique_ptr<Packet>> all_packets_;
-  std::vector<Packet*> free_packets_;
+  Packet* free_packets_ = nullptr;  // A stack through Packet::next_free (no capacity to grow).
   uint64_t last_connection_id_ = 0;
-  uint64_t last_flow_id_ = 0;
-  NetworkStats stats_;
+  uint64_t last_flow_id_ = 0;  // Also packets sent, less duplicate copies (stats()).
+  uint64_t duplicate_packets_ = 0;
+  uint64_t packets_dropped_ = 0;
 
   // Gates. `gates_active_` counts holds, cuts and paused hosts, so the arrival path
   // checks nothing while there are none.

@@ -262,6 +262,11 @@ TEST(Datagrams, AreLostWithTheLossProbabilityAndEachLossIsAnnotated) {
   EXPECT_NEAR(received.size() / 4000.0, 0.75, 0.03);
   EXPECT_EQ(w.annotations.count("fault.drop"), 4000 - static_cast<int>(received.size()));
   EXPECT_TRUE(std::is_sorted(received.begin(), received.end()));
+  const NetworkStats stats = w.sim.network().stats();
+  EXPECT_EQ(stats.packets_sent, 4000u);
+  EXPECT_EQ(stats.packets_delivered, received.size());
+  EXPECT_EQ(stats.packets_dropped, 4000u - received.size());
+  EXPECT_EQ(stats.packets_in_flight, 0u);
 }
 
 TEST(Datagrams, AreDuplicatedWithTheDuplicateProbability) {
@@ -269,6 +274,12 @@ TEST(Datagrams, AreDuplicatedWithTheDuplicateProbability) {
   const std::vector<int> received = SendNumbered(w, 4000);
   EXPECT_NEAR(received.size() / 4000.0, 1.25, 0.03);
   EXPECT_EQ(w.annotations.count("fault.duplicate"), static_cast<int>(received.size()) - 4000);
+  // Each copy counts as a packet sent and delivered.
+  const NetworkStats stats = w.sim.network().stats();
+  EXPECT_EQ(stats.packets_sent, received.size());
+  EXPECT_EQ(stats.packets_delivered, received.size());
+  EXPECT_EQ(stats.packets_dropped, 0u);
+  EXPECT_EQ(stats.packets_in_flight, 0u);
 }
 
 TEST(Datagrams, AreReorderedWhenLaterOnesOvertakeADelayedOne) {
@@ -828,6 +839,64 @@ std::pair<uint64_t, std::string> TracedTraffic(bool listener) {
   EXPECT_TRUE(sim.RunFor(absl::Seconds(10)).ok());
   if (listener) sim.scheduler().RemoveListener(&quiet);
   return {sim.trace().fingerprint(), sim.trace().ToText()};
+}
+
+// Delays the first packet it decides by a "lost" segment's hole, then has nothing more
+// to decide (plain), as a fault model does after StopFaults.
+class LoseFirstThenPlainModel final : public LinkModel {
+ public:
+  PacketFate Decide(const Packet&, Scheduler&) override {
+    PacketFate fate = PacketFate::DeliverAfter(absl::Microseconds(100));
+    fate.connection_delay = absl::Milliseconds(200);
+    set_plain(Plain{kPlainWithoutBuggify | kPlainWithBuggify, /*latency_ns=*/100000,
+                    /*loopback_latency_ns=*/10000});
+    return fate;
+  }
+};
+
+// Records the sequence number of every packet that arrives.
+class SequenceRecorder final : public PacketReceiver {
+ public:
+  SequenceRecorder(Network* network, std::vector<uint64_t>* arrived)
+      : network_(network), arrived_(arrived) {}
+  void Receive(Packet* packet) override {
+    arrived_->push_back(packet->sequence);
+    network_->FreePacket(packet);
+  }
+
+ private:
+  Network* network_;
+  std::vector<uint64_t>* arrived_;
+};
+
+// A connection's hole outlives the fault that made it: once the model is plain again,
+// the connection's later segments still wait behind its "lost" one (the short path is
+// closed while any hole is open).
+TEST(ShortPaths, AConnectionsLaterSegmentsWaitBehindItsHoleAfterTheModelTurnsPlain) {
+  Scheduler scheduler(SchedulerOptions{.seed = 1});
+  NetworkOptions options;
+  options.link_model = std::make_shared<LoseFirstThenPlainModel>();
+  Network network(&scheduler, options);
+  NetworkHost& a = network.AddHost("a", {"10.0.0.1"});
+  NetworkHost& b = network.AddHost("b", {"10.0.0.2"});
+  std::vector<uint64_t> arrived;
+  b.set_stack(std::make_unique<SequenceRecorder>(&network, &arrived));
+  const IpAddress to = *IpAddress::Parse("10.0.0.2");
+  a.Spawn("sender", [&] {
+    for (uint64_t sequence = 0; sequence < 3; ++sequence) {
+      Packet* packet = network.NewPacket();
+      packet->kind = Packet::Kind::kTcp;
+      packet->flags = Packet::kAck;
+      packet->source_connection = 7;
+      packet->sequence = sequence;
+      packet->payload = "x";
+      packet->destination = Endpoint{to, 80};
+      ASSERT_TRUE(network.Send(a, packet));
+    }
+    dsim::SleepFor(absl::Seconds(1));  // The run ends with its last task.
+  });
+  ASSERT_TRUE(scheduler.Run().ok());
+  EXPECT_EQ(arrived, (std::vector<uint64_t>{0, 1, 2}));
 }
 
 TEST(ShortPaths, RecordWhatTheGeneralPathsRecord) {
