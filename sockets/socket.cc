@@ -463,7 +463,8 @@ namespace internal {
 
 ssize_t RecvInto(int fd, std::string* data, size_t max_bytes, int flags, IpAddress* from_address,
                  uint16_t* from_port, SourceLocation where) {
-  HostStack* stack = Enter("Recvfrom");
+  // The call entry inline, as in Recvfrom: UdpSocket::ReceiveFrom pays what recvfrom does.
+  HostStack* stack = EnterInline("Recvfrom", KillPoint::kDeliver);
   if (stack == nullptr) return -1;
   internal::RecvArgs args;
   args.flags = flags;
