@@ -105,6 +105,10 @@ class OneWaiterGuard {
 
 // One queue, the common case (a socket read, a mutex): one waiter on this frame.
 WakeReason WaitQueue::Wait(const char* what, SourceLocation where, absl::Time deadline) {
+  return WaitNanos(what, where, TimeToEpochNanos(deadline));  // A pure conversion.
+}
+
+WakeReason WaitQueue::WaitNanos(const char* what, SourceLocation where, int64_t deadline_ns) {
   Scheduler& scheduler = SchedulerForBlocking(what);
   Task* const self = scheduler.current_;  // CurrentTaskOrDie, inline.
   if (ABSL_PREDICT_FALSE(self == nullptr)) scheduler.FailOutsideTask(what);
@@ -113,7 +117,7 @@ WakeReason WaitQueue::Wait(const char* what, SourceLocation where, absl::Time de
   waiter.scheduler = &scheduler;
   OneWaiterGuard guard(&waiter);
   Link(&waiter);
-  return scheduler.Block(what, where, scheduler.ToNanos(deadline));
+  return scheduler.Block(what, where, deadline_ns);
 }
 
 WakeReason WaitQueue::WaitAny(absl::Span<WaitQueue* const> queues, const char* what,
