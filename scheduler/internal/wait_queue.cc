@@ -158,10 +158,16 @@ bool WaitQueue::WakeOne() {
 
 size_t WaitQueue::WakeAll() {
   if (watchers_ != 0) return WakeAllAndNotify();
+  // No watchers: every waiter is a task's. Remove(head_) without its general tests
+  // (the head has no predecessor), the queue consistent at every Wake.
   size_t woken = 0;
-  while (head_ != nullptr) {
-    Waiter* w = head_;
-    Remove(w);
+  while (Waiter* w = head_) {
+    DSIM_DCHECK(w->queue == this && w->prev == nullptr && w->task != nullptr);
+    head_ = w->next;
+    (head_ != nullptr ? head_->prev : tail_) = nullptr;
+    w->queue = nullptr;
+    w->next = nullptr;
+    --size_;
     if (w->scheduler->Wake(w->task, WakeReason::kWoken)) ++woken;
   }
   return woken;
