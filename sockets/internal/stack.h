@@ -629,6 +629,11 @@ class HostStack final : public PacketReceiver {
   void TcpOnAck(SocketState* socket, const Packet& packet);
   void TcpOnData(SocketState* socket, Packet* packet);
   ABSL_ATTRIBUTE_NOINLINE void TcpOnDataGeneral(SocketState* socket, Packet* packet);
+  // The next `length` bytes of the stream, in order with nothing out of order or FIN
+  // pending: queued, readers woken, ACKed now or later. TcpOnData's and TcpOnSegment's
+  // short paths share it.
+  inline void TcpAcceptInOrder(SocketState* socket, const char* data, size_t length,
+                               uint8_t flags);
   void TcpOnFin(SocketState* socket);
   void TcpOnFinAcked(SocketState* socket);
   void TcpAfterRead(SocketState* socket);

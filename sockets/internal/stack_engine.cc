@@ -644,6 +644,21 @@ void HostStack::Receive(Packet* packet) {
   network_->FreePacket(packet);
 }
 
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void HostStack::TcpAcceptInOrder(SocketState* s,
+                                                                     const char* data,
+                                                                     size_t length,
+                                                                     uint8_t flags) {
+  s->rx.Append(data, length);
+  s->rcv_nxt += length;
+  ++s->edges;
+  if (!s->readable.empty()) s->readable.WakeAll();
+  if ((flags & Packet::kAckNow) || s->rcv_nxt - s->rcv_acked >= 2 * options_.segment_bytes_max) {
+    TcpSendAck(s);
+  } else {
+    ArmDelayedAck(s);
+  }
+}
+
 void HostStack::TcpOnSegment(Packet* packet) {
   // The common segment: the next data of an established stream, with an ACK and no
   // SYN, FIN or RST, for its own connection, nothing out of order or pending. What
@@ -690,15 +705,7 @@ void HostStack::TcpOnSegment(Packet* packet) {
     }
   }
   // TcpOnData's short path.
-  s->rx.Append(packet->payload.data(), length);
-  s->rcv_nxt += length;
-  ++s->edges;
-  if (!s->readable.empty()) s->readable.WakeAll();
-  if ((flags & Packet::kAckNow) || s->rcv_nxt - s->rcv_acked >= 2 * options_.segment_bytes_max) {
-    TcpSendAck(s);
-  } else {
-    ArmDelayedAck(s);
-  }
+  TcpAcceptInOrder(s, packet->payload.data(), length, flags);
   network_->FreePacket(packet);
 }
 
@@ -893,15 +900,7 @@ void HostStack::TcpOnData(SocketState* s, Packet* packet) {
                         s->out_of_order.empty() && s->pending_fin_sequence == UINT64_MAX)) {
     // The next bytes of the stream, nothing out of order or FIN pending: what the
     // general path below does with them, in fewer steps.
-    s->rx.Append(packet->payload.data(), length);
-    s->rcv_nxt += length;
-    ++s->edges;
-    if (!s->readable.empty()) s->readable.WakeAll();
-    if ((flags & Packet::kAckNow) || s->rcv_nxt - s->rcv_acked >= 2 * options_.segment_bytes_max) {
-      TcpSendAck(s);
-    } else {
-      ArmDelayedAck(s);
-    }
+    TcpAcceptInOrder(s, packet->payload.data(), length, flags);
     return;
   }
   TcpOnDataGeneral(s, packet);
