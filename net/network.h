@@ -147,6 +147,88 @@ struct Endpoint {
 
 class NetworkHost;
 
+// A packet's bytes: the part of std::string a packet uses, with an inline append
+// (std::string's is a call into libstdc++, ~32 instructions for a 1-byte segment).
+// Up to kInlineBytes live in the object; a pooled packet keeps a grown buffer's
+// capacity for its next use, as a cleared std::string does.
+class PacketPayload {
+ public:
+  static constexpr size_t kInlineBytes = 15;  // What std::string keeps without allocating.
+
+  PacketPayload() = default;
+  PacketPayload(const PacketPayload& other) { append(other.data(), other.size()); }
+  PacketPayload(PacketPayload&& other) noexcept { TakeFrom(other); }
+  PacketPayload& operator=(const PacketPayload& other) {
+    if (this != &other) {
+      clear();
+      append(other.data(), other.size());
+    }
+    return *this;
+  }
+  PacketPayload& operator=(PacketPayload&& other) noexcept {
+    if (this != &other) {
+      heap_.reset();
+      TakeFrom(other);
+    }
+    return *this;
+  }
+  PacketPayload& operator=(absl::string_view bytes) {
+    clear();
+    append(bytes.data(), bytes.size());
+    return *this;
+  }
+
+  const char* data() const { return data_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  size_t capacity() const { return capacity_; }
+  void clear() { size_ = 0; }
+  void append(const char* bytes, size_t length) {
+    if (ABSL_PREDICT_FALSE(length > capacity_ - size_)) Grow(size_ + length);
+    if (length == 1) {
+      data_[size_] = *bytes;
+    } else if (length > 0) {
+      std::memcpy(data_ + size_, bytes, length);
+    }
+    size_ += length;
+  }
+
+ private:
+  // Room for at least `needed` bytes (twice the capacity when that is more), keeping
+  // the bytes held.
+  void Grow(size_t needed) {
+    size_t capacity = 2 * capacity_;
+    if (capacity < needed) capacity = needed;
+    std::unique_ptr<char[]> bigger(new char[capacity]);
+    if (size_ > 0) std::memcpy(bigger.get(), data_, size_);
+    heap_ = std::move(bigger);
+    data_ = heap_.get();
+    capacity_ = capacity;
+  }
+  // Takes `other`'s bytes (its buffer when on the heap); `other` is left empty, inline.
+  void TakeFrom(PacketPayload& other) {
+    size_ = other.size_;
+    if (other.heap_ != nullptr) {
+      heap_ = std::move(other.heap_);
+      data_ = heap_.get();
+      capacity_ = other.capacity_;
+    } else {
+      data_ = inline_;
+      capacity_ = kInlineBytes;
+      if (size_ > 0) std::memcpy(inline_, other.inline_, size_);
+    }
+    other.data_ = other.inline_;
+    other.capacity_ = kInlineBytes;
+    other.size_ = 0;
+  }
+
+  std::unique_ptr<char[]> heap_;
+  char* data_ = inline_;
+  size_t size_ = 0;
+  size_t capacity_ = kInlineBytes;
+  char inline_[kInlineBytes];
+};
+
 // One packet in flight. The socket layer fills it; the network only routes it by
 // destination address and asks the LinkModel for its fate.
 struct Packet {
@@ -173,7 +255,7 @@ struct Packet {
   uint64_t sequence = 0;
   uint64_t acknowledgment = 0;
   uint64_t window_bytes = 0;
-  std::string payload;
+  PacketPayload payload;
 
   // Filled by the network.
   uint32_t source_host = 0;  // NetworkHostId

@@ -78,6 +78,65 @@ std::pair<int, int> LoopbackPair(uint16_t port) {
 
 // ---- Deadlines ---------------------------------------------------------------------------
 
+std::string BytesOf(const PacketPayload& payload) {
+  return std::string(payload.data(), payload.size());
+}
+
+TEST(PacketPayload, AppendKeepsEveryByteAcrossTheInlineBufferAndEachGrowth) {
+  PacketPayload payload;
+  EXPECT_TRUE(payload.empty());
+  std::string expected;
+  for (int i = 0; i < 300; ++i) {
+    const std::string piece(static_cast<size_t>(i % 7), static_cast<char>('a' + i % 26));
+    payload.append(piece.data(), piece.size());
+    expected += piece;
+    ASSERT_EQ(BytesOf(payload), expected) << "after piece " << i;
+  }
+  payload.append("z", 1);
+  expected += "z";
+  EXPECT_EQ(BytesOf(payload), expected);
+}
+
+TEST(PacketPayload, ClearKeepsTheCapacityForTheNextUse) {
+  PacketPayload payload;
+  const std::string big(100, 'x');
+  payload.append(big.data(), big.size());
+  const size_t capacity = payload.capacity();
+  const char* buffer = payload.data();
+  payload.clear();
+  EXPECT_TRUE(payload.empty());
+  EXPECT_EQ(payload.capacity(), capacity);
+  payload.append("hello", 5);
+  EXPECT_EQ(payload.data(), buffer);
+  EXPECT_EQ(BytesOf(payload), "hello");
+}
+
+TEST(PacketPayload, CopiesAndMovesCarryTheBytesInlineAndOnTheHeap) {
+  for (const std::string& bytes : {std::string("short"), std::string(64, 'h')}) {
+    PacketPayload original;
+    original = bytes;
+    PacketPayload copy(original);
+    EXPECT_EQ(BytesOf(copy), bytes);
+    PacketPayload assigned;
+    assigned.append("old", 3);
+    assigned = original;
+    EXPECT_EQ(BytesOf(assigned), bytes);
+    assigned = assigned;  // Self-assignment keeps the bytes.
+    EXPECT_EQ(BytesOf(assigned), bytes);
+    PacketPayload moved(std::move(copy));
+    EXPECT_EQ(BytesOf(moved), bytes);
+    EXPECT_TRUE(copy.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty.
+    copy.append("again", 5);    // And usable.
+    EXPECT_EQ(BytesOf(copy), "again");
+    PacketPayload target;
+    target = std::string(40, 't');
+    target = std::move(moved);
+    EXPECT_EQ(BytesOf(target), bytes);
+    EXPECT_TRUE(moved.empty());  // NOLINT(bugprone-use-after-move)
+    EXPECT_EQ(BytesOf(original), bytes);
+  }
+}
+
 TEST(Deadlines, BlockedReadFailsWithEagainExactlyAtTheReadDeadline) {
   World w;
   absl::Time returned;

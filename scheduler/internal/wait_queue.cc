@@ -105,6 +105,10 @@ class OneWaiterGuard {
 
 // One queue, the common case (a socket read, a mutex): one waiter on this frame.
 WakeReason WaitQueue::Wait(const char* what, SourceLocation where, absl::Time deadline) {
+  return WaitNanos(what, where, TimeToEpochNanos(deadline));  // A pure conversion.
+}
+
+WakeReason WaitQueue::WaitNanos(const char* what, SourceLocation where, int64_t deadline_ns) {
   Scheduler& scheduler = SchedulerForBlocking(what);
   Task* const self = scheduler.current_;  // CurrentTaskOrDie, inline.
   if (ABSL_PREDICT_FALSE(self == nullptr)) scheduler.FailOutsideTask(what);
@@ -113,7 +117,7 @@ WakeReason WaitQueue::Wait(const char* what, SourceLocation where, absl::Time de
   waiter.scheduler = &scheduler;
   OneWaiterGuard guard(&waiter);
   Link(&waiter);
-  return scheduler.Block(what, where, scheduler.ToNanos(deadline));
+  return scheduler.Block(what, where, deadline_ns);
 }
 
 WakeReason WaitQueue::WaitAny(absl::Span<WaitQueue* const> queues, const char* what,
@@ -154,10 +158,16 @@ bool WaitQueue::WakeOne() {
 
 size_t WaitQueue::WakeAll() {
   if (watchers_ != 0) return WakeAllAndNotify();
+  // No watchers: every waiter is a task's. Remove(head_) without its general tests
+  // (the head has no predecessor), the queue consistent at every Wake.
   size_t woken = 0;
-  while (head_ != nullptr) {
-    Waiter* w = head_;
-    Remove(w);
+  while (Waiter* w = head_) {
+    DSIM_DCHECK(w->queue == this && w->prev == nullptr && w->task != nullptr);
+    head_ = w->next;
+    (head_ != nullptr ? head_->prev : tail_) = nullptr;
+    w->queue = nullptr;
+    w->next = nullptr;
+    --size_;
     if (w->scheduler->Wake(w->task, WakeReason::kWoken)) ++woken;
   }
   return woken;

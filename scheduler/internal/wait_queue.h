@@ -24,6 +24,7 @@
 
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "scheduler/internal/nanos.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/source_location.h"
 
@@ -55,8 +56,14 @@ class WaitQueue {
   // Blocks the calling task until it is woken through this queue or `deadline` passes.
   // `what` ("CondVar::Wait") and `where` appear in deadlock reports. A deadline at or
   // before Now() times out at once (after a scheduling point). Must be called from a task.
-  WakeReason Wait(const char* what, SourceLocation where,
-                  absl::Time deadline = absl::InfiniteFuture());
+  WakeReason Wait(const char* what, SourceLocation where, absl::Time deadline);
+  // No deadline: Wait(what, where, absl::InfiniteFuture()) without the conversion of
+  // the time to nanoseconds (every blocking read without a timeout comes here).
+  WakeReason Wait(const char* what, SourceLocation where) {
+    return WaitNanos(what, where, kNeverNanos);
+  }
+  // Wait with the deadline in nanoseconds since Scheduler::Epoch() (kNeverNanos: none).
+  WakeReason WaitNanos(const char* what, SourceLocation where, int64_t deadline_ns);
   // Blocks on several queues at once; a wake through any of them ends the wait.
   static WakeReason WaitAny(absl::Span<WaitQueue* const> queues, const char* what,
                             SourceLocation where, absl::Time deadline = absl::InfiniteFuture());

@@ -122,7 +122,7 @@ struct SocketState {
   // TCP receive side.
   ByteQueue rx;
   uint64_t rcv_nxt = 0;
-  std::map<uint64_t, std::string> out_of_order;
+  std::map<uint64_t, PacketPayload> out_of_order;
   size_t out_of_order_bytes = 0;
   bool fin_received = false;
   uint64_t pending_fin_sequence = UINT64_MAX;  // A FIN seen ahead of missing data.
