@@ -181,6 +181,12 @@ class PacketPayload {
   const char* data() const { return data_; }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  // The bytes as a view, so code written for the std::string this used to be (a link
+  // model matching on content: absl::StrContains(packet.payload, "PING"),
+  // std::string(packet.payload)) keeps working.
+  absl::string_view view() const { return absl::string_view(data_, size_); }
+  operator absl::string_view() const { return view(); }  // NOLINT: implicit on purpose.
+  explicit operator std::string() const { return std::string(data_, size_); }
   size_t capacity() const { return capacity_; }
   void clear() { size_ = 0; }
   void append(const char* bytes, size_t length) {

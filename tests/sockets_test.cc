@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "scheduler/scheduler.h"
 #include "net/network.h"
@@ -95,6 +96,16 @@ TEST(PacketPayload, AppendKeepsEveryByteAcrossTheInlineBufferAndEachGrowth) {
   payload.append("z", 1);
   expected += "z";
   EXPECT_EQ(BytesOf(payload), expected);
+}
+
+TEST(PacketPayload, ReadsAsAStringViewWhereAStdStringWasRead) {
+  PacketPayload payload;
+  payload = absl::string_view("PING 42");
+  EXPECT_TRUE(absl::StrContains(payload, "PING"));
+  EXPECT_EQ(std::string(payload), "PING 42");
+  EXPECT_EQ(payload.view().size(), 7u);
+  payload.append(" and a tail longer than the inline buffer", 41);
+  EXPECT_EQ(absl::string_view(payload), "PING 42 and a tail longer than the inline buffer");
 }
 
 TEST(PacketPayload, ClearKeepsTheCapacityForTheNextUse) {
