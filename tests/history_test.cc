@@ -169,8 +169,12 @@ TEST(Recorder, StampsVirtualTimesInTheOrderEventsHappen) {
   EXPECT_EQ(history.events()[0].key, Value("x"));
   // A write's ok repeats its value, as Jepsen's do.
   for (const Event& event : history.events()) {
-    if (event.type == EventType::kOk) EXPECT_EQ(event.value, Value(1));
-    if (event.type == EventType::kInfo) EXPECT_EQ(event.time_ns, 6'000'000);
+    if (event.type == EventType::kOk) {
+      EXPECT_EQ(event.value, Value(1));
+    }
+    if (event.type == EventType::kInfo) {
+      EXPECT_EQ(event.time_ns, 6'000'000);
+    }
   }
   EXPECT_TRUE(history.Operations().ok());
 }
