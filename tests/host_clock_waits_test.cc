@@ -467,7 +467,7 @@ TEST(HostClockSteps, AWakeBeforeTheMovedDeadlineDoesNotEndTheWait) {
     absl::Time returned;
     Host& h = sim.AddHost({.name = "h",
                            .start = [&] {
-                             TaskHandle c = Spawn("C", [&] {
+                             Spawn("C", [&] {
                                dsim::SleepFor(absl::Seconds(11));
                                mu.Lock();
                                flag = true;

@@ -50,7 +50,7 @@ void EpollServer(bool edge_triggered, ServerStats* stats, int* wake_fd_out) {
   const int tick = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
   itimerspec every{{0, 100000000}, {0, 100000000}};  // 100 ms.
   timerfd_settime(tick, 0, &every, nullptr);
-  const uint32_t et = edge_triggered ? EPOLLET : 0;
+  const uint32_t et = edge_triggered ? static_cast<uint32_t>(EPOLLET) : 0u;
   for (int fd : {listener, wake, tick}) {
     epoll_event event{};
     event.events = EPOLLIN | et;
@@ -283,7 +283,9 @@ TEST(PosixEpollClose, DescriptorClosedAtTheWaitsSchedulingPointGivesEbadf) {
     // (listed as an escape); closed while the call waits, it times out with 0.
     const bool forwarded = !dsim::posix::EscapedCalls(sim.scheduler()).empty();
     if (result == -1 && error == EBADF && !forwarded) ++ebadf_without_escape;
-    if (!forwarded) EXPECT_TRUE(result == 0 || (result == -1 && error == EBADF)) << seed;
+    if (!forwarded) {
+      EXPECT_TRUE(result == 0 || (result == -1 && error == EBADF)) << seed;
+    }
   }
   EXPECT_GT(ebadf_without_escape, 0);
 }

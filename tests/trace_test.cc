@@ -979,7 +979,9 @@ TEST(TraceTime, EveryEventReadsTheClockOfItsMomentAcrossBlocks) {
         // The listener heard every move; a ring starts part-way (moves only go forward).
         while (clock < log.clocks.size() && log.clocks[clock].second < e.time_ns) ++clock;
         ASSERT_LT(clock, log.clocks.size());
-        if (now >= 0) EXPECT_EQ(static_cast<int64_t>(e.number), now) << trace.Describe(e);
+        if (now >= 0) {
+          EXPECT_EQ(static_cast<int64_t>(e.number), now) << trace.Describe(e);
+        }
         EXPECT_EQ(static_cast<int64_t>(e.number), log.clocks[clock].first) << trace.Describe(e);
         EXPECT_EQ(e.time_ns, log.clocks[clock].second) << trace.Describe(e);
         ++clock;
