@@ -634,6 +634,7 @@ class HostStack final : public PacketReceiver {
   // short paths share it.
   inline void TcpAcceptInOrder(SocketState* socket, const char* data, size_t length,
                                uint8_t flags);
+  inline bool TcpConsumeAcked(SocketState* socket, uint64_t acked);
   void TcpOnFin(SocketState* socket);
   void TcpOnFinAcked(SocketState* socket);
   void TcpAfterRead(SocketState* socket);

@@ -644,6 +644,18 @@ void HostStack::Receive(Packet* packet) {
   network_->FreePacket(packet);
 }
 
+// The send queue's bytes below `acked` are acknowledged: dropped from the queue, with
+// snd_una (and snd_nxt, if a retransmission had rewound it below) moved up. True when
+// any were. TcpOnAck's and TcpOnSegment's short path's first step.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool HostStack::TcpConsumeAcked(SocketState* s,
+                                                                   uint64_t acked) {
+  if (acked <= s->snd_una) return false;
+  s->tx.Consume(acked - s->snd_una);
+  s->snd_una = acked;
+  if (s->snd_nxt < s->snd_una) s->snd_nxt = s->snd_una;
+  return true;
+}
+
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void HostStack::TcpAcceptInOrder(SocketState* s,
                                                                      const char* data,
                                                                      size_t length,
@@ -685,13 +697,7 @@ void HostStack::TcpOnSegment(Packet* packet) {
   // TcpOnAck (no FIN of ours is in flight: the state is ESTABLISHED).
   const uint64_t end = s->snd_una + s->tx.size();
   const uint64_t acked = std::min(packet->acknowledgment, end);
-  bool freed = false;
-  if (acked > s->snd_una) {
-    s->tx.Consume(acked - s->snd_una);
-    s->snd_una = acked;
-    if (s->snd_nxt < s->snd_una) s->snd_nxt = s->snd_una;
-    freed = true;
-  }
+  const bool freed = TcpConsumeAcked(s, acked);
   s->snd_window_edge = std::max(s->snd_window_edge, acked + packet->window_bytes);
   if (freed && TcpWritable(*s)) {
     ++s->edges;
@@ -853,13 +859,7 @@ void HostStack::TcpOnAck(SocketState* s, const Packet& packet) {
   if (!(packet.flags & Packet::kAck)) return;
   const uint64_t end = s->snd_una + s->tx.size();
   const uint64_t acked = std::min(packet.acknowledgment, end);
-  bool freed = false;
-  if (acked > s->snd_una) {
-    s->tx.Consume(acked - s->snd_una);
-    s->snd_una = acked;
-    if (s->snd_nxt < s->snd_una) s->snd_nxt = s->snd_una;
-    freed = true;
-  }
+  const bool freed = TcpConsumeAcked(s, acked);
   s->snd_window_edge = std::max(s->snd_window_edge, acked + packet.window_bytes);
   if (s->fin_sent && !s->fin_acked && packet.acknowledgment >= end + 1) {
     TcpOnFinAcked(s);
