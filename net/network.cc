@@ -479,7 +479,6 @@ void Network::Dispatch(NetworkHost& from, NetworkHost& to, Packet* packet,
   if (options_.fifo_links && !unordered) {
     if (from.last_delivery_.size() < to.id() + 1) {
       from.last_delivery_.resize(to.id() + 1, INT64_MIN);
-      from.last_delivery_slots_ = static_cast<uint32_t>(from.last_delivery_.size());
     }
     last = &from.last_delivery_[to.id()];
   }

@@ -538,7 +538,6 @@ class NetworkHost {
   // For NetworkOptions::fifo_links: last delivery time on the link to each host, by id,
   // in nanoseconds since Scheduler::Epoch() (INT64_MIN: none yet).
   std::vector<int64_t> last_delivery_;
-  uint32_t last_delivery_slots_ = 0;  // last_delivery_.size(), for SendTo's one compare.
   std::string name_;
   std::vector<IpAddress> addresses_;
   std::unique_ptr<PacketReceiver> stack_;
@@ -723,8 +722,7 @@ class Network {
   // or a lost ACK in flight (all but the link folded into short_path_mask_).
   bool OnShortPath(const NetworkHost& from, const NetworkHost& to) const {
     DSIM_DCHECK(short_path_mask_ == 0 || (connection_holes_.empty() && lost_acks_.empty()));
-    DSIM_DCHECK(from.last_delivery_slots_ == from.last_delivery_.size());
-    return (plain_->when & short_path_mask_) != 0 && from.last_delivery_slots_ > to.id();
+    return (plain_->when & short_path_mask_) != 0 && from.last_delivery_.size() > to.id();
   }
   inline void SendPlain(NetworkHost& from, NetworkHost& to, Packet* packet, int64_t now_ns);
   // SendTo and DeliverCall when someone watches: the short paths with the trace's raw
