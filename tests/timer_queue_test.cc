@@ -63,6 +63,19 @@ class TimerQueueModelTest : public ::testing::Test {
     return due;
   }
 
+  // FillBatch on both sides: the model's batch is its earliest due instant's timers
+  // (when its batch is empty), and the queue must report that many.
+  void FillBatchOnBoth(int64_t now_ns) {
+    if (model_.batch.empty()) {
+      for (TimerSlotId slot : EarliestDue(now_ns)) {
+        model_.batch.push_back(slot);
+        model_.batch_sequences.push_back(queue_.slot(slot).sequence);
+        model_.pending.erase(model_.pending.begin());
+      }
+    }
+    ASSERT_EQ(queue_.FillBatch(now_ns), model_.batch.size());
+  }
+
   void EraseFromModel(TimerSlotId slot) {
     for (auto it = model_.pending.begin(); it != model_.pending.end(); ++it) {
       if (it->second == slot) {
@@ -137,14 +150,7 @@ TEST_F(TimerQueueModelTest, EveryOperationMatchesAnOrderedSetOfDueAndSequence) {
           queue_.Release(taken);
         }
       } else if (op < 75) {
-        if (model_.batch.empty()) {
-          for (TimerSlotId slot : EarliestDue(now_ns)) {
-            model_.batch.push_back(slot);
-            model_.batch_sequences.push_back(queue_.slot(slot).sequence);
-            model_.pending.erase(model_.pending.begin());
-          }
-        }
-        ASSERT_EQ(queue_.FillBatch(now_ns), model_.batch.size());
+        ASSERT_NO_FATAL_FAILURE(FillBatchOnBoth(now_ns));
       } else if (op < 88 && !model_.batch.empty()) {
         const size_t index = rng.Below(model_.batch.size());
         const TimerSlotId expected = model_.batch[index];
@@ -264,14 +270,7 @@ TEST_F(TimerQueueModelTest, TheFrontEntryKeepsTheOrderOfAnOrderedSet) {
   }
   // Drain in order.
   while (!queue_.empty()) {
-    if (model_.batch.empty()) {
-      for (TimerSlotId slot : EarliestDue(INT64_MAX)) {
-        model_.batch.push_back(slot);
-        model_.batch_sequences.push_back(queue_.slot(slot).sequence);
-        model_.pending.erase(model_.pending.begin());
-      }
-    }
-    ASSERT_EQ(queue_.FillBatch(INT64_MAX), model_.batch.size());
+    ASSERT_NO_FATAL_FAILURE(FillBatchOnBoth(INT64_MAX));
     ASSERT_NO_FATAL_FAILURE(Check());
     const TimerSlotId taken = queue_.TakeFromBatch(0);
     ASSERT_EQ(taken, model_.batch[0]);
