@@ -182,18 +182,24 @@ TEST(Latency, JitterSpreadsSymmetricallyWithinItsBound) {
             *std::max_element(samples.begin(), samples.end()));
 }
 
-TEST(Latency, PacketsBetweenHostsFollowTheModel) {
-  World w(WithLink({.latency = LatencyModel::Uniform(Ms(2), Ms(4))}));
-  std::vector<absl::Duration> delays;
-  w.server.Spawn("receiver", [&] {
+// A task on the server that receives datagrams on port 9000, each holding its send time
+// (RFC 3339), for `listen` and records every datagram's delay in `delays`.
+void SpawnDelayReceiver(World& w, absl::Duration listen, std::vector<absl::Duration>* delays) {
+  w.server.Spawn("receiver", [listen, delays] {
     const int fd = UdpBound("0.0.0.0", 9000);
-    SetReadDeadline(fd, dsim::Now() + absl::Seconds(1));
+    SetReadDeadline(fd, dsim::Now() + listen);
     while (auto m = UdpReceive(fd)) {
       absl::Time sent;
       ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, *m, &sent, nullptr));
-      delays.push_back(dsim::Now() - sent);
+      delays->push_back(dsim::Now() - sent);
     }
   });
+}
+
+TEST(Latency, PacketsBetweenHostsFollowTheModel) {
+  World w(WithLink({.latency = LatencyModel::Uniform(Ms(2), Ms(4))}));
+  std::vector<absl::Duration> delays;
+  SpawnDelayReceiver(w, absl::Seconds(1), &delays);
   w.client.Spawn("sender", [&] {
     const int fd = UdpBound("0.0.0.0", 0);
     for (int i = 0; i < 200; ++i) {
@@ -738,15 +744,7 @@ TEST(Buggify, DelaysFollowSetBuggifyDuringARun) {
   options.faults.buggify_delay_factor = 10;
   World w(options, /*fault_annotations_only=*/true);
   std::vector<absl::Duration> delays;
-  w.server.Spawn("receiver", [&] {
-    const int fd = UdpBound("0.0.0.0", 9000);
-    SetReadDeadline(fd, dsim::Now() + absl::Seconds(5));
-    while (auto m = UdpReceive(fd)) {
-      absl::Time sent;
-      ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, *m, &sent, nullptr));
-      delays.push_back(dsim::Now() - sent);
-    }
-  });
+  SpawnDelayReceiver(w, absl::Seconds(5), &delays);
   w.client.Spawn("sender", [&] {
     const int fd = UdpBound("0.0.0.0", 0);
     auto send = [&] {
